@@ -1,0 +1,1 @@
+//! Latency benchmarks (work in progress: see issue 3).

@@ -1,0 +1,1 @@
+//! The permit chain in memory (work in progress).

@@ -1,0 +1,1 @@
+//! Binance USD-M futures simulator (work in progress: see issue 4).
