@@ -1,0 +1,61 @@
+//! The ring segment header: five 128-byte lines in front of the slots.
+//!
+//! ```text
+//! line 0  Meta      magic, format version, slot size, layout hash, owner pid, created,
+//!                   capacity, stride, header size   (written once by the creator)
+//! line 1  producer  pid, state, heartbeat, attaches, full events, backoffs
+//! line 2  consumer  pid, state, heartbeat, attaches, invalid records, backoffs
+//! line 3  tail      the producer's cursor
+//! line 4  head      the consumer's cursor
+//! ```
+//!
+//! Each line is written by one side only, so the sides never false-share; the cursors
+//! are alone on their lines because they are the only fields written per record.
+
+use crate::liveness::SideState;
+use crate::sync::{AtomicU32, AtomicU64, Padded};
+
+/// Written once by the creator; `magic` is stored last (Release) and read first (Acquire),
+/// so a reader that sees the magic sees every other field. The first six fields are the
+/// common preamble of `crate::shm` and never move.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct Meta {
+    pub(crate) magic: AtomicU64,
+    pub(crate) format_version: AtomicU32,
+    /// Payload bytes per slot: 64 or 128.
+    pub(crate) slot_size: AtomicU32,
+    pub(crate) layout_hash: AtomicU64,
+    pub(crate) owner_pid: AtomicU64,
+    pub(crate) created_ms: AtomicU64,
+    /// Slots, a power of two.
+    pub(crate) capacity: AtomicU64,
+    /// Bytes from one slot to the next.
+    pub(crate) stride: AtomicU64,
+    /// Bytes before the first slot (`size_of::<RingHeader>()`).
+    pub(crate) header_size: AtomicU64,
+}
+
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct RingHeader {
+    pub(crate) meta: Padded<Meta>,
+    pub(crate) producer: Padded<SideState>,
+    pub(crate) consumer: Padded<SideState>,
+    /// Producer cursor: records ever published. Invariant: `head <= tail <= head + capacity`.
+    pub(crate) tail: Padded<AtomicU64>,
+    /// Consumer cursor: records ever consumed.
+    pub(crate) head: Padded<AtomicU64>,
+}
+
+/// Bytes of a slot's commit marker (its sequence number) in front of the payload.
+pub(crate) const SEQ_BYTES: usize = 8;
+
+/// Bytes per slot for a payload size: marker plus payload, rounded up to a power of two so
+/// slots never straddle a 128-byte line pair (64 → 128, 128 → 256).
+pub(crate) fn stride_for(slot_size: usize) -> usize {
+    (slot_size + SEQ_BYTES).next_power_of_two()
+}
+
+/// Largest capacity accepted (keeps a corrupt header from asking for a huge mapping size).
+pub(crate) const MAX_CAPACITY: u64 = 1 << 24;

@@ -1,0 +1,469 @@
+//! The record table: one line per field, `name @ offset: Type = check`.
+//!
+//! Byte 0 is always the tag; byte 1 holds a one-byte field or is reserved; bytes 2..4 hold the
+//! symbol id where the record has one. Every byte not named here is reserved and must be zero.
+//! `check` names the value check from [`super::field::check`] that decoding applies.
+
+use super::field::{check, sample, splitmix, wire_enum, WireField};
+use super::layout::{fnv1a, fnv1a_u64, FNV_OFFSET};
+use super::{DecodeError, Invalid, Limits, Record, FORMAT_VERSION, RECORD_SIZE};
+
+wire_enum! {
+    /// What the planner decided for a plan.
+    Decision {
+        /// Act on the plan.
+        Execute = 1,
+        /// Keep the position.
+        Hold = 2,
+        /// Reduce the position.
+        Reduce = 3,
+        /// Ignore the plan.
+        Skip = 4,
+    }
+}
+
+wire_enum! {
+    /// How much of a position a plan closes.
+    Action {
+        /// Close a quarter.
+        Partial25 = 1,
+        /// Close half.
+        Partial50 = 2,
+        /// Close three quarters.
+        Partial75 = 3,
+        /// Close everything.
+        FullClose = 4,
+        /// No close (e.g. opening plans).
+        None = 5,
+    }
+}
+
+wire_enum! {
+    /// Order side.
+    Side {
+        /// Buy.
+        Buy = 1,
+        /// Sell.
+        Sell = 2,
+    }
+}
+
+wire_enum! {
+    /// Order type.
+    OrderType {
+        /// Market order.
+        Market = 1,
+    }
+}
+
+/// Marks fields as covered, asserting (at compile time, where it is called) that every field
+/// fits in the record, is naturally aligned and overlaps nothing.
+const fn covered(fields: &[(usize, usize, usize)]) -> [bool; RECORD_SIZE] {
+    let mut m = [false; RECORD_SIZE];
+    m[0] = true; // the tag
+    let mut i = 0;
+    while i < fields.len() {
+        let (off, size, align) = fields[i];
+        assert!(off % align == 0, "misaligned wire field");
+        let mut j = 0;
+        while j < size {
+            assert!(
+                off + j < RECORD_SIZE,
+                "wire field past the end of the record"
+            );
+            assert!(!m[off + j], "wire fields overlap");
+            m[off + j] = true;
+            j += 1;
+        }
+        i += 1;
+    }
+    m
+}
+
+fn check_reserved(
+    kind: Kind,
+    b: &Record,
+    covered: &[bool; RECORD_SIZE],
+) -> Result<(), DecodeError> {
+    for (offset, (&value, &used)) in b.iter().zip(covered.iter()).enumerate() {
+        if !used && value != 0 {
+            return Err(DecodeError::Reserved {
+                kind,
+                offset,
+                value,
+            });
+        }
+    }
+    Ok(())
+}
+
+macro_rules! records {
+    ($(
+        $(#[$meta:meta])*
+        $name:ident = $tag:literal {
+            $( $(#[$fmeta:meta])* $field:ident @ $off:literal : $ty:ty = $check:ident ),* $(,)?
+        }
+    )*) => {
+        $(
+            $(#[$meta])*
+            #[repr(C)]
+            #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+            pub struct $name {
+                $( $(#[$fmeta])* pub $field: $ty, )*
+            }
+
+            impl $name {
+                /// This record's tag byte.
+                pub const TAG: u8 = $tag;
+                const COVERED: [bool; RECORD_SIZE] = covered(&[
+                    $( ($off, <$ty as WireField>::SIZE, <$ty as WireField>::ALIGN) ),*
+                ]);
+                const LAYOUT: &'static str = concat!(
+                    stringify!($name), "=", $tag, "{",
+                    $( stringify!($field), ":", stringify!($ty), "@", $off, ";", )*
+                    "}"
+                );
+
+                /// Encodes into a wire record; every reserved byte is zero.
+                pub fn encode(&self) -> Record {
+                    let mut b = [0u8; RECORD_SIZE];
+                    b[0] = $tag;
+                    $( WireField::put(&self.$field, &mut b, $off); )*
+                    b
+                }
+
+                /// Decodes and validates a record of this kind.
+                pub fn decode(b: &Record, limits: &Limits) -> Result<Self, DecodeError> {
+                    if b[0] != $tag {
+                        return Err(DecodeError::WrongTag { expected: Kind::$name, found: b[0] });
+                    }
+                    Self::decode_body(b, limits)
+                }
+
+                fn decode_body(b: &Record, limits: &Limits) -> Result<Self, DecodeError> {
+                    // Force the compile-time layout assertions even if nothing else reads them.
+                    const _: [bool; RECORD_SIZE] = $name::COVERED;
+                    check_reserved(Kind::$name, b, &Self::COVERED)?;
+                    $(
+                        let $field = <$ty as WireField>::get(b, $off)
+                            .and_then(|v| check::$check(&v, limits).map(|()| v))
+                            .map_err(|problem| DecodeError::Field {
+                                kind: Kind::$name,
+                                field: stringify!($field),
+                                offset: $off,
+                                problem,
+                            })?;
+                    )*
+                    Ok(Self { $($field),* })
+                }
+
+                #[allow(unused_assignments, unused_mut, unused_variables)]
+                fn sample(seed: u64, limits: &Limits) -> Self {
+                    let mut x = seed;
+                    $(
+                        x = splitmix(x);
+                        let $field: $ty = sample::$check(x, limits);
+                    )*
+                    Self { $($field),* }
+                }
+            }
+
+            impl From<$name> for Message {
+                fn from(m: $name) -> Message {
+                    Message::$name(m)
+                }
+            }
+        )*
+
+        /// The kind of a record, i.e. its tag.
+        #[repr(u8)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Kind {
+            $( #[doc = concat!("[`", stringify!($name), "`]")] $name = $tag, )*
+        }
+
+        impl Kind {
+            /// Every kind, in tag order.
+            pub const ALL: &'static [Kind] = &[$(Kind::$name),*];
+
+            /// The kind with this tag byte.
+            pub fn from_tag(tag: u8) -> Option<Kind> {
+                match tag {
+                    $( $tag => Some(Kind::$name), )*
+                    _ => None,
+                }
+            }
+
+            /// The tag byte.
+            pub fn tag(self) -> u8 {
+                self as u8
+            }
+        }
+
+        /// Any decoded record.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Message {
+            $( #[doc = concat!("A [`", stringify!($name), "`] record.")] $name($name), )*
+        }
+
+        impl Message {
+            /// Decodes and validates any record. Never panics; an invalid record is an error.
+            pub fn decode(b: &Record, limits: &Limits) -> Result<Message, DecodeError> {
+                match b[0] {
+                    $( $tag => $name::decode_body(b, limits).map(Message::$name), )*
+                    tag => Err(DecodeError::UnknownTag { tag }),
+                }
+            }
+
+            /// Encodes into a wire record.
+            pub fn encode(&self) -> Record {
+                match self {
+                    $( Message::$name(m) => m.encode(), )*
+                }
+            }
+
+            /// This record's kind.
+            pub fn kind(&self) -> Kind {
+                match self {
+                    $( Message::$name(_) => Kind::$name, )*
+                }
+            }
+
+            /// A deterministic valid record of `kind` derived from `seed`: for tests, fuzz seeds
+            /// and benchmarks. Every value passes [`Message::decode`] under `limits`.
+            pub fn sample(kind: Kind, seed: u64, limits: &Limits) -> Message {
+                match kind {
+                    $( Kind::$name => Message::$name($name::sample(seed, limits)), )*
+                }
+            }
+        }
+
+        /// FNV-1a over the format version and every record's name, tag, field names, types and
+        /// offsets: any layout change changes it.
+        pub const LAYOUT_HASH: u64 = {
+            let mut h = fnv1a(FNV_OFFSET, "quantum-ipc wire format v");
+            h = fnv1a_u64(h, FORMAT_VERSION as u64);
+            h = fnv1a_u64(h, RECORD_SIZE as u64);
+            $( h = fnv1a(h, $name::LAYOUT); )*
+            h
+        };
+
+        /// The description [`LAYOUT_HASH`] is computed from, one record per line.
+        pub fn layout_description() -> String {
+            let mut s = format!("format v{FORMAT_VERSION}, {RECORD_SIZE}-byte records\n");
+            $( s.push_str($name::LAYOUT); s.push('\n'); )*
+            s
+        }
+    };
+}
+
+records! {
+    /// A plan from the planner (legacy `apply.plan`).
+    Plan = 1 {
+        /// What to do.
+        decision @ 1: Decision = any,
+        /// Symbol id (`< Limits::symbols`).
+        symbol @ 2: u16 = symbol,
+        /// How much to close.
+        action @ 4: Action = any,
+        /// Bit 0: reduce-only ([`super::PLAN_FLAG_REDUCE_ONLY`]); other bits must be zero.
+        flags @ 5: u8 = plan_flags,
+        /// Plan id, unique per planner.
+        plan_id @ 8: u64 = any,
+        /// Planner kill score (raw fixed point, opaque to the core).
+        kill_score @ 16: i64 = any,
+        /// When the planner created the plan (ms since the Unix epoch).
+        created_at_ms @ 24: u64 = any,
+        /// Quantity for opening plans, `0 ..= MAX_QTY`; 0 = none.
+        qty @ 32: i64 = qty,
+    }
+
+    /// A governor permit.
+    GovPermit = 2 {
+        /// Whether the plan may go ahead.
+        allow @ 1: bool = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Reason code.
+        reason @ 4: u16 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Validity after `issued_at_ms`.
+        ttl_ms @ 16: u32 = any,
+        /// Issue time (ms since the Unix epoch).
+        issued_at_ms @ 24: u64 = any,
+    }
+
+    /// A P3.3 position-check permit.
+    P33Permit = 3 {
+        /// Whether the plan may go ahead.
+        allow @ 1: bool = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Reason code.
+        reason @ 4: u16 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Quantity that is safe to close, `0 ..= MAX_QTY`.
+        safe_qty @ 16: i64 = qty,
+        /// Position on the exchange (signed).
+        exchange_amt @ 24: i64 = amount,
+        /// Position in the ledger (signed).
+        ledger_amt @ 32: i64 = amount,
+        /// Allowed difference between the two.
+        tolerance @ 40: i64 = qty,
+        /// Issue time (ms since the Unix epoch).
+        issued_at_ms @ 48: u64 = any,
+    }
+
+    /// A position as the exchange reports it.
+    PositionSnapshot = 4 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Signed position amount.
+        amount @ 8: i64 = amount,
+        /// Mark price, `> 0`.
+        mark_price @ 16: i64 = price,
+        /// Exchange time (ms since the Unix epoch).
+        exchange_time_ms @ 24: u64 = any,
+    }
+
+    /// An execution.
+    Fill = 5 {
+        /// Side of the order.
+        side @ 1: Side = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Filled quantity, `1 ..= MAX_QTY`.
+        qty @ 16: i64 = qty_pos,
+        /// Fill price, `> 0`.
+        price @ 24: i64 = price,
+        /// Exchange order id.
+        order_id @ 32: u64 = any,
+        /// Fill time (ms since the Unix epoch).
+        time_ms @ 40: u64 = any,
+    }
+
+    /// An order the exchange refused.
+    Reject = 6 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// The exchange's error code.
+        exchange_code @ 4: i32 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Our reason code.
+        reason @ 16: u16 = any,
+    }
+
+    /// An order the core asks an adapter to send.
+    OrderIntent = 7 {
+        /// Side.
+        side @ 1: Side = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Reduce-only order.
+        reduce_only @ 4: bool = any,
+        /// Order type.
+        order_type @ 5: OrderType = any,
+        /// Plan id (also the client order id's base).
+        plan_id @ 8: u64 = any,
+        /// Quantity, `1 ..= MAX_QTY`.
+        qty @ 16: i64 = qty_pos,
+        /// When the plan entered the core (ns, monotonic clock).
+        t_in_ns @ 24: u64 = any,
+        /// When the intent left the core (ns, monotonic clock).
+        t_out_ns @ 32: u64 = any,
+    }
+
+    /// The outcome of a plan.
+    PlanResult = 8 {
+        /// The plan's decision.
+        decision @ 1: Decision = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Whether an order was sent.
+        executed @ 4: bool = any,
+        /// Error code, 0 = none.
+        error @ 6: u16 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Error detail code.
+        detail @ 16: u16 = any,
+        /// Time the plan waited for permits (µs).
+        wait_us @ 20: u32 = any,
+        /// Quantity judged safe, `0 ..= MAX_QTY`.
+        safe_qty @ 24: i64 = qty,
+        /// Exchange order id, 0 = none.
+        order_id @ 32: u64 = any,
+    }
+
+    /// Sets the ledger position of a symbol.
+    LedgerSet = 9 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Signed amount.
+        amount @ 8: i64 = amount,
+    }
+
+    /// An operator command.
+    Control = 10 {
+        /// Symbol id, or [`super::ALL_SYMBOLS`].
+        symbol @ 2: u16 = symbol_or_all,
+        /// Command code.
+        command @ 4: u16 = any,
+        /// Command argument.
+        arg @ 8: i64 = any,
+    }
+
+    /// Exchange filters of a symbol (all `0 ..= MAX_QTY`).
+    SymbolFilters = 11 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// LOT_SIZE minimum quantity.
+        min_qty @ 8: i64 = qty,
+        /// LOT_SIZE maximum quantity.
+        max_qty @ 16: i64 = qty,
+        /// LOT_SIZE step.
+        step @ 24: i64 = qty,
+        /// MARKET_LOT_SIZE minimum quantity.
+        market_min_qty @ 32: i64 = qty,
+        /// MARKET_LOT_SIZE maximum quantity.
+        market_max_qty @ 40: i64 = qty,
+        /// MARKET_LOT_SIZE step.
+        market_step @ 48: i64 = qty,
+        /// MIN_NOTIONAL (price × quantity, 1e-8 units).
+        min_notional @ 56: i64 = qty,
+    }
+
+    /// A test and benchmark record: a sequence number, a timestamp and five free words.
+    Raw = 12 {
+        /// Sequence number.
+        seq @ 8: u64 = any,
+        /// A timestamp or anything else.
+        stamp @ 16: u64 = any,
+        /// Payload (tests fill it from `seq` to detect torn records).
+        words @ 24: [u64; 5] = any,
+    }
+}
+
+impl Raw {
+    /// A record whose every word is derived from `seq`, so a torn copy cannot pass
+    /// [`Raw::is_consistent`].
+    pub fn for_seq(seq: u64, stamp: u64) -> Raw {
+        let mut words = [0u64; 5];
+        let mut x = seq;
+        for w in &mut words {
+            x = splitmix(x);
+            *w = x;
+        }
+        Raw { seq, stamp, words }
+    }
+
+    /// Whether the words are the ones [`Raw::for_seq`] derives from `seq`.
+    pub fn is_consistent(&self) -> bool {
+        Raw::for_seq(self.seq, self.stamp).words == self.words
+    }
+}

@@ -1,0 +1,253 @@
+//! Rings in one process: heap and shared memory, threads, full/empty, claims, headers,
+//! permissions, counters and segment listing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{instance, n, Cleanup};
+use quantum_ipc::wire::{Raw, RECORD_SIZE};
+use quantum_ipc::{
+    CountersReader, CountersWriter, Error, Full, Limits, Message, PeerStatus, Ring, RingSpec,
+};
+
+fn stream(ring: &Ring, count: u64) {
+    let mut producer = ring.producer::<RECORD_SIZE>().unwrap();
+    let mut consumer = ring.consumer::<RECORD_SIZE>().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut batch = Vec::new();
+        let mut seq = 0;
+        while seq < count {
+            if seq % 3 == 0 {
+                batch.clear();
+                for s in seq..(seq + 5).min(count) {
+                    batch.push(Raw::for_seq(s, 0).encode());
+                }
+                seq += producer.push_batch(&batch) as u64;
+            } else {
+                producer
+                    .push(&Raw::for_seq(seq, 0).encode(), Duration::from_secs(10))
+                    .unwrap();
+                seq += 1;
+            }
+        }
+    });
+    let limits = Limits::default();
+    let mut next = 0;
+    let mut buf = [[0u8; RECORD_SIZE]; 7];
+    while next < count {
+        let k = consumer.pop_batch(&mut buf);
+        for r in &buf[..k] {
+            let Message::Raw(raw) = Message::decode(r, &limits).unwrap() else {
+                panic!("not a Raw record")
+            };
+            assert_eq!(raw.seq, next);
+            assert!(raw.is_consistent());
+            next += 1;
+        }
+        if k == 0 {
+            std::thread::yield_now();
+        }
+    }
+    t.join().unwrap();
+    assert!(consumer.try_pop().is_none());
+    assert_eq!(ring.stats().pushed, count);
+    assert_eq!(ring.stats().popped, count);
+}
+
+#[test]
+fn heap_ring_streams_in_order_between_threads() {
+    stream(&Ring::heap(16, 64).unwrap(), n(100_000));
+}
+
+#[test]
+fn shm_ring_streams_in_order_between_threads() {
+    let inst = instance("threads");
+    let _c = Cleanup(inst.clone());
+    let ring = Ring::create(&RingSpec::new(&inst, "plans", 64)).unwrap();
+    stream(&ring, n(100_000));
+}
+
+#[test]
+fn full_ring_refuses_and_counts() {
+    let ring = Ring::heap(4, 64).unwrap();
+    let mut p = ring.producer::<64>().unwrap();
+    let mut c = ring.consumer::<64>().unwrap();
+    for i in 0..4 {
+        p.try_push(&Raw::for_seq(i, 0).encode()).unwrap();
+    }
+    assert_eq!(p.try_push(&Raw::for_seq(4, 0).encode()), Err(Full));
+    assert_eq!(
+        p.push(&Raw::for_seq(4, 0).encode(), Duration::from_millis(5)),
+        Err(Full)
+    );
+    let s = ring.stats();
+    assert_eq!((s.depth, s.full_events), (4, 2));
+    assert!(s.producer_backoffs > 0);
+    assert_eq!(p.push_batch(&[Raw::for_seq(4, 0).encode()]), 0);
+    assert!(c.try_pop().is_some());
+    assert_eq!(p.push_batch(&[[0; 64], [0; 64]]), 1);
+    assert_eq!(ring.len(), 4);
+    assert_eq!(c.pop(Duration::from_millis(1)).map(|r| r[8]), Some(1));
+}
+
+#[test]
+fn roles_are_claimed_once_and_released_on_drop() {
+    let ring = Ring::heap(4, 64).unwrap();
+    assert_eq!(ring.producer_status(1000), PeerStatus::NeverAttached);
+    let p = ring.producer::<64>().unwrap();
+    assert!(matches!(ring.producer::<64>(), Err(Error::Claimed { .. })));
+    assert!(ring.producer_status(1000).is_alive());
+    drop(p);
+    assert!(matches!(
+        ring.producer_status(1000),
+        PeerStatus::Detached { .. }
+    ));
+    let _p = ring.producer::<64>().unwrap();
+    assert!(matches!(
+        ring.consumer::<128>(),
+        Err(Error::Mismatch { .. })
+    ));
+}
+
+#[test]
+fn invalid_records_are_counted_and_skipped() {
+    let ring = Ring::heap(4, 64).unwrap();
+    let mut p = ring.producer::<64>().unwrap();
+    let mut c = ring.consumer::<64>().unwrap();
+    p.try_push(&[0xAB; 64]).unwrap();
+    p.try_push_message(&Message::Raw(Raw::for_seq(1, 0)))
+        .unwrap();
+    let limits = Limits::default();
+    assert!(c.try_pop_message(&limits).unwrap().is_err());
+    assert!(c.try_pop_message(&limits).unwrap().is_ok());
+    assert!(c.try_pop_message(&limits).is_none());
+    assert_eq!(ring.stats().invalid, 1);
+}
+
+#[test]
+fn open_checks_the_spec_and_the_header() {
+    let inst = instance("hdr");
+    let _c = Cleanup(inst.clone());
+    let spec = RingSpec::new(&inst, "results", 8);
+    assert!(matches!(Ring::open(&spec), Err(Error::NotFound { .. })));
+    let _owner = Ring::create(&spec).unwrap();
+    assert!(matches!(
+        Ring::create(&spec),
+        Err(Error::AlreadyExists { .. })
+    ));
+    let any_capacity = RingSpec {
+        capacity: 0,
+        ..spec.clone()
+    };
+    assert_eq!(Ring::open(&any_capacity).unwrap().capacity(), 8);
+    let wrong = RingSpec {
+        capacity: 16,
+        ..spec.clone()
+    };
+    assert!(matches!(Ring::open(&wrong), Err(Error::Mismatch { .. })));
+    assert!(matches!(
+        Ring::create(&RingSpec::new(&inst, "bad.name", 8)),
+        Err(Error::InvalidName { .. })
+    ));
+    assert!(matches!(
+        Ring::create(&RingSpec::new(&inst, "odd", 6)),
+        Err(Error::InvalidSpec { .. })
+    ));
+
+    // Corrupt the capacity in the segment file: an error, not a panic.
+    let path = quantum_ipc::shm::path_of(&spec.os_id().unwrap());
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[40..48].copy_from_slice(&(1u64 << 40).to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+    let e = Ring::open(&any_capacity).unwrap_err();
+    assert!(matches!(e, Error::Corrupt { .. }), "{e}");
+    bytes[0] = b'X';
+    std::fs::write(&path, &bytes).unwrap();
+    assert!(matches!(
+        Ring::open(&any_capacity),
+        Err(Error::BadMagic { .. })
+    ));
+}
+
+#[test]
+fn segments_are_created_with_mode_0600() {
+    use std::os::unix::fs::PermissionsExt;
+    let inst = instance("mode");
+    let _c = Cleanup(inst.clone());
+    // SAFETY: umask only changes the calling process's file-creation mask.
+    let old = unsafe { libc::umask(0) };
+    let ring = Ring::create(&RingSpec::new(&inst, "plans", 8));
+    let counters = CountersWriter::create(&inst, 4);
+    // SAFETY: as above.
+    unsafe { libc::umask(old) };
+    let (ring, counters) = (ring.unwrap(), counters.unwrap());
+    for id in [ring.os_id(), counters.os_id()] {
+        let mode = std::fs::metadata(quantum_ipc::shm::path_of(id))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{id}");
+    }
+}
+
+#[test]
+fn counters_and_symbols_are_readable_by_another_handle() {
+    let inst = instance("ctr");
+    let _c = Cleanup(inst.clone());
+    let w = CountersWriter::create(&inst, 3).unwrap();
+    let plans = w.register("plans.accepted").unwrap();
+    let depth = w.register("ring.plans.depth").unwrap();
+    w.add(plans, 5);
+    w.add(plans, 2);
+    w.set(depth, 9);
+    w.set_symbol(0, "BTCUSDT").unwrap();
+    w.set_symbol(7, "1000PEPEUSDT").unwrap();
+    w.set_symbol(7, "ETHUSDT").unwrap();
+    assert!(matches!(
+        w.register(&"x".repeat(49)),
+        Err(Error::TooLong { .. })
+    ));
+    w.register("third").unwrap();
+    assert!(matches!(
+        w.register("fourth"),
+        Err(Error::CountersFull { .. })
+    ));
+
+    let r = CountersReader::open(&inst).unwrap();
+    assert_eq!(
+        r.counters(),
+        vec![
+            ("plans.accepted".to_owned(), 7),
+            ("ring.plans.depth".to_owned(), 9),
+            ("third".to_owned(), 0)
+        ]
+    );
+    assert_eq!(r.get("plans.accepted"), Some(7));
+    assert_eq!(
+        r.symbols(),
+        vec![(0, "BTCUSDT".to_owned()), (7, "ETHUSDT".to_owned())]
+    );
+    assert_eq!(r.symbol_id("ETHUSDT"), Some(7));
+    assert_eq!(r.owner_pid(), u64::from(std::process::id()));
+    assert!(r.owner_alive());
+    assert!(r.start_time_ms() > 0);
+}
+
+#[test]
+fn segments_are_listed_with_their_owner() {
+    let inst = instance("list");
+    let _c = Cleanup(inst.clone());
+    let _r = Ring::create(&RingSpec::new(&inst, "plans", 8)).unwrap();
+    let _w = CountersWriter::create(&inst, 2).unwrap();
+    let segs = quantum_ipc::list_segments(Some(&inst)).unwrap();
+    let names: Vec<_> = segs.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["counters", "plans"]);
+    assert!(segs
+        .iter()
+        .all(|s| s.owner_alive && s.owner_pid == u64::from(std::process::id())));
+    // Owners alive: nothing is stale.
+    assert!(quantum_ipc::remove_stale_segments(Some(&inst))
+        .unwrap()
+        .is_empty());
+}
