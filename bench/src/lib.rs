@@ -1,1 +1,13 @@
-//! Latency benchmarks (work in progress: see issue 3).
+//! Latency benchmarks of the quantum IPC: every sample recorded in an HdrHistogram, every
+//! claim a ratio to a baseline measured in the same run.
+//!
+//! - [`ring`]: round trips over a cache line (the physical floor), a crossbeam `ArrayQueue`,
+//!   our shared-memory ring between two threads and between two processes
+//!   (`quantum bench ring`).
+//! - [`report`]: the table, `summary.json` and the standard `.hgrm` percentile files.
+//!
+//! Benchmarks measure; nothing here asserts a speed.
+#![deny(unsafe_code)]
+
+pub mod report;
+pub mod ring;

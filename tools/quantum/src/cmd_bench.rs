@@ -1,0 +1,22 @@
+//! `quantum bench ...`: latency benchmarks (see the `quantum-bench` crate).
+//!
+//! `main.rs` declares `mod cmd_bench;` and calls [`run`] for the `bench` subcommand.
+
+/// Benchmarks.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchCmd {
+    /// Round trips: cache line (floor), crossbeam ArrayQueue, shm ring between threads and
+    /// between processes. Prints a percentile table; writes summary.json and .hgrm files.
+    Ring(quantum_bench::ring::RingArgs),
+    /// The echo process of `bench ring` (started by it, not by hand).
+    #[command(hide = true)]
+    RingPeer(quantum_bench::ring::PeerArgs),
+}
+
+/// Runs a benchmark subcommand.
+pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
+    match cmd {
+        BenchCmd::Ring(args) => quantum_bench::ring::run(&args).map(|_| ()),
+        BenchCmd::RingPeer(args) => quantum_bench::ring::run_peer(&args),
+    }
+}
