@@ -24,7 +24,7 @@ pub struct ApiKey {
 }
 
 /// Fault injection, changeable at run time through `POST /sim/faults`.
-#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Faults {
     /// Added before every REST request and WebSocket API message is handled.
@@ -33,7 +33,8 @@ pub struct Faults {
     pub error_rate: f64,
     /// Fraction of order placements whose connection is closed without any answer.
     pub drop_rate: f64,
-    /// With `drop_rate`: close the connection after the order was placed (else before).
+    /// With `drop_rate`: close the connection after the order was placed (else before;
+    /// default after, the ambiguous case).
     pub drop_after_place: bool,
     /// Fraction of order placements answered HTTP 503 "Unknown error" after placing the order.
     pub ambiguous_503_rate: f64,
@@ -41,6 +42,20 @@ pub struct Faults {
     pub force_429: bool,
     /// Answer every `/fapi` request with 418 / -1003.
     pub force_418: bool,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            error_rate: 0.0,
+            drop_rate: 0.0,
+            drop_after_place: true,
+            ambiguous_503_rate: 0.0,
+            force_429: false,
+            force_418: false,
+        }
+    }
 }
 
 /// Rate limits. Binance's published values are the defaults.
@@ -226,6 +241,9 @@ mod tests {
         SimConfig::default().validate().unwrap();
         let mut c = SimConfig::ephemeral();
         c.positions.push(("XYZUSDT".into(), Dec::from_int(1)));
-        assert!(c.validate().unwrap_err().contains("unknown symbol 'XYZUSDT'"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .contains("unknown symbol 'XYZUSDT'"));
     }
 }

@@ -92,7 +92,7 @@ impl Dec {
     }
 
     /// `self * other`, rounded half away from zero to 1e-8.
-    pub fn mul(self, other: Dec) -> Dec {
+    pub fn times(self, other: Dec) -> Dec {
         Dec(sat(div_round(
             i128::from(self.0) * i128::from(other.0),
             i128::from(ONE),
@@ -100,7 +100,7 @@ impl Dec {
     }
 
     /// `self / other`, rounded half away from zero to 1e-8; zero when `other` is zero.
-    pub fn div(self, other: Dec) -> Dec {
+    pub fn per(self, other: Dec) -> Dec {
         if other.0 == 0 {
             return Dec::ZERO;
         }
@@ -236,10 +236,10 @@ mod tests {
         assert_eq!(Dec::parse("1.2300").unwrap().to_string(), "1.23");
         let q = Dec::parse("0.002").unwrap();
         let p = Dec::parse("65000").unwrap();
-        assert_eq!(q.mul(p), Dec::from_int(130));
+        assert_eq!(q.times(p), Dec::from_int(130));
         assert_eq!(q.mul_cmp(p, Dec::from_int(130)), std::cmp::Ordering::Equal);
         assert_eq!(
-            Dec::from_int(3).div(Dec::from_int(2)),
+            Dec::from_int(3).per(Dec::from_int(2)),
             Dec::parse("1.5").unwrap()
         );
         assert!(Dec::parse("0.003")

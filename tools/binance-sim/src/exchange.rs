@@ -134,7 +134,7 @@ impl Order {
 
     /// Average fill price.
     pub fn avg_price(&self) -> Dec {
-        self.cum_quote.div(self.executed_qty)
+        self.cum_quote.per(self.executed_qty)
     }
 }
 
@@ -314,7 +314,7 @@ impl Exchange {
 
     /// Unrealised PnL of a leg at the current mark.
     pub fn unrealized(&self, symbol: &str, p: &Position) -> Dec {
-        p.amt.mul(self.mark(symbol) - p.entry)
+        p.amt.times(self.mark(symbol) - p.entry)
     }
 
     /// Initial margin of all positions at the current marks.
@@ -322,7 +322,7 @@ impl Exchange {
         let lev = Dec::from_int(i64::from(self.leverage));
         self.positions
             .iter()
-            .map(|((s, _), p)| p.amt.abs().mul(self.mark(s)).div(lev))
+            .map(|((s, _), p)| p.amt.abs().times(self.mark(s)).per(lev))
             .fold(Dec::ZERO, |a, b| a + b)
     }
 
@@ -372,9 +372,9 @@ impl Exchange {
         let mut realized = Dec::ZERO;
         let same_dir = pos.amt == Dec::ZERO || (pos.amt.is_pos() == signed.is_pos());
         if same_dir {
-            let notional = pos.amt.abs().mul(pos.entry) + qty.mul(price);
+            let notional = pos.amt.abs().times(pos.entry) + qty.times(price);
             pos.amt = pos.amt + signed;
-            pos.entry = notional.div(pos.amt.abs());
+            pos.entry = notional.per(pos.amt.abs());
         } else {
             let closed = qty.min(pos.amt.abs());
             let dir = if pos.amt.is_pos() {
@@ -382,7 +382,7 @@ impl Exchange {
             } else {
                 Dec::from_int(-1)
             };
-            realized = closed.mul(price - pos.entry).mul(dir);
+            realized = closed.times(price - pos.entry).times(dir);
             pos.amt = pos.amt + signed;
             if pos.amt == Dec::ZERO {
                 pos.entry = Dec::ZERO;
@@ -399,7 +399,7 @@ impl Exchange {
         self.next_trade_id += 1;
         let o = &mut self.orders[idx];
         o.executed_qty = o.executed_qty + qty;
-        o.cum_quote = o.cum_quote + qty.mul(price);
+        o.cum_quote = o.cum_quote + qty.times(price);
         o.status = if o.executed_qty == o.orig_qty {
             "FILLED"
         } else {

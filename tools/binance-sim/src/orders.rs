@@ -100,8 +100,8 @@ fn check_price(
     if !(price - spec.min_price).is_multiple_of(spec.tick_size) {
         return Err(ApiError::bad(-4014, "Price not increased by tick size."));
     }
-    let cap = mark.mul(spec.percent_up);
-    let floor = mark.mul(spec.percent_down);
+    let cap = mark.times(spec.percent_up);
+    let floor = mark.times(spec.percent_down);
     if side == Side::Buy && price > cap {
         return Err(ApiError::bad(
             -4016,
@@ -250,7 +250,7 @@ pub fn place(
     if adds.is_pos() {
         let lev = Dec::from_int(i64::from(ex.leverage));
         let available = ex.balance + ex.total_unrealized() - ex.position_margin();
-        if adds.mul(notional_px).div(lev) > available {
+        if adds.times(notional_px).per(lev) > available {
             return Err(ApiError::bad(-2019, "Margin is insufficient."));
         }
     }

@@ -276,7 +276,7 @@ fn leg_figures(ex: &Exchange, symbol: &str, ps: PosSide) -> LegFigures {
     let spec = &ex.specs[symbol];
     let p = ex.position(symbol, ps);
     let mark = ex.mark(symbol);
-    let notional = p.amt.mul(mark);
+    let notional = p.amt.times(mark);
     let lev = crate::decimal::Dec::from_int(i64::from(ex.leverage));
     LegFigures {
         amt: p.amt.to_dp(spec.quantity_precision),
@@ -284,8 +284,8 @@ fn leg_figures(ex: &Exchange, symbol: &str, ps: PosSide) -> LegFigures {
         mark: mark.to_dp(8),
         upnl: ex.unrealized(symbol, &p).to_dp(8),
         notional: notional.to_dp(8),
-        initial: notional.abs().div(lev).to_dp(8),
-        maint: notional.abs().mul(spec.maint_margin_ratio()).to_dp(8),
+        initial: notional.abs().per(lev).to_dp(8),
+        maint: notional.abs().times(spec.maint_margin_ratio()).to_dp(8),
         update_time: p.update_time,
     }
 }
@@ -360,8 +360,8 @@ fn account_totals(ex: &Exchange, now: i64) -> serde_json::Map<String, Value> {
         .map(|((s, _), p)| {
             p.amt
                 .abs()
-                .mul(ex.mark(s))
-                .mul(ex.specs[s].maint_margin_ratio())
+                .times(ex.mark(s))
+                .times(ex.specs[s].maint_margin_ratio())
         })
         .fold(crate::decimal::Dec::ZERO, |a, b| a + b);
     let s = |d: crate::decimal::Dec| Value::String(d.to_dp(8));

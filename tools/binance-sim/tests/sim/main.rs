@@ -1,0 +1,14 @@
+//! Integration tests over real sockets: each test starts its own simulator on 127.0.0.1:0.
+//! Module names follow the "Simulator must reproduce" list of BINANCE.md.
+
+mod common;
+
+mod auth;
+mod cli;
+mod events;
+mod faults;
+mod filters;
+mod lifecycle;
+mod limits;
+mod positions;
+mod ws_api;

@@ -1,0 +1,24 @@
+//! `quantum sim ...`: local exchange simulators for tests and demos.
+
+use quantum_binance_sim::cli::BinanceArgs;
+
+/// Simulators `quantum sim` can start.
+#[derive(Debug, clap::Subcommand)]
+pub enum SimCmd {
+    /// A Binance USD-M futures simulator (REST, WebSocket API, user data stream), serving
+    /// until SIGINT or SIGTERM.
+    Binance(BinanceArgs),
+}
+
+/// Runs a simulator on its own tokio runtime until it is told to stop.
+pub fn run(cmd: SimCmd) -> anyhow::Result<()> {
+    match cmd {
+        SimCmd::Binance(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(quantum_binance_sim::cli::serve(args))
+        }
+    }
+}
