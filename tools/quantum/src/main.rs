@@ -1,1 +1,32 @@
-fn main() {}
+//! `quantum`: the one binary that wires the workspace together.
+#![deny(unsafe_code)]
+
+mod demo;
+mod hgrm;
+
+use clap::{Parser, Subcommand};
+
+/// Quantum Permit Core: the permit chain of the trading system, in microseconds.
+#[derive(Parser, Debug)]
+#[command(name = "quantum", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum Cmd {
+    /// Run the core with a synthetic plan feed and an in-process paper exchange (no Redis).
+    Demo(demo::DemoArgs),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Demo(a) => demo::run(a),
+    };
+    if let Err(e) = res {
+        eprintln!("quantum: {e:#}");
+        std::process::exit(1);
+    }
+}

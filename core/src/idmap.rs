@@ -1,0 +1,278 @@
+//! A fixed-capacity hash map from `u64` ids to small `Copy` values, owned by one thread.
+//!
+//! Open addressing with linear probing and backward-shift deletion (no tombstones), sized at
+//! construction to a power of two at least twice the number of entries it may hold, so a probe
+//! run stays short and inserting never allocates. Plan ids are random 64-bit values, so a
+//! Fibonacci multiply is enough of a hash.
+
+/// Fixed-capacity `u64 → V` map.
+///
+/// Buckets hold key and value side by side (one cache line touch per probe); an empty bucket
+/// holds [`EMPTY`] as its key, and the one real key equal to [`EMPTY`] lives outside the array.
+#[derive(Debug, Clone)]
+pub struct IdMap<V: Copy + Default> {
+    buckets: Box<[(u64, V)]>,
+    /// The entry whose key is `EMPTY`, if any.
+    empty_key: Option<V>,
+    mask: usize,
+    len: usize,
+    max_len: usize,
+}
+
+/// The key value that marks an empty bucket.
+const EMPTY: u64 = u64::MAX;
+
+/// The map already holds its maximum number of entries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapFull;
+
+impl<V: Copy + Default> IdMap<V> {
+    /// A map that holds up to `max_len` entries (at least 1).
+    pub fn with_max_len(max_len: usize) -> Self {
+        let max_len = max_len.max(1);
+        let n = (max_len * 2).next_power_of_two();
+        IdMap {
+            buckets: vec![(EMPTY, V::default()); n].into_boxed_slice(),
+            empty_key: None,
+            mask: n - 1,
+            len: 0,
+            max_len,
+        }
+    }
+
+    #[inline]
+    fn home(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) as usize & self.mask
+    }
+
+    /// `Ok(bucket)` holding `key`, or `Err(first empty bucket of its run)`.
+    #[inline]
+    fn find(&self, key: u64) -> Result<usize, usize> {
+        let mut i = self.home(key);
+        loop {
+            match self.buckets[i].0 {
+                k if k == key => return Ok(i),
+                EMPTY => return Err(i),
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+    }
+
+    /// The value for `key`.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<V> {
+        if key == EMPTY {
+            return self.empty_key;
+        }
+        self.find(key).ok().map(|i| self.buckets[i].1)
+    }
+
+    /// True when `key` is present.
+    #[inline]
+    pub fn contains(&self, key: u64) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// Inserts or replaces; fails only when a new key would exceed the maximum.
+    pub fn insert(&mut self, key: u64, val: V) -> Result<Option<V>, MapFull> {
+        let found = if key == EMPTY {
+            self.empty_key.is_some()
+        } else {
+            self.find(key).is_ok()
+        };
+        if !found && self.len == self.max_len {
+            return Err(MapFull);
+        }
+        if key == EMPTY {
+            let old = self.empty_key.replace(val);
+            self.len += usize::from(old.is_none());
+            return Ok(old);
+        }
+        match self.find(key) {
+            Ok(i) => Ok(Some(std::mem::replace(&mut self.buckets[i].1, val))),
+            Err(i) => {
+                self.buckets[i] = (key, val);
+                self.len += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Removes `key`, shifting later entries of its probe run back so no tombstone is left.
+    pub fn remove(&mut self, key: u64) -> Option<V> {
+        if key == EMPTY {
+            let old = self.empty_key.take();
+            self.len -= usize::from(old.is_some());
+            return old;
+        }
+        let mut hole = self.find(key).ok()?;
+        let out = self.buckets[hole].1;
+        self.buckets[hole] = (EMPTY, V::default());
+        self.len -= 1;
+        let mut i = (hole + 1) & self.mask;
+        while self.buckets[i].0 != EMPTY {
+            let home = self.home(self.buckets[i].0);
+            // Move entry i into the hole unless its home lies cyclically in (hole, i].
+            let dist_hole = hole.wrapping_sub(home) & self.mask;
+            let dist_i = i.wrapping_sub(home) & self.mask;
+            if dist_hole < dist_i {
+                self.buckets[hole] = self.buckets[i];
+                self.buckets[i] = (EMPTY, V::default());
+                hole = i;
+            }
+            i = (i + 1) & self.mask;
+        }
+        Some(out)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// A bounded map of recently seen ids to a value: the oldest ids are forgotten first.
+///
+/// It remembers at least `capacity` ids. Forgetting is deferred: [`RecentMap::insert`] only
+/// evicts when the map is at twice the capacity, and [`RecentMap::trim`] evicts down to the
+/// capacity when the owner has a moment (after a result has left), so the eviction's cache
+/// miss stays off the plan's path.
+#[derive(Debug, Clone)]
+pub struct RecentMap<V: Copy + Default> {
+    map: IdMap<V>,
+    /// Ids in insertion order, as a ring of `2 * capacity`; `head` is the oldest.
+    order: Box<[u64]>,
+    head: usize,
+    capacity: usize,
+}
+
+impl<V: Copy + Default> RecentMap<V> {
+    /// A map remembering the last `capacity` ids (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        let capacity = capacity.max(1);
+        RecentMap {
+            map: IdMap::with_max_len(2 * capacity),
+            order: vec![0; 2 * capacity].into_boxed_slice(),
+            head: 0,
+            capacity,
+        }
+    }
+
+    /// The value of `id`, if remembered.
+    #[inline]
+    pub fn get(&self, id: u64) -> Option<V> {
+        self.map.get(id)
+    }
+
+    /// True when `id` is remembered.
+    #[inline]
+    pub fn contains(&self, id: u64) -> bool {
+        self.map.contains(id)
+    }
+
+    /// Remembers a new `id`, forgetting the oldest id when full. Returns false (and changes
+    /// nothing) if `id` is already remembered.
+    pub fn insert(&mut self, id: u64, val: V) -> bool {
+        if self.map.contains(id) {
+            return false;
+        }
+        if self.map.len() == self.order.len() {
+            self.evict_oldest();
+        }
+        let tail = (self.head + self.map.len()) % self.order.len();
+        self.order[tail] = id;
+        // Cannot fail: there is room after the eviction above.
+        let _ = self.map.insert(id, val);
+        true
+    }
+
+    fn evict_oldest(&mut self) {
+        let oldest = self.order[self.head];
+        self.map.remove(oldest);
+        self.head = (self.head + 1) % self.order.len();
+    }
+
+    /// Forgets up to `max` of the oldest ids while more than `capacity` are remembered.
+    pub fn trim(&mut self, max: usize) {
+        for _ in 0..max {
+            if self.map.len() <= self.capacity {
+                return;
+            }
+            self.evict_oldest();
+        }
+    }
+
+    /// Number of ids remembered.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::{HashMap, HashSet, VecDeque};
+
+    proptest! {
+        #[test]
+        fn idmap_matches_a_hashmap(ops in prop::collection::vec((0u8..3, 0u64..64), 0..400)) {
+            let mut m = IdMap::with_max_len(40);
+            let mut r: HashMap<u64, u32> = HashMap::new();
+            for (i, (op, k)) in ops.into_iter().enumerate() {
+                // Keys that collide in the low bits, to exercise probe runs; 63 maps to the
+                // sentinel key.
+                let key = if k == 63 { u64::MAX } else { k << 40 };
+                match op {
+                    0 => {
+                        let got = m.insert(key, i as u32);
+                        if r.len() == 40 && !r.contains_key(&key) {
+                            prop_assert_eq!(got, Err(MapFull));
+                        } else {
+                            prop_assert_eq!(got, Ok(r.insert(key, i as u32)));
+                        }
+                    }
+                    1 => prop_assert_eq!(m.remove(key), r.remove(&key)),
+                    _ => prop_assert_eq!(m.get(key), r.get(&key).copied()),
+                }
+                prop_assert_eq!(m.len(), r.len());
+            }
+            for (k, v) in &r {
+                prop_assert_eq!(m.get(*k), Some(*v));
+            }
+        }
+
+        #[test]
+        fn recent_map_forgets_the_oldest(ids in prop::collection::vec(0u64..50, 0..300), cap in 1usize..20) {
+            let mut s = RecentMap::<()>::new(cap);
+            let mut fifo: VecDeque<u64> = VecDeque::new();
+            let mut set: HashSet<u64> = HashSet::new();
+            for id in ids {
+                let fresh = !set.contains(&id);
+                prop_assert_eq!(s.insert(id, ()), fresh);
+                if fresh {
+                    fifo.push_back(id);
+                    set.insert(id);
+                }
+                s.trim(usize::MAX);
+                while fifo.len() > cap {
+                    let old = fifo.pop_front().unwrap();
+                    set.remove(&old);
+                }
+                for x in 0..50 {
+                    prop_assert_eq!(s.contains(x), set.contains(&x));
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,527 @@
+//! Places the stages on threads: `single` (one thread runs the chain per plan) or `pipelined`
+//! (front = ingest + apply + commands, governor, P3.3, each on its own thread, meeting in the
+//! permit table).
+//!
+//! Threads are pinned with `core_affinity` when there are more usable cores than engine threads
+//! (one core is left to the caller's feeder); otherwise they run unpinned and
+//! [`Placement::note`] says so. Inputs and results cross through bounded lock-free queues; a
+//! full result queue back-pressures the engine, nothing is dropped.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use crossbeam_queue::ArrayQueue;
+
+use crate::engine::{Engine, Front, Input, Shared};
+use crate::permit::SlotRef;
+use crate::result::PlanResult;
+use crate::types::Plan;
+use crate::wait::{Idle, IdlePolicy, Wake};
+
+/// Thread layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// One thread runs ingest → governor → P3.3 → apply per plan.
+    Single,
+    /// Governor, P3.3 and front on their own threads.
+    Pipelined,
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "single" => Ok(Mode::Single),
+            "pipelined" => Ok(Mode::Pipelined),
+            _ => Err(format!("unknown mode {s:?} (expected single or pipelined)")),
+        }
+    }
+}
+
+/// Runner settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunnerConfig {
+    /// Thread layout.
+    pub mode: Mode,
+    /// Busy-spin when idle (opt-in).
+    pub spin: bool,
+    /// Pin threads when cores allow.
+    pub pin: bool,
+    /// Input queue capacity.
+    pub input_capacity: usize,
+    /// Result queue capacity.
+    pub output_capacity: usize,
+    /// Longest park (legacy `APPLY_PERMIT_STEP_MS`).
+    pub max_park: Duration,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        RunnerConfig {
+            mode: Mode::Single,
+            spin: false,
+            pin: true,
+            input_capacity: 1 << 14,
+            output_capacity: 1 << 14,
+            max_park: Duration::from_millis(100),
+        }
+    }
+}
+
+/// Where the engine threads run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Placement {
+    /// Per engine thread: its name and the core it is pinned to, if any.
+    pub threads: Vec<(String, Option<usize>)>,
+    /// One line for the log.
+    pub note: String,
+}
+
+impl Placement {
+    /// Decides pinning for `names`, reading the usable cores once (core_affinity reports the
+    /// calling thread's own mask, so call this before pinning anything).
+    pub fn plan(names: &[&str], pin: bool) -> Placement {
+        let cores = if pin {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let n = names.len();
+        if pin && cores.len() > n {
+            // Leave the first core to the caller (feeder, adapters, the OS).
+            let threads = names
+                .iter()
+                .zip(cores[cores.len() - n..].iter())
+                .map(|(name, c)| (name.to_string(), Some(c.id)))
+                .collect::<Vec<_>>();
+            let list: Vec<String> = threads
+                .iter()
+                .map(|(t, c)| format!("{t}→core {}", c.unwrap_or(0)))
+                .collect();
+            Placement {
+                note: format!("pinned: {}", list.join(", ")),
+                threads,
+            }
+        } else {
+            let why = if pin {
+                format!(
+                    "{n} engine thread(s) need {} cores (one kept for the feeder) but {} usable: running unpinned",
+                    n + 1,
+                    cores.len()
+                )
+            } else {
+                "pinning disabled: running unpinned".to_string()
+            };
+            Placement {
+                threads: names.iter().map(|t| (t.to_string(), None)).collect(),
+                note: why,
+            }
+        }
+    }
+}
+
+fn pin_current(core: Option<usize>) {
+    if let Some(id) = core {
+        core_affinity::set_for_current(core_affinity::CoreId { id });
+    }
+}
+
+struct Channels {
+    input: ArrayQueue<Input>,
+    output: ArrayQueue<PlanResult>,
+    stop: AtomicBool,
+    /// Wakes the thread that reads `input` (the single thread or the front).
+    front_wake: Wake,
+    /// Wakes whoever waits for room in `output` or for results: the caller.
+    caller_wake: Wake,
+}
+
+/// A running engine.
+pub struct Runner {
+    ch: Arc<Channels>,
+    threads: Vec<JoinHandle<()>>,
+    placement: Placement,
+    shared: Shared,
+    idle: IdlePolicy,
+}
+
+impl std::fmt::Debug for Runner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runner")
+            .field("placement", &self.placement)
+            .finish()
+    }
+}
+
+/// Pushes a result, backing off (never dropping) while the queue is full.
+fn emit(ch: &Channels, idle: &mut Idle, r: PlanResult) {
+    let mut r = r;
+    loop {
+        match ch.output.push(r) {
+            Ok(()) => {
+                ch.caller_wake.wake();
+                idle.reset();
+                return;
+            }
+            Err(back) => {
+                r = back;
+                ch.caller_wake.wake();
+                idle.idle(&ch.front_wake, None, || !ch.output.is_full());
+            }
+        }
+    }
+}
+
+impl Runner {
+    /// Starts `engine`'s threads.
+    pub fn start(engine: Engine, cfg: RunnerConfig) -> Runner {
+        let ch = Arc::new(Channels {
+            input: ArrayQueue::new(cfg.input_capacity.max(1)),
+            output: ArrayQueue::new(cfg.output_capacity.max(1)),
+            stop: AtomicBool::new(false),
+            front_wake: Wake::default(),
+            caller_wake: Wake::default(),
+        });
+        let idle = IdlePolicy {
+            spin: cfg.spin,
+            max_park: cfg.max_park,
+        };
+        let shared = engine.shared().clone();
+        let (placement, threads) = match cfg.mode {
+            Mode::Single => {
+                let placement = Placement::plan(&["engine"], cfg.pin);
+                let core = placement.threads[0].1;
+                let ch2 = ch.clone();
+                let t = thread::Builder::new()
+                    .name("quantum-engine".into())
+                    .spawn(move || {
+                        pin_current(core);
+                        single_loop(engine, &ch2, idle)
+                    })
+                    .expect("spawn engine thread");
+                (placement, vec![t])
+            }
+            Mode::Pipelined => start_pipelined(engine, &ch, cfg, idle),
+        };
+        Runner {
+            ch,
+            threads,
+            placement,
+            shared,
+            idle,
+        }
+    }
+
+    /// Where the threads run.
+    pub fn placement(&self) -> &Placement {
+        &self.placement
+    }
+
+    /// Shared engine state.
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Offers an input; hands it back when the queue is full.
+    pub fn try_send(&self, input: Input) -> Result<(), Input> {
+        let r = self.ch.input.push(input);
+        if r.is_ok() {
+            self.ch.front_wake.wake();
+        }
+        r
+    }
+
+    /// Takes one result, if any.
+    pub fn try_recv(&self) -> Option<PlanResult> {
+        self.ch.output.pop()
+    }
+
+    /// Blocks (with bounded backoff) until a result is there or `timeout` passes.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<PlanResult> {
+        self.ch.caller_wake.register();
+        let end = std::time::Instant::now() + timeout;
+        let mut idle = Idle::new(self.idle);
+        loop {
+            if let Some(r) = self.ch.output.pop() {
+                return Some(r);
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            idle.idle(&self.ch.caller_wake, Some(left), || {
+                !self.ch.output.is_empty()
+            });
+        }
+    }
+
+    /// Registers the calling thread as the one woken when results arrive.
+    pub fn register_caller(&self) {
+        self.ch.caller_wake.register();
+    }
+
+    /// Waits (bounded) until there is room in the input queue or a result to take.
+    pub fn wait_for_room(&self, limit: Duration) {
+        self.ch.caller_wake.register();
+        let mut idle = Idle::new(self.idle);
+        let end = std::time::Instant::now() + limit;
+        while self.ch.input.is_full() && self.ch.output.is_empty() {
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            idle.idle(&self.ch.caller_wake, Some(left), || {
+                !self.ch.input.is_full() || !self.ch.output.is_empty()
+            });
+        }
+    }
+
+    /// Depth of the input queue.
+    pub fn input_len(&self) -> usize {
+        self.ch.input.len()
+    }
+
+    /// Stops after the engine has taken every queued input and resolved every waiting plan,
+    /// handing each remaining result to `out`.
+    pub fn shutdown(mut self, out: &mut impl FnMut(PlanResult)) {
+        self.ch.stop.store(true, Ordering::Release);
+        self.ch.front_wake.wake();
+        for t in self.threads.drain(..) {
+            while !t.is_finished() {
+                while let Some(r) = self.ch.output.pop() {
+                    out(r);
+                }
+                thread::sleep(Duration::from_micros(200));
+            }
+            let _ = t.join();
+        }
+        while let Some(r) = self.ch.output.pop() {
+            out(r);
+        }
+    }
+}
+
+fn single_loop(mut engine: Engine, ch: &Channels, policy: IdlePolicy) {
+    ch.front_wake.register();
+    let mut idle = Idle::new(policy);
+    let mut held: Option<Plan> = None;
+    loop {
+        let mut worked = false;
+        // A plan refused for a full table is retried before any newer input, keeping order.
+        if let Some(p) = held.take() {
+            let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
+            if let Err(p) = engine.process_plan(p, &mut sink) {
+                held = Some(p);
+            } else {
+                worked = true;
+            }
+        }
+        while held.is_none() {
+            let Some(input) = ch.input.pop() else { break };
+            worked = true;
+            let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
+            if let Err(p) = engine.handle(input, &mut sink) {
+                held = Some(p);
+            }
+        }
+        let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
+        if engine.poll(&mut sink) > 0 {
+            worked = true;
+        }
+        if worked {
+            idle.reset();
+            continue;
+        }
+        if ch.stop.load(Ordering::Acquire)
+            && ch.input.is_empty()
+            && held.is_none()
+            && engine.front.apply.pending() == 0
+        {
+            return;
+        }
+        let limit = deadline_limit(&engine.front);
+        idle.idle(&ch.front_wake, limit, || !ch.input.is_empty());
+    }
+}
+
+fn deadline_limit(front: &Front) -> Option<Duration> {
+    let d = front.apply.next_deadline()?;
+    let now = front.clock().now_ns();
+    Some(Duration::from_nanos(d.saturating_sub(now)))
+}
+
+/// A plan handed to the governor or P3.3 thread.
+type Job = (SlotRef, Plan, u64);
+
+struct StageQueue {
+    jobs: ArrayQueue<Job>,
+    wake: Wake,
+}
+
+fn start_pipelined(
+    engine: Engine,
+    ch: &Arc<Channels>,
+    cfg: RunnerConfig,
+    policy: IdlePolicy,
+) -> (Placement, Vec<JoinHandle<()>>) {
+    let placement = Placement::plan(&["front", "governor", "p33"], cfg.pin);
+    let cores: Vec<Option<usize>> = placement.threads.iter().map(|t| t.1).collect();
+    let (front, governor, p33, shared) = engine.into_parts();
+    let cap = shared.table.capacity();
+    let gov_q = Arc::new(StageQueue {
+        jobs: ArrayQueue::new(cap),
+        wake: Wake::default(),
+    });
+    let p33_q = Arc::new(StageQueue {
+        jobs: ArrayQueue::new(cap),
+        wake: Wake::default(),
+    });
+    let done = Arc::new(AtomicBool::new(false));
+    let mut threads = Vec::new();
+
+    let stage =
+        |name: &str, q: Arc<StageQueue>, core: Option<usize>, f: Box<dyn Fn(&Job) + Send>| {
+            let ch = ch.clone();
+            let done = done.clone();
+            thread::Builder::new()
+                .name(name.into())
+                .spawn(move || {
+                    pin_current(core);
+                    q.wake.register();
+                    let mut idle = Idle::new(policy);
+                    loop {
+                        if let Some(job) = q.jobs.pop() {
+                            f(&job);
+                            // The permit is published: let apply look at it now.
+                            ch.front_wake.wake();
+                            idle.reset();
+                            continue;
+                        }
+                        if done.load(Ordering::Acquire) && q.jobs.is_empty() {
+                            return;
+                        }
+                        idle.idle(&q.wake, None, || !q.jobs.is_empty());
+                    }
+                })
+                .expect("spawn stage thread")
+        };
+    let table = shared.table.clone();
+    let clock = front.clock().clone();
+    threads.push(stage(
+        "quantum-governor",
+        gov_q.clone(),
+        cores[1],
+        Box::new(move |(r, plan, _)| {
+            table.issue_gov(*r, governor.evaluate(plan, clock.now_ns()));
+        }),
+    ));
+    let table = shared.table.clone();
+    let clock = front.clock().clone();
+    threads.push(stage(
+        "quantum-p33",
+        p33_q.clone(),
+        cores[2],
+        Box::new(move |(r, plan, _)| {
+            table.issue_p33(*r, p33.evaluate(plan, clock.now_ns()));
+        }),
+    ));
+    let ch2 = ch.clone();
+    let front_core = cores[0];
+    threads.push(
+        thread::Builder::new()
+            .name("quantum-front".into())
+            .spawn(move || {
+                pin_current(front_core);
+                front_loop(front, &ch2, &gov_q, &p33_q, policy);
+                done.store(true, Ordering::Release);
+                gov_q.wake.wake();
+                p33_q.wake.wake();
+            })
+            .expect("spawn front thread"),
+    );
+    // Join order: the front finishes first (it drains), then the stages see `done`.
+    threads.rotate_right(1);
+    (placement, threads)
+}
+
+fn dispatch(q: &StageQueue, job: Job, policy: IdlePolicy) {
+    let mut job = job;
+    let mut idle = Idle::new(policy);
+    // Each queue holds as many jobs as the table has slots and a job exists only for an open
+    // slot, so this loop ends at once; it is here for safety, not flow control.
+    while let Err(back) = q.jobs.push(job) {
+        job = back;
+        q.wake.wake();
+        idle.idle(&Wake::default(), Some(Duration::from_micros(50)), || false);
+    }
+    q.wake.wake();
+}
+
+fn front_loop(
+    mut front: Front,
+    ch: &Channels,
+    gov_q: &StageQueue,
+    p33_q: &StageQueue,
+    policy: IdlePolicy,
+) {
+    ch.front_wake.register();
+    let mut idle = Idle::new(policy);
+    let mut held: Option<Plan> = None;
+    loop {
+        let mut worked = false;
+        loop {
+            let input = match held.take() {
+                Some(p) => Input::Plan(p),
+                None => match ch.input.pop() {
+                    Some(i) => i,
+                    None => break,
+                },
+            };
+            worked = true;
+            let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
+            match input {
+                Input::Plan(plan) => {
+                    let t_in = front.clock().now_ns();
+                    match front.admit(plan, t_in, &mut sink) {
+                        Ok(Some(r)) => {
+                            dispatch(gov_q, (r, plan, t_in), policy);
+                            dispatch(p33_q, (r, plan, t_in), policy);
+                            front.apply.submit(r, plan, t_in, &mut sink);
+                            front.ingest.tidy();
+                        }
+                        Ok(None) => front.ingest.tidy(),
+                        Err(p) => {
+                            held = Some(p);
+                            break;
+                        }
+                    }
+                }
+                Input::Command(c) => {
+                    front.command(c);
+                }
+                Input::Permit(p) => {
+                    front.external_permit(p);
+                }
+            }
+        }
+        let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
+        if front.apply.poll(&mut sink) > 0 {
+            worked = true;
+        }
+        if worked {
+            idle.reset();
+            continue;
+        }
+        if ch.stop.load(Ordering::Acquire)
+            && ch.input.is_empty()
+            && held.is_none()
+            && front.apply.pending() == 0
+        {
+            return;
+        }
+        let limit = deadline_limit(&front);
+        idle.idle(&ch.front_wake, limit, || !ch.input.is_empty());
+    }
+}
