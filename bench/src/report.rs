@@ -105,6 +105,16 @@ pub fn summary(rows: &[Row], floor: &str, base: &str, run: serde_json::Value) ->
     serde_json::json!({ "unit": "ns", "run": run, "rows": rows })
 }
 
+/// `p50=.. p90=.. p99=.. p99.9=.. p99.99=.. max=..`: the one-line summary operators read.
+pub fn percentile_line(hist: &Histogram<u64>) -> String {
+    let mut out = String::new();
+    for (name, q) in PERCENTILES {
+        let _ = write!(out, "{name}={} ", hist.value_at_quantile(q));
+    }
+    let _ = write!(out, "max={}", hist.max());
+    out
+}
+
 /// The HdrHistogram percentile distribution text (as `outputPercentileDistribution` writes it,
 /// 5 ticks per half distance, values in ns, scaling ratio 1).
 pub fn hgrm(hist: &Histogram<u64>) -> String {

@@ -1,8 +1,9 @@
 //! `quantum`: the one binary that wires the workspace together.
 #![deny(unsafe_code)]
 
+mod cmd_bench;
+mod cmd_sim;
 mod demo;
-mod hgrm;
 
 use clap::{Parser, Subcommand};
 
@@ -18,12 +19,20 @@ struct Cli {
 enum Cmd {
     /// Run the core with a synthetic plan feed and an in-process paper exchange (no Redis).
     Demo(demo::DemoArgs),
+    /// Latency benchmarks with HdrHistogram reports.
+    #[command(subcommand)]
+    Bench(cmd_bench::BenchCmd),
+    /// Local simulators of the venues the adapters talk to.
+    #[command(subcommand)]
+    Sim(cmd_sim::SimCmd),
 }
 
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Demo(a) => demo::run(a),
+        Cmd::Bench(c) => cmd_bench::run(c),
+        Cmd::Sim(c) => cmd_sim::run(c),
     };
     if let Err(e) = res {
         eprintln!("quantum: {e:#}");

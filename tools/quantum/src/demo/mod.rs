@@ -19,9 +19,9 @@ use quantum_core::{
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
-use crate::hgrm;
 use feed::Feed;
 use paper::Paper;
+use quantum_bench::report;
 
 /// Options of `quantum demo`.
 #[derive(Args, Debug)]
@@ -248,7 +248,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
     for (reason, n) in &tally.reasons {
         println!("blocked reason={reason} count={n}");
     }
-    println!("chain_ns {}", hgrm::percentile_line(&hist));
+    println!("chain_ns {}", report::percentile_line(&hist));
     println!(
         "paper exchange: fills={} reduce_only_rejects={} reopened_positions={}; wall time {:.2}s",
         paper.fills,
@@ -257,9 +257,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         elapsed.as_secs_f64()
     );
     let hgrm_path = args.out.join("chain.hgrm");
-    let mut f = BufWriter::new(File::create(&hgrm_path)?);
-    hgrm::write_hgrm(&hist, 1.0, &mut f)?;
-    f.flush()?;
+    fs::write(&hgrm_path, report::hgrm(&hist))
+        .with_context(|| format!("cannot write {}", hgrm_path.display()))?;
     println!("wrote {} and {}", hgrm_path.display(), log_path.display());
     if tally.results != fed {
         bail!(
