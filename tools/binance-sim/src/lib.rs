@@ -8,9 +8,15 @@
 //! reduce-only and hedge-mode rules, client-id uniqueness among open orders, request weight
 //! and order-count limits (with the `X-MBX-*` headers on every `/fapi` answer).
 //!
-//! Tests steer it through `/sim/*` (no signature): the audit list of every accepted order,
-//! positions, marks, faults (latency, errors, dropped connections, the ambiguous 503,
-//! forced 429/418), limits and the server clock.
+//! Tests steer it through `/sim/*` (no signature, JSON):
+//! - `GET /sim/orders`: the audit list of every accepted order (symbol, clientOrderId,
+//!   orderId, side, positionSide, type, qty, executedQty, status, reduceOnly, time, via);
+//! - `GET /sim/positions`, `POST /sim/position {symbol, positionAmt, positionSide?, entryPrice?}`;
+//! - `POST /sim/mark {symbol, markPrice}` (resting limits the new mark crosses fill);
+//! - `GET|POST /sim/faults` (partial update of [`Faults`]: latency, error rate, dropped
+//!   connections before or after placing, the ambiguous 503, forced 429/418);
+//! - `GET|POST /sim/limits` (partial update of [`Limits`]), `POST /sim/limits/reset`;
+//! - `GET|POST /sim/clock {freezeAtMs: ms|null, offsetMs}`: freeze or shift server time.
 //!
 //! Invariants: an order appears in the audit list exactly once, from the moment it is
 //! accepted, whatever happens to the connection that placed it; quantities and prices are

@@ -33,7 +33,7 @@ async fn limited(weight: u32) -> Sim {
     };
     let sim = Sim::with(c).await;
     // A frozen clock keeps every request in one weight window.
-    sim.control("/sim/clock", json!({ "freezeAtMs": now_ms() }))
+    sim.control("/sim/clock", json!({ "freezeAtMs": now_ms() + 3000 }))
         .await;
     sim
 }
@@ -88,6 +88,8 @@ async fn endpoint_weights_are_binances() {
 #[tokio::test]
 async fn x_mbx_headers_on_every_response() {
     let sim = Sim::start().await;
+    sim.control("/sim/clock", json!({ "freezeAtMs": now_ms() + 3000 }))
+        .await;
     let mut answers = vec![
         sim.public("/fapi/v1/time").await,
         sim.public("/fapi/v1/exchangeInfo").await,
@@ -158,7 +160,9 @@ async fn orders_limit_per_10s_gives_1015() {
     let mut c = SimConfig::ephemeral();
     c.limits.orders_per_10s = 2;
     let sim = Sim::with(c).await;
-    sim.control("/sim/clock", json!({ "freezeAtMs": now_ms() }))
+    // A frozen clock keeps every request in one window. 3 s ahead of the wall clock leaves
+    // signed requests seconds of slack on a busy machine (ahead < 1 s, stale > 5 s).
+    sim.control("/sim/clock", json!({ "freezeAtMs": now_ms() + 3000 }))
         .await;
     let o = [
         ("symbol", "BTCUSDT"),

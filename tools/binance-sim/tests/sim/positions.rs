@@ -257,3 +257,31 @@ async fn sim_controls_set_position_and_mark() {
     assert_eq!(a.ok()["avgPrice"], "3100.00000");
     assert_eq!(sim.handle.positions()[0].position_amt, "1");
 }
+
+async fn set_dual(sim: &Sim, v: &str) -> Answer {
+    sim.signed(
+        reqwest::Method::POST,
+        "/fapi/v1/positionSide/dual",
+        &[("dualSidePosition", v)],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn switching_position_mode() {
+    let sim = Sim::start().await;
+    set_dual(&sim, "false").await.err(400, -4059);
+    assert_eq!(set_dual(&sim, "true").await.ok()["code"], 200);
+    let a = sim.get("/fapi/v1/positionSide/dual", &[]).await;
+    assert_eq!(a.ok()["dualSidePosition"], true);
+    sim.order(&[
+        ("symbol", "BTCUSDT"),
+        ("side", "BUY"),
+        ("positionSide", "LONG"),
+        ("type", "MARKET"),
+        ("quantity", "0.002"),
+    ])
+    .await
+    .ok();
+    set_dual(&sim, "false").await.err(400, -4068);
+}
