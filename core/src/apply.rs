@@ -14,7 +14,7 @@ use crate::ledger::Ledger;
 use crate::p33::P33Reason;
 use crate::permit::{Close, Consume, PermitTable, SlotRef, Status};
 use crate::result::{Block, Outcome, PlanResult};
-use crate::types::{ClientOrderId, OrderIntent, Plan, PlanId};
+use crate::types::{ClientOrderId, OrderIntent, Plan, PlanId, SymbolId};
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -34,8 +34,8 @@ pub struct Apply {
     wait_ns: u64,
     /// Plans waiting for permits; never longer than the table's capacity, allocated once.
     pending: Vec<Pending>,
-    /// Plan id → slot of every pending plan, for permits issued outside the core.
-    waiting: IdMap<SlotRef>,
+    /// Plan id → slot and symbol of every pending plan, for permits issued outside the core.
+    waiting: IdMap<(SlotRef, SymbolId)>,
 }
 
 impl Apply {
@@ -80,7 +80,7 @@ impl Apply {
             // One pending entry per open slot, so neither exceeds the capacity reserved.
             None => {
                 self.pending.push(p);
-                let _ = self.waiting.insert(plan.id.0, slot);
+                let _ = self.waiting.insert(plan.id.0, (slot, plan.symbol));
             }
         }
     }
@@ -108,8 +108,8 @@ impl Apply {
         done
     }
 
-    /// The slot of a plan waiting for its permits.
-    pub fn slot_of(&self, plan: PlanId) -> Option<SlotRef> {
+    /// The slot and symbol of a plan waiting for its permits.
+    pub fn waiting(&self, plan: PlanId) -> Option<(SlotRef, SymbolId)> {
         self.waiting.get(plan.0)
     }
 
@@ -126,7 +126,7 @@ impl Apply {
     fn resolve(&self, p: &Pending, now: u64) -> Option<PlanResult> {
         let block = match self.table.try_consume(p.slot, now) {
             Consume::Consumed { safe_qty, side } => {
-                self.ledger.reserve_in_flight(p.plan.symbol, safe_qty);
+                // P3.3 reserved `safe_qty` when it allowed; the fill or reject releases it.
                 self.governor.record(&p.plan, safe_qty, now);
                 let order = OrderIntent {
                     plan: p.plan.id,
@@ -159,12 +159,21 @@ impl Apply {
                 return Some(self.result(p, Outcome::Duplicate, now));
             }
         };
+        // P3.3's quantity, if it allowed: reserved in flight, to release once the plan is
+        // closed without an order. Read before the close, while the slot is surely this plan's.
+        let allowed = self.table.p33_allowance(p.slot);
         match self.table.close(p.slot) {
             // A permit is mid-write: come back on the next poll.
             Close::Busy => None,
             // A consumer elsewhere won between our look and the close.
             Close::AlreadyConsumed => Some(self.result(p, Outcome::Duplicate, now)),
-            Close::Closed | Close::AlreadyClosed | Close::Stale => {
+            Close::Closed => {
+                if let Some(q) = allowed {
+                    self.ledger.release_in_flight(p.plan.symbol, q);
+                }
+                Some(self.result(p, Outcome::Blocked(block), now))
+            }
+            Close::AlreadyClosed | Close::Stale => {
                 Some(self.result(p, Outcome::Blocked(block), now))
             }
         }

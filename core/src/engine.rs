@@ -14,7 +14,7 @@ use crate::fixed::{Price, Qty};
 use crate::governor::{GovReason, Governor, GovernorState, TradingState};
 use crate::idmap::RecentMap;
 use crate::ledger::{Filters, Ledger};
-use crate::p33::{P33Reason, P33};
+use crate::p33::{self, P33Reason, P33};
 use crate::permit::{GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef};
 use crate::result::{Outcome, PlanResult};
 use crate::types::{Decision, Plan, PlanId, Side, SymbolId, Symbols};
@@ -258,7 +258,7 @@ impl Front {
         let plan = match p {
             ExternalPermit::Gov { plan, .. } | ExternalPermit::P33 { plan, .. } => plan,
         };
-        let Some(r) = self.apply.slot_of(plan) else {
+        let Some((r, symbol)) = self.apply.waiting(plan) else {
             self.rejected_inputs += 1;
             return None;
         };
@@ -284,17 +284,18 @@ impl Front {
                 context,
                 ttl_ms,
                 ..
-            } => self.table.issue_p33(
-                r,
-                P33Permit {
-                    allow: allow && side.is_some() && safe_qty.units() > 0,
+            } => {
+                let allow = allow && side.is_some() && safe_qty.units() > 0;
+                let permit = P33Permit {
+                    allow,
                     reason: if allow { 0 } else { reason as u16 },
                     deadline_ns: now.saturating_add(ms_to_ns(ttl_ms)),
-                    safe_qty,
+                    safe_qty: if allow { safe_qty } else { Qty::ZERO },
                     side,
                     context,
-                },
-            ),
+                };
+                p33::issue_reserving(&self.table, &self.ledger, r, symbol, permit)
+            }
         })
     }
 
@@ -413,7 +414,7 @@ impl Engine {
         if let Some(r) = self.front.admit(plan, t_in, out)? {
             let table = &self.shared.table;
             table.issue_gov(r, self.governor.evaluate(&plan, t_in));
-            table.issue_p33(r, self.p33.evaluate(&plan, t_in));
+            self.p33.issue(table, r, &plan, t_in);
             self.front.apply.submit(r, plan, t_in, out);
         }
         self.front.ingest.tidy();

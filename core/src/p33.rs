@@ -14,14 +14,19 @@
 //! MARKET_LOT_SIZE, capped at their smaller maxQty; side opposite to the exchange position.
 //! With nothing in flight this is the legacy formula; the in-flight term stops two plans that
 //! arrive before the first fill from closing the same quantity twice.
+//!
+//! **Reservations.** [`P33::issue`] reserves an allowed quantity in the book *before* publishing
+//! the permit, so the next evaluation (on the same P3.3 thread, in order) already sees it. The
+//! reservation is released by the fill of the order, by the exchange's reject or expiry of it,
+//! or by apply when the plan ends blocked; and at once if the permit lost the first-write race.
 
 use std::sync::Arc;
 
 use crate::clock::ms_to_ns;
 use crate::fixed::Qty;
 use crate::ledger::{BookView, Ledger};
-use crate::permit::{P33Context, P33Permit};
-use crate::types::{Plan, Side};
+use crate::permit::{Issue, P33Context, P33Permit, PermitTable, SlotRef};
+use crate::types::{Plan, Side, SymbolId};
 
 /// Why P3.3 denied. Codes are stable: they travel in permits and over the wire.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -178,6 +183,12 @@ impl P33 {
         }
     }
 
+    /// Decides on `plan`, reserves an allowed quantity and issues the permit into `slot`.
+    pub fn issue(&self, table: &PermitTable, slot: SlotRef, plan: &Plan, now_ns: u64) -> Issue {
+        let permit = self.evaluate(plan, now_ns);
+        issue_reserving(table, &self.ledger, slot, plan.symbol, permit)
+    }
+
     /// Decides on `plan` at engine time `now_ns`.
     pub fn evaluate(&self, plan: &Plan, now_ns: u64) -> P33Permit {
         let book = self.ledger.view(plan.symbol);
@@ -207,4 +218,24 @@ impl P33 {
             },
         }
     }
+}
+
+/// Issues a P3.3 permit, holding its quantity in flight while it is allowed: reserved before the
+/// permit is published, released again if another issuer was first.
+pub fn issue_reserving(
+    table: &PermitTable,
+    ledger: &Ledger,
+    slot: SlotRef,
+    symbol: SymbolId,
+    permit: P33Permit,
+) -> Issue {
+    let reserve = permit.allow && !permit.safe_qty.is_zero();
+    if reserve {
+        ledger.reserve_in_flight(symbol, permit.safe_qty);
+    }
+    let done = table.issue_p33(slot, permit);
+    if reserve && done != Issue::Issued {
+        ledger.release_in_flight(symbol, permit.safe_qty);
+    }
+    done
 }

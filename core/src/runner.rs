@@ -424,7 +424,7 @@ fn start_pipelined(
         p33_q.clone(),
         cores[2],
         Box::new(move |(r, plan, _)| {
-            table.issue_p33(*r, p33.evaluate(plan, clock.now_ns()));
+            p33.issue(&table, *r, plan, clock.now_ns());
         }),
     ));
     let ch2 = ch.clone();

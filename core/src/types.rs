@@ -72,7 +72,7 @@ impl fmt::Debug for PlanId {
 pub const MAX_SYMBOLS: usize = 256;
 
 /// A symbol interned at start-up: an index into the engine's symbol table.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct SymbolId(pub u16);
 
 impl SymbolId {

@@ -528,6 +528,18 @@ impl PermitTable {
         })
     }
 
+    /// P3.3's allowed quantity for `r`, if its permit is issued and allowing.
+    pub fn p33_allowance(&self, r: SlotRef) -> Option<Qty> {
+        let slot = self.slot(r.index);
+        // SYNC POINT: Acquire pairs with the Release in `publish` (the quantity is visible).
+        let w = Word(slot.state.load(Ordering::Acquire));
+        if w.gen() != r.gen || w.status(Which::P33) != Status::Allow {
+            return None;
+        }
+        let q = Qty::from_units(slot.p33_safe_qty.load(Ordering::Relaxed));
+        self.validated(r, q)
+    }
+
     /// The plan id a slot was last opened for (diagnostics).
     pub fn plan_of(&self, r: SlotRef) -> Option<PlanId> {
         let plan = PlanId(self.slot(r.index).plan.load(Ordering::Relaxed));
