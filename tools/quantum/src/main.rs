@@ -3,6 +3,8 @@
 
 mod cmd_bench;
 mod cmd_sim;
+mod ctl;
+mod daemon;
 mod demo;
 
 use clap::{Parser, Subcommand};
@@ -17,6 +19,12 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Cmd {
+    /// Run the core daemon of an instance: shared-memory rings in and out, counters, until
+    /// SIGINT or SIGTERM.
+    Run(daemon::RunArgs),
+    /// Inspect and drive a running instance: stats, rings, inject, tail, gc.
+    #[command(subcommand)]
+    Ctl(ctl::CtlCmd),
     /// Run the core with a synthetic plan feed and an in-process paper exchange (no Redis).
     Demo(demo::DemoArgs),
     /// Latency benchmarks with HdrHistogram reports.
@@ -30,6 +38,8 @@ enum Cmd {
 fn main() {
     let cli = Cli::parse();
     let res = match cli.cmd {
+        Cmd::Run(a) => daemon::run(a),
+        Cmd::Ctl(c) => ctl::run(c),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Bench(c) => cmd_bench::run(c),
         Cmd::Sim(c) => cmd_sim::run(c),

@@ -191,10 +191,9 @@ pub fn run(args: DemoArgs) -> Result<()> {
         let input = match backlog.pop_front().or_else(|| next.take()) {
             Some(i) => i,
             None => {
-                if args.rate > 0 {
+                if let Some(k_ns) = (feed.made() * 1_000_000_000).checked_div(args.rate) {
                     // Open-loop schedule: plan k is due at start + k / rate.
-                    let due =
-                        started + Duration::from_nanos(feed.made() * 1_000_000_000 / args.rate);
+                    let due = started + Duration::from_nanos(k_ns);
                     if Instant::now() < due {
                         std::thread::yield_now();
                         continue;

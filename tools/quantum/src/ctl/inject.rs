@@ -1,0 +1,423 @@
+//! `ctl inject`: plans and commands into an ingress ring (`ctl` by default).
+//!
+//! `--file` reads JSON lines (`-` for stdin). A line is a plan, shaped like the legacy stream
+//! entry (`plan_id`, `symbol`, `decision`, `action`, `kill_score`, optional `timestamp` ms,
+//! `reduce_only`, `qty`; or the same inside a JSON string field `payload` or `data`), or a
+//! command with a `cmd` field:
+//!
+//! ```text
+//! {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
+//! {"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
+//! {"cmd":"kill_switch","on":true}                 (global; add "symbol" for one symbol)
+//! {"cmd":"trading_state","state":"REDUCING"}      (ACTIVE, REDUCING, HALTED)
+//! {"cmd":"gov_permit","plan_id":"…","symbol":"BTCUSDT","allow":true,"ttl_ms":15000}
+//! {"cmd":"p33_permit","plan_id":"…","symbol":"BTCUSDT","allow":true,"safe_qty":"0.046",
+//!  "exchange_amt":"0.062","ledger_amt":"0.062","tolerance":"0.001"}
+//! ```
+//!
+//! Numbers may be JSON numbers or decimal strings. A line that cannot be parsed is reported
+//! with its number and skipped. `--generate N` sends N plans with ids `seed << 32 | i`.
+
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use quantum_core::governor::TradingState;
+use quantum_core::{Action, Command, Decision, Plan, PlanId, Price, Qty, Score, SymbolId};
+use quantum_ipc::liveness::unix_ms;
+use quantum_ipc::wire::{self, Message, RECORD_SIZE};
+use quantum_ipc::{PeerStatus, Producer, Ring, RingSpec};
+use serde_json::{Map, Value};
+
+use super::open_counters;
+use crate::daemon::{convert, rings};
+
+/// Options of `ctl inject`.
+#[derive(Args, Debug)]
+pub struct InjectArgs {
+    /// Instance name.
+    #[arg(long)]
+    pub instance: String,
+    /// JSON lines to send (`-`: stdin).
+    #[arg(
+        long,
+        conflicts_with = "generate",
+        required_unless_present = "generate"
+    )]
+    pub file: Option<PathBuf>,
+    /// Send N generated plans instead.
+    #[arg(long, value_name = "N")]
+    pub generate: Option<u64>,
+    /// Symbol of generated plans.
+    #[arg(long, default_value = "BTCUSDT")]
+    pub symbol: String,
+    /// Seed of generated plan ids (`seed << 32 | i`).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u32,
+    /// Decision of generated plans.
+    #[arg(long, default_value = "EXECUTE")]
+    pub decision: Decision,
+    /// Action of generated plans.
+    #[arg(long, default_value = "PARTIAL_75")]
+    pub action: Action,
+    /// Ingress ring to write (`ctl`, or `plans` to stand in for the Redis bridge).
+    #[arg(long, default_value = rings::CTL)]
+    pub ring: String,
+}
+
+/// Runs `ctl inject`.
+pub fn run(a: InjectArgs) -> Result<()> {
+    if !rings::INGRESS.contains(&a.ring.as_str()) {
+        bail!(
+            "--ring {} is not an ingress ring (plans, ctl, exchange)",
+            a.ring
+        );
+    }
+    let counters = open_counters(&a.instance)?;
+    let symbols = counters.symbols();
+    let ring = Ring::open(&RingSpec::new(&a.instance, &a.ring, 0))
+        .with_context(|| format!("cannot open ring {} of instance {}", a.ring, a.instance))?;
+    let mut out = Sender {
+        producer: ring.producer()?,
+        sent: 0,
+    };
+    let sym = |name: &str| -> Result<SymbolId> {
+        symbols
+            .iter()
+            .find(|(_, n)| n == name)
+            .map(|(id, _)| SymbolId(*id))
+            .ok_or_else(|| {
+                anyhow!(
+                    "unknown symbol {name:?} (the instance has {})",
+                    names(&symbols)
+                )
+            })
+    };
+    if let Some(n) = a.generate {
+        let symbol = sym(&a.symbol)?;
+        let mut plan = Plan::exit(PlanId(0), symbol, a.decision, a.action);
+        for i in 0..n {
+            plan.id = PlanId((u64::from(a.seed) << 32) | i);
+            out.send(&Message::Plan(convert::plan_out(&plan)))?;
+        }
+        eprintln!(
+            "inject: sent {n} generated plans (ids {:016x}..) to ring {}",
+            u64::from(a.seed) << 32,
+            a.ring
+        );
+        return Ok(());
+    }
+    let path = a.file.expect("clap requires --file or --generate");
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(std::io::stdin().lock())
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(&path)
+                .with_context(|| format!("cannot open {}", path.display()))?,
+        ))
+    };
+    let (mut plans, mut commands, mut bad) = (0u64, 0u64, 0u64);
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        match parse_line(t, &sym) {
+            Ok(m) => {
+                if m.kind() == wire::Kind::Plan {
+                    plans += 1;
+                } else {
+                    commands += 1;
+                }
+                out.send(&m)?;
+            }
+            Err(e) => {
+                bad += 1;
+                eprintln!("inject: line {}: {e:#}; skipped", i + 1);
+            }
+        }
+    }
+    eprintln!(
+        "inject: sent {} records ({plans} plans, {commands} commands) to ring {}; {bad} line(s) could not be parsed",
+        out.sent, a.ring
+    );
+    Ok(())
+}
+
+fn names(symbols: &[(u16, String)]) -> String {
+    symbols
+        .iter()
+        .map(|(_, n)| n.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+struct Sender {
+    producer: Producer<RECORD_SIZE>,
+    sent: u64,
+}
+
+impl Sender {
+    /// Pushes, waiting while the ring is full and its consumer (the daemon) lives.
+    fn send(&mut self, m: &Message) -> Result<()> {
+        let rec = m.encode();
+        if self.sent % 1024 == 0 {
+            self.producer.heartbeat();
+        }
+        while self
+            .producer
+            .push(&rec, Duration::from_millis(200))
+            .is_err()
+        {
+            self.producer.heartbeat();
+            match self.producer.peer_status(u64::MAX) {
+                PeerStatus::Alive { .. } | PeerStatus::Stale { .. } => {}
+                s => bail!("the daemon is gone ({s:?}) after {} records", self.sent),
+            }
+        }
+        self.sent += 1;
+        Ok(())
+    }
+}
+
+fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a Value> {
+    o.get(k).ok_or_else(|| anyhow!("missing field {k:?}"))
+}
+
+fn text<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a str> {
+    field(o, k)?
+        .as_str()
+        .ok_or_else(|| anyhow!("field {k:?} must be a string"))
+}
+
+/// A decimal from a JSON number or string.
+fn decimal<T: std::str::FromStr>(o: &Map<String, Value>, k: &str) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    let v = field(o, k)?;
+    let s = match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => bail!("field {k:?} must be a number or a decimal string"),
+    };
+    s.trim()
+        .parse()
+        .map_err(|e| anyhow!("field {k:?} = {s:?}: {e}"))
+}
+
+fn decimal_or<T: std::str::FromStr>(o: &Map<String, Value>, k: &str, d: T) -> Result<T>
+where
+    T::Err: std::fmt::Display,
+{
+    if o.contains_key(k) {
+        decimal(o, k)
+    } else {
+        Ok(d)
+    }
+}
+
+fn boolean(o: &Map<String, Value>, k: &str) -> Result<bool> {
+    match field(o, k)? {
+        Value::Bool(b) => Ok(*b),
+        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
+        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
+        _ => bail!("field {k:?} must be true or false"),
+    }
+}
+
+fn plan_id(o: &Map<String, Value>) -> Result<PlanId> {
+    let s = text(o, "plan_id")?;
+    s.parse().map_err(|e| anyhow!("plan_id {s:?}: {e}"))
+}
+
+/// One JSON line as a wire record.
+fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Message> {
+    let v: Value = serde_json::from_str(line).map_err(|e| anyhow!("not JSON: {e}"))?;
+    let Value::Object(mut o) = v else {
+        bail!("not a JSON object");
+    };
+    for k in ["payload", "data"] {
+        if let Some(Value::String(inner)) = o.get(k) {
+            let inner: Value =
+                serde_json::from_str(inner).map_err(|e| anyhow!("field {k:?} is not JSON: {e}"))?;
+            let Value::Object(inner) = inner else {
+                bail!("field {k:?} is not a JSON object");
+            };
+            o.remove(k);
+            o.extend(inner);
+        }
+    }
+    let now = unix_ms();
+    let Some(cmd) = o.get("cmd") else {
+        return parse_plan(&o, sym).map(|p| Message::Plan(convert::plan_out(&p)));
+    };
+    let cmd = cmd
+        .as_str()
+        .ok_or_else(|| anyhow!("field \"cmd\" must be a string"))?;
+    let symbol = || sym(text(&o, "symbol")?);
+    let command = |c: Command| {
+        convert::command_out(&c, now).ok_or_else(|| anyhow!("command {cmd:?} has no wire form"))
+    };
+    match cmd {
+        "set_ledger" => command(Command::SetLedger {
+            symbol: symbol()?,
+            amount: decimal(&o, "amount")?,
+        }),
+        "position" => {
+            let mark: Price = decimal(&o, "mark")?;
+            if mark.units() <= 0 {
+                bail!("field \"mark\" must be above zero");
+            }
+            command(Command::Position {
+                symbol: symbol()?,
+                amount: decimal(&o, "amount")?,
+                mark,
+            })
+        }
+        "kill_switch" => {
+            let on = boolean(&o, "on")?;
+            command(if o.contains_key("symbol") {
+                Command::SymbolKillSwitch(symbol()?, on)
+            } else {
+                Command::KillSwitch(on)
+            })
+        }
+        "trading_state" => command(Command::TradingState(match text(&o, "state")? {
+            "ACTIVE" => TradingState::Active,
+            "REDUCING" => TradingState::Reducing,
+            "HALTED" => TradingState::Halted,
+            s => bail!("state {s:?} must be ACTIVE, REDUCING or HALTED"),
+        })),
+        "gov_permit" => Ok(Message::GovPermit(wire::GovPermit {
+            allow: boolean(&o, "allow")?,
+            symbol: symbol()?.0,
+            reason: decimal_or(&o, "reason", 0u16)?,
+            plan_id: plan_id(&o)?.0,
+            ttl_ms: decimal_or(&o, "ttl_ms", 15_000u32)?,
+            issued_at_ms: now,
+        })),
+        "p33_permit" => {
+            let reason = match o.get("reason") {
+                None => 0,
+                Some(Value::String(s)) => quantum_core::p33::P33Reason::parse(s)
+                    .ok_or_else(|| anyhow!("unknown P3.3 reason {s:?}"))?
+                    as u16,
+                Some(_) => decimal(&o, "reason")?,
+            };
+            let q = |k| decimal_or::<Qty>(&o, k, Qty::ZERO).map(Qty::units);
+            Ok(Message::P33Permit(wire::P33Permit {
+                allow: boolean(&o, "allow")?,
+                symbol: symbol()?.0,
+                reason,
+                plan_id: plan_id(&o)?.0,
+                safe_qty: q("safe_qty")?,
+                exchange_amt: q("exchange_amt")?,
+                ledger_amt: q("ledger_amt")?,
+                tolerance: q("tolerance")?,
+                issued_at_ms: now,
+            }))
+        }
+        other => bail!(
+            "unknown cmd {other:?} (set_ledger, position, kill_switch, trading_state, gov_permit, p33_permit)"
+        ),
+    }
+}
+
+fn parse_plan(o: &Map<String, Value>, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Plan> {
+    let decision: Decision = text(o, "decision")?
+        .parse()
+        .map_err(|e: String| anyhow!(e))?;
+    let action: Action = match o.get("action") {
+        Some(_) => text(o, "action")?.parse().map_err(|e: String| anyhow!(e))?,
+        None => Action::None,
+    };
+    let mut p = Plan::exit(plan_id(o)?, sym(text(o, "symbol")?)?, decision, action);
+    p.kill_score = decimal_or(o, "kill_score", Score::ZERO)?;
+    if let Some(Value::Number(n)) = o.get("timestamp") {
+        p.created_at_ms = n.as_u64().unwrap_or(0);
+    }
+    if o.contains_key("reduce_only") {
+        p.reduce_only = boolean(o, "reduce_only")?;
+    }
+    p.qty = decimal_or(o, "qty", Qty::ZERO)?;
+    if p.qty.units() < 0 {
+        bail!("field \"qty\" must not be negative");
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sym(name: &str) -> Result<SymbolId> {
+        match name {
+            "BTCUSDT" => Ok(SymbolId(0)),
+            _ => bail!("unknown symbol {name:?}"),
+        }
+    }
+
+    #[test]
+    fn legacy_plan_lines_parse() {
+        let m = parse_line(
+            r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}"#,
+            &sym,
+        )
+        .unwrap();
+        let Message::Plan(w) = m else { panic!() };
+        let p = convert::plan_in(&w);
+        assert_eq!(p.id, PlanId(0xf1a8_d7f4_8713_d5cf));
+        assert_eq!(p.action, Action::Partial75);
+        assert_eq!(p.kill_score, "0.539".parse().unwrap());
+        let m2 = parse_line(
+            r#"{"payload":"{\"plan_id\":\"f1a8d7f48713d5cf\",\"symbol\":\"BTCUSDT\",\"decision\":\"EXECUTE\",\"action\":\"PARTIAL_75\",\"kill_score\":0.539}"}"#,
+            &sym,
+        )
+        .unwrap();
+        assert_eq!(m2, m);
+    }
+
+    #[test]
+    fn commands_parse() {
+        let m = parse_line(
+            r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":104000}"#,
+            &sym,
+        )
+        .unwrap();
+        assert_eq!(m.kind(), wire::Kind::PositionSnapshot);
+        let m = parse_line(
+            r#"{"cmd":"set_ledger","symbol":"BTCUSDT","amount":0.062}"#,
+            &sym,
+        )
+        .unwrap();
+        let Message::LedgerSet(l) = m else { panic!() };
+        assert_eq!(l.amount, 6_200_000);
+        for line in [
+            r#"{"cmd":"kill_switch","on":true}"#,
+            r#"{"cmd":"trading_state","state":"HALTED"}"#,
+            r#"{"cmd":"gov_permit","plan_id":"0000000000000001","symbol":"BTCUSDT","allow":true}"#,
+            r#"{"cmd":"p33_permit","plan_id":"0000000000000001","symbol":"BTCUSDT","allow":false,"reason":"no_position"}"#,
+        ] {
+            parse_line(line, &sym).unwrap();
+        }
+    }
+
+    #[test]
+    fn bad_lines_say_why() {
+        let e = |l: &str| parse_line(l, &sym).unwrap_err().to_string();
+        assert!(e("{").contains("not JSON"));
+        assert!(
+            e(r#"{"plan_id":"x","symbol":"BTCUSDT","decision":"EXECUTE"}"#).contains("plan_id")
+        );
+        assert!(
+            e(r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"XYZ","decision":"EXECUTE"}"#)
+                .contains("XYZ")
+        );
+        assert!(e(r#"{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"abc"}"#).contains("amount"));
+        assert!(e(r#"{"cmd":"nope"}"#).contains("unknown cmd"));
+    }
+}

@@ -1,0 +1,64 @@
+//! `quantum ctl ...`: inspect and drive a running `quantum run` instance from another process,
+//! through its shared-memory segments only (the daemon is never asked anything).
+
+mod inject;
+mod stats;
+mod tail;
+
+use anyhow::{Context, Result};
+use quantum_ipc::{CountersReader, PeerStatus};
+
+/// Control subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum CtlCmd {
+    /// Totals and rates from the counters segment, deny reasons, ring depths, peers.
+    Stats(stats::StatsArgs),
+    /// The instance's segments: capacity, depth, peers and their liveness, full events.
+    Rings(stats::RingsArgs),
+    /// Remove the segments of dead instances.
+    Gc(stats::GcArgs),
+    /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring.
+    Inject(inject::InjectArgs),
+    /// Print plan results as they leave the core (consumer of the `results` ring).
+    Tail(tail::TailArgs),
+}
+
+/// Runs a control subcommand.
+pub fn run(cmd: CtlCmd) -> Result<()> {
+    match cmd {
+        CtlCmd::Stats(a) => stats::stats(a),
+        CtlCmd::Rings(a) => stats::rings(a),
+        CtlCmd::Gc(a) => stats::gc(a),
+        CtlCmd::Inject(a) => inject::run(a),
+        CtlCmd::Tail(a) => tail::run(a),
+    }
+}
+
+/// The counters of a running instance.
+fn open_counters(instance: &str) -> Result<CountersReader> {
+    let c = CountersReader::open(instance)
+        .with_context(|| format!("instance {instance:?} is not running"))?;
+    Ok(c)
+}
+
+/// A peer's status in a few words.
+fn peer_text(s: PeerStatus) -> String {
+    match s {
+        PeerStatus::NeverAttached => "never attached".into(),
+        PeerStatus::Alive { pid, age_ms } => format!("alive pid {pid} ({age_ms} ms ago)"),
+        PeerStatus::Stale { pid, age_ms } => format!("stale pid {pid} (silent {age_ms} ms)"),
+        PeerStatus::Dead { pid } => format!("dead pid {pid}"),
+        PeerStatus::Detached { pid } => format!("detached pid {pid}"),
+    }
+}
+
+/// Peer status as one JSON-friendly word.
+fn peer_word(s: PeerStatus) -> (&'static str, u64) {
+    match s {
+        PeerStatus::NeverAttached => ("never", 0),
+        PeerStatus::Alive { pid, .. } => ("alive", pid),
+        PeerStatus::Stale { pid, .. } => ("stale", pid),
+        PeerStatus::Dead { pid } => ("dead", pid),
+        PeerStatus::Detached { pid } => ("detached", pid),
+    }
+}

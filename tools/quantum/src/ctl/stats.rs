@@ -1,0 +1,221 @@
+//! `ctl stats`, `ctl rings`, `ctl gc`.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use quantum_ipc::{list_segments, remove_stale_segments, Ring, RingSpec, SegmentKind};
+
+use super::{open_counters, peer_text, peer_word};
+use crate::daemon::rings;
+
+/// Options of `ctl stats`.
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    /// Instance name.
+    #[arg(long)]
+    pub instance: String,
+    /// Print again every SECS seconds until interrupted.
+    #[arg(long, value_name = "SECS")]
+    pub watch: Option<f64>,
+    /// Interval between the two samples rates are computed from (ms).
+    #[arg(long, default_value_t = 1000)]
+    pub interval_ms: u64,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// A peer whose heartbeat is older than this is not alive (ms).
+    #[arg(long, default_value_t = 3000)]
+    pub peer_timeout_ms: u64,
+}
+
+/// Options of `ctl rings`.
+#[derive(Args, Debug)]
+pub struct RingsArgs {
+    /// Instance name.
+    #[arg(long)]
+    pub instance: String,
+    /// Also remove the instance's segments whose creator is dead.
+    #[arg(long)]
+    pub remove_stale: bool,
+    /// A peer whose heartbeat is older than this is not alive (ms).
+    #[arg(long, default_value_t = 3000)]
+    pub peer_timeout_ms: u64,
+}
+
+/// Options of `ctl gc`.
+#[derive(Args, Debug)]
+pub struct GcArgs {
+    /// Only this instance (default: every instance).
+    #[arg(long)]
+    pub instance: Option<String>,
+}
+
+struct RingRow {
+    name: &'static str,
+    stats: quantum_ipc::RingStats,
+    producer: quantum_ipc::PeerStatus,
+    consumer: quantum_ipc::PeerStatus,
+}
+
+fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
+    rings::INGRESS
+        .iter()
+        .chain(rings::EGRESS.iter())
+        .filter_map(|name| {
+            let ring = Ring::open(&RingSpec::new(instance, name, 0)).ok()?;
+            Some(RingRow {
+                name,
+                stats: ring.stats(),
+                producer: ring.producer_status(timeout),
+                consumer: ring.consumer_status(timeout),
+            })
+        })
+        .collect()
+}
+
+/// `ctl stats`.
+pub fn stats(a: StatsArgs) -> Result<()> {
+    let c = open_counters(&a.instance)?;
+    loop {
+        let before: BTreeMap<String, u64> = c.counters().into_iter().collect();
+        std::thread::sleep(Duration::from_millis(a.interval_ms.max(1)));
+        let after = c.counters();
+        let secs = a.interval_ms.max(1) as f64 / 1000.0;
+        let rate = |label: &str, v: u64| {
+            (v.saturating_sub(before.get(label).copied().unwrap_or(0))) as f64 / secs
+        };
+        let rows = ring_rows(&a.instance, a.peer_timeout_ms);
+        let running = c.owner_alive();
+        if a.json {
+            let counters: serde_json::Map<_, _> = after
+                .iter()
+                .map(|(l, v)| (l.clone(), serde_json::json!(v)))
+                .collect();
+            let rates: serde_json::Map<_, _> = after
+                .iter()
+                .map(|(l, v)| (l.clone(), serde_json::json!(rate(l, *v))))
+                .collect();
+            let rings: serde_json::Map<_, _> = rows
+                .iter()
+                .map(|r| {
+                    let (p, ppid) = peer_word(r.producer);
+                    let (cs, cpid) = peer_word(r.consumer);
+                    (
+                        r.name.to_string(),
+                        serde_json::json!({
+                            "capacity": r.stats.capacity, "depth": r.stats.depth,
+                            "pushed": r.stats.pushed, "popped": r.stats.popped,
+                            "full_events": r.stats.full_events, "invalid": r.stats.invalid,
+                            "producer": p, "producer_pid": ppid,
+                            "consumer": cs, "consumer_pid": cpid,
+                        }),
+                    )
+                })
+                .collect();
+            println!(
+                "{}",
+                serde_json::json!({
+                    "instance": a.instance, "pid": c.owner_pid(), "running": running,
+                    "counters": counters, "rates": rates, "rings": rings,
+                })
+            );
+        } else {
+            println!(
+                "instance {} pid {} {}; rates over {:.1} s",
+                a.instance,
+                c.owner_pid(),
+                if running { "running" } else { "NOT RUNNING" },
+                secs
+            );
+            let mut denies = Vec::new();
+            for (label, v) in &after {
+                if label.starts_with("deny.") {
+                    if *v > 0 {
+                        denies.push((label, *v));
+                    }
+                    continue;
+                }
+                println!("  {label:<42} {v:>14} {:>12.1}/s", rate(label, *v));
+            }
+            if denies.is_empty() {
+                println!("  deny reasons: none");
+            }
+            for (label, v) in denies {
+                println!("  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v));
+            }
+            for r in &rows {
+                println!(
+                    "  ring {:<9} depth {:>8}/{:<8} producer {} | consumer {}",
+                    r.name,
+                    r.stats.depth,
+                    r.stats.capacity,
+                    peer_text(r.producer),
+                    peer_text(r.consumer)
+                );
+            }
+        }
+        match a.watch {
+            Some(s) => {
+                let rest = Duration::from_secs_f64(s.max(0.0))
+                    .saturating_sub(Duration::from_millis(a.interval_ms));
+                std::thread::sleep(rest);
+            }
+            None => return Ok(()),
+        }
+    }
+}
+
+/// `ctl rings`.
+pub fn rings(a: RingsArgs) -> Result<()> {
+    if a.remove_stale {
+        for id in remove_stale_segments(Some(&a.instance)).context("cannot remove segments")? {
+            println!("removed {id}");
+        }
+    }
+    let segs = list_segments(Some(&a.instance)).context("cannot list /dev/shm")?;
+    if segs.is_empty() {
+        println!("instance {}: no segments", a.instance);
+    }
+    for s in segs {
+        let owner = format!(
+            "owner pid {} {}",
+            s.owner_pid,
+            if s.owner_alive { "alive" } else { "dead" }
+        );
+        match s.kind {
+            SegmentKind::Ring => match Ring::open(&RingSpec::new(&a.instance, &s.name, 0)) {
+                Ok(ring) => {
+                    let st = ring.stats();
+                    println!(
+                        "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}",
+                        s.os_id,
+                        st.capacity,
+                        st.depth,
+                        st.pushed,
+                        st.popped,
+                        st.full_events,
+                        st.invalid,
+                        peer_text(ring.producer_status(a.peer_timeout_ms)),
+                        peer_text(ring.consumer_status(a.peer_timeout_ms)),
+                    );
+                }
+                Err(e) => println!("{} ring (cannot open: {e}) {owner}", s.os_id),
+            },
+            SegmentKind::Counters => println!("{} counters {} bytes {owner}", s.os_id, s.bytes),
+            SegmentKind::Unknown => println!("{} unknown {} bytes", s.os_id, s.bytes),
+        }
+    }
+    Ok(())
+}
+
+/// `ctl gc`.
+pub fn gc(a: GcArgs) -> Result<()> {
+    let removed = remove_stale_segments(a.instance.as_deref()).context("cannot remove segments")?;
+    for id in &removed {
+        println!("removed {id}");
+    }
+    println!("{} stale segment(s) removed", removed.len());
+    Ok(())
+}

@@ -1,0 +1,553 @@
+//! `quantum run` configuration: built-in defaults (`EngineConfig::default()` and the daemon's
+//! own), then the TOML file of `--config`, then the environment, then the command line.
+//!
+//! Every key of the file can be overridden by `QUANTUM_<KEY>` with the dots of its path turned
+//! into underscores and upper-cased (`governor.mode` → `QUANTUM_GOVERNOR_MODE`); the legacy
+//! `APPLY_PERMIT_WAIT_MS` and `APPLY_PERMIT_STEP_MS` set `engine.apply_wait_ms` and
+//! `engine.apply_step_ms` (their `QUANTUM_ENGINE_*` names win when both are set). An empty
+//! value unsets an optional key. Symbols are configured in the file only (`[[symbols]]`, which
+//! replaces the built-in list). Unknown keys and bad values are one sentence naming the key.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Result};
+use quantum_core::governor::{GovMode, GovernorConfig};
+use quantum_core::ledger::{Filters, LotFilter};
+use quantum_core::p33::P33Config;
+use quantum_core::{EngineConfig, Mode, Price, Qty, Score, SymbolSpec};
+use serde::{Deserialize, Serialize};
+
+use super::rings;
+
+/// The whole configuration, as the file spells it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DaemonConfig {
+    /// `single` or `pipelined`.
+    pub mode: String,
+    /// Busy-spin idle threads (burns a core each).
+    pub spin: bool,
+    /// Pin engine threads when there are enough cores.
+    pub pin: bool,
+    /// Write the legacy `[PERMIT_WAIT]` and `Result published` lines to stderr.
+    pub legacy_log: bool,
+    /// Engine sizes and waits.
+    pub engine: EngineSection,
+    /// Governor.
+    pub governor: GovernorSection,
+    /// P3.3.
+    pub p33: P33Section,
+    /// Rings and peers.
+    pub rings: RingsSection,
+    /// Symbols, in id order.
+    pub symbols: Vec<SymbolSection>,
+}
+
+/// `[engine]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EngineSection {
+    /// Permit table slots.
+    pub table_capacity: usize,
+    /// Recent plan ids remembered for dedupe.
+    pub dedupe_capacity: usize,
+    /// Legacy `APPLY_PERMIT_WAIT_MS`.
+    pub apply_wait_ms: u64,
+    /// Legacy `APPLY_PERMIT_STEP_MS` (longest single park).
+    pub apply_step_ms: u64,
+}
+
+/// `[governor]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GovernorSection {
+    /// `testnet` (approve everything) or `production` (apply the policies).
+    pub mode: String,
+    /// Permit TTL.
+    pub permit_ttl_ms: u64,
+    /// Executions per symbol per window (0: no limit).
+    pub rate_limit: u32,
+    /// The rate limit's window.
+    pub rate_window_ms: u64,
+    /// Quiet time after an execution (0: none).
+    pub cooldown_ms: u64,
+    /// Max notional of one opening order (decimal, quote units).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_notional_order: Option<String>,
+    /// Max notional of opening orders per UTC day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_notional_day: Option<String>,
+    /// Minimum kill score (decimal).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub min_kill_score: Option<String>,
+}
+
+/// `[p33]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct P33Section {
+    /// Permit TTL.
+    pub permit_ttl_ms: u64,
+    /// An exchange snapshot older than this is stale.
+    pub exchange_max_age_ms: u64,
+}
+
+/// `[rings]`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RingsSection {
+    /// Slots per ring (a power of two).
+    pub capacity: usize,
+    /// How often the daemon heartbeats and looks at its peers.
+    pub heartbeat_ms: u64,
+    /// A peer whose heartbeat is older than this is not alive.
+    pub peer_timeout_ms: u64,
+    /// On SIGINT/SIGTERM, how long to wait for egress consumers before giving up.
+    pub drain_timeout_ms: u64,
+}
+
+/// One `[[symbols]]` entry (decimals as strings).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SymbolSection {
+    /// Exchange symbol (at most 16 bytes).
+    pub name: String,
+    /// Reconcile tolerance.
+    pub tolerance: String,
+    /// LOT_SIZE minimum.
+    pub min_qty: String,
+    /// LOT_SIZE maximum.
+    pub max_qty: String,
+    /// LOT_SIZE step.
+    pub step: String,
+    /// MARKET_LOT_SIZE minimum (default: `min_qty`).
+    pub market_min_qty: Option<String>,
+    /// MARKET_LOT_SIZE maximum (default: `max_qty`).
+    pub market_max_qty: Option<String>,
+    /// MARKET_LOT_SIZE step (default: `step`).
+    pub market_step: Option<String>,
+    /// MIN_NOTIONAL.
+    pub min_notional: String,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        let e = EngineConfig::default();
+        DaemonConfig {
+            mode: "single".into(),
+            spin: false,
+            pin: true,
+            legacy_log: true,
+            engine: EngineSection {
+                table_capacity: e.table_capacity,
+                dedupe_capacity: e.dedupe_capacity,
+                apply_wait_ms: e.apply_wait_ms,
+                apply_step_ms: e.apply_step_ms,
+            },
+            governor: GovernorSection::from(&e.governor),
+            p33: P33Section {
+                permit_ttl_ms: e.p33.permit_ttl_ms,
+                exchange_max_age_ms: e.p33.exchange_max_age_ms,
+            },
+            rings: RingsSection::default(),
+            symbols: e.symbols.iter().map(SymbolSection::from).collect(),
+        }
+    }
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        DaemonConfig::default().engine
+    }
+}
+
+impl Default for GovernorSection {
+    fn default() -> Self {
+        GovernorSection::from(&GovernorConfig::default())
+    }
+}
+
+impl Default for P33Section {
+    fn default() -> Self {
+        let p = P33Config::default();
+        P33Section {
+            permit_ttl_ms: p.permit_ttl_ms,
+            exchange_max_age_ms: p.exchange_max_age_ms,
+        }
+    }
+}
+
+impl Default for RingsSection {
+    fn default() -> Self {
+        RingsSection {
+            capacity: rings::DEFAULT_CAPACITY,
+            heartbeat_ms: 100,
+            peer_timeout_ms: 3_000,
+            drain_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl From<&GovernorConfig> for GovernorSection {
+    fn from(g: &GovernorConfig) -> Self {
+        GovernorSection {
+            mode: match g.mode {
+                GovMode::Testnet => "testnet".into(),
+                GovMode::Production => "production".into(),
+            },
+            permit_ttl_ms: g.permit_ttl_ms,
+            rate_limit: g.rate_limit,
+            rate_window_ms: g.rate_window_ms,
+            cooldown_ms: g.cooldown_ms,
+            max_notional_order: g.max_notional_order.map(|p| p.to_string()),
+            max_notional_day: g.max_notional_day.map(|p| p.to_string()),
+            min_kill_score: g.min_kill_score.map(|s| s.to_string()),
+        }
+    }
+}
+
+impl From<&SymbolSpec> for SymbolSection {
+    fn from(s: &SymbolSpec) -> Self {
+        let f = &s.filters;
+        SymbolSection {
+            name: s.name.clone(),
+            tolerance: s.tolerance.to_string(),
+            min_qty: f.lot.min.to_string(),
+            max_qty: f.lot.max.to_string(),
+            step: f.lot.step.to_string(),
+            market_min_qty: Some(f.market_lot.min.to_string()),
+            market_max_qty: Some(f.market_lot.max.to_string()),
+            market_step: Some(f.market_lot.step.to_string()),
+            min_notional: Qty::from_units(f.min_notional.units()).to_string(),
+        }
+    }
+}
+
+/// Keys that the environment can set, as `section.key` paths.
+const ENV_KEYS: &[&str] = &[
+    "mode",
+    "spin",
+    "pin",
+    "legacy_log",
+    "engine.table_capacity",
+    "engine.dedupe_capacity",
+    "engine.apply_wait_ms",
+    "engine.apply_step_ms",
+    "governor.mode",
+    "governor.permit_ttl_ms",
+    "governor.rate_limit",
+    "governor.rate_window_ms",
+    "governor.cooldown_ms",
+    "governor.max_notional_order",
+    "governor.max_notional_day",
+    "governor.min_kill_score",
+    "p33.permit_ttl_ms",
+    "p33.exchange_max_age_ms",
+    "rings.capacity",
+    "rings.heartbeat_ms",
+    "rings.peer_timeout_ms",
+    "rings.drain_timeout_ms",
+];
+
+/// Legacy variables and the key each sets.
+const LEGACY_ENV: &[(&str, &str)] = &[
+    ("APPLY_PERMIT_WAIT_MS", "engine.apply_wait_ms"),
+    ("APPLY_PERMIT_STEP_MS", "engine.apply_step_ms"),
+];
+
+/// The environment variable of a key.
+pub fn env_name(key: &str) -> String {
+    format!("QUANTUM_{}", key.replace('.', "_").to_uppercase())
+}
+
+fn num<T: std::str::FromStr>(var: &str, v: &str) -> Result<T> {
+    v.trim()
+        .parse()
+        .map_err(|_| anyhow!("{var}={v:?} is not a valid whole number"))
+}
+
+fn boolean(var: &str, v: &str) -> Result<bool> {
+    match v.trim() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => bail!("{var}={v:?} is not a boolean (true/false, 1/0, yes/no, on/off)"),
+    }
+}
+
+fn opt(v: &str) -> Option<String> {
+    let v = v.trim();
+    (!v.is_empty()).then(|| v.to_string())
+}
+
+impl DaemonConfig {
+    /// Reads `path` (TOML) over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| anyhow!("cannot read config file {}: {e}", path.display()))?;
+        Self::from_toml(&text).map_err(|e| anyhow!("config file {}: {e}", path.display()))
+    }
+
+    /// Parses TOML text over the defaults; the error names the line and key.
+    pub fn from_toml(text: &str) -> Result<Self> {
+        toml::from_str(text).map_err(|e| {
+            let msg = e.message().trim().to_string();
+            match e.span() {
+                Some(span) => {
+                    let line_no = text[..span.start.min(text.len())].lines().count().max(1);
+                    let line = text
+                        .lines()
+                        .nth(line_no.saturating_sub(1))
+                        .unwrap_or("")
+                        .trim();
+                    anyhow!("line {line_no} ({line}): {msg}")
+                }
+                None => anyhow!("{msg}"),
+            }
+        })
+    }
+
+    /// Applies environment overrides read through `get`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<()> {
+        for (var, key) in LEGACY_ENV {
+            if let Some(v) = get(var) {
+                self.set(key, var, &v)?;
+            }
+        }
+        for key in ENV_KEYS {
+            let var = env_name(key);
+            if let Some(v) = get(&var) {
+                self.set(key, &var, &v)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sets one key from the text of variable `var`.
+    fn set(&mut self, key: &str, var: &str, v: &str) -> Result<()> {
+        let (e, g, p, r) = (
+            &mut self.engine,
+            &mut self.governor,
+            &mut self.p33,
+            &mut self.rings,
+        );
+        match key {
+            "mode" => self.mode = v.trim().to_string(),
+            "spin" => self.spin = boolean(var, v)?,
+            "pin" => self.pin = boolean(var, v)?,
+            "legacy_log" => self.legacy_log = boolean(var, v)?,
+            "engine.table_capacity" => e.table_capacity = num(var, v)?,
+            "engine.dedupe_capacity" => e.dedupe_capacity = num(var, v)?,
+            "engine.apply_wait_ms" => e.apply_wait_ms = num(var, v)?,
+            "engine.apply_step_ms" => e.apply_step_ms = num(var, v)?,
+            "governor.mode" => g.mode = v.trim().to_string(),
+            "governor.permit_ttl_ms" => g.permit_ttl_ms = num(var, v)?,
+            "governor.rate_limit" => g.rate_limit = num(var, v)?,
+            "governor.rate_window_ms" => g.rate_window_ms = num(var, v)?,
+            "governor.cooldown_ms" => g.cooldown_ms = num(var, v)?,
+            "governor.max_notional_order" => g.max_notional_order = opt(v),
+            "governor.max_notional_day" => g.max_notional_day = opt(v),
+            "governor.min_kill_score" => g.min_kill_score = opt(v),
+            "p33.permit_ttl_ms" => p.permit_ttl_ms = num(var, v)?,
+            "p33.exchange_max_age_ms" => p.exchange_max_age_ms = num(var, v)?,
+            "rings.capacity" => r.capacity = num(var, v)?,
+            "rings.heartbeat_ms" => r.heartbeat_ms = num(var, v)?,
+            "rings.peer_timeout_ms" => r.peer_timeout_ms = num(var, v)?,
+            "rings.drain_timeout_ms" => r.drain_timeout_ms = num(var, v)?,
+            _ => bail!("{var}: no such setting {key}"),
+        }
+        Ok(())
+    }
+
+    /// The effective configuration as TOML.
+    pub fn to_toml(&self) -> String {
+        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    }
+
+    /// The thread layout.
+    pub fn mode(&self) -> Result<Mode> {
+        self.mode.parse().map_err(|e: String| anyhow!("mode: {e}"))
+    }
+
+    /// Everything the engine needs, checked; errors name the key. `wall_origin_ms` is the
+    /// Unix time of the engine clock's origin.
+    pub fn engine_config(&self, wall_origin_ms: u64) -> Result<EngineConfig> {
+        self.mode()?;
+        let r = &self.rings;
+        if !r.capacity.is_power_of_two() || r.capacity > 1 << 24 {
+            bail!(
+                "rings.capacity {} must be a power of two up to 16777216",
+                r.capacity
+            );
+        }
+        if r.heartbeat_ms == 0 || r.peer_timeout_ms == 0 {
+            bail!("rings.heartbeat_ms and rings.peer_timeout_ms must be at least 1");
+        }
+        if self.symbols.len() > usize::from(quantum_ipc::wire::MAX_SYMBOLS) {
+            bail!("symbols: at most 256 symbols can be configured");
+        }
+        let g = &self.governor;
+        let mode = match g.mode.as_str() {
+            "testnet" => GovMode::Testnet,
+            "production" => GovMode::Production,
+            m => bail!("governor.mode {m:?} must be testnet or production"),
+        };
+        let price = |key: &str, v: &Option<String>| -> Result<Option<Price>> {
+            v.as_deref()
+                .map(|s| s.parse().map_err(|e| anyhow!("{key} {s:?}: {e}")))
+                .transpose()
+        };
+        let governor = GovernorConfig {
+            mode,
+            permit_ttl_ms: g.permit_ttl_ms,
+            rate_limit: g.rate_limit,
+            rate_window_ms: g.rate_window_ms,
+            cooldown_ms: g.cooldown_ms,
+            max_notional_order: price("governor.max_notional_order", &g.max_notional_order)?,
+            max_notional_day: price("governor.max_notional_day", &g.max_notional_day)?,
+            min_kill_score: g
+                .min_kill_score
+                .as_deref()
+                .map(|s| {
+                    s.parse::<Score>()
+                        .map_err(|e| anyhow!("governor.min_kill_score {s:?}: {e}"))
+                })
+                .transpose()?,
+            wall_origin_ms,
+        };
+        let symbols = self
+            .symbols
+            .iter()
+            .enumerate()
+            .map(|(i, s)| s.spec(i))
+            .collect::<Result<Vec<_>>>()?;
+        let cfg = EngineConfig {
+            table_capacity: self.engine.table_capacity,
+            dedupe_capacity: self.engine.dedupe_capacity,
+            apply_wait_ms: self.engine.apply_wait_ms,
+            apply_step_ms: self.engine.apply_step_ms,
+            governor,
+            p33: P33Config {
+                permit_ttl_ms: self.p33.permit_ttl_ms,
+                exchange_max_age_ms: self.p33.exchange_max_age_ms,
+            },
+            symbols,
+        };
+        cfg.validate().map_err(|e| anyhow!("{e}"))?;
+        Ok(cfg)
+    }
+
+    /// Longest single park of the engine threads.
+    pub fn max_park(&self) -> Duration {
+        Duration::from_millis(self.engine.apply_step_ms.max(1))
+    }
+}
+
+impl SymbolSection {
+    fn spec(&self, i: usize) -> Result<SymbolSpec> {
+        let name = &self.name;
+        if name.is_empty() || name.len() > quantum_ipc::counters::MAX_SYMBOL_NAME {
+            bail!("symbols[{i}].name {name:?} must be 1 to 16 bytes");
+        }
+        let q = |key: &str, v: &str| -> Result<Qty> {
+            v.parse()
+                .map_err(|e| anyhow!("symbols[{i}] ({name}).{key} {v:?}: {e}"))
+        };
+        let lot = LotFilter {
+            min: q("min_qty", &self.min_qty)?,
+            max: q("max_qty", &self.max_qty)?,
+            step: q("step", &self.step)?,
+        };
+        let or = |key: &str, v: &Option<String>, d: Qty| v.as_deref().map_or(Ok(d), |v| q(key, v));
+        let market_lot = LotFilter {
+            min: or("market_min_qty", &self.market_min_qty, lot.min)?,
+            max: or("market_max_qty", &self.market_max_qty, lot.max)?,
+            step: or("market_step", &self.market_step, lot.step)?,
+        };
+        Ok(SymbolSpec {
+            name: name.clone(),
+            tolerance: q("tolerance", &self.tolerance)?,
+            filters: Filters {
+                lot,
+                market_lot,
+                min_notional: Price::from_units(q("min_notional", &self.min_notional)?.units()),
+            },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_engines() {
+        let c = DaemonConfig::default();
+        let e = c.engine_config(0).unwrap();
+        assert_eq!(e, EngineConfig::default());
+    }
+
+    #[test]
+    fn printed_config_reads_back() {
+        let c = DaemonConfig::default();
+        let text = c.to_toml();
+        assert_eq!(DaemonConfig::from_toml(&text).unwrap(), c);
+        assert!(text.contains("[[symbols]]"), "{text}");
+    }
+
+    #[test]
+    fn file_and_env_override_defaults() {
+        let mut c = DaemonConfig::from_toml(
+            "mode = \"pipelined\"\n[engine]\napply_wait_ms = 50\n[governor]\nmode = \"production\"\nmin_kill_score = \"0.5\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.engine.apply_wait_ms, 50);
+        assert_eq!(c.engine.table_capacity, 4096);
+        let env = |k: &str| match k {
+            "APPLY_PERMIT_WAIT_MS" => Some("700".to_string()),
+            "APPLY_PERMIT_STEP_MS" => Some("5".to_string()),
+            "QUANTUM_ENGINE_APPLY_STEP_MS" => Some("7".to_string()),
+            "QUANTUM_RINGS_CAPACITY" => Some("1024".to_string()),
+            "QUANTUM_GOVERNOR_MIN_KILL_SCORE" => Some(String::new()),
+            _ => None,
+        };
+        c.apply_env(env).unwrap();
+        assert_eq!(c.engine.apply_wait_ms, 700);
+        assert_eq!(c.engine.apply_step_ms, 7);
+        assert_eq!(c.rings.capacity, 1024);
+        assert_eq!(c.governor.min_kill_score, None);
+        let e = c.engine_config(0).unwrap();
+        assert_eq!(e.governor.mode, GovMode::Production);
+        assert_eq!(c.mode().unwrap(), Mode::Pipelined);
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = DaemonConfig::from_toml("[engine]\ntable_capacty = 5\n").unwrap_err();
+        assert!(e.to_string().contains("table_capacty"), "{e}");
+        let e = DaemonConfig::from_toml("[rings]\ncapacity = \"big\"\n").unwrap_err();
+        assert!(e.to_string().contains("capacity = \"big\""), "{e}");
+        let mut c = DaemonConfig::default();
+        let e = c
+            .apply_env(|k| (k == "QUANTUM_RINGS_CAPACITY").then(|| "x".into()))
+            .unwrap_err();
+        assert!(e.to_string().contains("QUANTUM_RINGS_CAPACITY"), "{e}");
+        c.rings.capacity = 1000;
+        let e = c.engine_config(0).unwrap_err();
+        assert!(e.to_string().contains("rings.capacity"), "{e}");
+        let mut c = DaemonConfig::default();
+        c.governor.mode = "prod".into();
+        assert!(c
+            .engine_config(0)
+            .unwrap_err()
+            .to_string()
+            .contains("governor.mode"));
+        let mut c = DaemonConfig::default();
+        c.symbols[0].tolerance = "x".into();
+        assert!(c
+            .engine_config(0)
+            .unwrap_err()
+            .to_string()
+            .contains("tolerance"));
+    }
+}

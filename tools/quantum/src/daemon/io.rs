@@ -1,0 +1,520 @@
+//! The daemon's I/O thread: ingress rings → engine → egress rings, heartbeats, peers, drain.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use quantum_core::types::Symbols;
+use quantum_core::{
+    Clock, Command, Engine, Input, PlanResult, Qty, Runner, RunnerConfig, SymbolId,
+};
+use quantum_ipc::liveness::{clock_ms, unix_ms};
+use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
+use quantum_ipc::{Consumer, PeerStatus, Producer, Ring, RingSpec};
+
+use super::config::DaemonConfig;
+use super::convert::{self, Ingress};
+use super::instance;
+use super::rings;
+use super::stats::Counters;
+
+/// Records taken from one ingress ring before looking at the others and at egress.
+const BATCH: usize = 256;
+/// Invalid records logged one by one; after that one in every `INVALID_LOG_EVERY`.
+const INVALID_LOG_FIRST: u64 = 20;
+const INVALID_LOG_EVERY: u64 = 10_000;
+/// Longest idle step of the I/O thread when not spinning: bounds how late it notices ingress.
+const MAX_IDLE: Duration = Duration::from_millis(1);
+
+fn log(instance: &str, msg: std::fmt::Arguments) {
+    eprintln!("quantum run[{instance}]: {msg}");
+}
+
+macro_rules! say {
+    ($d:expr, $($t:tt)*) => { log(&$d.instance, format_args!($($t)*)) };
+}
+
+struct IngressRing {
+    name: &'static str,
+    /// Keeps the segment handle for depth and stats.
+    _ring: Ring,
+    consumer: Consumer<RECORD_SIZE>,
+    invalid_seen: u64,
+}
+
+/// What a ring's peer was at the last look.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    Nobody,
+    Alive(u64),
+    Stale(u64),
+    Gone(u64),
+}
+
+/// A result waiting for room on the egress rings. The order, if any, goes first.
+struct Held {
+    order: Option<Record>,
+    result: Option<Record>,
+    /// Counted as a full event already (once per record that had to wait).
+    order_counted: bool,
+    result_counted: bool,
+}
+
+/// The running daemon, minus the engine's runner.
+pub struct Daemon {
+    instance: String,
+    cfg: DaemonConfig,
+    limits: Limits,
+    symbols: Symbols,
+    counters: Counters,
+    ingress: Vec<IngressRing>,
+    orders_ring: Ring,
+    orders: Producer<RECORD_SIZE>,
+    results_ring: Ring,
+    results: Producer<RECORD_SIZE>,
+    /// Peers per ring: ingress then egress.
+    seen: [Seen; 5],
+    results_observed: bool,
+    held_input: Option<Input>,
+    held: Option<Held>,
+    /// Quantity still expected to fill per order sent (plan id → symbol, remaining), so a
+    /// `Reject` can release its in-flight reservation.
+    in_flight: HashMap<u64, (SymbolId, Qty)>,
+    runner: Option<Runner>,
+    log_buf: String,
+    next_tick: u64,
+}
+
+impl Daemon {
+    /// Takes the instance, creates the counters and rings, starts the engine.
+    pub fn start(instance: &str, cfg: DaemonConfig) -> Result<Daemon> {
+        let (writer, removed) = instance::claim(instance)?;
+        if !removed.is_empty() {
+            log(
+                instance,
+                format_args!(
+                    "removed segments of a dead predecessor: {}",
+                    removed.join(" ")
+                ),
+            );
+        }
+        let clock = Clock::new();
+        let engine_cfg = cfg.engine_config(unix_ms())?;
+        let mode = cfg.mode()?;
+        let engine = Engine::new(engine_cfg, clock).context("invalid engine configuration")?;
+        let symbols = engine.symbols().clone();
+        let limits = Limits::new(symbols.len() as u16);
+        let counters = Counters::new(writer, &symbols)?;
+        let cap = cfg.rings.capacity;
+        let create = |name: &str| {
+            Ring::create(&RingSpec::new(instance, name, cap))
+                .with_context(|| format!("cannot create ring {name}"))
+        };
+        let mut ingress = Vec::new();
+        for name in rings::INGRESS {
+            let ring = create(name)?;
+            let consumer = ring.consumer()?;
+            ingress.push(IngressRing {
+                name,
+                _ring: ring,
+                consumer,
+                invalid_seen: 0,
+            });
+        }
+        let orders_ring = create(rings::ORDERS)?;
+        let orders = orders_ring.producer()?;
+        let results_ring = create(rings::RESULTS)?;
+        let results = results_ring.producer()?;
+        let runner = Runner::start(
+            engine,
+            RunnerConfig {
+                mode,
+                spin: cfg.spin,
+                pin: cfg.pin,
+                max_park: cfg.max_park(),
+                ..RunnerConfig::default()
+            },
+        );
+        runner.register_caller();
+        let d = Daemon {
+            instance: instance.to_string(),
+            limits,
+            symbols,
+            counters,
+            ingress,
+            orders_ring,
+            orders,
+            results_ring,
+            results,
+            seen: [Seen::Nobody; 5],
+            results_observed: false,
+            held_input: None,
+            held: None,
+            in_flight: HashMap::with_capacity(1024),
+            runner: Some(runner),
+            log_buf: String::with_capacity(512),
+            next_tick: 0,
+            cfg,
+        };
+        let r = d.runner.as_ref().expect("runner");
+        say!(
+            d,
+            "pid {} mode={} spin={} {}",
+            std::process::id(),
+            d.cfg.mode,
+            d.cfg.spin,
+            r.placement().note
+        );
+        say!(
+            d,
+            "rings created: quantum.{0}.{{plans,ctl,exchange}} (in) quantum.{0}.{{orders,results}} (out), {1} slots of 64 bytes; counters quantum.{0}.counters; {2} symbols",
+            d.instance,
+            cap,
+            d.symbols.len(),
+        );
+        Ok(d)
+    }
+
+    fn runner(&self) -> &Runner {
+        self.runner.as_ref().expect("runner runs until drain")
+    }
+
+    /// Serves until `stop` is set, then drains.
+    pub fn run(mut self, stop: &AtomicBool) -> Result<()> {
+        let mut idle_step = Duration::from_micros(20);
+        let mut spins = 0u32;
+        while !stop.load(Ordering::Relaxed) {
+            self.tick_if_due();
+            let mut worked = self.pump_egress();
+            worked |= self.pump_ingress();
+            if worked {
+                idle_step = Duration::from_micros(20);
+                spins = 0;
+                continue;
+            }
+            if self.cfg.spin && spins < 1 << 14 {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            if let Some(r) = self.runner().recv_timeout(idle_step) {
+                self.emit(r);
+                idle_step = Duration::from_micros(20);
+            } else {
+                idle_step = (idle_step * 2).min(MAX_IDLE);
+            }
+        }
+        self.drain()
+    }
+
+    /// Heartbeats and peer checks, every `rings.heartbeat_ms`.
+    fn tick_if_due(&mut self) {
+        let now = clock_ms();
+        if now < self.next_tick {
+            return;
+        }
+        self.next_tick = now + self.cfg.rings.heartbeat_ms;
+        for r in &self.ingress {
+            r.consumer.heartbeat();
+        }
+        self.orders.heartbeat();
+        self.results.heartbeat();
+        let timeout = self.cfg.rings.peer_timeout_ms;
+        let mut statuses = Vec::with_capacity(5);
+        for r in &self.ingress {
+            statuses.push((r.name, "producer", r.consumer.peer_status(timeout)));
+        }
+        statuses.push((rings::ORDERS, "consumer", self.orders.peer_status(timeout)));
+        statuses.push((
+            rings::RESULTS,
+            "consumer",
+            self.results.peer_status(timeout),
+        ));
+        let mut alive = 0;
+        for (i, (ring, role, st)) in statuses.into_iter().enumerate() {
+            let now_seen = match st {
+                PeerStatus::NeverAttached => Seen::Nobody,
+                PeerStatus::Alive { pid, .. } => Seen::Alive(pid),
+                PeerStatus::Stale { pid, .. } => Seen::Stale(pid),
+                PeerStatus::Dead { pid } | PeerStatus::Detached { pid } => Seen::Gone(pid),
+            };
+            if matches!(now_seen, Seen::Alive(_)) {
+                alive += 1;
+            }
+            if now_seen == self.seen[i] {
+                continue;
+            }
+            match st {
+                PeerStatus::Alive { pid, .. } => {
+                    say!(self, "peer attached: ring {ring} {role} pid {pid}")
+                }
+                PeerStatus::Stale { pid, age_ms } => say!(
+                    self,
+                    "peer stale: ring {ring} {role} pid {pid} silent for {age_ms} ms"
+                ),
+                PeerStatus::Dead { pid } => {
+                    self.counters.inc(self.counters.peer_deaths[i]);
+                    say!(self, "peer died: ring {ring} {role} pid {pid} is gone without detaching; a new {role} may attach")
+                }
+                PeerStatus::Detached { pid } => {
+                    say!(self, "peer detached: ring {ring} {role} pid {pid}")
+                }
+                PeerStatus::NeverAttached => {}
+            }
+            self.seen[i] = now_seen;
+        }
+        self.results_observed = matches!(self.seen[4], Seen::Alive(_));
+        self.counters.set(self.counters.peers_alive, alive);
+    }
+
+    /// Publishes held and new results; false when there was nothing to do.
+    fn pump_egress(&mut self) -> bool {
+        let mut worked = self.held.is_some();
+        if !self.flush_held() {
+            return worked;
+        }
+        for _ in 0..BATCH {
+            let Some(r) = self.runner().try_recv() else {
+                break;
+            };
+            worked = true;
+            self.emit(r);
+            if self.held.is_some() {
+                break;
+            }
+        }
+        worked
+    }
+
+    /// Counts, logs and publishes one result (holding what does not fit).
+    fn emit(&mut self, r: PlanResult) {
+        self.counters.result(&r);
+        if self.cfg.legacy_log {
+            self.log_buf.clear();
+            if r.write_legacy_log(&mut self.log_buf, &self.symbols).is_ok() {
+                let _ = std::io::stderr().lock().write_all(self.log_buf.as_bytes());
+            }
+        }
+        let order = r.order().map(|o| {
+            self.in_flight.insert(o.plan.0, (o.symbol, o.qty));
+            Message::OrderIntent(convert::order_out(o)).encode()
+        });
+        let result = Message::PlanResult(convert::result_out(&r)).encode();
+        debug_assert!(self.held.is_none());
+        self.held = Some(Held {
+            order,
+            result: Some(result),
+            order_counted: false,
+            result_counted: false,
+        });
+        self.flush_held();
+    }
+
+    /// Tries to publish what is held; true when nothing is held any more.
+    fn flush_held(&mut self) -> bool {
+        let Some(h) = self.held.as_mut() else {
+            return true;
+        };
+        if let Some(rec) = &h.order {
+            if self.orders.try_push(rec).is_err() {
+                if !h.order_counted {
+                    h.order_counted = true;
+                    self.counters.inc(self.counters.orders_ring_full);
+                }
+                return false;
+            }
+            h.order = None;
+            self.counters.inc(self.counters.orders_out);
+        }
+        if let Some(rec) = &h.result {
+            if self.results.try_push(rec).is_err() {
+                if !h.result_counted {
+                    h.result_counted = true;
+                    self.counters.inc(self.counters.results_ring_full);
+                }
+                if self.results_observed {
+                    return false;
+                }
+                // Nobody alive reads the results: do not stall the engine for them.
+                self.counters.inc(self.counters.results_unobserved);
+            } else {
+                self.counters.inc(self.counters.results_out);
+            }
+        }
+        self.held = None;
+        true
+    }
+
+    /// Moves ingress records into the engine; false when there was nothing to do.
+    fn pump_ingress(&mut self) -> bool {
+        let mut worked = false;
+        if let Some(input) = self.held_input.take() {
+            if let Err(back) = self.runner().try_send(input) {
+                self.held_input = Some(back);
+                return true;
+            }
+            worked = true;
+        }
+        let now_ms = unix_ms();
+        for i in 0..self.ingress.len() {
+            for _ in 0..BATCH {
+                let Some(rec) = self.ingress[i].consumer.try_pop() else {
+                    break;
+                };
+                worked = true;
+                self.counters.inc(self.counters.ingress[i].records_in);
+                let Some(input) = self.decode(i, &rec, now_ms) else {
+                    continue;
+                };
+                if let Err(back) = self.runner().try_send(input) {
+                    self.counters.inc(self.counters.engine_input_full);
+                    self.held_input = Some(back);
+                    return true;
+                }
+            }
+        }
+        worked
+    }
+
+    /// Validates and converts one ingress record; `None` (counted) when it is refused or is
+    /// handled here.
+    fn decode(&mut self, i: usize, rec: &Record, now_ms: u64) -> Option<Input> {
+        let name = self.ingress[i].name;
+        let meaning = Message::decode(rec, &self.limits)
+            .map_err(|e| e.to_string())
+            .and_then(|m| {
+                if rings::accepts(name, m.kind()) {
+                    convert::ingress(&m, now_ms)
+                } else {
+                    Err(format!("ring {name} does not carry {:?} records", m.kind()))
+                }
+            });
+        let c = &self.counters;
+        match meaning {
+            Ok(Ingress::Input(input)) => {
+                c.inc(match input {
+                    Input::Plan(_) => c.plans_in,
+                    Input::Command(_) => c.commands_in,
+                    Input::Permit(_) => c.permits_in,
+                });
+                if let Input::Command(Command::Fill {
+                    qty, plan: Some(p), ..
+                }) = input
+                {
+                    if let Some(e) = self.in_flight.get_mut(&p.0) {
+                        e.1 = Qty::from_units(e.1.units().saturating_sub(qty.units()));
+                        if e.1.units() <= 0 {
+                            self.in_flight.remove(&p.0);
+                        }
+                    }
+                }
+                Some(input)
+            }
+            Ok(Ingress::Reject { plan, symbol }) => {
+                c.inc(c.rejects_in);
+                let (_, unfilled) = self.in_flight.remove(&plan.0)?;
+                Some(Input::Command(Command::OrderDone { symbol, unfilled }))
+            }
+            Err(why) => {
+                c.inc(c.ingress[i].invalid);
+                let r = &mut self.ingress[i];
+                r.consumer.report_invalid();
+                r.invalid_seen += 1;
+                let n = r.invalid_seen;
+                if n <= INVALID_LOG_FIRST || n % INVALID_LOG_EVERY == 0 {
+                    say!(self, "invalid record #{n} on ring {name} skipped: {why}");
+                }
+                None
+            }
+        }
+    }
+
+    /// After the stop signal: hand the engine what was already read, let it resolve every
+    /// pending plan, publish everything, and give live consumers time to take it.
+    fn drain(mut self) -> Result<()> {
+        say!(self, "stopping: no more ingress; draining pending plans");
+        let deadline = Instant::now() + Duration::from_millis(self.cfg.rings.drain_timeout_ms);
+        while self.held_input.is_some() {
+            self.tick_if_due();
+            self.pump_egress();
+            if let Some(input) = self.held_input.take() {
+                if let Err(back) = self.runner().try_send(input) {
+                    self.held_input = Some(back);
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+        }
+        let runner = self.runner.take().expect("runner");
+        let mut late = Vec::new();
+        self.flush_until(deadline);
+        runner.shutdown(&mut |r| {
+            // Results of the last plans: publish while there is time, else count below.
+            self.tick_if_due();
+            if self.held.is_none() {
+                self.emit(r);
+                self.flush_until(deadline);
+            } else {
+                late.push(r);
+            }
+        });
+        for r in late {
+            self.flush_until(deadline);
+            if self.held.is_none() {
+                self.emit(r);
+            } else if r.executed() {
+                self.counters.inc(self.counters.orders_undelivered);
+            }
+        }
+        self.flush_until(deadline);
+        if let Some(h) = self.held.take() {
+            if h.order.is_some() {
+                self.counters.inc(self.counters.orders_undelivered);
+            }
+        }
+        // Consumers keep their mapping after we unlink, but give live ones time to catch up so
+        // the log's summary is the truth.
+        while Instant::now() < deadline {
+            self.tick_if_due();
+            let waiting = [
+                (&self.orders_ring, self.seen[3]),
+                (&self.results_ring, self.seen[4]),
+            ]
+            .iter()
+            .any(|(ring, seen)| !ring.is_empty() && matches!(seen, Seen::Alive(_)));
+            if !waiting {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let get = |id| self.counters_value(id);
+        let undelivered = get(self.counters.orders_undelivered) + self.orders_ring.len() as u64;
+        say!(
+            self,
+            "stopped: plans_in={} orders_out={} results_out={} results_unobserved={}{}; removing segments",
+            get(self.counters.plans_in),
+            get(self.counters.orders_out),
+            get(self.counters.results_out),
+            get(self.counters.results_unobserved),
+            if undelivered > 0 {
+                format!("; {undelivered} order intent(s) were not taken by any orders consumer")
+            } else {
+                String::new()
+            }
+        );
+        Ok(())
+    }
+
+    /// Retries the held records until they are out or `deadline` passes.
+    fn flush_until(&mut self, deadline: Instant) {
+        while !self.flush_held() && Instant::now() < deadline {
+            self.tick_if_due();
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
+    fn counters_value(&self, id: quantum_ipc::CounterId) -> u64 {
+        self.counters.get(id)
+    }
+}
