@@ -1,0 +1,179 @@
+//! The crate's error: Binance's answers, transport failures, rate-limit refusals and local
+//! checks, each keeping its source. No variant ever holds the API secret.
+
+use std::time::Duration;
+
+use crate::common::error::{ApiError, RejectReason};
+use crate::common::filters::{InfoError, QtyError};
+
+/// Everything that can go wrong talking to Binance.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binance answered with an error code.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The HTTP request failed (connect, timeout, connection closed, unreadable body).
+    #[error("HTTP {method} {path} failed: {source}")]
+    Http {
+        /// Method.
+        method: &'static str,
+        /// Path (no query: the query carries the signature).
+        path: String,
+        /// reqwest's error.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// A WebSocket could not be opened, written or read.
+    #[error("WebSocket {what} failed: {source}")]
+    WebSocket {
+        /// What we were doing.
+        what: &'static str,
+        /// tungstenite's error.
+        #[source]
+        source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    /// The WebSocket API connection closed before request `id` was answered.
+    #[error("WebSocket API connection closed before request {id} was answered")]
+    WsClosed {
+        /// Request id.
+        id: u64,
+    },
+    /// No answer in time.
+    #[error("{what}: no answer within {after:?}")]
+    Timeout {
+        /// The request.
+        what: &'static str,
+        /// The limit.
+        after: Duration,
+    },
+    /// Not sent: the request weight or order count would pass the limit, or we are backing off
+    /// after a 429, for longer than the caller may wait.
+    #[error("not sent: rate limit reached, next request allowed in {wait_ms} ms")]
+    RateLimited {
+        /// How long until a request may go.
+        wait_ms: u64,
+    },
+    /// Not sent: Binance banned this IP (418); nothing goes out until the ban ends.
+    #[error("not sent: IP banned by Binance (418) for {wait_ms} ms more")]
+    Banned {
+        /// How long until the ban ends.
+        wait_ms: u64,
+    },
+    /// An answer that is not the documented JSON.
+    #[error("unexpected answer to {what}: {source}")]
+    Decode {
+        /// The request.
+        what: &'static str,
+        /// serde's error.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// An answer with a field that is not what Binance documents.
+    #[error("unexpected answer to {what}: field {field} is missing or not an exact decimal")]
+    Field {
+        /// The request.
+        what: &'static str,
+        /// The field.
+        field: &'static str,
+    },
+    /// `exchangeInfo` unusable.
+    #[error(transparent)]
+    Info(#[from] InfoError),
+    /// The symbol is not in `exchangeInfo`.
+    #[error("unknown symbol {0}: not in exchangeInfo")]
+    UnknownSymbol(String),
+    /// A quantity that cannot be sent for the symbol.
+    #[error("{symbol}: {source}")]
+    Quantity {
+        /// Symbol.
+        symbol: String,
+        /// Why.
+        #[source]
+        source: QtyError,
+    },
+    /// An order whose outcome stayed unknown: placement failed ambiguously and the lookups by
+    /// client id did not answer either. It was not re-sent.
+    #[error(
+        "order {client_order_id}: outcome unknown after {lookups} lookups; not re-sent: {last}"
+    )]
+    Unresolved {
+        /// The client order id.
+        client_order_id: String,
+        /// Lookups tried.
+        lookups: u32,
+        /// The last lookup's error.
+        #[source]
+        last: Box<Error>,
+    },
+    /// A configuration mistake.
+    #[error("{0}")]
+    Config(String),
+}
+
+impl Error {
+    pub(crate) fn ws(what: &'static str, e: tokio_tungstenite::tungstenite::Error) -> Error {
+        Error::WebSocket {
+            what,
+            source: Box::new(e),
+        }
+    }
+
+    /// The Binance error code, if Binance answered with one.
+    pub fn api_code(&self) -> Option<i64> {
+        match self {
+            Error::Api(e) => Some(e.code),
+            _ => None,
+        }
+    }
+
+    /// The typed reason for a reject report.
+    pub fn reject_reason(&self) -> RejectReason {
+        match self {
+            Error::Api(e) => e.reason,
+            Error::RateLimited { .. } => RejectReason::LocalRateLimited,
+            Error::Banned { .. } => RejectReason::IpBanned,
+            Error::UnknownSymbol(_) => RejectReason::LocalUnknownSymbol,
+            Error::Quantity { .. } => RejectReason::LocalQuantity,
+            Error::Unresolved { .. } => RejectReason::LocalUnresolved,
+            _ if self.outcome_unknown() => RejectReason::LocalUnresolved,
+            _ => RejectReason::Other,
+        }
+    }
+
+    /// Whether a request that failed this way may still have reached Binance and acted:
+    /// a timeout, a connection lost after sending, a 503 "Unknown error". Connect failures,
+    /// local refusals and error codes are certain.
+    pub fn outcome_unknown(&self) -> bool {
+        match self {
+            Error::Api(e) => e.outcome_unknown(),
+            Error::Http { source, .. } => !source.is_connect() && !source.is_builder(),
+            Error::WebSocket { what, .. } => *what != "connect",
+            Error::WsClosed { .. } | Error::Timeout { .. } => true,
+            Error::Decode { .. } | Error::Field { .. } => true,
+            _ => false,
+        }
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_and_uncertainty() {
+        let e = Error::Api(ApiError::new(400, -2022, "ReduceOnly Order is rejected."));
+        assert_eq!(e.reject_reason(), RejectReason::ReduceOnlyRejected);
+        assert!(!e.outcome_unknown());
+        assert!(Error::Api(ApiError::new(503, -1000, "Unknown error")).outcome_unknown());
+        assert!(Error::WsClosed { id: 3 }.outcome_unknown());
+        assert!(!Error::RateLimited { wait_ms: 5 }.outcome_unknown());
+        let msg = Error::Api(ApiError::new(401, -2015, "Invalid API-key")).to_string();
+        assert!(
+            msg.contains("-2015") && msg.contains("api_key_rejected"),
+            "{msg}"
+        );
+    }
+}

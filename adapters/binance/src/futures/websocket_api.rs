@@ -1,0 +1,265 @@
+//! WebSocket API client (`/ws-fapi/v1`): `order.place`, `order.status`, `order.cancel` over
+//! one long-lived connection.
+//!
+//! Requests carry an id; a reader task routes each answer to its waiter, so several requests
+//! may be in flight. Params are signed sorted by name (without `signature`). When the
+//! connection drops, every waiter gets [`Error::WsClosed`] (an order's outcome is then unknown)
+//! and the next request connects again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Map, Value};
+use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::common::error::ApiError;
+use crate::common::rate_limit::RateLimiter;
+use crate::common::sign::{ws_payload, Credentials};
+use crate::common::time::ServerClock;
+use crate::config::ClientConfig;
+use crate::error::{Error, Result};
+use crate::futures::models::{NewOrder, Order};
+
+type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value>>>>>;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[derive(Debug)]
+struct Conn {
+    tx: mpsc::UnboundedSender<Message>,
+    waiters: Waiters,
+    alive: Arc<AtomicBool>,
+}
+
+/// WebSocket API client. Cheap to clone; clones share the connection.
+#[derive(Clone, Debug)]
+pub struct WsApiClient {
+    url: String,
+    creds: Arc<Credentials>,
+    clock: ServerClock,
+    limiter: Arc<RateLimiter>,
+    recv_window_ms: u64,
+    timeout: Duration,
+    next_id: Arc<AtomicU64>,
+    conn: Arc<tokio::sync::Mutex<Option<Conn>>>,
+}
+
+impl WsApiClient {
+    /// A client for `cfg.endpoints.ws_api`; connects on first use (or [`WsApiClient::connect`]).
+    pub fn new(
+        cfg: &ClientConfig,
+        creds: Credentials,
+        clock: ServerClock,
+        limiter: Arc<RateLimiter>,
+    ) -> Result<WsApiClient> {
+        cfg.endpoints.check(cfg.network)?;
+        Ok(WsApiClient {
+            url: cfg.endpoints.ws_api.clone(),
+            creds: Arc::new(creds),
+            clock,
+            limiter,
+            recv_window_ms: cfg.recv_window_ms,
+            timeout: cfg.request_timeout,
+            next_id: Arc::new(AtomicU64::new(1)),
+            conn: Arc::default(),
+        })
+    }
+
+    /// Opens the connection now if it is not open.
+    pub async fn connect(&self) -> Result<()> {
+        self.sender().await.map(drop)
+    }
+
+    async fn sender(&self) -> Result<(mpsc::UnboundedSender<Message>, Waiters)> {
+        let mut g = self.conn.lock().await;
+        if let Some(c) = g.as_ref() {
+            // Acquire pairs with the reader task's Release store when it ends.
+            if c.alive.load(Ordering::Acquire) {
+                return Ok((c.tx.clone(), c.waiters.clone()));
+            }
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(self.url.as_str())
+            .await
+            .map_err(|e| Error::ws("connect", e))?;
+        let (mut sink, mut stream) = ws.split();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Message>();
+        let waiters: Waiters = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        let (w2, a2, limiter, clock) = (
+            waiters.clone(),
+            alive.clone(),
+            self.limiter.clone(),
+            self.clock.clone(),
+        );
+        let writer_tx = tx.clone();
+        tokio::spawn(async move {
+            while let Some(m) = rx.recv().await {
+                if sink.send(m).await.is_err() {
+                    break;
+                }
+            }
+            let _ = sink.close().await;
+        });
+        tokio::spawn(async move {
+            while let Some(msg) = stream.next().await {
+                match msg {
+                    Ok(Message::Text(t)) => route(&t, &w2, &limiter, &clock),
+                    Ok(Message::Ping(p)) => {
+                        let _ = writer_tx.send(Message::Pong(p));
+                    }
+                    Ok(Message::Close(_)) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            // Release pairs with the Acquire load in `sender`.
+            a2.store(false, Ordering::Release);
+            for (id, w) in lock(&w2).drain() {
+                let _ = w.send(Err(Error::WsClosed { id }));
+            }
+        });
+        *g = Some(Conn {
+            tx: tx.clone(),
+            waiters: waiters.clone(),
+            alive,
+        });
+        Ok((tx, waiters))
+    }
+
+    /// Sends `method` with signed `params` and waits for its answer's `result`.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: Vec<(&'static str, String)>,
+        order: bool,
+    ) -> Result<Value> {
+        let max_wait = self.limiter.config().max_wait;
+        loop {
+            match self
+                .limiter
+                .admit(if order { 0 } else { 1 }, order, self.clock.now_ms())
+            {
+                Ok(()) => break,
+                Err(b) if Duration::from_millis(b.wait_ms) <= max_wait => {
+                    tokio::time::sleep(Duration::from_millis(b.wait_ms.max(1))).await;
+                }
+                Err(b) if b.banned => return Err(Error::Banned { wait_ms: b.wait_ms }),
+                Err(b) => return Err(Error::RateLimited { wait_ms: b.wait_ms }),
+            }
+        }
+        let mut p: Vec<(String, String)> =
+            params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        p.push(("apiKey".into(), self.creds.api_key.clone()));
+        p.push(("recvWindow".into(), self.recv_window_ms.to_string()));
+        p.push(("timestamp".into(), self.clock.now_ms().to_string()));
+        let signature = self.creds.sign(&ws_payload(&p));
+        let mut obj = Map::new();
+        for (k, v) in p {
+            obj.insert(k, Value::String(v));
+        }
+        obj.insert("signature".into(), Value::String(signature));
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let req = serde_json::json!({"id": id, "method": method, "params": obj});
+        let (tx, waiters) = self.sender().await?;
+        let (wtx, wrx) = oneshot::channel();
+        lock(&waiters).insert(id, wtx);
+        if tx.send(Message::Text(req.to_string())).is_err() {
+            lock(&waiters).remove(&id);
+            return Err(Error::WsClosed { id });
+        }
+        match tokio::time::timeout(self.timeout, wrx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(Error::WsClosed { id }),
+            Err(_) => {
+                lock(&waiters).remove(&id);
+                Err(Error::Timeout {
+                    what: "WebSocket API request",
+                    after: self.timeout,
+                })
+            }
+        }
+    }
+
+    /// `order.place` (one attempt), `newOrderRespType=RESULT`.
+    pub async fn place_order(&self, order: &NewOrder) -> Result<Order> {
+        let v = self.call("order.place", order.params(), true).await?;
+        Order::from_json(&v)
+    }
+
+    /// `order.status` by client order id.
+    pub async fn query_order(&self, symbol: &str, orig_client_order_id: &str) -> Result<Order> {
+        let p = vec![
+            ("symbol", symbol.to_owned()),
+            ("origClientOrderId", orig_client_order_id.to_owned()),
+        ];
+        Order::from_json(&self.call("order.status", p, false).await?)
+    }
+
+    /// `order.cancel` by client order id.
+    pub async fn cancel_order(&self, symbol: &str, orig_client_order_id: &str) -> Result<Order> {
+        let p = vec![
+            ("symbol", symbol.to_owned()),
+            ("origClientOrderId", orig_client_order_id.to_owned()),
+        ];
+        Order::from_json(&self.call("order.cancel", p, false).await?)
+    }
+}
+
+/// Hands one answer to its waiter and feeds `rateLimits` to the limiter.
+fn route(text: &str, waiters: &Waiters, limiter: &RateLimiter, clock: &ServerClock) {
+    let Ok(v) = serde_json::from_str::<Value>(text) else {
+        tracing::warn!("WebSocket API sent a frame that is not JSON");
+        return;
+    };
+    if let Some(limits) = v["rateLimits"].as_array() {
+        let mut counts = (None, None, None);
+        for l in limits {
+            let count = l["count"].as_u64().map(|c| c as u32);
+            match (
+                l["rateLimitType"].as_str(),
+                l["interval"].as_str(),
+                l["intervalNum"].as_u64(),
+            ) {
+                (Some("REQUEST_WEIGHT"), Some("MINUTE"), Some(1)) => counts.0 = count,
+                (Some("ORDERS"), Some("SECOND"), Some(10)) => counts.1 = count,
+                (Some("ORDERS"), Some("MINUTE"), Some(1)) => counts.2 = count,
+                _ => {}
+            }
+        }
+        limiter.observe(counts.0, counts.1, counts.2, clock.now_ms());
+    }
+    let Some(id) = v["id"].as_u64() else {
+        return;
+    };
+    let Some(w) = lock(waiters).remove(&id) else {
+        return;
+    };
+    let status = v["status"].as_u64().unwrap_or(0) as u16;
+    let answer = if status == 200 {
+        Ok(v["result"].clone())
+    } else {
+        let e = &v["error"];
+        let now = clock.now_ms();
+        let api = ApiError::new(
+            status,
+            e["code"].as_i64().unwrap_or(0),
+            e["msg"].as_str().unwrap_or(""),
+        );
+        match status {
+            429 => limiter.on_429(None, now),
+            418 => limiter.on_418(
+                crate::common::rate_limit::ban_until_from_msg(&api.msg),
+                None,
+                now,
+            ),
+            _ => {}
+        }
+        Err(Error::Api(api))
+    };
+    let _ = w.send(answer);
+}

@@ -1,0 +1,106 @@
+//! Start a simulator on 127.0.0.1:0 and a client pointed at it.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use quantum_binance::common::rate_limit::RateLimitConfig;
+use quantum_binance::config::ResolveConfig;
+use quantum_binance::{ClientConfig, Credentials, FuturesClient};
+use quantum_binance_sim::{
+    Dec, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
+};
+use serde_json::Value;
+
+pub struct Env {
+    pub sim: SimHandle,
+    pub client: FuturesClient,
+}
+
+pub fn creds() -> Credentials {
+    Credentials::new(TEST_API_KEY, TEST_API_SECRET)
+}
+
+/// Client settings for tests: a short recvWindow so "never placed" settles quickly, and
+/// back-offs capped so a 60 s Retry-After does not stall a test.
+pub fn config_for(sim: &SimHandle) -> ClientConfig {
+    let mut cfg = ClientConfig::local(&sim.rest_url(), &sim.ws_api_url(), &sim.stream_base_url());
+    cfg.recv_window_ms = 1000;
+    cfg.request_timeout = Duration::from_secs(5);
+    cfg.rate_limit = RateLimitConfig {
+        max_wait: Duration::ZERO,
+        backoff_cap: Some(Duration::from_millis(300)),
+    };
+    cfg.resolve = ResolveConfig {
+        max_sends: 3,
+        max_lookups: 5,
+        lookup_pause: Duration::from_millis(50),
+        settle_margin: Duration::from_millis(200),
+    };
+    cfg
+}
+
+pub async fn start_with(config: SimConfig) -> Env {
+    let sim = Simulator::start(config).await.expect("simulator starts");
+    let client = FuturesClient::connect(config_for(&sim), creds())
+        .await
+        .expect("client connects");
+    Env { sim, client }
+}
+
+pub async fn start() -> Env {
+    start_with(SimConfig::ephemeral()).await
+}
+
+pub fn dec(s: &str) -> Dec {
+    Dec::parse(s).unwrap()
+}
+
+pub fn qty(s: &str) -> quantum_core::fixed::Qty {
+    s.parse().unwrap()
+}
+
+impl Env {
+    pub fn long(&self, symbol: &str, amt: &str) {
+        self.sim
+            .set_position(symbol, PosSide::Both, dec(amt))
+            .unwrap();
+    }
+
+    /// Audit entries per client id.
+    pub fn orders_per_cid(&self) -> HashMap<String, usize> {
+        let mut m = HashMap::new();
+        for e in self.sim.audit() {
+            *m.entry(e.client_order_id).or_default() += 1;
+        }
+        m
+    }
+
+    /// Asserts the sim accepted exactly one order for each id and nothing else.
+    pub fn assert_exactly_once(&self, cids: &[&str]) {
+        let m = self.orders_per_cid();
+        for c in cids {
+            assert_eq!(m.get(*c), Some(&1), "audit {:?}", self.sim.audit());
+        }
+        assert_eq!(m.len(), cids.len(), "audit {:?}", self.sim.audit());
+    }
+
+    /// POSTs JSON to a `/sim/...` control endpoint.
+    pub async fn control(&self, path: &str, body: Value) {
+        let r = reqwest::Client::new()
+            .post(format!("{}{path}", self.sim.rest_url()))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+
+    pub fn position(&self, symbol: &str) -> quantum_core::fixed::Qty {
+        self.sim
+            .positions()
+            .into_iter()
+            .find(|p| p.symbol == symbol)
+            .map(|p| qty(&p.position_amt))
+            .unwrap_or_default()
+    }
+}
