@@ -1,0 +1,462 @@
+//! `quantum run` with real processes and real shared memory: streams, a producer killed
+//! mid-stream, the seeds' reconcile story, the instance lock, config printing and SIGTERM.
+//! No Redis, no network.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::Stdio;
+use std::time::Duration;
+
+use common::{read_n, signal, wait_for, Instance};
+use quantum_ipc::wire::{self, Message};
+use quantum_ipc::{PeerStatus, Ring, RingSpec};
+
+/// Plans streamed through the daemon between two other processes. 10^6 takes about 15 s with
+/// a debug build on two cores.
+const STREAM: u64 = 1_000_000;
+
+fn plan_ids(msgs: &[Message]) -> Vec<u64> {
+    msgs.iter()
+        .map(|m| match m {
+            Message::PlanResult(r) => r.plan_id,
+            m => panic!("not a result: {m:?}"),
+        })
+        .collect()
+}
+
+#[test]
+fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
+    let mut inst = Instance::new("stream");
+    inst.start_daemon(&["--quiet"], &[("QUANTUM_RINGS_PEER_TIMEOUT_MS", "20000")]);
+    let name = inst.name.clone();
+    let count = STREAM.to_string();
+    let tail = inst.spawn(
+        &["ctl", "tail", "--instance", &name, "--count", &count],
+        Stdio::piped(),
+    );
+    let stdout = tail.stdout.take().expect("tail stdout");
+    let results = Ring::open(&RingSpec::new(&name, "results", 0)).unwrap();
+    wait_for(30, "tail to attach", || {
+        results.consumer_status(60_000).is_alive()
+    });
+    inst.spawn(
+        &[
+            "ctl",
+            "inject",
+            "--instance",
+            &name,
+            "--generate",
+            &count,
+            "--decision",
+            "HOLD",
+            "--seed",
+            "7",
+        ],
+        Stdio::null(),
+    );
+    let mut n = 0u64;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("tail line");
+        let id = line
+            .split_whitespace()
+            .find_map(|w| w.strip_prefix("plan="))
+            .unwrap_or_else(|| panic!("no plan id in {line:?}"));
+        assert_eq!(
+            u64::from_str_radix(id, 16).unwrap(),
+            (7 << 32) | n,
+            "result {n} out of order: {line}"
+        );
+        assert!(
+            line.contains("error=None") && line.contains("decision=HOLD"),
+            "{line}"
+        );
+        n += 1;
+    }
+    assert_eq!(n, STREAM, "tail ended early");
+    assert_eq!(inst.counter("plans_in"), STREAM);
+    assert_eq!(inst.counter("results.non_execute"), STREAM);
+    assert_eq!(inst.counter("invalid_records.ctl"), 0);
+    assert_eq!(inst.counter("results_unobserved"), 0);
+}
+
+#[test]
+fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record() {
+    let mut inst = Instance::new("kill");
+    inst.start_daemon(&["--quiet"], &[]);
+    let name = inst.name.clone();
+    let mut results = inst.consumer("results");
+    let victim = inst.spawn(
+        &[
+            "ctl",
+            "inject",
+            "--instance",
+            &name,
+            "--generate",
+            "1000000000",
+            "--decision",
+            "HOLD",
+            "--seed",
+            "8",
+        ],
+        Stdio::null(),
+    );
+    let victim_pid = victim.id();
+    let first = read_n(&mut results, 5_000, 60);
+    victim.kill().expect("SIGKILL the producer");
+    victim.wait().unwrap();
+    // Everything the producer committed before it died comes through, in order, and nothing
+    // else: ids are exactly 0, 1, 2, ... of seed 8.
+    let mut ids = plan_ids(&first);
+    loop {
+        results.heartbeat();
+        match results.pop(Duration::from_millis(500)) {
+            Some(rec) => ids.push(match Message::decode(&rec, &wire::Limits::default()) {
+                Ok(Message::PlanResult(r)) => r.plan_id,
+                m => panic!("unexpected {m:?}"),
+            }),
+            None => break,
+        }
+    }
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(
+            *id,
+            (8 << 32) | i as u64,
+            "record {i} is torn or out of order"
+        );
+    }
+    assert_eq!(inst.counter("invalid_records.ctl"), 0);
+    let ctl = Ring::open(&RingSpec::new(&name, "ctl", 0)).unwrap();
+    assert_eq!(
+        ctl.producer_status(3_000),
+        PeerStatus::Dead {
+            pid: victim_pid as u64
+        }
+    );
+    wait_for(10, "the daemon to report the dead producer", || {
+        inst.log_has(&format!("peer died: ring ctl producer pid {victim_pid}"))
+    });
+    assert_eq!(inst.counter("peer_deaths.ctl"), 1);
+    let rings = inst
+        .command(&["ctl", "rings", "--instance", &name], &[])
+        .output()
+        .unwrap();
+    let rings = String::from_utf8_lossy(&rings.stdout);
+    assert!(
+        rings.contains(&format!("producer dead pid {victim_pid}")),
+        "{rings}"
+    );
+    // A new producer attaches to the same ring and carries on.
+    let ok = inst
+        .command(
+            &[
+                "ctl",
+                "inject",
+                "--instance",
+                &name,
+                "--generate",
+                "1000",
+                "--decision",
+                "HOLD",
+                "--seed",
+                "9",
+            ],
+            &[],
+        )
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "second producer failed");
+    let next = plan_ids(&read_n(&mut results, 1_000, 60));
+    assert!(
+        next.iter()
+            .enumerate()
+            .all(|(i, id)| *id == (9 << 32) | i as u64),
+        "the new producer's plans came out wrong"
+    );
+    wait_for(10, "the new producer to be seen", || {
+        inst.log_has("peer detached: ring ctl producer")
+            || inst.log_has("peer attached: ring ctl producer")
+    });
+}
+
+#[test]
+fn the_seeds_reconcile_story_runs_through_the_daemon() {
+    let mut inst = Instance::new("story");
+    inst.start_daemon(&[], &[]);
+    let name = inst.name.clone();
+    let mut orders = inst.consumer("orders");
+    let mut results = inst.consumer("results");
+    let btc = inst
+        .counters()
+        .symbol_id("BTCUSDT")
+        .expect("BTCUSDT in the directory");
+
+    // A garbage record and a record of the wrong kind on `plans` are counted and skipped.
+    let plans = Ring::open(&RingSpec::new(&name, "plans", 0)).unwrap();
+    let mut bridge = plans.producer::<64>().unwrap();
+    let mut garbage = [0u8; 64];
+    garbage[0] = 200;
+    bridge.try_push(&garbage).unwrap();
+    let fill = Message::Fill(wire::Fill {
+        side: wire::Side::Sell,
+        symbol: btc,
+        plan_id: 1,
+        qty: 1,
+        price: 1,
+        order_id: 1,
+        time_ms: 1,
+    });
+    bridge.try_push(&fill.encode()).unwrap();
+    wait_for(10, "two invalid records on plans", || {
+        inst.counter("invalid_records.plans") == 2
+    });
+
+    let dir = std::env::temp_dir().join(format!("{name}.jsonl"));
+    let mut f = std::fs::File::create(&dir).unwrap();
+    writeln!(
+        f,
+        r#"{{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}}
+{{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.002"}}
+{{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}}
+this line is not JSON
+{{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}}
+{{"plan_id":"84222f2c53d22b91","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":0.539}}"#
+    )
+    .unwrap();
+    drop(f);
+    let out = inst
+        .command(
+            &[
+                "ctl",
+                "inject",
+                "--instance",
+                &name,
+                "--file",
+                dir.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&dir);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("line 4: not JSON"), "{err}");
+    assert!(err.contains("1 line(s) could not be parsed"), "{err}");
+
+    let rs = read_n(&mut results, 2, 30);
+    let (Message::PlanResult(blocked), Message::PlanResult(ok)) = (rs[0], rs[1]) else {
+        panic!("{rs:?}")
+    };
+    assert_eq!(blocked.plan_id, 0xf1a8_d7f4_8713_d5cf);
+    assert!(!blocked.executed);
+    assert_eq!(
+        quantum_errors(&blocked),
+        "p33_denied:reconcile_required_qty_mismatch"
+    );
+    assert_eq!(ok.plan_id, 0x8422_2f2c_53d2_2b91);
+    assert!(ok.executed);
+    assert_eq!(
+        ok.safe_qty, 4_600_000,
+        "safe_qty 0.046 for PARTIAL_75 of 0.062"
+    );
+
+    let os = read_n(&mut orders, 1, 30);
+    let Message::OrderIntent(o) = os[0] else {
+        panic!("{os:?}")
+    };
+    assert_eq!(o.plan_id, 0x8422_2f2c_53d2_2b91);
+    assert_eq!(o.qty, 4_600_000);
+    assert_eq!(o.side, wire::Side::Sell);
+    assert!(o.reduce_only);
+    assert_eq!(o.symbol, btc);
+    assert_eq!(inst.counter("orders_out"), 1);
+    assert_eq!(inst.counter("deny.p33.reconcile_required_qty_mismatch"), 1);
+    wait_for(10, "the legacy log lines", || {
+        inst.log_has("[PERMIT_WAIT] BLOCK plan=f1a8d7f48713d5cf reason=p33_denied:reconcile_required_qty_mismatch")
+            && inst.log_has("[PERMIT_WAIT] OK plan=84222f2c53d22b91")
+            && inst.log_has("Result published (executed=True, error=None)")
+    });
+    // `ctl stats` reads the same counters from outside.
+    let stats = inst
+        .command(
+            &[
+                "ctl",
+                "stats",
+                "--instance",
+                &name,
+                "--interval-ms",
+                "50",
+                "--json",
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
+    assert_eq!(v["counters"]["results.executed"], 1);
+    assert_eq!(v["counters"]["invalid_records.plans"], 2);
+    assert_eq!(v["rings"]["orders"]["consumer"], "alive");
+}
+
+fn quantum_errors(r: &wire::PlanResult) -> String {
+    // error 4 = P3.3 denied, detail = P33Reason code (1 = reconcile_required_qty_mismatch).
+    match (r.error, r.detail) {
+        (4, 1) => "p33_denied:reconcile_required_qty_mismatch".into(),
+        (e, d) => format!("error {e} detail {d}"),
+    }
+}
+
+#[test]
+fn a_second_daemon_of_the_same_instance_refuses_to_start() {
+    let mut inst = Instance::new("twice");
+    let first = inst.start_daemon(&["--quiet"], &[]);
+    let out = inst
+        .command(&["run", "--instance", &inst.name], &[])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("already running") && err.contains(&first.to_string()),
+        "{err}"
+    );
+    // The first one still serves.
+    assert!(inst.counters().owner_alive());
+    assert_eq!(inst.counters().owner_pid(), u64::from(first));
+}
+
+#[test]
+fn print_config_reflects_file_and_env_and_names_bad_keys() {
+    let inst = Instance::new("config");
+    let out = inst
+        .command(
+            &[
+                "run",
+                "--instance",
+                &inst.name,
+                "--print-config",
+                "--mode",
+                "pipelined",
+            ],
+            &[
+                ("APPLY_PERMIT_WAIT_MS", "777"),
+                ("QUANTUM_RINGS_CAPACITY", "1024"),
+                ("QUANTUM_GOVERNOR_MODE", "production"),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for want in [
+        "mode = \"pipelined\"",
+        "apply_wait_ms = 777",
+        "capacity = 1024",
+        "mode = \"production\"",
+        "name = \"BTCUSDT\"",
+    ] {
+        assert!(text.contains(want), "{want} missing in\n{text}");
+    }
+    // The printed config is a valid config file.
+    let path = std::env::temp_dir().join(format!("{}.toml", inst.name));
+    std::fs::write(&path, text.as_bytes()).unwrap();
+    let again = inst
+        .command(
+            &[
+                "run",
+                "--instance",
+                &inst.name,
+                "--print-config",
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&again.stdout), text);
+    std::fs::write(&path, "[engine]\ntable_capacityy = 5\n").unwrap();
+    let bad = inst
+        .command(
+            &[
+                "run",
+                "--instance",
+                &inst.name,
+                "--config",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.contains("table_capacityy"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one sentence: {err}");
+    let bad = inst
+        .command(
+            &["run", "--instance", &inst.name, "--print-config"],
+            &[("APPLY_PERMIT_STEP_MS", "soon")],
+        )
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("APPLY_PERMIT_STEP_MS"));
+}
+
+#[test]
+fn sigterm_drains_every_accepted_plan_and_exits_zero() {
+    const N: u64 = 20_000;
+    let mut inst = Instance::new("term");
+    let pid = inst.start_daemon(&["--quiet", "--mode", "pipelined"], &[]);
+    let name = inst.name.clone();
+    let mut results = inst.consumer("results");
+    let n = N.to_string();
+    let ok = inst
+        .command(
+            &[
+                "ctl",
+                "inject",
+                "--instance",
+                &name,
+                "--generate",
+                &n,
+                "--seed",
+                "3",
+            ],
+            &[],
+        )
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    wait_for(60, "the daemon to take every plan", || {
+        inst.counter("plans_in") == N
+    });
+    signal(pid, "-TERM");
+    let daemon = inst.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    let status = daemon.wait().unwrap();
+    assert!(status.success(), "exit status {status}");
+    // Every plan taken in has its result, even those still in the engine at the signal; the
+    // ring stays readable after the daemon unlinked it.
+    // (The pipelined engine resolves waiting plans out of arrival order: compare as sets.)
+    let mut got = plan_ids(&read_n(&mut results, N as usize, 30));
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len() as u64, N, "duplicate results");
+    assert!(
+        got.iter()
+            .enumerate()
+            .all(|(i, id)| *id == (3 << 32) | i as u64),
+        "results of other plans than the ones sent"
+    );
+    assert!(inst.log_has("stopping: no more ingress"));
+    assert!(inst.log_has("stopped: plans_in=20000"));
+    assert!(
+        quantum_ipc::list_segments(Some(&name)).unwrap().is_empty(),
+        "segments left after a clean exit"
+    );
+}
