@@ -334,22 +334,28 @@ fn single_loop(mut engine: Engine, ch: &Channels, policy: IdlePolicy) {
             idle.reset();
             continue;
         }
-        if ch.stop.load(Ordering::Acquire)
-            && ch.input.is_empty()
-            && held.is_none()
-            && engine.front.apply.pending() == 0
-        {
+        if rest_or_stop(ch, &engine.front, &mut idle, held.is_some()) {
             return;
         }
-        let limit = deadline_limit(&engine.front);
-        idle.idle(&ch.front_wake, limit, || !ch.input.is_empty());
     }
 }
 
-fn deadline_limit(front: &Front) -> Option<Duration> {
-    let d = front.apply.next_deadline()?;
-    let now = front.clock().now_ns();
-    Some(Duration::from_nanos(d.saturating_sub(now)))
+/// A round without work: returns true when asked to stop and everything is drained; otherwise
+/// idles until new input, a hand-over wake-up or the earliest pending deadline.
+fn rest_or_stop(ch: &Channels, front: &Front, idle: &mut Idle, holding: bool) -> bool {
+    if ch.stop.load(Ordering::Acquire)
+        && ch.input.is_empty()
+        && !holding
+        && front.apply.pending() == 0
+    {
+        return true;
+    }
+    let limit = front
+        .apply
+        .next_deadline()
+        .map(|d| Duration::from_nanos(d.saturating_sub(front.clock().now_ns())));
+    idle.idle(&ch.front_wake, limit, || !ch.input.is_empty());
+    false
 }
 
 /// A plan handed to the governor or P3.3 thread.
@@ -514,14 +520,8 @@ fn front_loop(
             idle.reset();
             continue;
         }
-        if ch.stop.load(Ordering::Acquire)
-            && ch.input.is_empty()
-            && held.is_none()
-            && front.apply.pending() == 0
-        {
+        if rest_or_stop(ch, &front, &mut idle, held.is_some()) {
             return;
         }
-        let limit = deadline_limit(&front);
-        idle.idle(&ch.front_wake, limit, || !ch.input.is_empty());
     }
 }
