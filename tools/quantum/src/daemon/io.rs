@@ -437,6 +437,16 @@ impl Daemon {
         say!(self, "stopping: no more ingress; draining pending plans");
         let deadline = Instant::now() + Duration::from_millis(self.cfg.rings.drain_timeout_ms);
         while self.held_input.is_some() {
+            if Instant::now() >= deadline {
+                // The engine cannot take it (its results are stuck behind a full orders ring
+                // nobody reads): say so rather than hang.
+                say!(
+                    self,
+                    "drain timeout: one record read from a ring was not processed"
+                );
+                self.held_input = None;
+                break;
+            }
             self.tick_if_due();
             self.pump_egress();
             if let Some(input) = self.held_input.take() {
@@ -463,8 +473,11 @@ impl Daemon {
             self.flush_until(deadline);
             if self.held.is_none() {
                 self.emit(r);
-            } else if r.executed() {
-                self.counters.inc(self.counters.orders_undelivered);
+            } else {
+                if r.executed() {
+                    self.counters.inc(self.counters.orders_undelivered);
+                }
+                self.counters.inc(self.counters.results_unobserved);
             }
         }
         self.flush_until(deadline);
