@@ -1,1 +1,417 @@
-//! Bridge (todo).
+//! The bridge between the core's rings and Binance.
+//!
+//! ```text
+//!  quantum.<instance>.orders ──OrderIntent──> [ring thread] ──> order tasks ──REST/WS API──> Binance
+//!  quantum.<instance>.exchange <──[writer thread]<── Fill, Reject, PositionSnapshot, SymbolFilters
+//!                                                     ^ user data stream, positionRisk polling
+//! ```
+//!
+//! At start: the symbol directory (`quantum.<instance>.counters`) gives id ↔ name; each
+//! symbol's filters go out as `SymbolFilters` and its position as a `PositionSnapshot`. Then
+//! every `ACCOUNT_UPDATE` sends snapshots of the positions it lists, and positionRisk is polled
+//! as a fallback. Every intent becomes one order, never sent twice (see
+//! [`crate::futures::client`]); its outcome becomes `Fill` records (quantity filled since the
+//! last report, whichever of the order answer and the stream says it first) or a `Reject`.
+//!
+//! The two rings are created by the core daemon (`quantum run`); the bridge takes the
+//! consumer side of `orders` and the producer side of `exchange`.
+
+mod fills;
+mod io;
+mod symbols;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use quantum_core::fixed::{Price, Qty};
+use quantum_core::types::{ClientOrderId, PlanId};
+use quantum_ipc::wire::{self, Message};
+use tokio::sync::mpsc;
+
+use crate::common::sign::Credentials;
+use crate::config::ClientConfig;
+use crate::futures::client::{FuturesClient, Transport};
+use crate::futures::models::{NewOrder, PositionRiskVersion, Side};
+use crate::futures::user_stream::{UserEvent, UserStream};
+
+pub use fills::FillTracker;
+pub use io::{EXCHANGE_RING, ORDERS_RING};
+pub use symbols::SymbolDirectory;
+
+/// Bridge settings.
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    /// `quantum run` instance whose rings and counters to attach.
+    pub instance: String,
+    /// Client settings (URLs, recvWindow, limits).
+    pub client: ClientConfig,
+    /// How orders are sent.
+    pub transport: Transport,
+    /// positionRisk polling interval (fallback to the user data stream).
+    pub poll_interval: Duration,
+    /// listenKey keepalive interval (Binance: the key lives 60 min).
+    pub keepalive_interval: Duration,
+    /// Server time re-sync interval.
+    pub time_sync_interval: Duration,
+    /// How long to wait for the daemon's rings and counters at start.
+    pub attach_timeout: Duration,
+}
+
+impl BridgeConfig {
+    /// Defaults for `instance` and `client`.
+    pub fn new(instance: &str, client: ClientConfig) -> BridgeConfig {
+        BridgeConfig {
+            instance: instance.to_owned(),
+            client,
+            transport: Transport::Rest,
+            poll_interval: Duration::from_secs(5),
+            keepalive_interval: Duration::from_secs(30 * 60),
+            time_sync_interval: Duration::from_secs(300),
+            attach_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Shared by the bridge's tasks.
+struct Ctx {
+    client: FuturesClient,
+    symbols: SymbolDirectory,
+    out: io::Out,
+    fills: FillTracker,
+    marks: std::sync::Mutex<std::collections::HashMap<u16, Price>>,
+    /// Plan ids already ordered by this process: an intent delivered twice is not re-sent.
+    seen: std::sync::Mutex<std::collections::HashSet<u64>>,
+    transport: Transport,
+}
+
+/// Runs the bridge until `shutdown` completes or a fatal error.
+pub async fn run(
+    cfg: BridgeConfig,
+    creds: Credentials,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
+    let symbols = SymbolDirectory::attach(&cfg.instance, cfg.attach_timeout).await?;
+    let (out, writer) = io::Out::start(&cfg.instance, cfg.attach_timeout).await?;
+    let (intents_tx, mut intents) = mpsc::channel(1024);
+    let reader = io::start_reader(&cfg.instance, cfg.attach_timeout, intents_tx).await?;
+    let client = FuturesClient::connect(cfg.client.clone(), creds).await?;
+    let ctx = Arc::new(Ctx {
+        client,
+        symbols,
+        out,
+        fills: FillTracker::new(100_000),
+        marks: Default::default(),
+        seen: Default::default(),
+        transport: cfg.transport,
+    });
+    tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
+    send_filters(&ctx);
+    if let Err(e) = poll_positions(&ctx).await {
+        tracing::warn!(error = %e, "initial positionRisk failed; the poller will retry");
+    }
+    let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(user_stream_loop(ctx.clone(), cfg.keepalive_interval));
+    tasks.spawn(poll_loop(
+        ctx.clone(),
+        cfg.poll_interval,
+        cfg.time_sync_interval,
+    ));
+    let orders = async {
+        while let Some(intent) = intents.recv().await {
+            let ctx = ctx.clone();
+            tokio::spawn(async move { handle_intent(&ctx, intent).await });
+        }
+    };
+    tokio::select! {
+        _ = shutdown => {}
+        _ = orders => tracing::warn!("orders ring reader stopped"),
+    }
+    tasks.abort_all();
+    reader.stop();
+    drop(ctx);
+    writer.stop();
+    Ok(())
+}
+
+fn send_filters(ctx: &Ctx) {
+    for (id, name) in ctx.symbols.iter() {
+        match ctx.client.filters(name) {
+            Ok(f) => ctx.out.send(Message::SymbolFilters(wire::SymbolFilters {
+                symbol: id,
+                min_qty: f.min_qty.units(),
+                max_qty: f.max_qty.units(),
+                step: f.step.units(),
+                market_min_qty: f.market_min_qty.units(),
+                market_max_qty: f.market_max_qty.units(),
+                market_step: f.market_step.units(),
+                min_notional: f.min_notional.units(),
+            })),
+            Err(e) => {
+                tracing::warn!(symbol = %name, error = %e, "no filters for a directory symbol")
+            }
+        }
+    }
+}
+
+fn snapshot(ctx: &Ctx, id: u16, amount: Qty, mark: Option<Price>, time_ms: u64) {
+    let mark = {
+        let mut marks = ctx.marks.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(m) = mark.filter(|m| m.units() > 0) {
+            marks.insert(id, m);
+        }
+        marks.get(&id).copied()
+    };
+    let Some(mark) = mark else {
+        tracing::debug!(
+            symbol = id,
+            "no mark price yet; snapshot deferred to the next poll"
+        );
+        return;
+    };
+    ctx.out
+        .send(Message::PositionSnapshot(wire::PositionSnapshot {
+            symbol: id,
+            amount: amount.units(),
+            mark_price: mark.units(),
+            exchange_time_ms: time_ms,
+        }));
+}
+
+/// positionRisk (v2: flat symbols too) → one snapshot per directory symbol.
+async fn poll_positions(ctx: &Ctx) -> crate::Result<()> {
+    let rows = ctx
+        .client
+        .position_risk(PositionRiskVersion::V2, None)
+        .await?;
+    let now = ctx.client.clock().now_ms() as u64;
+    for (id, name) in ctx.symbols.iter() {
+        // One-way mode: the BOTH leg. Hedge legs are summed (the core tracks a net position).
+        let legs: Vec<_> = rows.iter().filter(|r| r.symbol == name).collect();
+        if legs.is_empty() {
+            continue;
+        }
+        let amount = legs
+            .iter()
+            .fold(Qty::ZERO, |a, r| a.checked_add(r.position_amt).unwrap_or(a));
+        let time = legs
+            .iter()
+            .map(|r| r.update_time)
+            .max()
+            .unwrap_or(now)
+            .max(1);
+        snapshot(ctx, id, amount, Some(legs[0].mark_price), time);
+    }
+    Ok(())
+}
+
+async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
+    let mut poll = tokio::time::interval(every);
+    let mut sync = tokio::time::interval(time_sync);
+    poll.tick().await;
+    sync.tick().await;
+    loop {
+        tokio::select! {
+            _ = poll.tick() => {
+                if let Err(e) = poll_positions(&ctx).await {
+                    tracing::warn!(error = %e, "positionRisk poll failed");
+                }
+            }
+            _ = sync.tick() => {
+                if let Err(e) = ctx.client.sync_time().await {
+                    tracing::warn!(error = %e, "server time sync failed");
+                }
+            }
+        }
+    }
+}
+
+async fn user_stream_loop(ctx: Arc<Ctx>, keepalive: Duration) {
+    let base = ctx.client.config().endpoints.user_stream.clone();
+    let mut pause = Duration::from_millis(200);
+    loop {
+        let stream = async {
+            let key = ctx.client.http().listen_key_create().await?;
+            UserStream::connect(&base, &key).await
+        };
+        match stream.await {
+            Ok(mut s) => {
+                pause = Duration::from_millis(200);
+                // Positions may have moved while the stream was down.
+                if let Err(e) = poll_positions(&ctx).await {
+                    tracing::warn!(error = %e, "positionRisk after (re)connect failed");
+                }
+                read_stream(&ctx, &mut s, keepalive).await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "user data stream unavailable; positionRisk polling covers")
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn read_stream(ctx: &Ctx, s: &mut UserStream, keepalive: Duration) {
+    let mut ka = tokio::time::interval(keepalive);
+    ka.tick().await;
+    loop {
+        tokio::select! {
+            ev = s.next() => match ev {
+                None => return,
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "user data stream error");
+                    if !matches!(e, crate::Error::Decode { .. } | crate::Error::Field { .. }) {
+                        return;
+                    }
+                }
+                Some(Ok(UserEvent::ListenKeyExpired { .. })) => {
+                    tracing::info!("listenKey expired; reconnecting with a new key");
+                    return;
+                }
+                Some(Ok(ev)) => on_event(ctx, ev),
+            },
+            _ = ka.tick() => {
+                if let Err(e) = ctx.client.http().listen_key_keepalive().await {
+                    tracing::warn!(error = %e, "listenKey keepalive failed; reconnecting");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+fn on_event(ctx: &Ctx, ev: UserEvent) {
+    match ev {
+        UserEvent::AccountUpdate(a) => {
+            // Hedge legs of one symbol would each overwrite the net amount; one-way mode only.
+            for p in a.positions {
+                if let Some(id) = ctx.symbols.id(&p.symbol) {
+                    snapshot(ctx, id, p.amount, None, a.event_time.max(1));
+                }
+            }
+        }
+        UserEvent::OrderTradeUpdate(o) if o.exec_type == "TRADE" => {
+            report_fill(
+                ctx,
+                &o.client_order_id,
+                &o.symbol,
+                o.side,
+                o.order_id,
+                o.cum_qty,
+                o.last_price,
+                o.event_time,
+            );
+        }
+        _ => {}
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn report_fill(
+    ctx: &Ctx,
+    cid: &str,
+    symbol: &str,
+    side: Side,
+    order_id: u64,
+    cum_qty: Qty,
+    price: Option<Price>,
+    time_ms: u64,
+) {
+    // Only our orders: their client id carries the plan id.
+    let Some(plan) = ClientOrderId::plan(cid) else {
+        return;
+    };
+    let (Some(id), Some(price)) = (ctx.symbols.id(symbol), price) else {
+        return;
+    };
+    let Some(delta) = ctx.fills.advance(cid, cum_qty) else {
+        return;
+    };
+    ctx.out.send(Message::Fill(wire::Fill {
+        side: wire_side(side),
+        symbol: id,
+        plan_id: plan.0,
+        qty: delta.units(),
+        price: price.units(),
+        order_id,
+        time_ms,
+    }));
+}
+
+fn wire_side(s: Side) -> wire::Side {
+    match s {
+        Side::Buy => wire::Side::Buy,
+        Side::Sell => wire::Side::Sell,
+    }
+}
+
+fn reject(ctx: &Ctx, i: &wire::OrderIntent, code: i64, reason: crate::RejectReason) {
+    tracing::warn!(plan = %PlanId(i.plan_id), code, reason = %reason, "order rejected");
+    ctx.out.send(Message::Reject(wire::Reject {
+        symbol: i.symbol,
+        exchange_code: code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+        plan_id: i.plan_id,
+        reason: reason.code(),
+    }));
+}
+
+async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
+    if !ctx
+        .seen
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(i.plan_id)
+    {
+        tracing::warn!(plan = %PlanId(i.plan_id), "intent for an already ordered plan ignored");
+        return;
+    }
+    let Some(symbol) = ctx.symbols.name(i.symbol) else {
+        return reject(ctx, &i, 0, crate::RejectReason::LocalUnknownSymbol);
+    };
+    let cid = ClientOrderId::for_plan(PlanId(i.plan_id));
+    let side = match i.side {
+        wire::Side::Buy => Side::Buy,
+        wire::Side::Sell => Side::Sell,
+    };
+    let filters = match ctx.client.filters(&symbol) {
+        Ok(f) => f,
+        Err(e) => return reject(ctx, &i, 0, e.reject_reason()),
+    };
+    let quantity = match filters.market_qty(Qty::from_units(i.qty)) {
+        Ok((_, s)) => s,
+        Err(_) => return reject(ctx, &i, 0, crate::RejectReason::LocalQuantity),
+    };
+    let order = NewOrder {
+        symbol: symbol.clone(),
+        side,
+        quantity,
+        reduce_only: i.reduce_only,
+        client_order_id: cid.as_str().to_owned(),
+    };
+    match ctx.client.place_once_only(ctx.transport, &order).await {
+        Ok(o) => {
+            if o.executed_qty.units() > 0 {
+                let time = if o.update_time > 0 {
+                    o.update_time
+                } else {
+                    ctx.client.clock().now_ms() as u64
+                };
+                report_fill(
+                    ctx,
+                    &o.client_order_id,
+                    &symbol,
+                    side,
+                    o.order_id,
+                    o.executed_qty,
+                    o.avg_price,
+                    time,
+                );
+            } else if o.is_final() {
+                // Nothing filled and nothing more will: the core must release the quantity.
+                reject(ctx, &i, 0, crate::RejectReason::Other);
+            }
+            // NEW / PARTIALLY_FILLED: the user data stream reports the fills.
+        }
+        Err(e) => reject(ctx, &i, e.api_code().unwrap_or(0), e.reject_reason()),
+    }
+}

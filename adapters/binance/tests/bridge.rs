@@ -1,0 +1,168 @@
+//! The bridge between rings and the simulator, without the daemon: the test creates the
+//! `orders` and `exchange` rings and the symbol directory itself, as `quantum run` would.
+
+use std::time::{Duration, Instant};
+
+use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
+use quantum_binance::{ClientConfig, Credentials, RejectReason};
+use quantum_binance_sim::{Dec, PosSide, SimConfig, Simulator, TEST_API_KEY, TEST_API_SECRET};
+use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
+use quantum_ipc::{Consumer, CountersWriter, Ring, RingSpec};
+
+fn q(s: &str) -> i64 {
+    s.parse::<quantum_core::fixed::Qty>().unwrap().units()
+}
+
+/// Reads `exchange` until `want` matches a record, or panics after 10 s.
+async fn wait_for(
+    rx: &mut Consumer<RECORD_SIZE>,
+    seen: &mut Vec<Message>,
+    what: &str,
+    want: impl Fn(&Message) -> bool,
+) -> Message {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        while let Some(m) = rx.try_pop_message(&Limits::default()) {
+            let m = m.unwrap();
+            seen.push(m);
+            if want(&m) {
+                return m;
+            }
+        }
+        assert!(Instant::now() < deadline, "no {what}; saw {seen:#?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+fn intent(plan_id: u64, symbol: u16, side: wire::Side, qty: i64) -> Message {
+    Message::OrderIntent(wire::OrderIntent {
+        side,
+        symbol,
+        reduce_only: true,
+        order_type: wire::OrderType::Market,
+        plan_id,
+        qty,
+        t_in_ns: 0,
+        t_out_ns: 0,
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn intents_become_orders_fills_rejects_and_snapshots() {
+    let instance = format!("binbridge{}", std::process::id());
+    let counters = CountersWriter::create(&instance, 8).unwrap();
+    counters.set_symbol(0, "BTCUSDT").unwrap();
+    counters.set_symbol(1, "ETHUSDT").unwrap();
+    let orders = Ring::create(&RingSpec::new(&instance, ORDERS_RING, 64)).unwrap();
+    let exchange = Ring::create(&RingSpec::new(&instance, EXCHANGE_RING, 1024)).unwrap();
+    let mut to_bridge = orders.producer::<RECORD_SIZE>().unwrap();
+    let mut from_bridge = exchange.consumer::<RECORD_SIZE>().unwrap();
+
+    let sim = Simulator::start(SimConfig::ephemeral()).await.unwrap();
+    sim.set_position("BTCUSDT", PosSide::Both, Dec::parse("0.010").unwrap())
+        .unwrap();
+    let mut client =
+        ClientConfig::local(&sim.rest_url(), &sim.ws_api_url(), &sim.stream_base_url());
+    client.recv_window_ms = 1000;
+    let cfg = BridgeConfig::new(&instance, client);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let bridge = tokio::spawn(bridge::run(
+        cfg,
+        Credentials::new(TEST_API_KEY, TEST_API_SECRET),
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let mut seen = Vec::new();
+    let rx = &mut from_bridge;
+    // Start-up: filters of both symbols, the BTC position.
+    for sym in [0u16, 1] {
+        let m = wait_for(
+            rx,
+            &mut seen,
+            "filters",
+            |m| matches!(m, Message::SymbolFilters(f) if f.symbol == sym),
+        )
+        .await;
+        let Message::SymbolFilters(f) = m else {
+            unreachable!()
+        };
+        assert_eq!((f.market_step, f.market_min_qty), (q("0.001"), q("0.001")));
+    }
+    wait_for(rx, &mut seen, "initial BTC snapshot", |m| {
+        matches!(m, Message::PositionSnapshot(p) if p.symbol == 0 && p.amount == q("0.01") && p.mark_price > 0)
+    })
+    .await;
+
+    // An exit of 0.004 BTC.
+    to_bridge
+        .try_push_message(&intent(0xabc, 0, wire::Side::Sell, q("0.004")))
+        .unwrap();
+    let m = wait_for(
+        rx,
+        &mut seen,
+        "fill",
+        |m| matches!(m, Message::Fill(f) if f.plan_id == 0xabc),
+    )
+    .await;
+    let Message::Fill(f) = m else { unreachable!() };
+    assert_eq!((f.symbol, f.qty, f.side), (0, q("0.004"), wire::Side::Sell));
+    assert!(f.price > 0 && f.order_id > 0);
+    wait_for(
+        rx,
+        &mut seen,
+        "snapshot after the fill",
+        |m| matches!(m, Message::PositionSnapshot(p) if p.symbol == 0 && p.amount == q("0.006")),
+    )
+    .await;
+
+    // ETH is flat: reduce-only is refused.
+    to_bridge
+        .try_push_message(&intent(0xdef, 1, wire::Side::Sell, q("0.1")))
+        .unwrap();
+    let m = wait_for(
+        rx,
+        &mut seen,
+        "reject",
+        |m| matches!(m, Message::Reject(r) if r.plan_id == 0xdef),
+    )
+    .await;
+    let Message::Reject(r) = m else {
+        unreachable!()
+    };
+    assert_eq!(
+        (r.symbol, r.exchange_code, r.reason),
+        (1, -2022, RejectReason::ReduceOnlyRejected.code())
+    );
+
+    // The same plan again is not ordered twice.
+    to_bridge
+        .try_push_message(&intent(0xabc, 0, wire::Side::Sell, q("0.004")))
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let audit = sim.audit();
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert_eq!(audit[0].client_order_id, "qpc-0000000000000abc");
+    assert_eq!(
+        sim.positions()
+            .iter()
+            .find(|p| p.symbol == "BTCUSDT")
+            .map(|p| q(&p.position_amt)),
+        Some(q("0.006"))
+    );
+    // Exactly one fill for the plan, though the order answer and the stream both report it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while let Some(m) = rx.try_pop_message(&Limits::default()) {
+        seen.push(m.unwrap());
+    }
+    let fills = seen
+        .iter()
+        .filter(|m| matches!(m, Message::Fill(f) if f.plan_id == 0xabc))
+        .count();
+    assert_eq!(fills, 1, "{seen:#?}");
+
+    stop_tx.send(()).unwrap();
+    bridge.await.unwrap().unwrap();
+}
