@@ -1,0 +1,24 @@
+//! `quantum bridge ...`: adapter processes between the core's rings and the outside world.
+
+/// Bridges `quantum bridge` can run.
+#[derive(Debug, clap::Subcommand)]
+pub enum BridgeCmd {
+    /// Binance USD-M futures: takes OrderIntents from `quantum.<instance>.orders`, sends
+    /// reduce-only MARKET orders (REST, or the WebSocket API with --ws-api), and writes
+    /// SymbolFilters, PositionSnapshots, Fills and Rejects to `quantum.<instance>.exchange`.
+    /// Testnet unless --mainnet.
+    Binance(quantum_binance::cli::BinanceBridgeArgs),
+}
+
+/// Runs a bridge on its own tokio runtime until SIGINT.
+pub fn run(cmd: BridgeCmd) -> anyhow::Result<()> {
+    match cmd {
+        BridgeCmd::Binance(args) => {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()?;
+            rt.block_on(quantum_binance::cli::run(args))
+        }
+    }
+}
