@@ -75,6 +75,9 @@ impl Default for RunnerConfig {
 pub struct Placement {
     /// Per engine thread: its name and the core it is pinned to, if any.
     pub threads: Vec<(String, Option<usize>)>,
+    /// The core left to the caller (feeder, adapter I/O) when the engine threads are pinned;
+    /// the caller may pin itself there with [`pin_current_thread`].
+    pub caller: Option<usize>,
     /// One line for the log.
     pub note: String,
 }
@@ -101,8 +104,9 @@ impl Placement {
                 .map(|(t, c)| format!("{t}→core {}", c.unwrap_or(0)))
                 .collect();
             Placement {
-                note: format!("pinned: {}", list.join(", ")),
+                note: format!("pinned: {}, caller→core {}", list.join(", "), cores[0].id),
                 threads,
+                caller: Some(cores[0].id),
             }
         } else {
             let why = if pin {
@@ -116,16 +120,23 @@ impl Placement {
             };
             Placement {
                 threads: names.iter().map(|t| (t.to_string(), None)).collect(),
+                caller: None,
                 note: why,
             }
         }
     }
 }
 
-fn pin_current(core: Option<usize>) {
-    if let Some(id) = core {
-        core_affinity::set_for_current(core_affinity::CoreId { id });
+/// Pins the calling thread to `core` (nothing when `None`); false if the OS refused.
+pub fn pin_current_thread(core: Option<usize>) -> bool {
+    match core {
+        Some(id) => core_affinity::set_for_current(core_affinity::CoreId { id }),
+        None => true,
     }
+}
+
+fn pin_current(core: Option<usize>) {
+    pin_current_thread(core);
 }
 
 struct Channels {

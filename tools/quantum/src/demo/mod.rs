@@ -130,6 +130,8 @@ pub fn run(args: DemoArgs) -> Result<()> {
         },
     );
     runner.register_caller();
+    // The feeder and the paper exchange stay off the engine's core.
+    quantum_core::runner::pin_current_thread(runner.placement().caller);
     let mode = match args.mode {
         Mode::Single => "single",
         Mode::Pipelined => "pipelined",
