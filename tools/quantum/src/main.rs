@@ -2,6 +2,7 @@
 #![deny(unsafe_code)]
 
 mod cmd_bench;
+mod cmd_bridge;
 mod cmd_sim;
 mod ctl;
 mod daemon;
@@ -33,6 +34,9 @@ enum Cmd {
     /// Local simulators of the venues the adapters talk to.
     #[command(subcommand)]
     Sim(cmd_sim::SimCmd),
+    /// Adapter processes between an instance's rings and a venue.
+    #[command(subcommand)]
+    Bridge(cmd_bridge::BridgeCmd),
 }
 
 fn main() {
@@ -43,6 +47,7 @@ fn main() {
         Cmd::Demo(a) => demo::run(a),
         Cmd::Bench(c) => cmd_bench::run(c),
         Cmd::Sim(c) => cmd_sim::run(c),
+        Cmd::Bridge(c) => cmd_bridge::run(c),
     };
     if let Err(e) = res {
         eprintln!("quantum: {e:#}");
