@@ -1,7 +1,8 @@
-//! `quantum demo`: the core with a synthetic plan feed and an in-process paper exchange.
+//! `quantum demo`: the core with a synthetic plan feed, and the Binance simulator (in-process,
+//! over real sockets) reached through the Binance adapter.
 
 mod feed;
-mod paper;
+mod venue;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{self, File};
@@ -16,18 +17,16 @@ use quantum_core::{
     Clock, Command, Engine, EngineConfig, Input, Mode, Outcome, PlanResult, Qty, Runner,
     RunnerConfig,
 };
-use rand::rngs::StdRng;
-use rand::SeedableRng;
 
 use feed::Feed;
-use paper::Paper;
 use quantum_bench::report;
+use venue::{Event, Start, Venue};
 
 /// Options of `quantum demo`.
 #[derive(Args, Debug)]
 pub struct DemoArgs {
     /// Number of plans to feed.
-    #[arg(long, default_value_t = 100_000)]
+    #[arg(long, default_value_t = 20_000)]
     pub plans: u64,
     /// Thread layout: `single` (one thread runs the chain) or `pipelined` (governor, P3.3 and
     /// apply on their own threads).
@@ -35,7 +34,7 @@ pub struct DemoArgs {
     pub mode: Mode,
     /// Plans per second, on an open-loop schedule (0: as fast as the engine takes them, which
     /// measures a flood: exits then race their own fills).
-    #[arg(long, default_value_t = 50_000)]
+    #[arg(long, default_value_t = 5_000)]
     pub rate: u64,
     /// Seed of the synthetic feed.
     #[arg(long, default_value_t = 42)]
@@ -102,19 +101,48 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let engine = Engine::new(cfg, Clock::new()).context("invalid engine configuration")?;
     let symbols = engine.symbols().clone();
     let sym = |n: &str| symbols.id(n).expect("built-in symbol");
-    let (btc, eth, sol) = (sym("BTCUSDT"), sym("ETHUSDT"), sym("SOLUSDT"));
     let q = |s: &str| s.parse::<Qty>().expect("literal");
     let p = |s: &str| s.parse::<quantum_core::Price>().expect("literal");
-    let mut paper = Paper::new(&[
-        (q("0.062"), p("104250.5"), q("0.001")),
-        (q("2.5"), p("3310.25"), q("0.001")),
-        (q("-120"), p("182.4"), q("1")),
-    ]);
+    let btc = sym("BTCUSDT");
+    // The seeds: BTCUSDT exchange 0.062 against ledger 0.002; the others in sync.
+    let starts = [
+        (
+            Start {
+                symbol: btc,
+                position: q("0.062"),
+                mark: p("104250.5"),
+                step: q("0.001"),
+            },
+            "0.002",
+        ),
+        (
+            Start {
+                symbol: sym("ETHUSDT"),
+                position: q("2.5"),
+                mark: p("3310.25"),
+                step: q("0.001"),
+            },
+            "2.5",
+        ),
+        (
+            Start {
+                symbol: sym("SOLUSDT"),
+                position: q("-120"),
+                mark: p("182.4"),
+                step: q("1"),
+            },
+            "-120",
+        ),
+    ];
     let mut backlog: VecDeque<Input> = VecDeque::new();
-    for (s, ledger) in [(btc, "0.002"), (eth, "2.5"), (sol, "-120")] {
-        backlog.push_back(Input::Command(paper.snapshot(s)));
+    for (s, ledger) in &starts {
+        backlog.push_back(Input::Command(Command::Position {
+            symbol: s.symbol,
+            amount: s.position,
+            mark: s.mark,
+        }));
         backlog.push_back(Input::Command(Command::SetLedger {
-            symbol: s,
+            symbol: s.symbol,
             amount: q(ledger),
         }));
     }
@@ -130,18 +158,23 @@ pub fn run(args: DemoArgs) -> Result<()> {
         },
     );
     runner.register_caller();
-    // The feeder and the paper exchange stay off the engine's core.
+    let shared = runner.shared().clone();
+    // The feeder, the simulator and the adapter (threads inherit this affinity) stay off the
+    // engine's core.
     quantum_core::runner::pin_current_thread(runner.placement().caller);
+    let starts: Vec<Start> = starts.into_iter().map(|(s, _)| s).collect();
+    let venue = Venue::start(&symbols, &starts)?;
     let mode = match args.mode {
         Mode::Single => "single",
         Mode::Pipelined => "pipelined",
     };
     eprintln!(
-        "[demo] mode={mode} plans={} rate={}/s seed={} {}",
+        "[demo] mode={mode} plans={} rate={}/s seed={} {}; exchange: Binance simulator at {} (WebSocket API orders)",
         args.plans,
         args.rate,
         args.seed,
-        runner.placement().note
+        runner.placement().note,
+        venue.rest_url
     );
     writeln!(
         log,
@@ -153,37 +186,29 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
     let mut tally = Tally::default();
     let mut feed = Feed::new(args.plans, args.seed, btc);
-    let mut rng = StdRng::seed_from_u64(args.seed ^ 0x5eed);
-    let mut cmds = Vec::new();
+    let mut x = Exchange::default();
     let mut events_logged = 0;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
-
-    let mut handle = |r: PlanResult,
-                      tally: &mut Tally,
-                      hist: &mut Histogram<u64>,
-                      log: &mut BufWriter<File>,
-                      backlog: &mut VecDeque<Input>|
-     -> Result<()> {
-        tally.add(&r);
-        let mut line = String::new();
-        r.write_legacy_log(&mut line, &symbols)?;
-        log.write_all(line.as_bytes())?;
-        if let Some(o) = r.order() {
-            hist.saturating_record(o.t_out_ns.saturating_sub(o.t_in_ns).max(1));
-            cmds.clear();
-            paper.execute(o, &mut rng, &mut cmds);
-            backlog.extend(cmds.iter().map(|c| Input::Command(*c)));
-        }
-        Ok(())
-    };
-
     let n_symbols = symbols.len() as u16;
     let mut next: Option<Input> = None;
+    let mut feeding = true;
+    let mut drain_until: Option<Instant> = None;
     loop {
         while let Some(r) = runner.try_recv() {
-            handle(r, &mut tally, &mut hist, &mut log, &mut backlog)?;
+            tally.add(&r);
+            let mut line = String::new();
+            r.write_legacy_log(&mut line, &symbols)?;
+            log.write_all(line.as_bytes())?;
+            if let Some(o) = r.order() {
+                hist.saturating_record(o.t_out_ns.saturating_sub(o.t_in_ns).max(1));
+                venue.send(*o);
+                x.sent += 1;
+            }
+        }
+        while let Ok(ev) = venue.events.try_recv() {
+            x.take(ev, &mut backlog, &mut log)?;
         }
         for e in &feed.events[events_logged..] {
             eprintln!("[demo] {e}");
@@ -191,38 +216,52 @@ pub fn run(args: DemoArgs) -> Result<()> {
         }
         events_logged = feed.events.len();
         let input = match backlog.pop_front().or_else(|| next.take()) {
-            Some(i) => i,
-            None => {
-                if let Some(k_ns) = (feed.made() * 1_000_000_000).checked_div(args.rate) {
-                    // Open-loop schedule: plan k is due at start + k / rate.
-                    let due = started + Duration::from_nanos(k_ns);
-                    if Instant::now() < due {
-                        std::thread::yield_now();
-                        continue;
-                    }
+            Some(i) => Some(i),
+            None if feeding => {
+                let due = started
+                    + Duration::from_nanos(
+                        feed.made().saturating_mul(1_000_000_000) / args.rate.max(1),
+                    );
+                if args.rate > 0 && Instant::now() < due {
+                    std::thread::yield_now();
+                    continue;
                 }
-                match feed.next_input(n_symbols) {
-                    Some(i) => i,
-                    None => break,
-                }
+                let i = feed.next_input(n_symbols);
+                feeding = i.is_some();
+                i
             }
+            None => None,
         };
-        if let Err(back) = runner.try_send(input) {
-            // Keep order: exchange events first, then the plan that was waiting.
-            match back {
-                Input::Plan(_) => next = Some(back),
-                _ => backlog.push_front(back),
+        match input {
+            Some(input) => {
+                if let Err(back) = runner.try_send(input) {
+                    // Keep order: exchange events first, then the plan that was waiting.
+                    match back {
+                        Input::Plan(_) => next = Some(back),
+                        _ => backlog.push_front(back),
+                    }
+                    runner.wait_for_room(Duration::from_millis(1));
+                }
             }
-            runner.wait_for_room(Duration::from_millis(1));
+            None => {
+                // Fed: wait for every result and every order's answer, boundedly.
+                let until =
+                    *drain_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
+                if (tally.results == feed.made() && x.answered == x.sent) || Instant::now() > until
+                {
+                    break;
+                }
+                std::thread::sleep(Duration::from_micros(200));
+            }
         }
         if last_progress.elapsed() >= Duration::from_millis(if tty { 200 } else { 1000 }) {
             last_progress = Instant::now();
             let line = format!(
-                "[demo] {}/{} plans fed, {} results, {} executed",
+                "[demo] {}/{} plans fed, {} results, {} orders filled on the simulator",
                 feed.made(),
                 args.plans,
                 tally.results,
-                tally.executed
+                x.filled
             );
             if tty {
                 eprint!("\r{line}");
@@ -231,10 +270,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
-    runner.shutdown(&mut |r| {
-        // The exchange events of these last orders no longer reach the core: it has stopped.
-        let _ = handle(r, &mut tally, &mut hist, &mut log, &mut backlog);
-    });
+    runner.shutdown(&mut |r| tally.add(&r));
     let elapsed = started.elapsed();
     if tty {
         eprintln!();
@@ -251,22 +287,92 @@ pub fn run(args: DemoArgs) -> Result<()> {
     }
     println!("chain_ns {}", report::percentile_line(&hist));
     println!(
-        "paper exchange: fills={} reduce_only_rejects={} reopened_positions={}; wall time {:.2}s",
-        paper.fills,
-        paper.rejects,
-        paper.reopens,
+        "exchange: orders={} filled={} rejected={} reopened_positions={} accepted_by_simulator={}; wall time {:.2}s",
+        x.sent,
+        x.filled,
+        x.rejected.values().sum::<u64>(),
+        x.reopened,
+        venue.accepted(),
         elapsed.as_secs_f64()
     );
+    for (reason, n) in &x.rejected {
+        println!("exchange rejected reason={reason:?} count={n}");
+    }
+    let mut problems = Vec::new();
+    for s in &starts {
+        let name = symbols.name(s.symbol);
+        let ledger = shared.ledger.view(s.symbol).map(|b| b.ledger);
+        let exchange = venue.position(name);
+        println!(
+            "position {name}: simulator={} ledger={}",
+            exchange.map_or("?".into(), |q| q.to_string()),
+            ledger.map_or("?".into(), |q| q.to_string())
+        );
+        if exchange != ledger {
+            problems.push(format!(
+                "{name}: the simulator's position and the ledger differ"
+            ));
+        }
+    }
+    for (cid, n) in venue.twice_ordered() {
+        problems.push(format!("client order id {cid} was ordered {n} times"));
+    }
+    venue.stop();
     let hgrm_path = args.out.join("chain.hgrm");
     fs::write(&hgrm_path, report::hgrm(&hist))
         .with_context(|| format!("cannot write {}", hgrm_path.display()))?;
     println!("wrote {} and {}", hgrm_path.display(), log_path.display());
     if tally.results != fed {
-        bail!(
-            "{} plans went in but {} results came out: a plan was lost",
-            fed,
+        problems.push(format!(
+            "{fed} plans went in but {} results came out",
             tally.results
-        );
+        ));
+    }
+    if x.answered != x.sent {
+        problems.push(format!("{} orders sent, {} answered", x.sent, x.answered));
+    }
+    if !problems.is_empty() {
+        bail!("{}", problems.join("; "));
     }
     Ok(())
+}
+
+/// What the demo saw of the exchange.
+#[derive(Default)]
+struct Exchange {
+    sent: u64,
+    answered: u64,
+    filled: u64,
+    reopened: u64,
+    rejected: BTreeMap<String, u64>,
+}
+
+impl Exchange {
+    fn take(
+        &mut self,
+        ev: Event,
+        backlog: &mut VecDeque<Input>,
+        log: &mut impl Write,
+    ) -> Result<()> {
+        self.answered += 1;
+        let cmds = match ev {
+            Event::Commands(c) => c,
+            Event::Rejected(reason, c) => {
+                writeln!(log, "# exchange rejected an order: {reason}")?;
+                *self.rejected.entry(reason).or_default() += 1;
+                c
+            }
+        };
+        for c in cmds {
+            if let Command::Fill { plan, .. } = c {
+                if plan.is_some() {
+                    self.filled += 1;
+                } else {
+                    self.reopened += 1;
+                }
+            }
+            backlog.push_back(Input::Command(c));
+        }
+        Ok(())
+    }
 }
