@@ -11,7 +11,11 @@
 //! every `ACCOUNT_UPDATE` sends snapshots of the positions it lists, and positionRisk is polled
 //! as a fallback. Every intent becomes one order, never sent twice (see
 //! [`crate::futures::client`]); its outcome becomes `Fill` records (quantity filled since the
-//! last report, whichever of the order answer and the stream says it first) or a `Reject`.
+//! last report, whichever of the order answer and the stream says it first) and, when part of
+//! it will never fill, one `Reject`: with the [`RejectReason`](crate::RejectReason) code when
+//! nothing filled, with [`REJECT_REMAINDER_EXPIRED`] after the fills when the exchange ended the
+//! rest (a reduce-only order larger than the position, an expired or cancelled remainder). The
+//! core releases exactly the quantity that did not fill either way.
 //!
 //! The two rings are created by the core daemon (`quantum run`); the bridge takes the
 //! consumer side of `orders` and the producer side of `exchange`.
@@ -37,6 +41,20 @@ use crate::futures::user_stream::{UserEvent, UserStream};
 pub use fills::FillTracker;
 pub use io::{EXCHANGE_RING, ORDERS_RING};
 pub use symbols::SymbolDirectory;
+
+/// `Reject::reason` sent after the `Fill`s of an order that filled in part and whose remainder
+/// the exchange ended (EXPIRED, CANCELED, ...): the core releases only the unfilled rest. Not a
+/// [`RejectReason`](crate::RejectReason) code (those say the order was refused); `quantum run`
+/// knows the same number as `convert::REJECT_REMAINDER_EXPIRED`.
+pub const REJECT_REMAINDER_EXPIRED: u16 = 1000;
+
+/// Order statuses after which nothing more fills.
+fn is_final(status: &str) -> bool {
+    matches!(
+        status,
+        "FILLED" | "CANCELED" | "EXPIRED" | "REJECTED" | "EXPIRED_IN_MATCH"
+    )
+}
 
 /// Bridge settings.
 #[derive(Clone, Debug)]
@@ -290,7 +308,9 @@ fn on_event(ctx: &Ctx, ev: UserEvent) {
                 }
             }
         }
-        UserEvent::OrderTradeUpdate(o) if o.exec_type == "TRADE" => {
+        UserEvent::OrderTradeUpdate(o) if o.exec_type == "TRADE" || is_final(&o.status) => {
+            // A final event without a trade (EXPIRED, CANCELED) carries no last price; its
+            // cumulative quantity was reported by the trades before it, else at the average.
             report_fill(
                 ctx,
                 &o.client_order_id,
@@ -298,9 +318,15 @@ fn on_event(ctx: &Ctx, ev: UserEvent) {
                 o.side,
                 o.order_id,
                 o.cum_qty,
-                o.last_price,
+                o.last_price.or(o.avg_price),
                 o.event_time,
             );
+            if is_final(&o.status) {
+                let ids = ClientOrderId::plan(&o.client_order_id).zip(ctx.symbols.id(&o.symbol));
+                if let Some((plan, id)) = ids {
+                    order_ended(ctx, &o.client_order_id, id, plan, o.cum_qty, o.orig_qty);
+                }
+            }
         }
         _ => {}
     }
@@ -345,7 +371,35 @@ fn wire_side(s: Side) -> wire::Side {
     }
 }
 
+/// An order of ours reached a final state. When part of it never filled the core must release
+/// that part: a plain `Reject` when nothing filled, [`REJECT_REMAINDER_EXPIRED`] when some did
+/// (its `Fill`s are queued before, on the same path). Once per order, whichever of the order
+/// answer and the user data stream sees the end first.
+fn order_ended(ctx: &Ctx, cid: &str, symbol: u16, plan: PlanId, executed: Qty, orig: Qty) {
+    if executed >= orig || !ctx.fills.end(cid) {
+        return;
+    }
+    let reason = if executed.units() > 0 {
+        tracing::warn!(%plan, %executed, %orig, "order ended partly filled; the rest is released");
+        REJECT_REMAINDER_EXPIRED
+    } else {
+        tracing::warn!(%plan, "order ended without a fill");
+        crate::RejectReason::Other.code()
+    };
+    ctx.out.send(Message::Reject(wire::Reject {
+        symbol,
+        exchange_code: 0,
+        plan_id: plan.0,
+        reason,
+    }));
+}
+
 fn reject(ctx: &Ctx, i: &wire::OrderIntent, code: i64, reason: crate::RejectReason) {
+    let cid = ClientOrderId::for_plan(PlanId(i.plan_id));
+    if !ctx.fills.end(cid.as_str()) {
+        // Its end was reported already (by the user data stream).
+        return;
+    }
     tracing::warn!(plan = %PlanId(i.plan_id), code, reason = %reason, "order rejected");
     ctx.out.send(Message::Reject(wire::Reject {
         symbol: i.symbol,
@@ -406,11 +460,14 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
                     o.avg_price,
                     time,
                 );
-            } else if o.is_final() {
-                // Nothing filled and nothing more will: the core must release the quantity.
-                reject(ctx, &i, 0, crate::RejectReason::Other);
             }
-            // NEW / PARTIALLY_FILLED: the user data stream reports the fills.
+            if o.is_final() {
+                // Against the intent, not the order: quantizing to the step may have sent less,
+                // and that difference will never fill either.
+                let (plan, want) = (PlanId(i.plan_id), Qty::from_units(i.qty));
+                order_ended(ctx, cid.as_str(), i.symbol, plan, o.executed_qty, want);
+            }
+            // NEW / PARTIALLY_FILLED: the user data stream reports the fills and the end.
         }
         Err(e) => reject(ctx, &i, e.api_code().unwrap_or(0), e.reject_reason()),
     }

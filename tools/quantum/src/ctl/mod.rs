@@ -11,7 +11,8 @@ use quantum_ipc::{CountersReader, PeerStatus};
 /// Control subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum CtlCmd {
-    /// Totals and rates from the counters segment, deny reasons, ring depths, peers.
+    /// Totals and rates from the counters segment, deny reasons, the book per symbol (ledger,
+    /// exchange and in-flight amounts as exact decimals), ring depths, peers.
     Stats(stats::StatsArgs),
     /// The instance's segments: capacity, depth, peers and their liveness, full events.
     Rings(stats::RingsArgs),

@@ -1,4 +1,8 @@
 //! `ctl stats`, `ctl rings`, `ctl gc`.
+//!
+//! `ctl stats` shows the book gauges (`ledger.<S>`, `exchange.<S>`, `in_flight.<S>`) as exact
+//! decimals: a `book` line per symbol in text, an `amounts` object (label → decimal string)
+//! in `--json`; they are left out of `counters` and `rates`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -9,6 +13,7 @@ use quantum_ipc::{list_segments, remove_stale_segments, Ring, RingSpec, SegmentK
 
 use super::{open_counters, peer_text, peer_word};
 use crate::daemon::rings;
+use crate::daemon::stats::{amount, AMOUNT_GAUGES};
 
 /// Options of `ctl stats`.
 #[derive(Args, Debug)]
@@ -86,6 +91,15 @@ pub fn stats(a: StatsArgs) -> Result<()> {
         let rate = |label: &str, v: u64| {
             (v.saturating_sub(before.get(label).copied().unwrap_or(0))) as f64 / secs
         };
+        // The book's amount gauges are signed fixed-point: shown as exact decimals, apart.
+        let (amounts, after): (Vec<_>, Vec<_>) = after
+            .into_iter()
+            .partition(|(l, v)| amount(l, *v).is_some());
+        let amounts: BTreeMap<String, String> = amounts
+            .into_iter()
+            .filter_map(|(l, v)| Some((amount(&l, v)?.to_string(), l)))
+            .map(|(q, l)| (l, q))
+            .collect();
         let rows = ring_rows(&a.instance, a.peer_timeout_ms);
         let running = c.owner_alive();
         if a.json {
@@ -118,7 +132,8 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "instance": a.instance, "pid": c.owner_pid(), "running": running,
-                    "counters": counters, "rates": rates, "rings": rings,
+                    "counters": counters, "rates": rates, "amounts": amounts,
+                    "rings": rings,
                 })
             );
         } else {
@@ -144,6 +159,18 @@ pub fn stats(a: StatsArgs) -> Result<()> {
             }
             for (label, v) in denies {
                 println!("  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v));
+            }
+            for (_, symbol) in c.symbols() {
+                let row: Vec<String> = AMOUNT_GAUGES
+                    .iter()
+                    .filter_map(|g| {
+                        let v = amounts.get(&format!("{g}.{symbol}"))?;
+                        Some(format!("{g} {v:<14}"))
+                    })
+                    .collect();
+                if !row.is_empty() {
+                    println!("  book {symbol:<16} {}", row.join("  "));
+                }
             }
             for r in &rows {
                 println!(

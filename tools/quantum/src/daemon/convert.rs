@@ -21,6 +21,13 @@ pub const CONTROL_KILL_SWITCH: u16 = 1;
 /// `Control::command`: trading state; `arg` 0 = ACTIVE, 1 = REDUCING, 2 = HALTED.
 pub const CONTROL_TRADING_STATE: u16 = 2;
 
+/// `Reject::reason` of an order that filled in part and whose remainder the exchange ended
+/// (expired or cancelled): it follows the order's `Fill`s, and the daemon releases only the
+/// unfilled rest ([`super::inflight`]). Outside the range of the Binance bridge's
+/// `RejectReason` codes, which mean "refused, nothing placed"; the bridge sends the same number
+/// (`quantum_binance::bridge::REJECT_REMAINDER_EXPIRED`).
+pub const REJECT_REMAINDER_EXPIRED: u16 = 1000;
+
 /// `PlanResult::error` codes. `detail` holds the governor's or P3.3's reason code
 /// (`GovReason` / `P33Reason` as `u16`) for the two `*_DENIED` codes, 0 otherwise.
 pub mod result_error {
@@ -45,13 +52,16 @@ pub mod result_error {
 pub enum Ingress {
     /// Hand this to the engine.
     Input(Input),
-    /// The exchange refused the order of `plan`: the daemon releases its in-flight quantity
-    /// (it remembers each intent's quantity; the wire `Reject` does not carry it).
+    /// The exchange refused the order of `plan`, or ended its unfilled remainder: the daemon
+    /// releases what is still in flight of it (it remembers each intent's quantity and fills;
+    /// the wire `Reject` carries no quantity).
     Reject {
         /// Plan.
         plan: PlanId,
         /// Symbol.
         symbol: SymbolId,
+        /// The adapter's reason code ([`REJECT_REMAINDER_EXPIRED`] after partial fills).
+        reason: u16,
     },
 }
 
@@ -200,6 +210,7 @@ pub fn ingress(m: &Message, now_ms: u64) -> Result<Ingress, String> {
         Message::Reject(r) => Ok(Ingress::Reject {
             plan: PlanId(r.plan_id),
             symbol: SymbolId(r.symbol),
+            reason: r.reason,
         }),
         Message::SymbolFilters(f) => cmd(Command::SetFilters {
             symbol: SymbolId(f.symbol),
@@ -380,6 +391,28 @@ mod tests {
 
     fn through_wire(m: Message) -> Message {
         Message::decode(&m.encode(), &Limits::new(3)).expect("valid record")
+    }
+
+    #[test]
+    fn the_bridge_and_the_daemon_agree_on_the_remainder_code() {
+        assert_eq!(
+            REJECT_REMAINDER_EXPIRED,
+            quantum_binance::bridge::REJECT_REMAINDER_EXPIRED
+        );
+        let m = Message::Reject(wire::Reject {
+            symbol: 1,
+            exchange_code: 0,
+            plan_id: 7,
+            reason: REJECT_REMAINDER_EXPIRED,
+        });
+        assert_eq!(
+            ingress(&through_wire(m), 0),
+            Ok(Ingress::Reject {
+                plan: PlanId(7),
+                symbol: SymbolId(1),
+                reason: REJECT_REMAINDER_EXPIRED
+            })
+        );
     }
 
     #[test]

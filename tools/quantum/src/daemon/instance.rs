@@ -8,15 +8,12 @@
 use anyhow::{bail, Context, Result};
 use quantum_ipc::{CountersReader, CountersWriter, Error};
 
-/// Counters capacity: the daemon registers about 60.
-const COUNTERS: usize = 256;
-
-/// Creates the counters segment of `instance`, or says which live process owns the instance.
-/// Returns the writer and the ids of leftover segments removed.
-pub fn claim(instance: &str) -> Result<(CountersWriter, Vec<String>)> {
+/// Creates the counters segment of `instance` with room for `capacity` counters, or says which
+/// live process owns the instance. Returns the writer and the ids of leftover segments removed.
+pub fn claim(instance: &str, capacity: usize) -> Result<(CountersWriter, Vec<String>)> {
     let mut removed = Vec::new();
     for _ in 0..2 {
-        match CountersWriter::create(instance, COUNTERS) {
+        match CountersWriter::create(instance, capacity) {
             Ok(w) => {
                 // Rings of a dead predecessor whose counters were already gone.
                 removed.extend(remove_leftovers(instance)?);

@@ -1,24 +1,24 @@
 //! The daemon's I/O thread: ingress rings → engine → egress rings, heartbeats, peers, drain.
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use quantum_core::ledger::Ledger;
 use quantum_core::types::Symbols;
-use quantum_core::{
-    Clock, Command, Engine, Input, PlanResult, Qty, Runner, RunnerConfig, SymbolId,
-};
+use quantum_core::{Clock, Command, Engine, Input, PlanResult, Runner, RunnerConfig, SymbolId};
 use quantum_ipc::liveness::{clock_ms, unix_ms};
 use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
 use quantum_ipc::{Consumer, PeerStatus, Producer, Ring, RingSpec};
 
 use super::config::DaemonConfig;
 use super::convert::{self, Ingress};
+use super::inflight::InFlight;
 use super::instance;
 use super::rings;
-use super::stats::Counters;
+use super::stats::{self, Counters};
 
 /// Records taken from one ingress ring before looking at the others and at egress.
 const BATCH: usize = 256;
@@ -27,6 +27,9 @@ const INVALID_LOG_FIRST: u64 = 20;
 const INVALID_LOG_EVERY: u64 = 10_000;
 /// Longest idle step of the I/O thread when not spinning: bounds how late it notices ingress.
 const MAX_IDLE: Duration = Duration::from_millis(1);
+/// How often the book gauges (`ledger.<S>` ...) are refreshed: the engine applies commands on
+/// its own thread, so the I/O thread samples the book instead of tracking each command.
+const GAUGES_EVERY_MS: u64 = 5;
 
 fn log(instance: &str, msg: std::fmt::Arguments) {
     eprintln!("quantum run[{instance}]: {msg}");
@@ -79,18 +82,20 @@ pub struct Daemon {
     results_observed: bool,
     held_input: Option<Input>,
     held: Option<Held>,
-    /// Quantity still expected to fill per order sent (plan id → symbol, remaining), so a
-    /// `Reject` can release its in-flight reservation.
-    in_flight: HashMap<u64, (SymbolId, Qty)>,
+    /// Orders sent and not yet ended, so a `Reject` releases exactly their unfilled rest.
+    in_flight: InFlight,
+    /// The engine's book (read only here, for the gauges).
+    book: Arc<Ledger>,
     runner: Option<Runner>,
     log_buf: String,
     next_tick: u64,
+    next_gauges: u64,
 }
 
 impl Daemon {
     /// Takes the instance, creates the counters and rings, starts the engine.
     pub fn start(instance: &str, cfg: DaemonConfig) -> Result<Daemon> {
-        let (writer, removed) = instance::claim(instance)?;
+        let (writer, removed) = instance::claim(instance, stats::capacity(cfg.symbols.len()))?;
         if !removed.is_empty() {
             log(
                 instance,
@@ -152,10 +157,12 @@ impl Daemon {
             results_observed: false,
             held_input: None,
             held: None,
-            in_flight: HashMap::with_capacity(1024),
+            in_flight: InFlight::with_capacity(1024),
+            book: runner.shared().ledger.clone(),
             runner: Some(runner),
             log_buf: String::with_capacity(512),
             next_tick: 0,
+            next_gauges: 0,
             cfg,
         };
         let r = d.runner.as_ref().expect("runner");
@@ -187,6 +194,7 @@ impl Daemon {
         let mut spins = 0u32;
         while !stop.load(Ordering::Relaxed) {
             self.tick_if_due();
+            self.gauges_if_due();
             let mut worked = self.pump_egress();
             worked |= self.pump_ingress();
             if worked {
@@ -269,6 +277,25 @@ impl Daemon {
         self.counters.set(self.counters.peers_alive, alive);
     }
 
+    /// Copies the engine's book (ledger, exchange, in flight per symbol) into the gauges, every
+    /// [`GAUGES_EVERY_MS`].
+    fn gauges_if_due(&mut self) {
+        let now = clock_ms();
+        if now < self.next_gauges {
+            return;
+        }
+        self.next_gauges = now + GAUGES_EVERY_MS;
+        self.refresh_gauges();
+    }
+
+    fn refresh_gauges(&mut self) {
+        for i in 0..self.symbols.len() {
+            if let Some(view) = self.book.view(SymbolId(i as u16)) {
+                self.counters.book(i, &view);
+            }
+        }
+    }
+
     /// Publishes held and new results; false when there was nothing to do.
     fn pump_egress(&mut self) -> bool {
         let mut worked = self.held.is_some();
@@ -298,7 +325,7 @@ impl Daemon {
             }
         }
         let order = r.order().map(|o| {
-            self.in_flight.insert(o.plan.0, (o.symbol, o.qty));
+            self.in_flight.sent(o.plan, o.symbol, o.qty);
             Message::OrderIntent(convert::order_out(o)).encode()
         });
         let result = Message::PlanResult(convert::result_out(&r)).encode();
@@ -393,29 +420,27 @@ impl Daemon {
             });
         let c = &self.counters;
         match meaning {
-            Ok(Ingress::Input(input)) => {
-                c.inc(match input {
-                    Input::Plan(_) => c.plans_in,
-                    Input::Command(_) => c.commands_in,
-                    Input::Permit(_) => c.permits_in,
-                });
-                if let Input::Command(Command::Fill {
-                    qty, plan: Some(p), ..
-                }) = input
-                {
-                    if let Some(e) = self.in_flight.get_mut(&p.0) {
-                        e.1 = Qty::from_units(e.1.units().saturating_sub(qty.units()));
-                        if e.1.units() <= 0 {
-                            self.in_flight.remove(&p.0);
+            Ok(m) => {
+                match m {
+                    Ingress::Input(Input::Plan(_)) => c.inc(c.plans_in),
+                    Ingress::Input(Input::Command(_)) => c.inc(c.commands_in),
+                    Ingress::Input(Input::Permit(_)) => c.inc(c.permits_in),
+                    Ingress::Reject { reason, .. } => {
+                        c.inc(c.rejects_in);
+                        if reason == convert::REJECT_REMAINDER_EXPIRED {
+                            c.inc(c.remainders_expired);
                         }
                     }
                 }
-                Some(input)
-            }
-            Ok(Ingress::Reject { plan, symbol }) => {
-                c.inc(c.rejects_in);
-                let (_, unfilled) = self.in_flight.remove(&plan.0)?;
-                Some(Input::Command(Command::OrderDone { symbol, unfilled }))
+                let input = self.in_flight.input(m);
+                if let (
+                    Ingress::Input(Input::Command(Command::Fill { plan: Some(_), .. })),
+                    Some(Input::Command(Command::Fill { plan: None, .. })),
+                ) = (m, input)
+                {
+                    c.inc(c.fills_untracked);
+                }
+                input
             }
             Err(why) => {
                 c.inc(c.ingress[i].invalid);
@@ -501,6 +526,7 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(1));
         }
+        self.refresh_gauges();
         let get = |id| self.counters_value(id);
         let undelivered = get(self.counters.orders_undelivered) + self.orders_ring.len() as u64;
         say!(

@@ -9,7 +9,8 @@
 //!
 //! The main thread is the I/O thread: it owns the consumer side of the ingress rings and the
 //! producer side of the egress rings ([`rings`]), converts records ([`convert`]), counts
-//! ([`stats`]), heartbeats and watches peers; the engine runs on core's `Runner` threads (the
+//! ([`stats`]), keeps the orders in flight ([`inflight`]), publishes the book's amounts as
+//! gauges, heartbeats and watches peers; the engine runs on core's `Runner` threads (the
 //! `Placement` note in the log says where). Start-up takes the instance lock ([`instance`]),
 //! removes segments a dead predecessor left, and creates the counters segment and the rings.
 //! SIGINT/SIGTERM: stop reading ingress, let pending plans resolve, publish their results, wait
@@ -20,6 +21,7 @@
 
 pub mod config;
 pub mod convert;
+mod inflight;
 mod instance;
 mod io;
 pub mod rings;

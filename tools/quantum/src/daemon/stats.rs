@@ -9,15 +9,22 @@
 //! - `orders_out`, `orders_ring_full`, `orders_undelivered` (left at exit);
 //! - `results_out`, `results_ring_full`, `results_unobserved`;
 //! - `engine_input_full` (the engine's input queue refused a record, which was held);
-//! - `peers_alive` (gauge: live peers over all rings), `peer_deaths.<ring>`.
+//! - `peers_alive` (gauge: live peers over all rings), `peer_deaths.<ring>`;
+//! - `rejects.remainder_expired` (of `rejects_in`: a partly filled order whose rest expired),
+//!   `fills_untracked` (fills naming a plan with nothing in flight: the ledger moves, no
+//!   reservation is released);
+//! - per symbol, gauges of the engine's book in signed 1e-8 units (two's complement in the
+//!   `u64`; [`amount`] reads them back): `ledger.<SYMBOL>`, `exchange.<SYMBOL>` (0 until the
+//!   first snapshot) and `in_flight.<SYMBOL>`, refreshed by the I/O thread every few ms.
 //!
 //! Every update on the record path is one relaxed `fetch_add` ([`CountersWriter::add`]).
 
 use anyhow::{Context, Result};
 use quantum_core::governor::GovReason;
+use quantum_core::ledger::BookView;
 use quantum_core::p33::P33Reason;
 use quantum_core::types::Symbols;
-use quantum_core::{Block, Outcome, PlanResult};
+use quantum_core::{Block, Outcome, PlanResult, Qty};
 use quantum_ipc::{CounterId, CountersWriter};
 
 use super::rings;
@@ -29,6 +36,24 @@ pub struct RingCounters {
     pub records_in: CounterId,
     /// Records refused as invalid.
     pub invalid: CounterId,
+}
+
+/// Label prefixes of the per-symbol amount gauges, in the order [`BookGauges`] holds them.
+pub const AMOUNT_GAUGES: [&str; 3] = ["ledger", "exchange", "in_flight"];
+
+/// The quantity an amount gauge holds (its `u64` is the two's complement of 1e-8 units), or
+/// `None` for a label that is not an amount gauge.
+pub fn amount(label: &str, raw: u64) -> Option<Qty> {
+    let (prefix, _symbol) = label.split_once('.')?;
+    AMOUNT_GAUGES
+        .contains(&prefix)
+        .then(|| Qty::from_units(raw as i64))
+}
+
+/// One symbol's book gauges and the values last written to them.
+struct BookGauges {
+    ids: [CounterId; 3],
+    last: [i64; 3],
 }
 
 /// Every counter the daemon writes.
@@ -60,6 +85,18 @@ pub struct Counters {
     pub results_unobserved: CounterId,
     pub engine_input_full: CounterId,
     pub peers_alive: CounterId,
+    pub remainders_expired: CounterId,
+    pub fills_untracked: CounterId,
+    books: Vec<BookGauges>,
+}
+
+/// Counters the daemon registers besides the per-symbol gauges (with room to spare): sizes the
+/// segment with [`capacity`].
+const FIXED_COUNTERS: usize = 128;
+
+/// Counters segment capacity for `symbols` symbols.
+pub fn capacity(symbols: usize) -> usize {
+    FIXED_COUNTERS + AMOUNT_GAUGES.len() * symbols
 }
 
 impl Counters {
@@ -113,6 +150,22 @@ impl Counters {
             results_unobserved: reg("results_unobserved")?,
             engine_input_full: reg("engine_input_full")?,
             peers_alive: reg("peers_alive")?,
+            remainders_expired: reg("rejects.remainder_expired")?,
+            fills_untracked: reg("fills_untracked")?,
+            books: symbols
+                .names()
+                .map(|name| {
+                    let id = |g: &str| reg(&format!("{g}.{name}"));
+                    Ok(BookGauges {
+                        ids: [
+                            id(AMOUNT_GAUGES[0])?,
+                            id(AMOUNT_GAUGES[1])?,
+                            id(AMOUNT_GAUGES[2])?,
+                        ],
+                        last: [0; 3],
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?,
             w,
         };
         for (i, name) in symbols.names().enumerate() {
@@ -137,6 +190,25 @@ impl Counters {
     #[inline]
     pub fn set(&self, id: CounterId, v: u64) {
         self.w.set(id, v);
+    }
+
+    /// Sets the book gauges of symbol `index` from `view`, writing only values that changed.
+    pub fn book(&mut self, index: usize, view: &BookView) {
+        let Some(g) = self.books.get_mut(index) else {
+            return;
+        };
+        let now = [
+            view.ledger.units(),
+            view.exchange.map_or(0, |(q, _)| q.units()),
+            view.in_flight.units(),
+        ];
+        for ((last, id), v) in g.last.iter_mut().zip(g.ids).zip(now) {
+            if *last != v {
+                *last = v;
+                // Two's complement: `amount` reads it back as i64.
+                self.w.set(id, v as u64);
+            }
+        }
     }
 
     /// Counts a result by outcome and deny reason.
