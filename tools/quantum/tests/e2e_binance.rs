@@ -1,0 +1,441 @@
+//! The whole chain as separate processes: `quantum sim binance` (a real HTTP/WebSocket
+//! server), `quantum run`, `quantum bridge binance`, and `quantum ctl inject / tail / stats`
+//! driving and watching them from outside. The seeds' reconcile story ends in a real order on
+//! the simulator, by REST and by the WebSocket API; a reduce-only order larger than the position
+//! fills in part and releases exactly its expired remainder.
+//!
+//! Everything is polled with deadlines (no sleep is an assertion); the [`Instance`] guard kills
+//! every child and removes the instance's segments however a test ends.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{wait_for, Instance};
+use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
+use quantum_core::Qty;
+use serde_json::Value;
+
+/// Plan ids of the seeds' story.
+const DENIED: &str = "f1a8d7f48713d5cf";
+const EXECUTED: &str = "84222f2c53d22b91";
+
+fn q(s: &str) -> Qty {
+    s.parse()
+        .unwrap_or_else(|_| panic!("{s:?} is not a quantity"))
+}
+
+/// A simulator, a daemon and a bridge of one test.
+struct Stack {
+    inst: Instance,
+    /// The simulator's REST base URL (`http://127.0.0.1:<port>`).
+    rest: String,
+}
+
+impl Stack {
+    /// Starts the three processes and waits until the daemon has the simulator's BTCUSDT
+    /// position (0.062): the bridge is attached and its first snapshot is in the book.
+    fn start(test: &str, bridge_extra: &[&str]) -> Stack {
+        let mut inst = Instance::new(test);
+        let sim = inst.spawn(
+            &[
+                "sim",
+                "binance",
+                "--listen",
+                "127.0.0.1:0",
+                "--position",
+                "BTCUSDT=0.062",
+                "--mark",
+                "BTCUSDT=104000",
+            ],
+            Stdio::piped(),
+        );
+        let rest = sim_url(sim.stdout.take().expect("sim stdout"));
+        inst.start_daemon(&[], &[]);
+        let name = inst.name.clone();
+        let mut args = vec![
+            "bridge",
+            "binance",
+            "--instance",
+            &name,
+            "--rest-url",
+            &rest,
+        ];
+        args.extend_from_slice(bridge_extra);
+        let bridge = inst
+            .command(
+                &args,
+                &[
+                    ("BINANCE_API_KEY", TEST_API_KEY),
+                    ("BINANCE_API_SECRET", TEST_API_SECRET),
+                ],
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn quantum bridge binance");
+        inst.children.push(bridge);
+        let s = Stack { inst, rest };
+        s.wait_gauge("exchange.BTCUSDT", "0.062");
+        s
+    }
+
+    fn name(&self) -> &str {
+        &self.inst.name
+    }
+
+    /// An amount gauge of the daemon (`ledger.BTCUSDT` ...), as the counters segment holds it.
+    fn gauge(&self, label: &str) -> Qty {
+        Qty::from_units(self.inst.counter(label) as i64)
+    }
+
+    fn wait_gauge(&self, label: &str, want: &str) {
+        let want = q(want);
+        wait_for(20, &format!("{label} = {want}"), || {
+            self.gauge(label) == want
+        });
+    }
+
+    /// `quantum ctl inject --file -` with `lines`.
+    fn inject(&self, lines: &str) {
+        let mut child = self
+            .inst
+            .command(
+                &["ctl", "inject", "--instance", self.name(), "--file", "-"],
+                &[],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ctl inject");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(lines.as_bytes())
+            .unwrap();
+        let out = finish_within(child, 20, "ctl inject");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "ctl inject failed: {err}");
+        assert!(err.contains("0 line(s) could not be parsed"), "{err}");
+    }
+
+    /// The next `n` results, read by `quantum ctl tail --json --count n`.
+    fn tail(&self, n: usize) -> Vec<Value> {
+        let count = n.to_string();
+        let child = self
+            .inst
+            .command(
+                &[
+                    "ctl",
+                    "tail",
+                    "--instance",
+                    self.name(),
+                    "--json",
+                    "--count",
+                    &count,
+                ],
+                &[],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn ctl tail");
+        let out = finish_within(child, 20, "ctl tail");
+        assert!(out.status.success(), "ctl tail failed");
+        let rs: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+            .collect();
+        assert_eq!(rs.len(), n, "{rs:?}");
+        rs
+    }
+
+    /// `quantum ctl stats --json`.
+    fn stats(&self) -> Value {
+        let child = self
+            .inst
+            .command(
+                &[
+                    "ctl",
+                    "stats",
+                    "--instance",
+                    self.name(),
+                    "--json",
+                    "--interval-ms",
+                    "20",
+                ],
+                &[],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn ctl stats");
+        let out = finish_within(child, 20, "ctl stats");
+        assert!(out.status.success(), "ctl stats failed");
+        serde_json::from_slice(&out.stdout).expect("stats JSON")
+    }
+
+    /// `GET /sim/orders`: every order the simulator accepted.
+    fn sim_orders(&self) -> Vec<Value> {
+        match http(&self.rest, "GET", "/sim/orders", None) {
+            Value::Array(v) => v,
+            v => panic!("/sim/orders: {v}"),
+        }
+    }
+
+    /// The simulator's BTCUSDT position (`GET /sim/positions`, which leaves flat ones out).
+    fn sim_btc(&self) -> Qty {
+        let ps = http(&self.rest, "GET", "/sim/positions", None);
+        let rows = ps
+            .as_array()
+            .unwrap_or_else(|| panic!("/sim/positions: {ps}"));
+        rows.iter()
+            .find(|p| p["symbol"] == "BTCUSDT")
+            .map_or(Qty::ZERO, |p| {
+                q(p["positionAmt"].as_str().expect("positionAmt"))
+            })
+    }
+
+    /// Waits until the simulator lists `n` orders and returns them.
+    fn wait_sim_orders(&self, n: usize) -> Vec<Value> {
+        let mut orders = Vec::new();
+        wait_for(20, &format!("{n} order(s) on the simulator"), || {
+            orders = self.sim_orders();
+            orders.len() >= n
+        });
+        orders
+    }
+}
+
+/// Reads the simulator's banner until its REST URL; the rest of its output goes to stderr.
+fn sim_url(out: std::process::ChildStdout) -> String {
+    let mut lines = BufReader::new(out).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the simulator exited before printing its URL")
+            .expect("sim stdout");
+        if let Some(rest) = line.trim().strip_prefix("REST") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[sim] {line}");
+        }
+    });
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    url
+}
+
+/// Waits for `child` to exit (at most `secs`, else kills it and panics) and collects stdout
+/// and stderr (whichever are piped).
+fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    })
+    .collect();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut bufs = readers.into_iter().map(|t| t.join().unwrap());
+    Output {
+        status,
+        stdout: bufs.next().unwrap(),
+        stderr: bufs.next().unwrap(),
+    }
+}
+
+/// One HTTP/1.1 request to the simulator's `/sim` controls; the JSON body of a 200 answer.
+fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> Value {
+    let host = base.strip_prefix("http://").expect("http URL");
+    let mut s = TcpStream::connect(host).expect("connect to the simulator");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{method} {path}: {answer}"
+    );
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "chunked answers are not read here: {head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
+}
+
+fn plan_line(id: &str) -> String {
+    format!(
+        r#"{{"plan_id":"{id}","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}}"#
+    )
+}
+
+fn set_ledger(amount: &str) -> String {
+    format!(r#"{{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"{amount}"}}"#)
+}
+
+/// The seeds' story with real processes: a ledger that disagrees with the exchange denies the
+/// plan; synced, the next plan becomes one reduce-only order on the simulator, whose fill
+/// reaches the ledger; the same plan again is a duplicate and orders nothing.
+fn reconcile_story(test: &str, bridge_extra: &[&str], via: &str) {
+    let s = Stack::start(test, bridge_extra);
+
+    // Ledger 0.002 against the exchange's 0.062: P3.3 denies.
+    s.inject(&format!("{}\n{}\n", set_ledger("0.002"), plan_line(DENIED)));
+    let r = &s.tail(1)[0];
+    assert_eq!(r["plan_id"], DENIED, "{r}");
+    assert_eq!(r["executed"], false, "{r}");
+    assert_eq!(
+        r["error"], "p33_denied:reconcile_required_qty_mismatch",
+        "{r}"
+    );
+    s.wait_gauge("ledger.BTCUSDT", "0.002");
+    let st = s.stats();
+    assert_eq!(
+        st["counters"]["deny.p33.reconcile_required_qty_mismatch"], 1,
+        "{st}"
+    );
+    assert_eq!(st["amounts"]["ledger.BTCUSDT"], "0.002", "{st}");
+    assert_eq!(st["amounts"]["exchange.BTCUSDT"], "0.062", "{st}");
+    assert!(s.sim_orders().is_empty(), "a denied plan ordered something");
+
+    // Synced: the next plan is executed and ordered, SELL 0.046 reduce-only.
+    s.inject(&format!(
+        "{}\n{}\n",
+        set_ledger("0.062"),
+        plan_line(EXECUTED)
+    ));
+    let r = &s.tail(1)[0];
+    assert_eq!(r["plan_id"], EXECUTED, "{r}");
+    assert_eq!(r["executed"], true, "{r}");
+    assert_eq!(r["error"], Value::Null, "{r}");
+    assert_eq!(r["safe_qty"], "0.046", "{r}");
+    let orders = s.wait_sim_orders(1);
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    let o = &orders[0];
+    assert_eq!(o["clientOrderId"], format!("qpc-{EXECUTED}"), "{o}");
+    assert_eq!(o["symbol"], "BTCUSDT", "{o}");
+    assert_eq!(o["side"], "SELL", "{o}");
+    assert_eq!(o["type"], "MARKET", "{o}");
+    assert_eq!(o["reduceOnly"], true, "{o}");
+    assert_eq!(q(o["qty"].as_str().unwrap()), q("0.046"), "{o}");
+    assert_eq!(o["via"], via, "{o}");
+
+    // The fill comes back through the bridge into the ledger; the exchange agrees.
+    s.wait_gauge("ledger.BTCUSDT", "0.016");
+    s.wait_gauge("in_flight.BTCUSDT", "0");
+    assert_eq!(s.sim_btc(), s.gauge("ledger.BTCUSDT"));
+    // The position snapshot after the fill (ACCOUNT_UPDATE) brings the exchange side along.
+    s.wait_gauge("exchange.BTCUSDT", "0.016");
+
+    // The executed plan again: a duplicate, and still one order on the exchange.
+    s.inject(&format!("{}\n", plan_line(EXECUTED)));
+    let r = &s.tail(1)[0];
+    assert_eq!(r["plan_id"], EXECUTED, "{r}");
+    assert_eq!(r["executed"], false, "{r}");
+    assert_eq!(r["error"], "duplicate", "{r}");
+    let st = s.stats();
+    assert_eq!(st["counters"]["results.duplicate"], 1, "{st}");
+    assert_eq!(st["counters"]["orders_out"], 1, "{st}");
+    assert_eq!(st["counters"]["rejects_in"], 0, "{st}");
+    assert_eq!(st["amounts"]["ledger.BTCUSDT"], "0.016", "{st}");
+    assert_eq!(st["amounts"]["in_flight.BTCUSDT"], "0", "{st}");
+    assert_eq!(
+        s.sim_orders().len(),
+        1,
+        "the duplicate reached the exchange"
+    );
+    assert_eq!(s.sim_btc(), q("0.016"));
+}
+
+#[test]
+fn the_reconcile_story_orders_once_on_the_simulator_by_rest() {
+    reconcile_story("e2e-rest", &[], "rest");
+}
+
+#[test]
+fn the_reconcile_story_orders_once_on_the_simulator_by_the_websocket_api() {
+    reconcile_story("e2e-ws", &["--ws-api"], "ws-api");
+}
+
+/// The position shrinks on the exchange after the core's last snapshot: the reduce-only order
+/// (0.046) fills what is left (0.030) and the exchange expires the rest. The ledger takes the
+/// fill and the book releases exactly the 0.016 that never filled.
+#[test]
+fn a_partly_filled_order_releases_exactly_its_expired_remainder() {
+    // The user data stream is pointed at a path the simulator does not serve: no
+    // ACCOUNT_UPDATE, and positionRisk is polled only at start (--poll-ms), so the core keeps
+    // the 0.062 it saw while the simulator's position changes underneath. Fills then come from
+    // the order answer alone.
+    let no_stream = "ws://127.0.0.1:1/ws";
+    let s = Stack::start(
+        "e2e-partial",
+        &["--user-stream-url", no_stream, "--poll-ms", "600000"],
+    );
+    http(
+        &s.rest,
+        "POST",
+        "/sim/position",
+        Some(r#"{"symbol":"BTCUSDT","positionAmt":"0.030"}"#),
+    );
+    assert_eq!(s.gauge("exchange.BTCUSDT"), q("0.062"));
+    s.inject(&format!(
+        "{}\n{}\n",
+        set_ledger("0.062"),
+        plan_line(EXECUTED)
+    ));
+    let r = &s.tail(1)[0];
+    assert_eq!(r["executed"], true, "{r}");
+    assert_eq!(r["safe_qty"], "0.046", "{r}");
+    let orders = s.wait_sim_orders(1);
+    let o = &orders[0];
+    assert_eq!(q(o["qty"].as_str().unwrap()), q("0.046"), "{o}");
+    assert_eq!(q(o["executedQty"].as_str().unwrap()), q("0.030"), "{o}");
+    assert_eq!(o["status"], "EXPIRED", "{o}");
+
+    s.wait_gauge("ledger.BTCUSDT", "0.032");
+    s.wait_gauge("in_flight.BTCUSDT", "0");
+    let st = s.stats();
+    assert_eq!(st["counters"]["rejects_in"], 1, "{st}");
+    assert_eq!(st["counters"]["rejects.remainder_expired"], 1, "{st}");
+    assert_eq!(st["counters"]["fills_untracked"], 0, "{st}");
+    assert_eq!(s.sim_btc(), q("0"));
+}
