@@ -247,8 +247,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 // Fed: wait for every result and every order's answer, boundedly.
                 let until =
                     *drain_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
-                if (tally.results == feed.made() && x.answered == x.sent) || Instant::now() > until
-                {
+                if (tally.results == feed.made() && x.settled()) || Instant::now() > until {
                     break;
                 }
                 std::thread::sleep(Duration::from_micros(200));
@@ -328,8 +327,11 @@ pub fn run(args: DemoArgs) -> Result<()> {
             tally.results
         ));
     }
-    if x.answered != x.sent {
-        problems.push(format!("{} orders sent, {} answered", x.sent, x.answered));
+    if !x.settled() {
+        problems.push(format!(
+            "{} exits and {} entry orders sent, {} and {} answered",
+            x.sent, x.entries_started, x.answered, x.entries_answered
+        ));
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
@@ -344,7 +346,16 @@ struct Exchange {
     answered: u64,
     filled: u64,
     reopened: u64,
+    entries_started: u64,
+    entries_answered: u64,
     rejected: BTreeMap<String, u64>,
+}
+
+impl Exchange {
+    /// Every order sent has its answer.
+    fn settled(&self) -> bool {
+        self.answered == self.sent && self.entries_answered == self.entries_started
+    }
 }
 
 impl Exchange {
@@ -354,15 +365,22 @@ impl Exchange {
         backlog: &mut VecDeque<Input>,
         log: &mut impl Write,
     ) -> Result<()> {
-        self.answered += 1;
-        let cmds = match ev {
-            Event::Commands(c) => c,
-            Event::Rejected(reason, c) => {
-                writeln!(log, "# exchange rejected an order: {reason}")?;
-                *self.rejected.entry(reason).or_default() += 1;
-                c
-            }
-        };
+        if ev.exit {
+            self.answered += 1;
+        } else {
+            self.entries_answered += 1;
+        }
+        self.entries_started += u64::from(ev.entry_started);
+        if let Some(reason) = ev.refused {
+            let reason = if ev.exit {
+                reason
+            } else {
+                format!("entry order: {reason}")
+            };
+            writeln!(log, "# exchange rejected an order: {reason}")?;
+            *self.rejected.entry(reason).or_default() += 1;
+        }
+        let cmds = ev.commands;
         for c in cmds {
             if let Command::Fill { plan, .. } = c {
                 if plan.is_some() {

@@ -4,7 +4,7 @@
 //! Every order result comes back to the core as the commands an exchange adapter sends: a
 //! position snapshot and the fill (and the unfilled remainder, if any). When an exit leaves too
 //! little to trade, the entry side of the trading system (outside the core) re-opens the
-//! position: the demo sets it on the simulator and books the opening fill in the ledger.
+//! position with an opening MARKET order on the simulator, whose fill is booked in the ledger.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -12,10 +12,8 @@ use std::thread::JoinHandle;
 
 use anyhow::{anyhow, Context, Result};
 use crossbeam::channel::{self, Receiver, Sender};
-use quantum_binance::{ClientConfig, Credentials, FuturesClient, Transport};
-use quantum_binance_sim::{
-    Dec, Limits, PosSide, SimConfig, SimHandle, TEST_API_KEY, TEST_API_SECRET,
-};
+use quantum_binance::{ClientConfig, Credentials, FuturesClient, NewOrder, Transport};
+use quantum_binance_sim::{Dec, Limits, SimConfig, SimHandle, TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::types::Symbols;
 use quantum_core::{Command, OrderIntent, Price, Qty, Side, SymbolId};
 use tokio::sync::mpsc;
@@ -32,12 +30,16 @@ pub struct Start {
     pub step: Qty,
 }
 
-/// What the venue reports back.
-pub enum Event {
+/// What the venue reports back about one order.
+pub struct Event {
+    /// True for an exit ordered by the core, false for an opening order of the entry side.
+    pub exit: bool,
     /// Commands for the core, in order.
-    Commands(Vec<Command>),
-    /// An order was refused; the reason as the adapter names it.
-    Rejected(String, Vec<Command>),
+    pub commands: Vec<Command>,
+    /// Why the order was refused, as the adapter names it.
+    pub refused: Option<String>,
+    /// The answer made the entry side send an opening order (answered by a later event).
+    pub entry_started: bool,
 }
 
 /// The running simulator and the adapter thread that trades on it.
@@ -78,12 +80,19 @@ impl Venue {
         let (tx, events) = channel::unbounded();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let names: Vec<String> = symbols.names().map(str::to_string).collect();
-        let books: BTreeMap<SymbolId, (Qty, Qty, Qty)> = starts
+        let books: BTreeMap<SymbolId, Book> = starts
             .iter()
-            .map(|s| (s.symbol, (s.position, s.position, s.step)))
+            .map(|s| {
+                let b = Book {
+                    position: s.position,
+                    target: s.position,
+                    step: s.step,
+                    reopening: false,
+                };
+                (s.symbol, b)
+            })
             .collect();
         let urls = (sim.rest_url(), sim.ws_api_url(), sim.stream_base_url());
-        let sim2 = sim.clone();
         let thread = std::thread::Builder::new()
             .name("demo-venue".into())
             .spawn(move || {
@@ -116,7 +125,7 @@ impl Venue {
                         return;
                     }
                     let _ = ready_tx.send(Ok(()));
-                    trade(Arc::new(client), rx, tx, names, books, sim2).await;
+                    trade(Arc::new(client), rx, tx, names, books).await;
                 });
             })
             .context("cannot start the venue thread")?;
@@ -174,19 +183,45 @@ impl Venue {
     }
 }
 
-type Outcome = (OrderIntent, quantum_binance::Result<quantum_binance::Order>);
+/// The adapter's view of one symbol's position.
+struct Book {
+    position: Qty,
+    /// Size the entry side re-opens to.
+    target: Qty,
+    step: Qty,
+    /// An opening order is on its way.
+    reopening: bool,
+}
+
+enum Done {
+    /// An exit ordered by the core.
+    Exit(OrderIntent, quantum_binance::Result<quantum_binance::Order>),
+    /// An opening order of the entry side.
+    Entry(
+        SymbolId,
+        Side,
+        quantum_binance::Result<quantum_binance::Order>,
+    ),
+}
+
+fn venue_side(s: Side) -> quantum_binance::Side {
+    match s {
+        Side::Buy => quantum_binance::Side::Buy,
+        Side::Sell => quantum_binance::Side::Sell,
+    }
+}
 
 async fn trade(
     client: Arc<FuturesClient>,
     mut orders: mpsc::UnboundedReceiver<OrderIntent>,
     events: Sender<Event>,
     names: Vec<String>,
-    mut books: BTreeMap<SymbolId, (Qty, Qty, Qty)>,
-    sim: Arc<SimHandle>,
+    mut books: BTreeMap<SymbolId, Book>,
 ) {
-    let (done_tx, mut done) = mpsc::unbounded_channel::<Outcome>();
+    let (done_tx, mut done) = mpsc::unbounded_channel::<Done>();
     let mut open = true;
     let mut in_flight = 0usize;
+    let mut entries = 0u64;
     while open || in_flight > 0 {
         tokio::select! {
             o = orders.recv(), if open => match o {
@@ -195,23 +230,71 @@ async fn trade(
                     let (client, done_tx) = (client.clone(), done_tx.clone());
                     let name = names[o.symbol.index()].clone();
                     tokio::spawn(async move {
-                        let side = match o.side {
-                            Side::Buy => quantum_binance::Side::Buy,
-                            Side::Sell => quantum_binance::Side::Sell,
-                        };
                         let r = client
-                            .place_market_reduce_only_via(Transport::WsApi, &name, side, o.qty, o.client_order_id.as_str())
+                            .place_market_reduce_only_via(
+                                Transport::WsApi,
+                                &name,
+                                venue_side(o.side),
+                                o.qty,
+                                o.client_order_id.as_str(),
+                            )
                             .await;
-                        let _ = done_tx.send((o, r));
+                        let _ = done_tx.send(Done::Exit(o, r));
                     });
                 }
                 None => open = false,
             },
-            Some((o, r)) = done.recv() => {
+            Some(d) = done.recv() => {
                 in_flight -= 1;
-                let name = &names[o.symbol.index()];
-                let Some(book) = books.get_mut(&o.symbol) else { continue };
-                let ev = settle(o, r, book, name, &sim);
+                let (s, exit, cmds, rejected) = match d {
+                    Done::Exit(o, r) => {
+                        let Some(book) = books.get_mut(&o.symbol) else { continue };
+                        let (cmds, rejected) = settle_exit(o, r, book);
+                        (o.symbol, true, cmds, rejected)
+                    }
+                    Done::Entry(s, side, r) => {
+                        let Some(book) = books.get_mut(&s) else { continue };
+                        book.reopening = false;
+                        let mut cmds = Vec::new();
+                        if let Ok(order) = &r {
+                            let q = order.executed_qty;
+                            book.position = Qty::from_units(book.position.units() + side.sign() * q.units());
+                            cmds.push(Command::Position { symbol: s, amount: book.position, mark: Price::ZERO });
+                            cmds.push(Command::Fill { symbol: s, side, qty: q, plan: None });
+                        }
+                        (s, false, cmds, r.err().map(|e| e.to_string()))
+                    }
+                };
+                // The entry side re-opens once less than four lots are left.
+                let mut entry_started = false;
+                if let Some(book) = books.get_mut(&s) {
+                    if !book.reopening && book.position.abs().units() < 4 * book.step.units() {
+                        let add = Qty::from_units(book.target.units() - book.position.units());
+                        let side = if add.units() > 0 { Side::Buy } else { Side::Sell };
+                        let name = names[s.index()].clone();
+                        if let Ok((_, quantity)) = client.filters(&name).and_then(|f| {
+                            f.market_qty(add.abs()).map_err(|source| quantum_binance::Error::Quantity { symbol: name.clone(), source })
+                        }) {
+                            entries += 1;
+                            entry_started = true;
+                            book.reopening = true;
+                            in_flight += 1;
+                            let order = NewOrder {
+                                symbol: name,
+                                side: venue_side(side),
+                                quantity,
+                                reduce_only: false,
+                                client_order_id: format!("entry-{entries}"),
+                            };
+                            let (client, done_tx) = (client.clone(), done_tx.clone());
+                            tokio::spawn(async move {
+                                let r = client.place_once_only(Transport::WsApi, &order).await;
+                                let _ = done_tx.send(Done::Entry(s, side, r));
+                            });
+                        }
+                    }
+                }
+                let ev = Event { exit, commands: cmds, refused: rejected, entry_started };
                 if events.send(ev).is_err() {
                     return;
                 }
@@ -220,26 +303,20 @@ async fn trade(
     }
 }
 
-/// Turns one order result into the commands the core must see.
-fn settle(
+/// Turns one exit's result into the commands the core must see; `Some(reason)` if refused.
+fn settle_exit(
     o: OrderIntent,
     r: quantum_binance::Result<quantum_binance::Order>,
-    book: &mut (Qty, Qty, Qty),
-    name: &str,
-    sim: &SimHandle,
-) -> Event {
-    let (position, target, step) = book;
+    book: &mut Book,
+) -> (Vec<Command>, Option<String>) {
     let s = o.symbol;
-    let mut cmds = Vec::with_capacity(5);
-    let filled = match &r {
-        Ok(order) => order.executed_qty,
-        Err(_) => Qty::ZERO,
-    };
+    let mut cmds = Vec::with_capacity(3);
+    let filled = r.as_ref().map_or(Qty::ZERO, |order| order.executed_qty);
     if !filled.is_zero() {
-        *position = Qty::from_units(position.units() + o.side.sign() * filled.units());
+        book.position = Qty::from_units(book.position.units() + o.side.sign() * filled.units());
         cmds.push(Command::Position {
             symbol: s,
-            amount: *position,
+            amount: book.position,
             mark: Price::ZERO,
         });
         cmds.push(Command::Fill {
@@ -255,32 +332,5 @@ fn settle(
             unfilled: Qty::from_units(o.qty.units() - filled.units()),
         });
     }
-    if position.abs().units() < 4 * step.units() {
-        let add = Qty::from_units(target.units() - position.units());
-        let side = if add.units() > 0 {
-            Side::Buy
-        } else {
-            Side::Sell
-        };
-        if let Ok(amt) = dec(*target) {
-            if sim.set_position(name, PosSide::Both, amt).is_ok() {
-                *position = *target;
-                cmds.push(Command::Position {
-                    symbol: s,
-                    amount: *position,
-                    mark: Price::ZERO,
-                });
-                cmds.push(Command::Fill {
-                    symbol: s,
-                    side,
-                    qty: add.abs(),
-                    plan: None,
-                });
-            }
-        }
-    }
-    match r {
-        Ok(_) => Event::Commands(cmds),
-        Err(e) => Event::Rejected(e.to_string(), cmds),
-    }
+    (cmds, r.err().map(|e| e.to_string()))
 }
