@@ -91,11 +91,22 @@ impl Stack {
         Qty::from_units(self.inst.counter(label) as i64)
     }
 
+    /// Waits until gauge `label` holds `want`; on timeout, panics with every counter and what
+    /// the simulator has seen.
     fn wait_gauge(&self, label: &str, want: &str) {
         let want = q(want);
-        wait_for(20, &format!("{label} = {want}"), || {
-            self.gauge(label) == want
-        });
+        let end = Instant::now() + Duration::from_secs(20);
+        while self.gauge(label) != want {
+            if Instant::now() >= end {
+                panic!(
+                    "timed out waiting for {label} = {want} (it is {}); stats {}; /sim/orders {:?}",
+                    self.gauge(label),
+                    self.stats(),
+                    self.sim_orders()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// `quantum ctl inject --file -` with `lines`.
@@ -175,6 +186,29 @@ impl Stack {
         let out = finish_within(child, 20, "ctl stats");
         assert!(out.status.success(), "ctl stats failed");
         serde_json::from_slice(&out.stdout).expect("stats JSON")
+    }
+
+    /// `quantum ctl stats` as text.
+    fn stats_text(&self) -> String {
+        let child = self
+            .inst
+            .command(
+                &[
+                    "ctl",
+                    "stats",
+                    "--instance",
+                    self.name(),
+                    "--interval-ms",
+                    "20",
+                ],
+                &[],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn ctl stats");
+        let out = finish_within(child, 20, "ctl stats");
+        assert!(out.status.success(), "ctl stats failed");
+        String::from_utf8(out.stdout).expect("UTF-8")
     }
 
     /// `GET /sim/orders`: every order the simulator accepted.
@@ -384,6 +418,27 @@ fn reconcile_story(test: &str, bridge_extra: &[&str], via: &str) {
         "the duplicate reached the exchange"
     );
     assert_eq!(s.sim_btc(), q("0.016"));
+    // The text form shows the same book.
+    let text = s.stats_text();
+    let book = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("book BTCUSDT"))
+        .unwrap_or_else(|| panic!("no book line in\n{text}"));
+    let words: Vec<&str> = book.split_whitespace().collect();
+    assert_eq!(
+        words,
+        [
+            "book",
+            "BTCUSDT",
+            "ledger",
+            "0.016",
+            "exchange",
+            "0.016",
+            "in_flight",
+            "0"
+        ],
+        "{book}"
+    );
 }
 
 #[test]

@@ -169,7 +169,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     })
                     .collect();
                 if !row.is_empty() {
-                    println!("  book {symbol:<16} {}", row.join("  "));
+                    println!("  book {symbol:<16} {}", row.join("  ").trim_end());
                 }
             }
             for r in &rows {
