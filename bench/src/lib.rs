@@ -4,10 +4,13 @@
 //! - [`ring`]: round trips over a cache line (the physical floor), a crossbeam `ArrayQueue`,
 //!   our shared-memory ring between two threads and between two processes
 //!   (`quantum bench ring`).
+//! - [`chain`]: the permit chain on one thread against clock and queue baselines
+//!   (`quantum bench chain`).
 //! - [`report`]: the table, `summary.json` and the standard `.hgrm` percentile files.
 //!
 //! Benchmarks measure; nothing here asserts a speed.
 #![deny(unsafe_code)]
 
+pub mod chain;
 pub mod report;
 pub mod ring;

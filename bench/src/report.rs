@@ -43,6 +43,17 @@ fn fmt_ratio(r: Option<f64>) -> String {
 
 /// The text table: percentiles in ns and each row's p50 ratio to `floor` and `base` rows.
 pub fn table(rows: &[Row], floor: &str, base: &str) -> String {
+    table_titled(rows, "round trip (ns)", floor, "/xbeam", base)
+}
+
+/// [`table`] with its own first-column title and name of the `base` ratio column.
+pub fn table_titled(
+    rows: &[Row],
+    title: &str,
+    floor: &str,
+    base_label: &str,
+    base: &str,
+) -> String {
     let p50 = |key: &str| {
         rows.iter()
             .find(|r| r.key == key)
@@ -50,11 +61,11 @@ pub fn table(rows: &[Row], floor: &str, base: &str) -> String {
     };
     let (floor_p50, base_p50) = (p50(floor), p50(base));
     let mut out = String::new();
-    let _ = write!(out, "{:<34} {:>9}", "round trip (ns)", "samples");
+    let _ = write!(out, "{title:<34} {:>9}", "samples");
     for (label, _) in PERCENTILES {
         let _ = write!(out, " {label:>8}");
     }
-    let _ = writeln!(out, " {:>9} {:>9} {:>9}", "max", "/floor", "/xbeam");
+    let _ = writeln!(out, " {:>9} {:>9} {base_label:>9}", "max", "/floor");
     for r in rows {
         let _ = write!(out, "{:<34} {:>9}", r.name, r.hist.len());
         for (_, q) in PERCENTILES {

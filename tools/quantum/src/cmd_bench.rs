@@ -8,6 +8,8 @@ pub enum BenchCmd {
     /// Round trips: cache line (floor), crossbeam ArrayQueue, shm ring between threads and
     /// between processes. Prints a percentile table; writes summary.json and .hgrm files.
     Ring(quantum_bench::ring::RingArgs),
+    /// The permit chain on one pinned thread, per plan, against clock and queue baselines.
+    Chain(quantum_bench::chain::ChainArgs),
     /// The echo process of `bench ring` (started by it, not by hand).
     #[command(hide = true)]
     RingPeer(quantum_bench::ring::PeerArgs),
@@ -18,5 +20,6 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
     match cmd {
         BenchCmd::Ring(args) => quantum_bench::ring::run(&args).map(|_| ()),
         BenchCmd::RingPeer(args) => quantum_bench::ring::run_peer(&args),
+        BenchCmd::Chain(args) => quantum_bench::chain::run(&args).map(|_| ()),
     }
 }

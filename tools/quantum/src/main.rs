@@ -41,6 +41,16 @@ enum Cmd {
 
 fn main() {
     let cli = Cli::parse();
+    // Library warnings (the Binance adapter's rejects and retries, the simulator's) go to
+    // stderr; RUST_LOG changes the level (e.g. RUST_LOG=info).
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
     let res = match cli.cmd {
         Cmd::Run(a) => daemon::run(a),
         Cmd::Ctl(c) => ctl::run(c),
