@@ -87,7 +87,7 @@ pub fn credentials(a: &BinanceBridgeArgs) -> anyhow::Result<Credentials> {
     })
 }
 
-/// Runs the bridge until SIGINT (Ctrl-C).
+/// Runs the bridge until SIGINT (Ctrl-C) or SIGTERM ([`bridge::shutdown_signal`]).
 pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
     let client = client_config(&a)?;
     let creds = credentials(&a)?;
@@ -102,10 +102,7 @@ pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
         instance = %cfg.instance, rest = %cfg.client.endpoints.rest,
         transport = ?cfg.transport, mainnet = a.mainnet, "starting the binance bridge"
     );
-    bridge::run(cfg, creds, async {
-        let _ = tokio::signal::ctrl_c().await;
-    })
-    .await
+    bridge::run(cfg, creds, bridge::shutdown_signal()).await
 }
 
 #[cfg(test)]

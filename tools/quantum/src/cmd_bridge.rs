@@ -10,7 +10,7 @@ pub enum BridgeCmd {
     Binance(quantum_binance::cli::BinanceBridgeArgs),
 }
 
-/// Runs a bridge on its own tokio runtime until SIGINT.
+/// Runs a bridge on its own tokio runtime until SIGINT or SIGTERM (either detaches it cleanly).
 pub fn run(cmd: BridgeCmd) -> anyhow::Result<()> {
     match cmd {
         BridgeCmd::Binance(args) => {

@@ -1,6 +1,6 @@
 //! `quantum run` with real processes and real shared memory: streams, a producer killed
-//! mid-stream, the seeds' reconcile story, the instance lock, config printing and SIGTERM.
-//! No Redis, no network.
+//! mid-stream, the seeds' reconcile story (its results, and the permits and positions mirrored
+//! on `results`), the instance lock, config printing and SIGTERM. No Redis, no network.
 
 mod common;
 
@@ -15,6 +15,20 @@ use quantum_ipc::{PeerStatus, Ring, RingSpec};
 /// Plans streamed through the daemon between two other processes. 10^6 takes about 15 s with
 /// a debug build on two cores.
 const STREAM: u64 = 1_000_000;
+
+/// Reads records from `results` until `n` plan results came, keeping only those (the permits
+/// and position records the ring also carries are skipped).
+fn read_results(c: &mut quantum_ipc::Consumer<64>, n: usize, secs: u64) -> Vec<Message> {
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        out.extend(
+            read_n(c, 1, secs)
+                .into_iter()
+                .filter(|m| matches!(m, Message::PlanResult(_))),
+        );
+    }
+    out
+}
 
 fn plan_ids(msgs: &[Message]) -> Vec<u64> {
     msgs.iter()
@@ -245,7 +259,7 @@ this line is not JSON
     assert!(err.contains("line 4: not JSON"), "{err}");
     assert!(err.contains("1 line(s) could not be parsed"), "{err}");
 
-    let rs = read_n(&mut results, 2, 30);
+    let rs = read_results(&mut results, 2, 30);
     let (Message::PlanResult(blocked), Message::PlanResult(ok)) = (rs[0], rs[1]) else {
         panic!("{rs:?}")
     };
@@ -298,6 +312,226 @@ this line is not JSON
     assert_eq!(v["counters"]["results.executed"], 1);
     assert_eq!(v["counters"]["invalid_records.plans"], 2);
     assert_eq!(v["rings"]["orders"]["consumer"], "alive");
+}
+
+/// The seeds' story again, read record by record: `results` carries, in order, the position
+/// the operator injected (exchange amount, then ledger amount), each EXECUTE plan's permits as
+/// issued before its result, and the book again after a fill; `ctl tail` prints them as legacy
+/// lines.
+#[test]
+fn the_seeds_story_mirrors_permits_and_positions_on_results_in_order() {
+    let mut inst = Instance::new("mirror");
+    inst.start_daemon(&["--quiet"], &[]);
+    let name = inst.name.clone();
+    let mut results = inst.consumer("results");
+    let btc = inst.counters().symbol_id("BTCUSDT").expect("BTCUSDT");
+    let q = |s: &str| s.parse::<quantum_core::Qty>().unwrap().units();
+    let inject = |inst: &Instance, lines: &str| {
+        let path = std::env::temp_dir().join(format!("{}-{}.jsonl", inst.name, lines.len()));
+        std::fs::write(&path, lines).unwrap();
+        let out = inst
+            .command(
+                &[
+                    "ctl",
+                    "inject",
+                    "--instance",
+                    &inst.name,
+                    "--file",
+                    path.to_str().unwrap(),
+                ],
+                &[],
+            )
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    const DENIED: u64 = 0xf1a8_d7f4_8713_d5cf;
+    const EXECUTED: u64 = 0x8422_2f2c_53d2_2b91;
+    let t0 = quantum_ipc::liveness::unix_ms();
+    inject(
+        &inst,
+        r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
+{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.002"}
+{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}
+{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
+{"plan_id":"84222f2c53d22b91","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":0.539}
+"#,
+    );
+    let rs = read_n(&mut results, 8, 30);
+    let t1 = quantum_ipc::liveness::unix_ms();
+    let kinds: Vec<_> = rs.iter().map(|m| m.kind()).collect();
+    use wire::Kind as K;
+    assert_eq!(
+        kinds,
+        [
+            K::PositionSnapshot,
+            K::LedgerSet,
+            K::GovPermit,
+            K::P33Permit,
+            K::PlanResult,
+            K::GovPermit,
+            K::P33Permit,
+            K::PlanResult,
+        ],
+        "{rs:#?}"
+    );
+    // The position command: exchange amount, mark and time of the change, then the ledger
+    // amount at that point (the operator's 0.002 comes after it).
+    let Message::PositionSnapshot(p) = rs[0] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (p.symbol, p.amount, p.mark_price),
+        (btc, q("0.062"), q("104000"))
+    );
+    assert!((t0..=t1).contains(&p.exchange_time_ms), "{p:?}");
+    assert_eq!(
+        rs[1],
+        Message::LedgerSet(wire::LedgerSet {
+            symbol: btc,
+            amount: 0
+        })
+    );
+    // Out of sync: the governor grants, P3.3 denies with the mismatch, the plan is blocked.
+    let Message::GovPermit(g) = rs[2] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (g.plan_id, g.symbol, g.allow, g.ttl_ms),
+        (DENIED, btc, true, 15_000)
+    );
+    assert!((t0..=t1).contains(&g.issued_at_ms), "{g:?}");
+    let Message::P33Permit(d) = rs[3] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (d.plan_id, d.allow, d.reason, d.safe_qty),
+        (DENIED, false, 1, 0)
+    );
+    assert_eq!(
+        (d.exchange_amt, d.ledger_amt, d.tolerance),
+        (q("0.062"), q("0.002"), q("0.001"))
+    );
+    let Message::PlanResult(blocked) = rs[4] else {
+        unreachable!()
+    };
+    assert_eq!((blocked.plan_id, blocked.executed), (DENIED, false));
+    assert_eq!(
+        quantum_errors(&blocked),
+        "p33_denied:reconcile_required_qty_mismatch"
+    );
+    // Synced: both permits allow, P3.3 with safe_qty 0.046, and the plan is executed.
+    let Message::GovPermit(g) = rs[5] else {
+        unreachable!()
+    };
+    assert_eq!((g.plan_id, g.allow, g.ttl_ms), (EXECUTED, true, 15_000));
+    let Message::P33Permit(a) = rs[6] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (a.plan_id, a.allow, a.safe_qty),
+        (EXECUTED, true, q("0.046"))
+    );
+    let Message::PlanResult(ok) = rs[7] else {
+        unreachable!()
+    };
+    assert_eq!(
+        (ok.plan_id, ok.executed, ok.safe_qty),
+        (EXECUTED, true, q("0.046"))
+    );
+
+    // The order's fill moves the ledger: the book again (exchange unchanged until the next
+    // snapshot, ledger 0.016), then a snapshot brings the exchange along.
+    let exchange = Ring::open(&RingSpec::new(&name, "exchange", 0)).unwrap();
+    let mut bridge = exchange.producer::<64>().unwrap();
+    let fill = Message::Fill(wire::Fill {
+        side: wire::Side::Sell,
+        symbol: btc,
+        plan_id: EXECUTED,
+        qty: q("0.046"),
+        price: q("104000"),
+        order_id: 1,
+        time_ms: 1,
+    });
+    bridge.try_push(&fill.encode()).unwrap();
+    let snap = Message::PositionSnapshot(wire::PositionSnapshot {
+        symbol: btc,
+        amount: q("0.016"),
+        mark_price: q("104100"),
+        exchange_time_ms: 1,
+    });
+    bridge.try_push(&snap.encode()).unwrap();
+    let rs = read_n(&mut results, 4, 30);
+    let amounts: Vec<_> = rs
+        .iter()
+        .map(|m| match m {
+            Message::PositionSnapshot(p) => ("exchange", p.amount, p.mark_price),
+            Message::LedgerSet(l) => ("ledger", l.amount, 0),
+            m => panic!("{m:?}"),
+        })
+        .collect();
+    assert_eq!(
+        amounts,
+        [
+            ("exchange", q("0.062"), q("104000")),
+            ("ledger", q("0.016"), 0),
+            ("exchange", q("0.016"), q("104100")),
+            ("ledger", q("0.016"), 0),
+        ]
+    );
+    wait_for(10, "the mirrored records counted", || {
+        inst.counter("results_permits_out") == 4
+            && inst.counter("results_positions_out") == 6
+            && inst.counter("results_out") == 2
+    });
+
+    // `ctl tail` prints them as legacy lines; `--count` counts results only.
+    drop(results);
+    let fill = Message::Fill(wire::Fill {
+        qty: q("0.006"),
+        order_id: 2,
+        plan_id: 0,
+        ..match fill {
+            Message::Fill(f) => f,
+            _ => unreachable!(),
+        }
+    });
+    bridge.try_push(&fill.encode()).unwrap();
+    inject(
+        &inst,
+        r#"{"plan_id":"00000000000000aa","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.5"}
+"#,
+    );
+    let out = inst
+        .command(&["ctl", "tail", "--instance", &name, "--count", "1"], &[])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<_> = text.lines().collect();
+    assert_eq!(lines.len(), 5, "{text}");
+    assert!(
+        lines[0].starts_with("position BTCUSDT exchange_amount=0.016 mark=104100 updated_at=20"),
+        "{text}"
+    );
+    assert_eq!(lines[1], "position BTCUSDT ledger_amount=0.01", "{text}");
+    assert_eq!(
+        lines[2],
+        "permit gov plan=00000000000000aa granted=true ttl=15 symbol=BTCUSDT"
+    );
+    assert_eq!(
+        lines[3],
+        "permit p33 plan=00000000000000aa allow=false reason=reconcile_required_qty_mismatch exchange_amt=0.016 ledger_amt=0.01 diff=0.006 tolerance=0.001 symbol=BTCUSDT"
+    );
+    assert!(
+        lines[4].starts_with("BTCUSDT: Result published (executed=False, error=p33_denied:reconcile_required_qty_mismatch) plan=00000000000000aa"),
+        "{text}"
+    );
 }
 
 fn quantum_errors(r: &wire::PlanResult) -> String {
@@ -443,7 +677,7 @@ fn sigterm_drains_every_accepted_plan_and_exits_zero() {
     // Every plan taken in has its result, even those still in the engine at the signal; the
     // ring stays readable after the daemon unlinked it.
     // (The pipelined engine resolves waiting plans out of arrival order: compare as sets.)
-    let mut got = plan_ids(&read_n(&mut results, N as usize, 30));
+    let mut got = plan_ids(&read_results(&mut results, N as usize, 30));
     got.sort_unstable();
     got.dedup();
     assert_eq!(got.len() as u64, N, "duplicate results");

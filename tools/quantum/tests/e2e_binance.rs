@@ -134,7 +134,8 @@ impl Stack {
         assert!(err.contains("0 line(s) could not be parsed"), "{err}");
     }
 
-    /// The next `n` results, read by `quantum ctl tail --json --count n`.
+    /// The next `n` results, read by `quantum ctl tail --json --only results --count n` (the
+    /// permits and positions `results` also carries are skipped).
     fn tail(&self, n: usize) -> Vec<Value> {
         let count = n.to_string();
         let child = self
@@ -146,6 +147,8 @@ impl Stack {
                     "--instance",
                     self.name(),
                     "--json",
+                    "--only",
+                    "results",
                     "--count",
                     &count,
                 ],

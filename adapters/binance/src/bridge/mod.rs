@@ -102,6 +102,35 @@ struct Ctx {
     transport: Transport,
 }
 
+/// Completes at the first SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `kill`): the
+/// `shutdown` of [`run`] for the command line, so both detach the bridge cleanly (its ring
+/// roles are released and the daemon logs "peer detached"). The handlers stay installed, so a
+/// second signal while stopping is ignored, as a second Ctrl-C always was. Elsewhere than Unix
+/// only Ctrl-C is watched; if the SIGTERM handler cannot be installed, SIGTERM keeps its
+/// default action (exit without detaching) and a warning says so.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: stopping"),
+                    _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the bridge cleanly");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 /// Runs the bridge until `shutdown` completes or a fatal error.
 pub async fn run(
     cfg: BridgeConfig,

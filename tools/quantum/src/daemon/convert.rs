@@ -359,6 +359,90 @@ pub fn result_out(r: &PlanResult) -> wire::PlanResult {
     }
 }
 
+/// The permits of one plan as its result shows them, for the `results` ring: written before
+/// the plan's [`wire::PlanResult`]. `None` where the result does not say what that permit was.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Permits {
+    /// The governor's permit.
+    pub gov: Option<wire::GovPermit>,
+    /// P3.3's permit.
+    pub p33: Option<wire::P33Permit>,
+}
+
+/// The permits of an EXECUTE plan that reached the permit stage, derived from its result (the
+/// engine does not hand the issued permits out; the permit table's slot is closed, and may be
+/// reused, by the time the result leaves it).
+///
+/// `gov_ttl_ms` is the governor's configured permit TTL; `now_ms` (Unix ms) the time the result
+/// is published: the permits' `issued_at_ms` is the plan's entry into the engine, `now_ms`
+/// minus the plan's wait, which is when the core's governor and P3.3 judge it.
+///
+/// | outcome | `GovPermit` | `P33Permit` |
+/// |---|---|---|
+/// | `Executed` | granted, `ttl_ms` = the TTL | allowed, `safe_qty` = the order's quantity |
+/// | `Blocked(GovDenied(r))` | denied, reason `r` | none |
+/// | `Blocked(P33Denied(r, ctx))` | granted | denied, reason `r`, `ctx`'s amounts |
+/// | `Blocked(MissingGov)` | none | none |
+/// | `Blocked(MissingP33)` | granted | none |
+/// | `Blocked(Expired)` | granted, `ttl_ms` 0 | allowed, `safe_qty` 0 |
+/// | `Duplicate`, `NonExecute` | none | none |
+///
+/// What deriving loses, exactly:
+/// - an allowed P3.3 permit's context (`exchange_amt`, `ledger_amt`, `tolerance`): written as
+///   0; only a denial carries its context in the result;
+/// - P3.3's decision when the governor denied (apply stops at the governor's deny), and either
+///   permit's decision when it was missing: those permits are not written at all;
+/// - after `P33Denied` the governor's permit is only known not to be a deny: it is written as
+///   granted, which is what the core's governor issued in `single` mode (it decides before
+///   P3.3); in `pipelined` mode, or with a legacy governor's permit, it may not have been issued
+///   yet when apply read P3.3's deny;
+/// - after `Expired`, which permit expired and P3.3's `safe_qty` (written as `ttl_ms` 0 and
+///   `safe_qty` 0); the rare `Closed`/`Stale` consumes that the core also reports as `Expired`
+///   are written the same way;
+/// - the TTL and issue time of a permit a legacy issuer sent on the `plans` ring (the
+///   configured TTL and the plan's entry time are written instead), and P3.3's TTL (the wire
+///   record has no field for it; the core's is `p33.permit_ttl_ms`, 15 s like the governor's).
+pub fn permits_out(r: &PlanResult, gov_ttl_ms: u64, now_ms: u64) -> Permits {
+    let issued_at_ms = now_ms.saturating_sub(r.wait_ns / 1_000_000);
+    let ttl = u32::try_from(gov_ttl_ms).unwrap_or(u32::MAX);
+    let gov = |allow: bool, reason: u16, ttl_ms: u32| wire::GovPermit {
+        allow,
+        symbol: r.symbol.0,
+        reason,
+        plan_id: r.plan.0,
+        ttl_ms,
+        issued_at_ms,
+    };
+    let p33 = |allow: bool, reason: u16, safe_qty: Qty, ctx: P33Context| wire::P33Permit {
+        allow,
+        symbol: r.symbol.0,
+        reason,
+        plan_id: r.plan.0,
+        safe_qty: safe_qty.units(),
+        exchange_amt: ctx.exchange.units(),
+        ledger_amt: ctx.ledger.units(),
+        tolerance: ctx.tolerance.units(),
+        issued_at_ms,
+    };
+    let none = P33Context::default();
+    let (g, p) = match &r.outcome {
+        Outcome::Executed(o) => (Some(gov(true, 0, ttl)), Some(p33(true, 0, o.qty, none))),
+        Outcome::Blocked(Block::GovDenied(reason)) => (Some(gov(false, *reason as u16, ttl)), None),
+        Outcome::Blocked(Block::P33Denied(reason, ctx)) => (
+            Some(gov(true, 0, ttl)),
+            Some(p33(false, *reason as u16, Qty::ZERO, *ctx)),
+        ),
+        Outcome::Blocked(Block::MissingP33) => (Some(gov(true, 0, ttl)), None),
+        Outcome::Blocked(Block::Expired) => {
+            (Some(gov(true, 0, 0)), Some(p33(true, 0, Qty::ZERO, none)))
+        }
+        Outcome::Blocked(Block::MissingGov) | Outcome::Duplicate | Outcome::NonExecute => {
+            (None, None)
+        }
+    };
+    Permits { gov: g, p33: p }
+}
+
 /// The legacy `error` text of a wire result (`None` when there is no error), spelled as
 /// [`PlanResult::error`] displays it.
 pub fn result_error_text(r: &wire::PlanResult) -> Option<String> {
@@ -555,6 +639,111 @@ mod tests {
             panic!()
         };
         assert_eq!(order_in(&w), o);
+    }
+
+    fn result(outcome: Outcome, wait_ms: u64) -> PlanResult {
+        PlanResult {
+            plan: PlanId(0xf1a8_d7f4_8713_d5cf),
+            symbol: SymbolId(0),
+            decision: Decision::Execute,
+            outcome,
+            wait_ns: wait_ms * 1_000_000 + 999,
+        }
+    }
+
+    #[test]
+    fn permits_are_derived_from_the_result_as_far_as_it_tells() {
+        let now = 1_769_301_010_000;
+        let ctx = P33Context {
+            exchange: q("0.062"),
+            ledger: q("0.002"),
+            tolerance: q("0.001"),
+        };
+        let gov = |allow, reason: u16, ttl_ms| wire::GovPermit {
+            allow,
+            symbol: 0,
+            reason,
+            plan_id: 0xf1a8_d7f4_8713_d5cf,
+            ttl_ms,
+            issued_at_ms: now - 3,
+        };
+        let p33 = |allow, reason: u16, safe: &str, c: P33Context| wire::P33Permit {
+            allow,
+            symbol: 0,
+            reason,
+            plan_id: 0xf1a8_d7f4_8713_d5cf,
+            safe_qty: q(safe).units(),
+            exchange_amt: c.exchange.units(),
+            ledger_amt: c.ledger.units(),
+            tolerance: c.tolerance.units(),
+            issued_at_ms: now - 3,
+        };
+        let none = P33Context::default();
+        let order = OrderIntent {
+            plan: PlanId(0xf1a8_d7f4_8713_d5cf),
+            symbol: SymbolId(0),
+            side: Side::Sell,
+            qty: q("0.046"),
+            reduce_only: true,
+            client_order_id: ClientOrderId::for_plan(PlanId(0xf1a8_d7f4_8713_d5cf)),
+            t_in_ns: 0,
+            t_out_ns: 0,
+        };
+        let cases = [
+            (
+                Outcome::Executed(order),
+                Some(gov(true, 0, 15_000)),
+                Some(p33(true, 0, "0.046", none)),
+            ),
+            (
+                Outcome::Blocked(Block::P33Denied(
+                    P33Reason::ReconcileRequiredQtyMismatch,
+                    ctx,
+                )),
+                Some(gov(true, 0, 15_000)),
+                Some(p33(false, 1, "0", ctx)),
+            ),
+            (
+                Outcome::Blocked(Block::GovDenied(GovReason::KillSwitch)),
+                Some(gov(false, GovReason::KillSwitch as u16, 15_000)),
+                None,
+            ),
+            (Outcome::Blocked(Block::MissingGov), None, None),
+            (
+                Outcome::Blocked(Block::MissingP33),
+                Some(gov(true, 0, 15_000)),
+                None,
+            ),
+            (
+                Outcome::Blocked(Block::Expired),
+                Some(gov(true, 0, 0)),
+                Some(p33(true, 0, "0", none)),
+            ),
+            (Outcome::Duplicate, None, None),
+            (Outcome::NonExecute, None, None),
+        ];
+        for (outcome, g, p) in cases {
+            let got = permits_out(&result(outcome, 3), 15_000, now);
+            assert_eq!(got, Permits { gov: g, p33: p }, "{outcome:?}");
+            // Every derived permit is a valid wire record.
+            for m in [
+                got.gov.map(Message::GovPermit),
+                got.p33.map(Message::P33Permit),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                assert_eq!(through_wire(m), m);
+            }
+        }
+        // A TTL beyond the wire's u32 saturates rather than wraps.
+        let g = permits_out(
+            &result(Outcome::Blocked(Block::MissingP33), 0),
+            u64::MAX,
+            now,
+        );
+        assert_eq!(g.gov.unwrap().ttl_ms, u32::MAX);
+        assert_eq!(g.gov.unwrap().issued_at_ms, now);
     }
 
     #[test]

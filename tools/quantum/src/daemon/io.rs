@@ -1,5 +1,6 @@
 //! The daemon's I/O thread: ingress rings → engine → egress rings, heartbeats, peers, drain.
 
+use std::collections::VecDeque;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -17,6 +18,7 @@ use super::config::DaemonConfig;
 use super::convert::{self, Ingress};
 use super::inflight::InFlight;
 use super::instance;
+use super::positions::Positions;
 use super::rings;
 use super::stats::{self, Counters};
 
@@ -25,6 +27,9 @@ const BATCH: usize = 256;
 /// Invalid records logged one by one; after that one in every `INVALID_LOG_EVERY`.
 const INVALID_LOG_FIRST: u64 = 20;
 const INVALID_LOG_EVERY: u64 = 10_000;
+/// Records waiting for room on `results` above which ingress pauses (position records are made
+/// on ingress; results stop being taken from the engine as soon as anything waits).
+const RESULTS_BACKLOG: usize = 4096;
 /// Longest idle step of the I/O thread when not spinning: bounds how late it notices ingress.
 const MAX_IDLE: Duration = Duration::from_millis(1);
 /// How often the book gauges (`ledger.<S>` ...) are refreshed: the engine applies commands on
@@ -56,13 +61,34 @@ enum Seen {
     Gone(u64),
 }
 
-/// A result waiting for room on the egress rings. The order, if any, goes first.
-struct Held {
-    order: Option<Record>,
-    result: Option<Record>,
-    /// Counted as a full event already (once per record that had to wait).
+/// What a record on `results` is, for its counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Out {
+    /// A `PlanResult` (`results_out`, `results_unobserved`).
+    Result,
+    /// A `GovPermit` or `P33Permit` (`results_permits_out`, `results_permits_unobserved`).
+    Permit,
+    /// A `PositionSnapshot` or `LedgerSet` (`results_positions_out`,
+    /// `results_positions_unobserved`).
+    Position,
+}
+
+/// Records waiting for room on the egress rings, oldest first. Orders go first: nothing goes
+/// out on `results` while an order waits (a plan's result never precedes its order).
+#[derive(Default)]
+struct Egress {
+    orders: VecDeque<Record>,
+    results: VecDeque<(Out, Record)>,
+    /// The first waiting record was counted as a full event already (once per record that had
+    /// to wait).
     order_counted: bool,
     result_counted: bool,
+}
+
+impl Egress {
+    fn is_empty(&self) -> bool {
+        self.orders.is_empty() && self.results.is_empty()
+    }
 }
 
 /// The running daemon, minus the engine's runner.
@@ -81,7 +107,11 @@ pub struct Daemon {
     seen: [Seen; 5],
     results_observed: bool,
     held_input: Option<Input>,
-    held: Option<Held>,
+    held: Egress,
+    /// The amounts the `results` ring mirrors (see [`super::positions`]).
+    positions: Positions,
+    /// The governor's permit TTL, written into the permits mirrored on `results`.
+    gov_ttl_ms: u64,
     /// Orders sent and not yet ended, so a `Reject` releases exactly their unfilled rest.
     in_flight: InFlight,
     /// The engine's book (read only here, for the gauges).
@@ -107,9 +137,11 @@ impl Daemon {
         }
         let clock = Clock::new();
         let engine_cfg = cfg.engine_config(unix_ms())?;
+        let gov_ttl_ms = engine_cfg.governor.permit_ttl_ms;
         let mode = cfg.mode()?;
         let engine = Engine::new(engine_cfg, clock).context("invalid engine configuration")?;
         let symbols = engine.symbols().clone();
+        let positions = Positions::from_book(&engine.shared().ledger);
         let limits = Limits::new(symbols.len() as u16);
         let counters = Counters::new(writer, &symbols)?;
         let cap = cfg.rings.capacity;
@@ -156,7 +188,9 @@ impl Daemon {
             seen: [Seen::Nobody; 5],
             results_observed: false,
             held_input: None,
-            held: None,
+            held: Egress::default(),
+            positions,
+            gov_ttl_ms,
             in_flight: InFlight::with_capacity(1024),
             book: runner.shared().ledger.clone(),
             runner: Some(runner),
@@ -298,7 +332,7 @@ impl Daemon {
 
     /// Publishes held and new results; false when there was nothing to do.
     fn pump_egress(&mut self) -> bool {
-        let mut worked = self.held.is_some();
+        let mut worked = !self.held.is_empty();
         if !self.flush_held() {
             return worked;
         }
@@ -308,14 +342,16 @@ impl Daemon {
             };
             worked = true;
             self.emit(r);
-            if self.held.is_some() {
+            if !self.held.is_empty() {
                 break;
             }
         }
         worked
     }
 
-    /// Counts, logs and publishes one result (holding what does not fit).
+    /// Counts, logs and publishes one result: its order on `orders`; the permits it shows
+    /// ([`convert::permits_out`]) then the result itself on `results` (holding what does not
+    /// fit).
     fn emit(&mut self, r: PlanResult) {
         self.counters.result(&r);
         if self.cfg.legacy_log {
@@ -324,27 +360,29 @@ impl Daemon {
                 let _ = std::io::stderr().lock().write_all(self.log_buf.as_bytes());
             }
         }
-        let order = r.order().map(|o| {
+        if let Some(o) = r.order() {
             self.in_flight.sent(o.plan, o.symbol, o.qty);
-            Message::OrderIntent(convert::order_out(o)).encode()
-        });
+            let rec = Message::OrderIntent(convert::order_out(o)).encode();
+            self.held.orders.push_back(rec);
+        }
+        let permits = convert::permits_out(&r, self.gov_ttl_ms, unix_ms());
+        if let Some(g) = permits.gov {
+            let rec = Message::GovPermit(g).encode();
+            self.held.results.push_back((Out::Permit, rec));
+        }
+        if let Some(p) = permits.p33 {
+            let rec = Message::P33Permit(p).encode();
+            self.held.results.push_back((Out::Permit, rec));
+        }
         let result = Message::PlanResult(convert::result_out(&r)).encode();
-        debug_assert!(self.held.is_none());
-        self.held = Some(Held {
-            order,
-            result: Some(result),
-            order_counted: false,
-            result_counted: false,
-        });
+        self.held.results.push_back((Out::Result, result));
         self.flush_held();
     }
 
     /// Tries to publish what is held; true when nothing is held any more.
     fn flush_held(&mut self) -> bool {
-        let Some(h) = self.held.as_mut() else {
-            return true;
-        };
-        if let Some(rec) = &h.order {
+        let h = &mut self.held;
+        while let Some(rec) = h.orders.front() {
             if self.orders.try_push(rec).is_err() {
                 if !h.order_counted {
                     h.order_counted = true;
@@ -352,33 +390,55 @@ impl Daemon {
                 }
                 return false;
             }
-            h.order = None;
+            h.orders.pop_front();
+            h.order_counted = false;
             self.counters.inc(self.counters.orders_out);
         }
-        if let Some(rec) = &h.result {
-            if self.results.try_push(rec).is_err() {
+        let c = &self.counters;
+        while let Some((out, rec)) = h.results.front() {
+            let published = self.results.try_push(rec).is_ok();
+            if !published {
                 if !h.result_counted {
                     h.result_counted = true;
-                    self.counters.inc(self.counters.results_ring_full);
+                    c.inc(c.results_ring_full);
                 }
                 if self.results_observed {
                     return false;
                 }
                 // Nobody alive reads the results: do not stall the engine for them.
-                self.counters.inc(self.counters.results_unobserved);
-            } else {
-                self.counters.inc(self.counters.results_out);
+            }
+            let id = match (out, published) {
+                (Out::Result, true) => c.results_out,
+                (Out::Result, false) => c.results_unobserved,
+                (Out::Permit, true) => c.results_permits_out,
+                (Out::Permit, false) => c.results_permits_unobserved,
+                (Out::Position, true) => c.results_positions_out,
+                (Out::Position, false) => c.results_positions_unobserved,
+            };
+            c.inc(id);
+            h.results.pop_front();
+            h.result_counted = false;
+        }
+        true
+    }
+
+    /// Hands `input` to the engine; gives it back when the engine's queue is full. A command
+    /// that moves the mirrored amounts queues its position records on `results`.
+    fn send(&mut self, input: Input) -> Result<(), Input> {
+        self.runner().try_send(input)?;
+        if let Input::Command(c) = &input {
+            for m in self.positions.apply(c, unix_ms()) {
+                self.held.results.push_back((Out::Position, m.encode()));
             }
         }
-        self.held = None;
-        true
+        Ok(())
     }
 
     /// Moves ingress records into the engine; false when there was nothing to do.
     fn pump_ingress(&mut self) -> bool {
         let mut worked = false;
         if let Some(input) = self.held_input.take() {
-            if let Err(back) = self.runner().try_send(input) {
+            if let Err(back) = self.send(input) {
                 self.held_input = Some(back);
                 return true;
             }
@@ -387,6 +447,10 @@ impl Daemon {
         let now_ms = unix_ms();
         for i in 0..self.ingress.len() {
             for _ in 0..BATCH {
+                if self.held.results.len() >= RESULTS_BACKLOG {
+                    // A live `results` consumer is behind: let it catch up first.
+                    return worked;
+                }
                 let Some(rec) = self.ingress[i].consumer.try_pop() else {
                     break;
                 };
@@ -395,7 +459,7 @@ impl Daemon {
                 let Some(input) = self.decode(i, &rec, now_ms) else {
                     continue;
                 };
-                if let Err(back) = self.runner().try_send(input) {
+                if let Err(back) = self.send(input) {
                     self.counters.inc(self.counters.engine_input_full);
                     self.held_input = Some(back);
                     return true;
@@ -475,41 +539,32 @@ impl Daemon {
             self.tick_if_due();
             self.pump_egress();
             if let Some(input) = self.held_input.take() {
-                if let Err(back) = self.runner().try_send(input) {
+                if let Err(back) = self.send(input) {
                     self.held_input = Some(back);
                     std::thread::sleep(Duration::from_micros(50));
                 }
             }
         }
         let runner = self.runner.take().expect("runner");
-        let mut late = Vec::new();
         self.flush_until(deadline);
         runner.shutdown(&mut |r| {
             // Results of the last plans: publish while there is time, else count below.
             self.tick_if_due();
-            if self.held.is_none() {
-                self.emit(r);
-                self.flush_until(deadline);
-            } else {
-                late.push(r);
-            }
-        });
-        for r in late {
+            self.emit(r);
             self.flush_until(deadline);
-            if self.held.is_none() {
-                self.emit(r);
-            } else {
-                if r.executed() {
-                    self.counters.inc(self.counters.orders_undelivered);
-                }
-                self.counters.inc(self.counters.results_unobserved);
-            }
-        }
+        });
         self.flush_until(deadline);
-        if let Some(h) = self.held.take() {
-            if h.order.is_some() {
-                self.counters.inc(self.counters.orders_undelivered);
-            }
+        let held = std::mem::take(&mut self.held);
+        let c = &self.counters;
+        for _ in &held.orders {
+            c.inc(c.orders_undelivered);
+        }
+        for (out, _) in &held.results {
+            c.inc(match out {
+                Out::Result => c.results_unobserved,
+                Out::Permit => c.results_permits_unobserved,
+                Out::Position => c.results_positions_unobserved,
+            });
         }
         // Consumers keep their mapping after we unlink, but give live ones time to catch up so
         // the log's summary is the truth.
@@ -531,11 +586,13 @@ impl Daemon {
         let undelivered = get(self.counters.orders_undelivered) + self.orders_ring.len() as u64;
         say!(
             self,
-            "stopped: plans_in={} orders_out={} results_out={} results_unobserved={}{}; removing segments",
+            "stopped: plans_in={} orders_out={} results_out={} results_unobserved={} results_permits_out={} results_positions_out={}{}; removing segments",
             get(self.counters.plans_in),
             get(self.counters.orders_out),
             get(self.counters.results_out),
             get(self.counters.results_unobserved),
+            get(self.counters.results_permits_out),
+            get(self.counters.results_positions_out),
             if undelivered > 0 {
                 format!("; {undelivered} order intent(s) were not taken by any orders consumer")
             } else {

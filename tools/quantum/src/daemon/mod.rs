@@ -3,13 +3,15 @@
 //! ```text
 //!  plans ──┐                       ┌──────────────────────────┐      ┌─> orders  (OrderIntent)
 //!  ctl ────┼─> I/O thread (main) ─>│ core Runner (pinned when │ ─> I/O thread
-//!  exchange┘   decode, validate,   │ cores allow)             │      └─> results (PlanResult)
-//!              convert, count      └──────────────────────────┘
+//!  exchange┘   decode, validate,   │ cores allow)             │      └─> results (GovPermit,
+//!              convert, count      └──────────────────────────┘          P33Permit, PlanResult,
+//!                  └── position snapshots, fills ──> results (PositionSnapshot, LedgerSet)
 //! ```
 //!
 //! The main thread is the I/O thread: it owns the consumer side of the ingress rings and the
 //! producer side of the egress rings ([`rings`]), converts records ([`convert`]), counts
-//! ([`stats`]), keeps the orders in flight ([`inflight`]), publishes the book's amounts as
+//! ([`stats`]), keeps the orders in flight ([`inflight`]), mirrors the book's amounts on
+//! `results` ([`positions`]), publishes the book's amounts as
 //! gauges, heartbeats and watches peers; the engine runs on core's `Runner` threads (the
 //! `Placement` note in the log says where). Start-up takes the instance lock ([`instance`]),
 //! removes segments a dead predecessor left, and creates the counters segment and the rings.
@@ -24,6 +26,7 @@ pub mod convert;
 mod inflight;
 mod instance;
 mod io;
+pub mod positions;
 pub mod rings;
 pub mod stats;
 

@@ -13,7 +13,16 @@
 //! | [`CTL`] | ingress | `quantum ctl inject` | core | the kinds of `plans` and of `exchange` |
 //! | [`EXCHANGE`] | ingress | `quantum bridge binance` | core | PositionSnapshot, Fill, Reject, SymbolFilters |
 //! | [`ORDERS`] | egress | core | `quantum bridge binance` | OrderIntent |
-//! | [`RESULTS`] | egress | core | Redis bridge or `quantum ctl tail` | PlanResult |
+//! | [`RESULTS`] | egress | core | Redis bridge or `quantum ctl tail` | PlanResult, GovPermit, P33Permit, PositionSnapshot, LedgerSet |
+//!
+//! Order on `results`: for every EXECUTE plan that reached the permit stage, the permits its
+//! result shows ([`super::convert::permits_out`]: `GovPermit`, then `P33Permit`, each only when
+//! known), then its `PlanResult`; every other plan, its `PlanResult` alone. Whenever the daemon
+//! hands the engine a position snapshot, or a fill, a `PositionSnapshot` (exchange amount, mark,
+//! time of the change) then a `LedgerSet` (the ledger amount after it) mirror the book
+//! ([`super::positions`]); on `results` a `LedgerSet` reports the core's ledger amount, it is
+//! not a command. A future Redis bridge mirrors them to `quantum:permit:<id>`,
+//! `quantum:permit:p33:<id>` and `quantum:position:<SYMBOL>`.
 //!
 //! A record of a kind its ring does not carry is counted as invalid (`invalid_records.<ring>`)
 //! and skipped, like a record that fails validation.
@@ -23,8 +32,9 @@
 //! retries, counting `orders_ring_full` once per intent that had to wait. `results` backs off the
 //! same way while its consumer is alive (recent heartbeat); when no live consumer is attached
 //! (never attached, detached, dead, or its heartbeat is older than `rings.peer_timeout_ms`) a
-//! result that finds the ring full is counted in `results_unobserved` and not published, so a
-//! missing observer never stalls the engine.
+//! record that finds the ring full is not published and is counted (`results_unobserved` for a
+//! result, `results_permits_unobserved` / `results_positions_unobserved` for the mirrored
+//! records), so a missing observer never stalls the engine.
 //!
 //! The symbol ids used in every record are the daemon's: the order of `[[symbols]]` in its
 //! configuration, published in the counters segment (`quantum.<instance>.counters`) directory.
@@ -39,7 +49,8 @@ pub const CTL: &str = "ctl";
 pub const EXCHANGE: &str = "exchange";
 /// Egress: order intents (the Binance bridge).
 pub const ORDERS: &str = "orders";
-/// Egress: one plan result per plan (the Redis bridge or `quantum ctl tail`).
+/// Egress: one plan result per plan, the permits before it, and the book's position records
+/// (the Redis bridge or `quantum ctl tail`).
 pub const RESULTS: &str = "results";
 
 /// Ingress rings, in the order the daemon polls them.

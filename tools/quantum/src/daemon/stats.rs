@@ -7,7 +7,12 @@
 //!   `results.non_execute`; deny reasons `deny.missing_gov`, `deny.missing_p33`,
 //!   `deny.expired`, `deny.gov.<reason>`, `deny.p33.<reason>`;
 //! - `orders_out`, `orders_ring_full`, `orders_undelivered` (left at exit);
-//! - `results_out`, `results_ring_full`, `results_unobserved`;
+//! - `results_out`, `results_ring_full` (once per record of any kind that found `results`
+//!   full), `results_unobserved` (plan results not published: `results` full and no live
+//!   consumer); the permits and position records mirrored on `results`
+//!   ([`super::convert::permits_out`], [`super::positions`]): `results_permits_out`,
+//!   `results_positions_out`, and, not published under the same policy,
+//!   `results_permits_unobserved`, `results_positions_unobserved`;
 //! - `engine_input_full` (the engine's input queue refused a record, which was held);
 //! - `peers_alive` (gauge: live peers over all rings), `peer_deaths.<ring>`;
 //! - `rejects.remainder_expired` (of `rejects_in`: a partly filled order whose rest expired),
@@ -83,6 +88,10 @@ pub struct Counters {
     pub results_out: CounterId,
     pub results_ring_full: CounterId,
     pub results_unobserved: CounterId,
+    pub results_permits_out: CounterId,
+    pub results_positions_out: CounterId,
+    pub results_permits_unobserved: CounterId,
+    pub results_positions_unobserved: CounterId,
     pub engine_input_full: CounterId,
     pub peers_alive: CounterId,
     pub remainders_expired: CounterId,
@@ -148,6 +157,10 @@ impl Counters {
             results_out: reg("results_out")?,
             results_ring_full: reg("results_ring_full")?,
             results_unobserved: reg("results_unobserved")?,
+            results_permits_out: reg("results_permits_out")?,
+            results_positions_out: reg("results_positions_out")?,
+            results_permits_unobserved: reg("results_permits_unobserved")?,
+            results_positions_unobserved: reg("results_positions_unobserved")?,
             engine_input_full: reg("engine_input_full")?,
             peers_alive: reg("peers_alive")?,
             remainders_expired: reg("rejects.remainder_expired")?,
