@@ -14,7 +14,7 @@ use std::net::TcpStream;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, Instance};
+use common::{signal, wait_for, Instance};
 use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::Qty;
 use serde_json::Value;
@@ -496,4 +496,27 @@ fn a_partly_filled_order_releases_exactly_its_expired_remainder() {
     assert_eq!(st["counters"]["rejects.remainder_expired"], 1, "{st}");
     assert_eq!(st["counters"]["fills_untracked"], 0, "{st}");
     assert_eq!(s.sim_btc(), q("0"));
+}
+
+/// SIGTERM (what `systemctl stop` and `kill` send) stops the bridge the way SIGINT does: it
+/// exits 0 and the daemon sees both of its ring roles detached, not dead.
+#[test]
+fn sigterm_detaches_the_bridge_like_sigint() {
+    for sig in ["-TERM", "-INT"] {
+        let mut s = Stack::start(&format!("e2e-stop{}", sig[1..].to_lowercase()), &[]);
+        // Started last: the simulator, the daemon, then the bridge.
+        let bridge = s.inst.children.pop().expect("the bridge");
+        let pid = bridge.id();
+        signal(pid, sig);
+        let out = finish_within(bridge, 20, "the bridge to stop");
+        assert!(out.status.success(), "{sig}: exit status {}", out.status);
+        wait_for(10, "the daemon to see the bridge detach", || {
+            s.inst
+                .log_has(&format!("peer detached: ring orders consumer pid {pid}"))
+                && s.inst
+                    .log_has(&format!("peer detached: ring exchange producer pid {pid}"))
+        });
+        assert_eq!(s.inst.counter("peer_deaths.orders"), 0, "{sig}");
+        assert_eq!(s.inst.counter("peer_deaths.exchange"), 0, "{sig}");
+    }
 }

@@ -20,7 +20,8 @@ pub enum CtlCmd {
     Gc(stats::GcArgs),
     /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring.
     Inject(inject::InjectArgs),
-    /// Print plan results as they leave the core (consumer of the `results` ring).
+    /// Print plan results, the permits before them and the book's position records as they
+    /// leave the core (consumer of the `results` ring).
     Tail(tail::TailArgs),
 }
 
