@@ -158,13 +158,20 @@ impl Ingest {
             self.seen.insert(id, ());
             return Admit::NonExecute;
         }
-        let Ok(r) = self.table.open(self.seq, plan.id) else {
-            // Not remembered: the caller offers the plan again once a slot frees up.
-            return Admit::Full;
-        };
-        self.seq += 1;
-        self.seen.insert(id, ());
-        Admit::Open(r)
+        // Take the slot the previous plan had if it is free again, so a plan that resolves at
+        // once (single mode) leaves the next one a slot already in cache; otherwise walk on to
+        // the next free slot.
+        for _ in 0..self.table.capacity() {
+            match self.table.open(self.seq, plan.id) {
+                Ok(r) => {
+                    self.seen.insert(id, ());
+                    return Admit::Open(r);
+                }
+                Err(_) => self.seq = self.seq.wrapping_add(1),
+            }
+        }
+        // Not remembered: the caller offers the plan again once a slot frees up.
+        Admit::Full
     }
 
     /// Deferred dedupe eviction: call when a result has left.
