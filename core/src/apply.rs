@@ -14,7 +14,7 @@ use crate::ledger::Ledger;
 use crate::p33::P33Reason;
 use crate::permit::{Close, Consume, PermitTable, SlotRef, Status};
 use crate::result::{Block, Outcome, PlanResult};
-use crate::types::{ClientOrderId, OrderIntent, Plan, PlanId, SymbolId};
+use crate::types::{OrderIntent, Plan, PlanId, SymbolId};
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -134,7 +134,6 @@ impl Apply {
                     side,
                     qty: safe_qty,
                     reduce_only: p.plan.reduce_only,
-                    client_order_id: ClientOrderId::for_plan(p.plan.id),
                     t_in_ns: p.t_in_ns,
                     t_out_ns: self.clock.now_ns(),
                 };

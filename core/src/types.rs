@@ -347,7 +347,9 @@ impl fmt::Debug for ClientOrderId {
     }
 }
 
-/// An order the core hands to the exchange adapter: always MARKET and reduce-only.
+/// An order the core hands to the exchange adapter: always MARKET and reduce-only. Its
+/// `newClientOrderId` is derived from the plan ([`OrderIntent::client_order_id`]), not stored,
+/// so the hot path does not format it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OrderIntent {
     /// The plan this order executes.
@@ -360,12 +362,17 @@ pub struct OrderIntent {
     pub qty: Qty,
     /// Always true for exits.
     pub reduce_only: bool,
-    /// `newClientOrderId`.
-    pub client_order_id: ClientOrderId,
     /// Engine clock when the plan entered the engine (ns).
     pub t_in_ns: u64,
     /// Engine clock when this intent was made (ns).
     pub t_out_ns: u64,
+}
+
+impl OrderIntent {
+    /// `newClientOrderId` of this order: `qpc-<plan id>`.
+    pub fn client_order_id(&self) -> ClientOrderId {
+        ClientOrderId::for_plan(self.plan)
+    }
 }
 
 #[cfg(test)]

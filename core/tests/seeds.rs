@@ -100,7 +100,7 @@ fn seeds_scenario() {
         (o.side, o.qty, o.reduce_only),
         (Side::Sell, q("0.046"), true)
     );
-    assert_eq!(o.client_order_id.as_str(), "qpc-f33effa0343becc4");
+    assert_eq!(o.client_order_id().as_str(), "qpc-f33effa0343becc4");
     let text = log(&e, &r);
     assert!(
         text.starts_with(

@@ -10,8 +10,8 @@ use quantum_core::ledger::{Filters, LotFilter};
 use quantum_core::p33::P33Reason;
 use quantum_core::permit::P33Context;
 use quantum_core::{
-    Action, Block, ClientOrderId, Command, Decision, Input, OrderIntent, Outcome, Plan, PlanId,
-    PlanResult, Price, Qty, Score, Side, SymbolId,
+    Action, Block, Command, Decision, Input, OrderIntent, Outcome, Plan, PlanId, PlanResult, Price,
+    Qty, Score, Side, SymbolId,
 };
 use quantum_ipc::wire::{self, Message, ALL_SYMBOLS, PLAN_FLAG_REDUCE_ONLY};
 
@@ -321,7 +321,6 @@ pub fn order_in(o: &wire::OrderIntent) -> OrderIntent {
         side: side_in(o.side),
         qty: Qty::from_units(o.qty),
         reduce_only: o.reduce_only,
-        client_order_id: ClientOrderId::for_plan(PlanId(o.plan_id)),
         t_in_ns: o.t_in_ns,
         t_out_ns: o.t_out_ns,
     }
@@ -631,7 +630,6 @@ mod tests {
             side: Side::Sell,
             qty: q("0.046"),
             reduce_only: true,
-            client_order_id: ClientOrderId::for_plan(PlanId(0xf1a8_d7f4_8713_d5cf)),
             t_in_ns: 10,
             t_out_ns: 20,
         };
@@ -685,7 +683,6 @@ mod tests {
             side: Side::Sell,
             qty: q("0.046"),
             reduce_only: true,
-            client_order_id: ClientOrderId::for_plan(PlanId(0xf1a8_d7f4_8713_d5cf)),
             t_in_ns: 0,
             t_out_ns: 0,
         };
@@ -754,7 +751,6 @@ mod tests {
             side: Side::Buy,
             qty: q("0.046"),
             reduce_only: true,
-            client_order_id: ClientOrderId::for_plan(PlanId(1)),
             t_in_ns: 0,
             t_out_ns: 0,
         };

@@ -236,7 +236,7 @@ async fn trade(
                                 &name,
                                 venue_side(o.side),
                                 o.qty,
-                                o.client_order_id.as_str(),
+                                o.client_order_id().as_str(),
                             )
                             .await;
                         let _ = done_tx.send(Done::Exit(o, r));
