@@ -16,7 +16,12 @@ use std::hint::black_box;
 use std::path::PathBuf;
 
 use crossbeam::queue::ArrayQueue;
-use quantum_core::{Action, Clock, Command, Decision, Engine, EngineConfig, Plan, PlanId, Qty};
+use quantum_core::event::Event;
+use quantum_core::orders::{Failure, OrderInput};
+use quantum_core::{
+    Action, Clock, Command, Decision, Engine, EngineConfig, Input, Plan, PlanId, Qty,
+};
+use quantum_ipc::codes::FailKind;
 
 use crate::report::{self, Row};
 
@@ -67,22 +72,31 @@ fn queue_hops(clock: &Clock, n: u64) -> Row {
 }
 
 fn chain(n: u64) -> anyhow::Result<Row> {
-    let mut e = Engine::new(EngineConfig::default(), Clock::new())?;
+    // Every plan id is distinct and remembered for the dedupe horizon: room for all of them.
+    let cfg = EngineConfig {
+        dedupe_capacity: (2 * n as usize).next_power_of_two().clamp(1 << 12, 1 << 26),
+        ..EngineConfig::default()
+    };
+    let mut e = Engine::new(cfg, Clock::new())?;
     let syms: Vec<_> = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
         .iter()
         .map(|s| e.symbols().id(s).expect("default symbol"))
         .collect();
     let big: Qty = "1000".parse()?;
     for s in &syms {
-        e.front.command(Command::Position {
-            symbol: *s,
-            amount: big,
-            mark: "100".parse()?,
-        });
-        e.front.command(Command::SetLedger {
-            symbol: *s,
-            amount: big,
-        });
+        for c in [
+            Command::Position {
+                symbol: *s,
+                amount: big,
+                mark: "100".parse()?,
+            },
+            Command::SetLedger {
+                symbol: *s,
+                amount: big,
+            },
+        ] {
+            let _ = e.handle(Input::Command(c), 0, &mut |_| {});
+        }
     }
     let mut hist = report::new_histogram();
     let mut id = 0x9e37_79b9_7f4a_7c15u64;
@@ -94,17 +108,28 @@ fn chain(n: u64) -> anyhow::Result<Row> {
         let s = syms[(i % 3) as usize];
         let plan = Plan::exit(PlanId(id), s, Decision::Execute, Action::Partial25);
         let measure = i >= n;
-        e.process_plan(plan, &mut |r| {
-            if let (true, Some(o)) = (measure, r.order()) {
-                hist.saturating_record(o.t_out_ns.saturating_sub(o.t_in_ns).max(1));
+        let mut intent = None;
+        e.process_plan(plan, &mut |ev| {
+            if let Event::OrderIntent(o) = ev {
+                intent = Some(o);
+                if measure {
+                    hist.saturating_record(o.t_out_ns.saturating_sub(o.t_in_ns).max(1));
+                }
             }
         })
         .map_err(|_| anyhow::anyhow!("permit table full"))?;
-        // The exchange's answer: release the reservation so every plan keeps executing.
-        e.front.command(Command::OrderDone {
-            symbol: s,
-            unfilled: big,
-        });
+        // The exchange's answer: a reject releases the order so every plan keeps executing.
+        if let Some(o) = intent {
+            let reject = OrderInput::Failed(Failure {
+                plan: o.plan,
+                symbol: o.symbol,
+                kind: FailKind::Rejected,
+                reason: 0,
+                exchange_code: 0,
+                at_ms: 0,
+            });
+            let _ = e.handle(Input::Order(reject), 0, &mut |_| {});
+        }
     }
     Ok(Row {
         key: "chain_single",

@@ -1,7 +1,11 @@
-//! Monotonic nanoseconds since the engine's start, from `quanta`.
+//! Monotonic nanoseconds since the engine's start, from `quanta`, and the wall-clock time they
+//! correspond to.
 //!
-//! Every deadline in the core is a `u64` of nanoseconds on this clock. Tests build it from
-//! `quanta::Clock::mock()` and move time by hand, so no test depends on the wall clock.
+//! Every deadline in the core is a `u64` of nanoseconds on this clock. Events that outlive the
+//! process (the journal, the legacy `created_at`) carry wall-clock milliseconds instead, taken as
+//! `wall origin + engine time`: one addition, no system call, and never going backwards.
+//! Tests build the clock from `quanta::Clock::mock()` and move time by hand, so no test depends
+//! on the wall clock.
 
 use std::sync::Arc;
 
@@ -11,6 +15,8 @@ pub struct Clock {
     inner: quanta::Clock,
     /// Raw counter value at the origin.
     origin: u64,
+    /// Wall-clock ms since the Unix epoch at the origin.
+    wall_origin_ms: u64,
 }
 
 impl Clock {
@@ -18,14 +24,43 @@ impl Clock {
     pub fn new() -> Self {
         let inner = quanta::Clock::new();
         let origin = inner.raw();
-        Clock { inner, origin }
+        let wall_origin_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        Clock {
+            inner,
+            origin,
+            wall_origin_ms,
+        }
     }
 
     /// A mocked clock starting at 0 ns and the handle that moves it.
     pub fn mock() -> (Self, Arc<quanta::Mock>) {
         let (inner, mock) = quanta::Clock::mock();
         let origin = inner.raw();
-        (Clock { inner, origin }, mock)
+        let clock = Clock {
+            inner,
+            origin,
+            wall_origin_ms: MOCK_WALL_ORIGIN_MS,
+        };
+        (clock, mock)
+    }
+
+    /// Wall-clock ms since the Unix epoch at engine time 0.
+    pub fn wall_origin_ms(&self) -> u64 {
+        self.wall_origin_ms
+    }
+
+    /// Wall-clock ms since the Unix epoch at engine time `ns`.
+    #[inline]
+    pub fn wall_ms(&self, ns: u64) -> u64 {
+        self.wall_origin_ms + ns / 1_000_000
+    }
+
+    /// The engine time of wall-clock `ms` (0 for anything before the origin).
+    pub fn engine_ns(&self, ms: u64) -> u64 {
+        ms.saturating_sub(self.wall_origin_ms)
+            .saturating_mul(1_000_000)
     }
 
     /// Nanoseconds since the origin.
@@ -42,6 +77,9 @@ impl Default for Clock {
         Self::new()
     }
 }
+
+/// The wall-clock origin of mocked clocks: 2026-01-25T00:30:00Z, the morning of the seeds.
+pub const MOCK_WALL_ORIGIN_MS: u64 = 1_769_301_000_000;
 
 /// Milliseconds to nanoseconds, saturating.
 #[inline]

@@ -1,8 +1,8 @@
 //! Engine configuration and the built-in symbol specs.
 
+use crate::book::{Filters, LotFilter};
 use crate::fixed::{Price, Qty};
 use crate::governor::{GovernorConfig, MAX_RATE_LIMIT};
-use crate::ledger::{Filters, LotFilter};
 use crate::p33::P33Config;
 
 /// One symbol: name, reconcile tolerance and exchange filters (until exchangeInfo updates them).
@@ -64,9 +64,19 @@ impl SymbolSpec {
 pub struct EngineConfig {
     /// Permit table slots: the most plans in flight at once.
     pub table_capacity: usize,
-    /// How many recent plan ids dedupe remembers at least (up to twice as many between
-    /// deferred evictions).
+    /// How long dedupe remembers an EXECUTE plan's id (legacy re-deliveries come within
+    /// seconds; 24 h by default). An id younger than this is never forgotten.
+    pub dedupe_horizon_ms: u64,
+    /// Most EXECUTE plan ids remembered at once: size it as the horizon times the highest
+    /// sustained EXECUTE rate. When it is full of ids younger than the horizon, new plans are
+    /// blocked `dedupe_full`. At least `table_capacity`.
     pub dedupe_capacity: usize,
+    /// Most orders in flight (sent, outcome or fills not yet known) at once; a plan that would
+    /// need one more is blocked `orders_full`.
+    pub max_orders: usize,
+    /// Who issues the permits: the core's own governor and P3.3, or legacy services outside
+    /// (through the Redis bridge), the core then replacing the Apply layer alone.
+    pub permits: PermitSource,
     /// Legacy `APPLY_PERMIT_WAIT_MS`: how long apply waits for both permits.
     pub apply_wait_ms: u64,
     /// Legacy `APPLY_PERMIT_STEP_MS`: the longest single idle step while waiting (not a sleep
@@ -80,11 +90,47 @@ pub struct EngineConfig {
     pub symbols: Vec<SymbolSpec>,
 }
 
+/// Who issues the permits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PermitSource {
+    /// The core's governor and P3.3 (outside permits are refused).
+    #[default]
+    Core,
+    /// Legacy services outside; the core's own governor and P3.3 issue nothing.
+    External,
+}
+
+impl std::str::FromStr for PermitSource {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "core" => Ok(PermitSource::Core),
+            "external" | "redis" => Ok(PermitSource::External),
+            _ => Err(format!(
+                "unknown permit source {s:?} (expected core or external)"
+            )),
+        }
+    }
+}
+
+impl PermitSource {
+    /// Its configuration spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PermitSource::Core => "core",
+            PermitSource::External => "external",
+        }
+    }
+}
+
 impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             table_capacity: 4096,
-            dedupe_capacity: 1 << 15,
+            dedupe_horizon_ms: 24 * 3_600_000,
+            dedupe_capacity: 1 << 20,
+            max_orders: 1 << 14,
+            permits: PermitSource::Core,
             apply_wait_ms: 1200,
             apply_step_ms: 100,
             governor: GovernorConfig::default(),
@@ -116,10 +162,22 @@ impl EngineConfig {
                 self.table_capacity
             ));
         }
-        if self.dedupe_capacity == 0 || self.dedupe_capacity > 1 << 26 {
+        if self.dedupe_capacity < self.table_capacity || self.dedupe_capacity > 1 << 26 {
             return err(format!(
-                "dedupe_capacity {} must be in 1..=67108864",
-                self.dedupe_capacity
+                "dedupe_capacity {} must be at least table_capacity ({}) and at most 67108864",
+                self.dedupe_capacity, self.table_capacity
+            ));
+        }
+        if self.dedupe_horizon_ms <= self.apply_wait_ms {
+            return err(format!(
+                "dedupe_horizon_ms {} must be longer than apply_wait_ms ({}): a plan must be remembered at least while it waits",
+                self.dedupe_horizon_ms, self.apply_wait_ms
+            ));
+        }
+        if self.max_orders == 0 || self.max_orders > 1 << 24 {
+            return err(format!(
+                "max_orders {} must be in 1..=16777216",
+                self.max_orders
             ));
         }
         if self.apply_step_ms == 0 {

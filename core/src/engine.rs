@@ -1,22 +1,30 @@
-//! The stages wired together: ingest (dedupe, slot hand-out), governor, P3.3 and apply, plus
-//! the command path (ledger, positions, fills, switches).
+//! The stages wired together: ingest (dedupe, slot hand-out), governor, P3.3 and apply, the
+//! command path (ledger, positions, filters, switches) and the order lifecycle.
 //!
 //! [`Engine::process_plan`] runs the whole chain for one plan on the calling thread (the
-//! `single` mode). [`Engine::into_parts`] hands the stages out for the `pipelined` runner.
+//! `single` mode). [`Engine::into_parts`] hands the stages out for the `pipelined` runner: the
+//! [`Front`] (ingest, apply, commands, orders: everything that writes the book, the dedupe set
+//! and the orders) stays on one thread; the governor and P3.3 only issue permits.
+//! Every state change is an [`Event`] handed to the caller's `out`, in order.
 //! After construction nothing here allocates.
 
 use std::sync::Arc;
 
-use crate::apply::Apply;
+use quantum_ipc::codes::{RefuseReason, UnknownReason};
+use quantum_ipc::wire::Kind;
+
+use crate::apply::{Apply, Effects};
+use crate::book::{Book, BookWriter, Filters, Overflow};
 use crate::clock::{ms_to_ns, Clock};
-use crate::config::{ConfigError, EngineConfig};
+use crate::config::{ConfigError, EngineConfig, PermitSource};
+use crate::dedupe::Dedupe;
+use crate::event::{Event, RefusedEvent, Switch};
 use crate::fixed::{Price, Qty};
-use crate::governor::{GovReason, Governor, GovernorState, TradingState};
-use crate::idmap::RecentMap;
-use crate::ledger::{Filters, Ledger};
-use crate::p33::{self, P33Reason, P33};
+use crate::governor::{GovMode, GovReason, Governor, GovernorState, Throttle};
+use crate::orders::{OrderInput, OrderState, Orders};
+use crate::p33::{P33Reason, P33};
 use crate::permit::{GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef};
-use crate::result::{Outcome, PlanResult};
+use crate::result::{Block, Outcome, PlanResult};
 use crate::types::{Decision, Plan, PlanId, Side, SymbolId, Symbols};
 
 /// Operator and exchange commands, applied in order with plans.
@@ -38,25 +46,6 @@ pub enum Command {
         /// Mark price (zero: unchanged).
         mark: Price,
     },
-    /// A fill. `plan` names our order it belongs to (releasing its in-flight reservation);
-    /// `None` for fills of orders made elsewhere.
-    Fill {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Side of the fill.
-        side: Side,
-        /// Filled quantity.
-        qty: Qty,
-        /// Our plan, if ours.
-        plan: Option<PlanId>,
-    },
-    /// An order of ours was rejected, or its unfilled remainder expired.
-    OrderDone {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Quantity that will never fill.
-        unfilled: Qty,
-    },
     /// New exchange filters.
     SetFilters {
         /// Symbol.
@@ -64,12 +53,8 @@ pub enum Command {
         /// Filters.
         filters: Filters,
     },
-    /// Global kill switch.
-    KillSwitch(bool),
-    /// A symbol's kill switch.
-    SymbolKillSwitch(SymbolId, bool),
-    /// Trading state.
-    TradingState(TradingState),
+    /// An operator switch.
+    Switch(Switch),
 }
 
 /// A permit issued outside the core (legacy governor or P3.3 via the Redis bridge).
@@ -81,9 +66,9 @@ pub enum ExternalPermit {
         plan: PlanId,
         /// Granted or not.
         allow: bool,
-        /// Reason code when denied.
-        reason: GovReason,
-        /// TTL.
+        /// Reason when denied.
+        reason: Option<GovReason>,
+        /// Time it has left.
         ttl_ms: u64,
     },
     /// Legacy P3.3 permit.
@@ -93,16 +78,24 @@ pub enum ExternalPermit {
         /// Allowed or not.
         allow: bool,
         /// Reason when denied.
-        reason: P33Reason,
+        reason: Option<P33Reason>,
         /// Safe quantity when allowed.
         safe_qty: Qty,
         /// Closing side when allowed.
         side: Option<Side>,
         /// Amounts behind the decision.
         context: P33Context,
-        /// TTL.
+        /// Time it has left.
         ttl_ms: u64,
     },
+}
+
+impl ExternalPermit {
+    fn plan(&self) -> PlanId {
+        match self {
+            ExternalPermit::Gov { plan, .. } | ExternalPermit::P33 { plan, .. } => *plan,
+        }
+    }
 }
 
 /// What the engine consumes, in order.
@@ -114,49 +107,69 @@ pub enum Input {
     Command(Command),
     /// An externally issued permit.
     Permit(ExternalPermit),
+    /// What an exchange adapter reports about one of our orders.
+    Order(OrderInput),
+    /// An exchange adapter (re)attached: every order without a final outcome is offered to it
+    /// again, marked "look it up before sending anything".
+    Reoffer,
+}
+
+impl Input {
+    /// The wire kind this input arrived as (for refusals).
+    fn kind(&self) -> Kind {
+        match self {
+            Input::Plan(_) => Kind::Plan,
+            Input::Command(Command::SetLedger { .. }) => Kind::LedgerSet,
+            Input::Command(Command::Position { .. }) => Kind::PositionSnapshot,
+            Input::Command(Command::SetFilters { .. }) => Kind::SymbolFilters,
+            Input::Command(Command::Switch(_)) => Kind::Control,
+            Input::Permit(ExternalPermit::Gov { .. }) => Kind::GovPermit,
+            Input::Permit(ExternalPermit::P33 { .. }) => Kind::P33Permit,
+            Input::Order(OrderInput::Sent { .. }) => Kind::OrderSent,
+            Input::Order(OrderInput::Report(_)) => Kind::OrderReport,
+            Input::Order(OrderInput::Failed(_)) => Kind::OrderFailed,
+            Input::Reoffer => Kind::OrderIntent,
+        }
+    }
 }
 
 /// What admitting a plan found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Admit {
-    /// Seen before.
+    /// Seen within the dedupe horizon.
     Duplicate,
-    /// Not EXECUTE: no permits needed.
+    /// Not EXECUTE: no permits needed, not remembered.
     NonExecute,
-    /// Slot opened.
+    /// Remembered, and its slot is open.
     Open(SlotRef),
-    /// No free slot right now: try again after apply resolves plans.
+    /// No free slot right now: try again after apply resolves plans (nothing remembered).
     Full,
+    /// Dedupe is full of ids younger than its horizon: refused, nothing remembered.
+    DedupeFull,
 }
 
 /// The ingest stage: dedupe and slot hand-out. Single-threaded by design: it is the only
-/// opener of permit slots, and its set of recent plan ids is its own.
+/// opener of permit slots, and its dedupe set is its own.
 #[derive(Debug)]
 pub struct Ingest {
     table: Arc<PermitTable>,
-    /// Recent plan ids.
-    seen: RecentMap<()>,
+    dedupe: Dedupe,
     seq: u64,
 }
 
 impl Ingest {
-    fn new(table: Arc<PermitTable>, dedupe: usize) -> Self {
-        Ingest {
-            seen: RecentMap::new(dedupe),
-            table,
-            seq: 0,
-        }
-    }
-
-    /// Dedupe, then open a slot for an EXECUTE plan.
-    pub fn admit(&mut self, plan: &Plan) -> Admit {
+    /// Dedupe, then open a slot for an EXECUTE plan accepted at wall time `now_ms`.
+    pub fn admit(&mut self, plan: &Plan, now_ms: u64) -> Admit {
         let id = plan.id.0;
-        if self.seen.contains(id) {
+        self.dedupe.expire(now_ms);
+        if self.dedupe.contains(id) {
             return Admit::Duplicate;
         }
         if plan.decision != Decision::Execute {
-            self.seen.insert(id, ());
             return Admit::NonExecute;
+        }
+        if self.dedupe.len() == self.dedupe.capacity() {
+            return Admit::DedupeFull;
         }
         // Take the slot the previous plan had if it is free again, so a plan that resolves at
         // once (single mode) leaves the next one a slot already in cache; otherwise walk on to
@@ -164,112 +177,210 @@ impl Ingest {
         for _ in 0..self.table.capacity() {
             match self.table.open(self.seq, plan.id) {
                 Ok(r) => {
-                    self.seen.insert(id, ());
+                    // Cannot fail: checked for room above, nothing expired in between.
+                    let _ = self.dedupe.insert(id, now_ms);
                     return Admit::Open(r);
                 }
                 Err(_) => self.seq = self.seq.wrapping_add(1),
             }
         }
-        // Not remembered: the caller offers the plan again once a slot frees up.
         Admit::Full
     }
 
-    /// Deferred dedupe eviction: call when a result has left.
-    #[inline]
-    pub fn tidy(&mut self) {
-        self.seen.trim(2);
+    /// The dedupe set.
+    pub fn dedupe(&self) -> &Dedupe {
+        &self.dedupe
+    }
+
+    /// The dedupe set, to restore it from the journal.
+    pub fn dedupe_mut(&mut self) -> &mut Dedupe {
+        &mut self.dedupe
     }
 }
 
-/// Everything but the governor and P3.3: ingest, apply and the command path. In the pipelined
-/// runner this is the front thread.
+/// Everything but the governor and P3.3: ingest, apply, the command path and the orders. The
+/// book's only writer. In the pipelined runner this is the front thread.
 #[derive(Debug)]
 pub struct Front {
     /// Ingest.
     pub ingest: Ingest,
     /// Apply.
     pub apply: Apply,
+    book: BookWriter,
+    orders: Orders,
+    throttle: Throttle,
     table: Arc<PermitTable>,
-    ledger: Arc<Ledger>,
     gov_state: Arc<GovernorState>,
     clock: Clock,
-    /// Inputs refused as invalid (unknown symbol, permit for an unknown plan), counted.
-    pub rejected_inputs: u64,
+    permits: PermitSource,
 }
 
 impl Front {
-    /// Admits `plan` (entered at `t_in`): dedupe and non-EXECUTE plans are answered at once;
-    /// `Ok(Some(slot))` means its permits are now awaited; `Err(plan)` means the table is full.
+    fn effects(&mut self) -> (&mut Apply, Effects<'_>) {
+        (
+            &mut self.apply,
+            Effects {
+                book: &mut self.book,
+                orders: &mut self.orders,
+                throttle: &self.throttle,
+                internal_p33: self.permits == PermitSource::Core,
+            },
+        )
+    }
+
+    /// Admits `plan` (entered at `t_in`): dedupe, non-EXECUTE and refused plans are answered
+    /// at once; `Ok(Some(slot))` means it was accepted and its permits are now awaited;
+    /// `Err(plan)` means the table is full (nothing happened: offer it again later).
     pub fn admit(
         &mut self,
         plan: Plan,
         t_in: u64,
-        out: &mut impl FnMut(PlanResult),
+        out: &mut impl FnMut(Event),
     ) -> Result<Option<SlotRef>, Plan> {
-        let outcome = match self.ingest.admit(&plan) {
-            Admit::Open(r) => return Ok(Some(r)),
+        let now_ms = self.clock.wall_ms(t_in);
+        let outcome = match self.ingest.admit(&plan, now_ms) {
+            Admit::Open(r) => {
+                let deadline = self.apply.deadline_of(t_in);
+                out(Event::PlanAccepted {
+                    plan,
+                    at_ms: now_ms,
+                    deadline_ms: self.clock.wall_ms(deadline),
+                });
+                return Ok(Some(r));
+            }
             Admit::Full => return Err(plan),
+            Admit::Duplicate if self.apply.hold_duplicate(plan.id) => return Ok(None),
             Admit::Duplicate => Outcome::Duplicate,
             Admit::NonExecute => Outcome::NonExecute,
+            Admit::DedupeFull => Outcome::Blocked(Block::DedupeFull),
         };
-        out(PlanResult {
+        let now = self.clock.now_ns();
+        out(Event::PlanResult(PlanResult {
             plan: plan.id,
             symbol: plan.symbol,
             decision: plan.decision,
             outcome,
-            wait_ns: self.clock.now_ns().saturating_sub(t_in),
-        });
+            wait_ns: now.saturating_sub(t_in),
+            at_ms: self.clock.wall_ms(now),
+        }));
         Ok(None)
     }
 
-    /// Applies a command; false (and counted) when it names an unknown symbol.
-    pub fn command(&mut self, cmd: Command) -> bool {
+    /// Hands an accepted plan to apply (after its permits were issued, or not).
+    pub fn submit(&mut self, slot: SlotRef, plan: Plan, t_in: u64, out: &mut impl FnMut(Event)) {
+        let (apply, mut fx) = self.effects();
+        apply.submit(slot, plan, t_in, &mut fx, out);
+    }
+
+    /// Re-checks plans waiting for permits; returns how many ended.
+    pub fn poll(&mut self, out: &mut impl FnMut(Event)) -> usize {
+        let (apply, mut fx) = self.effects();
+        apply.poll(&mut fx, out)
+    }
+
+    /// Handles any input but a plan, which came on ring `ring` (reported with a refusal).
+    pub fn handle(&mut self, input: Input, ring: u8, out: &mut impl FnMut(Event)) {
+        let refused = match input {
+            Input::Plan(_) => Ok(()),
+            Input::Command(c) => self.command(c, out),
+            Input::Permit(p) => self.external_permit(p),
+            Input::Order(o) => {
+                let now_ms = self.clock.wall_ms(self.clock.now_ns());
+                self.orders.apply(&o, now_ms, &mut self.book, out)
+            }
+            Input::Reoffer => {
+                self.reoffer(out);
+                Ok(())
+            }
+        };
+        if let Err(reason) = refused {
+            let (symbol, plan) = match input {
+                Input::Command(
+                    Command::SetLedger { symbol, .. }
+                    | Command::Position { symbol, .. }
+                    | Command::SetFilters { symbol, .. },
+                ) => (symbol, PlanId(0)),
+                Input::Order(o) => (o.symbol(), o.plan()),
+                Input::Permit(p) => (SymbolId(0), p.plan()),
+                _ => (SymbolId(0), PlanId(0)),
+            };
+            out(Event::Refused(RefusedEvent {
+                ring,
+                kind: input.kind().tag(),
+                symbol,
+                plan,
+                reason,
+                at_ms: self.clock.wall_ms(self.clock.now_ns()),
+            }));
+        }
+    }
+
+    fn command(&mut self, cmd: Command, out: &mut impl FnMut(Event)) -> Result<(), RefuseReason> {
         let now = self.clock.now_ns();
-        let ok = match cmd {
-            Command::SetLedger { symbol, amount } => self.ledger.set_ledger(symbol, amount),
+        let at_ms = self.clock.wall_ms(now);
+        let done = |r: Option<Result<(), Overflow>>| match r {
+            Some(Ok(())) => Ok(()),
+            Some(Err(Overflow)) => Err(RefuseReason::Overflow),
+            None => Err(RefuseReason::UnknownSymbol),
+        };
+        match cmd {
+            Command::SetLedger { symbol, amount } => {
+                done(self.book.set_ledger(symbol, amount))?;
+                out(Event::LedgerSet {
+                    symbol,
+                    amount,
+                    at_ms,
+                });
+            }
             Command::Position {
                 symbol,
                 amount,
                 mark,
-            } => self.ledger.set_exchange(symbol, amount, mark, now),
-            Command::Fill {
-                symbol,
-                side,
-                qty,
-                plan,
-            } => self.ledger.apply_fill(symbol, side, qty, plan.is_some()),
-            Command::OrderDone { symbol, unfilled } => {
-                self.ledger.release_in_flight(symbol, unfilled)
+            } => {
+                done(self.book.set_exchange(symbol, amount, mark, now))?;
+                let mark = self.book.view(symbol).map_or(mark, |v| v.mark);
+                out(Event::Position {
+                    symbol,
+                    amount,
+                    mark,
+                    time_ms: at_ms,
+                });
             }
-            Command::SetFilters { symbol, filters } => self.ledger.set_filters(symbol, filters),
-            Command::KillSwitch(on) => {
-                self.gov_state.set_kill_switch(on);
-                true
+            Command::SetFilters { symbol, filters } => {
+                done(self.book.set_filters(symbol, filters))?;
+                out(Event::Filters { symbol, filters });
             }
-            Command::SymbolKillSwitch(s, on) => self.gov_state.set_symbol_kill_switch(s, on),
-            Command::TradingState(t) => {
-                self.gov_state.set_trading_state(t);
-                true
+            Command::Switch(s) => {
+                self.switch(s)?;
+                out(Event::Switch(s));
             }
-        };
-        if !ok {
-            self.rejected_inputs += 1;
         }
-        ok
+        Ok(())
     }
 
-    /// Issues an externally made permit into the table. Returns what issuing did, or `None`
-    /// (counted) for a plan that is not waiting for permits (unknown, or already resolved).
-    pub fn external_permit(&mut self, p: ExternalPermit) -> Option<Issue> {
+    fn switch(&mut self, s: Switch) -> Result<(), RefuseReason> {
+        match s {
+            Switch::KillSwitch(on) => self.gov_state.set_kill_switch(on),
+            Switch::SymbolKillSwitch(sym, on) => {
+                if !self.gov_state.set_symbol_kill_switch(sym, on) {
+                    return Err(RefuseReason::UnknownSymbol);
+                }
+            }
+            Switch::TradingState(t) => self.gov_state.set_trading_state(t),
+        }
+        Ok(())
+    }
+
+    /// Issues an externally made permit into the table of a plan waiting for it.
+    fn external_permit(&mut self, p: ExternalPermit) -> Result<(), RefuseReason> {
+        if self.permits != PermitSource::External {
+            return Err(RefuseReason::PermitSource);
+        }
         let now = self.clock.now_ns();
-        let plan = match p {
-            ExternalPermit::Gov { plan, .. } | ExternalPermit::P33 { plan, .. } => plan,
+        let Some((r, _symbol)) = self.apply.waiting(p.plan()) else {
+            return Err(RefuseReason::NotWaiting);
         };
-        let Some((r, symbol)) = self.apply.waiting(plan) else {
-            self.rejected_inputs += 1;
-            return None;
-        };
-        Some(match p {
+        let issued = match p {
             ExternalPermit::Gov {
                 allow,
                 reason,
@@ -279,7 +390,12 @@ impl Front {
                 r,
                 GovPermit {
                     allow,
-                    reason: if allow { 0 } else { reason as u16 },
+                    reason: if allow {
+                        None
+                    } else {
+                        Some(reason.unwrap_or(GovReason::Denied))
+                    },
+                    issued_ns: now,
                     deadline_ns: now.saturating_add(ms_to_ns(ttl_ms)),
                 },
             ),
@@ -292,18 +408,75 @@ impl Front {
                 ttl_ms,
                 ..
             } => {
+                // An allow must say what to send: a side and a quantity; otherwise it denies.
                 let allow = allow && side.is_some() && safe_qty.units() > 0;
-                let permit = P33Permit {
-                    allow,
-                    reason: if allow { 0 } else { reason as u16 },
-                    deadline_ns: now.saturating_add(ms_to_ns(ttl_ms)),
-                    safe_qty: if allow { safe_qty } else { Qty::ZERO },
-                    side,
-                    context,
-                };
-                p33::issue_reserving(&self.table, &self.ledger, r, symbol, permit)
+                self.table.issue_p33(
+                    r,
+                    P33Permit {
+                        allow,
+                        reason: if allow {
+                            None
+                        } else {
+                            Some(reason.unwrap_or(P33Reason::Denied))
+                        },
+                        issued_ns: now,
+                        deadline_ns: now.saturating_add(ms_to_ns(ttl_ms)),
+                        safe_qty: if allow { safe_qty } else { Qty::ZERO },
+                        side: if allow { side } else { None },
+                        context,
+                    },
+                )
             }
-        })
+        };
+        match issued {
+            // A second permit of the same kind for the same plan changes nothing: first write
+            // wins, as the legacy keys' SET NX did.
+            Issue::Issued | Issue::AlreadyIssued => Ok(()),
+            Issue::Stale | Issue::Closed => Err(RefuseReason::NotWaiting),
+        }
+    }
+
+    /// Offers every order in flight to a (re)attached adapter again, marked "look up first".
+    /// Orders the adapter had not been seen to send, or had not answered, become unknown.
+    fn reoffer(&mut self, out: &mut impl FnMut(Event)) {
+        let at_ms = self.clock.wall_ms(self.clock.now_ns());
+        // An order the adapter was not seen to answer may or may not have gone out.
+        self.orders.mark_unknown(
+            |s| matches!(s, OrderState::Intent | OrderState::Sent),
+            UnknownReason::Restart,
+            at_ms,
+            out,
+        );
+        for o in self.orders.iter().collect::<Vec<_>>() {
+            let mut intent = o.intent;
+            intent.lookup_first = true;
+            out(Event::OrderIntent(intent));
+        }
+    }
+
+    /// The book's writer (recovery).
+    pub fn book_mut(&mut self) -> &mut BookWriter {
+        &mut self.book
+    }
+
+    /// The book as its writer sees it.
+    pub fn book(&self) -> &BookWriter {
+        &self.book
+    }
+
+    /// Orders in flight.
+    pub fn orders(&self) -> &Orders {
+        &self.orders
+    }
+
+    /// Orders in flight and the book, to restore them from the journal.
+    pub fn orders_and_book_mut(&mut self) -> (&mut Orders, &mut BookWriter) {
+        (&mut self.orders, &mut self.book)
+    }
+
+    /// The governor's switches and execution history.
+    pub fn gov_state(&self) -> &GovernorState {
+        &self.gov_state
     }
 
     /// The clock.
@@ -317,8 +490,8 @@ impl Front {
 pub struct Shared {
     /// Permit table.
     pub table: Arc<PermitTable>,
-    /// Book.
-    pub ledger: Arc<Ledger>,
+    /// Book (read side).
+    pub book: Arc<Book>,
     /// Governor switches and history.
     pub gov_state: Arc<GovernorState>,
     /// Symbols.
@@ -328,7 +501,7 @@ pub struct Shared {
 /// The whole chain on one thread, or split into parts for the pipelined runner.
 #[derive(Debug)]
 pub struct Engine {
-    /// Ingest, apply, commands.
+    /// Ingest, apply, commands, orders.
     pub front: Front,
     /// Governor.
     pub governor: Governor,
@@ -349,26 +522,32 @@ impl Engine {
             .iter()
             .map(|s| (s.tolerance, s.filters))
             .collect();
-        let ledger = Arc::new(Ledger::new(&specs));
+        let (book, writer, reservations) = Book::new(&specs);
         let table = Arc::new(PermitTable::new(cfg.table_capacity));
         let gov_state = Arc::new(GovernorState::new(symbols.len()));
-        let governor = Governor::new(cfg.governor.clone(), gov_state.clone(), ledger.clone());
-        let p33 = P33::new(cfg.p33, ledger.clone());
-        let apply = Apply::new(
-            table.clone(),
-            ledger.clone(),
-            governor.clone(),
-            clock.clone(),
-            cfg.apply_wait_ms,
-        );
+        let governor = Governor::new(cfg.governor.clone(), gov_state.clone());
+        let mut throttle_cfg = cfg.governor.clone();
+        if cfg.permits == PermitSource::External {
+            // The legacy governor decides; the core only records executions.
+            throttle_cfg.mode = GovMode::Testnet;
+        }
+        let throttle = Throttle::new(throttle_cfg, gov_state.clone(), book.clone(), clock.clone());
+        let p33 = P33::new(cfg.p33, reservations);
+        let apply = Apply::new(table.clone(), clock.clone(), cfg.apply_wait_ms);
         let front = Front {
-            ingest: Ingest::new(table.clone(), cfg.dedupe_capacity),
+            ingest: Ingest {
+                table: table.clone(),
+                dedupe: Dedupe::new(cfg.dedupe_capacity, cfg.dedupe_horizon_ms),
+                seq: 0,
+            },
             apply,
+            book: writer,
+            orders: Orders::new(cfg.max_orders),
+            throttle,
             table: table.clone(),
-            ledger: ledger.clone(),
             gov_state: gov_state.clone(),
             clock,
-            rejected_inputs: 0,
+            permits: cfg.permits,
         };
         Ok(Engine {
             front,
@@ -376,7 +555,7 @@ impl Engine {
             p33,
             shared: Shared {
                 table,
-                ledger,
+                book,
                 gov_state,
                 symbols: Arc::new(symbols),
             },
@@ -399,14 +578,9 @@ impl Engine {
         &self.cfg
     }
 
-    /// The whole chain for one plan: ingest → governor → P3.3 → apply. Results go to `out`
-    /// (at once for everything but plans that must wait for an external permit).
+    /// The whole chain for one plan: ingest → governor → P3.3 → apply. Events go to `out`.
     /// `Err(plan)` hands the plan back when the permit table is full.
-    pub fn process_plan(
-        &mut self,
-        plan: Plan,
-        out: &mut impl FnMut(PlanResult),
-    ) -> Result<(), Plan> {
+    pub fn process_plan(&mut self, plan: Plan, out: &mut impl FnMut(Event)) -> Result<(), Plan> {
         let t_in = self.front.clock.now_ns();
         self.process_plan_at(plan, t_in, out)
     }
@@ -416,40 +590,49 @@ impl Engine {
         &mut self,
         plan: Plan,
         t_in: u64,
-        out: &mut impl FnMut(PlanResult),
+        out: &mut impl FnMut(Event),
     ) -> Result<(), Plan> {
         if let Some(r) = self.front.admit(plan, t_in, out)? {
-            let table = &self.shared.table;
-            table.issue_gov(r, self.governor.evaluate(&plan, t_in));
-            self.p33.issue(table, r, &plan, t_in);
-            self.front.apply.submit(r, plan, t_in, out);
+            if self.cfg.permits == PermitSource::Core {
+                let table = &self.shared.table;
+                table.issue_gov(r, self.governor.evaluate(&plan, t_in));
+                self.p33.issue(table, r, &plan, t_in);
+            }
+            self.front.submit(r, plan, t_in, out);
         }
-        self.front.ingest.tidy();
         Ok(())
     }
 
-    /// Handles any input on the calling thread. `Err` hands a plan back when the table is full.
-    pub fn handle(&mut self, input: Input, out: &mut impl FnMut(PlanResult)) -> Result<(), Plan> {
+    /// Handles any input on the calling thread; `ring` names where it came from (reported with
+    /// a refusal). `Err` hands a plan back when the table is full.
+    pub fn handle(
+        &mut self,
+        input: Input,
+        ring: u8,
+        out: &mut impl FnMut(Event),
+    ) -> Result<(), Plan> {
         match input {
             Input::Plan(p) => self.process_plan(p, out),
-            Input::Command(c) => {
-                self.front.command(c);
-                Ok(())
-            }
-            Input::Permit(p) => {
-                self.front.external_permit(p);
+            other => {
+                self.front.handle(other, ring, out);
                 Ok(())
             }
         }
     }
 
     /// Re-checks plans waiting for permits.
-    pub fn poll(&mut self, out: &mut impl FnMut(PlanResult)) -> usize {
-        self.front.apply.poll(out)
+    pub fn poll(&mut self, out: &mut impl FnMut(Event)) -> usize {
+        self.front.poll(out)
     }
 
     /// Splits into the stages for separate threads.
-    pub fn into_parts(self) -> (Front, Governor, P33, Shared) {
-        (self.front, self.governor, self.p33, self.shared)
+    pub fn into_parts(self) -> (Front, Governor, P33, Shared, PermitSource) {
+        (
+            self.front,
+            self.governor,
+            self.p33,
+            self.shared,
+            self.cfg.permits,
+        )
     }
 }

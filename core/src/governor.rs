@@ -1,111 +1,49 @@
-//! The Governor: one permit per EXECUTE plan.
+//! The Governor: one permit per EXECUTE plan, and the execution throttles.
 //!
-//! **Testnet** mode approves every plan (the legacy behaviour) with the permit TTL (15 s).
-//! **Production** mode applies, in this order, and denies with the first failing reason:
+//! **Testnet** mode approves every plan (the legacy behaviour) with the permit TTL (15 s) and
+//! throttles nothing. **Production** mode applies, in this order, and denies with the first
+//! failing reason:
 //!
-//! | policy | reason code | applies to |
-//! |---|---|---|
-//! | global kill switch | `kill_switch` | every plan |
-//! | per-symbol kill switch | `symbol_kill_switch` | every plan |
-//! | trading state HALTED | `trading_halted` | every plan |
-//! | trading state REDUCING | `trading_reducing` | opening plans only |
-//! | minimum kill score | `kill_score_below_min` | every plan |
-//! | cooldown after an execution | `cooldown` | every plan |
-//! | per-symbol execution rate limit | `rate_limited` | every plan |
-//! | max notional per order | `max_notional_order` | opening plans only |
-//! | max notional per day | `max_notional_day` | opening plans only |
+//! | policy | reason code | applies to | checked |
+//! |---|---|---|---|
+//! | global kill switch | `kill_switch` | every plan | issue |
+//! | per-symbol kill switch | `symbol_kill_switch` | every plan | issue |
+//! | trading state HALTED | `trading_halted` | every plan | issue |
+//! | trading state REDUCING | `trading_reducing` | opening plans only | issue |
+//! | minimum kill score | `kill_score_below_min` | every plan | issue |
+//! | cooldown after an execution | `cooldown` | every plan | issue (advisory) and consume |
+//! | per-symbol execution rate limit | `rate_limited` | every plan | issue (advisory) and consume |
+//! | max notional per order | `max_notional_order` | opening plans only | consume |
+//! | max notional per day | `max_notional_day` | opening plans only | consume |
+//!
+//! **Issue** is [`Governor::evaluate`], on whatever thread the governor runs. **Consume** is
+//! [`Throttle::admit`], run by apply between reading both allowing permits and the one CAS that
+//! consumes them: it sees the quantity that will really be sent (P3.3's safe quantity, priced at
+//! the mark), and it is the one place where executions are recorded, on the one thread that
+//! consumes, so no two plans can both pass one cooldown or one rate-limit slot, whatever the
+//! thread layout. A plan refused there ends `gov_denied:<reason>` although its permit allowed.
+//! The issue-time cooldown and rate checks only let a permit show a deny that is already
+//! certain.
 //!
 //! The exposure checks (REDUCING, notional caps) exist to stop risk being added, so a
-//! reduce-only exit never meets them: an exit is only stopped by an operator's explicit switch
-//! (kill, HALTED) or by the execution throttles (kill score, cooldown, rate).
+//! reduce-only exit never meets them.
 //!
 //! Switches and execution history live in [`GovernorState`] (atomics, shared): operators flip
-//! switches from the command path, the apply stage records executions, and the governor reads
-//! both, on whatever thread it runs.
+//! switches through the front's command path, the throttle records executions, and the governor
+//! reads both. Each has one writer: the front.
+
+use std::sync::Arc;
 
 use crossbeam_utils::CachePadded;
 
-use crate::clock::ms_to_ns;
+use crate::book::Book;
+use crate::clock::{ms_to_ns, Clock};
 use crate::fixed::{Price, Qty, Score};
-use crate::ledger::Ledger;
 use crate::permit::GovPermit;
 use crate::sync::{AtomicI64, AtomicU64, AtomicU8, Ordering};
 use crate::types::{Plan, SymbolId};
 
-/// Why the governor denied. Codes are stable: they travel in permits and over the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum GovReason {
-    /// Global kill switch on.
-    KillSwitch = 1,
-    /// The symbol's kill switch on.
-    SymbolKillSwitch = 2,
-    /// Trading state HALTED.
-    TradingHalted = 3,
-    /// Trading state REDUCING and the plan opens exposure.
-    TradingReducing = 4,
-    /// Too many executions on the symbol within the window.
-    RateLimited = 5,
-    /// The symbol executed too recently.
-    Cooldown = 6,
-    /// The order's notional is over the cap.
-    MaxNotionalOrder = 7,
-    /// The day's notional would go over the cap.
-    MaxNotionalDay = 8,
-    /// Kill score under the minimum.
-    KillScoreBelowMin = 9,
-    /// Symbol not configured.
-    UnknownSymbol = 10,
-    /// An opening plan's notional cannot be computed: no mark price yet.
-    NoMarkPrice = 11,
-    /// A legacy governor denied without a reason we know.
-    Denied = 12,
-}
-
-impl GovReason {
-    /// Every reason.
-    pub const ALL: &'static [GovReason] = &[
-        GovReason::KillSwitch,
-        GovReason::SymbolKillSwitch,
-        GovReason::TradingHalted,
-        GovReason::TradingReducing,
-        GovReason::RateLimited,
-        GovReason::Cooldown,
-        GovReason::MaxNotionalOrder,
-        GovReason::MaxNotionalDay,
-        GovReason::KillScoreBelowMin,
-        GovReason::UnknownSymbol,
-        GovReason::NoMarkPrice,
-        GovReason::Denied,
-    ];
-
-    /// The code as text, as operators grep for it.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            GovReason::KillSwitch => "kill_switch",
-            GovReason::SymbolKillSwitch => "symbol_kill_switch",
-            GovReason::TradingHalted => "trading_halted",
-            GovReason::TradingReducing => "trading_reducing",
-            GovReason::RateLimited => "rate_limited",
-            GovReason::Cooldown => "cooldown",
-            GovReason::MaxNotionalOrder => "max_notional_order",
-            GovReason::MaxNotionalDay => "max_notional_day",
-            GovReason::KillScoreBelowMin => "kill_score_below_min",
-            GovReason::UnknownSymbol => "unknown_symbol",
-            GovReason::NoMarkPrice => "no_mark_price",
-            GovReason::Denied => "denied",
-        }
-    }
-
-    /// From a permit's code; unknown codes read as [`GovReason::Denied`].
-    pub fn from_code(c: u16) -> GovReason {
-        GovReason::ALL
-            .iter()
-            .copied()
-            .find(|r| *r as u16 == c)
-            .unwrap_or(GovReason::Denied)
-    }
-}
+pub use quantum_ipc::codes::{GovReason, TradingState};
 
 /// Governor mode.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -114,28 +52,6 @@ pub enum GovMode {
     Testnet,
     /// Apply the policies.
     Production,
-}
-
-/// Trading state set by operators.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[repr(u8)]
-pub enum TradingState {
-    /// Everything allowed.
-    Active = 0,
-    /// Only exits.
-    Reducing = 1,
-    /// Nothing.
-    Halted = 2,
-}
-
-impl TradingState {
-    fn from_u8(v: u8) -> TradingState {
-        match v {
-            0 => TradingState::Active,
-            1 => TradingState::Reducing,
-            _ => TradingState::Halted,
-        }
-    }
 }
 
 /// Rate-limit history kept per symbol; a limit above this is refused at configuration.
@@ -160,8 +76,6 @@ pub struct GovernorConfig {
     pub max_notional_day: Option<Price>,
     /// Minimum kill score.
     pub min_kill_score: Option<Score>,
-    /// Wall-clock ms at engine-clock zero, to know which UTC day an engine time falls in.
-    pub wall_origin_ms: u64,
 }
 
 impl Default for GovernorConfig {
@@ -175,7 +89,6 @@ impl Default for GovernorConfig {
             max_notional_order: None,
             max_notional_day: None,
             min_kill_score: None,
-            wall_origin_ms: 0,
         }
     }
 }
@@ -183,7 +96,7 @@ impl Default for GovernorConfig {
 #[derive(Debug)]
 struct SymbolGov {
     kill: AtomicU8,
-    /// Executions recorded so far. Single writer: the apply stage.
+    /// Executions recorded so far.
     exec_count: AtomicU64,
     /// Engine time of execution `n` at `n % MAX_RATE_LIMIT`.
     exec_times: [AtomicU64; MAX_RATE_LIMIT as usize],
@@ -195,7 +108,8 @@ struct SymbolGov {
     day_notional: AtomicI64,
 }
 
-/// Switches and execution history, shared between operators, the governor and apply.
+/// Switches and execution history, shared between the front (the one writer), the governor
+/// and monitors.
 #[derive(Debug)]
 pub struct GovernorState {
     kill: AtomicU8,
@@ -220,7 +134,7 @@ impl GovernorState {
             .collect();
         GovernorState {
             kill: AtomicU8::new(0),
-            trading: AtomicU8::new(TradingState::Active as u8),
+            trading: AtomicU8::new(TradingState::Active.code()),
             symbols,
         }
     }
@@ -232,6 +146,11 @@ impl GovernorState {
         self.kill.store(u8::from(on), Ordering::Relaxed);
     }
 
+    /// The global kill switch.
+    pub fn kill_switch(&self) -> bool {
+        self.kill.load(Ordering::Relaxed) != 0
+    }
+
     /// A symbol's kill switch; false for an unknown symbol.
     pub fn set_symbol_kill_switch(&self, s: SymbolId, on: bool) -> bool {
         self.symbols
@@ -240,18 +159,27 @@ impl GovernorState {
             .is_some()
     }
 
+    /// A symbol's kill switch.
+    pub fn symbol_kill_switch(&self, s: SymbolId) -> bool {
+        self.symbols
+            .get(s.index())
+            .is_some_and(|g| g.kill.load(Ordering::Relaxed) != 0)
+    }
+
     /// Trading state.
     pub fn set_trading_state(&self, t: TradingState) {
-        self.trading.store(t as u8, Ordering::Relaxed);
+        self.trading.store(t.code(), Ordering::Relaxed);
     }
 
     /// Current trading state.
     pub fn trading_state(&self) -> TradingState {
-        TradingState::from_u8(self.trading.load(Ordering::Relaxed))
+        TradingState::from_code(self.trading.load(Ordering::Relaxed))
+            .unwrap_or(TradingState::Halted)
     }
 
     /// Records an execution on `s` at engine time `now_ns` with its notional (quote units,
-    /// counted towards the day's cap when `opening`). Single writer: the apply stage.
+    /// counted towards the day's cap when `opening`). One writer: the front (via [`Throttle`]
+    /// and recovery).
     pub fn record_execution(
         &self,
         s: SymbolId,
@@ -275,11 +203,15 @@ impl GovernorState {
                 g.day.store(day, Ordering::Relaxed);
                 g.day_notional.store(0, Ordering::Relaxed);
             }
-            g.day_notional.fetch_add(notional, Ordering::Relaxed);
+            let sum = g
+                .day_notional
+                .load(Ordering::Relaxed)
+                .saturating_add(notional);
+            g.day_notional.store(sum, Ordering::Relaxed);
         }
     }
 
-    fn rate_limited(&self, g: &SymbolGov, limit: u32, window_ns: u64, now_ns: u64) -> bool {
+    fn rate_limited(g: &SymbolGov, limit: u32, window_ns: u64, now_ns: u64) -> bool {
         if limit == 0 {
             return false;
         }
@@ -292,41 +224,36 @@ impl GovernorState {
         let t = g.exec_times[idx].load(Ordering::Relaxed);
         now_ns.saturating_sub(t) < window_ns
     }
+
+    fn in_cooldown(g: &SymbolGov, cooldown_ms: u64, now_ns: u64) -> bool {
+        let last = g.last_exec.load(Ordering::Relaxed);
+        cooldown_ms > 0 && last != 0 && now_ns.saturating_sub(last) < ms_to_ns(cooldown_ms)
+    }
 }
 
-/// The governor stage. Cloning shares the state (apply keeps a clone to record executions).
+/// The UTC day number of engine time `now_ns`.
+fn day_of(clock: &Clock, now_ns: u64) -> u64 {
+    clock.wall_ms(now_ns) / 86_400_000
+}
+
+/// The governor stage: issues permits. Cloning shares the state.
 #[derive(Clone, Debug)]
 pub struct Governor {
     cfg: GovernorConfig,
     ttl_ns: u64,
-    state: std::sync::Arc<GovernorState>,
-    ledger: std::sync::Arc<Ledger>,
+    state: Arc<GovernorState>,
 }
 
 impl Governor {
-    /// A governor over shared state and book.
-    pub fn new(
-        cfg: GovernorConfig,
-        state: std::sync::Arc<GovernorState>,
-        ledger: std::sync::Arc<Ledger>,
-    ) -> Self {
+    /// A governor over shared state.
+    pub fn new(cfg: GovernorConfig, state: Arc<GovernorState>) -> Self {
         let ttl_ns = ms_to_ns(cfg.permit_ttl_ms);
-        Governor {
-            cfg,
-            ttl_ns,
-            state,
-            ledger,
-        }
+        Governor { cfg, ttl_ns, state }
     }
 
     /// The configuration.
     pub fn config(&self) -> &GovernorConfig {
         &self.cfg
-    }
-
-    /// The UTC day number of engine time `now_ns`.
-    pub fn day_of(&self, now_ns: u64) -> u64 {
-        (self.cfg.wall_origin_ms + now_ns / 1_000_000) / 86_400_000
     }
 
     /// Decides on `plan` at engine time `now_ns`.
@@ -337,7 +264,8 @@ impl Governor {
         };
         GovPermit {
             allow: verdict.is_ok(),
-            reason: verdict.err().map_or(0, |r| r as u16),
+            reason: verdict.err(),
+            issued_ns: now_ns,
             deadline_ns: now_ns.saturating_add(self.ttl_ns),
         }
     }
@@ -366,56 +294,86 @@ impl Governor {
                 return Err(GovReason::KillScoreBelowMin);
             }
         }
-        if c.cooldown_ms > 0 {
-            let last = g.last_exec.load(Ordering::Relaxed);
-            if last != 0 && now_ns.saturating_sub(last) < ms_to_ns(c.cooldown_ms) {
-                return Err(GovReason::Cooldown);
-            }
+        // Advisory here (the history may move before consume); authoritative in `Throttle`.
+        if GovernorState::in_cooldown(g, c.cooldown_ms, now_ns) {
+            return Err(GovReason::Cooldown);
         }
-        if s.rate_limited(g, c.rate_limit, ms_to_ns(c.rate_window_ms), now_ns) {
+        if GovernorState::rate_limited(g, c.rate_limit, ms_to_ns(c.rate_window_ms), now_ns) {
             return Err(GovReason::RateLimited);
-        }
-        if opening && (c.max_notional_order.is_some() || c.max_notional_day.is_some()) {
-            let mark = self.ledger.mark(plan.symbol);
-            if mark.is_zero() {
-                return Err(GovReason::NoMarkPrice);
-            }
-            let notional = plan.qty.notional(mark);
-            if let Some(cap) = c.max_notional_order {
-                if notional > i128::from(cap.units()) {
-                    return Err(GovReason::MaxNotionalOrder);
-                }
-            }
-            if let Some(cap) = c.max_notional_day {
-                let today = self.day_of(now_ns);
-                let used = if g.day.load(Ordering::Relaxed) == today {
-                    g.day_notional.load(Ordering::Relaxed)
-                } else {
-                    0
-                };
-                if i128::from(used) + notional > i128::from(cap.units()) {
-                    return Err(GovReason::MaxNotionalDay);
-                }
-            }
         }
         Ok(())
     }
+}
 
-    /// Records an executed order (called by the apply stage).
-    pub fn record(&self, plan: &Plan, qty: Qty, now_ns: u64) {
-        // Only opening orders count towards the day's notional; exits skip the mark lookup.
-        let notional = if plan.reduce_only {
-            0
-        } else {
-            let mark = self.ledger.mark(plan.symbol);
-            i64::try_from(qty.notional(mark)).unwrap_or(i64::MAX)
+/// The consume-time half of the governor: checks the execution throttles against the quantity
+/// really sent and records the execution, on the front's thread only.
+#[derive(Debug)]
+pub struct Throttle {
+    cfg: GovernorConfig,
+    state: Arc<GovernorState>,
+    book: Arc<Book>,
+    clock: Clock,
+}
+
+impl Throttle {
+    /// A throttle recording into `state`, pricing notionals at `book`'s marks.
+    pub fn new(
+        cfg: GovernorConfig,
+        state: Arc<GovernorState>,
+        book: Arc<Book>,
+        clock: Clock,
+    ) -> Self {
+        Throttle {
+            cfg,
+            state,
+            book,
+            clock,
+        }
+    }
+
+    /// Whether `plan` may execute an order of `qty` at engine time `now_ns`; when it may, the
+    /// execution is recorded (so the next plan's check sees it).
+    pub fn admit(&self, plan: &Plan, qty: Qty, now_ns: u64) -> Result<(), GovReason> {
+        let c = &self.cfg;
+        let Some(g) = self.state.symbols.get(plan.symbol.index()) else {
+            return Err(GovReason::UnknownSymbol);
         };
-        self.state.record_execution(
-            plan.symbol,
-            now_ns,
-            notional,
-            !plan.reduce_only,
-            self.day_of(now_ns),
-        );
+        let opening = !plan.reduce_only;
+        let mut notional = 0i64;
+        let day = day_of(&self.clock, now_ns);
+        if c.mode == GovMode::Production {
+            if GovernorState::in_cooldown(g, c.cooldown_ms, now_ns) {
+                return Err(GovReason::Cooldown);
+            }
+            if GovernorState::rate_limited(g, c.rate_limit, ms_to_ns(c.rate_window_ms), now_ns) {
+                return Err(GovReason::RateLimited);
+            }
+            if opening && (c.max_notional_order.is_some() || c.max_notional_day.is_some()) {
+                let mark = self.book.mark(plan.symbol);
+                if mark.is_zero() {
+                    return Err(GovReason::NoMarkPrice);
+                }
+                let n = qty.notional(mark);
+                if let Some(cap) = c.max_notional_order {
+                    if n > i128::from(cap.units()) {
+                        return Err(GovReason::MaxNotionalOrder);
+                    }
+                }
+                if let Some(cap) = c.max_notional_day {
+                    let used = if g.day.load(Ordering::Relaxed) == day {
+                        g.day_notional.load(Ordering::Relaxed)
+                    } else {
+                        0
+                    };
+                    if i128::from(used) + n > i128::from(cap.units()) {
+                        return Err(GovReason::MaxNotionalDay);
+                    }
+                }
+                notional = i64::try_from(n).unwrap_or(i64::MAX);
+            }
+        }
+        self.state
+            .record_execution(plan.symbol, now_ns, notional, opening, day);
+        Ok(())
     }
 }

@@ -134,87 +134,19 @@ impl<V: Copy + Default> IdMap<V> {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
-}
 
-/// A bounded map of recently seen ids to a value: the oldest ids are forgotten first.
-///
-/// It remembers at least `capacity` ids. Forgetting is deferred: [`RecentMap::insert`] only
-/// evicts when the map is at twice the capacity, and [`RecentMap::trim`] evicts down to the
-/// capacity when the owner has a moment (after a result has left), so the eviction's cache
-/// miss stays off the plan's path.
-#[derive(Debug, Clone)]
-pub struct RecentMap<V: Copy + Default> {
-    map: IdMap<V>,
-    /// Ids in insertion order, as a ring of `2 * capacity`; `head` is the oldest.
-    order: Box<[u64]>,
-    head: usize,
-    capacity: usize,
-}
-
-impl<V: Copy + Default> RecentMap<V> {
-    /// A map remembering the last `capacity` ids (at least 1).
-    pub fn new(capacity: usize) -> Self {
-        let capacity = capacity.max(1);
-        RecentMap {
-            map: IdMap::with_max_len(2 * capacity),
-            order: vec![0; 2 * capacity].into_boxed_slice(),
-            head: 0,
-            capacity,
-        }
+    /// Most entries the map takes.
+    pub fn max_len(&self) -> usize {
+        self.max_len
     }
 
-    /// The value of `id`, if remembered.
-    #[inline]
-    pub fn get(&self, id: u64) -> Option<V> {
-        self.map.get(id)
-    }
-
-    /// True when `id` is remembered.
-    #[inline]
-    pub fn contains(&self, id: u64) -> bool {
-        self.map.contains(id)
-    }
-
-    /// Remembers a new `id`, forgetting the oldest id when full. Returns false (and changes
-    /// nothing) if `id` is already remembered.
-    pub fn insert(&mut self, id: u64, val: V) -> bool {
-        if self.map.contains(id) {
-            return false;
-        }
-        if self.map.len() == self.order.len() {
-            self.evict_oldest();
-        }
-        let tail = (self.head + self.map.len()) % self.order.len();
-        self.order[tail] = id;
-        // Cannot fail: there is room after the eviction above.
-        let _ = self.map.insert(id, val);
-        true
-    }
-
-    fn evict_oldest(&mut self) {
-        let oldest = self.order[self.head];
-        self.map.remove(oldest);
-        self.head = (self.head + 1) % self.order.len();
-    }
-
-    /// Forgets up to `max` of the oldest ids while more than `capacity` are remembered.
-    pub fn trim(&mut self, max: usize) {
-        for _ in 0..max {
-            if self.map.len() <= self.capacity {
-                return;
-            }
-            self.evict_oldest();
-        }
-    }
-
-    /// Number of ids remembered.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when empty.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+    /// Every entry, in no particular order (off the hot path: snapshots, re-offers).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
+        self.buckets
+            .iter()
+            .filter(|(k, _)| *k != EMPTY)
+            .copied()
+            .chain(self.empty_key.map(|v| (EMPTY, v)))
     }
 }
 
@@ -222,7 +154,7 @@ impl<V: Copy + Default> RecentMap<V> {
 mod tests {
     use super::*;
     use proptest::prelude::*;
-    use std::collections::{HashMap, HashSet, VecDeque};
+    use std::collections::HashMap;
 
     proptest! {
         #[test]
@@ -250,29 +182,11 @@ mod tests {
             for (k, v) in &r {
                 prop_assert_eq!(m.get(*k), Some(*v));
             }
-        }
-
-        #[test]
-        fn recent_map_forgets_the_oldest(ids in prop::collection::vec(0u64..50, 0..300), cap in 1usize..20) {
-            let mut s = RecentMap::<()>::new(cap);
-            let mut fifo: VecDeque<u64> = VecDeque::new();
-            let mut set: HashSet<u64> = HashSet::new();
-            for id in ids {
-                let fresh = !set.contains(&id);
-                prop_assert_eq!(s.insert(id, ()), fresh);
-                if fresh {
-                    fifo.push_back(id);
-                    set.insert(id);
-                }
-                s.trim(usize::MAX);
-                while fifo.len() > cap {
-                    let old = fifo.pop_front().unwrap();
-                    set.remove(&old);
-                }
-                for x in 0..50 {
-                    prop_assert_eq!(s.contains(x), set.contains(&x));
-                }
-            }
+            let mut all: Vec<(u64, u32)> = m.iter().collect();
+            all.sort_unstable();
+            let mut want: Vec<(u64, u32)> = r.into_iter().collect();
+            want.sort_unstable();
+            prop_assert_eq!(all, want);
         }
     }
 }

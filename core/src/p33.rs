@@ -9,80 +9,29 @@
 //! 4. `no_position`: the exchange is flat, or our in-flight orders already cover the position.
 //! 5. `safe_qty_below_min`: the sized order is below the MARKET/LOT minimum.
 //!
-//! Sizing: `available = min(|exchange|, |ledger|) - in_flight`,
-//! `safe_qty = floor_to_step(fraction(action) * available)` on the coarser of LOT_SIZE and
-//! MARKET_LOT_SIZE, capped at their smaller maxQty; side opposite to the exchange position.
-//! With nothing in flight this is the legacy formula; the in-flight term stops two plans that
-//! arrive before the first fill from closing the same quantity twice.
+//! The symbol is also denied `reconciling` (after `unknown_symbol`) while the core reconciles
+//! it after a start.
 //!
-//! **Reservations.** [`P33::issue`] reserves an allowed quantity in the book *before* publishing
-//! the permit, so the next evaluation (on the same P3.3 thread, in order) already sees it. The
-//! reservation is released by the fill of the order, by the exchange's reject or expiry of it,
-//! or by apply when the plan ends blocked; and at once if the permit lost the first-write race.
+//! Sizing: `available = min(|exchange|, |ledger|) - committed`, where `committed` is what our
+//! orders still hold in flight plus what P3.3 allowed for plans not yet consumed or closed;
+//! `safe_qty = floor_to_step(fraction(action) * available)` on the coarser of LOT_SIZE and
+//! MARKET_LOT_SIZE, capped at their smaller maxQty; side opposite to the exchange position. So
+//! a PARTIAL_75 closes 75 % of what will be left once the orders already under way are done.
+//! With nothing committed this is the legacy formula.
+//!
+//! **Reservations.** An allowance is counted in P3.3's own [`Reservations`] once it is issued
+//! into the table, before the next evaluation (P3.3 evaluates in order on one thread), so the
+//! next plan already sees it; the front takes it over at consume (it becomes the order's
+//! in-flight quantity) or drops it when the plan is closed ([`crate::book`]). A permit that
+//! lost the first-write race, or found the plan already closed, is not counted at all.
 
-use std::sync::Arc;
-
+use crate::book::{BookView, Reservations};
 use crate::clock::ms_to_ns;
 use crate::fixed::Qty;
-use crate::ledger::{BookView, Ledger};
 use crate::permit::{Issue, P33Context, P33Permit, PermitTable, SlotRef};
-use crate::types::{Plan, Side, SymbolId};
+use crate::types::{Plan, Side};
 
-/// Why P3.3 denied. Codes are stable: they travel in permits and over the wire.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u16)]
-pub enum P33Reason {
-    /// `|exchange - ledger| > tolerance`.
-    ReconcileRequiredQtyMismatch = 1,
-    /// No exchange snapshot, or too old.
-    ExchangeStateStale = 2,
-    /// Nothing to reduce.
-    NoPosition = 3,
-    /// The sized quantity is below the minimum.
-    SafeQtyBelowMin = 4,
-    /// Symbol not configured.
-    UnknownSymbol = 5,
-    /// A legacy P3.3 denied with a reason we do not know.
-    Denied = 6,
-}
-
-impl P33Reason {
-    /// Every reason.
-    pub const ALL: &'static [P33Reason] = &[
-        P33Reason::ReconcileRequiredQtyMismatch,
-        P33Reason::ExchangeStateStale,
-        P33Reason::NoPosition,
-        P33Reason::SafeQtyBelowMin,
-        P33Reason::UnknownSymbol,
-        P33Reason::Denied,
-    ];
-
-    /// The legacy spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            P33Reason::ReconcileRequiredQtyMismatch => "reconcile_required_qty_mismatch",
-            P33Reason::ExchangeStateStale => "exchange_state_stale",
-            P33Reason::NoPosition => "no_position",
-            P33Reason::SafeQtyBelowMin => "safe_qty_below_min",
-            P33Reason::UnknownSymbol => "unknown_symbol",
-            P33Reason::Denied => "denied",
-        }
-    }
-
-    /// From a permit's code; unknown codes read as [`P33Reason::Denied`].
-    pub fn from_code(c: u16) -> P33Reason {
-        P33Reason::ALL
-            .iter()
-            .copied()
-            .find(|r| *r as u16 == c)
-            .unwrap_or(P33Reason::Denied)
-    }
-
-    /// From the legacy spelling.
-    pub fn parse(s: &str) -> Option<P33Reason> {
-        P33Reason::ALL.iter().copied().find(|r| r.as_str() == s)
-    }
-}
+pub use quantum_ipc::codes::P33Reason;
 
 /// P3.3 configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,6 +70,14 @@ pub fn decide(
     let Some(b) = book else {
         return (Err(P33Reason::UnknownSymbol), P33Context::default());
     };
+    if b.reconciling {
+        let ctx = P33Context {
+            exchange: b.exchange.map_or(Qty::ZERO, |(q, _)| q),
+            ledger: b.ledger,
+            tolerance: b.tolerance,
+        };
+        return (Err(P33Reason::Reconciling), ctx);
+    }
     let Some((exchange, at)) = b.exchange else {
         let ctx = P33Context {
             exchange: Qty::ZERO,
@@ -140,11 +97,11 @@ pub fn decide(
     if ctx.diff() > b.tolerance {
         return (Err(P33Reason::ReconcileRequiredQtyMismatch), ctx);
     }
-    let Some(side) = Side::closing(exchange) else {
+    let Some(side) = Side::closing(exchange.units()) else {
         return (Err(P33Reason::NoPosition), ctx);
     };
     let held = exchange.abs().min(b.ledger.abs());
-    let available = Qty::from_units((held.units() - b.in_flight.units()).max(0));
+    let available = Qty::from_units(held.units().saturating_sub(b.committed().units()).max(0));
     if available.is_zero() {
         return (Err(P33Reason::NoPosition), ctx);
     }
@@ -165,33 +122,38 @@ pub fn decide(
     (Ok(Sized { qty, side }), ctx)
 }
 
-/// The P3.3 stage.
-#[derive(Clone, Debug)]
+/// The P3.3 stage. It owns P3.3's [`Reservations`], so exactly one exists per engine.
+#[derive(Debug)]
 pub struct P33 {
-    ledger: Arc<Ledger>,
+    reservations: Reservations,
     ttl_ns: u64,
     max_age_ns: u64,
 }
 
 impl P33 {
-    /// A P3.3 stage reading `ledger`.
-    pub fn new(cfg: P33Config, ledger: Arc<Ledger>) -> Self {
+    /// A P3.3 stage reading the book of `reservations`.
+    pub fn new(cfg: P33Config, reservations: Reservations) -> Self {
         P33 {
-            ledger,
+            reservations,
             ttl_ns: ms_to_ns(cfg.permit_ttl_ms),
             max_age_ns: ms_to_ns(cfg.exchange_max_age_ms),
         }
     }
 
-    /// Decides on `plan`, reserves an allowed quantity and issues the permit into `slot`.
-    pub fn issue(&self, table: &PermitTable, slot: SlotRef, plan: &Plan, now_ns: u64) -> Issue {
+    /// Decides on `plan`, issues the permit into `slot`, and counts an allowance that was
+    /// issued.
+    pub fn issue(&mut self, table: &PermitTable, slot: SlotRef, plan: &Plan, now_ns: u64) -> Issue {
         let permit = self.evaluate(plan, now_ns);
-        issue_reserving(table, &self.ledger, slot, plan.symbol, permit)
+        let done = table.issue_p33(slot, permit);
+        if done == Issue::Issued && permit.allow {
+            self.reservations.reserve(plan.symbol, permit.safe_qty);
+        }
+        done
     }
 
     /// Decides on `plan` at engine time `now_ns`.
     pub fn evaluate(&self, plan: &Plan, now_ns: u64) -> P33Permit {
-        let book = self.ledger.view(plan.symbol);
+        let book = self.reservations.view(plan.symbol);
         let (verdict, context) = decide(
             book.as_ref(),
             plan.action.percent(),
@@ -202,7 +164,8 @@ impl P33 {
         match verdict {
             Ok(s) => P33Permit {
                 allow: true,
-                reason: 0,
+                reason: None,
+                issued_ns: now_ns,
                 deadline_ns,
                 safe_qty: s.qty,
                 side: Some(s.side),
@@ -210,7 +173,8 @@ impl P33 {
             },
             Err(r) => P33Permit {
                 allow: false,
-                reason: r as u16,
+                reason: Some(r),
+                issued_ns: now_ns,
                 deadline_ns,
                 safe_qty: Qty::ZERO,
                 side: None,
@@ -218,24 +182,4 @@ impl P33 {
             },
         }
     }
-}
-
-/// Issues a P3.3 permit, holding its quantity in flight while it is allowed: reserved before the
-/// permit is published, released again if another issuer was first.
-pub fn issue_reserving(
-    table: &PermitTable,
-    ledger: &Ledger,
-    slot: SlotRef,
-    symbol: SymbolId,
-    permit: P33Permit,
-) -> Issue {
-    let reserve = permit.allow && !permit.safe_qty.is_zero();
-    if reserve {
-        ledger.reserve_in_flight(symbol, permit.safe_qty);
-    }
-    let done = table.issue_p33(slot, permit);
-    if reserve && done != Issue::Issued {
-        ledger.release_in_flight(symbol, permit.safe_qty);
-    }
-    done
 }

@@ -2,11 +2,13 @@
 
 use std::fmt;
 
+use quantum_ipc::codes::ResultError;
+
 use crate::fixed::Qty;
 use crate::governor::GovReason;
 use crate::p33::P33Reason;
 use crate::permit::P33Context;
-use crate::types::{Decision, OrderIntent, PlanId, SymbolId, Symbols};
+use crate::types::{Decision, PlanId, SymbolId, Symbols};
 
 /// Why an EXECUTE plan did not become an order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -15,22 +17,58 @@ pub enum Block {
     MissingGov,
     /// P3.3's permit did not arrive within the wait.
     MissingP33,
-    /// The governor denied.
+    /// The governor denied (at issue, or at consume for the execution throttles).
     GovDenied(GovReason),
     /// P3.3 denied.
     P33Denied(P33Reason, P33Context),
-    /// A permit's TTL passed before it could be consumed.
+    /// A permit's TTL, or the apply deadline, passed before the permits could be consumed.
     Expired,
+    /// Dedupe is full of ids younger than its horizon.
+    DedupeFull,
+    /// Too many orders in flight to track another.
+    OrdersFull,
+    /// The core stopped while the plan waited; ended by the restarted core.
+    Interrupted,
+}
+
+impl Block {
+    /// The legacy `error` code and its detail (the deny reason's code).
+    pub fn codes(&self) -> (ResultError, u16) {
+        match self {
+            Block::MissingGov => (ResultError::MissingGov, 0),
+            Block::MissingP33 => (ResultError::MissingP33, 0),
+            Block::GovDenied(r) => (ResultError::GovDenied, r.code()),
+            Block::P33Denied(r, _) => (ResultError::P33Denied, r.code()),
+            Block::Expired => (ResultError::Expired, 0),
+            Block::DedupeFull => (ResultError::DedupeFull, 0),
+            Block::OrdersFull => (ResultError::OrdersFull, 0),
+            Block::Interrupted => (ResultError::Interrupted, 0),
+        }
+    }
+
+    /// The block these codes name (`None` for `Duplicate`, which is not a block, and for
+    /// unknown reason codes). A `p33_denied` gets `context`.
+    pub fn from_codes(error: ResultError, detail: u16, context: P33Context) -> Option<Block> {
+        Some(match error {
+            ResultError::MissingGov => Block::MissingGov,
+            ResultError::MissingP33 => Block::MissingP33,
+            ResultError::GovDenied => Block::GovDenied(GovReason::from_code(detail)?),
+            ResultError::P33Denied => Block::P33Denied(P33Reason::from_code(detail)?, context),
+            ResultError::Expired => Block::Expired,
+            ResultError::DedupeFull => Block::DedupeFull,
+            ResultError::OrdersFull => Block::OrdersFull,
+            ResultError::Interrupted => Block::Interrupted,
+            ResultError::Duplicate => return None,
+        })
+    }
 }
 
 impl fmt::Display for Block {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Block::MissingGov => f.write_str("missing_gov"),
-            Block::MissingP33 => f.write_str("missing_p33"),
-            Block::GovDenied(r) => write!(f, "gov_denied:{}", r.as_str()),
-            Block::P33Denied(r, _) => write!(f, "p33_denied:{}", r.as_str()),
-            Block::Expired => f.write_str("expired"),
+            Block::GovDenied(r) => write!(f, "gov_denied:{r}"),
+            Block::P33Denied(r, _) => write!(f, "p33_denied:{r}"),
+            other => f.write_str(other.codes().0.as_str()),
         }
     }
 }
@@ -38,8 +76,12 @@ impl fmt::Display for Block {
 /// The end of one plan's way through the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {
-    /// Both permits consumed; this order goes to the exchange.
-    Executed(OrderIntent),
+    /// Both permits consumed; an order of `qty` goes to the exchange (its intent is the event
+    /// just before this result).
+    Executed {
+        /// P3.3's safe quantity.
+        qty: Qty,
+    },
     /// Not executed, and why.
     Blocked(Block),
     /// The plan id was seen before.
@@ -61,33 +103,40 @@ pub struct PlanResult {
     pub outcome: Outcome,
     /// How long apply waited for the permits (ns).
     pub wait_ns: u64,
+    /// When the result was made (wall clock, ms since the Unix epoch).
+    pub at_ms: u64,
 }
 
 impl PlanResult {
     /// True when an order was made.
     pub fn executed(&self) -> bool {
-        matches!(self.outcome, Outcome::Executed(_))
-    }
-
-    /// The order, if any.
-    pub fn order(&self) -> Option<&OrderIntent> {
-        match &self.outcome {
-            Outcome::Executed(o) => Some(o),
-            _ => None,
-        }
+        matches!(self.outcome, Outcome::Executed { .. })
     }
 
     /// P3.3's safe quantity for an executed plan.
     pub fn safe_qty(&self) -> Option<Qty> {
-        self.order().map(|o| o.qty)
+        match self.outcome {
+            Outcome::Executed { qty } => Some(qty),
+            _ => None,
+        }
     }
 
     /// The legacy `error` field: `None` when executed or not an EXECUTE plan.
     pub fn error(&self) -> Option<ResultError> {
         match self.outcome {
-            Outcome::Blocked(b) => Some(ResultError::Blocked(b)),
+            Outcome::Blocked(b) => Some(b.codes().0),
             Outcome::Duplicate => Some(ResultError::Duplicate),
-            Outcome::Executed(_) | Outcome::NonExecute => None,
+            Outcome::Executed { .. } | Outcome::NonExecute => None,
+        }
+    }
+
+    /// The legacy `error` text: `gov_denied:<reason>`, `duplicate`, ...; `None` when there is
+    /// no error.
+    pub fn error_text(&self) -> Option<String> {
+        match self.outcome {
+            Outcome::Blocked(b) => Some(b.to_string()),
+            Outcome::Duplicate => Some("duplicate".to_string()),
+            Outcome::Executed { .. } | Outcome::NonExecute => None,
         }
     }
 
@@ -101,13 +150,13 @@ impl PlanResult {
                 return writeln!(f, "{sym}: Plan {} already executed (duplicate)", self.plan);
             }
             Outcome::NonExecute => {}
-            Outcome::Executed(o) => writeln!(
+            Outcome::Executed { qty } => writeln!(
                 f,
                 "[PERMIT_WAIT] OK plan={} wait_ms={} wait_us={} safe_qty={}",
                 self.plan,
                 wait_us / 1_000,
                 wait_us,
-                o.qty
+                qty
             )?,
             Outcome::Blocked(b) => {
                 write!(f, "[PERMIT_WAIT] BLOCK plan={} reason={b}", self.plan)?;
@@ -125,7 +174,7 @@ impl PlanResult {
             }
         }
         let executed = if self.executed() { "True" } else { "False" };
-        match self.error() {
+        match self.error_text() {
             Some(e) => writeln!(
                 f,
                 "{sym}: Result published (executed={executed}, error={e})"
@@ -134,24 +183,6 @@ impl PlanResult {
                 f,
                 "{sym}: Result published (executed={executed}, error=None)"
             ),
-        }
-    }
-}
-
-/// The `error` of a result that was not executed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResultError {
-    /// Blocked in the permit wait.
-    Blocked(Block),
-    /// Seen before.
-    Duplicate,
-}
-
-impl fmt::Display for ResultError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ResultError::Blocked(b) => b.fmt(f),
-            ResultError::Duplicate => f.write_str("duplicate"),
         }
     }
 }

@@ -4,8 +4,8 @@
 //!
 //! Threads are pinned with `core_affinity` when there are more usable cores than engine threads
 //! (one core is left to the caller's feeder); otherwise they run unpinned and
-//! [`Placement::note`] says so. Inputs and results cross through bounded lock-free queues; a
-//! full result queue back-pressures the engine, nothing is dropped.
+//! [`Placement::note`] says so. Inputs and events cross through bounded lock-free queues; a
+//! full event queue back-pressures the engine, nothing is dropped.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use crossbeam_queue::ArrayQueue;
 
+use crate::config::PermitSource;
 use crate::engine::{Engine, Front, Input, Shared};
+use crate::event::Event;
 use crate::permit::SlotRef;
-use crate::result::PlanResult;
 use crate::types::Plan;
 use crate::wait::{Idle, IdlePolicy, Wake};
 
@@ -51,7 +52,7 @@ pub struct RunnerConfig {
     pub pin: bool,
     /// Input queue capacity.
     pub input_capacity: usize,
-    /// Result queue capacity.
+    /// Event queue capacity.
     pub output_capacity: usize,
     /// Longest park (legacy `APPLY_PERMIT_STEP_MS`).
     pub max_park: Duration,
@@ -140,8 +141,9 @@ fn pin_current(core: Option<usize>) {
 }
 
 struct Channels {
-    input: ArrayQueue<Input>,
-    output: ArrayQueue<PlanResult>,
+    /// Inputs with the index of the ring they came from.
+    input: ArrayQueue<(u8, Input)>,
+    output: ArrayQueue<Event>,
     stop: AtomicBool,
     /// Wakes the thread that reads `input` (the single thread or the front).
     front_wake: Wake,
@@ -166,8 +168,8 @@ impl std::fmt::Debug for Runner {
     }
 }
 
-/// Pushes a result, backing off (never dropping) while the queue is full.
-fn emit(ch: &Channels, idle: &mut Idle, r: PlanResult) {
+/// Pushes an event, backing off (never dropping) while the queue is full.
+fn emit(ch: &Channels, idle: &mut Idle, r: Event) {
     let mut r = r;
     loop {
         match ch.output.push(r) {
@@ -235,22 +237,23 @@ impl Runner {
         &self.shared
     }
 
-    /// Offers an input; hands it back when the queue is full.
-    pub fn try_send(&self, input: Input) -> Result<(), Input> {
-        let r = self.ch.input.push(input);
+    /// Offers an input that came on ring `ring` (named in a refusal); hands it back when the
+    /// queue is full.
+    pub fn try_send(&self, input: Input, ring: u8) -> Result<(), Input> {
+        let r = self.ch.input.push((ring, input)).map_err(|(_, i)| i);
         if r.is_ok() {
             self.ch.front_wake.wake();
         }
         r
     }
 
-    /// Takes one result, if any.
-    pub fn try_recv(&self) -> Option<PlanResult> {
+    /// Takes one event, if any.
+    pub fn try_recv(&self) -> Option<Event> {
         self.ch.output.pop()
     }
 
-    /// Blocks (with bounded backoff) until a result is there or `timeout` passes.
-    pub fn recv_timeout(&self, timeout: Duration) -> Option<PlanResult> {
+    /// Blocks (with bounded backoff) until an event is there or `timeout` passes.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
         self.ch.caller_wake.register();
         let end = std::time::Instant::now() + timeout;
         let mut idle = Idle::new(self.idle);
@@ -295,8 +298,8 @@ impl Runner {
     }
 
     /// Stops after the engine has taken every queued input and resolved every waiting plan,
-    /// handing each remaining result to `out`.
-    pub fn shutdown(mut self, out: &mut impl FnMut(PlanResult)) {
+    /// handing each remaining event to `out`.
+    pub fn shutdown(mut self, out: &mut impl FnMut(Event)) {
         self.ch.stop.store(true, Ordering::Release);
         self.ch.front_wake.wake();
         for t in self.threads.drain(..) {
@@ -330,10 +333,12 @@ fn single_loop(mut engine: Engine, ch: &Channels, policy: IdlePolicy) {
             }
         }
         while held.is_none() {
-            let Some(input) = ch.input.pop() else { break };
+            let Some((ring, input)) = ch.input.pop() else {
+                break;
+            };
             worked = true;
             let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
-            if let Err(p) = engine.handle(input, &mut sink) {
+            if let Err(p) = engine.handle(input, ring, &mut sink) {
                 held = Some(p);
             }
         }
@@ -385,7 +390,9 @@ fn start_pipelined(
 ) -> (Placement, Vec<JoinHandle<()>>) {
     let placement = Placement::plan(&["front", "governor", "p33"], cfg.pin);
     let cores: Vec<Option<usize>> = placement.threads.iter().map(|t| t.1).collect();
-    let (front, governor, p33, shared) = engine.into_parts();
+    let (front, governor, mut p33, shared, permits) = engine.into_parts();
+    // Outside permits: the core's governor and P3.3 issue nothing (their threads idle).
+    let core_permits = permits == PermitSource::Core;
     let cap = shared.table.capacity();
     let gov_q = Arc::new(StageQueue {
         jobs: ArrayQueue::new(cap),
@@ -398,32 +405,34 @@ fn start_pipelined(
     let done = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
 
-    let stage =
-        |name: &str, q: Arc<StageQueue>, core: Option<usize>, f: Box<dyn Fn(&Job) + Send>| {
-            let ch = ch.clone();
-            let done = done.clone();
-            thread::Builder::new()
-                .name(name.into())
-                .spawn(move || {
-                    pin_current(core);
-                    q.wake.register();
-                    let mut idle = Idle::new(policy);
-                    loop {
-                        if let Some(job) = q.jobs.pop() {
-                            f(&job);
-                            // The permit is published: let apply look at it now.
-                            ch.front_wake.wake();
-                            idle.reset();
-                            continue;
-                        }
-                        if done.load(Ordering::Acquire) && q.jobs.is_empty() {
-                            return;
-                        }
-                        idle.idle(&q.wake, None, || !q.jobs.is_empty());
+    let stage = |name: &str,
+                 q: Arc<StageQueue>,
+                 core: Option<usize>,
+                 mut f: Box<dyn FnMut(&Job) + Send>| {
+        let ch = ch.clone();
+        let done = done.clone();
+        thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                pin_current(core);
+                q.wake.register();
+                let mut idle = Idle::new(policy);
+                loop {
+                    if let Some(job) = q.jobs.pop() {
+                        f(&job);
+                        // The permit is published: let apply look at it now.
+                        ch.front_wake.wake();
+                        idle.reset();
+                        continue;
                     }
-                })
-                .expect("spawn stage thread")
-        };
+                    if done.load(Ordering::Acquire) && q.jobs.is_empty() {
+                        return;
+                    }
+                    idle.idle(&q.wake, None, || !q.jobs.is_empty());
+                }
+            })
+            .expect("spawn stage thread")
+    };
     let table = shared.table.clone();
     let clock = front.clock().clone();
     threads.push(stage(
@@ -451,7 +460,7 @@ fn start_pipelined(
             .name("quantum-front".into())
             .spawn(move || {
                 pin_current(front_core);
-                front_loop(front, &ch2, &gov_q, &p33_q, policy);
+                front_loop(front, &ch2, &gov_q, &p33_q, policy, core_permits);
                 done.store(true, Ordering::Release);
                 gov_q.wake.wake();
                 p33_q.wake.wake();
@@ -482,6 +491,7 @@ fn front_loop(
     gov_q: &StageQueue,
     p33_q: &StageQueue,
     policy: IdlePolicy,
+    core_permits: bool,
 ) {
     ch.front_wake.register();
     let mut idle = Idle::new(policy);
@@ -489,8 +499,8 @@ fn front_loop(
     loop {
         let mut worked = false;
         loop {
-            let input = match held.take() {
-                Some(p) => Input::Plan(p),
+            let (ring, input) = match held.take() {
+                Some(p) => (u8::MAX, Input::Plan(p)),
                 None => match ch.input.pop() {
                     Some(i) => i,
                     None => break,
@@ -503,28 +513,24 @@ fn front_loop(
                     let t_in = front.clock().now_ns();
                     match front.admit(plan, t_in, &mut sink) {
                         Ok(Some(r)) => {
-                            dispatch(gov_q, (r, plan, t_in), policy);
-                            dispatch(p33_q, (r, plan, t_in), policy);
-                            front.apply.submit(r, plan, t_in, &mut sink);
-                            front.ingest.tidy();
+                            if core_permits {
+                                dispatch(gov_q, (r, plan, t_in), policy);
+                                dispatch(p33_q, (r, plan, t_in), policy);
+                            }
+                            front.submit(r, plan, t_in, &mut sink);
                         }
-                        Ok(None) => front.ingest.tidy(),
+                        Ok(None) => {}
                         Err(p) => {
                             held = Some(p);
                             break;
                         }
                     }
                 }
-                Input::Command(c) => {
-                    front.command(c);
-                }
-                Input::Permit(p) => {
-                    front.external_permit(p);
-                }
+                other => front.handle(other, ring, &mut sink),
             }
         }
         let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
-        if front.apply.poll(&mut sink) > 0 {
+        if front.poll(&mut sink) > 0 {
             worked = true;
         }
         if worked {

@@ -9,3 +9,21 @@ pub(crate) use loom::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, Atom
 
 #[cfg(not(loom))]
 pub(crate) use std::sync::atomic::{fence, AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
+
+/// A busy-wait hint: `loom::hint::spin_loop` yields to the model's scheduler.
+#[inline]
+pub(crate) fn spin_loop() {
+    #[cfg(loom)]
+    loom::hint::spin_loop();
+    #[cfg(not(loom))]
+    std::hint::spin_loop();
+}
+
+/// Gives the CPU away for a moment.
+#[inline]
+pub(crate) fn yield_now() {
+    #[cfg(loom)]
+    loom::thread::yield_now();
+    #[cfg(not(loom))]
+    std::thread::yield_now();
+}

@@ -1,10 +1,14 @@
-//! Domain types of the permit chain: plan ids, symbols, sides, decisions, actions, plans and
-//! order intents. All are `Copy` and fixed-size so they move through queues without allocation.
+//! Domain types of the permit chain: plan ids, symbols, plans, client order ids and order
+//! intents. All are `Copy` and fixed-size so they move through queues without allocation.
+//!
+//! [`Side`], [`Decision`] and [`Action`] cross process boundaries, so their one definition is
+//! the process contract's (`quantum_ipc::codes`); they are re-exported here.
 
 use std::fmt;
 use std::str::FromStr;
 
 use crate::fixed::{Qty, Score};
+pub use quantum_ipc::codes::{Action, Decision, Side};
 
 /// The legacy plan id: exactly 16 lowercase hex digits (`f1a8d7f48713d5cf`), held as a `u64`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -142,127 +146,6 @@ impl Symbols {
     }
 }
 
-/// Order side.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-pub enum Side {
-    /// Buy (closes a short).
-    Buy,
-    /// Sell (closes a long).
-    Sell,
-}
-
-impl Side {
-    /// Binance's spelling.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "BUY",
-            Side::Sell => "SELL",
-        }
-    }
-
-    /// The side that reduces a position of this sign; `None` when flat.
-    pub fn closing(position: Qty) -> Option<Side> {
-        match position.units() {
-            0 => None,
-            u if u > 0 => Some(Side::Sell),
-            _ => Some(Side::Buy),
-        }
-    }
-
-    /// `+1` for buy, `-1` for sell: the sign a fill of this side adds to a position.
-    pub const fn sign(self) -> i64 {
-        match self {
-            Side::Buy => 1,
-            Side::Sell => -1,
-        }
-    }
-}
-
-macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vm:meta])* $variant:ident = $text:literal),+ $(,)? }) => {
-        $(#[$meta])*
-        #[derive(Clone, Copy, PartialEq, Eq, Debug, Hash)]
-        pub enum $name {
-            $($(#[$vm])* $variant),+
-        }
-
-        impl $name {
-            /// Every variant, in declaration order.
-            pub const ALL: &'static [$name] = &[$($name::$variant),+];
-
-            /// The legacy spelling.
-            pub const fn as_str(self) -> &'static str {
-                match self {
-                    $($name::$variant => $text),+
-                }
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = String;
-            fn from_str(s: &str) -> Result<Self, String> {
-                match s {
-                    $($text => Ok($name::$variant),)+
-                    _ => Err(format!(
-                        concat!("unknown ", stringify!($name), " {:?} (expected one of {})"),
-                        s,
-                        [$($text),+].join(", ")
-                    )),
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
-
-wire_enum!(
-    /// The exit brain's decision. Only `EXECUTE` reaches the permit chain.
-    Decision {
-        /// Act on the plan now.
-        Execute = "EXECUTE",
-        /// Keep the position.
-        Hold = "HOLD",
-        /// Advisory reduce signal; published as not executed, as in the legacy system.
-        Reduce = "REDUCE",
-        /// Nothing to do.
-        Skip = "SKIP",
-    }
-);
-
-wire_enum!(
-    /// What an EXECUTE plan does to the position.
-    Action {
-        /// Close 25 % of the position.
-        Partial25 = "PARTIAL_25",
-        /// Close 50 %.
-        Partial50 = "PARTIAL_50",
-        /// Close 75 %.
-        Partial75 = "PARTIAL_75",
-        /// Close all of it.
-        FullClose = "FULL_CLOSE",
-        /// No order (e.g. a HOLD plan's action).
-        None = "NONE",
-    }
-);
-
-impl Action {
-    /// The fraction of the position this action closes, in percent.
-    pub const fn percent(self) -> u32 {
-        match self {
-            Action::Partial25 => 25,
-            Action::Partial50 => 50,
-            Action::Partial75 => 75,
-            Action::FullClose => 100,
-            Action::None => 0,
-        }
-    }
-}
-
 /// One plan from the exit brain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Plan {
@@ -366,6 +249,11 @@ pub struct OrderIntent {
     pub t_in_ns: u64,
     /// Engine clock when this intent was made (ns).
     pub t_out_ns: u64,
+    /// Wall clock when the permits were consumed (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Offered again with its outcome unknown (after a restart or an adapter's re-attach): the
+    /// adapter must look the order up by client order id before sending anything.
+    pub lookup_first: bool,
 }
 
 impl OrderIntent {

@@ -1,103 +1,104 @@
 //! The engine and its runners: waits without blocking other plans, externally issued permits,
 //! missing permits, back-pressure, and the same answers from both thread layouts.
 
+mod support;
+
 use std::collections::HashMap;
 use std::time::Duration;
 
 use quantum_core::engine::ExternalPermit;
+use quantum_core::event::Event;
 use quantum_core::governor::GovReason;
-use quantum_core::p33::P33Reason;
 use quantum_core::permit::P33Context;
 use quantum_core::result::Block;
 use quantum_core::{
-    Action, Clock, Command, Decision, Engine, EngineConfig, Input, Mode, Outcome, Plan, PlanId,
-    PlanResult, Qty, Runner, RunnerConfig, Side,
+    Action, Clock, Decision, Engine, EngineConfig, Input, Mode, Outcome, PermitSource, Plan,
+    PlanId, PlanResult, Qty, Runner, RunnerConfig, Side,
 };
+use quantum_ipc::codes::RefuseReason;
+use support::{intents, q, results, stocked, sym, RING};
 
-fn q(s: &str) -> Qty {
-    s.parse().unwrap()
+fn external() -> EngineConfig {
+    EngineConfig {
+        permits: PermitSource::External,
+        ..EngineConfig::default()
+    }
 }
 
-fn stocked(cfg: EngineConfig, clock: Clock) -> Engine {
-    let mut e = Engine::new(cfg, clock).unwrap();
-    for (name, amt) in [
-        ("BTCUSDT", "0.062"),
-        ("ETHUSDT", "2.5"),
-        ("SOLUSDT", "-120"),
-    ] {
-        let s = e.symbols().id(name).unwrap();
-        e.front.command(Command::Position {
-            symbol: s,
-            amount: q(amt),
-            mark: "100".parse().unwrap(),
-        });
-        e.front.command(Command::SetLedger {
-            symbol: s,
-            amount: q(amt),
-        });
+fn permit(e: &mut Engine, p: ExternalPermit) -> Vec<Event> {
+    let mut out = Vec::new();
+    e.handle(Input::Permit(p), RING, &mut |ev| out.push(ev))
+        .unwrap();
+    out
+}
+
+fn gov_ok(plan: u64) -> ExternalPermit {
+    ExternalPermit::Gov {
+        plan: PlanId(plan),
+        allow: true,
+        reason: None,
+        ttl_ms: 15_000,
     }
-    e
+}
+
+fn p33_ok(plan: u64, qty: &str) -> ExternalPermit {
+    ExternalPermit::P33 {
+        plan: PlanId(plan),
+        allow: true,
+        reason: None,
+        safe_qty: q(qty),
+        side: Some(Side::Sell),
+        context: P33Context::default(),
+        ttl_ms: 15_000,
+    }
 }
 
 #[test]
 fn a_plan_waiting_for_a_permit_never_delays_another() {
-    // Plans whose permits come from legacy issuers wait in the pending set; an in-core plan
-    // behind them is answered at once.
+    // Legacy issuers' permits: a plan whose permits have not come waits in the pending set; a
+    // plan behind it whose permits are there is answered at once.
     let (clock, mock) = Clock::mock();
-    let mut e = stocked(EngineConfig::default(), clock);
+    let mut e = stocked(external(), clock);
     mock.increment(1_000);
-    let eth = e.symbols().id("ETHUSDT").unwrap();
+    let eth = sym(&e, "ETHUSDT");
     let mut out = Vec::new();
     let waiting = Plan::exit(PlanId(0xa), eth, Decision::Execute, Action::Partial25);
-    // Admit without in-core issuers: the front alone, as the Redis-bridge mode does.
-    let t_in = e.front.clock().now_ns();
-    let r = e
-        .front
-        .admit(waiting, t_in, &mut |r| out.push(r))
-        .unwrap()
-        .unwrap();
-    e.front.apply.submit(r, waiting, t_in, &mut |r| out.push(r));
-    assert!(out.is_empty());
+    e.process_plan(waiting, &mut |ev| out.push(ev)).unwrap();
+    assert!(matches!(out.as_slice(), [Event::PlanAccepted { .. }]));
     assert_eq!(e.front.apply.pending(), 1);
 
     let other = Plan::exit(PlanId(0xb), eth, Decision::Execute, Action::Partial25);
-    e.process_plan(other, &mut |r| out.push(r)).unwrap();
-    assert_eq!(out.len(), 1);
-    assert!(out[0].executed());
+    e.process_plan(other, &mut |ev| out.push(ev)).unwrap();
+    out.extend(permit(&mut e, gov_ok(0xb)));
+    out.extend(permit(&mut e, p33_ok(0xb, "0.5")));
+    e.poll(&mut |ev| out.push(ev));
+    assert_eq!(results(&out).len(), 1);
+    assert!(results(&out)[0].executed());
 
-    // The legacy permits arrive 300 ms later; the next poll consumes them.
+    // The first plan's permits arrive 300 ms later; the next poll consumes them.
     mock.increment(300_000_000);
-    e.front.external_permit(ExternalPermit::Gov {
-        plan: PlanId(0xa),
-        allow: true,
-        reason: GovReason::Denied,
-        ttl_ms: 15_000,
-    });
-    assert_eq!(e.poll(&mut |r| out.push(r)), 0);
-    e.front.external_permit(ExternalPermit::P33 {
-        plan: PlanId(0xa),
-        allow: true,
-        reason: P33Reason::Denied,
-        safe_qty: q("0.5"),
-        side: Some(Side::Sell),
-        context: P33Context::default(),
-        ttl_ms: 15_000,
-    });
-    assert_eq!(e.poll(&mut |r| out.push(r)), 1);
-    let r = out[1];
-    assert_eq!(r.order().unwrap().qty, q("0.5"));
+    out.extend(permit(&mut e, gov_ok(0xa)));
+    assert_eq!(e.poll(&mut |ev| out.push(ev)), 0);
+    out.extend(permit(&mut e, p33_ok(0xa, "0.5")));
+    assert_eq!(e.poll(&mut |ev| out.push(ev)), 1);
+    let r = results(&out)[1];
+    assert_eq!((r.plan, r.safe_qty()), (PlanId(0xa), Some(q("0.5"))));
     assert_eq!(r.wait_ns, 300_000_000);
-    // A permit for a plan that is not waiting is refused and counted.
-    assert!(e
-        .front
-        .external_permit(ExternalPermit::Gov {
-            plan: PlanId(0xa),
-            allow: true,
-            reason: GovReason::Denied,
-            ttl_ms: 1
-        })
-        .is_none());
-    assert_eq!(e.front.rejected_inputs, 1);
+    // A permit for a plan that is not waiting is refused, with its reason, as an event.
+    let refused = permit(&mut e, gov_ok(0xa));
+    assert!(
+        matches!(refused.as_slice(), [Event::Refused(r)] if r.reason == RefuseReason::NotWaiting && r.ring == RING),
+        "{refused:?}"
+    );
+}
+
+#[test]
+fn outside_permits_are_refused_while_the_core_issues_its_own() {
+    let mut e = stocked(EngineConfig::default(), Clock::new());
+    let refused = permit(&mut e, gov_ok(1));
+    assert!(
+        matches!(refused.as_slice(), [Event::Refused(r)] if r.reason == RefuseReason::PermitSource)
+    );
 }
 
 #[test]
@@ -106,34 +107,33 @@ fn missing_permits_block_at_the_deadline() {
     let mut e = stocked(
         EngineConfig {
             apply_wait_ms: 1200,
-            ..EngineConfig::default()
+            ..external()
         },
         clock,
     );
-    let eth = e.symbols().id("ETHUSDT").unwrap();
-    let mut out: Vec<PlanResult> = Vec::new();
+    let eth = sym(&e, "ETHUSDT");
+    let mut out = Vec::new();
     for (id, gov) in [(1u64, false), (2, true)] {
         let p = Plan::exit(PlanId(id), eth, Decision::Execute, Action::Partial50);
-        let t = e.front.clock().now_ns();
-        let r = e.front.admit(p, t, &mut |r| out.push(r)).unwrap().unwrap();
-        e.front.apply.submit(r, p, t, &mut |r| out.push(r));
+        e.process_plan(p, &mut |ev| out.push(ev)).unwrap();
         if gov {
-            let g = ExternalPermit::Gov {
-                plan: p.id,
-                allow: true,
-                reason: GovReason::Denied,
-                ttl_ms: 15_000,
-            };
-            assert!(e.front.external_permit(g).is_some());
+            out.extend(permit(&mut e, gov_ok(id)));
         }
     }
     mock.increment(1_199_999_999);
-    assert_eq!(e.poll(&mut |r| out.push(r)), 0);
+    assert_eq!(e.poll(&mut |ev| out.push(ev)), 0);
     mock.increment(1);
-    assert_eq!(e.poll(&mut |r| out.push(r)), 2);
-    let by_id: HashMap<u64, Outcome> = out.iter().map(|r| (r.plan.0, r.outcome)).collect();
+    assert_eq!(e.poll(&mut |ev| out.push(ev)), 2);
+    let by_id: HashMap<u64, Outcome> = results(&out)
+        .iter()
+        .map(|r| (r.plan.0, r.outcome))
+        .collect();
     assert_eq!(by_id[&1], Outcome::Blocked(Block::MissingGov));
     assert_eq!(by_id[&2], Outcome::Blocked(Block::MissingP33));
+    // The governor's permit of plan 2 is published with its result, as the table held it.
+    assert!(out
+        .iter()
+        .any(|ev| matches!(ev, Event::GovPermit(g) if g.plan == PlanId(2) && g.allow)));
 }
 
 #[test]
@@ -141,38 +141,40 @@ fn a_full_table_hands_the_plan_back() {
     let mut e = stocked(
         EngineConfig {
             table_capacity: 1,
-            ..EngineConfig::default()
+            dedupe_capacity: 16,
+            ..external()
         },
         Clock::new(),
     );
-    let eth = e.symbols().id("ETHUSDT").unwrap();
+    let eth = sym(&e, "ETHUSDT");
     let p1 = Plan::exit(PlanId(1), eth, Decision::Execute, Action::Partial50);
-    let t = e.front.clock().now_ns();
-    let r = e.front.admit(p1, t, &mut |_| {}).unwrap().unwrap();
-    e.front.apply.submit(r, p1, t, &mut |_| {});
+    e.process_plan(p1, &mut |_| {}).unwrap();
     let p2 = Plan::exit(PlanId(2), eth, Decision::Execute, Action::Partial50);
     assert_eq!(e.process_plan(p2, &mut |_| {}), Err(p2));
     // Not remembered as seen: offered again later, it is processed, not a duplicate.
-    e.front.external_permit(ExternalPermit::Gov {
-        plan: PlanId(1),
-        allow: false,
-        reason: GovReason::KillSwitch,
-        ttl_ms: 1,
-    });
+    permit(
+        &mut e,
+        ExternalPermit::Gov {
+            plan: PlanId(1),
+            allow: false,
+            reason: Some(GovReason::KillSwitch),
+            ttl_ms: 1,
+        },
+    );
     let mut out = Vec::new();
-    e.poll(&mut |r| out.push(r));
+    e.poll(&mut |ev| out.push(ev));
     assert_eq!(
-        out[0].outcome,
+        results(&out)[0].outcome,
         Outcome::Blocked(Block::GovDenied(GovReason::KillSwitch))
     );
-    e.process_plan(p2, &mut |r| out.push(r)).unwrap();
-    assert!(out[1].executed());
+    e.process_plan(p2, &mut |ev| out.push(ev)).unwrap();
+    assert!(matches!(out.last(), Some(Event::PlanAccepted { .. })));
 }
 
 /// Feeds the same plans through a runner; returns each plan's result and the total executed.
 fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
     let e = stocked(EngineConfig::default(), Clock::new());
-    let sol = e.symbols().id("SOLUSDT").unwrap();
+    let sol = sym(&e, "SOLUSDT");
     let runner = Runner::start(
         e,
         RunnerConfig {
@@ -184,11 +186,19 @@ fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
     );
     runner.register_caller();
     let mut results = HashMap::new();
-    let take = |r: PlanResult, results: &mut HashMap<u64, PlanResult>| {
-        assert!(
-            results.insert(r.plan.0, r).is_none(),
-            "two results for one plan"
-        );
+    let mut executed = Qty::ZERO;
+    let mut take = |ev: Event, results: &mut HashMap<u64, PlanResult>| match ev {
+        Event::PlanResult(r) => {
+            assert!(
+                results.insert(r.plan.0, r).is_none(),
+                "two results for one plan"
+            );
+        }
+        Event::OrderIntent(o) => {
+            assert_eq!(o.side, Side::Buy, "a short closes with buys");
+            executed = executed.checked_add(o.qty).unwrap();
+        }
+        _ => {}
     };
     for i in 0..n {
         let decision = if i % 3 == 0 {
@@ -198,23 +208,19 @@ fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
         };
         let mut input = Input::Plan(Plan::exit(PlanId(i + 1), sol, decision, Action::Partial25));
         loop {
-            match runner.try_send(input) {
+            match runner.try_send(input, RING) {
                 Ok(()) => break,
                 Err(back) => {
                     input = back;
                     runner.wait_for_room(Duration::from_millis(5));
                 }
             }
-            while let Some(r) = runner.try_recv() {
-                take(r, &mut results);
+            while let Some(ev) = runner.try_recv() {
+                take(ev, &mut results);
             }
         }
     }
-    runner.shutdown(&mut |r| take(r, &mut results));
-    let executed = results
-        .values()
-        .filter_map(|r| r.order())
-        .fold(Qty::ZERO, |a, o| a.checked_add(o.qty).unwrap());
+    runner.shutdown(&mut |ev| take(ev, &mut results));
     (results, executed)
 }
 
@@ -227,7 +233,7 @@ fn both_runner_modes_answer_every_plan_and_never_over_close() {
             3_000,
             "{mode:?}: every plan has exactly one result"
         );
-        // No fills come back, so every allowed quantity stays reserved: the orders together
+        // No fills come back, so every allowed quantity stays in flight: the orders together
         // never exceed the 120 SOL short, however the threads interleave.
         assert!(executed <= q("120"), "{mode:?}: executed {executed:?}");
         assert!(executed >= q("100"), "{mode:?}: executed {executed:?}");
@@ -244,8 +250,24 @@ fn both_runner_modes_answer_every_plan_and_never_over_close() {
             1_000
         );
         assert_eq!(blocked + orders, 2_000, "{mode:?}");
-        for r in results.values().filter_map(|r| r.order()) {
-            assert_eq!(r.side, Side::Buy, "a short closes with buys");
-        }
     }
+}
+
+#[test]
+fn intents_carry_what_the_adapter_needs() {
+    let (clock, mock) = Clock::mock();
+    let mut e = stocked(EngineConfig::default(), clock);
+    mock.increment(5_000_000);
+    let btc = sym(&e, "BTCUSDT");
+    let ev = support::run(
+        &mut e,
+        Plan::exit(PlanId(9), btc, Decision::Execute, Action::Partial75),
+    );
+    let i = intents(&ev)[0];
+    assert_eq!(
+        (i.side, i.qty, i.reduce_only),
+        (Side::Sell, q("0.046"), true)
+    );
+    assert_eq!(i.at_ms, quantum_core::clock::MOCK_WALL_ORIGIN_MS + 5);
+    assert!(!i.lookup_first);
 }

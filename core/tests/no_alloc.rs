@@ -8,7 +8,12 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use quantum_core::{Action, Clock, Command, Decision, Engine, EngineConfig, Plan, PlanId, Qty};
+mod support;
+
+use quantum_core::event::Event;
+use quantum_core::orders::{Failure, OrderInput};
+use quantum_core::{Action, Clock, Decision, Engine, EngineConfig, Input, Plan, PlanId};
+use quantum_ipc::codes::FailKind;
 
 struct Counting;
 
@@ -46,23 +51,11 @@ static GLOBAL: Counting = Counting;
 
 #[test]
 fn the_plan_path_does_not_allocate() {
-    let mut e = Engine::new(EngineConfig::default(), Clock::new()).unwrap();
+    let mut e = support::stocked(EngineConfig::default(), Clock::new());
     let syms: Vec<_> = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
         .iter()
-        .map(|n| e.symbols().id(n).unwrap())
+        .map(|n| support::sym(&e, n))
         .collect();
-    for (s, amt) in syms.iter().zip(["0.062", "2.5", "-120"]) {
-        let amt: Qty = amt.parse().unwrap();
-        e.front.command(Command::Position {
-            symbol: *s,
-            amount: amt,
-            mark: "100".parse().unwrap(),
-        });
-        e.front.command(Command::SetLedger {
-            symbol: *s,
-            amount: amt,
-        });
-    }
     let mut executed = 0u64;
     let mut blocked = 0u64;
     let mut step = |e: &mut Engine, i: u64| {
@@ -80,21 +73,27 @@ fn the_plan_path_does_not_allocate() {
             PlanId(i)
         };
         let plan = Plan::exit(id, s, decision, Action::Partial25);
-        e.process_plan(plan, &mut |r| {
-            if let Some(o) = r.order() {
-                executed += 1;
-                // The exchange rejects it, so the quantity stays available for later plans.
-                let _ = o;
-            } else if r.error().is_some() {
-                blocked += 1;
-            }
+        let mut intent = None;
+        e.process_plan(plan, &mut |ev| match ev {
+            Event::OrderIntent(o) => intent = Some(o),
+            Event::PlanResult(r) if r.executed() => executed += 1,
+            Event::PlanResult(r) if r.error().is_some() => blocked += 1,
+            _ => {}
         })
         .unwrap();
-        // Release what P3.3 reserved, as the adapter's reject would.
-        e.front.command(Command::OrderDone {
-            symbol: s,
-            unfilled: "1000".parse().unwrap(),
-        });
+        // The exchange rejects the order, so the quantity is released for later plans.
+        if let Some(o) = intent {
+            let reject = OrderInput::Failed(Failure {
+                plan: o.plan,
+                symbol: o.symbol,
+                kind: FailKind::Rejected,
+                reason: 1,
+                exchange_code: -2022,
+                at_ms: 0,
+            });
+            e.handle(Input::Order(reject), support::RING, &mut |_| {})
+                .unwrap();
+        }
         e.poll(&mut |_| {});
     };
     let warm = 80_000;

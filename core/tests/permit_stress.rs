@@ -9,6 +9,7 @@ use quantum_core::permit::{
     Close, Consume, GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef,
 };
 use quantum_core::types::{PlanId, Side};
+use quantum_ipc::codes::{GovReason, P33Reason};
 
 const BATCH: usize = 1024;
 
@@ -56,7 +57,8 @@ fn exactly_one_consumption_per_fully_allowed_plan() {
                         let g = verdict(plan, who, 0);
                         let gp = GovPermit {
                             allow: g,
-                            reason: u16::from(!g),
+                            reason: (!g).then_some(GovReason::Denied),
+                            issued_ns: 0,
                             deadline_ns: u64::MAX,
                         };
                         if table.issue_gov(refs[i], gp) == Issue::Issued {
@@ -65,7 +67,8 @@ fn exactly_one_consumption_per_fully_allowed_plan() {
                         let p = verdict(plan, who, 1);
                         let pp = P33Permit {
                             allow: p,
-                            reason: u16::from(!p),
+                            reason: (!p).then_some(P33Reason::Denied),
+                            issued_ns: 0,
                             deadline_ns: u64::MAX,
                             safe_qty: Qty::from_units(plan as i64 + 1),
                             side: p.then_some(Side::Buy),
@@ -86,7 +89,7 @@ fn exactly_one_consumption_per_fully_allowed_plan() {
                     }
                     while !open.is_empty() {
                         let before = open.len();
-                        open.retain(|&i| match table.try_consume(refs[i], 0) {
+                        open.retain(|&i| match table.try_consume(refs[i], 0, |_, _| true) {
                             Consume::Consumed { safe_qty, side } => {
                                 assert_eq!(safe_qty.units(), (start + i) as i64 + 1);
                                 assert_eq!(side, Side::Buy);
@@ -94,9 +97,9 @@ fn exactly_one_consumption_per_fully_allowed_plan() {
                                 false
                             }
                             Consume::NotReady { .. } => true,
-                            Consume::AlreadyConsumed
-                            | Consume::GovDenied { .. }
-                            | Consume::P33Denied { .. } => false,
+                            Consume::AlreadyConsumed | Consume::GovDenied | Consume::P33Denied => {
+                                false
+                            }
                             other => panic!("plan {i}: unexpected {other:?}"),
                         });
                         if open.len() == before {
@@ -119,7 +122,7 @@ fn exactly_one_consumption_per_fully_allowed_plan() {
             consumed_total += u64::from(w);
             allowed_total += u64::from(both);
             if !both {
-                assert_eq!(table.close(refs[i]), Close::Closed);
+                assert!(matches!(table.close(refs[i]), Close::Closed(_)));
             }
         }
     }

@@ -1,15 +1,15 @@
-//! Table-driven tests of every governor policy and every P3.3 reason.
+//! Table-driven tests of every governor policy (at issue and at consume) and every P3.3 reason.
 
 use std::sync::Arc;
 
+use quantum_core::book::{Book, BookWriter, Reservations};
 use quantum_core::fixed::{Price, Qty, Score};
 use quantum_core::governor::{
-    GovMode, GovReason, Governor, GovernorConfig, GovernorState, TradingState,
+    GovMode, GovReason, Governor, GovernorConfig, GovernorState, Throttle, TradingState,
 };
-use quantum_core::ledger::Ledger;
 use quantum_core::p33::{P33Config, P33Reason, P33};
 use quantum_core::types::{Action, Decision, Plan, PlanId, Side, SymbolId};
-use quantum_core::SymbolSpec;
+use quantum_core::{Clock, SymbolSpec};
 
 const S: SymbolId = SymbolId(0);
 const MS: u64 = 1_000_000;
@@ -18,12 +18,12 @@ fn q(s: &str) -> Qty {
     s.parse().unwrap()
 }
 
-fn ledger() -> Arc<Ledger> {
+fn book() -> (Arc<Book>, BookWriter, Reservations) {
     let specs: Vec<_> = SymbolSpec::defaults()
         .iter()
         .map(|s| (s.tolerance, s.filters))
         .collect();
-    Arc::new(Ledger::new(&specs))
+    Book::new(&specs)
 }
 
 fn exit_plan() -> Plan {
@@ -40,19 +40,33 @@ fn opening_plan(qty: &str) -> Plan {
     }
 }
 
+/// Where a policy is judged: when the governor issues its permit, or when apply consumes the
+/// permits with the quantity really sent.
+#[derive(Clone, Copy, Debug)]
+enum At {
+    Issue,
+    Consume(&'static str),
+}
+
 struct GovCase {
     name: &'static str,
     cfg: fn(&mut GovernorConfig),
-    setup: fn(&GovernorState, &Governor),
+    setup: fn(&GovernorState, &Throttle),
     plan: Plan,
     now_ms: u64,
+    at: At,
     want: Option<GovReason>,
+}
+
+/// An execution recorded at `ms` by the throttle (as apply does at consume).
+fn executed(t: &Throttle, plan: &Plan, qty: &str, ms: u64) {
+    t.admit(plan, q(qty), ms * MS).unwrap();
 }
 
 #[test]
 fn every_governor_policy() {
     let none = |_: &mut GovernorConfig| {};
-    let nothing = |_: &GovernorState, _: &Governor| {};
+    let nothing = |_: &GovernorState, _: &Throttle| {};
     let cases = [
         GovCase {
             name: "testnet approves",
@@ -60,6 +74,7 @@ fn every_governor_policy() {
             setup: |s, _| s.set_kill_switch(true),
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: None,
         },
         GovCase {
@@ -68,6 +83,7 @@ fn every_governor_policy() {
             setup: nothing,
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: None,
         },
         GovCase {
@@ -76,6 +92,7 @@ fn every_governor_policy() {
             setup: |s, _| s.set_kill_switch(true),
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: Some(GovReason::KillSwitch),
         },
         GovCase {
@@ -86,6 +103,7 @@ fn every_governor_policy() {
             },
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: Some(GovReason::SymbolKillSwitch),
         },
         GovCase {
@@ -96,6 +114,7 @@ fn every_governor_policy() {
             },
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: None,
         },
         GovCase {
@@ -104,6 +123,7 @@ fn every_governor_policy() {
             setup: |s, _| s.set_trading_state(TradingState::Halted),
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: Some(GovReason::TradingHalted),
         },
         GovCase {
@@ -112,6 +132,7 @@ fn every_governor_policy() {
             setup: |s, _| s.set_trading_state(TradingState::Reducing),
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: None,
         },
         GovCase {
@@ -120,6 +141,7 @@ fn every_governor_policy() {
             setup: |s, _| s.set_trading_state(TradingState::Reducing),
             plan: opening_plan("0.01"),
             now_ms: 0,
+            at: At::Issue,
             want: Some(GovReason::TradingReducing),
         },
         GovCase {
@@ -128,6 +150,7 @@ fn every_governor_policy() {
             setup: nothing,
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: Some(GovReason::KillScoreBelowMin),
         },
         GovCase {
@@ -136,22 +159,25 @@ fn every_governor_policy() {
             setup: nothing,
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Issue,
             want: None,
         },
         GovCase {
             name: "cooldown after an execution",
             cfg: |c| c.cooldown_ms = 500,
-            setup: |_, g| g.record(&exit_plan(), q("0.01"), 100 * MS),
+            setup: |_, t| executed(t, &exit_plan(), "0.01", 100),
             plan: exit_plan(),
             now_ms: 599,
+            at: At::Issue,
             want: Some(GovReason::Cooldown),
         },
         GovCase {
             name: "cooldown over",
             cfg: |c| c.cooldown_ms = 500,
-            setup: |_, g| g.record(&exit_plan(), q("0.01"), 100 * MS),
+            setup: |_, t| executed(t, &exit_plan(), "0.01", 100),
             plan: exit_plan(),
             now_ms: 600,
+            at: At::Issue,
             want: None,
         },
         GovCase {
@@ -160,13 +186,14 @@ fn every_governor_policy() {
                 c.rate_limit = 3;
                 c.rate_window_ms = 1_000
             },
-            setup: |_, g| {
-                for t in [10, 20, 30] {
-                    g.record(&exit_plan(), q("0.01"), t * MS)
+            setup: |_, t| {
+                for ms in [10, 20, 30] {
+                    executed(t, &exit_plan(), "0.01", ms)
                 }
             },
             plan: exit_plan(),
             now_ms: 1_009,
+            at: At::Issue,
             want: Some(GovReason::RateLimited),
         },
         GovCase {
@@ -175,13 +202,14 @@ fn every_governor_policy() {
                 c.rate_limit = 3;
                 c.rate_window_ms = 1_000
             },
-            setup: |_, g| {
-                for t in [10, 20, 30] {
-                    g.record(&exit_plan(), q("0.01"), t * MS)
+            setup: |_, t| {
+                for ms in [10, 20, 30] {
+                    executed(t, &exit_plan(), "0.01", ms)
                 }
             },
             plan: exit_plan(),
             now_ms: 1_010,
+            at: At::Issue,
             want: None,
         },
         GovCase {
@@ -190,6 +218,7 @@ fn every_governor_policy() {
             setup: nothing,
             plan: opening_plan("0.02"),
             now_ms: 0,
+            at: At::Consume("0.02"),
             want: Some(GovReason::MaxNotionalOrder),
         },
         GovCase {
@@ -198,23 +227,72 @@ fn every_governor_policy() {
             setup: nothing,
             plan: exit_plan(),
             now_ms: 0,
+            at: At::Consume("0.02"),
             want: None,
         },
         GovCase {
             name: "max notional per day stops opening",
             cfg: |c| c.max_notional_day = Some(Price::from_int(3_000)),
-            setup: |_, g| g.record(&opening_plan("0.02"), q("0.02"), MS),
+            setup: |_, t| executed(t, &opening_plan("0.02"), "0.02", 1),
             plan: opening_plan("0.02"),
             now_ms: 2,
+            at: At::Consume("0.02"),
             want: Some(GovReason::MaxNotionalDay),
         },
         GovCase {
             name: "max notional per day never stops an exit",
             cfg: |c| c.max_notional_day = Some(Price::from_int(1)),
-            setup: |_, g| g.record(&opening_plan("1"), q("1"), MS),
+            // A whole day's cap used by an opening order of 1 BTC at 100,000.
+            setup: |s, _| {
+                let day = (quantum_core::clock::MOCK_WALL_ORIGIN_MS + 1) / 86_400_000;
+                s.record_execution(S, MS, Price::from_int(100_000).units(), true, day)
+            },
             plan: exit_plan(),
             now_ms: 2,
+            at: At::Consume("1"),
             want: None,
+        },
+        GovCase {
+            name: "the per-order cap judges the quantity sent, not the plan's (qty 0 here)",
+            cfg: |c| c.max_notional_order = Some(Price::from_int(1)),
+            setup: nothing,
+            plan: opening_plan("0"),
+            now_ms: 0,
+            at: At::Consume("0.0025"),
+            want: Some(GovReason::MaxNotionalOrder),
+        },
+        GovCase {
+            name: "cooldown at consume, whatever the permit said",
+            cfg: |c| c.cooldown_ms = 60_000,
+            setup: |_, t| executed(t, &exit_plan(), "0.01", 100),
+            plan: exit_plan(),
+            now_ms: 200,
+            at: At::Consume("0.01"),
+            want: Some(GovReason::Cooldown),
+        },
+        GovCase {
+            name: "rate limit at consume",
+            cfg: |c| {
+                c.rate_limit = 1;
+                c.rate_window_ms = 1_000
+            },
+            setup: |_, t| executed(t, &exit_plan(), "0.01", 100),
+            plan: exit_plan(),
+            now_ms: 200,
+            at: At::Consume("0.01"),
+            want: Some(GovReason::RateLimited),
+        },
+        GovCase {
+            name: "no mark price for an opening order's notional",
+            cfg: |c| c.max_notional_order = Some(Price::from_int(1)),
+            setup: nothing,
+            plan: Plan {
+                symbol: SymbolId(1),
+                ..opening_plan("0.01")
+            },
+            now_ms: 0,
+            at: At::Consume("0.01"),
+            want: Some(GovReason::NoMarkPrice),
         },
         GovCase {
             name: "unknown symbol",
@@ -225,6 +303,7 @@ fn every_governor_policy() {
                 ..exit_plan()
             },
             now_ms: 0,
+            at: At::Issue,
             want: Some(GovReason::UnknownSymbol),
         },
     ];
@@ -234,21 +313,56 @@ fn every_governor_policy() {
             ..GovernorConfig::default()
         };
         (c.cfg)(&mut cfg);
-        let led = ledger();
-        led.set_exchange(S, q("0.062"), Price::from_int(100_000), 1);
+        let (book, mut writer, _) = book();
+        writer
+            .set_exchange(S, q("0.062"), Price::from_int(100_000), 1)
+            .unwrap()
+            .unwrap();
         let state = Arc::new(GovernorState::new(3));
-        let g = Governor::new(cfg, state.clone(), led);
-        (c.setup)(&state, &g);
-        let p = g.evaluate(&c.plan, c.now_ms * MS);
-        assert_eq!(p.allow, c.want.is_none(), "{}", c.name);
-        assert_eq!(p.reason, c.want.map_or(0, |r| r as u16), "{}", c.name);
-        assert_eq!(
-            p.deadline_ns,
-            c.now_ms * MS + 15_000 * MS,
-            "{}: TTL 15 s",
-            c.name
-        );
+        let (clock, _mock) = Clock::mock();
+        let throttle = Throttle::new(cfg.clone(), state.clone(), book, clock);
+        let g = Governor::new(cfg, state.clone());
+        (c.setup)(&state, &throttle);
+        let now = c.now_ms * MS;
+        match c.at {
+            At::Issue => {
+                let p = g.evaluate(&c.plan, now);
+                assert_eq!(p.allow, c.want.is_none(), "{}", c.name);
+                assert_eq!(p.reason, c.want, "{}", c.name);
+                assert_eq!(p.issued_ns, now, "{}", c.name);
+                assert_eq!(p.deadline_ns, now + 15_000 * MS, "{}: TTL 15 s", c.name);
+            }
+            At::Consume(qty) => {
+                assert_eq!(
+                    throttle.admit(&c.plan, q(qty), now).err(),
+                    c.want,
+                    "{}",
+                    c.name
+                );
+            }
+        }
     }
+}
+
+/// At consume a refused plan records nothing; an admitted one is what the next check sees.
+#[test]
+fn the_throttle_records_only_what_it_admits() {
+    let cfg = GovernorConfig {
+        mode: GovMode::Production,
+        cooldown_ms: 1_000,
+        ..GovernorConfig::default()
+    };
+    let (book, _, _) = book();
+    let state = Arc::new(GovernorState::new(3));
+    let (clock, _mock) = Clock::mock();
+    let t = Throttle::new(cfg, state, book, clock);
+    assert_eq!(t.admit(&exit_plan(), q("0.01"), 10 * MS), Ok(()));
+    assert_eq!(
+        t.admit(&exit_plan(), q("0.01"), 20 * MS),
+        Err(GovReason::Cooldown)
+    );
+    // The refused one did not restart the cooldown: 1 s after the first, a plan passes.
+    assert_eq!(t.admit(&exit_plan(), q("0.01"), 1_010 * MS), Ok(()));
 }
 
 #[test]
@@ -353,6 +467,17 @@ fn every_p33_reason() {
             Ok(("120", Side::Sell)),
         ),
         Case {
+            name: "reconciling after a start",
+            ..c(
+                "",
+                Some(("0.062", 1)),
+                "0.062",
+                Action::Partial75,
+                1,
+                Err(P33Reason::Reconciling),
+            )
+        },
+        Case {
             symbol: SymbolId(9),
             ..c(
                 "unknown symbol",
@@ -365,12 +490,17 @@ fn every_p33_reason() {
         },
     ];
     for case in cases {
-        let led = ledger();
+        let (_, mut led, reservations) = book();
         if let Some((amt, at_ms)) = case.exchange {
-            led.set_exchange(S, q(amt), Price::from_int(100_000), at_ms * MS);
+            led.set_exchange(S, q(amt), Price::from_int(100_000), at_ms * MS)
+                .unwrap()
+                .unwrap();
         }
-        led.set_ledger(S, q(case.ledger));
-        let p33 = P33::new(P33Config::default(), led);
+        led.set_ledger(S, q(case.ledger)).unwrap().unwrap();
+        if case.name.starts_with("reconciling") {
+            led.set_reconciling(S, true).unwrap().unwrap();
+        }
+        let p33 = P33::new(P33Config::default(), reservations);
         let plan = Plan {
             symbol: case.symbol,
             ..Plan::exit(PlanId(2), S, Decision::Execute, case.action)
@@ -388,7 +518,7 @@ fn every_p33_reason() {
             }
             Err(r) => {
                 assert!(!got.allow, "{}: {got:?}", case.name);
-                assert_eq!(P33Reason::from_code(got.reason), r, "{}", case.name);
+                assert_eq!(got.reason, Some(r), "{}", case.name);
             }
         }
     }
@@ -396,10 +526,12 @@ fn every_p33_reason() {
 
 #[test]
 fn mismatch_carries_its_context() {
-    let led = ledger();
-    led.set_exchange(S, q("0.062"), Price::ZERO, 1);
-    led.set_ledger(S, q("0.002"));
-    let got = P33::new(P33Config::default(), led).evaluate(&exit_plan(), 2);
+    let (_, mut led, reservations) = book();
+    led.set_exchange(S, q("0.062"), Price::ZERO, 1)
+        .unwrap()
+        .unwrap();
+    led.set_ledger(S, q("0.002")).unwrap().unwrap();
+    let got = P33::new(P33Config::default(), reservations).evaluate(&exit_plan(), 2);
     assert_eq!(got.context.exchange, q("0.062"));
     assert_eq!(got.context.ledger, q("0.002"));
     assert_eq!(got.context.diff(), q("0.06"));

@@ -1,8 +1,8 @@
 //! Property tests: exact decimals, the lot grid, and P3.3 against a plain reference.
 
 use proptest::prelude::*;
+use quantum_core::book::{BookView, Filters, LotFilter};
 use quantum_core::fixed::{floor_to_step, Qty, SCALE};
-use quantum_core::ledger::{BookView, Filters, LotFilter};
 use quantum_core::p33::{decide, P33Reason};
 use quantum_core::types::Side;
 use quantum_core::Price;
@@ -54,7 +54,8 @@ fn reference(b: &BookView, pct: u32, now: u64, max_age: u64) -> Result<(i64, Sid
         return Err(P33Reason::NoPosition);
     }
     let side = if ex > 0 { Side::Sell } else { Side::Buy };
-    let avail = ex.abs().min(led.abs()) - i128::from(b.in_flight.units());
+    let committed = i128::from(b.in_flight.units()) + i128::from(b.pending.units());
+    let avail = ex.abs().min(led.abs()) - committed;
     if avail <= 0 {
         return Err(P33Reason::NoPosition);
     }
@@ -80,6 +81,7 @@ proptest! {
         diff in -300_000i64..300_000,
         tol in 0i64..400_000,
         in_flight in 0i64..50_000_000,
+        pending in 0i64..30_000_000,
         pct in prop::sample::select(vec![25u32, 50, 75, 100]),
         step_exp in 0u32..6,
         age in 0u64..2_000,
@@ -92,8 +94,10 @@ proptest! {
             exchange: (!stale || age % 2 == 0).then_some((Qty::from_units(ex), 10_000)),
             mark: Price::from_units(1),
             in_flight: Qty::from_units(in_flight),
+            pending: Qty::from_units(pending),
             tolerance: Qty::from_units(tol),
             filters: Filters { lot, market_lot: lot, min_notional: Price::ZERO },
+            reconciling: false,
         };
         let now = 10_000 + age;
         let got = decide(Some(&book), pct, now, 1_000).0.map(|s| (s.qty.units(), s.side));

@@ -2,20 +2,18 @@
 //! `reconcile_required_qty_mismatch`; the re-delivered plan is a duplicate; the operator syncs
 //! the ledger; the next EXECUTE plan becomes a reduce-only order for 75 % of the position.
 
+mod support;
+
+use quantum_core::event::Event;
 use quantum_core::p33::P33Reason;
 use quantum_core::result::Block;
 use quantum_core::{
-    Action, Clock, Command, Decision, Engine, EngineConfig, Outcome, Plan, PlanResult, Qty, Side,
+    Action, Clock, Command, Decision, Engine, EngineConfig, Outcome, Plan, PlanResult, Side,
 };
-
-fn q(s: &str) -> Qty {
-    s.parse().unwrap()
-}
+use support::{cmd, intents, q, result};
 
 fn run(e: &mut Engine, plan: Plan) -> PlanResult {
-    let mut got = None;
-    e.process_plan(plan, &mut |r| got = Some(r)).unwrap();
-    got.expect("one result per plan")
+    result(&support::run(e, plan))
 }
 
 fn log(e: &Engine, r: &PlanResult) -> String {
@@ -31,15 +29,21 @@ fn seeds_scenario() {
     mock.increment(1_000_000);
     let btc = e.symbols().id("BTCUSDT").unwrap();
     let eth = e.symbols().id("ETHUSDT").unwrap();
-    e.front.command(Command::Position {
-        symbol: btc,
-        amount: q("0.062"),
-        mark: "104000".parse().unwrap(),
-    });
-    e.front.command(Command::SetLedger {
-        symbol: btc,
-        amount: q("0.002"),
-    });
+    cmd(
+        &mut e,
+        Command::Position {
+            symbol: btc,
+            amount: q("0.062"),
+            mark: "104000".parse().unwrap(),
+        },
+    );
+    cmd(
+        &mut e,
+        Command::SetLedger {
+            symbol: btc,
+            amount: q("0.002"),
+        },
+    );
 
     // f1a8d7f48713d5cf: BTCUSDT PARTIAL_75, kill score 0.5390.
     let mut plan = Plan::exit(
@@ -84,18 +88,37 @@ fn seeds_scenario() {
     );
 
     // redis-cli HSET quantum:position:BTCUSDT ledger_amount 0.062
-    e.front.command(Command::SetLedger {
-        symbol: btc,
-        amount: q("0.062"),
-    });
+    cmd(
+        &mut e,
+        Command::SetLedger {
+            symbol: btc,
+            amount: q("0.062"),
+        },
+    );
     let next = Plan::exit(
         "f33effa0343becc4".parse().unwrap(),
         btc,
         Decision::Execute,
         Action::Partial75,
     );
-    let r = run(&mut e, next);
-    let o = *r.order().expect("executes after the sync");
+    let events = support::run(&mut e, next);
+    let r = result(&events);
+    let o = intents(&events)[0];
+    assert_eq!(r.safe_qty(), Some(o.qty));
+    // The events of an executed plan, in order: accepted, both permits, the intent, the result.
+    assert!(
+        matches!(
+            events.as_slice(),
+            [
+                Event::PlanAccepted { .. },
+                Event::GovPermit(g),
+                Event::P33Permit(p),
+                Event::OrderIntent(_),
+                Event::PlanResult(_)
+            ] if g.allow && p.allow && p.safe_qty == o.qty && g.ttl_ms == 15_000
+        ),
+        "{events:?}"
+    );
     assert_eq!(
         (o.side, o.qty, o.reduce_only),
         (Side::Sell, q("0.046"), true)
@@ -117,5 +140,5 @@ fn seeds_scenario() {
         Decision::Execute,
         Action::FullClose,
     );
-    assert_eq!(run(&mut e, again).order().unwrap().qty, q("0.016"));
+    assert_eq!(run(&mut e, again).safe_qty(), Some(q("0.016")));
 }

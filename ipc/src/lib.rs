@@ -23,6 +23,9 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod broadcast;
+pub mod codes;
+pub mod contract;
 #[cfg(not(loom))]
 pub mod counters;
 pub mod error;
@@ -34,6 +37,8 @@ pub mod shm;
 mod sync;
 pub mod wire;
 
+#[cfg(not(loom))]
+pub use broadcast::Broadcast;
 #[cfg(not(loom))]
 pub use counters::{CounterId, CountersReader, CountersWriter};
 pub use error::{Error, Full, Role};

@@ -114,6 +114,8 @@ pub fn path_of(os_id: &str) -> PathBuf {
 pub enum SegmentKind {
     /// An SPSC ring.
     Ring,
+    /// A broadcast ring.
+    Broadcast,
     /// A counters segment.
     Counters,
     /// Not initialised, or not ours.
@@ -171,6 +173,7 @@ pub fn list_segments(instance: Option<&str>) -> std::io::Result<Vec<SegmentInfo>
         let (magic, owner_pid) = read_preamble(&entry.path()).unwrap_or((0, 0));
         let kind = match magic {
             RING_MAGIC => SegmentKind::Ring,
+            crate::broadcast::BROADCAST_MAGIC => SegmentKind::Broadcast,
             COUNTERS_MAGIC => SegmentKind::Counters,
             _ => SegmentKind::Unknown,
         };

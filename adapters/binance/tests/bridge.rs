@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
 use quantum_binance::{ClientConfig, Credentials, RejectReason};
 use quantum_binance_sim::{Dec, PosSide, SimConfig, Simulator, TEST_API_KEY, TEST_API_SECRET};
+use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource};
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersWriter, Ring, RingSpec};
 
@@ -42,8 +43,10 @@ fn intent(plan_id: u64, symbol: u16, side: wire::Side, qty: i64) -> Message {
         order_type: wire::OrderType::Market,
         plan_id,
         qty,
+        flags: 0,
         t_in_ns: 0,
         t_out_ns: 0,
+        at_ms: 0,
     })
 }
 
@@ -99,15 +102,24 @@ async fn intents_become_orders_fills_rejects_and_snapshots() {
     to_bridge
         .try_push_message(&intent(0xabc, 0, wire::Side::Sell, q("0.004")))
         .unwrap();
-    let m = wait_for(
+    wait_for(
         rx,
         &mut seen,
-        "fill",
-        |m| matches!(m, Message::Fill(f) if f.plan_id == 0xabc),
+        "sent",
+        |m| matches!(m, Message::OrderSent(s) if s.plan_id == 0xabc),
     )
     .await;
-    let Message::Fill(f) = m else { unreachable!() };
-    assert_eq!((f.symbol, f.qty, f.side), (0, q("0.004"), wire::Side::Sell));
+    let m = wait_for(rx, &mut seen, "filled report", |m| {
+        matches!(m, Message::OrderReport(r) if r.plan_id == 0xabc && r.status == OrderStatus::Filled)
+    })
+    .await;
+    let Message::OrderReport(f) = m else {
+        unreachable!()
+    };
+    assert_eq!(
+        (f.symbol, f.cum_qty, f.side),
+        (0, q("0.004"), wire::Side::Sell)
+    );
     assert!(f.price > 0 && f.order_id > 0);
     wait_for(
         rx,
@@ -125,22 +137,30 @@ async fn intents_become_orders_fills_rejects_and_snapshots() {
         rx,
         &mut seen,
         "reject",
-        |m| matches!(m, Message::Reject(r) if r.plan_id == 0xdef),
+        |m| matches!(m, Message::OrderFailed(r) if r.plan_id == 0xdef),
     )
     .await;
-    let Message::Reject(r) = m else {
+    let Message::OrderFailed(r) = m else {
         unreachable!()
     };
     assert_eq!(
-        (r.symbol, r.exchange_code, r.reason),
-        (1, -2022, RejectReason::ReduceOnlyRejected.code())
+        (r.kind, r.symbol, r.exchange_code, r.reason),
+        (
+            FailKind::Rejected,
+            1,
+            -2022,
+            RejectReason::ReduceOnlyRejected.code()
+        )
     );
 
-    // The same plan again is not ordered twice.
+    // The same plan again is not ordered twice: the bridge looks it up and reports it.
     to_bridge
         .try_push_message(&intent(0xabc, 0, wire::Side::Sell, q("0.004")))
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_for(rx, &mut seen, "lookup report", |m| {
+        matches!(m, Message::OrderReport(r) if r.plan_id == 0xabc && r.source == ReportSource::Lookup)
+    })
+    .await;
 
     let audit = sim.audit();
     assert_eq!(audit.len(), 1, "{audit:?}");
@@ -152,16 +172,22 @@ async fn intents_become_orders_fills_rejects_and_snapshots() {
             .map(|p| q(&p.position_amt)),
         Some(q("0.006"))
     );
-    // Exactly one fill for the plan, though the order answer and the stream both report it.
+    // One `OrderSent` for the plan; every report of it carries the same cumulative quantity,
+    // so the core books its fill once whoever reports it.
     tokio::time::sleep(Duration::from_millis(200)).await;
     while let Some(m) = rx.try_pop_message(&Limits::default()) {
         seen.push(m.unwrap());
     }
-    let fills = seen
+    let sends = seen
         .iter()
-        .filter(|m| matches!(m, Message::Fill(f) if f.plan_id == 0xabc))
+        .filter(|m| matches!(m, Message::OrderSent(s) if s.plan_id == 0xabc))
         .count();
-    assert_eq!(fills, 1, "{seen:#?}");
+    assert_eq!(sends, 1, "{seen:#?}");
+    assert!(seen.iter().all(|m| match m {
+        Message::OrderReport(r) if r.plan_id == 0xabc && r.status == OrderStatus::Filled =>
+            r.cum_qty == q("0.004"),
+        _ => true,
+    }));
 
     stop_tx.send(()).unwrap();
     bridge.await.unwrap().unwrap();

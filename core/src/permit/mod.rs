@@ -20,7 +20,13 @@
 //!   caller wins; a denied, missing or expired permit never passes.
 //! * **close** (apply, on BLOCK or expiry): CAS to closed unless a permit is WRITING (then
 //!   [`Close::Busy`]: try again shortly). Because close waits out writers and issuers refuse a
-//!   closed slot, nobody writes a slot's side fields once it is closed, so reopening is safe.
+//!   closed slot, nobody writes a slot's side fields once it is closed, so reopening is safe,
+//!   and the statuses the closing CAS saw are final: [`Close::Closed`] returns them, and
+//!   [`PermitTable::permits`] reads exactly the permits that were issued, until the slot is
+//!   reopened (by the same thread that closes, in the engine).
+//! * **consume with a last check**: [`PermitTable::try_consume`] hands the allowed quantity and
+//!   side to the caller's `accept` between reading the permits and the CAS, so a check on the
+//!   quantity really sent (the governor's throttles) happens before anything is consumed.
 //!
 //! Generations are 32 bits: a stale reference could only alias after 2^32 reuses of one slot.
 //! Ingest reuses a freed slot at once (it stays in cache), so at 10^6 plans/s one slot wraps in
@@ -35,6 +41,7 @@ use crossbeam_utils::CachePadded;
 use crate::fixed::Qty;
 use crate::sync::{AtomicI64, AtomicU32, AtomicU64, AtomicU8, Ordering};
 use crate::types::{PlanId, Side};
+use quantum_ipc::codes::{GovReason, P33Reason};
 pub use word::{Status, Which};
 use word::{Word, ALLOW_XOR, CLOSED, CONSUMED, DENY_OR, WRITING};
 
@@ -52,8 +59,10 @@ pub struct SlotRef {
 pub struct GovPermit {
     /// Allow or deny.
     pub allow: bool,
-    /// Reason code (0 when allowing); see `governor::GovReason`.
-    pub reason: u16,
+    /// Why it denies (`None` when allowing).
+    pub reason: Option<GovReason>,
+    /// Engine-clock time it was issued (ns).
+    pub issued_ns: u64,
     /// Engine-clock deadline (ns); the permit is expired from this instant on.
     pub deadline_ns: u64,
 }
@@ -86,8 +95,10 @@ impl P33Context {
 pub struct P33Permit {
     /// Allow or deny.
     pub allow: bool,
-    /// Reason code (0 when allowing); see `p33::P33Reason`.
-    pub reason: u16,
+    /// Why it denies (`None` when allowing).
+    pub reason: Option<P33Reason>,
+    /// Engine-clock time it was issued (ns).
+    pub issued_ns: u64,
     /// Engine-clock deadline (ns).
     pub deadline_ns: u64,
     /// Quantity the order may close (zero when denying).
@@ -129,17 +140,11 @@ pub enum Consume {
         p33: Status,
     },
     /// The governor denied.
-    GovDenied {
-        /// Governor reason code.
-        reason: u16,
-    },
+    GovDenied,
     /// P3.3 denied.
-    P33Denied {
-        /// P3.3 reason code.
-        reason: u16,
-        /// Amounts behind the decision.
-        context: P33Context,
-    },
+    P33Denied,
+    /// Both allowed, and the caller's `accept` refused the quantity: nothing was consumed.
+    Refused,
     /// Both allow, but a deadline has passed.
     Expired {
         /// Which permit expired first (the governor's when both did).
@@ -156,8 +161,8 @@ pub enum Consume {
 /// What a close attempt did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Close {
-    /// This call closed the slot.
-    Closed,
+    /// This call closed the slot; the statuses it closed with are final.
+    Closed(SlotView),
     /// A permit is being written; try again shortly.
     Busy,
     /// A consumer won before the close.
@@ -194,8 +199,10 @@ struct Slot {
     state: AtomicU64,
     /// The plan this generation belongs to.
     plan: AtomicU64,
+    gov_issued: AtomicU64,
     gov_deadline: AtomicU64,
     gov_reason: AtomicU32,
+    p33_issued: AtomicU64,
     p33_deadline: AtomicU64,
     p33_reason: AtomicU32,
     p33_safe_qty: AtomicI64,
@@ -211,8 +218,10 @@ impl Slot {
         Slot {
             state: AtomicU64::new(Word::new(0, CLOSED).0),
             plan: AtomicU64::new(0),
+            gov_issued: AtomicU64::new(0),
             gov_deadline: AtomicU64::new(0),
             gov_reason: AtomicU32::new(0),
+            p33_issued: AtomicU64::new(0),
             p33_deadline: AtomicU64::new(0),
             p33_reason: AtomicU32::new(0),
             p33_safe_qty: AtomicI64::new(0),
@@ -299,7 +308,11 @@ impl PermitTable {
         if !w.closed() {
             return Err(TableFull { index });
         }
-        let gen = w.gen().wrapping_add(1);
+        let gen = if w.gen() == word::GEN_MAX {
+            0
+        } else {
+            w.gen() + 1
+        };
         // Claim: next generation, still closed, so issuers and consumers keep away while we
         // reset the fields. Acquire on success keeps the field writes after the claim.
         if slot
@@ -318,8 +331,10 @@ impl PermitTable {
         // generation when it re-checks the word after its Acquire fence (see `validated`).
         crate::sync::fence(Ordering::Release);
         slot.plan.store(plan.0, Ordering::Relaxed);
+        slot.gov_issued.store(0, Ordering::Relaxed);
         slot.gov_deadline.store(0, Ordering::Relaxed);
         slot.gov_reason.store(0, Ordering::Relaxed);
+        slot.p33_issued.store(0, Ordering::Relaxed);
         slot.p33_deadline.store(0, Ordering::Relaxed);
         slot.p33_reason.store(0, Ordering::Relaxed);
         slot.p33_safe_qty.store(0, Ordering::Relaxed);
@@ -382,9 +397,12 @@ impl PermitTable {
             return e;
         }
         let slot = self.slot(r.index);
+        slot.gov_issued.store(p.issued_ns, Ordering::Relaxed);
         slot.gov_deadline.store(p.deadline_ns, Ordering::Relaxed);
-        slot.gov_reason
-            .store(u32::from(p.reason), Ordering::Relaxed);
+        slot.gov_reason.store(
+            u32::from(p.reason.map_or(0, GovReason::code)),
+            Ordering::Relaxed,
+        );
         self.publish(r, Which::Gov, p.allow);
         Issue::Issued
     }
@@ -395,9 +413,12 @@ impl PermitTable {
             return e;
         }
         let slot = self.slot(r.index);
+        slot.p33_issued.store(p.issued_ns, Ordering::Relaxed);
         slot.p33_deadline.store(p.deadline_ns, Ordering::Relaxed);
-        slot.p33_reason
-            .store(u32::from(p.reason), Ordering::Relaxed);
+        slot.p33_reason.store(
+            u32::from(p.reason.map_or(0, P33Reason::code)),
+            Ordering::Relaxed,
+        );
         slot.p33_safe_qty
             .store(p.safe_qty.units(), Ordering::Relaxed);
         slot.p33_side.store(side_code(p.side), Ordering::Relaxed);
@@ -421,71 +442,83 @@ impl PermitTable {
         (w.gen() == r.gen).then_some(value)
     }
 
-    /// Tries to consume both permits of `r` at engine time `now_ns`.
-    pub fn try_consume(&self, r: SlotRef, now_ns: u64) -> Consume {
+    /// Tries to consume both permits of `r` at engine time `now_ns`. When both allow and
+    /// neither has expired, `accept(safe_qty, side)` decides last; `false` consumes nothing
+    /// ([`Consume::Refused`]).
+    pub fn try_consume(
+        &self,
+        r: SlotRef,
+        now_ns: u64,
+        accept: impl FnOnce(Qty, Side) -> bool,
+    ) -> Consume {
         let slot = self.slot(r.index);
         // SYNC POINT: Acquire pairs with the Release in `publish`: the side fields of every
         // permit this word shows as issued are visible below.
-        let mut w = Word(slot.state.load(Ordering::Acquire));
-        loop {
-            if w.gen() != r.gen {
-                return Consume::Stale;
-            }
-            if w.consumed() {
-                return Consume::AlreadyConsumed;
-            }
-            if w.closed() {
-                return Consume::Closed;
-            }
-            let (gov, p33) = (w.status(Which::Gov), w.status(Which::P33));
-            if gov == Status::Deny {
-                let reason = slot.gov_reason.load(Ordering::Relaxed) as u16;
-                return self
-                    .validated(r, Consume::GovDenied { reason })
-                    .unwrap_or(Consume::Stale);
-            }
-            if p33 == Status::Deny {
-                let denied = Consume::P33Denied {
-                    reason: slot.p33_reason.load(Ordering::Relaxed) as u16,
-                    context: slot.p33_context(),
-                };
-                return self.validated(r, denied).unwrap_or(Consume::Stale);
-            }
-            if gov != Status::Allow || p33 != Status::Allow {
-                return Consume::NotReady { gov, p33 };
-            }
-            // Read everything we need before the CAS: once it succeeds the slot is closed and
-            // the ingest thread may reopen it at any moment.
-            let gov_deadline = slot.gov_deadline.load(Ordering::Relaxed);
-            let p33_deadline = slot.p33_deadline.load(Ordering::Relaxed);
-            if now_ns >= gov_deadline {
-                return Consume::Expired { which: Which::Gov };
-            }
-            if now_ns >= p33_deadline {
-                return Consume::Expired { which: Which::P33 };
-            }
-            let safe_qty = Qty::from_units(slot.p33_safe_qty.load(Ordering::Relaxed));
-            let side = side_from_code(slot.p33_side.load(Ordering::Relaxed));
-            // SYNC POINT: AcqRel. Release pairs with the Acquire in `open` (our field reads above
-            // happen before any reopen rewrites them); Acquire on failure re-reads a word whose
-            // published fields we may read next round.
-            match slot.state.compare_exchange(
-                w.0,
-                w.0 | CONSUMED | CLOSED,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    return match side {
-                        Some(side) => Consume::Consumed { safe_qty, side },
-                        // An ALLOW without a side is an issuer's bug; refuse to trade on it.
-                        None => Consume::P33Denied {
-                            reason: 0,
-                            context: P33Context::default(),
-                        },
-                    };
+        let w = Word(slot.state.load(Ordering::Acquire));
+        if w.gen() != r.gen {
+            return Consume::Stale;
+        }
+        if w.consumed() {
+            return Consume::AlreadyConsumed;
+        }
+        if w.closed() {
+            return Consume::Closed;
+        }
+        let (gov, p33) = (w.status(Which::Gov), w.status(Which::P33));
+        if gov == Status::Deny {
+            return Consume::GovDenied;
+        }
+        if p33 == Status::Deny {
+            return Consume::P33Denied;
+        }
+        if gov != Status::Allow || p33 != Status::Allow {
+            return Consume::NotReady { gov, p33 };
+        }
+        // Read everything we need before the CAS: once it succeeds the slot is closed and the
+        // ingest thread may reopen it at any moment.
+        let gov_deadline = slot.gov_deadline.load(Ordering::Relaxed);
+        let p33_deadline = slot.p33_deadline.load(Ordering::Relaxed);
+        let safe_qty = Qty::from_units(slot.p33_safe_qty.load(Ordering::Relaxed));
+        let side = side_from_code(slot.p33_side.load(Ordering::Relaxed));
+        // The fields above mean something only if the slot still holds our generation: a
+        // consumer that lost to another and then saw the slot reopened must answer `Stale`,
+        // never `Expired` for a plan it does not own (seqlock reader side, see `validated`).
+        if self.validated(r, ()).is_none() {
+            return Consume::Stale;
+        }
+        if now_ns >= gov_deadline {
+            return Consume::Expired { which: Which::Gov };
+        }
+        if now_ns >= p33_deadline {
+            return Consume::Expired { which: Which::P33 };
+        }
+        // An ALLOW without a side is an issuer's bug: treat it as a deny, never trade on it.
+        let Some(side) = side else {
+            return Consume::P33Denied;
+        };
+        if !accept(safe_qty, side) {
+            return Consume::Refused;
+        }
+        // SYNC POINT: AcqRel. Release pairs with the Acquire in `open` (our field reads above
+        // happen before any reopen rewrites them); Acquire on failure for the word we report.
+        match slot.state.compare_exchange(
+            w.0,
+            w.0 | CONSUMED | CLOSED,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => Consume::Consumed { safe_qty, side },
+            // The word moved since our look: another consumer won, or the slot was closed or
+            // reopened. Nothing was consumed by us; say what it is now.
+            Err(cur) => {
+                let cur = Word(cur);
+                if cur.gen() != r.gen {
+                    Consume::Stale
+                } else if cur.consumed() {
+                    Consume::AlreadyConsumed
+                } else {
+                    Consume::Closed
                 }
-                Err(cur) => w = Word(cur),
             }
         }
     }
@@ -516,7 +549,14 @@ impl PermitTable {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Close::Closed,
+                Ok(_) => {
+                    return Close::Closed(SlotView {
+                        gov: w.status(Which::Gov),
+                        p33: w.status(Which::P33),
+                        consumed: false,
+                        closed: true,
+                    })
+                }
                 Err(cur) => w = Word(cur),
             }
         }
@@ -533,16 +573,32 @@ impl PermitTable {
         })
     }
 
-    /// P3.3's allowed quantity for `r`, if its permit is issued and allowing.
-    pub fn p33_allowance(&self, r: SlotRef) -> Option<Qty> {
+    /// The permits issued for `r`, as written, or `None` if the slot belongs to another plan
+    /// now. Exact once the slot is consumed or closed (no one writes it until it is reopened);
+    /// before that, a permit still being written reads as not issued.
+    pub fn permits(&self, r: SlotRef) -> Option<(Option<GovPermit>, Option<P33Permit>)> {
         let slot = self.slot(r.index);
-        // SYNC POINT: Acquire pairs with the Release in `publish` (the quantity is visible).
+        // SYNC POINT: Acquire pairs with the Release in `publish` (the fields are visible).
         let w = Word(slot.state.load(Ordering::Acquire));
-        if w.gen() != r.gen || w.status(Which::P33) != Status::Allow {
+        if w.gen() != r.gen {
             return None;
         }
-        let q = Qty::from_units(slot.p33_safe_qty.load(Ordering::Relaxed));
-        self.validated(r, q)
+        let gov = w.status(Which::Gov).is_issued().then(|| GovPermit {
+            allow: w.status(Which::Gov) == Status::Allow,
+            reason: GovReason::from_code(slot.gov_reason.load(Ordering::Relaxed) as u16),
+            issued_ns: slot.gov_issued.load(Ordering::Relaxed),
+            deadline_ns: slot.gov_deadline.load(Ordering::Relaxed),
+        });
+        let p33 = w.status(Which::P33).is_issued().then(|| P33Permit {
+            allow: w.status(Which::P33) == Status::Allow,
+            reason: P33Reason::from_code(slot.p33_reason.load(Ordering::Relaxed) as u16),
+            issued_ns: slot.p33_issued.load(Ordering::Relaxed),
+            deadline_ns: slot.p33_deadline.load(Ordering::Relaxed),
+            safe_qty: Qty::from_units(slot.p33_safe_qty.load(Ordering::Relaxed)),
+            side: side_from_code(slot.p33_side.load(Ordering::Relaxed)),
+            context: slot.p33_context(),
+        });
+        self.validated(r, (gov, p33))
     }
 
     /// The plan id a slot was last opened for (diagnostics).

@@ -7,6 +7,8 @@
 //! +----------------+---------+--------+----------+-----------+-----------+
 //! ```
 //!
+//! The generation is `GEN_BITS` wide (32; 3 under unit tests) and wraps to 0 after `GEN_MAX`.
+//!
 //! A status is `NONE (00) → WRITING (01) → ALLOW (10) | DENY (11)`; the last two are final for a
 //! generation. WRITING → ALLOW is `xor 0b11`, WRITING → DENY is `or 0b10`, so publishing is one
 //! unconditional RMW that cannot disturb the other permit's bits. `closed` marks a slot that is
@@ -72,6 +74,15 @@ pub(crate) const CONSUMED: u64 = 1 << 4;
 pub(crate) const CLOSED: u64 = 1 << 5;
 const GEN_SHIFT: u32 = 32;
 
+/// Bits of the generation. 32 in production; 3 under unit tests, so a test can wrap it.
+#[cfg(not(test))]
+pub(crate) const GEN_BITS: u32 = 32;
+/// Bits of the generation. 32 in production; 3 under unit tests, so a test can wrap it.
+#[cfg(test)]
+pub(crate) const GEN_BITS: u32 = 3;
+/// Largest generation; the one after it is 0.
+pub(crate) const GEN_MAX: u32 = ((1u64 << GEN_BITS) - 1) as u32;
+
 /// Decoded view of a state word.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Word(pub u64);
@@ -79,7 +90,7 @@ pub(crate) struct Word(pub u64);
 impl Word {
     #[inline]
     pub(crate) const fn new(gen: u32, flags: u64) -> Word {
-        Word(((gen as u64) << GEN_SHIFT) | flags)
+        Word((((gen & GEN_MAX) as u64) << GEN_SHIFT) | flags)
     }
     #[inline]
     pub(crate) const fn gen(self) -> u32 {

@@ -88,6 +88,8 @@ pub struct RingStats {
     pub invalid: u64,
     /// Backoff steps the consumer took waiting for records.
     pub consumer_backoffs: u64,
+    /// Times the consumer role was claimed (a restarted consumer claims it again).
+    pub consumer_attaches: u64,
 }
 
 /// An aligned, zeroed heap buffer with the segment layout (tests, Miri, single-process use).
@@ -474,6 +476,7 @@ impl Ring {
             producer_backoffs: r(&h.producer.backoffs),
             invalid: r(&h.consumer.events),
             consumer_backoffs: r(&h.consumer.backoffs),
+            consumer_attaches: r(&h.consumer.attaches),
         }
     }
 }

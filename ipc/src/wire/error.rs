@@ -7,10 +7,10 @@ use super::Kind;
 /// What was wrong with one field's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Invalid {
-    /// Not one of the enum's values.
-    EnumByte {
-        /// The byte found.
-        value: u8,
+    /// Not one of the code enum's values.
+    UnknownCode {
+        /// The number found.
+        value: u64,
     },
     /// A bool byte other than 0 or 1.
     BoolByte {
@@ -82,7 +82,7 @@ pub enum DecodeError {
 impl fmt::Display for Invalid {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Invalid::EnumByte { value } => write!(f, "{value} is not a defined value"),
+            Invalid::UnknownCode { value } => write!(f, "{value} is not a defined value"),
             Invalid::BoolByte { value } => write!(f, "bool byte is {value}, not 0 or 1"),
             Invalid::SymbolOutOfRange { symbol, limit } => {
                 write!(f, "symbol id {symbol} is not below {limit}")

@@ -3,7 +3,7 @@
 //! Fields are little-endian at fixed offsets. Reading never panics: every offset is checked at
 //! compile time (`records!` asserts that fields fit, are aligned and do not overlap).
 
-use super::{Invalid, Limits, Record, MAX_PRICE, MAX_QTY};
+use super::{Invalid, Limits, Record, MAX_QTY};
 
 /// A value that has a fixed-size little-endian wire form.
 pub(crate) trait WireField: Sized + Copy {
@@ -143,17 +143,20 @@ pub(crate) mod check {
         range(*v, -MAX_QTY, MAX_QTY)
     }
 
-    pub(crate) fn price(v: &i64, _: &Limits) -> Result<(), Invalid> {
-        range(*v, 1, MAX_PRICE)
+    fn flags(value: u8, allowed: u8) -> Result<(), Invalid> {
+        if value & !allowed == 0 {
+            Ok(())
+        } else {
+            Err(Invalid::UnknownFlags { value, allowed })
+        }
     }
 
     pub(crate) fn plan_flags(v: &u8, _: &Limits) -> Result<(), Invalid> {
-        let allowed = super::super::PLAN_FLAG_REDUCE_ONLY;
-        if v & !allowed == 0 {
-            Ok(())
-        } else {
-            Err(Invalid::UnknownFlags { value: *v, allowed })
-        }
+        flags(*v, super::super::PLAN_FLAG_REDUCE_ONLY)
+    }
+
+    pub(crate) fn intent_flags(v: &u8, _: &Limits) -> Result<(), Invalid> {
+        flags(*v, super::super::INTENT_FLAG_LOOKUP_FIRST)
     }
 }
 
@@ -188,49 +191,133 @@ pub(crate) mod sample {
             q
         }
     }
-    pub(crate) fn price(r: u64, _: &Limits) -> i64 {
-        (r % MAX_PRICE as u64) as i64 + 1
-    }
     pub(crate) fn plan_flags(r: u64, _: &Limits) -> u8 {
         (r as u8) & super::super::PLAN_FLAG_REDUCE_ONLY
     }
+    pub(crate) fn intent_flags(r: u64, _: &Limits) -> u8 {
+        (r as u8) & super::super::INTENT_FLAG_LOOKUP_FIRST
+    }
 }
 
-/// Declares a `u8` enum with its wire form.
+/// Declares a code enum shared by every process: its number on the wire, its text in logs and
+/// the legacy contract, `FromStr`/`Display`, and the wire forms of `T` and `Option<T>`
+/// (`None` is `0`, so no variant may be `0`).
+///
+/// ```text
+/// wire_enum! { /// doc
+///     Name: u8 { /// doc
+///         Variant = 1 => "text", ... } }
+/// ```
 macro_rules! wire_enum {
-    ($(#[$meta:meta])* $name:ident { $($(#[$vmeta:meta])* $variant:ident = $value:literal),* $(,)? }) => {
+    ($(#[$meta:meta])* $name:ident : $repr:ty {
+        $($(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal),* $(,)?
+    }) => {
         $(#[$meta])*
-        #[repr(u8)]
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        #[repr($repr)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum $name {
             $($(#[$vmeta])* $variant = $value),*
         }
 
         impl $name {
-            const ALL: &'static [$name] = &[$($name::$variant),*];
-        }
+            /// Every variant, in declaration order.
+            pub const ALL: &'static [$name] = &[$($name::$variant),*];
 
-        impl TryFrom<u8> for $name {
-            type Error = Invalid;
-            fn try_from(value: u8) -> Result<Self, Invalid> {
-                match value {
-                    $($value => Ok($name::$variant),)*
-                    value => Err(Invalid::EnumByte { value }),
+            /// The number this value has on the wire.
+            pub const fn code(self) -> $repr {
+                self as $repr
+            }
+
+            /// The value with this wire number, if any.
+            pub const fn from_code(code: $repr) -> Option<$name> {
+                match code {
+                    $($value => Some($name::$variant),)*
+                    _ => None,
+                }
+            }
+
+            /// Its spelling in logs, counters and the legacy contract.
+            pub const fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)*
+                }
+            }
+
+            /// The value spelled `text`, if any.
+            pub fn parse(text: &str) -> Option<$name> {
+                match text {
+                    $($text => Some($name::$variant),)*
+                    _ => None,
                 }
             }
         }
 
-        impl $crate::wire::field::WireField for $name {
-            const SIZE: usize = 1;
-            const ALIGN: usize = 1;
-            fn put(&self, b: &mut $crate::wire::Record, off: usize) {
-                b[off] = *self as u8;
+        const _: () = {
+            $(assert!($value != 0, "wire code 0 is reserved for `None`");)*
+        };
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+            fn from_str(s: &str) -> Result<Self, String> {
+                $name::parse(s).ok_or_else(|| {
+                    format!(
+                        concat!("unknown ", stringify!($name), " {:?} (expected one of {})"),
+                        s,
+                        [$($text),*].join(", ")
+                    )
+                })
             }
-            fn get(b: &$crate::wire::Record, off: usize) -> Result<Self, Invalid> {
-                $name::try_from(b[off])
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl $crate::wire::field::WireField for $name {
+            const SIZE: usize = std::mem::size_of::<$repr>();
+            const ALIGN: usize = std::mem::size_of::<$repr>();
+            fn put(&self, b: &mut $crate::wire::Record, off: usize) {
+                b[off..off + Self::SIZE].copy_from_slice(&self.code().to_le_bytes());
+            }
+            fn get(
+                b: &$crate::wire::Record,
+                off: usize,
+            ) -> Result<Self, $crate::wire::Invalid> {
+                let raw = <$repr as $crate::wire::field::WireField>::get(b, off)?;
+                $name::from_code(raw).ok_or($crate::wire::Invalid::UnknownCode { value: raw as u64 })
             }
             fn sample(raw: u64) -> Self {
                 Self::ALL[(raw % Self::ALL.len() as u64) as usize]
+            }
+        }
+
+        impl $crate::wire::field::WireField for Option<$name> {
+            const SIZE: usize = std::mem::size_of::<$repr>();
+            const ALIGN: usize = std::mem::size_of::<$repr>();
+            fn put(&self, b: &mut $crate::wire::Record, off: usize) {
+                let raw: $repr = self.map_or(0, $name::code);
+                b[off..off + Self::SIZE].copy_from_slice(&raw.to_le_bytes());
+            }
+            fn get(
+                b: &$crate::wire::Record,
+                off: usize,
+            ) -> Result<Self, $crate::wire::Invalid> {
+                let raw = <$repr as $crate::wire::field::WireField>::get(b, off)?;
+                if raw == 0 {
+                    return Ok(None);
+                }
+                $name::from_code(raw)
+                    .map(Some)
+                    .ok_or($crate::wire::Invalid::UnknownCode { value: raw as u64 })
+            }
+            fn sample(raw: u64) -> Self {
+                let n = $name::ALL.len() as u64 + 1;
+                match (raw % n) as usize {
+                    0 => None,
+                    i => Some($name::ALL[i - 1]),
+                }
             }
         }
     };

@@ -15,20 +15,32 @@
 //! panics. Quantities and prices are `i64` fixed point in 1e-8 units; times are `u64` ms or ns as
 //! each field's name says.
 //!
-//! | tag | record |
-//! |----:|--------|
-//! | 1 | [`Plan`] |
-//! | 2 | [`GovPermit`] |
-//! | 3 | [`P33Permit`] |
-//! | 4 | [`PositionSnapshot`] |
-//! | 5 | [`Fill`] |
-//! | 6 | [`Reject`] |
-//! | 7 | [`OrderIntent`] |
-//! | 8 | [`PlanResult`] |
-//! | 9 | [`LedgerSet`] |
-//! | 10 | [`Control`] |
-//! | 11 | [`SymbolFilters`] |
-//! | 12 | [`Raw`] (tests and benchmarks) |
+//! | tag | record | on rings (see [`crate::contract`]) |
+//! |----:|--------|-------|
+//! | 1 | [`Plan`] | ingress `plans`, `ctl` |
+//! | 2 | [`GovPermit`] | ingress `plans`, `ctl` (legacy permits); event |
+//! | 3 | [`P33Permit`] | ingress `plans`, `ctl` (legacy permits); event |
+//! | 4 | [`PositionSnapshot`] | ingress `exchange`, `ctl`; event |
+//! | 5 | [`Fill`] | event |
+//! | 6 | [`OrderReport`] | ingress `exchange` |
+//! | 7 | [`OrderIntent`] | egress `orders`; event |
+//! | 8 | [`PlanResult`] | event |
+//! | 9 | [`LedgerSet`] | ingress `plans`, `ctl`; event |
+//! | 10 | [`Control`] | ingress `plans`, `ctl`; event |
+//! | 11 | [`SymbolFilters`] | ingress `exchange`, `ctl`; event |
+//! | 12 | [`Raw`] | tests and benchmarks |
+//! | 13 | [`PlanAccepted`] | event |
+//! | 14 | [`OrderSent`] | ingress `exchange`; event |
+//! | 15 | [`OrderAccepted`] | event |
+//! | 16 | [`OrderFailed`] | ingress `exchange` |
+//! | 17 | [`OrderDone`] | event |
+//! | 18 | [`OrderUnknown`] | event |
+//! | 19 | [`OrderResolved`] | event |
+//! | 20 | [`InputRefused`] | event |
+//!
+//! "Event" means: the core's engine emitted it; it goes on the `results` ring (and into the
+//! journal) in the order the engine made it. Replaying the events rebuilds the core's state.
+//! Enums and codes inside records are [`crate::codes`].
 //!
 //! [`LAYOUT_HASH`] changes whenever any record's fields, types, offsets or the format version
 //! change; ring segments store it and refuse binaries that disagree.
@@ -38,6 +50,7 @@ pub(crate) mod field;
 mod layout;
 mod records;
 
+pub use crate::codes::{Action, Decision, OrderType, Side};
 pub use error::{DecodeError, Invalid};
 pub use records::*;
 
@@ -49,7 +62,7 @@ pub type Record = [u8; RECORD_SIZE];
 
 /// Version of the wire and segment formats. Bump it for any change a layout hash cannot see
 /// (e.g. a changed meaning of a field).
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// The most symbols a deployment may have (ids `0 .. 256`).
 pub const MAX_SYMBOLS: u16 = 256;
@@ -59,6 +72,11 @@ pub const ALL_SYMBOLS: u16 = 0xFFFF;
 
 /// `Plan::flags` bit 0: the plan may only reduce a position.
 pub const PLAN_FLAG_REDUCE_ONLY: u8 = 1;
+
+/// `OrderIntent::flags` bit 0: the intent is offered again (after a restart or an adapter's
+/// re-attach) and its outcome is not known: the adapter must look the order up by client order
+/// id before it may send anything.
+pub const INTENT_FLAG_LOOKUP_FIRST: u8 = 1;
 
 /// Largest accepted quantity: 1e18 raw = 1e10 whole units. Ten billion units covers
 /// low-priced tokens traded in billions, and leaves `i64` headroom for sums of a few positions.

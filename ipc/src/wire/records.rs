@@ -4,57 +4,13 @@
 //! symbol id where the record has one. Every byte not named here is reserved and must be zero.
 //! `check` names the value check from [`super::field::check`] that decoding applies.
 
-use super::field::{check, sample, splitmix, wire_enum, WireField};
+use super::field::{check, sample, splitmix, WireField};
 use super::layout::{fnv1a, fnv1a_u64, FNV_OFFSET};
-use super::{DecodeError, Invalid, Limits, Record, FORMAT_VERSION, RECORD_SIZE};
-
-wire_enum! {
-    /// What the planner decided for a plan.
-    Decision {
-        /// Act on the plan.
-        Execute = 1,
-        /// Keep the position.
-        Hold = 2,
-        /// Reduce the position.
-        Reduce = 3,
-        /// Ignore the plan.
-        Skip = 4,
-    }
-}
-
-wire_enum! {
-    /// How much of a position a plan closes.
-    Action {
-        /// Close a quarter.
-        Partial25 = 1,
-        /// Close half.
-        Partial50 = 2,
-        /// Close three quarters.
-        Partial75 = 3,
-        /// Close everything.
-        FullClose = 4,
-        /// No close (e.g. opening plans).
-        None = 5,
-    }
-}
-
-wire_enum! {
-    /// Order side.
-    Side {
-        /// Buy.
-        Buy = 1,
-        /// Sell.
-        Sell = 2,
-    }
-}
-
-wire_enum! {
-    /// Order type.
-    OrderType {
-        /// Market order.
-        Market = 1,
-    }
-}
+use super::{DecodeError, Limits, Record, FORMAT_VERSION, RECORD_SIZE};
+use crate::codes::{
+    Action, ControlCommand, Decision, DoneCode, FailKind, GovReason, OrderStatus, OrderType,
+    P33Reason, RefuseReason, ReportSource, ResultError, Side,
+};
 
 /// Marks fields as covered, asserting (at compile time, where it is called) that every field
 /// fits in the record, is naturally aligned and overlaps nothing.
@@ -258,7 +214,7 @@ macro_rules! records {
 }
 
 records! {
-    /// A plan from the planner (legacy `apply.plan`).
+    /// A plan from the planner (legacy `apply.plan`). Ingress: `plans`, `ctl`.
     Plan = 1 {
         /// What to do.
         decision @ 1: Decision = any,
@@ -278,30 +234,34 @@ records! {
         qty @ 32: i64 = qty,
     }
 
-    /// A governor permit.
+    /// A governor permit. Ingress (`plans`, `ctl`): a legacy governor's permit. Event: the
+    /// permit a plan was judged with, as the core's table held it.
     GovPermit = 2 {
         /// Whether the plan may go ahead.
         allow @ 1: bool = any,
         /// Symbol id.
         symbol @ 2: u16 = symbol,
-        /// Reason code.
-        reason @ 4: u16 = any,
+        /// Why it denied; none when allowing.
+        reason @ 4: Option<GovReason> = any,
         /// Plan id.
         plan_id @ 8: u64 = any,
         /// Validity after `issued_at_ms`.
         ttl_ms @ 16: u32 = any,
-        /// Issue time (ms since the Unix epoch).
+        /// Issue time (ms since the Unix epoch; 0 = now, for ingress).
         issued_at_ms @ 24: u64 = any,
     }
 
-    /// A P3.3 position-check permit.
+    /// A P3.3 position-check permit. Ingress: a legacy P3.3's permit. Event: the permit a plan
+    /// was judged with.
     P33Permit = 3 {
         /// Whether the plan may go ahead.
         allow @ 1: bool = any,
         /// Symbol id.
         symbol @ 2: u16 = symbol,
-        /// Reason code.
-        reason @ 4: u16 = any,
+        /// Why it denied; none when allowing.
+        reason @ 4: Option<P33Reason> = any,
+        /// The closing side when allowing (ingress: none means "opposite to `exchange_amt`").
+        side @ 6: Option<Side> = any,
         /// Plan id.
         plan_id @ 8: u64 = any,
         /// Quantity that is safe to close, `0 ..= MAX_QTY`.
@@ -312,23 +272,26 @@ records! {
         ledger_amt @ 32: i64 = amount,
         /// Allowed difference between the two.
         tolerance @ 40: i64 = qty,
-        /// Issue time (ms since the Unix epoch).
+        /// Issue time (ms since the Unix epoch; 0 = now, for ingress).
         issued_at_ms @ 48: u64 = any,
+        /// Validity after `issued_at_ms` (0 on ingress: the governor's TTL applies).
+        ttl_ms @ 56: u32 = any,
     }
 
-    /// A position as the exchange reports it.
+    /// A position as the exchange reports it. Ingress: `exchange`, `ctl`. Event: the book's
+    /// exchange side changed.
     PositionSnapshot = 4 {
         /// Symbol id.
         symbol @ 2: u16 = symbol,
         /// Signed position amount.
         amount @ 8: i64 = amount,
-        /// Mark price, `> 0`.
-        mark_price @ 16: i64 = price,
+        /// Mark price; `0` on ingress means "unchanged".
+        mark_price @ 16: i64 = qty,
         /// Exchange time (ms since the Unix epoch).
         exchange_time_ms @ 24: u64 = any,
     }
 
-    /// An execution.
+    /// Event: part of one of our orders filled, and the ledger followed.
     Fill = 5 {
         /// Side of the order.
         side @ 1: Side = any,
@@ -336,29 +299,48 @@ records! {
         symbol @ 2: u16 = symbol,
         /// Plan id.
         plan_id @ 8: u64 = any,
-        /// Filled quantity, `1 ..= MAX_QTY`.
+        /// Quantity filled by this fill, `1 ..= MAX_QTY`.
         qty @ 16: i64 = qty_pos,
-        /// Fill price, `> 0`.
-        price @ 24: i64 = price,
+        /// Fill price (the last fill's, else the average), `0` when the exchange gave none.
+        price @ 24: i64 = qty,
         /// Exchange order id.
         order_id @ 32: u64 = any,
         /// Fill time (ms since the Unix epoch).
         time_ms @ 40: u64 = any,
+        /// Quantity of the order filled so far, this fill included.
+        cum_qty @ 48: i64 = qty,
+        /// The symbol's ledger amount after this fill.
+        ledger_after @ 56: i64 = amount,
     }
 
-    /// An order the exchange refused.
-    Reject = 6 {
+    /// Ingress (`exchange`): what the exchange says of one of our orders, as the adapter read it
+    /// (order answer, user data stream or lookup). Cumulative, so a repeated report changes
+    /// nothing.
+    OrderReport = 6 {
+        /// The exchange's status.
+        status @ 1: OrderStatus = any,
         /// Symbol id.
         symbol @ 2: u16 = symbol,
-        /// The exchange's error code.
-        exchange_code @ 4: i32 = any,
-        /// Plan id.
+        /// Side of the order.
+        side @ 4: Side = any,
+        /// Where the report comes from.
+        source @ 5: ReportSource = any,
+        /// Plan id (from the client order id).
         plan_id @ 8: u64 = any,
-        /// Our reason code.
-        reason @ 16: u16 = any,
+        /// Quantity filled so far.
+        cum_qty @ 16: i64 = qty,
+        /// Last fill price, else the average price; `0` when none.
+        price @ 24: i64 = qty,
+        /// Exchange order id.
+        order_id @ 32: u64 = any,
+        /// Event time (ms since the Unix epoch).
+        time_ms @ 40: u64 = any,
+        /// The order's quantity as the exchange holds it.
+        orig_qty @ 48: i64 = qty,
     }
 
-    /// An order the core asks an adapter to send.
+    /// An order the core asks an adapter to send. Egress: `orders`. Event: both permits were
+    /// consumed and this order is to go out.
     OrderIntent = 7 {
         /// Side.
         side @ 1: Side = any,
@@ -368,57 +350,71 @@ records! {
         reduce_only @ 4: bool = any,
         /// Order type.
         order_type @ 5: OrderType = any,
+        /// Bit 0: [`super::INTENT_FLAG_LOOKUP_FIRST`]; other bits must be zero.
+        flags @ 6: u8 = intent_flags,
         /// Plan id (also the client order id's base).
         plan_id @ 8: u64 = any,
         /// Quantity, `1 ..= MAX_QTY`.
         qty @ 16: i64 = qty_pos,
-        /// When the plan entered the core (ns, monotonic clock).
+        /// When the plan entered the core (ns, the core's monotonic clock).
         t_in_ns @ 24: u64 = any,
-        /// When the intent left the core (ns, monotonic clock).
+        /// When the intent left the core's engine (ns, the core's monotonic clock).
         t_out_ns @ 32: u64 = any,
+        /// When the permits were consumed (ms since the Unix epoch).
+        at_ms @ 40: u64 = any,
     }
 
-    /// The outcome of a plan.
+    /// Event: the outcome of a plan; one per plan (legacy `apply.result`).
     PlanResult = 8 {
         /// The plan's decision.
         decision @ 1: Decision = any,
         /// Symbol id.
         symbol @ 2: u16 = symbol,
-        /// Whether an order was sent.
+        /// Whether an order was made.
         executed @ 4: bool = any,
-        /// Error code, 0 = none.
-        error @ 6: u16 = any,
+        /// Why it was not executed; none when executed or not an EXECUTE plan.
+        error @ 6: Option<ResultError> = any,
         /// Plan id.
         plan_id @ 8: u64 = any,
-        /// Error detail code.
+        /// The [`GovReason`] or [`P33Reason`] code after `gov_denied` / `p33_denied`, else 0.
         detail @ 16: u16 = any,
         /// Time the plan waited for permits (µs).
         wait_us @ 20: u32 = any,
-        /// Quantity judged safe, `0 ..= MAX_QTY`.
+        /// Quantity of the order, `0 ..= MAX_QTY` (0 when not executed).
         safe_qty @ 24: i64 = qty,
-        /// Exchange order id, 0 = none.
-        order_id @ 32: u64 = any,
+        /// When the result was made (ms since the Unix epoch).
+        at_ms @ 32: u64 = any,
+        /// After `p33_denied`: the exchange amount P3.3 judged (else 0).
+        exchange_amt @ 40: i64 = amount,
+        /// After `p33_denied`: the ledger amount P3.3 judged (else 0).
+        ledger_amt @ 48: i64 = amount,
+        /// After `p33_denied`: the tolerance (else 0).
+        tolerance @ 56: i64 = qty,
     }
 
-    /// Sets the ledger position of a symbol.
+    /// Sets the ledger amount of a symbol. Ingress (`plans`, `ctl`): an operator's ledger sync.
+    /// Event: the ledger was set.
     LedgerSet = 9 {
         /// Symbol id.
         symbol @ 2: u16 = symbol,
         /// Signed amount.
         amount @ 8: i64 = amount,
+        /// When (ms since the Unix epoch; 0 on ingress).
+        at_ms @ 16: u64 = any,
     }
 
-    /// An operator command.
+    /// An operator command. Ingress (`plans`, `ctl`) and event.
     Control = 10 {
         /// Symbol id, or [`super::ALL_SYMBOLS`].
         symbol @ 2: u16 = symbol_or_all,
-        /// Command code.
-        command @ 4: u16 = any,
+        /// Command.
+        command @ 4: ControlCommand = any,
         /// Command argument.
         arg @ 8: i64 = any,
     }
 
-    /// Exchange filters of a symbol (all `0 ..= MAX_QTY`).
+    /// Exchange filters of a symbol (all `0 ..= MAX_QTY`). Ingress (`exchange`, `ctl`) and
+    /// event.
     SymbolFilters = 11 {
         /// Symbol id.
         symbol @ 2: u16 = symbol,
@@ -446,6 +442,133 @@ records! {
         stamp @ 16: u64 = any,
         /// Payload (tests fill it from `seq` to detect torn records).
         words @ 24: [u64; 5] = any,
+    }
+
+    /// Event: an EXECUTE plan was accepted (remembered by dedupe) and waits for its permits.
+    PlanAccepted = 13 {
+        /// What to do.
+        decision @ 1: Decision = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// How much to close.
+        action @ 4: Action = any,
+        /// As in [`Plan`].
+        flags @ 5: u8 = plan_flags,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Planner kill score.
+        kill_score @ 16: i64 = any,
+        /// When the planner created the plan (ms since the Unix epoch).
+        created_at_ms @ 24: u64 = any,
+        /// Quantity for opening plans.
+        qty @ 32: i64 = qty,
+        /// When the core accepted it (ms since the Unix epoch).
+        at_ms @ 40: u64 = any,
+        /// Until when apply waits for its permits (ms since the Unix epoch).
+        deadline_ms @ 48: u64 = any,
+    }
+
+    /// The adapter sent (or is about to send) the order of a plan. Ingress (`exchange`) and
+    /// event.
+    OrderSent = 14 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 16: u64 = any,
+    }
+
+    /// Event: the exchange accepted one of our orders.
+    OrderAccepted = 15 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Exchange order id.
+        order_id @ 16: u64 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 24: u64 = any,
+    }
+
+    /// Ingress (`exchange`): the adapter could not place an order, or cannot tell whether it
+    /// did.
+    OrderFailed = 16 {
+        /// What happened.
+        kind @ 1: FailKind = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// The reason's code; its type depends on `kind` (see [`FailKind`]).
+        reason @ 4: u16 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// The exchange's error code, 0 = none.
+        exchange_code @ 16: i32 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 24: u64 = any,
+    }
+
+    /// Event: an order of ours ended; nothing of it is in flight any more.
+    OrderDone = 17 {
+        /// How it ended.
+        code @ 1: DoneCode = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// The adapter's reason code (`rejected`, `unsent`), else 0.
+        reason @ 4: u16 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Quantity filled in all.
+        filled @ 16: i64 = qty,
+        /// Quantity released from in flight by this end (the part that never filled).
+        released @ 24: i64 = qty,
+        /// The exchange's error code, 0 = none.
+        exchange_code @ 32: i32 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 40: u64 = any,
+    }
+
+    /// Event: an order of ours has an unknown outcome; its quantity stays in flight until it
+    /// is resolved by client order id.
+    OrderUnknown = 18 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Why: an [`crate::codes::UnknownReason`] code.
+        reason @ 4: u16 = any,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 16: u64 = any,
+    }
+
+    /// Event: an order of unknown outcome was resolved by client order id.
+    OrderResolved = 19 {
+        /// True: the order exists (its state follows); false: it was never placed.
+        found @ 1: bool = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Exchange order id, 0 when not found.
+        order_id @ 16: u64 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 24: u64 = any,
+    }
+
+    /// Event: the core refused an input record; it is counted as invalid on its ring.
+    InputRefused = 20 {
+        /// The ring it came from (a [`crate::contract`] ring's index).
+        ring @ 1: u8 = any,
+        /// Symbol id it named (0 when none).
+        symbol @ 2: u16 = symbol,
+        /// Why.
+        reason @ 4: RefuseReason = any,
+        /// The tag of the refused record.
+        kind @ 6: u8 = any,
+        /// Plan id it named, 0 = none.
+        plan_id @ 8: u64 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 16: u64 = any,
     }
 }
 

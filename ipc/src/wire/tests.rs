@@ -50,7 +50,7 @@ fn errors_say_what_and_where() {
         Message::decode(&b, &limits),
         Err(DecodeError::Field {
             field: "decision",
-            problem: Invalid::EnumByte { value: 9 },
+            problem: Invalid::UnknownCode { value: 9 },
             ..
         })
     ));

@@ -1,14 +1,19 @@
 //! `quantum run` with real processes and real shared memory: streams, a producer killed
-//! mid-stream, the seeds' reconcile story (its results, and the permits and positions mirrored
-//! on `results`), the instance lock, config printing and SIGTERM. No Redis, no network.
+//! mid-stream, the seeds' reconcile story (every event on `results`, in order, and the order's
+//! lifecycle from the exchange's reports), the instance lock, config printing and SIGTERM. No
+//! Redis, no network.
 
 mod common;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
-use std::time::Duration;
 
 use common::{read_n, signal, wait_for, Instance};
+use quantum_core::event::Event;
+use quantum_core::p33::P33Reason;
+use quantum_core::result::Block;
+use quantum_core::{Outcome, PlanId, PlanResult};
+use quantum_ipc::codes::{DoneCode, OrderStatus, ReportSource};
 use quantum_ipc::wire::{self, Message};
 use quantum_ipc::{PeerStatus, Ring, RingSpec};
 
@@ -16,33 +21,22 @@ use quantum_ipc::{PeerStatus, Ring, RingSpec};
 /// a debug build on two cores.
 const STREAM: u64 = 1_000_000;
 
-/// Reads records from `results` until `n` plan results came, keeping only those (the permits
-/// and position records the ring also carries are skipped).
-fn read_results(c: &mut quantum_ipc::Consumer<64>, n: usize, secs: u64) -> Vec<Message> {
-    let mut out = Vec::with_capacity(n);
-    while out.len() < n {
-        out.extend(
-            read_n(c, 1, secs)
-                .into_iter()
-                .filter(|m| matches!(m, Message::PlanResult(_))),
-        );
-    }
-    out
-}
-
-fn plan_ids(msgs: &[Message]) -> Vec<u64> {
-    msgs.iter()
-        .map(|m| match m {
-            Message::PlanResult(r) => r.plan_id,
-            m => panic!("not a result: {m:?}"),
-        })
-        .collect()
+fn plan_ids(rs: &[PlanResult]) -> Vec<u64> {
+    rs.iter().map(|r| r.plan.0).collect()
 }
 
 #[test]
 fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
     let mut inst = Instance::new("stream");
-    inst.start_daemon(&["--quiet"], &[("QUANTUM_RINGS_PEER_TIMEOUT_MS", "20000")]);
+    // `results` never waits for a reader: a lap as long as the stream keeps a debug-built tail
+    // that falls behind from missing any.
+    inst.start_daemon(
+        &["--quiet"],
+        &[
+            ("QUANTUM_RINGS_PEER_TIMEOUT_MS", "20000"),
+            ("QUANTUM_RINGS_RESULTS_CAPACITY", "2097152"),
+        ],
+    );
     let name = inst.name.clone();
     let count = STREAM.to_string();
     let tail = inst.spawn(
@@ -50,10 +44,6 @@ fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
         Stdio::piped(),
     );
     let stdout = tail.stdout.take().expect("tail stdout");
-    let results = Ring::open(&RingSpec::new(&name, "results", 0)).unwrap();
-    wait_for(30, "tail to attach", || {
-        results.consumer_status(60_000).is_alive()
-    });
     inst.spawn(
         &[
             "ctl",
@@ -91,7 +81,7 @@ fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
     assert_eq!(inst.counter("plans_in"), STREAM);
     assert_eq!(inst.counter("results.non_execute"), STREAM);
     assert_eq!(inst.counter("invalid_records.ctl"), 0);
-    assert_eq!(inst.counter("results_unobserved"), 0);
+    assert_eq!(inst.counter("events_out"), STREAM);
 }
 
 #[test]
@@ -99,7 +89,7 @@ fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record()
     let mut inst = Instance::new("kill");
     inst.start_daemon(&["--quiet"], &[]);
     let name = inst.name.clone();
-    let mut results = inst.consumer("results");
+    let mut events = inst.events();
     let victim = inst.spawn(
         &[
             "ctl",
@@ -116,22 +106,20 @@ fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record()
         Stdio::null(),
     );
     let victim_pid = victim.id();
-    let first = read_n(&mut results, 5_000, 60);
+    let first = events.results(5_000, 60);
     victim.kill().expect("SIGKILL the producer");
     victim.wait().unwrap();
     // Everything the producer committed before it died comes through, in order, and nothing
     // else: ids are exactly 0, 1, 2, ... of seed 8.
     let mut ids = plan_ids(&first);
-    loop {
-        results.heartbeat();
-        match results.pop(Duration::from_millis(500)) {
-            Some(rec) => ids.push(match Message::decode(&rec, &wire::Limits::default()) {
-                Ok(Message::PlanResult(r)) => r.plan_id,
-                m => panic!("unexpected {m:?}"),
-            }),
-            None => break,
-        }
-    }
+    wait_for(30, "the daemon to take what the dead producer left", || {
+        inst.counter("plans_in") == inst.counter("records_in.ctl")
+            && Ring::open(&RingSpec::new(&inst.name, "ctl", 0))
+                .unwrap()
+                .is_empty()
+    });
+    let total = inst.counter("plans_in") as usize;
+    ids.extend(plan_ids(&events.results(total - ids.len(), 30)));
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(
             *id,
@@ -148,7 +136,7 @@ fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record()
         }
     );
     wait_for(10, "the daemon to report the dead producer", || {
-        inst.log_has(&format!("peer died: ring ctl producer pid {victim_pid}"))
+        inst.log_has(&format!("peer died without detaching; a new producer may attach ring=\"ctl\" role=\"producer\" pid={victim_pid}"))
     });
     assert_eq!(inst.counter("peer_deaths.ctl"), 1);
     let rings = inst
@@ -181,7 +169,7 @@ fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record()
         .unwrap()
         .success();
     assert!(ok, "second producer failed");
-    let next = plan_ids(&read_n(&mut results, 1_000, 60));
+    let next = plan_ids(&events.results(1_000, 60));
     assert!(
         next.iter()
             .enumerate()
@@ -189,8 +177,8 @@ fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record()
         "the new producer's plans came out wrong"
     );
     wait_for(10, "the new producer to be seen", || {
-        inst.log_has("peer detached: ring ctl producer")
-            || inst.log_has("peer attached: ring ctl producer")
+        inst.log_has("peer detached ring=\"ctl\" role=\"producer\"")
+            || inst.log_has("peer attached ring=\"ctl\" role=\"producer\"")
     });
 }
 
@@ -200,7 +188,7 @@ fn the_seeds_reconcile_story_runs_through_the_daemon() {
     inst.start_daemon(&[], &[]);
     let name = inst.name.clone();
     let mut orders = inst.consumer("orders");
-    let mut results = inst.consumer("results");
+    let mut events = inst.events();
     let btc = inst
         .counters()
         .symbol_id("BTCUSDT")
@@ -212,16 +200,19 @@ fn the_seeds_reconcile_story_runs_through_the_daemon() {
     let mut garbage = [0u8; 64];
     garbage[0] = 200;
     bridge.try_push(&garbage).unwrap();
-    let fill = Message::Fill(wire::Fill {
-        side: wire::Side::Sell,
+    let report = Message::OrderReport(wire::OrderReport {
+        status: OrderStatus::Filled,
         symbol: btc,
+        side: wire::Side::Sell,
+        source: ReportSource::Answer,
         plan_id: 1,
-        qty: 1,
+        cum_qty: 1,
         price: 1,
         order_id: 1,
         time_ms: 1,
+        orig_qty: 1,
     });
-    bridge.try_push(&fill.encode()).unwrap();
+    bridge.try_push(&report.encode()).unwrap();
     wait_for(10, "two invalid records on plans", || {
         inst.counter("invalid_records.plans") == 2
     });
@@ -255,24 +246,20 @@ this line is not JSON
         .unwrap();
     let _ = std::fs::remove_file(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
     assert!(err.contains("line 4: not JSON"), "{err}");
     assert!(err.contains("1 line(s) could not be parsed"), "{err}");
 
-    let rs = read_results(&mut results, 2, 30);
-    let (Message::PlanResult(blocked), Message::PlanResult(ok)) = (rs[0], rs[1]) else {
-        panic!("{rs:?}")
-    };
-    assert_eq!(blocked.plan_id, 0xf1a8_d7f4_8713_d5cf);
-    assert!(!blocked.executed);
+    let rs = events.results(2, 30);
+    let (blocked, ok) = (rs[0], rs[1]);
+    assert_eq!(blocked.plan, PlanId(0xf1a8_d7f4_8713_d5cf));
+    assert!(matches!(
+        blocked.outcome,
+        Outcome::Blocked(Block::P33Denied(P33Reason::ReconcileRequiredQtyMismatch, _))
+    ));
+    assert_eq!(ok.plan, PlanId(0x8422_2f2c_53d2_2b91));
     assert_eq!(
-        quantum_errors(&blocked),
-        "p33_denied:reconcile_required_qty_mismatch"
-    );
-    assert_eq!(ok.plan_id, 0x8422_2f2c_53d2_2b91);
-    assert!(ok.executed);
-    assert_eq!(
-        ok.safe_qty, 4_600_000,
+        ok.safe_qty(),
+        Some("0.046".parse().unwrap()),
         "safe_qty 0.046 for PARTIAL_75 of 0.062"
     );
 
@@ -311,21 +298,20 @@ this line is not JSON
     let v: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("stats JSON");
     assert_eq!(v["counters"]["results.executed"], 1);
     assert_eq!(v["counters"]["invalid_records.plans"], 2);
-    assert_eq!(v["rings"]["orders"]["consumer"], "alive");
+    assert_eq!(v["rings"]["orders"]["consumers"][0]["status"], "alive");
 }
 
-/// The seeds' story again, read record by record: `results` carries, in order, the position
-/// the operator injected (exchange amount, then ledger amount), each EXECUTE plan's permits as
-/// issued before its result, and the book again after a fill; `ctl tail` prints them as legacy
-/// lines.
+/// The seeds' story again, event by event: `results` carries, in order, the book changes the
+/// operator injected, each EXECUTE plan's acceptance, permits as issued, intent and result;
+/// then what the exchange's reports did to the order, and `ctl tail` prints them as lines.
 #[test]
-fn the_seeds_story_mirrors_permits_and_positions_on_results_in_order() {
+fn the_seeds_story_emits_every_event_in_order() {
     let mut inst = Instance::new("mirror");
     inst.start_daemon(&["--quiet"], &[]);
     let name = inst.name.clone();
-    let mut results = inst.consumer("results");
+    let mut events = inst.events();
     let btc = inst.counters().symbol_id("BTCUSDT").expect("BTCUSDT");
-    let q = |s: &str| s.parse::<quantum_core::Qty>().unwrap().units();
+    let q = |s: &str| s.parse::<quantum_core::Qty>().unwrap();
     let inject = |inst: &Instance, lines: &str| {
         let path = std::env::temp_dir().join(format!("{}-{}.jsonl", inst.name, lines.len()));
         std::fs::write(&path, lines).unwrap();
@@ -350,8 +336,8 @@ fn the_seeds_story_mirrors_permits_and_positions_on_results_in_order() {
             String::from_utf8_lossy(&out.stderr)
         );
     };
-    const DENIED: u64 = 0xf1a8_d7f4_8713_d5cf;
-    const EXECUTED: u64 = 0x8422_2f2c_53d2_2b91;
+    const DENIED: PlanId = PlanId(0xf1a8_d7f4_8713_d5cf);
+    const EXECUTED: PlanId = PlanId(0x8422_2f2c_53d2_2b91);
     let t0 = quantum_ipc::liveness::unix_ms();
     inject(
         &inst,
@@ -362,184 +348,168 @@ fn the_seeds_story_mirrors_permits_and_positions_on_results_in_order() {
 {"plan_id":"84222f2c53d22b91","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":0.539}
 "#,
     );
-    let rs = read_n(&mut results, 8, 30);
+    let es = events.take(12, 30);
     let t1 = quantum_ipc::liveness::unix_ms();
-    let kinds: Vec<_> = rs.iter().map(|m| m.kind()).collect();
-    use wire::Kind as K;
-    assert_eq!(
-        kinds,
-        [
-            K::PositionSnapshot,
-            K::LedgerSet,
-            K::GovPermit,
-            K::P33Permit,
-            K::PlanResult,
-            K::GovPermit,
-            K::P33Permit,
-            K::PlanResult,
-        ],
-        "{rs:#?}"
-    );
-    // The position command: exchange amount, mark and time of the change, then the ledger
-    // amount at that point (the operator's 0.002 comes after it).
-    let Message::PositionSnapshot(p) = rs[0] else {
-        unreachable!()
-    };
-    assert_eq!(
-        (p.symbol, p.amount, p.mark_price),
-        (btc, q("0.062"), q("104000"))
-    );
-    assert!((t0..=t1).contains(&p.exchange_time_ms), "{p:?}");
-    assert_eq!(
-        rs[1],
-        Message::LedgerSet(wire::LedgerSet {
-            symbol: btc,
-            amount: 0
-        })
-    );
-    // Out of sync: the governor grants, P3.3 denies with the mismatch, the plan is blocked.
-    let Message::GovPermit(g) = rs[2] else {
-        unreachable!()
-    };
-    assert_eq!(
-        (g.plan_id, g.symbol, g.allow, g.ttl_ms),
-        (DENIED, btc, true, 15_000)
-    );
-    assert!((t0..=t1).contains(&g.issued_at_ms), "{g:?}");
-    let Message::P33Permit(d) = rs[3] else {
-        unreachable!()
-    };
-    assert_eq!(
-        (d.plan_id, d.allow, d.reason, d.safe_qty),
-        (DENIED, false, 1, 0)
-    );
-    assert_eq!(
-        (d.exchange_amt, d.ledger_amt, d.tolerance),
-        (q("0.062"), q("0.002"), q("0.001"))
-    );
-    let Message::PlanResult(blocked) = rs[4] else {
-        unreachable!()
-    };
-    assert_eq!((blocked.plan_id, blocked.executed), (DENIED, false));
-    assert_eq!(
-        quantum_errors(&blocked),
-        "p33_denied:reconcile_required_qty_mismatch"
-    );
-    // Synced: both permits allow, P3.3 with safe_qty 0.046, and the plan is executed.
-    let Message::GovPermit(g) = rs[5] else {
-        unreachable!()
-    };
-    assert_eq!((g.plan_id, g.allow, g.ttl_ms), (EXECUTED, true, 15_000));
-    let Message::P33Permit(a) = rs[6] else {
-        unreachable!()
-    };
-    assert_eq!(
-        (a.plan_id, a.allow, a.safe_qty),
-        (EXECUTED, true, q("0.046"))
-    );
-    let Message::PlanResult(ok) = rs[7] else {
-        unreachable!()
-    };
-    assert_eq!(
-        (ok.plan_id, ok.executed, ok.safe_qty),
-        (EXECUTED, true, q("0.046"))
-    );
-
-    // The order's fill moves the ledger: the book again (exchange unchanged until the next
-    // snapshot, ledger 0.016), then a snapshot brings the exchange along.
-    let exchange = Ring::open(&RingSpec::new(&name, "exchange", 0)).unwrap();
-    let mut bridge = exchange.producer::<64>().unwrap();
-    let fill = Message::Fill(wire::Fill {
-        side: wire::Side::Sell,
-        symbol: btc,
-        plan_id: EXECUTED,
-        qty: q("0.046"),
-        price: q("104000"),
-        order_id: 1,
-        time_ms: 1,
-    });
-    bridge.try_push(&fill.encode()).unwrap();
-    let snap = Message::PositionSnapshot(wire::PositionSnapshot {
-        symbol: btc,
-        amount: q("0.016"),
-        mark_price: q("104100"),
-        exchange_time_ms: 1,
-    });
-    bridge.try_push(&snap.encode()).unwrap();
-    let rs = read_n(&mut results, 4, 30);
-    let amounts: Vec<_> = rs
+    let names: Vec<&str> = es
         .iter()
-        .map(|m| match m {
-            Message::PositionSnapshot(p) => ("exchange", p.amount, p.mark_price),
-            Message::LedgerSet(l) => ("ledger", l.amount, 0),
-            m => panic!("{m:?}"),
+        .map(|e| match e {
+            Event::Position { .. } => "position",
+            Event::LedgerSet { .. } => "ledger",
+            Event::PlanAccepted { .. } => "accepted",
+            Event::GovPermit(_) => "gov",
+            Event::P33Permit(_) => "p33",
+            Event::OrderIntent(_) => "intent",
+            Event::PlanResult(_) => "result",
+            _ => "other",
         })
         .collect();
     assert_eq!(
-        amounts,
+        names,
         [
-            ("exchange", q("0.062"), q("104000")),
-            ("ledger", q("0.016"), 0),
-            ("exchange", q("0.016"), q("104100")),
-            ("ledger", q("0.016"), 0),
-        ]
+            "position", "ledger", "accepted", "gov", "p33", "result", "ledger", "accepted", "gov",
+            "p33", "intent", "result"
+        ],
+        "{es:#?}"
     );
-    wait_for(10, "the mirrored records counted", || {
-        inst.counter("results_permits_out") == 4
-            && inst.counter("results_positions_out") == 6
-            && inst.counter("results_out") == 2
+    let Event::Position {
+        symbol,
+        amount,
+        mark,
+        time_ms,
+    } = es[0]
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        (symbol.0, amount, mark),
+        (btc, q("0.062"), "104000".parse().unwrap())
+    );
+    assert!((t0..=t1).contains(&time_ms));
+    // Out of sync: the governor grants, P3.3 denies with the mismatch and its context.
+    let (Event::GovPermit(g), Event::P33Permit(d)) = (es[3], es[4]) else {
+        unreachable!()
+    };
+    assert_eq!((g.plan, g.allow, g.ttl_ms), (DENIED, true, 15_000));
+    assert!((t0..=t1).contains(&g.issued_at_ms), "{g:?}");
+    assert_eq!(
+        (d.plan, d.allow, d.reason, d.safe_qty),
+        (
+            DENIED,
+            false,
+            Some(P33Reason::ReconcileRequiredQtyMismatch),
+            q("0")
+        )
+    );
+    assert_eq!(
+        (d.context.exchange, d.context.ledger, d.context.tolerance),
+        (q("0.062"), q("0.002"), q("0.001"))
+    );
+    // Synced: both allow, P3.3 with safe_qty 0.046 and its side, and the order is made.
+    let (Event::P33Permit(a), Event::OrderIntent(i)) = (es[9], es[10]) else {
+        unreachable!()
+    };
+    assert_eq!((a.plan, a.allow, a.safe_qty), (EXECUTED, true, q("0.046")));
+    assert_eq!(a.side, Some(wire::Side::Sell));
+    assert_eq!((i.plan, i.qty), (EXECUTED, q("0.046")));
+
+    // The exchange's answer, then the stream's repeat of it: the order is sent, accepted,
+    // filled and done once; the ledger follows; a snapshot brings the exchange along.
+    let exchange = Ring::open(&RingSpec::new(&name, "exchange", 0)).unwrap();
+    let mut bridge = exchange.producer::<64>().unwrap();
+    let sent = Message::OrderSent(wire::OrderSent {
+        symbol: btc,
+        plan_id: EXECUTED.0,
+        at_ms: 1,
+    });
+    let filled = Message::OrderReport(wire::OrderReport {
+        status: OrderStatus::Filled,
+        symbol: btc,
+        side: wire::Side::Sell,
+        source: ReportSource::Answer,
+        plan_id: EXECUTED.0,
+        cum_qty: q("0.046").units(),
+        price: q("104000").units(),
+        order_id: 77,
+        time_ms: 2,
+        orig_qty: q("0.046").units(),
+    });
+    let snap = Message::PositionSnapshot(wire::PositionSnapshot {
+        symbol: btc,
+        amount: q("0.016").units(),
+        mark_price: q("104100").units(),
+        exchange_time_ms: 3,
+    });
+    for m in [sent, filled, filled, snap] {
+        bridge.try_push(&m.encode()).unwrap();
+    }
+    let es = events.take(5, 30);
+    assert!(
+        matches!(es[0], Event::OrderSent { plan, .. } if plan == EXECUTED),
+        "{es:#?}"
+    );
+    assert!(
+        matches!(es[1], Event::OrderAccepted { order_id: 77, .. }),
+        "{es:#?}"
+    );
+    assert!(
+        matches!(es[2], Event::Fill(f) if f.qty == q("0.046") && f.ledger_after == q("0.016")),
+        "{es:#?}"
+    );
+    assert!(
+        matches!(es[3], Event::OrderDone(d) if d.code == DoneCode::Filled && d.released == q("0")),
+        "{es:#?}"
+    );
+    assert!(
+        matches!(es[4], Event::Position { amount, .. } if amount == q("0.016")),
+        "{es:#?}"
+    );
+    assert!(events.quiet_for(200), "the repeated report made an event");
+    wait_for(10, "the lifecycle counted", || {
+        inst.counter("orders.sent") == 1
+            && inst.counter("orders.fills") == 1
+            && inst.counter("orders.done.filled") == 1
+            && inst.counter("invalid_records.exchange") == 0
     });
 
-    // `ctl tail` prints them as legacy lines; `--count` counts results only.
-    drop(results);
-    let fill = Message::Fill(wire::Fill {
-        qty: q("0.006"),
-        order_id: 2,
-        plan_id: 0,
-        ..match fill {
-            Message::Fill(f) => f,
-            _ => unreachable!(),
-        }
-    });
-    bridge.try_push(&fill.encode()).unwrap();
+    // `ctl tail` prints every event as a line; `--count` counts results only.
     inject(
         &inst,
-        r#"{"plan_id":"00000000000000aa","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.5"}
+        r#"{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.01"}
+{"plan_id":"00000000000000aa","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.5"}
 "#,
     );
     let out = inst
-        .command(&["ctl", "tail", "--instance", &name, "--count", "1"], &[])
+        .command(&["ctl", "tail", "--instance", &name, "--count", "3"], &[])
         .output()
         .unwrap();
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<_> = text.lines().collect();
-    assert_eq!(lines.len(), 5, "{text}");
-    assert!(
-        lines[0].starts_with("position BTCUSDT exchange_amount=0.016 mark=104100 updated_at=20"),
-        "{text}"
-    );
-    assert_eq!(lines[1], "position BTCUSDT ledger_amount=0.01", "{text}");
+    let tail = &lines[lines.len() - 5..];
+    assert_eq!(tail[0], "position BTCUSDT ledger_amount=0.01", "{text}");
     assert_eq!(
-        lines[2],
+        tail[1],
+        "accepted plan=00000000000000aa symbol=BTCUSDT decision=EXECUTE action=PARTIAL_75"
+    );
+    assert_eq!(
+        tail[2],
         "permit gov plan=00000000000000aa granted=true ttl=15 symbol=BTCUSDT"
     );
     assert_eq!(
-        lines[3],
+        tail[3],
         "permit p33 plan=00000000000000aa allow=false reason=reconcile_required_qty_mismatch exchange_amt=0.016 ledger_amt=0.01 diff=0.006 tolerance=0.001 symbol=BTCUSDT"
     );
     assert!(
-        lines[4].starts_with("BTCUSDT: Result published (executed=False, error=p33_denied:reconcile_required_qty_mismatch) plan=00000000000000aa"),
+        tail[4].starts_with("BTCUSDT: Result published (executed=False, error=p33_denied:reconcile_required_qty_mismatch) plan=00000000000000aa"),
         "{text}"
     );
-}
-
-fn quantum_errors(r: &wire::PlanResult) -> String {
-    // error 4 = P3.3 denied, detail = P33Reason code (1 = reconcile_required_qty_mismatch).
-    match (r.error, r.detail) {
-        (4, 1) => "p33_denied:reconcile_required_qty_mismatch".into(),
-        (e, d) => format!("error {e} detail {d}"),
-    }
+    assert!(text.contains("fill plan=84222f2c53d22b91 symbol=BTCUSDT side=SELL qty=0.046 price=104000 cum_qty=0.046 ledger=0.016"), "{text}");
+    assert!(
+        text.contains(
+            "done plan=84222f2c53d22b91 symbol=BTCUSDT code=filled filled=0.046 released=0"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
@@ -647,7 +617,7 @@ fn sigterm_drains_every_accepted_plan_and_exits_zero() {
     let mut inst = Instance::new("term");
     let pid = inst.start_daemon(&["--quiet", "--mode", "pipelined"], &[]);
     let name = inst.name.clone();
-    let mut results = inst.consumer("results");
+    let mut events = inst.events();
     let n = N.to_string();
     let ok = inst
         .command(
@@ -677,7 +647,7 @@ fn sigterm_drains_every_accepted_plan_and_exits_zero() {
     // Every plan taken in has its result, even those still in the engine at the signal; the
     // ring stays readable after the daemon unlinked it.
     // (The pipelined engine resolves waiting plans out of arrival order: compare as sets.)
-    let mut got = plan_ids(&read_results(&mut results, N as usize, 30));
+    let mut got = plan_ids(&events.results(N as usize, 30));
     got.sort_unstable();
     got.dedup();
     assert_eq!(got.len() as u64, N, "duplicate results");
@@ -688,7 +658,7 @@ fn sigterm_drains_every_accepted_plan_and_exits_zero() {
         "results of other plans than the ones sent"
     );
     assert!(inst.log_has("stopping: no more ingress"));
-    assert!(inst.log_has("stopped: plans_in=20000"));
+    assert!(inst.log_has("plans_in=20000"));
     assert!(
         quantum_ipc::list_segments(Some(&name)).unwrap().is_empty(),
         "segments left after a clean exit"

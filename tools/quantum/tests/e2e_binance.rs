@@ -33,6 +33,8 @@ struct Stack {
     inst: Instance,
     /// The simulator's REST base URL (`http://127.0.0.1:<port>`).
     rest: String,
+    /// Plan results already read with [`Stack::tail`].
+    seen: std::cell::Cell<usize>,
 }
 
 impl Stack {
@@ -77,7 +79,11 @@ impl Stack {
             .spawn()
             .expect("spawn quantum bridge binance");
         inst.children.push(bridge);
-        let s = Stack { inst, rest };
+        let s = Stack {
+            inst,
+            rest,
+            seen: std::cell::Cell::new(0),
+        };
         s.wait_gauge("exchange.BTCUSDT", "0.062");
         s
     }
@@ -134,10 +140,11 @@ impl Stack {
         assert!(err.contains("0 line(s) could not be parsed"), "{err}");
     }
 
-    /// The next `n` results, read by `quantum ctl tail --json --only results --count n` (the
-    /// permits and positions `results` also carries are skipped).
+    /// The next `n` results' fields, as the Redis bridge writes them to the legacy result
+    /// stream: read by `quantum ctl tail --json --only results`, which reads `results` from
+    /// the oldest event and stops after the `seen + n`-th result.
     fn tail(&self, n: usize) -> Vec<Value> {
-        let count = n.to_string();
+        let count = (self.seen.get() + n).to_string();
         let child = self
             .inst
             .command(
@@ -163,8 +170,16 @@ impl Stack {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
             .collect();
-        assert_eq!(rs.len(), n, "{rs:?}");
-        rs
+        assert_eq!(rs.len(), self.seen.get() + n, "{rs:?}");
+        let new: Vec<Value> = rs[self.seen.get()..]
+            .iter()
+            .map(|r| {
+                assert_eq!(r["key"], "quantum:stream:apply.result", "{r}");
+                r["fields"].clone()
+            })
+            .collect();
+        self.seen.set(self.seen.get() + n);
+        new
     }
 
     /// `quantum ctl stats --json`.
@@ -359,7 +374,7 @@ fn reconcile_story(test: &str, bridge_extra: &[&str], via: &str) {
     s.inject(&format!("{}\n{}\n", set_ledger("0.002"), plan_line(DENIED)));
     let r = &s.tail(1)[0];
     assert_eq!(r["plan_id"], DENIED, "{r}");
-    assert_eq!(r["executed"], false, "{r}");
+    assert_eq!(r["executed"], "false", "{r}");
     assert_eq!(
         r["error"], "p33_denied:reconcile_required_qty_mismatch",
         "{r}"
@@ -382,9 +397,10 @@ fn reconcile_story(test: &str, bridge_extra: &[&str], via: &str) {
     ));
     let r = &s.tail(1)[0];
     assert_eq!(r["plan_id"], EXECUTED, "{r}");
-    assert_eq!(r["executed"], true, "{r}");
-    assert_eq!(r["error"], Value::Null, "{r}");
+    assert_eq!(r["executed"], "true", "{r}");
+    assert_eq!(r["error"], "", "{r}");
     assert_eq!(r["safe_qty"], "0.046", "{r}");
+    assert_eq!(r["client_order_id"], format!("qpc-{EXECUTED}"), "{r}");
     let orders = s.wait_sim_orders(1);
     assert_eq!(orders.len(), 1, "{orders:?}");
     let o = &orders[0];
@@ -407,12 +423,13 @@ fn reconcile_story(test: &str, bridge_extra: &[&str], via: &str) {
     s.inject(&format!("{}\n", plan_line(EXECUTED)));
     let r = &s.tail(1)[0];
     assert_eq!(r["plan_id"], EXECUTED, "{r}");
-    assert_eq!(r["executed"], false, "{r}");
+    assert_eq!(r["executed"], "false", "{r}");
     assert_eq!(r["error"], "duplicate", "{r}");
     let st = s.stats();
     assert_eq!(st["counters"]["results.duplicate"], 1, "{st}");
     assert_eq!(st["counters"]["orders_out"], 1, "{st}");
-    assert_eq!(st["counters"]["rejects_in"], 0, "{st}");
+    assert_eq!(st["counters"]["orders.done.filled"], 1, "{st}");
+    assert_eq!(st["counters"]["invalid_records.exchange"], 0, "{st}");
     assert_eq!(st["amounts"]["ledger.BTCUSDT"], "0.016", "{st}");
     assert_eq!(st["amounts"]["in_flight.BTCUSDT"], "0", "{st}");
     assert_eq!(
@@ -481,7 +498,7 @@ fn a_partly_filled_order_releases_exactly_its_expired_remainder() {
         plan_line(EXECUTED)
     ));
     let r = &s.tail(1)[0];
-    assert_eq!(r["executed"], true, "{r}");
+    assert_eq!(r["executed"], "true", "{r}");
     assert_eq!(r["safe_qty"], "0.046", "{r}");
     let orders = s.wait_sim_orders(1);
     let o = &orders[0];
@@ -492,9 +509,9 @@ fn a_partly_filled_order_releases_exactly_its_expired_remainder() {
     s.wait_gauge("ledger.BTCUSDT", "0.032");
     s.wait_gauge("in_flight.BTCUSDT", "0");
     let st = s.stats();
-    assert_eq!(st["counters"]["rejects_in"], 1, "{st}");
-    assert_eq!(st["counters"]["rejects.remainder_expired"], 1, "{st}");
-    assert_eq!(st["counters"]["fills_untracked"], 0, "{st}");
+    assert_eq!(st["counters"]["orders.done.remainder_expired"], 1, "{st}");
+    assert_eq!(st["counters"]["orders.fills"], 1, "{st}");
+    assert_eq!(st["counters"]["invalid_records.exchange"], 0, "{st}");
     assert_eq!(s.sim_btc(), q("0"));
 }
 
@@ -511,10 +528,11 @@ fn sigterm_detaches_the_bridge_like_sigint() {
         let out = finish_within(bridge, 20, "the bridge to stop");
         assert!(out.status.success(), "{sig}: exit status {}", out.status);
         wait_for(10, "the daemon to see the bridge detach", || {
-            s.inst
-                .log_has(&format!("peer detached: ring orders consumer pid {pid}"))
-                && s.inst
-                    .log_has(&format!("peer detached: ring exchange producer pid {pid}"))
+            s.inst.log_has(&format!(
+                "peer detached ring=\"orders\" role=\"consumer\" pid={pid}"
+            )) && s.inst.log_has(&format!(
+                "peer detached ring=\"exchange\" role=\"producer\" pid={pid}"
+            ))
         });
         assert_eq!(s.inst.counter("peer_deaths.orders"), 0, "{sig}");
         assert_eq!(s.inst.counter("peer_deaths.exchange"), 0, "{sig}");

@@ -13,9 +13,9 @@ use quantum_ipc::{Ring, RingSpec};
 use tokio::sync::mpsc;
 
 /// Ring the core writes order intents to (`quantum.<instance>.orders`).
-pub const ORDERS_RING: &str = "orders";
+pub const ORDERS_RING: &str = quantum_ipc::contract::ORDERS.name;
 /// Ring the core reads exchange records from (`quantum.<instance>.exchange`).
-pub const EXCHANGE_RING: &str = "exchange";
+pub const EXCHANGE_RING: &str = quantum_ipc::contract::EXCHANGE.name;
 
 async fn open_ring(instance: &str, name: &str, timeout: Duration) -> anyhow::Result<Ring> {
     let deadline = Instant::now() + timeout;

@@ -2,59 +2,83 @@
 //!
 //! ```text
 //!  quantum.<instance>.orders ──OrderIntent──> [ring thread] ──> order tasks ──REST/WS API──> Binance
-//!  quantum.<instance>.exchange <──[writer thread]<── Fill, Reject, PositionSnapshot, SymbolFilters
+//!  quantum.<instance>.exchange <──[writer thread]<── OrderSent, OrderReport, OrderFailed,
+//!                                                    PositionSnapshot, SymbolFilters
 //!                                                     ^ user data stream, positionRisk polling
 //! ```
+//!
+//! The bridge interprets nothing about an order's lifecycle: the core's engine owns it. The
+//! bridge reports what it did and what Binance says, as cumulative facts, so a report repeated
+//! (the order answer and the user stream both confirm a fill) changes nothing in the core:
+//! - `OrderSent` just before a request goes out;
+//! - `OrderReport` for every state of one of our orders it sees (the order answer, each
+//!   `ORDER_TRADE_UPDATE`, a lookup): status, cumulative filled quantity, price, order id;
+//! - `OrderFailed`: `rejected` (Binance refused it; nothing placed), `unknown` (timeout, dropped
+//!   connection, ambiguous 503: it may exist), `not_found` (a lookup by client id found nothing
+//!   after the request could no longer be accepted), `unsent` (the bridge did not send it, and
+//!   why). Every intent ends in at least one of these: none is ever dropped silently.
+//!
+//! An intent marked "look up first" (offered again after a restart or a re-attach) is looked
+//! up by client order id before anything is sent: found, its state is reported; not found
+//! after the recvWindow has passed, it is sent. Intents for one plan are handled one at a time.
 //!
 //! At start: the symbol directory (`quantum.<instance>.counters`) gives id ↔ name; each
 //! symbol's filters go out as `SymbolFilters` and its position as a `PositionSnapshot`. Then
 //! every `ACCOUNT_UPDATE` sends snapshots of the positions it lists, and positionRisk is polled
-//! as a fallback. Every intent becomes one order, never sent twice (see
-//! [`crate::futures::client`]); its outcome becomes `Fill` records (quantity filled since the
-//! last report, whichever of the order answer and the stream says it first) and, when part of
-//! it will never fill, one `Reject`: with the [`RejectReason`](crate::RejectReason) code when
-//! nothing filled, with [`REJECT_REMAINDER_EXPIRED`] after the fills when the exchange ended the
-//! rest (a reduce-only order larger than the position, an expired or cancelled remainder). The
-//! core releases exactly the quantity that did not fill either way.
+//! as a fallback. Fills of orders that are not ours (client ids without our prefix) reach the
+//! core only as position changes.
 //!
-//! The two rings are created by the core daemon (`quantum run`); the bridge takes the
-//! consumer side of `orders` and the producer side of `exchange`.
+//! The rings are created by the core daemon (`quantum run`); the bridge takes the consumer side
+//! of `orders` and the producer side of `exchange`.
 
-mod fills;
 mod io;
 mod symbols;
 
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use quantum_core::fixed::{Price, Qty};
 use quantum_core::types::{ClientOrderId, PlanId};
+use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason, UnsentReason};
 use quantum_ipc::wire::{self, Message};
 use tokio::sync::mpsc;
 
 use crate::common::sign::Credentials;
 use crate::config::ClientConfig;
-use crate::futures::client::{FuturesClient, Transport};
-use crate::futures::models::{NewOrder, PositionRiskVersion, Side};
-use crate::futures::user_stream::{UserEvent, UserStream};
+use crate::futures::client::{FuturesClient, Resolution, Transport};
+use crate::futures::models::{NewOrder, Order, PositionRiskVersion, Side};
+use crate::futures::user_stream::{OrderUpdate, UserEvent, UserStream};
 
-pub use fills::FillTracker;
 pub use io::{EXCHANGE_RING, ORDERS_RING};
-pub use symbols::SymbolDirectory;
 
-/// `Reject::reason` sent after the `Fill`s of an order that filled in part and whose remainder
-/// the exchange ended (EXPIRED, CANCELED, ...): the core releases only the unfilled rest. Not a
-/// [`RejectReason`](crate::RejectReason) code (those say the order was refused); `quantum run`
-/// knows the same number as `convert::REJECT_REMAINDER_EXPIRED`.
-pub const REJECT_REMAINDER_EXPIRED: u16 = 1000;
+/// How many recently sent plans a bridge process remembers.
+const SENT_MEMORY: usize = 100_000;
 
-/// Order statuses after which nothing more fills.
-fn is_final(status: &str) -> bool {
-    matches!(
-        status,
-        "FILLED" | "CANCELED" | "EXPIRED" | "REJECTED" | "EXPIRED_IN_MATCH"
-    )
+/// Plan ids, the most recent [`SENT_MEMORY`].
+#[derive(Default)]
+struct Recent {
+    set: HashSet<u64>,
+    order: std::collections::VecDeque<u64>,
 }
+
+impl Recent {
+    fn contains(&self, plan: u64) -> bool {
+        self.set.contains(&plan)
+    }
+
+    fn insert(&mut self, plan: u64) {
+        if self.set.insert(plan) {
+            self.order.push_back(plan);
+            if self.order.len() > SENT_MEMORY {
+                if let Some(old) = self.order.pop_front() {
+                    self.set.remove(&old);
+                }
+            }
+        }
+    }
+}
+pub use symbols::SymbolDirectory;
 
 /// Bridge settings.
 #[derive(Clone, Debug)]
@@ -95,10 +119,13 @@ struct Ctx {
     client: FuturesClient,
     symbols: SymbolDirectory,
     out: io::Out,
-    fills: FillTracker,
-    marks: std::sync::Mutex<std::collections::HashMap<u16, Price>>,
-    /// Plan ids already ordered by this process: an intent delivered twice is not re-sent.
-    seen: std::sync::Mutex<std::collections::HashSet<u64>>,
+    marks: Mutex<std::collections::HashMap<u16, Price>>,
+    /// Plans with an intent being handled now: a second intent for one waits for the first.
+    busy: Mutex<HashSet<u64>>,
+    /// Plans this process has sent an order for (the most recent [`SENT_MEMORY`]): a second
+    /// intent for one is looked up, never sent blindly (Binance takes a client id again once
+    /// the first order is filled).
+    sent: Mutex<Recent>,
     transport: Transport,
 }
 
@@ -146,9 +173,9 @@ pub async fn run(
         client,
         symbols,
         out,
-        fills: FillTracker::new(100_000),
         marks: Default::default(),
-        seen: Default::default(),
+        busy: Default::default(),
+        sent: Default::default(),
         transport: cfg.transport,
     });
     tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
@@ -337,167 +364,229 @@ fn on_event(ctx: &Ctx, ev: UserEvent) {
                 }
             }
         }
-        UserEvent::OrderTradeUpdate(o) if o.exec_type == "TRADE" || is_final(&o.status) => {
-            // A final event without a trade (EXPIRED, CANCELED) carries no last price; its
-            // cumulative quantity was reported by the trades before it, else at the average.
-            report_fill(
-                ctx,
-                &o.client_order_id,
-                &o.symbol,
-                o.side,
-                o.order_id,
-                o.cum_qty,
-                o.last_price.or(o.avg_price),
-                o.event_time,
-            );
-            if is_final(&o.status) {
-                let ids = ClientOrderId::plan(&o.client_order_id).zip(ctx.symbols.id(&o.symbol));
-                if let Some((plan, id)) = ids {
-                    order_ended(ctx, &o.client_order_id, id, plan, o.cum_qty, o.orig_qty);
-                }
-            }
-        }
+        UserEvent::OrderTradeUpdate(o) => stream_report(ctx, &o),
         _ => {}
     }
 }
 
+/// An `ORDER_TRADE_UPDATE` of one of our orders, reported as it stands.
+fn stream_report(ctx: &Ctx, o: &OrderUpdate) {
+    // Only our orders: their client id carries the plan id. Others (the exchange's own
+    // liquidations, manual orders) reach the core as position changes only.
+    let Some(plan) = ClientOrderId::plan(&o.client_order_id) else {
+        return;
+    };
+    let Some(symbol) = ctx.symbols.id(&o.symbol) else {
+        return;
+    };
+    let Some(status) = OrderStatus::parse(&o.status) else {
+        tracing::warn!(%plan, status = %o.status, "order status not known to the core; report skipped");
+        return;
+    };
+    report(
+        ctx,
+        plan,
+        symbol,
+        o.side,
+        status,
+        o.cum_qty,
+        o.last_price.or(o.avg_price),
+        o.order_id,
+        o.event_time,
+        o.orig_qty,
+        ReportSource::Stream,
+    );
+}
+
+/// Sends an `OrderReport`.
 #[allow(clippy::too_many_arguments)]
-fn report_fill(
+fn report(
     ctx: &Ctx,
-    cid: &str,
-    symbol: &str,
+    plan: PlanId,
+    symbol: u16,
     side: Side,
-    order_id: u64,
+    status: OrderStatus,
     cum_qty: Qty,
     price: Option<Price>,
+    order_id: u64,
     time_ms: u64,
+    orig_qty: Qty,
+    source: ReportSource,
 ) {
-    // Only our orders: their client id carries the plan id.
-    let Some(plan) = ClientOrderId::plan(cid) else {
-        return;
-    };
-    let (Some(id), Some(price)) = (ctx.symbols.id(symbol), price) else {
-        return;
-    };
-    let Some(delta) = ctx.fills.advance(cid, cum_qty) else {
-        return;
-    };
-    ctx.out.send(Message::Fill(wire::Fill {
-        side: wire_side(side),
-        symbol: id,
+    ctx.out.send(Message::OrderReport(wire::OrderReport {
+        status,
+        symbol,
+        side,
+        source,
         plan_id: plan.0,
-        qty: delta.units(),
-        price: price.units(),
+        cum_qty: cum_qty.units(),
+        price: price.map_or(0, |p| p.units()),
         order_id,
         time_ms,
+        orig_qty: orig_qty.units(),
     }));
 }
 
-fn wire_side(s: Side) -> wire::Side {
-    match s {
-        Side::Buy => wire::Side::Buy,
-        Side::Sell => wire::Side::Sell,
-    }
-}
-
-/// An order of ours reached a final state. When part of it never filled the core must release
-/// that part: a plain `Reject` when nothing filled, [`REJECT_REMAINDER_EXPIRED`] when some did
-/// (its `Fill`s are queued before, on the same path). Once per order, whichever of the order
-/// answer and the user data stream sees the end first.
-fn order_ended(ctx: &Ctx, cid: &str, symbol: u16, plan: PlanId, executed: Qty, orig: Qty) {
-    if executed >= orig || !ctx.fills.end(cid) {
+/// Reports an order as Binance answered it (order answer or lookup).
+fn report_order(ctx: &Ctx, i: &wire::OrderIntent, o: &Order, source: ReportSource) {
+    let Some(status) = OrderStatus::parse(&o.status) else {
+        tracing::warn!(plan = %PlanId(i.plan_id), status = %o.status, "order status not known to the core; report skipped");
         return;
-    }
-    let reason = if executed.units() > 0 {
-        tracing::warn!(%plan, %executed, %orig, "order ended partly filled; the rest is released");
-        REJECT_REMAINDER_EXPIRED
-    } else {
-        tracing::warn!(%plan, "order ended without a fill");
-        crate::RejectReason::Other.code()
     };
-    ctx.out.send(Message::Reject(wire::Reject {
-        symbol,
-        exchange_code: 0,
-        plan_id: plan.0,
+    let time = if o.update_time > 0 {
+        o.update_time
+    } else {
+        ctx.client.clock().now_ms() as u64
+    };
+    report(
+        ctx,
+        PlanId(i.plan_id),
+        i.symbol,
+        o.side,
+        status,
+        o.executed_qty,
+        o.avg_price,
+        o.order_id,
+        time,
+        o.orig_qty,
+        source,
+    );
+}
+
+fn now_ms(ctx: &Ctx) -> u64 {
+    ctx.client.clock().now_ms().max(0) as u64
+}
+
+/// Sends an `OrderFailed`.
+fn failed(ctx: &Ctx, i: &wire::OrderIntent, kind: FailKind, reason: u16, exchange_code: i64) {
+    ctx.out.send(Message::OrderFailed(wire::OrderFailed {
+        kind,
+        symbol: i.symbol,
         reason,
+        plan_id: i.plan_id,
+        exchange_code: exchange_code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+        at_ms: now_ms(ctx),
     }));
 }
 
-fn reject(ctx: &Ctx, i: &wire::OrderIntent, code: i64, reason: crate::RejectReason) {
-    let cid = ClientOrderId::for_plan(PlanId(i.plan_id));
-    if !ctx.fills.end(cid.as_str()) {
-        // Its end was reported already (by the user data stream).
-        return;
+fn unsent(ctx: &Ctx, i: &wire::OrderIntent, why: UnsentReason) {
+    tracing::warn!(plan = %PlanId(i.plan_id), reason = %why, "intent not sent");
+    failed(ctx, i, FailKind::Unsent, why.code(), 0);
+}
+
+/// Marks `plan` busy for the life of the guard; waits while another task has it.
+struct Busy<'a> {
+    ctx: &'a Ctx,
+    plan: u64,
+}
+
+impl<'a> Busy<'a> {
+    async fn take(ctx: &'a Ctx, plan: u64) -> Busy<'a> {
+        loop {
+            if ctx
+                .busy
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(plan)
+            {
+                return Busy { ctx, plan };
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
     }
-    tracing::warn!(plan = %PlanId(i.plan_id), code, reason = %reason, "order rejected");
-    ctx.out.send(Message::Reject(wire::Reject {
-        symbol: i.symbol,
-        exchange_code: code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
-        plan_id: i.plan_id,
-        reason: reason.code(),
-    }));
+}
+
+impl Drop for Busy<'_> {
+    fn drop(&mut self) {
+        self.ctx
+            .busy
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.plan);
+    }
 }
 
 async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
-    if !ctx
-        .seen
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(i.plan_id)
-    {
-        tracing::warn!(plan = %PlanId(i.plan_id), "intent for an already ordered plan ignored");
-        return;
-    }
+    let _busy = Busy::take(ctx, i.plan_id).await;
+    let plan = PlanId(i.plan_id);
     let Some(symbol) = ctx.symbols.name(i.symbol) else {
-        return reject(ctx, &i, 0, crate::RejectReason::LocalUnknownSymbol);
-    };
-    let cid = ClientOrderId::for_plan(PlanId(i.plan_id));
-    let side = match i.side {
-        wire::Side::Buy => Side::Buy,
-        wire::Side::Sell => Side::Sell,
+        return unsent(ctx, &i, UnsentReason::UnknownSymbol);
     };
     let filters = match ctx.client.filters(&symbol) {
         Ok(f) => f,
-        Err(e) => return reject(ctx, &i, 0, e.reject_reason()),
+        Err(_) => return unsent(ctx, &i, UnsentReason::UnknownSymbol),
     };
     let quantity = match filters.market_qty(Qty::from_units(i.qty)) {
         Ok((_, s)) => s,
-        Err(_) => return reject(ctx, &i, 0, crate::RejectReason::LocalQuantity),
+        Err(_) => return unsent(ctx, &i, UnsentReason::Quantity),
     };
     let order = NewOrder {
         symbol: symbol.clone(),
-        side,
+        side: i.side,
         quantity,
         reduce_only: i.reduce_only,
-        client_order_id: cid.as_str().to_owned(),
+        client_order_id: ClientOrderId::for_plan(plan).as_str().to_owned(),
     };
-    match ctx.client.place_once_only(ctx.transport, &order).await {
-        Ok(o) => {
-            if o.executed_qty.units() > 0 {
-                let time = if o.update_time > 0 {
-                    o.update_time
-                } else {
-                    ctx.client.clock().now_ms() as u64
-                };
-                report_fill(
-                    ctx,
-                    &o.client_order_id,
-                    &symbol,
-                    side,
-                    o.order_id,
-                    o.executed_qty,
-                    o.avg_price,
-                    time,
-                );
+    let sent_before = ctx
+        .sent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .contains(i.plan_id);
+    if sent_before {
+        tracing::warn!(%plan, "a second intent for a plan this bridge already sent: looking it up instead of sending");
+    }
+    if sent_before || i.flags & wire::INTENT_FLAG_LOOKUP_FIRST != 0 {
+        // It may have gone out before a crash: look it up before anything is sent. A lost
+        // request was sent before now, so once the recvWindow has passed after now, a
+        // "does not exist" is final.
+        tracing::info!(%plan, "intent offered again: looking the order up by client id first");
+        match ctx
+            .client
+            .resolve(&order, ctx.client.clock().now_ms())
+            .await
+        {
+            Ok(Resolution::Placed(o)) => return report_order(ctx, &i, &o, ReportSource::Lookup),
+            Ok(Resolution::NeverPlaced) => {
+                failed(ctx, &i, FailKind::NotFound, 0, 0);
             }
-            if o.is_final() {
-                // Against the intent, not the order: quantizing to the step may have sent less,
-                // and that difference will never fill either.
-                let (plan, want) = (PlanId(i.plan_id), Qty::from_units(i.qty));
-                order_ended(ctx, cid.as_str(), i.symbol, plan, o.executed_qty, want);
+            Err(e) => {
+                // Not resolved: it stays unknown in the core, to be offered again later.
+                tracing::warn!(%plan, error = %e, "lookup failed; the order stays unresolved");
+                return failed(ctx, &i, FailKind::Unknown, UnknownReason::Timeout.code(), 0);
             }
-            // NEW / PARTIALLY_FILLED: the user data stream reports the fills and the end.
         }
-        Err(e) => reject(ctx, &i, e.api_code().unwrap_or(0), e.reject_reason()),
+    }
+    ctx.sent
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(i.plan_id);
+    ctx.out.send(Message::OrderSent(wire::OrderSent {
+        symbol: i.symbol,
+        plan_id: i.plan_id,
+        at_ms: now_ms(ctx),
+    }));
+    match ctx.client.place_once_only(ctx.transport, &order).await {
+        Ok(o) => report_order(ctx, &i, &o, ReportSource::Answer),
+        Err(e) if e.outcome_unknown() => {
+            tracing::warn!(%plan, error = %e, "order outcome unknown after lookups; it stays in flight unresolved");
+            failed(
+                ctx,
+                &i,
+                FailKind::Unknown,
+                UnknownReason::Timeout.code(),
+                e.api_code().unwrap_or(0),
+            );
+        }
+        Err(e) => {
+            let reason = e.reject_reason();
+            tracing::warn!(%plan, code = e.api_code().unwrap_or(0), %reason, "order rejected");
+            failed(
+                ctx,
+                &i,
+                FailKind::Rejected,
+                reason.code(),
+                e.api_code().unwrap_or(0),
+            );
+        }
     }
 }

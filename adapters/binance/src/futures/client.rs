@@ -44,8 +44,11 @@ pub struct FuturesClient {
 }
 
 /// What resolving an ambiguous placement found.
-enum Resolution {
+#[derive(Debug)]
+pub enum Resolution {
+    /// The order exists, in this state.
     Placed(Order),
+    /// No such order, and the request that may have carried it can no longer be accepted.
     NeverPlaced,
 }
 
@@ -186,7 +189,10 @@ impl FuturesClient {
         }
     }
 
-    async fn resolve(&self, order: &NewOrder, failed_at: i64) -> Result<Resolution> {
+    /// Looks `order` up by client id until it is found, or until the server time passes
+    /// `failed_at` (server ms: when the request that may have carried it was sent, or later)
+    /// plus the recvWindow and a margin, after which a -2013 means it was never placed.
+    pub async fn resolve(&self, order: &NewOrder, failed_at: i64) -> Result<Resolution> {
         let r = self.cfg.resolve;
         // After this server time the lost request can no longer be accepted.
         let settled_at =

@@ -6,33 +6,8 @@ use serde_json::Value;
 use crate::common::decimal::{parse_price, parse_qty};
 use crate::error::Error;
 
-/// Order side.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Side {
-    /// BUY.
-    Buy,
-    /// SELL.
-    Sell,
-}
-
-impl Side {
-    /// `BUY` / `SELL`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Buy => "BUY",
-            Side::Sell => "SELL",
-        }
-    }
-
-    /// From `BUY` / `SELL`.
-    pub fn parse(s: &str) -> Option<Side> {
-        match s {
-            "BUY" => Some(Side::Buy),
-            "SELL" => Some(Side::Sell),
-            _ => None,
-        }
-    }
-}
+/// Order side: the process contract's own, so the bridge needs no mapping.
+pub use quantum_ipc::codes::Side;
 
 /// A new order as sent. `quantity` is sent verbatim: build it with
 /// [`crate::common::filters::SymbolFilters::market_qty`] unless a test wants a raw string.

@@ -24,15 +24,19 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use quantum_core::governor::TradingState;
-use quantum_core::{Action, Command, Decision, Plan, PlanId, Price, Qty, Score, SymbolId};
+use quantum_core::event::Switch;
+use quantum_core::governor::{GovReason, TradingState};
+use quantum_core::p33::P33Reason;
+use quantum_core::wire::{input_out, plan_out};
+use quantum_core::{Action, Command, Decision, Input, Plan, PlanId, Price, Qty, SymbolId};
+use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
 use quantum_ipc::wire::{self, Message, RECORD_SIZE};
 use quantum_ipc::{PeerStatus, Producer, Ring, RingSpec};
+use quantum_redis::legacy::{self, boolean, decimal, decimal_or, plan_id};
 use serde_json::{Map, Value};
 
 use super::open_counters;
-use crate::daemon::{convert, rings};
 
 /// Options of `ctl inject`.
 #[derive(Args, Debug)]
@@ -63,13 +67,13 @@ pub struct InjectArgs {
     #[arg(long, default_value = "PARTIAL_75")]
     pub action: Action,
     /// Ingress ring to write (`ctl`, or `plans` to stand in for the Redis bridge).
-    #[arg(long, default_value = rings::CTL)]
+    #[arg(long, default_value = contract::CTL.name)]
     pub ring: String,
 }
 
 /// Runs `ctl inject`.
 pub fn run(a: InjectArgs) -> Result<()> {
-    if !rings::INGRESS.contains(&a.ring.as_str()) {
+    if !contract::INGRESS.iter().any(|r| r.name == a.ring) {
         bail!(
             "--ring {} is not an ingress ring (plans, ctl, exchange)",
             a.ring
@@ -100,7 +104,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
         let mut plan = Plan::exit(PlanId(0), symbol, a.decision, a.action);
         for i in 0..n {
             plan.id = PlanId((u64::from(a.seed) << 32) | i);
-            out.send(&Message::Plan(convert::plan_out(&plan)))?;
+            out.send(&Message::Plan(plan_out(&plan)))?;
         }
         eprintln!(
             "inject: sent {n} generated plans (ids {:016x}..) to ring {}",
@@ -183,55 +187,19 @@ impl Sender {
     }
 }
 
-fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a Value> {
-    o.get(k).ok_or_else(|| anyhow!("missing field {k:?}"))
-}
-
 fn text<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a str> {
-    field(o, k)?
+    o.get(k)
+        .ok_or_else(|| anyhow!("missing field {k:?}"))?
         .as_str()
         .ok_or_else(|| anyhow!("field {k:?} must be a string"))
 }
 
-/// A decimal from a JSON number or string.
-fn decimal<T: std::str::FromStr>(o: &Map<String, Value>, k: &str) -> Result<T>
+/// A decimal field (JSON number or string).
+fn dec<T: std::str::FromStr>(o: &Map<String, Value>, k: &str) -> Result<T>
 where
     T::Err: std::fmt::Display,
 {
-    let v = field(o, k)?;
-    let s = match v {
-        Value::String(s) => s.clone(),
-        Value::Number(n) => n.to_string(),
-        _ => bail!("field {k:?} must be a number or a decimal string"),
-    };
-    s.trim()
-        .parse()
-        .map_err(|e| anyhow!("field {k:?} = {s:?}: {e}"))
-}
-
-fn decimal_or<T: std::str::FromStr>(o: &Map<String, Value>, k: &str, d: T) -> Result<T>
-where
-    T::Err: std::fmt::Display,
-{
-    if o.contains_key(k) {
-        decimal(o, k)
-    } else {
-        Ok(d)
-    }
-}
-
-fn boolean(o: &Map<String, Value>, k: &str) -> Result<bool> {
-    match field(o, k)? {
-        Value::Bool(b) => Ok(*b),
-        Value::String(s) if s.eq_ignore_ascii_case("true") => Ok(true),
-        Value::String(s) if s.eq_ignore_ascii_case("false") => Ok(false),
-        _ => bail!("field {k:?} must be true or false"),
-    }
-}
-
-fn plan_id(o: &Map<String, Value>) -> Result<PlanId> {
-    let s = text(o, "plan_id")?;
-    s.parse().map_err(|e| anyhow!("plan_id {s:?}: {e}"))
+    decimal(o, k).map_err(|e| anyhow!(e))
 }
 
 /// One JSON line as a wire record.
@@ -240,85 +208,86 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
     let Value::Object(mut o) = v else {
         bail!("not a JSON object");
     };
-    for k in ["payload", "data"] {
-        if let Some(Value::String(inner)) = o.get(k) {
-            let inner: Value =
-                serde_json::from_str(inner).map_err(|e| anyhow!("field {k:?} is not JSON: {e}"))?;
-            let Value::Object(inner) = inner else {
-                bail!("field {k:?} is not a JSON object");
-            };
-            o.remove(k);
-            o.extend(inner);
-        }
-    }
+    legacy::unwrap_payload(&mut o).map_err(|e| anyhow!(e))?;
     let now = unix_ms();
     let Some(cmd) = o.get("cmd") else {
-        return parse_plan(&o, sym).map(|p| Message::Plan(convert::plan_out(&p)));
+        return parse_plan(&o, sym).map(|p| Message::Plan(plan_out(&p)));
     };
     let cmd = cmd
         .as_str()
         .ok_or_else(|| anyhow!("field \"cmd\" must be a string"))?;
     let symbol = || sym(text(&o, "symbol")?);
     let command = |c: Command| {
-        convert::command_out(&c, now).ok_or_else(|| anyhow!("command {cmd:?} has no wire form"))
+        input_out(&Input::Command(c)).ok_or_else(|| anyhow!("command {cmd:?} has no wire form"))
     };
+    let boolean = |k: &str| boolean(&o, k).map_err(|e| anyhow!(e));
     match cmd {
         "set_ledger" => command(Command::SetLedger {
             symbol: symbol()?,
-            amount: decimal(&o, "amount")?,
+            amount: dec(&o, "amount")?,
         }),
         "position" => {
-            let mark: Price = decimal(&o, "mark")?;
+            let mark: Price = dec(&o, "mark")?;
             if mark.units() <= 0 {
                 bail!("field \"mark\" must be above zero");
             }
             command(Command::Position {
                 symbol: symbol()?,
-                amount: decimal(&o, "amount")?,
+                amount: dec(&o, "amount")?,
                 mark,
             })
         }
         "kill_switch" => {
-            let on = boolean(&o, "on")?;
-            command(if o.contains_key("symbol") {
-                Command::SymbolKillSwitch(symbol()?, on)
+            let on = boolean("on")?;
+            command(Command::Switch(if o.contains_key("symbol") {
+                Switch::SymbolKillSwitch(symbol()?, on)
             } else {
-                Command::KillSwitch(on)
-            })
+                Switch::KillSwitch(on)
+            }))
         }
-        "trading_state" => command(Command::TradingState(match text(&o, "state")? {
-            "ACTIVE" => TradingState::Active,
-            "REDUCING" => TradingState::Reducing,
-            "HALTED" => TradingState::Halted,
-            s => bail!("state {s:?} must be ACTIVE, REDUCING or HALTED"),
-        })),
+        "trading_state" => {
+            let state: TradingState = text(&o, "state")?.parse().map_err(|e: String| anyhow!(e))?;
+            command(Command::Switch(Switch::TradingState(state)))
+        }
         "gov_permit" => Ok(Message::GovPermit(wire::GovPermit {
-            allow: boolean(&o, "allow")?,
+            allow: boolean("allow")?,
             symbol: symbol()?.0,
-            reason: decimal_or(&o, "reason", 0u16)?,
-            plan_id: plan_id(&o)?.0,
-            ttl_ms: decimal_or(&o, "ttl_ms", 15_000u32)?,
+            reason: match o.get("reason") {
+                None => None,
+                Some(Value::String(s)) => {
+                    Some(GovReason::parse(s).ok_or_else(|| anyhow!("unknown governor reason {s:?}"))?)
+                }
+                Some(_) => bail!("field \"reason\" must be a governor reason, e.g. \"cooldown\""),
+            },
+            plan_id: plan_id(&o).map_err(|e| anyhow!(e))?.0,
+            ttl_ms: decimal_or(&o, "ttl_ms", 15_000u32).map_err(|e| anyhow!(e))?,
             issued_at_ms: now,
         })),
         "p33_permit" => {
             let reason = match o.get("reason") {
-                None => 0,
-                Some(Value::String(s)) => quantum_core::p33::P33Reason::parse(s)
-                    .ok_or_else(|| anyhow!("unknown P3.3 reason {s:?}"))?
-                    as u16,
-                Some(_) => decimal(&o, "reason")?,
+                None => None,
+                Some(Value::String(s)) => {
+                    Some(P33Reason::parse(s).ok_or_else(|| anyhow!("unknown P3.3 reason {s:?}"))?)
+                }
+                Some(_) => bail!("field \"reason\" must be a P3.3 reason, e.g. \"no_position\""),
             };
-            let q = |k| decimal_or::<Qty>(&o, k, Qty::ZERO).map(Qty::units);
+            let q = |k| {
+                decimal_or::<Qty>(&o, k, Qty::ZERO)
+                    .map(Qty::units)
+                    .map_err(|e| anyhow!(e))
+            };
             Ok(Message::P33Permit(wire::P33Permit {
-                allow: boolean(&o, "allow")?,
+                allow: boolean("allow")?,
                 symbol: symbol()?.0,
                 reason,
-                plan_id: plan_id(&o)?.0,
+                side: None,
+                plan_id: plan_id(&o).map_err(|e| anyhow!(e))?.0,
                 safe_qty: q("safe_qty")?,
                 exchange_amt: q("exchange_amt")?,
                 ledger_amt: q("ledger_amt")?,
                 tolerance: q("tolerance")?,
                 issued_at_ms: now,
+                ttl_ms: decimal_or(&o, "ttl_ms", 0u32).map_err(|e| anyhow!(e))?,
             }))
         }
         other => bail!(
@@ -327,27 +296,19 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
     }
 }
 
+/// A legacy plan entry (the Redis contract's reading of it) with its symbol interned.
 fn parse_plan(o: &Map<String, Value>, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Plan> {
-    let decision: Decision = text(o, "decision")?
-        .parse()
-        .map_err(|e: String| anyhow!(e))?;
-    let action: Action = match o.get("action") {
-        Some(_) => text(o, "action")?.parse().map_err(|e: String| anyhow!(e))?,
-        None => Action::None,
-    };
-    let mut p = Plan::exit(plan_id(o)?, sym(text(o, "symbol")?)?, decision, action);
-    p.kill_score = decimal_or(o, "kill_score", Score::ZERO)?;
-    if let Some(Value::Number(n)) = o.get("timestamp") {
-        p.created_at_ms = n.as_u64().unwrap_or(0);
-    }
-    if o.contains_key("reduce_only") {
-        p.reduce_only = boolean(o, "reduce_only")?;
-    }
-    p.qty = decimal_or(o, "qty", Qty::ZERO)?;
-    if p.qty.units() < 0 {
-        bail!("field \"qty\" must not be negative");
-    }
-    Ok(p)
+    let p = legacy::parse_plan(o).map_err(|e| anyhow!(e))?;
+    Ok(Plan {
+        id: p.id,
+        symbol: sym(&p.symbol)?,
+        decision: p.decision,
+        action: p.action,
+        kill_score: p.kill_score,
+        created_at_ms: p.created_at_ms,
+        reduce_only: p.reduce_only,
+        qty: p.qty,
+    })
 }
 
 #[cfg(test)]
@@ -369,7 +330,7 @@ mod tests {
         )
         .unwrap();
         let Message::Plan(w) = m else { panic!() };
-        let p = convert::plan_in(&w);
+        let p = quantum_core::wire::plan_in(&w);
         assert_eq!(p.id, PlanId(0xf1a8_d7f4_8713_d5cf));
         assert_eq!(p.action, Action::Partial75);
         assert_eq!(p.kill_score, "0.539".parse().unwrap());

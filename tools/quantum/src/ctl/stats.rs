@@ -9,10 +9,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use quantum_ipc::{list_segments, remove_stale_segments, Ring, RingSpec, SegmentKind};
+use quantum_ipc::broadcast::Broadcast;
+use quantum_ipc::contract::{self, Shape};
+use quantum_ipc::{list_segments, remove_stale_segments, PeerStatus, Ring, RingSpec, SegmentKind};
 
 use super::{open_counters, peer_text, peer_word};
-use crate::daemon::rings;
 use crate::daemon::stats::{amount, AMOUNT_GAUGES};
 
 /// Options of `ctl stats`.
@@ -60,24 +61,69 @@ pub struct GcArgs {
 struct RingRow {
     name: &'static str,
     stats: quantum_ipc::RingStats,
-    producer: quantum_ipc::PeerStatus,
-    consumer: quantum_ipc::PeerStatus,
+    producer: PeerStatus,
+    /// The SPSC consumer, or the broadcast ring's readers (status, missed).
+    consumers: Vec<(PeerStatus, u64)>,
+}
+
+fn broadcast_stats(b: &Broadcast) -> quantum_ipc::RingStats {
+    let published = b.next_seq() - b.base_seq();
+    quantum_ipc::RingStats {
+        capacity: b.capacity() as u64,
+        slot_size: 64,
+        depth: published.min(b.capacity() as u64),
+        pushed: published,
+        ..Default::default()
+    }
 }
 
 fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
-    rings::INGRESS
+    contract::RINGS
         .iter()
-        .chain(rings::EGRESS.iter())
-        .filter_map(|name| {
-            let ring = Ring::open(&RingSpec::new(instance, name, 0)).ok()?;
-            Some(RingRow {
-                name,
-                stats: ring.stats(),
-                producer: ring.producer_status(timeout),
-                consumer: ring.consumer_status(timeout),
+        .filter_map(|def| {
+            let spec = RingSpec::new(instance, def.name, 0);
+            Some(match def.shape {
+                Shape::Spsc => {
+                    let ring = Ring::open(&spec).ok()?;
+                    RingRow {
+                        name: def.name,
+                        stats: ring.stats(),
+                        producer: ring.producer_status(timeout),
+                        consumers: vec![(ring.consumer_status(timeout), 0)],
+                    }
+                }
+                Shape::Broadcast => {
+                    let b = Broadcast::open(&spec).ok()?;
+                    RingRow {
+                        name: def.name,
+                        stats: broadcast_stats(&b),
+                        producer: b.writer_status(timeout),
+                        consumers: b
+                            .readers(timeout)
+                            .into_iter()
+                            .map(|r| (r.status, r.missed))
+                            .collect(),
+                    }
+                }
             })
         })
         .collect()
+}
+
+fn consumers_text(c: &[(PeerStatus, u64)]) -> String {
+    if c.is_empty() {
+        return "no reader".into();
+    }
+    c.iter()
+        .map(|(s, missed)| {
+            if *missed > 0 {
+                format!("{} (missed {missed})", peer_text(*s))
+            } else {
+                peer_text(*s)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `ctl stats`.
@@ -115,7 +161,14 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                 .iter()
                 .map(|r| {
                     let (p, ppid) = peer_word(r.producer);
-                    let (cs, cpid) = peer_word(r.consumer);
+                    let consumers: Vec<_> = r
+                        .consumers
+                        .iter()
+                        .map(|(s, missed)| {
+                            let (w, pid) = peer_word(*s);
+                            serde_json::json!({"status": w, "pid": pid, "missed": missed})
+                        })
+                        .collect();
                     (
                         r.name.to_string(),
                         serde_json::json!({
@@ -123,7 +176,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                             "pushed": r.stats.pushed, "popped": r.stats.popped,
                             "full_events": r.stats.full_events, "invalid": r.stats.invalid,
                             "producer": p, "producer_pid": ppid,
-                            "consumer": cs, "consumer_pid": cpid,
+                            "consumers": consumers,
                         }),
                     )
                 })
@@ -179,7 +232,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     r.stats.depth,
                     r.stats.capacity,
                     peer_text(r.producer),
-                    peer_text(r.consumer)
+                    consumers_text(&r.consumers)
                 );
             }
         }
@@ -230,6 +283,27 @@ pub fn rings(a: RingsArgs) -> Result<()> {
                 }
                 Err(e) => println!("{} ring (cannot open: {e}) {owner}", s.os_id),
             },
+            SegmentKind::Broadcast => {
+                match Broadcast::open(&RingSpec::new(&a.instance, &s.name, 0)) {
+                    Ok(b) => {
+                        let readers: Vec<_> = b
+                            .readers(a.peer_timeout_ms)
+                            .into_iter()
+                            .map(|r| (r.status, r.missed))
+                            .collect();
+                        println!(
+                            "{} broadcast capacity {} next_seq {} base_seq {} {owner}; writer {}; readers {}",
+                            s.os_id,
+                            b.capacity(),
+                            b.next_seq(),
+                            b.base_seq(),
+                            peer_text(b.writer_status(a.peer_timeout_ms)),
+                            consumers_text(&readers)
+                        );
+                    }
+                    Err(e) => println!("{} broadcast (cannot open: {e}) {owner}", s.os_id),
+                }
+            }
             SegmentKind::Counters => println!("{} counters {} bytes {owner}", s.os_id, s.bytes),
             SegmentKind::Unknown => println!("{} unknown {} bytes", s.os_id, s.bytes),
         }

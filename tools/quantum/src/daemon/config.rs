@@ -12,13 +12,13 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Result};
+use quantum_core::book::{Filters, LotFilter};
 use quantum_core::governor::{GovMode, GovernorConfig};
-use quantum_core::ledger::{Filters, LotFilter};
 use quantum_core::p33::P33Config;
-use quantum_core::{EngineConfig, Mode, Price, Qty, Score, SymbolSpec};
+use quantum_core::{EngineConfig, Mode, PermitSource, Price, Qty, Score, SymbolSpec};
 use serde::{Deserialize, Serialize};
 
-use super::rings;
+use quantum_ipc::contract;
 
 /// The whole configuration, as the file spells it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -50,8 +50,16 @@ pub struct DaemonConfig {
 pub struct EngineSection {
     /// Permit table slots.
     pub table_capacity: usize,
-    /// Recent plan ids remembered for dedupe.
+    /// How long an EXECUTE plan's id is remembered for dedupe (ms).
+    pub dedupe_horizon_ms: u64,
+    /// Most plan ids remembered at once (at least `table_capacity`); when full of ids younger
+    /// than the horizon, new plans are blocked `dedupe_full`.
     pub dedupe_capacity: usize,
+    /// Most orders in flight at once.
+    pub max_orders: usize,
+    /// `core` (the core's governor and P3.3 issue the permits) or `external` (legacy services
+    /// do, through the Redis bridge's `--permits-from redis`).
+    pub permits: String,
     /// Legacy `APPLY_PERMIT_WAIT_MS`.
     pub apply_wait_ms: u64,
     /// Legacy `APPLY_PERMIT_STEP_MS` (longest single park).
@@ -97,8 +105,11 @@ pub struct P33Section {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RingsSection {
-    /// Slots per ring (a power of two).
+    /// Slots per SPSC ring (a power of two).
     pub capacity: usize,
+    /// Slots of the `results` broadcast ring: how far an observer may fall behind before it
+    /// misses events (a power of two).
+    pub results_capacity: usize,
     /// How often the daemon heartbeats and looks at its peers.
     pub heartbeat_ms: u64,
     /// A peer whose heartbeat is older than this is not alive.
@@ -141,7 +152,10 @@ impl Default for DaemonConfig {
             legacy_log: true,
             engine: EngineSection {
                 table_capacity: e.table_capacity,
+                dedupe_horizon_ms: e.dedupe_horizon_ms,
                 dedupe_capacity: e.dedupe_capacity,
+                max_orders: e.max_orders,
+                permits: e.permits.as_str().into(),
                 apply_wait_ms: e.apply_wait_ms,
                 apply_step_ms: e.apply_step_ms,
             },
@@ -181,7 +195,8 @@ impl Default for P33Section {
 impl Default for RingsSection {
     fn default() -> Self {
         RingsSection {
-            capacity: rings::DEFAULT_CAPACITY,
+            capacity: contract::DEFAULT_CAPACITY,
+            results_capacity: contract::DEFAULT_RESULTS_CAPACITY,
             heartbeat_ms: 100,
             peer_timeout_ms: 3_000,
             drain_timeout_ms: 5_000,
@@ -231,7 +246,10 @@ const ENV_KEYS: &[&str] = &[
     "pin",
     "legacy_log",
     "engine.table_capacity",
+    "engine.dedupe_horizon_ms",
     "engine.dedupe_capacity",
+    "engine.max_orders",
+    "engine.permits",
     "engine.apply_wait_ms",
     "engine.apply_step_ms",
     "governor.mode",
@@ -245,6 +263,7 @@ const ENV_KEYS: &[&str] = &[
     "p33.permit_ttl_ms",
     "p33.exchange_max_age_ms",
     "rings.capacity",
+    "rings.results_capacity",
     "rings.heartbeat_ms",
     "rings.peer_timeout_ms",
     "rings.drain_timeout_ms",
@@ -337,7 +356,10 @@ impl DaemonConfig {
             "pin" => self.pin = boolean(var, v)?,
             "legacy_log" => self.legacy_log = boolean(var, v)?,
             "engine.table_capacity" => e.table_capacity = num(var, v)?,
+            "engine.dedupe_horizon_ms" => e.dedupe_horizon_ms = num(var, v)?,
             "engine.dedupe_capacity" => e.dedupe_capacity = num(var, v)?,
+            "engine.max_orders" => e.max_orders = num(var, v)?,
+            "engine.permits" => e.permits = v.trim().to_string(),
             "engine.apply_wait_ms" => e.apply_wait_ms = num(var, v)?,
             "engine.apply_step_ms" => e.apply_step_ms = num(var, v)?,
             "governor.mode" => g.mode = v.trim().to_string(),
@@ -351,6 +373,7 @@ impl DaemonConfig {
             "p33.permit_ttl_ms" => p.permit_ttl_ms = num(var, v)?,
             "p33.exchange_max_age_ms" => p.exchange_max_age_ms = num(var, v)?,
             "rings.capacity" => r.capacity = num(var, v)?,
+            "rings.results_capacity" => r.results_capacity = num(var, v)?,
             "rings.heartbeat_ms" => r.heartbeat_ms = num(var, v)?,
             "rings.peer_timeout_ms" => r.peer_timeout_ms = num(var, v)?,
             "rings.drain_timeout_ms" => r.drain_timeout_ms = num(var, v)?,
@@ -369,15 +392,20 @@ impl DaemonConfig {
         self.mode.parse().map_err(|e: String| anyhow!("mode: {e}"))
     }
 
-    /// Everything the engine needs, checked; errors name the key. `wall_origin_ms` is the
-    /// Unix time of the engine clock's origin.
-    pub fn engine_config(&self, wall_origin_ms: u64) -> Result<EngineConfig> {
+    /// Everything the engine needs, checked; errors name the key.
+    pub fn engine_config(&self) -> Result<EngineConfig> {
         self.mode()?;
         let r = &self.rings;
         if !r.capacity.is_power_of_two() || r.capacity > 1 << 24 {
             bail!(
                 "rings.capacity {} must be a power of two up to 16777216",
                 r.capacity
+            );
+        }
+        if !r.results_capacity.is_power_of_two() || !(2..=1 << 24).contains(&r.results_capacity) {
+            bail!(
+                "rings.results_capacity {} must be a power of two from 2 to 16777216",
+                r.results_capacity
             );
         }
         if r.heartbeat_ms == 0 || r.peer_timeout_ms == 0 {
@@ -413,8 +441,12 @@ impl DaemonConfig {
                         .map_err(|e| anyhow!("governor.min_kill_score {s:?}: {e}"))
                 })
                 .transpose()?,
-            wall_origin_ms,
         };
+        let permits: PermitSource = self
+            .engine
+            .permits
+            .parse()
+            .map_err(|e: String| anyhow!("engine.permits: {e}"))?;
         let symbols = self
             .symbols
             .iter()
@@ -423,7 +455,10 @@ impl DaemonConfig {
             .collect::<Result<Vec<_>>>()?;
         let cfg = EngineConfig {
             table_capacity: self.engine.table_capacity,
+            dedupe_horizon_ms: self.engine.dedupe_horizon_ms,
             dedupe_capacity: self.engine.dedupe_capacity,
+            max_orders: self.engine.max_orders,
+            permits,
             apply_wait_ms: self.engine.apply_wait_ms,
             apply_step_ms: self.engine.apply_step_ms,
             governor,
@@ -483,7 +518,7 @@ mod tests {
     #[test]
     fn defaults_are_the_engines() {
         let c = DaemonConfig::default();
-        let e = c.engine_config(0).unwrap();
+        let e = c.engine_config().unwrap();
         assert_eq!(e, EngineConfig::default());
     }
 
@@ -516,7 +551,7 @@ mod tests {
         assert_eq!(c.engine.apply_step_ms, 7);
         assert_eq!(c.rings.capacity, 1024);
         assert_eq!(c.governor.min_kill_score, None);
-        let e = c.engine_config(0).unwrap();
+        let e = c.engine_config().unwrap();
         assert_eq!(e.governor.mode, GovMode::Production);
         assert_eq!(c.mode().unwrap(), Mode::Pipelined);
     }
@@ -533,19 +568,19 @@ mod tests {
             .unwrap_err();
         assert!(e.to_string().contains("QUANTUM_RINGS_CAPACITY"), "{e}");
         c.rings.capacity = 1000;
-        let e = c.engine_config(0).unwrap_err();
+        let e = c.engine_config().unwrap_err();
         assert!(e.to_string().contains("rings.capacity"), "{e}");
         let mut c = DaemonConfig::default();
         c.governor.mode = "prod".into();
         assert!(c
-            .engine_config(0)
+            .engine_config()
             .unwrap_err()
             .to_string()
             .contains("governor.mode"));
         let mut c = DaemonConfig::default();
         c.symbols[0].tolerance = "x".into();
         assert!(c
-            .engine_config(0)
+            .engine_config()
             .unwrap_err()
             .to_string()
             .contains("tolerance"));

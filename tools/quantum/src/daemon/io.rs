@@ -1,25 +1,33 @@
-//! The daemon's I/O thread: ingress rings → engine → egress rings, heartbeats, peers, drain.
+//! The daemon's I/O thread: ingress rings → engine → events out, heartbeats, peers, drain.
+//!
+//! Every event the engine emits goes, in order: to the counters, to the log (the legacy
+//! `[PERMIT_WAIT]` / `Result published` lines for results), onto the `results` broadcast ring
+//! (which never waits for a reader), and, for an order intent, onto the `orders` ring. An
+//! intent is never dropped: while `orders` is full the daemon holds it and stops taking events
+//! from the engine, which then back-pressures its own input.
+//!
+//! When a consumer (re)attaches to `orders` (a Binance bridge starting, or restarting after a
+//! crash), the engine offers it every order without a final outcome again, marked "look it up
+//! by client order id before sending anything".
 
 use std::collections::VecDeque;
-use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use quantum_core::ledger::Ledger;
+use quantum_core::book::Book;
+use quantum_core::event::Event;
 use quantum_core::types::Symbols;
-use quantum_core::{Clock, Command, Engine, Input, PlanResult, Runner, RunnerConfig, SymbolId};
+use quantum_core::{Clock, Engine, Input, Runner, RunnerConfig, SymbolId};
+use quantum_ipc::broadcast::{self, Broadcast};
+use quantum_ipc::contract::{self, RingDef};
 use quantum_ipc::liveness::{clock_ms, unix_ms};
 use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
 use quantum_ipc::{Consumer, PeerStatus, Producer, Ring, RingSpec};
 
 use super::config::DaemonConfig;
-use super::convert::{self, Ingress};
-use super::inflight::InFlight;
 use super::instance;
-use super::positions::Positions;
-use super::rings;
 use super::stats::{self, Counters};
 
 /// Records taken from one ingress ring before looking at the others and at egress.
@@ -27,25 +35,14 @@ const BATCH: usize = 256;
 /// Invalid records logged one by one; after that one in every `INVALID_LOG_EVERY`.
 const INVALID_LOG_FIRST: u64 = 20;
 const INVALID_LOG_EVERY: u64 = 10_000;
-/// Records waiting for room on `results` above which ingress pauses (position records are made
-/// on ingress; results stop being taken from the engine as soon as anything waits).
-const RESULTS_BACKLOG: usize = 4096;
 /// Longest idle step of the I/O thread when not spinning: bounds how late it notices ingress.
 const MAX_IDLE: Duration = Duration::from_millis(1);
 /// How often the book gauges (`ledger.<S>` ...) are refreshed: the engine applies commands on
 /// its own thread, so the I/O thread samples the book instead of tracking each command.
 const GAUGES_EVERY_MS: u64 = 5;
 
-fn log(instance: &str, msg: std::fmt::Arguments) {
-    eprintln!("quantum run[{instance}]: {msg}");
-}
-
-macro_rules! say {
-    ($d:expr, $($t:tt)*) => { log(&$d.instance, format_args!($($t)*)) };
-}
-
 struct IngressRing {
-    name: &'static str,
+    def: &'static RingDef,
     /// Keeps the segment handle for depth and stats.
     _ring: Ring,
     consumer: Consumer<RECORD_SIZE>,
@@ -61,36 +58,6 @@ enum Seen {
     Gone(u64),
 }
 
-/// What a record on `results` is, for its counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Out {
-    /// A `PlanResult` (`results_out`, `results_unobserved`).
-    Result,
-    /// A `GovPermit` or `P33Permit` (`results_permits_out`, `results_permits_unobserved`).
-    Permit,
-    /// A `PositionSnapshot` or `LedgerSet` (`results_positions_out`,
-    /// `results_positions_unobserved`).
-    Position,
-}
-
-/// Records waiting for room on the egress rings, oldest first. Orders go first: nothing goes
-/// out on `results` while an order waits (a plan's result never precedes its order).
-#[derive(Default)]
-struct Egress {
-    orders: VecDeque<Record>,
-    results: VecDeque<(Out, Record)>,
-    /// The first waiting record was counted as a full event already (once per record that had
-    /// to wait).
-    order_counted: bool,
-    result_counted: bool,
-}
-
-impl Egress {
-    fn is_empty(&self) -> bool {
-        self.orders.is_empty() && self.results.is_empty()
-    }
-}
-
 /// The running daemon, minus the engine's runner.
 pub struct Daemon {
     instance: String,
@@ -101,23 +68,23 @@ pub struct Daemon {
     ingress: Vec<IngressRing>,
     orders_ring: Ring,
     orders: Producer<RECORD_SIZE>,
-    results_ring: Ring,
-    results: Producer<RECORD_SIZE>,
-    /// Peers per ring: ingress then egress.
-    seen: [Seen; 5],
-    results_observed: bool,
-    held_input: Option<Input>,
-    held: Egress,
-    /// The amounts the `results` ring mirrors (see [`super::positions`]).
-    positions: Positions,
-    /// The governor's permit TTL, written into the permits mirrored on `results`.
-    gov_ttl_ms: u64,
-    /// Orders sent and not yet ended, so a `Reject` releases exactly their unfilled rest.
-    in_flight: InFlight,
+    results: Broadcast,
+    results_w: broadcast::Writer,
+    /// Peers per SPSC ring, in [`contract::RINGS`] order (the `results` entry counts readers).
+    seen: [Seen; 4],
+    /// The `orders` consumer the engine last offered its unresolved orders to.
+    offered_to: Option<u64>,
+    held_input: Option<(u8, Input)>,
+    /// Intents waiting for room on `orders`, oldest first.
+    held_orders: VecDeque<Record>,
+    /// The first held intent was counted as a full event already.
+    order_counted: bool,
     /// The engine's book (read only here, for the gauges).
-    book: Arc<Ledger>,
+    book: Arc<Book>,
     runner: Option<Runner>,
+    gov_ttl_ms: u64,
     log_buf: String,
+    refusals_logged: u64,
     next_tick: u64,
     next_gauges: u64,
 }
@@ -127,43 +94,41 @@ impl Daemon {
     pub fn start(instance: &str, cfg: DaemonConfig) -> Result<Daemon> {
         let (writer, removed) = instance::claim(instance, stats::capacity(cfg.symbols.len()))?;
         if !removed.is_empty() {
-            log(
-                instance,
-                format_args!(
-                    "removed segments of a dead predecessor: {}",
-                    removed.join(" ")
-                ),
-            );
+            tracing::warn!(instance, segments = %removed.join(" "), "removed segments of a dead predecessor");
         }
-        let clock = Clock::new();
-        let engine_cfg = cfg.engine_config(unix_ms())?;
+        let engine_cfg = cfg.engine_config()?;
         let gov_ttl_ms = engine_cfg.governor.permit_ttl_ms;
         let mode = cfg.mode()?;
-        let engine = Engine::new(engine_cfg, clock).context("invalid engine configuration")?;
+        let engine =
+            Engine::new(engine_cfg, Clock::new()).context("invalid engine configuration")?;
         let symbols = engine.symbols().clone();
-        let positions = Positions::from_book(&engine.shared().ledger);
+        let book = engine.shared().book.clone();
         let limits = Limits::new(symbols.len() as u16);
         let counters = Counters::new(writer, &symbols)?;
         let cap = cfg.rings.capacity;
-        let create = |name: &str| {
-            Ring::create(&RingSpec::new(instance, name, cap))
-                .with_context(|| format!("cannot create ring {name}"))
+        let create = |def: &RingDef| {
+            Ring::create(&RingSpec::new(instance, def.name, cap))
+                .with_context(|| format!("cannot create ring {}", def.name))
         };
         let mut ingress = Vec::new();
-        for name in rings::INGRESS {
-            let ring = create(name)?;
+        for def in contract::INGRESS {
+            let ring = create(def)?;
             let consumer = ring.consumer()?;
             ingress.push(IngressRing {
-                name,
+                def,
                 _ring: ring,
                 consumer,
                 invalid_seen: 0,
             });
         }
-        let orders_ring = create(rings::ORDERS)?;
+        let orders_ring = create(&contract::ORDERS)?;
         let orders = orders_ring.producer()?;
-        let results_ring = create(rings::RESULTS)?;
-        let results = results_ring.producer()?;
+        let results = Broadcast::create(
+            &RingSpec::new(instance, contract::RESULTS.name, cfg.rings.results_capacity),
+            0,
+        )
+        .context("cannot create ring results")?;
+        let results_w = results.writer()?;
         let runner = Runner::start(
             engine,
             RunnerConfig {
@@ -175,62 +140,52 @@ impl Daemon {
             },
         );
         runner.register_caller();
-        let d = Daemon {
-            instance: instance.to_string(),
+        tracing::info!(
+            instance,
+            mode = cfg.mode,
+            rings = cap,
+            symbols = symbols.len(),
+            placement = %runner.placement().note,
+            "started"
+        );
+        Ok(Daemon {
+            instance: instance.to_owned(),
             limits,
             symbols,
             counters,
             ingress,
             orders_ring,
             orders,
-            results_ring,
             results,
-            seen: [Seen::Nobody; 5],
-            results_observed: false,
+            results_w,
+            seen: [Seen::Nobody; 4],
+            offered_to: None,
             held_input: None,
-            held: Egress::default(),
-            positions,
-            gov_ttl_ms,
-            in_flight: InFlight::with_capacity(1024),
-            book: runner.shared().ledger.clone(),
+            held_orders: VecDeque::new(),
+            order_counted: false,
+            book,
             runner: Some(runner),
-            log_buf: String::with_capacity(512),
+            gov_ttl_ms,
+            log_buf: String::new(),
+            refusals_logged: 0,
             next_tick: 0,
             next_gauges: 0,
             cfg,
-        };
-        let r = d.runner.as_ref().expect("runner");
-        say!(
-            d,
-            "pid {} mode={} spin={} {}",
-            std::process::id(),
-            d.cfg.mode,
-            d.cfg.spin,
-            r.placement().note
-        );
-        say!(
-            d,
-            "rings created: quantum.{0}.{{plans,ctl,exchange}} (in) quantum.{0}.{{orders,results}} (out), {1} slots of 64 bytes; counters quantum.{0}.counters; {2} symbols",
-            d.instance,
-            cap,
-            d.symbols.len(),
-        );
-        Ok(d)
+        })
     }
 
     fn runner(&self) -> &Runner {
         self.runner.as_ref().expect("runner runs until drain")
     }
 
-    /// Serves until `stop` is set, then drains.
+    /// Runs until `stop` is set, then drains.
     pub fn run(mut self, stop: &AtomicBool) -> Result<()> {
         let mut idle_step = Duration::from_micros(20);
         let mut spins = 0u32;
         while !stop.load(Ordering::Relaxed) {
             self.tick_if_due();
             self.gauges_if_due();
-            let mut worked = self.pump_egress();
-            worked |= self.pump_ingress();
+            let worked = self.pump_egress() | self.pump_ingress();
             if worked {
                 idle_step = Duration::from_micros(20);
                 spins = 0;
@@ -241,8 +196,8 @@ impl Daemon {
                 std::hint::spin_loop();
                 continue;
             }
-            if let Some(r) = self.runner().recv_timeout(idle_step) {
-                self.emit(r);
+            if let Some(e) = self.runner().recv_timeout(idle_step) {
+                self.emit(e);
                 idle_step = Duration::from_micros(20);
             } else {
                 idle_step = (idle_step * 2).min(MAX_IDLE);
@@ -262,17 +217,16 @@ impl Daemon {
             r.consumer.heartbeat();
         }
         self.orders.heartbeat();
-        self.results.heartbeat();
+        self.results_w.heartbeat();
         let timeout = self.cfg.rings.peer_timeout_ms;
-        let mut statuses = Vec::with_capacity(5);
+        let mut statuses = Vec::with_capacity(4);
         for r in &self.ingress {
-            statuses.push((r.name, "producer", r.consumer.peer_status(timeout)));
+            statuses.push((r.def, "producer", r.consumer.peer_status(timeout)));
         }
-        statuses.push((rings::ORDERS, "consumer", self.orders.peer_status(timeout)));
         statuses.push((
-            rings::RESULTS,
+            &contract::ORDERS,
             "consumer",
-            self.results.peer_status(timeout),
+            self.orders.peer_status(timeout),
         ));
         let mut alive = 0;
         for (i, (ring, role, st)) in statuses.into_iter().enumerate() {
@@ -288,31 +242,51 @@ impl Daemon {
             if now_seen == self.seen[i] {
                 continue;
             }
+            let ring = ring.name;
             match st {
                 PeerStatus::Alive { pid, .. } => {
-                    say!(self, "peer attached: ring {ring} {role} pid {pid}")
+                    tracing::info!(ring, role, pid, "peer attached")
                 }
-                PeerStatus::Stale { pid, age_ms } => say!(
-                    self,
-                    "peer stale: ring {ring} {role} pid {pid} silent for {age_ms} ms"
-                ),
+                PeerStatus::Stale { pid, age_ms } => {
+                    tracing::warn!(ring, role, pid, age_ms, "peer stale: no heartbeat")
+                }
                 PeerStatus::Dead { pid } => {
                     self.counters.inc(self.counters.peer_deaths[i]);
-                    say!(self, "peer died: ring {ring} {role} pid {pid} is gone without detaching; a new {role} may attach")
+                    tracing::warn!(
+                        ring,
+                        role,
+                        pid,
+                        "peer died without detaching; a new {role} may attach"
+                    )
                 }
-                PeerStatus::Detached { pid } => {
-                    say!(self, "peer detached: ring {ring} {role} pid {pid}")
-                }
+                PeerStatus::Detached { pid } => tracing::info!(ring, role, pid, "peer detached"),
                 PeerStatus::NeverAttached => {}
             }
             self.seen[i] = now_seen;
         }
-        self.results_observed = matches!(self.seen[4], Seen::Alive(_));
-        self.counters.set(self.counters.peers_alive, alive);
+        let readers = self
+            .results
+            .readers(timeout)
+            .iter()
+            .filter(|r| r.status.is_alive())
+            .count();
+        self.counters
+            .set(self.counters.peers_alive, alive + readers as u64);
+        // A consumer that replaces an earlier one gets every order without a final outcome
+        // again: the earlier one may have taken intents off the ring and died before sending
+        // or answering them. The first consumer ever finds every intent still in the ring.
+        if let Seen::Alive(pid) = self.seen[contract::ORDERS.index as usize] {
+            if self.offered_to != Some(pid) && self.held_input.is_none() {
+                self.offered_to = Some(pid);
+                if self.orders_ring.stats().consumer_attaches > 1 {
+                    tracing::info!(pid, "a new orders consumer replaced an earlier one: offering it every order without a final outcome, to look up first");
+                    self.held_input = Some((contract::ORDERS.index, Input::Reoffer));
+                }
+            }
+        }
     }
 
-    /// Copies the engine's book (ledger, exchange, in flight per symbol) into the gauges, every
-    /// [`GAUGES_EVERY_MS`].
+    /// Copies the engine's book into the gauges, every [`GAUGES_EVERY_MS`].
     fn gauges_if_due(&mut self) {
         let now = clock_ms();
         if now < self.next_gauges {
@@ -330,115 +304,100 @@ impl Daemon {
         }
     }
 
-    /// Publishes held and new results; false when there was nothing to do.
+    /// Publishes held intents and new events; false when there was nothing to do.
     fn pump_egress(&mut self) -> bool {
-        let mut worked = !self.held.is_empty();
-        if !self.flush_held() {
+        let mut worked = !self.held_orders.is_empty();
+        if !self.flush_orders() {
             return worked;
         }
         for _ in 0..BATCH {
-            let Some(r) = self.runner().try_recv() else {
+            let Some(e) = self.runner().try_recv() else {
                 break;
             };
             worked = true;
-            self.emit(r);
-            if !self.held.is_empty() {
+            self.emit(e);
+            if !self.held_orders.is_empty() {
                 break;
             }
         }
         worked
     }
 
-    /// Counts, logs and publishes one result: its order on `orders`; the permits it shows
-    /// ([`convert::permits_out`]) then the result itself on `results` (holding what does not
-    /// fit).
-    fn emit(&mut self, r: PlanResult) {
-        self.counters.result(&r);
-        if self.cfg.legacy_log {
-            self.log_buf.clear();
-            if r.write_legacy_log(&mut self.log_buf, &self.symbols).is_ok() {
-                let _ = std::io::stderr().lock().write_all(self.log_buf.as_bytes());
+    /// Counts, logs and publishes one event; an intent also goes on `orders`.
+    fn emit(&mut self, e: Event) {
+        self.counters.event(&e);
+        self.log(&e);
+        let msg = e.to_message();
+        self.results_w.publish(&msg.encode());
+        self.counters.inc(self.counters.events_out);
+        if let (Event::OrderIntent(i), Message::OrderIntent(_)) = (&e, &msg) {
+            if i.lookup_first {
+                self.counters.inc(self.counters.orders_reoffered);
             }
+            self.held_orders.push_back(msg.encode());
+            self.flush_orders();
         }
-        if let Some(o) = r.order() {
-            self.in_flight.sent(o.plan, o.symbol, o.qty);
-            let rec = Message::OrderIntent(convert::order_out(o)).encode();
-            self.held.orders.push_back(rec);
-        }
-        let permits = convert::permits_out(&r, self.gov_ttl_ms, unix_ms());
-        if let Some(g) = permits.gov {
-            let rec = Message::GovPermit(g).encode();
-            self.held.results.push_back((Out::Permit, rec));
-        }
-        if let Some(p) = permits.p33 {
-            let rec = Message::P33Permit(p).encode();
-            self.held.results.push_back((Out::Permit, rec));
-        }
-        let result = Message::PlanResult(convert::result_out(&r)).encode();
-        self.held.results.push_back((Out::Result, result));
-        self.flush_held();
     }
 
-    /// Tries to publish what is held; true when nothing is held any more.
-    fn flush_held(&mut self) -> bool {
-        let h = &mut self.held;
-        while let Some(rec) = h.orders.front() {
+    fn log(&mut self, e: &Event) {
+        match e {
+            Event::PlanResult(r) if self.cfg.legacy_log => {
+                self.log_buf.clear();
+                if r.write_legacy_log(&mut self.log_buf, &self.symbols).is_ok() {
+                    for line in self.log_buf.lines() {
+                        tracing::info!(target: "quantum::apply", "{line}");
+                    }
+                }
+            }
+            Event::Refused(r) => {
+                self.refusals_logged += 1;
+                let n = self.refusals_logged;
+                if n <= INVALID_LOG_FIRST || n % INVALID_LOG_EVERY == 0 {
+                    let ring = contract::by_index(r.ring).map_or("?", |d| d.name);
+                    tracing::warn!(ring, plan = %r.plan, symbol = self.symbols.name(r.symbol), reason = %r.reason, kind = r.kind, count = n, "input refused by the engine");
+                }
+            }
+            Event::OrderUnknown { plan, reason, .. } => {
+                tracing::warn!(%plan, %reason, "order outcome unknown; it stays in flight until resolved by client order id")
+            }
+            Event::OrderDone(d) if d.released.units() > 0 => {
+                tracing::info!(plan = %d.plan, code = %d.code, released = %d.released, "order ended; unfilled quantity released")
+            }
+            _ => {}
+        }
+    }
+
+    /// Tries to put the held intents on `orders`; true when none is held any more.
+    fn flush_orders(&mut self) -> bool {
+        while let Some(rec) = self.held_orders.front() {
             if self.orders.try_push(rec).is_err() {
-                if !h.order_counted {
-                    h.order_counted = true;
+                if !self.order_counted {
+                    self.order_counted = true;
                     self.counters.inc(self.counters.orders_ring_full);
+                    tracing::warn!(
+                        held = self.held_orders.len(),
+                        "orders ring full: holding intents until the Binance bridge takes them"
+                    );
                 }
                 return false;
             }
-            h.orders.pop_front();
-            h.order_counted = false;
+            self.held_orders.pop_front();
+            self.order_counted = false;
             self.counters.inc(self.counters.orders_out);
-        }
-        let c = &self.counters;
-        while let Some((out, rec)) = h.results.front() {
-            let published = self.results.try_push(rec).is_ok();
-            if !published {
-                if !h.result_counted {
-                    h.result_counted = true;
-                    c.inc(c.results_ring_full);
-                }
-                if self.results_observed {
-                    return false;
-                }
-                // Nobody alive reads the results: do not stall the engine for them.
-            }
-            let id = match (out, published) {
-                (Out::Result, true) => c.results_out,
-                (Out::Result, false) => c.results_unobserved,
-                (Out::Permit, true) => c.results_permits_out,
-                (Out::Permit, false) => c.results_permits_unobserved,
-                (Out::Position, true) => c.results_positions_out,
-                (Out::Position, false) => c.results_positions_unobserved,
-            };
-            c.inc(id);
-            h.results.pop_front();
-            h.result_counted = false;
         }
         true
     }
 
-    /// Hands `input` to the engine; gives it back when the engine's queue is full. A command
-    /// that moves the mirrored amounts queues its position records on `results`.
-    fn send(&mut self, input: Input) -> Result<(), Input> {
-        self.runner().try_send(input)?;
-        if let Input::Command(c) = &input {
-            for m in self.positions.apply(c, unix_ms()) {
-                self.held.results.push_back((Out::Position, m.encode()));
-            }
-        }
-        Ok(())
+    /// Hands `input` to the engine; gives it back when the engine's queue is full.
+    fn send(&mut self, ring: u8, input: Input) -> Result<(), (u8, Input)> {
+        self.runner().try_send(input, ring).map_err(|i| (ring, i))
     }
 
     /// Moves ingress records into the engine; false when there was nothing to do.
     fn pump_ingress(&mut self) -> bool {
         let mut worked = false;
-        if let Some(input) = self.held_input.take() {
-            if let Err(back) = self.send(input) {
+        if let Some((ring, input)) = self.held_input.take() {
+            if let Err(back) = self.send(ring, input) {
                 self.held_input = Some(back);
                 return true;
             }
@@ -447,10 +406,6 @@ impl Daemon {
         let now_ms = unix_ms();
         for i in 0..self.ingress.len() {
             for _ in 0..BATCH {
-                if self.held.results.len() >= RESULTS_BACKLOG {
-                    // A live `results` consumer is behind: let it catch up first.
-                    return worked;
-                }
                 let Some(rec) = self.ingress[i].consumer.try_pop() else {
                     break;
                 };
@@ -459,7 +414,8 @@ impl Daemon {
                 let Some(input) = self.decode(i, &rec, now_ms) else {
                     continue;
                 };
-                if let Err(back) = self.send(input) {
+                let ring = self.ingress[i].def.index;
+                if let Err(back) = self.send(ring, input) {
                     self.counters.inc(self.counters.engine_input_full);
                     self.held_input = Some(back);
                     return true;
@@ -469,42 +425,32 @@ impl Daemon {
         worked
     }
 
-    /// Validates and converts one ingress record; `None` (counted) when it is refused or is
-    /// handled here.
+    /// Validates and converts one ingress record; `None` (counted) when it is refused.
     fn decode(&mut self, i: usize, rec: &Record, now_ms: u64) -> Option<Input> {
-        let name = self.ingress[i].name;
+        let def = self.ingress[i].def;
         let meaning = Message::decode(rec, &self.limits)
             .map_err(|e| e.to_string())
             .and_then(|m| {
-                if rings::accepts(name, m.kind()) {
-                    convert::ingress(&m, now_ms)
+                if def.carries(m.kind()) {
+                    quantum_core::wire::input(&m, now_ms, self.gov_ttl_ms)
                 } else {
-                    Err(format!("ring {name} does not carry {:?} records", m.kind()))
+                    Err(format!(
+                        "ring {} does not carry {:?} records",
+                        def.name,
+                        m.kind()
+                    ))
                 }
             });
         let c = &self.counters;
         match meaning {
-            Ok(m) => {
-                match m {
-                    Ingress::Input(Input::Plan(_)) => c.inc(c.plans_in),
-                    Ingress::Input(Input::Command(_)) => c.inc(c.commands_in),
-                    Ingress::Input(Input::Permit(_)) => c.inc(c.permits_in),
-                    Ingress::Reject { reason, .. } => {
-                        c.inc(c.rejects_in);
-                        if reason == convert::REJECT_REMAINDER_EXPIRED {
-                            c.inc(c.remainders_expired);
-                        }
-                    }
-                }
-                let input = self.in_flight.input(m);
-                if let (
-                    Ingress::Input(Input::Command(Command::Fill { plan: Some(_), .. })),
-                    Some(Input::Command(Command::Fill { plan: None, .. })),
-                ) = (m, input)
-                {
-                    c.inc(c.fills_untracked);
-                }
-                input
+            Ok(input) => {
+                c.inc(match input {
+                    Input::Plan(_) => c.plans_in,
+                    Input::Command(_) => c.commands_in,
+                    Input::Permit(_) => c.permits_in,
+                    Input::Order(_) | Input::Reoffer => c.order_reports_in,
+                });
+                Some(input)
             }
             Err(why) => {
                 c.inc(c.ingress[i].invalid);
@@ -513,7 +459,7 @@ impl Daemon {
                 r.invalid_seen += 1;
                 let n = r.invalid_seen;
                 if n <= INVALID_LOG_FIRST || n % INVALID_LOG_EVERY == 0 {
-                    say!(self, "invalid record #{n} on ring {name} skipped: {why}");
+                    tracing::warn!(ring = def.name, count = n, "invalid record skipped: {why}");
                 }
                 None
             }
@@ -521,96 +467,67 @@ impl Daemon {
     }
 
     /// After the stop signal: hand the engine what was already read, let it resolve every
-    /// pending plan, publish everything, and give live consumers time to take it.
+    /// pending plan, publish everything, and give a live `orders` consumer time to take the
+    /// intents.
     fn drain(mut self) -> Result<()> {
-        say!(self, "stopping: no more ingress; draining pending plans");
+        tracing::info!("stopping: no more ingress; draining pending plans");
         let deadline = Instant::now() + Duration::from_millis(self.cfg.rings.drain_timeout_ms);
-        while self.held_input.is_some() {
+        while let Some((ring, input)) = self.held_input.take() {
             if Instant::now() >= deadline {
-                // The engine cannot take it (its results are stuck behind a full orders ring
-                // nobody reads): say so rather than hang.
-                say!(
-                    self,
-                    "drain timeout: one record read from a ring was not processed"
-                );
-                self.held_input = None;
+                tracing::warn!("drain timeout: one record read from a ring was not processed");
                 break;
             }
             self.tick_if_due();
             self.pump_egress();
-            if let Some(input) = self.held_input.take() {
-                if let Err(back) = self.send(input) {
-                    self.held_input = Some(back);
-                    std::thread::sleep(Duration::from_micros(50));
-                }
+            if let Err(back) = self.send(ring, input) {
+                self.held_input = Some(back);
+                std::thread::sleep(Duration::from_micros(50));
             }
         }
         let runner = self.runner.take().expect("runner");
         self.flush_until(deadline);
-        runner.shutdown(&mut |r| {
-            // Results of the last plans: publish while there is time, else count below.
+        runner.shutdown(&mut |e| {
             self.tick_if_due();
-            self.emit(r);
+            self.emit(e);
             self.flush_until(deadline);
         });
         self.flush_until(deadline);
-        let held = std::mem::take(&mut self.held);
-        let c = &self.counters;
-        for _ in &held.orders {
-            c.inc(c.orders_undelivered);
+        for _ in &self.held_orders {
+            self.counters.inc(self.counters.orders_undelivered);
         }
-        for (out, _) in &held.results {
-            c.inc(match out {
-                Out::Result => c.results_unobserved,
-                Out::Permit => c.results_permits_unobserved,
-                Out::Position => c.results_positions_unobserved,
-            });
-        }
-        // Consumers keep their mapping after we unlink, but give live ones time to catch up so
-        // the log's summary is the truth.
-        while Instant::now() < deadline {
+        // Give a live orders consumer time to take what is in the ring.
+        while Instant::now() < deadline
+            && !self.orders_ring.is_empty()
+            && matches!(self.seen[contract::ORDERS.index as usize], Seen::Alive(_))
+        {
             self.tick_if_due();
-            let waiting = [
-                (&self.orders_ring, self.seen[3]),
-                (&self.results_ring, self.seen[4]),
-            ]
-            .iter()
-            .any(|(ring, seen)| !ring.is_empty() && matches!(seen, Seen::Alive(_)));
-            if !waiting {
-                break;
-            }
             std::thread::sleep(Duration::from_millis(1));
         }
         self.refresh_gauges();
-        let get = |id| self.counters_value(id);
-        let undelivered = get(self.counters.orders_undelivered) + self.orders_ring.len() as u64;
-        say!(
-            self,
-            "stopped: plans_in={} orders_out={} results_out={} results_unobserved={} results_permits_out={} results_positions_out={}{}; removing segments",
-            get(self.counters.plans_in),
-            get(self.counters.orders_out),
-            get(self.counters.results_out),
-            get(self.counters.results_unobserved),
-            get(self.counters.results_permits_out),
-            get(self.counters.results_positions_out),
-            if undelivered > 0 {
-                format!("; {undelivered} order intent(s) were not taken by any orders consumer")
-            } else {
-                String::new()
-            }
+        let c = &self.counters;
+        let undelivered = c.get(c.orders_undelivered) + self.orders_ring.len() as u64;
+        tracing::info!(
+            instance = self.instance,
+            plans_in = c.get(c.plans_in),
+            orders_out = c.get(c.orders_out),
+            events_out = c.get(c.events_out),
+            undelivered,
+            "stopped; removing segments"
         );
+        if undelivered > 0 {
+            tracing::warn!(
+                undelivered,
+                "order intent(s) were not taken by any orders consumer"
+            );
+        }
         Ok(())
     }
 
-    /// Retries the held records until they are out or `deadline` passes.
+    /// Retries the held intents until they are out or `deadline` passes.
     fn flush_until(&mut self, deadline: Instant) {
-        while !self.flush_held() && Instant::now() < deadline {
+        while !self.flush_orders() && Instant::now() < deadline {
             self.tick_if_due();
             std::thread::sleep(Duration::from_micros(100));
         }
-    }
-
-    fn counters_value(&self, id: quantum_ipc::CounterId) -> u64 {
-        self.counters.get(id)
     }
 }

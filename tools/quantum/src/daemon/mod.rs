@@ -1,33 +1,28 @@
 //! `quantum run`: the core daemon of one instance.
 //!
 //! ```text
-//!  plans ──┐                       ┌──────────────────────────┐      ┌─> orders  (OrderIntent)
-//!  ctl ────┼─> I/O thread (main) ─>│ core Runner (pinned when │ ─> I/O thread
-//!  exchange┘   decode, validate,   │ cores allow)             │      └─> results (GovPermit,
-//!              convert, count      └──────────────────────────┘          P33Permit, PlanResult,
-//!                  └── position snapshots, fills ──> results (PositionSnapshot, LedgerSet)
+//!  plans ──┐                      ┌──────────────────────────┐     ┌─> orders  (OrderIntent)
+//!  ctl ────┼─> I/O thread (main) >│ engine Runner (pinned    │ ──> I/O thread
+//!  exchange┘   decode, validate,  │ when cores allow)        │     └─> results (every event,
+//!              count              └──────────────────────────┘          broadcast)
 //! ```
 //!
-//! The main thread is the I/O thread: it owns the consumer side of the ingress rings and the
-//! producer side of the egress rings ([`rings`]), converts records ([`convert`]), counts
-//! ([`stats`]), keeps the orders in flight ([`inflight`]), mirrors the book's amounts on
-//! `results` ([`positions`]), publishes the book's amounts as
-//! gauges, heartbeats and watches peers; the engine runs on core's `Runner` threads (the
-//! `Placement` note in the log says where). Start-up takes the instance lock ([`instance`]),
-//! removes segments a dead predecessor left, and creates the counters segment and the rings.
-//! SIGINT/SIGTERM: stop reading ingress, let pending plans resolve, publish their results, wait
-//! (at most `rings.drain_timeout_ms`) for live consumers to empty the egress rings, and exit 0.
-//! Every segment is removed on a clean exit (consumers that still map a ring keep reading what
-//! is in it); after a crash the next `quantum run` of the instance, or `quantum ctl gc`, removes
-//! them.
+//! The main thread is the I/O thread ([`io`]): it owns the consumer side of the ingress rings
+//! and the producer side of the egress rings (names, directions and record kinds are the
+//! process contract, `quantum_ipc::contract`), turns records into engine inputs and events into
+//! records (`quantum_core::wire`), counts ([`stats`]), publishes the book's amounts as gauges,
+//! heartbeats and watches peers; the engine runs on the core's `Runner` threads (the
+//! `Placement` note in the log says where) and owns every plan's lifecycle. Start-up takes the
+//! instance lock ([`instance`]), removes segments a dead predecessor left, and creates the
+//! counters segment and the rings. SIGINT/SIGTERM: stop reading ingress, let pending plans
+//! resolve, publish their events, wait (at most `rings.drain_timeout_ms`) for a live `orders`
+//! consumer to take the intents, and exit 0. Every segment is removed on a clean exit
+//! (consumers that still map a ring keep reading what is in it); after a crash the next
+//! `quantum run` of the instance, or `quantum ctl gc`, removes them.
 
 pub mod config;
-pub mod convert;
-mod inflight;
 mod instance;
-mod io;
-pub mod positions;
-pub mod rings;
+pub(crate) mod io;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -84,7 +79,7 @@ pub fn effective_config(args: &RunArgs) -> Result<DaemonConfig> {
     cfg.pin &= !args.no_pin;
     cfg.legacy_log &= !args.quiet;
     // Checks every value, so `--print-config` never prints a configuration `run` refuses.
-    cfg.engine_config(0)?;
+    cfg.engine_config()?;
     Ok(cfg)
 }
 

@@ -1,40 +1,40 @@
-//! The daemon's counters in `quantum.<instance>.counters` (read by `quantum ctl stats`).
+//! The daemon's counters in `quantum.<instance>.counters` (read by `quantum ctl stats`,
+//! `ctl metrics`, `ctl top`).
 //!
-//! Labels (all totals since start unless marked gauge):
-//! - `records_in.<ring>`, `invalid_records.<ring>` per ingress ring;
-//! - `plans_in`, `commands_in`, `permits_in`, `rejects_in`;
-//! - `results`, `results.executed`, `results.blocked`, `results.duplicate`,
-//!   `results.non_execute`; deny reasons `deny.missing_gov`, `deny.missing_p33`,
-//!   `deny.expired`, `deny.gov.<reason>`, `deny.p33.<reason>`;
-//! - `orders_out`, `orders_ring_full`, `orders_undelivered` (left at exit);
-//! - `results_out`, `results_ring_full` (once per record of any kind that found `results`
-//!   full), `results_unobserved` (plan results not published: `results` full and no live
-//!   consumer); the permits and position records mirrored on `results`
-//!   ([`super::convert::permits_out`], [`super::positions`]): `results_permits_out`,
-//!   `results_positions_out`, and, not published under the same policy,
-//!   `results_permits_unobserved`, `results_positions_unobserved`;
+//! Labels (totals since start unless marked gauge):
+//! - per ingress ring: `records_in.<ring>`, `invalid_records.<ring>` (failed validation, a
+//!   kind the ring does not carry, or refused by the engine: see `refused.<reason>`);
+//! - inputs: `plans_in`, `commands_in`, `permits_in`, `order_reports_in`;
+//! - results: `results`, `results.executed`, `results.blocked`, `results.duplicate`,
+//!   `results.non_execute`; why blocked: `deny.<error>` (`missing_gov`, `missing_p33`,
+//!   `expired`, `dedupe_full`, `orders_full`, `interrupted`), `deny.gov.<reason>`,
+//!   `deny.p33.<reason>`;
+//! - orders: `orders_out` (intents on the `orders` ring), `orders_reoffered` (offered again to
+//!   a re-attached adapter), `orders_ring_full` (once per intent that had to wait),
+//!   `orders_undelivered` (left at exit), and from the lifecycle `orders.sent`,
+//!   `orders.accepted`, `orders.fills`, `orders.unknown`, `orders.resolved`,
+//!   `orders.done.<code>`;
+//! - `refused.<reason>`: inputs the engine refused (each also counts in `invalid_records`);
+//! - `events_out`: events published on `results`;
 //! - `engine_input_full` (the engine's input queue refused a record, which was held);
 //! - `peers_alive` (gauge: live peers over all rings), `peer_deaths.<ring>`;
-//! - `rejects.remainder_expired` (of `rejects_in`: a partly filled order whose rest expired),
-//!   `fills_untracked` (fills naming a plan with nothing in flight: the ledger moves, no
-//!   reservation is released);
 //! - per symbol, gauges of the engine's book in signed 1e-8 units (two's complement in the
 //!   `u64`; [`amount`] reads them back): `ledger.<SYMBOL>`, `exchange.<SYMBOL>` (0 until the
-//!   first snapshot) and `in_flight.<SYMBOL>`, refreshed by the I/O thread every few ms.
+//!   first snapshot) and `in_flight.<SYMBOL>` (orders in flight plus P3.3's allowances not yet
+//!   consumed), refreshed by the I/O thread every few ms.
 //!
 //! Every update on the record path is one relaxed `fetch_add` ([`CountersWriter::add`]).
 
 use anyhow::{Context, Result};
-use quantum_core::governor::GovReason;
-use quantum_core::ledger::BookView;
-use quantum_core::p33::P33Reason;
+use quantum_core::book::BookView;
+use quantum_core::event::Event;
 use quantum_core::types::Symbols;
 use quantum_core::{Block, Outcome, PlanResult, Qty};
+use quantum_ipc::codes::{DoneCode, GovReason, P33Reason, RefuseReason, ResultError};
+use quantum_ipc::contract;
 use quantum_ipc::{CounterId, CountersWriter};
 
-use super::rings;
-
-/// Counter ids of one ring.
+/// Counter ids of one ingress ring.
 #[derive(Debug, Clone, Copy)]
 pub struct RingCounters {
     /// Records read.
@@ -61,47 +61,69 @@ struct BookGauges {
     last: [i64; 3],
 }
 
+/// A code enum's counters, indexed by the code's position in its `ALL`.
+struct ByCode<T: 'static> {
+    all: &'static [T],
+    ids: Vec<CounterId>,
+}
+
+impl<T: PartialEq + Copy> ByCode<T> {
+    fn new(
+        all: &'static [T],
+        label: impl Fn(T) -> String,
+        reg: &impl Fn(&str) -> Result<CounterId>,
+    ) -> Result<Self> {
+        let ids = all
+            .iter()
+            .map(|c| reg(&label(*c)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(ByCode { all, ids })
+    }
+
+    fn get(&self, c: T) -> Option<CounterId> {
+        self.all.iter().position(|x| *x == c).map(|i| self.ids[i])
+    }
+}
+
 /// Every counter the daemon writes.
 pub struct Counters {
     w: CountersWriter,
-    /// Per ingress ring, in [`rings::INGRESS`] order.
+    /// Per ingress ring, in [`contract::INGRESS`] order.
     pub ingress: Vec<RingCounters>,
-    /// Per ring ([`rings::INGRESS`] then [`rings::EGRESS`]): peers seen dying.
+    /// Per ring ([`contract::RINGS`] order): peers seen dying.
     pub peer_deaths: Vec<CounterId>,
     pub plans_in: CounterId,
     pub commands_in: CounterId,
     pub permits_in: CounterId,
-    pub rejects_in: CounterId,
+    pub order_reports_in: CounterId,
     results: CounterId,
     executed: CounterId,
     blocked: CounterId,
     duplicate: CounterId,
     non_execute: CounterId,
-    missing_gov: CounterId,
-    missing_p33: CounterId,
-    expired: CounterId,
-    gov_deny: Vec<(GovReason, CounterId)>,
-    p33_deny: Vec<(P33Reason, CounterId)>,
+    deny: ByCode<ResultError>,
+    gov_deny: ByCode<GovReason>,
+    p33_deny: ByCode<P33Reason>,
+    refused: ByCode<RefuseReason>,
+    done: ByCode<DoneCode>,
     pub orders_out: CounterId,
+    pub orders_reoffered: CounterId,
     pub orders_ring_full: CounterId,
     pub orders_undelivered: CounterId,
-    pub results_out: CounterId,
-    pub results_ring_full: CounterId,
-    pub results_unobserved: CounterId,
-    pub results_permits_out: CounterId,
-    pub results_positions_out: CounterId,
-    pub results_permits_unobserved: CounterId,
-    pub results_positions_unobserved: CounterId,
+    sent: CounterId,
+    accepted: CounterId,
+    fills: CounterId,
+    unknown: CounterId,
+    resolved: CounterId,
+    pub events_out: CounterId,
     pub engine_input_full: CounterId,
     pub peers_alive: CounterId,
-    pub remainders_expired: CounterId,
-    pub fills_untracked: CounterId,
     books: Vec<BookGauges>,
 }
 
 /// Counters the daemon registers besides the per-symbol gauges (with room to spare): sizes the
 /// segment with [`capacity`].
-const FIXED_COUNTERS: usize = 128;
+const FIXED_COUNTERS: usize = 192;
 
 /// Counters segment capacity for `symbols` symbols.
 pub fn capacity(symbols: usize) -> usize {
@@ -112,59 +134,56 @@ impl Counters {
     /// Registers every counter and writes the symbol directory.
     pub fn new(w: CountersWriter, symbols: &Symbols) -> Result<Counters> {
         let reg = |l: &str| w.register(l).with_context(|| format!("counter {l}"));
-        let ingress = rings::INGRESS
+        let ingress = contract::INGRESS
             .iter()
             .map(|r| {
                 Ok(RingCounters {
-                    records_in: reg(&format!("records_in.{r}"))?,
-                    invalid: reg(&format!("invalid_records.{r}"))?,
+                    records_in: reg(&format!("records_in.{}", r.name))?,
+                    invalid: reg(&format!("invalid_records.{}", r.name))?,
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let peer_deaths = rings::INGRESS
+        let peer_deaths = contract::RINGS
             .iter()
-            .chain(rings::EGRESS.iter())
-            .map(|r| reg(&format!("peer_deaths.{r}")))
+            .map(|r| reg(&format!("peer_deaths.{}", r.name)))
             .collect::<Result<Vec<_>>>()?;
-        let gov_deny = GovReason::ALL
-            .iter()
-            .map(|r| Ok((*r, reg(&format!("deny.gov.{}", r.as_str()))?)))
-            .collect::<Result<Vec<_>>>()?;
-        let p33_deny = P33Reason::ALL
-            .iter()
-            .map(|r| Ok((*r, reg(&format!("deny.p33.{}", r.as_str()))?)))
-            .collect::<Result<Vec<_>>>()?;
+        let deny_codes: &'static [ResultError] = &[
+            ResultError::MissingGov,
+            ResultError::MissingP33,
+            ResultError::Expired,
+            ResultError::DedupeFull,
+            ResultError::OrdersFull,
+            ResultError::Interrupted,
+        ];
         let c = Counters {
             ingress,
             peer_deaths,
             plans_in: reg("plans_in")?,
             commands_in: reg("commands_in")?,
             permits_in: reg("permits_in")?,
-            rejects_in: reg("rejects_in")?,
+            order_reports_in: reg("order_reports_in")?,
             results: reg("results")?,
             executed: reg("results.executed")?,
             blocked: reg("results.blocked")?,
             duplicate: reg("results.duplicate")?,
             non_execute: reg("results.non_execute")?,
-            missing_gov: reg("deny.missing_gov")?,
-            missing_p33: reg("deny.missing_p33")?,
-            expired: reg("deny.expired")?,
-            gov_deny,
-            p33_deny,
+            deny: ByCode::new(deny_codes, |e| format!("deny.{e}"), &reg)?,
+            gov_deny: ByCode::new(GovReason::ALL, |r| format!("deny.gov.{r}"), &reg)?,
+            p33_deny: ByCode::new(P33Reason::ALL, |r| format!("deny.p33.{r}"), &reg)?,
+            refused: ByCode::new(RefuseReason::ALL, |r| format!("refused.{r}"), &reg)?,
+            done: ByCode::new(DoneCode::ALL, |d| format!("orders.done.{d}"), &reg)?,
             orders_out: reg("orders_out")?,
+            orders_reoffered: reg("orders_reoffered")?,
             orders_ring_full: reg("orders_ring_full")?,
             orders_undelivered: reg("orders_undelivered")?,
-            results_out: reg("results_out")?,
-            results_ring_full: reg("results_ring_full")?,
-            results_unobserved: reg("results_unobserved")?,
-            results_permits_out: reg("results_permits_out")?,
-            results_positions_out: reg("results_positions_out")?,
-            results_permits_unobserved: reg("results_permits_unobserved")?,
-            results_positions_unobserved: reg("results_positions_unobserved")?,
+            sent: reg("orders.sent")?,
+            accepted: reg("orders.accepted")?,
+            fills: reg("orders.fills")?,
+            unknown: reg("orders.unknown")?,
+            resolved: reg("orders.resolved")?,
+            events_out: reg("events_out")?,
             engine_input_full: reg("engine_input_full")?,
             peers_alive: reg("peers_alive")?,
-            remainders_expired: reg("rejects.remainder_expired")?,
-            fills_untracked: reg("fills_untracked")?,
             books: symbols
                 .names()
                 .map(|name| {
@@ -213,7 +232,7 @@ impl Counters {
         let now = [
             view.ledger.units(),
             view.exchange.map_or(0, |(q, _)| q.units()),
-            view.in_flight.units(),
+            view.committed().units(),
         ];
         for ((last, id), v) in g.last.iter_mut().zip(g.ids).zip(now) {
             if *last != v {
@@ -224,30 +243,50 @@ impl Counters {
         }
     }
 
+    /// Counts an event of the engine.
+    pub fn event(&self, e: &Event) {
+        match e {
+            Event::PlanResult(r) => self.result(r),
+            Event::OrderSent { .. } => self.inc(self.sent),
+            Event::OrderAccepted { .. } => self.inc(self.accepted),
+            Event::Fill(_) => self.inc(self.fills),
+            Event::OrderUnknown { .. } => self.inc(self.unknown),
+            Event::OrderResolved { .. } => self.inc(self.resolved),
+            Event::OrderDone(d) => {
+                if let Some(id) = self.done.get(d.code) {
+                    self.inc(id);
+                }
+            }
+            Event::Refused(r) => {
+                if let Some(id) = self.refused.get(r.reason) {
+                    self.inc(id);
+                }
+                if let Some(c) = self.ingress.get(usize::from(r.ring)) {
+                    self.inc(c.invalid);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Counts a result by outcome and deny reason.
-    pub fn result(&self, r: &PlanResult) {
+    fn result(&self, r: &PlanResult) {
         self.inc(self.results);
         let id = match &r.outcome {
-            Outcome::Executed(_) => self.executed,
-            Outcome::Duplicate => self.duplicate,
-            Outcome::NonExecute => self.non_execute,
+            Outcome::Executed { .. } => Some(self.executed),
+            Outcome::Duplicate => Some(self.duplicate),
+            Outcome::NonExecute => Some(self.non_execute),
             Outcome::Blocked(b) => {
                 self.inc(self.blocked);
                 match b {
-                    Block::MissingGov => self.missing_gov,
-                    Block::MissingP33 => self.missing_p33,
-                    Block::Expired => self.expired,
-                    Block::GovDenied(g) => match self.gov_deny.iter().find(|(r, _)| r == g) {
-                        Some((_, id)) => *id,
-                        None => return,
-                    },
-                    Block::P33Denied(p, _) => match self.p33_deny.iter().find(|(r, _)| r == p) {
-                        Some((_, id)) => *id,
-                        None => return,
-                    },
+                    Block::GovDenied(g) => self.gov_deny.get(*g),
+                    Block::P33Denied(p, _) => self.p33_deny.get(*p),
+                    other => self.deny.get(other.codes().0),
                 }
             }
         };
-        self.inc(id);
+        if let Some(id) = id {
+            self.inc(id);
+        }
     }
 }

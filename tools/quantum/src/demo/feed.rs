@@ -4,13 +4,24 @@
 //! `reconcile_required_qty_mismatch` until the operator syncs the ledger
 //! (`HSET quantum:position:BTCUSDT ledger_amount 0.062`) a tenth of the way in; from then on
 //! they execute. ETHUSDT (long) and SOLUSDT (short) run alongside. HOLD and REDUCE plans and
-//! re-sent plan ids (the legacy 5 s re-processing) are mixed in.
+//! re-sent plan ids (the legacy 5 s re-processing) are mixed in. A symbol the entry side is
+//! re-opening gets no plans meanwhile (the exit brain leaves it alone).
 
-use quantum_core::{Action, Command, Decision, Input, Plan, PlanId, Qty, Score, SymbolId};
+use quantum_core::{Action, Decision, Plan, PlanId, Score, SymbolId};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-/// Yields the demo's inputs in order.
+/// What the feed asks for next.
+pub enum Next {
+    /// A plan.
+    Plan(Plan),
+    /// The operator's ledger sync of BTCUSDT.
+    SyncBtc,
+    /// Every symbol is paused: try again shortly.
+    Wait,
+}
+
+/// Yields the demo's plans in order.
 pub struct Feed {
     rng: StdRng,
     total: u64,
@@ -18,14 +29,12 @@ pub struct Feed {
     sync_at: u64,
     synced: bool,
     recent: Vec<Plan>,
-    btc: SymbolId,
-    /// Operator events, for the progress log.
-    pub events: Vec<String>,
+    n_symbols: u16,
 }
 
 impl Feed {
-    /// A feed of `total` plans from `seed`.
-    pub fn new(total: u64, seed: u64, btc: SymbolId) -> Self {
+    /// A feed of `total` plans over `n_symbols` symbols from `seed`.
+    pub fn new(total: u64, seed: u64, n_symbols: u16) -> Self {
         Feed {
             rng: StdRng::seed_from_u64(seed),
             total,
@@ -33,8 +42,7 @@ impl Feed {
             sync_at: total / 10,
             synced: false,
             recent: Vec::with_capacity(64),
-            btc,
-            events: Vec::new(),
+            n_symbols,
         }
     }
 
@@ -43,30 +51,40 @@ impl Feed {
         self.made
     }
 
-    /// The next input, or `None` when all plans are out.
-    pub fn next_input(&mut self, n_symbols: u16) -> Option<Input> {
-        if self.made >= self.total {
+    /// All plans are out.
+    pub fn done(&self) -> bool {
+        self.made >= self.total
+    }
+
+    /// The next plan (none of symbols `paused`), or the operator's sync; `None` when done.
+    pub fn next(&mut self, paused: &dyn Fn(SymbolId) -> bool) -> Option<Next> {
+        if self.done() {
             return None;
         }
         if !self.synced && self.made >= self.sync_at {
             self.synced = true;
-            self.events.push(format!(
-                "after {} plans: operator runs HSET quantum:position:BTCUSDT ledger_amount 0.062",
-                self.made
-            ));
-            return Some(Input::Command(Command::SetLedger {
-                symbol: self.btc,
-                amount: "0.062".parse::<Qty>().expect("literal"),
-            }));
+            return Some(Next::SyncBtc);
         }
-        self.made += 1;
         let roll = self.rng.gen_range(0..100);
         if roll < 8 && !self.recent.is_empty() {
             // A plan id seen before: the legacy stream re-delivers plans.
             let again = self.recent[self.rng.gen_range(0..self.recent.len())];
-            return Some(Input::Plan(again));
+            if !paused(again.symbol) {
+                self.made += 1;
+                return Some(Next::Plan(again));
+            }
         }
-        let symbol = SymbolId(self.rng.gen_range(0..n_symbols));
+        let mut symbol = SymbolId(self.rng.gen_range(0..self.n_symbols));
+        for _ in 0..self.n_symbols {
+            if !paused(symbol) {
+                break;
+            }
+            symbol = SymbolId((symbol.0 + 1) % self.n_symbols);
+        }
+        if paused(symbol) {
+            // Every symbol is being re-opened: nothing to feed this round.
+            return Some(Next::Wait);
+        }
         let decision = match roll {
             0..=59 => Decision::Execute,
             60..=84 => Decision::Hold,
@@ -79,14 +97,17 @@ impl Feed {
             (Decision::Execute, _) => Action::FullClose,
             _ => Action::None,
         };
+        self.made += 1;
         let mut plan = Plan::exit(PlanId(self.rng.gen()), symbol, decision, action);
         plan.kill_score = Score::from_units(self.rng.gen_range(30_000_000..90_000_000));
-        if self.recent.len() < 64 {
-            self.recent.push(plan);
-        } else {
-            let i = self.rng.gen_range(0..64);
-            self.recent[i] = plan;
+        if decision == Decision::Execute {
+            if self.recent.len() < 64 {
+                self.recent.push(plan);
+            } else {
+                let i = self.rng.gen_range(0..64);
+                self.recent[i] = plan;
+            }
         }
-        Some(Input::Plan(plan))
+        Some(Next::Plan(plan))
     }
 }

@@ -1,26 +1,45 @@
-//! `quantum demo`: the core with a synthetic plan feed, and the Binance simulator (in-process,
-//! over real sockets) reached through the Binance adapter.
+//! `quantum demo`: the real core daemon, the real Binance bridge and the Binance simulator, in
+//! one process, fed a synthetic plan stream. Everything runs the same path as separate
+//! processes would: shared-memory rings under a private instance name, the engine owning each
+//! plan's lifecycle, the bridge trading on the simulator over real sockets (WebSocket API).
+//!
+//! Besides the core, the demo plays two outside parts: the exit brain (the feed, on the `ctl`
+//! ring, as `quantum ctl inject` does) and the entry side, which re-opens a position that the
+//! exits have nearly closed with an opening order of its own on the simulator, then syncs the
+//! ledger as an operator would (`HSET quantum:position:<S> ledger_amount <x>`). While it does,
+//! the feed leaves that symbol alone and the entry side waits until none of the core's orders
+//! on it is in flight, so the sync never races a fill.
+//!
+//! It fails unless every plan got one result, every order ended, no client order id reached
+//! the simulator twice, and every symbol's simulator position equals the core's ledger.
 
+mod entry;
 mod feed;
-mod venue;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
 use std::io::{BufWriter, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use hdrhistogram::Histogram;
-use quantum_core::{
-    Clock, Command, Engine, EngineConfig, Input, Mode, Outcome, PlanResult, Qty, Runner,
-    RunnerConfig,
-};
+use quantum_core::event::Event;
+use quantum_core::wire::input_out;
+use quantum_core::{Command, Input, Mode, Outcome, PlanResult, Qty, SymbolId};
+use quantum_ipc::broadcast::{self, Broadcast, Next};
+use quantum_ipc::contract;
+use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
+use quantum_ipc::{Producer, Ring, RingSpec};
 
+use crate::daemon::config::DaemonConfig;
+use crate::daemon::io::Daemon;
+use entry::{Entry, EntrySide};
 use feed::Feed;
 use quantum_bench::report;
-use venue::{Event, Start, Venue};
 
 /// Options of `quantum demo`.
 #[derive(Args, Debug)]
@@ -32,8 +51,7 @@ pub struct DemoArgs {
     /// apply on their own threads).
     #[arg(long, default_value = "single")]
     pub mode: Mode,
-    /// Plans per second, on an open-loop schedule (0: as fast as the engine takes them, which
-    /// measures a flood: exits then race their own fills).
+    /// Plans per second, on an open-loop schedule.
     #[arg(long, default_value_t = 5_000)]
     pub rate: u64,
     /// Seed of the synthetic feed.
@@ -56,6 +74,40 @@ pub struct DemoArgs {
     pub permit_step_ms: u64,
 }
 
+/// One symbol at the start: the simulator's position and mark, the core's ledger, the lot step.
+struct Opening {
+    name: &'static str,
+    position: &'static str,
+    mark: &'static str,
+    ledger: &'static str,
+    step: &'static str,
+}
+
+/// The seeds: BTCUSDT exchange 0.062 against ledger 0.002; the others in sync.
+const STARTS: [Opening; 3] = [
+    Opening {
+        name: "BTCUSDT",
+        position: "0.062",
+        mark: "104250.5",
+        ledger: "0.002",
+        step: "0.001",
+    },
+    Opening {
+        name: "ETHUSDT",
+        position: "2.5",
+        mark: "3310.25",
+        ledger: "2.5",
+        step: "0.001",
+    },
+    Opening {
+        name: "SOLUSDT",
+        position: "-120",
+        mark: "182.4",
+        ledger: "-120",
+        step: "1",
+    },
+];
+
 #[derive(Default)]
 struct Tally {
     results: u64,
@@ -70,7 +122,7 @@ impl Tally {
     fn add(&mut self, r: &PlanResult) {
         self.results += 1;
         match &r.outcome {
-            Outcome::Executed(_) => self.executed += 1,
+            Outcome::Executed { .. } => self.executed += 1,
             Outcome::Blocked(b) => {
                 self.blocked += 1;
                 *self.reasons.entry(b.to_string()).or_default() += 1;
@@ -78,6 +130,43 @@ impl Tally {
             Outcome::Duplicate => self.duplicates += 1,
             Outcome::NonExecute => self.non_execute += 1,
         }
+    }
+}
+
+/// What the demo knows of the core from its events.
+#[derive(Default)]
+struct View {
+    tally: Tally,
+    /// Orders in flight: plan → symbol.
+    in_flight: HashMap<u64, SymbolId>,
+    /// Results per symbol.
+    results_on: HashMap<SymbolId, u64>,
+    /// Ledger and exchange amount per symbol, as the core last reported them.
+    ledger: HashMap<SymbolId, Qty>,
+    exchange: HashMap<SymbolId, Qty>,
+    intents: u64,
+    fills: u64,
+    done: BTreeMap<String, u64>,
+}
+
+impl View {
+    fn in_flight_on(&self, s: SymbolId) -> bool {
+        self.in_flight.values().any(|x| *x == s)
+    }
+}
+
+/// The feeder's end of the `ctl` ring.
+struct Feeder {
+    producer: Producer<RECORD_SIZE>,
+    _ring: Ring,
+}
+
+impl Feeder {
+    fn send(&mut self, input: &Input) -> Result<()> {
+        let m = input_out(input).ok_or_else(|| anyhow!("no wire form for {input:?}"))?;
+        self.producer
+            .push(&m.encode(), Duration::from_secs(10))
+            .map_err(|_| anyhow!("the core took no input for 10 s"))
     }
 }
 
@@ -92,175 +181,188 @@ pub fn run(args: DemoArgs) -> Result<()> {
     let mut log = BufWriter::new(
         File::create(&log_path).with_context(|| format!("cannot write {}", log_path.display()))?,
     );
-
-    let cfg = EngineConfig {
-        apply_wait_ms: args.permit_wait_ms,
-        apply_step_ms: args.permit_step_ms.max(1),
-        ..EngineConfig::default()
-    };
-    let engine = Engine::new(cfg, Clock::new()).context("invalid engine configuration")?;
-    let symbols = engine.symbols().clone();
-    let sym = |n: &str| symbols.id(n).expect("built-in symbol");
-    let q = |s: &str| s.parse::<Qty>().expect("literal");
-    let p = |s: &str| s.parse::<quantum_core::Price>().expect("literal");
-    let btc = sym("BTCUSDT");
-    // The seeds: BTCUSDT exchange 0.062 against ledger 0.002; the others in sync.
-    let starts = [
-        (
-            Start {
-                symbol: btc,
-                position: q("0.062"),
-                mark: p("104250.5"),
-                step: q("0.001"),
-            },
-            "0.002",
-        ),
-        (
-            Start {
-                symbol: sym("ETHUSDT"),
-                position: q("2.5"),
-                mark: p("3310.25"),
-                step: q("0.001"),
-            },
-            "2.5",
-        ),
-        (
-            Start {
-                symbol: sym("SOLUSDT"),
-                position: q("-120"),
-                mark: p("182.4"),
-                step: q("1"),
-            },
-            "-120",
-        ),
-    ];
-    let mut backlog: VecDeque<Input> = VecDeque::new();
-    for (s, ledger) in &starts {
-        backlog.push_back(Input::Command(Command::Position {
-            symbol: s.symbol,
-            amount: s.position,
-            mark: s.mark,
-        }));
-        backlog.push_back(Input::Command(Command::SetLedger {
-            symbol: s.symbol,
-            amount: q(ledger),
-        }));
+    let instance = format!("demo-{}", std::process::id());
+    // Segments of earlier demos that were killed (their owner is gone).
+    if let Ok(segs) = quantum_ipc::list_segments(None) {
+        for s in segs {
+            if s.instance.starts_with("demo-")
+                && s.kind != quantum_ipc::SegmentKind::Unknown
+                && !s.owner_alive
+            {
+                let _ = quantum_ipc::shm::remove_segment(&s.os_id);
+            }
+        }
     }
-
-    let runner = Runner::start(
-        engine,
-        RunnerConfig {
-            mode: args.mode,
-            spin: args.spin,
-            pin: !args.no_pin,
-            max_park: Duration::from_millis(args.permit_step_ms.max(1)),
-            ..RunnerConfig::default()
-        },
-    );
-    runner.register_caller();
-    let shared = runner.shared().clone();
-    // The feeder, the simulator and the adapter (threads inherit this affinity) stay off the
-    // engine's core.
-    quantum_core::runner::pin_current_thread(runner.placement().caller);
-    let starts: Vec<Start> = starts.into_iter().map(|(s, _)| s).collect();
-    let venue = Venue::start(&symbols, &starts)?;
     let mode = match args.mode {
         Mode::Single => "single",
         Mode::Pipelined => "pipelined",
     };
+
+    // The exchange, and the entry side's own client to it.
+    let entry = EntrySide::start(&STARTS.map(|s| (s.name, s.position, s.mark)))?;
+
+    // The core daemon, in a thread, on its own shared-memory rings.
+    let mut cfg = DaemonConfig {
+        mode: mode.into(),
+        spin: args.spin,
+        pin: !args.no_pin,
+        legacy_log: false,
+        ..DaemonConfig::default()
+    };
+    cfg.engine.apply_wait_ms = args.permit_wait_ms;
+    cfg.engine.apply_step_ms = args.permit_step_ms.max(1);
+    let daemon = Daemon::start(&instance, cfg).context("cannot start the core")?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let daemon = {
+        let stop = stop.clone();
+        std::thread::Builder::new()
+            .name("demo-core-io".into())
+            .spawn(move || daemon.run(&stop))?
+    };
+    let result = drive(&args, &instance, &entry, &mut log, mode);
+    stop.store(true, Ordering::Relaxed);
+    let daemon_result = daemon
+        .join()
+        .map_err(|_| anyhow!("the core's I/O thread panicked"))?;
+    entry.stop();
+    log.flush()?;
+    let summary = result?;
+    daemon_result?;
+    println!("wrote {} and {}", summary.display(), log_path.display());
+    Ok(())
+}
+
+/// Feeds, watches and checks; returns the path of chain.hgrm.
+fn drive(
+    args: &DemoArgs,
+    instance: &str,
+    entry: &EntrySide,
+    log: &mut impl Write,
+    mode: &str,
+) -> Result<PathBuf> {
+    let cfg = DaemonConfig::default();
+    let names: Vec<String> = cfg.symbols.iter().map(|s| s.name.clone()).collect();
+    let sym = |n: &str| SymbolId(names.iter().position(|x| x == n).expect("built-in") as u16);
+    let limits = Limits::new(names.len() as u16);
+    let results = Broadcast::open(&RingSpec::new(instance, contract::RESULTS.name, 0))?;
+    let mut reader = results.reader(broadcast::Start::Oldest);
+    let ring = Ring::open(&RingSpec::new(instance, contract::CTL.name, 0))?;
+    let mut feeder = Feeder {
+        producer: ring.producer()?,
+        _ring: ring,
+    };
+    let bridge = entry.start_bridge(instance)?;
     eprintln!(
-        "[demo] mode={mode} plans={} rate={}/s seed={} {}; exchange: Binance simulator at {} (WebSocket API orders)",
-        args.plans,
-        args.rate,
-        args.seed,
-        runner.placement().note,
-        venue.rest_url
+        "[demo] mode={mode} plans={} rate={}/s seed={} instance={instance}; exchange: Binance simulator at {} (WebSocket API orders through `quantum bridge binance`)",
+        args.plans, args.rate, args.seed, entry.rest_url
     );
     writeln!(
         log,
-        "# quantum demo mode={mode} plans={} seed={}",
+        "# quantum demo mode={mode} plans={} seed={} instance={instance}",
         args.plans, args.seed
     )?;
-    writeln!(log, "# {}", runner.placement().note)?;
+    for s in &STARTS {
+        feeder.send(&Input::Command(Command::SetLedger {
+            symbol: sym(s.name),
+            amount: s.ledger.parse()?,
+        }))?;
+    }
 
+    let mut view = View::default();
     let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3)?;
-    let mut tally = Tally::default();
-    let mut feed = Feed::new(args.plans, args.seed, btc);
-    let mut x = Exchange::default();
-    let mut events_logged = 0;
+    let mut line = String::new();
+    let symbols = quantum_core::types::Symbols::new(names.clone()).map_err(|e| anyhow!(e))?;
+    let mut read =
+        |view: &mut View, log: &mut dyn Write, hist: &mut Histogram<u64>| -> Result<bool> {
+            let mut any = false;
+            loop {
+                match reader.read() {
+                    Next::Record { record, .. } => {
+                        any = true;
+                        let e = Message::decode(&record, &limits)
+                            .map_err(|e| e.to_string())
+                            .and_then(|m| Event::from_message(&m))
+                            .map_err(|e| anyhow!("the core published an unreadable event: {e}"))?;
+                        match e {
+                            Event::PlanResult(r) => {
+                                view.tally.add(&r);
+                                *view.results_on.entry(r.symbol).or_default() += 1;
+                                line.clear();
+                                r.write_legacy_log(&mut line, &symbols)?;
+                                log.write_all(line.as_bytes())?;
+                            }
+                            Event::OrderIntent(i) if !i.lookup_first => {
+                                view.intents += 1;
+                                view.in_flight.insert(i.plan.0, i.symbol);
+                                hist.saturating_record(i.t_out_ns.saturating_sub(i.t_in_ns).max(1));
+                            }
+                            Event::Fill(f) => {
+                                view.fills += 1;
+                                view.ledger.insert(f.symbol, f.ledger_after);
+                            }
+                            Event::OrderDone(d) => {
+                                view.in_flight.remove(&d.plan.0);
+                                *view.done.entry(d.code.to_string()).or_default() += 1;
+                                if d.released.units() > 0 {
+                                    writeln!(
+                                        log,
+                                        "# order {} ended {}; {} released",
+                                        d.plan, d.code, d.released
+                                    )?;
+                                }
+                            }
+                            Event::LedgerSet { symbol, amount, .. } => {
+                                view.ledger.insert(symbol, amount);
+                            }
+                            Event::Position { symbol, amount, .. } => {
+                                view.exchange.insert(symbol, amount);
+                            }
+                            _ => {}
+                        }
+                    }
+                    Next::Missed { from_seq, to_seq } => {
+                        bail!("the demo missed events {from_seq}..{to_seq} of the results ring")
+                    }
+                    Next::Empty => return Ok(any),
+                }
+            }
+        };
+
+    // The bridge sends each symbol's position at start: wait for them before feeding.
+    let ready_by = Instant::now() + Duration::from_secs(30);
+    while STARTS
+        .iter()
+        .any(|s| !view.exchange.contains_key(&sym(s.name)))
+    {
+        if Instant::now() > ready_by {
+            bail!("the Binance bridge sent no positions within 30 s");
+        }
+        if !read(&mut view, log, &mut hist)? {
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    let mut feed = Feed::new(args.plans, args.seed, names.len() as u16);
+    let mut fed_on: HashMap<SymbolId, u64> = HashMap::new();
+    let mut reopening: HashMap<SymbolId, Entry> = HashMap::new();
+    let mut reopened = 0u64;
     let started = Instant::now();
     let tty = std::io::stderr().is_terminal();
     let mut last_progress = Instant::now();
-    let n_symbols = symbols.len() as u16;
-    let mut next: Option<Input> = None;
-    let mut feeding = true;
     let mut drain_until: Option<Instant> = None;
     loop {
-        while let Some(r) = runner.try_recv() {
-            tally.add(&r);
-            let mut line = String::new();
-            r.write_legacy_log(&mut line, &symbols)?;
-            log.write_all(line.as_bytes())?;
-            if let Some(o) = r.order() {
-                hist.saturating_record(o.t_out_ns.saturating_sub(o.t_in_ns).max(1));
-                venue.send(*o);
-                x.sent += 1;
-            }
-        }
-        while let Ok(ev) = venue.events.try_recv() {
-            x.take(ev, &mut backlog, &mut log)?;
-        }
-        for e in &feed.events[events_logged..] {
-            eprintln!("[demo] {e}");
-            writeln!(log, "# {e}")?;
-        }
-        events_logged = feed.events.len();
-        let input = match backlog.pop_front().or_else(|| next.take()) {
-            Some(i) => Some(i),
-            None if feeding => {
-                let due = started
-                    + Duration::from_nanos(
-                        feed.made().saturating_mul(1_000_000_000) / args.rate.max(1),
-                    );
-                if args.rate > 0 && Instant::now() < due {
-                    std::thread::yield_now();
-                    continue;
-                }
-                let i = feed.next_input(n_symbols);
-                feeding = i.is_some();
-                i
-            }
-            None => None,
-        };
-        match input {
-            Some(input) => {
-                if let Err(back) = runner.try_send(input) {
-                    // Keep order: exchange events first, then the plan that was waiting.
-                    match back {
-                        Input::Plan(_) => next = Some(back),
-                        _ => backlog.push_front(back),
-                    }
-                    runner.wait_for_room(Duration::from_millis(1));
-                }
-            }
-            None => {
-                // Fed: wait for every result and every order's answer, boundedly.
-                let until =
-                    *drain_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
-                if (tally.results == feed.made() && x.settled()) || Instant::now() > until {
-                    break;
-                }
-                std::thread::sleep(Duration::from_micros(200));
-            }
-        }
+        let worked = read(&mut view, log, &mut hist)?;
         if last_progress.elapsed() >= Duration::from_millis(if tty { 200 } else { 1000 }) {
             last_progress = Instant::now();
+            feeder.producer.heartbeat();
             let line = format!(
-                "[demo] {}/{} plans fed, {} results, {} orders filled on the simulator",
+                "[demo] {}/{} plans fed, {} results, {} orders, {} fills, {} re-opening",
                 feed.made(),
                 args.plans,
-                tally.results,
-                x.filled
+                view.tally.results,
+                view.intents,
+                view.fills,
+                reopening.len()
             );
             if tty {
                 eprint!("\r{line}");
@@ -268,129 +370,173 @@ pub fn run(args: DemoArgs) -> Result<()> {
                 eprintln!("{line}");
             }
         }
+        // The entry side: a position nearly closed gets re-opened, then the ledger synced.
+        for s in &STARTS {
+            let id = sym(s.name);
+            let step: Qty = s.step.parse()?;
+            let exchange = view.exchange.get(&id).copied().unwrap_or(Qty::ZERO);
+            // Every plan fed on it has its result and none of its orders is in flight.
+            let quiet = view.results_on.get(&id) == fed_on.get(&id) && !view.in_flight_on(id);
+            match reopening.get_mut(&id) {
+                None if exchange.abs().units() < 4 * step.units() && !feed.done() => {
+                    reopening.insert(id, Entry::Paused);
+                }
+                Some(Entry::Paused) if quiet => {
+                    let target: Qty = s.position.parse()?;
+                    let add = Qty::from_units(target.units() - exchange.units());
+                    if exchange.abs().units() >= 4 * step.units() || add.is_zero() {
+                        // Not low any more (a snapshot caught up): nothing to re-open.
+                        reopening.remove(&id);
+                    } else {
+                        let e = entry.open(s.name, add, exchange)?;
+                        writeln!(log, "# entry side re-opens {}: {add}", s.name)?;
+                        reopening.insert(id, e);
+                    }
+                }
+                Some(e @ Entry::Sent(..)) => {
+                    let at = match e {
+                        Entry::Sent(_, at) => *at,
+                        _ => Qty::ZERO,
+                    };
+                    if let Some(filled) = e.filled()? {
+                        let ledger = view.ledger.get(&id).copied().unwrap_or(Qty::ZERO);
+                        let amount = ledger
+                            .checked_add(filled)
+                            .ok_or_else(|| anyhow!("ledger overflow"))?;
+                        // Nothing of the core's is in flight on it: the simulator's position now
+                        // is what the bridge will report.
+                        let _ = at;
+                        let expect = entry
+                            .position(s.name)
+                            .ok_or_else(|| anyhow!("no simulator position for {}", s.name))?;
+                        feeder.send(&Input::Command(Command::SetLedger { symbol: id, amount }))?;
+                        writeln!(log, "# operator syncs {} ledger_amount {amount}", s.name)?;
+                        *e = Entry::Syncing(amount, expect);
+                        reopened += 1;
+                    }
+                }
+                // Unpaused once the core has both the synced ledger and the re-opened position.
+                Some(Entry::Syncing(amount, expect))
+                    if view.ledger.get(&id) == Some(amount) && exchange == *expect =>
+                {
+                    reopening.remove(&id);
+                }
+                _ => {}
+            }
+        }
+        let paused = |s: SymbolId| reopening.contains_key(&s);
+        let due = started
+            + Duration::from_nanos(feed.made().saturating_mul(1_000_000_000) / args.rate.max(1));
+        if !feed.done() && Instant::now() >= due {
+            match feed.next(&paused) {
+                Some(feed::Next::Plan(p)) => {
+                    *fed_on.entry(p.symbol).or_default() += 1;
+                    feeder.send(&Input::Plan(p))?;
+                }
+                Some(feed::Next::Wait) => std::thread::sleep(Duration::from_micros(200)),
+                Some(feed::Next::SyncBtc) => {
+                    let msg = format!(
+                        "after {} plans: operator runs HSET quantum:position:BTCUSDT ledger_amount 0.062",
+                        feed.made()
+                    );
+                    eprintln!("[demo] {msg}");
+                    writeln!(log, "# {msg}")?;
+                    feeder.send(&Input::Command(Command::SetLedger {
+                        symbol: sym("BTCUSDT"),
+                        amount: "0.062".parse()?,
+                    }))?;
+                }
+                None => {}
+            }
+            continue;
+        }
+        if feed.done() {
+            let settled = view.tally.results == feed.made()
+                && view.in_flight.is_empty()
+                && reopening.values().all(|e| matches!(e, Entry::Paused));
+            let until =
+                *drain_until.get_or_insert_with(|| Instant::now() + Duration::from_secs(30));
+            if settled || Instant::now() > until {
+                break;
+            }
+        }
+        if !worked {
+            std::thread::sleep(Duration::from_micros(200));
+        }
     }
-    runner.shutdown(&mut |r| tally.add(&r));
     let elapsed = started.elapsed();
     if tty {
         eprintln!();
     }
-    log.flush()?;
+    bridge.stop()?;
+    // Anything the bridge reported on its way out.
+    std::thread::sleep(Duration::from_millis(50));
+    read(&mut view, log, &mut hist)?;
 
     let fed = feed.made();
+    let t = &view.tally;
     println!(
         "plans={} executed={} blocked={} duplicates={} non_execute={}",
-        fed, tally.executed, tally.blocked, tally.duplicates, tally.non_execute
+        fed, t.executed, t.blocked, t.duplicates, t.non_execute
     );
-    for (reason, n) in &tally.reasons {
+    for (reason, n) in &t.reasons {
         println!("blocked reason={reason} count={n}");
     }
     println!("chain_ns {}", report::percentile_line(&hist));
+    let done: Vec<String> = view.done.iter().map(|(c, n)| format!("{c}={n}")).collect();
     println!(
-        "exchange: orders={} filled={} rejected={} reopened_positions={} accepted_by_simulator={}; wall time {:.2}s",
-        x.sent,
-        x.filled,
-        x.rejected.values().sum::<u64>(),
-        x.reopened,
-        venue.accepted(),
+        "exchange: orders={} fills={} done[{}] reopened_positions={reopened} accepted_by_simulator={}; wall time {:.2}s",
+        view.intents,
+        view.fills,
+        done.join(" "),
+        entry.accepted(),
         elapsed.as_secs_f64()
     );
-    for (reason, n) in &x.rejected {
-        println!("exchange rejected reason={reason:?} count={n}");
-    }
     let mut problems = Vec::new();
-    for s in &starts {
-        let name = symbols.name(s.symbol);
-        let ledger = shared.ledger.view(s.symbol).map(|b| b.ledger);
-        let exchange = venue.position(name);
+    for (id, e) in &reopening {
+        let state = match e {
+            Entry::Paused => "paused",
+            Entry::Sent(..) => "its opening order unanswered",
+            Entry::Syncing(..) => "its ledger sync not seen",
+        };
+        problems.push(format!(
+            "{}: the entry side ended with {state}",
+            symbols.name(*id)
+        ));
+    }
+    for s in &STARTS {
+        let ledger = view.ledger.get(&sym(s.name)).copied();
+        let exchange = entry.position(s.name);
         println!(
-            "position {name}: simulator={} ledger={}",
+            "position {}: simulator={} ledger={}",
+            s.name,
             exchange.map_or("?".into(), |q| q.to_string()),
             ledger.map_or("?".into(), |q| q.to_string())
         );
         if exchange != ledger {
             problems.push(format!(
-                "{name}: the simulator's position and the ledger differ"
+                "{}: the simulator's position and the ledger differ",
+                s.name
             ));
         }
     }
-    for (cid, n) in venue.twice_ordered() {
+    for (cid, n) in entry.twice_ordered() {
         problems.push(format!("client order id {cid} was ordered {n} times"));
     }
-    venue.stop();
     let hgrm_path = args.out.join("chain.hgrm");
     fs::write(&hgrm_path, report::hgrm(&hist))
         .with_context(|| format!("cannot write {}", hgrm_path.display()))?;
-    println!("wrote {} and {}", hgrm_path.display(), log_path.display());
-    if tally.results != fed {
+    if t.results != fed {
         problems.push(format!(
             "{fed} plans went in but {} results came out",
-            tally.results
+            t.results
         ));
     }
-    if !x.settled() {
-        problems.push(format!(
-            "{} exits and {} entry orders sent, {} and {} answered",
-            x.sent, x.entries_started, x.answered, x.entries_answered
-        ));
+    if !view.in_flight.is_empty() {
+        problems.push(format!("{} order(s) never ended", view.in_flight.len()));
     }
     if !problems.is_empty() {
         bail!("{}", problems.join("; "));
     }
-    Ok(())
-}
-
-/// What the demo saw of the exchange.
-#[derive(Default)]
-struct Exchange {
-    sent: u64,
-    answered: u64,
-    filled: u64,
-    reopened: u64,
-    entries_started: u64,
-    entries_answered: u64,
-    rejected: BTreeMap<String, u64>,
-}
-
-impl Exchange {
-    /// Every order sent has its answer.
-    fn settled(&self) -> bool {
-        self.answered == self.sent && self.entries_answered == self.entries_started
-    }
-}
-
-impl Exchange {
-    fn take(
-        &mut self,
-        ev: Event,
-        backlog: &mut VecDeque<Input>,
-        log: &mut impl Write,
-    ) -> Result<()> {
-        if ev.exit {
-            self.answered += 1;
-        } else {
-            self.entries_answered += 1;
-        }
-        self.entries_started += u64::from(ev.entry_started);
-        if let Some(reason) = ev.refused {
-            let reason = if ev.exit {
-                reason
-            } else {
-                format!("entry order: {reason}")
-            };
-            writeln!(log, "# exchange rejected an order: {reason}")?;
-            *self.rejected.entry(reason).or_default() += 1;
-        }
-        let cmds = ev.commands;
-        for c in cmds {
-            if let Command::Fill { plan, .. } = c {
-                if plan.is_some() {
-                    self.filled += 1;
-                } else {
-                    self.reopened += 1;
-                }
-            }
-            backlog.push_back(Input::Command(c));
-        }
-        Ok(())
-    }
+    Ok(hgrm_path)
 }

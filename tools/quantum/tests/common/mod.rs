@@ -8,6 +8,9 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use quantum_core::event::Event;
+use quantum_core::PlanResult;
+use quantum_ipc::broadcast::{self, Broadcast, Start};
 use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersReader, Ring, RingSpec};
 
@@ -68,7 +71,7 @@ impl Instance {
         self.children.push(child);
         let name = self.name.clone();
         wait_for(30, "the daemon's rings", || {
-            Ring::open(&RingSpec::new(&name, "results", 0)).is_ok()
+            Broadcast::open(&RingSpec::new(&name, "results", 0)).is_ok()
                 && CountersReader::open(&name).is_ok()
         });
         pid
@@ -103,6 +106,15 @@ impl Instance {
             .unwrap_or_else(|| panic!("no counter {label}"))
     }
 
+    /// A reader of the `results` ring from the oldest event it holds.
+    pub fn events(&self) -> Events {
+        let ring = Broadcast::open(&RingSpec::new(&self.name, "results", 0)).expect("open results");
+        Events {
+            reader: ring.reader(Start::Oldest),
+            _ring: ring,
+        }
+    }
+
     /// Claims the consumer side of an egress ring.
     pub fn consumer(&self, ring: &str) -> Consumer<RECORD_SIZE> {
         Ring::open(&RingSpec::new(&self.name, ring, 0))
@@ -123,6 +135,63 @@ impl Drop for Instance {
                 let _ = quantum_ipc::shm::remove_segment(&s.os_id);
             }
         }
+    }
+}
+
+/// A reader of the daemon's events (the `results` broadcast ring).
+pub struct Events {
+    reader: broadcast::Reader,
+    _ring: Broadcast,
+}
+
+impl Events {
+    /// The next event; panics after `secs`, or if the ring lapped this reader.
+    pub fn next(&mut self, secs: u64) -> Event {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            match self.reader.read() {
+                broadcast::Next::Record { record, .. } => {
+                    let m = Message::decode(&record, &Limits::default()).expect("valid record");
+                    return Event::from_message(&m).expect("an event record");
+                }
+                broadcast::Next::Missed { from_seq, to_seq } => {
+                    panic!("the results ring lapped the test's reader: missed {from_seq}..{to_seq}")
+                }
+                broadcast::Next::Empty => {
+                    assert!(Instant::now() < end, "timed out waiting for an event");
+                    self.reader.heartbeat();
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    /// The next `n` events.
+    pub fn take(&mut self, n: usize, secs: u64) -> Vec<Event> {
+        (0..n).map(|_| self.next(secs)).collect()
+    }
+
+    /// Events until (and with) the `n`-th plan result; returns the results only.
+    pub fn results(&mut self, n: usize, secs: u64) -> Vec<PlanResult> {
+        let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            if let Event::PlanResult(r) = self.next(secs) {
+                out.push(r);
+            }
+        }
+        out
+    }
+
+    /// Whether nothing new came within `ms`.
+    pub fn quiet_for(&mut self, ms: u64) -> bool {
+        let end = Instant::now() + Duration::from_millis(ms);
+        while Instant::now() < end {
+            if !matches!(self.reader.read(), broadcast::Next::Empty) {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        true
     }
 }
 

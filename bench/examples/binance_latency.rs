@@ -1,6 +1,6 @@
 //! Order round trip adapter → simulator → adapter, REST and WebSocket API, in one process.
 //!
-//! `cargo run --release -p quantum-binance --example latency -- [orders]` (default 2000 each).
+//! `cargo run --release -p quantum-bench --example binance_latency -- [orders]` (default 2000 each).
 //! Every order is a reduce-only MARKET with `newOrderRespType=RESULT`; the time recorded is
 //! from the call to the parsed FILLED answer, one order at a time (closed loop).
 

@@ -1,0 +1,369 @@
+//! Per-symbol book: ledger amount, the exchange's position snapshot, mark price, lot filters,
+//! reconcile tolerance, and what our orders hold in flight.
+//!
+//! **One writer, consistent readers.** Every field of a symbol is published together through a
+//! [`SeqLock`], and only the [`BookWriter`] writes them: the engine's front (commands, fills,
+//! order ends, consumes), which owns it. P3.3, the governor and monitors read a [`BookView`]
+//! that is always a state the book really held, never a mix of two (a reader can never see the
+//! ledger from before a fill with the in-flight quantity from after it).
+//!
+//! **In flight** has two parts, each with one writer:
+//! - `in_flight`: what the orders of consumed plans may still fill, per symbol. The front's
+//!   order lifecycle ([`crate::orders`]) adds an order's quantity at consume and takes off each
+//!   fill and the unfilled rest at the order's end, exactly once.
+//! - `pending`: what P3.3 allowed for plans not consumed or closed yet. P3.3 counts what it
+//!   allowed in its own [`Reservations`] (`reserved`, only it writes it); the front counts in
+//!   the book what it took over from those allowances (`absorbed`: at consume the allowance
+//!   becomes an order's `in_flight`, at a close it is dropped). `pending = reserved - absorbed`
+//!   needs no shared read-modify-write, and a P3.3 that reads its own `reserved` with the book's
+//!   `absorbed` from one snapshot can never count an allowance twice or lose one.
+//!
+//! Every quantity written here is checked: a change that would leave `±MAX_QTY` is refused and
+//! the book is unchanged ([`Overflow`]).
+
+use std::sync::Arc;
+
+use crossbeam_utils::CachePadded;
+use quantum_ipc::wire::MAX_QTY;
+
+use crate::fixed::{Price, Qty};
+use crate::seqlock::SeqLock;
+use crate::sync::{AtomicI64, Ordering};
+use crate::types::{Side, SymbolId};
+
+/// A LOT_SIZE or MARKET_LOT_SIZE filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct LotFilter {
+    /// minQty.
+    pub min: Qty,
+    /// maxQty.
+    pub max: Qty,
+    /// stepSize (zero: no step).
+    pub step: Qty,
+}
+
+/// What P3.3 needs to know of a symbol's exchange rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Filters {
+    /// LOT_SIZE.
+    pub lot: LotFilter,
+    /// MARKET_LOT_SIZE (MARKET orders must satisfy it too).
+    pub market_lot: LotFilter,
+    /// MIN_NOTIONAL (informational: reduce-only orders are exempt on Binance).
+    pub min_notional: Price,
+}
+
+/// A consistent copy of one symbol's book.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BookView {
+    /// Ledger amount (signed).
+    pub ledger: Qty,
+    /// Exchange amount and its engine-clock time, if any snapshot arrived.
+    pub exchange: Option<(Qty, u64)>,
+    /// Latest mark price (zero when unknown).
+    pub mark: Price,
+    /// What the orders of consumed plans may still fill.
+    pub in_flight: Qty,
+    /// What P3.3 allowed for plans not yet consumed or closed (see the module docs).
+    pub pending: Qty,
+    /// Reconcile tolerance.
+    pub tolerance: Qty,
+    /// Exchange filters.
+    pub filters: Filters,
+    /// The symbol is reconciling after a start: EXECUTE plans are denied `reconciling`.
+    pub reconciling: bool,
+}
+
+impl BookView {
+    /// Everything held back from new plans: `in_flight + pending`.
+    pub fn committed(&self) -> Qty {
+        Qty::from_units(self.in_flight.units().saturating_add(self.pending.units()))
+    }
+}
+
+/// A change refused because a quantity would leave `-MAX_QTY ..= MAX_QTY`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Overflow;
+
+const LEDGER: usize = 0;
+const EXCHANGE: usize = 1;
+/// Engine ns of the last snapshot; 0 = none yet.
+const EXCHANGE_AT: usize = 2;
+const MARK: usize = 3;
+const IN_FLIGHT: usize = 4;
+const ABSORBED: usize = 5;
+const TOLERANCE: usize = 6;
+const LOT: usize = 7;
+const MARKET_LOT: usize = 10;
+const MIN_NOTIONAL: usize = 13;
+const FLAGS: usize = 14;
+const WORDS: usize = 15;
+const FLAG_RECONCILING: i64 = 1;
+
+type Words = [i64; WORDS];
+
+fn checked(v: Option<i64>) -> Result<i64, Overflow> {
+    v.filter(|v| (-MAX_QTY..=MAX_QTY).contains(v))
+        .ok_or(Overflow)
+}
+
+fn put_lot(w: &mut Words, at: usize, f: LotFilter) {
+    w[at] = f.min.units();
+    w[at + 1] = f.max.units();
+    w[at + 2] = f.step.units();
+}
+
+fn get_lot(w: &Words, at: usize) -> LotFilter {
+    LotFilter {
+        min: Qty::from_units(w[at]),
+        max: Qty::from_units(w[at + 1]),
+        step: Qty::from_units(w[at + 2]),
+    }
+}
+
+fn view_of(w: &Words, reserved: i64) -> BookView {
+    let at = w[EXCHANGE_AT] as u64;
+    BookView {
+        ledger: Qty::from_units(w[LEDGER]),
+        exchange: (at != 0).then(|| (Qty::from_units(w[EXCHANGE]), at)),
+        mark: Price::from_units(w[MARK]),
+        in_flight: Qty::from_units(w[IN_FLIGHT]),
+        pending: Qty::from_units(reserved.saturating_sub(w[ABSORBED]).max(0)),
+        tolerance: Qty::from_units(w[TOLERANCE]),
+        filters: Filters {
+            lot: get_lot(w, LOT),
+            market_lot: get_lot(w, MARKET_LOT),
+            min_notional: Price::from_units(w[MIN_NOTIONAL]),
+        },
+        reconciling: w[FLAGS] & FLAG_RECONCILING != 0,
+    }
+}
+
+#[derive(Debug)]
+struct SymbolBook {
+    lock: SeqLock<WORDS>,
+    /// P3.3's running total of allowances; written only through [`Reservations`].
+    reserved: AtomicI64,
+}
+
+/// The book of every interned symbol, indexed by [`SymbolId`]: the readers' side.
+#[derive(Debug)]
+pub struct Book {
+    books: Box<[CachePadded<SymbolBook>]>,
+}
+
+impl Book {
+    /// A book per symbol with the given tolerance and filters, no ledger amount and no
+    /// exchange snapshot; the one writer and P3.3's reservations.
+    pub fn new(specs: &[(Qty, Filters)]) -> (Arc<Book>, BookWriter, Reservations) {
+        let init: Vec<Words> = specs
+            .iter()
+            .map(|(tol, f)| {
+                let mut w = [0i64; WORDS];
+                w[TOLERANCE] = tol.units();
+                put_lot(&mut w, LOT, f.lot);
+                put_lot(&mut w, MARKET_LOT, f.market_lot);
+                w[MIN_NOTIONAL] = f.min_notional.units();
+                w
+            })
+            .collect();
+        let books = init
+            .iter()
+            .map(|w| {
+                CachePadded::new(SymbolBook {
+                    lock: SeqLock::new(*w),
+                    reserved: AtomicI64::new(0),
+                })
+            })
+            .collect();
+        let book = Arc::new(Book { books });
+        let writer = BookWriter {
+            book: book.clone(),
+            cur: init,
+        };
+        let reservations = Reservations {
+            book: book.clone(),
+            mine: vec![0; specs.len()],
+        };
+        (book, writer, reservations)
+    }
+
+    /// Number of symbols.
+    pub fn len(&self) -> usize {
+        self.books.len()
+    }
+
+    /// True when there are no symbols.
+    pub fn is_empty(&self) -> bool {
+        self.books.is_empty()
+    }
+
+    /// A consistent copy of `s`'s book, or `None` for an unknown symbol. `pending` is computed
+    /// with P3.3's total as last published: exact for P3.3 itself (which uses
+    /// [`Reservations::view`]), a moment old for anyone else.
+    pub fn view(&self, s: SymbolId) -> Option<BookView> {
+        let b = self.books.get(s.index())?;
+        let w = b.lock.read();
+        // Relaxed: a monitoring read of a counter only P3.3 writes.
+        Some(view_of(&w, b.reserved.load(Ordering::Relaxed)))
+    }
+
+    /// The latest mark price of `s` (zero when unknown).
+    pub fn mark(&self, s: SymbolId) -> Price {
+        self.view(s).map_or(Price::ZERO, |v| v.mark)
+    }
+}
+
+/// The only writer of a [`Book`]: the engine's front. Keeps its own copy of every symbol's
+/// words, changes it, and publishes the whole symbol at once.
+#[derive(Debug)]
+pub struct BookWriter {
+    book: Arc<Book>,
+    cur: Vec<Words>,
+}
+
+impl BookWriter {
+    /// The shared book.
+    pub fn book(&self) -> &Arc<Book> {
+        &self.book
+    }
+
+    /// The writer's own view of `s` (no synchronisation needed: it wrote it).
+    pub fn view(&self, s: SymbolId) -> Option<BookView> {
+        let w = self.cur.get(s.index())?;
+        let reserved = self.book.books[s.index()].reserved.load(Ordering::Relaxed);
+        Some(view_of(w, reserved))
+    }
+
+    /// Applies `f` to `s`'s words and publishes them; nothing changes when `f` fails.
+    fn change<T>(
+        &mut self,
+        s: SymbolId,
+        f: impl FnOnce(&mut Words) -> Result<T, Overflow>,
+    ) -> Option<Result<T, Overflow>> {
+        let w = self.cur.get_mut(s.index())?;
+        let mut next = *w;
+        let r = f(&mut next);
+        if r.is_ok() {
+            *w = next;
+            self.book.books[s.index()].lock.write(w);
+        }
+        Some(r)
+    }
+
+    /// Operator ledger sync. `None` for an unknown symbol.
+    pub fn set_ledger(&mut self, s: SymbolId, amount: Qty) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            w[LEDGER] = checked(Some(amount.units()))?;
+            Ok(())
+        })
+    }
+
+    /// A position snapshot at engine time `at_ns` (0 is bumped to 1: 0 means "never"). A zero
+    /// mark keeps the last mark.
+    pub fn set_exchange(
+        &mut self,
+        s: SymbolId,
+        amount: Qty,
+        mark: Price,
+        at_ns: u64,
+    ) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            w[EXCHANGE] = checked(Some(amount.units()))?;
+            if !mark.is_zero() {
+                w[MARK] = mark.units();
+            }
+            w[EXCHANGE_AT] = at_ns.max(1) as i64;
+            Ok(())
+        })
+    }
+
+    /// A fill of one of our orders: the ledger moves by the signed quantity and the order's
+    /// in-flight quantity shrinks by it. Returns the ledger after the fill.
+    pub fn fill(&mut self, s: SymbolId, side: Side, qty: Qty) -> Option<Result<Qty, Overflow>> {
+        self.change(s, |w| {
+            let delta = qty.units().checked_mul(side.sign());
+            w[LEDGER] = checked(delta.and_then(|d| w[LEDGER].checked_add(d)))?;
+            w[IN_FLIGHT] = checked(w[IN_FLIGHT].checked_sub(qty.units()))?;
+            Ok(Qty::from_units(w[LEDGER]))
+        })
+    }
+
+    /// Adds `delta` (negative: releases) to the symbol's in-flight quantity; `absorb` is the
+    /// part of a P3.3 allowance this change takes over (see the module docs).
+    pub fn in_flight(
+        &mut self,
+        s: SymbolId,
+        delta: Qty,
+        absorb: Qty,
+    ) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            w[IN_FLIGHT] = checked(w[IN_FLIGHT].checked_add(delta.units()))?;
+            w[ABSORBED] = w[ABSORBED].checked_add(absorb.units()).ok_or(Overflow)?;
+            Ok(())
+        })
+    }
+
+    /// New exchange filters (from exchangeInfo).
+    pub fn set_filters(&mut self, s: SymbolId, f: Filters) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            put_lot(w, LOT, f.lot);
+            put_lot(w, MARKET_LOT, f.market_lot);
+            w[MIN_NOTIONAL] = f.min_notional.units();
+            Ok(())
+        })
+    }
+
+    /// New reconcile tolerance.
+    pub fn set_tolerance(&mut self, s: SymbolId, tol: Qty) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            w[TOLERANCE] = checked(Some(tol.units()))?;
+            Ok(())
+        })
+    }
+
+    /// Marks `s` reconciling or not.
+    pub fn set_reconciling(&mut self, s: SymbolId, on: bool) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            w[FLAGS] = if on {
+                w[FLAGS] | FLAG_RECONCILING
+            } else {
+                w[FLAGS] & !FLAG_RECONCILING
+            };
+            Ok(())
+        })
+    }
+}
+
+/// P3.3's running total of allowances per symbol. One owner: the P3.3 stage.
+#[derive(Debug)]
+pub struct Reservations {
+    book: Arc<Book>,
+    mine: Vec<i64>,
+}
+
+impl Reservations {
+    /// The book these reservations belong to.
+    pub fn book(&self) -> &Arc<Book> {
+        &self.book
+    }
+
+    /// A consistent view of `s` whose `pending` is exact: this stage's own total minus the
+    /// front's absorbed total from the same snapshot.
+    pub fn view(&self, s: SymbolId) -> Option<BookView> {
+        let b = self.book.books.get(s.index())?;
+        let w = b.lock.read();
+        Some(view_of(&w, self.mine[s.index()]))
+    }
+
+    /// Counts an allowance of `qty` on `s` that was issued into the table.
+    pub fn reserve(&mut self, s: SymbolId, qty: Qty) {
+        if let Some(m) = self.mine.get_mut(s.index()) {
+            *m = m.saturating_add(qty.units());
+            // Relaxed: monitors read it for display; P3.3 itself uses `mine`.
+            self.book.books[s.index()]
+                .reserved
+                .store(*m, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,270 @@
+//! Every state change of the engine is an [`Event`], emitted in the order it happens.
+//!
+//! The same events go to three places: the `results` ring (for the Redis bridge, `quantum ctl
+//! tail`, metrics), the journal, and the tests. They are designed so that replaying them in
+//! order rebuilds what the engine must not lose ([`crate::recovery`]): the ledger and the
+//! exchange side of the book, the dedupe set (each accepted plan with its time), orders in
+//! flight with their fills, the operator's switches and the execution history the governor's
+//! throttles need. Their wire form is [`crate::wire`].
+//!
+//! One plan, start to end:
+//!
+//! ```text
+//! PlanAccepted ─> GovPermit ─> P33Permit ─> OrderIntent ─> PlanResult (executed)
+//!      │          (as the table held them       │
+//!      │           when apply finished)         └─> OrderSent ─> OrderAccepted ─> Fill* ─> OrderDone
+//!      │                                              │                  ▲
+//!      │                                              └─> OrderUnknown ──┴─> OrderResolved ─> ...
+//!      └─> GovPermit? P33Permit? ─> PlanResult (blocked)
+//! a re-delivered plan: PlanResult (duplicate), after the original's own result
+//! ```
+//!
+//! An [`Event::OrderIntent`] is the "permits consumed" event: both permits were taken by the one
+//! CAS and this order is to go out; the same record is what the adapter receives.
+
+use quantum_ipc::codes::{DoneCode, RefuseReason, UnknownReason};
+
+use crate::book::Filters;
+use crate::fixed::{Price, Qty};
+use crate::governor::{GovReason, TradingState};
+use crate::p33::P33Reason;
+use crate::permit::P33Context;
+use crate::result::PlanResult;
+use crate::types::{OrderIntent, Plan, PlanId, Side, SymbolId};
+
+/// A governor permit as issued for a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GovPermitEvent {
+    /// Plan.
+    pub plan: PlanId,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Allow or deny.
+    pub allow: bool,
+    /// Why it denied.
+    pub reason: Option<GovReason>,
+    /// When it was issued (ms since the Unix epoch).
+    pub issued_at_ms: u64,
+    /// Its time to live.
+    pub ttl_ms: u32,
+}
+
+/// A P3.3 permit as issued for a plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct P33PermitEvent {
+    /// Plan.
+    pub plan: PlanId,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Allow or deny.
+    pub allow: bool,
+    /// Why it denied.
+    pub reason: Option<P33Reason>,
+    /// The closing side when allowed.
+    pub side: Option<Side>,
+    /// The allowed quantity (zero when denied).
+    pub safe_qty: Qty,
+    /// The amounts it judged.
+    pub context: P33Context,
+    /// When it was issued (ms since the Unix epoch).
+    pub issued_at_ms: u64,
+    /// Its time to live.
+    pub ttl_ms: u32,
+}
+
+/// A fill of one of our orders, applied to the ledger.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FillEvent {
+    /// Plan.
+    pub plan: PlanId,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// The order's side.
+    pub side: Side,
+    /// Quantity filled by this fill.
+    pub qty: Qty,
+    /// Price (last fill's or average; zero when unknown).
+    pub price: Price,
+    /// Exchange order id.
+    pub order_id: u64,
+    /// Exchange time (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// Filled so far, this fill included.
+    pub cum_qty: Qty,
+    /// The ledger after this fill.
+    pub ledger_after: Qty,
+}
+
+/// The end of one of our orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DoneEvent {
+    /// Plan.
+    pub plan: PlanId,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// How it ended.
+    pub code: DoneCode,
+    /// The adapter's reason code (for `rejected` and `unsent`), else 0.
+    pub reason: u16,
+    /// Filled in all.
+    pub filled: Qty,
+    /// Released from in flight by this end.
+    pub released: Qty,
+    /// The exchange's error code, 0 = none.
+    pub exchange_code: i32,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// An operator switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Switch {
+    /// Global kill switch.
+    KillSwitch(bool),
+    /// A symbol's kill switch.
+    SymbolKillSwitch(SymbolId, bool),
+    /// Trading state.
+    TradingState(TradingState),
+}
+
+/// An input record the engine refused (counted as invalid on its ring).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefusedEvent {
+    /// The ring it came from (`quantum_ipc::contract` index).
+    pub ring: u8,
+    /// The refused record's tag.
+    pub kind: u8,
+    /// The symbol it named.
+    pub symbol: SymbolId,
+    /// The plan it named (0 when none).
+    pub plan: PlanId,
+    /// Why.
+    pub reason: RefuseReason,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// One state change of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// An EXECUTE plan was accepted, remembered by dedupe, and waits for its permits until
+    /// `deadline_ms`.
+    PlanAccepted {
+        /// The plan.
+        plan: Plan,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+        /// Apply's deadline (ms since the Unix epoch).
+        deadline_ms: u64,
+    },
+    /// The governor's permit the plan was judged with.
+    GovPermit(GovPermitEvent),
+    /// P3.3's permit the plan was judged with.
+    P33Permit(P33PermitEvent),
+    /// Both permits consumed: this order is to go out (also offered again, marked
+    /// `lookup_first`, when an adapter re-attaches with its outcome unknown).
+    OrderIntent(OrderIntent),
+    /// The plan's one result.
+    PlanResult(PlanResult),
+    /// The adapter sent the order.
+    OrderSent {
+        /// Plan.
+        plan: PlanId,
+        /// Symbol.
+        symbol: SymbolId,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// The exchange accepted the order.
+    OrderAccepted {
+        /// Plan.
+        plan: PlanId,
+        /// Symbol.
+        symbol: SymbolId,
+        /// Exchange order id.
+        order_id: u64,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// Part of the order filled.
+    Fill(FillEvent),
+    /// The order ended.
+    OrderDone(DoneEvent),
+    /// The order's outcome is not known; it stays in flight until resolved by client id.
+    OrderUnknown {
+        /// Plan.
+        plan: PlanId,
+        /// Symbol.
+        symbol: SymbolId,
+        /// Why.
+        reason: UnknownReason,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// An order of unknown outcome was looked up: it exists (its state follows), or it was
+    /// never placed.
+    OrderResolved {
+        /// Plan.
+        plan: PlanId,
+        /// Symbol.
+        symbol: SymbolId,
+        /// Found.
+        found: bool,
+        /// Exchange order id (0 when not found).
+        order_id: u64,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// An operator set the ledger.
+    LedgerSet {
+        /// Symbol.
+        symbol: SymbolId,
+        /// New amount.
+        amount: Qty,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// The exchange's position changed (a snapshot was applied).
+    Position {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Signed amount.
+        amount: Qty,
+        /// Mark price.
+        mark: Price,
+        /// When the book changed (ms since the Unix epoch).
+        time_ms: u64,
+    },
+    /// New exchange filters.
+    Filters {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Filters.
+        filters: Filters,
+    },
+    /// An operator switch changed.
+    Switch(Switch),
+    /// An input record was refused.
+    Refused(RefusedEvent),
+}
+
+impl Event {
+    /// The plan this event is about, if any.
+    pub fn plan(&self) -> Option<PlanId> {
+        Some(match self {
+            Event::PlanAccepted { plan, .. } => plan.id,
+            Event::GovPermit(p) => p.plan,
+            Event::P33Permit(p) => p.plan,
+            Event::OrderIntent(i) => i.plan,
+            Event::PlanResult(r) => r.plan,
+            Event::OrderSent { plan, .. }
+            | Event::OrderAccepted { plan, .. }
+            | Event::OrderUnknown { plan, .. }
+            | Event::OrderResolved { plan, .. } => *plan,
+            Event::Fill(f) => f.plan,
+            Event::OrderDone(d) => d.plan,
+            Event::Refused(r) if r.plan.0 != 0 => r.plan,
+            _ => return None,
+        })
+    }
+}

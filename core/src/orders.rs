@@ -1,0 +1,549 @@
+//! Orders in flight: the one owner of what happens to a consumed plan's order.
+//!
+//! ```text
+//!            open (consume)
+//!                 │
+//!              Intent ──sent──> Sent ──report──> Accepted ──report (fills)──> done
+//!                 │               │                 │
+//!                 │            failed:unknown       │
+//!                 │               ▼                 │
+//!                 └──────────> Unknown ──report (found)──> Accepted / done
+//!                                 │
+//!                                 └──failed:not_found──> Intent (the adapter may send now)
+//! any state ──failed:rejected / unsent, or a final report──> done (released exactly once)
+//! ```
+//!
+//! Each order remembers its quantity and what has filled, so every path releases exactly the
+//! part that will never fill, once: a fill releases its own quantity, the end releases the rest,
+//! and an order that has ended is gone, so a second report of its end finds nothing. Reports are
+//! cumulative (`cum_qty`), so the order answer and the user data stream may both report the same
+//! fills: only the increase moves the ledger. The per-symbol in-flight figure in the [`Book`]
+//! is changed only here (and at consume, by [`Orders::open`]), so it is always the sum over the
+//! orders of what they may still fill.
+//!
+//! Nothing here allocates: the orders live in a fixed-capacity map.
+
+use quantum_ipc::codes::{
+    DoneCode, FailKind, OrderStatus, RefuseReason, ReportSource, UnknownReason,
+};
+
+use crate::book::BookWriter;
+use crate::event::{DoneEvent, Event, FillEvent};
+use crate::fixed::{Price, Qty};
+use crate::idmap::IdMap;
+use crate::types::{OrderIntent, PlanId, Side, SymbolId};
+
+/// Where an order stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum OrderState {
+    /// Consumed; not reported sent (or found never placed, and may be sent).
+    #[default]
+    Intent,
+    /// The adapter sent it.
+    Sent,
+    /// The exchange has it.
+    Accepted,
+    /// Sent, outcome not known until a lookup by client id resolves it.
+    Unknown,
+}
+
+/// One order in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Order {
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Side.
+    pub side: Side,
+    /// Quantity of the intent.
+    pub qty: Qty,
+    /// Filled so far (`0 ..= qty`).
+    pub filled: Qty,
+    /// State.
+    pub state: OrderState,
+    /// Exchange order id, 0 until known.
+    pub order_id: u64,
+    /// The intent as made at consume (re-offered from it).
+    pub intent: OrderIntent,
+}
+
+impl Default for Order {
+    fn default() -> Self {
+        Order {
+            symbol: SymbolId(0),
+            side: Side::Sell,
+            qty: Qty::ZERO,
+            filled: Qty::ZERO,
+            state: OrderState::Intent,
+            order_id: 0,
+            intent: OrderIntent {
+                plan: PlanId(0),
+                symbol: SymbolId(0),
+                side: Side::Sell,
+                qty: Qty::ZERO,
+                reduce_only: true,
+                t_in_ns: 0,
+                t_out_ns: 0,
+                at_ms: 0,
+                lookup_first: false,
+            },
+        }
+    }
+}
+
+impl Order {
+    /// What it may still fill.
+    pub fn remaining(&self) -> Qty {
+        Qty::from_units(self.qty.units() - self.filled.units())
+    }
+}
+
+/// The map of orders is full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OrdersFull;
+
+/// What the exchange says of an order (an adapter's report; cumulative).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Report {
+    /// Plan (from the client order id).
+    pub plan: PlanId,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Side.
+    pub side: Side,
+    /// The exchange's status.
+    pub status: OrderStatus,
+    /// Filled so far.
+    pub cum_qty: Qty,
+    /// Last fill price or average; zero when none.
+    pub price: Price,
+    /// Exchange order id.
+    pub order_id: u64,
+    /// Exchange time (ms since the Unix epoch).
+    pub time_ms: u64,
+    /// The order's quantity at the exchange.
+    pub orig_qty: Qty,
+    /// Where the report comes from.
+    pub source: ReportSource,
+}
+
+/// An adapter could not place an order, or cannot tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Plan.
+    pub plan: PlanId,
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// What happened.
+    pub kind: FailKind,
+    /// The reason's code (see [`FailKind`]).
+    pub reason: u16,
+    /// The exchange's code, 0 = none.
+    pub exchange_code: i32,
+    /// When (ms since the Unix epoch).
+    pub at_ms: u64,
+}
+
+/// What an exchange adapter reports about one of our orders.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OrderInput {
+    /// It sent the order at `at_ms`.
+    Sent {
+        /// Plan.
+        plan: PlanId,
+        /// Symbol.
+        symbol: SymbolId,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// The exchange's view of the order.
+    Report(Report),
+    /// It could not place it, or cannot tell.
+    Failed(Failure),
+}
+
+impl OrderInput {
+    /// The plan named.
+    pub fn plan(&self) -> PlanId {
+        match self {
+            OrderInput::Sent { plan, .. } => *plan,
+            OrderInput::Report(r) => r.plan,
+            OrderInput::Failed(f) => f.plan,
+        }
+    }
+
+    /// The symbol named.
+    pub fn symbol(&self) -> SymbolId {
+        match self {
+            OrderInput::Sent { symbol, .. } => *symbol,
+            OrderInput::Report(r) => r.symbol,
+            OrderInput::Failed(f) => f.symbol,
+        }
+    }
+}
+
+/// The plan ids of the last orders that ended, so a report that arrives after the end (the
+/// order answer and the user stream both report a fill; a lookup finds an order already booked)
+/// is recognised as late and ignored, not refused as naming an unknown order.
+#[derive(Debug)]
+struct Ended {
+    ids: IdMap<()>,
+    /// Ids in the order they ended; `len` of them from `head`, wrapping.
+    ring: Box<[u64]>,
+    head: usize,
+    len: usize,
+}
+
+impl Ended {
+    fn new(capacity: usize) -> Ended {
+        let capacity = capacity.max(1);
+        Ended {
+            ids: IdMap::with_max_len(capacity),
+            ring: vec![0; capacity].into_boxed_slice(),
+            head: 0,
+            len: 0,
+        }
+    }
+
+    fn contains(&self, plan: u64) -> bool {
+        self.ids.contains(plan)
+    }
+
+    /// Remembers `plan`, forgetting the oldest when full.
+    fn push(&mut self, plan: u64) {
+        if self.ids.contains(plan) {
+            return;
+        }
+        if self.len == self.ring.len() {
+            self.ids.remove(self.ring[self.head]);
+            self.head = (self.head + 1) % self.ring.len();
+            self.len -= 1;
+        }
+        self.ring[(self.head + self.len) % self.ring.len()] = plan;
+        let _ = self.ids.insert(plan, ());
+        self.len += 1;
+    }
+}
+
+/// Every order of ours not yet ended, by plan id.
+#[derive(Debug)]
+pub struct Orders {
+    map: IdMap<Order>,
+    ended: Ended,
+}
+
+impl Orders {
+    /// Room for `capacity` orders in flight (and as many recently ended ones remembered).
+    pub fn new(capacity: usize) -> Orders {
+        Orders {
+            map: IdMap::with_max_len(capacity),
+            ended: Ended::new(capacity),
+        }
+    }
+
+    /// Whether `plan`'s order ended recently (a report about it now is late, not unknown).
+    pub fn ended_recently(&self, plan: PlanId) -> bool {
+        self.ended.contains(plan.0)
+    }
+
+    /// Orders in flight.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when none is in flight.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// True when another order cannot be tracked.
+    pub fn is_full(&self) -> bool {
+        self.map.len() >= self.map.max_len()
+    }
+
+    /// The order of `plan`.
+    pub fn get(&self, plan: PlanId) -> Option<Order> {
+        self.map.get(plan.0)
+    }
+
+    /// Every order in flight (no particular order).
+    pub fn iter(&self) -> impl Iterator<Item = Order> + '_ {
+        self.map.iter().map(|(_, o)| o)
+    }
+
+    /// Whether `symbol` has an order whose outcome is not known.
+    pub fn unknown_on(&self, symbol: SymbolId) -> bool {
+        self.iter()
+            .any(|o| o.symbol == symbol && o.state == OrderState::Unknown)
+    }
+
+    /// Starts tracking the order of a consumed plan and holds its quantity in flight; `absorb`
+    /// is the part of a P3.3 allowance this takes over (see [`crate::book`]).
+    pub fn open(
+        &mut self,
+        intent: &OrderIntent,
+        absorb: Qty,
+        book: &mut BookWriter,
+    ) -> Result<(), OrdersFull> {
+        if self.is_full() || self.map.contains(intent.plan.0) {
+            return Err(OrdersFull);
+        }
+        match book.in_flight(intent.symbol, intent.qty, absorb) {
+            Some(Ok(())) => {}
+            _ => return Err(OrdersFull),
+        }
+        let o = Order {
+            symbol: intent.symbol,
+            side: intent.side,
+            qty: intent.qty,
+            filled: Qty::ZERO,
+            state: OrderState::Intent,
+            order_id: 0,
+            intent: *intent,
+        };
+        self.map.insert(intent.plan.0, o).map_err(|_| OrdersFull)?;
+        Ok(())
+    }
+
+    /// Puts back an order from the journal (recovery), holding its remaining quantity.
+    pub fn restore(&mut self, o: Order, book: &mut BookWriter) -> Result<(), OrdersFull> {
+        if self.is_full() {
+            return Err(OrdersFull);
+        }
+        if !matches!(
+            book.in_flight(o.symbol, o.remaining(), Qty::ZERO),
+            Some(Ok(()))
+        ) {
+            return Err(OrdersFull);
+        }
+        self.map
+            .insert(o.intent.plan.0, o)
+            .map_err(|_| OrdersFull)?;
+        Ok(())
+    }
+
+    /// Applies what an adapter reports, emitting the events it causes. A report about an order
+    /// that ended recently changes nothing and is not refused (it is late); one about an order
+    /// not known at all, one that contradicts the order, and one that would overflow the
+    /// ledger are refused, changing nothing.
+    pub fn apply(
+        &mut self,
+        input: &OrderInput,
+        now_ms: u64,
+        book: &mut BookWriter,
+        out: &mut impl FnMut(Event),
+    ) -> Result<(), RefuseReason> {
+        let plan = input.plan();
+        let Some(mut o) = self.map.get(plan.0) else {
+            if self.ended.contains(plan.0) {
+                return Ok(());
+            }
+            return Err(RefuseReason::UnknownOrder);
+        };
+        if o.symbol != input.symbol() {
+            return Err(RefuseReason::Mismatch);
+        }
+        match *input {
+            OrderInput::Sent { symbol, at_ms, .. } => {
+                if matches!(o.state, OrderState::Intent | OrderState::Unknown) {
+                    o.state = OrderState::Sent;
+                    self.put(plan, o);
+                    out(Event::OrderSent {
+                        plan,
+                        symbol,
+                        at_ms,
+                    });
+                }
+                Ok(())
+            }
+            OrderInput::Report(r) => self.report(o, &r, now_ms, book, out),
+            OrderInput::Failed(f) => self.failed(o, &f, book, out),
+        }
+    }
+
+    fn put(&mut self, plan: PlanId, o: Order) {
+        // Replaces an existing entry: never fails.
+        let _ = self.map.insert(plan.0, o);
+    }
+
+    fn report(
+        &mut self,
+        mut o: Order,
+        r: &Report,
+        now_ms: u64,
+        book: &mut BookWriter,
+        out: &mut impl FnMut(Event),
+    ) -> Result<(), RefuseReason> {
+        if r.side != o.side {
+            return Err(RefuseReason::Mismatch);
+        }
+        // The exchange never fills more than the order it holds, which is at most the intent
+        // (the adapter may round down onto the step grid): anything beyond is not ours to book.
+        let cum = r.cum_qty.min(o.qty);
+        let delta = Qty::from_units((cum.units() - o.filled.units()).max(0));
+        let ledger_after = if delta.units() > 0 {
+            match book.fill(o.symbol, o.side, delta) {
+                Some(Ok(l)) => Some(l),
+                Some(Err(_)) => return Err(RefuseReason::Overflow),
+                None => return Err(RefuseReason::UnknownSymbol),
+            }
+        } else {
+            None
+        };
+        let plan = r.plan;
+        if o.state == OrderState::Unknown {
+            out(Event::OrderResolved {
+                plan,
+                symbol: o.symbol,
+                found: true,
+                order_id: r.order_id,
+                at_ms: now_ms,
+            });
+        }
+        if o.state != OrderState::Accepted && r.status != OrderStatus::Rejected {
+            o.state = OrderState::Accepted;
+            o.order_id = r.order_id;
+            out(Event::OrderAccepted {
+                plan,
+                symbol: o.symbol,
+                order_id: r.order_id,
+                at_ms: now_ms,
+            });
+        }
+        if let Some(ledger_after) = ledger_after {
+            o.filled = cum;
+            out(Event::Fill(FillEvent {
+                plan,
+                symbol: o.symbol,
+                side: o.side,
+                qty: delta,
+                price: r.price,
+                order_id: r.order_id,
+                time_ms: r.time_ms,
+                cum_qty: cum,
+                ledger_after,
+            }));
+        }
+        if r.status.is_final() {
+            let code = match r.status {
+                OrderStatus::Filled => DoneCode::Filled,
+                OrderStatus::Rejected => DoneCode::Rejected,
+                _ => DoneCode::RemainderExpired,
+            };
+            self.end(o, code, 0, 0, now_ms, book, out);
+        } else {
+            self.put(plan, o);
+        }
+        Ok(())
+    }
+
+    fn failed(
+        &mut self,
+        mut o: Order,
+        f: &Failure,
+        book: &mut BookWriter,
+        out: &mut impl FnMut(Event),
+    ) -> Result<(), RefuseReason> {
+        let plan = f.plan;
+        match f.kind {
+            FailKind::Rejected => self.end(
+                o,
+                DoneCode::Rejected,
+                f.reason,
+                f.exchange_code,
+                f.at_ms,
+                book,
+                out,
+            ),
+            FailKind::Unsent => self.end(
+                o,
+                DoneCode::Unsent,
+                f.reason,
+                f.exchange_code,
+                f.at_ms,
+                book,
+                out,
+            ),
+            FailKind::Unknown => {
+                if o.state != OrderState::Unknown {
+                    o.state = OrderState::Unknown;
+                    self.put(plan, o);
+                    out(Event::OrderUnknown {
+                        plan,
+                        symbol: o.symbol,
+                        reason: UnknownReason::from_code(f.reason)
+                            .unwrap_or(UnknownReason::Timeout),
+                        at_ms: f.at_ms,
+                    });
+                }
+            }
+            FailKind::NotFound => {
+                // The exchange has had the order, or filled part of it: "not found" then is a
+                // purged record, not a never-placed order; sending again would be a second one.
+                if o.state == OrderState::Accepted || o.filled.units() > 0 {
+                    return Err(RefuseReason::Mismatch);
+                }
+                o.state = OrderState::Intent;
+                self.put(plan, o);
+                out(Event::OrderResolved {
+                    plan,
+                    symbol: o.symbol,
+                    found: false,
+                    order_id: 0,
+                    at_ms: f.at_ms,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Ends `o`: releases what it will never fill and forgets it.
+    #[allow(clippy::too_many_arguments)]
+    fn end(
+        &mut self,
+        o: Order,
+        code: DoneCode,
+        reason: u16,
+        exchange_code: i32,
+        at_ms: u64,
+        book: &mut BookWriter,
+        out: &mut impl FnMut(Event),
+    ) {
+        let released = o.remaining();
+        // Cannot overflow: `released` is part of what `open` added to this symbol.
+        let _ = book.in_flight(o.symbol, Qty::from_units(-released.units()), Qty::ZERO);
+        self.map.remove(o.intent.plan.0);
+        self.ended.push(o.intent.plan.0);
+        out(Event::OrderDone(DoneEvent {
+            plan: o.intent.plan,
+            symbol: o.symbol,
+            code,
+            reason,
+            filled: o.filled,
+            released,
+            exchange_code,
+            at_ms,
+        }));
+    }
+
+    /// Marks the orders whose state matches `which` unknown for `reason`, emitting
+    /// `OrderUnknown` for each (restarts and re-attaches; allocates, off the hot path).
+    pub fn mark_unknown(
+        &mut self,
+        which: impl Fn(OrderState) -> bool,
+        reason: UnknownReason,
+        at_ms: u64,
+        out: &mut impl FnMut(Event),
+    ) {
+        let hits: Vec<(u64, Order)> = self.map.iter().filter(|(_, o)| which(o.state)).collect();
+        for (plan, mut o) in hits {
+            o.state = OrderState::Unknown;
+            let _ = self.map.insert(plan, o);
+            out(Event::OrderUnknown {
+                plan: PlanId(plan),
+                symbol: o.symbol,
+                reason,
+                at_ms,
+            });
+        }
+    }
+}
