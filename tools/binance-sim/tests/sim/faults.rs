@@ -207,8 +207,9 @@ fn spawn_in_thread_serves_a_blocking_program() {
     assert!(handle.ws_api_url().ends_with("/ws-fapi/v1"));
     assert_eq!(
         handle.stream_url("k"),
-        format!("{}/k", handle.stream_base_url())
+        format!("{}/ws?listenKey=k", handle.stream_base_url())
     );
+    assert!(handle.stream_base_url().ends_with("/private"));
     let mut s = std::net::TcpStream::connect(handle.local_addr()).unwrap();
     s.write_all(b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();

@@ -1,5 +1,5 @@
 //! Integration tests over real sockets: each test starts its own simulator on 127.0.0.1:0.
-//! Module names follow the "Simulator must reproduce" list of BINANCE.md.
+//! One module per area of Binance behaviour the simulator reproduces.
 
 mod common;
 

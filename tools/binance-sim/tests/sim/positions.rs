@@ -1,4 +1,5 @@
-//! BINANCE.md case 11 (positionRisk v2 vs v3) and the other account/market documents.
+//! positionRisk v3 lists only symbols with a position or open orders while v2 lists flat ones
+//! as "0.000"; the account, position mode, leverage brackets and premium index documents.
 
 use quantum_binance_sim::SimConfig;
 use serde_json::{json, Value};
