@@ -35,7 +35,7 @@ use tokio::sync::mpsc;
 use crate::common::sign::Credentials;
 use crate::config::ClientConfig;
 use crate::futures::client::{FuturesClient, Transport};
-use crate::futures::models::{NewOrder, PositionRiskVersion, Side};
+use crate::futures::models::{NewOrder, Side};
 use crate::futures::user_stream::{UserEvent, UserStream};
 
 pub use fills::FillTracker;
@@ -224,12 +224,12 @@ fn snapshot(ctx: &Ctx, id: u16, amount: Qty, mark: Option<Price>, time_ms: u64) 
         }));
 }
 
-/// positionRisk (v2: flat symbols too) → one snapshot per directory symbol.
+/// positionRisk (v3, flat symbols added) → one snapshot per directory symbol.
 async fn poll_positions(ctx: &Ctx) -> crate::Result<()> {
-    let rows = ctx
-        .client
-        .position_risk(PositionRiskVersion::V2, None)
-        .await?;
+    // issue-12: positionRisk v3 (v2 is deprecated); `positions` adds the flat symbols v3
+    // leaves out.
+    let names: Vec<&str> = ctx.symbols.iter().map(|(_, n)| n).collect();
+    let rows = ctx.client.positions(&names).await?;
     let now = ctx.client.clock().now_ms() as u64;
     for (id, name) in ctx.symbols.iter() {
         // One-way mode: the BOTH leg. Hedge legs are summed (the core tracks a net position).
@@ -273,12 +273,13 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
 }
 
 async fn user_stream_loop(ctx: Arc<Ctx>, keepalive: Duration) {
-    let base = ctx.client.config().endpoints.user_stream.clone();
     let mut pause = Duration::from_millis(200);
     loop {
         let stream = async {
             let key = ctx.client.http().listen_key_create().await?;
-            UserStream::connect(&base, &key).await
+            // issue-12: the routed private endpoint; the stream also feeds the client's
+            // confirmations registry.
+            ctx.client.user_stream(&key).await
         };
         match stream.await {
             Ok(mut s) => {

@@ -20,9 +20,7 @@ async fn order_and_account_updates_arrive_typed() {
     let env = start().await;
     env.long("BTCUSDT", "0.010");
     let key = env.client.http().listen_key_create().await.unwrap();
-    let mut stream = UserStream::connect(&env.sim.stream_base_url(), &key)
-        .await
-        .unwrap();
+    let mut stream = env.client.user_stream(&key).await.unwrap();
     env.client.http().listen_key_keepalive().await.unwrap();
     env.client
         .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.003"), "qpc-s1")
