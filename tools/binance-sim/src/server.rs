@@ -2,6 +2,7 @@
 //! without answering), the shared state, and [`SimHandle`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,6 +39,8 @@ pub struct Shared {
     pub ws_ping_interval: Duration,
     /// Becomes true at shutdown.
     pub stop: watch::Receiver<bool>,
+    /// Successful WebSocket API `session.logon`s.
+    pub logons: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -133,6 +136,7 @@ impl Simulator {
             max_recv_window_ms: config.max_recv_window_ms,
             ws_ping_interval: config.ws_ping_interval,
             stop: stop_rx,
+            logons: AtomicU64::new(0),
         });
         let app = crate::routes::router(shared.clone());
         let task = tokio::spawn(accept_loop(listener, app, shared.clone()));
@@ -285,6 +289,12 @@ impl SimHandle {
     /// The legacy, unrouted URL (`ws://…/ws/<listenKey>`): it connects, and delivers nothing.
     pub fn legacy_stream_url(&self, listen_key: &str) -> String {
         format!("ws://{}/ws/{listen_key}", self.addr)
+    }
+
+    /// WebSocket API sessions logged on so far.
+    pub fn session_logons(&self) -> u64 {
+        // Relaxed: a counter read by tests, nothing published with it.
+        self.shared.logons.load(Ordering::Relaxed)
     }
 
     /// The account's live listenKey, if any (tests look for it in logs).

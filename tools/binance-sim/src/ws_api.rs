@@ -243,6 +243,8 @@ fn dispatch(
             auth::verify(key, &auth::ws_payload(p), p.get("signature"))?;
             auth::check_timestamp(p, now, sh.max_recv_window_ms)?;
             session.logged_on = Some((key.key.clone(), now));
+            // Relaxed: a counter read by tests only.
+            sh.logons.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             Ok(Some(session_json(sh, session)))
         }
         "session.status" => Ok(Some(session_json(sh, session))),

@@ -5,10 +5,12 @@ mod common;
 
 mod auth;
 mod cli;
+mod ed25519;
 mod events;
 mod faults;
 mod filters;
 mod lifecycle;
 mod limits;
 mod positions;
+mod routed;
 mod ws_api;

@@ -286,3 +286,24 @@ async fn switching_position_mode() {
     .ok();
     set_dual(&sim, "false").await.err(400, -4068);
 }
+
+#[tokio::test]
+async fn premium_index_gives_every_mark_price() {
+    let sim = Sim::start().await;
+    sim.control(
+        "/sim/mark",
+        json!({"symbol": "ETHUSDT", "markPrice": "3100.5"}),
+    )
+    .await;
+    let all = sim.public("/fapi/v1/premiumIndex").await;
+    let all = all.ok();
+    let eth = row(all, "ETHUSDT").unwrap();
+    assert_eq!(eth["markPrice"], "3100.50000000");
+    assert!(row(all, "BTCUSDT").is_some() && eth["time"].is_u64());
+    let one = sim.public("/fapi/v1/premiumIndex?symbol=BTCUSDT").await;
+    assert_eq!(one.ok()["symbol"], "BTCUSDT");
+    assert_eq!(
+        sim.public("/fapi/v1/premiumIndex?symbol=NOPE").await.code(),
+        -1121
+    );
+}
