@@ -63,6 +63,15 @@ pub enum KeyError {
     /// A PEM private key without an API key beside it or in `BINANCE_API_KEY`.
     #[error("an Ed25519 private key needs its API key: add a BINANCE_API_KEY=… line to the key file or set BINANCE_API_KEY")]
     MissingApiKey,
+    /// The key file named by `BINANCE_PRIVATE_KEY_FILE` cannot be read.
+    #[error("cannot read the private key file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A PEM document that is not an Ed25519 private key (RSA, a public key, damaged).
     #[error("the PEM document is not an Ed25519 private key (PKCS#8); RSA keys are not supported, and a public key cannot sign")]
     NotEd25519(#[source] ed25519_dalek::pkcs8::Error),
@@ -102,8 +111,8 @@ impl Credentials {
         let key = var("BINANCE_API_KEY")?;
         if let Some(path) = var("BINANCE_PRIVATE_KEY_FILE") {
             return Some(
-                std::fs::read_to_string(path)
-                    .map_err(|_| KeyError::Format)
+                std::fs::read_to_string(&path)
+                    .map_err(|source| KeyError::Read { path, source })
                     .and_then(|pem| Credentials::ed25519_from_pem(key, &pem)),
             );
         }

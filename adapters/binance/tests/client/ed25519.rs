@@ -128,3 +128,42 @@ async fn hmac_keys_sign_each_websocket_request() {
     assert_eq!(env.sim.session_logons(), 0);
     env.assert_exactly_once(&["hm-ws"]);
 }
+
+#[tokio::test]
+async fn a_new_websocket_connection_logs_on_again() {
+    let env = ed_env(&SigningKey::from_bytes(&[8; 32])).await;
+    env.long("BTCUSDT", "0.010");
+    // The first order's connection is dropped after the order was placed: its outcome is
+    // unknown and found by lookup.
+    env.control(
+        "/sim/faults",
+        serde_json::json!({"dropRate": 1.0, "dropAfterPlace": true}),
+    )
+    .await;
+    let o = env
+        .client
+        .place_market_reduce_only_via(
+            Transport::WsApi,
+            "BTCUSDT",
+            Side::Sell,
+            qty("0.001"),
+            "re-ws-1",
+        )
+        .await
+        .unwrap();
+    assert_eq!(o.status, "FILLED");
+    env.control("/sim/faults", serde_json::json!({"dropRate": 0.0}))
+        .await;
+    env.client
+        .place_market_reduce_only_via(
+            Transport::WsApi,
+            "BTCUSDT",
+            Side::Sell,
+            qty("0.001"),
+            "re-ws-2",
+        )
+        .await
+        .unwrap();
+    assert_eq!(env.sim.session_logons(), 2);
+    env.assert_exactly_once(&["re-ws-1", "re-ws-2"]);
+}

@@ -5,6 +5,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use quantum_binance::futures::trades::TradeTally;
 use quantum_binance::futures::user_stream::{UserEvent, UserStream};
 use quantum_binance::{FuturesClient, OrderOrigin, RejectReason, Side, StreamMode};
 use quantum_binance_sim::ExchangeOrderKind;
@@ -84,6 +85,16 @@ async fn both_modes_deliver_trade_lite_first_and_confirm_orders() {
             }
         }
         let (lite, trade) = (lite.expect("a TRADE_LITE"), trade.unwrap());
+        // The lite brings the fill; the update repeating the trade adds nothing.
+        let mut tally = TradeTally::new(16);
+        assert_eq!(
+            tally.record(lite.order_id, lite.trade_id, lite.last_qty),
+            Some(qty("0.001"))
+        );
+        assert_eq!(
+            tally.record(trade.order_id, trade.trade_id, trade.last_qty),
+            None
+        );
         assert_eq!(
             (lite.order_id, lite.trade_id, lite.last_qty),
             (trade.order_id, trade.trade_id, trade.last_qty),
