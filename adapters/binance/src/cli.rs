@@ -198,4 +198,43 @@ mod tests {
         let e = client_config(&t.a).unwrap_err().to_string();
         assert!(e.contains("private"), "{e}");
     }
+
+    #[test]
+    fn the_key_file_content_decides_hmac_or_ed25519() {
+        use crate::common::sign::KeyKind;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let dir = std::env::temp_dir().join(format!("qpc-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = ed25519_dalek::SigningKey::from_bytes(&[4; 32])
+            .to_pkcs8_pem(Default::default())
+            .unwrap();
+        for (name, text, kind) in [
+            (
+                "hmac",
+                "BINANCE_API_KEY=k\nBINANCE_API_SECRET=s\n".to_owned(),
+                KeyKind::Hmac,
+            ),
+            (
+                "ed",
+                format!("BINANCE_API_KEY=k\n{}", *pem),
+                KeyKind::Ed25519,
+            ),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let t = T::parse_from(["t", "--key-file", path.to_str().unwrap()]);
+            let c = credentials(&t.a).unwrap();
+            assert_eq!((c.api_key(), c.kind()), ("k", kind), "{name}");
+        }
+        let path = dir.join("broken");
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let t = T::parse_from(["t", "--key-file", path.to_str().unwrap()]);
+        let e = credentials(&t.a).unwrap_err().to_string();
+        assert!(e.contains("broken") && !e.contains("AAAA"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }
