@@ -285,6 +285,8 @@ wire_enum! {
         RateLimited = 4 => "rate_limited",
         /// The adapter is stopping.
         ShuttingDown = 5 => "shutting_down",
+        /// Sent, proven never placed, as many times as the adapter may send one order.
+        GaveUp = 6 => "gave_up",
     }
 }
 

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::bridge::{self, BridgeConfig};
 use crate::common::sign::Credentials;
-use crate::config::{ClientConfig, Network};
+use crate::config::{ClientConfig, Network, StreamMode, PRIVATE_ROUTE};
 use crate::futures::client::Transport;
 
 /// Arguments of `quantum bridge binance`.
@@ -20,17 +20,25 @@ pub struct BinanceBridgeArgs {
     /// WebSocket API URL (default: derived from --rest-url when it is local, else the network's).
     #[arg(long)]
     pub ws_api_url: Option<String>,
-    /// User data stream base URL (`.../ws`; the listenKey is appended).
+    /// User data stream URL: the routed private endpoint (`wss://…/private`); the listenKey
+    /// and the events are added as query parameters.
     #[arg(long)]
     pub user_stream_url: Option<String>,
+    /// How the user data stream is addressed on the private route: `ws` (raw events) or
+    /// `stream` (events in a `stream`/`data` envelope).
+    #[arg(long, value_enum, default_value_t = UserStreamMode::Ws)]
+    pub user_stream_mode: UserStreamMode,
     /// Send orders over the WebSocket API instead of REST.
     #[arg(long)]
     pub ws_api: bool,
     /// Trade on Binance mainnet (real money). Without it, mainnet URLs are refused.
     #[arg(long)]
     pub mainnet: bool,
-    /// File with the API key and secret (`BINANCE_API_KEY=…` / `BINANCE_API_SECRET=…` lines
-    /// or two lines); default: those environment variables.
+    /// Key file; its content decides the key type. An Ed25519 private key in PEM
+    /// (`-----BEGIN PRIVATE KEY-----`, with a `BINANCE_API_KEY=…` line in the file or the
+    /// `BINANCE_API_KEY` variable), or HMAC: `BINANCE_API_KEY=…` / `BINANCE_API_SECRET=…`
+    /// lines or two lines, key then secret. Default: `BINANCE_API_KEY` with
+    /// `BINANCE_PRIVATE_KEY_FILE` (Ed25519) or `BINANCE_API_SECRET` (HMAC).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
     /// recvWindow in ms.
@@ -39,6 +47,15 @@ pub struct BinanceBridgeArgs {
     /// positionRisk polling interval in ms (fallback to the user data stream).
     #[arg(long, default_value_t = 5000)]
     pub poll_ms: u64,
+}
+
+/// `--user-stream-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum UserStreamMode {
+    /// `<private>/ws?listenKey=…`.
+    Ws,
+    /// `<private>/stream?listenKey=…`.
+    Stream,
 }
 
 /// Builds the client config: explicit URLs win; a local `--rest-url` without the others gets
@@ -57,7 +74,7 @@ pub fn client_config(a: &BinanceBridgeArgs) -> anyhow::Result<ClientConfig> {
             .replacen("http://", "ws://", 1);
         if rest.starts_with("http://") {
             cfg.endpoints.ws_api = format!("{ws_base}/ws-fapi/v1");
-            cfg.endpoints.user_stream = format!("{ws_base}/ws");
+            cfg.endpoints.user_stream = format!("{ws_base}{PRIVATE_ROUTE}");
         }
         cfg.endpoints.rest = rest;
     }
@@ -68,23 +85,32 @@ pub fn client_config(a: &BinanceBridgeArgs) -> anyhow::Result<ClientConfig> {
         cfg.endpoints.user_stream = u.clone();
     }
     cfg.recv_window_ms = a.recv_window_ms;
+    cfg.user_stream_mode = match a.user_stream_mode {
+        UserStreamMode::Ws => StreamMode::Ws,
+        UserStreamMode::Stream => StreamMode::Stream,
+    };
     cfg.endpoints.check(network)?;
     Ok(cfg)
 }
 
-/// The key and secret from `--key-file` or the environment.
+/// The credentials from `--key-file` or the environment (see [`BinanceBridgeArgs::key_file`]).
+/// Errors name the file, never its content.
 pub fn credentials(a: &BinanceBridgeArgs) -> anyhow::Result<Credentials> {
     if let Some(path) = &a.key_file {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("cannot read key file {}: {e}", path.display()))?;
-        return Credentials::parse_key_file(&text)
+        let env_key = std::env::var("BINANCE_API_KEY")
+            .ok()
+            .filter(|k| !k.is_empty());
+        return Credentials::parse_key_file(&text, env_key)
             .map_err(|e| anyhow::anyhow!("key file {}: {e}", path.display()));
     }
-    Credentials::from_env().ok_or_else(|| {
-        anyhow::anyhow!(
-            "no API key: set BINANCE_API_KEY and BINANCE_API_SECRET, or pass --key-file"
-        )
-    })
+    match Credentials::from_env() {
+        Some(c) => c.map_err(|e| anyhow::anyhow!("BINANCE_PRIVATE_KEY_FILE: {e}")),
+        None => Err(anyhow::anyhow!(
+            "no API key: set BINANCE_API_KEY with BINANCE_API_SECRET (HMAC) or BINANCE_PRIVATE_KEY_FILE (Ed25519), or pass --key-file"
+        )),
+    }
 }
 
 /// Runs the bridge until SIGINT (Ctrl-C) or SIGTERM ([`bridge::shutdown_signal`]).
@@ -100,7 +126,8 @@ pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
     cfg.poll_interval = Duration::from_millis(a.poll_ms.max(200));
     tracing::info!(
         instance = %cfg.instance, rest = %cfg.client.endpoints.rest,
-        transport = ?cfg.transport, mainnet = a.mainnet, "starting the binance bridge"
+        transport = ?cfg.transport, key = ?creds.kind(), mainnet = a.mainnet,
+        "starting the binance bridge"
     );
     bridge::run(cfg, creds, bridge::shutdown_signal()).await
 }
@@ -121,16 +148,93 @@ mod tests {
         let t = T::parse_from(["t", "--instance", "x"]);
         let c = client_config(&t.a).unwrap();
         assert_eq!(c.endpoints.rest, "https://testnet.binancefuture.com");
+        assert_eq!(
+            c.endpoints.user_stream,
+            "wss://fstream.binancefuture.com/private"
+        );
         let t = T::parse_from(["t", "--rest-url", "http://127.0.0.1:8089"]);
         let c = client_config(&t.a).unwrap();
         assert_eq!(c.endpoints.ws_api, "ws://127.0.0.1:8089/ws-fapi/v1");
-        assert_eq!(c.endpoints.user_stream, "ws://127.0.0.1:8089/ws");
-        let t = T::parse_from(["t", "--rest-url", "https://fapi.binance.com"]);
-        assert!(client_config(&t.a).is_err());
+        assert_eq!(c.endpoints.user_stream, "ws://127.0.0.1:8089/private");
         let t = T::parse_from(["t", "--mainnet"]);
+        let c = client_config(&t.a).unwrap();
+        assert_eq!(c.endpoints.rest, "https://fapi.binance.com");
+        assert_eq!(c.endpoints.user_stream, "wss://fstream.binance.com/private");
+        let t = T::parse_from(["t", "--user-stream-mode", "stream"]);
         assert_eq!(
-            client_config(&t.a).unwrap().endpoints.rest,
-            "https://fapi.binance.com"
+            client_config(&t.a).unwrap().user_stream_mode,
+            StreamMode::Stream
         );
+    }
+
+    #[test]
+    fn mainnet_in_any_spelling_needs_the_flag() {
+        for url in [
+            "https://fapi.binance.com",
+            "https://FAPI.BINANCE.COM",
+            "https://FAPI.binance.com",
+            "https://fapi.binance.com.",
+            "https://user@fapi.binance.com",
+            "https://fapi1.binance.com",
+            "https://fapi2.binance.com",
+        ] {
+            for flag in ["--rest-url", "--ws-api-url", "--user-stream-url"] {
+                let t = T::parse_from(["t", flag, url]);
+                let e = client_config(&t.a).unwrap_err().to_string();
+                assert!(e.contains("URL refused"), "{flag} {url}: {e}");
+            }
+            let t = T::parse_from(["t", "--mainnet", "--rest-url", url]);
+            assert_eq!(
+                client_config(&t.a).is_ok(),
+                !url.contains('@'),
+                "--mainnet {url}"
+            );
+        }
+        let t = T::parse_from([
+            "t",
+            "--user-stream-url",
+            "wss://fstream.binancefuture.com/ws",
+        ]);
+        let e = client_config(&t.a).unwrap_err().to_string();
+        assert!(e.contains("private"), "{e}");
+    }
+
+    #[test]
+    fn the_key_file_content_decides_hmac_or_ed25519() {
+        use crate::common::sign::KeyKind;
+        use ed25519_dalek::pkcs8::EncodePrivateKey;
+        let dir = std::env::temp_dir().join(format!("qpc-keys-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pem = ed25519_dalek::SigningKey::from_bytes(&[4; 32])
+            .to_pkcs8_pem(Default::default())
+            .unwrap();
+        for (name, text, kind) in [
+            (
+                "hmac",
+                "BINANCE_API_KEY=k\nBINANCE_API_SECRET=s\n".to_owned(),
+                KeyKind::Hmac,
+            ),
+            (
+                "ed",
+                format!("BINANCE_API_KEY=k\n{}", *pem),
+                KeyKind::Ed25519,
+            ),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, text).unwrap();
+            let t = T::parse_from(["t", "--key-file", path.to_str().unwrap()]);
+            let c = credentials(&t.a).unwrap();
+            assert_eq!((c.api_key(), c.kind()), ("k", kind), "{name}");
+        }
+        let path = dir.join("broken");
+        std::fs::write(
+            &path,
+            "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n",
+        )
+        .unwrap();
+        let t = T::parse_from(["t", "--key-file", path.to_str().unwrap()]);
+        let e = credentials(&t.a).unwrap_err().to_string();
+        assert!(e.contains("broken") && !e.contains("AAAA"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,9 +1,11 @@
 //! Where to connect and how patient to be. Testnet is the default; mainnet needs
-//! [`Network::Mainnet`] explicitly, and a mainnet URL is refused without it.
+//! [`Network::Mainnet`] explicitly: without it only testnet hosts and loopback addresses are
+//! accepted ([`url_guard`]).
 
 use std::time::Duration;
 
 use crate::common::rate_limit::RateLimitConfig;
+use crate::common::url_guard;
 use crate::error::Error;
 
 /// Binance futures network.
@@ -23,53 +25,63 @@ pub struct Endpoints {
     pub rest: String,
     /// WebSocket API, e.g. `wss://ws-fapi.binance.com/ws-fapi/v1`.
     pub ws_api: String,
-    /// User data stream base; the listenKey is appended as `/<listenKey>`.
+    /// User data stream base: the routed private endpoint, e.g.
+    /// `wss://fstream.binance.com/private`; the client adds `/ws?listenKey=…&events=…` or
+    /// `/stream?…` ([`StreamMode`]).
     pub user_stream: String,
 }
 
-/// Hosts that trade real money.
-const MAINNET_HOSTS: [&str; 3] = [
-    "fapi.binance.com",
-    "ws-fapi.binance.com",
-    "fstream.binance.com",
-];
+/// How the user data stream is addressed on the private route. Both deliver the same events;
+/// stream mode wraps each in `{"stream":…,"data":…}`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum StreamMode {
+    /// `<private>/ws?listenKey=<key>&events=…`: raw events.
+    #[default]
+    Ws,
+    /// `<private>/stream?listenKey=<key>&events=…`: each event in a `stream`/`data` envelope.
+    Stream,
+}
+
+/// The route user data needs. Since 2026-04-23 a connection to `fstream.binance.com` without
+/// a routed path (the legacy `/ws/<listenKey>`) gets public market data only, so a user
+/// stream URL that does not end in this path would silently never deliver a fill.
+pub const PRIVATE_ROUTE: &str = "/private";
 
 impl Endpoints {
-    /// Binance's published URLs for `network`. The testnet stream host is *unverified*
-    /// (sources give `stream.binancefuture.com` or `fstream.binancefuture.com`).
+    /// Binance's published URLs for `network`. Testnet: REST and WebSocket API on
+    /// `testnet.binancefuture.com`; the streams on `fstream.binancefuture.com`, routed like
+    /// mainnet (`/private`), which is the host and path Binance's own connectors use.
     pub fn for_network(network: Network) -> Endpoints {
         match network {
             Network::Testnet => Endpoints {
                 rest: "https://testnet.binancefuture.com".into(),
                 ws_api: "wss://testnet.binancefuture.com/ws-fapi/v1".into(),
-                user_stream: "wss://stream.binancefuture.com/ws".into(),
+                user_stream: "wss://fstream.binancefuture.com/private".into(),
             },
             Network::Mainnet => Endpoints {
                 rest: "https://fapi.binance.com".into(),
                 ws_api: "wss://ws-fapi.binance.com/ws-fapi/v1".into(),
-                user_stream: "wss://fstream.binance.com/ws".into(),
+                user_stream: "wss://fstream.binance.com/private".into(),
             },
         }
     }
 
-    /// Refuses mainnet URLs unless `network` is mainnet.
+    /// Checks every URL against the mainnet guard ([`url_guard`]) and the user stream URL
+    /// against the private route.
     pub fn check(&self, network: Network) -> Result<(), Error> {
-        if network == Network::Mainnet {
-            return Ok(());
-        }
-        for url in [&self.rest, &self.ws_api, &self.user_stream] {
-            let host = url
-                .split("://")
-                .nth(1)
-                .unwrap_or(url)
-                .split(['/', ':'])
-                .next()
-                .unwrap_or("");
-            if MAINNET_HOSTS.contains(&host) {
-                return Err(Error::Config(format!(
-                    "{url} is Binance mainnet (real money); pass --mainnet to use it"
-                )));
-            }
+        let mainnet = network == Network::Mainnet;
+        let check = |endpoint, url: &str| {
+            url_guard::check_url(url, mainnet)
+                .map_err(|source| Error::UrlRefused { endpoint, source })
+        };
+        check("REST", &self.rest)?;
+        check("WebSocket API", &self.ws_api)?;
+        let stream = check("user data stream", &self.user_stream)?;
+        if !stream.path().trim_end_matches('/').ends_with(PRIVATE_ROUTE) {
+            return Err(Error::Config(format!(
+                "user data stream URL must be the routed private endpoint (…{PRIVATE_ROUTE}); \
+                 an unrouted connection receives no order or position events"
+            )));
         }
         Ok(())
     }
@@ -116,6 +128,8 @@ pub struct ClientConfig {
     pub rate_limit: RateLimitConfig,
     /// Uncertain order outcomes.
     pub resolve: ResolveConfig,
+    /// How the user data stream is addressed.
+    pub user_stream_mode: StreamMode,
 }
 
 impl ClientConfig {
@@ -128,10 +142,12 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(10),
             rate_limit: RateLimitConfig::default(),
             resolve: ResolveConfig::default(),
+            user_stream_mode: StreamMode::Ws,
         }
     }
 
-    /// Testnet defaults with every URL pointing at one local server (a simulator).
+    /// Testnet defaults with every URL pointing at one local server (a simulator);
+    /// `user_stream` is its private route (`ws://127.0.0.1:<port>/private`).
     pub fn local(rest: &str, ws_api: &str, user_stream: &str) -> ClientConfig {
         ClientConfig {
             endpoints: Endpoints {
@@ -148,6 +164,14 @@ impl ClientConfig {
 mod tests {
     use super::*;
 
+    fn with(rest: &str, ws_api: &str, user_stream: &str) -> Endpoints {
+        Endpoints {
+            rest: rest.into(),
+            ws_api: ws_api.into(),
+            user_stream: user_stream.into(),
+        }
+    }
+
     #[test]
     fn mainnet_needs_the_explicit_choice() {
         let main = Endpoints::for_network(Network::Mainnet);
@@ -159,8 +183,51 @@ mod tests {
         let local = ClientConfig::local(
             "http://127.0.0.1:1",
             "ws://127.0.0.1:1/ws-fapi/v1",
-            "ws://127.0.0.1:1/ws",
+            "ws://127.0.0.1:1/private",
         );
         assert!(local.endpoints.check(Network::Testnet).is_ok());
+    }
+
+    #[test]
+    fn every_url_goes_through_the_guard() {
+        let t = Endpoints::for_network(Network::Testnet);
+        for bad in [
+            "https://FAPI.BINANCE.COM",
+            "https://FAPI.binance.com",
+            "https://fapi.binance.com.",
+            "https://user@fapi.binance.com",
+            "https://fapi1.binance.com",
+            "https://fapi2.binance.com",
+        ] {
+            let ws = bad.replacen("https", "wss", 1);
+            for e in [
+                with(bad, &t.ws_api, &t.user_stream),
+                with(&t.rest, &ws, &t.user_stream),
+                with(&t.rest, &t.ws_api, &format!("{ws}/private")),
+            ] {
+                let err = e.check(Network::Testnet).unwrap_err();
+                assert!(matches!(err, Error::UrlRefused { .. }), "{bad}: {err}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_user_stream_must_be_the_private_route() {
+        let t = Endpoints::for_network(Network::Testnet);
+        for legacy in [
+            "wss://fstream.binancefuture.com/ws",
+            "wss://fstream.binancefuture.com",
+            "wss://fstream.binancefuture.com/public",
+        ] {
+            let e = with(&t.rest, &t.ws_api, legacy).check(Network::Testnet);
+            assert!(matches!(e, Err(Error::Config(_))), "{legacy}: {e:?}");
+        }
+        assert!(with(
+            &t.rest,
+            &t.ws_api,
+            "wss://fstream.binancefuture.com/private/"
+        )
+        .check(Network::Testnet)
+        .is_ok());
     }
 }

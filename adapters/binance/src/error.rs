@@ -1,10 +1,13 @@
 //! The crate's error: Binance's answers, transport failures, rate-limit refusals and local
-//! checks, each keeping its source. No variant ever holds the API secret.
+//! checks, each keeping its source. No variant holds the API key, a secret, a signature or a
+//! listenKey: HTTP errors drop their URL (a signed GET carries its signature in the query),
+//! and refused URLs are described by host only.
 
 use std::time::Duration;
 
 use crate::common::error::{ApiError, RejectReason};
 use crate::common::filters::{InfoError, QtyError};
+use crate::common::url_guard::UrlRefused;
 
 /// Everything that can go wrong talking to Binance.
 #[derive(Debug, thiserror::Error)]
@@ -19,9 +22,18 @@ pub enum Error {
         method: &'static str,
         /// Path (no query: the query carries the signature).
         path: String,
-        /// reqwest's error.
+        /// reqwest's error, its URL removed ([`Error::http`]).
         #[source]
         source: reqwest::Error,
+    },
+    /// A URL the mainnet guard refuses.
+    #[error("{endpoint} URL refused: {source}")]
+    UrlRefused {
+        /// Which endpoint.
+        endpoint: &'static str,
+        /// Why.
+        #[source]
+        source: UrlRefused,
     },
     /// A WebSocket could not be opened, written or read.
     #[error("WebSocket {what} failed: {source}")]
@@ -31,6 +43,13 @@ pub enum Error {
         /// tungstenite's error.
         #[source]
         source: Box<tokio_tungstenite::tungstenite::Error>,
+    },
+    /// `session.logon` of a new WebSocket API connection failed; nothing else was sent on it.
+    #[error("WebSocket API session.logon failed: {source}")]
+    SessionLogon {
+        /// Why.
+        #[source]
+        source: Box<Error>,
     },
     /// The WebSocket API connection closed before request `id` was answered.
     #[error("WebSocket API connection closed before request {id} was answered")]
@@ -111,6 +130,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// An HTTP failure without its URL, whose query may hold a signature.
+    pub(crate) fn http(method: &'static str, path: &str, source: reqwest::Error) -> Error {
+        Error::Http {
+            method,
+            path: path.to_owned(),
+            source: source.without_url(),
+        }
+    }
+
     pub(crate) fn ws(what: &'static str, e: tokio_tungstenite::tungstenite::Error) -> Error {
         Error::WebSocket {
             what,
@@ -138,6 +166,14 @@ impl Error {
             _ if self.outcome_unknown() => RejectReason::LocalUnresolved,
             _ => RejectReason::Other,
         }
+    }
+
+    /// Whether an order placement that failed this way must be looked up by client id before
+    /// anything else: its outcome is unknown ([`Error::outcome_unknown`]), or Binance refused
+    /// it with -4116 because an open order already has the client id, which may be this very
+    /// order placed by an earlier attempt.
+    pub fn needs_lookup(&self) -> bool {
+        self.outcome_unknown() || self.api_code() == Some(-4116)
     }
 
     /// Whether a request that failed this way may still have reached Binance and acted:
@@ -170,6 +206,13 @@ mod tests {
         assert!(Error::Api(ApiError::new(503, -1000, "Unknown error")).outcome_unknown());
         assert!(Error::WsClosed { id: 3 }.outcome_unknown());
         assert!(!Error::RateLimited { wait_ms: 5 }.outcome_unknown());
+        for code in [-1006, -1007] {
+            assert!(Error::Api(ApiError::new(500, code, "x")).outcome_unknown());
+        }
+        let dup = Error::Api(ApiError::new(400, -4116, "ClientOrderId is duplicated."));
+        assert!(dup.needs_lookup() && !dup.outcome_unknown());
+        let busy = Error::Api(ApiError::new(503, -1008, "Request throttled"));
+        assert!(!busy.needs_lookup() && busy.reject_reason().certainly_not_placed());
         let msg = Error::Api(ApiError::new(401, -2015, "Invalid API-key")).to_string();
         assert!(
             msg.contains("-2015") && msg.contains("api_key_rejected"),

@@ -153,14 +153,16 @@ async fn intents_become_orders_fills_rejects_and_snapshots() {
         )
     );
 
-    // The same plan again is not ordered twice: the bridge looks it up and reports it.
+    // The same plan again is not ordered twice: the bridge settles it by client id (the
+    // stream's confirmation answers, or a lookup) and reports it as it stands.
     to_bridge
         .try_push_message(&intent(0xabc, 0, wire::Side::Sell, q("0.004")))
         .unwrap();
-    wait_for(rx, &mut seen, "lookup report", |m| {
-        matches!(m, Message::OrderReport(r) if r.plan_id == 0xabc && r.source == ReportSource::Lookup)
+    let m = wait_for(rx, &mut seen, "the settled report", |m| {
+        matches!(m, Message::OrderReport(r) if r.plan_id == 0xabc && r.source != ReportSource::Answer && r.status == OrderStatus::Filled)
     })
     .await;
+    assert!(matches!(m, Message::OrderReport(r) if r.cum_qty == q("0.004")));
 
     let audit = sim.audit();
     assert_eq!(audit.len(), 1, "{audit:?}");

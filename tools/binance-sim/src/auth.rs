@@ -1,12 +1,17 @@
-//! API keys, HMAC-SHA256 signatures and the timestamp / recvWindow rule.
+//! API keys, signatures (HMAC-SHA256 or Ed25519, by the key) and the timestamp / recvWindow
+//! rule.
 //!
 //! REST signs `totalParams` = the raw query string immediately followed by the raw body,
-//! with the `signature` pair taken out; the WebSocket API signs its params sorted by name.
+//! with the `signature` pair taken out; the WebSocket API signs its params sorted by name. An
+//! HMAC key's signature is hex; an Ed25519 key's is the base64 of the Ed25519 signature of
+//! the same payload, percent-encoded in a REST query or body like any value.
 
+use base64::Engine;
+use ed25519_dalek::Signature;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::config::ApiKey;
+use crate::config::{ApiKey, KeyAuth};
 use crate::error::ApiError;
 use crate::params::Params;
 
@@ -55,11 +60,17 @@ fn split_signature(raw: &str) -> (String, Option<String>) {
     (rest.join("&"), sig)
 }
 
-/// The string a REST client signed, and the signature it sent.
+/// The string a REST client signed, and the signature it sent (percent-decoded).
 pub fn rest_payload(query: &str, body: &str) -> (String, Option<String>) {
     let (q, qsig) = split_signature(query);
     let (b, bsig) = split_signature(body);
-    (format!("{q}{b}"), qsig.or(bsig))
+    let sig = qsig.or(bsig).map(|raw| {
+        form_urlencoded::parse(format!("s={raw}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    });
+    (format!("{q}{b}"), sig)
 }
 
 /// The string a WebSocket API client signed: every param but `signature`, sorted by name.
@@ -73,15 +84,30 @@ pub fn ws_payload(p: &Params) -> String {
         .join("&")
 }
 
-/// Checks `signature` (hex, any case) against `payload`: -1102 when absent, -1022 when wrong.
-pub fn verify(secret: &str, payload: &str, signature: Option<&str>) -> Result<(), ApiError> {
+/// Checks `signature` against `payload` with `key`: hex (any case) HMAC-SHA256, or base64
+/// Ed25519 (strict verification). -1102 when absent, -1022 when wrong.
+pub fn verify(key: &ApiKey, payload: &str, signature: Option<&str>) -> Result<(), ApiError> {
     let sig = signature
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::mandatory("signature"))?;
-    let bytes = hex::decode(sig).map_err(|_| ApiError::signature())?;
-    let mut mac = HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
-    mac.update(payload.as_bytes());
-    mac.verify_slice(&bytes).map_err(|_| ApiError::signature())
+    match &key.auth {
+        KeyAuth::Hmac(secret) => {
+            let bytes = hex::decode(sig).map_err(|_| ApiError::signature())?;
+            let mut mac =
+                HmacSha256::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+            mac.update(payload.as_bytes());
+            mac.verify_slice(&bytes).map_err(|_| ApiError::signature())
+        }
+        KeyAuth::Ed25519(public) => {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(sig)
+                .map_err(|_| ApiError::signature())?;
+            let sig = Signature::from_slice(&bytes).map_err(|_| ApiError::signature())?;
+            public
+                .verify_strict(payload.as_bytes(), &sig)
+                .map_err(|_| ApiError::signature())
+        }
+    }
 }
 
 /// Binance's rule: accept when `timestamp < server + 1000` and `server - timestamp <= recvWindow`.
@@ -115,10 +141,28 @@ mod tests {
 
     #[test]
     fn published_vector() {
+        let key = ApiKey::hmac("k", SECRET);
         assert_eq!(sign(SECRET, PAYLOAD), SIG);
-        assert!(verify(SECRET, PAYLOAD, Some(SIG)).is_ok());
+        assert!(verify(&key, PAYLOAD, Some(SIG)).is_ok());
         let bad = format!("{}0", &SIG[..63]);
-        assert_eq!(verify(SECRET, PAYLOAD, Some(&bad)).unwrap_err().code, -1022);
+        assert_eq!(verify(&key, PAYLOAD, Some(&bad)).unwrap_err().code, -1022);
+    }
+
+    #[test]
+    fn ed25519_signatures_in_base64() {
+        use ed25519_dalek::{Signer, SigningKey};
+        let sk = SigningKey::from_bytes(&[3; 32]);
+        let key = ApiKey::ed25519("k", sk.verifying_key());
+        let sig = base64::engine::general_purpose::STANDARD
+            .encode(sk.sign(PAYLOAD.as_bytes()).to_bytes());
+        assert!(verify(&key, PAYLOAD, Some(&sig)).is_ok());
+        let other = format!("{PAYLOAD}0");
+        assert_eq!(verify(&key, &other, Some(&sig)).unwrap_err().code, -1022);
+        assert_eq!(verify(&key, PAYLOAD, Some(SIG)).unwrap_err().code, -1022);
+        // Percent-encoded in a REST body, decoded before the check.
+        let encoded: String = form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+        let (_, got) = rest_payload("", &format!("a=1&signature={encoded}"));
+        assert_eq!(got.as_deref(), Some(sig.as_str()));
     }
 
     #[test]

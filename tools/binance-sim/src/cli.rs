@@ -20,9 +20,13 @@ pub struct BinanceArgs {
     /// Secret for --api-key. Defaults to the documented test secret `qsimTESTsecret0…0`.
     #[arg(long, default_value = TEST_API_SECRET)]
     pub api_secret: String,
-    /// Another accepted key, as KEY=SECRET (repeatable).
+    /// Another accepted HMAC key, as KEY=SECRET (repeatable).
     #[arg(long = "extra-key", value_name = "KEY=SECRET", value_parser = parse_key)]
     pub extra_keys: Vec<(String, String)>,
+    /// An accepted Ed25519 key, as KEY=PUBLIC_KEY_PEM_FILE (repeatable): its signatures are
+    /// checked with the registered public key, and it may log WebSocket API sessions on.
+    #[arg(long = "ed25519-key", value_name = "KEY=PEM_FILE", value_parser = parse_key)]
+    pub ed25519_keys: Vec<(String, String)>,
     /// Starting position, e.g. BTCUSDT=0.010 or ETHUSDT=-1.5 (repeatable).
     #[arg(long = "position", value_name = "SYMBOL=AMT", value_parser = parse_pair)]
     pub positions: Vec<(String, Dec)>,
@@ -50,6 +54,22 @@ pub struct BinanceArgs {
     /// Fraction (0..1) of order placements answered 503 "Unknown error" after placing.
     #[arg(long = "ambiguous-503-rate", default_value_t = 0.0, value_parser = parse_rate)]
     pub ambiguous_503_rate: f64,
+    /// Fraction (0..1) of order placements answered 408 / -1007 (execution status unknown).
+    #[arg(long = "timeout-1007-rate", default_value_t = 0.0, value_parser = parse_rate)]
+    pub timeout_1007_rate: f64,
+    /// Fraction (0..1) of order placements answered 500 / -1006 (execution status unknown).
+    #[arg(long = "unexpected-1006-rate", default_value_t = 0.0, value_parser = parse_rate)]
+    pub unexpected_1006_rate: f64,
+    /// With the -1007 / -1006 rates: answer before placing the order (default: after).
+    #[arg(long)]
+    pub unknown_before_place: bool,
+    /// Orders younger than this many ms are not found by order queries yet (-2013).
+    #[arg(long, default_value_t = 0)]
+    pub query_lag_ms: u64,
+    /// System-level throttling: -1008 for every new order except reduce-only and
+    /// close-position orders.
+    #[arg(long = "throttle-1008")]
+    pub throttle_1008: bool,
     /// Answer every /fapi request with 429.
     #[arg(long)]
     pub force_429: bool,
@@ -106,17 +126,17 @@ fn parse_rate(s: &str) -> Result<f64, String> {
 }
 
 impl BinanceArgs {
-    /// The simulator config these flags describe.
-    pub fn to_config(&self) -> SimConfig {
-        let mut keys = vec![ApiKey {
-            key: self.api_key.clone(),
-            secret: self.api_secret.clone(),
-        }];
-        keys.extend(self.extra_keys.iter().map(|(k, s)| ApiKey {
-            key: k.clone(),
-            secret: s.clone(),
-        }));
-        SimConfig {
+    /// The simulator config these flags describe; an Ed25519 key file that cannot be read or
+    /// is not an Ed25519 public key is an error naming the file.
+    pub fn to_config(&self) -> Result<SimConfig, String> {
+        let mut keys = vec![ApiKey::hmac(&self.api_key, &self.api_secret)];
+        keys.extend(self.extra_keys.iter().map(|(k, s)| ApiKey::hmac(k, s)));
+        for (key, path) in &self.ed25519_keys {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| format!("cannot read Ed25519 public key {path}: {e}"))?;
+            keys.push(ApiKey::ed25519_pem(key, &pem).map_err(|e| format!("{path}: {e}"))?);
+        }
+        Ok(SimConfig {
             listen: self.listen,
             keys,
             positions: self.positions.clone(),
@@ -131,6 +151,11 @@ impl BinanceArgs {
                 ambiguous_503_rate: self.ambiguous_503_rate,
                 force_429: self.force_429,
                 force_418: self.force_418,
+                timeout_1007_rate: self.timeout_1007_rate,
+                unexpected_1006_rate: self.unexpected_1006_rate,
+                unknown_places: !self.unknown_before_place,
+                query_lag_ms: self.query_lag_ms,
+                throttle_1008: self.throttle_1008,
             },
             limits: Limits {
                 weight_per_minute: self.weight_limit,
@@ -140,17 +165,21 @@ impl BinanceArgs {
             },
             listen_key_ttl: Duration::from_secs(self.listen_key_ttl_secs),
             ..SimConfig::default()
-        }
+        })
     }
 }
 
 /// Starts the simulator, prints its URLs, and serves until SIGINT or SIGTERM.
 pub async fn serve(args: BinanceArgs) -> anyhow::Result<()> {
-    let handle = Simulator::start(args.to_config()).await?;
+    let config = args.to_config().map_err(anyhow::Error::msg)?;
+    let handle = Simulator::start(config).await?;
     println!("binance simulator listening");
     println!("  REST         {}", handle.rest_url());
     println!("  WS API       {}", handle.ws_api_url());
-    println!("  user stream  {}/<listenKey>", handle.stream_base_url());
+    println!(
+        "  user stream  {}/ws?listenKey=<listenKey>&events=…",
+        handle.stream_base_url()
+    );
     println!("  audit        {}/sim/orders", handle.rest_url());
     wait_for_signal().await?;
     println!("shutting down");

@@ -3,6 +3,8 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ed25519_dalek::pkcs8::DecodePublicKey;
+use ed25519_dalek::VerifyingKey;
 use serde::{Deserialize, Serialize};
 
 use crate::decimal::Dec;
@@ -14,13 +16,49 @@ pub const TEST_API_KEY: &str = "qsimTESTkey0000000000000000000000000000000000000
 pub const TEST_API_SECRET: &str =
     "qsimTESTsecret00000000000000000000000000000000000000000000000000";
 
-/// One API key and the secret its signatures are checked with.
+/// One API key and what its signatures are checked with.
 #[derive(Clone, Debug)]
 pub struct ApiKey {
-    /// The `X-MBX-APIKEY` value.
+    /// The `X-MBX-APIKEY` / `apiKey` value.
     pub key: String,
-    /// HMAC-SHA256 secret.
-    pub secret: String,
+    /// HMAC secret or Ed25519 public key.
+    pub auth: KeyAuth,
+}
+
+/// How a key's signatures are checked.
+#[derive(Clone, Debug)]
+pub enum KeyAuth {
+    /// HMAC-SHA256 with this secret: lowercase hex signatures.
+    Hmac(String),
+    /// Ed25519 with this registered public key: base64 signatures; may log a WebSocket API
+    /// session on.
+    Ed25519(VerifyingKey),
+}
+
+impl ApiKey {
+    /// A key signing with HMAC-SHA256.
+    pub fn hmac(key: impl Into<String>, secret: impl Into<String>) -> ApiKey {
+        ApiKey {
+            key: key.into(),
+            auth: KeyAuth::Hmac(secret.into()),
+        }
+    }
+
+    /// A key signing with Ed25519, registered by its public key.
+    pub fn ed25519(key: impl Into<String>, public: VerifyingKey) -> ApiKey {
+        ApiKey {
+            key: key.into(),
+            auth: KeyAuth::Ed25519(public),
+        }
+    }
+
+    /// [`ApiKey::ed25519`] from a PEM public key (`-----BEGIN PUBLIC KEY-----`), as Binance
+    /// asks users to register it.
+    pub fn ed25519_pem(key: impl Into<String>, pem: &str) -> Result<ApiKey, String> {
+        let public = VerifyingKey::from_public_key_pem(pem.trim())
+            .map_err(|e| format!("not an Ed25519 public key in PEM: {e}"))?;
+        Ok(ApiKey::ed25519(key, public))
+    }
 }
 
 /// Fault injection, changeable at run time through `POST /sim/faults`.
@@ -29,7 +67,8 @@ pub struct ApiKey {
 pub struct Faults {
     /// Added before every REST request and WebSocket API message is handled.
     pub latency_ms: u64,
-    /// Fraction of order placements refused with HTTP 503 / -1008 (order not placed).
+    /// Fraction of order placements refused with HTTP 503 / -1008 (order not placed), reduce-only
+    /// or not: an injected failure, unlike [`Faults::throttle_1008`].
     pub error_rate: f64,
     /// Fraction of order placements whose connection is closed without any answer.
     pub drop_rate: f64,
@@ -42,6 +81,21 @@ pub struct Faults {
     pub force_429: bool,
     /// Answer every `/fapi` request with 418 / -1003.
     pub force_418: bool,
+    /// Fraction of order placements answered HTTP 408 / -1007 ("Timeout waiting for
+    /// response from backend server. Send status unknown; execution status unknown.").
+    pub timeout_1007_rate: f64,
+    /// Fraction of order placements answered HTTP 500 / -1006 ("An unexpected response was
+    /// received from the message bus. Execution status unknown.").
+    pub unexpected_1006_rate: f64,
+    /// With the -1007 / -1006 faults: the order was placed before the answer (default), or not.
+    pub unknown_places: bool,
+    /// Orders younger than this are not found yet by `GET /fapi/v1/order` and `order.status`
+    /// (-2013): the query side lagging the matching engine, while the user data stream has
+    /// already reported them.
+    pub query_lag_ms: u64,
+    /// System-level throttling: new orders get HTTP 503 / -1008, except reduce-only and
+    /// close-position orders, which Binance exempts.
+    pub throttle_1008: bool,
 }
 
 impl Default for Faults {
@@ -54,7 +108,30 @@ impl Default for Faults {
             ambiguous_503_rate: 0.0,
             force_429: false,
             force_418: false,
+            timeout_1007_rate: 0.0,
+            unexpected_1006_rate: 0.0,
+            unknown_places: true,
+            query_lag_ms: 0,
+            throttle_1008: false,
         }
+    }
+}
+
+impl Faults {
+    /// Every rate within 0..=1; the error is one sentence.
+    pub fn validate(&self) -> Result<(), String> {
+        for (name, r) in [
+            ("error rate", self.error_rate),
+            ("drop rate", self.drop_rate),
+            ("ambiguous 503 rate", self.ambiguous_503_rate),
+            ("-1007 rate", self.timeout_1007_rate),
+            ("-1006 rate", self.unexpected_1006_rate),
+        ] {
+            if !(0.0..=1.0).contains(&r) {
+                return Err(format!("{name} must be between 0 and 1, got {r}"));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -142,10 +219,7 @@ impl Default for SimConfig {
     fn default() -> Self {
         SimConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8089)),
-            keys: vec![ApiKey {
-                key: TEST_API_KEY.into(),
-                secret: TEST_API_SECRET.into(),
-            }],
+            keys: vec![ApiKey::hmac(TEST_API_KEY, TEST_API_SECRET)],
             symbols: SymbolSpec::defaults(),
             positions: Vec::new(),
             marks: Vec::new(),
@@ -184,7 +258,7 @@ impl SimConfig {
                     k.key
                 ));
             }
-            if k.secret.is_empty() {
+            if matches!(&k.auth, KeyAuth::Hmac(s) if s.is_empty()) {
                 return Err(format!("API key '{}' has an empty secret", k.key));
             }
         }
@@ -215,15 +289,7 @@ impl SimConfig {
                 return Err(format!("mark price of {s} must be positive, got {p}"));
             }
         }
-        for (name, r) in [
-            ("error rate", self.faults.error_rate),
-            ("drop rate", self.faults.drop_rate),
-            ("ambiguous 503 rate", self.faults.ambiguous_503_rate),
-        ] {
-            if !(0.0..=1.0).contains(&r) {
-                return Err(format!("{name} must be between 0 and 1, got {r}"));
-            }
-        }
+        self.faults.validate()?;
         if self.leverage == 0 || self.leverage > 125 {
             return Err(format!("leverage must be 1..=125, got {}", self.leverage));
         }

@@ -1,5 +1,5 @@
-//! Test controls under `/sim` (no signature): the audit list, positions, marks, faults,
-//! limits and the clock.
+//! Test controls under `/sim` (no signature): the audit list, positions, marks, the
+//! exchange's own orders, faults, limits and the clock.
 
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::config::{Faults, Limits};
 use crate::decimal::Dec;
-use crate::exchange::PosSide;
+use crate::exchange::{ExchangeOrderKind, PosSide};
 use crate::server::Shared;
 
 type Sh = Arc<Shared>;
@@ -25,6 +25,7 @@ pub fn router() -> Router<Sh> {
         .route("/positions", get(positions))
         .route("/position", post(set_position))
         .route("/mark", post(set_mark))
+        .route("/liquidate", post(liquidate))
         .route("/faults", get(get_faults).post(set_faults))
         .route("/limits", get(get_limits).post(set_limits))
         .route("/limits/reset", post(reset_limits))
@@ -115,6 +116,49 @@ async fn set_mark(State(sh): State<Sh>, Json(b): Json<SetMark>) -> Response {
     Json(json!({ "symbol": b.symbol, "markPrice": price.to_string() })).into_response()
 }
 
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Liquidate {
+    symbol: String,
+    kind: String,
+    quantity: Option<String>,
+    position_side: Option<String>,
+}
+
+async fn liquidate(State(sh): State<Sh>, Json(b): Json<Liquidate>) -> Response {
+    let Some(kind) = ExchangeOrderKind::parse(&b.kind) else {
+        return bad(format!(
+            "kind '{}' is not liquidation, adl or settlement",
+            b.kind
+        ));
+    };
+    let qty = match b.quantity.as_deref().map(Dec::parse) {
+        None => None,
+        Some(Ok(q)) => Some(q),
+        Some(Err(_)) => return bad("quantity is not a decimal"),
+    };
+    let now = sh.clock.now_ms();
+    let mut ex = sh.ex();
+    if !ex.specs.contains_key(&b.symbol) {
+        return bad(format!("unknown symbol '{}'", b.symbol));
+    }
+    let side = match b.position_side.as_deref() {
+        None => PosSide::Both,
+        Some(s) => match PosSide::parse(s) {
+            Some(p) => p,
+            None => return bad(format!("positionSide '{s}' is not BOTH, LONG or SHORT")),
+        },
+    };
+    match ex.exchange_close(&b.symbol, side, kind, qty, now) {
+        Ok(order_id) => Json(json!({
+            "orderId": order_id,
+            "clientOrderId": kind.client_order_id(now),
+        }))
+        .into_response(),
+        Err(e) => bad(e),
+    }
+}
+
 /// Applies the fields present in `patch` to `current` (a partial update).
 fn merge<T: serde::Serialize + serde::de::DeserializeOwned>(
     current: &T,
@@ -140,10 +184,8 @@ async fn get_faults(State(sh): State<Sh>) -> Json<Faults> {
 async fn set_faults(State(sh): State<Sh>, Json(patch): Json<Value>) -> Response {
     match merge(&sh.faults(), patch) {
         Ok(f) => {
-            for r in [f.error_rate, f.drop_rate, f.ambiguous_503_rate] {
-                if !(0.0..=1.0).contains(&r) {
-                    return bad(format!("rate {r} is not between 0 and 1"));
-                }
+            if let Err(e) = f.validate() {
+                return bad(e);
             }
             sh.set_faults(f.clone());
             Json(f).into_response()

@@ -132,12 +132,44 @@ impl ApiError {
         }
     }
 
-    /// An injected definite failure: the order was not placed.
-    pub fn overloaded() -> Self {
+    /// 503 / -1008: system-level throttling refused the request before it acted (nothing
+    /// placed). Binance's text says reduce-only and close-position orders are exempt.
+    pub fn throttled() -> Self {
         ApiError {
             status: StatusCode::SERVICE_UNAVAILABLE,
             code: -1008,
-            msg: "Server is currently overloaded with other requests. Please try again in a few minutes."
+            msg: "Request throttled by system-level protection. Reduce-only/close-position orders are exempt. Please try again."
+                .into(),
+        }
+    }
+
+    /// 408 / -1007: the backend did not answer in time; the order may exist.
+    pub fn timeout_1007() -> Self {
+        ApiError {
+            status: StatusCode::REQUEST_TIMEOUT,
+            code: -1007,
+            msg: "Timeout waiting for response from backend server. Send status unknown; execution status unknown."
+                .into(),
+        }
+    }
+
+    /// 500 / -1006: an unexpected answer inside the exchange; the order may exist.
+    pub fn unexpected_1006() -> Self {
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: -1006,
+            msg: "An unexpected response was received from the message bus. Execution status unknown."
+                .into(),
+        }
+    }
+
+    /// -1002 for `session.logon` with a key that is not Ed25519 (*unverified*: Binance
+    /// documents that only Ed25519 keys may log on, not the code it answers otherwise).
+    pub fn logon_needs_ed25519() -> Self {
+        ApiError {
+            status: StatusCode::UNAUTHORIZED,
+            code: -1002,
+            msg: "You are not authorized to execute this request. Only Ed25519 API keys can log a session on."
                 .into(),
         }
     }

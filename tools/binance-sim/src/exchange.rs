@@ -1,5 +1,11 @@
 //! The simulated account: marks, positions, orders, listenKey, and the fills that move them.
 //!
+//! Every fill is reported on the user data stream as Binance does: a `TRADE_LITE` first (the
+//! fast, lean fill event), then the `ORDER_TRADE_UPDATE` of the same trade (same order id
+//! `i` and trade id `t`), then the `ACCOUNT_UPDATE` with the changed position. The exchange
+//! also creates orders of its own on the account ([`ExchangeOrderKind`]: liquidation,
+//! auto-deleveraging, settlement), under the client ids Binance documents for them.
+//!
 //! Invariants: `orders[i].order_id == FIRST_ORDER_ID + i` (orders are never removed, which
 //! makes the list the audit trail); a position's `amt` is signed for `BOTH` and `SHORT` is
 //! never positive, `LONG` never negative.
@@ -122,7 +128,7 @@ pub struct Order {
     pub time: i64,
     /// Last change (ms).
     pub update_time: i64,
-    /// `rest` or `ws-api`.
+    /// `rest`, `ws-api`, or `exchange` for the orders the exchange creates itself.
     pub via: &'static str,
 }
 
@@ -147,6 +153,48 @@ pub struct Position {
     pub entry: Dec,
     /// Last change (ms).
     pub update_time: i64,
+}
+
+/// An order the exchange creates itself, and the client id Binance documents for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExchangeOrderKind {
+    /// A liquidation: client id `autoclose-<time>`.
+    Liquidation,
+    /// Auto-deleveraging: client id `adl_autoclose`.
+    AutoDeleverage,
+    /// Settlement at delisting or delivery: client id `settlement_autoclose-<time>`.
+    Settlement,
+}
+
+impl ExchangeOrderKind {
+    /// Parses `liquidation`, `adl`, `settlement`.
+    pub fn parse(s: &str) -> Option<ExchangeOrderKind> {
+        match s {
+            "liquidation" => Some(ExchangeOrderKind::Liquidation),
+            "adl" => Some(ExchangeOrderKind::AutoDeleverage),
+            "settlement" => Some(ExchangeOrderKind::Settlement),
+            _ => None,
+        }
+    }
+
+    /// The client id of such an order created at `now`.
+    pub fn client_order_id(self, now: i64) -> String {
+        match self {
+            ExchangeOrderKind::Liquidation => format!("autoclose-{now}"),
+            ExchangeOrderKind::AutoDeleverage => "adl_autoclose".into(),
+            ExchangeOrderKind::Settlement => format!("settlement_autoclose-{now}"),
+        }
+    }
+}
+
+/// A user data event on its way to the open streams: its type (`e`) for the `events` filter,
+/// and the event.
+#[derive(Clone, Debug)]
+pub struct StreamEvent {
+    /// `ORDER_TRADE_UPDATE`, `TRADE_LITE`, `ACCOUNT_UPDATE`, ...
+    pub name: String,
+    /// The event JSON.
+    pub json: Value,
 }
 
 /// A row of `GET /sim/orders`: what the exchange accepted.
@@ -176,7 +224,7 @@ pub struct AuditEntry {
     pub reduce_only: bool,
     /// Acceptance time (ms).
     pub time: i64,
-    /// `rest` or `ws-api`.
+    /// `rest`, `ws-api`, or `exchange`.
     pub via: String,
 }
 
@@ -221,8 +269,8 @@ pub struct Exchange {
     pub qty_precision: QtyPrecision,
     /// Oversized reduce-only rule.
     pub reduce_only_excess: ReduceOnlyExcess,
-    /// User-data events (JSON text) to every open stream.
-    pub events: broadcast::Sender<String>,
+    /// User-data events to every open stream.
+    pub events: broadcast::Sender<StreamEvent>,
     next_trade_id: u64,
 }
 
@@ -406,6 +454,8 @@ impl Exchange {
             "PARTIALLY_FILLED"
         };
         o.update_time = now;
+        let ev = self.trade_lite(idx, qty, price, trade_id, now);
+        self.emit(ev);
         let ev = self.order_event(idx, "TRADE", qty, price, trade_id, realized, now);
         self.emit(ev);
         let ev = self.account_event(&symbol, ps, now);
@@ -423,7 +473,70 @@ impl Exchange {
 
     /// Sends a user-data event to every open stream (none open is fine).
     pub fn emit(&self, ev: Value) {
-        let _ = self.events.send(ev.to_string());
+        let name = ev["e"].as_str().unwrap_or("").to_string();
+        let _ = self.events.send(StreamEvent { name, json: ev });
+    }
+
+    /// TRADE_LITE for a fill of order `idx`.
+    pub fn trade_lite(&self, idx: usize, qty: Dec, price: Dec, trade_id: u64, now: i64) -> Value {
+        let o = &self.orders[idx];
+        let spec = &self.specs[&o.symbol];
+        let (pp, qp) = (spec.price_precision, spec.quantity_precision);
+        json!({
+            "e": "TRADE_LITE", "E": now, "T": now, "s": o.symbol,
+            "q": o.orig_qty.to_dp(qp), "p": o.price.to_dp(pp), "m": false,
+            "c": o.client_order_id, "S": o.side.as_str(),
+            "L": price.to_dp(pp), "l": qty.to_dp(qp), "t": trade_id, "i": o.order_id,
+        })
+    }
+
+    /// The exchange closes `qty` (all, when `None`) of the position leg on its own: an IOC
+    /// order at the mark under the client id of `kind`, filled at once. Returns the order id.
+    pub fn exchange_close(
+        &mut self,
+        symbol: &str,
+        ps: PosSide,
+        kind: ExchangeOrderKind,
+        qty: Option<Dec>,
+        now: i64,
+    ) -> Result<u64, String> {
+        let amt = self.position(symbol, ps).amt;
+        if amt == Dec::ZERO {
+            return Err(format!("{symbol} {} has no position to close", ps.as_str()));
+        }
+        let qty = qty.unwrap_or(amt.abs()).min(amt.abs());
+        if !qty.is_pos() {
+            return Err(format!("quantity {qty} is not positive"));
+        }
+        let mark = self.mark(symbol);
+        let order = Order {
+            order_id: self.next_order_id(),
+            symbol: symbol.to_string(),
+            client_order_id: kind.client_order_id(now),
+            side: if amt.is_pos() { Side::Sell } else { Side::Buy },
+            position_side: ps,
+            order_type: OrderType::Limit,
+            time_in_force: "IOC".into(),
+            orig_qty: qty,
+            price: mark,
+            executed_qty: Dec::ZERO,
+            cum_quote: Dec::ZERO,
+            status: "NEW",
+            reduce_only: true,
+            time: now,
+            update_time: now,
+            via: "exchange",
+        };
+        let order_id = order.order_id;
+        self.orders.push(order);
+        let idx = self.orders.len() - 1;
+        let ev = self.order_event(idx, "NEW", Dec::ZERO, Dec::ZERO, 0, Dec::ZERO, now);
+        self.emit(ev);
+        self.fill(idx, qty, mark, now);
+        if self.orders[idx].is_open() {
+            self.close_order(idx, "EXPIRED", now);
+        }
+        Ok(order_id)
     }
 
     /// ORDER_TRADE_UPDATE for order `idx` with execution type `x`.

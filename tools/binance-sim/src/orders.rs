@@ -331,9 +331,13 @@ fn find(ex: &Exchange, p: &Params, missing: fn() -> ApiError) -> Result<usize, A
     idx.ok_or_else(missing)
 }
 
-/// `GET /fapi/v1/order`: -2013 when unknown.
-pub fn query(ex: &Exchange, p: &Params) -> Result<Value, ApiError> {
+/// `GET /fapi/v1/order`: -2013 when unknown, or younger than `lag_ms` at `now` (the query
+/// side has not seen it yet).
+pub fn query(ex: &Exchange, p: &Params, now: i64, lag_ms: u64) -> Result<Value, ApiError> {
     let idx = find(ex, p, ApiError::no_such_order)?;
+    if now.saturating_sub(ex.orders[idx].time) < lag_ms as i64 {
+        return Err(ApiError::no_such_order());
+    }
     Ok(order_json(ex, idx, true))
 }
 

@@ -9,7 +9,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use rand::Rng;
 use serde_json::{json, Value};
 
 use crate::auth;
@@ -17,6 +16,7 @@ use crate::error::ApiError;
 use crate::exchange::{Exchange, PosSide};
 use crate::orders;
 use crate::params::Params;
+use crate::placement::{self, Outcome};
 use crate::server::{ConnCtx, Shared};
 
 type Sh = Arc<Shared>;
@@ -28,6 +28,7 @@ pub fn router(shared: Sh) -> Router {
         .route("/fapi/v1/ping", get(|| async { Json(json!({})) }))
         .route("/fapi/v1/time", get(time))
         .route("/fapi/v1/exchangeInfo", get(exchange_info))
+        .route("/fapi/v1/premiumIndex", get(premium_index))
         .route(
             "/fapi/v1/order",
             get(get_order).post(post_order).delete(delete_order),
@@ -49,7 +50,8 @@ pub fn router(shared: Sh) -> Router {
         .layer(middleware::from_fn_with_state(shared.clone(), fapi_layer));
     Router::new()
         .merge(fapi)
-        .merge(crate::ws::router())
+        .merge(crate::ws_api::router())
+        .merge(crate::user_stream::router())
         .nest("/sim", crate::control::router())
         .with_state(shared)
 }
@@ -63,6 +65,7 @@ fn weight(method: &Method, path: &str, query: &str) -> u32 {
         (_, "/fapi/v2/account" | "/fapi/v3/account") => 5,
         ("GET", "/fapi/v1/positionSide/dual") => 30,
         ("GET", "/fapi/v1/openOrders") if !with_symbol => 40,
+        ("GET", "/fapi/v1/premiumIndex") if !with_symbol => 10,
         _ => 1,
     }
 }
@@ -173,7 +176,7 @@ impl ApiReq {
     fn signed(&self, sh: &Shared) -> Result<(), ApiError> {
         let key = auth::find_key(&sh.keys, self.api_key(), &self.ip())?;
         let (payload, sig) = auth::rest_payload(&self.query, &self.body);
-        auth::verify(&key.secret, &payload, sig.as_deref())?;
+        auth::verify(key, &payload, sig.as_deref())?;
         auth::check_timestamp(&self.params, sh.clock.now_ms(), sh.max_recv_window_ms)
     }
 
@@ -185,13 +188,29 @@ impl ApiReq {
     }
 }
 
-/// True with probability `rate`.
-pub fn roll(rate: f64) -> bool {
-    rate > 0.0 && rand::thread_rng().gen_bool(rate.min(1.0))
-}
-
 async fn time(State(sh): State<Sh>) -> Json<Value> {
     Json(json!({ "serverTime": sh.clock.now_ms() }))
+}
+
+/// `GET /fapi/v1/premiumIndex`: mark prices (and a flat funding picture), one object for a
+/// symbol, an array without.
+async fn premium_index(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
+    let now = sh.clock.now_ms();
+    let ex = sh.ex();
+    let row = |s: &str| {
+        let mark = ex.mark(s).to_dp(8);
+        json!({
+            "symbol": s, "markPrice": mark, "indexPrice": mark, "estimatedSettlePrice": mark,
+            "lastFundingRate": "0.00010000", "interestRate": "0.00010000",
+            "nextFundingTime": (now / 28_800_000 + 1) * 28_800_000, "time": now,
+        })
+    };
+    match symbol_filter(&ex, &req.params)? {
+        Some(s) => Ok(Json(row(&s))),
+        None => Ok(Json(Value::Array(
+            ex.specs.keys().map(|s| row(s)).collect(),
+        ))),
+    }
 }
 
 async fn exchange_info(State(sh): State<Sh>) -> Json<Value> {
@@ -208,28 +227,16 @@ async fn exchange_info(State(sh): State<Sh>) -> Json<Value> {
 async fn post_order(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
     req.signed(&sh)?;
     let now = sh.clock.now_ms();
-    sh.limiter().count_order(now)?;
-    let faults = sh.faults();
-    if roll(faults.error_rate) {
-        return Err(ApiError::overloaded());
+    match placement::place(&sh, &req.params, now, "rest")? {
+        Outcome::Answer(body) => Ok(Json(body)),
+        Outcome::HangUp => req.hang_up().await,
     }
-    let drop = roll(faults.drop_rate);
-    if drop && !faults.drop_after_place {
-        return req.hang_up().await;
-    }
-    let placed = orders::place(&mut sh.ex(), &req.params, now, "rest")?;
-    if drop {
-        return req.hang_up().await;
-    }
-    if roll(faults.ambiguous_503_rate) {
-        return Err(ApiError::unknown_503());
-    }
-    Ok(Json(placed.body))
 }
 
 async fn get_order(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
     req.signed(&sh)?;
-    orders::query(&sh.ex(), &req.params).map(Json)
+    let lag = sh.faults().query_lag_ms;
+    orders::query(&sh.ex(), &req.params, sh.clock.now_ms(), lag).map(Json)
 }
 
 async fn delete_order(State(sh): State<Sh>, req: ApiReq) -> ApiResult {

@@ -2,6 +2,7 @@
 //! without answering), the shared state, and [`SimHandle`].
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use tower::ServiceExt;
 use crate::clock::Clock;
 use crate::config::{ApiKey, Faults, SimConfig};
 use crate::decimal::Dec;
-use crate::exchange::{AuditEntry, Exchange, PosSide, PositionView};
+use crate::exchange::{AuditEntry, Exchange, ExchangeOrderKind, PosSide, PositionView};
 use crate::limits::RateLimiter;
 
 /// State shared by every connection.
@@ -38,6 +39,8 @@ pub struct Shared {
     pub ws_ping_interval: Duration,
     /// Becomes true at shutdown.
     pub stop: watch::Receiver<bool>,
+    /// Successful WebSocket API `session.logon`s.
+    pub logons: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -133,6 +136,7 @@ impl Simulator {
             max_recv_window_ms: config.max_recv_window_ms,
             ws_ping_interval: config.ws_ping_interval,
             stop: stop_rx,
+            logons: AtomicU64::new(0),
         });
         let app = crate::routes::router(shared.clone());
         let task = tokio::spawn(accept_loop(listener, app, shared.clone()));
@@ -272,14 +276,52 @@ impl SimHandle {
         format!("ws://{}/ws-fapi/v1", self.addr)
     }
 
-    /// User data stream base (`.../ws`); append `/<listenKey>`.
+    /// User data stream base: the private route (`ws://…/private`).
     pub fn stream_base_url(&self) -> String {
-        format!("ws://{}/ws", self.addr)
+        format!("ws://{}/private", self.addr)
     }
 
-    /// User data stream URL for `listen_key`.
+    /// User data stream URL for `listen_key` on the private route, every event, raw.
     pub fn stream_url(&self, listen_key: &str) -> String {
-        format!("{}/{listen_key}", self.stream_base_url())
+        format!("{}/ws?listenKey={listen_key}", self.stream_base_url())
+    }
+
+    /// The legacy, unrouted URL (`ws://…/ws/<listenKey>`): it connects, and delivers nothing.
+    pub fn legacy_stream_url(&self, listen_key: &str) -> String {
+        format!("ws://{}/ws/{listen_key}", self.addr)
+    }
+
+    /// WebSocket API sessions logged on so far.
+    pub fn session_logons(&self) -> u64 {
+        // Relaxed: a counter read by tests, nothing published with it.
+        self.shared.logons.load(Ordering::Relaxed)
+    }
+
+    /// The account's live listenKey, if any (tests look for it in logs).
+    pub fn listen_key(&self) -> Option<String> {
+        let now = self.shared.clock.now_ms();
+        let ex = self.shared.ex();
+        ex.listen_key
+            .as_ref()
+            .filter(|(_, exp)| *exp > now)
+            .map(|(k, _)| k.clone())
+    }
+
+    /// The exchange closes (part of) a position leg on its own (liquidation,
+    /// auto-deleveraging, settlement); see `POST /sim/liquidate`. Returns the order id.
+    pub fn exchange_close(
+        &self,
+        symbol: &str,
+        side: PosSide,
+        kind: ExchangeOrderKind,
+        qty: Option<Dec>,
+    ) -> Result<u64, String> {
+        let now = self.shared.clock.now_ms();
+        let mut ex = self.shared.ex();
+        if !ex.specs.contains_key(symbol) {
+            return Err(format!("unknown symbol {symbol}"));
+        }
+        ex.exchange_close(symbol, side, kind, qty, now)
     }
 
     /// Every order accepted so far, in order.

@@ -476,11 +476,11 @@ fn the_reconcile_story_orders_once_on_the_simulator_by_the_websocket_api() {
 /// fill and the book releases exactly the 0.016 that never filled.
 #[test]
 fn a_partly_filled_order_releases_exactly_its_expired_remainder() {
-    // The user data stream is pointed at a path the simulator does not serve: no
-    // ACCOUNT_UPDATE, and positionRisk is polled only at start (--poll-ms), so the core keeps
-    // the 0.062 it saw while the simulator's position changes underneath. Fills then come from
-    // the order answer alone.
-    let no_stream = "ws://127.0.0.1:1/ws";
+    // The user data stream is pointed at a port nothing listens on (its private route, which
+    // the adapter requires): no ACCOUNT_UPDATE, and positionRisk is polled only at start
+    // (--poll-ms), so the core keeps the 0.062 it saw while the simulator's position changes
+    // underneath. Fills then come from the order answer alone.
+    let no_stream = "ws://127.0.0.1:1/private";
     let s = Stack::start(
         "e2e-partial",
         &["--user-stream-url", no_stream, "--poll-ms", "600000"],

@@ -46,9 +46,11 @@ use tokio::sync::mpsc;
 
 use crate::common::sign::Credentials;
 use crate::config::ClientConfig;
-use crate::futures::client::{FuturesClient, Resolution, Transport};
-use crate::futures::models::{NewOrder, Order, PositionRiskVersion, Side};
-use crate::futures::user_stream::{OrderUpdate, UserEvent, UserStream};
+use crate::futures::client::{FuturesClient, Transport};
+use crate::futures::models::{NewOrder, Order, Side};
+use crate::futures::outcome::{FoundBy, Pending, Placement, Resolution, SentAt};
+use crate::futures::trades::TradeTally;
+use crate::futures::user_stream::{OrderUpdate, TradeLite, UserEvent, UserStream};
 
 pub use io::{EXCHANGE_RING, ORDERS_RING};
 
@@ -126,6 +128,8 @@ struct Ctx {
     /// intent for one is looked up, never sent blindly (Binance takes a client id again once
     /// the first order is filled).
     sent: Mutex<Recent>,
+    /// Trades counted per order id, so a fill reported by `TRADE_LITE` is not counted again.
+    trades: Mutex<TradeTally>,
     transport: Transport,
 }
 
@@ -176,6 +180,7 @@ pub async fn run(
         marks: Default::default(),
         busy: Default::default(),
         sent: Default::default(),
+        trades: Mutex::new(TradeTally::new(SENT_MEMORY)),
         transport: cfg.transport,
     });
     tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
@@ -251,12 +256,12 @@ fn snapshot(ctx: &Ctx, id: u16, amount: Qty, mark: Option<Price>, time_ms: u64) 
         }));
 }
 
-/// positionRisk (v2: flat symbols too) → one snapshot per directory symbol.
+/// positionRisk (v3, flat symbols added) → one snapshot per directory symbol.
 async fn poll_positions(ctx: &Ctx) -> crate::Result<()> {
-    let rows = ctx
-        .client
-        .position_risk(PositionRiskVersion::V2, None)
-        .await?;
+    // issue-12: positionRisk v3 (v2 is deprecated); `positions` adds the flat symbols v3
+    // leaves out.
+    let names: Vec<&str> = ctx.symbols.iter().map(|(_, n)| n).collect();
+    let rows = ctx.client.positions(&names).await?;
     let now = ctx.client.clock().now_ms() as u64;
     for (id, name) in ctx.symbols.iter() {
         // One-way mode: the BOTH leg. Hedge legs are summed (the core tracks a net position).
@@ -300,12 +305,13 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
 }
 
 async fn user_stream_loop(ctx: Arc<Ctx>, keepalive: Duration) {
-    let base = ctx.client.config().endpoints.user_stream.clone();
     let mut pause = Duration::from_millis(200);
     loop {
         let stream = async {
             let key = ctx.client.http().listen_key_create().await?;
-            UserStream::connect(&base, &key).await
+            // issue-12: the routed private endpoint; the stream also feeds the client's
+            // confirmations registry.
+            ctx.client.user_stream(&key).await
         };
         match stream.await {
             Ok(mut s) => {
@@ -364,8 +370,49 @@ fn on_event(ctx: &Ctx, ev: UserEvent) {
                 }
             }
         }
-        UserEvent::OrderTradeUpdate(o) => stream_report(ctx, &o),
+        UserEvent::OrderTradeUpdate(o) => {
+            if o.trade_id != 0 {
+                // Counted, so a TRADE_LITE arriving late for it reports nothing new.
+                let mut t = ctx.trades.lock().unwrap_or_else(|e| e.into_inner());
+                t.record(o.order_id, o.trade_id, o.last_qty);
+                if OrderStatus::parse(&o.status).is_some_and(OrderStatus::is_final) {
+                    t.forget(o.order_id);
+                }
+            }
+            stream_report(ctx, &o)
+        }
+        UserEvent::TradeLite(t) => trade_lite(ctx, &t),
         _ => {}
+    }
+}
+
+/// A `TRADE_LITE` of one of our orders: the fill, sooner than its `ORDER_TRADE_UPDATE`.
+fn trade_lite(ctx: &Ctx, t: &TradeLite) {
+    let Some(plan) = ClientOrderId::plan(&t.client_order_id) else {
+        return;
+    };
+    let Some(symbol) = ctx.symbols.id(&t.symbol) else {
+        return;
+    };
+    let cum = ctx
+        .trades
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .record(t.order_id, t.trade_id, t.last_qty);
+    if let Some(cum) = cum {
+        report(
+            ctx,
+            plan,
+            symbol,
+            t.side,
+            OrderStatus::PartiallyFilled,
+            cum,
+            t.last_price,
+            t.order_id,
+            t.trade_time,
+            t.orig_qty,
+            ReportSource::Stream,
+        );
     }
 }
 
@@ -506,6 +553,46 @@ impl Drop for Busy<'_> {
     }
 }
 
+/// Why an outcome is unknown, in the contract's words.
+fn unknown_reason(e: &crate::Error) -> UnknownReason {
+    match e {
+        crate::Error::Timeout { .. } => UnknownReason::Timeout,
+        crate::Error::Api(a) if a.code == -1006 || a.code == -1007 => {
+            UnknownReason::ExecutionUnknown
+        }
+        crate::Error::Api(a) if a.code == -4116 => UnknownReason::DuplicateClientId,
+        crate::Error::Api(_) => UnknownReason::Ambiguous,
+        _ => UnknownReason::Disconnected,
+    }
+}
+
+/// Looks `pending` up until Binance answers for sure (lookups that keep failing are retried
+/// after a pause; the order stays unknown in the core meanwhile). `Some(order)` when found.
+async fn settle(ctx: &Ctx, i: &wire::OrderIntent, pending: &Pending) -> Option<Order> {
+    let mut pause = Duration::from_millis(500);
+    loop {
+        match ctx.client.resolve(pending).await {
+            Ok(Resolution::Found { order, by }) => {
+                let source = match by {
+                    FoundBy::Lookup => ReportSource::Lookup,
+                    FoundBy::Stream => ReportSource::Stream,
+                };
+                report_order(ctx, i, &order, source);
+                return Some(order);
+            }
+            Ok(Resolution::NeverPlaced) => {
+                failed(ctx, i, FailKind::NotFound, 0, 0);
+                return None;
+            }
+            Err(e) => {
+                tracing::warn!(plan = %PlanId(i.plan_id), error = %e, ?pause, "order still unresolved; looking it up again");
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
 async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     let _busy = Busy::take(ctx, i.plan_id).await;
     let plan = PlanId(i.plan_id);
@@ -520,12 +607,13 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
         Ok((_, s)) => s,
         Err(_) => return unsent(ctx, &i, UnsentReason::Quantity),
     };
+    let cid = ClientOrderId::for_plan(plan).as_str().to_owned();
     let order = NewOrder {
         symbol: symbol.clone(),
         side: i.side,
         quantity,
         reduce_only: i.reduce_only,
-        client_order_id: ClientOrderId::for_plan(plan).as_str().to_owned(),
+        client_order_id: cid.clone(),
     };
     let sent_before = ctx
         .sent
@@ -537,56 +625,58 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     }
     if sent_before || i.flags & wire::INTENT_FLAG_LOOKUP_FIRST != 0 {
         // It may have gone out before a crash: look it up before anything is sent. A lost
-        // request was sent before now, so once the recvWindow has passed after now, a
-        // "does not exist" is final.
-        tracing::info!(%plan, "intent offered again: looking the order up by client id first");
-        match ctx
-            .client
-            .resolve(&order, ctx.client.clock().now_ms())
-            .await
-        {
-            Ok(Resolution::Placed(o)) => return report_order(ctx, &i, &o, ReportSource::Lookup),
-            Ok(Resolution::NeverPlaced) => {
-                failed(ctx, &i, FailKind::NotFound, 0, 0);
+        // request was sent before now, so once a recvWindow has passed after now, a "does not
+        // exist" is final.
+        tracing::info!(%plan, "looking the order up by client id before anything is sent");
+        let pending = Pending {
+            symbol: symbol.clone(),
+            client_order_id: cid.clone(),
+            sent_at: SentAt::AssumeNow,
+        };
+        if settle(ctx, &i, &pending).await.is_some() {
+            return;
+        }
+    }
+    let max_sends = ctx.client.config().resolve.max_sends.max(1);
+    for _ in 0..max_sends {
+        ctx.sent
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(i.plan_id);
+        ctx.out.send(Message::OrderSent(wire::OrderSent {
+            symbol: i.symbol,
+            plan_id: i.plan_id,
+            at_ms: now_ms(ctx),
+        }));
+        match ctx.client.place(ctx.transport, &order).await {
+            Placement::Placed(o) => return report_order(ctx, &i, &o, ReportSource::Answer),
+            Placement::Rejected(e) => {
+                let reason = e.reject_reason();
+                let code = e.api_code().unwrap_or(0);
+                if i.reduce_only && code == -1008 {
+                    // Binance exempts reduce-only orders from -1008 throttling: seeing one is
+                    // worth a look, but nothing was placed either way.
+                    tracing::warn!(%plan, "-1008 (system throttled) on a reduce-only order, which Binance exempts");
+                }
+                tracing::warn!(%plan, code, %reason, "order rejected");
+                return failed(ctx, &i, FailKind::Rejected, reason.code(), code);
             }
-            Err(e) => {
-                // Not resolved: it stays unknown in the core, to be offered again later.
-                tracing::warn!(%plan, error = %e, "lookup failed; the order stays unresolved");
-                return failed(ctx, &i, FailKind::Unknown, UnknownReason::Timeout.code(), 0);
+            Placement::Unknown(u) => {
+                let why = unknown_reason(&u.cause);
+                tracing::warn!(%plan, error = %u.cause, reason = %why, "order outcome unknown; looking it up by client id");
+                failed(
+                    ctx,
+                    &i,
+                    FailKind::Unknown,
+                    why.code(),
+                    u.cause.api_code().unwrap_or(0),
+                );
+                if settle(ctx, &i, &u.pending).await.is_some() {
+                    return;
+                }
+                // Proven never placed: sending it again (same client id) cannot make a second.
             }
         }
     }
-    ctx.sent
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(i.plan_id);
-    ctx.out.send(Message::OrderSent(wire::OrderSent {
-        symbol: i.symbol,
-        plan_id: i.plan_id,
-        at_ms: now_ms(ctx),
-    }));
-    match ctx.client.place_once_only(ctx.transport, &order).await {
-        Ok(o) => report_order(ctx, &i, &o, ReportSource::Answer),
-        Err(e) if e.outcome_unknown() => {
-            tracing::warn!(%plan, error = %e, "order outcome unknown after lookups; it stays in flight unresolved");
-            failed(
-                ctx,
-                &i,
-                FailKind::Unknown,
-                UnknownReason::Timeout.code(),
-                e.api_code().unwrap_or(0),
-            );
-        }
-        Err(e) => {
-            let reason = e.reject_reason();
-            tracing::warn!(%plan, code = e.api_code().unwrap_or(0), %reason, "order rejected");
-            failed(
-                ctx,
-                &i,
-                FailKind::Rejected,
-                reason.code(),
-                e.api_code().unwrap_or(0),
-            );
-        }
-    }
+    unsent(ctx, &i, UnsentReason::GaveUp);
 }

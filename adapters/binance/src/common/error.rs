@@ -42,10 +42,14 @@ impl ApiError {
 pub enum RejectReason {
     /// The code is not one we know; see `exchange_code`.
     Other = 1,
-    /// -1000 / HTTP 503 "Unknown error", -1006, -1007: the outcome is unknown, the order may
-    /// exist.
+    /// -1000 / HTTP 503 "Unknown error", -1006 (unexpected response from the message bus),
+    /// -1007 (timeout waiting for the backend): Binance says the execution status is unknown;
+    /// the order may exist.
     UnknownOutcome = 2,
-    /// -1008 or another 5xx: the server refused before acting; nothing was placed.
+    /// -1008 (system-level throttling) or another 5xx but 503: the server refused before
+    /// acting; nothing was placed. Binance exempts reduce-only and close-position orders from
+    /// -1008, so for those it is unexpected; the adapter still reports it as a refusal (never
+    /// an unknown outcome) and does not re-send on its own.
     ServerBusy = 3,
     /// -1003 with HTTP 429: request weight over the limit; back off.
     TooManyRequests = 4,
@@ -91,7 +95,8 @@ pub enum RejectReason {
     QuantityNotOnStep = 24,
     /// -4061: position side does not match the account's position mode.
     PositionSideMismatch = 25,
-    /// -4116: client order id already used by an open order.
+    /// -4116: client order id already used by an open order. For a placement this is looked
+    /// up, not reported: the open order may be this one, placed by an earlier attempt.
     DuplicateClientOrderId = 26,
     /// -4164: notional below MIN_NOTIONAL.
     NotionalTooSmall = 27,

@@ -1,27 +1,46 @@
 //! The order path: quantities on the step grid, REST or WebSocket API, and **never an order
 //! twice**.
 //!
-//! A placement that fails ambiguously (timeout, connection lost after sending, 503 "Unknown
-//! error") is resolved by `GET /fapi/v1/order?origClientOrderId=…` before anything else:
-//! found means placed; -2013 means not placed *yet*, and becomes "never placed" only once the
-//! lost request's `timestamp + recvWindow` has passed on the server clock, after which the
-//! matching engine would refuse it (-1021/-5028). Only then is the order sent again, with the
-//! same client id. A lookup that keeps failing leaves the order unresolved and unsent.
+//! Two levels (the vocabulary is in [`super::outcome`]):
+//! - [`FuturesClient::place`] sends once and says what it knows: placed, rejected (nothing
+//!   placed), or unknown; [`FuturesClient::resolve`] then settles an unknown by client id: a
+//!   lookup that finds the order, a user stream confirmation ([`super::confirmations`]), or
+//!   -2013 once the lost request's `timestamp + recvWindow` has passed on the server clock
+//!   ("never placed"); -2013 earlier means "not known yet" and the lookup is repeated. The
+//!   same `resolve` serves orders re-offered after a restart ([`SentAt::AssumeNow`]).
+//! - [`FuturesClient::place_once_only`] composes them: an unknown is resolved; an order proven
+//!   never placed is sent again with the same client id, at most `resolve.max_sends` times in
+//!   all; a lookup that keeps failing leaves the order unresolved and unsent. Its `_observed`
+//!   form reports each step ([`OrderEvent`]) so a caller can tell the core "unknown" and later
+//!   "resolved (found in state X / never placed)".
+//!
+//! Error codes: -1006, -1007, a timeout, a dropped connection and 503 "Unknown error" are
+//! unknown, never rejected. -4116 (an open order already has this client id) is looked up:
+//! the open order may be ours from an earlier attempt. -1008 (system-level throttling) is a
+//! refusal, nothing placed; Binance exempts reduce-only and close-position orders from it, so
+//! on a reduce-only order it is logged as unexpected, and in either case it is returned to the
+//! caller, not re-sent here.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use quantum_core::fixed::Qty;
+use quantum_core::fixed::{Price, Qty};
 
 use crate::common::filters::{ExchangeInfo, SymbolFilters};
 use crate::common::rate_limit::RateLimiter;
+use crate::common::secret::ListenKey;
 use crate::common::sign::Credentials;
 use crate::common::time::ServerClock;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::futures::confirmations::Confirmations;
 use crate::futures::http::HttpClient;
 use crate::futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion, Side};
+use crate::futures::outcome::{
+    FoundBy, OrderEvent, Pending, Placement, Resolution, SentAt, Unknown,
+};
+use crate::futures::user_stream::UserStream;
 use crate::futures::websocket_api::WsApiClient;
 
 /// How an order is sent.
@@ -34,27 +53,22 @@ pub enum Transport {
     WsApi,
 }
 
-/// REST and WebSocket API clients sharing one clock, one limiter and the symbol filters.
+/// REST and WebSocket API clients sharing one clock, one limiter, the symbol filters and the
+/// confirmations registry. Cheap to clone; clones share everything.
 #[derive(Clone, Debug)]
 pub struct FuturesClient {
     cfg: ClientConfig,
     http: HttpClient,
     ws: WsApiClient,
     filters: Arc<RwLock<HashMap<String, SymbolFilters>>>,
-}
-
-/// What resolving an ambiguous placement found.
-#[derive(Debug)]
-pub enum Resolution {
-    /// The order exists, in this state.
-    Placed(Order),
-    /// No such order, and the request that may have carried it can no longer be accepted.
-    NeverPlaced,
+    confirmations: Confirmations,
 }
 
 impl FuturesClient {
-    /// Builds the clients without any network traffic.
+    /// Builds the clients without any network traffic. Every URL passes the mainnet guard
+    /// first.
     pub fn new(cfg: ClientConfig, creds: Credentials) -> Result<FuturesClient> {
+        cfg.endpoints.check(cfg.network)?;
         let clock = ServerClock::default();
         let limiter = Arc::new(RateLimiter::new(cfg.rate_limit));
         let http = HttpClient::new(&cfg, creds.clone(), clock.clone(), limiter.clone())?;
@@ -64,6 +78,7 @@ impl FuturesClient {
             http,
             ws,
             filters: Arc::default(),
+            confirmations: Confirmations::default(),
         })
     }
 
@@ -95,6 +110,12 @@ impl FuturesClient {
         self.http.clock()
     }
 
+    /// The confirmations registry every resolution of this client listens to. Whoever reads
+    /// the user data stream feeds it; [`FuturesClient::user_stream`] does so by itself.
+    pub fn confirmations(&self) -> &Confirmations {
+        &self.confirmations
+    }
+
     /// Re-measures the server time offset.
     pub async fn sync_time(&self) -> Result<i64> {
         self.http.sync_time().await
@@ -116,6 +137,12 @@ impl FuturesClient {
             .get(symbol)
             .cloned()
             .ok_or_else(|| Error::UnknownSymbol(symbol.to_owned()))
+    }
+
+    /// Opens the user data stream for `key` on the private route; its order updates confirm
+    /// orders in [`FuturesClient::confirmations`].
+    pub async fn user_stream(&self, key: &ListenKey) -> Result<UserStream> {
+        UserStream::connect(&self.cfg, key, Some(self.confirmations.clone())).await
     }
 
     /// A reduce-only MARKET order for `qty` rounded down to the symbol's step, sent by REST,
@@ -155,33 +182,87 @@ impl FuturesClient {
         self.place_once_only(transport, &order).await
     }
 
-    /// Sends `order` as is (no quantity checks) and resolves an ambiguous outcome by client
-    /// id; re-sends only an order proven never placed, at most `resolve.max_sends` times.
+    /// Sends `order` as is (no quantity checks), resolves an unknown outcome by client id, and
+    /// re-sends only an order proven never placed, at most `resolve.max_sends` times.
     pub async fn place_once_only(&self, transport: Transport, order: &NewOrder) -> Result<Order> {
-        let mut sends = 0;
+        self.place_once_only_observed(transport, order, &mut |_| {})
+            .await
+    }
+
+    /// [`FuturesClient::place_once_only`], telling `on` each step: an unknown outcome, each
+    /// "not known yet", the resolution, a re-send.
+    pub async fn place_once_only_observed<F>(
+        &self,
+        transport: Transport,
+        order: &NewOrder,
+        on: &mut F,
+    ) -> Result<Order>
+    where
+        F: FnMut(OrderEvent<'_>) + Send,
+    {
+        let cid = &order.client_order_id;
+        let mut attempt = 0;
         loop {
-            sends += 1;
-            let err = match self.place_raw(transport, order).await {
-                Ok(o) => return Ok(o),
-                Err(e) if !e.outcome_unknown() => return Err(e),
-                Err(e) => e,
+            attempt += 1;
+            let Unknown { pending, cause } = match self.place(transport, order).await {
+                Placement::Placed(o) => return Ok(o),
+                Placement::Rejected(e) => {
+                    if e.api_code() == Some(-1008) && order.reduce_only {
+                        tracing::warn!(
+                            client_order_id = %cid, error = %e,
+                            "-1008 on a reduce-only order, which Binance exempts from throttling; not re-sent"
+                        );
+                    }
+                    return Err(e);
+                }
+                Placement::Unknown(u) => u,
             };
+            let settles_at_ms = self.settles_at(&pending);
             tracing::warn!(
-                client_order_id = %order.client_order_id, error = %err,
+                client_order_id = %cid, error = %cause, attempt,
                 "order outcome unknown; looking it up by client id before anything else"
             );
-            let failed_at = self.clock().now_ms();
-            match self.resolve(order, failed_at).await? {
-                Resolution::Placed(o) => return Ok(o),
-                Resolution::NeverPlaced if sends < self.cfg.resolve.max_sends => {
-                    tracing::info!(client_order_id = %order.client_order_id, "order was never placed; sending it again");
+            on(OrderEvent::Unknown {
+                attempt,
+                cause: &cause,
+                settles_at_ms,
+            });
+            match self.resolve_observed(&pending, on).await? {
+                Resolution::Found { order, .. } => return Ok(order),
+                Resolution::NeverPlaced if attempt < self.cfg.resolve.max_sends => {
+                    // The stream may have confirmed it in the meantime: then it exists.
+                    if let Some(c) = self.confirmations.get(cid) {
+                        return Ok(c.order);
+                    }
+                    tracing::info!(client_order_id = %cid, "order was never placed; sending it again");
+                    on(OrderEvent::Resending {
+                        attempt: attempt + 1,
+                    });
                 }
-                Resolution::NeverPlaced => return Err(err),
+                Resolution::NeverPlaced => return Err(cause),
             }
         }
     }
 
-    /// One placement attempt, no resolution.
+    /// One placement attempt, classified; no lookup, no re-send.
+    pub async fn place(&self, transport: Transport, order: &NewOrder) -> Placement {
+        match self.place_raw(transport, order).await {
+            Ok(o) => Placement::Placed(o),
+            Err(cause) if cause.needs_lookup() => Placement::Unknown(Unknown {
+                pending: Pending {
+                    symbol: order.symbol.clone(),
+                    client_order_id: order.client_order_id.clone(),
+                    // The request's timestamp was taken before the failure was seen: the
+                    // failure time bounds it from above.
+                    sent_at: SentAt::ServerMs(self.clock().now_ms()),
+                },
+                cause,
+            }),
+            Err(e) => Placement::Rejected(e),
+        }
+    }
+
+    /// One placement attempt, no classification, no resolution.
     pub async fn place_raw(&self, transport: Transport, order: &NewOrder) -> Result<Order> {
         match transport {
             Transport::Rest => self.http.place_order(order).await,
@@ -189,49 +270,84 @@ impl FuturesClient {
         }
     }
 
-    /// Looks `order` up by client id until it is found, or until the server time passes
-    /// `failed_at` (server ms: when the request that may have carried it was sent, or later)
-    /// plus the recvWindow and a margin, after which a -2013 means it was never placed.
-    pub async fn resolve(&self, order: &NewOrder, failed_at: i64) -> Result<Resolution> {
+    /// The server time after which -2013 for `pending` means "never placed".
+    pub fn settles_at(&self, pending: &Pending) -> i64 {
+        pending.settles_at(
+            self.clock().now_ms(),
+            self.cfg.recv_window_ms,
+            self.cfg.resolve.settle_margin.as_millis() as u64,
+        )
+    }
+
+    /// Settles an order whose existence is in doubt (see the module doc).
+    pub async fn resolve(&self, pending: &Pending) -> Result<Resolution> {
+        self.resolve_observed(pending, &mut |_| {}).await
+    }
+
+    /// [`FuturesClient::resolve`], telling `on` each "not known yet" and the resolution.
+    pub async fn resolve_observed<F>(&self, pending: &Pending, on: &mut F) -> Result<Resolution>
+    where
+        F: FnMut(OrderEvent<'_>) + Send,
+    {
         let r = self.cfg.resolve;
-        // After this server time the lost request can no longer be accepted.
-        let settled_at =
-            failed_at + self.cfg.recv_window_ms as i64 + r.settle_margin.as_millis() as i64;
+        let settles_at = self.settles_at(pending);
+        let cid = pending.client_order_id.as_str();
+        let stream = |c: crate::futures::confirmations::Confirmation| Resolution::Found {
+            order: c.order,
+            by: FoundBy::Stream,
+        };
         let mut failures = 0;
-        loop {
-            match self
-                .http
-                .query_order(&order.symbol, &order.client_order_id)
-                .await
-            {
-                Ok(o) => return Ok(Resolution::Placed(o)),
-                Err(Error::Api(e)) if e.code == -2013 => {
-                    let now = self.clock().now_ms();
-                    if now >= settled_at {
-                        return Ok(Resolution::NeverPlaced);
+        let resolution = loop {
+            // Asked at or after this server time: a -2013 says nothing about earlier.
+            let asked_at = self.clock().now_ms();
+            let answer = tokio::select! {
+                biased;
+                c = self.confirmations.wait(cid) => break stream(c),
+                a = self.http.query_order(&pending.symbol, cid) => a,
+            };
+            let pause = match answer {
+                Ok(order) => {
+                    break Resolution::Found {
+                        order,
+                        by: FoundBy::Lookup,
                     }
-                    tokio::time::sleep(Duration::from_millis((settled_at - now) as u64)).await;
+                }
+                Err(Error::Api(e)) if e.code == -2013 => {
+                    if asked_at >= settles_at {
+                        break Resolution::NeverPlaced;
+                    }
+                    on(OrderEvent::NotKnownYet {
+                        settles_at_ms: settles_at,
+                    });
+                    let left = (settles_at - self.clock().now_ms()).max(0) as u64;
+                    r.lookup_pause.min(Duration::from_millis(left))
                 }
                 Err(e) => {
                     failures += 1;
                     if failures >= r.max_lookups {
                         return Err(Error::Unresolved {
-                            client_order_id: order.client_order_id.clone(),
+                            client_order_id: cid.to_owned(),
                             lookups: failures,
                             last: Box::new(e),
                         });
                     }
-                    let pause = match &e {
+                    tracing::warn!(client_order_id = %cid, error = %e, "order lookup failed; retrying the lookup");
+                    match &e {
                         Error::RateLimited { wait_ms } | Error::Banned { wait_ms } => {
                             Duration::from_millis(*wait_ms).max(r.lookup_pause)
                         }
                         _ => r.lookup_pause,
-                    };
-                    tracing::warn!(client_order_id = %order.client_order_id, error = %e, "order lookup failed; retrying the lookup");
-                    tokio::time::sleep(pause).await;
+                    }
                 }
+            };
+            tokio::select! {
+                biased;
+                c = self.confirmations.wait(cid) => break stream(c),
+                _ = tokio::time::sleep(pause) => {}
             }
-        }
+        };
+        on(OrderEvent::Resolved(&resolution));
+        Ok(resolution)
     }
 
     /// `GET /fapi/v1/order` by client id.
@@ -251,5 +367,40 @@ impl FuturesClient {
         symbol: Option<&str>,
     ) -> Result<Vec<PositionRisk>> {
         self.http.position_risk(version, symbol).await
+    }
+
+    /// The positions of `symbols` by positionRisk v3, flat ones included: v3 lists only
+    /// symbols with a position or open orders, so each symbol it leaves out gets a flat
+    /// `BOTH` row, priced from `premiumIndex` (fetched only when some symbol is missing).
+    pub async fn positions(&self, symbols: &[&str]) -> Result<Vec<PositionRisk>> {
+        let mut rows = self.position_risk(PositionRiskVersion::V3, None).await?;
+        let listed: HashSet<String> = rows.iter().map(|r| r.symbol.clone()).collect();
+        let missing: Vec<&str> = symbols
+            .iter()
+            .copied()
+            .filter(|s| !listed.contains(*s))
+            .collect();
+        if missing.is_empty() {
+            return Ok(rows);
+        }
+        let marks: HashMap<String, (Price, u64)> = self
+            .http
+            .mark_prices(None)
+            .await?
+            .into_iter()
+            .map(|m| (m.symbol, (m.mark_price, m.time)))
+            .collect();
+        for s in missing {
+            let (mark_price, time) = marks.get(s).copied().unwrap_or((Price::ZERO, 0));
+            rows.push(PositionRisk {
+                symbol: s.to_owned(),
+                position_side: "BOTH".into(),
+                position_amt: Qty::ZERO,
+                entry_price: Price::ZERO,
+                mark_price,
+                update_time: time,
+            });
+        }
+        Ok(rows)
     }
 }

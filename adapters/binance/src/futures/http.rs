@@ -13,11 +13,12 @@ use serde_json::Value;
 use crate::common::error::ApiError;
 use crate::common::filters::ExchangeInfo;
 use crate::common::rate_limit::{ban_until_from_msg, RateLimiter};
-use crate::common::sign::{encode_params, Credentials};
+use crate::common::secret::ListenKey;
+use crate::common::sign::{encode_params, encode_value, Credentials};
 use crate::common::time::{local_ms, ServerClock};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use crate::futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion};
+use crate::futures::models::{MarkPrice, NewOrder, Order, PositionRisk, PositionRiskVersion};
 
 /// How a request is authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,11 +73,7 @@ impl HttpClient {
             .timeout(cfg.request_timeout)
             .tcp_nodelay(true)
             .build()
-            .map_err(|source| Error::Http {
-                method: "BUILD",
-                path: String::new(),
-                source,
-            })?;
+            .map_err(|source| Error::http("BUILD", "", source))?;
         Ok(HttpClient {
             http,
             base: cfg.endpoints.rest.trim_end_matches('/').to_owned(),
@@ -140,7 +137,8 @@ impl HttpClient {
         }
         let mut payload = encode_params(&params);
         if auth == Auth::Signed {
-            let sig = self.creds.sign(&payload);
+            // Hex (HMAC) needs no escaping; base64 (Ed25519) does: '+', '/', '='.
+            let sig = encode_value(&self.creds.sign(&payload));
             if !payload.is_empty() {
                 payload.push('&');
             }
@@ -167,14 +165,12 @@ impl HttpClient {
                 .request(method, format!("{}{path}?{payload}", self.base))
         };
         if auth != Auth::None {
-            rb = rb.header("X-MBX-APIKEY", &self.creds.api_key);
+            rb = rb.header("X-MBX-APIKEY", self.creds.api_key());
         }
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
-        let http_err = |source| Error::Http {
-            method: method_name,
-            path: path.to_owned(),
-            source,
-        };
+        // The path only: the query and body carry the signature.
+        tracing::debug!(method = method_name, path, "REST request");
+        let http_err = |source| Error::http(method_name, path, source);
         let resp = rb.send().await.map_err(http_err)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -315,8 +311,30 @@ impl HttpClient {
             .collect()
     }
 
+    /// `GET /fapi/v1/premiumIndex`: mark prices of every symbol (weight 10), or of one (1).
+    pub async fn mark_prices(&self, symbol: Option<&str>) -> Result<Vec<MarkPrice>> {
+        let p = symbol
+            .map(|s| vec![("symbol", s.to_owned())])
+            .unwrap_or_default();
+        let weight = if symbol.is_some() { 1 } else { 10 };
+        let v = self
+            .request(
+                Method::GET,
+                "/fapi/v1/premiumIndex",
+                p,
+                Auth::None,
+                weight,
+                false,
+            )
+            .await?;
+        match &v {
+            Value::Array(rows) => rows.iter().map(MarkPrice::from_json).collect(),
+            row => Ok(vec![MarkPrice::from_json(row)?]),
+        }
+    }
+
     /// `POST /fapi/v1/listenKey`: the active key (created if none), its life extended.
-    pub async fn listen_key_create(&self) -> Result<String> {
+    pub async fn listen_key_create(&self) -> Result<ListenKey> {
         let v = self
             .request(
                 Method::POST,
@@ -329,7 +347,7 @@ impl HttpClient {
             .await?;
         v["listenKey"]
             .as_str()
-            .map(str::to_owned)
+            .map(ListenKey::new)
             .ok_or(Error::Field {
                 what: "listenKey",
                 field: "listenKey",

@@ -1,9 +1,15 @@
 //! USD-M futures: REST ([`http`]), WebSocket API ([`websocket_api`]), the user data stream
-//! ([`user_stream`]), their typed answers ([`models`]) and the order path that never sends an
-//! order twice ([`client`]).
+//! ([`user_stream`]) and its fills counted once ([`trades`]), their typed answers
+//! ([`models`]), who created an order ([`origin`]),
+//! and the order path that never sends an order twice ([`client`], in the vocabulary of
+//! [`outcome`], helped by the user stream's [`confirmations`]).
 
 pub mod client;
+pub mod confirmations;
 pub mod http;
 pub mod models;
+pub mod origin;
+pub mod outcome;
+pub mod trades;
 pub mod user_stream;
 pub mod websocket_api;

@@ -115,13 +115,14 @@ impl Order {
     }
 }
 
-/// Which positionRisk to call.
+/// Which positionRisk to call. Binance deprecated v2 for v3.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub enum PositionRiskVersion {
-    /// `/fapi/v2/positionRisk`: every symbol, flat ones as `"0.000"`.
-    #[default]
+    /// `/fapi/v2/positionRisk` (deprecated): every symbol, flat ones as `"0.000"`.
     V2,
-    /// `/fapi/v3/positionRisk`: only symbols with a position or open orders.
+    /// `/fapi/v3/positionRisk`: only symbols with a position or open orders; a symbol it does
+    /// not list is flat.
+    #[default]
     V3,
 }
 
@@ -153,6 +154,29 @@ impl PositionRisk {
             entry_price: price_field(v, W, "entryPrice").unwrap_or(Price::ZERO),
             mark_price: price_field(v, W, "markPrice")?,
             update_time: v["updateTime"].as_u64().unwrap_or(0),
+        })
+    }
+}
+
+/// One row of `GET /fapi/v1/premiumIndex`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MarkPrice {
+    /// Symbol.
+    pub symbol: String,
+    /// Mark price.
+    pub mark_price: Price,
+    /// Time of the price (ms).
+    pub time: u64,
+}
+
+impl MarkPrice {
+    /// Parses one row.
+    pub fn from_json(v: &Value) -> Result<MarkPrice, Error> {
+        const W: &str = "premiumIndex";
+        Ok(MarkPrice {
+            symbol: str_field(v, W, "symbol")?.to_owned(),
+            mark_price: price_field(v, W, "markPrice")?,
+            time: v["time"].as_u64().unwrap_or(0),
         })
     }
 }

@@ -2,9 +2,13 @@
 //! one long-lived connection.
 //!
 //! Requests carry an id; a reader task routes each answer to its waiter, so several requests
-//! may be in flight. Params are signed sorted by name (without `signature`). When the
-//! connection drops, every waiter gets [`Error::WsClosed`] (an order's outcome is then unknown)
-//! and the next request connects again.
+//! may be in flight. How requests are authenticated depends on the key
+//! ([`crate::common::sign`]): with an Ed25519 key every new connection is logged on first
+//! (`session.logon`, signed once), and requests then carry only their params and `timestamp`;
+//! with an HMAC key (which Binance does not accept for `session.logon`) each request carries
+//! `apiKey` and a `signature` of its params sorted by name. When the connection drops, every
+//! waiter gets [`Error::WsClosed`] (an order's outcome is then unknown) and the next request
+//! connects (and logs on) again.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -18,7 +22,7 @@ use tokio_tungstenite::tungstenite::Message;
 
 use crate::common::error::ApiError;
 use crate::common::rate_limit::RateLimiter;
-use crate::common::sign::{ws_payload, Credentials};
+use crate::common::sign::{ws_payload, Credentials, KeyKind};
 use crate::common::time::ServerClock;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
@@ -35,6 +39,16 @@ struct Conn {
     tx: mpsc::UnboundedSender<Message>,
     waiters: Waiters,
     alive: Arc<AtomicBool>,
+    logged_on: bool,
+}
+
+/// A live connection's request path.
+#[derive(Clone)]
+struct Link {
+    tx: mpsc::UnboundedSender<Message>,
+    waiters: Waiters,
+    /// `session.logon` succeeded on this connection: requests need no apiKey or signature.
+    logged_on: bool,
 }
 
 /// WebSocket API client. Cheap to clone; clones share the connection.
@@ -71,19 +85,25 @@ impl WsApiClient {
         })
     }
 
-    /// Opens the connection now if it is not open.
+    /// Opens the connection (and logs the session on, with an Ed25519 key) now if it is not
+    /// open.
     pub async fn connect(&self) -> Result<()> {
-        self.sender().await.map(drop)
+        self.link().await.map(drop)
     }
 
-    async fn sender(&self) -> Result<(mpsc::UnboundedSender<Message>, Waiters)> {
+    async fn link(&self) -> Result<Link> {
         let mut g = self.conn.lock().await;
         if let Some(c) = g.as_ref() {
             // Acquire pairs with the reader task's Release store when it ends.
             if c.alive.load(Ordering::Acquire) {
-                return Ok((c.tx.clone(), c.waiters.clone()));
+                return Ok(Link {
+                    tx: c.tx.clone(),
+                    waiters: c.waiters.clone(),
+                    logged_on: c.logged_on,
+                });
             }
         }
+        tracing::debug!("connecting the WebSocket API");
         let (ws, _) = tokio_tungstenite::connect_async(self.url.as_str())
             .await
             .map_err(|e| Error::ws("connect", e))?;
@@ -117,18 +137,81 @@ impl WsApiClient {
                     Ok(_) => {}
                 }
             }
-            // Release pairs with the Acquire load in `sender`.
+            // Release pairs with the Acquire load in `link`.
             a2.store(false, Ordering::Release);
             for (id, w) in lock(&w2).drain() {
                 let _ = w.send(Err(Error::WsClosed { id }));
             }
         });
-        *g = Some(Conn {
+        let mut link = Link {
             tx: tx.clone(),
             waiters: waiters.clone(),
+            logged_on: false,
+        };
+        if self.creds.kind() == KeyKind::Ed25519 {
+            // Nothing else goes out on this connection before the session is logged on.
+            let params = self.signed(Vec::new(), false);
+            if let Err(e) = self.send(&link, "session.logon", params).await {
+                let _ = tx.send(Message::Close(None));
+                return Err(Error::SessionLogon {
+                    source: Box::new(e),
+                });
+            }
+            link.logged_on = true;
+            tracing::debug!("WebSocket API session logged on");
+        }
+        *g = Some(Conn {
+            tx,
+            waiters,
             alive,
+            logged_on: link.logged_on,
         });
-        Ok((tx, waiters))
+        Ok(link)
+    }
+
+    /// `params` with `recvWindow` and `timestamp`, and unless the session is logged on,
+    /// `apiKey` and the signature.
+    fn signed(&self, params: Vec<(&'static str, String)>, logged_on: bool) -> Map<String, Value> {
+        let mut p: Vec<(String, String)> =
+            params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+        if !logged_on {
+            p.push(("apiKey".into(), self.creds.api_key().to_owned()));
+        }
+        p.push(("recvWindow".into(), self.recv_window_ms.to_string()));
+        p.push(("timestamp".into(), self.clock.now_ms().to_string()));
+        let signature = (!logged_on).then(|| self.creds.sign(&ws_payload(&p)));
+        let mut obj = Map::new();
+        for (k, v) in p {
+            obj.insert(k, Value::String(v));
+        }
+        if let Some(sig) = signature {
+            obj.insert("signature".into(), Value::String(sig));
+        }
+        obj
+    }
+
+    /// Sends one request on `link` and waits for its answer's `result`.
+    async fn send(&self, link: &Link, method: &str, params: Map<String, Value>) -> Result<Value> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let req = serde_json::json!({"id": id, "method": method, "params": params});
+        tracing::debug!(id, method, "WebSocket API request");
+        let (wtx, wrx) = oneshot::channel();
+        lock(&link.waiters).insert(id, wtx);
+        if link.tx.send(Message::Text(req.to_string())).is_err() {
+            lock(&link.waiters).remove(&id);
+            return Err(Error::WsClosed { id });
+        }
+        match tokio::time::timeout(self.timeout, wrx).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(Error::WsClosed { id }),
+            Err(_) => {
+                lock(&link.waiters).remove(&id);
+                Err(Error::Timeout {
+                    what: "WebSocket API request",
+                    after: self.timeout,
+                })
+            }
+        }
     }
 
     /// Sends `method` with signed `params` and waits for its answer's `result`.
@@ -152,37 +235,9 @@ impl WsApiClient {
                 Err(b) => return Err(Error::RateLimited { wait_ms: b.wait_ms }),
             }
         }
-        let mut p: Vec<(String, String)> =
-            params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
-        p.push(("apiKey".into(), self.creds.api_key.clone()));
-        p.push(("recvWindow".into(), self.recv_window_ms.to_string()));
-        p.push(("timestamp".into(), self.clock.now_ms().to_string()));
-        let signature = self.creds.sign(&ws_payload(&p));
-        let mut obj = Map::new();
-        for (k, v) in p {
-            obj.insert(k, Value::String(v));
-        }
-        obj.insert("signature".into(), Value::String(signature));
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let req = serde_json::json!({"id": id, "method": method, "params": obj});
-        let (tx, waiters) = self.sender().await?;
-        let (wtx, wrx) = oneshot::channel();
-        lock(&waiters).insert(id, wtx);
-        if tx.send(Message::Text(req.to_string())).is_err() {
-            lock(&waiters).remove(&id);
-            return Err(Error::WsClosed { id });
-        }
-        match tokio::time::timeout(self.timeout, wrx).await {
-            Ok(Ok(answer)) => answer,
-            Ok(Err(_)) => Err(Error::WsClosed { id }),
-            Err(_) => {
-                lock(&waiters).remove(&id);
-                Err(Error::Timeout {
-                    what: "WebSocket API request",
-                    after: self.timeout,
-                })
-            }
-        }
+        let link = self.link().await?;
+        let params = self.signed(params, link.logged_on);
+        self.send(&link, method, params).await
     }
 
     /// `order.place` (one attempt), `newOrderRespType=RESULT`.
@@ -213,7 +268,7 @@ impl WsApiClient {
 /// Hands one answer to its waiter and feeds `rateLimits` to the limiter.
 fn route(text: &str, waiters: &Waiters, limiter: &RateLimiter, clock: &ServerClock) {
     let Ok(v) = serde_json::from_str::<Value>(text) else {
-        tracing::warn!("WebSocket API sent a frame that is not JSON");
+        tracing::warn!("WebSocket API sent a frame that is not JSON; skipped");
         return;
     };
     if let Some(limits) = v["rateLimits"].as_array() {

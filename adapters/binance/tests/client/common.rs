@@ -1,19 +1,52 @@
 //! Start a simulator on 127.0.0.1:0 and a client pointed at it.
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use quantum_binance::common::rate_limit::RateLimitConfig;
 use quantum_binance::config::ResolveConfig;
 use quantum_binance::{ClientConfig, Credentials, FuturesClient};
 use quantum_binance_sim::{
-    Dec, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
+    sign, Dec, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
 };
 use serde_json::Value;
 
 pub struct Env {
     pub sim: SimHandle,
     pub client: FuturesClient,
+}
+
+/// Every step `place_once_only_observed` reported, in a comparable form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    Unknown { attempt: u32, code: Option<i64> },
+    NotKnownYet,
+    Found(quantum_binance::FoundBy),
+    NeverPlaced,
+    Resending(u32),
+}
+
+impl Step {
+    pub fn of(e: &quantum_binance::OrderEvent<'_>) -> Step {
+        use quantum_binance::{OrderEvent, Resolution};
+        match e {
+            OrderEvent::Unknown { attempt, cause, .. } => Step::Unknown {
+                attempt: *attempt,
+                code: cause.api_code(),
+            },
+            OrderEvent::NotKnownYet { .. } => Step::NotKnownYet,
+            OrderEvent::Resolved(Resolution::Found { by, .. }) => Step::Found(*by),
+            OrderEvent::Resolved(Resolution::NeverPlaced) => Step::NeverPlaced,
+            OrderEvent::Resending { attempt } => Step::Resending(*attempt),
+        }
+    }
+}
+
+/// The steps without repeated "not known yet"s.
+pub fn compact(steps: &[Step]) -> Vec<Step> {
+    let mut v: Vec<Step> = steps.to_vec();
+    v.dedup();
+    v
 }
 
 pub fn creds() -> Credentials {
@@ -93,6 +126,29 @@ impl Env {
             .await
             .unwrap();
         assert!(r.status().is_success(), "{path}: {}", r.status());
+    }
+
+    /// A LIMIT GTC order placed directly (HMAC-signed REST, not through the adapter), left
+    /// resting: it holds `cid` while open.
+    pub async fn resting_limit(&self, symbol: &str, side: &str, qty: &str, price: &str, cid: &str) {
+        let ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            .to_string();
+        let payload = format!(
+            "symbol={symbol}&side={side}&type=LIMIT&timeInForce=GTC&quantity={qty}&price={price}&newClientOrderId={cid}&timestamp={ts}"
+        );
+        let body = format!("{payload}&signature={}", sign(TEST_API_SECRET, &payload));
+        let r = reqwest::Client::new()
+            .post(format!("{}/fapi/v1/order", self.sim.rest_url()))
+            .header("X-MBX-APIKEY", TEST_API_KEY)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "{}", r.text().await.unwrap());
     }
 
     pub fn position(&self, symbol: &str) -> quantum_core::fixed::Qty {

@@ -1,4 +1,7 @@
-//! BINANCE.md cases 1-3: signatures, timestamps, keys.
+//! Authentication as Binance does it: the published HMAC test vector is accepted and one
+//! changed character gives -1022; query and body are signed together; a timestamp 1000 ms
+//! ahead of the server or older than recvWindow gives -1021; a malformed key -2014, an unknown
+//! one -2015; Ed25519 keys sign in base64 over REST and the WebSocket API and log sessions on.
 
 use quantum_binance_sim::{sign, ApiKey, SimConfig};
 use reqwest::Method;
@@ -15,10 +18,10 @@ const VEC_TS: i64 = 1_591_702_613_943;
 /// the vector's timestamp so the vector itself is fresh.
 async fn vector_sim() -> Sim {
     let mut c = SimConfig::ephemeral();
-    c.keys = vec![ApiKey {
-        key: "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A".into(),
-        secret: VEC_SECRET.into(),
-    }];
+    c.keys = vec![ApiKey::hmac(
+        "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A",
+        VEC_SECRET,
+    )];
     let sim = Sim::with(c).await;
     sim.control("/sim/clock", json!({ "freezeAtMs": VEC_TS + 100 }))
         .await;
@@ -197,15 +200,12 @@ async fn malformed_key_2014_unknown_key_2015() {
 #[tokio::test]
 async fn several_keys_are_accepted() {
     let mut c = SimConfig::ephemeral();
-    let other = ApiKey {
-        key: "B".repeat(64),
-        secret: "other-secret".into(),
-    };
+    let other = ApiKey::hmac("B".repeat(64), "other-secret");
     c.keys.push(other.clone());
     let sim = Sim::with(c).await;
     let ts = now_ms().to_string();
     let payload = enc(&[("timestamp", &ts)]);
-    let q = format!("{payload}&signature={}", sign(&other.secret, &payload));
+    let q = format!("{payload}&signature={}", sign("other-secret", &payload));
     sim.raw(Method::GET, "/fapi/v2/account", &q, "", Some(&other.key))
         .await
         .ok();

@@ -43,7 +43,7 @@ fn defaults_and_repeatable_flags() {
         "100",
     ])
     .unwrap();
-    let c = a.to_config();
+    let c = a.to_config().unwrap();
     c.validate().unwrap();
     assert_eq!(c.positions.len(), 2);
     assert_eq!(c.positions[1].1.to_string(), "-1.5");
@@ -64,6 +64,6 @@ fn bad_flags_give_one_clear_sentence() {
     let e = parse(&["--error-rate", "2"]).unwrap_err();
     assert!(e.contains("between 0 and 1"), "{e}");
     let a = parse(&["--position", "XYZUSDT=1"]).unwrap();
-    let e = a.to_config().validate().unwrap_err();
+    let e = a.to_config().unwrap().validate().unwrap_err();
     assert!(e.contains("unknown symbol 'XYZUSDT'"), "{e}");
 }

@@ -1,9 +1,12 @@
 //! Test helpers: start a simulator on 127.0.0.1:0 and talk to it like a Binance client.
+//! The first configured key must be an HMAC key: the helpers sign with its secret.
 
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
-use quantum_binance_sim::{sign, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET};
+use quantum_binance_sim::{
+    sign, KeyAuth, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
+};
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -83,7 +86,9 @@ impl Sim {
 
     pub async fn with(config: SimConfig) -> Sim {
         let key = config.keys[0].key.clone();
-        let secret = config.keys[0].secret.clone();
+        let KeyAuth::Hmac(secret) = config.keys[0].auth.clone() else {
+            panic!("the first key of a test simulator signs with HMAC");
+        };
         let handle = Simulator::start(config).await.expect("simulator starts");
         Sim {
             handle,

@@ -1,4 +1,7 @@
-//! BINANCE.md cases 4 and 13: MARKET fills, user data stream events, listenKey expiry.
+//! MARKET fills (RESULT answers FILLED with an average price; ACK answers NEW and the stream
+//! follows with the fill and the new position), the user data stream on the private route
+//! (raw or enveloped, filtered by `events`, nothing on an unrouted connection), TRADE_LITE
+//! ahead of the order update, the exchange's own orders, listenKey keepalive and expiry.
 
 use std::time::Duration;
 

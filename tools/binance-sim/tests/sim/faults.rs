@@ -207,8 +207,9 @@ fn spawn_in_thread_serves_a_blocking_program() {
     assert!(handle.ws_api_url().ends_with("/ws-fapi/v1"));
     assert_eq!(
         handle.stream_url("k"),
-        format!("{}/k", handle.stream_base_url())
+        format!("{}/ws?listenKey=k", handle.stream_base_url())
     );
+    assert!(handle.stream_base_url().ends_with("/private"));
     let mut s = std::net::TcpStream::connect(handle.local_addr()).unwrap();
     s.write_all(b"GET /fapi/v1/time HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
         .unwrap();
@@ -220,4 +221,101 @@ fn spawn_in_thread_serves_a_blocking_program() {
     let addr = handle.local_addr();
     handle.shutdown_blocking();
     assert!(std::net::TcpStream::connect(addr).is_err());
+}
+
+#[tokio::test]
+async fn execution_status_unknown_answers_with_and_without_the_order() {
+    let sim = Sim::start().await;
+    sim.control("/sim/faults", json!({ "timeout1007Rate": 1.0 }))
+        .await;
+    let a = sim.order(&mkt("t-1007")).await;
+    a.err(408, -1007);
+    assert!(a.body["msg"]
+        .as_str()
+        .unwrap()
+        .contains("execution status unknown"));
+    sim.control(
+        "/sim/faults",
+        json!({ "timeout1007Rate": 0.0, "unexpected1006Rate": 1.0, "unknownPlaces": false }),
+    )
+    .await;
+    sim.order(&mkt("u-1006")).await.err(500, -1006);
+    // Over the WebSocket API too, in its envelope.
+    let mut ws = sim.ws(&sim.handle.ws_api_url()).await;
+    let p = ws_signed(&sim.secret, &sim.key, &mkt("w-1006"));
+    let r = ws_call(
+        &mut ws,
+        json!({"id": 1, "method": "order.place", "params": p}),
+    )
+    .await;
+    assert_eq!(
+        (r["status"].as_u64(), r["error"]["code"].as_i64()),
+        (Some(500), Some(-1006))
+    );
+    sim.control("/sim/faults", json!({ "unexpected1006Rate": 0.0 }))
+        .await;
+    let ids: Vec<_> = sim
+        .audit()
+        .await
+        .iter()
+        .map(|o| o["clientOrderId"].clone())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![json!("t-1007")],
+        "only the -1007 order was placed"
+    );
+}
+
+#[tokio::test]
+async fn a_lagging_query_answers_2013_for_an_order_that_exists() {
+    let sim = Sim::start().await;
+    sim.control("/sim/faults", json!({ "queryLagMs": 400 }))
+        .await;
+    sim.order(&mkt("lag-1")).await.ok();
+    let q = [("symbol", "BTCUSDT"), ("origClientOrderId", "lag-1")];
+    sim.get("/fapi/v1/order", &q).await.err(400, -2013);
+    assert_eq!(sim.audit().await.len(), 1, "placed nonetheless");
+    let mut ws = sim.ws(&sim.handle.ws_api_url()).await;
+    let p: Vec<(&str, &str)> = q.to_vec();
+    let r = ws_call(
+        &mut ws,
+        json!({"id": 1, "method": "order.status", "params": ws_signed(&sim.secret, &sim.key, &p)}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -2013, "{r}");
+    tokio::time::sleep(std::time::Duration::from_millis(450)).await;
+    assert_eq!(sim.get("/fapi/v1/order", &q).await.ok()["status"], "FILLED");
+}
+
+#[tokio::test]
+async fn throttling_refuses_new_orders_but_not_reduce_only_ones() {
+    let mut c = SimConfig::ephemeral();
+    c.positions
+        .push(("BTCUSDT".into(), "0.010".parse().unwrap()));
+    let sim = Sim::with(c).await;
+    sim.control("/sim/faults", json!({ "throttle1008": true }))
+        .await;
+    let a = sim.order(&mkt("thr-open")).await;
+    a.err(503, -1008);
+    assert!(a.body["msg"].as_str().unwrap().contains("Reduce-only"));
+    let mut reduce = mkt("thr-reduce");
+    reduce[1] = ("side", "SELL");
+    reduce.push(("reduceOnly", "true"));
+    sim.order(&reduce).await.ok();
+    let mut ws = sim.ws(&sim.handle.ws_api_url()).await;
+    let p = ws_signed(&sim.secret, &sim.key, &mkt("thr-ws"));
+    let r = ws_call(
+        &mut ws,
+        json!({"id": 1, "method": "order.place", "params": p}),
+    )
+    .await;
+    assert_eq!(r["error"]["code"], -1008, "{r}");
+    let ids: Vec<_> = sim
+        .audit()
+        .await
+        .iter()
+        .map(|o| o["clientOrderId"].clone())
+        .collect();
+    assert_eq!(ids, vec![json!("thr-reduce")]);
 }

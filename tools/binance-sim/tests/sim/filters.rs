@@ -1,5 +1,6 @@
-//! BINANCE.md cases 7, 8 and 9: quantity and price filters, MIN_NOTIONAL, reduce-only and
-//! hedge-mode rules.
+//! Quantity and price filters on exact decimals (-1111, -4023, -4004, -4003), MIN_NOTIONAL
+//! (-4164, waived for reduce-only against a position), reduce-only rules (-2022) and
+//! hedge-mode rules (-4061 without positionSide, -1106 for reduceOnly).
 
 use quantum_binance_sim::{QtyPrecision, ReduceOnlyExcess, SimConfig};
 

@@ -1,4 +1,6 @@
-//! BINANCE.md cases 5 and 6, the audit list, resting limits.
+//! An order's life: found by client id, -2013 for an unknown id, -2011 to cancel an unknown
+//! or filled order; a client id is refused (-4116) while an open order holds it and accepted
+//! again after the fill; the audit list; resting limits.
 
 use reqwest::Method;
 use serde_json::json;

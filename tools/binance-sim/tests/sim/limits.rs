@@ -1,4 +1,5 @@
-//! BINANCE.md case 10: request weight, 429 then 418, ORDERS limits, X-MBX headers.
+//! Request weight per minute: 429 with -1003 past the limit, 418 for a client that keeps
+//! going; the ORDERS limits; the X-MBX-* usage headers on every answer.
 
 use quantum_binance_sim::{Limits, SimConfig};
 use reqwest::Method;

@@ -1,14 +1,16 @@
 //! Integration tests over real sockets: each test starts its own simulator on 127.0.0.1:0.
-//! Module names follow the "Simulator must reproduce" list of BINANCE.md.
+//! One module per area of Binance behaviour the simulator reproduces.
 
 mod common;
 
 mod auth;
 mod cli;
+mod ed25519;
 mod events;
 mod faults;
 mod filters;
 mod lifecycle;
 mod limits;
 mod positions;
+mod routed;
 mod ws_api;

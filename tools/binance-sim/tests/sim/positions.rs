@@ -1,4 +1,5 @@
-//! BINANCE.md case 11 (positionRisk v2 vs v3) and the other account/market documents.
+//! positionRisk v3 lists only symbols with a position or open orders while v2 lists flat ones
+//! as "0.000"; the account, position mode, leverage brackets and premium index documents.
 
 use quantum_binance_sim::SimConfig;
 use serde_json::{json, Value};
@@ -284,4 +285,25 @@ async fn switching_position_mode() {
     .await
     .ok();
     set_dual(&sim, "false").await.err(400, -4068);
+}
+
+#[tokio::test]
+async fn premium_index_gives_every_mark_price() {
+    let sim = Sim::start().await;
+    sim.control(
+        "/sim/mark",
+        json!({"symbol": "ETHUSDT", "markPrice": "3100.5"}),
+    )
+    .await;
+    let all = sim.public("/fapi/v1/premiumIndex").await;
+    let all = all.ok();
+    let eth = row(all, "ETHUSDT").unwrap();
+    assert_eq!(eth["markPrice"], "3100.50000000");
+    assert!(row(all, "BTCUSDT").is_some() && eth["time"].is_u64());
+    let one = sim.public("/fapi/v1/premiumIndex?symbol=BTCUSDT").await;
+    assert_eq!(one.ok()["symbol"], "BTCUSDT");
+    assert_eq!(
+        sim.public("/fapi/v1/premiumIndex?symbol=NOPE").await.code(),
+        -1121
+    );
 }

@@ -1,4 +1,5 @@
-//! BINANCE.md case 12: the WebSocket API, its signature rule and its envelope.
+//! The WebSocket API: params signed sorted by name (unsorted gives -1022), answers and
+//! errors in the status/result/error envelope with rateLimits, Ed25519 `session.logon`.
 
 use quantum_binance_sim::sign;
 use serde_json::{json, Value};

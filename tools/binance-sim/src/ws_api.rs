@@ -1,119 +1,45 @@
-//! WebSockets: the user data stream (`/ws/<listenKey>`) and the WebSocket API
-//! (`/ws-fapi/v1`: `order.place`, `order.status`, `order.cancel`, `session.status`, `time`,
-//! `ping`).
+//! The WebSocket API (`/ws-fapi/v1`): `order.place`, `order.status`, `order.cancel`,
+//! `session.logon`, `session.status`, `session.logout`, `time`, `ping`.
+//!
+//! A request is authenticated by its own `apiKey` and `signature` (HMAC or Ed25519, by the
+//! key), or, once the connection has logged on with `session.logon` (Ed25519 keys only, as
+//! Binance documents), by the session: such requests carry neither and are checked for
+//! `timestamp` only. A request that does carry a signature is checked on its own, logged on
+//! or not.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, State};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Extension, Router};
 use serde_json::{json, Value};
-use tokio::sync::broadcast;
 
 use crate::auth;
+use crate::config::{ApiKey, KeyAuth};
 use crate::error::ApiError;
 use crate::orders;
 use crate::params::Params;
-use crate::routes::roll;
+use crate::placement::{self, Outcome};
 use crate::server::{ConnCtx, Shared};
 
 type Sh = Arc<Shared>;
 
-/// WebSocket routes.
+/// The WebSocket API route.
 pub fn router() -> Router<Sh> {
-    Router::new()
-        .route("/ws/{listen_key}", get(user_stream))
-        .route("/ws-fapi/v1", get(ws_api))
+    Router::new().route("/ws-fapi/v1", get(ws_api))
 }
 
-async fn user_stream(
-    State(sh): State<Sh>,
-    Path(listen_key): Path<String>,
-    ws: WebSocketUpgrade,
-) -> Response {
-    let now = sh.clock.now_ms();
-    let rx = {
-        let ex = sh.ex();
-        if !ex.listen_key_live(&listen_key, now) {
-            return ApiError::listen_key().into_response();
-        }
-        ex.events.subscribe()
-    };
-    ws.on_upgrade(move |socket| run_user_stream(sh, listen_key, socket, rx))
-}
-
-/// Why a user stream ends.
-enum KeyState {
-    Live,
-    Expired,
-    Gone,
-}
-
-fn key_state(sh: &Shared, key: &str) -> KeyState {
-    let now = sh.clock.now_ms();
-    let ex = sh.ex();
-    match &ex.listen_key {
-        Some((k, exp)) if k == key => {
-            if *exp > now {
-                KeyState::Live
-            } else {
-                KeyState::Expired
-            }
-        }
-        _ => KeyState::Gone,
-    }
-}
-
-async fn run_user_stream(
-    sh: Sh,
-    key: String,
-    mut socket: WebSocket,
-    mut rx: broadcast::Receiver<String>,
-) {
-    let mut check = tokio::time::interval(Duration::from_millis(50));
-    let mut ping = tokio::time::interval(sh.ws_ping_interval);
-    ping.tick().await;
-    loop {
-        tokio::select! {
-            ev = rx.recv() => match ev {
-                Ok(text) => {
-                    if socket.send(Message::Text(text.into())).await.is_err() {
-                        return;
-                    }
-                }
-                Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(broadcast::error::RecvError::Closed) => break,
-            },
-            _ = check.tick() => match key_state(&sh, &key) {
-                KeyState::Live => {}
-                KeyState::Expired => {
-                    let ev = json!({
-                        "e": "listenKeyExpired",
-                        "E": sh.clock.now_ms(),
-                        "listenKey": key,
-                    });
-                    let _ = socket.send(Message::Text(ev.to_string().into())).await;
-                    break;
-                }
-                KeyState::Gone => break,
-            },
-            _ = ping.tick() => {
-                if socket.send(Message::Ping(Default::default())).await.is_err() {
-                    return;
-                }
-            }
-            msg = socket.recv() => match msg {
-                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
-                Some(Ok(_)) => {}
-            },
-            _ = sh.stopped() => break,
-        }
-    }
-    let _ = socket.send(Message::Close(None)).await;
+/// One connection's state.
+#[derive(Debug)]
+struct Session {
+    ip: IpAddr,
+    connected: i64,
+    /// The key `session.logon` authenticated, and since when.
+    logged_on: Option<(String, i64)>,
 }
 
 async fn ws_api(
@@ -124,11 +50,15 @@ async fn ws_api(
     let ip = ctx
         .map(|Extension(c)| c.peer.ip())
         .unwrap_or([127, 0, 0, 1].into());
-    let connected = sh.clock.now_ms();
-    ws.on_upgrade(move |socket| run_ws_api(sh, ip, connected, socket))
+    let session = Session {
+        ip,
+        connected: sh.clock.now_ms(),
+        logged_on: None,
+    };
+    ws.on_upgrade(move |socket| run_ws_api(sh, session, socket))
 }
 
-async fn run_ws_api(sh: Sh, ip: IpAddr, connected: i64, mut socket: WebSocket) {
+async fn run_ws_api(sh: Sh, mut session: Session, mut socket: WebSocket) {
     let mut ping = tokio::time::interval(sh.ws_ping_interval);
     ping.tick().await;
     loop {
@@ -151,7 +81,7 @@ async fn run_ws_api(sh: Sh, ip: IpAddr, connected: i64, mut socket: WebSocket) {
         if latency > 0 {
             tokio::time::sleep(Duration::from_millis(latency)).await;
         }
-        match handle(&sh, ip, connected, &text) {
+        match handle(&sh, &mut session, &text) {
             Reply::Send(v) => {
                 if socket
                     .send(Message::Text(v.to_string().into()))
@@ -208,7 +138,8 @@ fn json_to_params(obj: &serde_json::Map<String, Value>) -> Params {
     )
 }
 
-fn handle(sh: &Shared, ip: IpAddr, connected: i64, text: &str) -> Reply {
+fn handle(sh: &Shared, session: &mut Session, text: &str) -> Reply {
+    let ip = session.ip;
     let req: Value = match serde_json::from_str(text) {
         Ok(v @ Value::Object(_)) => v,
         _ => {
@@ -227,7 +158,7 @@ fn handle(sh: &Shared, ip: IpAddr, connected: i64, text: &str) -> Reply {
         .map(json_to_params)
         .unwrap_or_default();
     let is_order = method == "order.place";
-    match dispatch(sh, ip, connected, method, &params) {
+    match dispatch(sh, session, method, &params) {
         Ok(Some(result)) => Reply::Send(json!({
             "id": id, "status": 200, "result": result,
             "rateLimits": rate_limits(sh, ip, is_order),
@@ -240,24 +171,43 @@ fn handle(sh: &Shared, ip: IpAddr, connected: i64, text: &str) -> Reply {
     }
 }
 
-fn signed(sh: &Shared, p: &Params, ip: IpAddr) -> Result<(), ApiError> {
-    let key = auth::find_key(&sh.keys, p.get("apiKey"), &ip.to_string())?;
-    auth::verify(&key.secret, &auth::ws_payload(p), p.get("signature"))?;
-    auth::check_timestamp(p, sh.clock.now_ms(), sh.max_recv_window_ms)
+/// The key a request acts for: its own signature if it carries one, else the session's.
+fn signed<'a>(sh: &'a Shared, p: &Params, session: &Session) -> Result<&'a ApiKey, ApiError> {
+    let key = match (&session.logged_on, p.has("signature")) {
+        (Some((k, _)), false) => auth::find_key(&sh.keys, Some(k), &session.ip.to_string())?,
+        _ => {
+            let key = auth::find_key(&sh.keys, p.get("apiKey"), &session.ip.to_string())?;
+            auth::verify(key, &auth::ws_payload(p), p.get("signature"))?;
+            key
+        }
+    };
+    auth::check_timestamp(p, sh.clock.now_ms(), sh.max_recv_window_ms)?;
+    Ok(key)
+}
+
+fn session_json(sh: &Shared, session: &Session) -> Value {
+    let (key, since) = match &session.logged_on {
+        Some((k, t)) => (json!(k), json!(t)),
+        None => (Value::Null, Value::Null),
+    };
+    json!({
+        "apiKey": key, "authorizedSince": since, "connectedSince": session.connected,
+        "returnRateLimits": true, "serverTime": sh.clock.now_ms(), "userDataStream": false,
+    })
 }
 
 /// `Ok(None)` means: hang up without replying (injected fault).
 fn dispatch(
     sh: &Shared,
-    ip: IpAddr,
-    connected: i64,
+    session: &mut Session,
     method: &str,
     p: &Params,
 ) -> Result<Option<Value>, ApiError> {
     let now = sh.clock.now_ms();
+    let ip = session.ip;
     let weight = match method {
         "order.place" => 0,
-        "session.status" => 2,
+        "session.status" | "session.logon" | "session.logout" => 2,
         _ => 1,
     };
     let faults = sh.faults();
@@ -271,36 +221,37 @@ fn dispatch(
     sh.limiter().charge(ip, weight, now)?;
     match method {
         "order.place" => {
-            signed(sh, p, ip)?;
-            sh.limiter().count_order(now)?;
-            if roll(faults.error_rate) {
-                return Err(ApiError::overloaded());
+            signed(sh, p, session)?;
+            match placement::place(sh, p, now, "ws-api")? {
+                Outcome::Answer(body) => Ok(Some(body)),
+                Outcome::HangUp => Ok(None),
             }
-            let drop = roll(faults.drop_rate);
-            if drop && !faults.drop_after_place {
-                return Ok(None);
-            }
-            let placed = orders::place(&mut sh.ex(), p, now, "ws-api")?;
-            if drop {
-                return Ok(None);
-            }
-            if roll(faults.ambiguous_503_rate) {
-                return Err(ApiError::unknown_503());
-            }
-            Ok(Some(placed.body))
         }
         "order.status" => {
-            signed(sh, p, ip)?;
-            orders::query(&sh.ex(), p).map(Some)
+            signed(sh, p, session)?;
+            orders::query(&sh.ex(), p, now, faults.query_lag_ms).map(Some)
         }
         "order.cancel" => {
-            signed(sh, p, ip)?;
+            signed(sh, p, session)?;
             orders::cancel(&mut sh.ex(), p, now).map(Some)
         }
-        "session.status" => Ok(Some(json!({
-            "apiKey": null, "authorizedSince": null, "connectedSince": connected,
-            "returnRateLimits": true, "serverTime": now, "userDataStream": false,
-        }))),
+        "session.logon" => {
+            let key = auth::find_key(&sh.keys, p.get("apiKey"), &ip.to_string())?;
+            if !matches!(key.auth, KeyAuth::Ed25519(_)) {
+                return Err(ApiError::logon_needs_ed25519());
+            }
+            auth::verify(key, &auth::ws_payload(p), p.get("signature"))?;
+            auth::check_timestamp(p, now, sh.max_recv_window_ms)?;
+            session.logged_on = Some((key.key.clone(), now));
+            // Relaxed: a counter read by tests only.
+            sh.logons.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(Some(session_json(sh, session)))
+        }
+        "session.status" => Ok(Some(session_json(sh, session))),
+        "session.logout" => {
+            session.logged_on = None;
+            Ok(Some(session_json(sh, session)))
+        }
         "time" => Ok(Some(json!({ "serverTime": now }))),
         "ping" => Ok(Some(json!({}))),
         _ => Err(ApiError::bad(-1102, format!("Unknown method '{method}'."))),
