@@ -13,17 +13,58 @@ use quantum_ipc::{CountersReader, PeerStatus};
 pub enum CtlCmd {
     /// Totals and rates from the counters segment, deny reasons, the book per symbol (ledger,
     /// exchange and in-flight amounts as exact decimals), ring depths, peers.
+    #[command(
+        after_help = "Examples:\n  quantum ctl stats --instance prod1\n  quantum ctl stats --instance prod1 --json | jq .rates\n  quantum ctl stats --instance prod1 --watch 2"
+    )]
     Stats(stats::StatsArgs),
     /// The instance's segments: capacity, depth, peers and their liveness, full events.
+    #[command(after_help = "Example:\n  quantum ctl rings --instance prod1")]
     Rings(stats::RingsArgs),
     /// Remove the segments of dead instances.
+    #[command(
+        after_help = "Examples:\n  quantum ctl gc                     # every instance\n  quantum ctl gc --instance prod1"
+    )]
     Gc(stats::GcArgs),
     /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring.
     Inject(inject::InjectArgs),
     /// Print plan results, the permits before them and the book's position records as they
     /// leave the core (consumer of the `results` ring).
+    #[command(
+        after_help = "Examples:\n  quantum ctl tail --instance prod1 | grep PERMIT_WAIT\n  quantum ctl tail --instance prod1 --json --count 10"
+    )]
     Tail(tail::TailArgs),
 }
+
+impl CtlCmd {
+    /// Whether the command's job is to print (a closed stdout then ends it quietly).
+    pub fn prints(&self) -> bool {
+        match self {
+            CtlCmd::Stats(_)
+            | CtlCmd::Rings(_)
+            | CtlCmd::Gc(_)
+            | CtlCmd::Inject(_)
+            | CtlCmd::Tail(_) => true,
+        }
+    }
+}
+
+/// A command that has already reported its outcome and only wants `quantum` to exit with
+/// `code` (and `message` on stderr, when not empty).
+#[derive(Debug)]
+pub struct Exit {
+    /// Process exit status.
+    pub code: i32,
+    /// One sentence for stderr, or empty.
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Runs a control subcommand.
 pub fn run(cmd: CtlCmd) -> Result<()> {

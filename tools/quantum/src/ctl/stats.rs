@@ -5,6 +5,7 @@
 //! in `--json`; they are left out of `counters` and `rates`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -83,6 +84,8 @@ fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
 /// `ctl stats`.
 pub fn stats(a: StatsArgs) -> Result<()> {
     let c = open_counters(&a.instance)?;
+    // Written with `?`, so a reader that closed the pipe (`| head`) ends the loop quietly.
+    let mut out = std::io::stdout().lock();
     loop {
         let before: BTreeMap<String, u64> = c.counters().into_iter().collect();
         std::thread::sleep(Duration::from_millis(a.interval_ms.max(1)));
@@ -128,22 +131,24 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     )
                 })
                 .collect();
-            println!(
+            writeln!(
+                out,
                 "{}",
                 serde_json::json!({
                     "instance": a.instance, "pid": c.owner_pid(), "running": running,
                     "counters": counters, "rates": rates, "amounts": amounts,
                     "rings": rings,
                 })
-            );
+            )?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "instance {} pid {} {}; rates over {:.1} s",
                 a.instance,
                 c.owner_pid(),
                 if running { "running" } else { "NOT RUNNING" },
                 secs
-            );
+            )?;
             let mut denies = Vec::new();
             for (label, v) in &after {
                 if label.starts_with("deny.") {
@@ -152,13 +157,13 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     }
                     continue;
                 }
-                println!("  {label:<42} {v:>14} {:>12.1}/s", rate(label, *v));
+                writeln!(out, "  {label:<42} {v:>14} {:>12.1}/s", rate(label, *v))?;
             }
             if denies.is_empty() {
-                println!("  deny reasons: none");
+                writeln!(out, "  deny reasons: none")?;
             }
             for (label, v) in denies {
-                println!("  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v));
+                writeln!(out, "  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v))?;
             }
             for (_, symbol) in c.symbols() {
                 let row: Vec<String> = AMOUNT_GAUGES
@@ -169,18 +174,19 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     })
                     .collect();
                 if !row.is_empty() {
-                    println!("  book {symbol:<16} {}", row.join("  ").trim_end());
+                    writeln!(out, "  book {symbol:<16} {}", row.join("  ").trim_end())?;
                 }
             }
             for r in &rows {
-                println!(
+                writeln!(
+                    out,
                     "  ring {:<9} depth {:>8}/{:<8} producer {} | consumer {}",
                     r.name,
                     r.stats.depth,
                     r.stats.capacity,
                     peer_text(r.producer),
                     peer_text(r.consumer)
-                );
+                )?;
             }
         }
         match a.watch {
@@ -196,14 +202,15 @@ pub fn stats(a: StatsArgs) -> Result<()> {
 
 /// `ctl rings`.
 pub fn rings(a: RingsArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     if a.remove_stale {
         for id in remove_stale_segments(Some(&a.instance)).context("cannot remove segments")? {
-            println!("removed {id}");
+            writeln!(out, "removed {id}")?;
         }
     }
     let segs = list_segments(Some(&a.instance)).context("cannot list /dev/shm")?;
     if segs.is_empty() {
-        println!("instance {}: no segments", a.instance);
+        writeln!(out, "instance {}: no segments", a.instance)?;
     }
     for s in segs {
         let owner = format!(
@@ -215,7 +222,8 @@ pub fn rings(a: RingsArgs) -> Result<()> {
             SegmentKind::Ring => match Ring::open(&RingSpec::new(&a.instance, &s.name, 0)) {
                 Ok(ring) => {
                     let st = ring.stats();
-                    println!(
+                    writeln!(
+                        out,
                         "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}",
                         s.os_id,
                         st.capacity,
@@ -226,12 +234,14 @@ pub fn rings(a: RingsArgs) -> Result<()> {
                         st.invalid,
                         peer_text(ring.producer_status(a.peer_timeout_ms)),
                         peer_text(ring.consumer_status(a.peer_timeout_ms)),
-                    );
+                    )?;
                 }
-                Err(e) => println!("{} ring (cannot open: {e}) {owner}", s.os_id),
+                Err(e) => writeln!(out, "{} ring (cannot open: {e}) {owner}", s.os_id)?,
             },
-            SegmentKind::Counters => println!("{} counters {} bytes {owner}", s.os_id, s.bytes),
-            SegmentKind::Unknown => println!("{} unknown {} bytes", s.os_id, s.bytes),
+            SegmentKind::Counters => {
+                writeln!(out, "{} counters {} bytes {owner}", s.os_id, s.bytes)?
+            }
+            SegmentKind::Unknown => writeln!(out, "{} unknown {} bytes", s.os_id, s.bytes)?,
         }
     }
     Ok(())
@@ -239,10 +249,11 @@ pub fn rings(a: RingsArgs) -> Result<()> {
 
 /// `ctl gc`.
 pub fn gc(a: GcArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     let removed = remove_stale_segments(a.instance.as_deref()).context("cannot remove segments")?;
     for id in &removed {
-        println!("removed {id}");
+        writeln!(out, "removed {id}")?;
     }
-    println!("{} stale segment(s) removed", removed.len());
+    writeln!(out, "{} stale segment(s) removed", removed.len())?;
     Ok(())
 }
