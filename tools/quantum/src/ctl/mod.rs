@@ -1,6 +1,9 @@
 //! `quantum ctl ...`: inspect and drive a running `quantum run` instance from another process,
 //! through its shared-memory segments only (the daemon is never asked anything).
 
+mod doctor;
+mod doctor_checks;
+mod doctor_host;
 mod inject;
 mod stats;
 mod tail;
@@ -33,6 +36,9 @@ pub enum CtlCmd {
         after_help = "Examples:\n  quantum ctl tail --instance prod1 | grep PERMIT_WAIT\n  quantum ctl tail --instance prod1 --json --count 10"
     )]
     Tail(tail::TailArgs),
+    /// Check that this host is tuned for the pinned threads: isolated CPUs, frequency
+    /// governor, TSC, huge pages, /dev/shm, memlock, IRQs, swap, logind's RemoveIPC.
+    Doctor(doctor::DoctorArgs),
 }
 
 impl CtlCmd {
@@ -43,7 +49,8 @@ impl CtlCmd {
             | CtlCmd::Rings(_)
             | CtlCmd::Gc(_)
             | CtlCmd::Inject(_)
-            | CtlCmd::Tail(_) => true,
+            | CtlCmd::Tail(_)
+            | CtlCmd::Doctor(_) => true,
         }
     }
 }
@@ -74,6 +81,7 @@ pub fn run(cmd: CtlCmd) -> Result<()> {
         CtlCmd::Gc(a) => stats::gc(a),
         CtlCmd::Inject(a) => inject::run(a),
         CtlCmd::Tail(a) => tail::run(a),
+        CtlCmd::Doctor(a) => doctor::run(a),
     }
 }
 
