@@ -5,8 +5,13 @@ mod doctor;
 mod doctor_checks;
 mod doctor_host;
 mod inject;
+mod metrics;
+mod metrics_model;
+mod metrics_text;
 mod stats;
 mod tail;
+mod top;
+mod top_view;
 
 use anyhow::{Context, Result};
 use quantum_ipc::{CountersReader, PeerStatus};
@@ -39,6 +44,12 @@ pub enum CtlCmd {
     /// Check that this host is tuned for the pinned threads: isolated CPUs, frequency
     /// governor, TSC, huge pages, /dev/shm, memlock, IRQs, swap, logind's RemoveIPC.
     Doctor(doctor::DoctorArgs),
+    /// Serve the instance's counters, rates, deny reasons, rings, peers and book as Prometheus
+    /// metrics (read from shared memory; the daemon is never asked).
+    Metrics(metrics::MetricsArgs),
+    /// A live terminal view of the instance: totals and rates, deny reasons, rings and peers,
+    /// the book, latency.
+    Top(top::TopArgs),
 }
 
 impl CtlCmd {
@@ -51,6 +62,9 @@ impl CtlCmd {
             | CtlCmd::Inject(_)
             | CtlCmd::Tail(_)
             | CtlCmd::Doctor(_) => true,
+            // A server: a client hanging up is not our stdout closing.
+            CtlCmd::Metrics(m) => m.once,
+            CtlCmd::Top(t) => t.once,
         }
     }
 }
@@ -82,6 +96,8 @@ pub fn run(cmd: CtlCmd) -> Result<()> {
         CtlCmd::Inject(a) => inject::run(a),
         CtlCmd::Tail(a) => tail::run(a),
         CtlCmd::Doctor(a) => doctor::run(a),
+        CtlCmd::Metrics(a) => metrics::run(a),
+        CtlCmd::Top(a) => top::run(a),
     }
 }
 

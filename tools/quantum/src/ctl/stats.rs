@@ -58,14 +58,15 @@ pub struct GcArgs {
     pub instance: Option<String>,
 }
 
-struct RingRow {
-    name: &'static str,
-    stats: quantum_ipc::RingStats,
-    producer: quantum_ipc::PeerStatus,
-    consumer: quantum_ipc::PeerStatus,
+/// One ring of an instance as `ctl stats`, `ctl metrics` and `ctl top` show it.
+pub(super) struct RingRow {
+    pub name: &'static str,
+    pub stats: quantum_ipc::RingStats,
+    pub producer: quantum_ipc::PeerStatus,
+    pub consumer: quantum_ipc::PeerStatus,
 }
 
-fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
+pub(super) fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
     rings::INGRESS
         .iter()
         .chain(rings::EGRESS.iter())

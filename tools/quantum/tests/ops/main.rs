@@ -6,7 +6,9 @@
 mod common;
 
 mod cli;
+mod metrics;
 mod pipes;
+mod top;
 
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
