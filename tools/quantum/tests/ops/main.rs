@@ -9,6 +9,7 @@ mod cli;
 mod metrics;
 mod pipes;
 mod top;
+mod units;
 
 use std::process::{Child, ExitStatus};
 use std::time::{Duration, Instant};
