@@ -6,6 +6,7 @@
 mod common;
 
 mod cli;
+mod docs;
 mod metrics;
 mod pipes;
 mod top;
