@@ -258,7 +258,7 @@ this line is not JSON
     // The bad line is skipped and named, the others are sent, and inject exits 1.
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("line 4: not JSON"), "{err}");
-    assert!(err.contains("1 line(s) skipped"), "{err}");
+    assert!(err.contains("1 line(s) could not be parsed"), "{err}");
 
     let rs = read_results(&mut results, 2, 30);
     let (Message::PlanResult(blocked), Message::PlanResult(ok)) = (rs[0], rs[1]) else {

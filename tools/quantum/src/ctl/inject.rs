@@ -195,7 +195,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
         }
     }
     eprintln!(
-        "inject: sent {} records ({plans} plans, {commands} commands) to ring {}; {} line(s) skipped",
+        "inject: sent {} records ({plans} plans, {commands} commands) to ring {}; {} line(s) could not be parsed",
         out.sent, a.ring, skipped.count
     );
     if skipped.count > 0 {
