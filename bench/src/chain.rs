@@ -31,8 +31,9 @@ pub struct ChainArgs {
     /// Measured plans (after as many warm-up plans).
     #[arg(long, default_value_t = 200_000)]
     pub plans: u64,
-    /// Output directory for summary.json and the .hgrm files.
-    #[arg(long, default_value = "target/quantum-bench/chain")]
+    /// Output directory for summary.json and the .hgrm files (relative: under the current
+    /// directory).
+    #[arg(long, default_value = "quantum-bench-chain")]
     pub out: PathBuf,
     /// Do not pin the benchmark thread.
     #[arg(long)]

@@ -34,8 +34,9 @@ pub struct RingArgs {
     /// Round trips run first and not recorded.
     #[arg(long, default_value_t = 20_000)]
     pub warmup: u64,
-    /// Output directory for summary.json and the .hgrm files.
-    #[arg(long, default_value = "target/quantum-bench/ring")]
+    /// Output directory for summary.json and the .hgrm files (relative: under the current
+    /// directory).
+    #[arg(long, default_value = "quantum-bench-ring")]
     pub out: PathBuf,
     /// Executable to start as the peer process (default: this one, as `bench ring-peer`).
     #[arg(long, hide = true)]
@@ -50,7 +51,7 @@ impl Default for RingArgs {
         RingArgs {
             iters: 200_000,
             warmup: 20_000,
-            out: PathBuf::from("target/quantum-bench/ring"),
+            out: PathBuf::from("quantum-bench-ring"),
             peer_exe: None,
             no_process: false,
         }

@@ -252,7 +252,8 @@ async fn bridge_run(w: &mut World) {
     }
     'fill: loop {
         while let Some(m) = from_bridge.try_pop_message(&Limits::default()) {
-            if matches!(m.unwrap(), Message::Fill(f) if f.plan_id == 0x5ec) {
+            if matches!(m.unwrap(), Message::OrderReport(r) if r.plan_id == 0x5ec && r.cum_qty > 0)
+            {
                 break 'fill;
             }
         }

@@ -7,8 +7,14 @@
 pub enum BenchCmd {
     /// Round trips: cache line (floor), crossbeam ArrayQueue, shm ring between threads and
     /// between processes. Prints a percentile table; writes summary.json and .hgrm files.
+    #[command(
+        after_help = "Example:\n  quantum bench ring --iters 100000     # writes ./quantum-bench-ring/summary.json and .hgrm files"
+    )]
     Ring(quantum_bench::ring::RingArgs),
     /// The permit chain on one pinned thread, per plan, against clock and queue baselines.
+    #[command(
+        after_help = "Example:\n  cargo run --release -- bench chain --plans 200000   # writes ./quantum-bench-chain/"
+    )]
     Chain(quantum_bench::chain::ChainArgs),
     /// The echo process of `bench ring` (started by it, not by hand).
     #[command(hide = true)]

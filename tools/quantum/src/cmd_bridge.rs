@@ -7,6 +7,9 @@ pub enum BridgeCmd {
     /// reduce-only MARKET orders (REST, or the WebSocket API with --ws-api), and writes
     /// SymbolFilters, PositionSnapshots, Fills and Rejects to `quantum.<instance>.exchange`.
     /// Testnet unless --mainnet.
+    #[command(
+        after_help = "Example (the local simulator and its documented test key):\n  BINANCE_API_KEY=... BINANCE_API_SECRET=... \\\n    quantum bridge binance --instance demo1 --rest-url http://127.0.0.1:8089 --ws-api"
+    )]
     Binance(quantum_binance::cli::BinanceBridgeArgs),
 }
 

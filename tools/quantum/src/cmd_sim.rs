@@ -7,6 +7,9 @@ use quantum_binance_sim::cli::BinanceArgs;
 pub enum SimCmd {
     /// A Binance USD-M futures simulator (REST, WebSocket API, user data stream), serving
     /// until SIGINT or SIGTERM.
+    #[command(
+        after_help = "Example:\n  quantum sim binance --listen 127.0.0.1:8089 --position BTCUSDT=0.062 --mark BTCUSDT=104000\n  curl -s http://127.0.0.1:8089/sim/orders"
+    )]
     Binance(BinanceArgs),
 }
 

@@ -1,18 +1,26 @@
 //! `quantum`: the one binary that wires the workspace together.
 #![deny(unsafe_code)]
 
+mod closed_pipe;
 mod cmd_bench;
 mod cmd_bridge;
 mod cmd_sim;
 mod ctl;
 mod daemon;
 mod demo;
+mod logging;
 
 use clap::{Parser, Subcommand};
 
 /// Quantum Permit Core: the permit chain of the trading system, in microseconds.
 #[derive(Parser, Debug)]
-#[command(name = "quantum", version, about, long_about = None)]
+#[command(
+    name = "quantum",
+    version,
+    about,
+    long_about = None,
+    after_help = "Examples:\n  quantum demo\n  quantum run --instance prod1 --config /etc/quantum/prod1.toml\n  quantum ctl stats --instance prod1\n  quantum ctl doctor --cpus 2,3\n\nLogs go to stderr (time, level, target); RUST_LOG=debug shows more, RUST_LOG=warn less."
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -22,11 +30,18 @@ struct Cli {
 enum Cmd {
     /// Run the core daemon of an instance: shared-memory rings in and out, counters, until
     /// SIGINT or SIGTERM.
+    #[command(
+        after_help = "Examples:\n  quantum run --instance prod1 --config /etc/quantum/prod1.toml\n  quantum run --instance prod1 --print-config --defaults   # every key, its default and variable"
+    )]
     Run(daemon::RunArgs),
-    /// Inspect and drive a running instance: stats, rings, inject, tail, gc.
+    /// Inspect and drive a running instance: stats, rings, inject, tail, gc, doctor, metrics,
+    /// top.
     #[command(subcommand)]
     Ctl(ctl::CtlCmd),
-    /// Run the core with a synthetic plan feed and an in-process paper exchange (no Redis).
+    /// Run the core with a synthetic plan feed and the Binance simulator in-process (no Redis).
+    #[command(
+        after_help = "Examples:\n  quantum demo                                  # writes ./quantum-demo/chain.hgrm and demo.log\n  quantum demo --mode pipelined --plans 50000 --out /tmp/demo"
+    )]
     Demo(demo::DemoArgs),
     /// Latency benchmarks with HdrHistogram reports.
     #[command(subcommand)]
@@ -39,21 +54,23 @@ enum Cmd {
     Bridge(cmd_bridge::BridgeCmd),
 }
 
+impl Cmd {
+    /// Commands whose job is to print: a closed stdout ends them quietly. Servers and bridges
+    /// are left out, so a peer hanging up on one of their sockets stays an error.
+    fn prints(&self) -> bool {
+        match self {
+            Cmd::Ctl(c) => c.prints(),
+            Cmd::Demo(_) | Cmd::Bench(_) => true,
+            Cmd::Run(_) | Cmd::Sim(_) | Cmd::Bridge(_) => false,
+        }
+    }
+}
+
 fn main() {
     let cli = Cli::parse();
-    // Library warnings (the Binance adapter's rejects and retries, the simulator's) go to
-    // stderr; RUST_LOG changes the level (e.g. RUST_LOG=info).
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                tracing_subscriber::EnvFilter::new(
-                    "warn,quantum=info,quantum_binance=info,quantum_redis=info",
-                )
-            }),
-        )
-        .init();
+    logging::init();
+    closed_pipe::install_panic_hook();
+    let prints = cli.cmd.prints();
     let res = match cli.cmd {
         Cmd::Run(a) => daemon::run(a),
         Cmd::Ctl(c) => ctl::run(c),
@@ -63,6 +80,16 @@ fn main() {
         Cmd::Bridge(c) => cmd_bridge::run(c),
     };
     if let Err(e) = res {
+        if prints && closed_pipe::is_closed_output(&e) {
+            return;
+        }
+        // A command that reported its outcome itself (doctor's worst status) exits with it.
+        if let Some(exit) = e.downcast_ref::<ctl::Exit>() {
+            if !exit.message.is_empty() {
+                eprintln!("quantum: {}", exit.message);
+            }
+            std::process::exit(exit.code);
+        }
         eprintln!("quantum: {e:#}");
         std::process::exit(1);
     }

@@ -246,6 +246,8 @@ this line is not JSON
         .unwrap();
     let _ = std::fs::remove_file(&dir);
     let err = String::from_utf8_lossy(&out.stderr);
+    // The bad line is skipped and named, the others are sent, and inject exits 1.
+    assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("line 4: not JSON"), "{err}");
     assert!(err.contains("1 line(s) could not be parsed"), "{err}");
 

@@ -1,23 +1,13 @@
 //! `ctl inject`: plans and commands into an ingress ring (`ctl` by default).
 //!
-//! `--file` reads JSON lines (`-` for stdin). A line is a plan, shaped like the legacy stream
-//! entry (`plan_id`, `symbol`, `decision`, `action`, `kill_score`, optional `timestamp` ms,
-//! `reduce_only`, `qty`; or the same inside a JSON string field `payload` or `data`), or a
-//! command with a `cmd` field:
-//!
-//! ```text
-//! {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
-//! {"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
-//! {"cmd":"kill_switch","on":true}                 (global; add "symbol" for one symbol)
-//! {"cmd":"trading_state","state":"REDUCING"}      (ACTIVE, REDUCING, HALTED)
-//! {"cmd":"gov_permit","plan_id":"…","symbol":"BTCUSDT","allow":true,"ttl_ms":15000}
-//! {"cmd":"p33_permit","plan_id":"…","symbol":"BTCUSDT","allow":true,"safe_qty":"0.046",
-//!  "exchange_amt":"0.062","ledger_amt":"0.062","tolerance":"0.001"}
-//! ```
-//!
-//! Numbers may be JSON numbers or decimal strings. A line that cannot be parsed is reported
-//! with its number and skipped. `--generate N` sends N plans with ids `seed << 32 | i`.
+//! `--file` reads JSON lines (`-` for stdin); [`LINES_HELP`] (shown by `--help`) is the
+//! reference of every line it accepts. Numbers may be JSON numbers or decimal strings. A line
+//! that cannot be read (not UTF-8, not JSON, a missing or bad field) is reported on stderr with
+//! its number and skipped; the rest of the file is still sent, and the command then exits 1
+//! naming the skipped lines, so a script never mistakes a partial injection for a whole one.
+//! `--generate N` sends N plans with ids `seed << 32 | i`.
 
+use std::fmt::Write as _;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -38,8 +28,51 @@ use serde_json::{Map, Value};
 
 use super::open_counters;
 
+/// Every line `--file` accepts: shown by `quantum ctl inject --help`.
+pub const LINES_HELP: &str = r#"Lines of --file (JSON objects, one per line; blank lines and lines starting with # are ignored):
+
+  A plan, shaped like an entry of the legacy stream quantum:stream:apply.plan:
+    {"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}
+      plan_id      16 hex digits (required)
+      symbol       one of the instance's symbols (required)
+      decision     EXECUTE, HOLD, REDUCE or SKIP (required); only EXECUTE reaches the permits
+      action       PARTIAL_25, PARTIAL_50, PARTIAL_75, FULL_CLOSE or NONE (default NONE)
+      kill_score   decimal (default 0)
+      timestamp    ms since the Unix epoch (default 0: unknown)
+      reduce_only  true (default: an exit) or false (an opening plan, with qty)
+      qty          decimal, quantity of an opening plan (default 0)
+    The same fields may instead sit in a JSON string field "payload" or "data".
+
+  A command, with a "cmd" field:
+    {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
+      the operator's ledger sync (legacy: HSET quantum:position:BTCUSDT ledger_amount 0.062)
+    {"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
+      an exchange position snapshot: signed amount and a mark price above zero
+    {"cmd":"kill_switch","on":true}  or  {"cmd":"kill_switch","symbol":"BTCUSDT","on":true}
+      the global kill switch, or one symbol's (production governor)
+    {"cmd":"trading_state","state":"REDUCING"}
+      ACTIVE, REDUCING (exits only) or HALTED (production governor)
+    {"cmd":"gov_permit","plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","allow":true,"ttl_ms":15000}
+      a Governor permit issued outside the core; reason (number) for a deny, ttl_ms default 15000
+    {"cmd":"p33_permit","plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","allow":true,"safe_qty":"0.046",
+     "exchange_amt":"0.062","ledger_amt":"0.062","tolerance":"0.001"}
+      a P3.3 permit issued outside the core; a deny names its reason
+      ("reason":"reconcile_required_qty_mismatch"); amounts default to 0
+
+Lines that cannot be read are reported with their number and skipped, the others are sent,
+and the command exits 1.
+
+Examples:
+  quantum ctl inject --instance prod1 --file story.jsonl
+  printf '%s\n' '{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}' | quantum ctl inject --instance prod1 --file -
+  quantum ctl inject --instance prod1 --generate 100000 --decision HOLD"#;
+
 /// Options of `ctl inject`.
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Examples:\n  quantum ctl inject --instance prod1 --file story.jsonl\n  quantum ctl inject --instance prod1 --generate 1000 --decision HOLD\n\n--help lists every line --file accepts.",
+    after_long_help = LINES_HELP
+)]
 pub struct InjectArgs {
     /// Instance name.
     #[arg(long)]
@@ -114,7 +147,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
         return Ok(());
     }
     let path = a.file.expect("clap requires --file or --generate");
-    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+    let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
         Box::new(std::io::BufReader::new(
@@ -122,9 +155,33 @@ pub fn run(a: InjectArgs) -> Result<()> {
                 .with_context(|| format!("cannot open {}", path.display()))?,
         ))
     };
-    let (mut plans, mut commands, mut bad) = (0u64, 0u64, 0u64);
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("cannot read {}", path.display()))?;
+    let (mut plans, mut commands) = (0u64, 0u64);
+    let mut skipped = Skipped::default();
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        buf.clear();
+        // Bytes, not `lines()`: one line that is not UTF-8 is skipped, not the whole file.
+        let n = reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        if n == 0 {
+            break;
+        }
+        line_no += 1;
+        let line = match std::str::from_utf8(&buf) {
+            Ok(l) => l,
+            Err(e) => {
+                skipped.add(
+                    line_no,
+                    &format!(
+                        "not UTF-8 text (invalid byte at column {})",
+                        e.valid_up_to() + 1
+                    ),
+                );
+                continue;
+            }
+        };
         let t = line.trim();
         if t.is_empty() || t.starts_with('#') {
             continue;
@@ -138,17 +195,53 @@ pub fn run(a: InjectArgs) -> Result<()> {
                 }
                 out.send(&m)?;
             }
-            Err(e) => {
-                bad += 1;
-                eprintln!("inject: line {}: {e:#}; skipped", i + 1);
-            }
+            Err(e) => skipped.add(line_no, &format!("{e:#}")),
         }
     }
     eprintln!(
-        "inject: sent {} records ({plans} plans, {commands} commands) to ring {}; {bad} line(s) could not be parsed",
-        out.sent, a.ring
+        "inject: sent {} records ({plans} plans, {commands} commands) to ring {}; {} line(s) could not be parsed",
+        out.sent, a.ring, skipped.count
     );
+    if skipped.count > 0 {
+        bail!(
+            "{} line(s) of {} skipped ({}); the other lines were sent",
+            skipped.count,
+            path.display(),
+            skipped.lines()
+        );
+    }
     Ok(())
+}
+
+/// Lines that could not be read: each reported on stderr as it is met, then summed up.
+#[derive(Default)]
+struct Skipped {
+    count: u64,
+    /// The first [`Skipped::LISTED`] line numbers.
+    first: Vec<u64>,
+}
+
+impl Skipped {
+    const LISTED: usize = 20;
+
+    fn add(&mut self, line: u64, why: &str) {
+        self.count += 1;
+        if self.first.len() < Self::LISTED {
+            self.first.push(line);
+        }
+        eprintln!("inject: line {line}: {why}; skipped");
+    }
+
+    /// "line 3" / "lines 3, 9, 12" / "lines 3, 9, … (25 in all)".
+    fn lines(&self) -> String {
+        let mut s = String::from(if self.count == 1 { "line " } else { "lines " });
+        let list: Vec<String> = self.first.iter().map(u64::to_string).collect();
+        s.push_str(&list.join(", "));
+        if self.count > self.first.len() as u64 {
+            let _ = write!(s, ", … ({} in all)", self.count);
+        }
+        s
+    }
 }
 
 fn names(symbols: &[(u16, String)]) -> String {

@@ -1,9 +1,17 @@
 //! `quantum ctl ...`: inspect and drive a running `quantum run` instance from another process,
 //! through its shared-memory segments only (the daemon is never asked anything).
 
+mod doctor;
+mod doctor_checks;
+mod doctor_host;
 mod inject;
+mod metrics;
+mod metrics_model;
+mod metrics_text;
 mod stats;
 mod tail;
+mod top;
+mod top_view;
 
 use anyhow::{Context, Result};
 use quantum_ipc::{CountersReader, PeerStatus};
@@ -13,17 +21,71 @@ use quantum_ipc::{CountersReader, PeerStatus};
 pub enum CtlCmd {
     /// Totals and rates from the counters segment, deny reasons, the book per symbol (ledger,
     /// exchange and in-flight amounts as exact decimals), ring depths, peers.
+    #[command(
+        after_help = "Examples:\n  quantum ctl stats --instance prod1\n  quantum ctl stats --instance prod1 --json | jq .rates\n  quantum ctl stats --instance prod1 --watch 2"
+    )]
     Stats(stats::StatsArgs),
     /// The instance's segments: capacity, depth, peers and their liveness, full events.
+    #[command(after_help = "Example:\n  quantum ctl rings --instance prod1")]
     Rings(stats::RingsArgs),
     /// Remove the segments of dead instances.
+    #[command(
+        after_help = "Examples:\n  quantum ctl gc                     # every instance\n  quantum ctl gc --instance prod1"
+    )]
     Gc(stats::GcArgs),
     /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring.
     Inject(inject::InjectArgs),
     /// Print plan results, the permits before them and the book's position records as they
     /// leave the core (consumer of the `results` ring).
+    #[command(
+        after_help = "Examples:\n  quantum ctl tail --instance prod1 | grep PERMIT_WAIT\n  quantum ctl tail --instance prod1 --json --count 10"
+    )]
     Tail(tail::TailArgs),
+    /// Check that this host is tuned for the pinned threads: isolated CPUs, frequency
+    /// governor, TSC, huge pages, /dev/shm, memlock, IRQs, swap, logind's RemoveIPC.
+    Doctor(doctor::DoctorArgs),
+    /// Serve the instance's counters, rates, deny reasons, rings, peers and book as Prometheus
+    /// metrics (read from shared memory; the daemon is never asked).
+    Metrics(metrics::MetricsArgs),
+    /// A live terminal view of the instance: totals and rates, deny reasons, rings and peers,
+    /// the book, latency.
+    Top(top::TopArgs),
 }
+
+impl CtlCmd {
+    /// Whether the command's job is to print (a closed stdout then ends it quietly).
+    pub fn prints(&self) -> bool {
+        match self {
+            CtlCmd::Stats(_)
+            | CtlCmd::Rings(_)
+            | CtlCmd::Gc(_)
+            | CtlCmd::Inject(_)
+            | CtlCmd::Tail(_)
+            | CtlCmd::Doctor(_) => true,
+            // A server: a client hanging up is not our stdout closing.
+            CtlCmd::Metrics(m) => m.once,
+            CtlCmd::Top(t) => t.once,
+        }
+    }
+}
+
+/// A command that has already reported its outcome and only wants `quantum` to exit with
+/// `code` (and `message` on stderr, when not empty).
+#[derive(Debug)]
+pub struct Exit {
+    /// Process exit status.
+    pub code: i32,
+    /// One sentence for stderr, or empty.
+    pub message: String,
+}
+
+impl std::fmt::Display for Exit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for Exit {}
 
 /// Runs a control subcommand.
 pub fn run(cmd: CtlCmd) -> Result<()> {
@@ -33,6 +95,9 @@ pub fn run(cmd: CtlCmd) -> Result<()> {
         CtlCmd::Gc(a) => stats::gc(a),
         CtlCmd::Inject(a) => inject::run(a),
         CtlCmd::Tail(a) => tail::run(a),
+        CtlCmd::Doctor(a) => doctor::run(a),
+        CtlCmd::Metrics(a) => metrics::run(a),
+        CtlCmd::Top(a) => top::run(a),
     }
 }
 

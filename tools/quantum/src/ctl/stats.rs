@@ -5,6 +5,7 @@
 //! in `--json`; they are left out of `counters` and `rates`.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -58,12 +59,13 @@ pub struct GcArgs {
     pub instance: Option<String>,
 }
 
-struct RingRow {
-    name: &'static str,
-    stats: quantum_ipc::RingStats,
-    producer: PeerStatus,
-    /// The SPSC consumer, or the broadcast ring's readers (status, missed).
-    consumers: Vec<(PeerStatus, u64)>,
+/// One ring of an instance as `ctl stats`, `ctl metrics` and `ctl top` show it.
+pub(super) struct RingRow {
+    pub name: &'static str,
+    pub stats: quantum_ipc::RingStats,
+    pub producer: PeerStatus,
+    /// The SPSC consumer, or the broadcast ring's readers (status, events missed).
+    pub consumers: Vec<(PeerStatus, u64)>,
 }
 
 fn broadcast_stats(b: &Broadcast) -> quantum_ipc::RingStats {
@@ -77,7 +79,7 @@ fn broadcast_stats(b: &Broadcast) -> quantum_ipc::RingStats {
     }
 }
 
-fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
+pub(super) fn ring_rows(instance: &str, timeout: u64) -> Vec<RingRow> {
     contract::RINGS
         .iter()
         .filter_map(|def| {
@@ -129,6 +131,8 @@ fn consumers_text(c: &[(PeerStatus, u64)]) -> String {
 /// `ctl stats`.
 pub fn stats(a: StatsArgs) -> Result<()> {
     let c = open_counters(&a.instance)?;
+    // Written with `?`, so a reader that closed the pipe (`| head`) ends the loop quietly.
+    let mut out = std::io::stdout().lock();
     loop {
         let before: BTreeMap<String, u64> = c.counters().into_iter().collect();
         std::thread::sleep(Duration::from_millis(a.interval_ms.max(1)));
@@ -181,22 +185,24 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     )
                 })
                 .collect();
-            println!(
+            writeln!(
+                out,
                 "{}",
                 serde_json::json!({
                     "instance": a.instance, "pid": c.owner_pid(), "running": running,
                     "counters": counters, "rates": rates, "amounts": amounts,
                     "rings": rings,
                 })
-            );
+            )?;
         } else {
-            println!(
+            writeln!(
+                out,
                 "instance {} pid {} {}; rates over {:.1} s",
                 a.instance,
                 c.owner_pid(),
                 if running { "running" } else { "NOT RUNNING" },
                 secs
-            );
+            )?;
             let mut denies = Vec::new();
             for (label, v) in &after {
                 if label.starts_with("deny.") {
@@ -205,13 +211,13 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     }
                     continue;
                 }
-                println!("  {label:<42} {v:>14} {:>12.1}/s", rate(label, *v));
+                writeln!(out, "  {label:<42} {v:>14} {:>12.1}/s", rate(label, *v))?;
             }
             if denies.is_empty() {
-                println!("  deny reasons: none");
+                writeln!(out, "  deny reasons: none")?;
             }
             for (label, v) in denies {
-                println!("  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v));
+                writeln!(out, "  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v))?;
             }
             for (_, symbol) in c.symbols() {
                 let row: Vec<String> = AMOUNT_GAUGES
@@ -222,18 +228,19 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     })
                     .collect();
                 if !row.is_empty() {
-                    println!("  book {symbol:<16} {}", row.join("  ").trim_end());
+                    writeln!(out, "  book {symbol:<16} {}", row.join("  ").trim_end())?;
                 }
             }
             for r in &rows {
-                println!(
+                writeln!(
+                    out,
                     "  ring {:<9} depth {:>8}/{:<8} producer {} | consumer {}",
                     r.name,
                     r.stats.depth,
                     r.stats.capacity,
                     peer_text(r.producer),
                     consumers_text(&r.consumers)
-                );
+                )?;
             }
         }
         match a.watch {
@@ -249,14 +256,15 @@ pub fn stats(a: StatsArgs) -> Result<()> {
 
 /// `ctl rings`.
 pub fn rings(a: RingsArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     if a.remove_stale {
         for id in remove_stale_segments(Some(&a.instance)).context("cannot remove segments")? {
-            println!("removed {id}");
+            writeln!(out, "removed {id}")?;
         }
     }
     let segs = list_segments(Some(&a.instance)).context("cannot list /dev/shm")?;
     if segs.is_empty() {
-        println!("instance {}: no segments", a.instance);
+        writeln!(out, "instance {}: no segments", a.instance)?;
     }
     for s in segs {
         let owner = format!(
@@ -268,7 +276,8 @@ pub fn rings(a: RingsArgs) -> Result<()> {
             SegmentKind::Ring => match Ring::open(&RingSpec::new(&a.instance, &s.name, 0)) {
                 Ok(ring) => {
                     let st = ring.stats();
-                    println!(
+                    writeln!(
+                        out,
                         "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}",
                         s.os_id,
                         st.capacity,
@@ -279,9 +288,9 @@ pub fn rings(a: RingsArgs) -> Result<()> {
                         st.invalid,
                         peer_text(ring.producer_status(a.peer_timeout_ms)),
                         peer_text(ring.consumer_status(a.peer_timeout_ms)),
-                    );
+                    )?;
                 }
-                Err(e) => println!("{} ring (cannot open: {e}) {owner}", s.os_id),
+                Err(e) => writeln!(out, "{} ring (cannot open: {e}) {owner}", s.os_id)?,
             },
             SegmentKind::Broadcast => {
                 match Broadcast::open(&RingSpec::new(&a.instance, &s.name, 0)) {
@@ -291,7 +300,8 @@ pub fn rings(a: RingsArgs) -> Result<()> {
                             .into_iter()
                             .map(|r| (r.status, r.missed))
                             .collect();
-                        println!(
+                        writeln!(
+                            out,
                             "{} broadcast capacity {} next_seq {} base_seq {} {owner}; writer {}; readers {}",
                             s.os_id,
                             b.capacity(),
@@ -299,13 +309,15 @@ pub fn rings(a: RingsArgs) -> Result<()> {
                             b.base_seq(),
                             peer_text(b.writer_status(a.peer_timeout_ms)),
                             consumers_text(&readers)
-                        );
+                        )?;
                     }
-                    Err(e) => println!("{} broadcast (cannot open: {e}) {owner}", s.os_id),
+                    Err(e) => writeln!(out, "{} broadcast (cannot open: {e}) {owner}", s.os_id)?,
                 }
             }
-            SegmentKind::Counters => println!("{} counters {} bytes {owner}", s.os_id, s.bytes),
-            SegmentKind::Unknown => println!("{} unknown {} bytes", s.os_id, s.bytes),
+            SegmentKind::Counters => {
+                writeln!(out, "{} counters {} bytes {owner}", s.os_id, s.bytes)?
+            }
+            SegmentKind::Unknown => writeln!(out, "{} unknown {} bytes", s.os_id, s.bytes)?,
         }
     }
     Ok(())
@@ -313,10 +325,11 @@ pub fn rings(a: RingsArgs) -> Result<()> {
 
 /// `ctl gc`.
 pub fn gc(a: GcArgs) -> Result<()> {
+    let mut out = std::io::stdout().lock();
     let removed = remove_stale_segments(a.instance.as_deref()).context("cannot remove segments")?;
     for id in &removed {
-        println!("removed {id}");
+        writeln!(out, "removed {id}")?;
     }
-    println!("{} stale segment(s) removed", removed.len());
+    writeln!(out, "{} stale segment(s) removed", removed.len())?;
     Ok(())
 }

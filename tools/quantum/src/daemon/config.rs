@@ -7,6 +7,10 @@
 //! `engine.apply_step_ms` (their `QUANTUM_ENGINE_*` names win when both are set). An empty
 //! value unsets an optional key. Symbols are configured in the file only (`[[symbols]]`, which
 //! replaces the built-in list). Unknown keys and bad values are one sentence naming the key.
+//!
+//! [`KEYS`] is the one list of settable keys: each with its one-line description, from which
+//! the environment overrides and `--print-config` (with every key's variable, and its default
+//! when `--defaults` is not given and the value differs) are made ([`annotated`]).
 
 use std::path::Path;
 use std::time::Duration;
@@ -40,6 +44,8 @@ pub struct DaemonConfig {
     pub p33: P33Section,
     /// Rings and peers.
     pub rings: RingsSection,
+    /// Host tuning: locked memory, real-time scheduling, CPUs.
+    pub host: HostSection,
     /// Symbols, in id order.
     pub symbols: Vec<SymbolSection>,
 }
@@ -118,6 +124,19 @@ pub struct RingsSection {
     pub drain_timeout_ms: u64,
 }
 
+/// `[host]`: how the daemon uses the machine (applied by [`super::host`] before start).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct HostSection {
+    /// Lock every page of the daemon in memory (mlockall, current and future mappings).
+    pub mlockall: bool,
+    /// SCHED_FIFO priority of the daemon's threads, 1 to 99; 0: normal scheduling.
+    pub sched_fifo: u8,
+    /// CPUs the daemon's threads may run on, as the kernel writes CPU lists ("2-3", "2,5");
+    /// empty: every CPU the process is allowed.
+    pub cpus: String,
+}
+
 /// One `[[symbols]]` entry (decimals as strings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -165,6 +184,7 @@ impl Default for DaemonConfig {
                 exchange_max_age_ms: e.p33.exchange_max_age_ms,
             },
             rings: RingsSection::default(),
+            host: HostSection::default(),
             symbols: e.symbols.iter().map(SymbolSection::from).collect(),
         }
     }
@@ -239,38 +259,53 @@ impl From<&SymbolSpec> for SymbolSection {
     }
 }
 
-/// Keys that the environment can set, as `section.key` paths.
-const ENV_KEYS: &[&str] = &[
-    "mode",
-    "spin",
-    "pin",
-    "legacy_log",
-    "engine.table_capacity",
-    "engine.dedupe_horizon_ms",
-    "engine.dedupe_capacity",
-    "engine.max_orders",
-    "engine.permits",
-    "engine.apply_wait_ms",
-    "engine.apply_step_ms",
-    "governor.mode",
-    "governor.permit_ttl_ms",
-    "governor.rate_limit",
-    "governor.rate_window_ms",
-    "governor.cooldown_ms",
-    "governor.max_notional_order",
-    "governor.max_notional_day",
-    "governor.min_kill_score",
-    "p33.permit_ttl_ms",
-    "p33.exchange_max_age_ms",
-    "rings.capacity",
-    "rings.results_capacity",
-    "rings.heartbeat_ms",
-    "rings.peer_timeout_ms",
-    "rings.drain_timeout_ms",
+/// A settable key: its `section.key` path and what it does, in one line.
+pub struct Key {
+    /// Path in the file, e.g. `engine.apply_wait_ms`.
+    pub path: &'static str,
+    /// One line for `--print-config`.
+    pub doc: &'static str,
+}
+
+const fn key(path: &'static str, doc: &'static str) -> Key {
+    Key { path, doc }
+}
+
+/// Every key the file and the environment can set, in the order `--print-config` shows them.
+pub const KEYS: &[Key] = &[
+    key("mode", "thread layout: single (one engine thread) or pipelined (front, governor, p33)"),
+    key("spin", "busy-spin idle engine threads instead of backing off (burns a core each)"),
+    key("pin", "pin engine threads to cores when there are more usable cores than threads"),
+    key("legacy_log", "log the legacy [PERMIT_WAIT] and Result published lines"),
+    key("engine.table_capacity", "permit table slots: plans in the chain at once"),
+    key("engine.dedupe_horizon_ms", "how long an EXECUTE plan's id is remembered to refuse duplicates"),
+    key("engine.dedupe_capacity", "most plan ids remembered at once (at least table_capacity); full of young ids: new plans are blocked dedupe_full"),
+    key("engine.max_orders", "most orders in flight at once; one more is blocked orders_full"),
+    key("engine.permits", "core (the core's governor and P3.3 issue permits) or external (legacy services, through the Redis bridge)"),
+    key("engine.apply_wait_ms", "how long apply waits for both permits (legacy APPLY_PERMIT_WAIT_MS)"),
+    key("engine.apply_step_ms", "longest single park of an idle thread (legacy APPLY_PERMIT_STEP_MS)"),
+    key("governor.mode", "testnet (approve every plan) or production (apply the policies)"),
+    key("governor.permit_ttl_ms", "lifetime of a Governor permit"),
+    key("governor.rate_limit", "executions per symbol per window; 0: no limit"),
+    key("governor.rate_window_ms", "the window of governor.rate_limit"),
+    key("governor.cooldown_ms", "quiet time per symbol after an execution; 0: none"),
+    key("governor.max_notional_order", "max notional of one opening order, decimal quote units; unset: no cap"),
+    key("governor.max_notional_day", "max notional of opening orders per UTC day; unset: no cap"),
+    key("governor.min_kill_score", "plans with a lower kill score are denied; unset: no minimum"),
+    key("p33.permit_ttl_ms", "lifetime of a P3.3 permit"),
+    key("p33.exchange_max_age_ms", "an exchange position snapshot older than this is stale"),
+    key("rings.capacity", "slots per SPSC ring, a power of two (each slot is one 64-byte record)"),
+    key("rings.results_capacity", "slots of the results broadcast ring: how far a reader may fall behind before it misses events"),
+    key("rings.heartbeat_ms", "how often the daemon heartbeats and looks at its peers"),
+    key("rings.peer_timeout_ms", "a peer silent for longer is not alive"),
+    key("rings.drain_timeout_ms", "on SIGINT/SIGTERM, longest wait for egress consumers"),
+    key("host.mlockall", "lock all the daemon's memory (needs LimitMEMLOCK=infinity or CAP_IPC_LOCK)"),
+    key("host.sched_fifo", "SCHED_FIFO priority 1-99 for the daemon's threads; 0: off (needs CAP_SYS_NICE or LimitRTPRIO)"),
+    key("host.cpus", "CPUs for the daemon's threads, e.g. \"2-3\": engine threads on the last, I/O on the first; empty: any"),
 ];
 
 /// Legacy variables and the key each sets.
-const LEGACY_ENV: &[(&str, &str)] = &[
+pub const LEGACY_ENV: &[(&str, &str)] = &[
     ("APPLY_PERMIT_WAIT_MS", "engine.apply_wait_ms"),
     ("APPLY_PERMIT_STEP_MS", "engine.apply_step_ms"),
 ];
@@ -333,10 +368,10 @@ impl DaemonConfig {
                 self.set(key, var, &v)?;
             }
         }
-        for key in ENV_KEYS {
-            let var = env_name(key);
+        for key in KEYS {
+            let var = env_name(key.path);
             if let Some(v) = get(&var) {
-                self.set(key, &var, &v)?;
+                self.set(key.path, &var, &v)?;
             }
         }
         Ok(())
@@ -344,11 +379,12 @@ impl DaemonConfig {
 
     /// Sets one key from the text of variable `var`.
     fn set(&mut self, key: &str, var: &str, v: &str) -> Result<()> {
-        let (e, g, p, r) = (
+        let (e, g, p, r, h) = (
             &mut self.engine,
             &mut self.governor,
             &mut self.p33,
             &mut self.rings,
+            &mut self.host,
         );
         match key {
             "mode" => self.mode = v.trim().to_string(),
@@ -377,14 +413,27 @@ impl DaemonConfig {
             "rings.heartbeat_ms" => r.heartbeat_ms = num(var, v)?,
             "rings.peer_timeout_ms" => r.peer_timeout_ms = num(var, v)?,
             "rings.drain_timeout_ms" => r.drain_timeout_ms = num(var, v)?,
+            "host.mlockall" => h.mlockall = boolean(var, v)?,
+            "host.sched_fifo" => {
+                h.sched_fifo = match v.trim() {
+                    "off" | "" => 0,
+                    v => num(var, v)?,
+                }
+            }
+            "host.cpus" => h.cpus = v.trim().to_string(),
             _ => bail!("{var}: no such setting {key}"),
         }
         Ok(())
     }
 
-    /// The effective configuration as TOML.
-    pub fn to_toml(&self) -> String {
-        toml::to_string(self).unwrap_or_else(|e| format!("# cannot print the config: {e}\n"))
+    /// The value of one of [`KEYS`] as TOML text, `None` when an optional key is unset.
+    pub fn value_of(&self, path: &str) -> Option<String> {
+        let v = toml::Value::try_from(self).ok()?;
+        let mut at = &v;
+        for part in path.split('.') {
+            at = at.get(part)?;
+        }
+        Some(at.to_string())
     }
 
     /// The thread layout.
@@ -472,6 +521,11 @@ impl DaemonConfig {
         Ok(cfg)
     }
 
+    /// The host tuning, checked; errors name the key.
+    pub fn host_plan(&self) -> Result<super::host::HostPlan> {
+        super::host::HostPlan::from_config(&self.host)
+    }
+
     /// Longest single park of the engine threads.
     pub fn max_park(&self) -> Duration {
         Duration::from_millis(self.engine.apply_step_ms.max(1))
@@ -525,7 +579,7 @@ mod tests {
     #[test]
     fn printed_config_reads_back() {
         let c = DaemonConfig::default();
-        let text = c.to_toml();
+        let text = toml::to_string(&c).unwrap();
         assert_eq!(DaemonConfig::from_toml(&text).unwrap(), c);
         assert!(text.contains("[[symbols]]"), "{text}");
     }

@@ -21,8 +21,10 @@
 //! `quantum run` of the instance, or `quantum ctl gc`, removes them.
 
 pub mod config;
+pub mod host;
 mod instance;
 pub(crate) mod io;
+mod print_config;
 pub mod stats;
 
 use std::path::PathBuf;
@@ -39,14 +41,18 @@ use config::DaemonConfig;
 #[derive(Args, Debug)]
 pub struct RunArgs {
     /// Instance name: segments are `/dev/shm/quantum.<instance>.<ring>`.
-    #[arg(long)]
-    pub instance: String,
+    #[arg(long, required_unless_present = "print_config")]
+    pub instance: Option<String>,
     /// TOML configuration file (keys as `--print-config` shows them).
     #[arg(long)]
     pub config: Option<PathBuf>,
-    /// Print the effective configuration as TOML and exit.
+    /// Print the effective configuration as TOML and exit: every key, its environment
+    /// variable, a one-line description, and the default of each value that differs.
     #[arg(long)]
     pub print_config: bool,
+    /// With --print-config: print the built-in defaults instead of the effective values.
+    #[arg(long, requires = "print_config")]
+    pub defaults: bool,
     /// Thread layout (overrides `mode`).
     #[arg(long)]
     pub mode: Option<Mode>,
@@ -59,6 +65,15 @@ pub struct RunArgs {
     /// No legacy `[PERMIT_WAIT]` / `Result published` lines (overrides `legacy_log`).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Lock all memory (overrides `host.mlockall`).
+    #[arg(long)]
+    pub mlockall: bool,
+    /// SCHED_FIFO priority 1-99, 0 for off (overrides `host.sched_fifo`).
+    #[arg(long, value_name = "PRIO")]
+    pub sched_fifo: Option<u8>,
+    /// CPUs for the daemon's threads, e.g. 2-3 (overrides `host.cpus`).
+    #[arg(long, value_name = "LIST")]
+    pub cpus: Option<String>,
 }
 
 /// The effective configuration: defaults, file, environment, command line.
@@ -78,17 +93,39 @@ pub fn effective_config(args: &RunArgs) -> Result<DaemonConfig> {
     cfg.spin |= args.spin;
     cfg.pin &= !args.no_pin;
     cfg.legacy_log &= !args.quiet;
+    cfg.host.mlockall |= args.mlockall;
+    if let Some(p) = args.sched_fifo {
+        cfg.host.sched_fifo = p;
+    }
+    if let Some(c) = &args.cpus {
+        cfg.host.cpus = c.clone();
+    }
     // Checks every value, so `--print-config` never prints a configuration `run` refuses.
     cfg.engine_config()?;
+    cfg.host_plan()?;
     Ok(cfg)
 }
 
 /// Runs `quantum run`.
 pub fn run(args: RunArgs) -> Result<()> {
-    let cfg = effective_config(&args)?;
     if args.print_config {
-        print!("{}", cfg.to_toml());
+        let defaults = DaemonConfig::default();
+        let text = if args.defaults {
+            print_config::annotated(&defaults, &defaults, true)
+        } else {
+            print_config::annotated(&effective_config(&args)?, &defaults, false)
+        };
+        std::io::Write::write_all(&mut std::io::stdout().lock(), text.as_bytes())?;
         return Ok(());
+    }
+    let cfg = effective_config(&args)?;
+    let instance = args
+        .instance
+        .clone()
+        .context("--instance is required to run")?;
+    // Before any other thread exists, so that every thread inherits the tuning.
+    for note in cfg.host_plan()?.apply()? {
+        tracing::info!(%instance, "host: {note}");
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
@@ -97,5 +134,5 @@ pub fn run(args: RunArgs) -> Result<()> {
             .context("cannot install signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
-    io::Daemon::start(&args.instance, cfg)?.run(&stop)
+    io::Daemon::start(&instance, cfg)?.run(&stop)
 }

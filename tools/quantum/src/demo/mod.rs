@@ -57,8 +57,8 @@ pub struct DemoArgs {
     /// Seed of the synthetic feed.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Where chain.hgrm and demo.log go.
-    #[arg(long, default_value = "target/quantum-demo")]
+    /// Where chain.hgrm and demo.log go (relative: under the current directory).
+    #[arg(long, default_value = "quantum-demo")]
     pub out: PathBuf,
     /// Busy-spin engine threads when idle instead of backing off (burns a core each).
     #[arg(long)]

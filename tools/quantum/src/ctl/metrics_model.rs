@@ -1,0 +1,426 @@
+//! What `ctl metrics` and `ctl top` show: samples of an instance's counters segment and rings
+//! (never a question to the daemon), rates between two samples, and the one rule that turns a
+//! counter label into a Prometheus series.
+//!
+//! The rule is generic over labels, so counters the daemon adds or renames appear without a
+//! change here. Applied in order (`S` a symbol of the directory, `R` a ring of the instance):
+//!
+//! | label | series | type |
+//! |---|---|---|
+//! | `ledger.S`, `exchange.S`, `in_flight.S` (book amounts) | `quantum_book_<prefix>{symbol="S"}`, exact decimal | gauge |
+//! | `deny.<stage>.<reason>` | `quantum_deny_total{stage, reason}` | counter |
+//! | `deny.<reason>` | `quantum_deny_total{stage="apply", reason}` | counter |
+//! | a `_ns`/`_us` label with a percentile segment (`p50`, `p99_9`, `max`, `min`) | `quantum_<rest>_seconds{quantile="0.5"}` | gauge |
+//! | another `_ns`/`_us` label | `quantum_<rest>_seconds` | gauge |
+//! | `<name>.R` | `quantum_<name>_total{ring="R"}` | counter |
+//! | `<name>.S` | `quantum_<name>_total{symbol="S"}` | counter |
+//! | a gauge of [`GAUGES`] | `quantum_<label>` | gauge |
+//! | anything else | `quantum_<label>_total`, every character but `[A-Za-z0-9_]` as `_` | counter |
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use quantum_ipc::{CountersReader, PeerStatus};
+
+use super::stats::{ring_rows, RingRow};
+use crate::daemon::stats::amount;
+
+/// Counter labels that are gauges (a level, not a total) without a naming convention saying
+/// so; the book amounts and `_ns`/`_us` labels are recognised by their form.
+pub const GAUGES: &[&str] = &["peers_alive"];
+
+/// Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Only goes up (resets when the daemon restarts).
+    Counter,
+    /// Goes up and down.
+    Gauge,
+}
+
+impl Kind {
+    /// The word of the `# TYPE` line.
+    pub fn word(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+        }
+    }
+}
+
+/// One sample of one series.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    /// Metric name.
+    pub name: String,
+    /// Label pairs, in order.
+    pub labels: Vec<(&'static str, String)>,
+    /// Counter or gauge.
+    pub kind: Kind,
+    /// The value as exposition text (integers and exact decimals stay exact).
+    pub value: String,
+}
+
+/// Every character Prometheus does not allow in a name, as `_`; runs of `_` collapsed.
+fn sanitise(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+        if !(c == '_' && out.ends_with('_')) {
+            out.push(c);
+        }
+    }
+    out.trim_matches('_').to_string()
+}
+
+/// `p50` → `0.5`, `p99_9` → `0.999`, `p999` → `0.999`, `max` → `1`, `min` → `0`.
+fn quantile(seg: &str) -> Option<String> {
+    match seg {
+        "max" => return Some("1".into()),
+        "min" => return Some("0".into()),
+        _ => {}
+    }
+    let digits: String = seg
+        .strip_prefix('p')?
+        .chars()
+        .filter(|c| *c != '_')
+        .collect();
+    if digits.is_empty() || !digits.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    // p50 → 0.50, p999 → 0.999: the digits are the fraction's.
+    let q: f64 = format!("0.{digits}").parse().ok()?;
+    Some(format!("{q}"))
+}
+
+/// Whether the daemon means this label as a gauge.
+pub fn is_gauge(label: &str, raw: u64) -> bool {
+    amount(label, raw).is_some()
+        || GAUGES.contains(&label)
+        || label
+            .split('.')
+            .any(|s| s.ends_with("_ns") || s.ends_with("_us"))
+}
+
+/// The series of one counter label; `symbols` are the directory's names.
+pub fn series_of(label: &str, raw: u64, symbols: &[String]) -> Series {
+    let counter = |name: String, labels: Vec<(&'static str, String)>| Series {
+        name,
+        labels,
+        kind: Kind::Counter,
+        value: raw.to_string(),
+    };
+    let segs: Vec<&str> = label.split('.').collect();
+    if let Some(q) = amount(label, raw) {
+        return Series {
+            name: format!("quantum_book_{}", sanitise(segs[0])),
+            labels: vec![("symbol", segs[1..].join("."))],
+            kind: Kind::Gauge,
+            value: q.to_string(),
+        };
+    }
+    match segs.as_slice() {
+        ["deny", stage, reason] => {
+            return counter(
+                "quantum_deny_total".into(),
+                vec![("stage", stage.to_string()), ("reason", reason.to_string())],
+            )
+        }
+        ["deny", reason] => {
+            return counter(
+                "quantum_deny_total".into(),
+                vec![("stage", "apply".into()), ("reason", reason.to_string())],
+            )
+        }
+        _ => {}
+    }
+    if let Some(s) = latency(&segs, raw) {
+        return s;
+    }
+    if let [head @ .., last] = segs.as_slice() {
+        if !head.is_empty() {
+            let name = format!("quantum_{}_total", sanitise(&head.join("_")));
+            if quantum_ipc::contract::by_name(last).is_some() {
+                return counter(name, vec![("ring", last.to_string())]);
+            }
+            if symbols.iter().any(|s| s == last) {
+                return counter(name, vec![("symbol", last.to_string())]);
+            }
+        }
+    }
+    if GAUGES.contains(&label) {
+        return Series {
+            name: format!("quantum_{}", sanitise(label)),
+            labels: Vec::new(),
+            kind: Kind::Gauge,
+            value: raw.to_string(),
+        };
+    }
+    counter(format!("quantum_{}_total", sanitise(label)), Vec::new())
+}
+
+/// A `_ns`/`_us` label as seconds, with its quantile when one segment names it.
+fn latency(segs: &[&str], raw: u64) -> Option<Series> {
+    let mut scale = None;
+    let mut q = None;
+    let mut rest = Vec::new();
+    for seg in segs {
+        let (base, unit) = if let Some(b) = seg.strip_suffix("_ns") {
+            (b, Some(1e9))
+        } else if let Some(b) = seg.strip_suffix("_us") {
+            (b, Some(1e6))
+        } else {
+            (*seg, None)
+        };
+        scale = scale.or(unit);
+        match quantile(base) {
+            Some(quant) if q.is_none() => q = Some(quant),
+            _ => rest.push(base),
+        }
+    }
+    let scale = scale?;
+    Some(Series {
+        name: format!("quantum_{}_seconds", sanitise(&rest.join("_"))),
+        labels: q.map(|q| vec![("quantile", q)]).unwrap_or_default(),
+        kind: Kind::Gauge,
+        value: format!("{}", raw as f64 / scale),
+    })
+}
+
+/// The daemon behind a counters segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Owner {
+    /// Its pid.
+    pub pid: u64,
+    /// Whether that pid still runs.
+    pub alive: bool,
+    /// When it created the segment (Unix ms).
+    pub start_ms: u64,
+}
+
+/// One look at an instance.
+pub struct Sample {
+    /// When it was taken.
+    pub at: Instant,
+    /// The daemon, `None` when the instance has no counters segment.
+    pub owner: Option<Owner>,
+    /// Every counter, in registration order.
+    pub counters: Vec<(String, u64)>,
+    /// The symbol directory, by id.
+    pub symbols: Vec<(u16, String)>,
+    /// The rings that exist.
+    pub rings: Vec<RingRow>,
+}
+
+impl Sample {
+    /// The symbol names.
+    pub fn symbol_names(&self) -> Vec<String> {
+        self.symbols.iter().map(|(_, n)| n.clone()).collect()
+    }
+
+    /// A counter's value.
+    pub fn get(&self, label: &str) -> Option<u64> {
+        self.counters
+            .iter()
+            .find(|(l, _)| l == label)
+            .map(|(_, v)| *v)
+    }
+}
+
+/// Reads an instance, re-attaching when its daemon is restarted (a new counters segment).
+pub struct Source {
+    instance: String,
+    reader: Option<CountersReader>,
+    peer_timeout_ms: u64,
+    /// Log each (re)attachment at info (not under `ctl top`, whose screen stderr would spoil).
+    announce: bool,
+}
+
+impl Source {
+    /// A source for `instance`; peers silent for longer than `peer_timeout_ms` are not alive;
+    /// `announce` logs each attachment to a daemon.
+    pub fn new(instance: &str, peer_timeout_ms: u64, announce: bool) -> Source {
+        Source {
+            instance: instance.to_string(),
+            reader: None,
+            peer_timeout_ms,
+            announce,
+        }
+    }
+
+    /// The instance name.
+    pub fn instance(&self) -> &str {
+        &self.instance
+    }
+
+    /// Takes a sample.
+    pub fn sample(&mut self) -> Sample {
+        let stale = self.reader.as_ref().is_none_or(|r| !r.owner_alive());
+        if stale {
+            // A dead owner's mapping is kept until a new segment can be opened: it still
+            // shows the last values, marked not alive.
+            if let Ok(r) = CountersReader::open(&self.instance) {
+                let changed = self
+                    .reader
+                    .as_ref()
+                    .is_none_or(|old| old.owner_pid() != r.owner_pid());
+                if changed && self.announce {
+                    tracing::info!(
+                        instance = %self.instance, pid = r.owner_pid(), alive = r.owner_alive(),
+                        "attached to the daemon's counters"
+                    );
+                }
+                self.reader = Some(r);
+            }
+        }
+        let at = Instant::now();
+        match &self.reader {
+            Some(r) => Sample {
+                at,
+                owner: Some(Owner {
+                    pid: r.owner_pid(),
+                    alive: r.owner_alive(),
+                    start_ms: r.start_time_ms(),
+                }),
+                counters: r.counters(),
+                symbols: r.symbols(),
+                rings: ring_rows(&self.instance, self.peer_timeout_ms),
+            },
+            None => Sample {
+                at,
+                owner: None,
+                counters: Vec::new(),
+                symbols: Vec::new(),
+                rings: ring_rows(&self.instance, self.peer_timeout_ms),
+            },
+        }
+    }
+}
+
+/// Per second, for every counter (not gauge) of `cur` between `prev` and `cur`; empty when
+/// the daemon changed in between (its counters restarted from zero).
+pub fn rates(prev: &Sample, cur: &Sample) -> BTreeMap<String, f64> {
+    let secs = cur.at.duration_since(prev.at).as_secs_f64();
+    let same = matches!((prev.owner, cur.owner), (Some(a), Some(b)) if a.pid == b.pid);
+    if !same || secs <= 0.0 {
+        return BTreeMap::new();
+    }
+    let before: BTreeMap<&str, u64> = prev
+        .counters
+        .iter()
+        .map(|(l, v)| (l.as_str(), *v))
+        .collect();
+    cur.counters
+        .iter()
+        .filter(|(l, v)| !is_gauge(l, *v))
+        .map(|(l, v)| {
+            let d = v.saturating_sub(before.get(l.as_str()).copied().unwrap_or(0));
+            (l.clone(), d as f64 / secs)
+        })
+        .collect()
+}
+
+/// A peer status as one word and 1 when alive.
+pub fn peer_state(s: PeerStatus) -> (&'static str, u8) {
+    let (w, _) = super::peer_word(s);
+    (w, u8::from(s.is_alive()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(label: &str, raw: u64) -> Series {
+        series_of(label, raw, &["BTCUSDT".to_string(), "ETHUSDT".to_string()])
+    }
+
+    fn labels(x: &Series) -> Vec<(&str, &str)> {
+        x.labels.iter().map(|(k, v)| (*k, v.as_str())).collect()
+    }
+
+    #[test]
+    fn deny_reasons_become_one_family_by_stage_and_reason() {
+        let x = s("deny.gov.cooldown", 3);
+        assert_eq!(x.name, "quantum_deny_total");
+        assert_eq!(labels(&x), [("stage", "gov"), ("reason", "cooldown")]);
+        assert_eq!((x.kind, x.value.as_str()), (Kind::Counter, "3"));
+        let x = s("deny.missing_p33", 1);
+        assert_eq!(labels(&x), [("stage", "apply"), ("reason", "missing_p33")]);
+    }
+
+    #[test]
+    fn ring_and_symbol_scoped_counters_get_a_label() {
+        let x = s("records_in.plans", 9);
+        assert_eq!(x.name, "quantum_records_in_total");
+        assert_eq!(labels(&x), [("ring", "plans")]);
+        let x = s("peer_deaths.results", 1);
+        assert_eq!(
+            (x.name.as_str(), labels(&x)),
+            ("quantum_peer_deaths_total", vec![("ring", "results")])
+        );
+        let x = s("fills.ETHUSDT", 2);
+        assert_eq!(labels(&x), [("symbol", "ETHUSDT")]);
+        assert_eq!(x.name, "quantum_fills_total");
+    }
+
+    #[test]
+    fn book_amounts_are_exact_decimal_gauges() {
+        let x = s("ledger.BTCUSDT", 1_600_000);
+        assert_eq!(x.name, "quantum_book_ledger");
+        assert_eq!((x.kind, x.value.as_str()), (Kind::Gauge, "0.016"));
+        assert_eq!(labels(&x), [("symbol", "BTCUSDT")]);
+        let x = s("exchange.ETHUSDT", (-150_000_000i64) as u64);
+        assert_eq!(x.value, "-1.5");
+    }
+
+    #[test]
+    fn latency_labels_are_seconds_with_their_quantile() {
+        let x = s("chain_ns.p99", 2_500);
+        assert_eq!(x.name, "quantum_chain_seconds");
+        assert_eq!(labels(&x), [("quantile", "0.99")]);
+        assert_eq!((x.kind, x.value.as_str()), (Kind::Gauge, "0.0000025"));
+        assert_eq!(
+            labels(&s("latency.chain.p99_9_ns", 1)),
+            [("quantile", "0.999")]
+        );
+        assert_eq!(
+            s("latency.chain.p99_9_ns", 1).name,
+            "quantum_latency_chain_seconds"
+        );
+        assert_eq!(labels(&s("chain_ns.max", 1)), [("quantile", "1")]);
+        assert_eq!(labels(&s("chain_ns.p50", 1)), [("quantile", "0.5")]);
+        let x = s("last_wait_us", 1_000);
+        assert_eq!(
+            (x.name.as_str(), x.value.as_str()),
+            ("quantum_last_wait_seconds", "0.001")
+        );
+        assert!(x.labels.is_empty());
+    }
+
+    #[test]
+    fn everything_else_is_a_sanitised_counter_or_a_known_gauge() {
+        assert_eq!(
+            s("results.executed", 1).name,
+            "quantum_results_executed_total"
+        );
+        assert_eq!(s("results", 1).name, "quantum_results_total");
+        assert_eq!(s("plans_in", 1).name, "quantum_plans_in_total");
+        assert_eq!(
+            s("journal.bytes-written", 1).name,
+            "quantum_journal_bytes_written_total"
+        );
+        let x = s("peers_alive", 2);
+        assert_eq!(
+            (x.name.as_str(), x.kind),
+            ("quantum_peers_alive", Kind::Gauge)
+        );
+    }
+
+    #[test]
+    fn gauges_have_no_rate() {
+        assert!(is_gauge("peers_alive", 1));
+        assert!(is_gauge("ledger.BTCUSDT", 1));
+        assert!(is_gauge("chain_ns.p99", 1));
+        assert!(!is_gauge("plans_in", 1));
+    }
+}
