@@ -4,6 +4,10 @@
 //! Every deadline in the core is a `u64` of nanoseconds on this clock. Events that outlive the
 //! process (the journal, the legacy `created_at`) carry wall-clock milliseconds instead, taken as
 //! `wall origin + engine time`: one addition, no system call, and never going backwards.
+//!
+//! The real clock starts at [`HISTORY_MS`] rather than 0, so that times from before the
+//! process started (the governor's execution history, restored from the journal) are still
+//! engine times: the origin is that long before the start.
 //! Tests build the clock from `quanta::Clock::mock()` and move time by hand, so no test depends
 //! on the wall clock.
 
@@ -17,20 +21,27 @@ pub struct Clock {
     origin: u64,
     /// Wall-clock ms since the Unix epoch at the origin.
     wall_origin_ms: u64,
+    /// Engine time at the raw origin.
+    offset_ns: u64,
 }
 
+/// How far before its start the real clock's origin lies: the oldest past time (e.g. a
+/// restored execution) that engine time can express. Two days covers every throttle window.
+pub const HISTORY_MS: u64 = 2 * 86_400_000;
+
 impl Clock {
-    /// The real clock (TSC where usable), with its origin at the moment of the call.
+    /// The real clock (TSC where usable), reading [`HISTORY_MS`] at the moment of the call.
     pub fn new() -> Self {
         let inner = quanta::Clock::new();
         let origin = inner.raw();
-        let wall_origin_ms = std::time::SystemTime::now()
+        let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64);
         Clock {
             inner,
             origin,
-            wall_origin_ms,
+            wall_origin_ms: now_ms.saturating_sub(HISTORY_MS),
+            offset_ns: ms_to_ns(HISTORY_MS),
         }
     }
 
@@ -42,6 +53,7 @@ impl Clock {
             inner,
             origin,
             wall_origin_ms: MOCK_WALL_ORIGIN_MS,
+            offset_ns: 0,
         };
         (clock, mock)
     }
@@ -68,7 +80,7 @@ impl Clock {
     pub fn now_ns(&self) -> u64 {
         // Raw counter and one scaled delta: no `Duration` on the hot path. u64 nanoseconds
         // cover 584 years of uptime.
-        self.inner.delta_as_nanos(self.origin, self.inner.raw())
+        self.inner.delta_as_nanos(self.origin, self.inner.raw()) + self.offset_ns
     }
 }
 

@@ -24,6 +24,7 @@ use crate::governor::{GovMode, GovReason, Governor, GovernorState, Throttle};
 use crate::orders::{OrderInput, OrderState, Orders};
 use crate::p33::{P33Reason, P33};
 use crate::permit::{GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef};
+use crate::recovery::{RestoreError, Restored, State, SymbolState};
 use crate::result::{Block, Outcome, PlanResult};
 use crate::types::{Decision, Plan, PlanId, Side, SymbolId, Symbols};
 
@@ -213,6 +214,8 @@ pub struct Front {
     gov_state: Arc<GovernorState>,
     clock: Clock,
     permits: PermitSource,
+    /// Per symbol: reconciling after a restore and no position snapshot seen since.
+    awaiting_position: Vec<bool>,
 }
 
 impl Front {
@@ -286,7 +289,9 @@ impl Front {
             Input::Permit(p) => self.external_permit(p),
             Input::Order(o) => {
                 let now_ms = self.clock.wall_ms(self.clock.now_ns());
-                self.orders.apply(&o, now_ms, &mut self.book, out)
+                let r = self.orders.apply(&o, now_ms, &mut self.book, out);
+                self.settle_reconcile(o.symbol(), now_ms, out);
+                r
             }
             Input::Reoffer => {
                 self.reoffer(out);
@@ -345,6 +350,10 @@ impl Front {
                     mark,
                     time_ms: at_ms,
                 });
+                if let Some(w) = self.awaiting_position.get_mut(symbol.index()) {
+                    *w = false;
+                }
+                self.settle_reconcile(symbol, at_ms, out);
             }
             Command::SetFilters { symbol, filters } => {
                 done(self.book.set_filters(symbol, filters))?;
@@ -454,6 +463,147 @@ impl Front {
         }
     }
 
+    /// Ends `symbol`'s reconciling once a position snapshot arrived after the restore and no
+    /// order on it has an unknown outcome. Nothing when it is not reconciling.
+    fn settle_reconcile(&mut self, symbol: SymbolId, at_ms: u64, out: &mut impl FnMut(Event)) {
+        if !self.book.view(symbol).is_some_and(|v| v.reconciling)
+            || self.awaiting_position.get(symbol.index()) != Some(&false)
+            || self.orders.unknown_on(symbol)
+        {
+            return;
+        }
+        let _ = self.book.set_reconciling(symbol, false);
+        out(Event::Reconciling {
+            symbol,
+            on: false,
+            unknown_orders: 0,
+            at_ms,
+        });
+    }
+
+    /// Puts back what the journal's events add up to (before any input), then answers what
+    /// the dead process left open: see [`crate::recovery`]. Emits the events that makes.
+    pub fn restore(
+        &mut self,
+        state: &State,
+        out: &mut impl FnMut(Event),
+    ) -> Result<Restored, RestoreError> {
+        let mut done = Restored::default();
+        if state.is_empty() {
+            return Ok(done);
+        }
+        let now_ns = self.clock.now_ns();
+        let now_ms = self.clock.wall_ms(now_ns);
+        for (i, s) in state.symbols.iter().enumerate() {
+            let id = SymbolId(i as u16);
+            if i >= self.awaiting_position.len() {
+                if *s == SymbolState::default() {
+                    continue;
+                }
+                return Err(RestoreError::UnknownSymbol(i));
+            }
+            let ok = |r: Option<Result<(), Overflow>>| match r {
+                Some(Ok(())) => Ok(()),
+                _ => Err(RestoreError::Overflow),
+            };
+            ok(self.book.set_ledger(id, s.ledger))?;
+            if let Some((amount, at_ms)) = s.exchange {
+                ok(self
+                    .book
+                    .set_exchange(id, amount, s.mark, self.clock.engine_ns(at_ms)))?;
+            }
+            if let Some(f) = s.filters {
+                ok(self.book.set_filters(id, f))?;
+            }
+            self.gov_state.set_symbol_kill_switch(id, s.kill);
+            let times: Vec<u64> = s
+                .executions
+                .iter()
+                .map(|ms| self.clock.engine_ns(*ms))
+                .collect();
+            self.gov_state
+                .restore_history(id, &times, s.day, s.day_notional);
+        }
+        self.gov_state.set_kill_switch(state.kill);
+        self.gov_state.set_trading_state(state.trading);
+        let dedupe = self.ingest.dedupe_mut();
+        let live: Vec<(u64, u64)> = state
+            .dedupe
+            .iter()
+            .copied()
+            .filter(|(_, at)| at.saturating_add(dedupe.horizon_ms()) > now_ms)
+            .collect();
+        if live.len() > dedupe.capacity() {
+            return Err(RestoreError::DedupeTooSmall {
+                needed: live.len(),
+                capacity: dedupe.capacity(),
+            });
+        }
+        for (id, at) in &live {
+            // Cannot fail: checked for room above.
+            let _ = dedupe.insert(*id, *at);
+        }
+        done.dedupe = live.len();
+        for o in state.orders.values() {
+            if (o.symbol.index()) >= self.awaiting_position.len() {
+                return Err(RestoreError::UnknownSymbol(o.symbol.index()));
+            }
+            self.orders
+                .restore(*o, &mut self.book)
+                .map_err(|_| RestoreError::TooManyOrders {
+                    needed: state.orders.len(),
+                })?;
+        }
+        done.orders = state.orders.len();
+        self.orders.restore_ended(state.ended.iter().copied());
+        // Whatever was under way may or may not have reached the exchange.
+        self.orders.mark_unknown(
+            |s| s != OrderState::Unknown,
+            UnknownReason::Restart,
+            now_ms,
+            out,
+        );
+        for p in state.pending.values() {
+            let outcome = match p.intent {
+                Some(i) => {
+                    done.executed += 1;
+                    Outcome::Executed { qty: i.qty }
+                }
+                None => {
+                    done.interrupted += 1;
+                    Outcome::Blocked(Block::Interrupted)
+                }
+            };
+            out(Event::PlanResult(PlanResult {
+                plan: p.plan.id,
+                symbol: p.plan.symbol,
+                decision: p.plan.decision,
+                outcome,
+                wait_ns: 0,
+                at_ms: now_ms,
+            }));
+        }
+        for i in 0..self.awaiting_position.len() {
+            let id = SymbolId(i as u16);
+            let _ = self.book.set_reconciling(id, true);
+            self.awaiting_position[i] = true;
+            done.reconciling += 1;
+            out(Event::Reconciling {
+                symbol: id,
+                on: true,
+                unknown_orders: self.orders.unknown_count(id),
+                at_ms: now_ms,
+            });
+        }
+        let mut offered: Vec<_> = self.orders.iter().map(|o| o.intent).collect();
+        offered.sort_unstable_by_key(|i| i.plan.0);
+        for mut intent in offered {
+            intent.lookup_first = true;
+            out(Event::OrderIntent(intent));
+        }
+        Ok(done)
+    }
+
     /// The book's writer (recovery).
     pub fn book_mut(&mut self) -> &mut BookWriter {
         &mut self.book
@@ -548,6 +698,7 @@ impl Engine {
             gov_state: gov_state.clone(),
             clock,
             permits: cfg.permits,
+            awaiting_position: vec![false; symbols.len()],
         };
         Ok(Engine {
             front,
@@ -576,6 +727,15 @@ impl Engine {
     /// The configuration.
     pub fn config(&self) -> &EngineConfig {
         &self.cfg
+    }
+
+    /// Puts back a state folded from the journal: see [`Front::restore`].
+    pub fn restore(
+        &mut self,
+        state: &State,
+        out: &mut impl FnMut(Event),
+    ) -> Result<Restored, RestoreError> {
+        self.front.restore(state, out)
     }
 
     /// The whole chain for one plan: ingest → governor → P3.3 → apply. Events go to `out`.

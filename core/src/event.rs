@@ -246,6 +246,18 @@ pub enum Event {
     Switch(Switch),
     /// An input record was refused.
     Refused(RefusedEvent),
+    /// A symbol started (`on`) or finished reconciling after a restart: while it reconciles
+    /// its EXECUTE plans are denied `reconciling` (see [`crate::recovery`]).
+    Reconciling {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Started or finished.
+        on: bool,
+        /// Orders on it whose outcome is not known yet.
+        unknown_orders: u32,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
 }
 
 impl Event {

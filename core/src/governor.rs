@@ -211,6 +211,25 @@ impl GovernorState {
         }
     }
 
+    /// Puts back a symbol's execution history from the journal (recovery, before any plan):
+    /// the engine times of its last executions, oldest first (at most [`MAX_RATE_LIMIT`] are
+    /// kept), and the day's opening notional.
+    pub fn restore_history(&self, s: SymbolId, times_ns: &[u64], day: u64, day_notional: i64) {
+        let Some(g) = self.symbols.get(s.index()) else {
+            return;
+        };
+        let keep = &times_ns[times_ns.len().saturating_sub(MAX_RATE_LIMIT as usize)..];
+        for (n, t) in keep.iter().enumerate() {
+            g.exec_times[n % MAX_RATE_LIMIT as usize].store((*t).max(1), Ordering::Relaxed);
+        }
+        // Release pairs with the Acquire in `rate_limited`, as in `record_execution`.
+        g.exec_count.store(keep.len() as u64, Ordering::Release);
+        g.last_exec
+            .store(keep.last().map_or(0, |t| (*t).max(1)), Ordering::Relaxed);
+        g.day.store(day, Ordering::Relaxed);
+        g.day_notional.store(day_notional, Ordering::Relaxed);
+    }
+
     fn rate_limited(g: &SymbolGov, limit: u32, window_ns: u64, now_ns: u64) -> bool {
         if limit == 0 {
             return false;

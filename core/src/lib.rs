@@ -3,7 +3,8 @@
 //! Owns the domain types ([`types`], [`fixed`]), the lock-free [`permit`] table in which the
 //! governor's and P3.3's permits meet, the stages ([`governor`], [`p33`], [`apply`]), the
 //! per-symbol [`book`], the time-horizon [`dedupe`], the order lifecycle ([`orders`]), the
-//! [`event`]s every state change emits and their wire form ([`wire`]), and the wiring
+//! [`event`]s every state change emits and their wire form ([`wire`]), [`recovery`] from them,
+//! and the wiring
 //! ([`engine`], [`runner`]).
 //!
 //! Invariants the crate keeps:
@@ -51,6 +52,8 @@ pub mod governor;
 pub mod orders;
 #[cfg(not(loom))]
 pub mod p33;
+#[cfg(not(loom))]
+pub mod recovery;
 #[cfg(not(loom))]
 pub mod result;
 #[cfg(not(loom))]

@@ -321,6 +321,20 @@ impl Orders {
         Ok(())
     }
 
+    /// Puts back the plan ids of orders that ended lately, oldest first (recovery).
+    pub fn restore_ended(&mut self, plans: impl IntoIterator<Item = u64>) {
+        for p in plans {
+            self.ended.push(p);
+        }
+    }
+
+    /// Orders on `symbol` whose outcome is not known.
+    pub fn unknown_count(&self, symbol: SymbolId) -> u32 {
+        self.iter()
+            .filter(|o| o.symbol == symbol && o.state == OrderState::Unknown)
+            .count() as u32
+    }
+
     /// Applies what an adapter reports, emitting the events it causes. A report about an order
     /// that ended recently changes nothing and is not refused (it is late); one about an order
     /// not known at all, one that contradicts the order, and one that would overflow the

@@ -140,10 +140,22 @@ fn pin_current(core: Option<usize>) {
     pin_current_thread(core);
 }
 
+/// What the engine threads hand the caller, in order.
+enum Out {
+    Event(Event),
+    /// Every input up to this count (since start) is handled, and its events are ahead of
+    /// this marker in the queue.
+    Done(u64),
+}
+
+/// A marker goes out after this many inputs at the latest (and whenever the input queue is
+/// drained), so the caller learns promptly which inputs are wholly handled.
+const DONE_EVERY: u64 = 64;
+
 struct Channels {
     /// Inputs with the index of the ring they came from.
     input: ArrayQueue<(u8, Input)>,
-    output: ArrayQueue<Event>,
+    output: ArrayQueue<Out>,
     stop: AtomicBool,
     /// Wakes the thread that reads `input` (the single thread or the front).
     front_wake: Wake,
@@ -158,6 +170,8 @@ pub struct Runner {
     placement: Placement,
     shared: Shared,
     idle: IdlePolicy,
+    /// The highest `Out::Done` taken so far (see [`Runner::inputs_done`]).
+    done: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Runner {
@@ -170,6 +184,15 @@ impl std::fmt::Debug for Runner {
 
 /// Pushes an event, backing off (never dropping) while the queue is full.
 fn emit(ch: &Channels, idle: &mut Idle, r: Event) {
+    push_out(ch, idle, Out::Event(r));
+}
+
+/// Tells the caller that the first `n` inputs are handled.
+fn mark_done(ch: &Channels, policy: IdlePolicy, n: u64) {
+    push_out(ch, &mut Idle::new(policy), Out::Done(n));
+}
+
+fn push_out(ch: &Channels, idle: &mut Idle, r: Out) {
     let mut r = r;
     loop {
         match ch.output.push(r) {
@@ -224,6 +247,27 @@ impl Runner {
             placement,
             shared,
             idle,
+            done: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// How many inputs (in the order they were sent) the engine has wholly handled, as far as
+    /// the events taken so far show: every event of those inputs has been returned by
+    /// [`Runner::try_recv`] / [`Runner::recv_timeout`] already. A caller that must not
+    /// acknowledge an input before its events are safe (the daemon's journal) acknowledges up
+    /// to this count.
+    pub fn inputs_done(&self) -> u64 {
+        // Relaxed: written and read by the one caller thread that takes events.
+        self.done.load(Ordering::Relaxed)
+    }
+
+    /// Takes the next event, noting the markers passed on the way.
+    fn take(&self) -> Option<Event> {
+        loop {
+            match self.ch.output.pop()? {
+                Out::Event(e) => return Some(e),
+                Out::Done(n) => self.done.store(n, Ordering::Relaxed),
+            }
         }
     }
 
@@ -249,7 +293,7 @@ impl Runner {
 
     /// Takes one event, if any.
     pub fn try_recv(&self) -> Option<Event> {
-        self.ch.output.pop()
+        self.take()
     }
 
     /// Blocks (with bounded backoff) until an event is there or `timeout` passes.
@@ -258,7 +302,7 @@ impl Runner {
         let end = std::time::Instant::now() + timeout;
         let mut idle = Idle::new(self.idle);
         loop {
-            if let Some(r) = self.ch.output.pop() {
+            if let Some(r) = self.take() {
                 return Some(r);
             }
             let left = end.saturating_duration_since(std::time::Instant::now());
@@ -298,22 +342,23 @@ impl Runner {
     }
 
     /// Stops after the engine has taken every queued input and resolved every waiting plan,
-    /// handing each remaining event to `out`.
-    pub fn shutdown(mut self, out: &mut impl FnMut(Event)) {
+    /// handing each remaining event to `out`. Returns [`Runner::inputs_done`] at the end.
+    pub fn shutdown(mut self, out: &mut impl FnMut(Event)) -> u64 {
         self.ch.stop.store(true, Ordering::Release);
         self.ch.front_wake.wake();
-        for t in self.threads.drain(..) {
+        for t in std::mem::take(&mut self.threads) {
             while !t.is_finished() {
-                while let Some(r) = self.ch.output.pop() {
+                while let Some(r) = self.take() {
                     out(r);
                 }
                 thread::sleep(Duration::from_micros(200));
             }
             let _ = t.join();
         }
-        while let Some(r) = self.ch.output.pop() {
+        while let Some(r) = self.take() {
             out(r);
         }
+        self.inputs_done()
     }
 }
 
@@ -321,6 +366,7 @@ fn single_loop(mut engine: Engine, ch: &Channels, policy: IdlePolicy) {
     ch.front_wake.register();
     let mut idle = Idle::new(policy);
     let mut held: Option<Plan> = None;
+    let (mut handled, mut marked) = (0u64, 0u64);
     loop {
         let mut worked = false;
         // A plan refused for a full table is retried before any newer input, keeping order.
@@ -330,6 +376,7 @@ fn single_loop(mut engine: Engine, ch: &Channels, policy: IdlePolicy) {
                 held = Some(p);
             } else {
                 worked = true;
+                handled += 1;
             }
         }
         while held.is_none() {
@@ -340,7 +387,17 @@ fn single_loop(mut engine: Engine, ch: &Channels, policy: IdlePolicy) {
             let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
             if let Err(p) = engine.handle(input, ring, &mut sink) {
                 held = Some(p);
+            } else {
+                handled += 1;
+                if handled - marked >= DONE_EVERY {
+                    mark_done(ch, policy, handled);
+                    marked = handled;
+                }
             }
+        }
+        if handled != marked {
+            mark_done(ch, policy, handled);
+            marked = handled;
         }
         let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
         if engine.poll(&mut sink) > 0 {
@@ -496,9 +553,14 @@ fn front_loop(
     ch.front_wake.register();
     let mut idle = Idle::new(policy);
     let mut held: Option<Plan> = None;
+    let (mut handled, mut marked) = (0u64, 0u64);
     loop {
         let mut worked = false;
         loop {
+            if handled - marked >= DONE_EVERY {
+                mark_done(ch, policy, handled);
+                marked = handled;
+            }
             let (ring, input) = match held.take() {
                 Some(p) => (u8::MAX, Input::Plan(p)),
                 None => match ch.input.pop() {
@@ -518,16 +580,24 @@ fn front_loop(
                                 dispatch(p33_q, (r, plan, t_in), policy);
                             }
                             front.submit(r, plan, t_in, &mut sink);
+                            handled += 1;
                         }
-                        Ok(None) => {}
+                        Ok(None) => handled += 1,
                         Err(p) => {
                             held = Some(p);
                             break;
                         }
                     }
                 }
-                other => front.handle(other, ring, &mut sink),
+                other => {
+                    front.handle(other, ring, &mut sink);
+                    handled += 1;
+                }
             }
+        }
+        if handled != marked {
+            mark_done(ch, policy, handled);
+            marked = handled;
         }
         let mut sink = |r| emit(ch, &mut Idle::new(policy), r);
         if front.poll(&mut sink) > 0 {

@@ -547,6 +547,17 @@ impl Event {
                 plan_id: r.plan.0,
                 at_ms: r.at_ms,
             }),
+            Event::Reconciling {
+                symbol,
+                on,
+                unknown_orders,
+                at_ms,
+            } => Message::Reconciling(wire::Reconciling {
+                on,
+                symbol: symbol.0,
+                unknown_orders,
+                at_ms,
+            }),
         }
     }
 
@@ -662,6 +673,12 @@ impl Event {
                 reason: r.reason,
                 at_ms: r.at_ms,
             }),
+            Message::Reconciling(r) => Event::Reconciling {
+                symbol: SymbolId(r.symbol),
+                on: r.on,
+                unknown_orders: r.unknown_orders,
+                at_ms: r.at_ms,
+            },
             other => return Err(format!("{:?} is not an event record", other.kind())),
         })
     }

@@ -115,6 +115,7 @@ pub const EVENT_KINDS: &[Kind] = &[
     Kind::SymbolFilters,
     Kind::Control,
     Kind::InputRefused,
+    Kind::Reconciling,
 ];
 
 /// Ingress: plans, legacy permits, ledger syncs and operator controls from the Redis bridge.

@@ -198,3 +198,21 @@ impl fmt::Display for Full {
 }
 
 impl std::error::Error for Full {}
+
+/// A ring cursor in a state the protocol never produces (a stray write into the segment),
+/// found by the side that checks it. Counted in the ring's header.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CursorFault {
+    /// The ring's segment.
+    pub os_id: String,
+    /// What was wrong and what was done, one sentence.
+    pub what: String,
+}
+
+impl fmt::Display for CursorFault {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ring {}: {}", self.os_id, self.what)
+    }
+}
+
+impl std::error::Error for CursorFault {}

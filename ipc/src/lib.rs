@@ -29,6 +29,8 @@ pub mod contract;
 #[cfg(not(loom))]
 pub mod counters;
 pub mod error;
+#[cfg(not(loom))]
+pub mod journal;
 pub mod liveness;
 mod names;
 pub mod ring;
@@ -41,9 +43,9 @@ pub mod wire;
 pub use broadcast::Broadcast;
 #[cfg(not(loom))]
 pub use counters::{CounterId, CountersReader, CountersWriter};
-pub use error::{Error, Full, Role};
+pub use error::{CursorFault, Error, Full, Role};
 pub use liveness::PeerStatus;
 pub use ring::{Consumer, Producer, Ring, RingSpec, RingStats};
 #[cfg(not(loom))]
-pub use shm::{list_segments, remove_stale_segments, SegmentInfo, SegmentKind};
+pub use shm::{list_segments, remove_stale_segments, Cleanup, SegmentInfo, SegmentKind};
 pub use wire::{DecodeError, Limits, Message, LAYOUT_HASH};

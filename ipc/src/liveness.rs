@@ -109,6 +109,8 @@ pub(crate) struct SideState {
     pub(crate) events: AtomicU64,
     /// Backoff steps taken while waiting (producer on full, consumer on empty).
     pub(crate) backoffs: AtomicU64,
+    /// Cursor faults this side found (see `ring::CursorFault`).
+    pub(crate) faults: AtomicU64,
 }
 
 impl SideState {

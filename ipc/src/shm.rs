@@ -29,6 +29,8 @@ pub use crate::names::os_id;
 /// A mapped segment. The creator's handle unlinks the name when dropped.
 pub(crate) struct Segment {
     shmem: Shmem,
+    /// Device and inode of the file behind the name when it was mapped.
+    identity: Option<(u64, u64)>,
 }
 
 // SAFETY: `Shmem` is an mmap'd region plus its fd and name; it is `!Send` only because it holds
@@ -55,7 +57,8 @@ impl Segment {
                         source,
                     },
                 })?;
-        let segment = Segment { shmem };
+        let identity = identity(&path_of(os_id));
+        let segment = Segment { shmem, identity };
         // `shared_memory` passes 0600 to shm_open, which the umask can only narrow; set it
         // exactly so a restrictive umask cannot leave the owner without write access either.
         #[cfg(target_os = "linux")]
@@ -88,11 +91,22 @@ impl Segment {
                     source,
                 },
             })?;
-        Ok(Segment { shmem })
+        let identity = identity(&path_of(os_id));
+        Ok(Segment { shmem, identity })
     }
 
     pub(crate) fn is_owner(&self) -> bool {
         self.shmem.is_owner()
+    }
+
+    /// Leaves the name in place when this handle drops.
+    pub(crate) fn keep(&mut self) {
+        self.shmem.set_owner(false);
+    }
+
+    /// Device and inode of the file behind the name when it was mapped.
+    pub(crate) fn identity(&self) -> Option<(u64, u64)> {
+        self.identity
     }
 
     pub(crate) fn as_ptr(&self) -> *mut u8 {
@@ -102,6 +116,12 @@ impl Segment {
     pub(crate) fn len(&self) -> usize {
         self.shmem.len()
     }
+}
+
+/// Device and inode of the file at `path` (None when it does not exist).
+pub(crate) fn identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 /// The file behind a segment id.
@@ -196,22 +216,58 @@ pub fn list_segments(instance: Option<&str>) -> std::io::Result<Vec<SegmentInfo>
     Ok(out)
 }
 
-/// Removes the segments (of one instance or of all) whose creator is dead. Segments that are
-/// not recognisably ours, or whose owner lives, are left alone. Returns the ids removed.
-pub fn remove_stale_segments(instance: Option<&str>) -> std::io::Result<Vec<String>> {
-    let mut removed = Vec::new();
+/// What [`remove_stale_segments`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cleanup {
+    /// Segment ids removed.
+    pub removed: Vec<String>,
+    /// Ingress rings of a dead creator that were kept, with why: they hold records a
+    /// producer was told were sent, or a live producer still writes into them. A restarted
+    /// daemon takes them over.
+    pub kept: Vec<(String, String)>,
+}
+
+/// Why an ingress ring of a dead creator must stay, if it must.
+fn keep_reason(seg: &SegmentInfo) -> Option<String> {
+    if seg.kind != SegmentKind::Ring || !crate::contract::INGRESS.iter().any(|d| d.name == seg.name)
+    {
+        return None;
+    }
+    let spec = crate::ring::RingSpec::new(&seg.instance, &seg.name, 0);
+    let ring = crate::ring::Ring::open(&spec).ok()?;
+    let waiting = ring.len();
+    if waiting > 0 {
+        return Some(format!("{waiting} record(s) not yet taken by a daemon"));
+    }
+    match ring.producer_status(u64::MAX) {
+        crate::liveness::PeerStatus::Alive { pid, .. } => {
+            Some(format!("producer pid {pid} is attached"))
+        }
+        _ => None,
+    }
+}
+
+/// Removes the segments (of one instance or of all) whose creator is dead, except ingress
+/// rings that hold records or have a live producer (see [`Cleanup::kept`]). Segments that are
+/// not recognisably ours, or whose owner lives, are left alone.
+pub fn remove_stale_segments(instance: Option<&str>) -> std::io::Result<Cleanup> {
+    let mut done = Cleanup::default();
     for seg in list_segments(instance)? {
         if seg.kind != SegmentKind::Unknown && !seg.owner_alive {
+            if let Some(why) = keep_reason(&seg) {
+                done.kept.push((seg.os_id, why));
+                continue;
+            }
             // Unlinking the /dev/shm file is `shm_unlink`; processes that still map it keep
             // their mapping.
             match std::fs::remove_file(path_of(&seg.os_id)) {
-                Ok(()) => removed.push(seg.os_id),
+                Ok(()) => done.removed.push(seg.os_id),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => return Err(e),
             }
         }
     }
-    Ok(removed)
+    Ok(done)
 }
 
 /// Removes one segment by id, whoever owns it. A missing segment is not an error.

@@ -114,7 +114,17 @@ fn child_abandon() {
         return;
     };
     let ring = Ring::create(&spec(&inst)).unwrap();
+    // Also an ingress ring holding a record, and an empty one nobody writes to.
+    let plans = Ring::create_kept(&RingSpec::new(&inst, "plans", 8)).unwrap();
+    plans
+        .producer::<RECORD_SIZE>()
+        .unwrap()
+        .try_push(&[0; RECORD_SIZE])
+        .unwrap();
+    let ctl = Ring::create_kept(&RingSpec::new(&inst, "ctl", 8)).unwrap();
+    drop(ctl.producer::<RECORD_SIZE>().unwrap());
     std::mem::forget(ring);
+    std::mem::forget(plans);
     std::process::exit(0);
 }
 
@@ -242,9 +252,24 @@ fn segments_of_dead_owners_are_removed() {
         &[("QIPC_CHILD_ABANDON", inst.clone())],
     ));
     let segs = quantum_ipc::list_segments(Some(&inst)).unwrap();
-    assert_eq!(segs.len(), 1);
-    assert!(!segs[0].owner_alive);
-    let removed = quantum_ipc::remove_stale_segments(Some(&inst)).unwrap();
-    assert_eq!(removed, vec![format!("quantum.{inst}.stream")]);
-    assert!(quantum_ipc::list_segments(Some(&inst)).unwrap().is_empty());
+    assert_eq!(segs.len(), 3);
+    assert!(segs.iter().all(|s| !s.owner_alive));
+    // The ingress ring that still holds a record stays for the next daemon to take over.
+    let done = quantum_ipc::remove_stale_segments(Some(&inst)).unwrap();
+    assert_eq!(
+        done.removed,
+        vec![
+            format!("quantum.{inst}.ctl"),
+            format!("quantum.{inst}.stream")
+        ]
+    );
+    assert_eq!(done.kept.len(), 1);
+    assert_eq!(done.kept[0].0, format!("quantum.{inst}.plans"));
+    assert!(
+        done.kept[0].1.contains("1 record(s) not yet taken"),
+        "{:?}",
+        done.kept
+    );
+    let left = quantum_ipc::list_segments(Some(&inst)).unwrap();
+    assert_eq!(left.len(), 1);
 }

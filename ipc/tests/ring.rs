@@ -249,5 +249,131 @@ fn segments_are_listed_with_their_owner() {
     // Owners alive: nothing is stale.
     assert!(quantum_ipc::remove_stale_segments(Some(&inst))
         .unwrap()
+        .removed
         .is_empty());
+}
+
+/// Writes `value` over a cursor of the segment through the file, as a stray write would.
+fn poke(os_id: &str, cursor: &str, value: u64) {
+    use std::os::unix::fs::FileExt;
+    // The header: meta, producer, consumer lines, then `tail` and `head`, 128 bytes each.
+    let at = match cursor {
+        "tail" => 3 * 128,
+        "head" => 4 * 128,
+        _ => unreachable!(),
+    };
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(quantum_ipc::shm::path_of(os_id))
+        .unwrap();
+    f.write_all_at(&value.to_le_bytes(), at).unwrap();
+}
+
+/// Every cursor corruption the protocol can meet is found by the side that checks it, said
+/// in one sentence, counted, and repaired by the cursor's owner; nothing waits on it.
+#[test]
+fn corrupt_cursors_are_found_counted_and_never_hang() {
+    let inst = instance("cursor");
+    let _c = Cleanup(inst.clone());
+    let ring = Ring::create(&RingSpec::new(&inst, "plans", 8)).unwrap();
+    let os = ring.os_id().to_owned();
+    let mut p = ring.producer::<64>().unwrap();
+    let mut c = ring.consumer::<64>().unwrap();
+    let rec = |i| Raw::for_seq(i, 0).encode();
+    for i in 0..3 {
+        p.try_push(&rec(i)).unwrap();
+    }
+    assert!(c.try_pop().is_some());
+    assert!(p.check().is_none() && c.check().is_none());
+
+    // Head past tail: the producer refuses to trust it; a blocking push gives up at once
+    // instead of waiting out its timeout.
+    poke(&os, "head", 100);
+    for i in 3..9 {
+        p.try_push(&rec(i)).unwrap();
+    }
+    let t = std::time::Instant::now();
+    assert_eq!(p.push(&rec(9), Duration::from_secs(60)), Err(Full));
+    assert!(t.elapsed() < Duration::from_secs(30));
+    let f = p.check().unwrap().to_string();
+    assert!(
+        f.contains("head cursor holds 100, which is past the producer's tail"),
+        "{f}"
+    );
+    assert!(!f.contains('\n'));
+    // The consumer owns `head`: it puts its own value back, and all is well again.
+    let f = c.check().unwrap().to_string();
+    assert!(
+        f.contains("head cursor was changed from outside to 100; restored to 1"),
+        "{f}"
+    );
+    assert!(p.check().is_none());
+    let got: Vec<u64> = std::iter::from_fn(|| c.try_pop())
+        .map(|r| Raw::decode(&r, &Limits::default()).unwrap().seq)
+        .collect();
+    assert_eq!(got, (1..9).collect::<Vec<_>>());
+    p.try_push(&rec(9)).unwrap();
+
+    // Tail moved: the producer owns it and restores it.
+    poke(&os, "tail", 3);
+    let f = p.check().unwrap().to_string();
+    assert!(
+        f.contains("tail cursor was changed from outside to 3; restored to 10"),
+        "{f}"
+    );
+
+    // Head moving backwards, more than a capacity behind: refused, then restored.
+    poke(&os, "head", 0);
+    let f = p.check().unwrap().to_string();
+    assert!(f.contains("more than a capacity behind"), "{f}");
+    assert!(c.check().is_some());
+    assert!(p.check().is_none());
+
+    // A head moved forward but still plausible lets the producer overwrite unread records:
+    // the consumer finds a later lap's record in its slot, says which records were lost, and
+    // reads on from the oldest one still there.
+    assert_eq!(
+        c.try_pop()
+            .map(|r| Raw::decode(&r, &Limits::default()).unwrap().seq),
+        Some(9)
+    );
+    for i in 10..13 {
+        p.try_push(&rec(i)).unwrap();
+    }
+    poke(&os, "head", 13);
+    for i in 13..21 {
+        p.try_push(&rec(i)).unwrap();
+    }
+    assert!(c.try_pop().is_none());
+    let f = c.check().unwrap().to_string();
+    assert!(f.contains("records 10..18 were overwritten"), "{f}");
+    let got: Vec<u64> = std::iter::from_fn(|| c.try_pop())
+        .map(|r| Raw::decode(&r, &Limits::default()).unwrap().seq)
+        .collect();
+    assert_eq!(got, (18..21).collect::<Vec<_>>());
+    assert_eq!(ring.stats().cursor_faults, 6);
+}
+
+/// A consumer that reads ahead and releases later: a record is not released before
+/// `commit_to`, and a consumer that dies before it reads the record again.
+#[test]
+fn held_records_are_released_only_when_committed() {
+    let ring = Ring::heap(4, 64).unwrap();
+    let mut p = ring.producer::<64>().unwrap();
+    let mut c = ring.consumer::<64>().unwrap();
+    for i in 0..4 {
+        p.try_push(&Raw::for_seq(i, 0).encode()).unwrap();
+    }
+    assert!(c.try_pop_held().is_some() && c.try_pop_held().is_some());
+    assert_eq!((c.position(), c.committed()), (2, 0));
+    assert_eq!(p.try_push(&Raw::for_seq(4, 0).encode()), Err(Full));
+    c.commit_to(1);
+    p.try_push(&Raw::for_seq(4, 0).encode()).unwrap();
+    // Never past what was read.
+    c.commit_to(99);
+    assert_eq!(c.committed(), 2);
+    drop(c);
+    let mut c = ring.consumer::<64>().unwrap();
+    let first = c.try_pop_held().unwrap();
+    assert_eq!(Raw::decode(&first, &Limits::default()).unwrap().seq, 2);
 }

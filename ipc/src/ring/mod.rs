@@ -24,7 +24,7 @@ pub(crate) mod protocol;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Full, Role};
+use crate::error::{CursorFault, Error, Full, Role};
 use crate::liveness::{clock_ms, PeerStatus};
 use crate::sync::Ordering;
 use crate::wire::{DecodeError, Limits, Message, FORMAT_VERSION, LAYOUT_HASH, RECORD_SIZE};
@@ -90,6 +90,9 @@ pub struct RingStats {
     pub consumer_backoffs: u64,
     /// Times the consumer role was claimed (a restarted consumer claims it again).
     pub consumer_attaches: u64,
+    /// Cursor faults found by either side (a cursor changed from outside, see
+    /// [`CursorFault`]).
+    pub cursor_faults: u64,
 }
 
 /// An aligned, zeroed heap buffer with the segment layout (tests, Miri, single-process use).
@@ -280,6 +283,19 @@ impl Ring {
         Ring::from_backing(Backing::Shm(segment), os_id, capacity, spec.slot_size, true)
     }
 
+    /// Like [`Ring::create`], but the segment stays when the last handle drops: for rings
+    /// whose records must outlive their creator (the daemon's ingress rings, which a restarted
+    /// daemon takes over). Remove it with `quantum ctl gc`.
+    pub fn create_kept(spec: &RingSpec) -> Result<Ring, Error> {
+        let os_id = spec.os_id()?;
+        let capacity = spec.capacity as u64;
+        check_shape(&os_id, capacity, spec.slot_size)?;
+        let size = std::mem::size_of::<RingHeader>() + spec.capacity * stride_for(spec.slot_size);
+        let mut segment = crate::shm::Segment::create(&os_id, size)?;
+        segment.keep();
+        Ring::from_backing(Backing::Shm(segment), os_id, capacity, spec.slot_size, true)
+    }
+
     /// Attaches to an existing segment, refusing one of another layout, version, slot size or
     /// (if `spec.capacity != 0`) capacity.
     pub fn open(spec: &RingSpec) -> Result<Ring, Error> {
@@ -357,6 +373,21 @@ impl Ring {
             init_header(mem.header(), crate::shm::RING_MAGIC, capacity, slot_size);
         }
         Ok(Ring { mem: Arc::new(mem) })
+    }
+
+    /// The identity of the segment behind the name right now (device and inode), to tell
+    /// whether a mapped ring is still the one the name points at.
+    pub fn current_identity(spec: &RingSpec) -> Option<(u64, u64)> {
+        let os_id = spec.os_id().ok()?;
+        crate::shm::identity(&crate::shm::path_of(&os_id))
+    }
+
+    /// The identity of the segment this handle maps (see [`Ring::current_identity`]).
+    pub fn identity(&self) -> Option<(u64, u64)> {
+        match &self.mem.backing {
+            Backing::Shm(s) => s.identity(),
+            Backing::Heap(_) => None,
+        }
     }
 
     /// Whether this handle created the segment (and unlinks it when the last handle drops).
@@ -477,6 +508,7 @@ impl Ring {
             invalid: r(&h.consumer.events),
             consumer_backoffs: r(&h.consumer.backoffs),
             consumer_attaches: r(&h.consumer.attaches),
+            cursor_faults: r(&h.producer.faults) + r(&h.consumer.faults),
         }
     }
 }
@@ -522,6 +554,10 @@ impl<const N: usize> Producer<N> {
         if self.try_push(record).is_ok() {
             return Ok(());
         }
+        if self.core.fault().is_some() {
+            // The consumer's cursor is corrupt: waiting cannot help until it is restored.
+            return Err(Full);
+        }
         let deadline = Instant::now() + timeout;
         let mut backoff = Backoff::default();
         loop {
@@ -535,10 +571,24 @@ impl<const N: usize> Producer<N> {
             if self.push_once(record).is_ok() {
                 return Ok(());
             }
-            if Instant::now() >= deadline {
+            if Instant::now() >= deadline || self.core.fault().is_some() {
                 return Err(Full);
             }
         }
+    }
+
+    /// Checks both cursors: restores our `tail` if something changed it, and judges the
+    /// consumer's `head`. Call it with the heartbeat, and after a push failed, to tell a
+    /// corrupt cursor from a full ring. Each fault found is counted in the header.
+    pub fn check(&mut self) -> Option<CursorFault> {
+        let h = self.mem.header();
+        let f = self.core.check(h)?;
+        // Relaxed: a statistic.
+        h.producer.faults.fetch_add(1, Ordering::Relaxed);
+        Some(CursorFault {
+            os_id: self.mem.os_id.clone(),
+            what: f.to_string(),
+        })
     }
 
     /// Pushes as many of `records` as fit, in order; returns how many. One `head` check and one
@@ -618,6 +668,40 @@ impl<const N: usize> Consumer<N> {
         } else {
             None
         }
+    }
+
+    /// Takes the next record without releasing its slot: the producer cannot reuse it, and a
+    /// consumer that dies reads it again, until [`Consumer::commit_to`] releases it.
+    #[inline]
+    pub fn try_pop_held(&mut self) -> Option<[u8; N]> {
+        let mut out = [0u8; N];
+        self.core.pop(&self.mem.slots, &mut out).then_some(out)
+    }
+
+    /// Releases every record before position `pos` (see [`Consumer::position`]) to the
+    /// producer; positions not read yet are never released.
+    #[inline]
+    pub fn commit_to(&mut self, pos: u64) {
+        self.core.commit_to(self.mem.header(), pos);
+    }
+
+    /// Position up to which records are released (the shared `head`, as this consumer set it).
+    pub fn committed(&self) -> u64 {
+        self.core.committed()
+    }
+
+    /// Checks the shared `head` against this consumer's own (restoring it if something
+    /// changed it), and handles records overwritten unread. Call it with the heartbeat. Each
+    /// fault found is counted in the header.
+    pub fn check(&mut self) -> Option<CursorFault> {
+        let h = self.mem.header();
+        let f = self.core.check(h, &self.mem.slots)?;
+        // Relaxed: a statistic.
+        h.consumer.faults.fetch_add(1, Ordering::Relaxed);
+        Some(CursorFault {
+            os_id: self.mem.os_id.clone(),
+            what: f.to_string(),
+        })
     }
 
     /// Takes the next record, backing off like [`Producer::push`] while the ring is empty, for

@@ -37,15 +37,67 @@ pub(crate) trait Slots {
     unsafe fn read(&self, index: usize, dst: &mut [u8]);
 }
 
+/// A cursor found in a state the protocol never produces (a stray write into the segment).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Fault {
+    /// Our own cursor was changed under us; we wrote our value back.
+    Restored {
+        /// `"tail"` or `"head"`.
+        cursor: &'static str,
+        /// What it held.
+        found: u64,
+        /// What we put back.
+        restored: u64,
+    },
+    /// The other side's cursor is impossible; not trusted until it is sane again.
+    Impossible {
+        /// `"head"` or `"tail"`.
+        cursor: &'static str,
+        /// What it holds.
+        found: u64,
+        /// Why it cannot be.
+        why: &'static str,
+    },
+    /// Records were overwritten before the consumer read them (the producer trusted a
+    /// corrupt head): the consumer skipped to the oldest record still there.
+    Overwritten {
+        /// First position lost.
+        from: u64,
+        /// Position resumed at.
+        to: u64,
+    },
+}
+
+impl std::fmt::Display for Fault {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Fault::Restored { cursor, found, restored } => write!(
+                f,
+                "its {cursor} cursor was changed from outside to {found}; restored to {restored}"
+            ),
+            Fault::Impossible { cursor, found, why } => write!(
+                f,
+                "its {cursor} cursor holds {found}, which {why}; not writing until its owner restores it"
+            ),
+            Fault::Overwritten { from, to } => write!(
+                f,
+                "records {from}..{to} were overwritten before they were read (a corrupt cursor let the producer reuse their slots); reading resumes at {to}"
+            ),
+        }
+    }
+}
+
 /// The producer's private state.
 #[derive(Debug)]
 pub(crate) struct ProducerCore {
     /// Next position to publish. Mirrors the shared `tail` after each commit.
     tail: u64,
     /// Last `head` seen; refreshed only when the ring looks full, so the consumer's line is
-    /// touched once per lap instead of once per record.
+    /// touched once per lap instead of once per record. Only ever a sane value.
     head_cache: u64,
     capacity: u64,
+    /// The last refresh of `head` found an impossible value.
+    fault: Option<Fault>,
 }
 
 impl ProducerCore {
@@ -71,8 +123,23 @@ impl ProducerCore {
         let head_cache = h.head.load(Ordering::Acquire);
         ProducerCore {
             tail,
-            head_cache,
+            // A corrupt head at attach is caught by the first refresh; start from a sane one.
+            head_cache: head_cache.min(tail),
             capacity,
+            fault: None,
+        }
+    }
+
+    /// Why `head` cannot be the consumer's cursor right now, if it cannot.
+    fn judge_head(&self, head: u64) -> Option<&'static str> {
+        if head > self.tail {
+            Some("is past the producer's tail")
+        } else if self.tail - head > self.capacity {
+            Some("is more than a capacity behind the producer's tail")
+        } else if head < self.head_cache {
+            Some("moved backwards")
+        } else {
+            None
         }
     }
 
@@ -90,11 +157,64 @@ impl ProducerCore {
             // SYNC POINT: Acquire pairs with the consumer's Release store of `head` in
             // `ConsumerCore::commit`: its reads of every slot below `head` happen before our
             // writes into them.
-            self.head_cache = h.head.load(Ordering::Acquire);
-            debug_assert!(self.head_cache <= self.tail, "head passed tail");
+            let head = h.head.load(Ordering::Acquire);
+            match self.judge_head(head) {
+                None => {
+                    self.head_cache = head;
+                    self.fault = None;
+                }
+                Some(why) => {
+                    // Never trust it: writing on the strength of a corrupt head could reuse
+                    // slots the consumer has not read. Report "no room" until it is sane.
+                    self.fault = Some(Fault::Impossible {
+                        cursor: "head",
+                        found: head,
+                        why,
+                    });
+                    return 0;
+                }
+            }
             free = self.capacity - self.used();
         }
         free.min(want)
+    }
+
+    /// The fault the last refresh of `head` found, if it is still there.
+    pub(crate) fn fault(&self) -> Option<&Fault> {
+        self.fault.as_ref()
+    }
+
+    /// Checks both cursors (on heartbeat): our `tail` is rewritten if something changed it,
+    /// and the consumer's `head` is judged. Returns what was wrong.
+    pub(crate) fn check(&mut self, h: &RingHeader) -> Option<Fault> {
+        // Relaxed: compared with our own last store; the repair below is a Release store.
+        let found = h.tail.load(Ordering::Relaxed);
+        if found != self.tail {
+            self.commit(h);
+            return Some(Fault::Restored {
+                cursor: "tail",
+                found,
+                restored: self.tail,
+            });
+        }
+        // Acquire: as in `reserve`.
+        let head = h.head.load(Ordering::Acquire);
+        match self.judge_head(head) {
+            None => {
+                self.head_cache = head;
+                self.fault = None;
+                None
+            }
+            Some(why) => {
+                let f = Fault::Impossible {
+                    cursor: "head",
+                    found: head,
+                    why,
+                };
+                self.fault = Some(f.clone());
+                Some(f)
+            }
+        }
     }
 
     /// Writes and publishes one record. Only after `reserve` returned at least one more slot.
@@ -128,8 +248,12 @@ impl ProducerCore {
 /// The consumer's private state.
 #[derive(Debug)]
 pub(crate) struct ConsumerCore {
-    /// Next position to read. Mirrors the shared `head` after each commit.
+    /// Next position to read.
     head: u64,
+    /// What the shared `head` holds: every record before it is released to the producer.
+    committed: u64,
+    /// A slot ahead of `head` holds a later lap's record (set by `pop`).
+    overrun: Option<u64>,
 }
 
 impl ConsumerCore {
@@ -137,8 +261,11 @@ impl ConsumerCore {
     /// sees that record again (at-least-once).
     pub(crate) fn attach(h: &RingHeader) -> ConsumerCore {
         // Acquire: pairs with the predecessor's Release store in `commit`.
+        let head = h.head.load(Ordering::Acquire);
         ConsumerCore {
-            head: h.head.load(Ordering::Acquire),
+            head,
+            committed: head,
+            overrun: None,
         }
     }
 
@@ -149,7 +276,12 @@ impl ConsumerCore {
         let index = (self.head & s.mask()) as usize;
         // SYNC POINT: Acquire pairs with the producer's Release store of the marker in
         // `ProducerCore::publish`.
-        if s.seq(index).load(Ordering::Acquire) != self.head + 1 {
+        let seq = s.seq(index).load(Ordering::Acquire);
+        if seq != self.head + 1 {
+            if seq > self.head + 1 {
+                // A later lap's record where ours should be: it was overwritten unread.
+                self.overrun = Some(seq - 1);
+            }
             return false;
         }
         // SAFETY: we are the only consumer, the marker says position `head` is published, and
@@ -166,10 +298,56 @@ impl ConsumerCore {
 
     /// Frees every slot read so far.
     #[inline]
-    pub(crate) fn commit(&self, h: &RingHeader) {
+    pub(crate) fn commit(&mut self, h: &RingHeader) {
+        self.commit_to(h, self.head);
+    }
+
+    /// Frees the slots before position `pos` (at most what was read). A consumer that must not
+    /// let a record go before it is safe elsewhere reads ahead and commits later.
+    #[inline]
+    pub(crate) fn commit_to(&mut self, h: &RingHeader, pos: u64) {
+        let pos = pos.min(self.head).max(self.committed);
+        self.committed = pos;
         // SYNC POINT: Release pairs with the producer's Acquire load of `head` in
         // `ProducerCore::reserve`: our slot reads happen before it overwrites them.
-        h.head.store(self.head, Ordering::Release);
+        h.head.store(pos, Ordering::Release);
+    }
+
+    /// Position up to which records are released to the producer.
+    pub(crate) fn committed(&self) -> u64 {
+        self.committed
+    }
+
+    /// Checks the shared `head` against ours (on heartbeat) and handles an overrun seen by
+    /// `pop`. Returns what was wrong.
+    pub(crate) fn check(&mut self, h: &RingHeader, s: &impl Slots) -> Option<Fault> {
+        if let Some(at) = self.overrun.take() {
+            // Only if the slot still says so (a racing publish of our own position is fine).
+            let index = (self.head & s.mask()) as usize;
+            // Acquire: as in `pop`.
+            let seq = s.seq(index).load(Ordering::Acquire);
+            if seq > self.head + 1 && at >= self.head {
+                let from = self.head;
+                self.head = seq - 1;
+                self.commit(h);
+                return Some(Fault::Overwritten {
+                    from,
+                    to: self.head,
+                });
+            }
+        }
+        // Relaxed: compared with our own last store; the repair is a Release store.
+        let found = h.head.load(Ordering::Relaxed);
+        if found != self.committed {
+            let pos = self.committed;
+            self.commit_to(h, pos);
+            return Some(Fault::Restored {
+                cursor: "head",
+                found,
+                restored: pos,
+            });
+        }
+        None
     }
 }
 

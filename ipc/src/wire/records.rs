@@ -570,6 +570,20 @@ records! {
         /// When (ms since the Unix epoch).
         at_ms @ 16: u64 = any,
     }
+
+    /// Event: a symbol started (`on`) or finished reconciling. After a restart every symbol
+    /// reconciles: its EXECUTE plans are denied `reconciling` until a fresh position snapshot
+    /// has arrived and every order of unknown outcome on it has been resolved by client id.
+    Reconciling = 21 {
+        /// True: started; false: finished.
+        on @ 1: bool = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Orders on the symbol whose outcome is not known yet.
+        unknown_orders @ 4: u32 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 8: u64 = any,
+    }
 }
 
 impl Raw {

@@ -258,8 +258,12 @@ pub fn stats(a: StatsArgs) -> Result<()> {
 pub fn rings(a: RingsArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
     if a.remove_stale {
-        for id in remove_stale_segments(Some(&a.instance)).context("cannot remove segments")? {
+        let done = remove_stale_segments(Some(&a.instance)).context("cannot remove segments")?;
+        for id in &done.removed {
             writeln!(out, "removed {id}")?;
+        }
+        for (id, why) in &done.kept {
+            writeln!(out, "kept {id}: {why}")?;
         }
     }
     let segs = list_segments(Some(&a.instance)).context("cannot list /dev/shm")?;
@@ -326,10 +330,16 @@ pub fn rings(a: RingsArgs) -> Result<()> {
 /// `ctl gc`.
 pub fn gc(a: GcArgs) -> Result<()> {
     let mut out = std::io::stdout().lock();
-    let removed = remove_stale_segments(a.instance.as_deref()).context("cannot remove segments")?;
-    for id in &removed {
+    let done = remove_stale_segments(a.instance.as_deref()).context("cannot remove segments")?;
+    for id in &done.removed {
         writeln!(out, "removed {id}")?;
     }
-    writeln!(out, "{} stale segment(s) removed", removed.len())?;
+    for (id, why) in &done.kept {
+        writeln!(
+            out,
+            "kept {id}: {why}; the next `quantum run` of the instance takes it over"
+        )?;
+    }
+    writeln!(out, "{} stale segment(s) removed", done.removed.len())?;
     Ok(())
 }

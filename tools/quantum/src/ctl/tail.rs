@@ -96,6 +96,7 @@ fn group(e: &Event) -> Option<Only> {
         | Event::OrderDone(_)
         | Event::OrderUnknown { .. }
         | Event::OrderResolved { .. } => Only::Orders,
+        Event::Reconciling { .. } => Only::Positions,
         _ => return None,
     })
 }
@@ -363,6 +364,22 @@ pub fn text_event<'n>(
             name(r.symbol.0),
             r.reason
         ),
+        Event::Reconciling {
+            symbol,
+            on,
+            unknown_orders,
+            ..
+        } => {
+            if *on {
+                writeln!(
+                    out,
+                    "reconciling {} started unknown_orders={unknown_orders}",
+                    name(symbol.0)
+                )
+            } else {
+                writeln!(out, "reconciling {} done", name(symbol.0))
+            }
+        }
     }
 }
 

@@ -46,6 +46,8 @@ pub struct DaemonConfig {
     pub rings: RingsSection,
     /// Host tuning: locked memory, real-time scheduling, CPUs.
     pub host: HostSection,
+    /// The journal: where events are kept, and how durably.
+    pub journal: JournalSection,
     /// Symbols, in id order.
     pub symbols: Vec<SymbolSection>,
 }
@@ -137,6 +139,62 @@ pub struct HostSection {
     pub cpus: String,
 }
 
+/// `[journal]`: every event of the engine, kept so that a restart loses nothing.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalSection {
+    /// Directory of the instance's journal; empty: [`JournalSection::dir_for`]'s default.
+    pub dir: String,
+    /// `msync` each batch of events before anything of it leaves the process (survives a
+    /// power loss; without it a process crash still loses nothing).
+    pub fsync: bool,
+    /// Size of one segment file, MiB.
+    pub segment_mb: u64,
+    /// Segments already covered by a snapshot that are kept anyway (for readers catching up
+    /// and `quantum ctl journal dump`).
+    pub keep_segments: usize,
+}
+
+impl Default for JournalSection {
+    fn default() -> Self {
+        JournalSection {
+            dir: String::new(),
+            fsync: false,
+            segment_mb: 64,
+            keep_segments: 4,
+        }
+    }
+}
+
+impl JournalSection {
+    /// The journal directory of `instance`: `dir` when set, else `<state>/<instance>` where
+    /// `<state>` is `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
+    /// `$XDG_STATE_HOME/quantum`, else `~/.local/state/quantum`, else `/var/tmp/quantum`.
+    pub fn dir_for(&self, instance: &str) -> std::path::PathBuf {
+        if !self.dir.trim().is_empty() {
+            return std::path::PathBuf::from(self.dir.trim());
+        }
+        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+        let base = if let Some(d) = env("STATE_DIRECTORY") {
+            // systemd may list several, separated by colons: the first is ours.
+            let d = d
+                .to_string_lossy()
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .to_string();
+            std::path::PathBuf::from(d)
+        } else if let Some(d) = env("XDG_STATE_HOME") {
+            std::path::PathBuf::from(d).join("quantum")
+        } else if let Some(h) = env("HOME") {
+            std::path::PathBuf::from(h).join(".local/state/quantum")
+        } else {
+            std::path::PathBuf::from("/var/tmp/quantum")
+        };
+        base.join(instance)
+    }
+}
+
 /// One `[[symbols]]` entry (decimals as strings).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -185,6 +243,7 @@ impl Default for DaemonConfig {
             },
             rings: RingsSection::default(),
             host: HostSection::default(),
+            journal: JournalSection::default(),
             symbols: e.symbols.iter().map(SymbolSection::from).collect(),
         }
     }
@@ -302,6 +361,10 @@ pub const KEYS: &[Key] = &[
     key("host.mlockall", "lock all the daemon's memory (needs LimitMEMLOCK=infinity or CAP_IPC_LOCK)"),
     key("host.sched_fifo", "SCHED_FIFO priority 1-99 for the daemon's threads; 0: off (needs CAP_SYS_NICE or LimitRTPRIO)"),
     key("host.cpus", "CPUs for the daemon's threads, e.g. \"2-3\": engine threads on the last, I/O on the first; empty: any"),
+    key("journal.dir", "journal directory; empty: $STATE_DIRECTORY/<instance>, else $XDG_STATE_HOME/quantum/<instance>, else ~/.local/state/quantum/<instance>"),
+    key("journal.fsync", "msync each batch of events before it leaves the process: survives a power loss (a crash loses nothing either way)"),
+    key("journal.segment_mb", "size of one journal segment file, MiB (at least 1)"),
+    key("journal.keep_segments", "segments a snapshot already covers that are kept anyway, for readers catching up"),
 ];
 
 /// Legacy variables and the key each sets.
@@ -379,12 +442,13 @@ impl DaemonConfig {
 
     /// Sets one key from the text of variable `var`.
     fn set(&mut self, key: &str, var: &str, v: &str) -> Result<()> {
-        let (e, g, p, r, h) = (
+        let (e, g, p, r, h, j) = (
             &mut self.engine,
             &mut self.governor,
             &mut self.p33,
             &mut self.rings,
             &mut self.host,
+            &mut self.journal,
         );
         match key {
             "mode" => self.mode = v.trim().to_string(),
@@ -421,6 +485,10 @@ impl DaemonConfig {
                 }
             }
             "host.cpus" => h.cpus = v.trim().to_string(),
+            "journal.dir" => j.dir = v.trim().to_string(),
+            "journal.fsync" => j.fsync = boolean(var, v)?,
+            "journal.segment_mb" => j.segment_mb = num(var, v)?,
+            "journal.keep_segments" => j.keep_segments = num(var, v)?,
             _ => bail!("{var}: no such setting {key}"),
         }
         Ok(())
@@ -459,6 +527,12 @@ impl DaemonConfig {
         }
         if r.heartbeat_ms == 0 || r.peer_timeout_ms == 0 {
             bail!("rings.heartbeat_ms and rings.peer_timeout_ms must be at least 1");
+        }
+        if !(1..=4096).contains(&self.journal.segment_mb) {
+            bail!(
+                "journal.segment_mb {} must be from 1 to 4096",
+                self.journal.segment_mb
+            );
         }
         if self.symbols.len() > usize::from(quantum_ipc::wire::MAX_SYMBOLS) {
             bail!("symbols: at most 256 symbols can be configured");

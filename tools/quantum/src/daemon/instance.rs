@@ -42,8 +42,10 @@ pub fn claim(instance: &str, capacity: usize) -> Result<(CountersWriter, Vec<Str
     bail!("instance {instance:?}: segment quantum.{instance}.counters exists and its owner could not be determined; remove it with `quantum ctl gc` if no daemon runs")
 }
 
-/// Removes segments of `instance` whose creator is dead. Returns the ids removed.
+/// Removes segments of `instance` whose creator is dead, but not the ingress rings that hold
+/// records or have a live producer: the new daemon takes those over. Returns the ids removed.
 fn remove_leftovers(instance: &str) -> Result<Vec<String>> {
-    quantum_ipc::remove_stale_segments(Some(instance))
-        .with_context(|| format!("cannot clean up old segments of instance {instance}"))
+    Ok(quantum_ipc::remove_stale_segments(Some(instance))
+        .with_context(|| format!("cannot clean up old segments of instance {instance}"))?
+        .removed)
 }

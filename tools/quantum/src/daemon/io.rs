@@ -1,33 +1,45 @@
-//! The daemon's I/O thread: ingress rings → engine → events out, heartbeats, peers, drain.
+//! The daemon's I/O thread: ingress rings → engine → journal → events out, heartbeats, peers,
+//! drain.
 //!
 //! Every event the engine emits goes, in order: to the counters, to the log (the legacy
-//! `[PERMIT_WAIT]` / `Result published` lines for results), onto the `results` broadcast ring
-//! (which never waits for a reader), and, for an order intent, onto the `orders` ring. An
-//! intent is never dropped: while `orders` is full the daemon holds it and stops taking events
-//! from the engine, which then back-pressures its own input.
+//! `[PERMIT_WAIT]` / `Result published` lines for results), into the **journal**, then onto
+//! the `results` broadcast ring (which never waits for a reader; its sequence numbers are the
+//! journal's), and, for an order intent, onto the `orders` ring. So an intent is journaled
+//! before it can leave, and a producer learns that a plan was accepted (from `results`, or from
+//! the ring's head) only once the plan is journaled. With `journal.fsync` the batch is
+//! `msync`ed first. An intent is never dropped: while `orders` is full the daemon holds it and
+//! stops taking events from the engine, which then back-pressures its own input.
+//!
+//! Ingress records are read ahead but **released** (the ring's `head` moves) only once the
+//! engine has handled them and their events are journaled ([`Runner::inputs_done`]): a daemon
+//! killed in between leaves them in the ring, and the next one reads them again (the engine's
+//! dedupe and cumulative reports make a second reading harmless).
 //!
 //! When a consumer (re)attaches to `orders` (a Binance bridge starting, or restarting after a
 //! crash), the engine offers it every order without a final outcome again, marked "look it up
-//! by client order id before sending anything".
+//! by client order id before sending anything". After a restart the recovery does the same for
+//! every order the journal holds in flight.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use quantum_core::book::Book;
 use quantum_core::event::Event;
 use quantum_core::types::Symbols;
 use quantum_core::{Clock, Engine, Input, Runner, RunnerConfig, SymbolId};
 use quantum_ipc::broadcast::{self, Broadcast};
 use quantum_ipc::contract::{self, RingDef};
+use quantum_ipc::journal::Journal;
 use quantum_ipc::liveness::{clock_ms, unix_ms};
 use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
-use quantum_ipc::{Consumer, PeerStatus, Producer, Ring, RingSpec};
+use quantum_ipc::{Consumer, Error as IpcError, PeerStatus, Producer, Ring, RingSpec};
 
 use super::config::DaemonConfig;
 use super::instance;
+use super::journal::{self as djournal, Compactor};
 use super::stats::{self, Counters};
 
 /// Records taken from one ingress ring before looking at the others and at egress.
@@ -47,6 +59,50 @@ struct IngressRing {
     _ring: Ring,
     consumer: Consumer<RECORD_SIZE>,
     invalid_seen: u64,
+    /// Records read and not yet released, oldest first: `(inputs, position)`: once the engine
+    /// has handled `inputs` inputs (and their events are journaled), the ring may be released
+    /// up to `position`.
+    unacked: VecDeque<(u64, u64)>,
+}
+
+/// Takes over the ingress ring `def` of `instance` if a predecessor left it (with whatever it
+/// holds), else creates it; either way it outlives this process.
+fn ingress_ring(instance: &str, def: &RingDef, cap: usize) -> Result<Ring> {
+    let spec = RingSpec::new(instance, def.name, cap);
+    match Ring::open(&spec) {
+        Ok(ring) => {
+            tracing::info!(
+                ring = def.name,
+                waiting = ring.len(),
+                "took over the ingress ring a previous daemon left; its records are read now"
+            );
+            Ok(ring)
+        }
+        Err(IpcError::NotFound { .. }) => Ring::create_kept(&spec)
+            .with_context(|| format!("cannot create ring {}", def.name)),
+        Err(IpcError::Mismatch {
+            what: "capacity",
+            found,
+            ..
+        }) => {
+            let old = Ring::open(&RingSpec::new(instance, def.name, 0))?;
+            if !old.is_empty() {
+                bail!(
+                    "ring {} holds {} record(s) at capacity {found}, but rings.capacity is {cap}: start once with the old capacity so they are taken, then change it",
+                    def.name,
+                    old.len()
+                );
+            }
+            drop(old);
+            quantum_ipc::shm::remove_segment(&spec.os_id()?)?;
+            Ring::create_kept(&spec).with_context(|| format!("cannot create ring {}", def.name))
+        }
+        Err(e) => Err(anyhow!(
+            "cannot take over ring {}: {e}. If its records do not matter, remove it with `rm /dev/shm/{}`",
+            def.name,
+            spec.os_id().unwrap_or_default()
+        )),
+    }
 }
 
 /// What a ring's peer was at the last look.
@@ -57,6 +113,10 @@ enum Seen {
     Stale(u64),
     Gone(u64),
 }
+
+/// An input waiting for room in the engine's queue: `(ring index, input, (ingress slot,
+/// position after its record))`.
+type Held = (u8, Input, Option<(usize, u64)>);
 
 /// The running daemon, minus the engine's runner.
 pub struct Daemon {
@@ -74,7 +134,15 @@ pub struct Daemon {
     seen: [Seen; 4],
     /// The `orders` consumer the engine last offered its unresolved orders to.
     offered_to: Option<u64>,
-    held_input: Option<(u8, Input)>,
+    fsync: bool,
+    /// An input the engine's queue refused, with the ingress ring and position it came from.
+    held_input: Option<Held>,
+    /// Inputs handed to the engine so far.
+    inputs_sent: u64,
+    journal: Journal,
+    compactor: Compactor,
+    /// `journal.fsync`: events appended but not yet synced, and whether each is an intent.
+    unsynced: Vec<(Record, bool)>,
     /// Intents waiting for room on `orders`, oldest first.
     held_orders: VecDeque<Record>,
     /// The first held intent was counted as a full event already.
@@ -98,34 +166,76 @@ impl Daemon {
         }
         let engine_cfg = cfg.engine_config()?;
         let gov_ttl_ms = engine_cfg.governor.permit_ttl_ms;
+        let (horizon_ms, max_orders) = (engine_cfg.dedupe_horizon_ms, engine_cfg.max_orders);
         let mode = cfg.mode()?;
-        let engine =
+        let mut engine =
             Engine::new(engine_cfg, Clock::new()).context("invalid engine configuration")?;
         let symbols = engine.symbols().clone();
+        let names: Vec<String> = symbols.names().map(str::to_owned).collect();
+        let jdir = cfg.journal.dir_for(instance);
+        let rec = djournal::recover(&jdir, &cfg.journal, &names, horizon_ms, max_orders)?;
+        if let Some((path, offset)) = &rec.torn_tail {
+            tracing::warn!(segment = %path.display(), offset, "journal: a torn last record (a write cut short by a crash) was cut");
+        }
+        tracing::info!(
+            dir = %jdir.display(),
+            snapshot = rec.snapshot.unwrap_or(0),
+            replayed = rec.replayed,
+            ms = rec.elapsed.as_millis() as u64,
+            next_seq = rec.journal.next_seq(),
+            fsync = cfg.journal.fsync,
+            "journal opened"
+        );
+        let mut recovered = Vec::new();
+        let restored = engine
+            .restore(&rec.state, &mut |e| recovered.push(e))
+            .map_err(|e| anyhow!("cannot recover from the journal in {}: {e}", jdir.display()))?;
+        if !rec.state.is_empty() {
+            tracing::info!(
+                plan_ids = restored.dedupe,
+                orders = restored.orders,
+                interrupted = restored.interrupted,
+                executed = restored.executed,
+                reconciling = restored.reconciling,
+                "recovered: orders in flight are offered again to look up first; every symbol reconciles before it trades"
+            );
+        }
+        let replayed_many = rec.replayed > 100_000;
+        let state_seq = rec.state.seq;
+        let compactor = Compactor::start(jdir, rec.state, cfg.journal.keep_segments);
+        if replayed_many {
+            // A long replay this time: snapshot now so the next start is short.
+            compactor.sealed(state_seq);
+        }
+        let journal = rec.journal;
         let book = engine.shared().book.clone();
         let limits = Limits::new(symbols.len() as u16);
         let counters = Counters::new(writer, &symbols)?;
+        counters.set(counters.recovery_replayed, rec.replayed);
+        counters.set(counters.recovery_orders, restored.orders as u64);
+        counters.set(counters.recovery_interrupted, restored.interrupted as u64);
+        counters.set(counters.recovery_executed, restored.executed as u64);
         let cap = cfg.rings.capacity;
-        let create = |def: &RingDef| {
-            Ring::create(&RingSpec::new(instance, def.name, cap))
-                .with_context(|| format!("cannot create ring {}", def.name))
-        };
         let mut ingress = Vec::new();
         for def in contract::INGRESS {
-            let ring = create(def)?;
+            let ring = ingress_ring(instance, def, cap)?;
             let consumer = ring.consumer()?;
             ingress.push(IngressRing {
                 def,
                 _ring: ring,
                 consumer,
                 invalid_seen: 0,
+                unacked: VecDeque::new(),
             });
         }
-        let orders_ring = create(&contract::ORDERS)?;
+        let orders_ring = Ring::create(&RingSpec::new(instance, contract::ORDERS.name, cap))
+            .with_context(|| format!("cannot create ring {}", contract::ORDERS.name))?;
         let orders = orders_ring.producer()?;
+        // The results ring numbers its records as the journal does, so a reader that fell
+        // behind can catch up from the journal by sequence number.
         let results = Broadcast::create(
             &RingSpec::new(instance, contract::RESULTS.name, cfg.rings.results_capacity),
-            0,
+            journal.next_seq(),
         )
         .context("cannot create ring results")?;
         let results_w = results.writer()?;
@@ -148,7 +258,7 @@ impl Daemon {
             placement = %runner.placement().note,
             "started"
         );
-        Ok(Daemon {
+        let mut d = Daemon {
             instance: instance.to_owned(),
             limits,
             symbols,
@@ -161,6 +271,11 @@ impl Daemon {
             seen: [Seen::Nobody; 4],
             offered_to: None,
             held_input: None,
+            inputs_sent: 0,
+            fsync: cfg.journal.fsync,
+            journal,
+            compactor,
+            unsynced: Vec::new(),
             held_orders: VecDeque::new(),
             order_counted: false,
             book,
@@ -171,11 +286,22 @@ impl Daemon {
             next_tick: 0,
             next_gauges: 0,
             cfg,
-        })
+        };
+        // What the recovery answered and offered again goes out first.
+        for e in recovered {
+            d.emit(e)?;
+        }
+        d.settle()?;
+        Ok(d)
     }
 
     fn runner(&self) -> &Runner {
         self.runner.as_ref().expect("runner runs until drain")
+    }
+
+    /// `journal.fsync` is on.
+    fn fsync(&self) -> bool {
+        self.fsync
     }
 
     /// Runs until `stop` is set, then drains.
@@ -185,7 +311,7 @@ impl Daemon {
         while !stop.load(Ordering::Relaxed) {
             self.tick_if_due();
             self.gauges_if_due();
-            let worked = self.pump_egress() | self.pump_ingress();
+            let worked = self.pump_egress()? | self.pump_ingress();
             if worked {
                 idle_step = Duration::from_micros(20);
                 spins = 0;
@@ -197,11 +323,12 @@ impl Daemon {
                 continue;
             }
             if let Some(e) = self.runner().recv_timeout(idle_step) {
-                self.emit(e);
+                self.emit(e)?;
                 idle_step = Duration::from_micros(20);
             } else {
                 idle_step = (idle_step * 2).min(MAX_IDLE);
             }
+            self.settle()?;
         }
         self.drain()
     }
@@ -218,6 +345,16 @@ impl Daemon {
         }
         self.orders.heartbeat();
         self.results_w.heartbeat();
+        let mut faults: Vec<_> = self
+            .ingress
+            .iter_mut()
+            .filter_map(|r| r.consumer.check())
+            .collect();
+        faults.extend(self.orders.check());
+        for f in faults {
+            self.counters.inc(self.counters.cursor_faults);
+            tracing::error!("{f}");
+        }
         let timeout = self.cfg.rings.peer_timeout_ms;
         let mut statuses = Vec::with_capacity(4);
         for r in &self.ingress {
@@ -280,7 +417,7 @@ impl Daemon {
                 self.offered_to = Some(pid);
                 if self.orders_ring.stats().consumer_attaches > 1 {
                     tracing::info!(pid, "a new orders consumer replaced an earlier one: offering it every order without a final outcome, to look up first");
-                    self.held_input = Some((contract::ORDERS.index, Input::Reoffer));
+                    self.held_input = Some((contract::ORDERS.index, Input::Reoffer, None));
                 }
             }
         }
@@ -305,37 +442,98 @@ impl Daemon {
     }
 
     /// Publishes held intents and new events; false when there was nothing to do.
-    fn pump_egress(&mut self) -> bool {
+    fn pump_egress(&mut self) -> Result<bool> {
         let mut worked = !self.held_orders.is_empty();
         if !self.flush_orders() {
-            return worked;
+            return Ok(worked);
         }
         for _ in 0..BATCH {
             let Some(e) = self.runner().try_recv() else {
                 break;
             };
             worked = true;
-            self.emit(e);
+            self.emit(e)?;
             if !self.held_orders.is_empty() {
                 break;
             }
         }
-        worked
+        self.settle()?;
+        Ok(worked)
     }
 
-    /// Counts, logs and publishes one event; an intent also goes on `orders`.
-    fn emit(&mut self, e: Event) {
+    /// Counts, logs and journals one event; then (at once, or after the batch's sync with
+    /// `journal.fsync`) publishes it, and an intent also goes on `orders`.
+    fn emit(&mut self, e: Event) -> Result<()> {
         self.counters.event(&e);
         self.log(&e);
         let msg = e.to_message();
-        self.results_w.publish(&msg.encode());
+        let rec = msg.encode();
+        let (seq, sealed) = self
+            .journal
+            .append(&rec)
+            .map_err(|e| anyhow!("cannot append to the journal: {e}"))?;
+        if sealed.is_some() {
+            self.compactor.sealed(seq - 1);
+        }
+        self.counters.inc(self.counters.journal_events);
+        let intent = matches!(msg, Message::OrderIntent(_));
+        if self.fsync() {
+            self.unsynced.push((rec, intent));
+        } else {
+            self.publish(&rec, intent);
+        }
+        Ok(())
+    }
+
+    /// Puts a journaled event on `results` (and an intent on `orders`).
+    fn publish(&mut self, rec: &Record, intent: bool) {
+        self.results_w.publish(rec);
         self.counters.inc(self.counters.events_out);
-        if let (Event::OrderIntent(i), Message::OrderIntent(_)) = (&e, &msg) {
-            if i.lookup_first {
+        if intent {
+            if rec[1] & quantum_ipc::wire::INTENT_FLAG_LOOKUP_FIRST != 0 {
                 self.counters.inc(self.counters.orders_reoffered);
             }
-            self.held_orders.push_back(msg.encode());
+            self.held_orders.push_back(*rec);
             self.flush_orders();
+        }
+    }
+
+    /// After a batch: syncs the journal (with `journal.fsync`), publishes what waited for it,
+    /// and releases the ingress records whose events are all journaled.
+    fn settle(&mut self) -> Result<()> {
+        if self.fsync() && !self.unsynced.is_empty() {
+            self.journal
+                .sync()
+                .map_err(|e| anyhow!("cannot sync the journal: {e}"))?;
+            self.counters.inc(self.counters.journal_syncs);
+            for (rec, intent) in std::mem::take(&mut self.unsynced) {
+                self.publish(&rec, intent);
+            }
+        }
+        self.counters
+            .set(self.counters.journal_seq, self.journal.next_seq() - 1);
+        let done = match &self.runner {
+            Some(r) => r.inputs_done(),
+            None => return Ok(()),
+        };
+        self.release(done);
+        Ok(())
+    }
+
+    /// Releases every ingress record whose input is among the first `done` handled.
+    fn release(&mut self, done: u64) {
+        for r in &mut self.ingress {
+            let mut upto = None;
+            while let Some(&(need, pos)) = r.unacked.front() {
+                if need > done {
+                    break;
+                }
+                upto = Some(pos);
+                r.unacked.pop_front();
+            }
+            if let Some(pos) = upto {
+                r.consumer.commit_to(pos);
+            }
         }
     }
 
@@ -388,16 +586,27 @@ impl Daemon {
         true
     }
 
-    /// Hands `input` to the engine; gives it back when the engine's queue is full.
-    fn send(&mut self, ring: u8, input: Input) -> Result<(), (u8, Input)> {
-        self.runner().try_send(input, ring).map_err(|i| (ring, i))
+    /// Hands `input` to the engine; gives it back when the engine's queue is full. A record
+    /// from an ingress ring (`from`: slot and position after it) is released once handled.
+    fn send(&mut self, held: Held) -> Result<(), Held> {
+        let (ring, input, from) = held;
+        match self.runner().try_send(input, ring) {
+            Ok(()) => {
+                self.inputs_sent += 1;
+                if let Some((i, pos)) = from {
+                    self.ingress[i].unacked.push_back((self.inputs_sent, pos));
+                }
+                Ok(())
+            }
+            Err(input) => Err((ring, input, from)),
+        }
     }
 
     /// Moves ingress records into the engine; false when there was nothing to do.
     fn pump_ingress(&mut self) -> bool {
         let mut worked = false;
-        if let Some((ring, input)) = self.held_input.take() {
-            if let Err(back) = self.send(ring, input) {
+        if let Some(held) = self.held_input.take() {
+            if let Err(back) = self.send(held) {
                 self.held_input = Some(back);
                 return true;
             }
@@ -406,16 +615,20 @@ impl Daemon {
         let now_ms = unix_ms();
         for i in 0..self.ingress.len() {
             for _ in 0..BATCH {
-                let Some(rec) = self.ingress[i].consumer.try_pop() else {
+                let Some(rec) = self.ingress[i].consumer.try_pop_held() else {
                     break;
                 };
                 worked = true;
+                let pos = self.ingress[i].consumer.position();
                 self.counters.inc(self.counters.ingress[i].records_in);
                 let Some(input) = self.decode(i, &rec, now_ms) else {
+                    // Nothing to wait for but the inputs before it.
+                    let sent = self.inputs_sent;
+                    self.ingress[i].unacked.push_back((sent, pos));
                     continue;
                 };
                 let ring = self.ingress[i].def.index;
-                if let Err(back) = self.send(ring, input) {
+                if let Err(back) = self.send((ring, input, Some((i, pos)))) {
                     self.counters.inc(self.counters.engine_input_full);
                     self.held_input = Some(back);
                     return true;
@@ -472,25 +685,34 @@ impl Daemon {
     fn drain(mut self) -> Result<()> {
         tracing::info!("stopping: no more ingress; draining pending plans");
         let deadline = Instant::now() + Duration::from_millis(self.cfg.rings.drain_timeout_ms);
-        while let Some((ring, input)) = self.held_input.take() {
+        while let Some(held) = self.held_input.take() {
             if Instant::now() >= deadline {
-                tracing::warn!("drain timeout: one record read from a ring was not processed");
+                tracing::warn!("drain timeout: one record read from a ring was not processed; it stays in its ring for the next start");
                 break;
             }
             self.tick_if_due();
-            self.pump_egress();
-            if let Err(back) = self.send(ring, input) {
+            self.pump_egress()?;
+            if let Err(back) = self.send(held) {
                 self.held_input = Some(back);
                 std::thread::sleep(Duration::from_micros(50));
             }
         }
         let runner = self.runner.take().expect("runner");
         self.flush_until(deadline);
-        runner.shutdown(&mut |e| {
+        let mut failed = None;
+        let done = runner.shutdown(&mut |e| {
             self.tick_if_due();
-            self.emit(e);
+            if failed.is_none() {
+                failed = self.emit(e).err();
+            }
             self.flush_until(deadline);
         });
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        self.settle()?;
+        // Every input read was handled and journaled: release the ingress records.
+        self.release(done);
         self.flush_until(deadline);
         for _ in &self.held_orders {
             self.counters.inc(self.counters.orders_undelivered);
@@ -511,13 +733,14 @@ impl Daemon {
             plans_in = c.get(c.plans_in),
             orders_out = c.get(c.orders_out),
             events_out = c.get(c.events_out),
+            journal_seq = self.journal.next_seq() - 1,
             undelivered,
-            "stopped; removing segments"
+            "stopped; ingress rings stay for the next start, the others are removed"
         );
         if undelivered > 0 {
             tracing::warn!(
                 undelivered,
-                "order intent(s) were not taken by any orders consumer"
+                "order intent(s) were not taken by any orders consumer; the journal holds them, and the next start offers them again to look up first"
             );
         }
         Ok(())

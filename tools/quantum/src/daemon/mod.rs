@@ -24,6 +24,7 @@ pub mod config;
 pub mod host;
 mod instance;
 pub(crate) mod io;
+mod journal;
 mod print_config;
 pub mod stats;
 

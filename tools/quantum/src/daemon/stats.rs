@@ -17,6 +17,13 @@
 //! - `refused.<reason>`: inputs the engine refused (each also counts in `invalid_records`);
 //! - `events_out`: events published on `results`;
 //! - `engine_input_full` (the engine's input queue refused a record, which was held);
+//! - journal: `journal.events` (appended), `journal.seq` (gauge: the last event's number),
+//!   `journal.syncs` (msync batches with `journal.fsync`), `journal.snapshot_seq` is in the
+//!   log; recovery at start: `recovery.replayed`, `recovery.orders` (offered again, look-up
+//!   first), `recovery.interrupted`, `recovery.executed`; `reconciling` (gauge: symbols
+//!   reconciling now);
+//! - `cursor_faults`: ring cursors found changed from outside (each also logged in one
+//!   sentence; see `quantum_ipc::CursorFault`);
 //! - `peers_alive` (gauge: live peers over all rings), `peer_deaths.<ring>`;
 //! - per symbol, gauges of the engine's book in signed 1e-8 units (two's complement in the
 //!   `u64`; [`amount`] reads them back): `ledger.<SYMBOL>`, `exchange.<SYMBOL>` (0 until the
@@ -118,6 +125,15 @@ pub struct Counters {
     pub events_out: CounterId,
     pub engine_input_full: CounterId,
     pub peers_alive: CounterId,
+    pub journal_events: CounterId,
+    pub journal_seq: CounterId,
+    pub journal_syncs: CounterId,
+    pub recovery_replayed: CounterId,
+    pub recovery_orders: CounterId,
+    pub recovery_interrupted: CounterId,
+    pub recovery_executed: CounterId,
+    pub reconciling: CounterId,
+    pub cursor_faults: CounterId,
     books: Vec<BookGauges>,
 }
 
@@ -184,6 +200,15 @@ impl Counters {
             events_out: reg("events_out")?,
             engine_input_full: reg("engine_input_full")?,
             peers_alive: reg("peers_alive")?,
+            journal_events: reg("journal.events")?,
+            journal_seq: reg("journal.seq")?,
+            journal_syncs: reg("journal.syncs")?,
+            recovery_replayed: reg("recovery.replayed")?,
+            recovery_orders: reg("recovery.orders")?,
+            recovery_interrupted: reg("recovery.interrupted")?,
+            recovery_executed: reg("recovery.executed")?,
+            reconciling: reg("reconciling")?,
+            cursor_faults: reg("cursor_faults")?,
             books: symbols
                 .names()
                 .map(|name| {
@@ -256,6 +281,13 @@ impl Counters {
                 if let Some(id) = self.done.get(d.code) {
                     self.inc(id);
                 }
+            }
+            Event::Reconciling { on, .. } => {
+                let now = self.get(self.reconciling);
+                self.set(
+                    self.reconciling,
+                    if *on { now + 1 } else { now.saturating_sub(1) },
+                );
             }
             Event::Refused(r) => {
                 if let Some(id) = self.refused.get(r.reason) {

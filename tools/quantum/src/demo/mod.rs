@@ -211,6 +211,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
     };
     cfg.engine.apply_wait_ms = args.permit_wait_ms;
     cfg.engine.apply_step_ms = args.permit_step_ms.max(1);
+    // The demo's journal starts empty each run (its plans are synthetic).
+    let journal = args.out.join("journal");
+    if journal.exists() {
+        fs::remove_dir_all(&journal)
+            .with_context(|| format!("cannot clear {}", journal.display()))?;
+    }
+    cfg.journal.dir = journal.display().to_string();
     let daemon = Daemon::start(&instance, cfg).context("cannot start the core")?;
     let stop = Arc::new(AtomicBool::new(false));
     let daemon = {
@@ -225,6 +232,12 @@ pub fn run(args: DemoArgs) -> Result<()> {
         .join()
         .map_err(|_| anyhow!("the core's I/O thread panicked"))?;
     entry.stop();
+    // The ingress rings outlive a daemon on purpose; nothing comes after a demo.
+    if let Ok(segs) = quantum_ipc::list_segments(Some(&instance)) {
+        for s in segs {
+            let _ = quantum_ipc::shm::remove_segment(&s.os_id);
+        }
+    }
     log.flush()?;
     let summary = result?;
     daemon_result?;

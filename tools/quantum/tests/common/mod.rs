@@ -43,9 +43,18 @@ impl Instance {
         }
     }
 
-    /// `quantum <args>` with `envs`, stdout piped, stderr inherited.
+    /// This instance's journal directory (its own, removed with the guard).
+    pub fn journal_dir(&self) -> std::path::PathBuf {
+        std::env::temp_dir()
+            .join("quantum-test-journals")
+            .join(&self.name)
+    }
+
+    /// `quantum <args>` with `envs`, stdout piped, stderr inherited; the journal goes to
+    /// [`Instance::journal_dir`] unless `envs` says otherwise.
     pub fn command(&self, args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut c = Command::new(bin());
+        c.env("QUANTUM_JOURNAL_DIR", self.journal_dir());
         c.args(args).envs(envs.iter().copied());
         c
     }
@@ -135,6 +144,7 @@ impl Drop for Instance {
                 let _ = quantum_ipc::shm::remove_segment(&s.os_id);
             }
         }
+        let _ = std::fs::remove_dir_all(self.journal_dir());
     }
 }
 

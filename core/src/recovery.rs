@@ -1,0 +1,803 @@
+//! Recovery: what the journal's events add up to, and putting it back into a new engine.
+//!
+//! The engine's events ([`crate::event`]) are appended to the journal before anything else
+//! leaves the process with them. [`State`] folds them, in journal order, into what a restarted
+//! engine must not lose:
+//!
+//! | kept | from |
+//! |------|------|
+//! | ledger, exchange amount, mark, filters per symbol | `LedgerSet`, `Fill::ledger_after`, `Position`, `Filters` |
+//! | switches (kill, symbol kill, trading state) | `Switch` |
+//! | the governor's execution history (rate limit, cooldown, day notional) | `OrderIntent` |
+//! | the dedupe set, for its horizon | `PlanAccepted` |
+//! | plans accepted and not yet answered | `PlanAccepted` − `PlanResult` |
+//! | orders in flight, their state and fills | `OrderIntent` … `OrderDone` |
+//! | orders that ended lately (late reports are ignored, not refused) | `OrderDone` |
+//!
+//! [`Engine::restore`](crate::engine::Engine::restore) puts a state back and then, because the
+//! process died at an unknown moment:
+//! - every plan accepted but not answered gets its one result: `executed` when its order
+//!   intent was journaled (the order may have left), otherwise `BLOCK interrupted` (its permits
+//!   were never consumed, so no order exists);
+//! - every order in flight becomes `unknown` (reason `restart`) and is offered again marked
+//!   "look it up by client order id before sending anything";
+//! - every symbol **reconciles**: its EXECUTE plans are denied `reconciling` until a position
+//!   snapshot newer than the restart has arrived and no order on it has an unknown outcome.
+//!
+//! The permits of a plan that was waiting are not put back: such a plan is answered at once
+//! (above), so no permit of the dead process is ever consumed.
+//!
+//! A state also has a compact binary form ([`State::encode`]) for journal snapshots.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
+
+use crate::book::Filters;
+use crate::event::{Event, Switch};
+use crate::fixed::{Price, Qty};
+use crate::governor::{TradingState, MAX_RATE_LIMIT};
+use crate::orders::{Order, OrderState};
+use crate::types::{OrderIntent, Plan};
+
+/// A plan accepted and not yet answered when the journal ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingPlan {
+    /// The plan.
+    pub plan: Plan,
+    /// When it was accepted (ms since the Unix epoch).
+    pub at_ms: u64,
+    /// Apply's deadline (ms since the Unix epoch).
+    pub deadline_ms: u64,
+    /// Its order intent, when the permits were consumed before the process died.
+    pub intent: Option<OrderIntent>,
+}
+
+/// One symbol's part of a [`State`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct SymbolState {
+    /// Ledger amount.
+    pub ledger: Qty,
+    /// The last exchange position and when it was applied (ms since the Unix epoch).
+    pub exchange: Option<(Qty, u64)>,
+    /// The last mark price (zero when none).
+    pub mark: Price,
+    /// The last exchange filters.
+    pub filters: Option<Filters>,
+    /// The symbol's kill switch.
+    pub kill: bool,
+    /// Times of its last executions (ms since the Unix epoch), oldest first, at most
+    /// [`MAX_RATE_LIMIT`].
+    pub executions: VecDeque<u64>,
+    /// The UTC day `day_notional` belongs to.
+    pub day: u64,
+    /// Notional of opening orders executed that day (quote units).
+    pub day_notional: i64,
+}
+
+/// What the journal's events add up to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct State {
+    /// Sequence number of the last event folded in (0: none).
+    pub seq: u64,
+    /// Per symbol, by id.
+    pub symbols: Vec<SymbolState>,
+    /// Global kill switch.
+    pub kill: bool,
+    /// Trading state.
+    pub trading: TradingState,
+    /// Plan ids accepted within the dedupe horizon, with their acceptance time (ms), oldest
+    /// first.
+    pub dedupe: VecDeque<(u64, u64)>,
+    /// Plans accepted and not yet answered, by plan id.
+    pub pending: BTreeMap<u64, PendingPlan>,
+    /// Orders in flight, by plan id.
+    pub orders: BTreeMap<u64, Order>,
+    /// Plan ids of the orders that ended last, oldest first.
+    pub ended: VecDeque<u64>,
+    /// The dedupe horizon (ids older than this before the newest event are dropped).
+    pub horizon_ms: u64,
+    /// How many ended orders are remembered.
+    pub ended_capacity: usize,
+}
+
+/// Where folding found something it cannot use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateError(pub String);
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for StateError {}
+
+impl State {
+    /// The state of an empty journal, for `symbols` symbols, remembering plan ids for
+    /// `horizon_ms` and the last `ended_capacity` ended orders.
+    pub fn new(symbols: usize, horizon_ms: u64, ended_capacity: usize) -> State {
+        State {
+            seq: 0,
+            symbols: vec![SymbolState::default(); symbols],
+            kill: false,
+            trading: TradingState::Active,
+            dedupe: VecDeque::new(),
+            pending: BTreeMap::new(),
+            orders: BTreeMap::new(),
+            ended: VecDeque::new(),
+            horizon_ms,
+            ended_capacity: ended_capacity.max(1),
+        }
+    }
+
+    /// True when no event was folded in (a first start: nothing to recover).
+    pub fn is_empty(&self) -> bool {
+        self.seq == 0
+    }
+
+    fn symbol(&mut self, id: u16) -> &mut SymbolState {
+        let i = usize::from(id);
+        if i >= self.symbols.len() {
+            self.symbols.resize(i + 1, SymbolState::default());
+        }
+        &mut self.symbols[i]
+    }
+
+    /// Folds a journal record (`seq`, its bytes) in.
+    pub fn apply_record(&mut self, seq: u64, record: &Record) -> Result<(), StateError> {
+        let m = Message::decode(record, &Limits::default())
+            .map_err(|e| StateError(format!("event {seq}: {e}")))?;
+        let e = Event::from_message(&m).map_err(|e| StateError(format!("event {seq}: {e}")))?;
+        self.apply(seq, &e);
+        Ok(())
+    }
+
+    /// Folds event number `seq` in.
+    pub fn apply(&mut self, seq: u64, e: &Event) {
+        self.seq = seq;
+        match *e {
+            Event::PlanAccepted {
+                plan,
+                at_ms,
+                deadline_ms,
+            } => {
+                while self
+                    .dedupe
+                    .front()
+                    .is_some_and(|(_, t)| t.saturating_add(self.horizon_ms) <= at_ms)
+                {
+                    self.dedupe.pop_front();
+                }
+                self.dedupe.push_back((plan.id.0, at_ms));
+                self.pending.insert(
+                    plan.id.0,
+                    PendingPlan {
+                        plan,
+                        at_ms,
+                        deadline_ms,
+                        intent: None,
+                    },
+                );
+            }
+            Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
+            Event::Reconciling { .. } => {}
+            Event::OrderIntent(i) if !i.lookup_first => {
+                self.orders.insert(
+                    i.plan.0,
+                    Order {
+                        symbol: i.symbol,
+                        side: i.side,
+                        qty: i.qty,
+                        filled: Qty::ZERO,
+                        state: OrderState::Intent,
+                        order_id: 0,
+                        intent: i,
+                    },
+                );
+                if let Some(p) = self.pending.get_mut(&i.plan.0) {
+                    p.intent = Some(i);
+                }
+                let s = self.symbol(i.symbol.0);
+                if s.executions.len() == MAX_RATE_LIMIT as usize {
+                    s.executions.pop_front();
+                }
+                s.executions.push_back(i.at_ms);
+                if !i.reduce_only {
+                    let day = i.at_ms / 86_400_000;
+                    if s.day != day {
+                        s.day = day;
+                        s.day_notional = 0;
+                    }
+                    let n = i64::try_from(i.qty.notional(s.mark)).unwrap_or(i64::MAX);
+                    s.day_notional = s.day_notional.saturating_add(n);
+                }
+            }
+            Event::OrderIntent(_) => {}
+            Event::PlanResult(r) => {
+                if r.outcome != crate::result::Outcome::Duplicate {
+                    self.pending.remove(&r.plan.0);
+                }
+            }
+            Event::OrderSent { plan, .. } => {
+                if let Some(o) = self.orders.get_mut(&plan.0) {
+                    if matches!(o.state, OrderState::Intent | OrderState::Unknown) {
+                        o.state = OrderState::Sent;
+                    }
+                }
+            }
+            Event::OrderAccepted { plan, order_id, .. } => {
+                if let Some(o) = self.orders.get_mut(&plan.0) {
+                    o.state = OrderState::Accepted;
+                    o.order_id = order_id;
+                }
+            }
+            Event::Fill(f) => {
+                if let Some(o) = self.orders.get_mut(&f.plan.0) {
+                    o.filled = f.cum_qty;
+                }
+                self.symbol(f.symbol.0).ledger = f.ledger_after;
+            }
+            Event::OrderDone(d) => {
+                self.orders.remove(&d.plan.0);
+                if self.ended.len() == self.ended_capacity {
+                    self.ended.pop_front();
+                }
+                self.ended.push_back(d.plan.0);
+            }
+            Event::OrderUnknown { plan, .. } => {
+                if let Some(o) = self.orders.get_mut(&plan.0) {
+                    o.state = OrderState::Unknown;
+                }
+            }
+            Event::OrderResolved { plan, found, .. } => {
+                if let (false, Some(o)) = (found, self.orders.get_mut(&plan.0)) {
+                    o.state = OrderState::Intent;
+                }
+            }
+            Event::LedgerSet { symbol, amount, .. } => self.symbol(symbol.0).ledger = amount,
+            Event::Position {
+                symbol,
+                amount,
+                mark,
+                time_ms,
+            } => {
+                let s = self.symbol(symbol.0);
+                s.exchange = Some((amount, time_ms));
+                if !mark.is_zero() {
+                    s.mark = mark;
+                }
+            }
+            Event::Filters { symbol, filters } => self.symbol(symbol.0).filters = Some(filters),
+            Event::Switch(Switch::KillSwitch(on)) => self.kill = on,
+            Event::Switch(Switch::SymbolKillSwitch(s, on)) => self.symbol(s.0).kill = on,
+            Event::Switch(Switch::TradingState(t)) => self.trading = t,
+        }
+    }
+
+    /// The compact binary form (for snapshots).
+    pub fn encode(&self) -> Vec<u8> {
+        let mut w = Writer(Vec::with_capacity(
+            64 + self.symbols.len() * 200
+                + self.dedupe.len() * 16
+                + self.pending.len() * 130
+                + self.orders.len() * 90
+                + self.ended.len() * 8,
+        ));
+        w.u32(STATE_VERSION);
+        w.u64(self.seq);
+        w.u64(self.horizon_ms);
+        w.u64(self.ended_capacity as u64);
+        w.u8(u8::from(self.kill));
+        w.u8(self.trading.code());
+        w.u64(self.symbols.len() as u64);
+        for s in &self.symbols {
+            w.i64(s.ledger.units());
+            match s.exchange {
+                Some((q, t)) => {
+                    w.u8(1);
+                    w.i64(q.units());
+                    w.u64(t);
+                }
+                None => w.u8(0),
+            }
+            w.i64(s.mark.units());
+            match &s.filters {
+                Some(f) => {
+                    w.u8(1);
+                    w.record(
+                        &Message::SymbolFilters(crate::wire::filters_out(
+                            crate::types::SymbolId(0),
+                            f,
+                        ))
+                        .encode(),
+                    );
+                }
+                None => w.u8(0),
+            }
+            w.u8(u8::from(s.kill));
+            w.u64(s.executions.len() as u64);
+            for t in &s.executions {
+                w.u64(*t);
+            }
+            w.u64(s.day);
+            w.i64(s.day_notional);
+        }
+        w.u64(self.dedupe.len() as u64);
+        for (id, t) in &self.dedupe {
+            w.u64(*id);
+            w.u64(*t);
+        }
+        w.u64(self.pending.len() as u64);
+        for p in self.pending.values() {
+            let accepted = Event::PlanAccepted {
+                plan: p.plan,
+                at_ms: p.at_ms,
+                deadline_ms: p.deadline_ms,
+            };
+            w.record(&accepted.to_message().encode());
+            match &p.intent {
+                Some(i) => {
+                    w.u8(1);
+                    w.record(&Message::OrderIntent(crate::wire::intent_out(i)).encode());
+                }
+                None => w.u8(0),
+            }
+        }
+        w.u64(self.orders.len() as u64);
+        for o in self.orders.values() {
+            w.record(&Message::OrderIntent(crate::wire::intent_out(&o.intent)).encode());
+            w.u8(state_code(o.state));
+            w.i64(o.filled.units());
+            w.u64(o.order_id);
+        }
+        w.u64(self.ended.len() as u64);
+        for id in &self.ended {
+            w.u64(*id);
+        }
+        w.0
+    }
+
+    /// Reads [`State::encode`]'s form back.
+    pub fn decode(b: &[u8]) -> Result<State, StateError> {
+        let mut r = Reader { b, at: 0 };
+        let version = r.u32()?;
+        if version != STATE_VERSION {
+            return Err(StateError(format!(
+                "snapshot state version {version}, this binary reads {STATE_VERSION}"
+            )));
+        }
+        let seq = r.u64()?;
+        let horizon_ms = r.u64()?;
+        let ended_capacity = r.len()?.max(1);
+        let kill = r.u8()? != 0;
+        let trading = TradingState::from_code(r.u8()?)
+            .ok_or_else(|| StateError("snapshot: bad trading state".into()))?;
+        let n = r.len()?;
+        let mut symbols = Vec::with_capacity(n.min(1 << 16));
+        for _ in 0..n {
+            let ledger = Qty::from_units(r.i64()?);
+            let exchange = match r.u8()? {
+                0 => None,
+                _ => Some((Qty::from_units(r.i64()?), r.u64()?)),
+            };
+            let mark = Price::from_units(r.i64()?);
+            let filters = match r.u8()? {
+                0 => None,
+                _ => match r.message()? {
+                    Message::SymbolFilters(f) => Some(crate::wire::filters_in(&f)),
+                    m => {
+                        return Err(StateError(format!(
+                            "snapshot: {:?} where filters belong",
+                            m.kind()
+                        )))
+                    }
+                },
+            };
+            let kill = r.u8()? != 0;
+            let ne = r.len()?;
+            let mut executions = VecDeque::with_capacity(ne.min(MAX_RATE_LIMIT as usize));
+            for _ in 0..ne {
+                executions.push_back(r.u64()?);
+            }
+            let day = r.u64()?;
+            let day_notional = r.i64()?;
+            symbols.push(SymbolState {
+                ledger,
+                exchange,
+                mark,
+                filters,
+                kill,
+                executions,
+                day,
+                day_notional,
+            });
+        }
+        let n = r.len()?;
+        let mut dedupe = VecDeque::with_capacity(n.min(1 << 24));
+        for _ in 0..n {
+            dedupe.push_back((r.u64()?, r.u64()?));
+        }
+        let n = r.len()?;
+        let mut pending = BTreeMap::new();
+        for _ in 0..n {
+            let Event::PlanAccepted {
+                plan,
+                at_ms,
+                deadline_ms,
+            } = r.event()?
+            else {
+                return Err(StateError(
+                    "snapshot: a pending plan is not a PlanAccepted record".into(),
+                ));
+            };
+            let intent = match r.u8()? {
+                0 => None,
+                _ => Some(r.intent()?),
+            };
+            pending.insert(
+                plan.id.0,
+                PendingPlan {
+                    plan,
+                    at_ms,
+                    deadline_ms,
+                    intent,
+                },
+            );
+        }
+        let n = r.len()?;
+        let mut orders = BTreeMap::new();
+        for _ in 0..n {
+            let intent = r.intent()?;
+            let state = state_from(r.u8()?)?;
+            let filled = Qty::from_units(r.i64()?);
+            let order_id = r.u64()?;
+            orders.insert(
+                intent.plan.0,
+                Order {
+                    symbol: intent.symbol,
+                    side: intent.side,
+                    qty: intent.qty,
+                    filled,
+                    state,
+                    order_id,
+                    intent,
+                },
+            );
+        }
+        let n = r.len()?;
+        let mut ended = VecDeque::with_capacity(n.min(1 << 24));
+        for _ in 0..n {
+            ended.push_back(r.u64()?);
+        }
+        if r.at != b.len() {
+            return Err(StateError(format!(
+                "snapshot: {} bytes left over after the state",
+                b.len() - r.at
+            )));
+        }
+        Ok(State {
+            seq,
+            symbols,
+            kill,
+            trading,
+            dedupe,
+            pending,
+            orders,
+            ended,
+            horizon_ms,
+            ended_capacity,
+        })
+    }
+}
+
+/// Version of [`State::encode`]'s form.
+const STATE_VERSION: u32 = 1;
+
+fn state_code(s: OrderState) -> u8 {
+    match s {
+        OrderState::Intent => 0,
+        OrderState::Sent => 1,
+        OrderState::Accepted => 2,
+        OrderState::Unknown => 3,
+    }
+}
+
+fn state_from(c: u8) -> Result<OrderState, StateError> {
+    Ok(match c {
+        0 => OrderState::Intent,
+        1 => OrderState::Sent,
+        2 => OrderState::Accepted,
+        3 => OrderState::Unknown,
+        _ => {
+            return Err(StateError(format!(
+                "snapshot: order state {c} is not defined"
+            )))
+        }
+    })
+}
+
+struct Writer(Vec<u8>);
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.0.push(v);
+    }
+    fn u32(&mut self, v: u32) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn i64(&mut self, v: i64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn record(&mut self, r: &Record) {
+        self.0.extend_from_slice(r);
+    }
+}
+
+struct Reader<'a> {
+    b: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    fn take(&mut self, n: usize) -> Result<&[u8], StateError> {
+        let end = self.at.checked_add(n).filter(|e| *e <= self.b.len());
+        let Some(end) = end else {
+            return Err(StateError(format!(
+                "snapshot: state cut short at byte {}",
+                self.at
+            )));
+        };
+        let s = &self.b[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn u8(&mut self) -> Result<u8, StateError> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, StateError> {
+        let mut a = [0; 4];
+        a.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+    fn u64(&mut self) -> Result<u64, StateError> {
+        let mut a = [0; 8];
+        a.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+    fn i64(&mut self) -> Result<i64, StateError> {
+        Ok(self.u64()? as i64)
+    }
+    /// A count, refused when it could not fit in what is left (a damaged length).
+    fn len(&mut self) -> Result<usize, StateError> {
+        let n = self.u64()?;
+        if n > (self.b.len() - self.at) as u64 + 1 {
+            return Err(StateError(format!("snapshot: count {n} exceeds the file")));
+        }
+        Ok(n as usize)
+    }
+    fn message(&mut self) -> Result<Message, StateError> {
+        let mut rec = [0u8; RECORD_SIZE];
+        rec.copy_from_slice(self.take(RECORD_SIZE)?);
+        Message::decode(&rec, &Limits::default()).map_err(|e| StateError(format!("snapshot: {e}")))
+    }
+    fn event(&mut self) -> Result<Event, StateError> {
+        let m = self.message()?;
+        Event::from_message(&m).map_err(|e| StateError(format!("snapshot: {e}")))
+    }
+    fn intent(&mut self) -> Result<OrderIntent, StateError> {
+        match self.message()? {
+            Message::OrderIntent(i) => Ok(crate::wire::intent_in(&i)),
+            m => Err(StateError(format!(
+                "snapshot: {:?} where an order intent belongs",
+                m.kind()
+            ))),
+        }
+    }
+}
+
+/// What [`Engine::restore`](crate::engine::Engine::restore) put back and answered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Restored {
+    /// Plan ids remembered by dedupe.
+    pub dedupe: usize,
+    /// Orders in flight put back (each now unknown and offered again, look-up first).
+    pub orders: usize,
+    /// Plans answered `BLOCK interrupted`.
+    pub interrupted: usize,
+    /// Plans answered `executed` (their intent was journaled before the process died).
+    pub executed: usize,
+    /// Symbols reconciling.
+    pub reconciling: usize,
+}
+
+/// A state the engine cannot take.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RestoreError {
+    /// The journal names a symbol id the configuration does not have.
+    UnknownSymbol(usize),
+    /// More plan ids within the horizon than the dedupe set can hold.
+    DedupeTooSmall {
+        /// Ids to remember.
+        needed: usize,
+        /// The configured capacity.
+        capacity: usize,
+    },
+    /// More orders in flight than the engine can track.
+    TooManyOrders {
+        /// Orders to restore.
+        needed: usize,
+    },
+    /// A restored amount is out of range.
+    Overflow,
+}
+
+impl std::fmt::Display for RestoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RestoreError::UnknownSymbol(i) => write!(f, "the journal names symbol id {i}, which the configuration does not have (symbols may be added at the end, never removed or reordered)"),
+            RestoreError::DedupeTooSmall { needed, capacity } => write!(f, "the journal remembers {needed} plan ids within the dedupe horizon, but dedupe_capacity is {capacity}: raise it"),
+            RestoreError::TooManyOrders { needed } => write!(f, "the journal has {needed} orders in flight, more than max_orders: raise it"),
+            RestoreError::Overflow => f.write_str("a restored amount is out of range"),
+        }
+    }
+}
+
+impl std::error::Error for RestoreError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::FillEvent;
+    use crate::types::{Action, Decision, PlanId, Side, SymbolId};
+    use quantum_ipc::codes::DoneCode;
+
+    fn plan(id: u64) -> Plan {
+        Plan::exit(
+            PlanId(id),
+            SymbolId(1),
+            Decision::Execute,
+            Action::Partial50,
+        )
+    }
+
+    fn intent(id: u64, at_ms: u64) -> OrderIntent {
+        OrderIntent {
+            plan: PlanId(id),
+            symbol: SymbolId(1),
+            side: Side::Sell,
+            qty: Qty::from_units(300),
+            reduce_only: true,
+            t_in_ns: 1,
+            t_out_ns: 2,
+            at_ms,
+            lookup_first: false,
+        }
+    }
+
+    #[test]
+    fn folds_plans_orders_and_the_book_and_survives_encoding() {
+        let mut s = State::new(2, 1_000, 2);
+        let mut seq = 0;
+        let mut ev = |s: &mut State, e: Event| {
+            seq += 1;
+            s.apply(seq, &e);
+        };
+        ev(
+            &mut s,
+            Event::LedgerSet {
+                symbol: SymbolId(1),
+                amount: Qty::from_units(1_000),
+                at_ms: 1,
+            },
+        );
+        ev(
+            &mut s,
+            Event::Position {
+                symbol: SymbolId(1),
+                amount: Qty::from_units(1_000),
+                mark: Price::from_units(7),
+                time_ms: 2,
+            },
+        );
+        for id in 1..=3 {
+            ev(
+                &mut s,
+                Event::PlanAccepted {
+                    plan: plan(id),
+                    at_ms: 10 * id,
+                    deadline_ms: 10 * id + 5,
+                },
+            );
+        }
+        ev(&mut s, Event::OrderIntent(intent(1, 11)));
+        ev(
+            &mut s,
+            Event::PlanResult(crate::result::PlanResult {
+                plan: PlanId(1),
+                symbol: SymbolId(1),
+                decision: Decision::Execute,
+                outcome: crate::result::Outcome::Executed {
+                    qty: Qty::from_units(300),
+                },
+                wait_ns: 0,
+                at_ms: 12,
+            }),
+        );
+        ev(&mut s, Event::OrderIntent(intent(2, 21)));
+        ev(
+            &mut s,
+            Event::OrderSent {
+                plan: PlanId(1),
+                symbol: SymbolId(1),
+                at_ms: 13,
+            },
+        );
+        ev(
+            &mut s,
+            Event::OrderAccepted {
+                plan: PlanId(1),
+                symbol: SymbolId(1),
+                order_id: 77,
+                at_ms: 14,
+            },
+        );
+        ev(
+            &mut s,
+            Event::Fill(FillEvent {
+                plan: PlanId(1),
+                symbol: SymbolId(1),
+                side: Side::Sell,
+                qty: Qty::from_units(100),
+                price: Price::from_units(7),
+                order_id: 77,
+                time_ms: 15,
+                cum_qty: Qty::from_units(100),
+                ledger_after: Qty::from_units(900),
+            }),
+        );
+        // Plan 1: accepted, partly filled. Plan 2: intent journaled, no result. Plan 3: waiting.
+        assert_eq!(s.symbols[1].ledger, Qty::from_units(900));
+        assert_eq!(s.orders[&1].state, OrderState::Accepted);
+        assert_eq!(s.orders[&1].filled, Qty::from_units(100));
+        assert_eq!(s.orders[&2].state, OrderState::Intent);
+        assert_eq!(s.pending.keys().copied().collect::<Vec<_>>(), vec![2, 3]);
+        assert!(s.pending[&2].intent.is_some() && s.pending[&3].intent.is_none());
+        assert_eq!(s.symbols[1].executions, VecDeque::from(vec![11, 21]));
+        ev(
+            &mut s,
+            Event::OrderDone(crate::event::DoneEvent {
+                plan: PlanId(1),
+                symbol: SymbolId(1),
+                code: DoneCode::Filled,
+                reason: 0,
+                filled: Qty::from_units(100),
+                released: Qty::from_units(200),
+                exchange_code: 0,
+                at_ms: 16,
+            }),
+        );
+        assert!(!s.orders.contains_key(&1));
+        assert_eq!(s.ended, VecDeque::from(vec![1]));
+        // A plan accepted a horizon later pushes the old ids out of dedupe.
+        ev(
+            &mut s,
+            Event::PlanAccepted {
+                plan: plan(9),
+                at_ms: 1_025,
+                deadline_ms: 1_030,
+            },
+        );
+        assert_eq!(s.dedupe.iter().map(|d| d.0).collect::<Vec<_>>(), vec![3, 9]);
+        let back = State::decode(&s.encode()).unwrap();
+        assert_eq!(back, s);
+        // A damaged length or a cut is an error, never a panic.
+        let b = s.encode();
+        for cut in 0..b.len() {
+            assert!(State::decode(&b[..cut]).is_err());
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The journal: every event of the engine, appended in order to memory-mapped segment files,
+//! each record checksummed (CRC32C) and numbered. It is what makes a restart lose nothing: the
+//! daemon appends an event before anything else leaves the process with it (the `results`
+//! ring, an order intent on `orders`), and replaying the journal rebuilds the core's state.
+//!
+//! Files in the journal directory:
+//!
+//! ```text
+//! journal-<first seq, 20 digits>.qj   segments: a 128-byte header, then 80-byte records
+//! snapshot-<seq, 20 digits>.qs        the state after event <seq> (see [`snapshot`])
+//! ```
+//!
+//! A record is `seq u64 | crc32c u32 | marker u32 | payload 64 bytes` (the payload is a wire
+//! record, `crate::wire`); the CRC covers everything but itself. Segments are created at their
+//! full size and mapped (`memmap2`); appending is a copy into the mapping, no system call, so
+//! a process that dies (even by `kill -9`) loses nothing it appended: the pages belong to the
+//! kernel's page cache. Surviving a power loss needs `msync`: with `fsync` on, [`Journal::sync`]
+//! flushes what was appended since the last call (the daemon calls it once per batch).
+//!
+//! Opening for append checks every record after the newest snapshot: a bad record followed only
+//! by empty space is a torn tail (a write cut short) and is cut; a bad record with a good one
+//! after it is corruption, reported with its file and offset ([`JournalError::Corrupt`]), never
+//! skipped.
+
+mod segment;
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+use segment::{SegmentFile, SegmentReader};
+pub use segment::{RECORD_BYTES, SEGMENT_HEADER_BYTES};
+
+use crate::wire::Record;
+
+/// What can go wrong with a journal.
+#[derive(Debug)]
+pub enum JournalError {
+    /// A file operation failed.
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A record that is not what was written, with good records after it.
+    Corrupt {
+        /// The segment.
+        path: PathBuf,
+        /// Byte offset of the bad record.
+        offset: u64,
+        /// What is wrong.
+        what: String,
+    },
+    /// A segment that is not a journal segment of this format, or whose header is damaged.
+    BadSegment {
+        /// The segment.
+        path: PathBuf,
+        /// What is wrong.
+        what: String,
+    },
+    /// Another process writes this journal.
+    Locked {
+        /// The lock file.
+        path: PathBuf,
+    },
+    /// Sequence numbers do not follow each other across segments.
+    Gap {
+        /// The segment where the gap starts.
+        path: PathBuf,
+        /// The number expected.
+        expected: u64,
+        /// The number found.
+        found: u64,
+    },
+}
+
+impl std::fmt::Display for JournalError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            JournalError::Io { path, source } => write!(f, "journal {}: {source}", path.display()),
+            JournalError::Corrupt { path, offset, what } => write!(
+                f,
+                "journal {} is corrupt at byte {offset}: {what} (good records follow it, so it is not a torn tail)",
+                path.display()
+            ),
+            JournalError::Locked { path } => write!(
+                f,
+                "journal {} is in use by another process (its lock is held)",
+                path.parent().unwrap_or(path).display()
+            ),
+            JournalError::BadSegment { path, what } => {
+                write!(f, "journal segment {}: {what}", path.display())
+            }
+            JournalError::Gap {
+                path,
+                expected,
+                found,
+            } => write!(
+                f,
+                "journal segment {} starts at sequence {found}, expected {expected}: segments are missing",
+                path.display()
+            ),
+        }
+    }
+}
+
+impl std::error::Error for JournalError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            JournalError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> JournalError + '_ {
+    move |source| JournalError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// How a journal is opened.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    /// Bytes per segment file (rounded to whole records; at least 1 MiB).
+    pub segment_bytes: u64,
+    /// `msync` what was appended on each [`Journal::sync`] (survives a power loss).
+    pub fsync: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            segment_bytes: 64 << 20,
+            fsync: false,
+        }
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// Segments found.
+    pub segments: usize,
+    /// Sequence number of the first record kept in the journal (the oldest segment's).
+    pub first_seq: u64,
+    /// Sequence number the next append gets.
+    pub next_seq: u64,
+    /// A torn tail that was cut: the segment and the byte offset of the first bad record.
+    pub torn_tail: Option<(PathBuf, u64)>,
+}
+
+/// The segment file of `first_seq` in `dir`.
+pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("journal-{first_seq:020}.qj"))
+}
+
+/// The segments in `dir`, oldest first, as `(first_seq, path)`.
+pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    let mut out = Vec::new();
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(io_err(dir)(e)),
+    };
+    for entry in entries {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(seq) = name
+            .strip_prefix("journal-")
+            .and_then(|s| s.strip_suffix(".qj"))
+            .and_then(|s| s.parse::<u64>().ok())
+        {
+            out.push((seq, entry.path()));
+        }
+    }
+    out.sort_unstable_by_key(|(s, _)| *s);
+    Ok(out)
+}
+
+/// The appending end. One writer per directory: [`Journal::open`] takes an exclusive lock on
+/// `dir/LOCK` (`flock`), released when the process exits however it exits.
+pub struct Journal {
+    _lock: std::fs::File,
+    dir: PathBuf,
+    opts: Options,
+    cur: SegmentFile,
+    next_seq: u64,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Journal")
+            .field("dir", &self.dir)
+            .field("next_seq", &self.next_seq)
+            .finish()
+    }
+}
+
+impl Journal {
+    /// Opens (or creates) the journal in `dir` for appending, checking every segment from
+    /// `check_from` (a sequence number: the newest snapshot's, so replay stays bounded) and
+    /// cutting a torn tail. Segments older than `check_from` are only checked for their headers.
+    pub fn open(
+        dir: &Path,
+        opts: Options,
+        check_from: u64,
+    ) -> Result<(Journal, OpenReport), JournalError> {
+        std::fs::create_dir_all(dir).map_err(io_err(dir))?;
+        let lock = lock(dir)?;
+        let segs = segments(dir)?;
+        let mut report = OpenReport {
+            segments: segs.len(),
+            first_seq: segs.first().map_or(1, |(s, _)| *s),
+            ..OpenReport::default()
+        };
+        let mut expected: Option<u64> = None;
+        let mut last: Option<(u64, PathBuf, u64)> = None; // (first_seq, path, next_seq)
+        for (i, (first, path)) in segs.iter().enumerate() {
+            if let Some(e) = expected {
+                if *first != e {
+                    return Err(JournalError::Gap {
+                        path: path.clone(),
+                        expected: e,
+                        found: *first,
+                    });
+                }
+            }
+            let is_last = i + 1 == segs.len();
+            let r = SegmentReader::open(path)?;
+            if r.first_seq() != *first {
+                return Err(JournalError::BadSegment {
+                    path: path.clone(),
+                    what: format!("header says it starts at {}", r.first_seq()),
+                });
+            }
+            // A sealed segment wholly before the snapshot needs no record check.
+            let next_first = segs.get(i + 1).map(|(s, _)| *s);
+            if !is_last && next_first.is_some_and(|n| n <= check_from) {
+                expected = next_first;
+                continue;
+            }
+            let scan = r.scan()?;
+            if let Some(off) = scan.torn_at {
+                if !is_last {
+                    return Err(JournalError::Corrupt {
+                        path: path.clone(),
+                        offset: off,
+                        what: "a bad record at the end of a segment that is followed by another"
+                            .into(),
+                    });
+                }
+                report.torn_tail = Some((path.clone(), off));
+            }
+            expected = Some(scan.next_seq);
+            last = Some((*first, path.clone(), scan.next_seq));
+        }
+        let (cur, next_seq) = match last {
+            Some((first, path, next)) => {
+                let mut f = SegmentFile::open(&path, first)?;
+                f.set_len_records(next - first);
+                // Zero what a torn write left behind, so a reader never mistakes it.
+                f.clear_from(next - first)?;
+                (f, next)
+            }
+            None => {
+                let path = segment_path(dir, 1);
+                (SegmentFile::create(&path, 1, opts.segment_bytes)?, 1)
+            }
+        };
+        report.next_seq = next_seq;
+        Ok((
+            Journal {
+                _lock: lock,
+                dir: dir.to_owned(),
+                opts,
+                cur,
+                next_seq,
+            },
+            report,
+        ))
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The sequence number the next append gets.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Appends `record`; returns its sequence number. No system call unless the segment is
+    /// full (then the next one is created). `Ok(Some(path))` in `sealed` when that happened.
+    #[inline]
+    pub fn append(&mut self, record: &Record) -> Result<(u64, Option<PathBuf>), JournalError> {
+        let mut sealed = None;
+        if self.cur.is_full() {
+            if self.opts.fsync {
+                self.cur.sync()?;
+            }
+            let path = segment_path(&self.dir, self.next_seq);
+            let next = SegmentFile::create(&path, self.next_seq, self.opts.segment_bytes)?;
+            let old = std::mem::replace(&mut self.cur, next);
+            sealed = Some(old.path().to_owned());
+        }
+        let seq = self.next_seq;
+        self.cur.push(seq, record);
+        self.next_seq += 1;
+        Ok((seq, sealed))
+    }
+
+    /// With `fsync` on, flushes to disk what was appended since the last call (`msync`);
+    /// otherwise nothing (a process crash loses nothing anyway).
+    pub fn sync(&mut self) -> Result<(), JournalError> {
+        if self.opts.fsync {
+            self.cur.sync()?;
+        }
+        Ok(())
+    }
+}
+
+/// Takes the writer's lock of `dir`.
+fn lock(dir: &Path) -> Result<std::fs::File, JournalError> {
+    use std::os::fd::AsRawFd;
+    let path = dir.join("LOCK");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(io_err(&path))?;
+    // SAFETY: `f` is an open descriptor for the duration of the call.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let e = std::io::Error::last_os_error();
+        if e.raw_os_error() == Some(libc::EWOULDBLOCK) {
+            return Err(JournalError::Locked { path });
+        }
+        return Err(io_err(&path)(e));
+    }
+    Ok(f)
+}
+
+/// Removes the segments whose every record is at or before `upto` (a snapshot covers them),
+/// keeping the newest `keep` of those for readers that are catching up. Returns the paths
+/// removed. The segment being appended to is never removed.
+pub fn prune(dir: &Path, upto: u64, keep: usize) -> Result<Vec<PathBuf>, JournalError> {
+    let segs = segments(dir)?;
+    let covered: Vec<&PathBuf> = segs
+        .windows(2)
+        .filter(|w| w[1].0 <= upto.saturating_add(1))
+        .map(|w| &w[0].1)
+        .collect();
+    let mut removed = Vec::new();
+    for p in covered.iter().take(covered.len().saturating_sub(keep)) {
+        std::fs::remove_file(p).map_err(io_err(p))?;
+        removed.push((*p).clone());
+    }
+    Ok(removed)
+}
+
+/// A reader of the journal in `dir`, for recovery, `quantum ctl journal` and consumers that
+/// must see every event (they catch up here on what the `results` ring no longer holds).
+#[derive(Debug)]
+pub struct Reader {
+    segs: Vec<(u64, PathBuf)>,
+}
+
+impl Reader {
+    /// The journal in `dir` as it is now.
+    pub fn open(dir: &Path) -> Result<Reader, JournalError> {
+        Ok(Reader {
+            segs: segments(dir)?,
+        })
+    }
+
+    /// The oldest sequence number still kept, if any.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.segs.first().map(|(s, _)| *s)
+    }
+
+    /// Calls `f(seq, record)` for every good record from `from` on, in order, stopping at the
+    /// first record not (yet) written; returns the next sequence number. A bad record followed
+    /// by a good one is [`JournalError::Corrupt`]; a bad last record is the end (it may be being
+    /// written right now, or torn).
+    pub fn read_from(
+        &self,
+        from: u64,
+        f: impl FnMut(u64, &Record) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        self.read_segments(from, u64::MAX, f)
+    }
+
+    /// [`Reader::read_from`], but only the segments that start at or before `upto` (a sealed
+    /// segment's last record: the compactor reads what the writer no longer touches).
+    pub fn read_until(
+        &self,
+        from: u64,
+        upto: u64,
+        f: impl FnMut(u64, &Record) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        self.read_segments(from, upto, f)
+    }
+
+    fn read_segments(
+        &self,
+        from: u64,
+        upto: u64,
+        mut f: impl FnMut(u64, &Record) -> Result<(), JournalError>,
+    ) -> Result<u64, JournalError> {
+        let mut next = from;
+        for (i, (first, path)) in self.segs.iter().enumerate() {
+            let next_first = self.segs.get(i + 1).map(|(s, _)| *s);
+            if next_first.is_some_and(|n| n <= from) {
+                continue;
+            }
+            if *first > upto {
+                break;
+            }
+            if *first > next {
+                return Err(JournalError::Gap {
+                    path: path.clone(),
+                    expected: next,
+                    found: *first,
+                });
+            }
+            let r = SegmentReader::open(path)?;
+            let scan = r.for_each(next, &mut f)?;
+            next = scan.next_seq;
+            if scan.torn_at.is_some() {
+                if next_first.is_some() {
+                    return Err(JournalError::Corrupt {
+                        path: path.clone(),
+                        offset: scan.torn_at.unwrap_or(0),
+                        what: "a bad record at the end of a segment that is followed by another"
+                            .into(),
+                    });
+                }
+                break;
+            }
+        }
+        Ok(next)
+    }
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifyReport {
+    /// Segments checked.
+    pub segments: usize,
+    /// Good records.
+    pub records: u64,
+    /// First and last sequence numbers, if any record.
+    pub range: Option<(u64, u64)>,
+    /// A bad last record (torn tail: cut at the next start), with its segment and offset.
+    pub torn_tail: Option<(PathBuf, u64)>,
+}
+
+/// Checks every record of every segment in `dir` without changing anything.
+pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
+    let reader = Reader::open(dir)?;
+    let mut records = 0u64;
+    let mut first = None;
+    let mut last = None;
+    let start = reader.first_seq().unwrap_or(1);
+    let next = reader.read_from(start, |seq, _| {
+        records += 1;
+        first.get_or_insert(seq);
+        last = Some(seq);
+        Ok(())
+    })?;
+    let torn_tail = match reader.segs.last() {
+        Some((_, path)) => SegmentReader::open(path)?
+            .scan()?
+            .torn_at
+            .map(|o| (path.clone(), o)),
+        None => None,
+    };
+    let _ = next;
+    Ok(VerifyReport {
+        segments: reader.segs.len(),
+        records,
+        range: first.zip(last),
+        torn_tail,
+    })
+}
+
+#[cfg(test)]
+mod tests;
