@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: the README's test command, and what CI runs.
 #
-#   tools/test.sh            all tests (debug build), then the loom models (release, cfg(loom))
+#   tools/test.sh            all tests (debug build), the crash test (10 rounds, see
+#                            tools/crash-test.sh), then the loom models (release, cfg(loom))
 #
 # The workspace tests include `systemd-analyze verify` of deploy/systemd/ and a tmux-driven
 # `quantum ctl top` test; each says SKIPPED and passes where its tool is not installed.
@@ -14,6 +15,9 @@ cd "$(dirname "$0")/.."
 
 echo "== unit, integration, property, stress, cross-process and fuzz-loop tests"
 cargo test --workspace --all-targets
+
+echo "== crash test: kill -9 of the daemon and the bridge at random moments, 10 rounds"
+tools/crash-test.sh 10
 
 echo "== loom models (permit table, shm ring protocol)"
 # A separate target dir: cfg(loom) rebuilds the crates, and must not invalidate the main cache.

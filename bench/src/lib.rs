@@ -6,11 +6,13 @@
 //!   (`quantum bench ring`).
 //! - [`chain`]: the permit chain on one thread against clock and queue baselines
 //!   (`quantum bench chain`).
+//! - [`feed`]: the seeds' plan mix (EXECUTE/HOLD/REDUCE, partial closes, re-delivered ids).
 //! - [`report`]: the table, `summary.json` and the standard `.hgrm` percentile files.
 //!
 //! Benchmarks measure; nothing here asserts a speed.
 #![deny(unsafe_code)]
 
 pub mod chain;
+pub mod feed;
 pub mod report;
 pub mod ring;

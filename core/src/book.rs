@@ -289,6 +289,21 @@ impl BookWriter {
         })
     }
 
+    /// A fill reported after its order ended (its quantity was already released from in
+    /// flight): only the ledger moves. Returns the ledger after the fill.
+    pub fn late_fill(
+        &mut self,
+        s: SymbolId,
+        side: Side,
+        qty: Qty,
+    ) -> Option<Result<Qty, Overflow>> {
+        self.change(s, |w| {
+            let delta = qty.units().checked_mul(side.sign());
+            w[LEDGER] = checked(delta.and_then(|d| w[LEDGER].checked_add(d)))?;
+            Ok(Qty::from_units(w[LEDGER]))
+        })
+    }
+
     /// Adds `delta` (negative: releases) to the symbol's in-flight quantity; `absorb` is the
     /// part of a P3.3 allowance this change takes over (see the module docs).
     pub fn in_flight(

@@ -456,8 +456,9 @@ impl Front {
             at_ms,
             out,
         );
-        for o in self.orders.iter().collect::<Vec<_>>() {
-            let mut intent = o.intent;
+        let mut offered: Vec<_> = self.orders.iter().map(|o| o.intent).collect();
+        offered.sort_unstable_by_key(|i| i.plan.0);
+        for mut intent in offered {
             intent.lookup_first = true;
             out(Event::OrderIntent(intent));
         }
@@ -482,7 +483,10 @@ impl Front {
     }
 
     /// Puts back what the journal's events add up to (before any input), then answers what
-    /// the dead process left open: see [`crate::recovery`]. Emits the events that makes.
+    /// the dead process left open: see [`crate::recovery`]. Emits the events that makes. The
+    /// restored orders are offered to the adapter again by the [`Input::Reoffer`] the caller
+    /// sends next, once it has handed the engine what the adapter reported while the process
+    /// was down (so an order whose end is already reported is not offered again).
     pub fn restore(
         &mut self,
         state: &State,
@@ -594,12 +598,6 @@ impl Front {
                 unknown_orders: self.orders.unknown_count(id),
                 at_ms: now_ms,
             });
-        }
-        let mut offered: Vec<_> = self.orders.iter().map(|o| o.intent).collect();
-        offered.sort_unstable_by_key(|i| i.plan.0);
-        for mut intent in offered {
-            intent.lookup_first = true;
-            out(Event::OrderIntent(intent));
         }
         Ok(done)
     }

@@ -15,7 +15,8 @@
 //!
 //! Each order remembers its quantity and what has filled, so every path releases exactly the
 //! part that will never fill, once: a fill releases its own quantity, the end releases the rest,
-//! and an order that has ended is gone, so a second report of its end finds nothing. Reports are
+//! and an order that has ended is gone, so a second report of its end finds nothing (a late
+//! report of more fill than was booked is booked too: see `late`). Reports are
 //! cumulative (`cum_qty`), so the order answer and the user data stream may both report the same
 //! fills: only the increase moves the ledger. The per-symbol in-flight figure in the [`Book`]
 //! is changed only here (and at consume, by [`Orders::open`]), so it is always the sum over the
@@ -181,12 +182,57 @@ impl OrderInput {
     }
 }
 
-/// The plan ids of the last orders that ended, so a report that arrives after the end (the
-/// order answer and the user stream both report a fill; a lookup finds an order already booked)
-/// is recognised as late and ignored, not refused as naming an unknown order.
+/// What is kept of an order after it ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EndedOrder {
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// Side.
+    pub side: Side,
+    /// Quantity of the intent.
+    pub qty: Qty,
+    /// Filled when it ended (and by late reports since).
+    pub filled: Qty,
+    /// It ended unfilled as rejected or unsent: a later try of the same client id may still
+    /// have reached the exchange, so a late report of fills is booked. An order that ended on
+    /// the exchange's own final status (filled, expired, canceled) fills no more.
+    pub may_fill_late: bool,
+}
+
+impl EndedOrder {
+    /// What is kept of an order that ended with `code` having filled `filled`.
+    pub fn new(symbol: SymbolId, side: Side, qty: Qty, filled: Qty, code: DoneCode) -> Self {
+        EndedOrder {
+            symbol,
+            side,
+            qty,
+            filled,
+            may_fill_late: filled.is_zero()
+                && matches!(code, DoneCode::Rejected | DoneCode::Unsent),
+        }
+    }
+}
+
+impl Default for EndedOrder {
+    fn default() -> Self {
+        EndedOrder::new(
+            SymbolId(0),
+            Side::Sell,
+            Qty::ZERO,
+            Qty::ZERO,
+            DoneCode::Filled,
+        )
+    }
+}
+
+/// The last orders that ended, so a report that arrives after the end (the order answer and
+/// the user stream both report a fill; a lookup finds an order already booked) is recognised
+/// as late: it changes nothing, unless the order ended unfilled as rejected or unsent and the
+/// report shows fills (a retry reached the exchange): those are booked (a fill is never
+/// dropped).
 #[derive(Debug)]
 struct Ended {
-    ids: IdMap<()>,
+    orders: IdMap<EndedOrder>,
     /// Ids in the order they ended; `len` of them from `head`, wrapping.
     ring: Box<[u64]>,
     head: usize,
@@ -197,29 +243,30 @@ impl Ended {
     fn new(capacity: usize) -> Ended {
         let capacity = capacity.max(1);
         Ended {
-            ids: IdMap::with_max_len(capacity),
+            orders: IdMap::with_max_len(capacity),
             ring: vec![0; capacity].into_boxed_slice(),
             head: 0,
             len: 0,
         }
     }
 
-    fn contains(&self, plan: u64) -> bool {
-        self.ids.contains(plan)
+    fn get(&self, plan: u64) -> Option<EndedOrder> {
+        self.orders.get(plan)
     }
 
     /// Remembers `plan`, forgetting the oldest when full.
-    fn push(&mut self, plan: u64) {
-        if self.ids.contains(plan) {
+    fn push(&mut self, plan: u64, o: EndedOrder) {
+        if self.orders.contains(plan) {
+            let _ = self.orders.insert(plan, o);
             return;
         }
         if self.len == self.ring.len() {
-            self.ids.remove(self.ring[self.head]);
+            self.orders.remove(self.ring[self.head]);
             self.head = (self.head + 1) % self.ring.len();
             self.len -= 1;
         }
         self.ring[(self.head + self.len) % self.ring.len()] = plan;
-        let _ = self.ids.insert(plan, ());
+        let _ = self.orders.insert(plan, o);
         self.len += 1;
     }
 }
@@ -242,7 +289,7 @@ impl Orders {
 
     /// Whether `plan`'s order ended recently (a report about it now is late, not unknown).
     pub fn ended_recently(&self, plan: PlanId) -> bool {
-        self.ended.contains(plan.0)
+        self.ended.get(plan.0).is_some()
     }
 
     /// Orders in flight.
@@ -321,10 +368,10 @@ impl Orders {
         Ok(())
     }
 
-    /// Puts back the plan ids of orders that ended lately, oldest first (recovery).
-    pub fn restore_ended(&mut self, plans: impl IntoIterator<Item = u64>) {
-        for p in plans {
-            self.ended.push(p);
+    /// Puts back the orders that ended lately, oldest first (recovery).
+    pub fn restore_ended(&mut self, ended: impl IntoIterator<Item = (u64, EndedOrder)>) {
+        for (p, o) in ended {
+            self.ended.push(p, o);
         }
     }
 
@@ -348,8 +395,8 @@ impl Orders {
     ) -> Result<(), RefuseReason> {
         let plan = input.plan();
         let Some(mut o) = self.map.get(plan.0) else {
-            if self.ended.contains(plan.0) {
-                return Ok(());
+            if let Some(e) = self.ended.get(plan.0) {
+                return self.late(plan, e, input, book, out);
             }
             return Err(RefuseReason::UnknownOrder);
         };
@@ -372,6 +419,50 @@ impl Orders {
             OrderInput::Report(r) => self.report(o, &r, now_ms, book, out),
             OrderInput::Failed(f) => self.failed(o, &f, book, out),
         }
+    }
+
+    /// A report about an order that already ended: nothing, unless it says more was filled
+    /// than was booked (e.g. the order ended as rejected on one report while a retry of the
+    /// same client id filled): that part moves the ledger now. It was released from in
+    /// flight when the order ended, so only the ledger moves.
+    fn late(
+        &mut self,
+        plan: PlanId,
+        mut e: EndedOrder,
+        input: &OrderInput,
+        book: &mut BookWriter,
+        out: &mut impl FnMut(Event),
+    ) -> Result<(), RefuseReason> {
+        let OrderInput::Report(r) = input else {
+            return Ok(());
+        };
+        if r.symbol != e.symbol || r.side != e.side {
+            return Err(RefuseReason::Mismatch);
+        }
+        let cum = r.cum_qty.min(e.qty);
+        if !e.may_fill_late || cum <= e.filled {
+            return Ok(());
+        }
+        let delta = Qty::from_units(cum.units() - e.filled.units());
+        let ledger_after = match book.late_fill(e.symbol, e.side, delta) {
+            Some(Ok(l)) => l,
+            Some(Err(_)) => return Err(RefuseReason::Overflow),
+            None => return Err(RefuseReason::UnknownSymbol),
+        };
+        e.filled = cum;
+        self.ended.push(plan.0, e);
+        out(Event::Fill(FillEvent {
+            plan,
+            symbol: e.symbol,
+            side: e.side,
+            qty: delta,
+            price: r.price,
+            order_id: r.order_id,
+            time_ms: r.time_ms,
+            cum_qty: cum,
+            ledger_after,
+        }));
+        Ok(())
     }
 
     fn put(&mut self, plan: PlanId, o: Order) {
@@ -526,7 +617,10 @@ impl Orders {
         // Cannot overflow: `released` is part of what `open` added to this symbol.
         let _ = book.in_flight(o.symbol, Qty::from_units(-released.units()), Qty::ZERO);
         self.map.remove(o.intent.plan.0);
-        self.ended.push(o.intent.plan.0);
+        self.ended.push(
+            o.intent.plan.0,
+            EndedOrder::new(o.symbol, o.side, o.qty, o.filled, code),
+        );
         out(Event::OrderDone(DoneEvent {
             plan: o.intent.plan,
             symbol: o.symbol,

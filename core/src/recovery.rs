@@ -12,7 +12,7 @@
 //! | the dedupe set, for its horizon | `PlanAccepted` |
 //! | plans accepted and not yet answered | `PlanAccepted` − `PlanResult` |
 //! | orders in flight, their state and fills | `OrderIntent` … `OrderDone` |
-//! | orders that ended lately (late reports are ignored, not refused) | `OrderDone` |
+//! | orders that ended lately, with what they filled (a late report of more fill is booked) | `OrderDone` |
 //!
 //! [`Engine::restore`](crate::engine::Engine::restore) puts a state back and then, because the
 //! process died at an unknown moment:
@@ -37,7 +37,7 @@ use crate::book::Filters;
 use crate::event::{Event, Switch};
 use crate::fixed::{Price, Qty};
 use crate::governor::{TradingState, MAX_RATE_LIMIT};
-use crate::orders::{Order, OrderState};
+use crate::orders::{EndedOrder, Order, OrderState};
 use crate::types::{OrderIntent, Plan};
 
 /// A plan accepted and not yet answered when the journal ends.
@@ -93,8 +93,8 @@ pub struct State {
     pub pending: BTreeMap<u64, PendingPlan>,
     /// Orders in flight, by plan id.
     pub orders: BTreeMap<u64, Order>,
-    /// Plan ids of the orders that ended last, oldest first.
-    pub ended: VecDeque<u64>,
+    /// The orders that ended last, oldest first.
+    pub ended: VecDeque<(u64, EndedOrder)>,
     /// The dedupe horizon (ids older than this before the newest event are dropped).
     pub horizon_ms: u64,
     /// How many ended orders are remembered.
@@ -235,15 +235,25 @@ impl State {
             Event::Fill(f) => {
                 if let Some(o) = self.orders.get_mut(&f.plan.0) {
                     o.filled = f.cum_qty;
+                } else if let Some((_, e)) =
+                    self.ended.iter_mut().rev().find(|(p, _)| *p == f.plan.0)
+                {
+                    // A late fill of an order that had ended.
+                    e.filled = f.cum_qty;
                 }
                 self.symbol(f.symbol.0).ledger = f.ledger_after;
             }
             Event::OrderDone(d) => {
-                self.orders.remove(&d.plan.0);
+                let Some(o) = self.orders.remove(&d.plan.0) else {
+                    return;
+                };
                 if self.ended.len() == self.ended_capacity {
                     self.ended.pop_front();
                 }
-                self.ended.push_back(d.plan.0);
+                self.ended.push_back((
+                    d.plan.0,
+                    EndedOrder::new(o.symbol, o.side, o.qty, d.filled, d.code),
+                ));
             }
             Event::OrderUnknown { plan, .. } => {
                 if let Some(o) = self.orders.get_mut(&plan.0) {
@@ -282,7 +292,7 @@ impl State {
                 + self.dedupe.len() * 16
                 + self.pending.len() * 130
                 + self.orders.len() * 90
-                + self.ended.len() * 8,
+                + self.ended.len() * 28,
         ));
         w.u32(STATE_VERSION);
         w.u64(self.seq);
@@ -352,8 +362,13 @@ impl State {
             w.u64(o.order_id);
         }
         w.u64(self.ended.len() as u64);
-        for id in &self.ended {
+        for (id, e) in &self.ended {
             w.u64(*id);
+            w.u16(e.symbol.0);
+            w.u8(e.side.code());
+            w.i64(e.qty.units());
+            w.i64(e.filled.units());
+            w.u8(u8::from(e.may_fill_late));
         }
         w.0
     }
@@ -468,7 +483,23 @@ impl State {
         let n = r.len()?;
         let mut ended = VecDeque::with_capacity(n.min(1 << 24));
         for _ in 0..n {
-            ended.push_back(r.u64()?);
+            let id = r.u64()?;
+            let symbol = crate::types::SymbolId(r.u16()?);
+            let side = crate::types::Side::from_code(r.u8()?)
+                .ok_or_else(|| StateError("snapshot: bad side of an ended order".into()))?;
+            let qty = Qty::from_units(r.i64()?);
+            let filled = Qty::from_units(r.i64()?);
+            let may_fill_late = r.u8()? != 0;
+            ended.push_back((
+                id,
+                EndedOrder {
+                    symbol,
+                    side,
+                    qty,
+                    filled,
+                    may_fill_late,
+                },
+            ));
         }
         if r.at != b.len() {
             return Err(StateError(format!(
@@ -523,6 +554,9 @@ impl Writer {
     fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
+    fn u16(&mut self, v: u16) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
     fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
@@ -557,6 +591,11 @@ impl Reader<'_> {
     }
     fn u8(&mut self) -> Result<u8, StateError> {
         Ok(self.take(1)?[0])
+    }
+    fn u16(&mut self) -> Result<u16, StateError> {
+        let mut a = [0; 2];
+        a.copy_from_slice(self.take(2)?);
+        Ok(u16::from_le_bytes(a))
     }
     fn u32(&mut self) -> Result<u32, StateError> {
         let mut a = [0; 4];
@@ -781,7 +820,8 @@ mod tests {
             }),
         );
         assert!(!s.orders.contains_key(&1));
-        assert_eq!(s.ended, VecDeque::from(vec![1]));
+        assert_eq!(s.ended.iter().map(|e| e.0).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(s.ended[0].1.filled, Qty::from_units(100));
         // A plan accepted a horizon later pushes the old ids out of dedupe.
         ev(
             &mut s,

@@ -134,6 +134,8 @@ fn every_crash_point_recovers_exactly_once() {
         let mut b = Engine::new(config(), clock.clone()).unwrap();
         let mut after = Vec::new();
         let restored = b.restore(&state, &mut |e| after.push(e)).unwrap();
+        b.handle(quantum_core::Input::Reoffer, 3, &mut |e| after.push(e))
+            .unwrap();
 
         // Every accepted plan has exactly one result (duplicates answer re-deliveries).
         let accepted: BTreeSet<u64> = prefix
@@ -364,4 +366,58 @@ fn a_journal_naming_a_symbol_the_configuration_lacks_is_refused() {
     let mut b = Engine::new(config(), clock).unwrap();
     let err = b.restore(&state, &mut |_| {}).unwrap_err();
     assert!(err.to_string().contains("symbol id 7"), "{err}");
+}
+
+/// An order ended on one report (rejected: Binance refused the first try) can still fill on
+/// a later try of the same client id that the adapter made before it heard of the end: the
+/// fill moves the ledger instead of being dropped as late, once, and survives a restart.
+#[test]
+fn a_fill_reported_after_its_order_ended_is_booked_once() {
+    let (clock, _mock) = Clock::mock();
+    let mut e = stocked(config(), clock.clone());
+    let mut ev = Vec::new();
+    e.process_plan(plan(&e, 1, "ETHUSDT", Action::Partial50), &mut |x| {
+        ev.push(x)
+    })
+    .unwrap();
+    let i = intents(&ev)[0];
+    let before = ledger(&e, "ETHUSDT");
+    let done = order(&mut e, failed(&i, FailKind::Rejected, 3));
+    assert!(done.iter().any(|x| matches!(x, Event::OrderDone(_))));
+    let late = order(&mut e, report(&i, OrderStatus::Filled, &i.qty.to_string()));
+    let fills: Vec<_> = late
+        .iter()
+        .filter_map(|x| match x {
+            Event::Fill(f) => Some(*f),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(fills.len(), 1, "{late:?}");
+    assert_eq!(fills[0].qty, i.qty);
+    let after = ledger(&e, "ETHUSDT");
+    assert_eq!(after.units(), before.units() - i.qty.units());
+    let eth = sym(&e, "ETHUSDT");
+    assert_eq!(e.shared().book.view(eth).unwrap().in_flight, Qty::ZERO);
+    // The same report again: nothing.
+    assert!(order(&mut e, report(&i, OrderStatus::Filled, &i.qty.to_string())).is_empty());
+    // Folded and restored: the end, and the late fill, are remembered.
+    let mut state = State::new(3, 86_400_000, 16);
+    let mut all = vec![Event::LedgerSet {
+        symbol: eth,
+        amount: before,
+        at_ms: 1,
+    }];
+    all.extend(ev.iter().copied());
+    all.extend(done);
+    all.extend(late);
+    for (n, x) in all.iter().enumerate() {
+        state.apply(n as u64 + 1, x);
+    }
+    let state = State::decode(&state.encode()).unwrap();
+    assert_eq!(state.ended[0].1.filled, i.qty);
+    assert_eq!(state.symbols[eth.index()].ledger, after);
+    let mut b = Engine::new(config(), clock).unwrap();
+    b.restore(&state, &mut |_| {}).unwrap();
+    assert!(order(&mut b, report(&i, OrderStatus::Filled, &i.qty.to_string())).is_empty());
+    assert_eq!(ledger(&b, "ETHUSDT"), after);
 }

@@ -30,6 +30,8 @@ pub mod contract;
 pub mod counters;
 pub mod error;
 #[cfg(not(loom))]
+pub mod failpoint;
+#[cfg(not(loom))]
 pub mod journal;
 pub mod liveness;
 mod names;

@@ -95,6 +95,41 @@ pub(super) struct Scan {
     pub(super) torn_at: Option<u64>,
 }
 
+/// Index of the first non-zero byte of `b`, looking at eight bytes at a time (the empty rest
+/// of a segment is tens of MiB).
+fn first_nonzero(b: &[u8]) -> Option<usize> {
+    let words = b.chunks_exact(8);
+    let tail = words.remainder();
+    for (n, w) in words.enumerate() {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(w);
+        if u64::from_ne_bytes(a) != 0 {
+            return w.iter().position(|&x| x != 0).map(|p| n * 8 + p);
+        }
+    }
+    tail.iter()
+        .position(|&x| x != 0)
+        .map(|p| b.len() - tail.len() + p)
+}
+
+/// Index of the last non-zero byte of `b`, eight bytes at a time.
+fn last_nonzero(b: &[u8]) -> Option<usize> {
+    let first = first_nonzero(b)?;
+    let body = &b[first..];
+    let words = body.len() / 8;
+    let tail = &body[words * 8..];
+    if let Some(p) = tail.iter().rposition(|&x| x != 0) {
+        return Some(first + words * 8 + p);
+    }
+    let w = (0..words).rev().find(|&w| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&body[w * 8..w * 8 + 8]);
+        u64::from_ne_bytes(a) != 0
+    })?;
+    let p = body[w * 8..w * 8 + 8].iter().rposition(|&x| x != 0)?;
+    Some(first + w * 8 + p)
+}
+
 /// Walks the records of `b` (a whole segment), calling `f` for those from `from` on.
 fn walk(
     path: &Path,
@@ -132,7 +167,9 @@ fn walk(
     }
     let offset = (SEGMENT_HEADER_BYTES + i * RECORD_BYTES) as u64;
     // Everything after the first bad slot must be empty.
-    if let Some(j) = (i + 1..slots).find(|&j| slot(j).iter().any(|&x| x != 0)) {
+    let rest = SEGMENT_HEADER_BYTES + (i + 1) * RECORD_BYTES;
+    if let Some(k) = first_nonzero(&b[rest.min(b.len())..]) {
+        let j = i + 1 + k / RECORD_BYTES;
         let at = (SEGMENT_HEADER_BYTES + j * RECORD_BYTES) as u64;
         return Err(JournalError::Corrupt {
             path: path.to_owned(),
@@ -288,7 +325,7 @@ impl SegmentFile {
     /// Zeroes every slot from record `n` on that is not already zero (a torn write).
     pub(super) fn clear_from(&mut self, n: u64) -> Result<(), JournalError> {
         let start = SEGMENT_HEADER_BYTES + (n as usize).min(self.capacity) * RECORD_BYTES;
-        if let Some(rel) = self.map[start..].iter().rposition(|&b| b != 0) {
+        if let Some(rel) = last_nonzero(&self.map[start..]) {
             let end = start + rel + 1;
             self.map[start..end].fill(0);
             self.map

@@ -2,6 +2,14 @@
 //! sleeping, which must not block the async runtime): a reader taking `OrderIntent`s from
 //! `orders`, and a writer putting records on `exchange`. A full `exchange` ring is waited on,
 //! never dropped from.
+//!
+//! Both ends follow the daemon across restarts: twice a second each checks whether the name of
+//! its ring still points at the segment it maps (a restarted `quantum run` creates a new
+//! `orders` ring; it takes `exchange` over, unless that had to be made anew). When it does not,
+//! the end attaches to the new segment, says so in the log, and signals [`Reattached`] so the
+//! bridge sends its filters and positions at once (the restarted core reconciles every symbol
+//! before it trades). The restarted core offers every order without a final outcome again,
+//! marked "look it up first".
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
@@ -10,7 +18,60 @@ use std::time::{Duration, Instant};
 
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Ring, RingSpec};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
+
+/// Woken whenever a ring end re-attached to a restarted daemon.
+pub type Reattached = Arc<Notify>;
+
+/// How often a ring end checks that its ring is still the one its name points at.
+const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
+/// Watches the name of a ring for a new segment behind it.
+struct Follow {
+    spec: RingSpec,
+    identity: Option<(u64, u64)>,
+    next_check: Instant,
+    gone_logged: bool,
+    notify: Reattached,
+}
+
+impl Follow {
+    fn new(ring: &Ring, spec: RingSpec, notify: Reattached) -> Follow {
+        Follow {
+            identity: ring.identity(),
+            spec,
+            next_check: Instant::now() + FOLLOW_EVERY,
+            gone_logged: false,
+            notify,
+        }
+    }
+
+    /// A new segment behind the name, opened, when there is one (checked every
+    /// [`FOLLOW_EVERY`]).
+    fn replaced(&mut self) -> Option<Ring> {
+        let now = Instant::now();
+        if now < self.next_check {
+            return None;
+        }
+        self.next_check = now + FOLLOW_EVERY;
+        let current = Ring::current_identity(&self.spec);
+        if current == self.identity {
+            return None;
+        }
+        let Some(current) = current else {
+            if !self.gone_logged {
+                self.gone_logged = true;
+                tracing::warn!(ring = %self.spec.name, "the daemon removed its ring (it stopped); waiting for it to start again");
+            }
+            return None;
+        };
+        // Not initialised yet (the daemon is creating it) is retried at the next check.
+        let ring = Ring::open(&self.spec).ok()?;
+        self.identity = Some(current);
+        self.gone_logged = false;
+        Some(ring)
+    }
+}
 
 /// Ring the core writes order intents to (`quantum.<instance>.orders`).
 pub const ORDERS_RING: &str = quantum_ipc::contract::ORDERS.name;
@@ -58,22 +119,52 @@ pub struct Out {
 
 impl Out {
     /// Opens `exchange`, claims its producer side, and starts the writer thread.
-    pub async fn start(instance: &str, timeout: Duration) -> anyhow::Result<(Out, Worker)> {
+    pub async fn start(
+        instance: &str,
+        timeout: Duration,
+        notify: Reattached,
+    ) -> anyhow::Result<(Out, Worker)> {
         let ring = open_ring(instance, EXCHANGE_RING, timeout).await?;
         let mut producer = ring.producer::<RECORD_SIZE>()?;
+        let mut follow = Follow::new(&ring, RingSpec::new(instance, EXCHANGE_RING, 0), notify);
         let (tx, rx) = std_mpsc::channel::<Message>();
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("binance-exchange-writer".into())
             .spawn(move || {
-                let _ring = ring;
+                let mut _ring = ring;
                 loop {
+                    if let Some(new) = follow.replaced() {
+                        match new.producer::<RECORD_SIZE>() {
+                            Ok(p) => {
+                                producer = p;
+                                _ring = new;
+                                tracing::info!("the daemon's exchange ring was replaced (it restarted): writing to the new one");
+                                follow.notify.notify_one();
+                            }
+                            Err(e) => tracing::warn!(error = %e, "cannot write to the new exchange ring yet"),
+                        }
+                    }
+                    if let Some(f) = producer.check() {
+                        tracing::error!("{f}");
+                    }
                     match rx.recv_timeout(Duration::from_millis(200)) {
                         Ok(m) => {
                             let rec = m.encode();
                             while producer.push(&rec, Duration::from_secs(1)).is_err() {
-                                tracing::warn!("exchange ring full: the core is not reading; waiting");
+                                match producer.check() {
+                                    Some(f) => tracing::error!("{f}"),
+                                    None => tracing::warn!("exchange ring full: the core is not reading; waiting"),
+                                }
+                                if let Some(new) = follow.replaced() {
+                                    if let Ok(p) = new.producer::<RECORD_SIZE>() {
+                                        producer = p;
+                                        _ring = new;
+                                        tracing::info!("the daemon's exchange ring was replaced (it restarted): writing to the new one");
+                                        follow.notify.notify_one();
+                                    }
+                                }
                                 // Relaxed: see `Worker::stop`.
                                 if flag.load(Ordering::Relaxed) {
                                     tracing::error!(kind = ?m.kind(), "stopping with a record not delivered");
@@ -117,18 +208,34 @@ pub async fn start_reader(
     instance: &str,
     timeout: Duration,
     tx: mpsc::Sender<wire::OrderIntent>,
+    notify: Reattached,
 ) -> anyhow::Result<Worker> {
     let ring = open_ring(instance, ORDERS_RING, timeout).await?;
     let mut consumer = ring.consumer::<RECORD_SIZE>()?;
+    let mut follow = Follow::new(&ring, RingSpec::new(instance, ORDERS_RING, 0), notify);
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
     let limits = Limits::default();
     let thread = std::thread::Builder::new()
         .name("binance-orders-reader".into())
         .spawn(move || {
-            let _ring = ring;
+            let mut _ring = ring;
             // Relaxed: see `Worker::stop`.
             while !flag.load(Ordering::Relaxed) {
+                if let Some(new) = follow.replaced() {
+                    match new.consumer::<RECORD_SIZE>() {
+                        Ok(c) => {
+                            consumer = c;
+                            _ring = new;
+                            tracing::info!("the daemon's orders ring was replaced (it restarted): re-attached; it offers again every order without a final outcome, to look up first");
+                            follow.notify.notify_one();
+                        }
+                        Err(e) => tracing::warn!(error = %e, "cannot read the new orders ring yet"),
+                    }
+                }
+                if let Some(f) = consumer.check() {
+                    tracing::error!("{f}");
+                }
                 consumer.heartbeat();
                 let Some(rec) = consumer.pop(Duration::from_millis(50)) else {
                     continue;

@@ -80,6 +80,40 @@ impl Recent {
         }
     }
 }
+/// The last report of each plan whose order ended, as sent (the most recent [`SENT_MEMORY`]):
+/// an intent offered again for such a plan gets that report again, and nothing is sent.
+#[derive(Default)]
+struct Finals {
+    map: std::collections::HashMap<u64, Message>,
+    order: std::collections::VecDeque<u64>,
+}
+
+impl Finals {
+    fn get(&self, plan: u64) -> Option<Message> {
+        self.map.get(&plan).copied()
+    }
+
+    fn insert(&mut self, plan: u64, m: Message) {
+        if self.map.insert(plan, m).is_none() {
+            self.order.push_back(plan);
+            if self.order.len() > SENT_MEMORY {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `m` reports the end of an order.
+fn is_final(m: &Message) -> bool {
+    match m {
+        Message::OrderReport(r) => r.status.is_final(),
+        Message::OrderFailed(f) => matches!(f.kind, FailKind::Rejected | FailKind::Unsent),
+        _ => false,
+    }
+}
+
 pub use symbols::SymbolDirectory;
 
 /// Bridge settings.
@@ -130,6 +164,8 @@ struct Ctx {
     sent: Mutex<Recent>,
     /// Trades counted per order id, so a fill reported by `TRADE_LITE` is not counted again.
     trades: Mutex<TradeTally>,
+    /// The end of each order this process reported.
+    finals: Mutex<Finals>,
     transport: Transport,
 }
 
@@ -169,9 +205,17 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let symbols = SymbolDirectory::attach(&cfg.instance, cfg.attach_timeout).await?;
-    let (out, writer) = io::Out::start(&cfg.instance, cfg.attach_timeout).await?;
+    let reattached = io::Reattached::default();
+    let (out, writer) =
+        io::Out::start(&cfg.instance, cfg.attach_timeout, reattached.clone()).await?;
     let (intents_tx, mut intents) = mpsc::channel(1024);
-    let reader = io::start_reader(&cfg.instance, cfg.attach_timeout, intents_tx).await?;
+    let reader = io::start_reader(
+        &cfg.instance,
+        cfg.attach_timeout,
+        intents_tx,
+        reattached.clone(),
+    )
+    .await?;
     let client = FuturesClient::connect(cfg.client.clone(), creds).await?;
     let ctx = Arc::new(Ctx {
         client,
@@ -181,6 +225,7 @@ pub async fn run(
         busy: Default::default(),
         sent: Default::default(),
         trades: Mutex::new(TradeTally::new(SENT_MEMORY)),
+        finals: Mutex::default(),
         transport: cfg.transport,
     });
     tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
@@ -195,6 +240,7 @@ pub async fn run(
         cfg.poll_interval,
         cfg.time_sync_interval,
     ));
+    tasks.spawn(resync_on_reattach(ctx.clone(), reattached));
     let orders = async {
         while let Some(intent) = intents.recv().await {
             let ctx = ctx.clone();
@@ -300,6 +346,18 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
                     tracing::warn!(error = %e, "server time sync failed");
                 }
             }
+        }
+    }
+}
+
+/// A restarted daemon knows nothing the bridge sent its predecessor: send filters and
+/// positions again at once (every symbol reconciles until a fresh position arrives).
+async fn resync_on_reattach(ctx: Arc<Ctx>, reattached: io::Reattached) {
+    loop {
+        reattached.notified().await;
+        send_filters(&ctx);
+        if let Err(e) = poll_positions(&ctx).await {
+            tracing::warn!(error = %e, "positionRisk after re-attaching failed; the poller will retry");
         }
     }
 }
@@ -460,18 +518,37 @@ fn report(
     orig_qty: Qty,
     source: ReportSource,
 ) {
-    ctx.out.send(Message::OrderReport(wire::OrderReport {
-        status,
-        symbol,
-        side,
-        source,
-        plan_id: plan.0,
-        cum_qty: cum_qty.units(),
-        price: price.map_or(0, |p| p.units()),
-        order_id,
-        time_ms,
-        orig_qty: orig_qty.units(),
-    }));
+    send_report(
+        ctx,
+        Message::OrderReport(wire::OrderReport {
+            status,
+            symbol,
+            side,
+            source,
+            plan_id: plan.0,
+            cum_qty: cum_qty.units(),
+            price: price.map_or(0, |p| p.units()),
+            order_id,
+            time_ms,
+            orig_qty: orig_qty.units(),
+        }),
+    );
+}
+
+/// Sends a report about one of our orders, remembering it when it is the order's end.
+fn send_report(ctx: &Ctx, m: Message) {
+    if is_final(&m) {
+        let plan = match &m {
+            Message::OrderReport(r) => r.plan_id,
+            Message::OrderFailed(f) => f.plan_id,
+            _ => 0,
+        };
+        ctx.finals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(plan, m);
+    }
+    ctx.out.send(m);
 }
 
 /// Reports an order as Binance answered it (order answer or lookup).
@@ -506,14 +583,17 @@ fn now_ms(ctx: &Ctx) -> u64 {
 
 /// Sends an `OrderFailed`.
 fn failed(ctx: &Ctx, i: &wire::OrderIntent, kind: FailKind, reason: u16, exchange_code: i64) {
-    ctx.out.send(Message::OrderFailed(wire::OrderFailed {
-        kind,
-        symbol: i.symbol,
-        reason,
-        plan_id: i.plan_id,
-        exchange_code: exchange_code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
-        at_ms: now_ms(ctx),
-    }));
+    send_report(
+        ctx,
+        Message::OrderFailed(wire::OrderFailed {
+            kind,
+            symbol: i.symbol,
+            reason,
+            plan_id: i.plan_id,
+            exchange_code: exchange_code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+            at_ms: now_ms(ctx),
+        }),
+    );
 }
 
 fn unsent(ctx: &Ctx, i: &wire::OrderIntent, why: UnsentReason) {
@@ -596,6 +676,18 @@ async fn settle(ctx: &Ctx, i: &wire::OrderIntent, pending: &Pending) -> Option<O
 async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     let _busy = Busy::take(ctx, i.plan_id).await;
     let plan = PlanId(i.plan_id);
+    let ended = ctx
+        .finals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .get(i.plan_id);
+    if let Some(end) = ended {
+        // Offered again (the core restarted, or had not heard the end yet): the end this
+        // process already reported is the answer; sending again could only add an order.
+        tracing::info!(%plan, "an intent for an order that already ended here: its end is reported again, nothing is sent");
+        ctx.out.send(end);
+        return;
+    }
     let Some(symbol) = ctx.symbols.name(i.symbol) else {
         return unsent(ctx, &i, UnsentReason::UnknownSymbol);
     };
@@ -648,8 +740,12 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
             plan_id: i.plan_id,
             at_ms: now_ms(ctx),
         }));
+        quantum_ipc::failpoint::hit("order_sending");
         match ctx.client.place(ctx.transport, &order).await {
-            Placement::Placed(o) => return report_order(ctx, &i, &o, ReportSource::Answer),
+            Placement::Placed(o) => {
+                quantum_ipc::failpoint::hit("order_placed");
+                return report_order(ctx, &i, &o, ReportSource::Answer);
+            }
             Placement::Rejected(e) => {
                 let reason = e.reject_reason();
                 let code = e.api_code().unwrap_or(0);

@@ -6,6 +6,13 @@
 //! its number and skipped; the rest of the file is still sent, and the command then exits 1
 //! naming the skipped lines, so a script never mistakes a partial injection for a whole one.
 //! `--generate N` sends N plans with ids `seed << 32 | i`.
+//!
+//! Sent is not accepted: the daemon releases a ring record only once the engine has handled it
+//! and journaled its events. So after sending, the command waits (up to `--wait-secs`) until
+//! the daemon has released every record it sent, and reports how many it **durably
+//! accepted**; fewer than were sent (the daemon stopped or died meanwhile) is exit status 1,
+//! and the rest stays in the ring, where the next `quantum run` of the instance takes it over.
+//! A ring whose cursor was corrupted is reported in one sentence, never waited on.
 
 use std::fmt::Write as _;
 use std::io::BufRead;
@@ -102,6 +109,9 @@ pub struct InjectArgs {
     /// Ingress ring to write (`ctl`, or `plans` to stand in for the Redis bridge).
     #[arg(long, default_value = contract::CTL.name)]
     pub ring: String,
+    /// After sending, how long to wait for the daemon to accept every record durably.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub wait_secs: u64,
 }
 
 /// Runs `ctl inject`.
@@ -116,9 +126,12 @@ pub fn run(a: InjectArgs) -> Result<()> {
     let symbols = counters.symbols();
     let ring = Ring::open(&RingSpec::new(&a.instance, &a.ring, 0))
         .with_context(|| format!("cannot open ring {} of instance {}", a.ring, a.instance))?;
+    let producer = ring.producer()?;
     let mut out = Sender {
-        producer: ring.producer()?,
+        first: producer.position(),
+        producer,
         sent: 0,
+        ring: ring.clone(),
     };
     let sym = |name: &str| -> Result<SymbolId> {
         symbols
@@ -135,18 +148,23 @@ pub fn run(a: InjectArgs) -> Result<()> {
     if let Some(n) = a.generate {
         let symbol = sym(&a.symbol)?;
         let mut plan = Plan::exit(PlanId(0), symbol, a.decision, a.action);
+        let mut failed = None;
         for i in 0..n {
             plan.id = PlanId((u64::from(a.seed) << 32) | i);
-            out.send(&Message::Plan(plan_out(&plan)))?;
+            if let Err(e) = out.send(&Message::Plan(plan_out(&plan))) {
+                failed = Some(e);
+                break;
+            }
         }
         eprintln!(
-            "inject: sent {n} generated plans (ids {:016x}..) to ring {}",
+            "inject: sent {} generated plans (ids {:016x}..) to ring {}",
+            out.sent,
             u64::from(a.seed) << 32,
             a.ring
         );
-        return Ok(());
+        return out.finish(&a, failed);
     }
-    let path = a.file.expect("clap requires --file or --generate");
+    let path = a.file.clone().expect("clap requires --file or --generate");
     let mut reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
@@ -159,7 +177,8 @@ pub fn run(a: InjectArgs) -> Result<()> {
     let mut skipped = Skipped::default();
     let mut buf = Vec::new();
     let mut line_no = 0u64;
-    loop {
+    let mut failed = None;
+    while failed.is_none() {
         buf.clear();
         // Bytes, not `lines()`: one line that is not UTF-8 is skipped, not the whole file.
         let n = reader
@@ -193,7 +212,9 @@ pub fn run(a: InjectArgs) -> Result<()> {
                 } else {
                     commands += 1;
                 }
-                out.send(&m)?;
+                if let Err(e) = out.send(&m) {
+                    failed = Some(e);
+                }
             }
             Err(e) => skipped.add(line_no, &format!("{e:#}")),
         }
@@ -202,6 +223,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
         "inject: sent {} records ({plans} plans, {commands} commands) to ring {}; {} line(s) could not be parsed",
         out.sent, a.ring, skipped.count
     );
+    out.finish(&a, failed)?;
     if skipped.count > 0 {
         bail!(
             "{} line(s) of {} skipped ({}); the other lines were sent",
@@ -254,11 +276,15 @@ fn names(symbols: &[(u16, String)]) -> String {
 
 struct Sender {
     producer: Producer<RECORD_SIZE>,
+    ring: Ring,
+    /// The ring's position before our first record.
+    first: u64,
     sent: u64,
 }
 
 impl Sender {
-    /// Pushes, waiting while the ring is full and its consumer (the daemon) lives.
+    /// Pushes, waiting while the ring is full and its consumer (the daemon) lives. Fails when
+    /// the daemon is gone or a cursor is corrupt (the records sent so far stay in the ring).
     fn send(&mut self, m: &Message) -> Result<()> {
         let rec = m.encode();
         if self.sent % 1024 == 0 {
@@ -270,13 +296,89 @@ impl Sender {
             .is_err()
         {
             self.producer.heartbeat();
+            if let Some(f) = self.producer.check() {
+                bail!("{f}");
+            }
             match self.producer.peer_status(u64::MAX) {
                 PeerStatus::Alive { .. } | PeerStatus::Stale { .. } => {}
-                s => bail!("the daemon is gone ({s:?}) after {} records", self.sent),
+                s => bail!(
+                    "the daemon stopped reading ({}) after {} records",
+                    peer(s),
+                    self.sent
+                ),
             }
         }
         self.sent += 1;
         Ok(())
+    }
+
+    /// Records of ours the daemon has released (handled and journaled).
+    fn accepted(&self) -> u64 {
+        self.ring
+            .stats()
+            .popped
+            .saturating_sub(self.first)
+            .min(self.sent)
+    }
+
+    /// Waits until the daemon accepted every record sent (or stops, or `--wait-secs` pass),
+    /// reports, and fails when some were not accepted or sending failed.
+    fn finish(&mut self, a: &InjectArgs, failed: Option<anyhow::Error>) -> Result<()> {
+        let end = std::time::Instant::now() + Duration::from_secs(a.wait_secs);
+        loop {
+            self.producer.heartbeat();
+            if self.accepted() == self.sent || std::time::Instant::now() >= end {
+                break;
+            }
+            if let Some(f) = self.producer.check() {
+                eprintln!("inject: {f}");
+                break;
+            }
+            if !matches!(
+                self.producer.peer_status(u64::MAX),
+                PeerStatus::Alive { .. } | PeerStatus::Stale { .. }
+            ) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let accepted = self.accepted();
+        eprintln!(
+            "inject: the daemon durably accepted {accepted} of {} record(s)",
+            self.sent
+        );
+        if let Some(e) = failed {
+            return Err(e.context(format!(
+                "{accepted} of {} record(s) sent were accepted durably; {} wait in ring {} for the next daemon",
+                self.sent,
+                self.sent - accepted,
+                a.ring
+            )));
+        }
+        if accepted < self.sent {
+            bail!(
+                "only {accepted} of {} record(s) were accepted durably ({}); the other {} wait in ring {}, which the next `quantum run --instance {}` takes over",
+                self.sent,
+                peer(self.producer.peer_status(u64::MAX)),
+                self.sent - accepted,
+                a.ring,
+                a.instance
+            );
+        }
+        Ok(())
+    }
+}
+
+/// The daemon as the ring's consumer, in words.
+fn peer(s: PeerStatus) -> String {
+    match s {
+        PeerStatus::Alive { pid, .. } => format!("daemon pid {pid} is running"),
+        PeerStatus::Stale { pid, age_ms } => {
+            format!("daemon pid {pid} has not heartbeaten for {age_ms} ms")
+        }
+        PeerStatus::Dead { pid } => format!("daemon pid {pid} died"),
+        PeerStatus::Detached { pid } => format!("daemon pid {pid} stopped"),
+        PeerStatus::NeverAttached => "no daemon has read the ring".into(),
     }
 }
 

@@ -5,6 +5,7 @@ mod doctor;
 mod doctor_checks;
 mod doctor_host;
 mod inject;
+mod journal;
 mod metrics;
 mod metrics_model;
 mod metrics_text;
@@ -33,8 +34,12 @@ pub enum CtlCmd {
         after_help = "Examples:\n  quantum ctl gc                     # every instance\n  quantum ctl gc --instance prod1"
     )]
     Gc(stats::GcArgs),
-    /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring.
+    /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring, and
+    /// report how many the daemon accepted durably (exit 1 when not all).
     Inject(inject::InjectArgs),
+    /// The instance's journal: `verify` (checksums, sequence, snapshots, the state a restart
+    /// would recover) or `dump` (every event, text or JSON lines).
+    Journal(journal::JournalArgs),
     /// Print plan results, the permits before them and the book's position records as they
     /// leave the core (consumer of the `results` ring).
     #[command(
@@ -60,6 +65,7 @@ impl CtlCmd {
             | CtlCmd::Rings(_)
             | CtlCmd::Gc(_)
             | CtlCmd::Inject(_)
+            | CtlCmd::Journal(_)
             | CtlCmd::Tail(_)
             | CtlCmd::Doctor(_) => true,
             // A server: a client hanging up is not our stdout closing.
@@ -94,6 +100,7 @@ pub fn run(cmd: CtlCmd) -> Result<()> {
         CtlCmd::Rings(a) => stats::rings(a),
         CtlCmd::Gc(a) => stats::gc(a),
         CtlCmd::Inject(a) => inject::run(a),
+        CtlCmd::Journal(a) => journal::run(a),
         CtlCmd::Tail(a) => tail::run(a),
         CtlCmd::Doctor(a) => doctor::run(a),
         CtlCmd::Metrics(a) => metrics::run(a),

@@ -139,6 +139,10 @@ pub struct Daemon {
     held_input: Option<Held>,
     /// Inputs handed to the engine so far.
     inputs_sent: u64,
+    /// After a restart with orders in flight: once the `exchange` ring has been read up to this
+    /// position (what the bridge reported while the daemon was down), the restored orders are
+    /// offered again, look-up first.
+    reoffer_after: Option<u64>,
     journal: Journal,
     compactor: Compactor,
     /// `journal.fsync`: events appended but not yet synced, and whether each is an intent.
@@ -228,6 +232,13 @@ impl Daemon {
                 unacked: VecDeque::new(),
             });
         }
+        let reoffer_after = (restored.orders > 0).then(|| {
+            let ex = ingress
+                .iter()
+                .find(|r| r.def.name == contract::EXCHANGE.name)
+                .map(|r| r.consumer.position() + r.consumer.len() as u64);
+            ex.unwrap_or(0)
+        });
         let orders_ring = Ring::create(&RingSpec::new(instance, contract::ORDERS.name, cap))
             .with_context(|| format!("cannot create ring {}", contract::ORDERS.name))?;
         let orders = orders_ring.producer()?;
@@ -272,6 +283,7 @@ impl Daemon {
             offered_to: None,
             held_input: None,
             inputs_sent: 0,
+            reoffer_after,
             fsync: cfg.journal.fsync,
             journal,
             compactor,
@@ -477,6 +489,10 @@ impl Daemon {
         }
         self.counters.inc(self.counters.journal_events);
         let intent = matches!(msg, Message::OrderIntent(_));
+        quantum_ipc::failpoint::hit("event_journaled");
+        if intent {
+            quantum_ipc::failpoint::hit("intent_journaled");
+        }
         if self.fsync() {
             self.unsynced.push((rec, intent));
         } else {
@@ -495,6 +511,7 @@ impl Daemon {
             }
             self.held_orders.push_back(*rec);
             self.flush_orders();
+            quantum_ipc::failpoint::hit("intent_pushed");
         }
     }
 
@@ -611,6 +628,22 @@ impl Daemon {
                 return true;
             }
             worked = true;
+        }
+        if let Some(at) = self.reoffer_after {
+            let read = self
+                .ingress
+                .iter()
+                .find(|r| r.def.name == contract::EXCHANGE.name)
+                .map_or(u64::MAX, |r| r.consumer.position());
+            if read >= at {
+                self.reoffer_after = None;
+                tracing::info!("the bridge's reports from while the daemon was down are read: offering the orders still in flight again, to look up first");
+                if let Err(back) = self.send((contract::ORDERS.index, Input::Reoffer, None)) {
+                    self.held_input = Some(back);
+                    return true;
+                }
+                worked = true;
+            }
         }
         let now_ms = unix_ms();
         for i in 0..self.ingress.len() {

@@ -14,7 +14,6 @@
 //! the simulator twice, and every symbol's simulator position equals the core's ledger.
 
 mod entry;
-mod feed;
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{self, File};
@@ -38,7 +37,7 @@ use quantum_ipc::{Producer, Ring, RingSpec};
 use crate::daemon::config::DaemonConfig;
 use crate::daemon::io::Daemon;
 use entry::{Entry, EntrySide};
-use feed::Feed;
+use quantum_bench::feed::{self, Feed};
 use quantum_bench::report;
 
 /// Options of `quantum demo`.

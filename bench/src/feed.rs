@@ -1,4 +1,5 @@
-//! The synthetic plan feed: the seeds' story, replayed.
+//! The synthetic plan feed: the seeds' story, replayed (used by `quantum demo` and the crash
+//! test, so both feed the same mix).
 //!
 //! BTCUSDT starts with exchange 0.062 against ledger 0.002, so its EXECUTE plans are denied
 //! `reconcile_required_qty_mismatch` until the operator syncs the ledger

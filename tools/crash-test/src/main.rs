@@ -1,0 +1,891 @@
+//! The crash test: `kill -9` the core daemon, the Binance bridge, or both, at random moments
+//! while plans flow and orders are in flight, restart them, go on; at the end prove that no
+//! plan was ordered twice and nothing was lost.
+//!
+//! Real processes only: `quantum sim binance` (with latency, dropped connections, ambiguous
+//! 503s and unknown-outcome timeouts on), `quantum run` (journal in the output directory),
+//! `quantum bridge binance` (REST and the WebSocket API on alternate starts), and `quantum ctl
+//! inject` as the plan producer, fed the seeds' mix with re-deliveries of old plan ids. Kills
+//! are random SIGKILLs of either process or both, plus crash points armed at some starts
+//! (`QUANTUM_FAILPOINT`: right after an event or an intent is journaled and before it leaves,
+//! after an intent is on the `orders` ring, just before an order is sent, and after Binance
+//! placed it but before anyone heard of it).
+//!
+//! The ledger is never set after a restart to make the numbers agree. Like the entry side of
+//! the legacy system, the test re-opens a position that has been closed down (on the
+//! simulator, then the ledger sync an entry service sends) only when the core is at rest for
+//! that symbol and its ledger already equals the simulator's position; that equality is
+//! checked, not assumed.
+//!
+//! At the end every plan is delivered once more, and the test checks and prints: no client
+//! order id twice on `/sim/orders`; the last re-delivery created no order; every EXECUTE plan
+//! has exactly one final result in the journal; ledger = simulator position and nothing in
+//! flight for every symbol; `quantum ctl journal verify` passes. Exit status 1 when any fails.
+
+mod http;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Parser;
+use quantum_bench::feed::{Feed, Next};
+use quantum_core::event::Event;
+use quantum_core::{Decision, Outcome, Qty};
+use quantum_ipc::journal::Reader;
+use quantum_ipc::wire::{Limits, Message};
+use quantum_ipc::CountersReader;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+/// `tools/crash-test.sh [ROUNDS]`.
+#[derive(Parser, Debug)]
+#[command(
+    about = "Kill -9 the core daemon and the Binance bridge at random moments; check that no plan is ordered twice and nothing is lost.",
+    after_help = "Examples:\n  tools/crash-test.sh 10\n  quantum-crash-test 100 --seed 7 --out target/crash-test"
+)]
+struct Args {
+    /// Rounds: each feeds a batch of plans and kills something at a random moment.
+    #[arg(default_value_t = 10)]
+    rounds: u32,
+    /// Seed of every random choice (plans, kill moments, victims, crash points).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Plans per round.
+    #[arg(long, default_value_t = 40)]
+    plans: u32,
+    /// The `quantum` binary (default: next to this one).
+    #[arg(long)]
+    quantum: Option<PathBuf>,
+    /// Output directory: logs, the journal (emptied first).
+    #[arg(long, default_value = "target/crash-test")]
+    out: PathBuf,
+}
+
+/// Starting positions and marks on the simulator (and the ledger, synced once at the start).
+const BOOK: [(&str, &str, &str); 3] = [
+    ("BTCUSDT", "60", "65000"),
+    ("ETHUSDT", "400", "3000"),
+    ("SOLUSDT", "-20000", "150"),
+];
+
+/// Crash points of the daemon and of the bridge (see `quantum_ipc::failpoint`).
+const DAEMON_POINTS: [&str; 3] = ["event_journaled", "intent_journaled", "intent_pushed"];
+const BRIDGE_POINTS: [&str; 2] = ["order_sending", "order_placed"];
+
+fn q(s: &str) -> Result<Qty> {
+    s.parse().map_err(|e| anyhow!("{s:?}: {e}"))
+}
+
+/// Per symbol: the daemon's ledger and in-flight gauges.
+type Book = BTreeMap<String, (Qty, Qty)>;
+
+/// A child process and what it was started with.
+struct Proc {
+    child: Child,
+    failpoint: Option<String>,
+}
+
+impl Proc {
+    /// Whether it has exited (a crash point fired, or it failed).
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    fn term(&mut self) {
+        // SAFETY: kill(2) with a pid we spawned and a valid signal.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let end = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < end {
+            if self.exited() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+    }
+}
+
+#[derive(Default)]
+struct Tally {
+    kills: BTreeMap<&'static str, u32>,
+    failpoints: BTreeMap<String, u32>,
+    daemon_starts: u32,
+    bridge_starts: u32,
+    ws_api_starts: u32,
+    deliveries: u64,
+    accepted_at_once: u64,
+    left_in_ring: u64,
+    reopens: u32,
+    settled_checks: u32,
+}
+
+struct World {
+    args: Args,
+    quantum: PathBuf,
+    instance: String,
+    out: PathBuf,
+    journal: PathBuf,
+    rest: String,
+    sim: Child,
+    daemon: Option<Proc>,
+    bridge: Option<Proc>,
+    rng: StdRng,
+    feed: Feed,
+    /// Every plan fed: id → (symbol, decision, its JSON line).
+    fed: BTreeMap<u64, (String, Decision, String)>,
+    symbols: Vec<String>,
+    tally: Tally,
+    batch: u32,
+}
+
+fn log_file(out: &Path, name: &str) -> Result<File> {
+    File::create(out.join(name)).with_context(|| format!("cannot create {name}"))
+}
+
+impl World {
+    fn start(args: Args) -> Result<World> {
+        let quantum = match &args.quantum {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?
+                .parent()
+                .ok_or_else(|| anyhow!("no directory for this binary"))?
+                .join("quantum"),
+        };
+        if !quantum.exists() {
+            bail!(
+                "{} not found: build it first (cargo build -p quantum)",
+                quantum.display()
+            );
+        }
+        let out = args.out.clone();
+        if out.exists() {
+            std::fs::remove_dir_all(&out)
+                .with_context(|| format!("cannot empty {}", out.display()))?;
+        }
+        std::fs::create_dir_all(&out)?;
+        let journal = out.join("journal");
+        let instance = format!("crash{}", std::process::id());
+        // The exchange, with faults on; never killed.
+        let mut sim_args: Vec<String> = [
+            "sim",
+            "binance",
+            "--listen",
+            "127.0.0.1:0",
+            "--latency-ms",
+            "100",
+            "--drop-rate",
+            "0.05",
+            "--ambiguous-503-rate",
+            "0.05",
+            "--timeout-1007-rate",
+            "0.03",
+            "--error-rate",
+            "0.02",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (s, amt, mark) in BOOK {
+            sim_args.push("--position".into());
+            sim_args.push(format!("{s}={amt}"));
+            sim_args.push("--mark".into());
+            sim_args.push(format!("{s}={mark}"));
+        }
+        let mut sim = Command::new(&quantum)
+            .args(&sim_args)
+            .stdout(Stdio::piped())
+            .stderr(log_file(&out, "sim.log")?)
+            .spawn()
+            .context("cannot start quantum sim binance")?;
+        let rest = sim_url(sim.stdout.take().ok_or_else(|| anyhow!("sim stdout"))?)?;
+        let rng = StdRng::seed_from_u64(args.seed);
+        let feed = Feed::new(u64::MAX, args.seed, BOOK.len() as u16);
+        let mut w = World {
+            quantum,
+            instance,
+            journal,
+            rest,
+            sim,
+            daemon: None,
+            bridge: None,
+            rng,
+            feed,
+            fed: BTreeMap::new(),
+            symbols: BOOK.iter().map(|b| b.0.to_string()).collect(),
+            tally: Tally::default(),
+            batch: 0,
+            out,
+            args,
+        };
+        w.start_daemon(false)?;
+        // The entry side's ledger sync, once, before anything trades.
+        let lines: String = BOOK
+            .iter()
+            .map(|(s, amt, _)| {
+                format!("{{\"cmd\":\"set_ledger\",\"symbol\":\"{s}\",\"amount\":\"{amt}\"}}\n")
+            })
+            .collect();
+        let (sent, accepted) = w.inject(&lines)?;
+        if accepted != sent {
+            bail!("the first ledger sync was not accepted ({accepted} of {sent})");
+        }
+        w.start_bridge(false)?;
+        Ok(w)
+    }
+
+    fn counters(&self) -> Option<CountersReader> {
+        CountersReader::open(&self.instance).ok()
+    }
+
+    fn start_daemon(&mut self, arm: bool) -> Result<()> {
+        let n = self.tally.daemon_starts;
+        self.tally.daemon_starts += 1;
+        let mut cmd = Command::new(&self.quantum);
+        cmd.args(["run", "--instance", &self.instance, "--quiet"])
+            .env("QUANTUM_JOURNAL_DIR", &self.journal)
+            .env("QUANTUM_JOURNAL_KEEP_SEGMENTS", "1000")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.out, &format!("daemon-{n:03}.log"))?);
+        let failpoint = if arm && self.rng.gen_bool(0.35) {
+            let p = DAEMON_POINTS[self.rng.gen_range(0..DAEMON_POINTS.len())];
+            let at = if p == "event_journaled" {
+                self.rng.gen_range(1..=300)
+            } else {
+                self.rng.gen_range(1..=6)
+            };
+            Some(format!("{p}:{at}"))
+        } else {
+            None
+        };
+        if let Some(f) = &failpoint {
+            cmd.env("QUANTUM_FAILPOINT", f);
+        }
+        let child = cmd.spawn().context("cannot start quantum run")?;
+        self.daemon = Some(Proc { child, failpoint });
+        // Its counters and results ring mark the end of recovery.
+        let end = Instant::now() + Duration::from_secs(60);
+        loop {
+            let ok = self.counters().is_some_and(|c| c.owner_alive())
+                && quantum_ipc::Broadcast::open(&quantum_ipc::RingSpec::new(
+                    &self.instance,
+                    "results",
+                    0,
+                ))
+                .is_ok();
+            if ok {
+                return Ok(());
+            }
+            if self.daemon.as_mut().is_some_and(Proc::exited) {
+                // A crash point may fire during recovery itself: that is a death like another.
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!("quantum run did not start within 60 s (see daemon-{n:03}.log)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn start_bridge(&mut self, arm: bool) -> Result<()> {
+        let n = self.tally.bridge_starts;
+        self.tally.bridge_starts += 1;
+        let ws = n % 2 == 1;
+        let mut cmd = Command::new(&self.quantum);
+        cmd.args([
+            "bridge",
+            "binance",
+            "--instance",
+            &self.instance,
+            "--rest-url",
+            &self.rest,
+            "--recv-window-ms",
+            "2000",
+            "--poll-ms",
+            "1000",
+        ]);
+        if ws {
+            cmd.arg("--ws-api");
+            self.tally.ws_api_starts += 1;
+        }
+        cmd.env("BINANCE_API_KEY", quantum_binance_sim::TEST_API_KEY)
+            .env("BINANCE_API_SECRET", quantum_binance_sim::TEST_API_SECRET)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.out, &format!("bridge-{n:03}.log"))?);
+        let failpoint = if arm && self.rng.gen_bool(0.35) {
+            let p = BRIDGE_POINTS[self.rng.gen_range(0..BRIDGE_POINTS.len())];
+            let at = self.rng.gen_range(1..=6);
+            Some(format!("{p}:{at}"))
+        } else {
+            None
+        };
+        if let Some(f) = &failpoint {
+            cmd.env("QUANTUM_FAILPOINT", f);
+        }
+        let child = cmd.spawn().context("cannot start quantum bridge binance")?;
+        self.bridge = Some(Proc { child, failpoint });
+        Ok(())
+    }
+
+    /// Restarts whatever died (a crash point fired) or was killed.
+    fn ensure_running(&mut self, arm: bool) -> Result<()> {
+        for which in ["daemon", "bridge"] {
+            let slot = if which == "daemon" {
+                &mut self.daemon
+            } else {
+                &mut self.bridge
+            };
+            if let Some(p) = slot {
+                if p.exited() {
+                    if let Some(f) = p.failpoint.take() {
+                        let name = f.split(':').next().unwrap_or("").to_string();
+                        *self.tally.failpoints.entry(name).or_default() += 1;
+                    }
+                    *slot = None;
+                }
+            }
+        }
+        if self.daemon.is_none() {
+            self.start_daemon(arm)?;
+        }
+        if self.bridge.is_none() {
+            self.start_bridge(arm)?;
+        }
+        Ok(())
+    }
+
+    /// `quantum ctl inject --file` with `lines`; returns (sent, durably accepted).
+    fn inject(&mut self, lines: &str) -> Result<(u64, u64)> {
+        self.batch += 1;
+        let path = self.out.join(format!("batch-{:04}.jsonl", self.batch));
+        std::fs::write(&path, lines)?;
+        let child = self.spawn_inject(&path)?;
+        finish_inject(child)
+    }
+
+    fn spawn_inject(&self, path: &Path) -> Result<Child> {
+        Command::new(&self.quantum)
+            .args([
+                "ctl",
+                "inject",
+                "--instance",
+                &self.instance,
+                "--ring",
+                "plans",
+            ])
+            .arg("--file")
+            .arg(path)
+            .args(["--wait-secs", "10"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .context("cannot start quantum ctl inject")
+    }
+
+    /// The next `n` plans of the seeds' mix, as inject lines.
+    fn plans(&mut self, n: u32) -> String {
+        let mut lines = String::new();
+        let mut made = 0;
+        while made < n {
+            let Some(Next::Plan(p)) = self.feed.next(&|_| false) else {
+                continue;
+            };
+            made += 1;
+            let symbol = self.symbols[usize::from(p.symbol.0)].clone();
+            let line = format!(
+                "{{\"plan_id\":\"{}\",\"symbol\":\"{symbol}\",\"decision\":\"{}\",\"action\":\"{}\",\"kill_score\":\"{}\"}}\n",
+                p.id, p.decision, p.action, p.kill_score
+            );
+            self.fed
+                .entry(p.id.0)
+                .or_insert((symbol, p.decision, line.clone()));
+            lines.push_str(&line);
+        }
+        self.tally.deliveries += u64::from(n);
+        lines
+    }
+
+    /// The simulator's position per symbol.
+    fn sim_positions(&self) -> Result<BTreeMap<String, Qty>> {
+        let v = http::get(&self.rest, "/sim/positions")?;
+        let mut out: BTreeMap<String, Qty> = BTreeMap::new();
+        for row in v
+            .as_array()
+            .ok_or_else(|| anyhow!("/sim/positions: not a list"))?
+        {
+            let s = row["symbol"].as_str().unwrap_or("").to_string();
+            let amt = q(row["positionAmt"].as_str().unwrap_or("0"))?;
+            let e = out.entry(s).or_insert(Qty::ZERO);
+            *e = Qty::from_units(e.units() + amt.units());
+        }
+        Ok(out)
+    }
+
+    fn sim_orders(&self) -> Result<Vec<Value>> {
+        let v = http::get(&self.rest, "/sim/orders")?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Per symbol: (ledger, in flight) from the daemon's gauges; `None` while it is down.
+    fn book(&self) -> Option<(Book, u64)> {
+        let c = self.counters()?;
+        if !c.owner_alive() {
+            return None;
+        }
+        let amount = |l: &str| c.get(l).map(|v| Qty::from_units(v as i64));
+        let mut out = BTreeMap::new();
+        for s in &self.symbols {
+            out.insert(
+                s.clone(),
+                (
+                    amount(&format!("ledger.{s}"))?,
+                    amount(&format!("in_flight.{s}"))?,
+                ),
+            );
+        }
+        Some((out, c.get("reconciling").unwrap_or(0)))
+    }
+
+    /// Whether `symbol` is at rest: nothing in flight, nothing reconciling, ledger equal to
+    /// the simulator's position. `Err` when at rest but the ledger disagrees.
+    fn at_rest(&self, symbol: &str) -> Result<bool> {
+        let Some((book, reconciling)) = self.book() else {
+            return Ok(false);
+        };
+        let (ledger, in_flight) = book[symbol];
+        if reconciling != 0 || !in_flight.is_zero() {
+            return Ok(false);
+        }
+        let sim = self
+            .sim_positions()?
+            .get(symbol)
+            .copied()
+            .unwrap_or(Qty::ZERO);
+        // A fill may be on its way from the exchange: look again before calling it a mismatch.
+        if ledger != sim {
+            std::thread::sleep(Duration::from_millis(1500));
+            let Some((book, reconciling)) = self.book() else {
+                return Ok(false);
+            };
+            let (ledger, in_flight) = book[symbol];
+            let sim = self
+                .sim_positions()?
+                .get(symbol)
+                .copied()
+                .unwrap_or(Qty::ZERO);
+            if reconciling == 0 && in_flight.is_zero() && ledger != sim {
+                bail!("{symbol}: at rest, but ledger {ledger} != simulator position {sim}");
+            }
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// The entry side: a position closed down to under a quarter is opened again, only when
+    /// the core is at rest on it and its ledger equals the simulator's position.
+    fn reopen(&mut self) -> Result<()> {
+        let sim = self.sim_positions()?;
+        for (s, amt, _) in BOOK {
+            let full = q(amt)?;
+            let now = sim.get(s).copied().unwrap_or(Qty::ZERO);
+            if now.units().abs() * 4 >= full.units().abs() || !self.at_rest(s)? {
+                continue;
+            }
+            self.tally.settled_checks += 1;
+            http::post(
+                &self.rest,
+                "/sim/position",
+                &json!({"symbol": s, "positionAmt": amt}),
+            )?;
+            let (sent, accepted) = self.inject(&format!(
+                "{{\"cmd\":\"set_ledger\",\"symbol\":\"{s}\",\"amount\":\"{amt}\"}}\n"
+            ))?;
+            if accepted != sent {
+                bail!("the entry side's ledger sync of {s} was not accepted");
+            }
+            self.tally.reopens += 1;
+        }
+        Ok(())
+    }
+
+    /// One round: the batch goes out in chunks at random moments over about 1.5 s (orders are
+    /// in flight most of that time), and a kill lands at another random moment: before, among
+    /// or after the chunks; sometimes a chunk is sent while the daemon is down, and waits in
+    /// the ring for the restarted daemon.
+    fn round(&mut self, round: u32) -> Result<()> {
+        self.ensure_running(true)?;
+        self.reopen()?;
+        // Let the restarted core finish reconciling (up to a few seconds), so that this
+        // round's plans become orders and the kill finds some in flight.
+        let end = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < end && self.book().is_none_or(|(_, r)| r > 0) {
+            self.ensure_running(true)?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let chunks = self.rng.gen_range(1..=4);
+        let per = self.args.plans.div_ceil(chunks);
+        let mut at: Vec<u64> = (0..chunks).map(|_| self.rng.gen_range(0..1500)).collect();
+        at.sort_unstable();
+        let kill_at = self.rng.gen_range(0..1600);
+        let victim = match self.rng.gen_range(0..10) {
+            0..=3 => "daemon",
+            4..=7 => "bridge",
+            _ => "both",
+        };
+        let down_for = Duration::from_millis(self.rng.gen_range(0..700));
+        let t0 = Instant::now();
+        let mut killed: Option<Instant> = None;
+        let (mut sent, mut accepted) = (0, 0);
+        let mut chunk = 0;
+        while chunk < at.len() || killed.is_none() {
+            let now = t0.elapsed().as_millis() as u64;
+            if killed.is_none() && now >= kill_at {
+                if victim != "bridge" {
+                    if let Some(mut d) = self.daemon.take() {
+                        d.kill();
+                    }
+                }
+                if victim != "daemon" {
+                    if let Some(mut b) = self.bridge.take() {
+                        b.kill();
+                    }
+                }
+                *self.tally.kills.entry(victim).or_default() += 1;
+                killed = Some(Instant::now());
+                continue;
+            }
+            if killed.is_some_and(|k| k.elapsed() >= down_for) {
+                self.ensure_running(true)?;
+            }
+            if chunk < at.len() && now >= at[chunk] {
+                let lines = self.plans(per);
+                self.batch += 1;
+                let path = self.out.join(format!("batch-{:04}.jsonl", self.batch));
+                std::fs::write(&path, &lines)?;
+                // While the daemon is down an inject gives up waiting at once: what it sent
+                // stays in the ring for the next daemon.
+                let (s, a) = finish_inject(self.spawn_inject(&path)?)?;
+                sent += s;
+                accepted += a;
+                chunk += 1;
+                continue;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(k) = killed {
+            if let Some(rest) = down_for.checked_sub(k.elapsed()) {
+                std::thread::sleep(rest);
+            }
+        }
+        self.ensure_running(true)?;
+        self.tally.accepted_at_once += accepted;
+        self.tally.left_in_ring += sent - accepted;
+        eprintln!(
+            "round {round}: killed {victim} at {kill_at} ms, down {} ms; {chunks} chunk(s), {sent} plans: {accepted} accepted while inject waited, {} left in the ring for the next daemon",
+            down_for.as_millis(),
+            sent - accepted
+        );
+        Ok(())
+    }
+
+    /// Waits until every symbol is at rest (restarting whatever dies); the last book.
+    fn settle(&mut self, secs: u64) -> Result<Book> {
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            self.ensure_running(false)?;
+            let mut all = true;
+            for s in self.symbols.clone() {
+                all &= self.at_rest(&s)?;
+            }
+            if all {
+                if let Some((book, _)) = self.book() {
+                    return Ok(book);
+                }
+            }
+            if Instant::now() > end {
+                bail!(
+                    "the core did not come to rest within {secs} s: book {:?}, simulator {:?}",
+                    self.book(),
+                    self.sim_positions()?
+                );
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
+    fn finish(mut self, started: Instant) -> Result<bool> {
+        let mut ok = true;
+        let mut fail = |what: String| {
+            println!("FAIL: {what}");
+            ok = false;
+        };
+        // The final phase runs without armed crash points: a process still armed is killed
+        // (one more kill) and started again unarmed.
+        if self.daemon.as_ref().is_some_and(|p| p.failpoint.is_some()) {
+            if let Some(mut d) = self.daemon.take() {
+                d.kill();
+            }
+            *self.tally.kills.entry("daemon").or_default() += 1;
+        }
+        if self.bridge.as_ref().is_some_and(|p| p.failpoint.is_some()) {
+            if let Some(mut b) = self.bridge.take() {
+                b.kill();
+            }
+            *self.tally.kills.entry("bridge").or_default() += 1;
+        }
+        self.settle(180)?;
+        let before = self.sim_orders()?.len();
+        // Every plan once more.
+        let all: String = self.fed.values().map(|(_, _, l)| l.clone()).collect();
+        let (sent, accepted) = self.inject(&all)?;
+        if accepted != sent {
+            fail(format!(
+                "the final re-delivery: {accepted} of {sent} accepted"
+            ));
+        }
+        let book = self.settle(180)?;
+        let orders = self.sim_orders()?;
+        let after = orders.len();
+        let sim = self.sim_positions()?;
+        if let Some(mut b) = self.bridge.take() {
+            b.term();
+        }
+        if let Some(mut d) = self.daemon.take() {
+            d.term();
+        }
+        let _ = self.sim.kill();
+        let _ = self.sim.wait();
+
+        // Client ids on the exchange.
+        let mut per_cid: BTreeMap<String, u32> = BTreeMap::new();
+        for o in &orders {
+            *per_cid
+                .entry(o["clientOrderId"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        let twice: Vec<_> = per_cid.iter().filter(|(_, n)| **n > 1).collect();
+        let executes: BTreeSet<u64> = self
+            .fed
+            .iter()
+            .filter(|(_, (_, d, _))| *d == Decision::Execute)
+            .map(|(id, _)| *id)
+            .collect();
+        let strangers: Vec<_> = per_cid
+            .keys()
+            .filter(|c| {
+                quantum_core::ClientOrderId::plan(c).is_none_or(|p| !executes.contains(&p.0))
+            })
+            .collect();
+
+        // Results in the journal.
+        let mut results: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
+        let mut events = 0u64;
+        let reader = Reader::open(&self.journal).map_err(|e| anyhow!("{e}"))?;
+        let first = reader.first_seq().unwrap_or(1);
+        reader
+            .read_from(first, |_, rec| {
+                events += 1;
+                if let Ok(Event::PlanResult(r)) = Message::decode(rec, &Limits::default())
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| Event::from_message(&m))
+                {
+                    if r.outcome != Outcome::Duplicate {
+                        *results.entry(r.plan.0).or_default() += 1;
+                        let k = match r.outcome {
+                            Outcome::Executed { .. } => "executed".to_string(),
+                            Outcome::Blocked(b) => b.to_string(),
+                            Outcome::NonExecute => "non_execute".to_string(),
+                            Outcome::Duplicate => unreachable!(),
+                        };
+                        *outcomes.entry(k).or_default() += 1;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        let wrong: Vec<_> = executes
+            .iter()
+            .filter(|id| results.get(id) != Some(&1))
+            .map(|id| (format!("{id:016x}"), results.get(id).copied().unwrap_or(0)))
+            .collect();
+        let unanswered = self
+            .fed
+            .keys()
+            .filter(|id| !results.contains_key(id))
+            .count();
+
+        let verify = Command::new(&self.quantum)
+            .args(["ctl", "journal", "verify", "--instance", &self.instance])
+            .arg("--dir")
+            .arg(&self.journal)
+            .output()?;
+        let verify_text = String::from_utf8_lossy(&verify.stdout).to_string();
+
+        let t = &self.tally;
+        let secs = started.elapsed().as_secs();
+        println!(
+            "crash-test: {} rounds in {secs} s (seed {}, {} plans per round), output in {}",
+            self.args.rounds,
+            self.args.seed,
+            self.args.plans,
+            self.out.display()
+        );
+        println!(
+            "  kills: {}; crash points fired: {}",
+            join(&t.kills),
+            if t.failpoints.is_empty() {
+                "none".to_string()
+            } else {
+                join(&t.failpoints)
+            }
+        );
+        println!(
+            "  starts: daemon {}, bridge {} ({} with the WebSocket API); entry side re-opened {} position(s)",
+            t.daemon_starts, t.bridge_starts, t.ws_api_starts, t.reopens
+        );
+        println!(
+            "  plans: {} deliveries of {} ids ({} EXECUTE); {} accepted while inject waited, {} taken over from the rings by a restarted daemon; final re-delivery of {sent}: {accepted} accepted",
+            t.deliveries,
+            self.fed.len(),
+            executes.len(),
+            t.accepted_at_once,
+            t.left_in_ring
+        );
+        println!("  results (first of each plan): {}", join(&outcomes));
+        println!(
+            "  simulator: {after} orders, {} client id(s) used twice, {} not from an EXECUTE plan fed; the final re-delivery added {}",
+            twice.len(),
+            strangers.len(),
+            after - before
+        );
+        if !twice.is_empty() {
+            fail(format!("client ids used twice: {twice:?}"));
+        }
+        if !strangers.is_empty() {
+            fail(format!("orders of no EXECUTE plan: {strangers:?}"));
+        }
+        if after != before {
+            fail(format!(
+                "the final re-delivery created {} order(s)",
+                after - before
+            ));
+        }
+        println!(
+            "  every EXECUTE plan has exactly one final result: {} ({} of {}); plans with no result at all: {unanswered}",
+            if wrong.is_empty() { "yes" } else { "NO" },
+            executes.len() - wrong.len(),
+            executes.len()
+        );
+        if !wrong.is_empty() {
+            fail(format!(
+                "EXECUTE plans without exactly one result (id, results): {:?}",
+                &wrong[..wrong.len().min(20)]
+            ));
+        }
+        if unanswered > 0 {
+            fail(format!("{unanswered} plan(s) fed have no result"));
+        }
+        for (s, (ledger, in_flight)) in &book {
+            let pos = sim.get(s).copied().unwrap_or(Qty::ZERO);
+            let good = *ledger == pos && in_flight.is_zero();
+            println!(
+                "  {s}: ledger {ledger} simulator {pos} in flight {in_flight}: {}",
+                if good { "ok" } else { "MISMATCH" }
+            );
+            if !good {
+                fail(format!(
+                    "{s}: ledger {ledger}, simulator {pos}, in flight {in_flight}"
+                ));
+            }
+        }
+        let last = verify_text.lines().last().unwrap_or("");
+        println!(
+            "  journal ({events} events): `quantum ctl journal verify`: {}",
+            if verify.status.success() {
+                last
+            } else {
+                "FAILED"
+            }
+        );
+        if !verify.status.success() {
+            fail(format!("journal verify failed:\n{verify_text}"));
+        }
+        println!("{}", if ok { "PASS" } else { "FAIL" });
+        Ok(ok)
+    }
+}
+
+fn join<K: std::fmt::Display>(m: &BTreeMap<K, u32>) -> String {
+    m.iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Reads the REST URL the simulator prints at start.
+fn sim_url(stdout: std::process::ChildStdout) -> Result<String> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(url) = line.trim().strip_prefix("REST") {
+            let url = url.trim().to_string();
+            // Keep draining its stdout so it never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Ok(url);
+        }
+    }
+    bail!("the simulator exited before printing its address")
+}
+
+/// Waits for an inject; (sent, durably accepted) from its report.
+fn finish_inject(child: Child) -> Result<(u64, u64)> {
+    let out = child.wait_with_output()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    for line in err.lines() {
+        if let Some(rest) = line.strip_prefix("inject: the daemon durably accepted ") {
+            let mut w = rest.split_whitespace();
+            let accepted: u64 = w.next().unwrap_or("0").parse()?;
+            let _of = w.next();
+            let sent: u64 = w.next().unwrap_or("0").parse()?;
+            return Ok((sent, accepted));
+        }
+    }
+    bail!("ctl inject said nothing about what was accepted:\n{err}")
+}
+
+fn main() {
+    let args = Args::parse();
+    let started = Instant::now();
+    let rounds = args.rounds;
+    let result = (|| -> Result<bool> {
+        let mut w = World::start(args)?;
+        for r in 1..=rounds {
+            w.round(r)?;
+        }
+        w.finish(started)
+    })();
+    match result {
+        Ok(true) => {}
+        Ok(false) => std::process::exit(1),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "crash-test: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

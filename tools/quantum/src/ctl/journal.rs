@@ -1,0 +1,238 @@
+//! `ctl journal verify|dump`: the journal of an instance, read from its files (the daemon may
+//! be running or not; nothing is changed).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, Context, Result};
+use clap::{Args, Subcommand};
+use quantum_core::event::Event;
+use quantum_core::recovery::State;
+use quantum_ipc::journal::{self, snapshot, Reader};
+use quantum_ipc::wire::{Limits, Message};
+
+use super::tail::{json_event, text_event};
+use super::Exit;
+use crate::daemon::config::JournalSection;
+
+/// `ctl journal`.
+#[derive(Args, Debug)]
+pub struct JournalArgs {
+    #[command(subcommand)]
+    cmd: JournalCmd,
+}
+
+#[derive(Subcommand, Debug)]
+enum JournalCmd {
+    /// Check every record (checksums, sequence numbers) and the snapshots; replay them into
+    /// the state a restart would recover, and summarise it. Exit 1 on corruption (its segment
+    /// and byte offset are printed).
+    #[command(after_help = "Example:\n  quantum ctl journal verify --instance prod1")]
+    Verify(Where),
+    /// Print the events, one per line (JSON lines with --json).
+    #[command(
+        after_help = "Examples:\n  quantum ctl journal dump --instance prod1 | less\n  quantum ctl journal dump --instance prod1 --json --from 1000 --count 50 | jq ."
+    )]
+    Dump(DumpArgs),
+}
+
+/// Which journal.
+#[derive(Args, Debug)]
+struct Where {
+    /// Instance name.
+    #[arg(long)]
+    instance: String,
+    /// The journal directory (default: as `quantum run` finds it: `QUANTUM_JOURNAL_DIR`, else
+    /// the state directory of the instance).
+    #[arg(long, env = "QUANTUM_JOURNAL_DIR")]
+    dir: Option<PathBuf>,
+}
+
+impl Where {
+    fn dir(&self) -> PathBuf {
+        JournalSection {
+            dir: self
+                .dir
+                .as_ref()
+                .map(|d| d.display().to_string())
+                .unwrap_or_default(),
+            ..JournalSection::default()
+        }
+        .dir_for(&self.instance)
+    }
+}
+
+#[derive(Args, Debug)]
+struct DumpArgs {
+    #[command(flatten)]
+    at: Where,
+    /// JSON lines: `{"seq":N, ...}` per event.
+    #[arg(long)]
+    json: bool,
+    /// First sequence number (default: the oldest kept).
+    #[arg(long)]
+    from: Option<u64>,
+    /// At most this many events.
+    #[arg(long)]
+    count: Option<u64>,
+}
+
+/// Runs `ctl journal`.
+pub fn run(a: JournalArgs) -> Result<()> {
+    match a.cmd {
+        JournalCmd::Verify(w) => verify(&w),
+        JournalCmd::Dump(d) => dump(&d),
+    }
+}
+
+fn symbol_names(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(dir.join("symbols"))
+        .map(|t| t.lines().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+fn verify(w: &Where) -> Result<()> {
+    let dir = w.dir();
+    if !dir.is_dir() {
+        return Err(anyhow!("no journal at {}", dir.display()));
+    }
+    let mut out = std::io::stdout().lock();
+    let report = match journal::verify(&dir) {
+        Ok(r) => r,
+        Err(e) => {
+            writeln!(out, "journal {}: CORRUPT: {e}", dir.display())?;
+            return Err(Exit {
+                code: 1,
+                message: String::new(),
+            }
+            .into());
+        }
+    };
+    let snaps = snapshot::list(&dir).map_err(|e| anyhow!("{e}"))?;
+    let range = report.range.map_or("no events".to_string(), |(a, b)| {
+        format!("events {a}..={b}")
+    });
+    writeln!(
+        out,
+        "journal {}: {} segment(s), {} record(s) ({range}), {} snapshot(s)",
+        dir.display(),
+        report.segments,
+        report.records,
+        snaps.len()
+    )?;
+    if let Some((path, off)) = &report.torn_tail {
+        writeln!(
+            out,
+            "  torn tail at byte {off} of {} (a write cut short by a crash; the next start cuts it)",
+            path.display()
+        )?;
+    }
+    // Replay as a restart would: the newest readable snapshot, then every event after it.
+    let names = symbol_names(&dir);
+    let (snap, unreadable) = snapshot::latest(&dir).map_err(|e| anyhow!("{e}"))?;
+    for e in &unreadable {
+        writeln!(out, "  snapshot not usable: {e}")?;
+    }
+    let mut state = match &snap {
+        Some((seq, bytes)) => {
+            let s = State::decode(bytes).map_err(|e| anyhow!("snapshot {seq}: {e}"))?;
+            writeln!(out, "  snapshot at event {seq}: readable")?;
+            s
+        }
+        None => State::new(names.len(), 0, 1),
+    };
+    let mut bad = None;
+    let next = Reader::open(&dir)
+        .and_then(|r| {
+            r.read_from(state.seq + 1, |seq, rec| {
+                if bad.is_none() {
+                    if let Err(e) = state.apply_record(seq, rec) {
+                        bad = Some(e.to_string());
+                    }
+                }
+                Ok(())
+            })
+        })
+        .map_err(|e| anyhow!("{e}"))?;
+    if let Some(e) = bad {
+        writeln!(out, "journal {}: CORRUPT: {e}", dir.display())?;
+        return Err(Exit {
+            code: 1,
+            message: String::new(),
+        }
+        .into());
+    }
+    let name = |i: usize| names.get(i).map_or("?", String::as_str);
+    writeln!(
+        out,
+        "  replayed to event {}: {} plan id(s) remembered, {} plan(s) unanswered, {} order(s) in flight",
+        next.saturating_sub(1),
+        state.dedupe.len(),
+        state.pending.len(),
+        state.orders.len()
+    )?;
+    for (i, s) in state.symbols.iter().enumerate() {
+        let in_flight: i64 = state
+            .orders
+            .values()
+            .filter(|o| o.symbol.index() == i)
+            .map(|o| o.remaining().units())
+            .sum();
+        writeln!(
+            out,
+            "  {} ledger={} exchange={} in_flight={}",
+            name(i),
+            s.ledger,
+            s.exchange.map_or("-".to_string(), |(q, _)| q.to_string()),
+            quantum_core::Qty::from_units(in_flight)
+        )?;
+    }
+    writeln!(out, "ok")?;
+    Ok(())
+}
+
+fn dump(d: &DumpArgs) -> Result<()> {
+    let dir = d.at.dir();
+    let reader = Reader::open(&dir)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("cannot read the journal in {}", dir.display()))?;
+    let names = symbol_names(&dir);
+    let name = |i: u16| names.get(usize::from(i)).map_or("?", String::as_str);
+    let from = d.from.or(reader.first_seq()).unwrap_or(1);
+    let mut left = d.count.unwrap_or(u64::MAX);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut failed: Option<std::io::Error> = None;
+    let result = reader.read_from(from, |seq, rec| {
+        if left == 0 || failed.is_some() {
+            return Ok(());
+        }
+        left -= 1;
+        let line = Message::decode(rec, &Limits::default())
+            .map_err(|e| e.to_string())
+            .and_then(|m| Event::from_message(&m));
+        let r = match line {
+            Ok(e) if d.json => {
+                let mut v = Vec::new();
+                json_event(&mut v, &e, &name).and_then(|()| {
+                    let mut obj: serde_json::Map<String, serde_json::Value> =
+                        serde_json::from_slice(&v).unwrap_or_default();
+                    obj.insert("seq".into(), seq.into());
+                    writeln!(out, "{}", serde_json::Value::Object(obj))
+                })
+            }
+            Ok(e) => write!(out, "{seq} ").and_then(|()| text_event(&mut out, &e, &name)),
+            Err(e) => writeln!(out, "{seq} undecodable record: {e}"),
+        };
+        if let Err(e) = r {
+            failed = Some(e);
+        }
+        Ok(())
+    });
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    result.map_err(|e| anyhow!("{e}"))?;
+    out.flush()?;
+    Ok(())
+}
