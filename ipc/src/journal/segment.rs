@@ -12,7 +12,7 @@
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
 
-use memmap2::{Mmap, MmapMut};
+use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use super::{io_err, JournalError};
 use crate::wire::{Record, LAYOUT_HASH, RECORD_SIZE};
@@ -278,7 +278,9 @@ impl SegmentFile {
         file.set_len(size as u64).map_err(io_err(path))?;
         allocate(&file, size as u64).map_err(io_err(path))?;
         // SAFETY: we created the file and are its only writer; nobody truncates it while mapped.
-        let mut map = unsafe { MmapMut::map_mut(&file) }.map_err(io_err(path))?;
+        // `populate`: the pages are faulted in now, not one by one on the append path.
+        let mut map =
+            unsafe { MmapOptions::new().populate().map_mut(&file) }.map_err(io_err(path))?;
         map[..SEGMENT_HEADER_BYTES].copy_from_slice(&header(first_seq));
         map.flush_range(0, SEGMENT_HEADER_BYTES)
             .map_err(io_err(path))?;

@@ -538,3 +538,45 @@ fn sigterm_detaches_the_bridge_like_sigint() {
         assert_eq!(s.inst.counter("peer_deaths.exchange"), 0, "{sig}");
     }
 }
+
+/// The daemon killed with `kill -9` while the bridge runs: the bridge notices the new `orders`
+/// ring and attaches to it by itself, the restarted core keeps its ledger from the journal and
+/// reconciles BTCUSDT from the bridge's fresh position, and the next plan is ordered once;
+/// the plan from before the crash, sent again, is still a duplicate.
+#[test]
+fn the_bridge_follows_a_daemon_restarted_after_kill_9() {
+    let mut s = Stack::start("follow", &[]);
+    s.inject(&format!("{}\n{}\n", set_ledger("0.062"), plan_line(DENIED)));
+    assert_eq!(s.tail(1)[0]["executed"], "true");
+    s.wait_gauge("ledger.BTCUSDT", "0.016");
+    s.wait_gauge("in_flight.BTCUSDT", "0");
+    let daemon = s.inst.children[1].id();
+    signal(daemon, "-KILL");
+    s.inst.children[1].wait().unwrap();
+    let bridge = s.inst.children[2].id();
+    s.inst.start_daemon(&[], &[]);
+    s.seen.set(0);
+    // Attached again, by itself.
+    let orders = quantum_ipc::Ring::open(&quantum_ipc::RingSpec::new(s.name(), "orders", 0))
+        .expect("the new orders ring");
+    wait_for(
+        20,
+        "the bridge on the new orders ring",
+        || matches!(orders.consumer_status(3_000), quantum_ipc::PeerStatus::Alive { pid, .. } if pid == u64::from(bridge)),
+    );
+    // The ledger came back from the journal; the bridge's fresh position ends reconciling.
+    s.wait_gauge("ledger.BTCUSDT", "0.016");
+    wait_for(20, "BTCUSDT reconciled", || {
+        s.inst.counter("reconciling") == 0
+    });
+    s.inject(&format!("{}\n{}\n", plan_line(DENIED), plan_line(EXECUTED)));
+    let r = s.tail(2);
+    assert_eq!(r[0]["error"], "duplicate", "{r:?}");
+    assert_eq!(r[1]["executed"], "true", "{r:?}");
+    assert_eq!(r[1]["safe_qty"], "0.012", "{r:?}");
+    let orders = s.wait_sim_orders(2);
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    s.wait_gauge("ledger.BTCUSDT", "0.004");
+    s.wait_gauge("in_flight.BTCUSDT", "0");
+    assert_eq!(s.sim_btc(), q("0.004"));
+}

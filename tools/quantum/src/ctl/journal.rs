@@ -43,22 +43,34 @@ struct Where {
     #[arg(long)]
     instance: String,
     /// The journal directory (default: as `quantum run` finds it: `QUANTUM_JOURNAL_DIR`, else
-    /// the state directory of the instance).
+    /// the state directory of the instance, else /var/lib/quantum/<instance>).
     #[arg(long, env = "QUANTUM_JOURNAL_DIR")]
     dir: Option<PathBuf>,
 }
 
+/// Where the shipped systemd unit keeps journals (`StateDirectory=quantum`).
+const SYSTEMD_STATE: &str = "/var/lib/quantum";
+
 impl Where {
-    fn dir(&self) -> PathBuf {
-        JournalSection {
-            dir: self
-                .dir
-                .as_ref()
-                .map(|d| d.display().to_string())
-                .unwrap_or_default(),
-            ..JournalSection::default()
+    /// `--dir`, else where `quantum run` would put it from this environment, else the
+    /// systemd unit's place (an operator's shell has no `$STATE_DIRECTORY`).
+    fn dir(&self) -> Result<PathBuf> {
+        if let Some(d) = &self.dir {
+            return Ok(d.clone());
         }
-        .dir_for(&self.instance)
+        let default = JournalSection::default().dir_for(&self.instance);
+        let unit = PathBuf::from(SYSTEMD_STATE).join(&self.instance);
+        for d in [&default, &unit] {
+            if d.is_dir() {
+                return Ok(d.clone());
+            }
+        }
+        Err(anyhow!(
+            "no journal for instance {} in {} or {}; say where with --dir (or QUANTUM_JOURNAL_DIR)",
+            self.instance,
+            default.display(),
+            unit.display()
+        ))
     }
 }
 
@@ -92,10 +104,7 @@ fn symbol_names(dir: &std::path::Path) -> Vec<String> {
 }
 
 fn verify(w: &Where) -> Result<()> {
-    let dir = w.dir();
-    if !dir.is_dir() {
-        return Err(anyhow!("no journal at {}", dir.display()));
-    }
+    let dir = w.dir()?;
     let mut out = std::io::stdout().lock();
     let report = match journal::verify(&dir) {
         Ok(r) => r,
@@ -139,7 +148,7 @@ fn verify(w: &Where) -> Result<()> {
             writeln!(out, "  snapshot at event {seq}: readable")?;
             s
         }
-        None => State::new(names.len(), 0, 1),
+        None => State::new(names.len(), u64::MAX, 1 << 20),
     };
     let mut bad = None;
     let next = Reader::open(&dir)
@@ -192,7 +201,7 @@ fn verify(w: &Where) -> Result<()> {
 }
 
 fn dump(d: &DumpArgs) -> Result<()> {
-    let dir = d.at.dir();
+    let dir = d.at.dir()?;
     let reader = Reader::open(&dir)
         .map_err(|e| anyhow!("{e}"))
         .with_context(|| format!("cannot read the journal in {}", dir.display()))?;

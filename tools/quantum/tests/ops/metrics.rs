@@ -215,9 +215,17 @@ fn a_running_daemon_is_scraped_parsed_and_its_values_move() {
         value(&scrape(&addr), "quantum_up", &[]) == 0.0
     });
     assert_eq!(get(&addr, "/healthz").0, 503);
-    inst.start_daemon(&["--quiet"], &[]);
+    let new_pid = inst.start_daemon(&["--quiet"], &[]);
+    // Followed: the new daemon's pid, and its own counters (which count the plans the stopped
+    // daemon left in the ctl ring, which it takes over).
     wait_for(20, "the new daemon", || {
         let s = scrape(&addr);
-        value(&s, "quantum_up", &[]) == 1.0 && value(&s, "quantum_plans_in_total", &[]) == 0.0
+        value(&s, "quantum_up", &[]) == 1.0
+            && find(
+                &s,
+                "quantum_daemon_info",
+                &[("pid", new_pid.to_string().as_str())],
+            )
+            .is_some()
     });
 }
