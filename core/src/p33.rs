@@ -115,8 +115,9 @@ pub fn decide(
         (false, false) => lot.max.min(mkt.max),
     };
     let wanted = available.mul_pct(percent).min(max);
+    // Zero when below the minimum: the lot grid starts at `min`.
     let qty = wanted.floor_to_step(step, min);
-    if qty.is_zero() || qty < min {
+    if qty.is_zero() {
         return (Err(P33Reason::SafeQtyBelowMin), ctx);
     }
     (Ok(Sized { qty, side }), ctx)

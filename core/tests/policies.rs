@@ -435,6 +435,14 @@ fn every_p33_reason() {
             Err(P33Reason::ExchangeStateStale),
         ),
         c(
+            "a snapshot exactly as old as allowed is fresh",
+            Some(("0.062", 1)),
+            "0.062",
+            Action::Partial75,
+            30_001,
+            Ok(("0.046", Side::Sell)),
+        ),
+        c(
             "old snapshot",
             Some(("0.062", 1)),
             "0.062",
