@@ -1,0 +1,895 @@
+//! One session with one core daemon: from attaching to its rings until it goes away (or the
+//! bridge stops). The event loop and what each input does.
+//!
+//! ```text
+//!  start    read the saved state ─> resume at low_seq (replay up to next_seq) ─> push a probe
+//!  barrier  the probe's answer is back: every earlier push has its answer; check the permit
+//!           source; offer the ledger to a fresh core; start reading the plan stream
+//!  loop     events ─> answers (acks), mirrors, results    ┐
+//!           plan entries ─> plans ring or dead letters    ├─> one MULTI/EXEC per round
+//!           notifications, ticks ─> ledger syncs, permits ┘
+//!  end      daemon gone or stop: write the held results, flush, forget the in-flight entries
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use quantum_core::engine::ExternalPermit;
+use quantum_core::event::{Event, RefusedEvent};
+use quantum_core::wire::{input_out, plan_out};
+use quantum_core::{Block, Command, Input, Outcome, PlanId, PlanResult, SymbolId};
+use quantum_ipc::codes::RefuseReason;
+use quantum_ipc::contract;
+use quantum_ipc::liveness::unix_ms;
+use quantum_ipc::wire::{Kind, Message};
+use redis::Value;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::backfill;
+use crate::batch::{self, Batch};
+use crate::config::{BridgeConfig, PermitsFrom};
+use crate::conn::Redis;
+use crate::error::{Error, Result};
+use crate::inflight::{InFlight, Pushed};
+use crate::ledger::{Ledger, Sync};
+use crate::legacy::PermitKind;
+use crate::notify::{self, Note};
+use crate::permits_in::{self, PermitsIn, Take};
+use crate::plan_entry;
+use crate::results::{HeldResults, Ready};
+use crate::rings::{Ev, EventReader, Link};
+use crate::state::{self, Resume, Saved};
+use crate::stats::Stats;
+use crate::stream::{self, Read};
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The bridge was asked to stop.
+    Stop,
+    /// The daemon went away; the next session waits for a new one.
+    DaemonGone,
+}
+
+/// Probe plan ids: this prefix and 32 random bits (no exit-brain id is expected to look like
+/// it; a collision would only deny that one plan).
+const PROBE_PREFIX: u64 = 0x7072_6f62 << 32;
+/// Results held for their order id, at most.
+const MAX_HELD_RESULTS: usize = 65_536;
+/// Records waiting for room on `plans` before the bridge stops reading new entries.
+const MAX_UNPUSHED: usize = 1024;
+/// How often the loop wakes without input.
+const TICK: Duration = Duration::from_millis(20);
+
+/// The first 20 occurrences are logged, then one in 1000.
+fn noisy(n: u64) -> bool {
+    n <= 20 || n % 1000 == 0
+}
+
+/// Whether `r` answers a plan at once (no `PlanAccepted` before it).
+fn answers_at_once(r: &PlanResult) -> bool {
+    matches!(
+        r.outcome,
+        Outcome::NonExecute | Outcome::Duplicate | Outcome::Blocked(Block::DedupeFull)
+    )
+}
+
+/// One session's state.
+pub struct Session<'a> {
+    cfg: &'a BridgeConfig,
+    redis: &'a mut Redis,
+    stats: Arc<Stats>,
+    stop: watch::Receiver<bool>,
+    link: Link,
+    resume: Resume,
+    events: mpsc::Receiver<Vec<Ev>>,
+    _reader: EventReader,
+    entries: Option<mpsc::Receiver<Read>>,
+    notes: mpsc::Receiver<Note>,
+    tasks: JoinSet<()>,
+    slots: Arc<Semaphore>,
+    inflight: InFlight,
+    held: HeldResults,
+    ledger: Ledger,
+    permits: Option<PermitsIn>,
+    batch: Batch,
+    unpushed: VecDeque<Message>,
+    ring_full_counted: bool,
+    next_seq: u64,
+    probe: u64,
+    probe_sent: Instant,
+    barrier: bool,
+    initial_sync_due: bool,
+    notifications: bool,
+    marker_base: String,
+    flushes: u64,
+    next_ledger_poll: Instant,
+    next_permit_poll: Instant,
+    next_stats: Instant,
+    invalid_events: u64,
+    refusals: u64,
+}
+
+impl<'a> Session<'a> {
+    /// Attaches: reads the saved state, starts reading events, pushes the probe.
+    pub async fn start(
+        cfg: &'a BridgeConfig,
+        redis: &'a mut Redis,
+        stats: Arc<Stats>,
+        link: Link,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Option<Session<'a>>> {
+        let Some(saved) = read_saved(redis, &cfg.instance, &stop, &link).await? else {
+            return Ok(None);
+        };
+        let resume = state::resume(
+            saved.as_ref(),
+            &link.epoch,
+            link.base_seq(),
+            link.next_seq(),
+        );
+        tracing::info!(
+            instance = %cfg.instance,
+            daemon_pid = link.daemon_pid,
+            epoch = %link.epoch,
+            from = ?resume.from,
+            replay_until = resume.replay_until,
+            "resuming: {}",
+            resume.why
+        );
+        Stats::inc(&stats.sessions);
+        let (ev_tx, events) = mpsc::channel(64);
+        let reader = link.read_events(
+            resume.from,
+            backfill::for_instance(&cfg.instance),
+            stats.clone(),
+            ev_tx,
+        )?;
+        let (note_tx, notes) = mpsc::channel(4096);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(notify::run(
+            redis.client().clone(),
+            redis.db(),
+            cfg.permits_from == PermitsFrom::Redis,
+            note_tx,
+            stats.clone(),
+        ));
+        let nonce = u64::from(std::process::id()) << 32
+            ^ (unix_ms() & 0xffff_ffff)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()));
+        let now = Instant::now();
+        let mut s = Session {
+            cfg,
+            redis,
+            stop,
+            resume,
+            events,
+            _reader: reader,
+            entries: None,
+            notes,
+            tasks,
+            slots: Arc::new(Semaphore::new(cfg.max_in_flight)),
+            inflight: InFlight::default(),
+            held: HeldResults::new(cfg.order_id_wait, MAX_HELD_RESULTS),
+            ledger: Ledger::default(),
+            permits: (cfg.permits_from == PermitsFrom::Redis)
+                .then(|| PermitsIn::new(cfg.max_held_permits)),
+            batch: Batch::new(cfg.maxlen, &cfg.group),
+            unpushed: VecDeque::new(),
+            ring_full_counted: false,
+            next_seq: 0,
+            probe: PROBE_PREFIX | (nonce & 0xffff_ffff),
+            probe_sent: now,
+            barrier: false,
+            initial_sync_due: false,
+            notifications: false,
+            marker_base: format!("{nonce:016x}"),
+            flushes: 0,
+            next_ledger_poll: now,
+            next_permit_poll: now,
+            next_stats: now + cfg.stats_every,
+            invalid_events: 0,
+            refusals: 0,
+            link,
+            stats,
+        };
+        s.next_seq = match s.resume.from {
+            state::From::Seq(n) => n,
+            state::From::Oldest => s.link.base_seq(),
+        };
+        // Behind everything an earlier process pushed: once its answer is back, so are theirs.
+        let probe = input_out(&Input::Permit(ExternalPermit::Gov {
+            plan: PlanId(s.probe),
+            allow: false,
+            reason: None,
+            ttl_ms: 1,
+        }))
+        .expect("a permit has a wire form");
+        s.send(probe);
+        Ok(Some(s))
+    }
+
+    /// Runs until the daemon goes away or the bridge stops.
+    pub async fn run(mut self) -> Result<End> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.push_waiting();
+            let reading = self.entries.is_some() && self.unpushed.len() < MAX_UNPUSHED;
+            let mut end = None;
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => end = Some(End::Stop),
+                evs = self.events.recv() => match evs {
+                    Some(evs) => end = self.on_events(evs).await?,
+                    None => end = Some(End::DaemonGone),
+                },
+                Some(r) = recv(&mut self.entries), if reading => self.on_read(r),
+                Some(n) = self.notes.recv() => self.on_note(n).await,
+                _ = tick.tick() => self.on_tick().await?,
+            }
+            if end.is_none() {
+                while self.batch.len() < self.cfg.batch {
+                    match self.events.try_recv() {
+                        Ok(evs) => {
+                            end = self.on_events(evs).await?;
+                            if end.is_some() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if let Some(end) = end {
+                return self.finish(end).await;
+            }
+            if self.initial_sync_due {
+                self.initial_sync_due = false;
+                self.sync_ledger(None, self.resume.fresh_core).await;
+            }
+            if !self.batch.is_empty() && !self.flush().await? {
+                return Ok(End::Stop);
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Pushes `m` on `plans`, or keeps it (in order) until there is room.
+    fn send(&mut self, m: Message) {
+        if self.unpushed.is_empty() && self.link.try_push(&m) {
+            return;
+        }
+        if !self.ring_full_counted {
+            self.ring_full_counted = true;
+            Stats::inc(&self.stats.plans_ring_full);
+            tracing::warn!("plans ring full: the core is not taking records; holding them");
+        }
+        self.unpushed.push_back(m);
+    }
+
+    fn push_waiting(&mut self) {
+        while let Some(m) = self.unpushed.front() {
+            if !self.link.try_push(m) {
+                return;
+            }
+            self.unpushed.pop_front();
+        }
+        self.ring_full_counted = false;
+    }
+
+    async fn on_events(&mut self, evs: Vec<Ev>) -> Result<Option<End>> {
+        for ev in evs {
+            match ev {
+                Ev::Event(seq, e) => {
+                    Stats::inc(&self.stats.events);
+                    if seq < self.resume.replay_until {
+                        self.replay(seq, &e);
+                    } else {
+                        self.live(seq, e).await?;
+                    }
+                    self.next_seq = seq + 1;
+                }
+                Ev::Invalid(seq, why) => {
+                    Stats::inc(&self.stats.events_invalid);
+                    self.invalid_events += 1;
+                    if noisy(self.invalid_events) {
+                        tracing::warn!(seq, "invalid event record skipped: {why}");
+                    }
+                    self.next_seq = seq + 1;
+                }
+                Ev::WriterGone => {
+                    tracing::warn!(
+                        daemon_pid = self.link.daemon_pid,
+                        "the core daemon has gone; waiting for a new one"
+                    );
+                    return Ok(Some(End::DaemonGone));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// An event mirrored before the restart: only what is still open is rebuilt.
+    fn replay(&mut self, seq: u64, e: &Event) {
+        let now = Instant::now();
+        match *e {
+            Event::PlanResult(r) => {
+                // Held again if it was held; a result written before is dropped here.
+                let _ = self.held.result(r, seq, now);
+                if let Some(p) = &mut self.permits {
+                    p.ended(r.plan);
+                }
+            }
+            Event::PlanAccepted { plan, .. } => {
+                if let Some(p) = &mut self.permits {
+                    p.accepted_before(plan.id, plan.symbol);
+                }
+            }
+            Event::OrderAccepted { .. }
+            | Event::Fill(_)
+            | Event::OrderDone(_)
+            | Event::OrderUnknown { .. }
+            | Event::OrderResolved { .. } => {
+                // Its result was written when this event came the first time.
+                let _ = self.held.order_event(e);
+            }
+            _ => {}
+        }
+    }
+
+    fn name(&self, s: SymbolId) -> String {
+        self.link.symbols.name(s.0).to_owned()
+    }
+
+    fn write_result(&mut self, r: Ready) {
+        let name = self.name(r.result.symbol);
+        self.batch.result(&r.result, &name, r.order_id);
+    }
+
+    /// The core answered plan `plan`: acknowledge the entry, or remember an orphan.
+    fn answered(&mut self, plan: PlanId) {
+        if let Some(p) = self.inflight.answer(plan) {
+            self.batch.ack(p.entry);
+        }
+    }
+
+    async fn live(&mut self, seq: u64, e: Event) -> Result<()> {
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        match e {
+            Event::PlanAccepted { plan, .. } => {
+                self.answered(plan.id);
+                if self.permits.is_some() {
+                    self.plan_accepted(plan.id, plan.symbol).await;
+                }
+            }
+            Event::GovPermit(g) if self.permits.is_none() => {
+                let name = self.name(g.symbol);
+                if !self.batch.gov_permit(&g, &name, now_ms) {
+                    Stats::inc(&self.stats.permits_expired_unmirrored);
+                }
+            }
+            Event::P33Permit(p) if self.permits.is_none() => {
+                let name = self.name(p.symbol);
+                if !self.batch.p33_permit(&p, &name, now_ms) {
+                    Stats::inc(&self.stats.permits_expired_unmirrored);
+                }
+            }
+            Event::OrderIntent(i) if !i.lookup_first && self.permits.is_some() => {
+                self.batch.consume_permits(i.plan);
+            }
+            Event::PlanResult(r) => {
+                if answers_at_once(&r) {
+                    self.answered(r.plan);
+                }
+                if let Some(p) = &mut self.permits {
+                    p.ended(r.plan);
+                }
+                if let Some(ready) = self.held.result(r, seq, now) {
+                    self.write_result(ready);
+                }
+            }
+            Event::OrderAccepted { .. }
+            | Event::OrderDone(_)
+            | Event::OrderUnknown { .. }
+            | Event::OrderResolved { .. } => {
+                if let Some(ready) = self.held.order_event(&e) {
+                    self.write_result(ready);
+                }
+            }
+            Event::Fill(f) => {
+                if let Some(ready) = self.held.order_event(&e) {
+                    self.write_result(ready);
+                }
+                self.ledger.filled(f.symbol.0);
+                let name = self.name(f.symbol);
+                self.batch
+                    .ledger(&self.cfg.instance, &name, f.ledger_after, f.time_ms);
+            }
+            Event::LedgerSet {
+                symbol,
+                amount,
+                at_ms,
+            } => {
+                self.ledger.applied(symbol.0, amount);
+                let name = self.name(symbol);
+                self.batch.ledger(&self.cfg.instance, &name, amount, at_ms);
+            }
+            Event::Position {
+                symbol,
+                amount,
+                mark,
+                time_ms,
+            } => {
+                if let Some(p) = &mut self.permits {
+                    p.position(symbol, amount);
+                }
+                let name = self.name(symbol);
+                self.batch.exchange(&name, amount, mark, time_ms);
+            }
+            Event::Refused(r) if r.ring == contract::PLANS.index => self.refused(r)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The core refused a record of ours.
+    fn refused(&mut self, r: RefusedEvent) -> Result<()> {
+        if r.plan.0 == self.probe && r.kind == Kind::GovPermit.tag() {
+            return self.barrier_reached(r.reason);
+        }
+        if r.plan.0 & !0xffff_ffff == PROBE_PREFIX {
+            return Ok(()); // an earlier session's probe
+        }
+        self.refusals += 1;
+        let n = self.refusals;
+        if r.kind == Kind::LedgerSet.tag() {
+            Stats::inc(&self.stats.ledger_refused);
+            let text = self.ledger.refused(r.symbol.0);
+            tracing::warn!(symbol = %self.name(r.symbol), amount = ?text, reason = %r.reason, "the core refused a ledger sync");
+        } else if r.kind == Kind::GovPermit.tag() || r.kind == Kind::P33Permit.tag() {
+            Stats::inc(&self.stats.permits_refused);
+            if noisy(n) {
+                tracing::warn!(plan = %r.plan, reason = %r.reason, count = n, "the core refused a legacy permit");
+            }
+        } else if noisy(n) {
+            tracing::warn!(plan = %r.plan, kind = r.kind, reason = %r.reason, count = n, "the core refused a record of the bridge");
+        }
+        Ok(())
+    }
+
+    /// The probe's answer: every push of an earlier process has its answer now.
+    fn barrier_reached(&mut self, reason: RefuseReason) -> Result<()> {
+        match (self.cfg.permits_from, reason) {
+            (PermitsFrom::Redis, RefuseReason::PermitSource) => {
+                return Err(Error::PermitSource(format!(
+                    "--permits-from redis: the daemon of instance {} issues its own permits (engine.permits = \"core\") and refuses outside ones; start `quantum run` with engine.permits = \"external\" (QUANTUM_ENGINE_PERMITS=external), or run the bridge without --permits-from redis",
+                    self.cfg.instance
+                )));
+            }
+            (PermitsFrom::Core, RefuseReason::NotWaiting) => tracing::warn!(
+                "the daemon waits for outside permits (engine.permits = \"external\") but this bridge does not read them: start it with --permits-from redis, or every EXECUTE plan is blocked missing_gov unless permits come another way"
+            ),
+            _ => {}
+        }
+        self.barrier = true;
+        self.initial_sync_due = true;
+        let (tx, rx) = mpsc::channel(16);
+        self.entries = Some(rx);
+        self.tasks.spawn(stream::Reader::new(self.cfg).run(
+            self.redis.client().clone(),
+            self.slots.clone(),
+            tx,
+            self.stats.clone(),
+        ));
+        tracing::info!(
+            instance = %self.cfg.instance,
+            daemon_pid = self.link.daemon_pid,
+            symbols = %self.link.symbols.list(),
+            permits_from = ?self.cfg.permits_from,
+            group = %self.cfg.group,
+            consumer = %self.cfg.consumer,
+            "redis bridge attached"
+        );
+        Ok(())
+    }
+
+    fn on_read(&mut self, r: Read) {
+        match r {
+            Read::Entries(entries) => {
+                for e in entries {
+                    self.on_entry(e);
+                }
+            }
+            Read::Trimmed(ids) => {
+                Stats::add(&self.stats.pending_trimmed, ids.len() as u64);
+                tracing::warn!(entries = ids.len(), first = %ids[0], "pending plan entries were trimmed from the stream before the core saw them: those plans are lost");
+            }
+        }
+    }
+
+    fn on_entry(&mut self, e: stream::Entry) {
+        let Some(fields) = e.fields else {
+            Stats::inc(&self.stats.pending_trimmed);
+            tracing::warn!(entry = %e.id, "a pending plan entry was trimmed from the stream before the core saw it: that plan is lost");
+            self.batch.ack(e.id);
+            return;
+        };
+        let plan = match plan_entry::read_plan(&fields, &self.link.symbols) {
+            Ok(p) => p,
+            Err(why) => {
+                let n = self
+                    .stats
+                    .plans_dlq
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                if noisy(n) {
+                    tracing::warn!(entry = %e.id, count = n, "plan entry moved to {}: {why}", crate::legacy::DLQ_STREAM);
+                }
+                self.batch
+                    .dead_letter(e.id.clone(), &plan_entry::dead_letter(&e.id, &fields, &why));
+                return;
+            }
+        };
+        if e.redelivered {
+            if self.inflight.contains_entry(&e.id) {
+                return; // pushed already in this session; its answer acknowledges it
+            }
+            if self.inflight.answered_before(plan.id) {
+                Stats::inc(&self.stats.plans_answered_before);
+                self.batch.ack(e.id);
+                return;
+            }
+        }
+        self.inflight
+            .push(plan.id, Pushed::new(e.id, e.redelivered, e.read_at, e.slot));
+        Stats::inc(&self.stats.plans_pushed);
+        self.send(Message::Plan(plan_out(&plan)));
+    }
+
+    /// The core accepted `plan`: permits held for it, and those in Redis, go to the core.
+    async fn plan_accepted(&mut self, plan: PlanId, symbol: SymbolId) {
+        let Some(p) = &mut self.permits else {
+            return;
+        };
+        let now = Instant::now();
+        let (out, missing, expired) = p.accepted(plan, symbol, now);
+        Stats::add(&self.stats.permits_expired, expired);
+        Stats::add(&self.stats.permits_forwarded, out.len() as u64);
+        for m in out {
+            self.send(m);
+        }
+        for kind in missing {
+            self.fetch_permit(kind, plan).await;
+        }
+    }
+
+    /// Reads the permit of `kind` for `plan` and hands it over or holds it.
+    async fn fetch_permit(&mut self, kind: PermitKind, plan: PlanId) {
+        let Ok(mut c) = self.redis.conn().await else {
+            return;
+        };
+        let now = Instant::now();
+        let found = match permits_in::fetch(&mut c, kind, plan, now, unix_ms()).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.redis.failed(&e.into());
+                return;
+            }
+        };
+        let found = match found {
+            None => return,
+            Some(Ok(f)) => f,
+            Some(Err(why)) => {
+                Stats::inc(&self.stats.permits_invalid);
+                tracing::warn!(key = %crate::legacy::permit_key_of(kind, plan), "legacy permit cannot be read: {why}");
+                return;
+            }
+        };
+        let Some(p) = &mut self.permits else {
+            return;
+        };
+        match p.take(plan, found, now) {
+            Take::Forward(m) => {
+                Stats::inc(&self.stats.permits_forwarded);
+                self.send(m);
+            }
+            Take::Held => Stats::inc(&self.stats.permits_held),
+            Take::Expired => Stats::inc(&self.stats.permits_expired),
+            Take::Full => {
+                Stats::inc(&self.stats.permits_hold_full);
+                tracing::warn!(plan = %plan, held = self.cfg.max_held_permits, "legacy permit dropped: the hold of permits waiting for their plan is full");
+            }
+            Take::Again => {}
+        }
+    }
+
+    async fn on_note(&mut self, n: Note) {
+        match n {
+            Note::Subscribed { enabled } => {
+                self.notifications = enabled;
+                if self.barrier {
+                    self.sync_ledger(None, false).await;
+                    self.poll_permits().await;
+                }
+            }
+            Note::Lost => {
+                self.notifications = false;
+                tracing::info!(
+                    "keyspace subscription lost; re-reading periodically until it is back"
+                );
+            }
+            Note::Position(symbol) => {
+                if self.barrier {
+                    if let Some(id) = self.link.symbols.id(&symbol) {
+                        self.sync_ledger(Some(id), false).await;
+                    }
+                }
+            }
+            Note::Permit(kind, plan) => {
+                if self.permits.is_some() {
+                    self.fetch_permit(kind, plan).await;
+                }
+            }
+        }
+    }
+
+    /// Reads `ledger_amount` of one symbol (or all) and hands operators' values to the core.
+    async fn sync_ledger(&mut self, only: Option<u16>, fresh_core: bool) {
+        let symbols: Vec<(u16, String)> = self
+            .link
+            .symbols
+            .iter()
+            .into_iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == *id))
+            .map(|(id, n)| (id, n.to_owned()))
+            .collect();
+        let Ok(mut c) = self.redis.conn().await else {
+            return;
+        };
+        let names: Vec<&str> = symbols.iter().map(|(_, n)| n.as_str()).collect();
+        let seen = match Ledger::read(&mut c, &self.cfg.instance, &names).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.redis.failed(&e.into());
+                return;
+            }
+        };
+        for ((id, name), seen) in symbols.iter().zip(seen) {
+            match self.ledger.decide(*id, &seen, fresh_core) {
+                Sync::Nothing => {}
+                Sync::Set(amount) => {
+                    Stats::inc(&self.stats.ledger_syncs);
+                    tracing::info!(symbol = %name, ledger_amount = %amount, fresh_core, "ledger sync from Redis handed to the core");
+                    let m = input_out(&Input::Command(Command::SetLedger {
+                        symbol: SymbolId(*id),
+                        amount,
+                    }))
+                    .expect("a ledger set has a wire form");
+                    self.send(m);
+                }
+                Sync::Invalid(text, why) => {
+                    Stats::inc(&self.stats.ledger_invalid);
+                    tracing::warn!(symbol = %name, ledger_amount = %text, "ledger_amount is not an amount ({why}); not handed to the core");
+                }
+            }
+        }
+    }
+
+    /// Re-reads the missing permits of every waiting plan (notifications are off).
+    async fn poll_permits(&mut self) {
+        let lacking = match &self.permits {
+            Some(p) => p.lacking(),
+            None => return,
+        };
+        for (plan, kind) in lacking {
+            self.fetch_permit(kind, plan).await;
+        }
+    }
+
+    async fn on_tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        self.link.heartbeat();
+        for r in self.held.expired(now) {
+            self.write_result(r);
+        }
+        if !self.barrier && now.duration_since(self.probe_sent) > self.cfg.attach_timeout {
+            return Err(Error::NoDaemon {
+                instance: self.cfg.instance.clone(),
+                what: format!(
+                    "the core did not answer the bridge's probe within {} s",
+                    self.cfg.attach_timeout.as_secs()
+                ),
+            });
+        }
+        if let Some(p) = &mut self.permits {
+            let gone = p.expire(now);
+            if !gone.is_empty() {
+                Stats::add(&self.stats.permits_expired, gone.len() as u64);
+                for (plan, kind) in gone {
+                    tracing::info!(plan = %plan, kind = ?kind, "legacy permit expired before its plan reached the core; dropped");
+                }
+            }
+            if !self.notifications && now >= self.next_permit_poll {
+                self.next_permit_poll = now + self.cfg.permit_poll;
+                self.poll_permits().await;
+            }
+        }
+        if self.barrier && now >= self.next_ledger_poll {
+            self.next_ledger_poll = now + self.cfg.ledger_poll;
+            self.sync_ledger(None, false).await;
+        }
+        if now >= self.next_stats {
+            self.next_stats = now + self.cfg.stats_every;
+            self.report().await;
+        }
+        Ok(())
+    }
+
+    /// Logs the counts and writes them to the stats hash (best effort).
+    async fn report(&mut self) {
+        tracing::info!(
+            in_flight = self.inflight.len(),
+            held_results = self.held.len(),
+            held_permits = self.permits.as_ref().map_or(0, PermitsIn::held),
+            "counts: {}",
+            self.stats.line()
+        );
+        let Ok(mut c) = self.redis.conn().await else {
+            return;
+        };
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(state::stats_key(&self.cfg.instance));
+        for (k, v) in self.stats.snapshot() {
+            cmd.arg(k).arg(v);
+        }
+        cmd.arg("updated_at").arg(crate::legacy::iso_ms(unix_ms()));
+        if let Err(e) = cmd.query_async::<()>(&mut c).await {
+            self.redis.failed(&e.into());
+        }
+    }
+
+    /// The state this batch brings Redis to.
+    fn saved(&self) -> Saved {
+        Saved {
+            epoch: self.link.epoch.clone(),
+            next_seq: self.next_seq,
+            low_seq: self
+                .held
+                .low_seq()
+                .unwrap_or(self.next_seq)
+                .min(self.next_seq),
+        }
+    }
+
+    /// Writes the batch in one MULTI/EXEC, retrying with back-off until it has landed; false
+    /// when the bridge was stopped first (nothing of it is then counted as written).
+    async fn flush(&mut self) -> Result<bool> {
+        self.flushes += 1;
+        let marker = format!("{}-{}", self.marker_base, self.flushes);
+        let tx = self
+            .batch
+            .transaction(&self.cfg.instance, &self.saved(), &marker);
+        let mut retrying = false;
+        loop {
+            if retrying {
+                self.link.heartbeat();
+                if self.stopping() {
+                    return Ok(false);
+                }
+                self.redis.backoff().await;
+            }
+            retrying = true;
+            let Ok(mut c) = self.redis.conn().await else {
+                continue;
+            };
+            let err = match tx.query_async::<Value>(&mut c).await {
+                Ok(_) => break,
+                Err(e) => Error::from(e),
+            };
+            self.redis.failed(&err);
+            // The answer may be lost while the batch landed: look before writing it again.
+            let Ok(mut c) = self.redis.conn().await else {
+                continue;
+            };
+            match batch::landed(&mut c, &self.cfg.instance, &marker).await {
+                Ok(true) => {
+                    if !err.is_connection() {
+                        tracing::error!(error = %err, "one write of a batch failed after the others landed (a key of the wrong type?); it is not retried");
+                    }
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) => self.redis.failed(&e.into()),
+            }
+        }
+        self.redis.ok();
+        let c = self.batch.counts;
+        let st = &self.stats;
+        Stats::inc(&st.flushes);
+        Stats::add(&st.results_written, c.results);
+        Stats::add(&st.results_without_order_id, c.results_without_order_id);
+        Stats::add(&st.permits_mirrored, c.permits);
+        Stats::add(&st.positions_mirrored, c.positions);
+        Stats::add(&st.plans_acked, c.acks);
+        Stats::add(&st.plans_dlq, c.dead_letters);
+        Stats::add(&st.permits_consumed, c.consumed);
+        self.batch = Batch::new(self.cfg.maxlen, &self.cfg.group);
+        Ok(true)
+    }
+
+    /// Ends the session: held results are written now (with no order id), the batch is
+    /// flushed, in-flight entries are forgotten (they stay pending in Redis).
+    async fn finish(mut self, end: End) -> Result<End> {
+        let now = Instant::now() + self.cfg.order_id_wait;
+        for r in self.held.expired(now) {
+            self.write_result(r);
+        }
+        if !self.batch.is_empty() {
+            self.flush().await?;
+        }
+        self.tasks.abort_all();
+        let unanswered = self.inflight.len();
+        self.inflight.clear();
+        tracing::info!(
+            ?end,
+            unanswered,
+            unpushed = self.unpushed.len(),
+            "session ended"
+        );
+        self.report().await;
+        Ok(end)
+    }
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Reads the bridge's saved state, retrying while Redis is down; `Ok(None)` when stopped
+/// first, `Ok(Some(None))` when nothing was saved yet.
+async fn read_saved(
+    redis: &mut Redis,
+    instance: &str,
+    stop: &watch::Receiver<bool>,
+    link: &Link,
+) -> Result<Option<Option<Saved>>> {
+    loop {
+        if *stop.borrow() {
+            return Ok(None);
+        }
+        link.heartbeat();
+        if let Ok(mut c) = redis.conn().await {
+            let r: redis::RedisResult<std::collections::HashMap<String, String>> =
+                redis::cmd("HGETALL")
+                    .arg(state::state_key(instance))
+                    .query_async(&mut c)
+                    .await;
+            match r {
+                Ok(h) => {
+                    redis.ok();
+                    return Saved::from_hash(&h).map(Some).map_err(|why| {
+                        Error::Config(format!(
+                            "the bridge's state {} is unreadable ({why}); delete it (redis-cli DEL {}) to start over",
+                            state::state_key(instance),
+                            state::state_key(instance)
+                        ))
+                    });
+                }
+                Err(e) => redis.failed(&e.into()),
+            }
+        }
+        redis.backoff().await;
+    }
+}
