@@ -15,6 +15,7 @@ pub struct RedisServer {
     dir: tempfile::TempDir,
     child: Option<Child>,
     persistent: bool,
+    extra: Vec<String>,
 }
 
 /// How the binary is found: `REDIS_SERVER` or `redis-server` on the `PATH`.
@@ -32,16 +33,22 @@ fn free_port() -> u16 {
 impl RedisServer {
     /// Starts a server that keeps nothing on disk.
     pub fn start() -> RedisServer {
-        Self::start_with(false)
+        Self::start_with(false, &[])
+    }
+
+    /// Starts a server that keeps nothing on disk, with more `redis-server` arguments (e.g.
+    /// `["--rename-command", "CONFIG", ""]`).
+    pub fn start_with_args(args: &[&str]) -> RedisServer {
+        Self::start_with(false, args)
     }
 
     /// Starts a server with an append-only file synced on every write, so a `kill -9` and
     /// [`RedisServer::restart`] lose nothing it acknowledged.
     pub fn start_persistent() -> RedisServer {
-        Self::start_with(true)
+        Self::start_with(true, &[])
     }
 
-    fn start_with(persistent: bool) -> RedisServer {
+    fn start_with(persistent: bool, extra: &[&str]) -> RedisServer {
         let dir = tempfile::Builder::new()
             .prefix("qpc-redis-")
             .tempdir()
@@ -51,6 +58,7 @@ impl RedisServer {
             dir,
             child: None,
             persistent,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -75,6 +83,7 @@ impl RedisServer {
         } else {
             cmd.args(["--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         let child = cmd.spawn().unwrap_or_else(|e| {
             panic!(
                 "cannot start {} ({e}): these tests need a real redis-server; install it with `apt-get update && apt-get install -y redis-server` (or set REDIS_SERVER to its path)",
