@@ -213,6 +213,8 @@ impl Link {
         let limits = Limits::new(self.symbols.len() as u16);
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
+        let nudged = Arc::new(AtomicBool::new(false));
+        let nudge_flag = nudged.clone();
         let thread = std::thread::Builder::new()
             .name("redis-results-reader".into())
             .spawn(move || {
@@ -224,12 +226,14 @@ impl Link {
                     tx,
                     batch: Vec::with_capacity(READ_BATCH),
                     stop: flag,
+                    nudged: nudge_flag,
                 };
                 r.run();
             })
             .map_err(|e| Error::Config(format!("cannot start the results reader thread: {e}")))?;
         Ok(EventReader {
             stop,
+            nudged,
             thread: Some(thread),
         })
     }
@@ -238,7 +242,7 @@ impl Link {
 /// Events handed over per channel message, at most.
 const READ_BATCH: usize = 256;
 /// Longest idle sleep of the reader thread: bounds how late it sees a new event.
-const MAX_IDLE: Duration = Duration::from_micros(500);
+const MAX_IDLE: Duration = Duration::from_millis(1);
 
 struct ReaderLoop {
     reader: quantum_ipc::broadcast::Reader,
@@ -248,6 +252,7 @@ struct ReaderLoop {
     tx: mpsc::Sender<Vec<Ev>>,
     batch: Vec<Ev>,
     stop: Arc<AtomicBool>,
+    nudged: Arc<AtomicBool>,
 }
 
 impl ReaderLoop {
@@ -325,8 +330,13 @@ impl ReaderLoop {
                             return;
                         }
                     }
-                    std::thread::sleep(idle);
-                    idle = (idle * 2).min(MAX_IDLE);
+                    // Parked, not slept: a nudge (the bridge just pushed a plan) wakes it.
+                    std::thread::park_timeout(idle);
+                    idle = if self.nudged.swap(false, Ordering::Relaxed) {
+                        Duration::from_micros(10)
+                    } else {
+                        (idle * 2).min(MAX_IDLE)
+                    };
                 }
             }
         }
@@ -366,7 +376,20 @@ impl ReaderLoop {
 #[derive(Debug)]
 pub struct EventReader {
     stop: Arc<AtomicBool>,
+    nudged: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
+}
+
+impl EventReader {
+    /// Events are coming (a plan was just pushed): the thread looks at once and starts its
+    /// back-off over, instead of finishing an idle sleep.
+    pub fn nudge(&self) {
+        // Relaxed: a hint; `unpark` orders the wake-up.
+        self.nudged.store(true, Ordering::Relaxed);
+        if let Some(t) = &self.thread {
+            t.thread().unpark();
+        }
+    }
 }
 
 impl Drop for EventReader {
@@ -374,6 +397,7 @@ impl Drop for EventReader {
         // Relaxed: see `ReaderLoop::run`.
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
+            t.thread().unpark();
             let _ = t.join();
         }
     }

@@ -15,6 +15,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use hdrhistogram::Histogram;
 use quantum_core::engine::ExternalPermit;
 use quantum_core::event::{Event, RefusedEvent};
 use quantum_core::wire::{input_out, plan_out};
@@ -85,7 +86,7 @@ pub struct Session<'a> {
     link: Link,
     resume: Resume,
     events: mpsc::Receiver<Vec<Ev>>,
-    _reader: EventReader,
+    reader: EventReader,
     entries: Option<mpsc::Receiver<Read>>,
     notes: mpsc::Receiver<Note>,
     tasks: JoinSet<()>,
@@ -110,6 +111,9 @@ pub struct Session<'a> {
     next_stats: Instant,
     invalid_events: u64,
     refusals: u64,
+    /// Entry read from the stream → the core's answer seen on `results` (µs), since the start
+    /// of the session: the core's and the rings' share of the plans' way.
+    answer_us: Histogram<u64>,
 }
 
 impl<'a> Session<'a> {
@@ -168,7 +172,7 @@ impl<'a> Session<'a> {
             stop,
             resume,
             events,
-            _reader: reader,
+            reader,
             entries: None,
             notes,
             tasks,
@@ -194,6 +198,8 @@ impl<'a> Session<'a> {
             next_stats: now + cfg.stats_every,
             invalid_events: 0,
             refusals: 0,
+            answer_us: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .expect("static histogram bounds"),
             link,
             stats,
         };
@@ -265,6 +271,7 @@ impl<'a> Session<'a> {
     /// Pushes `m` on `plans`, or keeps it (in order) until there is room.
     fn send(&mut self, m: Message) {
         if self.unpushed.is_empty() && self.link.try_push(&m) {
+            self.reader.nudge();
             return;
         }
         if !self.ring_full_counted {
@@ -281,6 +288,7 @@ impl<'a> Session<'a> {
                 return;
             }
             self.unpushed.pop_front();
+            self.reader.nudge();
         }
         self.ring_full_counted = false;
     }
@@ -357,6 +365,8 @@ impl<'a> Session<'a> {
     /// The core answered plan `plan`: acknowledge the entry, or remember an orphan.
     fn answered(&mut self, plan: PlanId) {
         if let Some(p) = self.inflight.answer(plan) {
+            let us = p.read_at.elapsed().as_micros() as u64;
+            self.answer_us.saturating_record(us.max(1));
             self.batch.ack(p.entry);
         }
     }
@@ -736,10 +746,18 @@ impl<'a> Session<'a> {
 
     /// Logs the counts and writes them to the stats hash (best effort).
     async fn report(&mut self) {
+        let h = &self.answer_us;
+        let answer = [
+            ("answer_us_p50", h.value_at_quantile(0.5)),
+            ("answer_us_p99", h.value_at_quantile(0.99)),
+            ("answer_us_max", h.max()),
+        ];
         tracing::info!(
             in_flight = self.inflight.len(),
             held_results = self.held.len(),
             held_permits = self.permits.as_ref().map_or(0, PermitsIn::held),
+            answer_us_p50 = answer[0].1,
+            answer_us_p99 = answer[1].1,
             "counts: {}",
             self.stats.line()
         );
@@ -748,7 +766,7 @@ impl<'a> Session<'a> {
         };
         let mut cmd = redis::cmd("HSET");
         cmd.arg(state::stats_key(&self.cfg.instance));
-        for (k, v) in self.stats.snapshot() {
+        for (k, v) in self.stats.snapshot().into_iter().chain(answer) {
             cmd.arg(k).arg(v);
         }
         cmd.arg("updated_at").arg(crate::legacy::iso_ms(unix_ms()));

@@ -2,7 +2,9 @@
 //!
 //! They are logged at info every `--stats-ms` (the ones that are not zero) and written, with the
 //! same names, to the hash [`crate::state::stats_key`] (`HGETALL quantum:bridge:<instance>:stats`)
-//! so an operator with `redis-cli` sees them next to the streams they describe. The daemon's
+//! so an operator with `redis-cli` sees them next to the streams they describe. The hash also
+//! has `answer_us_p50`, `answer_us_p99` and `answer_us_max`: from reading a plan entry to
+//! seeing the core's answer on `results`, over the current session. The daemon's
 //! counters segment stays the daemon's own: the bridge has no shared-memory segment of its own.
 
 use std::sync::atomic::{AtomicU64, Ordering};
