@@ -775,16 +775,15 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// The state this batch brings Redis to.
+    /// The state this batch brings Redis to. Events before `replay_until` were mirrored by an
+    /// earlier process: `next_seq` never goes back below it, and while the replay is still
+    /// being read `low_seq` stays at the first event not re-read yet (results held there).
     fn saved(&self) -> Saved {
+        let pos = self.next_seq;
         Saved {
             epoch: self.link.epoch.clone(),
-            next_seq: self.next_seq,
-            low_seq: self
-                .held
-                .low_seq()
-                .unwrap_or(self.next_seq)
-                .min(self.next_seq),
+            next_seq: pos.max(self.resume.replay_until),
+            low_seq: self.held.low_seq().unwrap_or(pos).min(pos),
         }
     }
 
