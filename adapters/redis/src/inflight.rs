@@ -19,7 +19,7 @@
 //! its second answer only with its result; if the bridge is killed in that window, the second
 //! entry's answer can come after the claim and its result entry is written twice.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use quantum_core::PlanId;
@@ -57,6 +57,8 @@ impl Pushed {
 
 /// Orphan answers remembered at most (oldest forgotten first).
 const ANSWERED_BEFORE_MAX: usize = 100_000;
+/// Entries acknowledged by this process remembered at most (oldest forgotten first).
+const ACKED_MAX: usize = 65_536;
 
 /// Entries pushed and not yet answered.
 #[derive(Debug, Default)]
@@ -65,6 +67,8 @@ pub struct InFlight {
     len: usize,
     answered: HashMap<PlanId, u32>,
     answered_order: VecDeque<PlanId>,
+    acked: HashSet<String>,
+    acked_order: VecDeque<String>,
 }
 
 impl InFlight {
@@ -132,6 +136,24 @@ impl InFlight {
         }
     }
 
+    /// Entry `id` is being acknowledged by this process (answered, dead-lettered, trimmed).
+    pub fn acked(&mut self, id: &str) {
+        if self.acked.insert(id.to_owned()) {
+            self.acked_order.push_back(id.to_owned());
+            if self.acked_order.len() > ACKED_MAX {
+                if let Some(old) = self.acked_order.pop_front() {
+                    self.acked.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Whether this process acknowledged entry `id` (a copy claimed again before or while its
+    /// XACK was written is not handled twice).
+    pub fn was_acked(&self, id: &str) -> bool {
+        self.acked.contains(id)
+    }
+
     /// Forgets every entry (their slots are released): the daemon went away, and the entries,
     /// still pending in Redis, are claimed again by the next session.
     pub fn clear(&mut self) {
@@ -171,6 +193,13 @@ mod tests {
         assert!(f.answered_before(x));
         assert!(!f.answered_before(x));
         assert!(!f.answered_before(PlanId(8)));
+    }
+
+    #[test]
+    fn acknowledged_entries_are_remembered() {
+        let mut f = InFlight::default();
+        f.acked("1-0");
+        assert!(f.was_acked("1-0") && !f.was_acked("2-0"));
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl<'a> Session<'a> {
         link: Link,
         stop: watch::Receiver<bool>,
     ) -> Result<Option<Session<'a>>> {
-        let Some(saved) = read_saved(redis, &cfg.instance, &stop, &link).await? else {
+        let Some(saved) = prepare(redis, cfg, &stop, &link).await? else {
             return Ok(None);
         };
         let resume = state::resume(
@@ -367,7 +367,7 @@ impl<'a> Session<'a> {
         if let Some(p) = self.inflight.answer(plan) {
             let us = p.read_at.elapsed().as_micros() as u64;
             self.answer_us.saturating_record(us.max(1));
-            self.batch.ack(p.entry);
+            self.ack(p.entry);
         }
     }
 
@@ -512,6 +512,11 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
+    fn ack(&mut self, id: String) {
+        self.inflight.acked(&id);
+        self.batch.ack(id);
+    }
+
     fn on_read(&mut self, r: Read) {
         match r {
             Read::Entries(entries) => {
@@ -527,10 +532,14 @@ impl<'a> Session<'a> {
     }
 
     fn on_entry(&mut self, e: stream::Entry) {
+        if e.redelivered && (self.inflight.was_acked(&e.id) || self.inflight.contains_entry(&e.id))
+        {
+            return; // handled by this process already (claimed again while its XACK was written)
+        }
         let Some(fields) = e.fields else {
             Stats::inc(&self.stats.pending_trimmed);
             tracing::warn!(entry = %e.id, "a pending plan entry was trimmed from the stream before the core saw it: that plan is lost");
-            self.batch.ack(e.id);
+            self.ack(e.id);
             return;
         };
         let plan = match plan_entry::read_plan(&fields, &self.link.symbols) {
@@ -544,20 +553,16 @@ impl<'a> Session<'a> {
                 if noisy(n) {
                     tracing::warn!(entry = %e.id, count = n, "plan entry moved to {}: {why}", crate::legacy::DLQ_STREAM);
                 }
+                self.inflight.acked(&e.id);
                 self.batch
                     .dead_letter(e.id.clone(), &plan_entry::dead_letter(&e.id, &fields, &why));
                 return;
             }
         };
-        if e.redelivered {
-            if self.inflight.contains_entry(&e.id) {
-                return; // pushed already in this session; its answer acknowledges it
-            }
-            if self.inflight.answered_before(plan.id) {
-                Stats::inc(&self.stats.plans_answered_before);
-                self.batch.ack(e.id);
-                return;
-            }
+        if e.redelivered && self.inflight.answered_before(plan.id) {
+            Stats::inc(&self.stats.plans_answered_before);
+            self.ack(e.id);
+            return;
         }
         self.inflight
             .push(plan.id, Pushed::new(e.id, e.redelivered, e.read_at, e.slot));
@@ -795,6 +800,9 @@ impl<'a> Session<'a> {
         let tx = self
             .batch
             .transaction(&self.cfg.instance, &self.saved(), &marker);
+        // Set once an attempt failed: it may have landed all the same (its answer lost), so
+        // the marker is read before anything is written again.
+        let mut unsure: Option<Error> = None;
         let mut retrying = false;
         loop {
             if retrying {
@@ -808,24 +816,28 @@ impl<'a> Session<'a> {
             let Ok(mut c) = self.redis.conn().await else {
                 continue;
             };
-            let err = match tx.query_async::<Value>(&mut c).await {
-                Ok(_) => break,
-                Err(e) => Error::from(e),
-            };
-            self.redis.failed(&err);
-            // The answer may be lost while the batch landed: look before writing it again.
-            let Ok(mut c) = self.redis.conn().await else {
-                continue;
-            };
-            match batch::landed(&mut c, &self.cfg.instance, &marker).await {
-                Ok(true) => {
-                    if !err.is_connection() {
-                        tracing::error!(error = %err, "one write of a batch failed after the others landed (a key of the wrong type?); it is not retried");
+            if let Some(err) = &unsure {
+                match batch::landed(&mut c, &self.cfg.instance, &marker).await {
+                    Ok(true) => {
+                        if !err.is_connection() {
+                            tracing::error!(error = %err, "one write of a batch failed after the others landed (a key of the wrong type?); it is not retried");
+                        }
+                        break;
                     }
-                    break;
+                    Ok(false) => {} // not there: written again below
+                    Err(e) => {
+                        self.redis.failed(&e.into());
+                        continue;
+                    }
                 }
-                Ok(false) => {}
-                Err(e) => self.redis.failed(&e.into()),
+            }
+            match tx.query_async::<Value>(&mut c).await {
+                Ok(_) => break,
+                Err(e) => {
+                    let e = Error::from(e);
+                    self.redis.failed(&e);
+                    unsure = Some(e);
+                }
             }
         }
         self.redis.ok();
@@ -874,20 +886,28 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
     }
 }
 
-/// Reads the bridge's saved state, retrying while Redis is down; `Ok(None)` when stopped
-/// first, `Ok(Some(None))` when nothing was saved yet.
-async fn read_saved(
+/// Makes sure the consumer group exists (so that "attached" means every plan XADDed from
+/// then on is delivered) and reads the bridge's saved state, retrying while Redis is down;
+/// `Ok(None)` when stopped first, `Ok(Some(None))` when nothing was saved yet.
+async fn prepare(
     redis: &mut Redis,
-    instance: &str,
+    cfg: &BridgeConfig,
     stop: &watch::Receiver<bool>,
     link: &Link,
 ) -> Result<Option<Option<Saved>>> {
+    let instance = cfg.instance.as_str();
+    let group = stream::Reader::new(cfg);
     loop {
         if *stop.borrow() {
             return Ok(None);
         }
         link.heartbeat();
         if let Ok(mut c) = redis.conn().await {
+            if let Err(e) = group.ensure_group(&mut c).await {
+                redis.failed(&e);
+                redis.backoff().await;
+                continue;
+            }
             let r: redis::RedisResult<std::collections::HashMap<String, String>> =
                 redis::cmd("HGETALL")
                     .arg(state::state_key(instance))

@@ -4,7 +4,9 @@
 //! reads this consumer's own pending entries (`XREADGROUP … 0`: entries an earlier process of
 //! the same name read and never acknowledged), then claims the entries other consumers left
 //! idle for `--claim-idle-ms` (`XAUTOCLAIM`, again every `--claim-every-ms`), then reads new
-//! entries (`XREADGROUP … >`, blocking up to a second). Every entry takes one unit of the
+//! entries (`XREADGROUP … >`, blocking up to a second). After a lost connection it reads its
+//! own pending entries again first (a read whose answer was lost leaves entries pending that
+//! the session never saw); the session skips those it already has. Every entry takes one unit of the
 //! in-flight bound before it is read, released when the core has answered it, so a stalled
 //! core stops the reading instead of filling memory.
 //!
@@ -188,6 +190,9 @@ impl Reader {
                 self.ensure_group(&mut c).await?;
                 if lost {
                     lost = false;
+                    // A read whose answer was lost left entries pending for this consumer:
+                    // read them again (the session skips those it has).
+                    own_done = false;
                     tracing::info!("plan stream reader reconnected");
                 }
                 if !own_done {

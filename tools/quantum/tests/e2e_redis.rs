@@ -45,6 +45,10 @@ type Fields = HashMap<String, String>;
 /// What a test starts.
 #[derive(Default)]
 struct Opts<'a> {
+    /// Run against Redis after the daemon started and before the Redis bridge does.
+    before_bridge: Option<fn(&mut redis::Connection)>,
+    /// redis-server's `requirepass`, given to the bridge in its URL.
+    password: Option<&'a str>,
     /// `--position` of the simulator; no simulator and no Binance bridge when `None`.
     sim_position: Option<&'a str>,
     daemon_env: Vec<(&'a str, &'a str)>,
@@ -57,6 +61,8 @@ struct Opts<'a> {
 struct Stack {
     inst: Instance,
     redis: RedisServer,
+    /// The URL the bridge and the test connect with.
+    url: String,
     rest: Option<String>,
     bridge: Option<Child>,
     bridge_args: Vec<String>,
@@ -65,10 +71,18 @@ struct Stack {
 
 impl Stack {
     fn start(test: &str, o: Opts) -> Stack {
+        let mut redis_args = o.redis_args.clone();
+        if let Some(pw) = o.password {
+            redis_args.extend(["--requirepass", pw]);
+        }
         let redis = if o.persistent_redis {
             RedisServer::start_persistent()
         } else {
-            RedisServer::start_with_args(&o.redis_args)
+            RedisServer::start_with_args(&redis_args)
+        };
+        let url = match o.password {
+            Some(pw) => format!("redis://:{pw}@127.0.0.1:{}/0", redis.port()),
+            None => redis.url(),
         };
         let mut inst = Instance::new(test);
         let rest = o.sim_position.map(|pos| {
@@ -103,13 +117,16 @@ impl Stack {
                 .expect("spawn quantum bridge binance");
             inst.children.push(b);
         }
+        if let Some(setup) = o.before_bridge {
+            setup(&mut redis.conn());
+        }
         let mut bridge_args: Vec<String> = [
             "bridge",
             "redis",
             "--instance",
             &inst.name,
             "--redis",
-            &redis.url(),
+            &url,
             "--stats-ms",
             "200",
         ]
@@ -120,6 +137,7 @@ impl Stack {
         let mut s = Stack {
             inst,
             redis,
+            url,
             rest,
             bridge: None,
             bridge_args,
@@ -188,7 +206,9 @@ impl Stack {
     }
 
     fn conn(&self) -> redis::Connection {
-        self.redis.conn()
+        redis::Client::open(self.url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connect to redis-server")
     }
 
     /// XADD of a legacy plan entry; its id.
@@ -905,7 +925,9 @@ fn a_result_held_for_its_order_id_is_written_once_across_a_kill() {
     let mut s = Stack::start(
         "redis-held",
         Opts {
-            bridge_args: vec!["--order-id-wait-ms", "3000"],
+            // Long enough for the steps below on a loaded machine; the restarted bridge holds
+            // the result this long again.
+            bridge_args: vec!["--order-id-wait-ms", "8000"],
             ..Opts::default()
         },
     );
@@ -919,15 +941,21 @@ fn a_result_held_for_its_order_id_is_written_once_across_a_kill() {
         .unwrap();
     s.wait_ledger("0.062");
     s.plan(EXECUTED, "EXECUTE");
-    let state = format!("quantum:bridge:{}", s.name());
-    wait_for(10, "the executed result held, and the hold saved", || {
-        let h = s.hash(&state);
-        let n = |k: &str| h.get(k).and_then(|v| v.parse::<u64>().ok());
+    wait_for(10, "the core's executed result", || {
         core_events(s.name())
             .iter()
             .any(|e| matches!(e, Event::PlanResult(r) if r.executed()))
-            && matches!((n("low_seq"), n("next_seq")), (Some(l), Some(n)) if l < n)
     });
+    // A plan behind it is written while the executed one is still held: that write saves the
+    // hold (low_seq) with it.
+    s.plan("5000000000000001", "HOLD");
+    s.wait_result("5000000000000001", 1);
+    let state = s.hash(&format!("quantum:bridge:{}", s.name()));
+    let n = |k: &str| state[k].parse::<u64>().unwrap();
+    assert!(
+        n("low_seq") < n("next_seq"),
+        "the hold is not saved: {state:?}"
+    );
     assert!(
         s.results_of(EXECUTED).is_empty(),
         "written before its wait ended"
@@ -935,7 +963,11 @@ fn a_result_held_for_its_order_id_is_written_once_across_a_kill() {
     s.kill_bridge();
     s.plan(DENIED, "HOLD");
     s.start_bridge();
-    s.wait_bridge_log("resuming: same daemon");
+    s.wait_bridge_log(&format!(
+        "from=Seq({}) replay_until={}",
+        n("low_seq"),
+        n("next_seq")
+    ));
     let r = s.wait_result(EXECUTED, 1);
     assert_eq!(
         (r["executed"].as_str(), r["order_id"].as_str()),
@@ -947,7 +979,8 @@ fn a_result_held_for_its_order_id_is_written_once_across_a_kill() {
         s.bridge_stat("results_without_order_id") == 1
     });
     assert_eq!(s.results_of(EXECUTED).len(), 1);
-    assert_eq!(s.entries(RESULTS).len(), 2);
+    assert_eq!(s.results_of("5000000000000001").len(), 1);
+    assert_eq!(s.entries(RESULTS).len(), 3);
     wait_for(10, "every entry acknowledged", || s.pending() == 0);
 }
 
@@ -980,4 +1013,77 @@ fn the_bridge_serves_a_restarted_daemon() {
     wait_for(10, "two sessions counted", || {
         s.bridge_stat("sessions") == 2
     });
+}
+
+/// Pending entries a dead consumer left are claimed (XAUTOCLAIM) and reach the core; one whose
+/// stream entry was deleted before anyone processed it is reported and counted, not lost
+/// silently.
+#[test]
+fn dead_consumers_pending_entries_are_claimed_and_trimmed_ones_counted() {
+    fn dead_consumer(c: &mut redis::Connection) {
+        let _: () = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(PLANS)
+            .arg("quantum-core")
+            .arg("0")
+            .arg("MKSTREAM")
+            .query(c)
+            .unwrap();
+        let fields = |id: &str| {
+            vec![
+                ("plan_id", id.to_string()),
+                ("symbol", "BTCUSDT".into()),
+                ("decision", "HOLD".into()),
+            ]
+        };
+        let _: String = c.xadd(PLANS, "*", &fields("2000000000000001")).unwrap();
+        let gone: String = c.xadd(PLANS, "*", &fields("2000000000000002")).unwrap();
+        // Read by a consumer that then died, never acknowledged.
+        let _: redis::Value = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg("quantum-core")
+            .arg("dead-bridge")
+            .arg("COUNT")
+            .arg(10)
+            .arg("STREAMS")
+            .arg(PLANS)
+            .arg(">")
+            .query(c)
+            .unwrap();
+        let _: u64 = c.xdel(PLANS, &[gone]).unwrap();
+    }
+    let s = Stack::start(
+        "redis-claim",
+        Opts {
+            before_bridge: Some(dead_consumer),
+            bridge_args: vec!["--claim-idle-ms", "0"],
+            ..Opts::default()
+        },
+    );
+    let r = s.wait_result("2000000000000001", 1);
+    assert_eq!(r["decision"], "HOLD");
+    wait_for(10, "every entry acknowledged", || s.pending() == 0);
+    wait_for(10, "the deleted entry counted", || {
+        s.bridge_stat("pending_trimmed") == 1 && s.bridge_stat("plans_redelivered") == 1
+    });
+    assert!(s.results_of("2000000000000002").is_empty());
+    assert!(s.bridge_log_has("trimmed from the stream before the core saw"));
+}
+
+/// A password in the URL is used, and no log line shows it.
+#[test]
+fn a_password_in_the_url_is_used_and_never_logged() {
+    const PASSWORD: &str = "s3cr3t-pw-for-the-test";
+    let s = Stack::start(
+        "redis-auth",
+        Opts {
+            password: Some(PASSWORD),
+            ..Opts::default()
+        },
+    );
+    s.plan("3000000000000001", "HOLD");
+    s.wait_result("3000000000000001", 1);
+    assert!(s.bridge_log_has("redis=redis://***@127.0.0.1:"));
+    let log = s.bridge_log.lock().unwrap();
+    assert!(log.iter().all(|l| !l.contains(PASSWORD)), "{log:?}");
 }
