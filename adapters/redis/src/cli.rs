@@ -40,7 +40,7 @@ pub struct RedisBridgeArgs {
     /// Consumer group on quantum:stream:apply.plan.
     #[arg(long, default_value = "quantum-core")]
     pub group: String,
-    /// Consumer name in the group (default: bridge-<instance>).
+    /// Consumer name in the group (default: `bridge-<instance>`).
     #[arg(long)]
     pub consumer: Option<String>,
     /// Create the group at the start of the stream (every entry it holds) instead of `$`.
@@ -67,7 +67,7 @@ pub struct RedisBridgeArgs {
     /// Legacy permits that came before their plan, held at most.
     #[arg(long, default_value_t = 10_000)]
     pub max_held_permits: usize,
-    /// Log the counts and write them to quantum:bridge:<instance>:stats this often (ms).
+    /// Log the counts and write them to `quantum:bridge:<instance>:stats` this often (ms).
     #[arg(long, default_value_t = 10_000)]
     pub stats_ms: u64,
     /// How long to wait for the daemon at start (ms).
