@@ -7,9 +7,10 @@
 # The workspace tests include `systemd-analyze verify` of deploy/systemd/ and a tmux-driven
 # `quantum ctl top` test; each says SKIPPED and passes where its tool is not installed.
 #
-# Services: no test needs Redis yet (the Redis bridge is a later issue). When one does, this
-# script starts a real redis-server on a free loopback port and exports REDIS_URL; .ci/run
-# installs it.
+# Services: REDIS. The Redis bridge's tests (tools/quantum/tests/e2e_redis.rs) start their own
+# real redis-server on a free loopback port in a temporary directory
+# (quantum_redis::testing::RedisServer; REDIS_SERVER=path picks the binary) and stop it after;
+# without redis-server they fail, saying how to install it. .ci/run installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -15,7 +15,10 @@
 //! (`2026-01-25T00:30:08.977Z`), TTLs in seconds as the legacy `ttl` field has them.
 
 use quantum_core::event::{GovPermitEvent, P33PermitEvent};
-use quantum_core::{Action, Decision, PlanId, PlanResult, Qty, Score};
+use quantum_core::governor::GovReason;
+use quantum_core::p33::P33Reason;
+use quantum_core::permit::P33Context;
+use quantum_core::{Action, Decision, PlanId, PlanResult, Price, Qty, Score, Side};
 use serde_json::{Map, Value};
 
 /// The exit brain's plans.
@@ -27,19 +30,67 @@ pub const DLQ_STREAM: &str = "quantum:stream:apply.plan.dlq";
 /// Prefix of the position hashes.
 pub const POSITION_PREFIX: &str = "quantum:position:";
 
+/// Prefix of the governor's permit keys (and, followed by `p33:`, of P3.3's).
+pub const PERMIT_PREFIX: &str = "quantum:permit:";
+/// Prefix of P3.3's permit keys.
+pub const P33_PERMIT_PREFIX: &str = "quantum:permit:p33:";
+/// The field of a position hash that operators set by hand.
+pub const LEDGER_FIELD: &str = "ledger_amount";
+
 /// `quantum:permit:<plan_id>`: the governor's permit.
 pub fn permit_key(plan: PlanId) -> String {
-    format!("quantum:permit:{plan}")
+    format!("{PERMIT_PREFIX}{plan}")
 }
 
 /// `quantum:permit:p33:<plan_id>`: P3.3's permit.
 pub fn p33_permit_key(plan: PlanId) -> String {
-    format!("quantum:permit:p33:{plan}")
+    format!("{P33_PERMIT_PREFIX}{plan}")
 }
 
 /// `quantum:position:<SYMBOL>`.
 pub fn position_key(symbol: &str) -> String {
     format!("{POSITION_PREFIX}{symbol}")
+}
+
+/// The symbol a position key names (`None` for any other key).
+pub fn position_symbol(key: &str) -> Option<&str> {
+    key.strip_prefix(POSITION_PREFIX).filter(|s| !s.is_empty())
+}
+
+/// Which permit a key holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PermitKind {
+    /// The governor's (`quantum:permit:<id>`).
+    Gov,
+    /// P3.3's (`quantum:permit:p33:<id>`).
+    P33,
+}
+
+/// The permit kind and plan a permit key names (`None` for any other key).
+pub fn parse_permit_key(key: &str) -> Option<(PermitKind, PlanId)> {
+    let (kind, id) = match key.strip_prefix(P33_PERMIT_PREFIX) {
+        Some(id) => (PermitKind::P33, id),
+        None => (PermitKind::Gov, key.strip_prefix(PERMIT_PREFIX)?),
+    };
+    Some((kind, id.parse().ok()?))
+}
+
+/// The key of `kind`'s permit for `plan`.
+pub fn permit_key_of(kind: PermitKind, plan: PlanId) -> String {
+    match kind {
+        PermitKind::Gov => permit_key(plan),
+        PermitKind::P33 => p33_permit_key(plan),
+    }
+}
+
+/// The exchange side of a position hash, as the bridge writes it: `exchange_amount`,
+/// `mark_price`, `updated_at`.
+pub fn exchange_fields(amount: Qty, mark: Price, time_ms: u64) -> [(&'static str, String); 3] {
+    [
+        ("exchange_amount", amount.to_string()),
+        ("mark_price", mark.to_string()),
+        ("updated_at", iso_ms(time_ms)),
+    ]
 }
 
 /// Unix ms as `2026-01-25T00:30:08.977Z` (UTC).
@@ -64,6 +115,51 @@ pub fn iso_ms(ms: u64) -> String {
         sod % 60,
         ms % 1000
     )
+}
+
+/// `2026-01-25T00:30:08.977Z` (or without the fraction, or with up to 9 fractional digits) as
+/// Unix ms; `None` for anything else. The inverse of [`iso_ms`].
+pub fn parse_iso_ms(s: &str) -> Option<u64> {
+    let s = s.trim().strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let num = |t: &str, lo: i64, hi: i64| -> Option<i64> {
+        let v: i64 = t
+            .parse()
+            .ok()
+            .filter(|_| t.bytes().all(|b| b.is_ascii_digit()))?;
+        (lo..=hi).contains(&v).then_some(v)
+    };
+    let mut d = date.splitn(3, '-');
+    let (y, m, day) = (
+        num(d.next()?, 1970, 9999)?,
+        num(d.next()?, 1, 12)?,
+        num(d.next()?, 1, 31)?,
+    );
+    let (hms, frac) = time.split_once('.').unwrap_or((time, ""));
+    let mut t = hms.splitn(3, ':');
+    let (h, mi, sec) = (
+        num(t.next()?, 0, 23)?,
+        num(t.next()?, 0, 59)?,
+        num(t.next()?, 0, 60)?,
+    );
+    if frac.len() > 9 || !frac.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    // Milliseconds: the first three fractional digits, padded ("9" is 900 ms); finer ones dropped.
+    let ms = if frac.is_empty() {
+        0
+    } else {
+        format!("{:0<3}", &frac[..frac.len().min(3)]).parse().ok()?
+    };
+    // Days from 1970-01-01 to the civil date (H. Hinnant's days_from_civil).
+    let yy = if m <= 2 { y - 1 } else { y };
+    let era = yy.div_euclid(400);
+    let yoe = yy - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms).ok()
 }
 
 /// A TTL in seconds as the legacy JSON has it (`15`, or `1.5`).
@@ -276,6 +372,144 @@ pub fn parse_plan(fields: &Map<String, Value>) -> Result<LegacyPlan, String> {
     })
 }
 
+/// A governor permit as a legacy Governor SETs it ([`gov_permit_json`] is the same shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyGovPermit {
+    /// `granted`.
+    pub granted: bool,
+    /// `symbol` (empty when absent).
+    pub symbol: String,
+    /// `reason` of a deny; an unknown reason text reads as `denied`.
+    pub reason: Option<GovReason>,
+    /// `created_at` (Unix ms), when present and readable.
+    pub created_at_ms: Option<u64>,
+    /// `ttl` in ms, when present.
+    pub ttl_ms: Option<u64>,
+}
+
+/// A P3.3 permit as a legacy P3.3 SETs it ([`p33_permit_json`] is the same shape).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LegacyP33Permit {
+    /// `allow`.
+    pub allow: bool,
+    /// `symbol` (empty when absent).
+    pub symbol: String,
+    /// `reason` of a deny; an unknown reason text reads as `denied`.
+    pub reason: Option<P33Reason>,
+    /// `safe_qty` of an allow (zero when absent).
+    pub safe_qty: Qty,
+    /// `side` (new here, optional): the closing side, `BUY` or `SELL`.
+    pub side: Option<Side>,
+    /// `context` amounts (zero when absent; `diff` is derived, not read).
+    pub context: P33Context,
+    /// `created_at` (Unix ms), when present and readable.
+    pub created_at_ms: Option<u64>,
+    /// `ttl` in ms, when present.
+    pub ttl_ms: Option<u64>,
+}
+
+fn json_object(text: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(o)) => Ok(o),
+        Ok(_) => Err("not a JSON object".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
+}
+
+fn optional_text(o: &Map<String, Value>, k: &str) -> Result<String, String> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(String::new()),
+        Some(_) => text(o, k).map(str::to_owned),
+    }
+}
+
+/// `created_at` and `ttl` (seconds, possibly fractional) of a permit.
+fn permit_times(o: &Map<String, Value>) -> Result<(Option<u64>, Option<u64>), String> {
+    let created = match o.get("created_at") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(
+            parse_iso_ms(text(o, "created_at")?)
+                .ok_or("field \"created_at\" must be a UTC time like 2026-01-25T00:30:08.977Z")?,
+        ),
+    };
+    let ttl = match o.get("ttl") {
+        None | Some(Value::Null) => None,
+        Some(_) => {
+            let secs: Qty = decimal(o, "ttl")?;
+            if secs.units() < 0 {
+                return Err("field \"ttl\" must not be negative".into());
+            }
+            // Qty has 8 decimals: units / 1e5 is milliseconds.
+            Some((secs.units() / 100_000) as u64)
+        }
+    };
+    Ok((created, ttl))
+}
+
+/// Reads the JSON of `quantum:permit:<id>`. Extra fields are ignored; the error says which
+/// field is wrong and why.
+pub fn parse_gov_permit(json: &str) -> Result<LegacyGovPermit, String> {
+    let o = json_object(json)?;
+    let granted = boolean(&o, "granted")?;
+    let reason = match o.get("reason") {
+        Some(Value::String(r)) if !granted => {
+            Some(GovReason::parse(r).unwrap_or(GovReason::Denied))
+        }
+        _ if !granted => Some(GovReason::Denied),
+        _ => None,
+    };
+    let (created_at_ms, ttl_ms) = permit_times(&o)?;
+    Ok(LegacyGovPermit {
+        granted,
+        symbol: optional_text(&o, "symbol")?,
+        reason,
+        created_at_ms,
+        ttl_ms,
+    })
+}
+
+/// Reads the JSON of `quantum:permit:p33:<id>`. Extra fields are ignored; the error says which
+/// field is wrong and why.
+pub fn parse_p33_permit(json: &str) -> Result<LegacyP33Permit, String> {
+    let o = json_object(json)?;
+    let allow = boolean(&o, "allow")?;
+    let reason = match o.get("reason") {
+        Some(Value::String(r)) if !allow => Some(P33Reason::parse(r).unwrap_or(P33Reason::Denied)),
+        _ if !allow => Some(P33Reason::Denied),
+        _ => None,
+    };
+    let context = match o.get("context") {
+        None | Some(Value::Null) => P33Context::default(),
+        Some(Value::Object(c)) => P33Context {
+            exchange: decimal_or(c, "exchange_amt", Qty::ZERO)
+                .map_err(|e| format!("context: {e}"))?,
+            ledger: decimal_or(c, "ledger_amt", Qty::ZERO).map_err(|e| format!("context: {e}"))?,
+            tolerance: decimal_or(c, "tolerance", Qty::ZERO)
+                .map_err(|e| format!("context: {e}"))?,
+        },
+        Some(_) => return Err("field \"context\" must be a JSON object".into()),
+    };
+    let safe_qty: Qty = decimal_or(&o, "safe_qty", Qty::ZERO)?;
+    if safe_qty.units() < 0 {
+        return Err("field \"safe_qty\" must not be negative".into());
+    }
+    let side = match o.get("side") {
+        None | Some(Value::Null) => None,
+        Some(_) => Some(text(&o, "side")?.trim().parse::<Side>()?),
+    };
+    let (created_at_ms, ttl_ms) = permit_times(&o)?;
+    Ok(LegacyP33Permit {
+        allow,
+        symbol: optional_text(&o, "symbol")?,
+        reason,
+        safe_qty,
+        side,
+        context,
+        created_at_ms,
+        ttl_ms,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +610,115 @@ mod tests {
         );
         assert!(bad(r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","kill_score":"x"}"#).contains("kill_score"));
         assert!(bad(r#"{"data":"{"}"#).contains("data"));
+    }
+
+    #[test]
+    fn times_parse_back() {
+        for ms in [0, T, 951_782_400_000, 4_102_444_799_999] {
+            assert_eq!(parse_iso_ms(&iso_ms(ms)), Some(ms), "{}", iso_ms(ms));
+        }
+        assert_eq!(parse_iso_ms("2026-01-25T00:30:08Z"), Some(T - 977));
+        assert_eq!(parse_iso_ms("2026-01-25T00:30:08.9Z"), Some(T - 77));
+        assert_eq!(parse_iso_ms("2026-01-25T00:30:08.977123Z"), Some(T));
+        for bad in [
+            "",
+            "2026-01-25 00:30:08Z",
+            "2026-01-25T00:30:08",
+            "2026-13-25T00:30:08Z",
+            "2026-01-25T24:30:08Z",
+            "2026-01-25T00:30:08.x1Z",
+            "+026-01-25T00:30:08Z",
+        ] {
+            assert_eq!(parse_iso_ms(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn keys_name_their_permit_or_symbol() {
+        let id = PlanId(0xf1a8_d7f4_8713_d5cf);
+        assert_eq!(
+            parse_permit_key(&permit_key(id)),
+            Some((PermitKind::Gov, id))
+        );
+        assert_eq!(
+            parse_permit_key(&p33_permit_key(id)),
+            Some((PermitKind::P33, id))
+        );
+        assert_eq!(permit_key_of(PermitKind::P33, id), p33_permit_key(id));
+        assert_eq!(parse_permit_key("quantum:permit:xyz"), None);
+        assert_eq!(parse_permit_key("quantum:position:BTCUSDT"), None);
+        assert_eq!(position_symbol(&position_key("BTCUSDT")), Some("BTCUSDT"));
+        assert_eq!(position_symbol("quantum:position:"), None);
+        assert_eq!(position_symbol(&permit_key(id)), None);
+    }
+
+    #[test]
+    fn legacy_permits_read_back_what_the_core_writes() {
+        let gov = GovPermitEvent {
+            plan: PlanId(1),
+            symbol: SymbolId(0),
+            allow: false,
+            reason: Some(GovReason::Cooldown),
+            issued_at_ms: T,
+            ttl_ms: 1_500,
+        };
+        let g = parse_gov_permit(&gov_permit_json(&gov, "BTCUSDT")).unwrap();
+        assert_eq!(
+            g,
+            LegacyGovPermit {
+                granted: false,
+                symbol: "BTCUSDT".into(),
+                reason: Some(GovReason::Cooldown),
+                created_at_ms: Some(T),
+                ttl_ms: Some(1_500),
+            }
+        );
+        // The seeds' shape, with the ttl as a number of seconds.
+        let g = parse_gov_permit(
+            r#"{"granted": true, "symbol": "BTCUSDT", "decision": "EXECUTE", "created_at": "2026-01-25T00:30:08.977Z", "ttl": 15}"#,
+        )
+        .unwrap();
+        assert!(g.granted && g.reason.is_none());
+        assert_eq!(g.ttl_ms, Some(15_000));
+        let p = P33PermitEvent {
+            plan: PlanId(1),
+            symbol: SymbolId(0),
+            allow: true,
+            reason: None,
+            side: Some(Side::Sell),
+            safe_qty: q("0.046"),
+            context: P33Context {
+                exchange: q("0.062"),
+                ledger: q("0.062"),
+                tolerance: q("0.001"),
+            },
+            issued_at_ms: T,
+            ttl_ms: 15_000,
+        };
+        let r = parse_p33_permit(&p33_permit_json(&p, "BTCUSDT")).unwrap();
+        assert!(r.allow && r.reason.is_none());
+        assert_eq!((r.safe_qty, r.context), (p.safe_qty, p.context));
+        assert_eq!((r.created_at_ms, r.ttl_ms, r.side), (Some(T), None, None));
+        let deny = parse_p33_permit(
+            r#"{"allow": false, "symbol": "BTCUSDT", "reason": "reconcile_required_qty_mismatch", "context": {"exchange_amt": 0.062, "ledger_amt": 0.002, "diff": 0.060, "tolerance": 0.001}, "created_at": "2026-01-25T00:30:08.978Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(deny.reason, Some(P33Reason::ReconcileRequiredQtyMismatch));
+        assert_eq!(deny.context.ledger, q("0.002"));
+        // A reason this side does not know still denies.
+        let odd = parse_p33_permit(r#"{"allow": false, "reason": "something_new"}"#).unwrap();
+        assert_eq!(odd.reason, Some(P33Reason::Denied));
+        let sided =
+            parse_p33_permit(r#"{"allow": true, "safe_qty": "0.5", "side": "BUY"}"#).unwrap();
+        assert_eq!(sided.side, Some(Side::Buy));
+        let bad = |s: &str| parse_p33_permit(s).unwrap_err();
+        assert!(bad("{").contains("not JSON"));
+        assert!(bad(r#"{"symbol":"BTCUSDT"}"#).contains("allow"));
+        assert!(bad(r#"{"allow":true,"safe_qty":"x"}"#).contains("safe_qty"));
+        assert!(bad(r#"{"allow":true,"created_at":"yesterday"}"#).contains("created_at"));
+        assert!(bad(r#"{"allow":true,"context":{"ledger_amt":"?"}}"#).contains("ledger_amt"));
+        assert!(parse_gov_permit(r#"{"granted":"maybe"}"#)
+            .unwrap_err()
+            .contains("granted"));
     }
 }

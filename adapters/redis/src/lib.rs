@@ -1,13 +1,72 @@
-//! `quantum-redis`: the legacy Redis contract, kept.
+//! `quantum-redis`: the legacy Redis contract, kept, and the bridge that keeps it
+//! (`quantum bridge redis`).
 //!
 //! [`legacy`] owns the contract itself: the names of the streams and keys the legacy services
 //! and their operators use, the JSON shapes of the permits, the fields of a plan entry and of a
 //! result entry, and how a plan entry is read (flat fields, or one JSON `payload`/`data` field;
 //! numbers as JSON numbers or decimal strings). Everything that writes or reads those shapes
-//! (the Redis bridge, `quantum ctl tail --json`, `quantum ctl inject`) uses it.
+//! (the bridge, `quantum ctl tail --json`, `quantum ctl inject`) uses it.
+//!
+//! The bridge, both directions:
+//!
+//! ```text
+//!  exit brain ─XADD─> quantum:stream:apply.plan ──XREADGROUP (group, own connection)──┐
+//!                          ▲ XACK once the core answered                               │ stream
+//!                          │ (it made the plan durable)                                 ▼
+//!  quantum:stream:apply.plan.dlq <── entries that cannot be read ──────────── [session loop] ─ plan_entry
+//!  HSET quantum:position:S ledger_amount ─keyspace notification / re-read─> ledger ─> │
+//!  SET quantum:permit:… (legacy issuers, --permits-from redis) ──────────> permits_in ─> │
+//!                                                                    quantum.<i>.plans ring
+//!                                                                             ▼
+//!                                                                     quantum run (core)
+//!                                                                             │
+//!                                                  quantum.<i>.results ring (broadcast)
+//!                                                  reader thread; backfill when lapped
+//!                                                                             ▼
+//!  quantum:permit:<id>, quantum:permit:p33:<id> (SET … PX ttl)      <── [session loop]
+//!  quantum:stream:apply.result (one entry per plan; results)        <── one MULTI/EXEC per
+//!  quantum:position:S (exchange_amount, mark_price, updated_at,     <── round (batch), with
+//!                      ledger_amount)                                   the bridge's state
+//! ```
+//!
+//! Invariants:
+//! - a plan entry is acknowledged only after the core's answer for it (`PlanAccepted`, or a
+//!   result given at once), so an entry lost in a dead daemon's ring is delivered again from
+//!   the pending list; an entry is pushed again only if the core never answered it
+//!   ([`inflight`]);
+//! - every write is in a MULTI/EXEC with the bridge's state ([`state`], [`batch`]): a restarted
+//!   bridge resumes where Redis says and writes nothing twice, one result entry per plan
+//!   ([`results`]);
+//! - the bridge never blocks the core: `results` never waits for it, a slow or dead Redis makes
+//!   the bridge back off and fall behind on the ring, and what the ring no longer holds comes
+//!   from [`backfill`] (the daemon's journal);
+//! - the bridge's own writes to a position hash never come back as ledger commands ([`ledger`]).
 //!
 //! This crate never depends on another adapter; it uses `quantum-core` for pure types only.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod backfill;
+pub mod batch;
+pub mod bridge;
+pub mod cli;
+pub mod config;
+pub mod conn;
+pub mod error;
+pub mod inflight;
+pub mod ledger;
 pub mod legacy;
+pub mod notify;
+pub mod permits_in;
+pub mod plan_entry;
+pub mod results;
+pub mod rings;
+pub mod session;
+pub mod state;
+pub mod stats;
+pub mod stream;
+#[cfg(feature = "test-support")]
+pub mod testing;
+
+pub use config::{BridgeConfig, PermitsFrom};
+pub use error::{Error, Result};

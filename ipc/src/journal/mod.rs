@@ -213,7 +213,7 @@ impl Journal {
         let segs = segments(dir)?;
         let mut report = OpenReport {
             segments: segs.len(),
-            first_seq: segs.first().map_or(1, |(s, _)| *s),
+            first_seq: segs.first().map_or(FIRST_SEQ, |(s, _)| *s),
             ..OpenReport::default()
         };
         let mut expected: Option<u64> = None;
@@ -362,6 +362,49 @@ pub fn prune(dir: &Path, upto: u64, keep: usize) -> Result<Vec<PathBuf>, Journal
     Ok(removed)
 }
 
+/// The number of a journal's first event. A daemon whose `results` ring starts at this number
+/// has no history behind it (a first start, or a journal directory started afresh).
+pub const FIRST_SEQ: u64 = 1;
+
+/// Where the shipped systemd units keep state (`StateDirectory=quantum`).
+pub const SYSTEMD_STATE_DIR: &str = "/var/lib/quantum";
+
+/// The journal directory of `instance` when its configuration names none: `<state>/<instance>`
+/// where `<state>` is `$STATE_DIRECTORY` (systemd's `StateDirectory=`, its first entry), else
+/// `$XDG_STATE_HOME/quantum`, else `~/.local/state/quantum`, else `/var/tmp/quantum`.
+pub fn default_dir(instance: &str) -> PathBuf {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let base = if let Some(d) = env("STATE_DIRECTORY") {
+        let d = d.to_string_lossy();
+        PathBuf::from(d.split(':').next().unwrap_or(""))
+    } else if let Some(d) = env("XDG_STATE_HOME") {
+        PathBuf::from(d).join("quantum")
+    } else if let Some(h) = env("HOME") {
+        PathBuf::from(h).join(".local/state/quantum")
+    } else {
+        PathBuf::from("/var/tmp/quantum")
+    };
+    base.join(instance)
+}
+
+/// The journal of `instance` as another process finds it (a tool, a bridge): [`default_dir`]
+/// from this process's environment, else the systemd units' place (an operator's shell or a
+/// bridge's unit has no `$STATE_DIRECTORY` of the daemon's). `Err` lists where it looked.
+pub fn find_dir(instance: &str) -> Result<PathBuf, String> {
+    let default = default_dir(instance);
+    let unit = PathBuf::from(SYSTEMD_STATE_DIR).join(instance);
+    for d in [&default, &unit] {
+        if d.is_dir() {
+            return Ok(d.clone());
+        }
+    }
+    Err(format!(
+        "no journal for instance {instance} in {} or {}",
+        default.display(),
+        unit.display()
+    ))
+}
+
 /// A reader of the journal in `dir`, for recovery, `quantum ctl journal` and consumers that
 /// must see every event (they catch up here on what the `results` ring no longer holds).
 #[derive(Debug)]
@@ -465,7 +508,7 @@ pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
     let mut records = 0u64;
     let mut first = None;
     let mut last = None;
-    let start = reader.first_seq().unwrap_or(1);
+    let start = reader.first_seq().unwrap_or(FIRST_SEQ);
     let next = reader.read_from(start, |seq, _| {
         records += 1;
         first.get_or_insert(seq);

@@ -13,7 +13,6 @@ use quantum_ipc::wire::{Limits, Message};
 
 use super::tail::{json_event, text_event};
 use super::Exit;
-use crate::daemon::config::JournalSection;
 
 /// `ctl journal`.
 #[derive(Args, Debug)]
@@ -48,9 +47,6 @@ struct Where {
     dir: Option<PathBuf>,
 }
 
-/// Where the shipped systemd unit keeps journals (`StateDirectory=quantum`).
-const SYSTEMD_STATE: &str = "/var/lib/quantum";
-
 impl Where {
     /// `--dir`, else where `quantum run` would put it from this environment, else the
     /// systemd unit's place (an operator's shell has no `$STATE_DIRECTORY`).
@@ -58,19 +54,8 @@ impl Where {
         if let Some(d) = &self.dir {
             return Ok(d.clone());
         }
-        let default = JournalSection::default().dir_for(&self.instance);
-        let unit = PathBuf::from(SYSTEMD_STATE).join(&self.instance);
-        for d in [&default, &unit] {
-            if d.is_dir() {
-                return Ok(d.clone());
-            }
-        }
-        Err(anyhow!(
-            "no journal for instance {} in {} or {}; say where with --dir (or QUANTUM_JOURNAL_DIR)",
-            self.instance,
-            default.display(),
-            unit.display()
-        ))
+        quantum_ipc::journal::find_dir(&self.instance)
+            .map_err(|e| anyhow!("{e}; say where with --dir (or QUANTUM_JOURNAL_DIR)"))
     }
 }
 

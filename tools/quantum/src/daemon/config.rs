@@ -167,31 +167,13 @@ impl Default for JournalSection {
 }
 
 impl JournalSection {
-    /// The journal directory of `instance`: `dir` when set, else `<state>/<instance>` where
-    /// `<state>` is `$STATE_DIRECTORY` (systemd's `StateDirectory=`), else
-    /// `$XDG_STATE_HOME/quantum`, else `~/.local/state/quantum`, else `/var/tmp/quantum`.
+    /// The journal directory of `instance`: `dir` when set, else
+    /// [`quantum_ipc::journal::default_dir`].
     pub fn dir_for(&self, instance: &str) -> std::path::PathBuf {
         if !self.dir.trim().is_empty() {
             return std::path::PathBuf::from(self.dir.trim());
         }
-        let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-        let base = if let Some(d) = env("STATE_DIRECTORY") {
-            // systemd may list several, separated by colons: the first is ours.
-            let d = d
-                .to_string_lossy()
-                .split(':')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            std::path::PathBuf::from(d)
-        } else if let Some(d) = env("XDG_STATE_HOME") {
-            std::path::PathBuf::from(d).join("quantum")
-        } else if let Some(h) = env("HOME") {
-            std::path::PathBuf::from(h).join(".local/state/quantum")
-        } else {
-            std::path::PathBuf::from("/var/tmp/quantum")
-        };
-        base.join(instance)
+        quantum_ipc::journal::default_dir(instance)
     }
 }
 

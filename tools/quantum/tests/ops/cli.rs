@@ -82,6 +82,7 @@ fn every_command_has_an_example_in_its_help() {
         &["bench", "chain"],
         &["sim", "binance"],
         &["bridge", "binance"],
+        &["bridge", "redis"],
     ];
     for c in commands {
         let o = Command::new(bin()).args(*c).arg("--help").output().unwrap();

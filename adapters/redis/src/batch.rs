@@ -1,0 +1,316 @@
+//! One MULTI/EXEC of writes: what a run of the core's events and of plan entries does to the
+//! legacy keys and streams, the acknowledgements that go with it, and the bridge's state.
+//!
+//! Everything a batch accounts for is written in the same transaction as the state that says
+//! it was written ([`crate::state`]), so a bridge killed at any point either wrote the batch
+//! and its state or neither. The transaction also sets a marker (`flush`, unique per batch):
+//! when a write's answer is lost (a timeout, a dropped connection), the bridge reads the marker
+//! back before it tries again, so a batch that did land is never written twice.
+
+use quantum_core::event::{GovPermitEvent, P33PermitEvent};
+use quantum_core::{PlanId, PlanResult, Price, Qty};
+use redis::{Pipeline, Value};
+
+use crate::legacy::{self, DLQ_STREAM, LEDGER_FIELD, PLAN_STREAM, RESULT_STREAM};
+use crate::state::{self, Saved};
+
+/// Writes a core's ledger into a position hash unless an operator's value is waiting there
+/// for the core: the value in the hash is written by the bridge only if it is the one the core
+/// had (the bridge's ledger hash says which), or already equals the new one. Returns 1 when
+/// written. `KEYS`: position hash, the bridge's ledger hash; `ARGV`: symbol, amount,
+/// `updated_at`.
+pub const LEDGER_SCRIPT: &str = r"
+local cur = redis.call('HGET', KEYS[1], 'ledger_amount')
+local synced = redis.call('HGET', KEYS[2], ARGV[1])
+if cur and cur ~= synced and tonumber(cur) ~= tonumber(ARGV[2]) then
+  return 0
+end
+redis.call('HSET', KEYS[1], 'ledger_amount', ARGV[2], 'updated_at', ARGV[3])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+return 1
+";
+
+/// What a batch holds, counted for the stats once it is written.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Result entries.
+    pub results: u64,
+    /// Of which without the order id.
+    pub results_without_order_id: u64,
+    /// Permit keys set.
+    pub permits: u64,
+    /// Position hash updates (exchange side and ledger).
+    pub positions: u64,
+    /// Entries acknowledged after the core's answer.
+    pub acks: u64,
+    /// Entries moved to the dead-letter stream.
+    pub dead_letters: u64,
+    /// Permit pairs deleted after the core consumed them.
+    pub consumed: u64,
+}
+
+/// Writes waiting for one MULTI/EXEC.
+pub struct Batch {
+    pipe: Pipeline,
+    acks: Vec<String>,
+    ops: usize,
+    maxlen: usize,
+    group: String,
+    /// What it holds.
+    pub counts: Counts,
+}
+
+impl std::fmt::Debug for Batch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Batch")
+            .field("ops", &self.ops)
+            .field("acks", &self.acks.len())
+            .field("counts", &self.counts)
+            .finish()
+    }
+}
+
+impl Batch {
+    /// An empty batch; streams are trimmed to about `maxlen`; acknowledgements go to `group`.
+    pub fn new(maxlen: usize, group: &str) -> Batch {
+        Batch {
+            pipe: Pipeline::new(),
+            acks: Vec::new(),
+            ops: 0,
+            maxlen,
+            group: group.to_owned(),
+            counts: Counts::default(),
+        }
+    }
+
+    /// Nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.ops == 0 && self.acks.is_empty()
+    }
+
+    /// Writes queued (acknowledgements count one each).
+    pub fn len(&self) -> usize {
+        self.ops + self.acks.len()
+    }
+
+    fn xadd(&mut self, stream: &str, fields: &[(&str, &[u8])]) {
+        let c = self
+            .pipe
+            .cmd("XADD")
+            .arg(stream)
+            .arg("MAXLEN")
+            .arg("~")
+            .arg(self.maxlen)
+            .arg("*");
+        for (k, v) in fields {
+            c.arg(*k).arg(*v);
+        }
+        c.ignore();
+        self.ops += 1;
+    }
+
+    /// A plan's result entry.
+    pub fn result(&mut self, r: &PlanResult, symbol: &str, order_id: Option<u64>) {
+        let fields = legacy::result_fields(r, symbol, order_id);
+        let f: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
+        self.xadd(RESULT_STREAM, &f);
+        self.counts.results += 1;
+        if r.executed() && order_id.is_none() {
+            self.counts.results_without_order_id += 1;
+        }
+    }
+
+    /// A permit key with the time it has left at `now_ms`; false (nothing written) when it
+    /// has none left.
+    fn permit(
+        &mut self,
+        key: String,
+        json: String,
+        issued_at_ms: u64,
+        ttl_ms: u32,
+        now_ms: u64,
+    ) -> bool {
+        let ttl = u64::from(ttl_ms);
+        let left = if issued_at_ms == 0 {
+            ttl
+        } else {
+            (issued_at_ms + ttl).saturating_sub(now_ms)
+        };
+        if left == 0 {
+            return false;
+        }
+        self.pipe
+            .cmd("SET")
+            .arg(key)
+            .arg(json)
+            .arg("PX")
+            .arg(left)
+            .ignore();
+        self.ops += 1;
+        self.counts.permits += 1;
+        true
+    }
+
+    /// The governor's permit at `quantum:permit:<id>`, expiring with it.
+    pub fn gov_permit(&mut self, p: &GovPermitEvent, symbol: &str, now_ms: u64) -> bool {
+        self.permit(
+            legacy::permit_key(p.plan),
+            legacy::gov_permit_json(p, symbol),
+            p.issued_at_ms,
+            p.ttl_ms,
+            now_ms,
+        )
+    }
+
+    /// P3.3's permit at `quantum:permit:p33:<id>`, expiring with it.
+    pub fn p33_permit(&mut self, p: &P33PermitEvent, symbol: &str, now_ms: u64) -> bool {
+        self.permit(
+            legacy::p33_permit_key(p.plan),
+            legacy::p33_permit_json(p, symbol),
+            p.issued_at_ms,
+            p.ttl_ms,
+            now_ms,
+        )
+    }
+
+    /// The exchange side of `quantum:position:<symbol>`.
+    pub fn exchange(&mut self, symbol: &str, amount: Qty, mark: Price, time_ms: u64) {
+        let c = self.pipe.cmd("HSET").arg(legacy::position_key(symbol));
+        for (k, v) in legacy::exchange_fields(amount, mark, time_ms) {
+            c.arg(k).arg(v);
+        }
+        c.ignore();
+        self.ops += 1;
+        self.counts.positions += 1;
+    }
+
+    /// The core's ledger into `quantum:position:<symbol>` ([`LEDGER_SCRIPT`]).
+    pub fn ledger(&mut self, instance: &str, symbol: &str, amount: Qty, at_ms: u64) {
+        debug_assert_eq!(LEDGER_FIELD, "ledger_amount", "the script names the field");
+        self.pipe
+            .cmd("EVAL")
+            .arg(LEDGER_SCRIPT)
+            .arg(2)
+            .arg(legacy::position_key(symbol))
+            .arg(state::ledger_key(instance))
+            .arg(symbol)
+            .arg(amount.to_string())
+            .arg(legacy::iso_ms(at_ms))
+            .ignore();
+        self.ops += 1;
+        self.counts.positions += 1;
+    }
+
+    /// Acknowledges plan entry `id`.
+    pub fn ack(&mut self, id: String) {
+        self.acks.push(id);
+        self.counts.acks += 1;
+    }
+
+    /// Moves plan entry `id` to the dead-letter stream (and acknowledges it).
+    pub fn dead_letter(&mut self, id: String, fields: &[(String, Vec<u8>)]) {
+        let f: Vec<(&str, &[u8])> = fields
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_slice()))
+            .collect();
+        self.xadd(DLQ_STREAM, &f);
+        self.acks.push(id);
+        self.counts.dead_letters += 1;
+    }
+
+    /// Deletes both permits of `plan`: the core consumed them (the legacy consume).
+    pub fn consume_permits(&mut self, plan: PlanId) {
+        self.pipe
+            .cmd("DEL")
+            .arg(legacy::permit_key(plan))
+            .arg(legacy::p33_permit_key(plan))
+            .ignore();
+        self.ops += 1;
+        self.counts.consumed += 1;
+    }
+
+    /// The transaction: the writes, the acknowledgements, then the state with `marker`.
+    pub fn transaction(&self, instance: &str, saved: &Saved, marker: &str) -> Pipeline {
+        let mut p = self.pipe.clone();
+        p.atomic();
+        if !self.acks.is_empty() {
+            p.cmd("XACK")
+                .arg(PLAN_STREAM)
+                .arg(&self.group)
+                .arg(&self.acks)
+                .ignore();
+        }
+        let c = p.cmd("HSET").arg(state::state_key(instance));
+        for (k, v) in saved.fields() {
+            c.arg(k).arg(v);
+        }
+        c.arg("flush").arg(marker).ignore();
+        p
+    }
+}
+
+/// Whether the batch marked `marker` is in Redis (its answer was lost, or a write in it failed
+/// after the others were applied).
+pub async fn landed(
+    c: &mut redis::aio::MultiplexedConnection,
+    instance: &str,
+    marker: &str,
+) -> redis::RedisResult<bool> {
+    let v: Value = redis::cmd("HGET")
+        .arg(state::state_key(instance))
+        .arg("flush")
+        .query_async(c)
+        .await?;
+    Ok(matches!(v, Value::BulkString(b) if b == marker.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantum_core::SymbolId;
+
+    #[test]
+    fn permits_are_written_with_the_time_they_have_left() {
+        let mut b = Batch::new(1000, "g");
+        let p = GovPermitEvent {
+            plan: PlanId(1),
+            symbol: SymbolId(0),
+            allow: true,
+            reason: None,
+            issued_at_ms: 10_000,
+            ttl_ms: 15_000,
+        };
+        assert!(b.gov_permit(&p, "BTCUSDT", 12_000));
+        assert!(!b.gov_permit(&p, "BTCUSDT", 25_000));
+        assert_eq!(b.counts.permits, 1);
+        let cmds = String::from_utf8_lossy(&b.pipe.get_packed_pipeline()).into_owned();
+        assert!(cmds.contains("quantum:permit:0000000000000001"), "{cmds}");
+        assert!(cmds.contains("\r\nPX\r\n$5\r\n13000\r\n"), "{cmds}");
+    }
+
+    #[test]
+    fn the_transaction_ends_with_acks_and_state() {
+        let mut b = Batch::new(1000, "g");
+        assert!(b.is_empty());
+        b.ack("1-0".into());
+        b.dead_letter("2-0".into(), &[("x".into(), b"y".to_vec())]);
+        assert_eq!(b.len(), 3);
+        let saved = Saved {
+            epoch: "e".into(),
+            next_seq: 5,
+            low_seq: 5,
+        };
+        let t = b.transaction("i1", &saved, "m-1");
+        let cmds = String::from_utf8_lossy(&t.get_packed_pipeline()).into_owned();
+        let order: Vec<usize> = ["MULTI", "XADD", "XACK", "HSET", "EXEC"]
+            .iter()
+            .map(|c| {
+                cmds.find(&format!("\r\n{c}\r\n"))
+                    .unwrap_or_else(|| panic!("{c} in {cmds}"))
+            })
+            .collect();
+        assert!(order.windows(2).all(|w| w[0] < w[1]), "{cmds}");
+        assert!(cmds.contains("quantum:stream:apply.plan.dlq"));
+        assert!(cmds.contains("m-1"));
+    }
+}

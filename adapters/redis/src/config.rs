@@ -1,0 +1,99 @@
+//! The bridge's settings, with the defaults `quantum bridge redis` starts from.
+
+use std::time::Duration;
+
+/// Who issues the permits the core consumes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PermitsFrom {
+    /// The core's own governor and P3.3; the bridge mirrors their permits to the legacy keys.
+    Core,
+    /// The legacy Governor and P3.3 services, through the legacy keys; the bridge hands them
+    /// to the core (the daemon must run with `engine.permits = "external"`).
+    Redis,
+}
+
+/// Where a consumer group created by the bridge starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GroupStart {
+    /// New entries only (`$`).
+    New,
+    /// Every entry the stream holds (`0`).
+    Oldest,
+}
+
+impl GroupStart {
+    /// The id XGROUP CREATE takes.
+    pub fn id(self) -> &'static str {
+        match self {
+            GroupStart::New => "$",
+            GroupStart::Oldest => "0",
+        }
+    }
+}
+
+/// Everything the bridge needs to run.
+#[derive(Clone, Debug)]
+pub struct BridgeConfig {
+    /// The `quantum run` instance whose rings to attach.
+    pub instance: String,
+    /// `redis://` or `rediss://` URL (user and password may be in it; never logged).
+    pub url: String,
+    /// Consumer group on the plan stream.
+    pub group: String,
+    /// This bridge's consumer name in the group.
+    pub consumer: String,
+    /// Where the group starts when the bridge creates it.
+    pub group_start: GroupStart,
+    /// Who issues the permits.
+    pub permits_from: PermitsFrom,
+    /// `MAXLEN ~` of the streams the bridge writes (results, dead letters).
+    pub maxlen: usize,
+    /// Plan entries read but not yet answered by the core, at most.
+    pub max_in_flight: usize,
+    /// How long an executed plan's result entry waits for the exchange's order id.
+    pub order_id_wait: Duration,
+    /// Entries of other consumers idle this long are claimed.
+    pub claim_idle: Duration,
+    /// How often the pending list is searched for such entries.
+    pub claim_every: Duration,
+    /// How often the position hashes are re-read (fallback to keyspace notifications).
+    pub ledger_poll: Duration,
+    /// How often waiting plans' permits are re-read when keyspace notifications are off.
+    pub permit_poll: Duration,
+    /// Permits that arrived before their plan, held at most.
+    pub max_held_permits: usize,
+    /// How often counts are logged and written to the stats hash.
+    pub stats_every: Duration,
+    /// How long to wait for the daemon at start.
+    pub attach_timeout: Duration,
+    /// Events mirrored in one MULTI/EXEC, at most.
+    pub batch: usize,
+    /// The daemon's journal directory (`None`: [`quantum_ipc::journal::find_dir`]).
+    pub journal_dir: Option<std::path::PathBuf>,
+}
+
+impl BridgeConfig {
+    /// Defaults for `instance` and `url`.
+    pub fn new(instance: &str, url: &str) -> BridgeConfig {
+        BridgeConfig {
+            instance: instance.to_owned(),
+            url: url.to_owned(),
+            group: "quantum-core".into(),
+            consumer: format!("bridge-{instance}"),
+            group_start: GroupStart::New,
+            permits_from: PermitsFrom::Core,
+            maxlen: 100_000,
+            max_in_flight: 4096,
+            order_id_wait: Duration::from_millis(3000),
+            claim_idle: Duration::from_secs(30),
+            claim_every: Duration::from_secs(10),
+            ledger_poll: Duration::from_millis(1000),
+            permit_poll: Duration::from_millis(50),
+            max_held_permits: 10_000,
+            stats_every: Duration::from_secs(10),
+            attach_timeout: Duration::from_secs(30),
+            batch: 512,
+            journal_dir: None,
+        }
+    }
+}

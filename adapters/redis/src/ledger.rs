@@ -1,0 +1,210 @@
+//! The operators' ledger sync: `HSET quantum:position:<SYMBOL> ledger_amount <x>` becomes a
+//! ledger set in the core.
+//!
+//! The bridge writes the same field itself (the core's ledger after every set and fill,
+//! [`crate::batch::LEDGER_SCRIPT`]) and records, in its ledger hash ([`crate::state::ledger_key`]),
+//! the value the core has. A value in the position hash that differs from it was written by
+//! someone else: an operator (or the legacy ledger service), and is handed to the core. So the
+//! bridge's own writes never come back as commands, whatever notifications they cause, and an
+//! operator's value written while the bridge was away is still seen when it comes back. A
+//! value is handed over once: it stays *pending* until the core's `LedgerSet` event for it
+//! comes back (then the script records it) or the core refuses it.
+//!
+//! When a daemon with no journal behind it starts (the bridge's first start on this Redis, or
+//! a daemon that restarted its numbering), its ledger is only what it was configured with; the
+//! values in the position hashes are then offered to it once, for each symbol whose ledger it
+//! has not set by then.
+
+use std::collections::{HashMap, HashSet};
+
+use quantum_core::Qty;
+use redis::aio::MultiplexedConnection;
+
+use crate::legacy::{self, LEDGER_FIELD};
+use crate::state;
+
+/// What the bridge knows about each symbol's ledger sync.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    /// Text handed to the core, not yet back as a `LedgerSet`.
+    pending: HashMap<u16, String>,
+    /// Text the core refused (not offered again).
+    refused: HashMap<u16, String>,
+    /// Text that is not a decimal (reported once).
+    invalid: HashMap<u16, String>,
+    /// Symbols whose ledger the core set in this session (not offered to a fresh core).
+    touched: HashSet<u16>,
+}
+
+/// What a read of one symbol found.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// `ledger_amount` of the position hash.
+    pub current: Option<String>,
+    /// What the bridge's ledger hash says the core has.
+    pub synced: Option<String>,
+}
+
+/// What to do about one symbol.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Sync {
+    /// Nothing.
+    Nothing,
+    /// Hand this amount to the core.
+    Set(Qty),
+    /// The text is not an amount (reported once per text).
+    Invalid(String, String),
+}
+
+impl Ledger {
+    /// Reads `ledger_amount` and the synced value of each symbol.
+    pub async fn read(
+        c: &mut MultiplexedConnection,
+        instance: &str,
+        symbols: &[&str],
+    ) -> redis::RedisResult<Vec<Seen>> {
+        let mut p = redis::pipe();
+        for s in symbols {
+            p.cmd("HGET").arg(legacy::position_key(s)).arg(LEDGER_FIELD);
+            p.cmd("HGET").arg(state::ledger_key(instance)).arg(*s);
+        }
+        let v: Vec<Option<String>> = p.query_async(c).await?;
+        Ok(v.chunks(2)
+            .map(|c| Seen {
+                current: c[0].clone(),
+                synced: c.get(1).cloned().flatten(),
+            })
+            .collect())
+    }
+
+    /// What `seen` means for symbol `sym`. `fresh_core`: the core's ledger comes from nowhere
+    /// yet, so a value the bridge synced earlier is offered again.
+    pub fn decide(&mut self, sym: u16, seen: &Seen, fresh_core: bool) -> Sync {
+        let Some(cur) = seen.current.as_deref() else {
+            return Sync::Nothing;
+        };
+        let offer = fresh_core && !self.touched.contains(&sym);
+        if self.pending.get(&sym).map(String::as_str) == Some(cur)
+            || (!offer && seen.synced.as_deref() == Some(cur))
+            || self.refused.get(&sym).map(String::as_str) == Some(cur)
+        {
+            return Sync::Nothing;
+        }
+        match cur.trim().parse::<Qty>() {
+            Ok(q) => {
+                self.invalid.remove(&sym);
+                self.pending.insert(sym, cur.to_owned());
+                Sync::Set(q)
+            }
+            Err(e) => {
+                if self.invalid.get(&sym).map(String::as_str) == Some(cur) {
+                    return Sync::Nothing;
+                }
+                self.invalid.insert(sym, cur.to_owned());
+                Sync::Invalid(cur.to_owned(), e.to_string())
+            }
+        }
+    }
+
+    /// The core set `sym`'s ledger to `amount` (a `LedgerSet` event).
+    pub fn applied(&mut self, sym: u16, amount: Qty) {
+        self.touched.insert(sym);
+        let done = self
+            .pending
+            .get(&sym)
+            .is_some_and(|t| t.trim().parse::<Qty>().ok() == Some(amount));
+        if done {
+            self.pending.remove(&sym);
+        }
+    }
+
+    /// The core changed `sym`'s ledger by a fill.
+    pub fn filled(&mut self, sym: u16) {
+        self.touched.insert(sym);
+    }
+
+    /// The core refused the ledger set of `sym`; the text handed over, if any.
+    pub fn refused(&mut self, sym: u16) -> Option<String> {
+        let t = self.pending.remove(&sym)?;
+        self.refused.insert(sym, t.clone());
+        Some(t)
+    }
+
+    /// Forgets what was handed to a daemon that has gone.
+    pub fn new_session(&mut self) {
+        *self = Ledger::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seen(cur: Option<&str>, synced: Option<&str>) -> Seen {
+        Seen {
+            current: cur.map(str::to_owned),
+            synced: synced.map(str::to_owned),
+        }
+    }
+
+    fn q(s: &str) -> Qty {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_operator_value_is_handed_over_once() {
+        let mut l = Ledger::default();
+        assert_eq!(l.decide(0, &seen(None, None), false), Sync::Nothing);
+        assert_eq!(
+            l.decide(0, &seen(Some("0.062"), None), false),
+            Sync::Set(q("0.062"))
+        );
+        // Pending: not again, however often it is read.
+        assert_eq!(
+            l.decide(0, &seen(Some("0.062"), None), false),
+            Sync::Nothing
+        );
+        l.applied(0, q("0.062"));
+        // The script recorded it: the bridge's own value is no command.
+        assert_eq!(
+            l.decide(0, &seen(Some("0.062"), Some("0.062")), false),
+            Sync::Nothing
+        );
+        // The same amount written differently by an operator is handed over.
+        assert_eq!(
+            l.decide(0, &seen(Some("0.0620"), Some("0.062")), false),
+            Sync::Set(q("0.062"))
+        );
+    }
+
+    #[test]
+    fn refusals_and_bad_text_are_not_repeated() {
+        let mut l = Ledger::default();
+        assert!(
+            matches!(l.decide(1, &seen(Some("abc"), None), false), Sync::Invalid(t, _) if t == "abc")
+        );
+        assert_eq!(l.decide(1, &seen(Some("abc"), None), false), Sync::Nothing);
+        assert_eq!(
+            l.decide(1, &seen(Some("-1"), None), false),
+            Sync::Set(q("-1"))
+        );
+        assert_eq!(l.refused(1).as_deref(), Some("-1"));
+        assert_eq!(l.decide(1, &seen(Some("-1"), None), false), Sync::Nothing);
+        assert_eq!(
+            l.decide(1, &seen(Some("2"), None), false),
+            Sync::Set(q("2"))
+        );
+    }
+
+    #[test]
+    fn a_fresh_core_is_offered_the_synced_value_unless_it_set_its_own() {
+        let mut l = Ledger::default();
+        let s = seen(Some("0.016"), Some("0.016"));
+        assert_eq!(l.decide(0, &s, true), Sync::Set(q("0.016")));
+        l.applied(0, q("0.016"));
+        assert_eq!(l.decide(0, &s, true), Sync::Nothing);
+        let mut l = Ledger::default();
+        l.filled(0);
+        assert_eq!(l.decide(0, &s, true), Sync::Nothing);
+    }
+}

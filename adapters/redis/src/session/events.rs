@@ -1,0 +1,243 @@
+//! What each of the core's events does: answers acknowledge entries, permits, results and
+//! positions are mirrored, refusals are reported, and the probe's answer opens the session.
+//! Events an earlier process mirrored already (before `replay_until`) only rebuild what is
+//! still open.
+
+use std::time::Instant;
+
+use quantum_core::event::{Event, RefusedEvent};
+use quantum_core::{PlanId, SymbolId};
+use quantum_ipc::codes::RefuseReason;
+use quantum_ipc::contract;
+use quantum_ipc::liveness::unix_ms;
+use quantum_ipc::wire::Kind;
+use tokio::sync::mpsc;
+
+use super::{answers_at_once, noisy, End, Session, PROBE_PREFIX};
+use crate::config::PermitsFrom;
+use crate::error::{Error, Result};
+use crate::results::Ready;
+use crate::rings::Ev;
+use crate::stats::Stats;
+use crate::stream;
+
+impl Session<'_> {
+    pub(super) async fn on_events(&mut self, evs: Vec<Ev>) -> Result<Option<End>> {
+        for ev in evs {
+            match ev {
+                Ev::Event(seq, e) => {
+                    Stats::inc(&self.stats.events);
+                    if seq < self.resume.replay_until {
+                        self.replay(seq, &e);
+                    } else {
+                        self.live(seq, e).await?;
+                    }
+                    self.next_seq = seq + 1;
+                }
+                Ev::Invalid(seq, why) => {
+                    Stats::inc(&self.stats.events_invalid);
+                    self.invalid_events += 1;
+                    if noisy(self.invalid_events) {
+                        tracing::warn!(seq, "invalid event record skipped: {why}");
+                    }
+                    self.next_seq = seq + 1;
+                }
+                Ev::WriterGone => {
+                    tracing::warn!(
+                        daemon_pid = self.link.daemon_pid,
+                        "the core daemon has gone; waiting for a new one"
+                    );
+                    return Ok(Some(End::DaemonGone));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// An event mirrored before the restart: only what is still open is rebuilt.
+    pub(super) fn replay(&mut self, seq: u64, e: &Event) {
+        let now = Instant::now();
+        match *e {
+            Event::PlanResult(r) => {
+                // Held again if it was held; a result written before is dropped here.
+                let _ = self.held.result(r, seq, now);
+                if let Some(p) = &mut self.permits {
+                    p.ended(r.plan);
+                }
+            }
+            Event::PlanAccepted { plan, .. } => {
+                if let Some(p) = &mut self.permits {
+                    p.accepted_before(plan.id, plan.symbol);
+                }
+            }
+            Event::OrderAccepted { .. }
+            | Event::Fill(_)
+            | Event::OrderDone(_)
+            | Event::OrderUnknown { .. }
+            | Event::OrderResolved { .. } => {
+                // Its result was written when this event came the first time.
+                let _ = self.held.order_event(e);
+            }
+            _ => {}
+        }
+    }
+
+    pub(super) fn name(&self, s: SymbolId) -> String {
+        self.link.symbols.name(s.0).to_owned()
+    }
+
+    pub(super) fn write_result(&mut self, r: Ready) {
+        let name = self.name(r.result.symbol);
+        self.batch.result(&r.result, &name, r.order_id);
+    }
+
+    /// The core answered plan `plan`: acknowledge the entry, or remember an orphan.
+    pub(super) fn answered(&mut self, plan: PlanId) {
+        if let Some(p) = self.inflight.answer(plan) {
+            let us = p.read_at.elapsed().as_micros() as u64;
+            self.answer_us.saturating_record(us.max(1));
+            self.ack(p.entry);
+        }
+    }
+
+    pub(super) async fn live(&mut self, seq: u64, e: Event) -> Result<()> {
+        let now = Instant::now();
+        let now_ms = unix_ms();
+        match e {
+            Event::PlanAccepted { plan, .. } => {
+                self.answered(plan.id);
+                if self.permits.is_some() {
+                    self.plan_accepted(plan.id, plan.symbol).await;
+                }
+            }
+            Event::GovPermit(g) if self.permits.is_none() => {
+                let name = self.name(g.symbol);
+                if !self.batch.gov_permit(&g, &name, now_ms) {
+                    Stats::inc(&self.stats.permits_expired_unmirrored);
+                }
+            }
+            Event::P33Permit(p) if self.permits.is_none() => {
+                let name = self.name(p.symbol);
+                if !self.batch.p33_permit(&p, &name, now_ms) {
+                    Stats::inc(&self.stats.permits_expired_unmirrored);
+                }
+            }
+            Event::OrderIntent(i) if !i.lookup_first && self.permits.is_some() => {
+                self.batch.consume_permits(i.plan);
+            }
+            Event::PlanResult(r) => {
+                if answers_at_once(&r) {
+                    self.answered(r.plan);
+                }
+                if let Some(p) = &mut self.permits {
+                    p.ended(r.plan);
+                }
+                if let Some(ready) = self.held.result(r, seq, now) {
+                    self.write_result(ready);
+                }
+            }
+            Event::OrderAccepted { .. }
+            | Event::OrderDone(_)
+            | Event::OrderUnknown { .. }
+            | Event::OrderResolved { .. } => {
+                if let Some(ready) = self.held.order_event(&e) {
+                    self.write_result(ready);
+                }
+            }
+            Event::Fill(f) => {
+                if let Some(ready) = self.held.order_event(&e) {
+                    self.write_result(ready);
+                }
+                self.ledger.filled(f.symbol.0);
+                let name = self.name(f.symbol);
+                self.batch
+                    .ledger(&self.cfg.instance, &name, f.ledger_after, f.time_ms);
+            }
+            Event::LedgerSet {
+                symbol,
+                amount,
+                at_ms,
+            } => {
+                self.ledger.applied(symbol.0, amount);
+                let name = self.name(symbol);
+                self.batch.ledger(&self.cfg.instance, &name, amount, at_ms);
+            }
+            Event::Position {
+                symbol,
+                amount,
+                mark,
+                time_ms,
+            } => {
+                if let Some(p) = &mut self.permits {
+                    p.position(symbol, amount);
+                }
+                let name = self.name(symbol);
+                self.batch.exchange(&name, amount, mark, time_ms);
+            }
+            Event::Refused(r) if r.ring == contract::PLANS.index => self.refused(r)?,
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// The core refused a record of ours.
+    pub(super) fn refused(&mut self, r: RefusedEvent) -> Result<()> {
+        if r.plan.0 == self.probe && r.kind == Kind::GovPermit.tag() {
+            return self.barrier_reached(r.reason);
+        }
+        if r.plan.0 & !0xffff_ffff == PROBE_PREFIX {
+            return Ok(()); // an earlier session's probe
+        }
+        self.refusals += 1;
+        let n = self.refusals;
+        if r.kind == Kind::LedgerSet.tag() {
+            Stats::inc(&self.stats.ledger_refused);
+            let text = self.ledger.refused(r.symbol.0);
+            tracing::warn!(symbol = %self.name(r.symbol), amount = ?text, reason = %r.reason, "the core refused a ledger sync");
+        } else if r.kind == Kind::GovPermit.tag() || r.kind == Kind::P33Permit.tag() {
+            Stats::inc(&self.stats.permits_refused);
+            if noisy(n) {
+                tracing::warn!(plan = %r.plan, reason = %r.reason, count = n, "the core refused a legacy permit");
+            }
+        } else if noisy(n) {
+            tracing::warn!(plan = %r.plan, kind = r.kind, reason = %r.reason, count = n, "the core refused a record of the bridge");
+        }
+        Ok(())
+    }
+
+    /// The probe's answer: every push of an earlier process has its answer now.
+    pub(super) fn barrier_reached(&mut self, reason: RefuseReason) -> Result<()> {
+        match (self.cfg.permits_from, reason) {
+            (PermitsFrom::Redis, RefuseReason::PermitSource) => {
+                return Err(Error::PermitSource(format!(
+                    "--permits-from redis: the daemon of instance {} issues its own permits (engine.permits = \"core\") and refuses outside ones; start `quantum run` with engine.permits = \"external\" (QUANTUM_ENGINE_PERMITS=external), or run the bridge without --permits-from redis",
+                    self.cfg.instance
+                )));
+            }
+            (PermitsFrom::Core, RefuseReason::NotWaiting) => tracing::warn!(
+                "the daemon waits for outside permits (engine.permits = \"external\") but this bridge does not read them: start it with --permits-from redis, or every EXECUTE plan is blocked missing_gov unless permits come another way"
+            ),
+            _ => {}
+        }
+        self.barrier = true;
+        self.initial_sync_due = true;
+        let (tx, rx) = mpsc::channel(16);
+        self.entries = Some(rx);
+        self.tasks.spawn(stream::Reader::new(self.cfg).run(
+            self.redis.client().clone(),
+            self.slots.clone(),
+            tx,
+            self.stats.clone(),
+        ));
+        tracing::info!(
+            instance = %self.cfg.instance,
+            daemon_pid = self.link.daemon_pid,
+            symbols = %self.link.symbols.list(),
+            permits_from = ?self.cfg.permits_from,
+            group = %self.cfg.group,
+            consumer = %self.cfg.consumer,
+            "redis bridge attached"
+        );
+        Ok(())
+    }
+}

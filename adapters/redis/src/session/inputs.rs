@@ -1,0 +1,219 @@
+//! What comes from Redis: plan entries (pushed, dead-lettered, or acknowledged when the core
+//! answered them before), keyspace notes, ledger syncs and legacy permits.
+
+use std::time::Instant;
+
+use quantum_core::wire::{input_out, plan_out};
+use quantum_core::{Command, Input, PlanId, SymbolId};
+use quantum_ipc::liveness::unix_ms;
+use quantum_ipc::wire::Message;
+
+use super::{noisy, Session};
+use crate::inflight::Pushed;
+use crate::ledger::{Ledger, Sync};
+use crate::legacy::PermitKind;
+use crate::notify::Note;
+use crate::permits_in::{self, Take};
+use crate::plan_entry;
+use crate::stats::Stats;
+use crate::stream::{self, Read};
+
+impl Session<'_> {
+    pub(super) fn ack(&mut self, id: String) {
+        self.inflight.acked(&id);
+        self.batch.ack(id);
+    }
+
+    pub(super) fn on_read(&mut self, r: Read) {
+        match r {
+            Read::Entries(entries) => {
+                for e in entries {
+                    self.on_entry(e);
+                }
+            }
+            Read::Trimmed(ids) => {
+                Stats::add(&self.stats.pending_trimmed, ids.len() as u64);
+                tracing::warn!(entries = ids.len(), first = %ids[0], "pending plan entries were trimmed from the stream before the core saw them: those plans are lost");
+            }
+        }
+    }
+
+    pub(super) fn on_entry(&mut self, e: stream::Entry) {
+        if e.redelivered && (self.inflight.was_acked(&e.id) || self.inflight.contains_entry(&e.id))
+        {
+            return; // handled by this process already (claimed again while its XACK was written)
+        }
+        let Some(fields) = e.fields else {
+            Stats::inc(&self.stats.pending_trimmed);
+            tracing::warn!(entry = %e.id, "a pending plan entry was trimmed from the stream before the core saw it: that plan is lost");
+            self.ack(e.id);
+            return;
+        };
+        let plan = match plan_entry::read_plan(&fields, &self.link.symbols) {
+            Ok(p) => p,
+            Err(why) => {
+                let n = self
+                    .stats
+                    .plans_dlq
+                    .load(std::sync::atomic::Ordering::Relaxed)
+                    + 1;
+                if noisy(n) {
+                    tracing::warn!(entry = %e.id, count = n, "plan entry moved to {}: {why}", crate::legacy::DLQ_STREAM);
+                }
+                self.inflight.acked(&e.id);
+                self.batch
+                    .dead_letter(e.id.clone(), &plan_entry::dead_letter(&e.id, &fields, &why));
+                return;
+            }
+        };
+        if e.redelivered && self.inflight.answered_before(plan.id) {
+            Stats::inc(&self.stats.plans_answered_before);
+            self.ack(e.id);
+            return;
+        }
+        self.inflight
+            .push(plan.id, Pushed::new(e.id, e.redelivered, e.read_at, e.slot));
+        Stats::inc(&self.stats.plans_pushed);
+        self.send(Message::Plan(plan_out(&plan)));
+    }
+
+    /// The core accepted `plan`: permits held for it, and those in Redis, go to the core.
+    pub(super) async fn plan_accepted(&mut self, plan: PlanId, symbol: SymbolId) {
+        let Some(p) = &mut self.permits else {
+            return;
+        };
+        let now = Instant::now();
+        let (out, missing, expired) = p.accepted(plan, symbol, now);
+        Stats::add(&self.stats.permits_expired, expired);
+        Stats::add(&self.stats.permits_forwarded, out.len() as u64);
+        for m in out {
+            self.send(m);
+        }
+        for kind in missing {
+            self.fetch_permit(kind, plan).await;
+        }
+    }
+
+    /// Reads the permit of `kind` for `plan` and hands it over or holds it.
+    pub(super) async fn fetch_permit(&mut self, kind: PermitKind, plan: PlanId) {
+        let Ok(mut c) = self.redis.conn().await else {
+            return;
+        };
+        let now = Instant::now();
+        let found = match permits_in::fetch(&mut c, kind, plan, now, unix_ms()).await {
+            Ok(f) => f,
+            Err(e) => {
+                self.redis.failed(&e.into());
+                return;
+            }
+        };
+        let found = match found {
+            None => return,
+            Some(Ok(f)) => f,
+            Some(Err(why)) => {
+                Stats::inc(&self.stats.permits_invalid);
+                tracing::warn!(key = %crate::legacy::permit_key_of(kind, plan), "legacy permit cannot be read: {why}");
+                return;
+            }
+        };
+        let Some(p) = &mut self.permits else {
+            return;
+        };
+        match p.take(plan, found, now) {
+            Take::Forward(m) => {
+                Stats::inc(&self.stats.permits_forwarded);
+                self.send(m);
+            }
+            Take::Held => Stats::inc(&self.stats.permits_held),
+            Take::Expired => Stats::inc(&self.stats.permits_expired),
+            Take::Full => {
+                Stats::inc(&self.stats.permits_hold_full);
+                tracing::warn!(plan = %plan, held = self.cfg.max_held_permits, "legacy permit dropped: the hold of permits waiting for their plan is full");
+            }
+            Take::Again => {}
+        }
+    }
+
+    pub(super) async fn on_note(&mut self, n: Note) {
+        match n {
+            Note::Subscribed { enabled } => {
+                self.notifications = enabled;
+                if self.barrier {
+                    self.sync_ledger(None, false).await;
+                    self.poll_permits().await;
+                }
+            }
+            Note::Lost => {
+                self.notifications = false;
+                tracing::info!(
+                    "keyspace subscription lost; re-reading periodically until it is back"
+                );
+            }
+            Note::Position(symbol) => {
+                if self.barrier {
+                    if let Some(id) = self.link.symbols.id(&symbol) {
+                        self.sync_ledger(Some(id), false).await;
+                    }
+                }
+            }
+            Note::Permit(kind, plan) => {
+                if self.permits.is_some() {
+                    self.fetch_permit(kind, plan).await;
+                }
+            }
+        }
+    }
+
+    /// Reads `ledger_amount` of one symbol (or all) and hands operators' values to the core.
+    pub(super) async fn sync_ledger(&mut self, only: Option<u16>, fresh_core: bool) {
+        let symbols: Vec<(u16, String)> = self
+            .link
+            .symbols
+            .iter()
+            .into_iter()
+            .filter(|(id, _)| only.is_none_or(|o| o == *id))
+            .map(|(id, n)| (id, n.to_owned()))
+            .collect();
+        let Ok(mut c) = self.redis.conn().await else {
+            return;
+        };
+        let names: Vec<&str> = symbols.iter().map(|(_, n)| n.as_str()).collect();
+        let seen = match Ledger::read(&mut c, &self.cfg.instance, &names).await {
+            Ok(s) => s,
+            Err(e) => {
+                self.redis.failed(&e.into());
+                return;
+            }
+        };
+        for ((id, name), seen) in symbols.iter().zip(seen) {
+            match self.ledger.decide(*id, &seen, fresh_core) {
+                Sync::Nothing => {}
+                Sync::Set(amount) => {
+                    Stats::inc(&self.stats.ledger_syncs);
+                    tracing::info!(symbol = %name, ledger_amount = %amount, fresh_core, "ledger sync from Redis handed to the core");
+                    let m = input_out(&Input::Command(Command::SetLedger {
+                        symbol: SymbolId(*id),
+                        amount,
+                    }))
+                    .expect("a ledger set has a wire form");
+                    self.send(m);
+                }
+                Sync::Invalid(text, why) => {
+                    Stats::inc(&self.stats.ledger_invalid);
+                    tracing::warn!(symbol = %name, ledger_amount = %text, "ledger_amount is not an amount ({why}); not handed to the core");
+                }
+            }
+        }
+    }
+
+    /// Re-reads the missing permits of every waiting plan (notifications are off).
+    pub(super) async fn poll_permits(&mut self) {
+        let lacking = match &self.permits {
+            Some(p) => p.lacking(),
+            None => return,
+        };
+        for (plan, kind) in lacking {
+            self.fetch_permit(kind, plan).await;
+        }
+    }
+}

@@ -1,0 +1,514 @@
+//! One session with one core daemon: from attaching to its rings until it goes away (or the
+//! bridge stops). This file has the loop, the ticks and the writes; `events` what the core's
+//! events do, `inputs` what comes from Redis.
+//!
+//! ```text
+//!  start    read the saved state ─> resume at low_seq (replay up to next_seq) ─> push a probe
+//!  barrier  the probe's answer is back: every earlier push has its answer; check the permit
+//!           source; offer the ledger to a fresh core; start reading the plan stream
+//!  loop     events ─> answers (acks), mirrors, results    ┐
+//!           plan entries ─> plans ring or dead letters    ├─> one MULTI/EXEC per round
+//!           notifications, ticks ─> ledger syncs, permits ┘
+//!  end      daemon gone or stop: write the held results, flush, forget the in-flight entries
+//! ```
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use quantum_core::engine::ExternalPermit;
+use quantum_core::wire::input_out;
+use quantum_core::{Block, Input, Outcome, PlanId, PlanResult};
+use quantum_ipc::liveness::unix_ms;
+use quantum_ipc::wire::Message;
+use redis::Value;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+use crate::backfill;
+use crate::batch::{self, Batch};
+use crate::config::{BridgeConfig, PermitsFrom};
+use crate::conn::Redis;
+use crate::error::{Error, Result};
+use crate::inflight::InFlight;
+use crate::ledger::Ledger;
+use crate::notify::{self, Note};
+use crate::permits_in::PermitsIn;
+use crate::results::HeldResults;
+use crate::rings::{Ev, EventReader, Link};
+use crate::state::{self, Resume, Saved};
+use crate::stats::Stats;
+use crate::stream::{self, Read};
+
+mod events;
+mod inputs;
+
+/// How a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum End {
+    /// The bridge was asked to stop.
+    Stop,
+    /// The daemon went away; the next session waits for a new one.
+    DaemonGone,
+}
+
+/// Probe plan ids: this prefix and 32 random bits (no exit-brain id is expected to look like
+/// it; a collision would only deny that one plan).
+const PROBE_PREFIX: u64 = 0x7072_6f62 << 32;
+/// Results held for their order id, at most.
+const MAX_HELD_RESULTS: usize = 65_536;
+/// Records waiting for room on `plans` before the bridge stops reading new entries.
+const MAX_UNPUSHED: usize = 1024;
+/// How often the loop wakes without input.
+const TICK: Duration = Duration::from_millis(20);
+
+/// The first 20 occurrences are logged, then one in 1000.
+fn noisy(n: u64) -> bool {
+    n <= 20 || n % 1000 == 0
+}
+
+/// Whether `r` answers a plan at once (no `PlanAccepted` before it).
+fn answers_at_once(r: &PlanResult) -> bool {
+    matches!(
+        r.outcome,
+        Outcome::NonExecute | Outcome::Duplicate | Outcome::Blocked(Block::DedupeFull)
+    )
+}
+
+/// One session's state.
+pub struct Session<'a> {
+    cfg: &'a BridgeConfig,
+    redis: &'a mut Redis,
+    stats: Arc<Stats>,
+    stop: watch::Receiver<bool>,
+    link: Link,
+    resume: Resume,
+    events: mpsc::Receiver<Vec<Ev>>,
+    reader: EventReader,
+    entries: Option<mpsc::Receiver<Read>>,
+    notes: mpsc::Receiver<Note>,
+    tasks: JoinSet<()>,
+    slots: Arc<Semaphore>,
+    inflight: InFlight,
+    held: HeldResults,
+    ledger: Ledger,
+    permits: Option<PermitsIn>,
+    batch: Batch,
+    unpushed: VecDeque<Message>,
+    ring_full_counted: bool,
+    next_seq: u64,
+    probe: u64,
+    probe_sent: Instant,
+    barrier: bool,
+    initial_sync_due: bool,
+    notifications: bool,
+    marker_base: String,
+    flushes: u64,
+    next_ledger_poll: Instant,
+    next_permit_poll: Instant,
+    next_stats: Instant,
+    invalid_events: u64,
+    refusals: u64,
+    /// Entry read from the stream → the core's answer seen on `results` (µs), since the start
+    /// of the session: the core's and the rings' share of the plans' way.
+    answer_us: Histogram<u64>,
+}
+
+impl<'a> Session<'a> {
+    /// Attaches: reads the saved state, starts reading events, pushes the probe.
+    pub async fn start(
+        cfg: &'a BridgeConfig,
+        redis: &'a mut Redis,
+        stats: Arc<Stats>,
+        link: Link,
+        stop: watch::Receiver<bool>,
+    ) -> Result<Option<Session<'a>>> {
+        let Some(saved) = prepare(redis, cfg, &stop, &link).await? else {
+            return Ok(None);
+        };
+        let resume = state::resume(
+            saved.as_ref(),
+            &link.epoch,
+            link.base_seq(),
+            link.next_seq(),
+        );
+        tracing::info!(
+            instance = %cfg.instance,
+            daemon_pid = link.daemon_pid,
+            epoch = %link.epoch,
+            from = ?resume.from,
+            replay_until = resume.replay_until,
+            "resuming: {}",
+            resume.why
+        );
+        Stats::inc(&stats.sessions);
+        let (ev_tx, events) = mpsc::channel(64);
+        let reader = link.read_events(
+            resume.from,
+            backfill::for_instance(&cfg.instance, cfg.journal_dir.clone()),
+            stats.clone(),
+            ev_tx,
+        )?;
+        let (note_tx, notes) = mpsc::channel(4096);
+        let mut tasks = JoinSet::new();
+        tasks.spawn(notify::run(
+            redis.client().clone(),
+            redis.db(),
+            cfg.permits_from == PermitsFrom::Redis,
+            note_tx,
+            stats.clone(),
+        ));
+        let nonce = u64::from(std::process::id()) << 32
+            ^ (unix_ms() & 0xffff_ffff)
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| u64::from(d.subsec_nanos()));
+        let now = Instant::now();
+        let mut s = Session {
+            cfg,
+            redis,
+            stop,
+            resume,
+            events,
+            reader,
+            entries: None,
+            notes,
+            tasks,
+            slots: Arc::new(Semaphore::new(cfg.max_in_flight)),
+            inflight: InFlight::default(),
+            held: HeldResults::new(cfg.order_id_wait, MAX_HELD_RESULTS),
+            ledger: Ledger::default(),
+            permits: (cfg.permits_from == PermitsFrom::Redis)
+                .then(|| PermitsIn::new(cfg.max_held_permits)),
+            batch: Batch::new(cfg.maxlen, &cfg.group),
+            unpushed: VecDeque::new(),
+            ring_full_counted: false,
+            next_seq: 0,
+            probe: PROBE_PREFIX | (nonce & 0xffff_ffff),
+            probe_sent: now,
+            barrier: false,
+            initial_sync_due: false,
+            notifications: false,
+            marker_base: format!("{nonce:016x}"),
+            flushes: 0,
+            next_ledger_poll: now,
+            next_permit_poll: now,
+            next_stats: now + cfg.stats_every,
+            invalid_events: 0,
+            refusals: 0,
+            answer_us: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .expect("static histogram bounds"),
+            link,
+            stats,
+        };
+        s.next_seq = match s.resume.from {
+            state::From::Seq(n) => n,
+            state::From::Oldest => s.link.base_seq(),
+        };
+        // Behind everything an earlier process pushed: once its answer is back, so are theirs.
+        let probe = input_out(&Input::Permit(ExternalPermit::Gov {
+            plan: PlanId(s.probe),
+            allow: false,
+            reason: None,
+            ttl_ms: 1,
+        }))
+        .expect("a permit has a wire form");
+        s.send(probe);
+        Ok(Some(s))
+    }
+
+    /// Runs until the daemon goes away or the bridge stops.
+    pub async fn run(mut self) -> Result<End> {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            self.push_waiting();
+            let reading = self.entries.is_some() && self.unpushed.len() < MAX_UNPUSHED;
+            let mut end = None;
+            tokio::select! {
+                biased;
+                _ = self.stop.changed() => end = Some(End::Stop),
+                evs = self.events.recv() => match evs {
+                    Some(evs) => end = self.on_events(evs).await?,
+                    None => end = Some(End::DaemonGone),
+                },
+                Some(r) = recv(&mut self.entries), if reading => self.on_read(r),
+                Some(n) = self.notes.recv() => self.on_note(n).await,
+                _ = tick.tick() => self.on_tick().await?,
+            }
+            if end.is_none() {
+                while self.batch.len() < self.cfg.batch {
+                    match self.events.try_recv() {
+                        Ok(evs) => {
+                            end = self.on_events(evs).await?;
+                            if end.is_some() {
+                                break;
+                            }
+                        }
+                        Err(_) => break,
+                    }
+                }
+            }
+            if let Some(end) = end {
+                return self.finish(end).await;
+            }
+            if self.initial_sync_due {
+                self.initial_sync_due = false;
+                self.sync_ledger(None, self.resume.fresh_core).await;
+            }
+            if !self.batch.is_empty() && !self.flush().await? {
+                return Ok(End::Stop);
+            }
+        }
+    }
+
+    fn stopping(&self) -> bool {
+        *self.stop.borrow()
+    }
+
+    /// Pushes `m` on `plans`, or keeps it (in order) until there is room.
+    fn send(&mut self, m: Message) {
+        if self.unpushed.is_empty() && self.link.try_push(&m) {
+            self.reader.nudge();
+            return;
+        }
+        if !self.ring_full_counted {
+            self.ring_full_counted = true;
+            Stats::inc(&self.stats.plans_ring_full);
+            tracing::warn!("plans ring full: the core is not taking records; holding them");
+        }
+        self.unpushed.push_back(m);
+    }
+
+    fn push_waiting(&mut self) {
+        while let Some(m) = self.unpushed.front() {
+            if !self.link.try_push(m) {
+                return;
+            }
+            self.unpushed.pop_front();
+            self.reader.nudge();
+        }
+        self.ring_full_counted = false;
+    }
+
+    async fn on_tick(&mut self) -> Result<()> {
+        let now = Instant::now();
+        self.link.heartbeat();
+        for r in self.held.expired(now) {
+            self.write_result(r);
+        }
+        if !self.barrier && now.duration_since(self.probe_sent) > self.cfg.attach_timeout {
+            return Err(Error::NoDaemon {
+                instance: self.cfg.instance.clone(),
+                what: format!(
+                    "the core did not answer the bridge's probe within {} s",
+                    self.cfg.attach_timeout.as_secs()
+                ),
+            });
+        }
+        if let Some(p) = &mut self.permits {
+            let gone = p.expire(now);
+            if !gone.is_empty() {
+                Stats::add(&self.stats.permits_expired, gone.len() as u64);
+                for (plan, kind) in gone {
+                    tracing::info!(plan = %plan, kind = ?kind, "legacy permit expired before its plan reached the core; dropped");
+                }
+            }
+            if !self.notifications && now >= self.next_permit_poll {
+                self.next_permit_poll = now + self.cfg.permit_poll;
+                self.poll_permits().await;
+            }
+        }
+        if self.barrier && now >= self.next_ledger_poll {
+            self.next_ledger_poll = now + self.cfg.ledger_poll;
+            self.sync_ledger(None, false).await;
+        }
+        if now >= self.next_stats {
+            self.next_stats = now + self.cfg.stats_every;
+            self.report().await;
+        }
+        Ok(())
+    }
+
+    /// Logs the counts and writes them to the stats hash (best effort).
+    async fn report(&mut self) {
+        let h = &self.answer_us;
+        let answer = [
+            ("answer_us_p50", h.value_at_quantile(0.5)),
+            ("answer_us_p99", h.value_at_quantile(0.99)),
+            ("answer_us_max", h.max()),
+        ];
+        tracing::info!(
+            in_flight = self.inflight.len(),
+            held_results = self.held.len(),
+            held_permits = self.permits.as_ref().map_or(0, PermitsIn::held),
+            answer_us_p50 = answer[0].1,
+            answer_us_p99 = answer[1].1,
+            "counts: {}",
+            self.stats.line()
+        );
+        let Ok(mut c) = self.redis.conn().await else {
+            return;
+        };
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(state::stats_key(&self.cfg.instance));
+        for (k, v) in self.stats.snapshot().into_iter().chain(answer) {
+            cmd.arg(k).arg(v);
+        }
+        cmd.arg("updated_at").arg(crate::legacy::iso_ms(unix_ms()));
+        if let Err(e) = cmd.query_async::<()>(&mut c).await {
+            self.redis.failed(&e.into());
+        }
+    }
+
+    /// The state this batch brings Redis to. Events before `replay_until` were mirrored by an
+    /// earlier process: `next_seq` never goes back below it, and while the replay is still
+    /// being read `low_seq` stays at the first event not re-read yet (results held there).
+    fn saved(&self) -> Saved {
+        let pos = self.next_seq;
+        Saved {
+            epoch: self.link.epoch.clone(),
+            next_seq: pos.max(self.resume.replay_until),
+            low_seq: self.held.low_seq().unwrap_or(pos).min(pos),
+        }
+    }
+
+    /// Writes the batch in one MULTI/EXEC, retrying with back-off until it has landed; false
+    /// when the bridge was stopped first (nothing of it is then counted as written).
+    async fn flush(&mut self) -> Result<bool> {
+        self.flushes += 1;
+        let marker = format!("{}-{}", self.marker_base, self.flushes);
+        let tx = self
+            .batch
+            .transaction(&self.cfg.instance, &self.saved(), &marker);
+        // Set once an attempt failed: it may have landed all the same (its answer lost), so
+        // the marker is read before anything is written again.
+        let mut unsure: Option<Error> = None;
+        let mut retrying = false;
+        loop {
+            if retrying {
+                self.link.heartbeat();
+                if self.stopping() {
+                    return Ok(false);
+                }
+                self.redis.backoff().await;
+            }
+            retrying = true;
+            let Ok(mut c) = self.redis.conn().await else {
+                continue;
+            };
+            if let Some(err) = &unsure {
+                match batch::landed(&mut c, &self.cfg.instance, &marker).await {
+                    Ok(true) => {
+                        if !err.is_connection() {
+                            tracing::error!(error = %err, "one write of a batch failed after the others landed (a key of the wrong type?); it is not retried");
+                        }
+                        break;
+                    }
+                    Ok(false) => {} // not there: written again below
+                    Err(e) => {
+                        self.redis.failed(&e.into());
+                        continue;
+                    }
+                }
+            }
+            match tx.query_async::<Value>(&mut c).await {
+                Ok(_) => break,
+                Err(e) => {
+                    let e = Error::from(e);
+                    self.redis.failed(&e);
+                    unsure = Some(e);
+                }
+            }
+        }
+        self.redis.ok();
+        let c = self.batch.counts;
+        let st = &self.stats;
+        Stats::inc(&st.flushes);
+        Stats::add(&st.results_written, c.results);
+        Stats::add(&st.results_without_order_id, c.results_without_order_id);
+        Stats::add(&st.permits_mirrored, c.permits);
+        Stats::add(&st.positions_mirrored, c.positions);
+        Stats::add(&st.plans_acked, c.acks);
+        Stats::add(&st.plans_dlq, c.dead_letters);
+        Stats::add(&st.permits_consumed, c.consumed);
+        self.batch = Batch::new(self.cfg.maxlen, &self.cfg.group);
+        Ok(true)
+    }
+
+    /// Ends the session: held results are written now (with no order id), the batch is
+    /// flushed, in-flight entries are forgotten (they stay pending in Redis).
+    async fn finish(mut self, end: End) -> Result<End> {
+        let now = Instant::now() + self.cfg.order_id_wait;
+        for r in self.held.expired(now) {
+            self.write_result(r);
+        }
+        if !self.batch.is_empty() {
+            self.flush().await?;
+        }
+        self.tasks.abort_all();
+        let unanswered = self.inflight.len();
+        self.inflight.clear();
+        tracing::info!(
+            ?end,
+            unanswered,
+            unpushed = self.unpushed.len(),
+            "session ended"
+        );
+        self.report().await;
+        Ok(end)
+    }
+}
+
+async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Makes sure the consumer group exists (so that "attached" means every plan XADDed from
+/// then on is delivered) and reads the bridge's saved state, retrying while Redis is down;
+/// `Ok(None)` when stopped first, `Ok(Some(None))` when nothing was saved yet.
+async fn prepare(
+    redis: &mut Redis,
+    cfg: &BridgeConfig,
+    stop: &watch::Receiver<bool>,
+    link: &Link,
+) -> Result<Option<Option<Saved>>> {
+    let instance = cfg.instance.as_str();
+    let group = stream::Reader::new(cfg);
+    loop {
+        if *stop.borrow() {
+            return Ok(None);
+        }
+        link.heartbeat();
+        if let Ok(mut c) = redis.conn().await {
+            if let Err(e) = group.ensure_group(&mut c).await {
+                redis.failed(&e);
+                redis.backoff().await;
+                continue;
+            }
+            let r: redis::RedisResult<std::collections::HashMap<String, String>> =
+                redis::cmd("HGETALL")
+                    .arg(state::state_key(instance))
+                    .query_async(&mut c)
+                    .await;
+            match r {
+                Ok(h) => {
+                    redis.ok();
+                    return Saved::from_hash(&h).map(Some).map_err(|why| {
+                        Error::Config(format!(
+                            "the bridge's state {} is unreadable ({why}); delete it (redis-cli DEL {}) to start over",
+                            state::state_key(instance),
+                            state::state_key(instance)
+                        ))
+                    });
+                }
+                Err(e) => redis.failed(&e.into()),
+            }
+        }
+        redis.backoff().await;
+    }
+}

@@ -1,0 +1,140 @@
+//! The bridge's counters: totals since the process started, shared by its tasks and threads.
+//!
+//! They are logged at info every `--stats-ms` (the ones that are not zero) and written, with the
+//! same names, to the hash [`crate::state::stats_key`] (`HGETALL quantum:bridge:<instance>:stats`)
+//! so an operator with `redis-cli` sees them next to the streams they describe. The hash also
+//! has `answer_us_p50`, `answer_us_p99` and `answer_us_max`: from reading a plan entry to
+//! seeing the core's answer on `results`, over the current session. The daemon's
+//! counters segment stays the daemon's own: the bridge has no shared-memory segment of its own.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// Every counter of the bridge.
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)*
+        }
+
+        impl Stats {
+            /// `(name, value)` of every counter, in declaration order.
+            pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+                // Relaxed: each value is its own message; nothing is published through it.
+                vec![$((stringify!($name), self.$name.load(Ordering::Relaxed)),)*]
+            }
+        }
+    };
+}
+
+counters! {
+    /// Plan entries read from the stream (new and redelivered).
+    plans_read,
+    /// Entries read again from the pending list (this bridge's own or a dead consumer's).
+    plans_redelivered,
+    /// Plans pushed into the core.
+    plans_pushed,
+    /// Entries acknowledged after the core answered (accepted, or a result at once).
+    plans_acked,
+    /// Redelivered entries the core had already answered: acknowledged without a second push.
+    plans_answered_before,
+    /// Entries that could not be read, moved to the dead-letter stream.
+    plans_dlq,
+    /// Pending entries whose stream entry was trimmed away before the core saw them.
+    pending_trimmed,
+    /// Times the `plans` ring was full (the record waited).
+    plans_ring_full,
+    /// Events read from `results` (and from backfill).
+    events,
+    /// Event records that could not be decoded.
+    events_invalid,
+    /// Events the ring no longer held, read from the daemon's journal instead.
+    backfilled_events,
+    /// Events the ring no longer held and no backfill could deliver.
+    missed_events,
+    /// Result entries written.
+    results_written,
+    /// Result entries of executed plans written without the order id (the wait passed).
+    results_without_order_id,
+    /// Permits mirrored to the legacy keys.
+    permits_mirrored,
+    /// Permits mirrored with no time left (not written).
+    permits_expired_unmirrored,
+    /// Position hashes updated from the core's book.
+    positions_mirrored,
+    /// Operator `ledger_amount` values handed to the core.
+    ledger_syncs,
+    /// `ledger_amount` values that are not decimals.
+    ledger_invalid,
+    /// Ledger syncs the core refused.
+    ledger_refused,
+    /// Legacy permits handed to the core.
+    permits_forwarded,
+    /// Legacy permits held because their plan had not arrived yet.
+    permits_held,
+    /// Held legacy permits dropped because their TTL passed first.
+    permits_expired,
+    /// Legacy permits dropped because the hold was full.
+    permits_hold_full,
+    /// Legacy permit keys whose JSON could not be read.
+    permits_invalid,
+    /// Legacy permits the core refused.
+    permits_refused,
+    /// Permit pairs deleted after the core consumed them (legacy consume).
+    permits_consumed,
+    /// Writes to Redis (MULTI/EXEC batches) that succeeded.
+    flushes,
+    /// Redis commands that failed (each retried with back-off).
+    redis_errors,
+    /// Times the connection to Redis was (re)established.
+    redis_connects,
+    /// Sessions with a core daemon (1 + daemon restarts seen).
+    sessions,
+}
+
+impl Stats {
+    /// Adds `n` to `c`.
+    #[inline]
+    pub fn add(c: &AtomicU64, n: u64) {
+        // Relaxed: see `snapshot`.
+        c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Adds one to `c`.
+    #[inline]
+    pub fn inc(c: &AtomicU64) {
+        Self::add(c, 1);
+    }
+
+    /// `name=value` for every counter that is not zero.
+    pub fn line(&self) -> String {
+        let parts: Vec<String> = self
+            .snapshot()
+            .into_iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        if parts.is_empty() {
+            "nothing yet".into()
+        } else {
+            parts.join(" ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_named_and_summed() {
+        let s = Stats::default();
+        assert_eq!(s.line(), "nothing yet");
+        Stats::inc(&s.plans_read);
+        Stats::add(&s.plans_dlq, 2);
+        assert_eq!(s.line(), "plans_read=1 plans_dlq=2");
+        let snap = s.snapshot();
+        assert_eq!(snap[0], ("plans_read", 1));
+        assert!(snap.iter().any(|(k, _)| *k == "sessions"));
+    }
+}
