@@ -78,8 +78,12 @@ fn every_command_has_an_example_in_its_help() {
         &["ctl", "doctor"],
         &["ctl", "metrics"],
         &["ctl", "top"],
+        &["ctl", "latency"],
+        &["bench", "all"],
         &["bench", "ring"],
         &["bench", "chain"],
+        &["bench", "ipc"],
+        &["bench", "legacy"],
         &["sim", "binance"],
         &["bridge", "binance"],
     ];
