@@ -8,12 +8,15 @@
 //! - [`scenarios`]: the rows: `ring` (cache-line floor, crossbeam, shm rings), `chain`,
 //!   `ipc` (real processes around `quantum run`), `legacy` (a real redis-server); the
 //!   registry says which are not available yet.
+//! - [`live`]: latency from a running core: stage stamps into interval histograms, the
+//!   standard interval log, and percentile gauges in the counters segment.
 //! - [`report`]: percentiles and the `.hgrm` text.
 //!
 //! Benchmarks measure; nothing here asserts a speed.
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod live;
 pub mod report;
 pub mod scenarios;
 pub mod suite;
