@@ -10,9 +10,9 @@
 //!   latency runs from the due time to the moment the intent reaches this thread.
 //!
 //! Every intent is answered by an exchange reject, as an adapter would, so the position is
-//! free again and every plan executes. Dedupe remembers ids for [`HORIZON_MS`] (sized for the
-//! closed-loop rate), and the exchange position is refreshed at each block (P3.3 refuses a
-//! snapshot older than 30 s).
+//! free again and every plan executes. Dedupe remembers ids for a horizon sized for each
+//! row's closed-loop rate (1.5 s; 200 ms for `chain.single`, whose apply never waits), and the
+//! exchange position is refreshed at each block (P3.3 refuses a snapshot older than 30 s).
 
 use std::time::{Duration, Instant};
 
@@ -30,13 +30,16 @@ use super::{pin, Ctx};
 use crate::suite::openloop::{self, Schedule};
 use crate::suite::variant::{Throughput, Variant};
 
-/// How long dedupe remembers a plan id: long enough to be longer than apply's wait, short
-/// enough that millions of plans a second fit in [`DEDUPE_CAPACITY`].
-pub const HORIZON_MS: u64 = 200;
-/// Apply's wait for permits (the core issues both at once, so nothing waits).
-const APPLY_WAIT_MS: u64 = 100;
-/// Ids remembered at once: the horizon at 10 M plans/s.
+/// How long dedupe remembers a plan id: longer than apply's wait (the default 1200 ms), short
+/// enough that the plans of the closed-loop runs fit in [`DEDUPE_CAPACITY`].
+pub const HORIZON_MS: u64 = 1_500;
+/// Ids remembered at once: the horizon at 1.4 M plans/s (the pipelined runner and the daemon
+/// stay well below).
 pub const DEDUPE_CAPACITY: usize = 1 << 21;
+/// `chain.single` runs millions of plans a second; it issues both permits itself, so nothing
+/// ever waits and apply's wait can be short, and so the horizon.
+const SINGLE_APPLY_WAIT_MS: u64 = 100;
+const SINGLE_HORIZON_MS: u64 = 200;
 /// Plans in flight in the pipelined closed loop (each holds part of the position until its
 /// reject comes back, so P3.3 would run out of quantity with many more).
 const WINDOW: u64 = 16;
@@ -49,13 +52,22 @@ pub fn build(ctx: &Ctx) -> Result<super::Rows> {
     ])
 }
 
-/// An engine whose every EXECUTE plan on the three default symbols goes through.
-pub fn engine() -> Result<(Engine, Vec<SymbolId>)> {
-    let cfg = EngineConfig {
-        dedupe_capacity: DEDUPE_CAPACITY,
-        dedupe_horizon_ms: HORIZON_MS,
-        apply_wait_ms: APPLY_WAIT_MS,
-        ..EngineConfig::default()
+/// An engine whose every EXECUTE plan on the three default symbols goes through (`single`:
+/// sized for `chain.single`'s rate).
+pub fn engine(single: bool) -> Result<(Engine, Vec<SymbolId>)> {
+    let cfg = if single {
+        EngineConfig {
+            dedupe_capacity: DEDUPE_CAPACITY,
+            dedupe_horizon_ms: SINGLE_HORIZON_MS,
+            apply_wait_ms: SINGLE_APPLY_WAIT_MS,
+            ..EngineConfig::default()
+        }
+    } else {
+        EngineConfig {
+            dedupe_capacity: DEDUPE_CAPACITY,
+            dedupe_horizon_ms: HORIZON_MS,
+            ..EngineConfig::default()
+        }
     };
     let mut e = Engine::new(cfg, Clock::new())?;
     let syms: Vec<_> = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -156,7 +168,7 @@ struct Single {
 
 impl Single {
     fn new(ctx: &Ctx) -> Result<Single> {
-        let (engine, syms) = engine()?;
+        let (engine, syms) = engine(true)?;
         let clock = engine.front.clock().clone();
         Ok(Single {
             engine,
@@ -279,7 +291,7 @@ struct Pipelined {
 
 impl Pipelined {
     fn new(_ctx: &Ctx) -> Result<Pipelined> {
-        let (engine, syms) = engine()?;
+        let (engine, syms) = engine(false)?;
         let clock = engine.front.clock().clone();
         let runner = Runner::start(
             engine,

@@ -31,11 +31,10 @@ use crate::suite::variant::{Throughput, Variant};
 
 /// Environment of the daemon: warnings only in its log (every benchmark order ends in a reject,
 /// which the daemon logs at info level: a line per plan that production would not write), and
-/// dedupe sized for millions of plans a second (apply's wait must stay below the horizon).
-const DAEMON_ENV: [(&str, &str); 4] = [
+/// dedupe sized for the closed-loop run (the horizon must stay above apply's 1200 ms wait).
+const DAEMON_ENV: [(&str, &str); 3] = [
     ("RUST_LOG", "warn"),
-    ("QUANTUM_ENGINE_DEDUPE_HORIZON_MS", "200"),
-    ("QUANTUM_ENGINE_APPLY_WAIT_MS", "100"),
+    ("QUANTUM_ENGINE_DEDUPE_HORIZON_MS", "1500"),
     ("QUANTUM_ENGINE_DEDUPE_CAPACITY", "2097152"),
 ];
 
@@ -45,7 +44,7 @@ const WINDOW: u64 = 16;
 /// The rows of `ipc`.
 pub fn build(ctx: &Ctx) -> Result<super::Rows> {
     debug_assert_eq!(DAEMON_ENV[1].1, HORIZON_MS.to_string());
-    debug_assert_eq!(DAEMON_ENV[3].1, DEDUPE_CAPACITY.to_string());
+    debug_assert_eq!(DAEMON_ENV[2].1, DEDUPE_CAPACITY.to_string());
     Ok(vec![Box::new(Ipc::start(ctx)?)])
 }
 

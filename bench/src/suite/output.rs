@@ -229,7 +229,7 @@ pub fn summary_md(run: &RunResult) -> String {
     );
     let _ = writeln!(
         out,
-        "Open loop: each row offered min(--rate {}, half its closed-loop throughput, its own limit) messages/s for {} s in {} blocks, rows taking turns block by block; latency from each message's due time. Closed loop: {} s per row.\n",
+        "Open loop: each row offered min(--rate {}, a quarter of its closed-loop throughput, its own limit) messages/s for {} s in {} blocks, rows taking turns block by block; latency from each message's due time. Closed loop: {} s per row.\n",
         run.args.rate, run.args.duration, run.args.blocks, run.args.closed
     );
     let _ = writeln!(

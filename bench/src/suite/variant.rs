@@ -66,8 +66,8 @@ pub trait Variant {
     /// What one operation is ("round trip", "plan").
     fn op(&self) -> &'static str;
     /// The highest open-loop rate this row can be offered, when it has one of its own (the
-    /// legacy deployment's 100 ms poll). The suite also never offers more than half of the
-    /// closed-loop throughput it measured.
+    /// legacy deployment's 100 ms poll). The suite also never offers more than a quarter of
+    /// the closed-loop throughput it measured.
     fn max_rate(&self) -> Option<f64> {
         None
     }
