@@ -206,8 +206,11 @@ impl Variant for Ipc {
         let started = Instant::now();
         let mut ops = 0;
         let mut elapsed_ns = 0u64;
+        // Floods of growing size until the run is long enough: a slow minute must not turn a
+        // fixed-size flood into a run ten times longer than asked for.
+        let mut count = 500;
         while started.elapsed() < duration {
-            let count = 20_000;
+            count = (count * 2).min(50_000);
             let first = self.next_seqs(count);
             self.consumer.say(&format!("flood {first} {count}"))?;
             self.consumer.expect("ready")?;

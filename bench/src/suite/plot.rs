@@ -81,9 +81,11 @@ fn percentile_label(x: f64) -> String {
     format!("{p:.digits$}%")
 }
 
-/// "80 ns", "1.5 µs", "100 ms".
+/// "80 ns", "1.5 µs", "100 ms", "10 s".
 fn latency_label(ns: f64) -> String {
-    if ns >= 1e6 {
+    if ns >= 1e9 {
+        format!("{} s", ns / 1e9)
+    } else if ns >= 1e6 {
         format!("{} ms", ns / 1e6)
     } else if ns >= 1e3 {
         format!("{} µs", ns / 1e3)
@@ -148,7 +150,7 @@ where
     }
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(SeriesLabelPosition::LowerRight)
         .label_font(("sans-serif", 15))
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
@@ -171,6 +173,7 @@ mod tests {
         assert_eq!(latency_label(80.0), "80 ns");
         assert_eq!(latency_label(1500.0), "1.5 µs");
         assert_eq!(latency_label(1e8), "100 ms");
+        assert_eq!(latency_label(1e10), "10 s");
     }
 
     #[test]

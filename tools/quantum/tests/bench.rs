@@ -29,7 +29,7 @@ fn ipc_takes_every_plan_through_quantum_run_to_an_intent() {
     // Each block's plans all came out as intents (a missing one fails the block).
     let per_block = (row.rate * 0.3 / 2.0).round().max(1.0) as u64;
     assert_eq!(row.hist.len(), 2 * per_block);
-    assert!(row.throughput.ops >= 20_000);
+    assert!(row.throughput.ops >= 1_000);
     assert!(dir.path().join("ipc.hgrm").exists());
     // The daemon was stopped with SIGTERM and removed its segments.
     let left = quantum_ipc::list_segments(None)
