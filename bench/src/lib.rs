@@ -1,18 +1,24 @@
-//! Latency benchmarks of the quantum IPC: every sample recorded in an HdrHistogram, every
-//! claim a ratio to a baseline measured in the same run.
+//! Latency benchmarks of the quantum core: every sample recorded in an HdrHistogram, every
+//! claim a ratio to a baseline measured in the same run (`quantum bench`, see
+//! `BENCHMARKS.md`).
 //!
-//! - [`ring`]: round trips over a cache line (the physical floor), a crossbeam `ArrayQueue`,
-//!   our shared-memory ring between two threads and between two processes
-//!   (`quantum bench ring`).
-//! - [`chain`]: the permit chain on one thread against clock and queue baselines
-//!   (`quantum bench chain`).
+//! - [`suite`]: the runner: open-loop blocks with coordinated omission handled, a
+//!   closed-loop throughput run per row, rows interleaved block by block, the table,
+//!   `summary.md`/`summary.json`, `.hgrm` files and the percentile plot.
+//! - [`scenarios`]: the rows: `ring` (cache-line floor, crossbeam, shm rings), `chain`,
+//!   `ipc` (real processes around `quantum run`), `legacy` (a real redis-server); the
+//!   registry says which are not available yet.
+//! - [`live`]: latency from a running core: stage stamps into interval histograms, the
+//!   standard interval log, and percentile gauges in the counters segment.
 //! - [`feed`]: the seeds' plan mix (EXECUTE/HOLD/REDUCE, partial closes, re-delivered ids).
-//! - [`report`]: the table, `summary.json` and the standard `.hgrm` percentile files.
+//! - [`report`]: percentiles and the `.hgrm` text.
 //!
 //! Benchmarks measure; nothing here asserts a speed.
 #![deny(unsafe_code)]
 
-pub mod chain;
+pub mod cli;
 pub mod feed;
+pub mod live;
 pub mod report;
-pub mod ring;
+pub mod scenarios;
+pub mod suite;

@@ -1,10 +1,7 @@
-//! Latency reports: percentile table, `summary.json`, and HdrHistogram `.hgrm` files.
+//! The percentiles every report shows and the HdrHistogram `.hgrm` percentile distribution.
 
-use std::fmt::Write as _;
-use std::path::Path;
-
-use anyhow::Context;
 use hdrhistogram::Histogram;
+use std::fmt::Write as _;
 
 /// Percentiles reported for every row.
 pub const PERCENTILES: [(&str, f64); 5] = [
@@ -15,105 +12,9 @@ pub const PERCENTILES: [(&str, f64); 5] = [
     ("p99.99", 0.9999),
 ];
 
-/// One measured scenario.
-pub struct Row {
-    /// Short id, used for file names (`<key>.hgrm`).
-    pub key: &'static str,
-    /// Human name.
-    pub name: &'static str,
-    /// Round-trip samples in ns.
-    pub hist: Histogram<u64>,
-}
-
-/// A histogram for round trips in ns: 1 ns to 60 s at 3 significant digits.
+/// A histogram for latencies in ns: 1 ns to 60 s at 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("constant bounds are valid")
-}
-
-fn ratio(a: u64, b: Option<u64>) -> Option<f64> {
-    match b {
-        Some(b) if b > 0 => Some(a as f64 / b as f64),
-        _ => None,
-    }
-}
-
-fn fmt_ratio(r: Option<f64>) -> String {
-    r.map_or_else(|| "-".to_owned(), |r| format!("{r:.2}x"))
-}
-
-/// The text table: percentiles in ns and each row's p50 ratio to `floor` and `base` rows.
-pub fn table(rows: &[Row], floor: &str, base: &str) -> String {
-    table_titled(rows, "round trip (ns)", floor, "/xbeam", base)
-}
-
-/// [`table`] with its own first-column title and name of the `base` ratio column.
-pub fn table_titled(
-    rows: &[Row],
-    title: &str,
-    floor: &str,
-    base_label: &str,
-    base: &str,
-) -> String {
-    let p50 = |key: &str| {
-        rows.iter()
-            .find(|r| r.key == key)
-            .map(|r| r.hist.value_at_quantile(0.5))
-    };
-    let (floor_p50, base_p50) = (p50(floor), p50(base));
-    let mut out = String::new();
-    let _ = write!(out, "{title:<34} {:>9}", "samples");
-    for (label, _) in PERCENTILES {
-        let _ = write!(out, " {label:>8}");
-    }
-    let _ = writeln!(out, " {:>9} {:>9} {base_label:>9}", "max", "/floor");
-    for r in rows {
-        let _ = write!(out, "{:<34} {:>9}", r.name, r.hist.len());
-        for (_, q) in PERCENTILES {
-            let _ = write!(out, " {:>8}", r.hist.value_at_quantile(q));
-        }
-        let p = r.hist.value_at_quantile(0.5);
-        let _ = writeln!(
-            out,
-            " {:>9} {:>9} {:>9}",
-            r.hist.max(),
-            fmt_ratio(ratio(p, floor_p50)),
-            fmt_ratio(ratio(p, base_p50))
-        );
-    }
-    out
-}
-
-/// `summary.json`: run parameters and, per row, percentiles, max, mean and p50 ratios.
-pub fn summary(rows: &[Row], floor: &str, base: &str, run: serde_json::Value) -> serde_json::Value {
-    let p50 = |key: &str| {
-        rows.iter()
-            .find(|r| r.key == key)
-            .map(|r| r.hist.value_at_quantile(0.5))
-    };
-    let (floor_p50, base_p50) = (p50(floor), p50(base));
-    let rows: Vec<_> = rows
-        .iter()
-        .map(|r| {
-            let mut pct = serde_json::Map::new();
-            for (label, q) in PERCENTILES {
-                pct.insert(label.to_owned(), r.hist.value_at_quantile(q).into());
-            }
-            let p = r.hist.value_at_quantile(0.5);
-            serde_json::json!({
-                "key": r.key,
-                "name": r.name,
-                "samples": r.hist.len(),
-                "percentiles_ns": pct,
-                "max_ns": r.hist.max(),
-                "min_ns": r.hist.min(),
-                "mean_ns": r.hist.mean(),
-                "p50_ratio_to_floor": ratio(p, floor_p50),
-                "p50_ratio_to_crossbeam": ratio(p, base_p50),
-                "hgrm": format!("{}.hgrm", r.key),
-            })
-        })
-        .collect();
-    serde_json::json!({ "unit": "ns", "run": run, "rows": rows })
 }
 
 /// `p50=.. p90=.. p99=.. p99.9=.. p99.99=.. max=..`: the one-line summary operators read.
@@ -171,18 +72,4 @@ pub fn hgrm(hist: &Histogram<u64>) -> String {
         sub_buckets
     );
     out
-}
-
-/// Writes `summary.json` and one `<key>.hgrm` per row into `dir`.
-pub fn write(dir: &Path, rows: &[Row], summary: &serde_json::Value) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    for r in rows {
-        let path = dir.join(format!("{}.hgrm", r.key));
-        std::fs::write(&path, hgrm(&r.hist))
-            .with_context(|| format!("writing {}", path.display()))?;
-    }
-    let path = dir.join("summary.json");
-    std::fs::write(&path, serde_json::to_string_pretty(summary)?)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
 }

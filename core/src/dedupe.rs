@@ -101,16 +101,6 @@ impl Dedupe {
         self.len += 1;
         Ok(())
     }
-
-    /// Every remembered id with its expiry (ms), oldest first: for snapshots.
-    pub fn entries(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        (0..self.len).map(|i| self.ring[(self.head + i) % self.ring.len()])
-    }
-
-    /// Remembers `id` until `expires_ms` (restoring a snapshot, oldest first).
-    pub fn restore(&mut self, id: u64, expires_ms: u64) -> Result<(), DedupeFull> {
-        self.insert(id, expires_ms.saturating_sub(self.horizon_ms))
-    }
 }
 
 #[cfg(test)]
@@ -132,7 +122,9 @@ mod tests {
         assert!(!d.contains(1) && d.contains(2) && d.contains(3));
         d.expire(1_010);
         assert!(!d.contains(2) && d.contains(3));
-        assert_eq!(d.entries().collect::<Vec<_>>(), vec![(3, 2_000)]);
+        assert_eq!((d.len(), d.is_empty(), d.horizon_ms()), (1, false, 1_000));
+        d.expire(2_000);
+        assert!(d.is_empty());
     }
 
     proptest! {

@@ -384,7 +384,14 @@ impl State {
         }
         let seq = r.u64()?;
         let horizon_ms = r.u64()?;
-        let ended_capacity = r.len()?.max(1);
+        // A capacity, not a count of what follows: bounded like `max_orders`, not by the file.
+        let ended_capacity = r.u64()?;
+        if ended_capacity > MAX_ENDED_CAPACITY {
+            return Err(StateError(format!(
+                "snapshot: ended-order capacity {ended_capacity} exceeds {MAX_ENDED_CAPACITY}"
+            )));
+        }
+        let ended_capacity = (ended_capacity as usize).max(1);
         let kill = r.u8()? != 0;
         let trading = TradingState::from_code(r.u8()?)
             .ok_or_else(|| StateError("snapshot: bad trading state".into()))?;
@@ -548,6 +555,9 @@ fn state_from(c: u8) -> Result<OrderState, StateError> {
     })
 }
 
+/// The most ended orders a snapshot may ask to remember (`max_orders`' own limit).
+const MAX_ENDED_CAPACITY: u64 = 1 << 24;
+
 struct Writer(Vec<u8>);
 
 impl Writer {
@@ -610,10 +620,11 @@ impl Reader<'_> {
     fn i64(&mut self) -> Result<i64, StateError> {
         Ok(self.u64()? as i64)
     }
-    /// A count, refused when it could not fit in what is left (a damaged length).
+    /// A count of items that follow, refused when they could not fit in what is left (a
+    /// damaged length): every item takes at least one byte.
     fn len(&mut self) -> Result<usize, StateError> {
         let n = self.u64()?;
-        if n > (self.b.len() - self.at) as u64 + 1 {
+        if n > (self.b.len() - self.at) as u64 {
             return Err(StateError(format!("snapshot: count {n} exceeds the file")));
         }
         Ok(n as usize)
@@ -839,5 +850,221 @@ mod tests {
         for cut in 0..b.len() {
             assert!(State::decode(&b[..cut]).is_err());
         }
+    }
+
+    fn fill(id: u64, cum: i64, ledger: i64) -> Event {
+        Event::Fill(FillEvent {
+            plan: PlanId(id),
+            symbol: SymbolId(1),
+            side: Side::Sell,
+            qty: Qty::from_units(cum),
+            price: Price::from_units(7),
+            order_id: 77,
+            time_ms: 15,
+            cum_qty: Qty::from_units(cum),
+            ledger_after: Qty::from_units(ledger),
+        })
+    }
+
+    fn done(id: u64, code: DoneCode) -> Event {
+        Event::OrderDone(crate::event::DoneEvent {
+            plan: PlanId(id),
+            symbol: SymbolId(1),
+            code,
+            reason: 0,
+            filled: Qty::ZERO,
+            released: Qty::from_units(300),
+            exchange_code: 0,
+            at_ms: 16,
+        })
+    }
+
+    /// Journal records fold exactly like the events they encode; a record that is not an
+    /// event is an error naming its number.
+    #[test]
+    fn records_fold_like_their_events_and_bad_ones_are_named() {
+        let events = [
+            Event::PlanAccepted {
+                plan: plan(1),
+                at_ms: 10,
+                deadline_ms: 15,
+            },
+            Event::OrderIntent(intent(1, 11)),
+            fill(1, 100, 900),
+        ];
+        let (mut a, mut b) = (State::new(2, 1_000, 2), State::new(2, 1_000, 2));
+        for (n, e) in events.iter().enumerate() {
+            a.apply(n as u64 + 1, e);
+            b.apply_record(n as u64 + 1, &e.to_message().encode())
+                .unwrap();
+        }
+        assert_eq!(a, b);
+        assert_eq!(b.orders[&1].filled, Qty::from_units(100));
+        let err = b.apply_record(9, &[0xee; 64]).unwrap_err();
+        assert!(err.to_string().starts_with("event 9: "), "{err}");
+    }
+
+    /// An intent offered again (look up first) changes nothing of the order it repeats.
+    #[test]
+    fn an_intent_offered_again_is_not_a_new_order() {
+        let mut s = State::new(2, 1_000, 2);
+        s.apply(1, &Event::OrderIntent(intent(1, 11)));
+        s.apply(2, &fill(1, 100, 900));
+        s.apply(
+            3,
+            &Event::OrderUnknown {
+                plan: PlanId(1),
+                symbol: SymbolId(1),
+                reason: quantum_ipc::codes::UnknownReason::Timeout,
+                at_ms: 12,
+            },
+        );
+        let again = OrderIntent {
+            lookup_first: true,
+            ..intent(1, 50)
+        };
+        s.apply(4, &Event::OrderIntent(again));
+        assert_eq!(s.orders[&1].filled, Qty::from_units(100));
+        assert_eq!(s.orders[&1].state, OrderState::Unknown);
+        assert_eq!(s.symbols[1].executions, VecDeque::from(vec![11]));
+    }
+
+    /// Opening orders count toward the day's notional (reset on a new UTC day); exits do not.
+    #[test]
+    fn only_opening_orders_count_toward_the_day_notional() {
+        let day = 86_400_000;
+        let mut s = State::new(2, 1_000, 2);
+        s.apply(
+            1,
+            &Event::Position {
+                symbol: SymbolId(1),
+                amount: Qty::from_units(1_000),
+                mark: Price::from_units(7 * crate::fixed::SCALE),
+                time_ms: 2,
+            },
+        );
+        s.apply(2, &Event::OrderIntent(intent(1, 3 * day + 5)));
+        assert_eq!(s.symbols[1].day_notional, 0);
+        let open = |id, at| OrderIntent {
+            reduce_only: false,
+            ..intent(id, at)
+        };
+        let one = i64::try_from(
+            Qty::from_units(300).notional(Price::from_units(7 * crate::fixed::SCALE)),
+        )
+        .unwrap();
+        assert!(one > 0);
+        s.apply(3, &Event::OrderIntent(open(2, 3 * day + 6)));
+        s.apply(4, &Event::OrderIntent(open(3, 3 * day + 7)));
+        assert_eq!((s.symbols[1].day, s.symbols[1].day_notional), (3, 2 * one));
+        s.apply(5, &Event::OrderIntent(open(4, 4 * day)));
+        assert_eq!((s.symbols[1].day, s.symbols[1].day_notional), (4, one));
+    }
+
+    /// A late fill updates the ended order it belongs to, and no other; a position without a
+    /// mark keeps the mark known.
+    #[test]
+    fn late_fills_find_their_ended_order_and_marks_are_kept() {
+        let mut s = State::new(2, 1_000, 4);
+        s.apply(1, &Event::OrderIntent(intent(1, 11)));
+        s.apply(2, &Event::OrderIntent(intent(2, 12)));
+        s.apply(3, &done(1, DoneCode::Rejected));
+        s.apply(4, &done(2, DoneCode::Rejected));
+        s.apply(5, &fill(1, 120, 880));
+        let filled: Vec<_> = s
+            .ended
+            .iter()
+            .map(|(p, e)| (*p, e.filled.units()))
+            .collect();
+        assert_eq!(filled, vec![(1, 120), (2, 0)]);
+        assert_eq!(s.symbols[1].ledger, Qty::from_units(880));
+        let pos = |mark| Event::Position {
+            symbol: SymbolId(1),
+            amount: Qty::from_units(5),
+            mark,
+            time_ms: 3,
+        };
+        s.apply(6, &pos(Price::from_units(9)));
+        s.apply(7, &pos(Price::ZERO));
+        assert_eq!(s.symbols[1].mark, Price::from_units(9));
+        assert_eq!(s.symbols[1].exchange, Some((Qty::from_units(5), 3)));
+    }
+
+    /// Orders in every state survive a snapshot as they were; an undefined state is an error.
+    #[test]
+    fn every_order_state_survives_a_snapshot() {
+        let mut s = State::new(2, 1_000, 4);
+        for id in 1..=4 {
+            s.apply(id, &Event::OrderIntent(intent(id, 10 + id)));
+        }
+        let sent = |id| Event::OrderSent {
+            plan: PlanId(id),
+            symbol: SymbolId(1),
+            at_ms: 20,
+        };
+        s.apply(5, &sent(2));
+        s.apply(6, &sent(3));
+        s.apply(
+            7,
+            &Event::OrderAccepted {
+                plan: PlanId(3),
+                symbol: SymbolId(1),
+                order_id: 5,
+                at_ms: 21,
+            },
+        );
+        s.apply(
+            8,
+            &Event::OrderUnknown {
+                plan: PlanId(4),
+                symbol: SymbolId(1),
+                reason: quantum_ipc::codes::UnknownReason::Timeout,
+                at_ms: 22,
+            },
+        );
+        let states: Vec<_> = s.orders.values().map(|o| o.state).collect();
+        assert_eq!(
+            states,
+            [
+                OrderState::Intent,
+                OrderState::Sent,
+                OrderState::Accepted,
+                OrderState::Unknown
+            ]
+        );
+        assert_eq!(State::decode(&s.encode()).unwrap(), s);
+        assert!(state_from(4)
+            .unwrap_err()
+            .to_string()
+            .contains("order state 4"));
+    }
+
+    /// A small state remembering many ended orders reads back (its capacity is not a count
+    /// of what follows); a count larger than the bytes left is an error, one that fits is not.
+    #[test]
+    fn capacities_and_counts_are_checked_for_what_they_are() {
+        let s = State::new(1, 1_000, 1 << 14);
+        assert_eq!(State::decode(&s.encode()).unwrap(), s);
+        let mut big = s.encode();
+        // Layout: version u32, seq u64, horizon u64, ended capacity u64 (offset 20).
+        big[20..28].copy_from_slice(&(MAX_ENDED_CAPACITY + 1).to_le_bytes());
+        assert!(State::decode(&big)
+            .unwrap_err()
+            .to_string()
+            .contains("capacity"));
+        let mut r = Reader {
+            b: &[3, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3],
+            at: 0,
+        };
+        assert_eq!(r.len(), Ok(3));
+        let mut r = Reader {
+            b: &[4, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3],
+            at: 0,
+        };
+        assert!(r
+            .len()
+            .unwrap_err()
+            .to_string()
+            .contains("exceeds the file"));
     }
 }

@@ -639,3 +639,157 @@ fn orders_full_is_a_visible_block() {
     assert_eq!(result(&ev).outcome, Outcome::Blocked(Block::OrdersFull));
     assert_eq!(committed(&e, "SOLUSDT"), q("30"));
 }
+
+fn refused(ev: &[Event]) -> Option<RefuseReason> {
+    ev.iter().find_map(|x| match x {
+        Event::Refused(r) => Some(r.reason),
+        _ => None,
+    })
+}
+
+/// Ended orders are remembered, the most recent `max_orders` of them: a report about one of
+/// those is late (nothing, not refused); about an older one it is an unknown order.
+#[test]
+fn ended_orders_are_remembered_as_many_as_orders_in_flight() {
+    let cfg = EngineConfig {
+        max_orders: 2,
+        ..EngineConfig::default()
+    };
+    let mut e = stocked(cfg, Clock::new());
+    let mut ended = Vec::new();
+    for id in 1..=3u64 {
+        let ev = go(&mut e, id, "BTCUSDT", Action::Partial25);
+        let i = intents(&ev)[0];
+        let done = order(&mut e, failed(&i, FailKind::Rejected, 1));
+        assert!(done.iter().any(|x| matches!(x, Event::OrderDone(_))));
+        ended.push(i);
+    }
+    // A second end of the same plan keeps one entry (the oldest remembered stays).
+    assert_eq!(
+        refused(&order(&mut e, failed(&ended[2], FailKind::Rejected, 1))),
+        None
+    );
+    let again = |e: &mut Engine, i: &quantum_core::OrderIntent| {
+        refused(&order(e, failed(i, FailKind::Rejected, 1)))
+    };
+    assert_eq!(again(&mut e, &ended[0]), Some(RefuseReason::UnknownOrder));
+    assert_eq!(again(&mut e, &ended[1]), None);
+    assert_eq!(again(&mut e, &ended[2]), None);
+    // Two more ends push plans 2 and 3 out, in order.
+    for id in 4..=5u64 {
+        let ev = go(&mut e, id, "BTCUSDT", Action::Partial25);
+        let i = intents(&ev)[0];
+        order(&mut e, failed(&i, FailKind::Rejected, 1));
+        ended.push(i);
+    }
+    for (n, want) in [
+        (1, Some(RefuseReason::UnknownOrder)),
+        (2, Some(RefuseReason::UnknownOrder)),
+        (3, None),
+        (4, None),
+    ] {
+        assert_eq!(again(&mut e, &ended[n]), want, "plan {}", n + 1);
+    }
+}
+
+/// Orders whose outcome is unknown are counted per symbol, and only those.
+#[test]
+fn unknown_orders_are_counted_per_symbol() {
+    let mut e = stocked(EngineConfig::default(), Clock::new());
+    let btc = go(&mut e, 1, "BTCUSDT", Action::Partial25);
+    let eth = go(&mut e, 2, "ETHUSDT", Action::Partial25);
+    let (ib, ie) = (intents(&btc)[0], intents(&eth)[0]);
+    order(
+        &mut e,
+        failed(&ib, FailKind::Unknown, UnknownReason::Timeout.code()),
+    );
+    order(
+        &mut e,
+        OrderInput::Sent {
+            plan: ie.plan,
+            symbol: ie.symbol,
+            at_ms: 1,
+        },
+    );
+    let orders = e.front.orders();
+    assert_eq!(orders.len(), 2);
+    assert!(!orders.is_empty());
+    assert!(orders.unknown_on(ib.symbol));
+    assert!(!orders.unknown_on(ie.symbol));
+    assert_eq!(orders.unknown_count(ib.symbol), 1);
+    assert_eq!(orders.unknown_count(ie.symbol), 0);
+    assert!(!orders.ended_recently(ib.plan));
+    order(
+        &mut e,
+        report(&ie, OrderStatus::Filled, &ie.qty.to_string()),
+    );
+    let orders = e.front.orders();
+    assert!(orders.ended_recently(ie.plan));
+    assert_eq!(orders.len(), 1);
+}
+
+/// A late report adds only what was not booked yet, and only for an order that ended
+/// without its fills being final (rejected, unsent); a filled order's end is final.
+#[test]
+fn a_late_fill_books_only_the_difference_and_only_when_the_end_allows_it() {
+    let mut e = stocked(EngineConfig::default(), Clock::new());
+    // Rejected unfilled (a retry of its client id may still have filled): late reports are
+    // booked, each only for what the previous ones did not bring.
+    let ev = go(&mut e, 1, "ETHUSDT", Action::Partial50);
+    let i = intents(&ev)[0];
+    order(&mut e, failed(&i, FailKind::Rejected, 2));
+    let before = ledger(&e, "ETHUSDT");
+    let part = Qty::from_units(i.qty.units() / 4);
+    let half = Qty::from_units(i.qty.units() / 2);
+    for cum in [part, half] {
+        let late = order(
+            &mut e,
+            report(&i, OrderStatus::PartiallyFilled, &cum.to_string()),
+        );
+        assert_eq!(refused(&late), None);
+        assert_eq!(
+            ledger(&e, "ETHUSDT").units(),
+            before.units() - cum.units(),
+            "the ledger moved by the cumulative fill once: {late:?}"
+        );
+    }
+    // Filled: its end is final; a report claiming more changes nothing.
+    let ev = go(&mut e, 2, "BTCUSDT", Action::Partial25);
+    let j = intents(&ev)[0];
+    let small = Qty::from_units(j.qty.units() / 2);
+    order(&mut e, report(&j, OrderStatus::Filled, &small.to_string()));
+    let before = ledger(&e, "BTCUSDT");
+    let late = order(&mut e, report(&j, OrderStatus::Filled, &j.qty.to_string()));
+    assert!(
+        late.iter().all(|x| !matches!(x, Event::Fill(_))),
+        "{late:?}"
+    );
+    assert_eq!(ledger(&e, "BTCUSDT"), before);
+}
+
+/// A report whose status is final says how the order ended: filled, rejected (a lookup found
+/// the order rejected), or the rest expired (canceled, expired).
+#[test]
+fn a_final_report_ends_the_order_with_its_own_code() {
+    for (status, want) in [
+        (OrderStatus::Filled, DoneCode::Filled),
+        (OrderStatus::Rejected, DoneCode::Rejected),
+        (OrderStatus::Expired, DoneCode::RemainderExpired),
+        (OrderStatus::Canceled, DoneCode::RemainderExpired),
+    ] {
+        let mut e = stocked(EngineConfig::default(), Clock::new());
+        let ev = go(&mut e, 1, "BTCUSDT", Action::Partial25);
+        let i = intents(&ev)[0];
+        let cum = if status == OrderStatus::Filled {
+            i.qty.to_string()
+        } else {
+            "0".to_string()
+        };
+        let out = order(&mut e, report(&i, status, &cum));
+        let code = out.iter().find_map(|x| match x {
+            Event::OrderDone(d) => Some(d.code),
+            _ => None,
+        });
+        assert_eq!(code, Some(want), "{status:?}: {out:?}");
+    }
+}

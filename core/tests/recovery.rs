@@ -421,3 +421,41 @@ fn a_fill_reported_after_its_order_ended_is_booked_once() {
     assert!(order(&mut b, report(&i, OrderStatus::Filled, &i.qty.to_string())).is_empty());
     assert_eq!(ledger(&b, "ETHUSDT"), after);
 }
+
+/// A plan id is remembered across a restart for the whole horizon from its acceptance, and
+/// forgotten after it: the restored engine answers a re-delivery `duplicate` one millisecond
+/// before the horizon ends, and takes the plan as new once it has.
+#[test]
+fn plan_ids_are_remembered_across_a_restart_for_their_whole_horizon() {
+    let (clock, mock) = Clock::mock();
+    let horizon_ms = 60_000;
+    let cfg = EngineConfig {
+        dedupe_horizon_ms: horizon_ms,
+        ..config()
+    };
+    let mut a = stocked(cfg.clone(), clock.clone());
+    let mut ev = Vec::new();
+    a.process_plan(plan(&a, 77, "BTCUSDT", Action::Partial25), &mut |x| {
+        ev.push(x)
+    })
+    .unwrap();
+    let i = intents(&ev)[0];
+    ev.extend(order(&mut a, failed(&i, FailKind::Rejected, 1)));
+    let mut state = State::new(3, horizon_ms, 16);
+    for (n, x) in ev.iter().enumerate() {
+        state.apply(n as u64 + 1, x);
+    }
+    let restart = |ms: u64| {
+        mock.increment(std::time::Duration::from_millis(ms));
+        let mut b = stocked(cfg.clone(), clock.clone());
+        b.restore(&state, &mut |_| {}).unwrap();
+        let mut out = Vec::new();
+        b.process_plan(plan(&b, 77, "BTCUSDT", Action::Partial25), &mut |x| {
+            out.push(x)
+        })
+        .unwrap();
+        results(&out)[0].outcome
+    };
+    assert_eq!(restart(horizon_ms - 1), Outcome::Duplicate);
+    assert_ne!(restart(1), Outcome::Duplicate);
+}

@@ -49,5 +49,7 @@ pub use error::{CursorFault, Error, Full, Role};
 pub use liveness::PeerStatus;
 pub use ring::{Consumer, Producer, Ring, RingSpec, RingStats};
 #[cfg(not(loom))]
-pub use shm::{list_segments, remove_stale_segments, Cleanup, SegmentInfo, SegmentKind};
+pub use shm::{
+    list_segments, remove_segment, remove_stale_segments, Cleanup, SegmentInfo, SegmentKind,
+};
 pub use wire::{DecodeError, Limits, Message, LAYOUT_HASH};

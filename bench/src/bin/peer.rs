@@ -1,5 +1,6 @@
-//! Stand-in for `quantum bench ring-peer` in this crate's tests: accepts
-//! `bench ring-peer <PeerArgs>` exactly like the quantum CLI.
+//! Stand-in for `quantum bench ...` in this crate's tests: parses `bench <subcommand>` exactly
+//! like the quantum CLI (the peers of `ring` and `ipc` included; `ipc` also needs `quantum
+//! run`, so its tests live with the `quantum` binary).
 #![deny(unsafe_code)]
 
 use clap::Parser;
@@ -13,18 +14,11 @@ struct Cli {
 #[derive(clap::Subcommand)]
 enum Top {
     #[command(subcommand)]
-    Bench(Bench),
-}
-
-#[derive(clap::Subcommand)]
-enum Bench {
-    RingPeer(quantum_bench::ring::PeerArgs),
-    Ring(quantum_bench::ring::RingArgs),
+    Bench(quantum_bench::cli::BenchCmd),
 }
 
 fn main() -> anyhow::Result<()> {
     match Cli::parse().top {
-        Top::Bench(Bench::RingPeer(args)) => quantum_bench::ring::run_peer(&args),
-        Top::Bench(Bench::Ring(args)) => quantum_bench::ring::run(&args).map(|_| ()),
+        Top::Bench(cmd) => quantum_bench::cli::run(cmd),
     }
 }

@@ -760,3 +760,78 @@ fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     assert!(v.status.success(), "{text}");
     assert!(text.trim_end().ends_with("ok"), "{text}");
 }
+
+/// `quantum run --hdr-log FILE`: executed plans' stages are recorded; `quantum ctl latency`
+/// shows the last interval's percentiles from the counters segment, and the file is a
+/// standard HdrHistogram interval log with one tag per stage.
+#[test]
+fn a_running_daemon_reports_its_latency_per_stage() {
+    let mut inst = Instance::new("latency");
+    let log = std::env::temp_dir().join(format!("{}.hlog", inst.name));
+    let log_arg = log.to_str().unwrap().to_string();
+    inst.start_daemon(
+        &["--quiet", "--hdr-log", &log_arg],
+        &[("QUANTUM_LATENCY_INTERVAL_MS", "500")],
+    );
+    // A position and a ledger that let exits execute, then 20 exits (each takes a quarter of
+    // what is left; nobody answers the orders, so each stays in flight).
+    let mut lines = String::from(
+        r#"{"cmd":"position","symbol":"BTCUSDT","amount":"100","mark":"104000"}
+{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"100"}
+"#,
+    );
+    for i in 0..20u64 {
+        lines.push_str(&format!(
+            "{{\"plan_id\":\"{:016x}\",\"symbol\":\"BTCUSDT\",\"decision\":\"EXECUTE\",\"action\":\"PARTIAL_25\",\"kill_score\":\"0.5\"}}\n",
+            0x1a7e_0000_0000u64 + i
+        ));
+    }
+    let path = std::env::temp_dir().join(format!("{}.jsonl", inst.name));
+    std::fs::write(&path, lines).unwrap();
+    let out = inst
+        .command(
+            &[
+                "ctl",
+                "inject",
+                "--instance",
+                &inst.name,
+                "--file",
+                path.to_str().unwrap(),
+            ],
+            &[],
+        )
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&path);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    wait_for(10, "20 intents", || inst.counter("orders_out") >= 20);
+    // The interval with the plans is published within two intervals.
+    let mut seen = serde_json::Value::Null;
+    wait_for(10, "end-to-end latency in the counters", || {
+        let o = inst
+            .command(&["ctl", "latency", "--instance", &inst.name, "--json"], &[])
+            .output()
+            .unwrap();
+        seen = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        seen["stages"]["end_to_end"]["p50"].as_u64().unwrap_or(0) > 0
+    });
+    for stage in ["ingest", "chain", "egress", "end_to_end"] {
+        let p50 = seen["stages"][stage]["p50"].as_u64().unwrap_or(0);
+        let max = seen["stages"][stage]["max"].as_u64().unwrap_or(0);
+        assert!(p50 > 0 && max >= p50, "{stage}: {seen}");
+    }
+    // The same samples are in the interval log, tagged by stage.
+    wait_for(10, "the interval log", || {
+        let bytes = std::fs::read(&log).unwrap_or_default();
+        let mut per_tag = std::collections::BTreeMap::<String, u64>::new();
+        for i in quantum_bench::live::read::intervals(&bytes).unwrap_or_default() {
+            *per_tag.entry(i.tag).or_default() += i.hist.len();
+        }
+        per_tag.get("end_to_end") == Some(&20) && per_tag.get("chain") == Some(&20)
+    });
+    let _ = std::fs::remove_file(&log);
+}

@@ -6,6 +6,7 @@ mod doctor_checks;
 mod doctor_host;
 mod inject;
 mod journal;
+mod latency;
 mod metrics;
 mod metrics_model;
 mod metrics_text;
@@ -55,6 +56,12 @@ pub enum CtlCmd {
     /// A live terminal view of the instance: totals and rates, deny reasons, rings and peers,
     /// the book, latency.
     Top(top::TopArgs),
+    /// Latency per stage (ingest, governor, P3.3, wait, consume, egress, chain, end to end):
+    /// the percentiles of the last interval, as the daemon published them in its counters.
+    #[command(
+        after_help = "Examples:\n  quantum ctl latency --instance prod1\n  quantum ctl latency --instance prod1 --json | jq .stages.end_to_end\n  quantum ctl latency --instance prod1 --watch 1"
+    )]
+    Latency(latency::LatencyArgs),
 }
 
 impl CtlCmd {
@@ -67,7 +74,8 @@ impl CtlCmd {
             | CtlCmd::Inject(_)
             | CtlCmd::Journal(_)
             | CtlCmd::Tail(_)
-            | CtlCmd::Doctor(_) => true,
+            | CtlCmd::Doctor(_)
+            | CtlCmd::Latency(_) => true,
             // A server: a client hanging up is not our stdout closing.
             CtlCmd::Metrics(m) => m.once,
             CtlCmd::Top(t) => t.once,
@@ -105,6 +113,7 @@ pub fn run(cmd: CtlCmd) -> Result<()> {
         CtlCmd::Doctor(a) => doctor::run(a),
         CtlCmd::Metrics(a) => metrics::run(a),
         CtlCmd::Top(a) => top::run(a),
+        CtlCmd::Latency(a) => latency::run(a),
     }
 }
 

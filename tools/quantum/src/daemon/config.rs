@@ -48,6 +48,8 @@ pub struct DaemonConfig {
     pub host: HostSection,
     /// The journal: where events are kept, and how durably.
     pub journal: JournalSection,
+    /// Live latency: percentiles in the counters segment, the interval log.
+    pub latency: LatencySection,
     /// Symbols, in id order.
     pub symbols: Vec<SymbolSection>,
 }
@@ -139,6 +141,27 @@ pub struct HostSection {
     pub cpus: String,
 }
 
+/// `[latency]`: the latency of each plan's stages, recorded by the I/O thread into interval
+/// histograms that a background thread publishes as percentiles in the counters segment
+/// (`quantum ctl latency`) and, when `hdr_log` is set, appends to an HdrHistogram interval log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LatencySection {
+    /// The interval log file (`quantum run --hdr-log FILE`); empty: none.
+    pub hdr_log: String,
+    /// Length of one interval, ms.
+    pub interval_ms: u64,
+}
+
+impl Default for LatencySection {
+    fn default() -> Self {
+        LatencySection {
+            hdr_log: String::new(),
+            interval_ms: 1000,
+        }
+    }
+}
+
 /// `[journal]`: every event of the engine, kept so that a restart loses nothing.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -226,6 +249,7 @@ impl Default for DaemonConfig {
             rings: RingsSection::default(),
             host: HostSection::default(),
             journal: JournalSection::default(),
+            latency: LatencySection::default(),
             symbols: e.symbols.iter().map(SymbolSection::from).collect(),
         }
     }
@@ -347,6 +371,8 @@ pub const KEYS: &[Key] = &[
     key("journal.fsync", "msync each batch of events before it leaves the process: survives a power loss (a crash loses nothing either way)"),
     key("journal.segment_mb", "size of one journal segment file, MiB (at least 1)"),
     key("journal.keep_segments", "segments a snapshot already covers that are kept anyway, for readers catching up"),
+    key("latency.hdr_log", "HdrHistogram interval log of each plan's stages (tags: stage names); empty: none"),
+    key("latency.interval_ms", "length of one latency interval (gauges and log), ms"),
 ];
 
 /// Legacy variables and the key each sets.
@@ -471,6 +497,8 @@ impl DaemonConfig {
             "journal.fsync" => j.fsync = boolean(var, v)?,
             "journal.segment_mb" => j.segment_mb = num(var, v)?,
             "journal.keep_segments" => j.keep_segments = num(var, v)?,
+            "latency.hdr_log" => self.latency.hdr_log = v.trim().to_string(),
+            "latency.interval_ms" => self.latency.interval_ms = num(var, v)?,
             _ => bail!("{var}: no such setting {key}"),
         }
         Ok(())
@@ -509,6 +537,12 @@ impl DaemonConfig {
         }
         if r.heartbeat_ms == 0 || r.peer_timeout_ms == 0 {
             bail!("rings.heartbeat_ms and rings.peer_timeout_ms must be at least 1");
+        }
+        if !(10..=3_600_000).contains(&self.latency.interval_ms) {
+            bail!(
+                "latency.interval_ms {} must be from 10 to 3600000",
+                self.latency.interval_ms
+            );
         }
         if !(1..=4096).contains(&self.journal.segment_mb) {
             bail!(

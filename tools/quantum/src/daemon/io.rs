@@ -40,7 +40,11 @@ use quantum_ipc::{Consumer, Error as IpcError, PeerStatus, Producer, Ring, RingS
 use super::config::DaemonConfig;
 use super::instance;
 use super::journal::{self as djournal, Compactor};
+use super::latency::Live;
 use super::stats::{self, Counters};
+
+/// An intent's latency stamps so far (`None`: not timed, e.g. offered again after a restart).
+type IntentStamps = Option<quantum_bench::live::Stamps>;
 
 /// Records taken from one ingress ring before looking at the others and at egress.
 const BATCH: usize = 256;
@@ -145,10 +149,12 @@ pub struct Daemon {
     reoffer_after: Option<u64>,
     journal: Journal,
     compactor: Compactor,
-    /// `journal.fsync`: events appended but not yet synced, and whether each is an intent.
-    unsynced: Vec<(Record, bool)>,
-    /// Intents waiting for room on `orders`, oldest first.
-    held_orders: VecDeque<Record>,
+    /// `journal.fsync`: events appended but not yet synced, and for an intent its stamps.
+    unsynced: Vec<(Record, Option<IntentStamps>)>,
+    /// Intents waiting for room on `orders`, oldest first, with their stamps.
+    held_orders: VecDeque<(Record, IntentStamps)>,
+    /// Live latency of each plan's stages.
+    live: Live,
     /// The first held intent was counted as a full event already.
     order_counted: bool,
     /// The engine's book (read only here, for the gauges).
@@ -213,6 +219,8 @@ impl Daemon {
         }
         let journal = rec.journal;
         let book = engine.shared().book.clone();
+        let engine_clock = engine.front.clock().clone();
+        let table_capacity = cfg.engine.table_capacity;
         let limits = Limits::new(symbols.len() as u16);
         let counters = Counters::new(writer, &symbols)?;
         counters.set(counters.recovery_replayed, rec.replayed);
@@ -269,6 +277,12 @@ impl Daemon {
             placement = %runner.placement().note,
             "started"
         );
+        let live = Live::start(
+            &cfg.latency,
+            engine_clock,
+            counters.writer(),
+            table_capacity,
+        )?;
         let mut d = Daemon {
             instance: instance.to_owned(),
             limits,
@@ -289,6 +303,7 @@ impl Daemon {
             compactor,
             unsynced: Vec::new(),
             held_orders: VecDeque::new(),
+            live,
             order_counted: false,
             book,
             runner: Some(runner),
@@ -323,6 +338,7 @@ impl Daemon {
         while !stop.load(Ordering::Relaxed) {
             self.tick_if_due();
             self.gauges_if_due();
+            self.live.tick();
             let worked = self.pump_egress()? | self.pump_ingress();
             if worked {
                 idle_step = Duration::from_micros(20);
@@ -488,9 +504,12 @@ impl Daemon {
             self.compactor.sealed(seq - 1);
         }
         self.counters.inc(self.counters.journal_events);
-        let intent = matches!(msg, Message::OrderIntent(_));
+        let intent = match &e {
+            Event::OrderIntent(o) => Some(self.live.intent(o)),
+            _ => None,
+        };
         quantum_ipc::failpoint::hit("event_journaled");
-        if intent {
+        if intent.is_some() {
             quantum_ipc::failpoint::hit("intent_journaled");
         }
         if self.fsync() {
@@ -502,14 +521,14 @@ impl Daemon {
     }
 
     /// Puts a journaled event on `results` (and an intent on `orders`).
-    fn publish(&mut self, rec: &Record, intent: bool) {
+    fn publish(&mut self, rec: &Record, intent: Option<IntentStamps>) {
         self.results_w.publish(rec);
         self.counters.inc(self.counters.events_out);
-        if intent {
+        if let Some(stamps) = intent {
             if rec[1] & quantum_ipc::wire::INTENT_FLAG_LOOKUP_FIRST != 0 {
                 self.counters.inc(self.counters.orders_reoffered);
             }
-            self.held_orders.push_back(*rec);
+            self.held_orders.push_back((*rec, stamps));
             self.flush_orders();
             quantum_ipc::failpoint::hit("intent_pushed");
         }
@@ -584,7 +603,8 @@ impl Daemon {
 
     /// Tries to put the held intents on `orders`; true when none is held any more.
     fn flush_orders(&mut self) -> bool {
-        while let Some(rec) = self.held_orders.front() {
+        while let Some((rec, stamps)) = self.held_orders.front() {
+            let stamps = *stamps;
             if self.orders.try_push(rec).is_err() {
                 if !self.order_counted {
                     self.order_counted = true;
@@ -597,6 +617,9 @@ impl Daemon {
                 return false;
             }
             self.held_orders.pop_front();
+            if let Some(s) = stamps {
+                self.live.sent(s);
+            }
             self.order_counted = false;
             self.counters.inc(self.counters.orders_out);
         }
@@ -654,12 +677,16 @@ impl Daemon {
                 worked = true;
                 let pos = self.ingress[i].consumer.position();
                 self.counters.inc(self.counters.ingress[i].records_in);
+                let popped_ns = self.live.now_ns();
                 let Some(input) = self.decode(i, &rec, now_ms) else {
                     // Nothing to wait for but the inputs before it.
                     let sent = self.inputs_sent;
                     self.ingress[i].unacked.push_back((sent, pos));
                     continue;
                 };
+                if let Input::Plan(p) = &input {
+                    self.live.popped(p.id.0, popped_ns);
+                }
                 let ring = self.ingress[i].def.index;
                 if let Err(back) = self.send((ring, input, Some((i, pos)))) {
                     self.counters.inc(self.counters.engine_input_full);

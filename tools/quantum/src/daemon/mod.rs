@@ -25,6 +25,7 @@ pub mod host;
 mod instance;
 pub(crate) mod io;
 mod journal;
+mod latency;
 mod print_config;
 pub mod stats;
 
@@ -75,6 +76,10 @@ pub struct RunArgs {
     /// CPUs for the daemon's threads, e.g. 2-3 (overrides `host.cpus`).
     #[arg(long, value_name = "LIST")]
     pub cpus: Option<String>,
+    /// Append each interval's latency histograms, one per stage, to FILE in the HdrHistogram
+    /// interval log format (`latency.hdr_log`).
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
 }
 
 /// The effective configuration: defaults, file, environment, command line.
@@ -97,6 +102,9 @@ pub fn effective_config(args: &RunArgs) -> Result<DaemonConfig> {
     cfg.host.mlockall |= args.mlockall;
     if let Some(p) = args.sched_fifo {
         cfg.host.sched_fifo = p;
+    }
+    if let Some(f) = &args.hdr_log {
+        cfg.latency.hdr_log = f.display().to_string();
     }
     if let Some(c) = &args.cpus {
         cfg.host.cpus = c.clone();

@@ -94,7 +94,7 @@ impl<T: PartialEq + Copy> ByCode<T> {
 
 /// Every counter the daemon writes.
 pub struct Counters {
-    w: CountersWriter,
+    w: std::sync::Arc<CountersWriter>,
     /// Per ingress ring, in [`contract::INGRESS`] order.
     pub ingress: Vec<RingCounters>,
     /// Per ring ([`contract::RINGS`] order): peers seen dying.
@@ -139,7 +139,7 @@ pub struct Counters {
 
 /// Counters the daemon registers besides the per-symbol gauges (with room to spare): sizes the
 /// segment with [`capacity`].
-const FIXED_COUNTERS: usize = 192;
+const FIXED_COUNTERS: usize = 256;
 
 /// Counters segment capacity for `symbols` symbols.
 pub fn capacity(symbols: usize) -> usize {
@@ -147,6 +147,11 @@ pub fn capacity(symbols: usize) -> usize {
 }
 
 impl Counters {
+    /// The segment's writer, shared with the latency writer thread (its gauges).
+    pub fn writer(&self) -> std::sync::Arc<CountersWriter> {
+        self.w.clone()
+    }
+
     /// Registers every counter and writes the symbol directory.
     pub fn new(w: CountersWriter, symbols: &Symbols) -> Result<Counters> {
         let reg = |l: &str| w.register(l).with_context(|| format!("counter {l}"));
@@ -223,7 +228,7 @@ impl Counters {
                     })
                 })
                 .collect::<Result<Vec<_>>>()?,
-            w,
+            w: std::sync::Arc::new(w),
         };
         for (i, name) in symbols.names().enumerate() {
             c.w.set_symbol(i as u16, name)

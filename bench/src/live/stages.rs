@@ -1,0 +1,219 @@
+//! The stages of a plan's way through a running core, the stamps that delimit them, and the
+//! counter labels their percentiles are published under.
+//!
+//! ```text
+//!  rx ──ingest──> admitted ──governor──> gov
+//!   (ring pop,      (dedupe,     └─p33──> p33 ─wait─> ready ─consume─> out ──egress──> tx
+//!    I/O thread)     slot)       (from admitted)     (both permits      (intent    (on the orders
+//!                                                      seen by apply)    made)      ring)
+//!  in ─────────────────────────────── chain ─────────────────────────────> out
+//!  rx ─────────────────────────────── end_to_end ─────────────────────────────────────> tx
+//! ```
+//!
+//! Every stamp is on the engine's clock (`quantum_core::Clock`, ns). Today the engine's
+//! `OrderIntent` carries `in` (`t_in_ns`) and `out` (`t_out_ns`); the daemon's I/O thread can
+//! add `rx` and `tx`. `admitted`, `gov`, `p33` and `ready` need the engine to stamp them;
+//! until it does they are `None` and those stages are not recorded.
+
+/// A stage of a plan's way through the core.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Ring pop to admitted (dedupe and slot done), including the hand-over to the engine;
+    /// until the engine stamps `admitted`, ring pop to the engine taking the plan.
+    Ingest,
+    /// Admitted to the governor's permit.
+    Governor,
+    /// Admitted to P3.3's permit (in the single mode it runs after the governor).
+    P33,
+    /// Both permits issued to apply seeing them.
+    Wait,
+    /// Apply's consume CAS to the intent.
+    Consume,
+    /// The intent made to the intent on the `orders` ring.
+    Egress,
+    /// The engine's own span, `t_in_ns` to `t_out_ns` (the demo's `chain_ns`).
+    Chain,
+    /// Ring pop to the intent on the `orders` ring.
+    EndToEnd,
+}
+
+impl Stage {
+    /// Every stage, in the order they are shown.
+    pub const ALL: [Stage; 8] = [
+        Stage::Ingest,
+        Stage::Governor,
+        Stage::P33,
+        Stage::Wait,
+        Stage::Consume,
+        Stage::Egress,
+        Stage::Chain,
+        Stage::EndToEnd,
+    ];
+
+    /// Its name in labels and interval-log tags.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stage::Ingest => "ingest",
+            Stage::Governor => "governor",
+            Stage::P33 => "p33",
+            Stage::Wait => "wait",
+            Stage::Consume => "consume",
+            Stage::Egress => "egress",
+            Stage::Chain => "chain",
+            Stage::EndToEnd => "end_to_end",
+        }
+    }
+
+    /// The stage called `name`.
+    pub fn from_name(name: &str) -> Option<Stage> {
+        Stage::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// The published percentiles: label suffix and quantile. The suffixes are those `ctl metrics`
+/// reads as quantiles (`p99_9` is 0.999, `max` is 1).
+pub const PERCENTILES: [(&str, f64); 6] = [
+    ("p50", 0.5),
+    ("p90", 0.9),
+    ("p99", 0.99),
+    ("p99_9", 0.999),
+    ("p99_99", 0.9999),
+    ("max", 1.0),
+];
+
+/// `latency.<stage>.<pct>_ns`.
+pub fn label(stage: Stage, pct: &str) -> String {
+    format!("latency.{}.{pct}_ns", stage.name())
+}
+
+/// The stage and percentile suffix of a label made by [`label`].
+pub fn parse_label(label: &str) -> Option<(Stage, &str)> {
+    let rest = label.strip_prefix("latency.")?;
+    let (stage, pct) = rest.split_once('.')?;
+    let pct = pct.strip_suffix("_ns")?;
+    PERCENTILES.iter().find(|(p, _)| *p == pct)?;
+    Some((Stage::from_name(stage)?, pct))
+}
+
+/// The stamps of one executed plan, ns on the engine's clock.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stamps {
+    /// Popped from its ingress ring (I/O thread).
+    pub rx: Option<u64>,
+    /// Taken by the engine (`OrderIntent::t_in_ns`).
+    pub t_in: u64,
+    /// Dedupe and slot done.
+    pub admitted: Option<u64>,
+    /// Governor permit issued.
+    pub gov: Option<u64>,
+    /// P3.3 permit issued.
+    pub p33: Option<u64>,
+    /// Apply saw both permits and starts the consume.
+    pub ready: Option<u64>,
+    /// Intent made (`OrderIntent::t_out_ns`).
+    pub t_out: u64,
+    /// Intent pushed on the `orders` ring (I/O thread).
+    pub tx: Option<u64>,
+}
+
+impl Stamps {
+    /// Every stage these stamps delimit, with its duration in ns (at least 1).
+    pub fn spans(&self) -> impl Iterator<Item = (Stage, u64)> {
+        let span = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) => Some(b.saturating_sub(a).max(1)),
+            _ => None,
+        };
+        let admitted = self.admitted;
+        let permits = match (self.gov, self.p33) {
+            (Some(g), Some(p)) => Some(g.max(p)),
+            _ => None,
+        };
+        [
+            (Stage::Ingest, span(self.rx, admitted.or(Some(self.t_in)))),
+            (Stage::Governor, span(admitted, self.gov)),
+            (Stage::P33, span(admitted, self.p33)),
+            (Stage::Wait, span(permits, self.ready)),
+            (Stage::Consume, span(self.ready, Some(self.t_out))),
+            (Stage::Egress, span(Some(self.t_out), self.tx)),
+            (Stage::Chain, span(Some(self.t_in), Some(self.t_out))),
+            (Stage::EndToEnd, span(self.rx, self.tx)),
+        ]
+        .into_iter()
+        .filter_map(|(s, d)| d.map(|d| (s, d)))
+    }
+}
+
+/// Per-stage storage indexed by [`Stage`].
+#[derive(Debug, Clone)]
+pub struct PerStage<T>(pub [T; 8]);
+
+impl<T> PerStage<T> {
+    /// The entry of `s`.
+    pub fn get(&self, s: Stage) -> &T {
+        &self.0[s.index()]
+    }
+    /// The entry of `s`, mutably.
+    pub fn get_mut(&mut self, s: Stage) -> &mut T {
+        &mut self.0[s.index()]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_round_trip_and_read_as_metrics_quantiles() {
+        for s in Stage::ALL {
+            for (p, _) in PERCENTILES {
+                let l = label(s, p);
+                assert!(l.len() <= quantum_ipc::counters::MAX_LABEL, "{l}");
+                assert_eq!(parse_label(&l), Some((s, p)));
+            }
+        }
+        assert_eq!(
+            label(Stage::EndToEnd, "p99_9"),
+            "latency.end_to_end.p99_9_ns"
+        );
+        assert_eq!(parse_label("latency.chain.p42_ns"), None);
+        assert_eq!(parse_label("plans_in"), None);
+    }
+
+    #[test]
+    fn todays_stamps_give_ingest_chain_egress_and_end_to_end() {
+        let s = Stamps {
+            rx: Some(100),
+            t_in: 150,
+            t_out: 220,
+            tx: Some(300),
+            ..Stamps::default()
+        };
+        let spans: Vec<_> = s.spans().collect();
+        assert_eq!(
+            spans,
+            [
+                (Stage::Ingest, 50),
+                (Stage::Egress, 80),
+                (Stage::Chain, 70),
+                (Stage::EndToEnd, 200)
+            ]
+        );
+        let full = Stamps {
+            admitted: Some(160),
+            gov: Some(170),
+            p33: Some(185),
+            ready: Some(190),
+            ..s
+        };
+        let spans: Vec<_> = full.spans().collect();
+        assert_eq!(spans.len(), 8);
+        assert_eq!(spans[0], (Stage::Ingest, 60));
+        assert_eq!(spans[2], (Stage::P33, 25));
+        assert_eq!(spans[3], (Stage::Wait, 5));
+        assert_eq!(spans[4], (Stage::Consume, 30));
+    }
+}

@@ -1,0 +1,366 @@
+//! `bridge`: XADD of a plan in Redis → its result entry in Redis, through `quantum bridge
+//! redis` and `quantum run` (real processes, a real redis-server on a loopback port).
+//!
+//! ```text
+//!  this process ─XADD─> redis-server ─XREADGROUP─> quantum bridge redis ─plans─> quantum run
+//!       ^                    │  <─MULTI/EXEC result entry──────┘   <──results─────┘
+//!       └──XREAD BLOCK───────┘
+//! ```
+//!
+//! A writer connection XADDs each plan at its due time (open loop); a reader thread, blocked in
+//! `XREAD` on `quantum:stream:apply.result`, stamps each result entry as it arrives; a
+//! sample is the arrival minus the plan's due time, both from one clock of this process. Rows:
+//!
+//! - `bridge.hold`: `HOLD` plans, answered at once by the core;
+//! - `bridge.execute`: `EXECUTE` plans through the whole permit chain (governor and P3.3
+//!   permits, both mirrored as legacy keys with their TTLs), denied by P3.3 because no
+//!   exchange is attached here (no position snapshot), so nothing is ordered.
+//!
+//! The closed-loop run XADDs plans in pipelines of 100 and waits for every result entry.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::process::{Command, Stdio};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use hdrhistogram::Histogram;
+use quantum_ipc::broadcast::Broadcast;
+use quantum_ipc::{contract, CountersReader, RingSpec};
+use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
+use redis::streams::{StreamReadOptions, StreamReadReply};
+use redis::Commands;
+
+use super::ipc::DAEMON_ENV;
+use super::legacy_redis::RedisServer;
+use super::ring::ChildGuard;
+use super::Ctx;
+use crate::suite::openloop::Schedule;
+use crate::suite::variant::{Throughput, Variant};
+
+/// Plans in flight in the closed-loop run.
+const WINDOW: u64 = 2000;
+
+/// The rows of `bridge` (one stack shared by both).
+pub fn build(ctx: &Ctx) -> Result<super::Rows> {
+    let stack = Rc::new(RefCell::new(Stack::start(ctx)?));
+    Ok(vec![
+        Box::new(Row {
+            stack: stack.clone(),
+            decision: "HOLD",
+        }),
+        Box::new(Row {
+            stack,
+            decision: "EXECUTE",
+        }),
+    ])
+}
+
+/// redis-server, the daemon and the Redis bridge.
+struct Stack {
+    redis: RedisServer,
+    bridge: ChildGuard,
+    daemon: ChildGuard,
+    instance: String,
+    journal: std::path::PathBuf,
+    writer: redis::Connection,
+    /// The last result entry id read.
+    last: String,
+    /// Plan ids handed out so far.
+    next_id: u64,
+    /// The clock both threads read: ns since this instant.
+    epoch: Instant,
+}
+
+impl Stack {
+    fn start(ctx: &Ctx) -> Result<Stack> {
+        let redis = RedisServer::start(&ctx.redis_server)?;
+        let instance = format!("{}-bridge", ctx.tag);
+        std::fs::create_dir_all(&ctx.out)?;
+        let journal = ctx.out.join("bridge-journal");
+        let _ = std::fs::remove_dir_all(&journal);
+        let spawn = |args: &[&str], log: &str| -> Result<ChildGuard> {
+            let path = ctx.out.join(log);
+            let log = std::fs::File::create(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            let child = Command::new(&ctx.exe)
+                .args(args)
+                .envs(DAEMON_ENV)
+                .env("QUANTUM_JOURNAL_DIR", &journal)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting quantum {}", args[0]))?;
+            Ok(ChildGuard(Some(child)))
+        };
+        let mut daemon = spawn(
+            &["run", "--instance", &instance, "--quiet"],
+            "bridge-daemon.log",
+        )?;
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Broadcast::open(&RingSpec::new(&instance, contract::RESULTS.name, 0)).is_err()
+            || CountersReader::open(&instance).is_err()
+        {
+            if let Some(c) = &mut daemon.0 {
+                if let Some(status) = c.try_wait()? {
+                    bail!("quantum run exited with {status} before its rings were up (see bridge-daemon.log)");
+                }
+            }
+            if Instant::now() > deadline {
+                bail!("quantum run's rings were not up within 30 s");
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let url = format!("redis://127.0.0.1:{}/0", redis.port);
+        let bridge = spawn(
+            &[
+                "bridge",
+                "redis",
+                "--instance",
+                &instance,
+                "--redis",
+                &url,
+                "--max-in-flight",
+                "8192",
+            ],
+            "bridge-redis.log",
+        )?;
+        let mut s = Stack {
+            writer: redis.connect(0)?,
+            redis,
+            bridge,
+            daemon,
+            instance,
+            journal,
+            last: "0-0".into(),
+            next_id: 0x5000_0000_0000,
+            epoch: Instant::now(),
+        };
+        // The bridge reads from its consumer group, created at `$`: a plan written before it
+        // exists would be skipped.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let groups: redis::RedisResult<Vec<redis::Value>> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(PLAN_STREAM)
+                .query(&mut s.writer);
+            if groups.is_ok_and(|g| !g.is_empty()) {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the Redis bridge did not create its consumer group within 30 s (see bridge-redis.log)");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        // The bridge is up once a plan comes back as a result entry.
+        let id = s.ids(1);
+        s.writer
+            .xadd::<_, _, _, _, String>(PLAN_STREAM, "*", &fields(id, "HOLD"))?;
+        s.read_until(&[id], Duration::from_secs(60))
+            .context("the Redis bridge did not answer a first plan (see bridge-redis.log)")?;
+        // EXECUTE plans must reach P3.3 and be denied there, or the row measures less.
+        let id = s.ids(1);
+        s.writer
+            .xadd::<_, _, _, _, String>(PLAN_STREAM, "*", &fields(id, "EXECUTE"))?;
+        let errors = s.read_until(&[id], Duration::from_secs(10))?;
+        let error = errors.get(&id).cloned().unwrap_or_default();
+        if !error.starts_with("p33") {
+            bail!("an EXECUTE plan was expected to be denied by P3.3, its result says {error:?}");
+        }
+        Ok(s)
+    }
+
+    fn ids(&mut self, n: u64) -> u64 {
+        let first = self.next_id;
+        self.next_id += n;
+        first
+    }
+
+    /// Reads result entries from `last` until every id in `want` has one; returns the entries'
+    /// `error` fields by plan id.
+    fn read_until(&mut self, want: &[u64], within: Duration) -> Result<HashMap<u64, String>> {
+        let mut c = self.redis.connect(0)?;
+        let mut out = HashMap::new();
+        let end = Instant::now() + within;
+        let opts = StreamReadOptions::default().block(1000).count(1000);
+        while want.iter().any(|w| !out.contains_key(w)) {
+            if Instant::now() > end {
+                bail!("{} of {} result entries", out.len(), want.len());
+            }
+            let reply: StreamReadReply =
+                c.xread_options(&[RESULT_STREAM], &[self.last.as_str()], &opts)?;
+            for e in reply.keys.iter().flat_map(|k| &k.ids) {
+                self.last = e.id.clone();
+                let id: String = e.get("plan_id").unwrap_or_default();
+                let id = u64::from_str_radix(&id, 16).unwrap_or(0);
+                out.insert(id, e.get("error").unwrap_or_default());
+            }
+        }
+        Ok(out)
+    }
+
+    fn now_ns(&self) -> u64 {
+        self.epoch.elapsed().as_nanos() as u64
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        // The bridge first (it keeps nothing), then the daemon and what it keeps.
+        if let Some(mut c) = self.bridge.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if let Some(mut c) = self.daemon.0.take() {
+            super::ipc::stop_daemon(&mut c, &self.instance, &self.journal);
+        }
+    }
+}
+
+fn fields(id: u64, decision: &str) -> [(&'static str, String); 5] {
+    [
+        ("plan_id", format!("{id:016x}")),
+        ("symbol", "BTCUSDT".into()),
+        ("decision", decision.into()),
+        ("action", "PARTIAL_75".into()),
+        ("kill_score", "0.539".into()),
+    ]
+}
+
+struct Row {
+    stack: Rc<RefCell<Stack>>,
+    decision: &'static str,
+}
+
+impl Variant for Row {
+    fn key(&self) -> &'static str {
+        match self.decision {
+            "HOLD" => "bridge.hold",
+            _ => "bridge.execute",
+        }
+    }
+    fn name(&self) -> &'static str {
+        match self.decision {
+            "HOLD" => "XADD → result entry, HOLD, via bridge + core",
+            _ => "XADD → result entry, EXECUTE (P3.3 deny)",
+        }
+    }
+    fn op(&self) -> &'static str {
+        "plan"
+    }
+
+    fn block(&mut self, schedule: &Schedule, hist: &mut Histogram<u64>) -> Result<()> {
+        let mut s = self.stack.borrow_mut();
+        let first = s.ids(schedule.count);
+        let epoch = s.epoch;
+        let start = s.now_ns() + 5_000_000;
+        let (tx, rx) = std::sync::mpsc::channel::<Result<Vec<(u64, u64)>>>();
+        let count = schedule.count;
+        let reader_conn = s.redis.connect(0)?;
+        let last = s.last.clone();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop_r = stop.clone();
+        // The reader: each result entry of this block's plans, stamped on arrival.
+        let reader = std::thread::spawn(move || {
+            let r = (|| -> Result<(Vec<(u64, u64)>, String)> {
+                let mut c = reader_conn;
+                let mut last = last;
+                let mut got = Vec::with_capacity(count as usize);
+                let opts = StreamReadOptions::default().block(200).count(1000);
+                while (got.len() as u64) < count {
+                    // Relaxed: a stop flag polled between reads.
+                    if stop_r.load(std::sync::atomic::Ordering::Relaxed) {
+                        bail!("stopped");
+                    }
+                    let reply: StreamReadReply =
+                        c.xread_options(&[RESULT_STREAM], &[last.as_str()], &opts)?;
+                    let at = epoch.elapsed().as_nanos() as u64;
+                    for e in reply.keys.iter().flat_map(|k| &k.ids) {
+                        last = e.id.clone();
+                        let id: String = e.get("plan_id").unwrap_or_default();
+                        let id = u64::from_str_radix(&id, 16).unwrap_or(0);
+                        if (first..first + count).contains(&id) {
+                            got.push((id - first, at));
+                        }
+                    }
+                }
+                Ok((got, last))
+            })();
+            let _ = tx.send(
+                r.as_ref()
+                    .map(|(g, _)| g.clone())
+                    .map_err(|e| anyhow!("{e}")),
+            );
+            r.map(|(_, last)| last)
+        });
+        let interval = schedule.interval_ns();
+        let due = |i: u64| start + i * interval;
+        for i in 0..count {
+            while s.now_ns() < due(i) {
+                std::hint::spin_loop();
+            }
+            let r = s.writer.xadd::<_, _, _, _, String>(
+                PLAN_STREAM,
+                "*",
+                &fields(first + i, self.decision),
+            );
+            if let Err(e) = r {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = reader.join();
+                return Err(e.into());
+            }
+        }
+        let got = match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(r) => r?,
+            Err(_) => {
+                stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                let _ = reader.join();
+                bail!("result entries missing 60 s after the block's last plan");
+            }
+        };
+        if let Ok(Ok(last)) = reader.join() {
+            s.last = last;
+        }
+        for (i, at) in got {
+            hist.saturating_record(at.saturating_sub(due(i)).max(1));
+        }
+        Ok(())
+    }
+
+    fn throughput(&mut self, duration: Duration) -> Result<Throughput> {
+        let mut s = self.stack.borrow_mut();
+        let t0 = Instant::now();
+        let mut sent = 0u64;
+        // Windows of plans XADDed in pipelines of 100, each window's result entries read
+        // before the next (the result stream is trimmed, so nothing may fall far behind).
+        while t0.elapsed() < duration {
+            let first = s.ids(WINDOW);
+            for chunk in (0..WINDOW).step_by(100) {
+                let mut p = redis::pipe();
+                for i in chunk..(chunk + 100).min(WINDOW) {
+                    p.xadd(PLAN_STREAM, "*", &fields(first + i, self.decision))
+                        .ignore();
+                }
+                let () = p.query(&mut s.writer)?;
+            }
+            let want: Vec<u64> = (first..first + WINDOW).collect();
+            s.read_until(&want, Duration::from_secs(120))?;
+            sent += WINDOW;
+        }
+        Ok(Throughput {
+            ops: sent,
+            elapsed: t0.elapsed(),
+        })
+    }
+
+    fn notes(&self) -> Vec<String> {
+        vec![format!(
+            "{} plans; redis-server {} without persistence; daemon and bridge with default settings (logs at warn)",
+            self.decision,
+            self.stack.borrow().redis.version
+        )]
+    }
+}

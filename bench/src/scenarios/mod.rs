@@ -1,0 +1,165 @@
+//! The scenarios of `quantum bench`, each a module that builds its rows ([`Variant`]s).
+//!
+//! To add one (the Redis bridge's `bridge`, the journal's `journal`): write
+//! `scenarios/<name>.rs` with `pub fn build(ctx: &Ctx) -> Result<Rows>` and
+//! turn its entry in [`SCENARIOS`] from `Build::Missing` into `Build::Ready(<name>::build)`.
+//! The suite interleaves, reports and plots it with the others.
+
+pub mod bridge;
+pub mod chain;
+pub mod ipc;
+pub mod ipc_peer;
+pub mod journal;
+pub mod legacy;
+pub mod legacy_redis;
+pub mod ring;
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Context, Result};
+use core_affinity::CoreId;
+
+use crate::suite::variant::Variant;
+use crate::suite::SuiteArgs;
+
+/// What a scenario's rows share: where the peers come from and which cores to pin to.
+#[derive(Debug, Clone)]
+pub struct Ctx {
+    /// The `quantum` executable (peers run as `quantum bench ring-peer` and so on).
+    pub exe: PathBuf,
+    /// Usable cores, read once before anything is pinned.
+    pub cores: Vec<CoreId>,
+    /// Whether to pin threads.
+    pub pin: bool,
+    /// The redis-server executable.
+    pub redis_server: PathBuf,
+    /// Prefix of the instance names this run creates (unique per process).
+    pub tag: String,
+    /// The run's output directory (peers' logs go there).
+    pub out: PathBuf,
+}
+
+impl Ctx {
+    /// From the command line.
+    pub fn new(args: &SuiteArgs) -> Result<Ctx> {
+        let exe = match &args.exe {
+            Some(p) => p.clone(),
+            None => std::env::current_exe().context("finding this executable")?,
+        };
+        Ok(Ctx {
+            exe,
+            cores: core_affinity::get_core_ids().unwrap_or_default(),
+            pin: !args.no_pin,
+            redis_server: args.redis_server.clone(),
+            tag: format!("qb{}", std::process::id()),
+            out: args.out.clone(),
+        })
+    }
+
+    /// Two distinct cores for the two sides of a ping-pong, when pinning and there are two.
+    pub fn pair(&self) -> Option<(CoreId, CoreId)> {
+        match (self.pin, self.cores.as_slice()) {
+            (true, [a, b, ..]) => Some((*a, *b)),
+            _ => None,
+        }
+    }
+
+    /// The core a single hot thread takes (the last one), when pinning.
+    pub fn single(&self) -> Option<CoreId> {
+        self.cores.last().copied().filter(|_| self.pin)
+    }
+
+    /// One line for the summary.
+    pub fn pinning_note(&self) -> String {
+        match self.pair() {
+            Some((a, b)) => format!(
+                "ping-pong sides on cores {} and {}; single-thread rows on core {}",
+                a.id,
+                b.id,
+                self.cores.last().map_or(0, |c| c.id)
+            ),
+            None if !self.pin => "pinning disabled".to_owned(),
+            None => format!("{} usable core(s): unpinned", self.cores.len()),
+        }
+    }
+}
+
+/// Pins the calling thread to `core`, if any.
+pub fn pin(core: Option<CoreId>) {
+    if let Some(c) = core {
+        core_affinity::set_for_current(c);
+    }
+}
+
+/// A scenario's rows, set up and ready to measure.
+pub type Rows = Vec<Box<dyn Variant>>;
+
+/// A scenario left out of a run, and what it needs.
+pub type Missing = (&'static str, &'static str);
+
+/// How a scenario's rows come to be.
+#[derive(Clone, Copy)]
+pub enum Build {
+    /// Builds the rows.
+    Ready(fn(&Ctx) -> Result<Rows>),
+    /// Not available yet: what it needs.
+    Missing(&'static str),
+}
+
+/// One scenario.
+#[derive(Clone, Copy)]
+pub struct ScenarioDef {
+    /// Its name on the command line.
+    pub name: &'static str,
+    /// Its rows.
+    pub build: Build,
+}
+
+/// Every scenario, in the order `all` runs them.
+pub const SCENARIOS: [ScenarioDef; 6] = [
+    ScenarioDef {
+        name: "ring",
+        build: Build::Ready(ring::build),
+    },
+    ScenarioDef {
+        name: "chain",
+        build: Build::Ready(chain::build),
+    },
+    ScenarioDef {
+        name: "ipc",
+        build: Build::Ready(ipc::build),
+    },
+    ScenarioDef {
+        name: "legacy",
+        build: Build::Ready(legacy::build),
+    },
+    ScenarioDef {
+        name: "bridge",
+        build: Build::Ready(bridge::build),
+    },
+    ScenarioDef {
+        name: "journal",
+        build: Build::Ready(journal::build),
+    },
+];
+
+/// The ready scenarios `name` stands for, and the ones it leaves out with the reason. A
+/// scenario asked for by name that is not available is an error.
+pub fn select(name: &str) -> Result<(Vec<ScenarioDef>, Vec<Missing>)> {
+    let mut ready = Vec::new();
+    let mut missing = Vec::new();
+    for def in SCENARIOS {
+        if name != "all" && def.name != name {
+            continue;
+        }
+        match def.build {
+            Build::Ready(_) => ready.push(def),
+            Build::Missing(why) if name == "all" => missing.push((def.name, why)),
+            Build::Missing(why) => bail!("scenario {name} is not available yet: {why}"),
+        }
+    }
+    if ready.is_empty() {
+        bail!("unknown scenario {name:?}");
+    }
+    Ok((ready, missing))
+}

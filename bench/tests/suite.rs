@@ -1,0 +1,105 @@
+//! `quantum bench` end to end with tiny runs: every file is written and well-formed, rows are
+//! interleaved in blocks, missing scenarios are named. No timing is asserted.
+
+use quantum_bench::suite::{run, SuiteArgs};
+
+fn args(out: &std::path::Path) -> SuiteArgs {
+    SuiteArgs {
+        out: out.to_path_buf(),
+        rate: 5_000.0,
+        duration: 0.2,
+        blocks: 3,
+        closed: 0.05,
+        no_pin: true,
+        exe: Some(env!("CARGO_BIN_EXE_quantum-bench-peer").into()),
+        ..SuiteArgs::default()
+    }
+}
+
+#[test]
+fn ring_writes_table_summaries_hgrm_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run("ring", &args(dir.path())).unwrap();
+    let keys: Vec<_> = r.rows.iter().map(|r| r.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "ring.cache_line",
+            "ring.array_queue",
+            "ring.shm_threads",
+            "ring.shm_processes"
+        ]
+    );
+    for row in &r.rows {
+        assert_eq!(row.block_p50.len(), 3, "{}: one p50 per block", row.key);
+        assert!(row.hist.len() >= 3 && row.throughput.ops > 0, "{}", row.key);
+        let hgrm = std::fs::read_to_string(dir.path().join(format!("{}.hgrm", row.key))).unwrap();
+        assert!(hgrm.contains("#[Max"), "{hgrm}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    let rows = json["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 4);
+    for row in rows {
+        for p in ["p50", "p90", "p99", "p99.9", "p99.99", "max"] {
+            assert!(row["percentiles_ns"][p].as_u64().unwrap() > 0, "{row}");
+        }
+        assert!(row["throughput_per_s"].as_f64().unwrap() > 0.0);
+        let floor = &row["ratios"]["floor"];
+        assert!(floor["blocks_min"].as_f64().unwrap() <= floor["blocks_max"].as_f64().unwrap());
+    }
+    assert!(json["machine"]["cpu_model"].is_string());
+    assert!(json["machine"]["load_before"].is_array());
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(
+        md.contains("## Machine") && md.contains("ring.shm_processes"),
+        "{md}"
+    );
+    let svg = std::fs::read_to_string(dir.path().join("latency.svg")).unwrap();
+    assert!(svg.contains("<svg") && svg.contains("ring.cache_line"));
+    let png = std::fs::read(dir.path().join("latency.png")).unwrap();
+    assert_eq!(&png[..4], b"\x89PNG");
+}
+
+#[test]
+fn chain_runs_with_the_baselines_of_the_same_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run("chain", &args(dir.path())).unwrap();
+    let keys: Vec<_> = r.rows.iter().map(|r| r.key).collect();
+    assert_eq!(
+        keys,
+        [
+            "ring.cache_line",
+            "ring.array_queue",
+            "chain.single",
+            "chain.pipelined"
+        ]
+    );
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(
+        md.contains("/floor") && md.contains("chain.pipelined"),
+        "{md}"
+    );
+}
+
+#[test]
+fn scenarios_that_need_unbuilt_parts_say_so() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, needs) in [("bridge", "Redis bridge"), ("journal", "journal")] {
+        let e = run(name, &args(dir.path())).err().expect("not available");
+        let msg = format!("{e:#}");
+        assert!(
+            msg.contains("not available yet") && msg.contains(needs),
+            "{msg}"
+        );
+    }
+    assert!(run("nonsense", &args(dir.path())).is_err());
+    let (ready, missing) = quantum_bench::scenarios::select("all").unwrap();
+    let names: Vec<_> = ready.iter().map(|d| d.name).collect();
+    assert_eq!(names, ["ring", "chain", "ipc", "legacy"]);
+    assert_eq!(
+        missing.iter().map(|m| m.0).collect::<Vec<_>>(),
+        ["bridge", "journal"]
+    );
+}
