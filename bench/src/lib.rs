@@ -1,6 +1,6 @@
 //! Latency benchmarks of the quantum core: every sample recorded in an HdrHistogram, every
 //! claim a ratio to a baseline measured in the same run (`quantum bench`, see
-//! `BENCHMARKS.md`).
+//! `docs/benchmarks.md`).
 //!
 //! - [`suite`]: the runner: open-loop blocks with coordinated omission handled, a
 //!   closed-loop throughput run per row, rows interleaved block by block, the table,

@@ -252,12 +252,19 @@ impl Variant for Row {
     }
 
     fn notes(&self) -> Vec<String> {
-        let place = match self.mode {
-            Mode::Off => String::new(),
-            _ => format!(", journal in {}", self.dir.display()),
+        let what = match self.mode {
+            Mode::Off => "both published, no journal".to_string(),
+            Mode::On => format!(
+                "both journaled, then published (journal in {})",
+                self.dir.display()
+            ),
+            Mode::Fsync => format!(
+                "both journaled, the journal synced, then published (journal in {})",
+                self.dir.display()
+            ),
         };
         vec![format!(
-            "one thread{}; each plan answered by an exchange reject, both journaled and published{place}",
+            "one thread{}; each plan answered by an exchange reject, {what}",
             self.core
                 .map_or(String::new(), |c| format!(" pinned to core {}", c.id))
         )]

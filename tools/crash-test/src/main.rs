@@ -460,9 +460,29 @@ impl World {
         Some((out, c.get("reconciling").unwrap_or(0)))
     }
 
+    /// The daemon's pid and its last journaled event number: equal in two reads means the
+    /// same daemon did nothing in between.
+    fn activity(&self) -> Option<(u64, u64)> {
+        let c = self.counters()?;
+        c.owner_alive()
+            .then(|| (c.owner_pid(), c.get("journal.seq").unwrap_or(0)))
+    }
+
     /// Whether `symbol` is at rest: nothing in flight, nothing reconciling, ledger equal to
-    /// the simulator's position. `Err` when at rest but the ledger disagrees.
+    /// the simulator's position, and the same daemon quiet over 100 ms (its gauges are copied
+    /// from the book every few ms, and a plan may be on its way through it). `Err` when at
+    /// rest but the ledger disagrees.
     fn at_rest(&self, symbol: &str) -> Result<bool> {
+        let before = self.activity();
+        if before.is_none() || !self.at_rest_now(symbol)? {
+            return Ok(false);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        Ok(self.activity() == before && self.at_rest_now(symbol)?)
+    }
+
+    /// [`Self::at_rest`] from one reading.
+    fn at_rest_now(&self, symbol: &str) -> Result<bool> {
         let Some((book, reconciling)) = self.book() else {
             return Ok(false);
         };
