@@ -27,13 +27,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
-use quantum_ipc::broadcast::Broadcast;
-use quantum_ipc::{contract, CountersReader, RingSpec};
 use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 
-use super::ipc::DAEMON_ENV;
 use super::legacy_redis::RedisServer;
 use super::ring::ChildGuard;
 use super::Ctx;
@@ -83,54 +80,23 @@ impl Stack {
         let instance = format!("{}-bridge", ctx.tag);
         std::fs::create_dir_all(&ctx.out)?;
         let journal = ctx.out.join("bridge-journal");
-        let _ = std::fs::remove_dir_all(&journal);
-        let spawn = |args: &[&str], log: &str| -> Result<ChildGuard> {
-            let path = ctx.out.join(log);
-            let log = std::fs::File::create(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            let child = Command::new(&ctx.exe)
-                .args(args)
-                .envs(DAEMON_ENV)
+        let daemon = super::ipc::start_daemon(ctx, &instance, &journal, "bridge-daemon.log")?;
+        let url = format!("redis://127.0.0.1:{}/0", redis.port);
+        let log_path = ctx.out.join("bridge-redis.log");
+        let log = std::fs::File::create(&log_path)
+            .with_context(|| format!("creating {}", log_path.display()))?;
+        let bridge = ChildGuard(Some(
+            Command::new(&ctx.exe)
+                .args(["bridge", "redis", "--instance", &instance, "--redis", &url])
+                .args(["--max-in-flight", "8192"])
+                .env("RUST_LOG", "warn")
                 .env("QUANTUM_JOURNAL_DIR", &journal)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(log)
                 .spawn()
-                .with_context(|| format!("starting quantum {}", args[0]))?;
-            Ok(ChildGuard(Some(child)))
-        };
-        let mut daemon = spawn(
-            &["run", "--instance", &instance, "--quiet"],
-            "bridge-daemon.log",
-        )?;
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Broadcast::open(&RingSpec::new(&instance, contract::RESULTS.name, 0)).is_err()
-            || CountersReader::open(&instance).is_err()
-        {
-            if let Some(c) = &mut daemon.0 {
-                if let Some(status) = c.try_wait()? {
-                    bail!("quantum run exited with {status} before its rings were up (see bridge-daemon.log)");
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("quantum run's rings were not up within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let url = format!("redis://127.0.0.1:{}/0", redis.port);
-        let bridge = spawn(
-            &[
-                "bridge",
-                "redis",
-                "--instance",
-                &instance,
-                "--redis",
-                &url,
-                "--max-in-flight",
-                "8192",
-            ],
-            "bridge-redis.log",
-        )?;
+                .context("starting quantum bridge redis")?,
+        ));
         let mut s = Stack {
             writer: redis.connect(0)?,
             redis,

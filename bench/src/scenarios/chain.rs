@@ -26,7 +26,7 @@ use quantum_core::{
 };
 use quantum_ipc::codes::FailKind;
 
-use super::{pin, Ctx};
+use super::Ctx;
 use crate::suite::openloop::{self, Schedule};
 use crate::suite::variant::{Throughput, Variant};
 
@@ -208,15 +208,7 @@ impl Single {
 
     /// Runs `f` on a thread pinned to the row's core.
     fn pinned<R: Send>(&mut self, f: impl FnOnce(&mut Single) -> R + Send) -> R {
-        let core = self.core;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                pin(core);
-                f(self)
-            })
-            .join()
-            .expect("chain thread panicked")
-        })
+        super::on_core(self.core, self, f)
     }
 }
 

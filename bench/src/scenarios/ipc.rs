@@ -32,7 +32,7 @@ use crate::suite::variant::{Throughput, Variant};
 /// Environment of the daemon: warnings only in its log (every benchmark order ends in a reject,
 /// which the daemon logs at info level: a line per plan that production would not write), and
 /// dedupe sized for the closed-loop run (the horizon must stay above apply's 1200 ms wait).
-pub const DAEMON_ENV: [(&str, &str); 3] = [
+const DAEMON_ENV: [(&str, &str); 3] = [
     ("RUST_LOG", "warn"),
     ("QUANTUM_ENGINE_DEDUPE_HORIZON_MS", "1500"),
     ("QUANTUM_ENGINE_DEDUPE_CAPACITY", "2097152"),
@@ -115,35 +115,8 @@ impl Ipc {
     fn start(ctx: &Ctx) -> Result<Ipc> {
         let instance = format!("{}-ipc", ctx.tag);
         std::fs::create_dir_all(&ctx.out)?;
-        let log_path = ctx.out.join("ipc-daemon.log");
-        let log = std::fs::File::create(&log_path)
-            .with_context(|| format!("creating {}", log_path.display()))?;
         let journal = ctx.out.join("ipc-journal");
-        let _ = std::fs::remove_dir_all(&journal);
-        let child = Command::new(&ctx.exe)
-            .args(["run", "--instance", &instance, "--quiet"])
-            .envs(DAEMON_ENV)
-            .env("QUANTUM_JOURNAL_DIR", &journal)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting quantum run ({})", ctx.exe.display()))?;
-        let mut daemon = ChildGuard(Some(child));
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Broadcast::open(&RingSpec::new(&instance, contract::RESULTS.name, 0)).is_err()
-            || CountersReader::open(&instance).is_err()
-        {
-            if let Some(c) = &mut daemon.0 {
-                if let Some(status) = c.try_wait()? {
-                    bail!("quantum run exited with {status} before its rings were up");
-                }
-            }
-            if Instant::now() > deadline {
-                bail!("quantum run's rings were not up within 30 s");
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        let daemon = start_daemon(ctx, &instance, &journal, "ipc-daemon.log")?;
         let consumer = Peer::spawn(ctx, &instance, "consumer")?;
         let producer = Peer::spawn(ctx, &instance, "producer")?;
         let clock = quanta::Clock::new();
@@ -263,6 +236,49 @@ impl Drop for Ipc {
             stop_daemon(&mut c, &self.instance, &self.journal);
         }
     }
+}
+
+/// Starts `quantum run --instance <instance> --quiet` for a benchmark (its journal in `journal`,
+/// emptied first; its log in the run's output directory) and waits until its rings are up.
+pub fn start_daemon(
+    ctx: &Ctx,
+    instance: &str,
+    journal: &std::path::Path,
+    log: &str,
+) -> Result<ChildGuard> {
+    std::fs::create_dir_all(&ctx.out)?;
+    let _ = std::fs::remove_dir_all(journal);
+    let log_path = ctx.out.join(log);
+    let log = std::fs::File::create(&log_path)
+        .with_context(|| format!("creating {}", log_path.display()))?;
+    let child = Command::new(&ctx.exe)
+        .args(["run", "--instance", instance, "--quiet"])
+        .envs(DAEMON_ENV)
+        .env("QUANTUM_JOURNAL_DIR", journal)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .with_context(|| format!("starting quantum run ({})", ctx.exe.display()))?;
+    let mut daemon = ChildGuard(Some(child));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Broadcast::open(&RingSpec::new(instance, contract::RESULTS.name, 0)).is_err()
+        || CountersReader::open(instance).is_err()
+    {
+        if let Some(c) = &mut daemon.0 {
+            if let Some(status) = c.try_wait()? {
+                bail!(
+                    "quantum run exited with {status} before its rings were up (see {})",
+                    log_path.display()
+                );
+            }
+        }
+        if Instant::now() > deadline {
+            bail!("quantum run's rings were not up within 30 s");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    Ok(daemon)
 }
 
 /// Stops a benchmark's daemon (SIGTERM: it drains and removes its egress segments) and removes

@@ -26,7 +26,7 @@ use quantum_ipc::broadcast::{Broadcast, Writer};
 use quantum_ipc::journal::{self, Journal, Options};
 
 use super::chain::{self, ids};
-use super::{pin, Ctx};
+use super::Ctx;
 use crate::suite::openloop::{self, Schedule};
 use crate::suite::variant::{Throughput, Variant};
 
@@ -167,15 +167,7 @@ impl Row {
     }
 
     fn pinned<R: Send>(&mut self, f: impl FnOnce(&mut Row) -> R + Send) -> R {
-        let core = self.core;
-        std::thread::scope(|s| {
-            s.spawn(|| {
-                pin(core);
-                f(self)
-            })
-            .join()
-            .expect("journal row thread panicked")
-        })
+        super::on_core(self.core, self, f)
     }
 }
 

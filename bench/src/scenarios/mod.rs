@@ -91,6 +91,23 @@ pub fn pin(core: Option<CoreId>) {
     }
 }
 
+/// Runs `f(me)` on a scoped thread pinned to `core` (when given) and returns its result: a
+/// single-thread row measures on its core whatever thread the suite runs on.
+pub fn on_core<T: Send, R: Send>(
+    core: Option<CoreId>,
+    me: &mut T,
+    f: impl FnOnce(&mut T) -> R + Send,
+) -> R {
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin(core);
+            f(me)
+        })
+        .join()
+        .expect("a pinned row thread panicked")
+    })
+}
+
 /// A scenario's rows, set up and ready to measure.
 pub type Rows = Vec<Box<dyn Variant>>;
 

@@ -314,30 +314,7 @@ fn the_seeds_story_emits_every_event_in_order() {
     let mut events = inst.events();
     let btc = inst.counters().symbol_id("BTCUSDT").expect("BTCUSDT");
     let q = |s: &str| s.parse::<quantum_core::Qty>().unwrap();
-    let inject = |inst: &Instance, lines: &str| {
-        let path = std::env::temp_dir().join(format!("{}-{}.jsonl", inst.name, lines.len()));
-        std::fs::write(&path, lines).unwrap();
-        let out = inst
-            .command(
-                &[
-                    "ctl",
-                    "inject",
-                    "--instance",
-                    &inst.name,
-                    "--file",
-                    path.to_str().unwrap(),
-                ],
-                &[],
-            )
-            .output()
-            .unwrap();
-        let _ = std::fs::remove_file(&path);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
+    let inject = |inst: &Instance, lines: &str| inst.inject_ok(lines);
     const DENIED: PlanId = PlanId(0xf1a8_d7f4_8713_d5cf);
     const EXECUTED: PlanId = PlanId(0x8422_2f2c_53d2_2b91);
     let t0 = quantum_ipc::liveness::unix_ms();
@@ -676,33 +653,6 @@ fn sigterm_drains_every_accepted_plan_and_exits_zero() {
     }
 }
 
-/// `ctl inject --generate N --seed S` (waiting at most `wait` s for acceptance): its exit
-/// status and stderr.
-fn inject_generated(inst: &Instance, n: u64, seed: u32, wait: u64) -> (bool, String) {
-    let out = inst
-        .command(
-            &[
-                "ctl",
-                "inject",
-                "--instance",
-                &inst.name,
-                "--generate",
-                &n.to_string(),
-                "--seed",
-                &seed.to_string(),
-                "--wait-secs",
-                &wait.to_string(),
-            ],
-            &[],
-        )
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// `kill -9` of the daemon: what a producer writes while it is down waits in the ring, and
 /// `ctl inject` says it was not accepted (exit 1); the restarted daemon takes the ring over,
 /// answers each of those plans once, still knows the plan ids from before the crash, and its
@@ -711,7 +661,7 @@ fn inject_generated(inst: &Instance, n: u64, seed: u32, wait: u64) -> (bool, Str
 fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     let mut inst = Instance::new("kill9");
     let pid = inst.start_daemon(&["--quiet"], &[]);
-    let (ok, err) = inject_generated(&inst, 300, 7, 30);
+    let (ok, err) = inst.inject_generated(300, 7, &["--wait-secs", "30"]);
     assert!(ok, "{err}");
     assert!(
         err.contains("the daemon durably accepted 300 of 300 record(s)"),
@@ -722,7 +672,7 @@ fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     d.wait().unwrap();
 
     // The daemon is dead: sent, kept in the ring, not accepted.
-    let (ok, err) = inject_generated(&inst, 200, 8, 2);
+    let (ok, err) = inst.inject_generated(200, 8, &["--wait-secs", "2"]);
     assert!(!ok, "inject must fail when the daemon takes nothing: {err}");
     assert!(
         err.contains("the daemon durably accepted 0 of 200 record(s)"),
@@ -744,7 +694,7 @@ fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     ids.dedup();
     assert_eq!(ids.len(), 200);
     // The plans from before the crash are remembered: sent again, each is a duplicate.
-    let (ok, err) = inject_generated(&inst, 300, 7, 30);
+    let (ok, err) = inst.inject_generated(300, 7, &["--wait-secs", "30"]);
     assert!(ok, "{err}");
     let again = events.results(300, 30);
     assert!(
@@ -786,28 +736,7 @@ fn a_running_daemon_reports_its_latency_per_stage() {
             0x1a7e_0000_0000u64 + i
         ));
     }
-    let path = std::env::temp_dir().join(format!("{}.jsonl", inst.name));
-    std::fs::write(&path, lines).unwrap();
-    let out = inst
-        .command(
-            &[
-                "ctl",
-                "inject",
-                "--instance",
-                &inst.name,
-                "--file",
-                path.to_str().unwrap(),
-            ],
-            &[],
-        )
-        .output()
-        .unwrap();
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    inst.inject_ok(&lines);
     wait_for(10, "20 intents", || inst.counter("orders_out") >= 20);
     // The interval with the plans is published within two intervals.
     let mut seen = serde_json::Value::Null;

@@ -912,33 +912,6 @@ fn restarts_of_the_bridge_and_of_redis_lose_nothing_and_repeat_nothing() {
     assert!(s.bridge_log_has("resuming: same daemon"));
 }
 
-/// `quantum ctl inject --file -` with `lines` (the test's stand-in for the Binance bridge's
-/// position snapshot).
-fn inject(inst: &Instance, lines: &str) {
-    let mut child = inst
-        .command(
-            &["ctl", "inject", "--instance", &inst.name, "--file", "-"],
-            &[],
-        )
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn ctl inject");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(lines.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().expect("ctl inject");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// An executed plan whose exchange never answers (no Binance bridge) has its result held for
 /// the order id. The bridge is killed with SIGKILL while it holds it: the restarted bridge
 /// replays from the saved low mark, holds it again and writes it once, without the order id,
@@ -954,10 +927,8 @@ fn a_result_held_for_its_order_id_is_written_once_across_a_kill() {
             ..Opts::default()
         },
     );
-    inject(
-        &s.inst,
-        r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}"#,
-    );
+    s.inst
+        .inject_ok(r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}"#);
     let _: () = s
         .conn()
         .hset("quantum:position:BTCUSDT", "ledger_amount", "0.062")
@@ -1044,7 +1015,8 @@ fn the_bridge_serves_a_restarted_daemon() {
     // their events overrun the ring many times. The restarted bridge reads what the ring no
     // longer holds from the daemon's journal and mirrors every result once.
     s.kill_bridge();
-    inject_generated(&s.inst, 3000, 7);
+    let (ok, err) = s.inst.inject_generated(3000, 7, &["--decision", "HOLD"]);
+    assert!(ok, "{err}");
     s.start_bridge();
     wait_for(60, "3,003 result entries", || {
         s.entries(RESULTS).len() >= 3003
@@ -1068,34 +1040,6 @@ fn the_bridge_serves_a_restarted_daemon() {
     wait_for(5, "the backfill counted", || {
         s.bridge_stat("backfilled_events") > 1024
     });
-}
-
-/// `quantum ctl inject --generate n --seed seed --decision HOLD`: plans that do not come
-/// through Redis.
-fn inject_generated(inst: &Instance, n: u64, seed: u32) {
-    let out = inst
-        .command(
-            &[
-                "ctl",
-                "inject",
-                "--instance",
-                &inst.name,
-                "--generate",
-                &n.to_string(),
-                "--seed",
-                &seed.to_string(),
-                "--decision",
-                "HOLD",
-            ],
-            &[],
-        )
-        .output()
-        .expect("ctl inject --generate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// Pending entries a dead consumer left are claimed (XAUTOCLAIM) and reach the core; one whose

@@ -59,6 +59,60 @@ impl Instance {
         c
     }
 
+    /// `quantum ctl inject --file -` with `lines` on its stdin: its exit status and stderr.
+    pub fn inject_lines(&self, lines: &str) -> (bool, String) {
+        use std::io::Write;
+        let mut child = self
+            .command(
+                &["ctl", "inject", "--instance", &self.name, "--file", "-"],
+                &[],
+            )
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn ctl inject");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(lines.as_bytes())
+            .expect("write the lines");
+        let out = child.wait_with_output().expect("ctl inject");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// [`Instance::inject_lines`], which must succeed.
+    pub fn inject_ok(&self, lines: &str) {
+        let (ok, err) = self.inject_lines(lines);
+        assert!(ok, "ctl inject failed: {err}");
+    }
+
+    /// `quantum ctl inject --generate n --seed seed` with `extra` arguments: its exit status
+    /// and stderr.
+    pub fn inject_generated(&self, n: u64, seed: u32, extra: &[&str]) -> (bool, String) {
+        let (n, seed) = (n.to_string(), seed.to_string());
+        let mut args = vec![
+            "ctl",
+            "inject",
+            "--instance",
+            &self.name,
+            "--generate",
+            &n,
+            "--seed",
+            &seed,
+        ];
+        args.extend_from_slice(extra);
+        let out = self.command(&args, &[]).output().expect("ctl inject");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
     /// Starts `quantum run --instance <name>` and waits until its rings are there.
     pub fn start_daemon(&mut self, extra: &[&str], envs: &[(&str, &str)]) -> u32 {
         let mut args = vec!["run", "--instance", &self.name];
