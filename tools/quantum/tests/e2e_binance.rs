@@ -9,12 +9,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::Read;
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{signal, wait_for, Instance};
+use common::{signal, sim_http as http, sim_url, wait_for, Instance};
 use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::Qty;
 use serde_json::Value;
@@ -115,28 +114,10 @@ impl Stack {
         }
     }
 
-    /// `quantum ctl inject --file -` with `lines`.
+    /// `quantum ctl inject --file -` with `lines`; every line must parse.
     fn inject(&self, lines: &str) {
-        let mut child = self
-            .inst
-            .command(
-                &["ctl", "inject", "--instance", self.name(), "--file", "-"],
-                &[],
-            )
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("spawn ctl inject");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(lines.as_bytes())
-            .unwrap();
-        let out = finish_within(child, 20, "ctl inject");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "ctl inject failed: {err}");
+        let (ok, err) = self.inst.inject_lines(lines);
+        assert!(ok, "ctl inject failed: {err}");
         assert!(err.contains("0 line(s) could not be parsed"), "{err}");
     }
 
@@ -261,27 +242,6 @@ impl Stack {
     }
 }
 
-/// Reads the simulator's banner until its REST URL; the rest of its output goes to stderr.
-fn sim_url(out: std::process::ChildStdout) -> String {
-    let mut lines = BufReader::new(out).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the simulator exited before printing its URL")
-            .expect("sim stdout");
-        if let Some(rest) = line.trim().strip_prefix("REST") {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            eprintln!("[sim] {line}");
-        }
-    });
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
-    url
-}
-
 /// Waits for `child` to exit (at most `secs`, else kills it and panics) and collects stdout
 /// and stderr (whichever are piped).
 fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
@@ -324,34 +284,6 @@ fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> Outpu
         stdout: bufs.next().unwrap(),
         stderr: bufs.next().unwrap(),
     }
-}
-
-/// One HTTP/1.1 request to the simulator's `/sim` controls; the JSON body of a 200 answer.
-fn http(base: &str, method: &str, path: &str, body: Option<&str>) -> Value {
-    let host = base.strip_prefix("http://").expect("http URL");
-    let mut s = TcpStream::connect(host).expect("connect to the simulator");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let body = body.unwrap_or("");
-    write!(
-        s,
-        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("read the answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(
-        head.starts_with("HTTP/1.1 200"),
-        "{method} {path}: {answer}"
-    );
-    assert!(
-        !head
-            .to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "chunked answers are not read here: {head}"
-    );
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
 }
 
 fn plan_line(id: &str) -> String {

@@ -10,13 +10,12 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{wait_for, Instance};
+use common::{sim_url, wait_for, Instance};
 use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::event::Event;
 use quantum_core::Qty;
@@ -323,7 +322,7 @@ impl Stack {
 
     fn sim_orders(&self) -> Vec<Value> {
         let rest = self.rest.as_deref().expect("a simulator");
-        match http_get(rest, "/sim/orders") {
+        match common::sim_http(rest, "GET", "/sim/orders", None) {
             Value::Array(v) => v,
             v => panic!("/sim/orders: {v}"),
         }
@@ -355,43 +354,6 @@ fn entries(c: &mut redis::Connection, stream: &str) -> Vec<(String, Fields)> {
             (e.id, f)
         })
         .collect()
-}
-
-/// Reads the simulator's banner until its REST URL; the rest of its output goes to stderr.
-fn sim_url(out: std::process::ChildStdout) -> String {
-    let mut lines = BufReader::new(out).lines();
-    let url = loop {
-        let line = lines
-            .next()
-            .expect("the simulator exited before printing its URL")
-            .expect("sim stdout");
-        if let Some(rest) = line.trim().strip_prefix("REST") {
-            break rest.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || {
-        for line in lines.map_while(Result::ok) {
-            eprintln!("[sim] {line}");
-        }
-    });
-    url
-}
-
-/// `GET <path>` of the simulator's controls; the JSON body of a 200 answer.
-fn http_get(base: &str, path: &str) -> Value {
-    let host = base.strip_prefix("http://").expect("http URL");
-    let mut s = TcpStream::connect(host).expect("connect to the simulator");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = String::new();
-    s.read_to_string(&mut answer).expect("read the answer");
-    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
-    assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {answer}");
-    serde_json::from_str(body).unwrap_or_else(|e| panic!("GET {path}: {e}: {body}"))
 }
 
 /// Every event the daemon's `results` ring holds now, oldest first.

@@ -3,7 +3,8 @@
 
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -13,6 +14,7 @@ use quantum_core::PlanResult;
 use quantum_ipc::broadcast::{self, Broadcast, Start};
 use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersReader, Ring, RingSpec};
+use serde_json::Value;
 
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_quantum")
@@ -289,4 +291,53 @@ pub fn signal(pid: u32, sig: &str) {
         .expect("kill(1)")
         .success();
     assert!(ok, "kill {sig} {pid} failed");
+}
+
+/// Reads the simulator's banner until its REST URL; the rest of its output goes to stderr.
+pub fn sim_url(out: std::process::ChildStdout) -> String {
+    let mut lines = BufReader::new(out).lines();
+    let url = loop {
+        let line = lines
+            .next()
+            .expect("the simulator exited before printing its URL")
+            .expect("sim stdout");
+        if let Some(rest) = line.trim().strip_prefix("REST") {
+            break rest.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || {
+        for line in lines.map_while(Result::ok) {
+            eprintln!("[sim] {line}");
+        }
+    });
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    url
+}
+
+/// One HTTP/1.1 request to the simulator's `/sim` controls; the JSON body of a 200 answer.
+pub fn sim_http(base: &str, method: &str, path: &str, body: Option<&str>) -> Value {
+    let host = base.strip_prefix("http://").expect("http URL");
+    let mut s = TcpStream::connect(host).expect("connect to the simulator");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let body = body.unwrap_or("");
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut answer = String::new();
+    s.read_to_string(&mut answer).expect("read the answer");
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.1 200"),
+        "{method} {path}: {answer}"
+    );
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "chunked answers are not read here: {head}"
+    );
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{method} {path}: {e}: {body}"))
 }
