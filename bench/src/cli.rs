@@ -14,7 +14,7 @@ const EXAMPLES: &str = "Examples:
 /// closed-loop throughput run, rows interleaved in blocks, ratios to baselines of the same run.
 #[derive(Debug, clap::Subcommand)]
 pub enum BenchCmd {
-    /// Every available scenario in one run (lists the ones not available yet).
+    /// Every scenario in one run, rows interleaved.
     #[command(after_help = EXAMPLES)]
     All(SuiteArgs),
     /// The in-process permit chain: one thread (`single`) and the pipelined runner.
@@ -31,10 +31,11 @@ pub enum BenchCmd {
     /// deployed (100 ms permit poll).
     #[command(after_help = EXAMPLES)]
     Legacy(SuiteArgs),
-    /// XADD in Redis → result entry in Redis through the Redis bridge (not available yet).
+    /// XADD in Redis → result entry in Redis through `quantum bridge redis` and `quantum run`
+    /// (HOLD plans, and EXECUTE plans through the whole chain).
     #[command(after_help = EXAMPLES)]
     Bridge(SuiteArgs),
-    /// The chain with the journal on and off (not available yet).
+    /// The chain with each event published: no journal, journaled, journaled and synced.
     #[command(after_help = EXAMPLES)]
     Journal(SuiteArgs),
     /// The echo process of `bench ring` (started by it, not by hand).

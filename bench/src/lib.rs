@@ -6,8 +6,8 @@
 //!   closed-loop throughput run per row, rows interleaved block by block, the table,
 //!   `summary.md`/`summary.json`, `.hgrm` files and the percentile plot.
 //! - [`scenarios`]: the rows: `ring` (cache-line floor, crossbeam, shm rings), `chain`,
-//!   `ipc` (real processes around `quantum run`), `legacy` (a real redis-server); the
-//!   registry says which are not available yet.
+//!   `ipc` (real processes around `quantum run`), `legacy` (a real redis-server), `bridge`
+//!   (the Redis bridge and the daemon), `journal` (the chain with the journal off, on, synced).
 //! - [`live`]: latency from a running core: stage stamps into interval histograms, the
 //!   standard interval log, and percentile gauges in the counters segment.
 //! - [`feed`]: the seeds' plan mix (EXECUTE/HOLD/REDUCE, partial closes, re-delivered ids).

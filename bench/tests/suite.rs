@@ -84,22 +84,25 @@ fn chain_runs_with_the_baselines_of_the_same_run() {
 }
 
 #[test]
-fn scenarios_that_need_unbuilt_parts_say_so() {
-    let dir = tempfile::tempdir().unwrap();
-    for (name, needs) in [("bridge", "Redis bridge"), ("journal", "journal")] {
-        let e = run(name, &args(dir.path())).err().expect("not available");
-        let msg = format!("{e:#}");
-        assert!(
-            msg.contains("not available yet") && msg.contains(needs),
-            "{msg}"
-        );
-    }
-    assert!(run("nonsense", &args(dir.path())).is_err());
-    let (ready, missing) = quantum_bench::scenarios::select("all").unwrap();
-    let names: Vec<_> = ready.iter().map(|d| d.name).collect();
-    assert_eq!(names, ["ring", "chain", "ipc", "legacy"]);
+fn every_scenario_is_registered_and_an_unknown_one_is_refused() {
+    let names: Vec<_> = quantum_bench::scenarios::select("all")
+        .unwrap()
+        .iter()
+        .map(|d| d.name)
+        .collect();
     assert_eq!(
-        missing.iter().map(|m| m.0).collect::<Vec<_>>(),
-        ["bridge", "journal"]
+        names,
+        ["ring", "chain", "ipc", "legacy", "bridge", "journal"]
+    );
+    let one = quantum_bench::scenarios::select("journal").unwrap();
+    assert_eq!(one.len(), 1);
+    let dir = tempfile::tempdir().unwrap();
+    let e = format!(
+        "{:#}",
+        run("nonsense", &args(dir.path())).err().expect("refused")
+    );
+    assert!(
+        e.contains("unknown scenario") && e.contains("journal"),
+        "{e}"
     );
 }

@@ -1,8 +1,7 @@
 //! The scenarios of `quantum bench`, each a module that builds its rows ([`Variant`]s).
 //!
-//! To add one (the Redis bridge's `bridge`, the journal's `journal`): write
-//! `scenarios/<name>.rs` with `pub fn build(ctx: &Ctx) -> Result<Rows>` and
-//! turn its entry in [`SCENARIOS`] from `Build::Missing` into `Build::Ready(<name>::build)`.
+//! To add one: write `scenarios/<name>.rs` with `pub fn build(ctx: &Ctx) -> Result<Rows>` and
+//! give it an entry in [`SCENARIOS`].
 //! The suite interleaves, reports and plots it with the others.
 
 pub mod bridge;
@@ -111,72 +110,55 @@ pub fn on_core<T: Send, R: Send>(
 /// A scenario's rows, set up and ready to measure.
 pub type Rows = Vec<Box<dyn Variant>>;
 
-/// A scenario left out of a run, and what it needs.
-pub type Missing = (&'static str, &'static str);
-
-/// How a scenario's rows come to be.
-#[derive(Clone, Copy)]
-pub enum Build {
-    /// Builds the rows.
-    Ready(fn(&Ctx) -> Result<Rows>),
-    /// Not available yet: what it needs.
-    Missing(&'static str),
-}
-
 /// One scenario.
 #[derive(Clone, Copy)]
 pub struct ScenarioDef {
     /// Its name on the command line.
     pub name: &'static str,
-    /// Its rows.
-    pub build: Build,
+    /// Builds its rows.
+    pub build: fn(&Ctx) -> Result<Rows>,
 }
 
 /// Every scenario, in the order `all` runs them.
 pub const SCENARIOS: [ScenarioDef; 6] = [
     ScenarioDef {
         name: "ring",
-        build: Build::Ready(ring::build),
+        build: ring::build,
     },
     ScenarioDef {
         name: "chain",
-        build: Build::Ready(chain::build),
+        build: chain::build,
     },
     ScenarioDef {
         name: "ipc",
-        build: Build::Ready(ipc::build),
+        build: ipc::build,
     },
     ScenarioDef {
         name: "legacy",
-        build: Build::Ready(legacy::build),
+        build: legacy::build,
     },
     ScenarioDef {
         name: "bridge",
-        build: Build::Ready(bridge::build),
+        build: bridge::build,
     },
     ScenarioDef {
         name: "journal",
-        build: Build::Ready(journal::build),
+        build: journal::build,
     },
 ];
 
-/// The ready scenarios `name` stands for, and the ones it leaves out with the reason. A
-/// scenario asked for by name that is not available is an error.
-pub fn select(name: &str) -> Result<(Vec<ScenarioDef>, Vec<Missing>)> {
-    let mut ready = Vec::new();
-    let mut missing = Vec::new();
-    for def in SCENARIOS {
-        if name != "all" && def.name != name {
-            continue;
-        }
-        match def.build {
-            Build::Ready(_) => ready.push(def),
-            Build::Missing(why) if name == "all" => missing.push((def.name, why)),
-            Build::Missing(why) => bail!("scenario {name} is not available yet: {why}"),
-        }
+/// The scenarios `name` stands for (`all`: every one, in order); an unknown name is an error.
+pub fn select(name: &str) -> Result<Vec<ScenarioDef>> {
+    let picked: Vec<ScenarioDef> = SCENARIOS
+        .into_iter()
+        .filter(|d| name == "all" || d.name == name)
+        .collect();
+    if picked.is_empty() {
+        let names: Vec<&str> = SCENARIOS.iter().map(|d| d.name).collect();
+        bail!(
+            "unknown scenario {name:?} (one of: {}, all)",
+            names.join(", ")
+        );
     }
-    if ready.is_empty() {
-        bail!("unknown scenario {name:?}");
-    }
-    Ok((ready, missing))
+    Ok(picked)
 }

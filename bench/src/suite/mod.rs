@@ -32,7 +32,7 @@ use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::report::new_histogram;
-use crate::scenarios::{self, Build, Ctx};
+use crate::scenarios::{self, Ctx};
 use openloop::Schedule;
 use variant::{Throughput, Variant};
 
@@ -112,8 +112,6 @@ pub struct RunResult {
     pub scenarios: Vec<&'static str>,
     /// Rows in table order.
     pub rows: Vec<RowResult>,
-    /// Scenarios left out, and why.
-    pub missing: Vec<(&'static str, &'static str)>,
     /// The machine, before and after.
     pub machine: machine::Machine,
     /// The options.
@@ -127,7 +125,7 @@ pub struct RunResult {
 /// Runs `scenario` (a name from [`scenarios::SCENARIOS`] or `all`), prints the table and
 /// writes the reports.
 pub fn run(scenario: &str, args: &SuiteArgs) -> Result<RunResult> {
-    let (defs, missing) = scenarios::select(scenario)?;
+    let defs = scenarios::select(scenario)?;
     let began = Instant::now();
     let ctx = Ctx::new(args)?;
     let mut machine = machine::Machine::read(&ctx);
@@ -135,10 +133,7 @@ pub fn run(scenario: &str, args: &SuiteArgs) -> Result<RunResult> {
     let mut variants: Vec<Box<dyn Variant>> = Vec::new();
     for def in &defs {
         bar.set_message(format!("setting up {}", def.name));
-        let Build::Ready(build) = def.build else {
-            unreachable!("select returns ready scenarios only")
-        };
-        variants.extend(build(&ctx).with_context(|| format!("setting up {}", def.name))?);
+        variants.extend((def.build)(&ctx).with_context(|| format!("setting up {}", def.name))?);
         bar.inc(1);
     }
     if !args.no_baselines && !defs.iter().any(|d| d.name == "ring") {
@@ -202,16 +197,12 @@ pub fn run(scenario: &str, args: &SuiteArgs) -> Result<RunResult> {
     let result = RunResult {
         scenarios: defs.iter().map(|d| d.name).collect(),
         rows,
-        missing,
         machine,
         args: args.clone(),
         command: std::env::args().collect::<Vec<_>>().join(" "),
         elapsed: began.elapsed(),
     };
     println!("{}", output::table(&result));
-    for (name, why) in &result.missing {
-        println!("not run: {name}: not available yet: {why}");
-    }
     output::write(&args.out, &result)?;
     println!("wrote {}", args.out.display());
     Ok(result)

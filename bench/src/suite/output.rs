@@ -185,7 +185,6 @@ pub fn summary_json(run: &RunResult) -> Value {
         "unit": "ns",
         "command": run.command,
         "scenarios": run.scenarios,
-        "not_available": run.missing.iter().map(|(n, why)| json!({"name": n, "needs": why})).collect::<Vec<_>>(),
         "options": {
             "rate": run.args.rate, "duration_s": run.args.duration, "blocks": run.args.blocks,
             "closed_s": run.args.closed,
@@ -282,12 +281,6 @@ pub fn summary_md(run: &RunResult) -> String {
             r.op,
             r.notes.join("; ")
         );
-    }
-    if !run.missing.is_empty() {
-        let _ = writeln!(out, "\n## Not run\n");
-        for (n, why) in &run.missing {
-            let _ = writeln!(out, "- `{n}`: not available yet: {why}");
-        }
     }
     let _ = writeln!(
         out,
