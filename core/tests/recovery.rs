@@ -459,3 +459,63 @@ fn plan_ids_are_remembered_across_a_restart_for_their_whole_horizon() {
     assert_eq!(restart(horizon_ms - 1), Outcome::Duplicate);
     assert_ne!(restart(1), Outcome::Duplicate);
 }
+
+/// The governor's memory survives a restart: an execution journaled before the crash still
+/// holds its symbol's cooldown in the restored engine, and the cooldown ends when it would
+/// have without the crash.
+#[test]
+fn a_cooldown_holds_across_a_restart() {
+    let (clock, mock) = Clock::mock();
+    let mut cfg = config();
+    cfg.governor.mode = quantum_core::governor::GovMode::Production;
+    cfg.governor.cooldown_ms = 60_000;
+    let mut a = stocked(cfg.clone(), clock.clone());
+    let mut ev = Vec::new();
+    a.process_plan(plan(&a, 1, "BTCUSDT", Action::Partial25), &mut |x| {
+        ev.push(x)
+    })
+    .unwrap();
+    let i = intents(&ev)[0];
+    ev.extend(order(&mut a, failed(&i, FailKind::Rejected, 1)));
+    let mut state = State::new(3, 86_400_000, 16);
+    for (n, x) in ev.iter().enumerate() {
+        state.apply(n as u64 + 1, x);
+    }
+    let after = |ms: u64, id: u64| {
+        mock.increment(std::time::Duration::from_millis(ms));
+        let mut b = stocked(cfg.clone(), clock.clone());
+        b.restore(&state, &mut |_| {}).unwrap();
+        // The journal above holds no book; a ledger and a fresh position (which also ends
+        // the symbol's reconciliation) let an exit through P3.3.
+        let btc = sym(&b, "BTCUSDT");
+        cmd(
+            &mut b,
+            Command::SetLedger {
+                symbol: btc,
+                amount: q("1"),
+            },
+        );
+        cmd(
+            &mut b,
+            Command::Position {
+                symbol: btc,
+                amount: q("1"),
+                mark: p("100"),
+            },
+        );
+        let mut out = Vec::new();
+        b.process_plan(plan(&b, id, "BTCUSDT", Action::Partial25), &mut |x| {
+            out.push(x)
+        })
+        .unwrap();
+        results(&out)[0].outcome
+    };
+    assert_eq!(
+        after(10_000, 2),
+        Outcome::Blocked(Block::GovDenied(
+            quantum_core::governor::GovReason::Cooldown
+        ))
+    );
+    let later = after(60_000, 3);
+    assert!(matches!(later, Outcome::Executed { .. }), "{later:?}");
+}
