@@ -158,6 +158,16 @@ pub fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
 
 /// The segments in `dir`, oldest first, as `(first_seq, path)`.
 pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
+    numbered_files(dir, "journal-", ".qj")
+}
+
+/// The files of `dir` named `<prefix><number><suffix>`, by number, as `(number, path)`
+/// (segments and snapshots); a missing directory has none.
+fn numbered_files(
+    dir: &Path,
+    prefix: &str,
+    suffix: &str,
+) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     let mut out = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -168,15 +178,15 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
         let entry = entry.map_err(io_err(dir))?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        if let Some(seq) = name
-            .strip_prefix("journal-")
-            .and_then(|s| s.strip_suffix(".qj"))
+        if let Some(n) = name
+            .strip_prefix(prefix)
+            .and_then(|s| s.strip_suffix(suffix))
             .and_then(|s| s.parse::<u64>().ok())
         {
-            out.push((seq, entry.path()));
+            out.push((n, entry.path()));
         }
     }
-    out.sort_unstable_by_key(|(s, _)| *s);
+    out.sort_unstable_by_key(|(n, _)| *n);
     Ok(out)
 }
 

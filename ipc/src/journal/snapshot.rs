@@ -27,26 +27,7 @@ pub fn path(dir: &Path, seq: u64) -> PathBuf {
 
 /// The snapshots in `dir`, oldest first, as `(seq, path)`.
 pub fn list(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
-    let mut out = Vec::new();
-    let entries = match std::fs::read_dir(dir) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(io_err(dir)(e)),
-    };
-    for entry in entries {
-        let entry = entry.map_err(io_err(dir))?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(seq) = name
-            .strip_prefix("snapshot-")
-            .and_then(|s| s.strip_suffix(".qs"))
-            .and_then(|s| s.parse::<u64>().ok())
-        {
-            out.push((seq, entry.path()));
-        }
-    }
-    out.sort_unstable_by_key(|(s, _)| *s);
-    Ok(out)
+    super::numbered_files(dir, "snapshot-", ".qs")
 }
 
 /// Writes the state after event `seq`.
