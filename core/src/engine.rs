@@ -162,14 +162,13 @@ impl Ingest {
     /// Dedupe, then open a slot for an EXECUTE plan accepted at wall time `now_ms`.
     pub fn admit(&mut self, plan: &Plan, now_ms: u64) -> Admit {
         let id = plan.id.0;
-        self.dedupe.expire(now_ms);
-        if self.dedupe.contains(id) {
+        if self.dedupe.contains(id, now_ms) {
             return Admit::Duplicate;
         }
         if plan.decision != Decision::Execute {
             return Admit::NonExecute;
         }
-        if self.dedupe.len() == self.dedupe.capacity() {
+        if self.dedupe.is_full(now_ms) {
             return Admit::DedupeFull;
         }
         // Take the slot the previous plan had if it is free again, so a plan that resolves at
@@ -186,6 +185,13 @@ impl Ingest {
             }
         }
         Admit::Full
+    }
+
+    /// Housekeeping after a plan's events have left: forgets a few expired ids (two per plan
+    /// keep pace with the intake; a full set forgets all of them when it needs room).
+    #[inline]
+    pub fn tidy(&mut self, now_ms: u64) {
+        self.dedupe.tidy(now_ms, 2);
     }
 
     /// The dedupe set.
@@ -267,6 +273,14 @@ impl Front {
             at_ms: self.clock.wall_ms(now),
         }));
         Ok(None)
+    }
+
+    /// Housekeeping once a plan entered at `t_in` has been answered or handed to apply (its
+    /// intent, if any, has left): forgets a few expired dedupe ids.
+    #[inline]
+    pub fn tidy(&mut self, t_in: u64) {
+        let now_ms = self.clock.wall_ms(t_in);
+        self.ingest.tidy(now_ms);
     }
 
     /// Hands an accepted plan to apply (after its permits were issued, or not).
@@ -750,14 +764,27 @@ impl Engine {
         t_in: u64,
         out: &mut impl FnMut(Event),
     ) -> Result<(), Plan> {
+        // The dedupe look-up is a memory access into a table of millions of ids: start it,
+        // and judge the plan meanwhile (both verdicts read state that admitting leaves as is),
+        // so the two overlap instead of the slot's CAS waiting for the look-up.
+        self.front.ingest.dedupe().prefetch(plan.id.0);
+        let verdicts = (self.cfg.permits == PermitSource::Core
+            && plan.decision == Decision::Execute)
+            .then(|| {
+                (
+                    self.governor.evaluate(&plan, t_in),
+                    self.p33.evaluate(&plan, t_in),
+                )
+            });
         if let Some(r) = self.front.admit(plan, t_in, out)? {
-            if self.cfg.permits == PermitSource::Core {
+            if let Some((gov, p33)) = verdicts {
                 let table = &self.shared.table;
-                table.issue_gov(r, self.governor.evaluate(&plan, t_in));
-                self.p33.issue(table, r, &plan, t_in);
+                table.issue_gov(r, gov);
+                self.p33.issue_evaluated(table, r, &plan, p33);
             }
             self.front.submit(r, plan, t_in, out);
         }
+        self.front.tidy(t_in);
         Ok(())
     }
 

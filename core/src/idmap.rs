@@ -1,9 +1,12 @@
-//! A fixed-capacity hash map from `u64` ids to small `Copy` values, owned by one thread.
+//! Fixed-capacity hash maps from `u64` ids to `Copy` values, owned by one thread: [`IdMap`]
+//! for small values, [`IdSlab`] for larger ones.
 //!
 //! Open addressing with linear probing and backward-shift deletion (no tombstones), sized at
 //! construction to a power of two at least twice the number of entries it may hold, so a probe
 //! run stays short and inserting never allocates. Plan ids are random 64-bit values, so a
 //! Fibonacci multiply is enough of a hash.
+
+use quantum_ipc::bigmem::BigSlice;
 
 /// Fixed-capacity `u64 → V` map.
 ///
@@ -11,7 +14,7 @@
 /// holds [`EMPTY`] as its key, and the one real key equal to [`EMPTY`] lives outside the array.
 #[derive(Debug, Clone)]
 pub struct IdMap<V: Copy + Default> {
-    buckets: Box<[(u64, V)]>,
+    buckets: BigSlice<(u64, V)>,
     /// The entry whose key is `EMPTY`, if any.
     empty_key: Option<V>,
     mask: usize,
@@ -32,7 +35,7 @@ impl<V: Copy + Default> IdMap<V> {
         let max_len = max_len.max(1);
         let n = (max_len * 2).next_power_of_two();
         IdMap {
-            buckets: vec![(EMPTY, V::default()); n].into_boxed_slice(),
+            buckets: BigSlice::new(n, (EMPTY, V::default())),
             empty_key: None,
             mask: n - 1,
             len: 0,
@@ -56,6 +59,12 @@ impl<V: Copy + Default> IdMap<V> {
                 _ => i = (i + 1) & self.mask,
             }
         }
+    }
+
+    /// Starts loading the bucket where a look-up of `key` begins (see [`BigSlice::prefetch`]).
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        self.buckets.prefetch(self.home(key));
     }
 
     /// The value for `key`.
@@ -150,16 +159,146 @@ impl<V: Copy + Default> IdMap<V> {
     }
 }
 
+/// Fixed-capacity `u64 → V` map for larger values: a compact [`IdMap`] from key to an index
+/// into a slab of values, with a last-in-first-out free list.
+///
+/// The index's buckets stay 16 bytes whatever `V` is, so probing touches few cache lines; a
+/// value freed by `remove` is the next one `insert` reuses, so with few entries live at a time
+/// (orders open and end) the values touched stay in the cache. Allocates only in construction.
+#[derive(Debug, Clone)]
+pub struct IdSlab<V: Copy + Default> {
+    index: IdMap<u32>,
+    /// Key and value per slab slot (the key, for iteration).
+    slots: BigSlice<(u64, V)>,
+    /// Free slot numbers; the last one is used next. Never longer than `slots`.
+    free: Vec<u32>,
+}
+
+impl<V: Copy + Default> IdSlab<V> {
+    /// A map that holds up to `max_len` entries (at least 1, at most `u32::MAX`).
+    pub fn with_max_len(max_len: usize) -> Self {
+        let max_len = max_len.clamp(1, u32::MAX as usize);
+        IdSlab {
+            index: IdMap::with_max_len(max_len),
+            slots: BigSlice::new(max_len, (0, V::default())),
+            // Reversed, so slot 0 is used first.
+            free: (0..max_len as u32).rev().collect(),
+        }
+    }
+
+    /// The value for `key`.
+    #[inline]
+    pub fn get(&self, key: u64) -> Option<V> {
+        self.index.get(key).map(|i| self.slots[i as usize].1)
+    }
+
+    /// True when `key` is present.
+    #[inline]
+    pub fn contains(&self, key: u64) -> bool {
+        self.index.contains(key)
+    }
+
+    /// Inserts or replaces; fails only when a new key would exceed the maximum.
+    pub fn insert(&mut self, key: u64, val: V) -> Result<Option<V>, MapFull> {
+        if let Some(i) = self.index.get(key) {
+            let slot = &mut self.slots[i as usize];
+            return Ok(Some(std::mem::replace(&mut slot.1, val)));
+        }
+        let i = self.free.pop().ok_or(MapFull)?;
+        self.slots[i as usize] = (key, val);
+        // Cannot fail: the index holds as many keys as slots are taken, fewer than its max.
+        let _ = self.index.insert(key, i);
+        Ok(None)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: u64) -> Option<V> {
+        let i = self.index.remove(key)?;
+        self.free.push(i);
+        Some(self.slots[i as usize].1)
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.index.len()
+    }
+
+    /// True when empty.
+    pub fn is_empty(&self) -> bool {
+        self.index.is_empty()
+    }
+
+    /// Most entries the map takes.
+    pub fn max_len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Every entry, in no particular order (off the hot path).
+    pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
+        self.index
+            .iter()
+            .map(|(k, i)| (k, self.slots[i as usize].1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
     use std::collections::HashMap;
 
+    /// What both maps offer, for one reference test.
+    trait Map {
+        fn new(max_len: usize) -> Self;
+        fn insert(&mut self, k: u64, v: u32) -> Result<Option<u32>, MapFull>;
+        fn remove(&mut self, k: u64) -> Option<u32>;
+        fn get(&self, k: u64) -> Option<u32>;
+        fn len(&self) -> usize;
+        fn all(&self) -> Vec<(u64, u32)>;
+    }
+
+    macro_rules! map_impl {
+        ($t:ty) => {
+            impl Map for $t {
+                fn new(max_len: usize) -> Self {
+                    <$t>::with_max_len(max_len)
+                }
+                fn insert(&mut self, k: u64, v: u32) -> Result<Option<u32>, MapFull> {
+                    <$t>::insert(self, k, v)
+                }
+                fn remove(&mut self, k: u64) -> Option<u32> {
+                    <$t>::remove(self, k)
+                }
+                fn get(&self, k: u64) -> Option<u32> {
+                    <$t>::get(self, k)
+                }
+                fn len(&self) -> usize {
+                    <$t>::len(self)
+                }
+                fn all(&self) -> Vec<(u64, u32)> {
+                    self.iter().collect()
+                }
+            }
+        };
+    }
+    map_impl!(IdMap<u32>);
+    map_impl!(IdSlab<u32>);
+
     proptest! {
         #[test]
         fn idmap_matches_a_hashmap(ops in prop::collection::vec((0u8..3, 0u64..64), 0..400)) {
-            let mut m = IdMap::with_max_len(40);
+            matches_a_hashmap::<IdMap<u32>>(ops)?;
+        }
+
+        #[test]
+        fn idslab_matches_a_hashmap(ops in prop::collection::vec((0u8..3, 0u64..64), 0..400)) {
+            matches_a_hashmap::<IdSlab<u32>>(ops)?;
+        }
+    }
+
+    fn matches_a_hashmap<M: Map>(ops: Vec<(u8, u64)>) -> Result<(), TestCaseError> {
+        {
+            let mut m = M::new(40);
             let mut r: HashMap<u64, u32> = HashMap::new();
             for (i, (op, k)) in ops.into_iter().enumerate() {
                 // Keys that collide in the low bits, to exercise probe runs; 63 maps to the
@@ -182,11 +321,12 @@ mod tests {
             for (k, v) in &r {
                 prop_assert_eq!(m.get(*k), Some(*v));
             }
-            let mut all: Vec<(u64, u32)> = m.iter().collect();
+            let mut all: Vec<(u64, u32)> = m.all();
             all.sort_unstable();
             let mut want: Vec<(u64, u32)> = r.into_iter().collect();
             want.sort_unstable();
             prop_assert_eq!(all, want);
         }
+        Ok(())
     }
 }

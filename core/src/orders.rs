@@ -22,7 +22,7 @@
 //! is changed only here (and at consume, by [`Orders::open`]), so it is always the sum over the
 //! orders of what they may still fill.
 //!
-//! Nothing here allocates: the orders live in a fixed-capacity map.
+//! Nothing here allocates: the orders live in fixed-capacity maps.
 
 use quantum_ipc::codes::{
     DoneCode, FailKind, OrderStatus, RefuseReason, ReportSource, UnknownReason,
@@ -31,8 +31,9 @@ use quantum_ipc::codes::{
 use crate::book::BookWriter;
 use crate::event::{DoneEvent, Event, FillEvent};
 use crate::fixed::{Price, Qty};
-use crate::idmap::IdMap;
+use crate::idmap::{IdMap, IdSlab};
 use crate::types::{OrderIntent, PlanId, Side, SymbolId};
+use quantum_ipc::bigmem::BigSlice;
 
 /// Where an order stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -232,41 +233,45 @@ impl Default for EndedOrder {
 /// dropped).
 #[derive(Debug)]
 struct Ended {
-    orders: IdMap<EndedOrder>,
-    /// Ids in the order they ended; `len` of them from `head`, wrapping.
-    ring: Box<[u64]>,
+    /// Plan id → its place in `ring`.
+    index: IdMap<u32>,
+    /// Orders in the order they ended; `len` of them from `head`, wrapping. A new one is
+    /// written where the oldest was, so pushing touches the ring in sequence.
+    ring: BigSlice<(u64, EndedOrder)>,
     head: usize,
     len: usize,
 }
 
 impl Ended {
     fn new(capacity: usize) -> Ended {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, u32::MAX as usize);
         Ended {
-            orders: IdMap::with_max_len(capacity),
-            ring: vec![0; capacity].into_boxed_slice(),
+            index: IdMap::with_max_len(capacity),
+            ring: BigSlice::new(capacity, (0, EndedOrder::default())),
             head: 0,
             len: 0,
         }
     }
 
     fn get(&self, plan: u64) -> Option<EndedOrder> {
-        self.orders.get(plan)
+        self.index.get(plan).map(|i| self.ring[i as usize].1)
     }
 
     /// Remembers `plan`, forgetting the oldest when full.
     fn push(&mut self, plan: u64, o: EndedOrder) {
-        if self.orders.contains(plan) {
-            let _ = self.orders.insert(plan, o);
+        if let Some(i) = self.index.get(plan) {
+            self.ring[i as usize].1 = o;
             return;
         }
         if self.len == self.ring.len() {
-            self.orders.remove(self.ring[self.head]);
+            self.index.remove(self.ring[self.head].0);
             self.head = (self.head + 1) % self.ring.len();
             self.len -= 1;
         }
-        self.ring[(self.head + self.len) % self.ring.len()] = plan;
-        let _ = self.orders.insert(plan, o);
+        let tail = (self.head + self.len) % self.ring.len();
+        self.ring[tail] = (plan, o);
+        // Cannot fail: the index holds the ring's ids, and the ring had room.
+        let _ = self.index.insert(plan, tail as u32);
         self.len += 1;
     }
 }
@@ -274,7 +279,7 @@ impl Ended {
 /// Every order of ours not yet ended, by plan id.
 #[derive(Debug)]
 pub struct Orders {
-    map: IdMap<Order>,
+    map: IdSlab<Order>,
     ended: Ended,
 }
 
@@ -282,7 +287,7 @@ impl Orders {
     /// Room for `capacity` orders in flight (and as many recently ended ones remembered).
     pub fn new(capacity: usize) -> Orders {
         Orders {
-            map: IdMap::with_max_len(capacity),
+            map: IdSlab::with_max_len(capacity),
             ended: Ended::new(capacity),
         }
     }

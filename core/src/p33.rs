@@ -145,6 +145,18 @@ impl P33 {
     /// issued.
     pub fn issue(&mut self, table: &PermitTable, slot: SlotRef, plan: &Plan, now_ns: u64) -> Issue {
         let permit = self.evaluate(plan, now_ns);
+        self.issue_evaluated(table, slot, plan, permit)
+    }
+
+    /// Issues `permit`, judged by [`P33::evaluate`] with nothing changed in the book since,
+    /// into `slot`, reserving its allowance.
+    pub fn issue_evaluated(
+        &mut self,
+        table: &PermitTable,
+        slot: SlotRef,
+        plan: &Plan,
+        permit: P33Permit,
+    ) -> Issue {
         let done = table.issue_p33(slot, permit);
         if done == Issue::Issued && permit.allow {
             self.reservations.reserve(plan.symbol, permit.safe_qty);

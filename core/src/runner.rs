@@ -588,6 +588,7 @@ fn front_loop(
                             break;
                         }
                     }
+                    front.tidy(t_in);
                 }
                 other => {
                     front.handle(other, ring, &mut sink);

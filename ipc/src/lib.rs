@@ -11,6 +11,8 @@
 //!   restarted peer carries on.
 //! - [`liveness`]: pids and heartbeats of each ring's peers; [`shm`]: listing and removing
 //!   segments of dead instances.
+//! - [`bigmem`]: fixed-length arrays for the core's large tables, in mappings advised for
+//!   transparent huge pages.
 //! - [`counters`]: labelled `u64` counters and a symbol directory that `quantum ctl` reads
 //!   without disturbing the writer.
 //!
@@ -23,6 +25,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(clippy::undocumented_unsafe_blocks, missing_docs)]
 
+pub mod bigmem;
 pub mod broadcast;
 pub mod codes;
 pub mod contract;
