@@ -329,14 +329,6 @@ impl BookWriter {
         })
     }
 
-    /// New reconcile tolerance.
-    pub fn set_tolerance(&mut self, s: SymbolId, tol: Qty) -> Option<Result<(), Overflow>> {
-        self.change(s, |w| {
-            w[TOLERANCE] = checked(Some(tol.units()))?;
-            Ok(())
-        })
-    }
-
     /// Marks `s` reconciling or not.
     pub fn set_reconciling(&mut self, s: SymbolId, on: bool) -> Option<Result<(), Overflow>> {
         self.change(s, |w| {

@@ -146,24 +146,12 @@ impl GovernorState {
         self.kill.store(u8::from(on), Ordering::Relaxed);
     }
 
-    /// The global kill switch.
-    pub fn kill_switch(&self) -> bool {
-        self.kill.load(Ordering::Relaxed) != 0
-    }
-
     /// A symbol's kill switch; false for an unknown symbol.
     pub fn set_symbol_kill_switch(&self, s: SymbolId, on: bool) -> bool {
         self.symbols
             .get(s.index())
             .map(|g| g.kill.store(u8::from(on), Ordering::Relaxed))
             .is_some()
-    }
-
-    /// A symbol's kill switch.
-    pub fn symbol_kill_switch(&self, s: SymbolId) -> bool {
-        self.symbols
-            .get(s.index())
-            .is_some_and(|g| g.kill.load(Ordering::Relaxed) != 0)
     }
 
     /// Trading state.

@@ -13,6 +13,14 @@ use quantum_core::{Clock, SymbolSpec};
 
 const S: SymbolId = SymbolId(0);
 const MS: u64 = 1_000_000;
+const DAY_MS: u64 = 86_400_000;
+/// Engine ms from the mock clock's origin to the next UTC midnight.
+const MS_TO_NEXT_UTC_DAY: u64 = DAY_MS - quantum_core::clock::MOCK_WALL_ORIGIN_MS % DAY_MS;
+
+/// The UTC day of the mock clock's origin.
+fn mock_day() -> u64 {
+    quantum_core::clock::MOCK_WALL_ORIGIN_MS / DAY_MS
+}
 
 fn q(s: &str) -> Qty {
     s.parse().unwrap()
@@ -222,6 +230,131 @@ fn every_governor_policy() {
             want: Some(GovReason::MaxNotionalOrder),
         },
         GovCase {
+            name: "max notional per order admits exactly the cap",
+            cfg: |c| c.max_notional_order = Some(Price::from_int(2_000)),
+            setup: nothing,
+            plan: opening_plan("0.02"),
+            now_ms: 0,
+            at: At::Consume("0.02"),
+            want: None,
+        },
+        GovCase {
+            name: "max notional per day admits exactly the cap",
+            cfg: |c| c.max_notional_day = Some(Price::from_int(4_000)),
+            setup: |_, t| executed(t, &opening_plan("0.02"), "0.02", 1),
+            plan: opening_plan("0.02"),
+            now_ms: 2,
+            at: At::Consume("0.02"),
+            want: None,
+        },
+        GovCase {
+            name: "max notional per day: the last ms of the UTC day still counts the day",
+            cfg: |c| c.max_notional_day = Some(Price::from_int(3_000)),
+            setup: |_, t| executed(t, &opening_plan("0.02"), "0.02", 1),
+            plan: opening_plan("0.02"),
+            now_ms: MS_TO_NEXT_UTC_DAY - 1,
+            at: At::Consume("0.02"),
+            want: Some(GovReason::MaxNotionalDay),
+        },
+        GovCase {
+            name: "max notional per day starts again with the next UTC day",
+            cfg: |c| c.max_notional_day = Some(Price::from_int(3_000)),
+            setup: |_, t| executed(t, &opening_plan("0.02"), "0.02", 1),
+            plan: opening_plan("0.02"),
+            now_ms: MS_TO_NEXT_UTC_DAY,
+            at: At::Consume("0.02"),
+            want: None,
+        },
+        GovCase {
+            name: "rate limit counts the limit-th most recent execution, not the first",
+            cfg: |c| {
+                c.rate_limit = 3;
+                c.rate_window_ms = 1_000
+            },
+            setup: |_, t| {
+                for ms in [10, 410, 810, 1_210] {
+                    executed(t, &exit_plan(), "0.01", ms)
+                }
+            },
+            plan: exit_plan(),
+            // The third most recent is at 410 ms: 999 ms ago.
+            now_ms: 1_409,
+            at: At::Issue,
+            want: Some(GovReason::RateLimited),
+        },
+        GovCase {
+            name: "rate limit after more executions than the history holds",
+            cfg: |c| {
+                c.rate_limit = 3;
+                c.rate_window_ms = 1_000
+            },
+            setup: |_, t| {
+                for ms in (1..=70).map(|i| i * 400) {
+                    executed(t, &exit_plan(), "0.01", ms)
+                }
+            },
+            plan: exit_plan(),
+            // The third most recent of 70 (the history keeps 64) is at 27,200 ms.
+            now_ms: 28_199,
+            at: At::Issue,
+            want: Some(GovReason::RateLimited),
+        },
+        GovCase {
+            name: "rate limit from a restored history: window moved on",
+            cfg: |c| {
+                c.rate_limit = 3;
+                c.rate_window_ms = 1_000
+            },
+            setup: |s, _| s.restore_history(S, &[10 * MS, 20 * MS, 30 * MS], mock_day(), 0),
+            plan: exit_plan(),
+            now_ms: 1_010,
+            at: At::Issue,
+            want: None,
+        },
+        GovCase {
+            name: "rate limit from a restored history: inside the window",
+            cfg: |c| {
+                c.rate_limit = 3;
+                c.rate_window_ms = 1_000
+            },
+            setup: |s, _| s.restore_history(S, &[10 * MS, 20 * MS, 30 * MS], mock_day(), 0),
+            plan: exit_plan(),
+            now_ms: 1_009,
+            at: At::Issue,
+            want: Some(GovReason::RateLimited),
+        },
+        GovCase {
+            name: "a restored history longer than the history holds keeps the newest",
+            cfg: |c| {
+                c.rate_limit = 64;
+                c.rate_window_ms = 1_000
+            },
+            setup: |s, _| {
+                let times: Vec<u64> = (1..=100).map(|ms| ms * MS).collect();
+                s.restore_history(S, &times, mock_day(), 0)
+            },
+            plan: exit_plan(),
+            // The 64th most recent of 1..=100 ms is at 37 ms.
+            now_ms: 1_036,
+            at: At::Issue,
+            want: Some(GovReason::RateLimited),
+        },
+        GovCase {
+            name: "a restored history longer than the history holds: oldest kept is out",
+            cfg: |c| {
+                c.rate_limit = 64;
+                c.rate_window_ms = 1_000
+            },
+            setup: |s, _| {
+                let times: Vec<u64> = (1..=100).map(|ms| ms * MS).collect();
+                s.restore_history(S, &times, mock_day(), 0)
+            },
+            plan: exit_plan(),
+            now_ms: 1_037,
+            at: At::Issue,
+            want: None,
+        },
+        GovCase {
             name: "max notional per order never stops an exit",
             cfg: |c| c.max_notional_order = Some(Price::from_int(1)),
             setup: nothing,
@@ -244,7 +377,7 @@ fn every_governor_policy() {
             cfg: |c| c.max_notional_day = Some(Price::from_int(1)),
             // A whole day's cap used by an opening order of 1 BTC at 100,000.
             setup: |s, _| {
-                let day = (quantum_core::clock::MOCK_WALL_ORIGIN_MS + 1) / 86_400_000;
+                let day = (quantum_core::clock::MOCK_WALL_ORIGIN_MS + 1) / DAY_MS;
                 s.record_execution(S, MS, Price::from_int(100_000).units(), true, day)
             },
             plan: exit_plan(),
@@ -544,4 +677,39 @@ fn mismatch_carries_its_context() {
     assert_eq!(got.context.ledger, q("0.002"));
     assert_eq!(got.context.diff(), q("0.06"));
     assert_eq!(got.context.tolerance, q("0.001"));
+}
+
+/// A `SetFilters` command moves P3.3's rounding: the same plan is sized on the new lot grid,
+/// and a quantity below the new minimum is refused.
+#[test]
+fn new_filters_change_what_p33_allows() {
+    let (_, mut led, reservations) = book();
+    led.set_exchange(S, q("0.062"), Price::from_int(100_000), MS)
+        .unwrap()
+        .unwrap();
+    led.set_ledger(S, q("0.062")).unwrap().unwrap();
+    let p33 = P33::new(P33Config::default(), reservations);
+    let plan = Plan::exit(PlanId(3), S, Decision::Execute, Action::Partial75);
+    // 75% of 0.062 = 0.0465, on BTCUSDT's default 0.001 grid.
+    assert_eq!(p33.evaluate(&plan, 2 * MS).safe_qty, q("0.046"));
+    let lot = |step: &str, min: &str| quantum_core::book::LotFilter {
+        min: q(min),
+        max: q("1000"),
+        step: q(step),
+    };
+    let filters = |step: &str, min: &str| quantum_core::book::Filters {
+        lot: lot(step, min),
+        market_lot: lot(step, min),
+        min_notional: Price::from_int(100),
+    };
+    led.set_filters(S, filters("0.01", "0.01"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(p33.evaluate(&plan, 2 * MS).safe_qty, q("0.04"));
+    led.set_filters(S, filters("0.1", "0.1")).unwrap().unwrap();
+    let got = p33.evaluate(&plan, 2 * MS);
+    assert!(!got.allow);
+    assert_eq!(got.reason, Some(P33Reason::SafeQtyBelowMin));
+    // An unknown symbol is not changed, and says so.
+    assert!(led.set_filters(SymbolId(9), filters("1", "1")).is_none());
 }
