@@ -28,7 +28,7 @@ use crate::idmap::IdMap;
 use crate::orders::Orders;
 use crate::permit::{Close, Consume, GovPermit, P33Permit, PermitTable, SlotRef, Status};
 use crate::result::{Block, Outcome, PlanResult};
-use crate::types::{OrderIntent, Plan, PlanId, SymbolId};
+use crate::types::{OrderIntent, Plan, PlanId, StageMarks, SymbolId};
 
 #[derive(Clone, Copy, Debug)]
 struct Pending {
@@ -39,6 +39,9 @@ struct Pending {
     /// Re-deliveries of this plan seen while it waited; each gets a `duplicate` result after
     /// this plan's own.
     duplicates: u32,
+    /// Latency sample: `Some` for a sampled plan, with the verdict moments when the engine's
+    /// thread made them (zero when separate permit threads did: their issue times are used).
+    marks: Option<StageMarks>,
 }
 
 /// What finishing a plan changes outside apply: the book, the orders, the throttles.
@@ -86,11 +89,13 @@ impl Apply {
     }
 
     /// Takes a plan whose slot is open: resolves it now if it can, else keeps it pending.
+    /// `marks` is `Some` for a plan sampled for live latency (see [`StageMarks`]).
     pub fn submit(
         &mut self,
         slot: SlotRef,
         plan: Plan,
         t_in_ns: u64,
+        marks: Option<StageMarks>,
         fx: &mut Effects<'_>,
         out: &mut impl FnMut(Event),
     ) {
@@ -100,6 +105,7 @@ impl Apply {
             t_in_ns,
             deadline_ns: self.deadline_of(t_in_ns),
             duplicates: 0,
+            marks,
         };
         // The plan entered at `t_in_ns` a few ns ago: that is "now" for its first look.
         if !self.resolve(&p, t_in_ns, fx, out) {
@@ -172,6 +178,8 @@ impl Apply {
             return self.finish(p, None, now, fx, out);
         }
         let mut refused: Option<Block> = None;
+        // A sampled plan's consume starts now (one clock read, for the sample only).
+        let ready_ns = p.marks.map(|_| self.clock.now_ns());
         let consumed = self.table.try_consume(p.slot, now, |qty, _side| {
             if fx.orders.is_full() {
                 refused = Some(Block::OrdersFull);
@@ -197,6 +205,7 @@ impl Apply {
                     t_out_ns: self.clock.now_ns(),
                     at_ms: self.clock.wall_ms(now),
                     lookup_first: false,
+                    marks: StageMarks::default(),
                 };
                 let absorb = if fx.internal_p33 {
                     safe_qty
@@ -205,6 +214,13 @@ impl Apply {
                 };
                 // Consumed: nobody writes the slot until this thread reopens it.
                 let (gov, p33) = self.table.permits(p.slot).unwrap_or((None, None));
+                let intent = match (p.marks, ready_ns) {
+                    (Some(m), Some(ready)) => OrderIntent {
+                        marks: Self::sample(m, p.t_in_ns, gov, p33, ready),
+                        ..intent
+                    },
+                    _ => intent,
+                };
                 self.emit_permit_events(p.plan.id, p.plan.symbol, gov, p33, out);
                 let outcome = match fx.orders.open(&intent, absorb, fx.book) {
                     Ok(()) => {
@@ -279,6 +295,31 @@ impl Apply {
         self.emit_permit_events(p.plan.id, p.plan.symbol, gov, p33, out);
         self.emit_result(p, Outcome::Blocked(block), now, out);
         true
+    }
+
+    /// The stage marks of a sampled plan that was consumed: the verdict moments the engine
+    /// stamped, or else the permits' issue times (made on the permit threads).
+    fn sample(
+        m: StageMarks,
+        t_in: u64,
+        gov: Option<GovPermit>,
+        p33: Option<P33Permit>,
+        ready: u64,
+    ) -> StageMarks {
+        let issued = |at: Option<u64>| at.map_or(0, |t| StageMarks::offset(t_in, t));
+        StageMarks {
+            gov_ns: if m.gov_ns != 0 {
+                m.gov_ns
+            } else {
+                issued(gov.map(|g| g.issued_ns))
+            },
+            p33_ns: if m.p33_ns != 0 {
+                m.p33_ns
+            } else {
+                issued(p33.map(|q| q.issued_ns))
+            },
+            ready_ns: StageMarks::offset(t_in, ready),
+        }
     }
 
     fn emit_permit_events(

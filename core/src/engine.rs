@@ -26,7 +26,7 @@ use crate::p33::{P33Reason, P33};
 use crate::permit::{GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef};
 use crate::recovery::{RestoreError, Restored, State, SymbolState};
 use crate::result::{Block, Outcome, PlanResult};
-use crate::types::{Decision, Plan, PlanId, Side, SymbolId, Symbols};
+use crate::types::{Decision, Plan, PlanId, Side, StageMarks, SymbolId, Symbols};
 
 /// Operator and exchange commands, applied in order with plans.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -222,7 +222,12 @@ pub struct Front {
     permits: PermitSource,
     /// Per symbol: reconciling after a restore and no position snapshot seen since.
     awaiting_position: Vec<bool>,
+    /// Plans offered for sampling so far ([`Front::sample`]).
+    sampled: u32,
 }
+
+/// One plan in this many carries [`StageMarks`] (the first one does).
+pub const STAGE_SAMPLE_EVERY: u32 = 8;
 
 impl Front {
     fn effects(&mut self) -> (&mut Apply, Effects<'_>) {
@@ -283,10 +288,26 @@ impl Front {
         self.ingest.tidy(now_ms);
     }
 
-    /// Hands an accepted plan to apply (after its permits were issued, or not).
-    pub fn submit(&mut self, slot: SlotRef, plan: Plan, t_in: u64, out: &mut impl FnMut(Event)) {
+    /// Hands an accepted plan to apply (after its permits were issued, or not); `marks` is
+    /// `Some` for a plan sampled for live latency ([`Front::sample`]).
+    pub fn submit(
+        &mut self,
+        slot: SlotRef,
+        plan: Plan,
+        t_in: u64,
+        marks: Option<StageMarks>,
+        out: &mut impl FnMut(Event),
+    ) {
         let (apply, mut fx) = self.effects();
-        apply.submit(slot, plan, t_in, &mut fx, out);
+        apply.submit(slot, plan, t_in, marks, &mut fx, out);
+    }
+
+    /// Whether the next plan is sampled for live latency per stage: one in
+    /// [`STAGE_SAMPLE_EVERY`], so the clock reads a sample costs stay off most plans.
+    #[inline]
+    pub fn sample(&mut self) -> bool {
+        self.sampled = self.sampled.wrapping_add(1);
+        self.sampled % STAGE_SAMPLE_EVERY == 1
     }
 
     /// Re-checks plans waiting for permits; returns how many ended.
@@ -711,6 +732,7 @@ impl Engine {
             clock,
             permits: cfg.permits,
             awaiting_position: vec![false; symbols.len()],
+            sampled: 0,
         };
         Ok(Engine {
             front,
@@ -768,21 +790,26 @@ impl Engine {
         // and judge the plan meanwhile (both verdicts read state that admitting leaves as is),
         // so the two overlap instead of the slot's CAS waiting for the look-up.
         self.front.ingest.dedupe().prefetch(plan.id.0);
-        let verdicts = (self.cfg.permits == PermitSource::Core
-            && plan.decision == Decision::Execute)
-            .then(|| {
-                (
-                    self.governor.evaluate(&plan, t_in),
-                    self.p33.evaluate(&plan, t_in),
-                )
-            });
+        let execute = plan.decision == Decision::Execute;
+        let mut marks = (execute && self.front.sample()).then(StageMarks::default);
+        let verdicts = (self.cfg.permits == PermitSource::Core && execute).then(|| {
+            let gov = self.governor.evaluate(&plan, t_in);
+            if let Some(m) = &mut marks {
+                m.gov_ns = StageMarks::offset(t_in, self.front.clock.now_ns());
+            }
+            let p33 = self.p33.evaluate(&plan, t_in);
+            if let Some(m) = &mut marks {
+                m.p33_ns = StageMarks::offset(t_in, self.front.clock.now_ns());
+            }
+            (gov, p33)
+        });
         if let Some(r) = self.front.admit(plan, t_in, out)? {
             if let Some((gov, p33)) = verdicts {
                 let table = &self.shared.table;
                 table.issue_gov(r, gov);
                 self.p33.issue_evaluated(table, r, &plan, p33);
             }
-            self.front.submit(r, plan, t_in, out);
+            self.front.submit(r, plan, t_in, marks, out);
         }
         self.front.tidy(t_in);
         Ok(())

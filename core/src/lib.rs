@@ -101,5 +101,7 @@ pub use {
     fixed::{Price, Qty, Score},
     result::{Block, Outcome, PlanResult},
     runner::{Mode, Runner, RunnerConfig},
-    types::{Action, ClientOrderId, Decision, OrderIntent, Plan, PlanId, Side, SymbolId},
+    types::{
+        Action, ClientOrderId, Decision, OrderIntent, Plan, PlanId, Side, StageMarks, SymbolId,
+    },
 };

@@ -32,7 +32,7 @@ use crate::book::BookWriter;
 use crate::event::{DoneEvent, Event, FillEvent};
 use crate::fixed::{Price, Qty};
 use crate::idmap::{IdMap, IdSlab};
-use crate::types::{OrderIntent, PlanId, Side, SymbolId};
+use crate::types::{OrderIntent, PlanId, Side, StageMarks, SymbolId};
 use quantum_ipc::bigmem::BigSlice;
 
 /// Where an order stands.
@@ -87,6 +87,7 @@ impl Default for Order {
                 t_out_ns: 0,
                 at_ms: 0,
                 lookup_first: false,
+                marks: StageMarks::default(),
             },
         }
     }
@@ -350,7 +351,11 @@ impl Orders {
             filled: Qty::ZERO,
             state: OrderState::Intent,
             order_id: 0,
-            intent: *intent,
+            // Kept as the order it is (re-offered from it), without the latency sample.
+            intent: OrderIntent {
+                marks: StageMarks::default(),
+                ..*intent
+            },
         };
         self.map.insert(intent.plan.0, o).map_err(|_| OrdersFull)?;
         Ok(())

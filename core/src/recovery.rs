@@ -183,6 +183,11 @@ impl State {
             Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
             Event::Reconciling { .. } => {}
             Event::OrderIntent(i) if !i.lookup_first => {
+                // What the journal keeps of it: the latency sample is not part of the order.
+                let i = OrderIntent {
+                    marks: crate::types::StageMarks::default(),
+                    ..i
+                };
                 self.orders.insert(
                     i.plan.0,
                     Order {
@@ -725,6 +730,12 @@ mod tests {
             t_out_ns: 2,
             at_ms,
             lookup_first: false,
+            // A latency sample, which the state must not keep.
+            marks: crate::types::StageMarks {
+                gov_ns: 1,
+                p33_ns: 2,
+                ready_ns: 3,
+            },
         }
     }
 
@@ -764,6 +775,11 @@ mod tests {
             );
         }
         ev(&mut s, Event::OrderIntent(intent(1, 11)));
+        // The order is kept without the intent's latency sample (the journal has none either).
+        assert_eq!(
+            s.orders[&1].intent.marks,
+            crate::types::StageMarks::default()
+        );
         ev(
             &mut s,
             Event::PlanResult(crate::result::PlanResult {

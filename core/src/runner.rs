@@ -18,7 +18,7 @@ use crate::config::PermitSource;
 use crate::engine::{Engine, Front, Input, Shared};
 use crate::event::Event;
 use crate::permit::SlotRef;
-use crate::types::Plan;
+use crate::types::{Plan, StageMarks};
 use crate::wait::{Idle, IdlePolicy, Wake};
 
 /// Thread layout.
@@ -579,7 +579,8 @@ fn front_loop(
                                 dispatch(gov_q, (r, plan, t_in), policy);
                                 dispatch(p33_q, (r, plan, t_in), policy);
                             }
-                            front.submit(r, plan, t_in, &mut sink);
+                            let marks = front.sample().then(StageMarks::default);
+                            front.submit(r, plan, t_in, marks, &mut sink);
                             handled += 1;
                         }
                         Ok(None) => handled += 1,

@@ -254,6 +254,40 @@ pub struct OrderIntent {
     /// Offered again with its outcome unknown (after a restart or an adapter's re-attach): the
     /// adapter must look the order up by client order id before sending anything.
     pub lookup_first: bool,
+    /// Moments inside the chain, for a sample of plans (live latency per stage). Not part of
+    /// the order: never on the wire nor in the journal, and cleared wherever an intent is kept.
+    pub marks: StageMarks,
+}
+
+/// When a sampled plan's governor verdict, P3.3 verdict and apply's consume started, in ns
+/// after the plan entered the engine (`t_in_ns`); all zero for a plan not sampled.
+///
+/// With the permits computed on the engine's thread (single mode) the verdict moments are
+/// clock reads right after each verdict; with separate permit threads they are the permits'
+/// own issue times. Offsets of 32 bits cover 4.29 s, beyond any apply wait (saturated).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StageMarks {
+    /// Governor verdict made.
+    pub gov_ns: u32,
+    /// P3.3 verdict made.
+    pub p33_ns: u32,
+    /// Apply found both permits and starts consuming them.
+    pub ready_ns: u32,
+}
+
+impl StageMarks {
+    /// The offset of engine time `at` after `t_in` (at least 1, so a sampled mark is never 0).
+    #[inline]
+    pub fn offset(t_in: u64, at: u64) -> u32 {
+        u32::try_from(at.saturating_sub(t_in))
+            .unwrap_or(u32::MAX)
+            .max(1)
+    }
+
+    /// True when this plan was sampled.
+    pub fn is_sampled(&self) -> bool {
+        self.ready_ns != 0
+    }
 }
 
 impl OrderIntent {

@@ -89,6 +89,7 @@ pub fn intent_in(o: &wire::OrderIntent) -> OrderIntent {
         t_out_ns: o.t_out_ns,
         at_ms: o.at_ms,
         lookup_first: o.flags & INTENT_FLAG_LOOKUP_FIRST != 0,
+        marks: crate::types::StageMarks::default(),
     }
 }
 

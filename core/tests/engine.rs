@@ -12,8 +12,8 @@ use quantum_core::governor::GovReason;
 use quantum_core::permit::P33Context;
 use quantum_core::result::Block;
 use quantum_core::{
-    Action, Clock, Decision, Engine, EngineConfig, Input, Mode, Outcome, PermitSource, Plan,
-    PlanId, PlanResult, Qty, Runner, RunnerConfig, Side,
+    Action, Clock, Decision, Engine, EngineConfig, Input, Mode, OrderIntent, Outcome, PermitSource,
+    Plan, PlanId, PlanResult, Qty, Runner, RunnerConfig, Side, StageMarks,
 };
 use quantum_ipc::codes::RefuseReason;
 use support::{intents, q, results, stocked, sym, RING};
@@ -172,7 +172,7 @@ fn a_full_table_hands_the_plan_back() {
 }
 
 /// Feeds the same plans through a runner; returns each plan's result and the total executed.
-fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
+fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Vec<OrderIntent>) {
     let e = stocked(EngineConfig::default(), Clock::new());
     let sol = sym(&e, "SOLUSDT");
     let runner = Runner::start(
@@ -186,7 +186,7 @@ fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
     );
     runner.register_caller();
     let mut results = HashMap::new();
-    let mut executed = Qty::ZERO;
+    let mut made = Vec::new();
     let mut take = |ev: Event, results: &mut HashMap<u64, PlanResult>| match ev {
         Event::PlanResult(r) => {
             assert!(
@@ -196,7 +196,7 @@ fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
         }
         Event::OrderIntent(o) => {
             assert_eq!(o.side, Side::Buy, "a short closes with buys");
-            executed = executed.checked_add(o.qty).unwrap();
+            made.push(o);
         }
         _ => {}
     };
@@ -221,13 +221,17 @@ fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Qty) {
         }
     }
     runner.shutdown(&mut |ev| take(ev, &mut results));
-    (results, executed)
+    (results, made)
 }
 
 #[test]
 fn both_runner_modes_answer_every_plan_and_never_over_close() {
     for mode in [Mode::Single, Mode::Pipelined] {
-        let (results, executed) = through_runner(mode, 3_000);
+        let (results, made) = through_runner(mode, 3_000);
+        let executed = made
+            .iter()
+            .try_fold(Qty::ZERO, |sum, o| sum.checked_add(o.qty))
+            .unwrap();
         assert_eq!(
             results.len(),
             3_000,
@@ -250,6 +254,35 @@ fn both_runner_modes_answer_every_plan_and_never_over_close() {
             1_000
         );
         assert_eq!(blocked + orders, 2_000, "{mode:?}");
+        // Live latency samples: some intents carry the moments inside the chain, in order and
+        // inside the chain's own span; the others carry none.
+        let sampled: Vec<_> = made.iter().filter(|o| o.marks.is_sampled()).collect();
+        assert!(
+            !sampled.is_empty() && sampled.len() * 4 <= made.len(),
+            "{mode:?}: {} of {} sampled",
+            sampled.len(),
+            made.len()
+        );
+        for o in &sampled {
+            let m = o.marks;
+            let span = o.t_out_ns.saturating_sub(o.t_in_ns).max(1);
+            assert!(m.gov_ns >= 1 && m.p33_ns >= 1, "{mode:?}: {m:?}");
+            assert!(m.gov_ns.max(m.p33_ns) <= m.ready_ns, "{mode:?}: {m:?}");
+            assert!(
+                u64::from(m.ready_ns) <= span,
+                "{mode:?}: {m:?} in {span} ns"
+            );
+            if mode == Mode::Single {
+                assert!(
+                    m.gov_ns <= m.p33_ns,
+                    "single: P3.3 judges after the governor"
+                );
+            }
+        }
+        assert!(made
+            .iter()
+            .filter(|o| !o.marks.is_sampled())
+            .all(|o| o.marks == StageMarks::default()));
     }
 }
 

@@ -96,7 +96,7 @@ fn no_reservation_leaks_under_a_racing_p33() {
             if !deadline_path {
                 shared.table.issue_gov(r, governor.evaluate(&plan, t_in));
             }
-            front.submit(r, plan, t_in, &mut count);
+            front.submit(r, plan, t_in, None, &mut count);
         }
         tx.send(None).unwrap();
         issuer.join().unwrap();

@@ -2,32 +2,36 @@
 //! counter labels their percentiles are published under.
 //!
 //! ```text
-//!  rx ──ingest──> admitted ──governor──> gov
-//!   (ring pop,      (dedupe,     └─p33──> p33 ─wait─> ready ─consume─> out ──egress──> tx
-//!    I/O thread)     slot)       (from admitted)     (both permits      (intent    (on the orders
-//!                                                      seen by apply)    made)      ring)
-//!  in ─────────────────────────────── chain ─────────────────────────────> out
-//!  rx ─────────────────────────────── end_to_end ─────────────────────────────────────> tx
+//!  rx ──ingest──> in ──governor──> gov
+//!   (ring pop,      └───p33──────> p33 ──wait──> ready ──consume──> out ──egress──> tx
+//!    I/O thread)   (both from in)        (apply found     (the CAS,   (on the orders
+//!                                          both permits)   intent made)  ring)
+//!  in ─────────────────────────────── chain ──────────────────────> out
+//!  rx ─────────────────────────────── end_to_end ─────────────────────────────────> tx
 //! ```
 //!
-//! Every stamp is on the engine's clock (`quantum_core::Clock`, ns). Today the engine's
-//! `OrderIntent` carries `in` (`t_in_ns`) and `out` (`t_out_ns`); the daemon's I/O thread can
-//! add `rx` and `tx`. `admitted`, `gov`, `p33` and `ready` need the engine to stamp them;
-//! until it does they are `None` and those stages are not recorded.
+//! Every stamp is on the engine's clock (`quantum_core::Clock`, ns). The engine's
+//! `OrderIntent` carries `in` (`t_in_ns`) and `out` (`t_out_ns`) for every plan, and `gov`,
+//! `p33` and `ready` for one plan in `quantum_core::engine::STAGE_SAMPLE_EVERY`
+//! (`OrderIntent::marks`); the daemon's I/O thread adds `rx` and `tx`. On the engine's own
+//! thread (single mode) the governor judges first and P3.3 after it, so `p33` includes the
+//! governor's time; `wait` is then admitting the plan (dedupe, slot) and issuing both permits.
+//! With permit threads (pipelined mode) `gov` and `p33` are the permits' issue times and
+//! `wait` is the hand-over back to apply.
 
 /// A stage of a plan's way through the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
-    /// Ring pop to admitted (dedupe and slot done), including the hand-over to the engine;
-    /// until the engine stamps `admitted`, ring pop to the engine taking the plan.
+    /// Ring pop to the engine taking the plan (the hand-over from the I/O thread).
     Ingest,
-    /// Admitted to the governor's permit.
+    /// The engine taking the plan to the governor's verdict.
     Governor,
-    /// Admitted to P3.3's permit (in the single mode it runs after the governor).
+    /// The engine taking the plan to P3.3's verdict (in the single mode it runs after the
+    /// governor).
     P33,
-    /// Both permits issued to apply seeing them.
+    /// Both verdicts made to apply finding both permits.
     Wait,
-    /// Apply's consume CAS to the intent.
+    /// Apply's consume (the governor's consume-time checks and the CAS) to the intent.
     Consume,
     /// The intent made to the intent on the `orders` ring.
     Egress,
@@ -106,8 +110,6 @@ pub struct Stamps {
     pub rx: Option<u64>,
     /// Taken by the engine (`OrderIntent::t_in_ns`).
     pub t_in: u64,
-    /// Dedupe and slot done.
-    pub admitted: Option<u64>,
     /// Governor permit issued.
     pub gov: Option<u64>,
     /// P3.3 permit issued.
@@ -127,15 +129,14 @@ impl Stamps {
             (Some(a), Some(b)) => Some(b.saturating_sub(a).max(1)),
             _ => None,
         };
-        let admitted = self.admitted;
         let permits = match (self.gov, self.p33) {
             (Some(g), Some(p)) => Some(g.max(p)),
             _ => None,
         };
         [
-            (Stage::Ingest, span(self.rx, admitted.or(Some(self.t_in)))),
-            (Stage::Governor, span(admitted, self.gov)),
-            (Stage::P33, span(admitted, self.p33)),
+            (Stage::Ingest, span(self.rx, Some(self.t_in))),
+            (Stage::Governor, span(Some(self.t_in), self.gov)),
+            (Stage::P33, span(Some(self.t_in), self.p33)),
             (Stage::Wait, span(permits, self.ready)),
             (Stage::Consume, span(self.ready, Some(self.t_out))),
             (Stage::Egress, span(Some(self.t_out), self.tx)),
@@ -203,7 +204,6 @@ mod tests {
             ]
         );
         let full = Stamps {
-            admitted: Some(160),
             gov: Some(170),
             p33: Some(185),
             ready: Some(190),
@@ -211,8 +211,9 @@ mod tests {
         };
         let spans: Vec<_> = full.spans().collect();
         assert_eq!(spans.len(), 8);
-        assert_eq!(spans[0], (Stage::Ingest, 60));
-        assert_eq!(spans[2], (Stage::P33, 25));
+        assert_eq!(spans[0], (Stage::Ingest, 50));
+        assert_eq!(spans[1], (Stage::Governor, 20));
+        assert_eq!(spans[2], (Stage::P33, 35));
         assert_eq!(spans[3], (Stage::Wait, 5));
         assert_eq!(spans[4], (Stage::Consume, 30));
     }

@@ -9,6 +9,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 
 use common::{read_n, signal, wait_for, Instance};
+use quantum_core::engine::STAGE_SAMPLE_EVERY;
 use quantum_core::event::Event;
 use quantum_core::p33::P33Reason;
 use quantum_core::result::Block;
@@ -760,7 +761,15 @@ fn a_running_daemon_reports_its_latency_per_stage() {
         for i in quantum_bench::live::read::intervals(&bytes).unwrap_or_default() {
             *per_tag.entry(i.tag).or_default() += i.hist.len();
         }
-        per_tag.get("end_to_end") == Some(&20) && per_tag.get("chain") == Some(&20)
+        // Every plan's stages, and the four inside the chain for the sampled plans: one in
+        // eight executed plans, the first of each eight (plans 1, 9 and 17 of 20).
+        let sampled = 20u64.div_ceil(u64::from(STAGE_SAMPLE_EVERY));
+        ["ingest", "chain", "egress", "end_to_end"]
+            .iter()
+            .all(|t| per_tag.get(*t) == Some(&20))
+            && ["governor", "p33", "wait", "consume"]
+                .iter()
+                .all(|t| per_tag.get(*t) == Some(&sampled))
     });
     let _ = std::fs::remove_file(&log);
 }

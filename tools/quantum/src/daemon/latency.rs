@@ -1,6 +1,7 @@
 //! Live latency of the daemon: the I/O thread stamps each plan when it pops it from its ring
 //! and each intent when it puts it on `orders`; with the engine's own stamps (`t_in_ns`,
-//! `t_out_ns`) they make the stages `quantum_bench::live` records. Recording is a few array
+//! `t_out_ns`, and for a sample of plans the moments inside the chain, `OrderIntent::marks`)
+//! they make the stages `quantum_bench::live` records. Recording is a few array
 //! writes into preallocated histograms; a background thread publishes each interval's
 //! percentiles in the counters segment (`quantum ctl latency`) and appends it to the interval
 //! log (`latency.hdr_log`, `quantum run --hdr-log FILE`).
@@ -75,11 +76,16 @@ impl Live {
         if o.lookup_first || o.t_in_ns == 0 {
             return None;
         }
+        let m = o.marks;
+        let at = |offset: u32| (offset != 0).then(|| o.t_in_ns + u64::from(offset));
         Some(Stamps {
             rx: self.rx.take(o.plan.0),
             t_in: o.t_in_ns,
+            gov: at(m.gov_ns),
+            p33: at(m.p33_ns),
+            ready: at(m.ready_ns),
             t_out: o.t_out_ns,
-            ..Stamps::default()
+            tx: None,
         })
     }
 
