@@ -284,6 +284,25 @@ mod tests {
     map_impl!(IdMap<u32>);
     map_impl!(IdSlab<u32>);
 
+    /// The table is at most half full (short probe runs), and a power of two (the mask).
+    #[test]
+    fn sized_for_a_load_of_at_most_one_half() {
+        for (max_len, buckets) in [
+            (1, 2),
+            (100, 256),
+            (128, 256),
+            (129, 512),
+            (1 << 20, 1 << 21),
+        ] {
+            let m = IdMap::<u32>::with_max_len(max_len);
+            assert_eq!(
+                (m.buckets.len(), m.mask),
+                (buckets, buckets - 1),
+                "{max_len}"
+            );
+        }
+    }
+
     proptest! {
         #[test]
         fn idmap_matches_a_hashmap(ops in prop::collection::vec((0u8..3, 0u64..64), 0..400)) {

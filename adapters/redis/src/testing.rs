@@ -1,8 +1,9 @@
-//! Test support (feature `test-support`): a real `redis-server` on a free loopback port in a
-//! temporary directory, stopped when dropped.
+//! Test and benchmark support (feature `test-support`): a real `redis-server` on a free
+//! loopback port in a temporary directory, stopped when dropped.
 //!
 //! A machine without `redis-server` fails the test that asks for one, with a message saying how
-//! to install it; it never skips. `.ci/run` installs it.
+//! to install it; it never skips. `.ci/run` installs it. Benchmarks use [`RedisServer::launch`],
+//! which returns the error instead.
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,7 @@ use std::time::{Duration, Instant};
 
 /// A `redis-server` child process.
 pub struct RedisServer {
+    exe: PathBuf,
     port: u16,
     dir: tempfile::TempDir,
     child: Option<Child>,
@@ -49,23 +51,43 @@ impl RedisServer {
     }
 
     fn start_with(persistent: bool, extra: &[&str]) -> RedisServer {
+        Self::launch(&binary(), persistent, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts `exe` (persistent: see [`RedisServer::start_persistent`]; `extra`: more
+    /// arguments) and waits until it answers; the error says what failed, in one sentence.
+    pub fn launch(exe: &Path, persistent: bool, extra: &[&str]) -> Result<RedisServer, String> {
         let dir = tempfile::Builder::new()
             .prefix("qpc-redis-")
             .tempdir()
-            .expect("temp dir for redis-server");
+            .map_err(|e| format!("cannot make a directory for redis-server: {e}"))?;
         let mut s = RedisServer {
+            exe: exe.to_path_buf(),
             port: free_port(),
             dir,
             child: None,
             persistent,
             extra: extra.iter().map(|a| a.to_string()).collect(),
         };
-        s.spawn();
-        s
+        s.spawn()?;
+        Ok(s)
     }
 
-    fn spawn(&mut self) {
-        let mut cmd = Command::new(binary());
+    /// `<exe> --version`'s first three words (e.g. `Redis server v=7.0.15`).
+    pub fn version_of(exe: &Path) -> Result<String, String> {
+        let out = Command::new(exe)
+            .arg("--version")
+            .output()
+            .map_err(|e| not_found(exe, &e))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "))
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(&self.exe);
         cmd.arg("--port")
             .arg(self.port.to_string())
             .arg("--bind")
@@ -84,37 +106,36 @@ impl RedisServer {
             cmd.args(["--appendonly", "no"]);
         }
         cmd.args(&self.extra);
-        let child = cmd.spawn().unwrap_or_else(|e| {
-            panic!(
-                "cannot start {} ({e}): these tests need a real redis-server; install it with `apt-get update && apt-get install -y redis-server` (or set REDIS_SERVER to its path)",
-                binary().display()
-            )
-        });
+        let child = cmd.spawn().map_err(|e| not_found(&self.exe, &e))?;
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
+    fn wait_ready(&mut self) -> Result<(), String> {
         let end = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(c) = &mut self.child {
                 if let Ok(Some(st)) = c.try_wait() {
-                    panic!("redis-server on port {} exited at start: {st}", self.port);
+                    return Err(format!(
+                        "redis-server on port {} exited at start: {st}",
+                        self.port
+                    ));
                 }
             }
             if let Ok(mut c) = self.client().get_connection() {
                 match redis::cmd("PING").query::<String>(&mut c) {
-                    Ok(_) => return,
+                    Ok(_) => return Ok(()),
                     // Up, and asking for the password the test gave it.
-                    Err(e) if e.code() == Some("NOAUTH") => return,
+                    Err(e) if e.code() == Some("NOAUTH") => return Ok(()),
                     Err(_) => {}
                 }
             }
-            assert!(
-                Instant::now() < end,
-                "redis-server on port {} did not answer PING",
-                self.port
-            );
+            if Instant::now() >= end {
+                return Err(format!(
+                    "redis-server on port {} did not answer PING within 20 s",
+                    self.port
+                ));
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -146,6 +167,11 @@ impl RedisServer {
             .expect("connect to redis-server")
     }
 
+    /// A connection to its database `db`.
+    pub fn conn_db(&self, db: u8) -> redis::RedisResult<redis::Connection> {
+        redis::Client::open(format!("redis://127.0.0.1:{}/{db}", self.port))?.get_connection()
+    }
+
     /// Its pid, while it runs.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -162,8 +188,15 @@ impl RedisServer {
     /// Starts it again on the same port and directory (what it persisted comes back).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
     }
+}
+
+fn not_found(exe: &Path, e: &std::io::Error) -> String {
+    format!(
+        "cannot run {} ({e}): a real redis-server is needed; install it with `apt-get update && apt-get install -y redis-server` (or set REDIS_SERVER, or pass --redis-server PATH to a benchmark)",
+        exe.display()
+    )
 }
 
 impl Drop for RedisServer {

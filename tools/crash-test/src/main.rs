@@ -151,6 +151,25 @@ struct World {
     batch: u32,
 }
 
+impl Drop for World {
+    /// Whatever way the test ends, no process of it is left running and its instance's
+    /// shared-memory segments are removed (a real daemon keeps its ingress rings for its next
+    /// start; this instance has none). The output directory, journal included, stays.
+    fn drop(&mut self) {
+        if let Some(mut b) = self.bridge.take() {
+            b.kill();
+        }
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
+        }
+        let _ = self.sim.kill();
+        let _ = self.sim.wait();
+        for seg in quantum_ipc::list_segments(Some(&self.instance)).unwrap_or_default() {
+            let _ = quantum_ipc::remove_segment(&seg.os_id);
+        }
+    }
+}
+
 fn log_file(out: &Path, name: &str) -> Result<File> {
     File::create(out.join(name)).with_context(|| format!("cannot create {name}"))
 }
