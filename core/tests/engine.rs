@@ -7,13 +7,13 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use quantum_core::engine::ExternalPermit;
-use quantum_core::event::Event;
+use quantum_core::event::{Event, Switch};
 use quantum_core::governor::GovReason;
 use quantum_core::permit::P33Context;
 use quantum_core::result::Block;
 use quantum_core::{
-    Action, Clock, Decision, Engine, EngineConfig, Input, Mode, OrderIntent, Outcome, PermitSource,
-    Plan, PlanId, PlanResult, Qty, Runner, RunnerConfig, Side, StageMarks,
+    Action, Clock, Command, Decision, Engine, EngineConfig, Input, Mode, OrderIntent, Outcome,
+    PermitSource, Plan, PlanId, PlanResult, Price, Qty, Runner, RunnerConfig, Side, StageMarks,
 };
 use quantum_ipc::codes::RefuseReason;
 use support::{intents, q, results, stocked, sym, RING};
@@ -303,4 +303,155 @@ fn intents_carry_what_the_adapter_needs() {
     );
     assert_eq!(i.at_ms, quantum_core::clock::MOCK_WALL_ORIGIN_MS + 5);
     assert!(!i.lookup_first);
+}
+
+/// A refused input is reported with the symbol and plan it named, whatever its kind; a switch
+/// for a symbol the engine does not trade is refused and one for a traded symbol is not.
+#[test]
+fn refusals_name_what_they_refused() {
+    let production = EngineConfig {
+        governor: quantum_core::governor::GovernorConfig {
+            mode: quantum_core::governor::GovMode::Production,
+            ..Default::default()
+        },
+        ..EngineConfig::default()
+    };
+    let mut e = stocked(production, Clock::new());
+    let nine = quantum_core::SymbolId(9);
+    let refused = |events: &[Event]| match events {
+        [Event::Refused(r)] => Some((r.symbol, r.plan, r.reason)),
+        _ => None,
+    };
+    let filters = quantum_core::book::Filters::default();
+    for c in [
+        Command::SetLedger {
+            symbol: nine,
+            amount: q("1"),
+        },
+        Command::Position {
+            symbol: nine,
+            amount: q("1"),
+            mark: Price::ZERO,
+        },
+        Command::SetFilters {
+            symbol: nine,
+            filters,
+        },
+        Command::Switch(Switch::SymbolKillSwitch(nine, true)),
+    ] {
+        let got = support::cmd(&mut e, c);
+        assert_eq!(
+            refused(&got),
+            Some((
+                if matches!(c, Command::Switch(_)) {
+                    quantum_core::SymbolId(0)
+                } else {
+                    nine
+                },
+                PlanId(0),
+                RefuseReason::UnknownSymbol
+            )),
+            "{c:?}: {got:?}"
+        );
+    }
+    // A traded symbol's switch is taken (no refusal) and holds: its exits are denied.
+    let btc = sym(&e, "BTCUSDT");
+    let got = support::cmd(&mut e, Command::Switch(Switch::SymbolKillSwitch(btc, true)));
+    assert!(matches!(got.as_slice(), [Event::Switch(_)]), "{got:?}");
+    let ev = support::run(
+        &mut e,
+        Plan::exit(PlanId(5), btc, Decision::Execute, Action::Partial25),
+    );
+    assert_eq!(
+        results(&ev)[0].outcome,
+        Outcome::Blocked(Block::GovDenied(GovReason::SymbolKillSwitch))
+    );
+    // A permit names its plan.
+    let mut x = stocked(external(), Clock::new());
+    let got = permit(&mut x, gov_ok(0x77));
+    assert_eq!(
+        refused(&got),
+        Some((
+            quantum_core::SymbolId(0),
+            PlanId(0x77),
+            RefuseReason::NotWaiting
+        ))
+    );
+}
+
+/// An outside P3.3 permit that allows must say what to send: without a side, or with a zero
+/// quantity, it denies.
+#[test]
+fn an_outside_p33_allow_must_name_a_side_and_a_quantity() {
+    let mut e = stocked(external(), Clock::new());
+    let eth = sym(&e, "ETHUSDT");
+    let mut out = Vec::new();
+    let no_side = ExternalPermit::P33 {
+        plan: PlanId(1),
+        allow: true,
+        reason: None,
+        safe_qty: q("0.5"),
+        side: None,
+        context: P33Context::default(),
+        ttl_ms: 15_000,
+    };
+    for (id, p33) in [(1u64, no_side), (2, p33_ok(2, "0")), (3, p33_ok(3, "0.5"))] {
+        let plan = Plan::exit(PlanId(id), eth, Decision::Execute, Action::Partial25);
+        e.process_plan(plan, &mut |ev| out.push(ev)).unwrap();
+        out.extend(permit(&mut e, gov_ok(id)));
+        out.extend(permit(&mut e, p33));
+        e.poll(&mut |ev| out.push(ev));
+    }
+    let by_id: HashMap<u64, Outcome> = results(&out)
+        .iter()
+        .map(|r| (r.plan.0, r.outcome))
+        .collect();
+    for id in [1, 2] {
+        assert!(
+            matches!(
+                by_id[&id],
+                Outcome::Blocked(Block::P33Denied(quantum_core::p33::P33Reason::Denied, _))
+            ),
+            "plan {id}: {:?}",
+            by_id[&id]
+        );
+    }
+    assert!(
+        matches!(by_id[&3], Outcome::Executed { .. }),
+        "{:?}",
+        by_id[&3]
+    );
+}
+
+/// Expired ids are forgotten a few per plan after each plan, not all at once on a plan's path;
+/// an id past its horizon counts as new even before it is forgotten.
+#[test]
+fn expired_ids_are_tidied_as_plans_go() {
+    let (clock, mock) = Clock::mock();
+    let mut e = stocked(
+        EngineConfig {
+            apply_wait_ms: 100,
+            dedupe_horizon_ms: 1_000,
+            ..EngineConfig::default()
+        },
+        clock,
+    );
+    let sol = sym(&e, "SOLUSDT");
+    let plan = |id, d| Plan::exit(PlanId(id), sol, d, Action::Partial25);
+    for id in 1..=5 {
+        support::run(&mut e, plan(id, Decision::Execute));
+    }
+    assert_eq!(e.front.ingest.dedupe().len(), 5);
+    mock.increment(1_000_000_000);
+    // Each plan after the horizon forgets two expired ids once it is answered.
+    support::run(&mut e, plan(100, Decision::Hold));
+    assert_eq!(e.front.ingest.dedupe().len(), 3);
+    // Plan 5 is past its horizon and still held: offered again, it is a new plan.
+    let ev = support::run(&mut e, plan(5, Decision::Execute));
+    assert!(
+        results(&ev)[0].outcome != Outcome::Duplicate,
+        "{:?}",
+        results(&ev)[0]
+    );
+    assert_eq!(e.front.ingest.dedupe().len(), 2);
 }
