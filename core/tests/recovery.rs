@@ -167,6 +167,20 @@ fn every_crash_point_recovers_exactly_once() {
                 o => panic!("k={k}: unexpected restore outcome {o:?}"),
             }
         }
+        // What the restore says it did is what it did.
+        let count = |o: Outcome| results(&after).iter().filter(|r| r.outcome == o).count();
+        assert_eq!(
+            restored.interrupted,
+            count(Outcome::Blocked(Block::Interrupted)),
+            "k={k}"
+        );
+        assert_eq!(
+            restored.executed,
+            results(&after).len() - restored.interrupted,
+            "k={k}"
+        );
+        assert_eq!(restored.dedupe, accepted.len(), "k={k}");
+        assert_eq!(restored.reconciling, if k > 0 { 3 } else { 0 }, "k={k}");
         // Offered again: exactly the orders with an intent and no end, each once, look-up first.
         let open: BTreeSet<u64> = intents(prefix)
             .iter()
@@ -518,4 +532,48 @@ fn a_cooldown_holds_across_a_restart() {
     );
     let later = after(60_000, 3);
     assert!(matches!(later, Outcome::Executed { .. }), "{later:?}");
+}
+
+/// The dedupe set restored from the journal: exactly the ids younger than the horizon, and a
+/// set that fills the capacity exactly is taken while one more id is refused.
+#[test]
+fn the_dedupe_set_is_restored_to_its_capacity_and_no_further() {
+    let (clock, _mock) = Clock::mock();
+    let horizon_ms = 60_000;
+    let now_ms = quantum_core::clock::MOCK_WALL_ORIGIN_MS;
+    let cfg = EngineConfig {
+        table_capacity: 64,
+        dedupe_capacity: 64,
+        dedupe_horizon_ms: horizon_ms,
+        ..EngineConfig::default()
+    };
+    let state_with = |young: u64| {
+        let mut state = State::new(3, horizon_ms, 16);
+        // One journaled event, so the state is not a first start's.
+        state.apply(
+            1,
+            &Event::LedgerSet {
+                symbol: quantum_core::SymbolId(0),
+                amount: Qty::ZERO,
+                at_ms: now_ms,
+            },
+        );
+        // Accepted exactly one horizon ago: expired now, not restored.
+        state.dedupe.push_back((1_000, now_ms - horizon_ms));
+        for id in 0..young {
+            state.dedupe.push_back((id + 1, now_ms - horizon_ms + 1));
+        }
+        state
+    };
+    let mut b = Engine::new(cfg.clone(), clock.clone()).unwrap();
+    let done = b.restore(&state_with(64), &mut |_| {}).unwrap();
+    assert_eq!(done.dedupe, 64);
+    let mut b = Engine::new(cfg, clock).unwrap();
+    assert_eq!(
+        b.restore(&state_with(65), &mut |_| {}).unwrap_err(),
+        quantum_core::recovery::RestoreError::DedupeTooSmall {
+            needed: 65,
+            capacity: 64
+        }
+    );
 }
