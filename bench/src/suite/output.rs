@@ -84,7 +84,7 @@ fn spread(r: &Ratio) -> String {
     )
 }
 
-/// One goal of issue #10, checked against this run.
+/// One goal set for the suite (the project's latency targets), checked against this run.
 struct Goal {
     what: &'static str,
     measured: String,
@@ -260,7 +260,7 @@ pub fn summary_md(run: &RunResult) -> String {
     }
     let g = goals(run);
     if !g.is_empty() {
-        let _ = writeln!(out, "\n## Goals of issue #10 in this run\n");
+        let _ = writeln!(out, "\n## Goals set for this suite, in this run\n");
         for goal in g {
             let _ = writeln!(
                 out,
