@@ -84,21 +84,19 @@ impl<V: Copy + Default> IdMap<V> {
 
     /// Inserts or replaces; fails only when a new key would exceed the maximum.
     pub fn insert(&mut self, key: u64, val: V) -> Result<Option<V>, MapFull> {
-        let found = if key == EMPTY {
-            self.empty_key.is_some()
-        } else {
-            self.find(key).is_ok()
-        };
-        if !found && self.len == self.max_len {
-            return Err(MapFull);
-        }
+        let full = self.len == self.max_len;
         if key == EMPTY {
+            if self.empty_key.is_none() && full {
+                return Err(MapFull);
+            }
             let old = self.empty_key.replace(val);
             self.len += usize::from(old.is_none());
             return Ok(old);
         }
+        // One probe: the bucket holding `key`, or the empty one ending its run.
         match self.find(key) {
             Ok(i) => Ok(Some(std::mem::replace(&mut self.buckets[i].1, val))),
+            Err(_) if full => Err(MapFull),
             Err(i) => {
                 self.buckets[i] = (key, val);
                 self.len += 1;

@@ -351,11 +351,8 @@ impl Orders {
             filled: Qty::ZERO,
             state: OrderState::Intent,
             order_id: 0,
-            // Kept as the order it is (re-offered from it), without the latency sample.
-            intent: OrderIntent {
-                marks: StageMarks::default(),
-                ..*intent
-            },
+            // Re-offered from it after a restart or a re-attach.
+            intent: intent.kept(),
         };
         self.map.insert(intent.plan.0, o).map_err(|_| OrdersFull)?;
         Ok(())

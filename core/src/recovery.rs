@@ -183,11 +183,7 @@ impl State {
             Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
             Event::Reconciling { .. } => {}
             Event::OrderIntent(i) if !i.lookup_first => {
-                // What the journal keeps of it: the latency sample is not part of the order.
-                let i = OrderIntent {
-                    marks: crate::types::StageMarks::default(),
-                    ..i
-                };
+                let i = i.kept();
                 self.orders.insert(
                     i.plan.0,
                     Order {

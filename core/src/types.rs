@@ -291,6 +291,15 @@ impl StageMarks {
 }
 
 impl OrderIntent {
+    /// The intent as the order is kept (orders in flight, the journal's state): without the
+    /// latency sample, which belongs to the moment it was made.
+    pub fn kept(&self) -> OrderIntent {
+        OrderIntent {
+            marks: StageMarks::default(),
+            ..*self
+        }
+    }
+
     /// `newClientOrderId` of this order: `qpc-<plan id>`.
     pub fn client_order_id(&self) -> ClientOrderId {
         ClientOrderId::for_plan(self.plan)
