@@ -122,6 +122,7 @@ fn small() -> anyhow::Result<(quantum_core::Engine, Vec<quantum_core::SymbolId>)
     let cfg = quantum_core::EngineConfig {
         dedupe_capacity: 1 << 14,
         dedupe_horizon_ms: 3,
+        max_plan_age_ms: 3,
         apply_wait_ms: 1,
         ..quantum_core::EngineConfig::default()
     };

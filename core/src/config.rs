@@ -67,6 +67,12 @@ pub struct EngineConfig {
     /// How long dedupe remembers an EXECUTE plan's id (legacy re-deliveries come within
     /// seconds; 24 h by default). An id younger than this is never forgotten.
     pub dedupe_horizon_ms: u64,
+    /// EXECUTE plans older than this (from the planner's own time) are blocked `plan_stale`
+    /// and never ordered: a re-delivery or replay of an old decision must not become an
+    /// order. Longer than the legacy re-delivery cycle (about a minute), and never longer
+    /// than the dedupe horizon, so a plan young enough to execute is always one dedupe
+    /// remembers.
+    pub max_plan_age_ms: u64,
     /// Most EXECUTE plan ids remembered at once: size it as the horizon times the highest
     /// sustained EXECUTE rate. When it is full of ids younger than the horizon, new plans are
     /// blocked `dedupe_full`. At least `table_capacity`.
@@ -128,6 +134,7 @@ impl Default for EngineConfig {
         EngineConfig {
             table_capacity: 4096,
             dedupe_horizon_ms: 24 * 3_600_000,
+            max_plan_age_ms: 300_000,
             dedupe_capacity: 1 << 20,
             max_orders: 1 << 14,
             permits: PermitSource::Core,
@@ -172,6 +179,15 @@ impl EngineConfig {
             return err(format!(
                 "dedupe_horizon_ms {} must be longer than apply_wait_ms ({}): a plan must be remembered at least while it waits",
                 self.dedupe_horizon_ms, self.apply_wait_ms
+            ));
+        }
+        if self.max_plan_age_ms == 0 {
+            return err("max_plan_age_ms must be at least 1".into());
+        }
+        if self.dedupe_horizon_ms < self.max_plan_age_ms {
+            return err(format!(
+                "dedupe_horizon_ms {} is shorter than max_plan_age_ms ({}): a plan young enough to execute could be re-delivered after dedupe forgot it and be ordered twice; lengthen the horizon or shorten the age",
+                self.dedupe_horizon_ms, self.max_plan_age_ms
             ));
         }
         if self.max_orders == 0 || self.max_orders > 1 << 24 {

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use quantum_ipc::codes::{RefuseReason, UnknownReason};
+use quantum_ipc::codes::{RefuseReason, ReportSource, UnknownReason};
 use quantum_ipc::wire::Kind;
 
 use crate::apply::{Apply, Effects};
@@ -21,7 +21,7 @@ use crate::dedupe::Dedupe;
 use crate::event::{Event, RefusedEvent, Switch};
 use crate::fixed::{Price, Qty};
 use crate::governor::{GovMode, GovReason, Governor, GovernorState, Throttle};
-use crate::orders::{OrderInput, OrderState, Orders};
+use crate::orders::{EndedOrder, OrderInput, OrderState, Orders, Report};
 use crate::p33::{P33Reason, P33};
 use crate::permit::{GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef};
 use crate::recovery::{RestoreError, Restored, State, SymbolState};
@@ -113,6 +113,22 @@ pub enum Input {
     /// An exchange adapter (re)attached: every order without a final outcome is offered to it
     /// again, marked "look it up before sending anything".
     Reoffer,
+    /// The exchange's order history of a symbol was all reported (each order of ours as an
+    /// [`OrderInput::Report`] with source `history` before this).
+    History(History),
+}
+
+/// The account's orders of one symbol from `since_ms` through `through_ms` were all reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct History {
+    /// Symbol.
+    pub symbol: SymbolId,
+    /// How many of our orders it held.
+    pub orders: u32,
+    /// Start of the history (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// End of the history (ms since the Unix epoch).
+    pub through_ms: u64,
 }
 
 impl Input {
@@ -130,6 +146,7 @@ impl Input {
             Input::Order(OrderInput::Report(_)) => Kind::OrderReport,
             Input::Order(OrderInput::Failed(_)) => Kind::OrderFailed,
             Input::Reoffer => Kind::OrderIntent,
+            Input::History(_) => Kind::OrderHistory,
         }
     }
 }
@@ -147,6 +164,8 @@ pub enum Admit {
     Full,
     /// Dedupe is full of ids younger than its horizon: refused, nothing remembered.
     DedupeFull,
+    /// An EXECUTE plan older than the maximum plan age: refused, nothing remembered.
+    Stale,
 }
 
 /// The ingest stage: dedupe and slot hand-out. Single-threaded by design: it is the only
@@ -156,6 +175,8 @@ pub struct Ingest {
     table: Arc<PermitTable>,
     dedupe: Dedupe,
     seq: u64,
+    /// `max_plan_age_ms`.
+    max_age_ms: u64,
 }
 
 impl Ingest {
@@ -167,6 +188,11 @@ impl Ingest {
         }
         if plan.decision != Decision::Execute {
             return Admit::NonExecute;
+        }
+        // The planner's time is the only age a plan carries (0: unknown, taken as now). A
+        // plan from the future is not stale: clock skew between hosts is not the plan's age.
+        if plan.created_at_ms != 0 && now_ms.saturating_sub(plan.created_at_ms) > self.max_age_ms {
+            return Admit::Stale;
         }
         if self.dedupe.is_full(now_ms) {
             return Admit::DedupeFull;
@@ -199,6 +225,14 @@ impl Ingest {
         &self.dedupe
     }
 
+    /// Remembers `plan`, which the exchange says was ordered, from `now_ms` for the horizon
+    /// (longer than needed for an order placed earlier, never shorter).
+    fn remember(&mut self, plan: PlanId, now_ms: u64) -> Result<(), RefuseReason> {
+        self.dedupe
+            .insert(plan.0, now_ms)
+            .map_err(|_| RefuseReason::DedupeFull)
+    }
+
     /// The dedupe set, to restore it from the journal.
     pub fn dedupe_mut(&mut self) -> &mut Dedupe {
         &mut self.dedupe
@@ -222,6 +256,11 @@ pub struct Front {
     permits: PermitSource,
     /// Per symbol: reconciling after a restore and no position snapshot seen since.
     awaiting_position: Vec<bool>,
+    /// Per symbol: reconciling until the exchange's order history reaching back to
+    /// `history_since_ms` has arrived ([`Front::require_history`]).
+    awaiting_history: Vec<bool>,
+    /// The oldest start an order history must have to end a symbol's wait for it.
+    history_since_ms: u64,
     /// Plans offered for sampling so far ([`Front::sample`]).
     sampled: u32,
 }
@@ -267,6 +306,7 @@ impl Front {
             Admit::Duplicate => Outcome::Duplicate,
             Admit::NonExecute => Outcome::NonExecute,
             Admit::DedupeFull => Outcome::Blocked(Block::DedupeFull),
+            Admit::Stale => Outcome::Blocked(Block::Stale),
         };
         let now = self.clock.now_ns();
         out(Event::PlanResult(PlanResult {
@@ -322,6 +362,11 @@ impl Front {
             Input::Plan(_) => Ok(()),
             Input::Command(c) => self.command(c, out),
             Input::Permit(p) => self.external_permit(p),
+            Input::Order(OrderInput::Report(r))
+                if r.source == ReportSource::History && !self.orders.knows(r.plan) =>
+            {
+                self.recover_order(r, out)
+            }
             Input::Order(o) => {
                 let now_ms = self.clock.wall_ms(self.clock.now_ns());
                 let r = self.orders.apply(&o, now_ms, &mut self.book, out);
@@ -332,6 +377,7 @@ impl Front {
                 self.reoffer(out);
                 Ok(())
             }
+            Input::History(h) => self.history(h, out),
         };
         if let Err(reason) = refused {
             let (symbol, plan) = match input {
@@ -341,6 +387,7 @@ impl Front {
                     | Command::SetFilters { symbol, .. },
                 ) => (symbol, PlanId(0)),
                 Input::Order(o) => (o.symbol(), o.plan()),
+                Input::History(h) => (h.symbol, PlanId(0)),
                 Input::Permit(p) => (SymbolId(0), p.plan()),
                 _ => (SymbolId(0), PlanId(0)),
             };
@@ -499,11 +546,79 @@ impl Front {
         }
     }
 
+    /// An order of ours that the exchange's history holds and this core does not know (its
+    /// journal was lost, or is another's): its plan is remembered by dedupe, so a re-delivery
+    /// is a duplicate, and it is kept as ended with what it filled. Its fills are not booked:
+    /// a core that did not know the order cannot know whether its ledger already holds them
+    /// (the operator's ledger sync and P3.3's comparison with the exchange settle that).
+    fn recover_order(
+        &mut self,
+        r: Report,
+        out: &mut impl FnMut(Event),
+    ) -> Result<(), RefuseReason> {
+        if self.book.view(r.symbol).is_none() {
+            return Err(RefuseReason::UnknownSymbol);
+        }
+        let at_ms = self.clock.wall_ms(self.clock.now_ns());
+        self.ingest.remember(r.plan, at_ms)?;
+        self.orders.recovered(r.plan, EndedOrder::recovered(&r));
+        out(Event::OrderRecovered { report: r, at_ms });
+        Ok(())
+    }
+
+    /// The exchange's order history of a symbol has all arrived: the symbol no longer waits
+    /// for it, if it reaches back far enough ([`Front::require_history`]).
+    fn history(&mut self, h: History, out: &mut impl FnMut(Event)) -> Result<(), RefuseReason> {
+        let Some(waiting) = self.awaiting_history.get_mut(h.symbol.index()) else {
+            return Err(RefuseReason::UnknownSymbol);
+        };
+        if *waiting && h.since_ms > self.history_since_ms {
+            return Err(RefuseReason::HistoryTooShort);
+        }
+        *waiting = false;
+        let at_ms = self.clock.wall_ms(self.clock.now_ns());
+        out(Event::OrderHistory(h));
+        self.settle_reconcile(h.symbol, at_ms, out);
+        Ok(())
+    }
+
+    /// Every symbol stays reconciling until the exchange's history of our orders on it has
+    /// arrived, reaching back one dedupe horizon from now: for a start that cannot trust its
+    /// own memory (an empty or lost journal, another instance's, a tail lost to a power cut).
+    /// Call after [`Front::restore`].
+    /// A fresh position snapshot is awaited too: what the exchange holds now is the only
+    /// position such a start can trust.
+    pub fn require_history(&mut self, out: &mut impl FnMut(Event)) {
+        let now_ms = self.clock.wall_ms(self.clock.now_ns());
+        self.history_since_ms = now_ms.saturating_sub(self.ingest.dedupe.horizon_ms());
+        for i in 0..self.awaiting_history.len() {
+            let id = SymbolId(i as u16);
+            self.awaiting_history[i] = true;
+            self.awaiting_position[i] = true;
+            let was = self.book.view(id).is_some_and(|v| v.reconciling);
+            let _ = self.book.set_reconciling(id, true);
+            if !was {
+                out(Event::Reconciling {
+                    symbol: id,
+                    on: true,
+                    unknown_orders: self.orders.unknown_count(id),
+                    at_ms: now_ms,
+                });
+            }
+        }
+    }
+
+    /// Symbols still waiting for the exchange's order history.
+    pub fn awaiting_history(&self) -> usize {
+        self.awaiting_history.iter().filter(|w| **w).count()
+    }
+
     /// Ends `symbol`'s reconciling once a position snapshot arrived after the restore and no
     /// order on it has an unknown outcome. Nothing when it is not reconciling.
     fn settle_reconcile(&mut self, symbol: SymbolId, at_ms: u64, out: &mut impl FnMut(Event)) {
         if !self.book.view(symbol).is_some_and(|v| v.reconciling)
             || self.awaiting_position.get(symbol.index()) != Some(&false)
+            || self.awaiting_history.get(symbol.index()) != Some(&false)
             || self.orders.unknown_on(symbol)
         {
             return;
@@ -722,6 +837,7 @@ impl Engine {
                 table: table.clone(),
                 dedupe: Dedupe::new(cfg.dedupe_capacity, cfg.dedupe_horizon_ms),
                 seq: 0,
+                max_age_ms: cfg.max_plan_age_ms,
             },
             apply,
             book: writer,
@@ -732,6 +848,8 @@ impl Engine {
             clock,
             permits: cfg.permits,
             awaiting_position: vec![false; symbols.len()],
+            awaiting_history: vec![false; symbols.len()],
+            history_since_ms: 0,
             sampled: 0,
         };
         Ok(Engine {
@@ -770,6 +888,11 @@ impl Engine {
         out: &mut impl FnMut(Event),
     ) -> Result<Restored, RestoreError> {
         self.front.restore(state, out)
+    }
+
+    /// Every symbol waits for the exchange's order history: see [`Front::require_history`].
+    pub fn require_history(&mut self, out: &mut impl FnMut(Event)) {
+        self.front.require_history(out)
     }
 
     /// The whole chain for one plan: ingest → governor → P3.3 → apply. Events go to `out`.

@@ -25,8 +25,10 @@
 use quantum_ipc::codes::{DoneCode, RefuseReason, UnknownReason};
 
 use crate::book::Filters;
+use crate::engine::History;
 use crate::fixed::{Price, Qty};
 use crate::governor::{GovReason, TradingState};
+use crate::orders::Report;
 use crate::p33::P33Reason;
 use crate::permit::P33Context;
 use crate::result::PlanResult;
@@ -258,6 +260,16 @@ pub enum Event {
         /// When (ms since the Unix epoch).
         at_ms: u64,
     },
+    /// An order of ours that the exchange's history holds and the core did not know: its plan
+    /// is remembered by dedupe from `at_ms` and the order kept as ended.
+    OrderRecovered {
+        /// The exchange's report of it.
+        report: Report,
+        /// When the core took it (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// The exchange's order history of a symbol was taken.
+    OrderHistory(History),
 }
 
 impl Event {
@@ -274,6 +286,7 @@ impl Event {
             | Event::OrderUnknown { plan, .. }
             | Event::OrderResolved { plan, .. } => *plan,
             Event::Fill(f) => f.plan,
+            Event::OrderRecovered { report, .. } => report.plan,
             Event::OrderDone(d) => d.plan,
             Event::Refused(r) if r.plan.0 != 0 => r.plan,
             _ => return None,

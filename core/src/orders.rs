@@ -215,6 +215,22 @@ impl EndedOrder {
     }
 }
 
+impl EndedOrder {
+    /// What is kept of an order of ours that the exchange's history reported and the core did
+    /// not know: what it filled by then counts as booked (see the engine's recovery of
+    /// orders), so only a later report of more fill moves the ledger, and only while it may
+    /// still fill (its status is not final).
+    pub fn recovered(r: &Report) -> Self {
+        EndedOrder {
+            symbol: r.symbol,
+            side: r.side,
+            qty: r.orig_qty.max(r.cum_qty),
+            filled: r.cum_qty,
+            may_fill_late: !r.status.is_final(),
+        }
+    }
+}
+
 impl Default for EndedOrder {
     fn default() -> Self {
         EndedOrder::new(
@@ -291,6 +307,16 @@ impl Orders {
             map: IdSlab::with_max_len(capacity),
             ended: Ended::new(capacity),
         }
+    }
+
+    /// Whether `plan` has an order in flight or one that ended recently.
+    pub fn knows(&self, plan: PlanId) -> bool {
+        self.map.get(plan.0).is_some() || self.ended.get(plan.0).is_some()
+    }
+
+    /// Keeps an order the exchange's history reported as ended (see [`EndedOrder::recovered`]).
+    pub fn recovered(&mut self, plan: PlanId, o: EndedOrder) {
+        self.ended.push(plan.0, o);
     }
 
     /// Whether `plan`'s order ended recently (a report about it now is late, not unknown).

@@ -144,6 +144,27 @@ impl State {
         &mut self.symbols[i]
     }
 
+    /// Remembers plan `id` from `at_ms` (event times only grow), forgetting the ids whose
+    /// horizon ended by then.
+    fn remember(&mut self, id: u64, at_ms: u64) {
+        while self
+            .dedupe
+            .front()
+            .is_some_and(|(_, t)| t.saturating_add(self.horizon_ms) <= at_ms)
+        {
+            self.dedupe.pop_front();
+        }
+        self.dedupe.push_back((id, at_ms));
+    }
+
+    /// Keeps `plan`'s order as ended, forgetting the oldest beyond the capacity.
+    fn end(&mut self, plan: u64, o: EndedOrder) {
+        if self.ended.len() == self.ended_capacity {
+            self.ended.pop_front();
+        }
+        self.ended.push_back((plan, o));
+    }
+
     /// Folds a journal record (`seq`, its bytes) in.
     pub fn apply_record(&mut self, seq: u64, record: &Record) -> Result<(), StateError> {
         let m = Message::decode(record, &Limits::default())
@@ -162,14 +183,7 @@ impl State {
                 at_ms,
                 deadline_ms,
             } => {
-                while self
-                    .dedupe
-                    .front()
-                    .is_some_and(|(_, t)| t.saturating_add(self.horizon_ms) <= at_ms)
-                {
-                    self.dedupe.pop_front();
-                }
-                self.dedupe.push_back((plan.id.0, at_ms));
+                self.remember(plan.id.0, at_ms);
                 self.pending.insert(
                     plan.id.0,
                     PendingPlan {
@@ -181,7 +195,15 @@ impl State {
                 );
             }
             Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
-            Event::Reconciling { .. } => {}
+            Event::Reconciling { .. } | Event::OrderHistory(_) => {}
+            Event::OrderRecovered { report: r, at_ms } => {
+                self.remember(r.plan.0, at_ms);
+                if !self.orders.contains_key(&r.plan.0)
+                    && !self.ended.iter().any(|(p, _)| *p == r.plan.0)
+                {
+                    self.end(r.plan.0, EndedOrder::recovered(&r));
+                }
+            }
             Event::OrderIntent(i) if !i.lookup_first => {
                 let i = i.kept();
                 self.orders.insert(
@@ -248,13 +270,10 @@ impl State {
                 let Some(o) = self.orders.remove(&d.plan.0) else {
                     return;
                 };
-                if self.ended.len() == self.ended_capacity {
-                    self.ended.pop_front();
-                }
-                self.ended.push_back((
+                self.end(
                     d.plan.0,
                     EndedOrder::new(o.symbol, o.side, o.qty, d.filled, d.code),
-                ));
+                );
             }
             Event::OrderUnknown { plan, .. } => {
                 if let Some(o) = self.orders.get_mut(&plan.0) {

@@ -29,6 +29,8 @@ pub enum Block {
     OrdersFull,
     /// The core stopped while the plan waited; ended by the restarted core.
     Interrupted,
+    /// Older than the maximum plan age (`max_plan_age_ms`): never ordered.
+    Stale,
 }
 
 impl Block {
@@ -43,6 +45,7 @@ impl Block {
             Block::DedupeFull => (ResultError::DedupeFull, 0),
             Block::OrdersFull => (ResultError::OrdersFull, 0),
             Block::Interrupted => (ResultError::Interrupted, 0),
+            Block::Stale => (ResultError::PlanStale, 0),
         }
     }
 
@@ -58,6 +61,7 @@ impl Block {
             ResultError::DedupeFull => Block::DedupeFull,
             ResultError::OrdersFull => Block::OrdersFull,
             ResultError::Interrupted => Block::Interrupted,
+            ResultError::PlanStale => Block::Stale,
             ResultError::Duplicate => return None,
         })
     }

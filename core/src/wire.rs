@@ -11,7 +11,7 @@ use quantum_ipc::wire::{
 };
 
 use crate::book::{Filters, LotFilter};
-use crate::engine::{Command, ExternalPermit, Input};
+use crate::engine::{Command, ExternalPermit, History, Input};
 use crate::event::{
     DoneEvent, Event, FillEvent, GovPermitEvent, P33PermitEvent, RefusedEvent, Switch,
 };
@@ -243,6 +243,7 @@ pub fn input(m: &Message, now_ms: u64, default_ttl_ms: u64) -> Result<Input, Str
             orig_qty: Qty::from_units(r.orig_qty),
             source: r.source,
         }))),
+        Message::OrderHistory(h) => Ok(Input::History(history_in(h))),
         Message::OrderFailed(f) => Ok(Input::Order(OrderInput::Failed(Failure {
             plan: PlanId(f.plan_id),
             symbol: SymbolId(f.symbol),
@@ -344,8 +345,27 @@ pub fn input_out(i: &Input) -> Option<Message> {
             exchange_code: f.exchange_code,
             at_ms: f.at_ms,
         }),
+        Input::History(h) => Message::OrderHistory(history_out(&h)),
         Input::Reoffer => return None,
     })
+}
+
+fn history_in(h: &wire::OrderHistory) -> History {
+    History {
+        symbol: SymbolId(h.symbol),
+        orders: h.orders,
+        since_ms: h.since_ms,
+        through_ms: h.through_ms,
+    }
+}
+
+fn history_out(h: &History) -> wire::OrderHistory {
+    wire::OrderHistory {
+        symbol: h.symbol.0,
+        orders: h.orders,
+        since_ms: h.since_ms,
+        through_ms: h.through_ms,
+    }
 }
 
 fn result_out(r: &PlanResult) -> wire::PlanResult {
@@ -559,6 +579,21 @@ impl Event {
                 unknown_orders,
                 at_ms,
             }),
+            Event::OrderRecovered { report: r, at_ms } => {
+                Message::OrderRecovered(wire::OrderRecovered {
+                    status: r.status,
+                    symbol: r.symbol.0,
+                    side: r.side,
+                    plan_id: r.plan.0,
+                    cum_qty: r.cum_qty.units(),
+                    price: r.price.units(),
+                    order_id: r.order_id,
+                    time_ms: r.time_ms,
+                    orig_qty: r.orig_qty.units(),
+                    at_ms,
+                })
+            }
+            Event::OrderHistory(h) => Message::OrderHistory(history_out(&h)),
         }
     }
 
@@ -680,6 +715,22 @@ impl Event {
                 unknown_orders: r.unknown_orders,
                 at_ms: r.at_ms,
             },
+            Message::OrderRecovered(r) => Event::OrderRecovered {
+                report: Report {
+                    plan: PlanId(r.plan_id),
+                    symbol: SymbolId(r.symbol),
+                    side: r.side,
+                    status: r.status,
+                    cum_qty: Qty::from_units(r.cum_qty),
+                    price: Price::from_units(r.price),
+                    order_id: r.order_id,
+                    time_ms: r.time_ms,
+                    orig_qty: Qty::from_units(r.orig_qty),
+                    source: quantum_ipc::codes::ReportSource::History,
+                },
+                at_ms: r.at_ms,
+            },
+            Message::OrderHistory(h) => Event::OrderHistory(history_in(h)),
             other => return Err(format!("{:?} is not an event record", other.kind())),
         })
     }

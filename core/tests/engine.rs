@@ -432,6 +432,7 @@ fn expired_ids_are_tidied_as_plans_go() {
         EngineConfig {
             apply_wait_ms: 100,
             dedupe_horizon_ms: 1_000,
+            max_plan_age_ms: 1_000,
             ..EngineConfig::default()
         },
         clock,

@@ -369,6 +369,7 @@ fn a_full_dedupe_refuses_visibly() {
             table_capacity: 4,
             dedupe_capacity: 4,
             dedupe_horizon_ms: 10_000,
+            max_plan_age_ms: 10_000,
             ..EngineConfig::default()
         },
         clock,

@@ -445,6 +445,7 @@ fn plan_ids_are_remembered_across_a_restart_for_their_whole_horizon() {
     let horizon_ms = 60_000;
     let cfg = EngineConfig {
         dedupe_horizon_ms: horizon_ms,
+        max_plan_age_ms: horizon_ms,
         ..config()
     };
     let mut a = stocked(cfg.clone(), clock.clone());
@@ -545,6 +546,7 @@ fn the_dedupe_set_is_restored_to_its_capacity_and_no_further() {
         table_capacity: 64,
         dedupe_capacity: 64,
         dedupe_horizon_ms: horizon_ms,
+        max_plan_age_ms: horizon_ms,
         ..EngineConfig::default()
     };
     let state_with = |young: u64| {

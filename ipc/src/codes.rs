@@ -174,6 +174,9 @@ wire_enum! {
         /// The core stopped or crashed while the plan waited for its permits; a restarted core
         /// ends it with this result.
         Interrupted = 9 => "interrupted",
+        /// The plan is older than the core's maximum plan age: a re-delivery or replay of an old
+        /// decision is never ordered.
+        PlanStale = 10 => "plan_stale",
     }
 }
 
@@ -235,6 +238,8 @@ wire_enum! {
         Stream = 2 => "stream",
         /// A lookup by client order id.
         Lookup = 3 => "lookup",
+        /// The account's order history, read when the core asked to recover from the exchange.
+        History = 4 => "history",
     }
 }
 
@@ -325,6 +330,12 @@ wire_enum! {
         PermitSource = 5 => "permit_source",
         /// The record contradicts what the core knows of the order (another symbol or side).
         Mismatch = 6 => "mismatch",
+        /// An order history that does not reach back over the dedupe horizon: the symbol stays
+        /// reconciling.
+        HistoryTooShort = 7 => "history_too_short",
+        /// Dedupe is full of ids younger than its horizon: an order the exchange reported
+        /// could not be remembered (the symbol stays reconciling).
+        DedupeFull = 8 => "dedupe_full",
     }
 }
 

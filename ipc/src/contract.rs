@@ -9,7 +9,7 @@
 //! |------|-----------|-------|----------|-------------|---------|
 //! | `plans` | ingress | SPSC | Redis bridge | core | Plan, GovPermit, P33Permit, LedgerSet, Control |
 //! | `ctl` | ingress | SPSC | `quantum ctl inject` | core | the kinds of `plans` and of `exchange` |
-//! | `exchange` | ingress | SPSC | Binance bridge | core | PositionSnapshot, SymbolFilters, OrderSent, OrderReport, OrderFailed |
+//! | `exchange` | ingress | SPSC | Binance bridge | core | PositionSnapshot, SymbolFilters, OrderSent, OrderReport, OrderFailed, OrderHistory |
 //! | `orders` | egress | SPSC | core | Binance bridge | OrderIntent |
 //! | `results` | egress | broadcast | core | Redis bridge, `ctl tail`, any observer | every event ([`EVENT_KINDS`]) |
 //!
@@ -82,6 +82,7 @@ const EXCHANGE_KINDS: &[Kind] = &[
     Kind::OrderSent,
     Kind::OrderReport,
     Kind::OrderFailed,
+    Kind::OrderHistory,
 ];
 
 const CTL_KINDS: &[Kind] = &[
@@ -95,6 +96,7 @@ const CTL_KINDS: &[Kind] = &[
     Kind::OrderSent,
     Kind::OrderReport,
     Kind::OrderFailed,
+    Kind::OrderHistory,
 ];
 
 /// The record kinds that are events of the engine (what `results` and the journal carry).
@@ -116,6 +118,8 @@ pub const EVENT_KINDS: &[Kind] = &[
     Kind::Control,
     Kind::InputRefused,
     Kind::Reconciling,
+    Kind::OrderHistory,
+    Kind::OrderRecovered,
 ];
 
 /// Ingress: plans, legacy permits, ledger syncs and operator controls from the Redis bridge.
@@ -214,6 +218,6 @@ mod tests {
         for k in EVENT_KINDS {
             assert!(RESULTS.carries(*k));
         }
-        assert!(!RESULTS.carries(Kind::OrderReport) && !RESULTS.carries(Kind::Plan));
+        assert!(!RESULTS.carries(Kind::OrderFailed) && !RESULTS.carries(Kind::Plan));
     }
 }

@@ -59,6 +59,7 @@ pub fn engine(single: bool) -> Result<(Engine, Vec<SymbolId>)> {
         EngineConfig {
             dedupe_capacity: DEDUPE_CAPACITY,
             dedupe_horizon_ms: SINGLE_HORIZON_MS,
+            max_plan_age_ms: SINGLE_HORIZON_MS,
             apply_wait_ms: SINGLE_APPLY_WAIT_MS,
             ..EngineConfig::default()
         }
@@ -66,6 +67,7 @@ pub fn engine(single: bool) -> Result<(Engine, Vec<SymbolId>)> {
         EngineConfig {
             dedupe_capacity: DEDUPE_CAPACITY,
             dedupe_horizon_ms: HORIZON_MS,
+            max_plan_age_ms: HORIZON_MS,
             ..EngineConfig::default()
         }
     };

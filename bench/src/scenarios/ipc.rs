@@ -31,11 +31,13 @@ use crate::suite::variant::{Throughput, Variant};
 
 /// Environment of the daemon: warnings only in its log (every benchmark order ends in a reject,
 /// which the daemon logs at info level: a line per plan that production would not write), and
-/// dedupe sized for the closed-loop run (the horizon must stay above apply's 1200 ms wait).
-const DAEMON_ENV: [(&str, &str); 3] = [
+/// dedupe sized for the closed-loop run (the horizon must stay above apply's 1200 ms wait, and
+/// the maximum plan age within the horizon).
+const DAEMON_ENV: [(&str, &str); 4] = [
     ("RUST_LOG", "warn"),
     ("QUANTUM_ENGINE_DEDUPE_HORIZON_MS", "1500"),
     ("QUANTUM_ENGINE_DEDUPE_CAPACITY", "2097152"),
+    ("QUANTUM_ENGINE_MAX_PLAN_AGE_MS", "1500"),
 ];
 
 /// Plans in flight in the closed-loop run.

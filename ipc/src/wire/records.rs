@@ -584,6 +584,45 @@ records! {
         /// When (ms since the Unix epoch).
         at_ms @ 8: u64 = any,
     }
+
+    /// Ingress (`exchange`, `ctl`): the account's orders of `symbol` from `since_ms` through
+    /// `through_ms` were all reported (as `OrderReport`s with source `history` before this
+    /// record). Event: the core took that history.
+    OrderHistory = 22 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// How many of our orders the history held.
+        orders @ 4: u32 = any,
+        /// Start of the history (ms since the Unix epoch).
+        since_ms @ 8: u64 = any,
+        /// End of the history (ms since the Unix epoch).
+        through_ms @ 16: u64 = any,
+    }
+
+    /// Event: an order of ours that the exchange's history holds and the core did not know;
+    /// its plan is remembered by dedupe from `at_ms`, and the order is kept as ended.
+    OrderRecovered = 23 {
+        /// The exchange's status.
+        status @ 1: OrderStatus = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Side of the order.
+        side @ 4: Side = any,
+        /// Plan id (from the client order id).
+        plan_id @ 8: u64 = any,
+        /// Quantity filled.
+        cum_qty @ 16: i64 = qty,
+        /// Average fill price; `0` when none.
+        price @ 24: i64 = qty,
+        /// Exchange order id.
+        order_id @ 32: u64 = any,
+        /// The exchange's last update of the order (ms since the Unix epoch).
+        time_ms @ 40: u64 = any,
+        /// The order's quantity as the exchange holds it.
+        orig_qty @ 48: i64 = qty,
+        /// When the core took it (ms since the Unix epoch).
+        at_ms @ 56: u64 = any,
+    }
 }
 
 impl Raw {

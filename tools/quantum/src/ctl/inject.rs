@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
+use quantum_core::engine::History;
 use quantum_core::event::Switch;
 use quantum_core::governor::{GovReason, TradingState};
 use quantum_core::p33::P33Reason;
@@ -65,6 +66,10 @@ pub const LINES_HELP: &str = r#"Lines of --file (JSON objects, one per line; bla
      "exchange_amt":"0.062","ledger_amt":"0.062","tolerance":"0.001"}
       a P3.3 permit issued outside the core; a deny names its reason
       ("reason":"reconcile_required_qty_mismatch"); amounts default to 0
+    {"cmd":"order_history","symbol":"BTCUSDT","since_ms":1796400000000,"orders":0}
+      the exchange's history of our orders on the symbol since since_ms was all reported (what
+      the Binance bridge sends after a start that recovers from the exchange); since_ms
+      defaults to 0, through_ms to now
 
 Lines that cannot be read are reported with their number and skipped, the others are sent,
 and the command exits 1.
@@ -485,8 +490,15 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
                 ttl_ms: decimal_or(&o, "ttl_ms", 0u32).map_err(|e| anyhow!(e))?,
             }))
         }
+        "order_history" => input_out(&Input::History(History {
+            symbol: symbol()?,
+            orders: decimal_or(&o, "orders", 0u32).map_err(|e| anyhow!(e))?,
+            since_ms: decimal_or(&o, "since_ms", 0u64).map_err(|e| anyhow!(e))?,
+            through_ms: decimal_or(&o, "through_ms", now).map_err(|e| anyhow!(e))?,
+        }))
+        .ok_or_else(|| anyhow!("order_history has no wire form")),
         other => bail!(
-            "unknown cmd {other:?} (set_ledger, position, kill_switch, trading_state, gov_permit, p33_permit)"
+            "unknown cmd {other:?} (set_ledger, position, kill_switch, trading_state, gov_permit, p33_permit, order_history)"
         ),
     }
 }

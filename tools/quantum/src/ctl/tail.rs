@@ -95,8 +95,9 @@ fn group(e: &Event) -> Option<Only> {
         | Event::Fill(_)
         | Event::OrderDone(_)
         | Event::OrderUnknown { .. }
-        | Event::OrderResolved { .. } => Only::Orders,
-        Event::Reconciling { .. } => Only::Positions,
+        | Event::OrderResolved { .. }
+        | Event::OrderRecovered { .. } => Only::Orders,
+        Event::Reconciling { .. } | Event::OrderHistory(_) => Only::Positions,
         _ => return None,
     })
 }
@@ -380,6 +381,24 @@ pub fn text_event<'n>(
                 writeln!(out, "reconciling {} done", name(symbol.0))
             }
         }
+        Event::OrderRecovered { report: r, .. } => writeln!(
+            out,
+            "recovered plan={} symbol={} side={} status={} filled={} order_id={}",
+            r.plan,
+            name(r.symbol.0),
+            r.side,
+            r.status,
+            r.cum_qty,
+            r.order_id
+        ),
+        Event::OrderHistory(h) => writeln!(
+            out,
+            "order_history {} orders={} since_ms={} through_ms={}",
+            name(h.symbol.0),
+            h.orders,
+            h.since_ms,
+            h.through_ms
+        ),
     }
 }
 

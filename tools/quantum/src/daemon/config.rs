@@ -62,6 +62,9 @@ pub struct EngineSection {
     pub table_capacity: usize,
     /// How long an EXECUTE plan's id is remembered for dedupe (ms).
     pub dedupe_horizon_ms: u64,
+    /// EXECUTE plans older than this (ms, from the planner's timestamp) are blocked
+    /// `plan_stale`; at most `dedupe_horizon_ms`.
+    pub max_plan_age_ms: u64,
     /// Most plan ids remembered at once (at least `table_capacity`); when full of ids younger
     /// than the horizon, new plans are blocked `dedupe_full`.
     pub dedupe_capacity: usize,
@@ -171,6 +174,11 @@ pub struct JournalSection {
     /// `msync` each batch of events before anything of it leaves the process (survives a
     /// power loss; without it a process crash still loses nothing).
     pub fsync: bool,
+    /// When every symbol waits for the exchange's history of our orders before it trades:
+    /// `auto` (when this journal cannot be trusted: empty, or its unsynced tail may have been
+    /// lost to a host restart), `always`, or `never` (a core with no exchange adapter, whose
+    /// positions are fed by hand; never in production).
+    pub recover_from_exchange: String,
     /// Size of one segment file, MiB.
     pub segment_mb: u64,
     /// Segments already covered by a snapshot that are kept anyway (for readers catching up
@@ -183,6 +191,7 @@ impl Default for JournalSection {
         JournalSection {
             dir: String::new(),
             fsync: false,
+            recover_from_exchange: "auto".into(),
             segment_mb: 64,
             keep_segments: 4,
         }
@@ -190,6 +199,13 @@ impl Default for JournalSection {
 }
 
 impl JournalSection {
+    /// `recover_from_exchange`, read.
+    pub fn exchange_recovery(&self) -> Result<super::trust::ExchangeRecovery> {
+        self.recover_from_exchange
+            .parse()
+            .map_err(|e: String| anyhow!("journal.recover_from_exchange: {e}"))
+    }
+
     /// The journal directory of `instance`: `dir` when set, else
     /// [`quantum_ipc::journal::default_dir`].
     pub fn dir_for(&self, instance: &str) -> std::path::PathBuf {
@@ -235,6 +251,7 @@ impl Default for DaemonConfig {
             engine: EngineSection {
                 table_capacity: e.table_capacity,
                 dedupe_horizon_ms: e.dedupe_horizon_ms,
+                max_plan_age_ms: e.max_plan_age_ms,
                 dedupe_capacity: e.dedupe_capacity,
                 max_orders: e.max_orders,
                 permits: e.permits.as_str().into(),
@@ -344,6 +361,7 @@ pub const KEYS: &[Key] = &[
     key("legacy_log", "log the legacy [PERMIT_WAIT] and Result published lines"),
     key("engine.table_capacity", "permit table slots: plans in the chain at once"),
     key("engine.dedupe_horizon_ms", "how long an EXECUTE plan's id is remembered to refuse duplicates"),
+    key("engine.max_plan_age_ms", "EXECUTE plans older than this (planner's timestamp) are blocked plan_stale; at most engine.dedupe_horizon_ms"),
     key("engine.dedupe_capacity", "most plan ids remembered at once (at least table_capacity); full of young ids: new plans are blocked dedupe_full"),
     key("engine.max_orders", "most orders in flight at once; one more is blocked orders_full"),
     key("engine.permits", "core (the core's governor and P3.3 issue permits) or external (legacy services, through the Redis bridge)"),
@@ -369,6 +387,7 @@ pub const KEYS: &[Key] = &[
     key("host.cpus", "CPUs for the daemon's threads, e.g. \"2-3\": engine threads on the last, I/O on the first; empty: any"),
     key("journal.dir", "journal directory; empty: $STATE_DIRECTORY/<instance>, else $XDG_STATE_HOME/quantum/<instance>, else ~/.local/state/quantum/<instance>"),
     key("journal.fsync", "msync each batch of events before it leaves the process: survives a power loss (a crash loses nothing either way)"),
+    key("journal.recover_from_exchange", "auto (when the journal cannot be trusted: empty, or its unsynced tail may be lost to a host restart), always or never: every symbol waits for the exchange's history of our orders before it trades"),
     key("journal.segment_mb", "size of one journal segment file, MiB (at least 1)"),
     key("journal.keep_segments", "segments a snapshot already covers that are kept anyway, for readers catching up"),
     key("latency.hdr_log", "HdrHistogram interval log of each plan's stages (tags: stage names); empty: none"),
@@ -465,6 +484,7 @@ impl DaemonConfig {
             "legacy_log" => self.legacy_log = boolean(var, v)?,
             "engine.table_capacity" => e.table_capacity = num(var, v)?,
             "engine.dedupe_horizon_ms" => e.dedupe_horizon_ms = num(var, v)?,
+            "engine.max_plan_age_ms" => e.max_plan_age_ms = num(var, v)?,
             "engine.dedupe_capacity" => e.dedupe_capacity = num(var, v)?,
             "engine.max_orders" => e.max_orders = num(var, v)?,
             "engine.permits" => e.permits = v.trim().to_string(),
@@ -495,6 +515,7 @@ impl DaemonConfig {
             "host.cpus" => h.cpus = v.trim().to_string(),
             "journal.dir" => j.dir = v.trim().to_string(),
             "journal.fsync" => j.fsync = boolean(var, v)?,
+            "journal.recover_from_exchange" => j.recover_from_exchange = v.trim().to_string(),
             "journal.segment_mb" => j.segment_mb = num(var, v)?,
             "journal.keep_segments" => j.keep_segments = num(var, v)?,
             "latency.hdr_log" => self.latency.hdr_log = v.trim().to_string(),
@@ -544,6 +565,7 @@ impl DaemonConfig {
                 self.latency.interval_ms
             );
         }
+        self.journal.exchange_recovery()?;
         if !(1..=4096).contains(&self.journal.segment_mb) {
             bail!(
                 "journal.segment_mb {} must be from 1 to 4096",
@@ -595,6 +617,7 @@ impl DaemonConfig {
         let cfg = EngineConfig {
             table_capacity: self.engine.table_capacity,
             dedupe_horizon_ms: self.engine.dedupe_horizon_ms,
+            max_plan_age_ms: self.engine.max_plan_age_ms,
             dedupe_capacity: self.engine.dedupe_capacity,
             max_orders: self.engine.max_orders,
             permits,

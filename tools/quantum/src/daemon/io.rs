@@ -42,6 +42,7 @@ use super::instance;
 use super::journal::{self as djournal, Compactor};
 use super::latency::Live;
 use super::stats::{self, Counters};
+use super::trust;
 
 /// An intent's latency stamps so far (`None`: not timed, e.g. offered again after a restart).
 type IntentStamps = Option<quantum_bench::live::Stamps>;
@@ -208,6 +209,20 @@ impl Daemon {
                 executed = restored.executed,
                 reconciling = restored.reconciling,
                 "recovered: orders in flight are offered again to look up first; every symbol reconciles before it trades"
+            );
+        }
+        let recovery_mode = cfg.journal.exchange_recovery()?;
+        if let Some(why) = trust::untrusted(
+            recovery_mode,
+            rec.state.is_empty(),
+            cfg.journal.fsync,
+            &jdir,
+        )? {
+            engine.require_history(&mut |e| recovered.push(e));
+            tracing::warn!(
+                symbols = names.len(),
+                "recovering from the exchange: {why}; every symbol reconciles until the Binance bridge has reported the account's orders of the last {} h",
+                horizon_ms.div_ceil(3_600_000)
             );
         }
         let replayed_many = rec.replayed > 100_000;
@@ -721,7 +736,7 @@ impl Daemon {
                     Input::Plan(_) => c.plans_in,
                     Input::Command(_) => c.commands_in,
                     Input::Permit(_) => c.permits_in,
-                    Input::Order(_) | Input::Reoffer => c.order_reports_in,
+                    Input::Order(_) | Input::Reoffer | Input::History(_) => c.order_reports_in,
                 });
                 Some(input)
             }

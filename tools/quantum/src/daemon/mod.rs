@@ -28,6 +28,7 @@ mod journal;
 mod latency;
 mod print_config;
 pub mod stats;
+mod trust;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -80,6 +81,12 @@ pub struct RunArgs {
     /// interval log format (`latency.hdr_log`).
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
+    /// Before any symbol trades, wait for the exchange's history of our orders (so no plan it
+    /// holds is ordered again): `always` (the default when the flag has no value), `auto`
+    /// (when the journal cannot be trusted) or `never` (overrides
+    /// `journal.recover_from_exchange`).
+    #[arg(long, value_name = "WHEN", num_args = 0..=1, default_missing_value = "always")]
+    pub recover_from_exchange: Option<String>,
 }
 
 /// The effective configuration: defaults, file, environment, command line.
@@ -108,6 +115,9 @@ pub fn effective_config(args: &RunArgs) -> Result<DaemonConfig> {
     }
     if let Some(c) = &args.cpus {
         cfg.host.cpus = c.clone();
+    }
+    if let Some(r) = &args.recover_from_exchange {
+        cfg.journal.recover_from_exchange = r.clone();
     }
     // Checks every value, so `--print-config` never prints a configuration `run` refuses.
     cfg.engine_config()?;

@@ -1,0 +1,297 @@
+//! The exchange as the journal of last resort, and the plan age.
+//!
+//! A core that lost its journal knows nothing of the plans it ordered; the exchange does (the
+//! client order id is derived from the plan id). These tests start engines with an empty
+//! journal, require the exchange's order history, and check that no plan the history holds is
+//! ordered again, that nothing trades before the history arrived, that a history too short to
+//! cover the dedupe horizon is refused, and that what was recovered survives the next restart
+//! through the journal. And: a plan older than the maximum plan age is never ordered.
+
+mod support;
+
+use std::time::Duration;
+
+use quantum_core::engine::History;
+use quantum_core::event::Event;
+use quantum_core::orders::{OrderInput, Report};
+use quantum_core::p33::P33Reason;
+use quantum_core::recovery::State;
+use quantum_core::result::Block;
+use quantum_core::{
+    Action, Clock, Decision, Engine, EngineConfig, Input, Outcome, Plan, PlanId, Side, SymbolId,
+};
+use quantum_ipc::codes::{OrderStatus, RefuseReason, ReportSource};
+use support::{intents, p, q, results, stock, stocked, sym, RING};
+
+const HOUR_MS: u64 = 3_600_000;
+
+fn config() -> EngineConfig {
+    EngineConfig {
+        table_capacity: 64,
+        dedupe_capacity: 4096,
+        ..EngineConfig::default()
+    }
+}
+
+fn plan(id: u64, symbol: SymbolId) -> Plan {
+    Plan::exit(PlanId(id), symbol, Decision::Execute, Action::Partial25)
+}
+
+fn feed(e: &mut Engine, input: Input) -> Vec<Event> {
+    let mut out = Vec::new();
+    e.handle(input, RING, &mut |ev| out.push(ev)).unwrap();
+    out
+}
+
+fn outcome(e: &mut Engine, p: Plan) -> (Outcome, Vec<Event>) {
+    let mut ev = Vec::new();
+    e.process_plan(p, &mut |x| ev.push(x)).unwrap();
+    (results(&ev)[0].outcome, ev)
+}
+
+/// The exchange's report of an order of ours for `plan`, filled, from the history.
+fn history_report(symbol: SymbolId, plan: u64, status: OrderStatus, filled: &str) -> Input {
+    Input::Order(OrderInput::Report(Report {
+        plan: PlanId(plan),
+        symbol,
+        side: Side::Sell,
+        status,
+        cum_qty: q(filled),
+        price: p("100"),
+        order_id: 40 + plan,
+        time_ms: 1,
+        orig_qty: q("0.015"),
+        source: ReportSource::History,
+    }))
+}
+
+fn history(symbol: SymbolId, since_ms: u64, orders: u32) -> Input {
+    Input::History(History {
+        symbol,
+        orders,
+        since_ms,
+        through_ms: since_ms + 25 * HOUR_MS,
+    })
+}
+
+/// An engine as a daemon with an empty journal starts it: restored from nothing, then told to
+/// wait for the exchange's history.
+fn empty_start(clock: Clock) -> (Engine, Vec<Event>) {
+    let mut e = Engine::new(config(), clock).unwrap();
+    let mut ev = Vec::new();
+    e.restore(&State::new(3, config().dedupe_horizon_ms, 1024), &mut |x| {
+        ev.push(x)
+    })
+    .unwrap();
+    e.require_history(&mut |x| ev.push(x));
+    (e, ev)
+}
+
+#[test]
+fn a_lost_journal_never_orders_again_a_plan_the_exchange_holds() {
+    let (clock, mock) = Clock::mock();
+    mock.increment(Duration::from_secs(48 * 3600));
+    let now_ms = clock.wall_ms(clock.now_ns());
+    let (mut e, start) = empty_start(clock);
+    assert_eq!(
+        start
+            .iter()
+            .filter(|x| matches!(x, Event::Reconciling { on: true, .. }))
+            .count(),
+        3,
+        "every symbol reconciles: {start:?}"
+    );
+    for name in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+        stock(
+            &mut e,
+            name,
+            if name == "SOLUSDT" { "-120" } else { "0.062" },
+        );
+    }
+    let btc = sym(&e, "BTCUSDT");
+    // A position alone does not end the wait: the history has not come.
+    let (o, ev) = outcome(&mut e, plan(100, btc));
+    assert!(
+        matches!(
+            o,
+            Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
+        ),
+        "{o:?}"
+    );
+    assert!(intents(&ev).is_empty());
+
+    // The history: plan 1 filled, plan 2 still open at the exchange.
+    let ev = feed(&mut e, history_report(btc, 1, OrderStatus::Filled, "0.015"));
+    assert!(
+        ev.iter()
+            .any(|x| matches!(x, Event::OrderRecovered { report, .. } if report.plan == PlanId(1))),
+        "{ev:?}"
+    );
+    feed(&mut e, history_report(btc, 2, OrderStatus::New, "0"));
+    // A history that does not reach back one horizon is refused; the symbol still waits.
+    let horizon = config().dedupe_horizon_ms;
+    let short = feed(&mut e, history(btc, now_ms - horizon + 60_000, 2));
+    assert!(
+        short
+            .iter()
+            .any(|x| matches!(x, Event::Refused(r) if r.reason == RefuseReason::HistoryTooShort)),
+        "{short:?}"
+    );
+    let (o, _) = outcome(&mut e, plan(101, btc));
+    assert!(matches!(
+        o,
+        Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
+    ));
+    let ev = feed(&mut e, history(btc, now_ms - horizon - 3_600_000, 2));
+    assert!(
+        ev.iter()
+            .any(|x| matches!(x, Event::Reconciling { symbol, on: false, .. } if *symbol == btc)),
+        "{ev:?}"
+    );
+    // The re-delivered plans are duplicates: nothing is ordered again.
+    for id in [1, 2] {
+        let (o, ev) = outcome(&mut e, plan(id, btc));
+        assert_eq!(o, Outcome::Duplicate, "plan {id}");
+        assert!(intents(&ev).is_empty());
+    }
+    // A new plan trades.
+    let (o, ev) = outcome(&mut e, plan(3, btc));
+    assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+    assert_eq!(intents(&ev).len(), 1);
+    // Another symbol still waits for its own history.
+    let eth = sym(&e, "ETHUSDT");
+    let (o, _) = outcome(&mut e, plan(4, eth));
+    assert!(matches!(
+        o,
+        Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
+    ));
+}
+
+#[test]
+fn recovered_orders_survive_the_next_restart_through_the_journal() {
+    let (clock, mock) = Clock::mock();
+    mock.increment(Duration::from_secs(48 * 3600));
+    let now_ms = clock.wall_ms(clock.now_ns());
+    let (mut a, mut journal) = empty_start(clock.clone());
+    let btc = sym(&a, "BTCUSDT");
+    for input in [
+        history_report(btc, 7, OrderStatus::Filled, "0.015"),
+        history(btc, now_ms - 25 * HOUR_MS, 1),
+    ] {
+        journal.extend(feed(&mut a, input));
+    }
+    // The next start replays the journal: the plan is still remembered, with no history asked.
+    let mut state = State::new(3, config().dedupe_horizon_ms, 1024);
+    for (n, x) in journal.iter().enumerate() {
+        let record = x.to_message().encode();
+        state.apply_record(n as u64 + 1, &record).unwrap();
+    }
+    let mut b = stocked(config(), clock);
+    b.restore(&state, &mut |_| {}).unwrap();
+    let (o, ev) = outcome(&mut b, plan(7, btc));
+    assert_eq!(o, Outcome::Duplicate);
+    assert!(intents(&ev).is_empty());
+}
+
+#[test]
+fn a_history_report_of_an_order_the_core_knows_is_an_ordinary_report() {
+    let (clock, _mock) = Clock::mock();
+    let mut e = stocked(config(), clock);
+    let btc = sym(&e, "BTCUSDT");
+    let (o, ev) = outcome(&mut e, plan(9, btc));
+    assert!(matches!(o, Outcome::Executed { .. }));
+    let i = intents(&ev)[0];
+    let mut r = Report {
+        plan: i.plan,
+        symbol: i.symbol,
+        side: i.side,
+        status: OrderStatus::Filled,
+        cum_qty: i.qty,
+        price: p("100"),
+        order_id: 5,
+        time_ms: 1,
+        orig_qty: i.qty,
+        source: ReportSource::History,
+    };
+    let ev = feed(&mut e, Input::Order(OrderInput::Report(r)));
+    assert!(ev.iter().any(|x| matches!(x, Event::Fill(_))), "{ev:?}");
+    assert!(!ev.iter().any(|x| matches!(x, Event::OrderRecovered { .. })));
+    // Reported again: late and booked once.
+    r.order_id = 5;
+    let ev = feed(&mut e, Input::Order(OrderInput::Report(r)));
+    assert!(!ev.iter().any(|x| matches!(x, Event::Fill(_))), "{ev:?}");
+}
+
+#[test]
+fn a_history_for_an_unknown_symbol_is_refused() {
+    let (clock, _mock) = Clock::mock();
+    let (mut e, _) = empty_start(clock);
+    let ev = feed(&mut e, history(SymbolId(9), 0, 0));
+    assert!(ev
+        .iter()
+        .any(|x| matches!(x, Event::Refused(r) if r.reason == RefuseReason::UnknownSymbol)));
+    let ev = feed(
+        &mut e,
+        history_report(SymbolId(9), 1, OrderStatus::Filled, "1"),
+    );
+    assert!(ev
+        .iter()
+        .any(|x| matches!(x, Event::Refused(r) if r.reason == RefuseReason::UnknownSymbol)));
+}
+
+#[test]
+fn a_plan_older_than_the_maximum_age_is_never_ordered() {
+    let (clock, mock) = Clock::mock();
+    mock.increment(Duration::from_secs(48 * 3600));
+    let now_ms = clock.wall_ms(clock.now_ns());
+    let mut e = stocked(config(), clock);
+    let max = config().max_plan_age_ms;
+    let btc = sym(&e, "BTCUSDT");
+    let aged = |id: u64, created_at_ms: u64| Plan {
+        created_at_ms,
+        ..plan(id, btc)
+    };
+    let (o, ev) = outcome(&mut e, aged(1, now_ms - max - 1));
+    assert_eq!(o, Outcome::Blocked(Block::Stale));
+    assert!(intents(&ev).is_empty());
+    assert_eq!(Block::Stale.to_string(), "plan_stale");
+    // A stale plan is not remembered: the same id, fresh, is not a duplicate.
+    let (o, _) = outcome(&mut e, aged(1, now_ms - max));
+    assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+    // Two days old, and `timestamp: 1`: stale.
+    for (id, t) in [(2, now_ms - 48 * HOUR_MS), (3, 1)] {
+        let (o, _) = outcome(&mut e, aged(id, t));
+        assert_eq!(o, Outcome::Blocked(Block::Stale), "created {t}");
+    }
+    // Unknown age (0) is the time the core took it; the future is clock skew, not age.
+    for (id, t) in [(4, 0), (5, now_ms + 60_000)] {
+        let (o, _) = outcome(&mut e, aged(id, t));
+        assert!(matches!(o, Outcome::Executed { .. }), "created {t}: {o:?}");
+    }
+    // A non-EXECUTE plan is answered as such whatever its age.
+    let hold = Plan {
+        decision: Decision::Hold,
+        ..aged(6, 1)
+    };
+    assert_eq!(outcome(&mut e, hold).0, Outcome::NonExecute);
+}
+
+#[test]
+fn a_horizon_shorter_than_the_maximum_age_is_refused() {
+    let cfg = EngineConfig {
+        dedupe_horizon_ms: 3_000,
+        max_plan_age_ms: 60_000,
+        ..config()
+    };
+    let err = Engine::new(cfg, Clock::new()).unwrap_err().to_string();
+    assert!(
+        err.contains("dedupe_horizon_ms 3000 is shorter than max_plan_age_ms (60000)"),
+        "{err}"
+    );
+    let cfg = EngineConfig {
+        dedupe_horizon_ms: 60_000,
+        max_plan_age_ms: 60_000,
+        ..config()
+    };
+    assert!(Engine::new(cfg, Clock::new()).is_ok());
+}
