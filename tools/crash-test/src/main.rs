@@ -700,6 +700,35 @@ impl World {
         let orders = self.sim_orders()?;
         let after = orders.len();
         let sim = self.sim_positions()?;
+        // Results in the journal.
+        let mut results: BTreeMap<u64, u32> = BTreeMap::new();
+        let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
+        let mut events = 0u64;
+        let reader = Reader::open(&self.journal).map_err(|e| anyhow!("{e}"))?;
+        let first = reader.first_seq().unwrap_or(1);
+        reader
+            .read_from(first, |_, rec| {
+                events += 1;
+                if let Ok(Event::PlanResult(r)) = Message::decode(rec, &Limits::default())
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| Event::from_message(&m))
+                {
+                    if r.outcome != Outcome::Duplicate {
+                        *results.entry(r.plan.0).or_default() += 1;
+                        let k = match r.outcome {
+                            Outcome::Executed { .. } => "executed".to_string(),
+                            Outcome::Blocked(b) => b.to_string(),
+                            Outcome::NonExecute => "non_execute".to_string(),
+                            Outcome::Duplicate => unreachable!(),
+                        };
+                        *outcomes.entry(k).or_default() += 1;
+                    }
+                }
+                Ok(())
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        let verify = self.verify_journal()?;
+        let lost = self.lose_the_journal()?;
         if let Some(mut b) = self.bridge.take() {
             b.term();
         }
@@ -730,33 +759,6 @@ impl World {
             })
             .collect();
 
-        // Results in the journal.
-        let mut results: BTreeMap<u64, u32> = BTreeMap::new();
-        let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
-        let mut events = 0u64;
-        let reader = Reader::open(&self.journal).map_err(|e| anyhow!("{e}"))?;
-        let first = reader.first_seq().unwrap_or(1);
-        reader
-            .read_from(first, |_, rec| {
-                events += 1;
-                if let Ok(Event::PlanResult(r)) = Message::decode(rec, &Limits::default())
-                    .map_err(|e| e.to_string())
-                    .and_then(|m| Event::from_message(&m))
-                {
-                    if r.outcome != Outcome::Duplicate {
-                        *results.entry(r.plan.0).or_default() += 1;
-                        let k = match r.outcome {
-                            Outcome::Executed { .. } => "executed".to_string(),
-                            Outcome::Blocked(b) => b.to_string(),
-                            Outcome::NonExecute => "non_execute".to_string(),
-                            Outcome::Duplicate => unreachable!(),
-                        };
-                        *outcomes.entry(k).or_default() += 1;
-                    }
-                }
-                Ok(())
-            })
-            .map_err(|e| anyhow!("{e}"))?;
         let wrong: Vec<_> = executes
             .iter()
             .filter(|id| results.get(id) != Some(&1))
@@ -768,11 +770,6 @@ impl World {
             .filter(|id| !results.contains_key(id))
             .count();
 
-        let verify = Command::new(&self.quantum)
-            .args(["ctl", "journal", "verify", "--instance", &self.instance])
-            .arg("--dir")
-            .arg(&self.journal)
-            .output()?;
         let verify_text = String::from_utf8_lossy(&verify.stdout).to_string();
 
         let t = &self.tally;
@@ -864,9 +861,120 @@ impl World {
         if !verify.status.success() {
             fail(format!("journal verify failed:\n{verify_text}"));
         }
+        println!(
+            "  lost journal: every process killed, the journal deleted, the daemon started empty ({}), the ledger synced by the operator, {} plan ids re-delivered: {} answered duplicate from the exchange's history, {} new order(s), {} client id(s) twice",
+            lost.why,
+            lost.redelivered,
+            lost.duplicates,
+            lost.new_orders,
+            lost.twice
+        );
+        if lost.new_orders != 0 || lost.twice != 0 {
+            fail(format!(
+                "after the lost journal: {} new order(s), {} client id(s) twice",
+                lost.new_orders, lost.twice
+            ));
+        }
         println!("{}", if ok { "PASS" } else { "FAIL" });
         Ok(ok)
     }
+
+    /// `quantum ctl journal verify` of the journal.
+    fn verify_journal(&self) -> Result<std::process::Output> {
+        Ok(Command::new(&self.quantum)
+            .args(["ctl", "journal", "verify", "--instance", &self.instance])
+            .arg("--dir")
+            .arg(&self.journal)
+            .output()?)
+    }
+
+    /// The host loses its disk: every process is killed, the journal directory and the
+    /// instance's shared memory are gone (a new machine has neither), the daemon starts empty,
+    /// the operator syncs the ledger to the exchange, and every plan id is delivered again.
+    /// Only the exchange remembers which plans were ordered.
+    fn lose_the_journal(&mut self) -> Result<Lost> {
+        if let Some(mut b) = self.bridge.take() {
+            b.kill();
+        }
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
+        }
+        *self.tally.kills.entry("both").or_default() += 1;
+        std::fs::remove_dir_all(&self.journal)
+            .with_context(|| format!("cannot delete {}", self.journal.display()))?;
+        for seg in quantum_ipc::list_segments(Some(&self.instance)).unwrap_or_default() {
+            let _ = quantum_ipc::remove_segment(&seg.os_id);
+        }
+        self.start_daemon(false)?;
+        let why = std::fs::read_to_string(
+            self.out
+                .join(format!("daemon-{:03}.log", self.tally.daemon_starts - 1)),
+        )
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.contains("recovering from the exchange"))
+        .map_or("NO exchange recovery logged", |_| {
+            "recovering from the exchange"
+        })
+        .to_string();
+        let sim = self.sim_positions()?;
+        let lines: String = self
+            .symbols
+            .iter()
+            .map(|s| {
+                let amt = sim.get(s).copied().unwrap_or(Qty::ZERO);
+                format!("{{\"cmd\":\"set_ledger\",\"symbol\":\"{s}\",\"amount\":\"{amt}\"}}\n")
+            })
+            .collect();
+        let (sent, accepted) = self.inject(&lines)?;
+        if accepted != sent {
+            bail!("the operator's ledger sync after the lost journal was not accepted");
+        }
+        self.start_bridge(false)?;
+        // At rest means the history arrived (nothing reconciles): the re-delivered plans then
+        // meet a core that trades, and only its memory of the exchange's orders stops them.
+        self.settle(180)?;
+        let before = self.sim_orders()?.len();
+        let all: String = self.fed.values().map(|(_, _, l)| l.clone()).collect();
+        let (sent, _) = self.inject(&all)?;
+        self.settle(180)?;
+        let mut duplicates = 0u64;
+        let reader = Reader::open(&self.journal).map_err(|e| anyhow!("{e}"))?;
+        reader
+            .read_from(reader.first_seq().unwrap_or(1), |_, rec| {
+                if let Ok(Event::PlanResult(r)) = Message::decode(rec, &Limits::default())
+                    .map_err(|e| e.to_string())
+                    .and_then(|m| Event::from_message(&m))
+                {
+                    duplicates += u64::from(r.outcome == Outcome::Duplicate);
+                }
+                Ok(())
+            })
+            .map_err(|e| anyhow!("{e}"))?;
+        let orders = self.sim_orders()?;
+        let mut per_cid: BTreeMap<&str, u32> = BTreeMap::new();
+        for o in &orders {
+            *per_cid
+                .entry(o["clientOrderId"].as_str().unwrap_or(""))
+                .or_default() += 1;
+        }
+        Ok(Lost {
+            why,
+            duplicates,
+            redelivered: sent,
+            new_orders: orders.len() - before,
+            twice: per_cid.values().filter(|n| **n > 1).count(),
+        })
+    }
+}
+
+/// What the lost-journal ending found.
+struct Lost {
+    why: String,
+    duplicates: u64,
+    redelivered: u64,
+    new_orders: usize,
+    twice: usize,
 }
 
 fn join<K: std::fmt::Display>(m: &BTreeMap<K, u32>) -> String {

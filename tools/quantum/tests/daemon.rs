@@ -31,7 +31,7 @@ fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
     let mut inst = Instance::new("stream");
     // `results` never waits for a reader: a lap as long as the stream keeps a debug-built tail
     // that falls behind from missing any.
-    inst.start_daemon(
+    inst.start_daemon_fed_by_hand(
         &["--quiet"],
         &[
             ("QUANTUM_RINGS_PEER_TIMEOUT_MS", "20000"),
@@ -88,7 +88,7 @@ fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
 #[test]
 fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record() {
     let mut inst = Instance::new("kill");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let name = inst.name.clone();
     let mut events = inst.events();
     let victim = inst.spawn(
@@ -186,7 +186,7 @@ fn a_producer_killed_mid_stream_is_reported_and_replaced_without_a_torn_record()
 #[test]
 fn the_seeds_reconcile_story_runs_through_the_daemon() {
     let mut inst = Instance::new("story");
-    inst.start_daemon(&[], &[]);
+    inst.start_daemon_fed_by_hand(&[], &[]);
     let name = inst.name.clone();
     let mut orders = inst.consumer("orders");
     let mut events = inst.events();
@@ -310,7 +310,7 @@ this line is not JSON
 #[test]
 fn the_seeds_story_emits_every_event_in_order() {
     let mut inst = Instance::new("mirror");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let name = inst.name.clone();
     let mut events = inst.events();
     let btc = inst.counters().symbol_id("BTCUSDT").expect("BTCUSDT");
@@ -495,7 +495,7 @@ fn the_seeds_story_emits_every_event_in_order() {
 #[test]
 fn a_second_daemon_of_the_same_instance_refuses_to_start() {
     let mut inst = Instance::new("twice");
-    let first = inst.start_daemon(&["--quiet"], &[]);
+    let first = inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let out = inst
         .command(&["run", "--instance", &inst.name], &[])
         .output()
@@ -595,7 +595,7 @@ fn print_config_reflects_file_and_env_and_names_bad_keys() {
 fn sigterm_drains_every_accepted_plan_and_exits_zero() {
     const N: u64 = 20_000;
     let mut inst = Instance::new("term");
-    let pid = inst.start_daemon(&["--quiet", "--mode", "pipelined"], &[]);
+    let pid = inst.start_daemon_fed_by_hand(&["--quiet", "--mode", "pipelined"], &[]);
     let name = inst.name.clone();
     let mut events = inst.events();
     let n = N.to_string();
@@ -661,7 +661,7 @@ fn sigterm_drains_every_accepted_plan_and_exits_zero() {
 #[test]
 fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     let mut inst = Instance::new("kill9");
-    let pid = inst.start_daemon(&["--quiet"], &[]);
+    let pid = inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let (ok, err) = inst.inject_generated(300, 7, &["--wait-secs", "30"]);
     assert!(ok, "{err}");
     assert!(
@@ -681,7 +681,7 @@ fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     );
     assert!(err.contains("wait in ring ctl"), "{err}");
 
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     wait_for(10, "the take-over in the log", || {
         inst.log_has("took over the ingress ring") && inst.log_has("replayed=")
     });
@@ -720,7 +720,7 @@ fn a_running_daemon_reports_its_latency_per_stage() {
     let mut inst = Instance::new("latency");
     let log = std::env::temp_dir().join(format!("{}.hlog", inst.name));
     let log_arg = log.to_str().unwrap().to_string();
-    inst.start_daemon(
+    inst.start_daemon_fed_by_hand(
         &["--quiet", "--hdr-log", &log_arg],
         &[("QUANTUM_LATENCY_INTERVAL_MS", "500")],
     );

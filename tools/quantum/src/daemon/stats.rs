@@ -7,7 +7,7 @@
 //! - inputs: `plans_in`, `commands_in`, `permits_in`, `order_reports_in`;
 //! - results: `results`, `results.executed`, `results.blocked`, `results.duplicate`,
 //!   `results.non_execute`; why blocked: `deny.<error>` (`missing_gov`, `missing_p33`,
-//!   `expired`, `dedupe_full`, `orders_full`, `interrupted`), `deny.gov.<reason>`,
+//!   `expired`, `dedupe_full`, `orders_full`, `interrupted`, `plan_stale`), `deny.gov.<reason>`,
 //!   `deny.p33.<reason>`;
 //! - orders: `orders_out` (intents on the `orders` ring), `orders_reoffered` (offered again to
 //!   a re-attached adapter), `orders_ring_full` (once per intent that had to wait),
@@ -175,6 +175,7 @@ impl Counters {
             ResultError::DedupeFull,
             ResultError::OrdersFull,
             ResultError::Interrupted,
+            ResultError::PlanStale,
         ];
         let c = Counters {
             ingress,

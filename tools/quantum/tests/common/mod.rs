@@ -115,6 +115,15 @@ impl Instance {
         )
     }
 
+    /// Starts a daemon whose exchange positions the test feeds by hand (`ctl inject`
+    /// `position` lines), with no Binance bridge: it must not wait for the exchange's order
+    /// history, which nothing would send (`--recover-from-exchange never`).
+    pub fn start_daemon_fed_by_hand(&mut self, extra: &[&str], envs: &[(&str, &str)]) -> u32 {
+        let mut args = extra.to_vec();
+        args.extend_from_slice(&["--recover-from-exchange", "never"]);
+        self.start_daemon(&args, envs)
+    }
+
     /// Starts `quantum run --instance <name>` and waits until its rings are there.
     pub fn start_daemon(&mut self, extra: &[&str], envs: &[(&str, &str)]) -> u32 {
         let mut args = vec!["run", "--instance", &self.name];

@@ -9,7 +9,7 @@ use crate::common::{bin, wait_for, Instance};
 #[test]
 fn inject_skips_unreadable_lines_sends_the_rest_and_exits_1_naming_them() {
     let mut inst = Instance::new("inject-bad");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let mut file = Vec::new();
     file.extend_from_slice(
         b"{\"cmd\":\"set_ledger\",\"symbol\":\"BTCUSDT\",\"amount\":\"0.062\"}\n",
@@ -217,7 +217,7 @@ fn run_locks_its_memory_and_keeps_to_its_cpus_or_says_why_not() {
         eprintln!("memory locking not permitted here: checked the refusal only");
         return;
     }
-    let pid = inst.start_daemon(&["--quiet", "--mlockall", "--cpus", &cpu], &[]);
+    let pid = inst.start_daemon_fed_by_hand(&["--quiet", "--mlockall", "--cpus", &cpu], &[]);
     let (cpus, vmlck) = proc_status(pid);
     assert_eq!(cpus, cpu);
     assert!(vmlck > 0, "VmLck is {vmlck} kB");

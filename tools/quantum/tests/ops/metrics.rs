@@ -80,7 +80,7 @@ fn inject(inst: &Instance, lines: &str) {
 #[test]
 fn a_running_daemon_is_scraped_parsed_and_its_values_move() {
     let mut inst = Instance::new("metrics");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let name = inst.name.clone();
     let exporter = inst.spawn(
         &[
@@ -215,7 +215,7 @@ fn a_running_daemon_is_scraped_parsed_and_its_values_move() {
         value(&scrape(&addr), "quantum_up", &[]) == 0.0
     });
     assert_eq!(get(&addr, "/healthz").0, 503);
-    let new_pid = inst.start_daemon(&["--quiet"], &[]);
+    let new_pid = inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     // Followed: the new daemon's pid, and its own counters (which count the plans the stopped
     // daemon left in the ctl ring, which it takes over).
     wait_for(20, "the new daemon", || {

@@ -36,7 +36,7 @@ fn first_line_then_close(args: &[&str], before_read: impl FnOnce()) -> (bool, St
 #[test]
 fn stats_watch_ends_quietly_when_its_reader_closes_the_pipe() {
     let mut inst = Instance::new("pipe-stats");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let (ok, first, err) = first_line_then_close(
         &[
             "ctl",
@@ -58,7 +58,7 @@ fn stats_watch_ends_quietly_when_its_reader_closes_the_pipe() {
 #[test]
 fn tail_ends_quietly_and_detaches_when_its_reader_closes_the_pipe() {
     let mut inst = Instance::new("pipe-tail");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let name = inst.name.clone();
     let results = Broadcast::open(&RingSpec::new(&name, "results", 0)).unwrap();
     let reader = |results: &Broadcast| results.readers(60_000).first().map(|r| r.status);
@@ -100,7 +100,7 @@ fn tail_ends_quietly_and_detaches_when_its_reader_closes_the_pipe() {
 #[test]
 fn rings_piped_into_head_prints_no_error() {
     let mut inst = Instance::new("pipe-rings");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let script = format!(
         "set -o pipefail; {} ctl rings --instance {} | head -1",
         bin(),

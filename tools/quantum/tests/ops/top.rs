@@ -37,7 +37,7 @@ fn flood(inst: &mut Instance, n: &str) {
 #[test]
 fn once_prints_a_frame_with_the_instance_its_rings_and_rates() {
     let mut inst = Instance::new("top-once");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     flood(&mut inst, "50000000");
     let o = Command::new(bin())
         .args([
@@ -101,7 +101,7 @@ fn the_live_view_in_tmux_shows_moving_rates_and_quits_on_q() {
         return;
     }
     let mut inst = Instance::new("top-tmux");
-    inst.start_daemon(&["--quiet"], &[]);
+    inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let tmux = Tmux(format!("quantum-test-{}", std::process::id()));
     let top = format!(
         "{} ctl top --instance {} --interval-ms 300",
