@@ -23,6 +23,7 @@
 //! flight for every symbol; `quantum ctl journal verify` passes. Exit status 1 when any fails.
 
 mod http;
+mod redis_phase;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
@@ -62,6 +63,10 @@ struct Args {
     /// The `quantum` binary (default: next to this one).
     #[arg(long)]
     quantum: Option<PathBuf>,
+    /// Cycles of the Redis phase (plans XADDed, the Redis bridge paused around a daemon kill);
+    /// 0 skips it.
+    #[arg(long, default_value_t = 5)]
+    redis_cycles: u32,
     /// Output directory: logs, the journal (emptied first).
     #[arg(long, default_value = "target/crash-test")]
     out: PathBuf,
@@ -666,7 +671,7 @@ impl World {
         }
     }
 
-    fn finish(mut self, started: Instant) -> Result<bool> {
+    fn finish(mut self, started: Instant, redis: Option<redis_phase::RedisReport>) -> Result<bool> {
         let mut ok = true;
         let mut fail = |what: String| {
             println!("FAIL: {what}");
@@ -861,6 +866,23 @@ impl World {
         if !verify.status.success() {
             fail(format!("journal verify failed:\n{verify_text}"));
         }
+        if let Some(r) = &redis {
+            println!(
+                "  redis: {} plans XADDed once each, the Redis bridge paused (SIGSTOP 1 s) before each of {} daemon kills: {} result entries, {} plan(s) without exactly one, {} left pending",
+                r.plans,
+                r.pauses,
+                r.entries,
+                r.not_once.len(),
+                r.pending
+            );
+            if !r.not_once.is_empty() || r.pending != 0 {
+                fail(format!(
+                    "result entries per plan not one (id, entries): {:?}; pending {}",
+                    &r.not_once[..r.not_once.len().min(20)],
+                    r.pending
+                ));
+            }
+        }
         println!(
             "  lost journal: every process killed, the journal deleted, the daemon started empty ({}), the ledger synced by the operator, {} plan ids re-delivered: {} answered duplicate from the exchange's history, {} new order(s), {} client id(s) twice",
             lost.why,
@@ -1025,7 +1047,13 @@ fn main() {
         for r in 1..=rounds {
             w.round(r)?;
         }
-        w.finish(started)
+        let cycles = w.args.redis_cycles;
+        let redis = if cycles > 0 {
+            Some(w.redis_phase(cycles, w.args.plans)?)
+        } else {
+            None
+        };
+        w.finish(started, redis)
     })();
     match result {
         Ok(true) => {}

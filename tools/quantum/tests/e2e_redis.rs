@@ -102,7 +102,12 @@ impl Stack {
             );
             sim_url(sim.stdout.take().expect("sim stdout"))
         });
-        let daemon_pid = inst.start_daemon(&[], &o.daemon_env);
+        // Without the Binance bridge the test feeds positions by hand.
+        let daemon_pid = if rest.is_some() {
+            inst.start_daemon(&[], &o.daemon_env)
+        } else {
+            inst.start_daemon_fed_by_hand(&[], &o.daemon_env)
+        };
         if let Some(rest) = &rest {
             let name = inst.name.clone();
             let b = inst

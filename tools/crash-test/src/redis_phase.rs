@@ -1,0 +1,221 @@
+//! The Redis phase: plans come as the legacy exit brain sends them (`XADD` on the plan
+//! stream, each plan once), through `quantum bridge redis`, while the daemon is killed with
+//! the Redis bridge paused (SIGSTOP for a second before each kill, SIGCONT after the restart).
+//! At the end every plan must have exactly one entry in the result stream and none may be left
+//! pending.
+
+use std::collections::BTreeMap;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use quantum_bench::feed::Next;
+use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
+use rand::Rng;
+
+use crate::{log_file, Proc, World};
+
+/// What the phase found.
+pub struct RedisReport {
+    pub plans: u64,
+    pub pauses: u32,
+    pub entries: u64,
+    pub not_once: Vec<(String, usize)>,
+    pub pending: u64,
+}
+
+/// A redis-server of the test's own, on a free loopback port, without persistence.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(out: &Path) -> Result<Server> {
+    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+    let exe = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+    let child = Command::new(&exe)
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no"])
+        .arg("--dir")
+        .arg(out)
+        .stdout(log_file(out, "redis-server.log")?)
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| {
+            format!("cannot start {exe} (install redis-server, or set REDIS_SERVER)")
+        })?;
+    let url = format!("redis://127.0.0.1:{port}/0");
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        if redis::Client::open(url.as_str())?
+            .get_connection()
+            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
+            .is_ok()
+        {
+            return Ok(Server { child, url });
+        }
+        if Instant::now() > end {
+            bail!("redis-server did not answer on port {port} within 10 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn signal(p: &Proc, sig: i32) {
+    // SAFETY: kill(2) with a pid we spawned and a valid signal.
+    unsafe {
+        libc::kill(p.child.id() as i32, sig);
+    }
+}
+
+impl World {
+    fn start_redis_bridge(&mut self, url: &str) -> Result<Proc> {
+        let child = Command::new(&self.quantum)
+            .args([
+                "bridge",
+                "redis",
+                "--instance",
+                &self.instance,
+                "--redis",
+                url,
+            ])
+            .env("QUANTUM_JOURNAL_DIR", &self.journal)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(log_file(&self.out, "redis-bridge.log")?)
+            .spawn()
+            .context("cannot start quantum bridge redis")?;
+        Ok(Proc {
+            child,
+            failpoint: None,
+        })
+    }
+
+    /// `cycles` times: `per` plans XADDed once each, then the Redis bridge paused for a
+    /// second, the daemon killed and restarted, the bridge resumed.
+    pub fn redis_phase(&mut self, cycles: u32, per: u32) -> Result<RedisReport> {
+        let server = start_server(&self.out)?;
+        let mut conn = redis::Client::open(server.url.as_str())?.get_connection()?;
+        self.ensure_running(false)?;
+        let group = quantum_redis::config::BridgeConfig::new(&self.instance, &server.url).group;
+        let mut bridge = self.start_redis_bridge(&server.url)?;
+        let mut ids = Vec::new();
+        for _ in 0..cycles {
+            self.ensure_running(false)?;
+            for _ in 0..per {
+                // Each plan once: the feed's re-deliveries of old ids are left out here.
+                let Some(Next::Plan(p)) = self.feed.next(&|_| false) else {
+                    continue;
+                };
+                if self.fed.contains_key(&p.id.0) {
+                    continue;
+                }
+                let symbol = self.symbols[usize::from(p.symbol.0)].clone();
+                let id = p.id.to_string();
+                let _: String = redis::cmd("XADD")
+                    .arg(PLAN_STREAM)
+                    .arg("*")
+                    .arg(&[
+                        ("plan_id", id.as_str()),
+                        ("symbol", &symbol),
+                        ("decision", p.decision.as_str()),
+                        ("action", p.action.as_str()),
+                        ("kill_score", &p.kill_score.to_string()),
+                    ])
+                    .query(&mut conn)?;
+                let line = format!(
+                    "{{\"plan_id\":\"{id}\",\"symbol\":\"{symbol}\",\"decision\":\"{}\",\"action\":\"{}\",\"kill_score\":\"{}\"}}\n",
+                    p.decision, p.action, p.kill_score
+                );
+                self.fed.entry(p.id.0).or_insert((symbol, p.decision, line));
+                ids.push(id);
+                self.tally.deliveries += 1;
+            }
+            std::thread::sleep(Duration::from_millis(self.rng.gen_range(0..300)));
+            signal(&bridge, libc::SIGSTOP);
+            std::thread::sleep(Duration::from_secs(1));
+            if let Some(mut d) = self.daemon.take() {
+                d.kill();
+            }
+            *self.tally.kills.entry("daemon").or_default() += 1;
+            self.start_daemon(false)?;
+            signal(&bridge, libc::SIGCONT);
+        }
+        // Every plan answered in Redis, nothing pending.
+        let end = Instant::now() + Duration::from_secs(120);
+        let (entries, per_plan, pending) = loop {
+            let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
+                .arg(RESULT_STREAM)
+                .arg("-")
+                .arg("+")
+                .query(&mut conn)?;
+            let mut per_plan: BTreeMap<String, usize> = BTreeMap::new();
+            for (_, f) in &entries {
+                if let Some(id) = f.get("plan_id") {
+                    *per_plan.entry(id.clone()).or_default() += 1;
+                }
+            }
+            let pending: Vec<redis::Value> = redis::cmd("XPENDING")
+                .arg(PLAN_STREAM)
+                .arg(&group)
+                .query(&mut conn)
+                .unwrap_or_default();
+            let pending = match pending.first() {
+                Some(redis::Value::Int(n)) => *n as u64,
+                _ => 0,
+            };
+            let all = ids.iter().all(|id| per_plan.contains_key(id));
+            if all && pending == 0 {
+                // Anything late would come within a second.
+                std::thread::sleep(Duration::from_secs(1));
+                let again: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
+                    .arg(RESULT_STREAM)
+                    .arg("-")
+                    .arg("+")
+                    .query(&mut conn)?;
+                if again.len() == entries.len() {
+                    break (entries.len() as u64, per_plan, pending);
+                }
+                continue;
+            }
+            if Instant::now() > end {
+                let missing = ids.iter().filter(|id| !per_plan.contains_key(*id)).count();
+                bail!(
+                    "the Redis phase did not settle within 120 s: {missing} plan(s) without a result entry, {pending} pending (see redis-bridge.log)"
+                );
+            }
+            if bridge.exited() {
+                return Err(anyhow!(
+                    "quantum bridge redis exited (see redis-bridge.log)"
+                ));
+            }
+            self.ensure_running(false)?;
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        bridge.term();
+        drop(server);
+        let not_once = ids
+            .iter()
+            .filter_map(|id| {
+                let n = per_plan.get(id).copied().unwrap_or(0);
+                (n != 1).then(|| (id.clone(), n))
+            })
+            .collect();
+        Ok(RedisReport {
+            plans: ids.len() as u64,
+            pauses: cycles,
+            entries,
+            not_once,
+            pending,
+        })
+    }
+}
