@@ -25,7 +25,7 @@ if [ ! -d "$db/crates" ]; then
 fi
 if ! cargo audit --version >/dev/null 2>&1; then
     echo "cargo-audit is not installed: cargo install cargo-audit --locked" >&2
-    echo "  (from crates.io; on a machine without it, build it where crates.io is reachable and copy" >&2
+    echo "  (where the crate registry cannot be reached: build it on a machine that can, and copy" >&2
     echo "  ~/.cargo/bin/cargo-audit over)" >&2
     exit 2
 fi
