@@ -48,7 +48,7 @@ pub fn run(a: TopArgs) -> Result<()> {
         let cur = source.sample();
         let view = View::new(source.instance(), Some(&prev), &cur, interval);
         let mut out = std::io::stdout().lock();
-        out.write_all(render_text(&view, a.width.max(40), a.height.max(10))?.as_bytes())?;
+        out.write_all(render_text(&view, a.width.max(40), a.height.max(10)).as_bytes())?;
         return Ok(out.flush()?);
     }
     if !std::io::stdout().is_terminal() {
