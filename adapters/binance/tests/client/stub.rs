@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-/// One canned answer.
+/// One canned answer; status 0 closes the connection without one.
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(&'static str, String)>,
@@ -112,6 +112,10 @@ async fn serve(mut s: TcpStream, answer: Arc<Responder>) {
     let method = first.next().unwrap_or("").to_owned();
     let target = first.next().unwrap_or("").to_owned();
     let a = answer(&method, &target);
+    if a.status == 0 {
+        // Status 0: the connection is closed after the request was read, without an answer.
+        return;
+    }
     let mut out = format!(
         "HTTP/1.1 {} Stub\r\nContent-Length: {}\r\nConnection: close\r\n",
         a.status,
