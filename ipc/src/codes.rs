@@ -266,7 +266,8 @@ wire_enum! {
         Timeout = 1 => "timeout",
         /// The connection dropped after the request may have left.
         Disconnected = 2 => "disconnected",
-        /// HTTP 503 "Unknown error": the order may exist.
+        /// An answer that does not prove a refusal: a 5xx (503 "Unknown error", a gateway's
+        /// 502 / 504), an answer without a Binance code, a redirect. The order may exist.
         Ambiguous = 3 => "ambiguous_503",
         /// -1006 / -1007: the exchange says the execution status is unknown.
         ExecutionUnknown = 4 => "execution_status_unknown",

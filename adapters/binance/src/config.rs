@@ -97,8 +97,11 @@ pub struct ResolveConfig {
     pub max_lookups: u32,
     /// Pause between failed lookups.
     pub lookup_pause: Duration,
-    /// Extra time past `recvWindow` before a -2013 counts as "never placed": after it, the
-    /// lost request is too old for the matching engine to accept.
+    /// Extra time past `recvWindow`, on the monotonic clock since the send, before a -2013
+    /// counts as "never placed": after it, the lost request is too old for the matching
+    /// engine to accept. Never less than
+    /// [`MIN_SETTLE_MARGIN`](crate::futures::outcome::MIN_SETTLE_MARGIN) (a smaller value
+    /// counts as that).
     pub settle_margin: Duration,
 }
 
@@ -108,7 +111,7 @@ impl Default for ResolveConfig {
             max_sends: 3,
             max_lookups: 10,
             lookup_pause: Duration::from_millis(200),
-            settle_margin: Duration::from_millis(500),
+            settle_margin: crate::futures::outcome::MIN_SETTLE_MARGIN,
         }
     }
 }

@@ -26,6 +26,20 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The server answered a redirect (3xx). Binance never redirects its API, so no redirect
+    /// is followed: it could carry the signed request and the API key off the guarded hosts.
+    /// `target` is where it pointed, as scheme, host, port and path (no user info, no query).
+    #[error("HTTP {method} {path} answered {status}, a redirect to {target}; redirects are never followed")]
+    Redirected {
+        /// Method.
+        method: &'static str,
+        /// Path (no query).
+        path: String,
+        /// The 3xx status.
+        status: u16,
+        /// The `Location`, shortened as above.
+        target: String,
+    },
     /// A URL the mainnet guard refuses.
     #[error("{endpoint} URL refused: {source}")]
     UrlRefused {
@@ -139,6 +153,36 @@ impl Error {
         }
     }
 
+    /// A 3xx answer to `method path`, its `Location` resolved against `url` and shortened to
+    /// scheme, host, port and path: the query of a signed request's URL carries the signature.
+    pub(crate) fn redirected(
+        method: &'static str,
+        path: &str,
+        status: u16,
+        url: &reqwest::Url,
+        location: Option<&str>,
+    ) -> Error {
+        let target = match location.map(|l| url.join(l.trim())) {
+            None => "no Location".to_owned(),
+            Some(Err(_)) => "an unreadable Location".to_owned(),
+            Some(Ok(mut t)) => {
+                // Errors from these setters only concern URLs that cannot hold the parts,
+                // which then have none to drop.
+                let _ = t.set_username("");
+                let _ = t.set_password(None);
+                t.set_query(None);
+                t.set_fragment(None);
+                t.to_string()
+            }
+        };
+        Error::Redirected {
+            method,
+            path: path.to_owned(),
+            status,
+            target,
+        }
+    }
+
     pub(crate) fn ws(what: &'static str, e: tokio_tungstenite::tungstenite::Error) -> Error {
         Error::WebSocket {
             what,
@@ -177,12 +221,15 @@ impl Error {
     }
 
     /// Whether a request that failed this way may still have reached Binance and acted:
-    /// a timeout, a connection lost after sending, a 503 "Unknown error". Connect failures,
-    /// local refusals and error codes are certain.
+    /// a timeout, a connection lost after sending, an answer that does not prove a refusal
+    /// ([`crate::common::error::RejectReason::from_answer`]: a 5xx, a gateway's page), an
+    /// unreadable success, a redirect (whatever answered it may have forwarded the request).
+    /// Connect failures, local refusals and Binance's refusal codes are certain.
     pub fn outcome_unknown(&self) -> bool {
         match self {
             Error::Api(e) => e.outcome_unknown(),
             Error::Http { source, .. } => !source.is_connect() && !source.is_builder(),
+            Error::Redirected { .. } => true,
             Error::WebSocket { what, .. } => *what != "connect",
             Error::WsClosed { .. } | Error::Timeout { .. } => true,
             Error::Decode { .. } | Error::Field { .. } => true,
@@ -213,6 +260,34 @@ mod tests {
         assert!(dup.needs_lookup() && !dup.outcome_unknown());
         let busy = Error::Api(ApiError::new(503, -1008, "Request throttled"));
         assert!(!busy.needs_lookup() && busy.reject_reason().certainly_not_placed());
+        for status in [500, 502, 504] {
+            let gateway = Error::Api(ApiError::new(status, 0, "<html>Bad Gateway</html>"));
+            assert!(gateway.needs_lookup(), "{status}");
+        }
+        let url = reqwest::Url::parse("http://127.0.0.1:1/fapi/v1/order?signature=abc").unwrap();
+        let r = Error::redirected(
+            "POST",
+            "/fapi/v1/order",
+            307,
+            &url,
+            Some("https://u:pw@fapi.binance.com/fapi/v1/order?timestamp=1&signature=abc#x"),
+        );
+        assert!(r.needs_lookup());
+        let shown = r.to_string();
+        assert!(
+            shown.contains("https://fapi.binance.com/fapi/v1/order") && shown.contains("307"),
+            "{shown}"
+        );
+        for hidden in ["signature", "timestamp", "pw", "u:"] {
+            assert!(!shown.contains(hidden), "{hidden} in {shown}");
+        }
+        let relative = Error::redirected("GET", "/fapi/v1/time", 302, &url, Some("/elsewhere?q=1"));
+        assert!(
+            relative
+                .to_string()
+                .contains("http://127.0.0.1:1/elsewhere"),
+            "{relative}"
+        );
         let msg = Error::Api(ApiError::new(401, -2015, "Invalid API-key")).to_string();
         assert!(
             msg.contains("-2015") && msg.contains("api_key_rejected"),

@@ -49,4 +49,6 @@ pub use futures::client::{FuturesClient, Transport};
 pub use futures::confirmations::{Confirmation, Confirmations};
 pub use futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion, Side};
 pub use futures::origin::OrderOrigin;
-pub use futures::outcome::{FoundBy, OrderEvent, Pending, Placement, Resolution, SentAt, Unknown};
+pub use futures::outcome::{
+    FoundBy, OrderEvent, Pending, Placement, Resolution, SentAt, Unknown, MIN_SETTLE_MARGIN,
+};

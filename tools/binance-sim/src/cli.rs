@@ -54,6 +54,13 @@ pub struct BinanceArgs {
     /// Fraction (0..1) of order placements answered 503 "Unknown error" after placing.
     #[arg(long = "ambiguous-503-rate", default_value_t = 0.0, value_parser = parse_rate)]
     pub ambiguous_503_rate: f64,
+    /// Fraction (0..1) of order placements placed, then answered --gateway-status with a
+    /// gateway's HTML page (no Binance code); the WebSocket API closes the connection instead.
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub gateway_after_place_rate: f64,
+    /// The status of --gateway-after-place-rate (a 5xx: 502 or 504 as gateways answer).
+    #[arg(long, default_value_t = 502)]
+    pub gateway_status: u16,
     /// Fraction (0..1) of order placements answered 408 / -1007 (execution status unknown).
     #[arg(long = "timeout-1007-rate", default_value_t = 0.0, value_parser = parse_rate)]
     pub timeout_1007_rate: f64,
@@ -149,6 +156,8 @@ impl BinanceArgs {
                 drop_rate: self.drop_rate,
                 drop_after_place: !self.drop_before_place,
                 ambiguous_503_rate: self.ambiguous_503_rate,
+                gateway_after_place_rate: self.gateway_after_place_rate,
+                gateway_status: self.gateway_status,
                 force_429: self.force_429,
                 force_418: self.force_418,
                 timeout_1007_rate: self.timeout_1007_rate,

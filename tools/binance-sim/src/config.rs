@@ -77,6 +77,13 @@ pub struct Faults {
     pub drop_after_place: bool,
     /// Fraction of order placements answered HTTP 503 "Unknown error" after placing the order.
     pub ambiguous_503_rate: f64,
+    /// Fraction of order placements that are placed and then answered `gateway_status` with a
+    /// gateway's HTML page and no Binance code, as a proxy in front of the API answers when the
+    /// upstream answer is lost after it forwarded the request. The WebSocket API closes the
+    /// connection instead (a gateway has no page to send there).
+    pub gateway_after_place_rate: f64,
+    /// The status of [`Faults::gateway_after_place_rate`]: 502 (default) or 504, any 5xx.
+    pub gateway_status: u16,
     /// Answer every `/fapi` request with 429 / -1003.
     pub force_429: bool,
     /// Answer every `/fapi` request with 418 / -1003.
@@ -106,6 +113,8 @@ impl Default for Faults {
             drop_rate: 0.0,
             drop_after_place: true,
             ambiguous_503_rate: 0.0,
+            gateway_after_place_rate: 0.0,
+            gateway_status: 502,
             force_429: false,
             force_418: false,
             timeout_1007_rate: 0.0,
@@ -124,12 +133,19 @@ impl Faults {
             ("error rate", self.error_rate),
             ("drop rate", self.drop_rate),
             ("ambiguous 503 rate", self.ambiguous_503_rate),
+            ("gateway after place rate", self.gateway_after_place_rate),
             ("-1007 rate", self.timeout_1007_rate),
             ("-1006 rate", self.unexpected_1006_rate),
         ] {
             if !(0.0..=1.0).contains(&r) {
                 return Err(format!("{name} must be between 0 and 1, got {r}"));
             }
+        }
+        if !(500..=599).contains(&self.gateway_status) {
+            return Err(format!(
+                "gateway status must be a 5xx, got {}",
+                self.gateway_status
+            ));
         }
         Ok(())
     }

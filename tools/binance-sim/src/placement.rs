@@ -1,7 +1,8 @@
 //! Placing an order under the faults in force, one path for REST and the WebSocket API:
 //! system throttling (-1008, reduce-only and close-position orders exempt), injected refusals,
 //! connections dropped before or after placing, the "execution status unknown" answers
-//! (-1007, -1006) with or without the order placed, and the ambiguous 503.
+//! (-1007, -1006) with or without the order placed, the ambiguous 503, and a gateway's 5xx
+//! page after placing.
 
 use rand::Rng;
 use serde_json::Value;
@@ -18,6 +19,8 @@ pub enum Outcome {
     Answer(Value),
     /// Close the connection without answering (injected fault).
     HangUp,
+    /// The order was placed; answer this 5xx with a gateway's HTML page (injected fault).
+    Gateway(u16),
 }
 
 /// True with probability `rate`.
@@ -65,6 +68,9 @@ pub fn place(sh: &Shared, p: &Params, now: i64, via: &'static str) -> Result<Out
     }
     if roll(faults.ambiguous_503_rate) {
         return Err(ApiError::unknown_503());
+    }
+    if roll(faults.gateway_after_place_rate) {
+        return Ok(Outcome::Gateway(faults.gateway_status));
     }
     Ok(Outcome::Answer(placed.body))
 }

@@ -224,13 +224,35 @@ async fn exchange_info(State(sh): State<Sh>) -> Json<Value> {
     ))
 }
 
-async fn post_order(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
+async fn post_order(State(sh): State<Sh>, req: ApiReq) -> Result<Response, ApiError> {
     req.signed(&sh)?;
     let now = sh.clock.now_ms();
     match placement::place(&sh, &req.params, now, "rest")? {
-        Outcome::Answer(body) => Ok(Json(body)),
+        Outcome::Answer(body) => Ok(Json(body).into_response()),
         Outcome::HangUp => req.hang_up().await,
+        Outcome::Gateway(status) => Ok(gateway_page(status)),
     }
+}
+
+/// What a gateway (nginx, a cloud load balancer) answers when the upstream's answer is lost:
+/// a 5xx with an HTML page, no Binance JSON.
+fn gateway_page(status: u16) -> Response {
+    let status =
+        axum::http::StatusCode::from_u16(status).unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+    let title = format!(
+        "{} {}",
+        status.as_u16(),
+        status.canonical_reason().unwrap_or("Gateway Error")
+    );
+    let page = format!(
+        "<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1></center>\r\n</body>\r\n</html>\r\n"
+    );
+    (
+        status,
+        [(axum::http::header::CONTENT_TYPE, "text/html")],
+        page,
+    )
+        .into_response()
 }
 
 async fn get_order(State(sh): State<Sh>, req: ApiReq) -> ApiResult {

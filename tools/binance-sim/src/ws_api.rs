@@ -224,7 +224,8 @@ fn dispatch(
             signed(sh, p, session)?;
             match placement::place(sh, p, now, "ws-api")? {
                 Outcome::Answer(body) => Ok(Some(body)),
-                Outcome::HangUp => Ok(None),
+                // A gateway in front of a WebSocket has no page to send: it closes.
+                Outcome::HangUp | Outcome::Gateway(_) => Ok(None),
             }
         }
         "order.status" => {

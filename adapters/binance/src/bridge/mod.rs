@@ -14,7 +14,7 @@
 //! - `OrderReport` for every state of one of our orders it sees (the order answer, each
 //!   `ORDER_TRADE_UPDATE`, a lookup): status, cumulative filled quantity, price, order id;
 //! - `OrderFailed`: `rejected` (Binance refused it; nothing placed), `unknown` (timeout, dropped
-//!   connection, ambiguous 503: it may exist), `not_found` (a lookup by client id found nothing
+//!   connection, a 5xx or any answer that does not prove a refusal: it may exist), `not_found` (a lookup by client id found nothing
 //!   after the request could no longer be accepted), `unsent` (the bridge did not send it, and
 //!   why). Every intent ends in at least one of these: none is ever dropped silently.
 //!
@@ -641,7 +641,7 @@ fn unknown_reason(e: &crate::Error) -> UnknownReason {
             UnknownReason::ExecutionUnknown
         }
         crate::Error::Api(a) if a.code == -4116 => UnknownReason::DuplicateClientId,
-        crate::Error::Api(_) => UnknownReason::Ambiguous,
+        crate::Error::Api(_) | crate::Error::Redirected { .. } => UnknownReason::Ambiguous,
         _ => UnknownReason::Disconnected,
     }
 }

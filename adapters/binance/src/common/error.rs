@@ -28,8 +28,9 @@ impl ApiError {
         }
     }
 
-    /// Whether the request may have taken effect (503 "Unknown error", -1000 on 5xx, -1006,
-    /// -1007): an order must then be looked up by client id before anything is re-sent.
+    /// Whether the request may have taken effect: every answer that does not prove it was
+    /// refused before acting ([`RejectReason::from_answer`]). An order must then be looked up
+    /// by client id before anything is re-sent.
     pub fn outcome_unknown(&self) -> bool {
         self.reason == RejectReason::UnknownOutcome
     }
@@ -42,14 +43,16 @@ impl ApiError {
 pub enum RejectReason {
     /// The code is not one we know; see `exchange_code`.
     Other = 1,
-    /// -1000 / HTTP 503 "Unknown error", -1006 (unexpected response from the message bus),
-    /// -1007 (timeout waiting for the backend): Binance says the execution status is unknown;
-    /// the order may exist.
+    /// The execution status is unknown; the order may exist. Binance says so for every 5xx
+    /// ("the issue is on Binance's side ... the execution status is UNKNOWN and could have
+    /// been a success"), for -1000 "Unknown error", -1006 (unexpected response from the
+    /// message bus) and -1007 (timeout waiting for the backend). An answer without a Binance
+    /// code (a proxy's or gateway's page, an empty body) proves nothing either.
     UnknownOutcome = 2,
-    /// -1008 (system-level throttling) or another 5xx but 503: the server refused before
-    /// acting; nothing was placed. Binance exempts reduce-only and close-position orders from
-    /// -1008, so for those it is unexpected; the adapter still reports it as a refusal (never
-    /// an unknown outcome) and does not re-send on its own.
+    /// -1008 (system-level throttling): the server refused before acting; nothing was placed.
+    /// Binance exempts reduce-only and close-position orders from -1008, so for those it is
+    /// unexpected; the adapter still reports it as a refusal (never an unknown outcome) and
+    /// does not re-send on its own.
     ServerBusy = 3,
     /// -1003 with HTTP 429: request weight over the limit; back off.
     TooManyRequests = 4,
@@ -115,15 +118,24 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    /// The reason for an answer.
+    /// The reason for an answer with HTTP `status` and Binance `code` (0: the body had none).
+    ///
+    /// Only an answer that proves the request was refused before it acted is a refusal:
+    /// 418 and 429 (rate limits, checked before anything is done), -1008 (system throttling),
+    /// and a 4xx carrying a Binance code (the request was checked and refused, e.g. -2022,
+    /// -1111, -4164, -2019). Everything else is [`RejectReason::UnknownOutcome`]: any 5xx but
+    /// -1008, with or without a Binance code, and any answer without a code (the HTML of a
+    /// gateway that may have forwarded the request before it failed).
     pub fn from_answer(status: u16, code: i64) -> RejectReason {
         use RejectReason::*;
         match (status, code) {
             (418, _) => IpBanned,
-            (_, -1003) => TooManyRequests,
-            (503, -1000) | (_, -1006) | (_, -1007) => UnknownOutcome,
-            (_, -1008) => ServerBusy,
             (_, -1015) => TooManyOrders,
+            (429, _) | (_, -1003) => TooManyRequests,
+            (_, -1000) | (_, -1006) | (_, -1007) => UnknownOutcome,
+            (_, -1008) => ServerBusy,
+            (s, _) if s >= 500 => UnknownOutcome,
+            (_, 0) => UnknownOutcome,
             (_, -1021) => TimestampOutsideRecvWindow,
             (_, -1022) => InvalidSignature,
             (_, -1102) | (_, -1130) | (_, -1131) => BadParameter,
@@ -147,9 +159,6 @@ impl RejectReason {
             (_, -4116) => DuplicateClientOrderId,
             (_, -4164) => NotionalTooSmall,
             (_, -5028) => TimestampOutsideEngineWindow,
-            (429, _) => TooManyRequests,
-            (s, _) if s >= 500 && s != 503 => ServerBusy,
-            (503, _) => UnknownOutcome,
             _ => Other,
         }
     }
@@ -257,5 +266,50 @@ mod tests {
         assert!(ApiError::new(503, -1000, "Unknown error").outcome_unknown());
         assert!(!UnknownOutcome.certainly_not_placed());
         assert!(ReduceOnlyRejected.certainly_not_placed());
+    }
+
+    #[test]
+    fn every_5xx_but_throttling_is_unknown_with_or_without_a_code() {
+        use RejectReason::*;
+        for status in [500, 502, 503, 504] {
+            // No Binance code: a gateway's page or an empty body.
+            assert_eq!(
+                RejectReason::from_answer(status, 0),
+                UnknownOutcome,
+                "{status}"
+            );
+            for code in [-1000, -1006, -1007, -2022, -9999] {
+                let e = ApiError::new(status, code, "m");
+                assert!(e.outcome_unknown(), "{status} {code}");
+                assert!(!e.reason.certainly_not_placed(), "{status} {code}");
+            }
+            assert_eq!(RejectReason::from_answer(status, -1008), ServerBusy);
+        }
+    }
+
+    #[test]
+    fn only_answers_that_prove_the_order_absent_are_refusals() {
+        use RejectReason::*;
+        for (status, code, want) in [
+            (400, -2022, ReduceOnlyRejected),
+            (400, -1111, PrecisionOverMaximum),
+            (400, -4164, NotionalTooSmall),
+            (400, -2019, MarginInsufficient),
+            (429, 0, TooManyRequests),
+            (418, 0, IpBanned),
+            (503, -1008, ServerBusy),
+        ] {
+            let r = RejectReason::from_answer(status, code);
+            assert_eq!(r, want, "{status} {code}");
+            assert!(r.certainly_not_placed(), "{status} {code}");
+        }
+        // A 4xx without a Binance code is some proxy's answer: it proves nothing.
+        for status in [400, 403, 404, 408] {
+            assert_eq!(
+                RejectReason::from_answer(status, 0),
+                UnknownOutcome,
+                "{status}"
+            );
+        }
     }
 }

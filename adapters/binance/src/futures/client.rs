@@ -5,8 +5,9 @@
 //! - [`FuturesClient::place`] sends once and says what it knows: placed, rejected (nothing
 //!   placed), or unknown; [`FuturesClient::resolve`] then settles an unknown by client id: a
 //!   lookup that finds the order, a user stream confirmation ([`super::confirmations`]), or
-//!   -2013 once the lost request's `timestamp + recvWindow` has passed on the server clock
-//!   ("never placed"); -2013 earlier means "not known yet" and the lookup is repeated. The
+//!   -2013 once `recvWindow` plus a margin of at least a second has passed since the send on
+//!   the monotonic clock ("never placed"; the wall clock and the server offset may step);
+//!   -2013 earlier means "not known yet" and the lookup is repeated. The
 //!   same `resolve` serves orders re-offered after a restart ([`SentAt::AssumeNow`]).
 //! - [`FuturesClient::place_once_only`] composes them: an unknown is resolved; an order proven
 //!   never placed is sent again with the same client id, at most `resolve.max_sends` times in
@@ -14,8 +15,8 @@
 //!   form reports each step ([`OrderEvent`]) so a caller can tell the core "unknown" and later
 //!   "resolved (found in state X / never placed)".
 //!
-//! Error codes: -1006, -1007, a timeout, a dropped connection and 503 "Unknown error" are
-//! unknown, never rejected. -4116 (an open order already has this client id) is looked up:
+//! Error codes: -1006, -1007, a timeout, a dropped connection, any 5xx but -1008, an answer
+//! without a Binance code (a gateway's page) and a redirect are unknown, never rejected. -4116 (an open order already has this client id) is looked up:
 //! the open order may be ours from an earlier attempt. -1008 (system-level throttling) is a
 //! refusal, nothing placed; Binance exempts reduce-only and close-position orders from it, so
 //! on a reduce-only order it is logged as unexpected, and in either case it is returned to the
@@ -23,7 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quantum_core::fixed::{Price, Qty};
 
@@ -217,7 +218,7 @@ impl FuturesClient {
                 }
                 Placement::Unknown(u) => u,
             };
-            let settles_at_ms = self.settles_at(&pending);
+            let settles_at = self.settles_at(&pending);
             tracing::warn!(
                 client_order_id = %cid, error = %cause, attempt,
                 "order outcome unknown; looking it up by client id before anything else"
@@ -225,7 +226,7 @@ impl FuturesClient {
             on(OrderEvent::Unknown {
                 attempt,
                 cause: &cause,
-                settles_at_ms,
+                settles_at,
             });
             match self.resolve_observed(&pending, on).await? {
                 Resolution::Found { order, .. } => return Ok(order),
@@ -252,9 +253,9 @@ impl FuturesClient {
                 pending: Pending {
                     symbol: order.symbol.clone(),
                     client_order_id: order.client_order_id.clone(),
-                    // The request's timestamp was taken before the failure was seen: the
-                    // failure time bounds it from above.
-                    sent_at: SentAt::ServerMs(self.clock().now_ms()),
+                    // The request left before the failure was seen: the failure time bounds
+                    // its send from above.
+                    sent_at: SentAt::At(Instant::now()),
                 },
                 cause,
             }),
@@ -270,12 +271,12 @@ impl FuturesClient {
         }
     }
 
-    /// The server time after which -2013 for `pending` means "never placed".
-    pub fn settles_at(&self, pending: &Pending) -> i64 {
+    /// The instant (monotonic clock) after which -2013 for `pending` means "never placed".
+    pub fn settles_at(&self, pending: &Pending) -> Instant {
         pending.settles_at(
-            self.clock().now_ms(),
-            self.cfg.recv_window_ms,
-            self.cfg.resolve.settle_margin.as_millis() as u64,
+            Instant::now(),
+            Duration::from_millis(self.cfg.recv_window_ms),
+            self.cfg.resolve.settle_margin,
         )
     }
 
@@ -298,8 +299,8 @@ impl FuturesClient {
         };
         let mut failures = 0;
         let resolution = loop {
-            // Asked at or after this server time: a -2013 says nothing about earlier.
-            let asked_at = self.clock().now_ms();
+            // Asked at or after this instant: a -2013 says nothing about earlier.
+            let asked_at = Instant::now();
             let answer = tokio::select! {
                 biased;
                 c = self.confirmations.wait(cid) => break stream(c),
@@ -316,11 +317,9 @@ impl FuturesClient {
                     if asked_at >= settles_at {
                         break Resolution::NeverPlaced;
                     }
-                    on(OrderEvent::NotKnownYet {
-                        settles_at_ms: settles_at,
-                    });
-                    let left = (settles_at - self.clock().now_ms()).max(0) as u64;
-                    r.lookup_pause.min(Duration::from_millis(left))
+                    on(OrderEvent::NotKnownYet { settles_at });
+                    let left = settles_at.saturating_duration_since(Instant::now());
+                    r.lookup_pause.min(left)
                 }
                 Err(e) => {
                     failures += 1;

@@ -70,6 +70,9 @@ impl HttpClient {
     ) -> Result<HttpClient> {
         cfg.endpoints.check(cfg.network)?;
         let http = reqwest::Client::builder()
+            // Binance never redirects its API; a redirect followed would carry the signed
+            // request and the key past the mainnet guard (see `Error::Redirected`).
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(cfg.request_timeout)
             .tcp_nodelay(true)
             .build()
@@ -174,6 +177,14 @@ impl HttpClient {
         let resp = rb.send().await.map_err(http_err)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
+        if resp.status().is_redirection() {
+            let location = headers
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok());
+            let e = Error::redirected(method_name, path, status, resp.url(), location);
+            tracing::error!(error = %e, "redirect refused");
+            return Err(e);
+        }
         let now = self.clock.now_ms();
         self.limiter.observe(
             header_u32(&headers, "x-mbx-used-weight-1m"),

@@ -56,7 +56,12 @@ pub fn creds() -> Credentials {
 /// Client settings for tests: a short recvWindow so "never placed" settles quickly, and
 /// back-offs capped so a 60 s Retry-After does not stall a test.
 pub fn config_for(sim: &SimHandle) -> ClientConfig {
-    let mut cfg = ClientConfig::local(&sim.rest_url(), &sim.ws_api_url(), &sim.stream_base_url());
+    config_for_urls(&sim.rest_url(), &sim.ws_api_url(), &sim.stream_base_url())
+}
+
+/// [`config_for`] with the URLs given (a stub server instead of the simulator).
+pub fn config_for_urls(rest: &str, ws_api: &str, user_stream: &str) -> ClientConfig {
+    let mut cfg = ClientConfig::local(rest, ws_api, user_stream);
     cfg.recv_window_ms = 1000;
     cfg.request_timeout = Duration::from_secs(5);
     cfg.rate_limit = RateLimitConfig {

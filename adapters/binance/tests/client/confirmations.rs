@@ -75,7 +75,7 @@ async fn a_confirmation_cancels_a_pending_lookup() {
         symbol: "BTCUSDT".into(),
         client_order_id: "cf-manual".into(),
         // The deadline is a minute away: only the confirmation can end this early.
-        sent_at: SentAt::ServerMs(env.client.clock().now_ms() + 60_000),
+        sent_at: SentAt::At(std::time::Instant::now() + Duration::from_secs(60)),
     };
     let lookup = tokio::spawn(async move { client.resolve(&pending).await });
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -11,3 +11,4 @@ mod never_twice;
 mod outcomes;
 mod rate_limits;
 mod streams;
+mod stub;

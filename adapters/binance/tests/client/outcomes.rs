@@ -1,6 +1,7 @@
-//! Placement outcomes other clients got wrong: -1007 / -1006 are unknown, never rejected;
-//! -2013 right after a send is "not known yet"; -4116 is looked up; -1008 is a refusal, and
-//! reduce-only orders are exempt from it.
+//! Placement outcomes other clients got wrong: -1007 / -1006 and a gateway's 5xx page are
+//! unknown, never rejected; -2013 right after a send is "not known yet", however the wall
+//! clock or the server offset steps; -4116 is looked up; -1008 is a refusal, and reduce-only
+//! orders are exempt from it.
 
 use std::time::Duration;
 
@@ -71,7 +72,7 @@ async fn unexpected_1006_is_unknown_and_never_placed_only_after_the_recv_window(
             .unwrap();
         assert_eq!(r, Resolution::NeverPlaced, "{t:?}");
         assert!(
-            env.client.clock().now_ms() >= settles_at,
+            std::time::Instant::now() >= settles_at,
             "never placed concluded before the recvWindow passed"
         );
         assert_eq!(
@@ -223,4 +224,93 @@ async fn throttling_1008_is_a_rejection_and_reduce_only_orders_are_exempt() {
         assert_eq!(o.status, "FILLED", "{t:?}");
     }
     env.assert_exactly_once(&["thr-exit-rest", "thr-exit-ws"]);
+}
+
+#[tokio::test]
+async fn a_gateway_page_after_placing_is_unknown_and_found_by_lookup() {
+    let env = long_env().await;
+    for (t, status, cid) in [
+        (Transport::Rest, 502, "gw-502"),
+        (Transport::Rest, 504, "gw-504"),
+        // The WebSocket API's gateway closes the connection instead.
+        (Transport::WsApi, 502, "gw-ws"),
+    ] {
+        env.control(
+            "/sim/faults",
+            json!({"gatewayAfterPlaceRate": 1.0, "gatewayStatus": status}),
+        )
+        .await;
+        let mut steps = Vec::new();
+        let o = env
+            .client
+            .place_once_only_observed(t, &exit(cid), &mut |e| steps.push(Step::of(&e)))
+            .await
+            .unwrap();
+        assert_eq!(
+            (o.status.as_str(), o.executed_qty),
+            ("FILLED", qty("0.001"))
+        );
+        let code = (t == Transport::Rest).then_some(0);
+        assert_eq!(
+            compact(&steps),
+            [
+                Step::Unknown { attempt: 1, code },
+                Step::Found(FoundBy::Lookup)
+            ],
+            "{t:?} {status}"
+        );
+    }
+    env.assert_exactly_once(&["gw-502", "gw-504", "gw-ws"]);
+    assert_eq!(env.position("BTCUSDT"), qty("0.007"));
+}
+
+#[tokio::test]
+async fn a_forward_clock_step_does_not_cut_the_wait_for_a_lost_request_short() {
+    // The order is placed, its answer lost (503), and the query side does not show it for
+    // 1.1 s. Between the send and the lookup, the server time estimate steps 800 ms forward
+    // (an NTP step of the wall clock, a resumed VM, a re-measured offset: all move `now_ms`
+    // alike; 800 ms keeps the lookups' timestamps acceptable). Counted on that estimate, the
+    // recvWindow (1 s) and margin would be over at 0.4 s: -2013 would read "never placed"
+    // and the order would be sent twice. On the monotonic clock the wait lasts
+    // recvWindow + at least a second, and the lookup finds the order.
+    let env = long_env().await;
+    env.control(
+        "/sim/faults",
+        json!({"ambiguous503Rate": 1.0, "queryLagMs": 1100}),
+    )
+    .await;
+    let clock = env.client.clock().clone();
+    let measured = clock.offset_ms();
+    for (t, cid) in [
+        (Transport::Rest, "step-rest"),
+        (Transport::WsApi, "step-ws"),
+    ] {
+        clock.set_offset_ms(measured);
+        let mut steps = Vec::new();
+        let o = env
+            .client
+            .place_once_only_observed(t, &exit(cid), &mut |e| {
+                if let quantum_binance::OrderEvent::Unknown { .. } = e {
+                    clock.set_offset_ms(measured + 800);
+                }
+                steps.push(Step::of(&e))
+            })
+            .await
+            .unwrap();
+        assert_eq!(o.status, "FILLED", "{t:?}");
+        assert_eq!(
+            compact(&steps),
+            [
+                Step::Unknown {
+                    attempt: 1,
+                    code: Some(-1000)
+                },
+                Step::NotKnownYet,
+                Step::Found(FoundBy::Lookup),
+            ],
+            "{t:?}"
+        );
+    }
+    env.assert_exactly_once(&["step-rest", "step-ws"]);
+    assert_eq!(env.position("BTCUSDT"), qty("0.008"));
 }

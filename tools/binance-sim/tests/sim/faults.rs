@@ -1,4 +1,5 @@
-//! Fault injection: ambiguous 503, dropped connections, injected errors, latency; plus
+//! Fault injection: ambiguous 503, a gateway's 5xx page after placing, dropped connections,
+//! injected errors, latency; plus
 //! shutdown and the threaded runner.
 
 use std::io::{Read, Write};
@@ -75,6 +76,46 @@ async fn send_raw_order(sim: &Sim, cid: &str) -> reqwest::Result<reqwest::Respon
         .body(body)
         .send()
         .await
+}
+
+#[tokio::test]
+async fn gateway_page_after_place_leaves_the_order() {
+    let sim = Sim::start().await;
+    for (status, cid) in [(502, "gw-502"), (504, "gw-504")] {
+        sim.control(
+            "/sim/faults",
+            json!({ "gatewayAfterPlaceRate": 1.0, "gatewayStatus": status }),
+        )
+        .await;
+        let r = send_raw_order(&sim, cid).await.unwrap();
+        assert_eq!(r.status().as_u16(), status);
+        let body = r.text().await.unwrap();
+        assert!(
+            body.contains("<html>") && body.contains(&status.to_string()),
+            "{body}"
+        );
+        assert!(serde_json::from_str::<serde_json::Value>(&body).is_err());
+        sim.control("/sim/faults", json!({ "gatewayAfterPlaceRate": 0.0 }))
+            .await;
+        // Placed all the same: a lookup by client id finds it.
+        let q = sim
+            .get(
+                "/fapi/v1/order",
+                &[("symbol", "BTCUSDT"), ("origClientOrderId", cid)],
+            )
+            .await;
+        assert_eq!(q.ok()["status"], "FILLED");
+    }
+    assert_eq!(sim.audit().await.len(), 2);
+    // Not a 5xx: refused, the faults unchanged.
+    let r = sim
+        .http
+        .post(sim.url("/sim/faults"))
+        .json(&json!({ "gatewayStatus": 200 }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
 }
 
 #[tokio::test]
