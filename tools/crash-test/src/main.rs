@@ -3,7 +3,7 @@
 //! plan was ordered twice and nothing was lost.
 //!
 //! Real processes only: `quantum sim binance` (with latency, dropped connections, ambiguous
-//! 503s and unknown-outcome timeouts on), `quantum run` (journal in the output directory),
+//! 503s, unknown-outcome timeouts and a gateway's 502/504 after the order was placed on), `quantum run` (journal in the output directory),
 //! `quantum bridge binance` (REST and the WebSocket API on alternate starts), and `quantum ctl
 //! inject` as the plan producer, fed the seeds' mix with re-deliveries of old plan ids. Kills
 //! are random SIGKILLs of either process or both, plus crash points armed at some starts
@@ -218,6 +218,12 @@ impl World {
             "0.03",
             "--error-rate",
             "0.02",
+            // A gateway in front of the exchange that forwards the order and answers 502 (504
+            // in the Redis phase) with its own page: placed, but nobody was told.
+            "--gateway-after-place-rate",
+            "0.04",
+            "--gateway-status",
+            "502",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -104,6 +104,12 @@ impl World {
     /// second, the daemon killed and restarted, the bridge resumed.
     pub fn redis_phase(&mut self, cycles: u32, per: u32) -> Result<RedisReport> {
         let server = start_server(&self.out)?;
+        // The gateway fault answers 504 here (502 in the rounds).
+        crate::http::post(
+            &self.rest,
+            "/sim/faults",
+            &serde_json::json!({"gatewayStatus": 504}),
+        )?;
         let mut conn = redis::Client::open(server.url.as_str())?.get_connection()?;
         self.ensure_running(false)?;
         let group = quantum_redis::config::BridgeConfig::new(&self.instance, &server.url).group;
