@@ -235,6 +235,8 @@ wire_enum! {
         Stream = 2 => "stream",
         /// A lookup by client order id.
         Lookup = 3 => "lookup",
+        /// The account's order history, read when the core asked to recover from the exchange.
+        History = 4 => "history",
     }
 }
 

@@ -9,7 +9,7 @@
 //! |------|-----------|-------|----------|-------------|---------|
 //! | `plans` | ingress | SPSC | Redis bridge | core | Plan, GovPermit, P33Permit, LedgerSet, Control |
 //! | `ctl` | ingress | SPSC | `quantum ctl inject` | core | the kinds of `plans` and of `exchange` |
-//! | `exchange` | ingress | SPSC | Binance bridge | core | PositionSnapshot, SymbolFilters, OrderSent, OrderReport, OrderFailed |
+//! | `exchange` | ingress | SPSC | Binance bridge | core | PositionSnapshot, SymbolFilters, OrderSent, OrderReport, OrderFailed, OrderHistory |
 //! | `orders` | egress | SPSC | core | Binance bridge | OrderIntent |
 //! | `results` | egress | broadcast | core | Redis bridge, `ctl tail`, any observer | every event ([`EVENT_KINDS`]) |
 //!
@@ -82,6 +82,7 @@ const EXCHANGE_KINDS: &[Kind] = &[
     Kind::OrderSent,
     Kind::OrderReport,
     Kind::OrderFailed,
+    Kind::OrderHistory,
 ];
 
 const CTL_KINDS: &[Kind] = &[
@@ -95,6 +96,7 @@ const CTL_KINDS: &[Kind] = &[
     Kind::OrderSent,
     Kind::OrderReport,
     Kind::OrderFailed,
+    Kind::OrderHistory,
 ];
 
 /// The record kinds that are events of the engine (what `results` and the journal carry).
@@ -208,6 +210,7 @@ mod tests {
         }
         assert!(PLANS.carries(Kind::Plan) && !PLANS.carries(Kind::OrderReport));
         assert!(EXCHANGE.carries(Kind::OrderReport) && !EXCHANGE.carries(Kind::Plan));
+        assert!(EXCHANGE.carries(Kind::OrderHistory) && CTL.carries(Kind::OrderHistory));
         assert!(CTL.carries(Kind::PositionSnapshot) && !CTL.carries(Kind::OrderIntent));
         assert!(!CTL.carries(Kind::Raw));
         assert!(ORDERS.carries(Kind::OrderIntent) && !ORDERS.carries(Kind::Plan));

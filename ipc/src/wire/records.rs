@@ -584,6 +584,20 @@ records! {
         /// When (ms since the Unix epoch).
         at_ms @ 8: u64 = any,
     }
+
+    /// Ingress (`exchange`, `ctl`): the account's orders of `symbol` from `since_ms` through
+    /// `through_ms` were all reported (as `OrderReport`s with source `history` before this
+    /// record). Event: the core took that history.
+    OrderHistory = 22 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// How many of our orders the history held.
+        orders @ 4: u32 = any,
+        /// Start of the history (ms since the Unix epoch).
+        since_ms @ 8: u64 = any,
+        /// End of the history (ms since the Unix epoch).
+        through_ms @ 16: u64 = any,
+    }
 }
 
 impl Raw {
