@@ -192,13 +192,18 @@ impl HistoryFetch {
         // skip orders or never end.
         let mut floor = self.next_id.unwrap_or(0);
         for o in &page {
-            if o.order.order_id < floor || o.order.symbol != self.history.symbol {
-                return Err(Error::Field {
-                    what: "allOrders",
-                    field: "orderId",
-                });
-            }
-            floor = o.order.order_id + 1;
+            let field = if o.order.symbol != self.history.symbol {
+                "symbol"
+            } else if o.order.order_id < floor {
+                "orderId"
+            } else {
+                floor = o.order.order_id + 1;
+                continue;
+            };
+            return Err(Error::Field {
+                what: "allOrders",
+                field,
+            });
         }
         self.history.pages += 1;
         let full = page.len() >= self.page_limit as usize;

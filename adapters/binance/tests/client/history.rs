@@ -228,3 +228,55 @@ async fn more_than_500_orders_take_two_pages_of_the_default_size() {
         assert_eq!(o.order.client_order_id, format!("qpc-{i:016x}"));
     }
 }
+
+/// What reading a day's history of 3 symbols costs, for a quiet day (100 orders a symbol)
+/// and a busy one (700): requests and weight are exact; the seconds are printed.
+#[tokio::test]
+async fn cost_of_three_symbols_over_a_day() {
+    let mut cfg = SimConfig::ephemeral();
+    cfg.limits = Limits {
+        orders_per_10s: 100_000,
+        orders_per_minute: 100_000,
+        ..Limits::default()
+    };
+    let env = start_with(cfg).await;
+    let symbols = [("BTCUSDT", "0.002"), ("ETHUSDT", "0.1"), ("SOLUSDT", "1")];
+    let mut placed = 0;
+    for (per_symbol, pages) in [(100, 1), (700, 2)] {
+        // Spread over the last 24 hours of the exchange's clock, an hour at a time.
+        for hour in 0..24 {
+            env.sim.set_clock_offset(-(24 - hour) * 3_600_000);
+            env.client.sync_time().await.unwrap();
+            for (s, q) in symbols {
+                for i in (0..per_symbol).filter(|i| i % 24 == hour as usize) {
+                    let cid = format!("qpc-{:016x}", placed + i);
+                    env.client
+                        .place_raw(Transport::Rest, &order(s, alternate(i), q, false, &cid))
+                        .await
+                        .unwrap();
+                }
+                placed += per_symbol;
+            }
+        }
+        env.sim.set_clock_offset(0);
+        env.client.sync_time().await.unwrap();
+        let since = env.client.clock().now_ms() - 25 * 3_600_000;
+        let started = std::time::Instant::now();
+        let (mut requests, mut weight) = (0, 0);
+        for (s, _) in symbols {
+            let h = env.client.order_history(s, since).await.unwrap();
+            assert!(h.orders.len() >= per_symbol, "{s}: {}", h.orders.len());
+            assert_eq!(h.requests, h.pages);
+            requests += h.requests;
+            weight += h.weight;
+        }
+        assert_eq!(
+            (requests, weight),
+            (3 * pages, 3 * pages * ALL_ORDERS_WEIGHT)
+        );
+        eprintln!(
+            "order history of 3 symbols over 24 h, {per_symbol} orders each (and those before): {requests} requests, weight {weight}, {:.3} s",
+            started.elapsed().as_secs_f64()
+        );
+    }
+}
