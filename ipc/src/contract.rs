@@ -212,6 +212,7 @@ mod tests {
         }
         assert!(PLANS.carries(Kind::Plan) && !PLANS.carries(Kind::OrderReport));
         assert!(EXCHANGE.carries(Kind::OrderReport) && !EXCHANGE.carries(Kind::Plan));
+        assert!(EXCHANGE.carries(Kind::OrderHistory) && CTL.carries(Kind::OrderHistory));
         assert!(CTL.carries(Kind::PositionSnapshot) && !CTL.carries(Kind::OrderIntent));
         assert!(!CTL.carries(Kind::Raw));
         assert!(ORDERS.carries(Kind::OrderIntent) && !ORDERS.carries(Kind::Plan));

@@ -47,6 +47,32 @@ pub struct BinanceBridgeArgs {
     /// positionRisk polling interval in ms (fallback to the user data stream).
     #[arg(long, default_value_t = 5000)]
     pub poll_ms: u64,
+    /// How far back the account's order history is read at each attach to the core, with a
+    /// unit: `ms`, `s`, `m`, `h` or `d` (e.g. `25h`, `2d`). It must cover the core's
+    /// `engine.dedupe_horizon_ms` (24 h by default).
+    #[arg(long, default_value = "25h", value_parser = parse_span)]
+    pub history_horizon: Duration,
+}
+
+/// Parses a span with its unit: `90000ms`, `90s`, `90m`, `25h`, `2d`.
+pub fn parse_span(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (n, unit) = s.split_at(digits);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number with a unit (ms, s, m, h, d)"))?;
+    let ms_per = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(format!("'{s}' needs a unit: ms, s, m, h or d")),
+    };
+    n.checked_mul(ms_per)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("'{s}' is too long"))
 }
 
 /// `--user-stream-mode`.
@@ -124,6 +150,7 @@ pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
         Transport::Rest
     };
     cfg.poll_interval = Duration::from_millis(a.poll_ms.max(200));
+    cfg.history.horizon = a.history_horizon;
     tracing::info!(
         instance = %cfg.instance, rest = %cfg.client.endpoints.rest,
         transport = ?cfg.transport, key = ?creds.kind(), mainnet = a.mainnet,
@@ -165,6 +192,21 @@ mod tests {
             client_config(&t.a).unwrap().user_stream_mode,
             StreamMode::Stream
         );
+    }
+
+    #[test]
+    fn history_horizon_takes_a_unit_and_defaults_to_25_hours() {
+        let t = T::parse_from(["t"]);
+        assert_eq!(t.a.history_horizon, Duration::from_secs(25 * 3600));
+        let t = T::parse_from(["t", "--history-horizon", "2d"]);
+        assert_eq!(t.a.history_horizon, Duration::from_secs(2 * 86_400));
+        for (s, ms) in [("1500ms", 1500), ("90s", 90_000), ("30m", 1_800_000)] {
+            assert_eq!(parse_span(s), Ok(Duration::from_millis(ms)), "{s}");
+        }
+        for bad in ["25", "h", "25x", "-1h", "99999999999999999999d"] {
+            assert!(parse_span(bad).is_err(), "{bad}");
+        }
+        assert!(T::try_parse_from(["t", "--history-horizon", "24"]).is_err());
     }
 
     #[test]

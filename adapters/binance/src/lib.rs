@@ -47,6 +47,7 @@ pub use config::{ClientConfig, Endpoints, Network, StreamMode};
 pub use error::{Error, Result};
 pub use futures::client::{FuturesClient, Transport};
 pub use futures::confirmations::{Confirmation, Confirmations};
+pub use futures::history::{History, HistoryFetch, HistoryOrder};
 pub use futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion, Side};
 pub use futures::origin::OrderOrigin;
 pub use futures::outcome::{

@@ -38,6 +38,7 @@
 //! | 19 | [`OrderResolved`] | event |
 //! | 20 | [`InputRefused`] | event |
 //! | 21 | [`Reconciling`] | event |
+//! | 22 | [`OrderHistory`] | ingress `exchange`, `ctl`; event |
 //!
 //! "Event" means: the core's engine emitted it; it goes on the `results` ring (and into the
 //! journal) in the order the engine made it. Replaying the events rebuilds the core's state.

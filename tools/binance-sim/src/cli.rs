@@ -165,6 +165,7 @@ impl BinanceArgs {
                 unknown_places: !self.unknown_before_place,
                 query_lag_ms: self.query_lag_ms,
                 throttle_1008: self.throttle_1008,
+                history_failures: 0,
             },
             limits: Limits {
                 weight_per_minute: self.weight_limit,

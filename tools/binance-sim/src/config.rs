@@ -103,6 +103,10 @@ pub struct Faults {
     /// System-level throttling: new orders get HTTP 503 / -1008, except reduce-only and
     /// close-position orders, which Binance exempts.
     pub throttle_1008: bool,
+    /// The next this many `GET /fapi/v1/allOrders` requests are answered HTTP 500 / -1001
+    /// ("Internal error; unable to process your request. Please try again."); each answer
+    /// counts one down.
+    pub history_failures: u32,
 }
 
 impl Default for Faults {
@@ -122,6 +126,7 @@ impl Default for Faults {
             unknown_places: true,
             query_lag_ms: 0,
             throttle_1008: false,
+            history_failures: 0,
         }
     }
 }

@@ -15,6 +15,9 @@
 //! auto-deleveraging, settlement) carry Binance's `autoclose-`, `adl_autoclose` and
 //! `settlement_autoclose-` client ids.
 //!
+//! The order history (`GET /fapi/v1/allOrders`) lists every order as Binance does: ascending,
+//! paged by `orderId`, in windows under 7 days, without the orders Binance forgets.
+//!
 //! Tests steer it through `/sim/*` (no signature, JSON):
 //! - `GET /sim/orders`: the audit list of every accepted order (symbol, clientOrderId,
 //!   orderId, side, positionSide, type, qty, executedQty, status, reduceOnly, time, via);
@@ -24,7 +27,8 @@
 //!   the exchange closes (part of) a position by an order of its own;
 //! - `GET|POST /sim/faults` (partial update of [`Faults`]: latency, error rate, dropped
 //!   connections before or after placing, the ambiguous 503, -1007 / -1006 with or without
-//!   the order placed, a lagging order query, -1008 throttling, forced 429/418);
+//!   the order placed, a lagging order query, -1008 throttling, forced 429/418, failing
+//!   order history queries);
 //! - `GET|POST /sim/limits` (partial update of [`Limits`]), `POST /sim/limits/reset`;
 //! - `GET|POST /sim/clock {freezeAtMs: ms|null, offsetMs}`: freeze or shift server time.
 //!

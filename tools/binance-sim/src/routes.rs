@@ -34,6 +34,7 @@ pub fn router(shared: Sh) -> Router {
             get(get_order).post(post_order).delete(delete_order),
         )
         .route("/fapi/v1/openOrders", get(open_orders))
+        .route("/fapi/v1/allOrders", get(all_orders))
         .route("/fapi/v2/positionRisk", get(position_risk_v2))
         .route("/fapi/v3/positionRisk", get(position_risk_v3))
         .route("/fapi/v2/account", get(account_v2))
@@ -64,6 +65,7 @@ fn weight(method: &Method, path: &str, query: &str) -> u32 {
         (_, "/fapi/v2/positionRisk" | "/fapi/v3/positionRisk") => 5,
         (_, "/fapi/v2/account" | "/fapi/v3/account") => 5,
         ("GET", "/fapi/v1/positionSide/dual") => 30,
+        ("GET", "/fapi/v1/allOrders") => 5,
         ("GET", "/fapi/v1/openOrders") if !with_symbol => 40,
         ("GET", "/fapi/v1/premiumIndex") if !with_symbol => 10,
         _ => 1,
@@ -265,6 +267,18 @@ async fn delete_order(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
     req.signed(&sh)?;
     let now = sh.clock.now_ms();
     orders::cancel(&mut sh.ex(), &req.params, now).map(Json)
+}
+
+async fn all_orders(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
+    req.signed(&sh)?;
+    if sh.take_history_failure() {
+        return Err(ApiError {
+            status: axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            code: -1001,
+            msg: "Internal error; unable to process your request. Please try again.".into(),
+        });
+    }
+    orders::all_orders(&sh.ex(), &req.params, sh.clock.now_ms()).map(Json)
 }
 
 fn symbol_filter(ex: &Exchange, p: &Params) -> Result<Option<String>, ApiError> {

@@ -69,6 +69,14 @@ impl Shared {
         *lock(&self.faults) = f;
     }
 
+    /// Counts one of [`Faults::history_failures`] down; true when there was one left.
+    pub fn take_history_failure(&self) -> bool {
+        let mut f = lock(&self.faults);
+        let left = f.history_failures > 0;
+        f.history_failures = f.history_failures.saturating_sub(1);
+        left
+    }
+
     /// Waits until shutdown starts.
     pub async fn stopped(&self) {
         let mut rx = self.stop.clone();
@@ -358,6 +366,12 @@ impl SimHandle {
         let mark = ex.mark(symbol);
         ex.set_position(symbol, side, amt, mark, now);
         Ok(())
+    }
+
+    /// Shifts the server clock by `ms` against the wall clock (`POST /sim/clock {offsetMs}`):
+    /// orders placed meanwhile carry the shifted times.
+    pub fn set_clock_offset(&self, ms: i64) {
+        self.shared.clock.set_offset(ms);
     }
 
     /// Faults in force.

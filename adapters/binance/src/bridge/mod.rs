@@ -3,8 +3,10 @@
 //! ```text
 //!  quantum.<instance>.orders ──OrderIntent──> [ring thread] ──> order tasks ──REST/WS API──> Binance
 //!  quantum.<instance>.exchange <──[writer thread]<── OrderSent, OrderReport, OrderFailed,
-//!                                                    PositionSnapshot, SymbolFilters
-//!                                                     ^ user data stream, positionRisk polling
+//!                                                    PositionSnapshot, SymbolFilters,
+//!                                                    OrderHistory
+//!                                                     ^ user data stream, positionRisk polling,
+//!                                                       allOrders at each attach
 //! ```
 //!
 //! The bridge interprets nothing about an order's lifecycle: the core's engine owns it. The
@@ -28,9 +30,16 @@
 //! as a fallback. Fills of orders that are not ours (client ids without our prefix) reach the
 //! core only as position changes.
 //!
+//! At start and at every re-attach to a restarted daemon the bridge also reads each symbol's
+//! order history from Binance ([`history`]): every order of ours created over the last
+//! [`HistoryConfig::horizon`] goes to the core as an `OrderReport` with source `history`,
+//! then an `OrderHistory` says the symbol's history is complete. A core that lost its journal
+//! learns from it which plans were already ordered.
+//!
 //! The rings are created by the core daemon (`quantum run`); the bridge takes the consumer side
 //! of `orders` and the producer side of `exchange`.
 
+mod history;
 mod io;
 mod symbols;
 
@@ -52,6 +61,7 @@ use crate::futures::outcome::{FoundBy, Pending, Placement, Resolution, SentAt};
 use crate::futures::trades::TradeTally;
 use crate::futures::user_stream::{OrderUpdate, TradeLite, UserEvent, UserStream};
 
+pub use history::HistoryConfig;
 pub use io::{EXCHANGE_RING, ORDERS_RING};
 
 /// How many recently sent plans a bridge process remembers.
@@ -133,6 +143,8 @@ pub struct BridgeConfig {
     pub time_sync_interval: Duration,
     /// How long to wait for the daemon's rings and counters at start.
     pub attach_timeout: Duration,
+    /// The order history read at every attach.
+    pub history: HistoryConfig,
 }
 
 impl BridgeConfig {
@@ -146,6 +158,7 @@ impl BridgeConfig {
             keepalive_interval: Duration::from_secs(30 * 60),
             time_sync_interval: Duration::from_secs(300),
             attach_timeout: Duration::from_secs(30),
+            history: HistoryConfig::default(),
         }
     }
 }
@@ -240,7 +253,7 @@ pub async fn run(
         cfg.poll_interval,
         cfg.time_sync_interval,
     ));
-    tasks.spawn(resync_on_reattach(ctx.clone(), reattached));
+    tasks.spawn(resync_on_reattach(ctx.clone(), reattached, cfg.history));
     let orders = async {
         while let Some(intent) = intents.recv().await {
             let ctx = ctx.clone();
@@ -350,15 +363,21 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
     }
 }
 
-/// A restarted daemon knows nothing the bridge sent its predecessor: send filters and
-/// positions again at once (every symbol reconciles until a fresh position arrives).
-async fn resync_on_reattach(ctx: Arc<Ctx>, reattached: io::Reattached) {
+/// Reads the order history for the core that is attached now, and again for each restarted
+/// daemon. A restarted daemon knows nothing the bridge sent its predecessor: filters and
+/// positions go again at once (every symbol reconciles until a fresh position arrives), then
+/// the history, read anew (a read still running for the previous daemon is dropped).
+async fn resync_on_reattach(ctx: Arc<Ctx>, reattached: io::Reattached, h: HistoryConfig) {
+    let mut _recovery = history::Recovery::start(ctx.clone(), h);
     loop {
         reattached.notified().await;
         send_filters(&ctx);
         if let Err(e) = poll_positions(&ctx).await {
             tracing::warn!(error = %e, "positionRisk after re-attaching failed; the poller will retry");
         }
+        // The read for the previous daemon ends first; this daemon gets one of its own.
+        drop(_recovery);
+        _recovery = history::Recovery::start(ctx.clone(), h);
     }
 }
 

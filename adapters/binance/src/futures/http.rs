@@ -22,7 +22,7 @@ use crate::futures::models::{MarkPrice, NewOrder, Order, PositionRisk, PositionR
 
 /// How a request is authenticated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Auth {
+pub(crate) enum Auth {
     /// Public.
     None,
     /// `X-MBX-APIKEY` only (listenKey).
@@ -124,7 +124,7 @@ impl HttpClient {
     }
 
     /// Sends one request and returns the JSON body of a 2xx answer.
-    async fn request(
+    pub(crate) async fn request(
         &self,
         method: Method,
         path: &'static str,

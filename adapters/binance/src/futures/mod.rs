@@ -1,11 +1,12 @@
 //! USD-M futures: REST ([`http`]), WebSocket API ([`websocket_api`]), the user data stream
 //! ([`user_stream`]) and its fills counted once ([`trades`]), their typed answers
-//! ([`models`]), who created an order ([`origin`]),
+//! ([`models`]), who created an order ([`origin`]), the account's order history ([`history`]),
 //! and the order path that never sends an order twice ([`client`], in the vocabulary of
 //! [`outcome`], helped by the user stream's [`confirmations`]).
 
 pub mod client;
 pub mod confirmations;
+pub mod history;
 pub mod http;
 pub mod models;
 pub mod origin;

@@ -6,6 +6,7 @@ mod ed25519;
 mod errors;
 mod guard;
 mod happy;
+mod history;
 mod lookups;
 mod never_twice;
 mod outcomes;

@@ -9,6 +9,7 @@ mod ed25519;
 mod events;
 mod faults;
 mod filters;
+mod history;
 mod lifecycle;
 mod limits;
 mod positions;
