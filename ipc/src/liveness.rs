@@ -132,12 +132,11 @@ impl SideState {
     /// holds it; takes over from a dead or detached holder.
     pub(crate) fn claim(&self, os_id: &str, role: Role) -> Result<u64, Error> {
         let me = u64::from(std::process::id());
-        self.claim_as(me, pid_alive)
-            .map_err(|pid| Error::Claimed {
-                os_id: os_id.to_owned(),
-                role,
-                pid,
-            })?;
+        self.claim_as(me, pid_alive).map_err(|pid| Error::Claimed {
+            os_id: os_id.to_owned(),
+            role,
+            pid,
+        })?;
         Ok(me)
     }
 

@@ -380,8 +380,10 @@ fn cursors_changed_while_their_owner_was_away_are_reset_at_attach() {
         poke(&os, "head", 3 + ahead);
         let f = p.check().unwrap().to_string();
         assert!(
-            f.contains(&format!("head cursor holds {}, which is past the producer's tail", 3 + ahead))
-                && f.contains("the consumer owns that cursor"),
+            f.contains(&format!(
+                "head cursor holds {}, which is past the producer's tail",
+                3 + ahead
+            )) && f.contains("the consumer owns that cursor"),
             "{f}"
         );
         let faults = ring.stats().cursor_faults;
@@ -413,7 +415,9 @@ fn cursors_changed_while_their_owner_was_away_are_reset_at_attach() {
             let mut p = ring.producer::<64>().unwrap();
             let f = p.check().unwrap().to_string();
             assert!(
-                f.contains(&format!("tail cursor held {bad}, which {why}; set to {end}")),
+                f.contains(&format!(
+                    "tail cursor held {bad}, which {why}; set to {end}"
+                )),
                 "{f}"
             );
             assert!(p.check().is_none() && c.check().is_none());

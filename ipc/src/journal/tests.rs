@@ -240,8 +240,7 @@ fn readers_racing_the_writer_never_see_damage() {
                 }
                 // One burst per reader round, so the writes overlap the reads all along and
                 // the journal stays a few segments long.
-                while iterations.load(Ordering::Relaxed) == seen && !done.load(Ordering::Relaxed)
-                {
+                while iterations.load(Ordering::Relaxed) == seen && !done.load(Ordering::Relaxed) {
                     std::thread::yield_now();
                 }
                 seen = iterations.load(Ordering::Relaxed);
