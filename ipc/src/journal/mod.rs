@@ -697,6 +697,22 @@ pub struct VerifyReport {
 /// appending (its lock is held), every record it has published; otherwise every record there
 /// is, and the torn tail a restart would cut.
 pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
+    let mut tries = 0;
+    loop {
+        match verify_once(dir) {
+            // A segment removed while we read (a snapshot covered it): check the journal as
+            // it is now.
+            Err(JournalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < 3 =>
+            {
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn verify_once(dir: &Path) -> Result<VerifyReport, JournalError> {
     let live = writer_is_live(dir);
     let reader = Reader {
         segs: segments(dir)?,
