@@ -93,14 +93,28 @@ pub fn pid_alive(pid: u64) -> bool {
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// The owner word of a role: `state << 32 | pid`. One word, so that judging the holder and
+/// taking the role over is one compare-and-swap of what was judged (a pid and a state loaded
+/// separately let two claimants both pass the judgement and both win). Linux pids are below
+/// 2^22 (`pid_max`), so 32 bits hold any of them.
+fn pack(pid: u64, state: u64) -> u64 {
+    (state << 32) | (pid & 0xffff_ffff)
+}
+
+/// `(pid, state)` of an owner word.
+fn unpack(word: u64) -> (u64, u64) {
+    (word & 0xffff_ffff, word >> 32)
+}
+
 /// The shared state of one role of a ring. Lives in shared memory: `repr(C)`, all atomics.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct SideState {
-    /// Pid of the last claimant, 0 = never claimed.
-    pub(crate) pid: AtomicU64,
+    /// `state << 32 | pid` (see [`pack`]): pid of the last claimant (0 = never claimed) and
     /// `NEVER`, `ATTACHED` or `DETACHED`.
-    pub(crate) state: AtomicU64,
+    pub(crate) owner: AtomicU64,
+    /// Unused (zero); keeps the fields after it where they are.
+    pub(crate) reserved: AtomicU64,
     /// `clock_ms()` at the last heartbeat.
     pub(crate) heartbeat_ms: AtomicU64,
     /// How many times the role was claimed.
@@ -118,42 +132,57 @@ impl SideState {
     /// holds it; takes over from a dead or detached holder.
     pub(crate) fn claim(&self, os_id: &str, role: Role) -> Result<u64, Error> {
         let me = u64::from(std::process::id());
-        // Acquire: pairs with the Release in `release()`/here, so a successor sees the
-        // predecessor's final state before judging it.
-        let holder = self.pid.load(Ordering::Acquire);
-        let state = self.state.load(Ordering::Acquire);
-        if state == ATTACHED && holder != NEVER && (holder == me || pid_alive(holder)) {
-            return Err(Error::Claimed {
-                os_id: os_id.to_owned(),
-                role,
-                pid: holder,
-            });
+        self.claim_as(me, pid_alive).map_err(|pid| Error::Claimed {
+            os_id: os_id.to_owned(),
+            role,
+            pid,
+        })?;
+        Ok(me)
+    }
+
+    /// Claims the role for `me`, judging a holder's life with `alive`; `Err` names the live
+    /// holder. The judgement and the take-over are one CAS on the owner word: a claimant whose
+    /// CAS fails judges the new holder again, so of any number racing for a free (or dead,
+    /// or detached) role exactly one wins.
+    pub(crate) fn claim_as(&self, me: u64, alive: impl Fn(u64) -> bool) -> Result<(), u64> {
+        // Acquire: pairs with the Release of a predecessor's claim CAS or `release`, so we see
+        // its final cursor stores before taking over.
+        let mut word = self.owner.load(Ordering::Acquire);
+        loop {
+            let (holder, state) = unpack(word);
+            if state == ATTACHED && holder != NEVER && (holder == me || alive(holder)) {
+                return Err(holder);
+            }
+            // AcqRel on success: Acquire as the load above; Release pairs with the Acquire
+            // load (or failed CAS) of the next claimant. Acquire on failure: the word we judge
+            // next must come with its owner's stores.
+            match self.owner.compare_exchange(
+                word,
+                pack(me, ATTACHED),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => break,
+                Err(now) => word = now,
+            }
         }
-        // AcqRel CAS: two processes racing for a free role cannot both win. Release pairs with
-        // the Acquire load above in the next claimant.
-        self.pid
-            .compare_exchange(holder, me, Ordering::AcqRel, Ordering::Acquire)
-            .map_err(|pid| Error::Claimed {
-                os_id: os_id.to_owned(),
-                role,
-                pid,
-            })?;
-        // Relaxed: the pid CAS above is the claim; these are monitoring data.
+        // Relaxed: the owner CAS above is the claim; these are monitoring data.
         self.heartbeat_ms.store(clock_ms(), Ordering::Relaxed);
         self.attaches.fetch_add(1, Ordering::Relaxed);
-        // Release: pairs with the Acquire load of `state` in the next `claim`.
-        self.state.store(ATTACHED, Ordering::Release);
-        Ok(me)
+        Ok(())
     }
 
     /// Lets go of the role if `pid` still holds it.
     pub(crate) fn release(&self, pid: u64) {
-        // Relaxed: only compared against our own earlier store.
-        if self.pid.load(Ordering::Relaxed) == pid {
-            // Release: pairs with the Acquire load of `state` in `claim`; our last cursor store
-            // is ordered before it.
-            self.state.store(DETACHED, Ordering::Release);
-        }
+        // Release on success: pairs with the Acquire load in the next `claim_as`; our last
+        // cursor store is ordered before it. Relaxed on failure: someone else holds the role
+        // (it was taken over from us), and we leave it alone.
+        let _ = self.owner.compare_exchange(
+            pack(pid, ATTACHED),
+            pack(pid, DETACHED),
+            Ordering::Release,
+            Ordering::Relaxed,
+        );
     }
 
     /// One relaxed store: nobody synchronises on a heartbeat, it is only read for its age.
@@ -165,11 +194,11 @@ impl SideState {
     /// Judges the holder of this role.
     pub(crate) fn status(&self, max_age_ms: u64) -> PeerStatus {
         // Relaxed throughout: a status is a monitoring snapshot, nothing is read through it.
-        let pid = self.pid.load(Ordering::Relaxed);
+        let (pid, state) = unpack(self.owner.load(Ordering::Relaxed));
         if pid == NEVER {
             return PeerStatus::NeverAttached;
         }
-        if self.state.load(Ordering::Relaxed) == DETACHED {
+        if state == DETACHED {
             return PeerStatus::Detached { pid };
         }
         if !pid_alive(pid) {
@@ -180,6 +209,42 @@ impl SideState {
             PeerStatus::Stale { pid, age_ms }
         } else {
             PeerStatus::Alive { pid, age_ms }
+        }
+    }
+}
+
+/// One role's owner word on loom's atomics, for the model in `tests/loom.rs`: the claim and
+/// release the rings and the broadcast run, with claimants' pids and lives given by the model.
+#[cfg(loom)]
+pub mod model {
+    /// One role.
+    #[derive(Debug, Default)]
+    pub struct RoleModel(super::SideState);
+
+    impl RoleModel {
+        /// A role held by `pid` (which the model may declare dead).
+        pub fn held_by(pid: u64) -> RoleModel {
+            let r = RoleModel::default();
+            r.claim(pid, |_| false).expect("a free role");
+            r
+        }
+
+        /// Claims for `me`; `Err` names the live holder.
+        pub fn claim(&self, me: u64, alive: impl Fn(u64) -> bool) -> Result<(), u64> {
+            self.0.claim_as(me, alive)
+        }
+
+        /// Lets go if `pid` holds it.
+        pub fn release(&self, pid: u64) {
+            self.0.release(pid)
+        }
+
+        /// `(pid, holds it now)`.
+        pub fn holder(&self) -> (u64, bool) {
+            // Relaxed: the model reads it after joining every claimant.
+            let word = self.0.owner.load(crate::sync::Ordering::Relaxed);
+            let (pid, state) = super::unpack(word);
+            (pid, state == super::ATTACHED)
         }
     }
 }

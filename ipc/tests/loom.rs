@@ -156,3 +156,41 @@ fn broadcast_reader_never_sees_a_torn_record_and_counts_what_it_missed() {
         );
     });
 }
+
+/// Two would-be owners race for one role of a ring: exactly one wins, whether the role was
+/// never claimed, let go by its holder, or held by a dead process (taken over exactly once),
+/// and also when both claimants are threads of one process (same pid). The holder is then the
+/// winner.
+#[test]
+fn two_claimants_never_both_own_a_role() {
+    use quantum_ipc::liveness::model::RoleModel;
+    use std::sync::Arc;
+    const A: u64 = 101;
+    const B: u64 = 102;
+    const DEAD: u64 = 7;
+    for (start, other) in [
+        ("never claimed", B),
+        ("let go", B),
+        ("held by a dead process", B),
+        ("let go, same pid", A),
+    ] {
+        loom::model(move || {
+            let role = Arc::new(match start {
+                "never claimed" => RoleModel::default(),
+                "held by a dead process" => RoleModel::held_by(DEAD),
+                _ => {
+                    let r = RoleModel::held_by(DEAD);
+                    r.release(DEAD);
+                    r
+                }
+            });
+            let alive = |p: u64| p == A || p == B;
+            let r2 = role.clone();
+            let t = loom::thread::spawn(move || r2.claim(other, alive).is_ok());
+            let a = role.claim(A, alive).is_ok();
+            let b = t.join().unwrap();
+            assert!(a ^ b, "{start}: first claimant won: {a}, second won: {b}");
+            assert_eq!(role.holder(), (if a { A } else { other }, true), "{start}");
+        });
+    }
+}

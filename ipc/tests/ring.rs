@@ -354,6 +354,79 @@ fn corrupt_cursors_are_found_counted_and_never_hang() {
     assert_eq!(ring.stats().cursor_faults, 6);
 }
 
+/// A cursor changed while no process held its role (the consumer's `head` pushed past the
+/// producer's `tail` across a daemon restart, or a producer's `tail` moved while no producer
+/// was attached) would wedge the ring: the producer refuses to write and the consumer waits
+/// for positions never published. The side that owns the cursor resets it when it attaches,
+/// from what the slots hold; its first check reports it and it is counted; the ring carries on.
+#[test]
+fn cursors_changed_while_their_owner_was_away_are_reset_at_attach() {
+    let seq = |r: [u8; 64]| Raw::decode(&r, &Limits::default()).unwrap().seq;
+    for ahead in [1_000u64, 1_000_000] {
+        let inst = instance(&format!("away{ahead}"));
+        let _c = Cleanup(inst.clone());
+        let ring = Ring::create(&RingSpec::new(&inst, "ctl", 64)).unwrap();
+        let os = ring.os_id().to_owned();
+        let mut p = ring.producer::<64>().unwrap();
+        let rec = |i| Raw::for_seq(i, 0).encode();
+        {
+            let mut c = ring.consumer::<64>().unwrap();
+            for i in 0..3 {
+                p.try_push(&rec(i)).unwrap();
+            }
+            assert_eq!(c.try_pop().map(seq), Some(0));
+        }
+        // The consumer (the daemon) is gone; its cursor is pushed past the producer's.
+        poke(&os, "head", 3 + ahead);
+        let f = p.check().unwrap().to_string();
+        assert!(
+            f.contains(&format!(
+                "head cursor holds {}, which is past the producer's tail",
+                3 + ahead
+            )) && f.contains("the consumer owns that cursor"),
+            "{f}"
+        );
+        let faults = ring.stats().cursor_faults;
+        // The consumer that attaches next owns the cursor: it sets it to the producer's tail.
+        let mut c = ring.consumer::<64>().unwrap();
+        let f = c.check().unwrap().to_string();
+        assert!(
+            f.contains(&format!(
+                "head cursor held {}, which is past every record ever published; set to 3",
+                3 + ahead
+            )),
+            "{f}"
+        );
+        assert_eq!(ring.stats().cursor_faults, faults + 1);
+        assert!(c.check().is_none() && p.check().is_none());
+        for i in 3..70 {
+            p.push(&rec(i), Duration::from_secs(5)).unwrap();
+            assert_eq!(c.try_pop().map(seq), Some(i));
+        }
+        drop(p);
+
+        // The producer's cursor, changed while no producer was attached: past every record,
+        // then a lap behind them. The next producer takes the end from the slots' markers.
+        for (bad, why, end) in [
+            (70 + ahead, "is past every record ever published", 70),
+            (2, "is behind records the slots hold", 71),
+        ] {
+            poke(&os, "tail", bad);
+            let mut p = ring.producer::<64>().unwrap();
+            let f = p.check().unwrap().to_string();
+            assert!(
+                f.contains(&format!(
+                    "tail cursor held {bad}, which {why}; set to {end}"
+                )),
+                "{f}"
+            );
+            assert!(p.check().is_none() && c.check().is_none());
+            p.try_push(&rec(end)).unwrap();
+            assert_eq!(c.try_pop().map(seq), Some(end));
+        }
+    }
+}
+
 /// A consumer that reads ahead and releases later: a record is not released before
 /// `commit_to`, and a consumer that dies before it reads the record again.
 #[test]

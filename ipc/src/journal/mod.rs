@@ -20,14 +20,26 @@
 //! Opening for append checks every record after the newest snapshot: a bad record followed only
 //! by empty space is a torn tail (a write cut short) and is cut; a bad record with a good one
 //! after it is corruption, reported with its file and offset ([`JournalError::Corrupt`]), never
-//! skipped.
+//! skipped. With `fsync` on, each segment's header also says how many of its records the last
+//! completed `msync` flushed: damage at or after that point is what a power loss cut short of
+//! writes that were never flushed, and is cut as a torn tail (counted in [`OpenReport`]) even
+//! with data after it; damage before it stays corruption.
+//!
+//! Readers ([`Reader`], [`verify`]) read a live journal while the daemon appends: each segment's
+//! header holds how many of its records are whole (`published`, stored by the writer after
+//! each record, Release; loaded by readers, Acquire), and a reader reads no further, so it
+//! never sees a record half written. Segments are created under a temporary name and renamed
+//! once their header is written, so a reader never meets a segment without one. A full disk
+//! makes [`Journal::append`] (or [`Journal::open`]) fail with [`JournalError::NoSpace`], having
+//! appended nothing and left nothing behind: the caller stops taking new work and appends the
+//! same record again once there is room.
 
 mod segment;
 pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
-use segment::{SegmentFile, SegmentReader};
+use segment::{Bounds, Scan, SegmentFile, SegmentReader};
 pub use segment::{RECORD_BYTES, SEGMENT_HEADER_BYTES};
 
 use crate::wire::Record;
@@ -63,6 +75,16 @@ pub enum JournalError {
         /// The lock file.
         path: PathBuf,
     },
+    /// No room for a new segment (the disk or its quota is full, or the process's file-size
+    /// limit is reached). Nothing was appended and no file is left behind: every record
+    /// appended before is intact. Once there is room, append the same record again (or open
+    /// again); the journal carries on with the same sequence number.
+    NoSpace {
+        /// The segment that could not be created.
+        path: PathBuf,
+        /// The error (`ENOSPC`, `EDQUOT` or `EFBIG`).
+        source: std::io::Error,
+    },
     /// Sequence numbers do not follow each other across segments.
     Gap {
         /// The segment where the gap starts.
@@ -88,6 +110,11 @@ impl std::fmt::Display for JournalError {
                 "journal {} is in use by another process (its lock is held)",
                 path.parent().unwrap_or(path).display()
             ),
+            JournalError::NoSpace { path, source } => write!(
+                f,
+                "no room for journal segment {}: {source}; nothing was appended and every record before is intact: append it again once there is room",
+                path.display()
+            ),
             JournalError::BadSegment { path, what } => {
                 write!(f, "journal segment {}: {what}", path.display())
             }
@@ -107,7 +134,7 @@ impl std::fmt::Display for JournalError {
 impl std::error::Error for JournalError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            JournalError::Io { source, .. } => Some(source),
+            JournalError::Io { source, .. } | JournalError::NoSpace { source, .. } => Some(source),
             _ => None,
         }
     }
@@ -149,6 +176,14 @@ pub struct OpenReport {
     pub next_seq: u64,
     /// A torn tail that was cut: the segment and the byte offset of the first bad record.
     pub torn_tail: Option<(PathBuf, u64)>,
+    /// Records (non-empty slots) the cut removed: the torn one, and with `fsync` on any
+    /// record written after it but never flushed.
+    pub torn_records: u64,
+    /// Bytes the cut zeroed.
+    pub torn_bytes: u64,
+    /// Files removed that never held a record: segments left half created by a crash or a
+    /// full disk (a temporary file, or an all-zero segment of an older binary).
+    pub removed: Vec<PathBuf>,
 }
 
 /// The segment file of `first_seq` in `dir`.
@@ -220,14 +255,30 @@ impl Journal {
     ) -> Result<(Journal, OpenReport), JournalError> {
         std::fs::create_dir_all(dir).map_err(io_err(dir))?;
         let lock = lock(dir)?;
-        let segs = segments(dir)?;
         let mut report = OpenReport {
-            segments: segs.len(),
-            first_seq: segs.first().map_or(FIRST_SEQ, |(s, _)| *s),
+            removed: remove_temporaries(dir)?,
             ..OpenReport::default()
         };
+        let mut segs = segments(dir)?;
+        // A last segment whose header was never written, holding nothing at all, never held
+        // a record (an older binary created segments in place, and a crash or a full disk
+        // stopped it): it goes, and the journal carries on from the number in its name.
+        let mut blank_first = None;
+        if let Some((first, path)) = segs.last() {
+            if segment::blank_file(path)? {
+                std::fs::remove_file(path).map_err(io_err(path))?;
+                report.removed.push(path.clone());
+                blank_first = Some(*first);
+                segs.pop();
+            }
+        }
+        report.segments = segs.len();
+        report.first_seq = segs
+            .first()
+            .map_or(blank_first.unwrap_or(FIRST_SEQ), |(s, _)| *s);
         let mut expected: Option<u64> = None;
-        let mut last: Option<(u64, PathBuf, u64)> = None; // (first_seq, path, next_seq)
+        // (first_seq, path, next_seq, appendable)
+        let mut last: Option<(u64, PathBuf, u64, bool)> = None;
         for (i, (first, path)) in segs.iter().enumerate() {
             if let Some(e) = expected {
                 if *first != e {
@@ -239,7 +290,7 @@ impl Journal {
                 }
             }
             let is_last = i + 1 == segs.len();
-            let r = SegmentReader::open(path)?;
+            let r = open_segment(path)?;
             if r.first_seq() != *first {
                 return Err(JournalError::BadSegment {
                     path: path.clone(),
@@ -263,21 +314,37 @@ impl Journal {
                     });
                 }
                 report.torn_tail = Some((path.clone(), off));
+                report.torn_records = scan.torn_records;
+                report.torn_bytes = scan.torn_bytes;
             }
             expected = Some(scan.next_seq);
-            last = Some((*first, path.clone(), scan.next_seq));
+            last = Some((*first, path.clone(), scan.next_seq, r.appendable()));
         }
         let (cur, next_seq) = match last {
-            Some((first, path, next)) => {
-                let mut f = SegmentFile::open(&path, first)?;
-                f.set_len_records(next - first);
-                // Zero what a torn write left behind, so a reader never mistakes it.
-                f.clear_from(next - first)?;
-                (f, next)
+            Some((first, path, next, true)) => (
+                SegmentFile::open(&path, first, next - first, opts.fsync)?,
+                next,
+            ),
+            Some((first, path, next, false)) => {
+                // An older format's segment is read, never appended to: a new one follows
+                // it (one holding no record would share the new one's name, and goes).
+                if next == first {
+                    std::fs::remove_file(&path).map_err(io_err(&path))?;
+                    report.removed.push(path);
+                }
+                let p = segment_path(dir, next);
+                (
+                    SegmentFile::create(&p, next, opts.segment_bytes, opts.fsync)?,
+                    next,
+                )
             }
             None => {
-                let path = segment_path(dir, 1);
-                (SegmentFile::create(&path, 1, opts.segment_bytes)?, 1)
+                let first = blank_first.unwrap_or(FIRST_SEQ);
+                let path = segment_path(dir, first);
+                (
+                    SegmentFile::create(&path, first, opts.segment_bytes, opts.fsync)?,
+                    first,
+                )
             }
         };
         report.next_seq = next_seq;
@@ -303,8 +370,14 @@ impl Journal {
         self.next_seq
     }
 
-    /// Appends `record`; returns its sequence number. No system call unless the segment is
-    /// full (then the next one is created). `Ok(Some(path))` in `sealed` when that happened.
+    /// Appends `record` and publishes it to readers; returns its sequence number. No system
+    /// call unless the segment is full (then the next one is created). `Ok(Some(path))` in
+    /// `sealed` when that happened.
+    ///
+    /// [`JournalError::NoSpace`] when the next segment cannot be created for want of room:
+    /// nothing was appended, nothing is left behind, and the journal is as it was; call
+    /// `append` again with the same record once there is room (a daemon stops taking new work
+    /// meanwhile, keeping what it accepted).
     #[inline]
     pub fn append(&mut self, record: &Record) -> Result<(u64, Option<PathBuf>), JournalError> {
         let mut sealed = None;
@@ -313,7 +386,12 @@ impl Journal {
                 self.cur.sync()?;
             }
             let path = segment_path(&self.dir, self.next_seq);
-            let next = SegmentFile::create(&path, self.next_seq, self.opts.segment_bytes)?;
+            let next = SegmentFile::create(
+                &path,
+                self.next_seq,
+                self.opts.segment_bytes,
+                self.opts.fsync,
+            )?;
             let old = std::mem::replace(&mut self.cur, next);
             sealed = Some(old.path().to_owned());
         }
@@ -323,14 +401,71 @@ impl Journal {
         Ok((seq, sealed))
     }
 
-    /// With `fsync` on, flushes to disk what was appended since the last call (`msync`);
-    /// otherwise nothing (a process crash loses nothing anyway).
+    /// With `fsync` on, flushes to disk what was appended since the last call (`msync`),
+    /// then records in the segment's header how far it is flushed (what a later open trusts
+    /// to be whole); otherwise nothing (a process crash loses nothing anyway).
     pub fn sync(&mut self) -> Result<(), JournalError> {
         if self.opts.fsync {
             self.cur.sync()?;
         }
         Ok(())
     }
+}
+
+/// Maps and checks a segment, refusing one whose header is all zero (only a last segment
+/// that holds nothing at all may be so, and is removed before this).
+fn open_segment(path: &Path) -> Result<SegmentReader, JournalError> {
+    SegmentReader::open(path)?.ok_or_else(|| blank_segment(path))
+}
+
+fn blank_segment(path: &Path) -> JournalError {
+    JournalError::BadSegment {
+        path: path.to_owned(),
+        what: "its header is all zero, but it holds data or segments follow it".into(),
+    }
+}
+
+/// Removes the temporary files of segments whose creation did not finish (they never held a
+/// record: a segment gets its name before its first record).
+fn remove_temporaries(dir: &Path) -> Result<Vec<PathBuf>, JournalError> {
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io_err(dir))? {
+        let entry = entry.map_err(io_err(dir))?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with(".journal-") && name.ends_with(".qj.tmp") {
+            let p = entry.path();
+            std::fs::remove_file(&p).map_err(io_err(&p))?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
+/// Whether a process holds the writer's lock of `dir` (a journal being appended to), as
+/// `/proc/locks` lists it. Looking does not take the lock, so a daemon starting meanwhile is
+/// never refused. When it cannot tell, it says yes (readers then trust only what the writer
+/// published).
+fn writer_is_live(dir: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir.join("LOCK")) else {
+        return false;
+    };
+    let Ok(locks) = std::fs::read_to_string("/proc/locks") else {
+        return true;
+    };
+    // `1: FLOCK  ADVISORY  WRITE 1234 00:2a:56789 0 EOF`: the device as major:minor in hex.
+    let dev = meta.dev();
+    let want = format!(
+        "{:02x}:{:02x}:{}",
+        libc::major(dev),
+        libc::minor(dev),
+        meta.ino()
+    );
+    locks.lines().any(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        f.get(1) == Some(&"FLOCK") && f.get(5) == Some(&want.as_str())
+    })
 }
 
 /// Takes the writer's lock of `dir`.
@@ -417,9 +552,18 @@ pub fn find_dir(instance: &str) -> Result<PathBuf, String> {
 
 /// A reader of the journal in `dir`, for recovery, `quantum ctl journal` and consumers that
 /// must see every event (they catch up here on what the `results` ring no longer holds).
+///
+/// It reads while the daemon appends: in each segment only the records the writer has
+/// published (whole), so a reader never sees one half written; a segment not created yet is
+/// not there (segments appear under their name with their header written). A bad record
+/// below what was published is corruption ([`JournalError::Corrupt`]), except, with `fsync`
+/// on, after the last flush (a power loss cut it: the end). Read in bounded pieces with
+/// [`Reader::read_batch`].
 #[derive(Debug)]
 pub struct Reader {
     segs: Vec<(u64, PathBuf)>,
+    /// Scan each segment for its end instead of trusting `published` (no writer is live).
+    whole: bool,
 }
 
 impl Reader {
@@ -427,6 +571,7 @@ impl Reader {
     pub fn open(dir: &Path) -> Result<Reader, JournalError> {
         Ok(Reader {
             segs: segments(dir)?,
+            whole: false,
         })
     }
 
@@ -435,16 +580,15 @@ impl Reader {
         self.segs.first().map(|(s, _)| *s)
     }
 
-    /// Calls `f(seq, record)` for every good record from `from` on, in order, stopping at the
-    /// first record not (yet) written; returns the next sequence number. A bad record followed
-    /// by a good one is [`JournalError::Corrupt`]; a bad last record is the end (it may be being
-    /// written right now, or torn).
+    /// Calls `f(seq, record)` for every good record from `from` on, in order, up to the last
+    /// one published; returns the next sequence number. A bad record followed by a good one
+    /// is [`JournalError::Corrupt`]; a bad last record is the end (torn).
     pub fn read_from(
         &self,
         from: u64,
         f: impl FnMut(u64, &Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
-        self.read_segments(from, u64::MAX, f)
+        self.read_segments(from, u64::MAX, u64::MAX, f)
     }
 
     /// [`Reader::read_from`], but only the segments that start at or before `upto` (a sealed
@@ -455,22 +599,41 @@ impl Reader {
         upto: u64,
         f: impl FnMut(u64, &Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
-        self.read_segments(from, upto, f)
+        self.read_segments(from, upto, u64::MAX, f)
+    }
+
+    /// Appends to `out` at most `max` records from `from` on, in order (at most `max` times
+    /// [`RECORD_BYTES`] of memory); returns the sequence number after the last one read: call
+    /// again from there for more. Fewer than `max` means the journal has no more published
+    /// yet. Errors as [`Reader::read_from`].
+    pub fn read_batch(
+        &self,
+        from: u64,
+        max: usize,
+        out: &mut Vec<(u64, Record)>,
+    ) -> Result<u64, JournalError> {
+        out.reserve(max.min(1 << 16));
+        self.read_segments(from, u64::MAX, max as u64, |seq, r| {
+            out.push((seq, *r));
+            Ok(())
+        })
     }
 
     fn read_segments(
         &self,
         from: u64,
         upto: u64,
+        max: u64,
         mut f: impl FnMut(u64, &Record) -> Result<(), JournalError>,
     ) -> Result<u64, JournalError> {
         let mut next = from;
+        let mut left = max;
         for (i, (first, path)) in self.segs.iter().enumerate() {
             let next_first = self.segs.get(i + 1).map(|(s, _)| *s);
             if next_first.is_some_and(|n| n <= from) {
                 continue;
             }
-            if *first > upto {
+            if *first > upto || left == 0 {
                 break;
             }
             if *first > next {
@@ -480,9 +643,26 @@ impl Reader {
                     found: *first,
                 });
             }
-            let r = SegmentReader::open(path)?;
-            let scan = r.for_each(next, &mut f)?;
+            let r = match SegmentReader::open(path)? {
+                Some(r) => r,
+                // The last segment without its header yet (an older binary creates segments
+                // in place): nothing in it yet.
+                None if next_first.is_none() => break,
+                None => return Err(blank_segment(path)),
+            };
+            let start = next.max(*first);
+            let bounds = Bounds {
+                from: next,
+                max: left,
+                published: if self.whole { None } else { r.published() },
+                synced: r.synced(),
+            };
+            let scan: Scan = r.read(bounds, &mut f)?;
+            left -= scan.next_seq.saturating_sub(start).min(left);
             next = scan.next_seq;
+            if scan.full {
+                break;
+            }
             if scan.torn_at.is_some() {
                 if next_first.is_some() {
                     return Err(JournalError::Corrupt {
@@ -509,30 +689,52 @@ pub struct VerifyReport {
     /// First and last sequence numbers, if any record.
     pub range: Option<(u64, u64)>,
     /// A bad last record (torn tail: cut at the next start), with its segment and offset.
+    /// Only looked for when no writer is live (a live writer's next record is not torn).
     pub torn_tail: Option<(PathBuf, u64)>,
 }
 
-/// Checks every record of every segment in `dir` without changing anything.
+/// Checks every record of every segment in `dir` without changing anything. With a writer
+/// appending (its lock is held), every record it has published; otherwise every record there
+/// is, and the torn tail a restart would cut.
 pub fn verify(dir: &Path) -> Result<VerifyReport, JournalError> {
-    let reader = Reader::open(dir)?;
+    let mut tries = 0;
+    loop {
+        match verify_once(dir) {
+            // A segment removed while we read (a snapshot covered it): check the journal as
+            // it is now.
+            Err(JournalError::Io { source, .. })
+                if source.kind() == std::io::ErrorKind::NotFound && tries < 3 =>
+            {
+                tries += 1;
+            }
+            r => return r,
+        }
+    }
+}
+
+fn verify_once(dir: &Path) -> Result<VerifyReport, JournalError> {
+    let live = writer_is_live(dir);
+    let reader = Reader {
+        segs: segments(dir)?,
+        whole: !live,
+    };
     let mut records = 0u64;
     let mut first = None;
     let mut last = None;
     let start = reader.first_seq().unwrap_or(FIRST_SEQ);
-    let next = reader.read_from(start, |seq, _| {
+    reader.read_from(start, |seq, _| {
         records += 1;
         first.get_or_insert(seq);
         last = Some(seq);
         Ok(())
     })?;
     let torn_tail = match reader.segs.last() {
-        Some((_, path)) => SegmentReader::open(path)?
-            .scan()?
-            .torn_at
-            .map(|o| (path.clone(), o)),
-        None => None,
+        Some((_, path)) if !live => match SegmentReader::open(path)? {
+            Some(r) => r.scan()?.torn_at.map(|o| (path.clone(), o)),
+            None => None,
+        },
+        _ => None,
     };
-    let _ = next;
     Ok(VerifyReport {
         segments: reader.segs.len(),
         records,

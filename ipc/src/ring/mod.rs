@@ -452,7 +452,7 @@ impl Ring {
         let pid = h.consumer.claim(&self.mem.os_id, Role::Consumer)?;
         Ok(Consumer {
             mem: Arc::clone(&self.mem),
-            core: ConsumerCore::attach(h),
+            core: ConsumerCore::attach(h, &self.mem.slots),
             pid,
         })
     }

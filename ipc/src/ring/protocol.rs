@@ -58,6 +58,18 @@ pub(crate) enum Fault {
         /// Why it cannot be.
         why: &'static str,
     },
+    /// Our own cursor was found in a state the protocol never produces when we attached (a
+    /// stray write while no one held the role); we set it to the position the slots show.
+    Reset {
+        /// `"tail"` or `"head"`.
+        cursor: &'static str,
+        /// What it held.
+        found: u64,
+        /// What we set it to.
+        reset_to: u64,
+        /// Why `found` cannot be.
+        why: &'static str,
+    },
     /// Records were overwritten before the consumer read them (the producer trusted a
     /// corrupt head): the consumer skipped to the oldest record still there.
     Overwritten {
@@ -77,7 +89,11 @@ impl std::fmt::Display for Fault {
             ),
             Fault::Impossible { cursor, found, why } => write!(
                 f,
-                "its {cursor} cursor holds {found}, which {why}; not writing until its owner restores it"
+                "its {cursor} cursor holds {found}, which {why}; the consumer owns that cursor and puts it right at its next check or when it attaches; not writing until then"
+            ),
+            Fault::Reset { cursor, found, reset_to, why } => write!(
+                f,
+                "its {cursor} cursor held {found}, which {why}; set to {reset_to} when this side attached"
             ),
             Fault::Overwritten { from, to } => write!(
                 f,
@@ -98,6 +114,53 @@ pub(crate) struct ProducerCore {
     capacity: u64,
     /// The last refresh of `head` found an impossible value.
     fault: Option<Fault>,
+    /// What `attach` repaired, reported by the first `check`.
+    pending: Option<Fault>,
+}
+
+/// Records ever published, as the slots' commit markers show it: the largest marker (markers
+/// only grow, and the producer publishes positions in order). Reads every slot's marker: only
+/// when a cursor was found contradicting them.
+fn published_end(s: &impl Slots) -> u64 {
+    (0..=s.mask())
+        // Relaxed: only the value is compared; no payload is read through it.
+        .map(|i| s.seq(i as usize).load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0)
+}
+
+/// How the slots' markers contradict a cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contradiction {
+    /// The slot of the cursor holds a later lap's record.
+    Behind,
+    /// The record before the cursor was never published.
+    Past,
+}
+
+impl Contradiction {
+    fn why(self) -> &'static str {
+        match self {
+            Contradiction::Behind => "is behind records the slots hold",
+            Contradiction::Past => "is past every record ever published",
+        }
+    }
+}
+
+/// Whether the markers say position `end` cannot be the end of what was published: the
+/// record before it must be there (its slot's marker is `end`, or a later lap's), and the slot
+/// of `end` must not hold a later lap's record.
+fn contradicts_markers(s: &impl Slots, end: u64) -> Option<Contradiction> {
+    let mask = s.mask();
+    // Relaxed (both): only the values are compared; no payload is read through them.
+    let at_end = s.seq((end & mask) as usize).load(Ordering::Relaxed);
+    if at_end > end + 1 {
+        return Some(Contradiction::Behind);
+    }
+    if end > 0 && s.seq(((end - 1) & mask) as usize).load(Ordering::Relaxed) < end {
+        return Some(Contradiction::Past);
+    }
+    None
 }
 
 impl ProducerCore {
@@ -117,6 +180,19 @@ impl ProducerCore {
                 break;
             }
         }
+        // The slots say where the ring stands: a `tail` the markers contradict was changed
+        // while no producer held the role. We own `tail`: set it to the slots' end.
+        let mut pending = None;
+        if let Some(c) = contradicts_markers(s, tail) {
+            let found = tail;
+            tail = published_end(s);
+            pending = Some(Fault::Reset {
+                cursor: "tail",
+                found,
+                reset_to: tail,
+                why: c.why(),
+            });
+        }
         // Release: pairs with the Acquire in the next `attach`.
         h.tail.store(tail, Ordering::Release);
         // Acquire: pairs with the consumer's Release store of `head` in `ConsumerCore::commit`.
@@ -127,6 +203,7 @@ impl ProducerCore {
             head_cache: head_cache.min(tail),
             capacity,
             fault: None,
+            pending,
         }
     }
 
@@ -187,6 +264,9 @@ impl ProducerCore {
     /// Checks both cursors (on heartbeat): our `tail` is rewritten if something changed it,
     /// and the consumer's `head` is judged. Returns what was wrong.
     pub(crate) fn check(&mut self, h: &RingHeader) -> Option<Fault> {
+        if let Some(f) = self.pending.take() {
+            return Some(f);
+        }
         // Relaxed: compared with our own last store; the repair below is a Release store.
         let found = h.tail.load(Ordering::Relaxed);
         if found != self.tail {
@@ -254,18 +334,49 @@ pub(crate) struct ConsumerCore {
     committed: u64,
     /// A slot ahead of `head` holds a later lap's record (set by `pop`).
     overrun: Option<u64>,
+    /// What `attach` repaired, reported by the first `check`.
+    pending: Option<Fault>,
 }
 
 impl ConsumerCore {
     /// Resumes at the shared `head`. A consumer killed between reading a record and committing
     /// sees that record again (at-least-once).
-    pub(crate) fn attach(h: &RingHeader) -> ConsumerCore {
+    ///
+    /// A `head` past the end of what was ever published (changed while no consumer held the
+    /// role: nobody could restore it) would leave this consumer waiting for positions the
+    /// producer never reaches, and the producer refusing to write: we own `head`, so it is set
+    /// to the producer's `tail` (nothing past it was ever published), and the first `check`
+    /// reports it. Whether `head` or `tail` is the one that is wrong is read from the slots'
+    /// markers: a `head` behind the last marker is left alone (the producer repairs `tail`).
+    pub(crate) fn attach(h: &RingHeader, s: &impl Slots) -> ConsumerCore {
         // Acquire: pairs with the predecessor's Release store in `commit`.
-        let head = h.head.load(Ordering::Acquire);
+        let mut head = h.head.load(Ordering::Acquire);
+        // Acquire: pairs with the producer's Release store of `tail` in `ProducerCore::commit`
+        // (only the value is used: records are read through their markers).
+        let tail = h.tail.load(Ordering::Acquire);
+        let mut pending = None;
+        if head > tail && contradicts_markers(s, head) == Some(Contradiction::Past) {
+            let end = if contradicts_markers(s, tail).is_none() {
+                tail
+            } else {
+                published_end(s)
+            };
+            pending = Some(Fault::Reset {
+                cursor: "head",
+                found: head,
+                reset_to: end,
+                why: Contradiction::Past.why(),
+            });
+            head = end;
+            // SYNC POINT: Release pairs with the producer's Acquire load of `head` in
+            // `ProducerCore::reserve`, as in `commit_to` (we read nothing below it).
+            h.head.store(head, Ordering::Release);
+        }
         ConsumerCore {
             head,
             committed: head,
             overrun: None,
+            pending,
         }
     }
 
@@ -321,6 +432,9 @@ impl ConsumerCore {
     /// Checks the shared `head` against ours (on heartbeat) and handles an overrun seen by
     /// `pop`. Returns what was wrong.
     pub(crate) fn check(&mut self, h: &RingHeader, s: &impl Slots) -> Option<Fault> {
+        if let Some(f) = self.pending.take() {
+            return Some(f);
+        }
         if let Some(at) = self.overrun.take() {
             // Only if the slot still says so (a racing publish of our own position is fine).
             let index = (self.head & s.mask()) as usize;

@@ -712,6 +712,59 @@ fn a_daemon_killed_with_kill_9_recovers_and_takes_its_rings_over() {
     assert!(text.trim_end().ends_with("ok"), "{text}");
 }
 
+/// `ctl journal verify` run again and again while the daemon appends (plans streaming in,
+/// 1 MiB segments rolling over): every run finds the journal healthy; a reader never meets a
+/// record half written or a segment being created.
+#[test]
+fn journal_verify_on_a_running_daemon_never_reports_damage() {
+    let mut inst = Instance::new("jverify");
+    inst.start_daemon(
+        &["--quiet"],
+        &[
+            ("QUANTUM_JOURNAL_SEGMENT_MB", "1"),
+            ("QUANTUM_JOURNAL_KEEP_SEGMENTS", "1000"),
+        ],
+    );
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let (runs, failures, injected) = std::thread::scope(|s| {
+        let feeder = s.spawn(|| {
+            let mut seed = 1;
+            // Relaxed: a stop flag; nothing is read through it.
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let (ok, err) = inst.inject_generated(5_000, seed, &["--wait-secs", "60"]);
+                assert!(ok, "{err}");
+                seed += 1;
+            }
+            seed - 1
+        });
+        let mut failures = Vec::new();
+        let mut runs = 0;
+        while runs < 25 {
+            let v = inst
+                .command(&["ctl", "journal", "verify", "--instance", &inst.name], &[])
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&v.stdout).into_owned();
+            if !v.status.success() || !text.trim_end().ends_with("ok") {
+                failures.push(text);
+            }
+            runs += 1;
+        }
+        done.store(true, std::sync::atomic::Ordering::Relaxed);
+        (runs, failures, feeder.join().unwrap())
+    });
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} verify runs failed while {injected} batches went in; first: {}",
+        failures.len(),
+        failures[0]
+    );
+    assert!(
+        inst.counter("journal.seq") > 13_106,
+        "the journal rolled over to a second segment at least"
+    );
+}
+
 /// `quantum run --hdr-log FILE`: executed plans' stages are recorded; `quantum ctl latency`
 /// shows the last interval's percentiles from the counters segment, and the file is a
 /// standard HdrHistogram interval log with one tag per stage.

@@ -186,7 +186,8 @@ impl Daemon {
         let jdir = cfg.journal.dir_for(instance);
         let rec = djournal::recover(&jdir, &cfg.journal, &names, horizon_ms, max_orders)?;
         if let Some((path, offset)) = &rec.torn_tail {
-            tracing::warn!(segment = %path.display(), offset, "journal: a torn last record (a write cut short by a crash) was cut");
+            let (records, bytes) = rec.torn_cut;
+            tracing::warn!(segment = %path.display(), offset, records, bytes, "journal: cut a torn tail (a write cut short by a crash, or with fsync writes after the last sync a power cut lost)");
         }
         tracing::info!(
             dir = %jdir.display(),

@@ -35,6 +35,8 @@ pub struct Recovered {
     pub replayed: u64,
     /// A torn tail that was cut: the segment and the offset of the first bad record.
     pub torn_tail: Option<(PathBuf, u64)>,
+    /// Records and bytes the cut removed (with `fsync`, all that followed the last sync).
+    pub torn_cut: (u64, u64),
     /// How long reading the snapshot and replaying took.
     pub elapsed: Duration,
 }
@@ -96,6 +98,9 @@ pub fn recover(
     let (journal, report) = Journal::open(dir, opts, state.seq + 1)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("cannot open the journal in {}", dir.display()))?;
+    for p in &report.removed {
+        tracing::warn!(file = %p.display(), "journal: removed a segment file whose creation never finished (it held no record)");
+    }
     check_symbols(dir, symbols)?;
     state.horizon_ms = horizon_ms;
     state.ended_capacity = ended_capacity.max(1);
@@ -127,6 +132,7 @@ pub fn recover(
         snapshot,
         replayed,
         torn_tail: report.torn_tail,
+        torn_cut: (report.torn_records, report.torn_bytes),
         elapsed: t0.elapsed(),
     })
 }
