@@ -325,6 +325,9 @@ wire_enum! {
         PermitSource = 5 => "permit_source",
         /// The record contradicts what the core knows of the order (another symbol or side).
         Mismatch = 6 => "mismatch",
+        /// The record failed validation before it reached the engine (a bad tag, a value out
+        /// of range, a kind its ring does not carry); `kind` is its raw tag.
+        InvalidRecord = 7 => "invalid_record",
     }
 }
 

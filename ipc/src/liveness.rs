@@ -90,7 +90,22 @@ pub fn pid_alive(pid: u64) -> bool {
     }
     // SAFETY: signal 0 performs only the existence and permission checks; nothing is delivered.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+/// Whether `pid` has exited and only waits for its parent to reap it (state `Z` in
+/// `/proc/<pid>/stat`): it holds nothing any more, so it is not a live owner. Where `/proc`
+/// cannot tell, the process counts as live.
+fn is_zombie(pid: libc::pid_t) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ...`: comm may hold spaces and parentheses, so the state is the first
+    // field after the last ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z")
 }
 
 /// The shared state of one role of a ring. Lives in shared memory: `repr(C)`, all atomics.

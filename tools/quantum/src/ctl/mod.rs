@@ -124,6 +124,39 @@ fn open_counters(instance: &str) -> Result<CountersReader> {
     Ok(c)
 }
 
+/// Where a daemon stands, from its counters segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DaemonState {
+    /// Its process is gone.
+    Gone(u64),
+    /// Alive, still recovering its journal or creating its rings.
+    Starting(u64),
+    /// Alive, its rings exist and it reads them.
+    Up(u64),
+}
+
+impl DaemonState {
+    fn of(c: &CountersReader) -> DaemonState {
+        let pid = c.owner_pid();
+        if !c.owner_alive() {
+            DaemonState::Gone(pid)
+        } else if c.get(crate::daemon::stats::READY) == Some(1) {
+            DaemonState::Up(pid)
+        } else {
+            DaemonState::Starting(pid)
+        }
+    }
+
+    /// One word: `running`, `starting`, `stopped`.
+    fn word(self) -> &'static str {
+        match self {
+            DaemonState::Gone(_) => "stopped",
+            DaemonState::Starting(_) => "starting",
+            DaemonState::Up(_) => "running",
+        }
+    }
+}
+
 /// A peer's status in a few words.
 fn peer_text(s: PeerStatus) -> String {
     match s {
