@@ -423,8 +423,16 @@ impl Verdicts {
             return format!("a {kind} record: {}", r.reason);
         }
         let mut s = kind;
+        // A permit's refusal names no symbol (the engine knows the plan only).
+        let names_symbol = ![
+            wire::Kind::GovPermit,
+            wire::Kind::P33Permit,
+            wire::Kind::Plan,
+        ]
+        .iter()
+        .any(|k| k.tag() == r.kind);
         if let Some((_, name)) = self.symbols.iter().find(|(id, _)| *id == r.symbol.0) {
-            if r.plan.0 == 0 || r.kind != wire::Kind::Plan.tag() {
+            if names_symbol {
                 let _ = write!(s, " {name}");
             }
         }
