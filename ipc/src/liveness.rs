@@ -198,3 +198,29 @@ impl SideState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that exited and is not reaped yet exists for `kill(pid, 0)`, but is no live
+    /// owner; once reaped it does not exist at all.
+    #[test]
+    #[cfg_attr(miri, ignore)] // spawns a process
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = u64::from(child.id());
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_zombie(pid as libc::pid_t) {
+            assert!(
+                std::time::Instant::now() < end,
+                "the child never became a zombie"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+        assert!(pid_alive(u64::from(std::process::id())));
+    }
+}

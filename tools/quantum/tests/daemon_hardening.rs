@@ -316,6 +316,29 @@ fn run_from_home(inst: &Instance, home: &Path, extra: &[&str]) -> Command {
     c
 }
 
+/// Runs `c` to its exit, stderr captured; a process still running after `secs` is killed
+/// and the test fails (a daemon that should have refused to start).
+fn run_to_exit(mut c: Command, secs: u64) -> std::process::Output {
+    let mut child = c
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = std::time::Instant::now() + Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() >= end {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {secs} s (it should have refused to start): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
 /// The story of the issue: plans run under one `$HOME`, the daemon is killed, its bridge
 /// (the rings' producer) lives on, and a start from a shell with another `$HOME` would open an
 /// empty journal and take the rings over. It is refused, naming the journal the rings belong
@@ -349,8 +372,8 @@ fn a_daemon_with_another_journal_refuses_the_rings_and_names_their_journal() {
     inst.children.push(first);
     let name = inst.name.clone();
     wait_for(30, "the first daemon's rings", || {
-        CountersReader::open(&name)
-            .is_ok_and(|c| c.owner_pid() == u64::from(pid) && c.get("ready") == Some(1))
+        CountersReader::open(&name).is_ok_and(|c| c.owner_pid() == u64::from(pid))
+            && Ring::open(&RingSpec::new(&name, "ctl", 0)).is_ok()
     });
     wait_for(5, "the start log", || {
         log.lock()
@@ -377,7 +400,7 @@ fn a_daemon_with_another_journal_refuses_the_rings_and_names_their_journal() {
     kill_9(&mut inst, pid);
 
     // Another $HOME: refused, before any journal is made there.
-    let out = run_from_home(&inst, &home2, &[]).output().unwrap();
+    let out = run_to_exit(run_from_home(&inst, &home2, &[]), 30);
     let err = String::from_utf8_lossy(&out.stderr);
     eprintln!("[daemon 2] {err}");
     assert!(!out.status.success(), "{err}");
@@ -394,9 +417,10 @@ fn a_daemon_with_another_journal_refuses_the_rings_and_names_their_journal() {
     );
     // The same with an explicit directory that is not the rings' journal.
     let other = homes.path().join("elsewhere");
-    let out = run_from_home(&inst, &home2, &["--journal-dir", other.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = run_to_exit(
+        run_from_home(&inst, &home2, &["--journal-dir", other.to_str().unwrap()]),
+        30,
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("(--journal-dir)"), "{err}");
