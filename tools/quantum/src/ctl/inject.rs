@@ -7,12 +7,16 @@
 //! naming the skipped lines, so a script never mistakes a partial injection for a whole one.
 //! `--generate N` sends N plans with ids `seed << 32 | i`.
 //!
-//! Sent is not accepted: the daemon releases a ring record only once the engine has handled it
-//! and journaled its events. So after sending, the command waits (up to `--wait-secs`) until
-//! the daemon has released every record it sent, and reports how many it **durably
-//! accepted**; fewer than were sent (the daemon stopped or died meanwhile) is exit status 1,
-//! and the rest stays in the ring, where the next `quantum run` of the instance takes it over.
-//! A ring whose cursor was corrupted is reported in one sentence, never waited on.
+//! Sent is not applied: the daemon releases a ring record only once the engine has handled it
+//! and journaled its events, and a record it refuses (invalid, or refused by the engine) gets
+//! an `InputRefused` event on `results`, published before the release. So after sending, the
+//! command waits (up to `--wait-secs`) until the daemon has released every record it sent, and
+//! reports how many it **applied** and which it **refused**, with the reasons (the count comes
+//! from `invalid_records.<ring>`, the reasons from `results`). Any refusal, or fewer released
+//! than sent (the daemon stopped or died meanwhile; the rest stays in the ring, where the next
+//! `quantum run` of the instance takes it over), is exit status 1. A ring whose cursor was
+//! corrupted is reported in one sentence, never waited on. A daemon that is still starting is
+//! waited for (`--start-wait-secs`) before anything is sent.
 
 use std::fmt::Write as _;
 use std::io::BufRead;
@@ -340,8 +344,9 @@ struct Verdicts {
     /// Its value before our first record.
     baseline: u64,
     ring_index: u8,
-    reader: broadcast::Reader,
-    _results: Broadcast,
+    /// A reader of `results`; `None` when the ring is gone (a dead daemon's, removed by
+    /// `ctl gc`): the count of refusals is still exact, their reasons unknown here.
+    reader: Option<(broadcast::Reader, Broadcast)>,
     /// Refusals of records on our ring, in the order the daemon published them.
     refusals: Vec<RefusedEvent>,
     /// Events of `results` this reader missed (lapped).
@@ -364,16 +369,15 @@ impl Verdicts {
     ) -> Result<Verdicts> {
         let label = format!("invalid_records.{}", ring.name);
         let baseline = counters.get(&label).unwrap_or(0);
-        let results = Broadcast::open(&RingSpec::new(instance, contract::RESULTS.name, 0))
-            .with_context(|| format!("cannot open ring results of instance {instance}"))?;
-        let reader = results.reader(Start::Live);
+        let reader = Broadcast::open(&RingSpec::new(instance, contract::RESULTS.name, 0))
+            .ok()
+            .map(|results| (results.reader(Start::Live), results));
         Ok(Verdicts {
             counters,
             label,
             baseline,
             ring_index: ring.index,
             reader,
-            _results: results,
             refusals: Vec::new(),
             missed: 0,
             limits: Limits::new(symbols.len() as u16),
@@ -384,9 +388,12 @@ impl Verdicts {
 
     /// Reads every event published so far, keeping the refusals of our ring.
     fn drain(&mut self) {
-        self.reader.heartbeat();
+        let Some((reader, _)) = &mut self.reader else {
+            return;
+        };
+        reader.heartbeat();
         loop {
-            match self.reader.read() {
+            match reader.read() {
                 broadcast::Next::Record { record, .. } => {
                     if let Ok(Message::InputRefused(r)) = Message::decode(&record, &self.limits) {
                         if r.ring == self.ring_index {
@@ -548,6 +555,8 @@ impl Sender {
             let missing = refused - reasons.len() as u64;
             let why = if self.verdicts.missed > 0 {
                 "the results ring lapped this reader"
+            } else if self.verdicts.reader.is_none() {
+                "the results ring is gone"
             } else {
                 "their events were not seen"
             };

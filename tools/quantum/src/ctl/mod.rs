@@ -36,7 +36,8 @@ pub enum CtlCmd {
     )]
     Gc(stats::GcArgs),
     /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring, and
-    /// report how many the daemon accepted durably (exit 1 when not all).
+    /// report what the daemon applied and what it refused, and why (exit 1 when not all were
+    /// applied).
     Inject(inject::InjectArgs),
     /// The instance's journal: `verify` (checksums, sequence, snapshots, the state a restart
     /// would recover) or `dump` (every event, text or JSON lines).

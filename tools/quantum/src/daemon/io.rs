@@ -318,7 +318,11 @@ impl Daemon {
         counters.set(counters.recovery_executed, restored.executed as u64);
         let cap = cfg.rings.capacity;
         let mut ingress = Vec::new();
-        let jdir_text = jdir.display().to_string();
+        // Absolute, so that the refusal of another daemon names a directory it can use.
+        let jdir_text = std::fs::canonicalize(&jdir)
+            .unwrap_or_else(|_| jdir.clone())
+            .display()
+            .to_string();
         for def in contract::INGRESS {
             let ring = ingress_ring(instance, def, cap)?;
             // Checked before recovery; again here, for a ring that appeared meanwhile.
@@ -836,10 +840,18 @@ impl Daemon {
                 if n <= INVALID_LOG_FIRST || n % INVALID_LOG_EVERY == 0 {
                     tracing::warn!(ring = def.name, count = n, "invalid record skipped: {why}");
                 }
+                // Every record kind has its symbol at bytes 2..4: named when it is one of
+                // ours, so that a producer can tell which of its records this was.
+                let raw = u16::from_le_bytes([rec[2], rec[3]]);
+                let symbol = if usize::from(raw) < self.symbols.len() {
+                    SymbolId(raw)
+                } else {
+                    SymbolId(0)
+                };
                 Err(RefusedEvent {
                     ring: def.index,
                     kind: rec[0],
-                    symbol: SymbolId(0),
+                    symbol,
                     plan: PlanId(0),
                     reason: RefuseReason::InvalidRecord,
                     at_ms: now_ms,
