@@ -213,11 +213,9 @@ fn ctl_stats_says_starting_and_inject_waits_for_the_rings() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    assert_eq!(
-        inst.counter("ledger.BTCUSDT") as i64,
-        6_200_000,
-        "the ledger sync was applied"
-    );
+    wait_for(5, "the ledger sync applied", || {
+        inst.counter("ledger.BTCUSDT") as i64 == 6_200_000
+    });
 }
 
 /// `ctl inject --start-wait-secs` bounds the wait: a daemon still starting then is an error
@@ -290,6 +288,11 @@ fn ctl_inject_reports_refused_records_with_their_reasons_and_fails() {
         err.contains("GovPermit plan 00000000000000aa: permit_source"),
         "{err}"
     );
+    // The book gauges are sampled every few ms: the valid sync shows, the refused one never.
+    wait_for(5, "the ledger gauge", || {
+        inst.counter("ledger.BTCUSDT") as i64 == 6_200_000
+    });
+    std::thread::sleep(Duration::from_millis(100));
     assert_eq!(inst.counter("ledger.BTCUSDT") as i64, 6_200_000);
     assert_eq!(inst.counter("refused.invalid_record"), 1);
 
@@ -398,6 +401,17 @@ fn a_daemon_with_another_journal_refuses_the_rings_and_names_their_journal() {
     let (ok, err) = inst.inject_generated(100, 5, &[]);
     assert!(ok, "{err}");
     kill_9(&mut inst, pid);
+    let rings = inst
+        .command(&["ctl", "rings", "--instance", &name], &[])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&rings.stdout);
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with(&format!("quantum.{name}.plans"))
+                && l.contains(&format!("in {}", dir1.display()))),
+        "{text}"
+    );
 
     // Another $HOME: refused, before any journal is made there.
     let out = run_to_exit(run_from_home(&inst, &home2, &[]), 30);

@@ -304,9 +304,14 @@ pub fn rings(a: RingsArgs) -> Result<()> {
             SegmentKind::Ring => match Ring::open(&RingSpec::new(&a.instance, &s.name, 0)) {
                 Ok(ring) => {
                     let st = ring.stats();
+                    // Which journal the records belong to (ingress rings, stamped by the daemon).
+                    let journal = ring
+                        .journal_stamp()
+                        .map(|(id, dir)| format!("; journal {id:016x} in {dir}"))
+                        .unwrap_or_default();
                     writeln!(
                         out,
-                        "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}",
+                        "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}{journal}",
                         s.os_id,
                         st.capacity,
                         st.depth,
