@@ -455,3 +455,34 @@ fn a_daemon_with_another_journal_refuses_the_rings_and_names_their_journal() {
     });
     drop(bridge);
 }
+
+/// A journal belongs to the instance that created it: another instance given its directory
+/// is refused, and says whose it is.
+#[test]
+fn a_journal_of_another_instance_is_refused() {
+    let mut inst = Instance::new("owner");
+    let pid = inst.start_daemon(&["--quiet"], &[]);
+    kill_9(&mut inst, pid);
+    let other = Instance::new("intruder");
+    let dir = inst.journal_dir();
+    let out = run_to_exit(
+        other.command(
+            &[
+                "run",
+                "--instance",
+                &other.name,
+                "--quiet",
+                "--journal-dir",
+                dir.to_str().unwrap(),
+            ],
+            &[],
+        ),
+        30,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("belongs to instance \"{}\"", inst.name)),
+        "{err}"
+    );
+}

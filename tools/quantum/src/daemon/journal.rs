@@ -394,6 +394,21 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_identity_is_written_whole_once_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read_identity(dir.path()).unwrap(), None);
+        let made = create_identity(dir.path(), "prod1").unwrap();
+        assert_ne!(made.id, 0);
+        assert_eq!(read_identity(dir.path()).unwrap(), Some(made.clone()));
+        assert!(!dir.path().join(".identity.tmp").exists());
+        let other = create_identity(tempfile::tempdir().unwrap().path(), "prod1").unwrap();
+        assert_ne!(other.id, made.id, "each journal gets its own identity");
+        std::fs::write(dir.path().join(IDENTITY_FILE), "instance=prod1\n").unwrap();
+        let e = read_identity(dir.path()).unwrap_err();
+        assert!(e.to_string().contains("is damaged"), "{e}");
+    }
+
+    #[test]
     fn symbols_may_only_grow_at_the_end() {
         let dir = tempfile::tempdir().unwrap();
         let n = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
