@@ -148,7 +148,9 @@ fn check_stamp(
     let rings: Vec<String> = contract::INGRESS
         .iter()
         .filter_map(|d| RingSpec::new(instance, d.name, 0).os_id().ok())
-        .map(|id| format!("/dev/shm/{id}"))
+        .map(|id| quantum_ipc::shm::path_of(&id))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
         .collect();
     bail!(
         "ring {} ({} record(s) waiting) belongs to the journal {id:016x} in {their_dir}, but this daemon would use {opened} ({source}): start it with --journal-dir {their_dir} (or set journal.dir); only if that journal is lost for good, stop the instance's bridges and remove its ingress rings (rm {}; their waiting records are lost) before starting it on another journal",
