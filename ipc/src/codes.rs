@@ -331,12 +331,15 @@ wire_enum! {
         PermitSource = 5 => "permit_source",
         /// The record contradicts what the core knows of the order (another symbol or side).
         Mismatch = 6 => "mismatch",
+        /// The record failed validation before it reached the engine (a bad tag, a value out
+        /// of range, a kind its ring does not carry); `kind` is its raw tag.
+        InvalidRecord = 7 => "invalid_record",
         /// An order history that does not reach back over the dedupe horizon: the symbol stays
         /// reconciling.
-        HistoryTooShort = 7 => "history_too_short",
+        HistoryTooShort = 8 => "history_too_short",
         /// Dedupe is full of ids younger than its horizon: an order the exchange reported
         /// could not be remembered (the symbol stays reconciling).
-        DedupeFull = 8 => "dedupe_full",
+        DedupeFull = 9 => "dedupe_full",
     }
 }
 

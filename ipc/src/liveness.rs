@@ -90,7 +90,22 @@ pub fn pid_alive(pid: u64) -> bool {
     }
     // SAFETY: signal 0 performs only the existence and permission checks; nothing is delivered.
     let rc = unsafe { libc::kill(pid, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    let exists = rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM);
+    exists && !is_zombie(pid)
+}
+
+/// Whether `pid` has exited and only waits for its parent to reap it (state `Z` in
+/// `/proc/<pid>/stat`): it holds nothing any more, so it is not a live owner. Where `/proc`
+/// cannot tell, the process counts as live.
+fn is_zombie(pid: libc::pid_t) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // `pid (comm) state ...`: comm may hold spaces and parentheses, so the state is the first
+    // field after the last ')'.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_some_and(|state| state == "Z")
 }
 
 /// The owner word of a role: `state << 32 | pid`. One word, so that judging the holder and
@@ -246,5 +261,31 @@ pub mod model {
             let (pid, state) = super::unpack(word);
             (pid, state == super::ATTACHED)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that exited and is not reaped yet exists for `kill(pid, 0)`, but is no live
+    /// owner; once reaped it does not exist at all.
+    #[test]
+    #[cfg_attr(miri, ignore)] // spawns a process
+    fn a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = u64::from(child.id());
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !is_zombie(pid as libc::pid_t) {
+            assert!(
+                std::time::Instant::now() < end,
+                "the child never became a zombie"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert!(!pid_alive(pid));
+        child.wait().unwrap();
+        assert!(!pid_alive(pid));
+        assert!(pid_alive(u64::from(std::process::id())));
     }
 }

@@ -450,3 +450,35 @@ fn held_records_are_released_only_when_committed() {
     let first = c.try_pop_held().unwrap();
     assert_eq!(Raw::decode(&first, &Limits::default()).unwrap().seq, 2);
 }
+
+/// The journal stamp: written once (a second stamp does not replace it), seen by another
+/// handle on the same segment, kept when the creator's handle is gone; a directory longer
+/// than the stamp holds keeps its end.
+#[test]
+fn the_journal_stamp_is_written_once_and_read_by_another_handle() {
+    let inst = instance("stamp");
+    let _c = Cleanup(inst.clone());
+    let spec = RingSpec::new(&inst, "plans", 16);
+    let ring = Ring::create_kept(&spec).unwrap();
+    assert_eq!(ring.journal_stamp(), None);
+    assert!(!ring.stamp_journal(0, "/nowhere"), "0 is no identity");
+    assert!(ring.stamp_journal(0xfeed, "/var/lib/quantum/prod1"));
+    assert!(!ring.stamp_journal(0xbeef, "/elsewhere"));
+    drop(ring);
+    let other = Ring::open(&RingSpec::new(&inst, "plans", 0)).unwrap();
+    assert_eq!(
+        other.journal_stamp(),
+        Some((0xfeed, "/var/lib/quantum/prod1".to_string()))
+    );
+
+    let heap = Ring::heap(16, 64).unwrap();
+    let long = format!("/{}/journal", "d".repeat(300));
+    assert!(heap.stamp_journal(7, &long));
+    let (id, dir) = heap.journal_stamp().unwrap();
+    assert_eq!(id, 7);
+    assert!(
+        dir.starts_with('…') && dir.ends_with("ddd/journal"),
+        "{dir}"
+    );
+    assert!(dir.len() <= 240, "{}", dir.len());
+}

@@ -518,18 +518,30 @@ pub const SYSTEMD_STATE_DIR: &str = "/var/lib/quantum";
 /// where `<state>` is `$STATE_DIRECTORY` (systemd's `StateDirectory=`, its first entry), else
 /// `$XDG_STATE_HOME/quantum`, else `~/.local/state/quantum`, else `/var/tmp/quantum`.
 pub fn default_dir(instance: &str) -> PathBuf {
+    default_dir_and_source(instance).0
+}
+
+/// [`default_dir`], and the setting that chose it: `"$STATE_DIRECTORY"`, `"$XDG_STATE_HOME"`,
+/// `"$HOME"`, or `"no $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME"` for the last resort.
+pub fn default_dir_and_source(instance: &str) -> (PathBuf, &'static str) {
     let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    let base = if let Some(d) = env("STATE_DIRECTORY") {
+    let (base, source) = if let Some(d) = env("STATE_DIRECTORY") {
         let d = d.to_string_lossy();
-        PathBuf::from(d.split(':').next().unwrap_or(""))
+        (
+            PathBuf::from(d.split(':').next().unwrap_or("")),
+            "$STATE_DIRECTORY",
+        )
     } else if let Some(d) = env("XDG_STATE_HOME") {
-        PathBuf::from(d).join("quantum")
+        (PathBuf::from(d).join("quantum"), "$XDG_STATE_HOME")
     } else if let Some(h) = env("HOME") {
-        PathBuf::from(h).join(".local/state/quantum")
+        (PathBuf::from(h).join(".local/state/quantum"), "$HOME")
     } else {
-        PathBuf::from("/var/tmp/quantum")
+        (
+            PathBuf::from("/var/tmp/quantum"),
+            "no $STATE_DIRECTORY, $XDG_STATE_HOME or $HOME",
+        )
     };
-    base.join(instance)
+    (base.join(instance), source)
 }
 
 /// The journal of `instance` as another process finds it (a tool, a bridge): [`default_dir`]

@@ -7,6 +7,8 @@
 //! line 2  consumer  pid, state, heartbeat, attaches, invalid records, backoffs
 //! line 3  tail      the producer's cursor
 //! line 4  head      the consumer's cursor
+//! line 5-6 journal  the identity and directory of the journal the consumer (the core daemon)
+//!                   keeps the ring's records in  (written by the daemon that creates or adopts it)
 //! ```
 //!
 //! Each line is written by one side only, so the sides never false-share; the cursors
@@ -46,6 +48,27 @@ pub(crate) struct RingHeader {
     pub(crate) tail: Padded<AtomicU64>,
     /// Consumer cursor: records ever consumed.
     pub(crate) head: Padded<AtomicU64>,
+    /// Whose journal the records belong to (see [`JournalStamp`]).
+    pub(crate) journal: Padded<JournalStamp>,
+}
+
+/// Words of [`JournalStamp::dir`]: with the two words before it, the stamp fills two lines.
+pub(crate) const STAMP_DIR_WORDS: usize = 30;
+
+/// The journal a ring's consumer keeps the ring's records in: a daemon that opened another
+/// journal must not take the ring over (its records and its producers' re-deliveries would be
+/// judged without the history they belong to). Written once by the daemon that creates the
+/// ring, or that adopts one never stamped; `id` is stored last (Release) and read first
+/// (Acquire), so a reader that sees a non-zero id sees the directory written before it.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct JournalStamp {
+    /// The journal's random identity; 0: none recorded.
+    pub(crate) id: AtomicU64,
+    /// Bytes of `dir` in use (a longer path keeps its last bytes, see `Ring::stamp_journal`).
+    pub(crate) dir_len: AtomicU64,
+    /// The journal directory, UTF-8, packed little-endian eight bytes a word.
+    pub(crate) dir: [AtomicU64; STAMP_DIR_WORDS],
 }
 
 /// Bytes of a slot's commit marker (its sequence number) in front of the payload.

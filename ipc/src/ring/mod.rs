@@ -29,7 +29,7 @@ use crate::liveness::{clock_ms, PeerStatus};
 use crate::sync::Ordering;
 use crate::wire::{DecodeError, Limits, Message, FORMAT_VERSION, LAYOUT_HASH, RECORD_SIZE};
 use backoff::Backoff;
-use header::{stride_for, RingHeader, MAX_CAPACITY};
+use header::{stride_for, RingHeader, MAX_CAPACITY, STAMP_DIR_WORDS};
 use protocol::{ConsumerCore, ProducerCore};
 
 #[cfg(loom)]
@@ -322,7 +322,7 @@ impl Ring {
                 os_id: os_id.clone(),
                 reason: "ring too large",
             })?;
-        // SAFETY: `layout` has a non-zero size (the header alone is 640 bytes).
+        // SAFETY: `layout` has a non-zero size (the header alone is 896 bytes).
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let Some(ptr) = std::ptr::NonNull::new(ptr) else {
             std::alloc::handle_alloc_error(layout)
@@ -460,6 +460,61 @@ impl Ring {
     /// Segment id.
     pub fn os_id(&self) -> &str {
         &self.mem.os_id
+    }
+
+    /// Records that the ring's records belong to the journal `id` kept in `dir` (the core
+    /// daemon, once it created or adopted the ring). Only the first stamp counts: a ring already
+    /// stamped keeps its stamp, and `false` says so. A directory longer than the stamp holds
+    /// (240 bytes) keeps its last bytes behind a leading `…`.
+    pub fn stamp_journal(&self, id: u64, dir: &str) -> bool {
+        let s = &self.mem.header().journal;
+        // Acquire: pairs with the Release store below by an earlier stamper.
+        if id == 0 || s.id.load(Ordering::Acquire) != 0 {
+            return false;
+        }
+        let max = STAMP_DIR_WORDS * 8;
+        let text = if dir.len() <= max {
+            dir.to_owned()
+        } else {
+            let mut cut = dir.len() - (max - '…'.len_utf8());
+            while !dir.is_char_boundary(cut) {
+                cut += 1;
+            }
+            format!("…{}", &dir[cut..])
+        };
+        let mut bytes = [0u8; STAMP_DIR_WORDS * 8];
+        bytes[..text.len()].copy_from_slice(text.as_bytes());
+        for (w, chunk) in s.dir.iter().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            // Relaxed: published by the Release store of `id` below.
+            w.store(u64::from_le_bytes(b), Ordering::Relaxed);
+        }
+        // Relaxed: published by the Release store of `id` below.
+        s.dir_len.store(text.len() as u64, Ordering::Relaxed);
+        // SYNC POINT: Release pairs with the Acquire load of `id` in `journal_stamp` (and above).
+        s.id.store(id, Ordering::Release);
+        true
+    }
+
+    /// The journal the ring's records belong to: its identity and directory, or `None` when
+    /// the ring was never stamped ([`Ring::stamp_journal`]).
+    pub fn journal_stamp(&self) -> Option<(u64, String)> {
+        let s = &self.mem.header().journal;
+        // SYNC POINT: Acquire pairs with the Release store of `id` in `stamp_journal`.
+        let id = s.id.load(Ordering::Acquire);
+        if id == 0 {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(STAMP_DIR_WORDS * 8);
+        for w in &s.dir {
+            // Relaxed: ordered after the Acquire load of `id`; written before it.
+            bytes.extend_from_slice(&w.load(Ordering::Relaxed).to_le_bytes());
+        }
+        // Relaxed: as above.
+        let len = (s.dir_len.load(Ordering::Relaxed) as usize).min(bytes.len());
+        bytes.truncate(len);
+        Some((id, String::from_utf8_lossy(&bytes).into_owned()))
     }
 
     /// Slots.

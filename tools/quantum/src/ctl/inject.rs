@@ -7,34 +7,41 @@
 //! naming the skipped lines, so a script never mistakes a partial injection for a whole one.
 //! `--generate N` sends N plans with ids `seed << 32 | i`.
 //!
-//! Sent is not accepted: the daemon releases a ring record only once the engine has handled it
-//! and journaled its events. So after sending, the command waits (up to `--wait-secs`) until
-//! the daemon has released every record it sent, and reports how many it **durably
-//! accepted**; fewer than were sent (the daemon stopped or died meanwhile) is exit status 1,
-//! and the rest stays in the ring, where the next `quantum run` of the instance takes it over.
-//! A ring whose cursor was corrupted is reported in one sentence, never waited on.
+//! Sent is not applied: the daemon releases a ring record only once the engine has handled it
+//! and journaled its events, and a record it refuses (invalid, or refused by the engine) gets
+//! an `InputRefused` event on `results`, published before the release. So after sending, the
+//! command waits (up to `--wait-secs`) until the daemon has released every record it sent, and
+//! reports how many it **applied** and which it **refused**, with the reasons (the count comes
+//! from `invalid_records.<ring>`, the reasons from `results`). Any refusal, or fewer released
+//! than sent (the daemon stopped or died meanwhile; the rest stays in the ring, where the next
+//! `quantum run` of the instance takes it over), is exit status 1. A ring whose cursor was
+//! corrupted is reported in one sentence, never waited on. A daemon that is still starting is
+//! waited for (`--start-wait-secs`) before anything is sent.
 
 use std::fmt::Write as _;
 use std::io::BufRead;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use quantum_core::engine::History;
 use quantum_core::event::Switch;
+use quantum_core::event::{Event, RefusedEvent};
 use quantum_core::governor::{GovReason, TradingState};
 use quantum_core::p33::P33Reason;
 use quantum_core::wire::{input_out, plan_out};
 use quantum_core::{Action, Command, Decision, Input, Plan, PlanId, Price, Qty, SymbolId};
+use quantum_ipc::broadcast::{self, Broadcast, Start};
+use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
-use quantum_ipc::wire::{self, Message, RECORD_SIZE};
-use quantum_ipc::{PeerStatus, Producer, Ring, RingSpec};
+use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
+use quantum_ipc::{CountersReader, PeerStatus, Producer, Ring, RingSpec};
 use quantum_redis::legacy::{self, boolean, decimal, decimal_or, plan_id};
 use serde_json::{Map, Value};
 
-use super::open_counters;
+use super::{open_counters, DaemonState};
 
 /// Every line `--file` accepts: shown by `quantum ctl inject --help`.
 pub const LINES_HELP: &str = r#"Lines of --file (JSON objects, one per line; blank lines and lines starting with # are ignored):
@@ -114,9 +121,41 @@ pub struct InjectArgs {
     /// Ingress ring to write (`ctl`, or `plans` to stand in for the Redis bridge).
     #[arg(long, default_value = contract::CTL.name)]
     pub ring: String,
-    /// After sending, how long to wait for the daemon to accept every record durably.
+    /// After sending, how long to wait for the daemon's verdict on every record.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub wait_secs: u64,
+    /// Before sending, how long to wait for a daemon that is still starting (recovering its
+    /// journal, creating its rings).
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub start_wait_secs: u64,
+}
+
+/// Waits (up to `--start-wait-secs`) while the daemon is starting, saying so; fails when it is
+/// still starting then, or stopped meanwhile.
+fn wait_for_start(c: &CountersReader, a: &InjectArgs) -> Result<()> {
+    let DaemonState::Starting(pid) = DaemonState::of(c) else {
+        return Ok(());
+    };
+    eprintln!(
+        "inject: instance {} is starting (pid {pid}); waiting up to {} s for its rings",
+        a.instance, a.start_wait_secs
+    );
+    let end = Instant::now() + Duration::from_secs(a.start_wait_secs);
+    loop {
+        match DaemonState::of(c) {
+            DaemonState::Up(_) => return Ok(()),
+            DaemonState::Gone(pid) => bail!(
+                "instance {} (pid {pid}) stopped while starting; nothing was sent",
+                a.instance
+            ),
+            DaemonState::Starting(pid) if Instant::now() >= end => bail!(
+                "instance {} is still starting after {} s (pid {pid}); nothing was sent (wait longer with --start-wait-secs)",
+                a.instance,
+                a.start_wait_secs
+            ),
+            DaemonState::Starting(_) => std::thread::sleep(Duration::from_millis(10)),
+        }
+    }
 }
 
 /// Runs `ctl inject`.
@@ -128,12 +167,21 @@ pub fn run(a: InjectArgs) -> Result<()> {
         );
     }
     let counters = open_counters(&a.instance)?;
+    wait_for_start(&counters, &a)?;
     let symbols = counters.symbols();
     let ring = Ring::open(&RingSpec::new(&a.instance, &a.ring, 0))
         .with_context(|| format!("cannot open ring {} of instance {}", a.ring, a.instance))?;
     let producer = ring.producer()?;
+    let first = producer.position();
+    wait_for_earlier(&ring, &producer, first, a.wait_secs);
+    let def = contract::INGRESS
+        .iter()
+        .copied()
+        .find(|r| r.name == a.ring)
+        .expect("checked above");
     let mut out = Sender {
-        first: producer.position(),
+        verdicts: Verdicts::open(&a.instance, def, counters, symbols.clone())?,
+        first,
         producer,
         sent: 0,
         ring: ring.clone(),
@@ -156,7 +204,9 @@ pub fn run(a: InjectArgs) -> Result<()> {
         let mut failed = None;
         for i in 0..n {
             plan.id = PlanId((u64::from(a.seed) << 32) | i);
-            if let Err(e) = out.send(&Message::Plan(plan_out(&plan))) {
+            if let Err(e) = out.send(&Message::Plan(plan_out(&plan)), || {
+                format!("plan {}", plan.id)
+            }) {
                 failed = Some(e);
                 break;
             }
@@ -217,7 +267,7 @@ pub fn run(a: InjectArgs) -> Result<()> {
                 } else {
                     commands += 1;
                 }
-                if let Err(e) = out.send(&m) {
+                if let Err(e) = out.send(&m, || format!("line {line_no}")) {
                     failed = Some(e);
                 }
             }
@@ -285,15 +335,154 @@ struct Sender {
     /// The ring's position before our first record.
     first: u64,
     sent: u64,
+    verdicts: Verdicts,
+}
+
+/// The daemon's answers to our records: each is applied, or refused with an `InputRefused`
+/// event on `results` (journaled and published before the record is released), and counted in
+/// `invalid_records.<ring>`. The counter gives the exact number refused; the events give the
+/// reasons (a reader the ring lapped misses some, and says so).
+struct Verdicts {
+    counters: CountersReader,
+    /// `invalid_records.<ring>`.
+    label: String,
+    /// Its value before our first record.
+    baseline: u64,
+    ring_index: u8,
+    /// A reader of `results`; `None` when the ring is gone (a dead daemon's, removed by
+    /// `ctl gc`): the count of refusals is still exact, their reasons unknown here.
+    reader: Option<(broadcast::Reader, Broadcast)>,
+    /// Refusals of records on our ring, in the order the daemon published them.
+    refusals: Vec<RefusedEvent>,
+    /// Events of `results` this reader missed (lapped).
+    missed: u64,
+    limits: Limits,
+    symbols: Vec<(u16, String)>,
+    /// Records that fail validation here as they will in the daemon: where they came from
+    /// (`line 3`) and what is wrong, in sending order (the daemon refuses them in ring order).
+    invalid: std::collections::VecDeque<(String, String)>,
+}
+
+impl Verdicts {
+    /// Starts listening before anything of ours is sent. `ring` must have released every
+    /// record before ours (see [`wait_for_earlier`]).
+    fn open(
+        instance: &str,
+        ring: &contract::RingDef,
+        counters: CountersReader,
+        symbols: Vec<(u16, String)>,
+    ) -> Result<Verdicts> {
+        let label = format!("invalid_records.{}", ring.name);
+        let baseline = counters.get(&label).unwrap_or(0);
+        let reader = Broadcast::open(&RingSpec::new(instance, contract::RESULTS.name, 0))
+            .ok()
+            .map(|results| (results.reader(Start::Live), results));
+        Ok(Verdicts {
+            counters,
+            label,
+            baseline,
+            ring_index: ring.index,
+            reader,
+            refusals: Vec::new(),
+            missed: 0,
+            limits: Limits::new(symbols.len() as u16),
+            symbols,
+            invalid: Default::default(),
+        })
+    }
+
+    /// Reads every event published so far, keeping the refusals of our ring.
+    fn drain(&mut self) {
+        let Some((reader, _)) = &mut self.reader else {
+            return;
+        };
+        reader.heartbeat();
+        loop {
+            match reader.read() {
+                broadcast::Next::Record { record, .. } => {
+                    if let Ok(Message::InputRefused(r)) = Message::decode(&record, &self.limits) {
+                        if r.ring == self.ring_index {
+                            if let Ok(Event::Refused(e)) =
+                                Event::from_message(&Message::InputRefused(r))
+                            {
+                                self.refusals.push(e);
+                            }
+                        }
+                    }
+                }
+                broadcast::Next::Missed { from_seq, to_seq } => self.missed += to_seq - from_seq,
+                broadcast::Next::Empty => return,
+            }
+        }
+    }
+
+    /// Refused so far (exact, from the counter).
+    fn refused(&self) -> u64 {
+        self.counters
+            .get(&self.label)
+            .unwrap_or(0)
+            .saturating_sub(self.baseline)
+    }
+
+    /// One refusal in words.
+    fn describe(&mut self, r: &RefusedEvent) -> String {
+        let kind = wire::Kind::from_tag(r.kind)
+            .map_or_else(|| format!("tag {}", r.kind), |k| format!("{k:?}"));
+        if r.reason == RefuseReason::InvalidRecord {
+            if let Some((at, why)) = self.invalid.pop_front() {
+                return format!("{at} ({kind}): {}: {why}", r.reason);
+            }
+            return format!("a {kind} record: {}", r.reason);
+        }
+        let mut s = kind;
+        // A permit's refusal names no symbol (the engine knows the plan only).
+        let names_symbol = ![
+            wire::Kind::GovPermit,
+            wire::Kind::P33Permit,
+            wire::Kind::Plan,
+        ]
+        .iter()
+        .any(|k| k.tag() == r.kind);
+        if let Some((_, name)) = self.symbols.iter().find(|(id, _)| *id == r.symbol.0) {
+            if names_symbol {
+                let _ = write!(s, " {name}");
+            }
+        }
+        if r.plan.0 != 0 {
+            let _ = write!(s, " plan {}", r.plan);
+        }
+        format!("{s}: {}", r.reason)
+    }
+}
+
+/// Waits (up to `secs`) until the daemon has released the records an earlier producer left
+/// before ours (at `first`), so that every verdict after this is one of ours.
+fn wait_for_earlier(ring: &Ring, producer: &Producer<RECORD_SIZE>, first: u64, secs: u64) {
+    let end = Instant::now() + Duration::from_secs(secs);
+    while ring.stats().popped < first
+        && Instant::now() < end
+        && matches!(
+            producer.peer_status(u64::MAX),
+            PeerStatus::Alive { .. } | PeerStatus::Stale { .. }
+        )
+    {
+        producer.heartbeat();
+        std::thread::sleep(Duration::from_millis(5));
+    }
 }
 
 impl Sender {
     /// Pushes, waiting while the ring is full and its consumer (the daemon) lives. Fails when
     /// the daemon is gone or a cursor is corrupt (the records sent so far stay in the ring).
-    fn send(&mut self, m: &Message) -> Result<()> {
+    /// `at` says where the record came from (`line 3`), for the report of a refusal.
+    fn send(&mut self, m: &Message, at: impl FnOnce() -> String) -> Result<()> {
         let rec = m.encode();
+        if let Err(e) = Message::decode(&rec, &self.verdicts.limits) {
+            self.verdicts.invalid.push_back((at(), e.to_string()));
+        }
         if self.sent % 1024 == 0 {
             self.producer.heartbeat();
+            self.verdicts.drain();
         }
         while self
             .producer
@@ -301,6 +490,7 @@ impl Sender {
             .is_err()
         {
             self.producer.heartbeat();
+            self.verdicts.drain();
             if let Some(f) = self.producer.check() {
                 bail!("{f}");
             }
@@ -326,12 +516,14 @@ impl Sender {
             .min(self.sent)
     }
 
-    /// Waits until the daemon accepted every record sent (or stops, or `--wait-secs` pass),
-    /// reports, and fails when some were not accepted or sending failed.
+    /// Waits until the daemon answered every record sent (or stops, or `--wait-secs` pass),
+    /// reports what it applied and what it refused and why, and fails when some were not
+    /// accepted, were refused, or sending failed.
     fn finish(&mut self, a: &InjectArgs, failed: Option<anyhow::Error>) -> Result<()> {
         let end = std::time::Instant::now() + Duration::from_secs(a.wait_secs);
         loop {
             self.producer.heartbeat();
+            self.verdicts.drain();
             if self.accepted() == self.sent || std::time::Instant::now() >= end {
                 break;
             }
@@ -348,13 +540,41 @@ impl Sender {
             std::thread::sleep(Duration::from_millis(5));
         }
         let accepted = self.accepted();
+        // A released record's verdict was published before its release.
+        self.verdicts.drain();
+        let refused = self.verdicts.refused().min(accepted);
+        let applied = accepted - refused;
         eprintln!(
-            "inject: the daemon durably accepted {accepted} of {} record(s)",
+            "inject: the daemon durably accepted {accepted} of {} record(s): applied {applied}, refused {refused}",
             self.sent
         );
+        let mut reasons = Vec::new();
+        for r in std::mem::take(&mut self.verdicts.refusals) {
+            let text = self.verdicts.describe(&r);
+            if reasons.len() < REASONS_LISTED {
+                eprintln!("inject: refused: {text}");
+                reasons.push(text);
+            }
+        }
+        if (reasons.len() as u64) < refused.min(REASONS_LISTED as u64) {
+            let missing = refused - reasons.len() as u64;
+            let why = if self.verdicts.missed > 0 {
+                "the results ring lapped this reader"
+            } else if self.verdicts.reader.is_none() {
+                "the results ring is gone"
+            } else {
+                "their events were not seen"
+            };
+            reasons.push(format!(
+                "{missing} more whose reason is not known here ({why}; `quantum ctl journal dump --instance {}` lists every InputRefused event)",
+                a.instance
+            ));
+        } else if refused > reasons.len() as u64 {
+            reasons.push(format!("… ({refused} in all)"));
+        }
         if let Some(e) = failed {
             return Err(e.context(format!(
-                "{accepted} of {} record(s) sent were accepted durably; {} wait in ring {} for the next daemon",
+                "{accepted} of {} record(s) sent were accepted durably (applied {applied}, refused {refused}); {} wait in ring {} for the next daemon",
                 self.sent,
                 self.sent - accepted,
                 a.ring
@@ -362,7 +582,7 @@ impl Sender {
         }
         if accepted < self.sent {
             bail!(
-                "only {accepted} of {} record(s) were accepted durably ({}); the other {} wait in ring {}, which the next `quantum run --instance {}` takes over",
+                "only {accepted} of {} record(s) were accepted durably (applied {applied}, refused {refused}) ({}); the other {} wait in ring {}, which the next `quantum run --instance {}` takes over",
                 self.sent,
                 peer(self.producer.peer_status(u64::MAX)),
                 self.sent - accepted,
@@ -370,9 +590,19 @@ impl Sender {
                 a.instance
             );
         }
+        if refused > 0 {
+            bail!(
+                "applied {applied} of {}; refused {refused}: {}",
+                self.sent,
+                reasons.join("; ")
+            );
+        }
         Ok(())
     }
 }
+
+/// Refusals listed one by one; the rest are counted.
+const REASONS_LISTED: usize = 20;
 
 /// The daemon as the ring's consumer, in words.
 fn peer(s: PeerStatus) -> String {

@@ -27,7 +27,7 @@ use crate::daemon::stats::amount;
 
 /// Counter labels that are gauges (a level, not a total) without a naming convention saying
 /// so; the book amounts and `_ns`/`_us` labels are recognised by their form.
-pub const GAUGES: &[&str] = &["peers_alive"];
+pub const GAUGES: &[&str] = &["peers_alive", "ready", "journal.snapshot_seq"];
 
 /// Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

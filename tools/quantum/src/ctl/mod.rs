@@ -36,7 +36,8 @@ pub enum CtlCmd {
     )]
     Gc(stats::GcArgs),
     /// Send plans and commands (JSON lines, or generated plans) into the `ctl` ring, and
-    /// report how many the daemon accepted durably (exit 1 when not all).
+    /// report what the daemon applied and what it refused, and why (exit 1 when not all were
+    /// applied).
     Inject(inject::InjectArgs),
     /// The instance's journal: `verify` (checksums, sequence, snapshots, the state a restart
     /// would recover) or `dump` (every event, text or JSON lines).
@@ -122,6 +123,39 @@ fn open_counters(instance: &str) -> Result<CountersReader> {
     let c = CountersReader::open(instance)
         .with_context(|| format!("instance {instance:?} is not running"))?;
     Ok(c)
+}
+
+/// Where a daemon stands, from its counters segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DaemonState {
+    /// Its process is gone.
+    Gone(u64),
+    /// Alive, still recovering its journal or creating its rings.
+    Starting(u64),
+    /// Alive, its rings exist and it reads them.
+    Up(u64),
+}
+
+impl DaemonState {
+    fn of(c: &CountersReader) -> DaemonState {
+        let pid = c.owner_pid();
+        if !c.owner_alive() {
+            DaemonState::Gone(pid)
+        } else if c.get(crate::daemon::stats::READY) == Some(1) {
+            DaemonState::Up(pid)
+        } else {
+            DaemonState::Starting(pid)
+        }
+    }
+
+    /// One word: `running`, `starting`, `stopped`.
+    fn word(self) -> &'static str {
+        match self {
+            DaemonState::Gone(_) => "stopped",
+            DaemonState::Starting(_) => "starting",
+            DaemonState::Up(_) => "running",
+        }
+    }
 }
 
 /// A peer's status in a few words.

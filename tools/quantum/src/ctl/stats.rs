@@ -14,7 +14,7 @@ use quantum_ipc::broadcast::Broadcast;
 use quantum_ipc::contract::{self, Shape};
 use quantum_ipc::{list_segments, remove_stale_segments, PeerStatus, Ring, RingSpec, SegmentKind};
 
-use super::{open_counters, peer_text, peer_word};
+use super::{open_counters, peer_text, peer_word, DaemonState, Exit};
 use crate::daemon::stats::{amount, AMOUNT_GAUGES};
 
 /// Options of `ctl stats`.
@@ -131,6 +131,24 @@ fn consumers_text(c: &[(PeerStatus, u64)]) -> String {
 /// `ctl stats`.
 pub fn stats(a: StatsArgs) -> Result<()> {
     let c = open_counters(&a.instance)?;
+    // A daemon that is still starting has no rings yet: answering as if it ran would let a
+    // script go on to `ctl inject` too early. `--watch` shows the state and carries on.
+    if let (DaemonState::Starting(pid), None) = (DaemonState::of(&c), a.watch) {
+        if a.json {
+            println!(
+                "{}",
+                serde_json::json!({"instance": a.instance, "pid": pid, "state": "starting", "running": false})
+            );
+        }
+        return Err(Exit {
+            code: 1,
+            message: format!(
+                "instance {} is starting (pid {pid}): it recovers its journal and creates its rings, then answers",
+                a.instance
+            ),
+        }
+        .into());
+    }
     // Written with `?`, so a reader that closed the pipe (`| head`) ends the loop quietly.
     let mut out = std::io::stdout().lock();
     loop {
@@ -151,7 +169,8 @@ pub fn stats(a: StatsArgs) -> Result<()> {
             .map(|(q, l)| (l, q))
             .collect();
         let rows = ring_rows(&a.instance, a.peer_timeout_ms);
-        let running = c.owner_alive();
+        let state = DaemonState::of(&c);
+        let running = matches!(state, DaemonState::Up(_));
         if a.json {
             let counters: serde_json::Map<_, _> = after
                 .iter()
@@ -190,6 +209,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                 "{}",
                 serde_json::json!({
                     "instance": a.instance, "pid": c.owner_pid(), "running": running,
+                    "state": state.word(),
                     "counters": counters, "rates": rates, "amounts": amounts,
                     "rings": rings,
                 })
@@ -200,7 +220,11 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                 "instance {} pid {} {}; rates over {:.1} s",
                 a.instance,
                 c.owner_pid(),
-                if running { "running" } else { "NOT RUNNING" },
+                match state {
+                    DaemonState::Up(_) => "running",
+                    DaemonState::Starting(_) => "STARTING (no rings yet)",
+                    DaemonState::Gone(_) => "NOT RUNNING",
+                },
                 secs
             )?;
             let mut denies = Vec::new();
@@ -280,9 +304,14 @@ pub fn rings(a: RingsArgs) -> Result<()> {
             SegmentKind::Ring => match Ring::open(&RingSpec::new(&a.instance, &s.name, 0)) {
                 Ok(ring) => {
                     let st = ring.stats();
+                    // Which journal the records belong to (ingress rings, stamped by the daemon).
+                    let journal = ring
+                        .journal_stamp()
+                        .map(|(id, dir)| format!("; journal {id:016x} in {dir}"))
+                        .unwrap_or_default();
                     writeln!(
                         out,
-                        "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}",
+                        "{} ring capacity {} depth {} pushed {} popped {} full_events {} invalid {} {owner}; producer {}; consumer {}{journal}",
                         s.os_id,
                         st.capacity,
                         st.depth,

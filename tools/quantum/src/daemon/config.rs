@@ -169,7 +169,7 @@ impl Default for LatencySection {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct JournalSection {
-    /// Directory of the instance's journal; empty: [`JournalSection::dir_for`]'s default.
+    /// Directory of the instance's journal; empty: [`JournalSection::dir_and_source`]'s default.
     pub dir: String,
     /// `msync` each batch of events before anything of it leaves the process (survives a
     /// power loss; without it a process crash still loses nothing).
@@ -184,6 +184,9 @@ pub struct JournalSection {
     /// Segments already covered by a snapshot that are kept anyway (for readers catching up
     /// and `quantum ctl journal dump`).
     pub keep_segments: usize,
+    /// A start that replayed more events than this after the newest snapshot writes a
+    /// snapshot at once, so that the next start is short.
+    pub snapshot_after_replay: u64,
 }
 
 impl Default for JournalSection {
@@ -194,6 +197,7 @@ impl Default for JournalSection {
             recover_from_exchange: "auto".into(),
             segment_mb: 64,
             keep_segments: 4,
+            snapshot_after_replay: 100_000,
         }
     }
 }
@@ -206,13 +210,19 @@ impl JournalSection {
             .map_err(|e: String| anyhow!("journal.recover_from_exchange: {e}"))
     }
 
-    /// The journal directory of `instance`: `dir` when set, else
-    /// [`quantum_ipc::journal::default_dir`].
-    pub fn dir_for(&self, instance: &str) -> std::path::PathBuf {
+    /// The journal directory of `instance` (`dir` when set, else
+    /// [`quantum_ipc::journal::default_dir`]), and why that directory: `journal.dir`, or the
+    /// environment variable the default came from (`$STATE_DIRECTORY`, `$XDG_STATE_HOME`,
+    /// `$HOME`).
+    pub fn dir_and_source(&self, instance: &str) -> (std::path::PathBuf, String) {
         if !self.dir.trim().is_empty() {
-            return std::path::PathBuf::from(self.dir.trim());
+            return (
+                std::path::PathBuf::from(self.dir.trim()),
+                "journal.dir".into(),
+            );
         }
-        quantum_ipc::journal::default_dir(instance)
+        let (dir, source) = quantum_ipc::journal::default_dir_and_source(instance);
+        (dir, format!("journal.dir not set, so from {source}"))
     }
 }
 
@@ -390,6 +400,7 @@ pub const KEYS: &[Key] = &[
     key("journal.recover_from_exchange", "auto (when the journal cannot be trusted: empty, or its unsynced tail may be lost to a host restart), always or never: every symbol waits for the exchange's history of our orders before it trades"),
     key("journal.segment_mb", "size of one journal segment file, MiB (at least 1)"),
     key("journal.keep_segments", "segments a snapshot already covers that are kept anyway, for readers catching up"),
+    key("journal.snapshot_after_replay", "a start that replayed more events than this after the newest snapshot writes a snapshot at once"),
     key("latency.hdr_log", "HdrHistogram interval log of each plan's stages (tags: stage names); empty: none"),
     key("latency.interval_ms", "length of one latency interval (gauges and log), ms"),
 ];
@@ -518,6 +529,7 @@ impl DaemonConfig {
             "journal.recover_from_exchange" => j.recover_from_exchange = v.trim().to_string(),
             "journal.segment_mb" => j.segment_mb = num(var, v)?,
             "journal.keep_segments" => j.keep_segments = num(var, v)?,
+            "journal.snapshot_after_replay" => j.snapshot_after_replay = num(var, v)?,
             "latency.hdr_log" => self.latency.hdr_log = v.trim().to_string(),
             "latency.interval_ms" => self.latency.interval_ms = num(var, v)?,
             _ => bail!("{var}: no such setting {key}"),

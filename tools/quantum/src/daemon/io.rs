@@ -27,10 +27,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use quantum_core::book::Book;
-use quantum_core::event::Event;
+use quantum_core::event::{Event, RefusedEvent};
 use quantum_core::types::Symbols;
-use quantum_core::{Clock, Engine, Input, Runner, RunnerConfig, SymbolId};
+use quantum_core::{Clock, Engine, Input, PlanId, Runner, RunnerConfig, SymbolId};
 use quantum_ipc::broadcast::{self, Broadcast};
+use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract::{self, RingDef};
 use quantum_ipc::journal::Journal;
 use quantum_ipc::liveness::{clock_ms, unix_ms};
@@ -110,6 +111,56 @@ fn ingress_ring(instance: &str, def: &RingDef, cap: usize) -> Result<Ring> {
     }
 }
 
+/// Refuses to go on when an ingress ring of `instance` left by a predecessor belongs to
+/// another journal than the one in `dir` (`ours`: its identity, `None` for no journal yet).
+fn check_rings_journal(
+    instance: &str,
+    dir: &std::path::Path,
+    source: &str,
+    ours: Option<&djournal::Identity>,
+) -> Result<()> {
+    for def in contract::INGRESS {
+        // A ring that cannot be opened is judged (and reported) when it is taken over.
+        if let Ok(ring) = Ring::open(&RingSpec::new(instance, def.name, 0)) {
+            check_stamp(instance, &ring, dir, source, ours)?;
+        }
+    }
+    Ok(())
+}
+
+/// One ring of [`check_rings_journal`].
+fn check_stamp(
+    instance: &str,
+    ring: &Ring,
+    dir: &std::path::Path,
+    source: &str,
+    ours: Option<&djournal::Identity>,
+) -> Result<()> {
+    let Some((id, their_dir)) = ring.journal_stamp() else {
+        return Ok(());
+    };
+    if ours.is_some_and(|i| i.id == id) {
+        return Ok(());
+    }
+    let opened = match ours {
+        Some(i) => format!("the journal {i} in {}", dir.display()),
+        None => format!("{}, where there is no journal yet", dir.display()),
+    };
+    let rings: Vec<String> = contract::INGRESS
+        .iter()
+        .filter_map(|d| RingSpec::new(instance, d.name, 0).os_id().ok())
+        .map(|id| quantum_ipc::shm::path_of(&id))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    bail!(
+        "ring {} ({} record(s) waiting) belongs to the journal {id:016x} in {their_dir}, but this daemon would use {opened} ({source}): start it with --journal-dir {their_dir} (or set journal.dir); only if that journal is lost for good, stop the instance's bridges and remove its ingress rings (rm {}; their waiting records are lost) before starting it on another journal",
+        ring.os_id(),
+        ring.len(),
+        rings.join(" ")
+    )
+}
+
 /// What a ring's peer was at the last look.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Seen {
@@ -171,6 +222,15 @@ pub struct Daemon {
 impl Daemon {
     /// Takes the instance, creates the counters and rings, starts the engine.
     pub fn start(instance: &str, cfg: DaemonConfig) -> Result<Daemon> {
+        Daemon::start_from(instance, cfg, None)
+    }
+
+    /// [`Daemon::start`], with where `journal.dir` was set (`--journal-dir`, ...) for the log.
+    pub fn start_from(
+        instance: &str,
+        cfg: DaemonConfig,
+        dir_source: Option<String>,
+    ) -> Result<Daemon> {
         let (writer, removed) = instance::claim(instance, stats::capacity(cfg.symbols.len()))?;
         if !removed.is_empty() {
             tracing::warn!(instance, segments = %removed.join(" "), "removed segments of a dead predecessor");
@@ -182,15 +242,37 @@ impl Daemon {
         let mut engine =
             Engine::new(engine_cfg, Clock::new()).context("invalid engine configuration")?;
         let symbols = engine.symbols().clone();
+        // Registered before the journal is recovered, with `ready` 0: until the rings exist,
+        // `ctl stats` says "starting" and `ctl inject` waits.
+        let counters = Counters::new(writer, &symbols)?;
+        quantum_ipc::failpoint::hit("daemon_starting");
         let names: Vec<String> = symbols.names().map(str::to_owned).collect();
-        let jdir = cfg.journal.dir_for(instance);
-        let rec = djournal::recover(&jdir, &cfg.journal, &names, horizon_ms, max_orders)?;
+        let (jdir, default_source) = cfg.journal.dir_and_source(instance);
+        let source = dir_source.unwrap_or(default_source);
+        // Before the journal is opened (or created): rings of another journal are refused
+        // without leaving an empty journal behind.
+        let existing = djournal::read_identity(&jdir)?;
+        check_rings_journal(instance, &jdir, &source, existing.as_ref())?;
+        let rec = djournal::recover(
+            instance,
+            &jdir,
+            &cfg.journal,
+            &names,
+            horizon_ms,
+            max_orders,
+        )?;
+        if rec.identity_created && rec.journal.next_seq() > 1 {
+            tracing::warn!(dir = %jdir.display(), identity = %rec.identity, "the journal had no identity file (written by an older version): it has one now");
+        }
         if let Some((path, offset)) = &rec.torn_tail {
             let (records, bytes) = rec.torn_cut;
             tracing::warn!(segment = %path.display(), offset, records, bytes, "journal: cut a torn tail (a write cut short by a crash, or with fsync writes after the last sync a power cut lost)");
         }
         tracing::info!(
             dir = %jdir.display(),
+            because = %source,
+            identity = %rec.identity,
+            new = rec.identity_created && rec.journal.next_seq() == 1,
             snapshot = rec.snapshot.unwrap_or(0),
             replayed = rec.replayed,
             ms = rec.elapsed.as_millis() as u64,
@@ -226,27 +308,44 @@ impl Daemon {
                 horizon_ms.div_ceil(3_600_000)
             );
         }
-        let replayed_many = rec.replayed > 100_000;
+        let replayed_many = rec.replayed > cfg.journal.snapshot_after_replay;
         let state_seq = rec.state.seq;
-        let compactor = Compactor::start(jdir, rec.state, cfg.journal.keep_segments);
+        let compactor = Compactor::start(
+            jdir.clone(),
+            rec.state,
+            rec.snapshot.unwrap_or(0),
+            cfg.journal.keep_segments,
+            djournal::CompactorGauges {
+                writer: counters.writer(),
+                failures: counters.snapshot_failures,
+                snapshot_seq: counters.snapshot_seq,
+            },
+        );
         if replayed_many {
             // A long replay this time: snapshot now so the next start is short.
-            compactor.sealed(state_seq);
+            compactor.snapshot(state_seq);
         }
         let journal = rec.journal;
         let book = engine.shared().book.clone();
         let engine_clock = engine.front.clock().clone();
         let table_capacity = cfg.engine.table_capacity;
         let limits = Limits::new(symbols.len() as u16);
-        let counters = Counters::new(writer, &symbols)?;
         counters.set(counters.recovery_replayed, rec.replayed);
         counters.set(counters.recovery_orders, restored.orders as u64);
         counters.set(counters.recovery_interrupted, restored.interrupted as u64);
         counters.set(counters.recovery_executed, restored.executed as u64);
         let cap = cfg.rings.capacity;
         let mut ingress = Vec::new();
+        // Absolute, so that the refusal of another daemon names a directory it can use.
+        let jdir_text = std::fs::canonicalize(&jdir)
+            .unwrap_or_else(|_| jdir.clone())
+            .display()
+            .to_string();
         for def in contract::INGRESS {
             let ring = ingress_ring(instance, def, cap)?;
+            // Checked before recovery; again here, for a ring that appeared meanwhile.
+            check_stamp(instance, &ring, &jdir, &source, Some(&rec.identity))?;
+            ring.stamp_journal(rec.identity.id, &jdir_text);
             let consumer = ring.consumer()?;
             ingress.push(IngressRing {
                 def,
@@ -335,6 +434,7 @@ impl Daemon {
             d.emit(e)?;
         }
         d.settle()?;
+        d.counters.set(d.counters.ready, 1);
         Ok(d)
     }
 
@@ -355,7 +455,7 @@ impl Daemon {
             self.tick_if_due();
             self.gauges_if_due();
             self.live.tick();
-            let worked = self.pump_egress()? | self.pump_ingress();
+            let worked = self.pump_egress()? | self.pump_ingress()?;
             if worked {
                 idle_step = Duration::from_micros(20);
                 spins = 0;
@@ -517,7 +617,7 @@ impl Daemon {
             .append(&rec)
             .map_err(|e| anyhow!("cannot append to the journal: {e}"))?;
         if sealed.is_some() {
-            self.compactor.sealed(seq - 1);
+            self.compactor.snapshot(seq - 1);
         }
         self.counters.inc(self.counters.journal_events);
         let intent = match &e {
@@ -599,6 +699,8 @@ impl Daemon {
                     }
                 }
             }
+            // Logged with what was wrong with it when it was read.
+            Event::Refused(r) if r.reason == RefuseReason::InvalidRecord => {}
             Event::Refused(r) => {
                 self.refusals_logged += 1;
                 let n = self.refusals_logged;
@@ -659,12 +761,12 @@ impl Daemon {
     }
 
     /// Moves ingress records into the engine; false when there was nothing to do.
-    fn pump_ingress(&mut self) -> bool {
+    fn pump_ingress(&mut self) -> Result<bool> {
         let mut worked = false;
         if let Some(held) = self.held_input.take() {
             if let Err(back) = self.send(held) {
                 self.held_input = Some(back);
-                return true;
+                return Ok(true);
             }
             worked = true;
         }
@@ -679,7 +781,7 @@ impl Daemon {
                 tracing::info!("the bridge's reports from while the daemon was down are read: offering the orders still in flight again, to look up first");
                 if let Err(back) = self.send((contract::ORDERS.index, Input::Reoffer, None)) {
                     self.held_input = Some(back);
-                    return true;
+                    return Ok(true);
                 }
                 worked = true;
             }
@@ -694,11 +796,16 @@ impl Daemon {
                 let pos = self.ingress[i].consumer.position();
                 self.counters.inc(self.counters.ingress[i].records_in);
                 let popped_ns = self.live.now_ns();
-                let Some(input) = self.decode(i, &rec, now_ms) else {
-                    // Nothing to wait for but the inputs before it.
-                    let sent = self.inputs_sent;
-                    self.ingress[i].unacked.push_back((sent, pos));
-                    continue;
+                let input = match self.decode(i, &rec, now_ms) {
+                    Ok(input) => input,
+                    Err(refused) => {
+                        // The producer's answer: journaled and published before the record
+                        // is released (nothing to wait for but the inputs before it).
+                        self.emit(Event::Refused(refused))?;
+                        let sent = self.inputs_sent;
+                        self.ingress[i].unacked.push_back((sent, pos));
+                        continue;
+                    }
                 };
                 if let Input::Plan(p) = &input {
                     self.live.popped(p.id.0, popped_ns);
@@ -707,15 +814,17 @@ impl Daemon {
                 if let Err(back) = self.send((ring, input, Some((i, pos)))) {
                     self.counters.inc(self.counters.engine_input_full);
                     self.held_input = Some(back);
-                    return true;
+                    return Ok(true);
                 }
             }
         }
-        worked
+        Ok(worked)
     }
 
-    /// Validates and converts one ingress record; `None` (counted) when it is refused.
-    fn decode(&mut self, i: usize, rec: &Record, now_ms: u64) -> Option<Input> {
+    /// Validates and converts one ingress record; a refused one is logged and reported to
+    /// the ring, and its `InputRefused` event (`invalid_record`) is returned for the caller to
+    /// emit (which counts it), so that its producer learns of the refusal as of any other.
+    fn decode(&mut self, i: usize, rec: &Record, now_ms: u64) -> Result<Input, RefusedEvent> {
         let def = self.ingress[i].def;
         let meaning = Message::decode(rec, &self.limits)
             .map_err(|e| e.to_string())
@@ -739,10 +848,9 @@ impl Daemon {
                     Input::Permit(_) => c.permits_in,
                     Input::Order(_) | Input::Reoffer | Input::History(_) => c.order_reports_in,
                 });
-                Some(input)
+                Ok(input)
             }
             Err(why) => {
-                c.inc(c.ingress[i].invalid);
                 let r = &mut self.ingress[i];
                 r.consumer.report_invalid();
                 r.invalid_seen += 1;
@@ -750,7 +858,22 @@ impl Daemon {
                 if n <= INVALID_LOG_FIRST || n % INVALID_LOG_EVERY == 0 {
                     tracing::warn!(ring = def.name, count = n, "invalid record skipped: {why}");
                 }
-                None
+                // Every record kind has its symbol at bytes 2..4: named when it is one of
+                // ours, so that a producer can tell which of its records this was.
+                let raw = u16::from_le_bytes([rec[2], rec[3]]);
+                let symbol = if usize::from(raw) < self.symbols.len() {
+                    SymbolId(raw)
+                } else {
+                    SymbolId(0)
+                };
+                Err(RefusedEvent {
+                    ring: def.index,
+                    kind: rec[0],
+                    symbol,
+                    plan: PlanId(0),
+                    reason: RefuseReason::InvalidRecord,
+                    at_ms: now_ms,
+                })
             }
         }
     }

@@ -49,6 +49,11 @@ pub struct RunArgs {
     /// TOML configuration file (keys as `--print-config` shows them).
     #[arg(long)]
     pub config: Option<PathBuf>,
+    /// The instance's journal directory (overrides `journal.dir`). Give it explicitly in
+    /// production: by default it comes from the environment ($STATE_DIRECTORY,
+    /// $XDG_STATE_HOME, $HOME), which differs between a service and a shell.
+    #[arg(long, value_name = "DIR")]
+    pub journal_dir: Option<PathBuf>,
     /// Print the effective configuration as TOML and exit: every key, its environment
     /// variable, a one-line description, and the default of each value that differs.
     #[arg(long)]
@@ -119,6 +124,9 @@ pub fn effective_config(args: &RunArgs) -> Result<DaemonConfig> {
     if let Some(r) = &args.recover_from_exchange {
         cfg.journal.recover_from_exchange = r.clone();
     }
+    if let Some(d) = &args.journal_dir {
+        cfg.journal.dir = d.display().to_string();
+    }
     // Checks every value, so `--print-config` never prints a configuration `run` refuses.
     cfg.engine_config()?;
     cfg.host_plan()?;
@@ -153,5 +161,25 @@ pub fn run(args: RunArgs) -> Result<()> {
             .context("cannot install signal handlers")?;
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
-    io::Daemon::start(&instance, cfg)?.run(&stop)
+    let source = journal_dir_source(&args, &cfg);
+    io::Daemon::start_from(&instance, cfg, source)?.run(&stop)
+}
+
+/// Where `journal.dir` was set, for the start log: `--journal-dir`, its environment variable,
+/// or the configuration file; `None` when it was not (the default's own reason is logged).
+fn journal_dir_source(args: &RunArgs, cfg: &DaemonConfig) -> Option<String> {
+    if cfg.journal.dir.trim().is_empty() {
+        return None;
+    }
+    let var = config::env_name("journal.dir");
+    Some(if args.journal_dir.is_some() {
+        "--journal-dir".into()
+    } else if std::env::var_os(&var).is_some_and(|v| !v.is_empty()) {
+        format!("${var}")
+    } else {
+        match &args.config {
+            Some(p) => format!("journal.dir in {}", p.display()),
+            None => "journal.dir".into(),
+        }
+    })
 }

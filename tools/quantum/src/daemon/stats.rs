@@ -2,6 +2,9 @@
 //! `ctl metrics`, `ctl top`).
 //!
 //! Labels (totals since start unless marked gauge):
+//! - `ready` (gauge): 0 while the daemon starts (recovering its journal, creating its rings),
+//!   1 once its rings exist and it reads them: `ctl stats` says "starting" and `ctl inject`
+//!   waits until then;
 //! - per ingress ring: `records_in.<ring>`, `invalid_records.<ring>` (failed validation, a
 //!   kind the ring does not carry, or refused by the engine: see `refused.<reason>`);
 //! - inputs: `plans_in`, `commands_in`, `permits_in`, `order_reports_in`;
@@ -18,8 +21,9 @@
 //! - `events_out`: events published on `results`;
 //! - `engine_input_full` (the engine's input queue refused a record, which was held);
 //! - journal: `journal.events` (appended), `journal.seq` (gauge: the last event's number),
-//!   `journal.syncs` (msync batches with `journal.fsync`), `journal.snapshot_seq` is in the
-//!   log; recovery at start: `recovery.replayed`, `recovery.orders` (offered again, look-up
+//!   `journal.syncs` (msync batches with `journal.fsync`), `journal.snapshot_seq` (gauge: the
+//!   newest snapshot's last event), `journal.snapshot_failures` (snapshots that failed, each
+//!   retried: an alarm, since replay and disk grow until one succeeds); recovery at start: `recovery.replayed`, `recovery.orders` (offered again, look-up
 //!   first), `recovery.interrupted`, `recovery.executed`; `reconciling` (gauge: symbols
 //!   reconciling now);
 //! - `cursor_faults`: ring cursors found changed from outside (each also logged in one
@@ -49,6 +53,9 @@ pub struct RingCounters {
     /// Records refused as invalid.
     pub invalid: CounterId,
 }
+
+/// The gauge that says whether the daemon is up (1) or still starting (0).
+pub const READY: &str = "ready";
 
 /// Label prefixes of the per-symbol amount gauges, in the order [`BookGauges`] holds them.
 pub const AMOUNT_GAUGES: [&str; 3] = ["ledger", "exchange", "in_flight"];
@@ -128,12 +135,15 @@ pub struct Counters {
     pub journal_events: CounterId,
     pub journal_seq: CounterId,
     pub journal_syncs: CounterId,
+    pub snapshot_seq: CounterId,
+    pub snapshot_failures: CounterId,
     pub recovery_replayed: CounterId,
     pub recovery_orders: CounterId,
     pub recovery_interrupted: CounterId,
     pub recovery_executed: CounterId,
     pub reconciling: CounterId,
     pub cursor_faults: CounterId,
+    pub ready: CounterId,
     books: Vec<BookGauges>,
 }
 
@@ -209,12 +219,15 @@ impl Counters {
             journal_events: reg("journal.events")?,
             journal_seq: reg("journal.seq")?,
             journal_syncs: reg("journal.syncs")?,
+            snapshot_seq: reg("journal.snapshot_seq")?,
+            snapshot_failures: reg("journal.snapshot_failures")?,
             recovery_replayed: reg("recovery.replayed")?,
             recovery_orders: reg("recovery.orders")?,
             recovery_interrupted: reg("recovery.interrupted")?,
             recovery_executed: reg("recovery.executed")?,
             reconciling: reg("reconciling")?,
             cursor_faults: reg("cursor_faults")?,
+            ready: reg(READY)?,
             books: symbols
                 .names()
                 .map(|name| {

@@ -144,9 +144,11 @@ impl Instance {
         });
         self.children.push(child);
         let name = self.name.clone();
-        // This daemon's own segments (a killed predecessor's may still be there).
+        // This daemon's own segments (a killed predecessor's may still be there), and the
+        // daemon up (`ready`: its start is over).
         wait_for(30, "the daemon's rings", || {
-            CountersReader::open(&name).is_ok_and(|c| c.owner_pid() == u64::from(pid))
+            CountersReader::open(&name)
+                .is_ok_and(|c| c.owner_pid() == u64::from(pid) && c.get("ready") == Some(1))
                 && Broadcast::open(&RingSpec::new(&name, "results", 0))
                     .is_ok_and(|b| b.writer_status(u64::MAX).is_alive())
                 && Ring::open(&RingSpec::new(&name, "ctl", 0)).is_ok()

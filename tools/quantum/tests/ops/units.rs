@@ -31,7 +31,7 @@ fn the_units_carry_limits_restart_policy_and_ordering() {
     let unit = |name: &str| std::fs::read_to_string(deploy().join(name)).unwrap();
     let core = unit("quantum-run@.service");
     for line in [
-        "ExecStart=/usr/local/bin/quantum run --instance %i --config /etc/quantum/%i.toml",
+        "ExecStart=/usr/local/bin/quantum run --instance %i --config /etc/quantum/%i.toml --journal-dir /var/lib/quantum/%i",
         "LimitMEMLOCK=infinity",
         "LimitRTPRIO=99",
         "Restart=on-failure",
