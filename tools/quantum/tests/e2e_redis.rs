@@ -470,21 +470,26 @@ fn the_seeds_story_runs_through_redis_alone() {
         "{h:?}"
     );
 
-    // The same plan again: a duplicate, no second order.
+    // The same plan again: the core answers it `duplicate`, no second order, and the plan
+    // keeps its one result entry.
     s.plan(EXECUTED, "EXECUTE");
-    let r = s.wait_result(EXECUTED, 2);
-    assert_eq!(
-        (r["executed"].as_str(), r["error"].as_str()),
-        ("false", "duplicate")
-    );
+    wait_for(10, "the repeat answered and acknowledged", || {
+        s.bridge_stat("results_repeated") == 1 && s.pending() == 0
+    });
+    assert!(s
+        .inst
+        .daemon_log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains(&format!("Plan {EXECUTED} already executed (duplicate)"))));
     assert_eq!(
         s.sim_orders().len(),
         1,
         "the duplicate reached the exchange"
     );
-    assert_eq!(s.results_of(EXECUTED).len(), 2);
+    assert_eq!(s.results_of(EXECUTED).len(), 1);
     assert_eq!(s.results_of(DENIED).len(), 1);
-    wait_for(10, "every entry acknowledged", || s.pending() == 0);
 
     // The core saw exactly the operator's two ledger syncs: the bridge's own writes of
     // ledger_amount (0.016 after the fill) never came back as commands.
@@ -591,9 +596,13 @@ fn legacy_permits_are_consumed_once_together_and_only_then() {
     );
     assert!(c.exists::<_, bool>(gov(cc)).unwrap());
 
-    // A again: a duplicate; still two orders, each plan once.
+    // A again: a duplicate (acknowledged, no second result entry); still two orders, each
+    // plan once.
     s.plan(a, "EXECUTE");
-    assert_eq!(s.wait_result(a, 2)["error"], "duplicate");
+    wait_for(10, "the repeat answered and acknowledged", || {
+        s.bridge_stat("results_repeated") == 1 && s.pending() == 0
+    });
+    assert_eq!(s.results_of(a).len(), 1);
     let orders = s.sim_orders();
     assert_eq!(orders.len(), 2, "{orders:?}");
     let ids: HashSet<&str> = orders
@@ -1148,8 +1157,8 @@ fn one_result_entry_per_plan_across_bridge_pauses_and_daemon_kills() {
         common::signal(bridge_pid, "-STOP");
         std::thread::sleep(Duration::from_secs(1));
         s.kill_daemon();
-        common::signal(bridge_pid, "-CONT");
         s.daemon_pid = s.inst.start_daemon(&[], &[]);
+        common::signal(bridge_pid, "-CONT");
         wait_for(
             30,
             &format!("the bridge to serve daemon {}", kill + 1),
@@ -1183,6 +1192,40 @@ fn one_result_entry_per_plan_across_bridge_pauses_and_daemon_kills() {
         &twice[..twice.len().min(10)]
     );
     assert_eq!(per_plan.len() as u64, total);
+}
+
+/// A plan whose entry reaches the core again after its result entry was written (a publisher's
+/// retry here; a redelivered entry in the field) is answered again by the core (`duplicate` for
+/// an EXECUTE plan, a second decision for a HOLD plan, which the core does not remember), and
+/// the bridge writes no second result entry for it: not in the same session, not after the
+/// bridge and the daemon restarted. The second entries are acknowledged all the same.
+#[test]
+fn a_plan_answered_again_gets_no_second_result_entry() {
+    let mut s = Stack::start("redis-again", Opts::default());
+    let (hold, execute) = ("a9a0000000000001", "a9a0000000000002");
+    s.plan(hold, "HOLD");
+    s.plan(execute, "EXECUTE");
+    let first = s.wait_result(execute, 1);
+    s.wait_result(hold, 1);
+    s.plan(hold, "HOLD");
+    s.plan(execute, "EXECUTE");
+    wait_for(10, "the second entries answered", || {
+        s.bridge_stat("plans_acked") >= 4
+    });
+    s.kill_bridge();
+    s.kill_daemon();
+    s.daemon_pid = s.inst.start_daemon(&[], &[]);
+    s.start_bridge();
+    s.wait_bridge_log("redis bridge attached");
+    s.plan(hold, "HOLD");
+    s.plan(execute, "EXECUTE");
+    let marker = "a9a0000000000003";
+    s.plan(marker, "HOLD");
+    s.wait_result(marker, 1);
+    wait_for(10, "every entry acknowledged", || s.pending() == 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.results_of(hold).len(), 1, "{:?}", s.results_of(hold));
+    assert_eq!(s.results_of(execute), vec![first]);
 }
 
 /// The bridge comes back after 3,000 events overran the results ring, and the first reads of
