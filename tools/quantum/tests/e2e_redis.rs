@@ -356,7 +356,7 @@ fn entries(c: &mut redis::Connection, stream: &str) -> Vec<(String, Fields)> {
                 .map
                 .iter()
                 .map(|(k, v)| {
-                    let v: String = redis::from_redis_value(v).expect("a text field");
+                    let v: String = redis::from_redis_value(v.clone()).expect("a text field");
                     (k.clone(), v)
                 })
                 .collect();
