@@ -30,6 +30,20 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 ";
 
+/// Writes a plan's result entry unless the plan has one already: the plan's marker key
+/// ([`crate::state::answered_key`]) is set (`NX`, expiring) in the same step as the entry is
+/// added, so a plan answered again (its entry pushed to a restarted daemon, a HOLD plan the
+/// core does not remember, a `duplicate` answer) never gets a second entry, whichever bridge
+/// process or daemon gave the answer. Returns 1 when written, 0 when the plan had its entry.
+/// `KEYS`: result stream, marker; `ARGV`: marker TTL (s), `MAXLEN ~`, then field, value, ….
+pub const RESULT_SCRIPT: &str = r"
+if not redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  return 0
+end
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
+return 1
+";
+
 /// What a batch holds, counted for the stats once it is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -56,6 +70,11 @@ pub struct Batch {
     ops: usize,
     maxlen: usize,
     group: String,
+    instance: String,
+    answered_ttl_s: u64,
+    /// Position hashes written, by symbol: each write is one keyspace notification the
+    /// bridge will see and must not take for an operator's.
+    position_writes: Vec<String>,
     /// What it holds.
     pub counts: Counts,
 }
@@ -71,14 +90,18 @@ impl std::fmt::Debug for Batch {
 }
 
 impl Batch {
-    /// An empty batch; streams are trimmed to about `maxlen`; acknowledgements go to `group`.
-    pub fn new(maxlen: usize, group: &str) -> Batch {
+    /// An empty batch of `instance`'s bridge; streams are trimmed to about `maxlen`;
+    /// acknowledgements go to `group`; a plan's result marker lives `answered_ttl_s`.
+    pub fn new(instance: &str, maxlen: usize, group: &str, answered_ttl_s: u64) -> Batch {
         Batch {
             pipe: Pipeline::new(),
             acks: Vec::new(),
             ops: 0,
             maxlen,
             group: group.to_owned(),
+            instance: instance.to_owned(),
+            answered_ttl_s: answered_ttl_s.max(1),
+            position_writes: Vec::new(),
             counts: Counts::default(),
         }
     }
@@ -109,11 +132,23 @@ impl Batch {
         self.ops += 1;
     }
 
-    /// A plan's result entry.
+    /// A plan's result entry, unless the plan has one ([`RESULT_SCRIPT`]). Its reply (1
+    /// written, 0 not) is the one reply of the transaction that is kept.
     pub fn result(&mut self, r: &PlanResult, symbol: &str, order_id: Option<u64>) {
         let fields = legacy::result_fields(r, symbol, order_id);
-        let f: Vec<(&str, &[u8])> = fields.iter().map(|(k, v)| (*k, v.as_bytes())).collect();
-        self.xadd(RESULT_STREAM, &f);
+        let c = self
+            .pipe
+            .cmd("EVAL")
+            .arg(RESULT_SCRIPT)
+            .arg(2)
+            .arg(RESULT_STREAM)
+            .arg(state::answered_key(&self.instance, r.plan))
+            .arg(self.answered_ttl_s)
+            .arg(self.maxlen);
+        for (k, v) in &fields {
+            c.arg(*k).arg(v.as_str());
+        }
+        self.ops += 1;
         self.counts.results += 1;
         if r.executed() && order_id.is_none() {
             self.counts.results_without_order_id += 1;
@@ -182,6 +217,13 @@ impl Batch {
         c.ignore();
         self.ops += 1;
         self.counts.positions += 1;
+        self.position_writes.push(symbol.to_owned());
+    }
+
+    /// The symbols whose position hash this batch writes, once per write (a ledger write the
+    /// script declines is counted too: see [`crate::ledger`] for why that is safe).
+    pub fn position_writes(&self) -> &[String] {
+        &self.position_writes
     }
 
     /// The core's ledger into `quantum:position:<symbol>` ([`LEDGER_SCRIPT`]).
@@ -199,6 +241,7 @@ impl Batch {
             .ignore();
         self.ops += 1;
         self.counts.positions += 1;
+        self.position_writes.push(symbol.to_owned());
     }
 
     /// Acknowledges plan entry `id`.
@@ -249,6 +292,15 @@ impl Batch {
     }
 }
 
+/// Result entries a written transaction's reply says were not written because their plan
+/// had one already ([`Batch::result`] keeps only those replies).
+pub fn results_already_written(reply: &Value) -> u64 {
+    match reply {
+        Value::Array(v) => v.iter().filter(|x| matches!(x, Value::Int(0))).count() as u64,
+        _ => 0,
+    }
+}
+
 /// Whether the batch marked `marker` is in Redis (its answer was lost, or a write in it failed
 /// after the others were applied).
 pub async fn landed(
@@ -271,7 +323,7 @@ mod tests {
 
     #[test]
     fn permits_are_written_with_the_time_they_have_left() {
-        let mut b = Batch::new(1000, "g");
+        let mut b = Batch::new("i1", 1000, "g", 60);
         let p = GovPermitEvent {
             plan: PlanId(1),
             symbol: SymbolId(0),
@@ -290,7 +342,7 @@ mod tests {
 
     #[test]
     fn the_transaction_ends_with_acks_and_state() {
-        let mut b = Batch::new(1000, "g");
+        let mut b = Batch::new("i1", 1000, "g", 60);
         assert!(b.is_empty());
         b.ack("1-0".into());
         b.dead_letter("2-0".into(), &[("x".into(), b"y".to_vec())]);

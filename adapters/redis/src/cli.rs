@@ -77,6 +77,10 @@ pub struct RedisBridgeArgs {
     /// read (default: found as `quantum ctl journal` finds it).
     #[arg(long, env = "QUANTUM_JOURNAL_DIR")]
     pub journal_dir: Option<std::path::PathBuf>,
+    /// How long the marker that a plan has its result entry lives (s); keep it at least the
+    /// daemon's `engine.dedupe_horizon_ms`.
+    #[arg(long, default_value_t = crate::config::ANSWERED_TTL_S)]
+    pub answered_ttl_s: u64,
 }
 
 impl RedisBridgeArgs {
@@ -103,6 +107,7 @@ impl RedisBridgeArgs {
         c.stats_every = Duration::from_millis(self.stats_ms.max(100));
         c.attach_timeout = Duration::from_millis(self.attach_timeout_ms);
         c.journal_dir = self.journal_dir.clone();
+        c.answered_ttl_s = self.answered_ttl_s.max(1);
         c
     }
 }

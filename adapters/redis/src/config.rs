@@ -31,6 +31,10 @@ impl GroupStart {
     }
 }
 
+/// Default life of a plan's result marker: the daemon's default dedupe horizon (24 h) and an
+/// hour to spare.
+pub const ANSWERED_TTL_S: u64 = 25 * 3600;
+
 /// Everything the bridge needs to run.
 #[derive(Clone, Debug)]
 pub struct BridgeConfig {
@@ -70,6 +74,9 @@ pub struct BridgeConfig {
     pub batch: usize,
     /// The daemon's journal directory (`None`: [`quantum_ipc::journal::find_dir`]).
     pub journal_dir: Option<std::path::PathBuf>,
+    /// How long a plan's result marker lives (s): at least the daemon's dedupe horizon, so a
+    /// plan the core still answers `duplicate` never gets a second result entry.
+    pub answered_ttl_s: u64,
 }
 
 impl BridgeConfig {
@@ -94,6 +101,7 @@ impl BridgeConfig {
             attach_timeout: Duration::from_secs(30),
             batch: 512,
             journal_dir: None,
+            answered_ttl_s: ANSWERED_TTL_S,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, ConnectionAddr};
+use redis::{AsyncConnectionConfig, Client, ConnectionAddr, IntoConnectionInfo};
 
 use crate::error::{Error, Result};
 use crate::stats::Stats;
@@ -51,16 +51,26 @@ impl Backoff {
 /// `redis://host:port/db` or `rediss://…`, with credentials shown as `***`.
 pub fn shown_url(client: &Client) -> String {
     let info = client.get_connection_info();
-    let (scheme, host) = match &info.addr {
+    let (scheme, host) = match info.addr() {
         ConnectionAddr::Tcp(h, p) => ("redis", format!("{h}:{p}")),
         ConnectionAddr::TcpTls { host, port, .. } => ("rediss", format!("{host}:{port}")),
         ConnectionAddr::Unix(path) => ("redis+unix", path.display().to_string()),
+        other => ("redis", other.to_string()),
     };
-    let creds = match (&info.redis.username, &info.redis.password) {
+    let redis = info.redis_settings();
+    let creds = match (redis.username(), redis.password()) {
         (None, None) => "",
         _ => "***@",
     };
-    format!("{scheme}://{creds}{host}/{}", info.redis.db)
+    format!("{scheme}://{creds}{host}/{}", redis.db())
+}
+
+/// A client for `url` whose connections send small writes at once (`TCP_NODELAY`, as redis-py
+/// sets it): a plan's acknowledgement or result must not wait for Nagle's timer.
+pub fn client_nodelay(url: &str) -> redis::RedisResult<Client> {
+    let info = url.into_connection_info()?;
+    let tcp = info.tcp_settings().clone().set_nodelay(true);
+    Client::open(info.set_tcp_settings(tcp))
 }
 
 /// The bridge's Redis: a client and its shared multiplexed connection.
@@ -84,7 +94,7 @@ impl Redis {
     /// A client for `url` (`redis://`, `rediss://`; user and password may be in it). Nothing
     /// is connected yet.
     pub fn new(url: &str, stats: Arc<Stats>) -> Result<Redis> {
-        let client = Client::open(url)
+        let client = client_nodelay(url)
             .map_err(|e| Error::Config(format!("--redis: not a Redis URL ({e})")))?;
         Ok(Redis {
             shown: shown_url(&client),
@@ -108,7 +118,7 @@ impl Redis {
 
     /// The database number of the URL (for keyspace notification channels).
     pub fn db(&self) -> i64 {
-        self.client.get_connection_info().redis.db
+        self.client.get_connection_info().redis_settings().db()
     }
 
     /// The shared connection, made if there is none.
@@ -117,8 +127,8 @@ impl Redis {
             return Ok(c.clone());
         }
         let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT);
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(RESPONSE_TIMEOUT));
         match self
             .client
             .get_multiplexed_async_connection_with_config(&cfg)
@@ -141,8 +151,8 @@ impl Redis {
     /// A connection of its own, for a command that blocks up to `block`.
     pub async fn dedicated(client: &Client, block: Duration) -> Result<MultiplexedConnection> {
         let cfg = AsyncConnectionConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(block + RESPONSE_TIMEOUT);
+            .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            .set_response_timeout(Some(block + RESPONSE_TIMEOUT));
         Ok(client
             .get_multiplexed_async_connection_with_config(&cfg)
             .await?)

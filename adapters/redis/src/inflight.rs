@@ -15,9 +15,10 @@
 //! come before it claims: it pushes a probe first and claims only once the probe's answer is
 //! back, and the core answers in the order it took records.
 //!
-//! Left open (documented): a plan delivered twice while it still waits for its permits gets
-//! its second answer only with its result; if the bridge is killed in that window, the second
-//! entry's answer can come after the claim and its result entry is written twice.
+//! An answer that still finds no entry pushes nothing twice but may answer a plan a second time
+//! (a plan delivered twice while it waits for its permits gets its second answer only with its
+//! result; a daemon restarted meanwhile answers a redelivered entry again): its result entry is
+//! still written once, since [`crate::batch::RESULT_SCRIPT`] writes one per plan id.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;

@@ -10,6 +10,13 @@
 //! value is handed over once: it stays *pending* until the core's `LedgerSet` event for it
 //! comes back (then the script records it) or the core refuses it.
 //!
+//! Nor do they cost a read: each write of the bridge to a position hash causes one keyspace
+//! notification, and the session counts, per symbol, the notifications its landed writes
+//! still owe; those are skipped without reading the hash. Notifications of other writers are
+//! coalesced: a burst of them costs one read per symbol. A credit can be wrong only towards
+//! skipping (a ledger write the script declined still counts one): an operator's value is then
+//! picked up by the periodic re-read ([`crate::config::BridgeConfig::ledger_poll`]).
+//!
 //! When a daemon with no journal behind it starts (the bridge's first start on this Redis, or
 //! a daemon that restarted its numbering), its ledger is only what it was configured with; the
 //! values in the position hashes are then offered to it once, for each symbol whose ledger it

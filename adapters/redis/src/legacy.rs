@@ -117,10 +117,15 @@ pub fn iso_ms(ms: u64) -> String {
     )
 }
 
-/// `2026-01-25T00:30:08.977Z` (or without the fraction, or with up to 9 fractional digits) as
-/// Unix ms; `None` for anything else. The inverse of [`iso_ms`].
+/// `2026-01-25T00:30:08.977Z` (or without the fraction, or with up to 9 fractional digits; or
+/// with an offset, `+02:00`, `-0500`, instead of `Z`) as Unix ms; `None` for anything else. The
+/// inverse of [`iso_ms`].
 pub fn parse_iso_ms(s: &str) -> Option<u64> {
-    let s = s.trim().strip_suffix('Z')?;
+    let s = s.trim();
+    let (s, offset_s) = match s.strip_suffix('Z') {
+        Some(s) => (s, 0),
+        None => split_offset(s)?,
+    };
     let (date, time) = s.split_once('T')?;
     let num = |t: &str, lo: i64, hi: i64| -> Option<i64> {
         let v: i64 = t
@@ -159,7 +164,71 @@ pub fn parse_iso_ms(s: &str) -> Option<u64> {
     let doy = (153 * mp + 2) / 5 + day - 1;
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
-    u64::try_from(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1000) + ms).ok()
+    u64::try_from(((days * 86_400 + h * 3600 + mi * 60 + sec - offset_s) * 1000) + ms).ok()
+}
+
+/// A time without its trailing UTC offset (`+02:00`, `-05:00`, `+0200`) and that offset in
+/// seconds east of UTC.
+fn split_offset(s: &str) -> Option<(&str, i64)> {
+    let time_at = s.find('T')?;
+    let sign_at = s[time_at..].rfind(['+', '-'])? + time_at;
+    let (rest, off) = s.split_at(sign_at);
+    let sign = if off.starts_with('-') { -1 } else { 1 };
+    let digits: String = off[1..].chars().filter(|c| *c != ':').collect();
+    let shape_ok = digits.len() == 4
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && matches!(off.len(), 5 | 6)
+        && (off.len() == 5 || off.as_bytes()[3] == b':');
+    if !shape_ok {
+        return None;
+    }
+    let (h, m): (i64, i64) = (digits[..2].parse().ok()?, digits[2..].parse().ok()?);
+    (h <= 23 && m <= 59).then_some((rest, sign * (h * 3600 + m * 60)))
+}
+
+/// Below this a numeric `timestamp` is seconds, at or above it milliseconds: `1e11` seconds is
+/// the year 5138, `1e11` milliseconds is March 1973, so no time a plan carries is ambiguous.
+pub const SECONDS_BELOW: f64 = 1e11;
+/// At or above this a numeric `timestamp` is unreadable (milliseconds past the year 2286:
+/// microseconds or nanoseconds, most likely).
+pub const MILLIS_BELOW: f64 = 1e13;
+
+/// A plan's `timestamp` as Unix ms: seconds with or without a fraction (Python's
+/// `str(time.time())`, `1796511749.7101772`), integer milliseconds (`1796511749710`), told apart
+/// by magnitude ([`SECONDS_BELOW`]), or an ISO 8601 time with `Z` or an offset. The error says
+/// what was found.
+pub fn plan_time_ms(v: &Value) -> Result<u64, String> {
+    let text = match v {
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        other => return Err(format!("timestamp {other} is neither a number nor a text")),
+    };
+    if text.contains('T') {
+        return parse_iso_ms(&text).ok_or_else(|| {
+            format!("timestamp {text:?} is not an ISO 8601 time with Z or an offset")
+        });
+    }
+    let decimal = !text.is_empty()
+        && text.bytes().filter(|b| *b == b'.').count() <= 1
+        && text.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        && text.bytes().any(|b| b.is_ascii_digit());
+    let n: f64 = match text.parse() {
+        Ok(n) if decimal => n,
+        _ => {
+            return Err(format!(
+                "timestamp {text:?} is not seconds, milliseconds or an ISO 8601 time"
+            ))
+        }
+    };
+    if n < SECONDS_BELOW {
+        Ok((n * 1000.0).round() as u64)
+    } else if n < MILLIS_BELOW {
+        Ok(n as u64)
+    } else {
+        Err(format!(
+            "timestamp {text:?} is too large for milliseconds (microseconds are not read)"
+        ))
+    }
 }
 
 /// A TTL in seconds as the legacy JSON has it (`15`, or `1.5`).
@@ -258,8 +327,10 @@ pub struct LegacyPlan {
     pub action: Action,
     /// Kill score (0 when absent).
     pub kill_score: Score,
-    /// `timestamp` (ms since the Unix epoch; 0 when absent).
+    /// `timestamp` (ms since the Unix epoch; 0 when absent or unreadable).
     pub created_at_ms: u64,
+    /// Why `timestamp` could not be read (the plan goes on without it).
+    pub timestamp_unreadable: Option<String>,
     /// `reduce_only` (true when absent: the exit brain's plans are exits).
     pub reduce_only: bool,
     /// `qty` of an opening plan (0 when absent).
@@ -347,9 +418,12 @@ pub fn parse_plan(fields: &Map<String, Value>) -> Result<LegacyPlan, String> {
         Some(_) => text(&o, "action")?.trim().parse()?,
         None => Action::None,
     };
-    let created_at_ms = match o.get("timestamp") {
-        None | Some(Value::Null) => 0,
-        Some(_) => decimal::<u64>(&o, "timestamp")?,
+    let (created_at_ms, timestamp_unreadable) = match o.get("timestamp") {
+        None | Some(Value::Null) => (0, None),
+        Some(v) => match plan_time_ms(v) {
+            Ok(ms) => (ms, None),
+            Err(why) => (0, Some(why)),
+        },
     };
     let reduce_only = if o.contains_key("reduce_only") {
         boolean(&o, "reduce_only")?
@@ -367,6 +441,7 @@ pub fn parse_plan(fields: &Map<String, Value>) -> Result<LegacyPlan, String> {
         action,
         kill_score: decimal_or(&o, "kill_score", Score::ZERO)?,
         created_at_ms,
+        timestamp_unreadable,
         reduce_only,
         qty,
     })

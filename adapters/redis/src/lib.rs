@@ -35,12 +35,17 @@
 //!   the pending list; an entry is pushed again only if the core never answered it
 //!   ([`inflight`]);
 //! - every write is in a MULTI/EXEC with the bridge's state ([`state`], [`batch`]): a restarted
-//!   bridge resumes where Redis says and writes nothing twice, one result entry per plan
-//!   ([`results`]);
+//!   bridge resumes where Redis says and writes nothing twice; a result entry is written with
+//!   its plan's `answered` key and never for a plan that has one, so a plan answered again
+//!   (redelivered, re-pushed to a restarted daemon) still has one result entry ([`results`],
+//!   [`batch::RESULT_SCRIPT`]);
 //! - the bridge never blocks the core: `results` never waits for it, a slow or dead Redis makes
 //!   the bridge back off and fall behind on the ring, and what the ring no longer holds comes
 //!   from [`backfill`] (the daemon's journal);
-//! - the bridge's own writes to a position hash never come back as ledger commands ([`ledger`]).
+//! - the bridge's own writes to a position hash never come back as ledger commands, nor cost a
+//!   read of the hash ([`ledger`]);
+//! - a gap in the events is filled from the journal a bounded chunk at a time, and a failed read
+//!   is retried, never skipped ([`backfill`]).
 //!
 //! This crate never depends on another adapter; it uses `quantum-core` for pure types only.
 #![deny(unsafe_code)]

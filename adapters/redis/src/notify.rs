@@ -66,7 +66,7 @@ async fn enable(client: &Client, permits: bool) -> redis::RedisResult<bool> {
         .await
     {
         Ok(v) => v,
-        Err(e) if e.kind() == redis::ErrorKind::IoError => return Err(e),
+        Err(e) if e.kind() == redis::ErrorKind::Io => return Err(e),
         Err(e) => {
             refused(&e.to_string(), permits);
             return Ok(false);
@@ -89,7 +89,7 @@ async fn enable(client: &Client, permits: bool) -> redis::RedisResult<bool> {
             tracing::info!(flags = %flags, "keyspace notifications enabled (notify-keyspace-events)");
             Ok(true)
         }
-        Err(e) if e.kind() == redis::ErrorKind::IoError => Err(e),
+        Err(e) if e.kind() == redis::ErrorKind::Io => Err(e),
         Err(e) => {
             refused(&e.to_string(), permits);
             Ok(false)

@@ -61,6 +61,11 @@ impl HeldResults {
         self.by_seq.keys().next().copied()
     }
 
+    /// Whether `plan`'s result is held (a `duplicate` answer for it must not take its place).
+    pub fn holds(&self, plan: PlanId) -> bool {
+        self.by_plan.contains_key(&plan)
+    }
+
     /// Results held.
     pub fn len(&self) -> usize {
         self.by_seq.len()

@@ -20,7 +20,7 @@ use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
 use quantum_ipc::{CountersReader, PeerStatus, Producer, Ring, RingSpec};
 use tokio::sync::mpsc;
 
-use crate::backfill::Backfill;
+use crate::backfill::{self, Backfill};
 use crate::error::{Error, Result};
 use crate::state::{self, From};
 use crate::stats::Stats;
@@ -221,7 +221,7 @@ impl Link {
                 let mut r = ReaderLoop {
                     reader,
                     limits,
-                    backfill,
+                    backfill: Some(backfill),
                     stats,
                     tx,
                     batch: Vec::with_capacity(READ_BATCH),
@@ -247,7 +247,8 @@ const MAX_IDLE: Duration = Duration::from_millis(1);
 struct ReaderLoop {
     reader: quantum_ipc::broadcast::Reader,
     limits: Limits,
-    backfill: Box<dyn Backfill>,
+    /// Taken out while a gap is being filled (the loop is the sink).
+    backfill: Option<Box<dyn Backfill>>,
     stats: Arc<Stats>,
     tx: mpsc::Sender<Vec<Ev>>,
     batch: Vec<Ev>,
@@ -308,10 +309,9 @@ impl ReaderLoop {
                     }
                 }
                 Next::Missed { from_seq, to_seq } => {
-                    if !self.flush() {
+                    if !self.flush() || !self.backfill_range(from_seq, to_seq) {
                         return;
                     }
-                    self.backfill_range(from_seq, to_seq);
                 }
                 Next::Empty => {
                     if !self.flush() {
@@ -342,33 +342,57 @@ impl ReaderLoop {
         }
     }
 
-    /// Events `from_seq .. to_seq` the ring no longer holds, from the backfill source.
-    fn backfill_range(&mut self, from_seq: u64, to_seq: u64) {
-        match self.backfill.events(from_seq, to_seq) {
-            Ok(records) => {
-                let got = records.len() as u64;
-                Stats::add(&self.stats.backfilled_events, got);
-                for (seq, record) in records {
-                    let ev = self.decode(seq, &record);
-                    self.batch.push(ev);
-                    if self.batch.len() >= READ_BATCH && !self.flush() {
-                        return;
-                    }
-                }
-                let lost = (to_seq - from_seq).saturating_sub(got);
-                if lost > 0 {
-                    Stats::add(&self.stats.missed_events, lost);
-                }
+    /// Events `from_seq .. to_seq` the ring no longer holds, from the backfill source, chunk
+    /// by chunk, retried until read; false when the bridge stopped first.
+    fn backfill_range(&mut self, from_seq: u64, to_seq: u64) -> bool {
+        let Some(mut source) = self.backfill.take() else {
+            return false;
+        };
+        let done = backfill::fill(source.as_mut(), from_seq, to_seq, backfill::CHUNK, self);
+        self.backfill = Some(source);
+        done
+    }
+}
+
+impl backfill::Sink for ReaderLoop {
+    fn chunk(&mut self, from_seq: u64, to_seq: u64, records: Vec<(u64, Record)>) -> bool {
+        let got = records.len() as u64;
+        Stats::add(&self.stats.backfilled_events, got);
+        let lost = (to_seq - from_seq).saturating_sub(got);
+        if lost > 0 {
+            Stats::add(&self.stats.missed_events, lost);
+            tracing::error!(
+                from_seq,
+                to_seq,
+                missed = lost,
+                "events lost to this bridge: the daemon's journal no longer keeps them"
+            );
+        }
+        for (seq, record) in records {
+            let ev = self.decode(seq, &record);
+            self.batch.push(ev);
+            if self.batch.len() >= READ_BATCH && !self.flush() {
+                return false;
             }
-            Err(e) => {
-                Stats::add(&self.stats.missed_events, to_seq - from_seq);
-                tracing::error!(
-                    from_seq,
-                    to_seq,
-                    missed = to_seq - from_seq,
-                    "events lost to this bridge: {e}"
-                );
-            }
+        }
+        self.flush()
+    }
+
+    fn waiting(&mut self) -> bool {
+        self.reader.heartbeat();
+        !self.stopped() && !self.tx.is_closed()
+    }
+
+    fn failed(&mut self, from_seq: u64, to_seq: u64, attempt: u32, wait: Duration, error: &Error) {
+        Stats::inc(&self.stats.backfill_retries);
+        if attempt <= 5 || attempt % 100 == 0 {
+            tracing::error!(
+                from_seq,
+                to_seq,
+                attempt,
+                retry_in_ms = wait.as_millis() as u64,
+                "backfill read failed; retrying (the events are not skipped): {error}"
+            );
         }
     }
 }

@@ -6,6 +6,7 @@
 //! | [`state_key`] `quantum:bridge:<instance>` | hash | `epoch`, `next_seq`, `low_seq` (below) |
 //! | [`ledger_key`] `quantum:bridge:<instance>:ledger` | hash | per symbol, the `ledger_amount` text the core has (what the bridge last wrote or handed over) |
 //! | [`stats_key`] `quantum:bridge:<instance>:stats` | hash | the bridge's counters ([`crate::stats`]) |
+//! | [`answered_key`] `quantum:bridge:<instance>:answered:<plan_id>` | string, TTL | `1`: the plan's result entry is written ([`crate::batch::RESULT_SCRIPT`]); expires after `--answered-ttl-s` |
 //!
 //! `next_seq` is the first event not yet mirrored; `low_seq` is the first event whose effect
 //! is not complete in Redis: the oldest executed plan's result held back for its order id
@@ -33,6 +34,11 @@ pub fn ledger_key(instance: &str) -> String {
 /// The bridge's counters.
 pub fn stats_key(instance: &str) -> String {
     format!("quantum:bridge:{instance}:stats")
+}
+
+/// Set with a plan's result entry: the plan has its entry (no second one is written).
+pub fn answered_key(instance: &str, plan: quantum_core::PlanId) -> String {
+    format!("quantum:bridge:{instance}:answered:{plan}")
 }
 
 /// The daemon an event numbering belongs to: `<start ms>-<pid>` of its counters segment.

@@ -40,6 +40,9 @@ counters! {
     plans_answered_before,
     /// Entries that could not be read, moved to the dead-letter stream.
     plans_dlq,
+    /// Optional plan fields that could not be read and were set aside (the plan went on; an
+    /// unreadable `timestamp` is replaced by the entry id's time).
+    plan_fields_unreadable,
     /// Pending entries whose stream entry was trimmed away before the core saw them.
     pending_trimmed,
     /// Times the `plans` ring was full (the record waited).
@@ -50,10 +53,15 @@ counters! {
     events_invalid,
     /// Events the ring no longer held, read from the daemon's journal instead.
     backfilled_events,
-    /// Events the ring no longer held and no backfill could deliver.
+    /// Events the ring no longer held and the journal no longer kept (pruned).
     missed_events,
+    /// Backfill reads that failed and were tried again.
+    backfill_retries,
     /// Result entries written.
     results_written,
+    /// Answers for a plan that had its result entry already (answered again after a restart
+    /// or a redelivery): not written a second time.
+    results_repeated,
     /// Result entries of executed plans written without the order id (the wait passed).
     results_without_order_id,
     /// Permits mirrored to the legacy keys.
@@ -68,6 +76,10 @@ counters! {
     ledger_invalid,
     /// Ledger syncs the core refused.
     ledger_refused,
+    /// Position hashes read for a ledger sync (by notification, re-read or start).
+    ledger_reads,
+    /// Keyspace notifications of the bridge's own position writes, skipped without a read.
+    own_notes_skipped,
     /// Legacy permits handed to the core.
     permits_forwarded,
     /// Legacy permits held because their plan had not arrived yet.

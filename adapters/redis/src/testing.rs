@@ -155,9 +155,9 @@ impl RedisServer {
         self.dir.path()
     }
 
-    /// A client of it.
+    /// A client of it (`TCP_NODELAY`, as the bridge's and redis-py's connections).
     pub fn client(&self) -> redis::Client {
-        redis::Client::open(self.url()).expect("a redis URL")
+        crate::conn::client_nodelay(&self.url()).expect("a redis URL")
     }
 
     /// A connection to it (panics when it is down).
@@ -169,7 +169,8 @@ impl RedisServer {
 
     /// A connection to its database `db`.
     pub fn conn_db(&self, db: u8) -> redis::RedisResult<redis::Connection> {
-        redis::Client::open(format!("redis://127.0.0.1:{}/{db}", self.port))?.get_connection()
+        crate::conn::client_nodelay(&format!("redis://127.0.0.1:{}/{db}", self.port))?
+            .get_connection()
     }
 
     /// Its pid, while it runs.

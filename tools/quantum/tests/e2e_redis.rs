@@ -212,6 +212,15 @@ impl Stack {
         c.wait().expect("wait for the bridge");
     }
 
+    fn bridge_log_count(&self, needle: &str) -> usize {
+        self.bridge_log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .count()
+    }
+
     fn bridge_log_has(&self, needle: &str) -> bool {
         self.bridge_log
             .lock()
@@ -352,7 +361,7 @@ fn entries(c: &mut redis::Connection, stream: &str) -> Vec<(String, Fields)> {
                 .map
                 .iter()
                 .map(|(k, v)| {
-                    let v: String = redis::from_redis_value(v).expect("a text field");
+                    let v: String = redis::from_redis_value(v.clone()).expect("a text field");
                     (k.clone(), v)
                 })
                 .collect();
@@ -466,21 +475,26 @@ fn the_seeds_story_runs_through_redis_alone() {
         "{h:?}"
     );
 
-    // The same plan again: a duplicate, no second order.
+    // The same plan again: the core answers it `duplicate`, no second order, and the plan
+    // keeps its one result entry.
     s.plan(EXECUTED, "EXECUTE");
-    let r = s.wait_result(EXECUTED, 2);
-    assert_eq!(
-        (r["executed"].as_str(), r["error"].as_str()),
-        ("false", "duplicate")
-    );
+    wait_for(10, "the repeat answered and acknowledged", || {
+        s.bridge_stat("results_repeated") == 1 && s.pending() == 0
+    });
+    assert!(s
+        .inst
+        .daemon_log
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.contains(&format!("Plan {EXECUTED} already executed (duplicate)"))));
     assert_eq!(
         s.sim_orders().len(),
         1,
         "the duplicate reached the exchange"
     );
-    assert_eq!(s.results_of(EXECUTED).len(), 2);
+    assert_eq!(s.results_of(EXECUTED).len(), 1);
     assert_eq!(s.results_of(DENIED).len(), 1);
-    wait_for(10, "every entry acknowledged", || s.pending() == 0);
 
     // The core saw exactly the operator's two ledger syncs: the bridge's own writes of
     // ledger_amount (0.016 after the fill) never came back as commands.
@@ -587,9 +601,13 @@ fn legacy_permits_are_consumed_once_together_and_only_then() {
     );
     assert!(c.exists::<_, bool>(gov(cc)).unwrap());
 
-    // A again: a duplicate; still two orders, each plan once.
+    // A again: a duplicate (acknowledged, no second result entry); still two orders, each
+    // plan once.
     s.plan(a, "EXECUTE");
-    assert_eq!(s.wait_result(a, 2)["error"], "duplicate");
+    wait_for(10, "the repeat answered and acknowledged", || {
+        s.bridge_stat("results_repeated") == 1 && s.pending() == 0
+    });
+    assert_eq!(s.results_of(a).len(), 1);
     let orders = s.sim_orders();
     assert_eq!(orders.len(), 2, "{orders:?}");
     let ids: HashSet<&str> = orders
@@ -1080,4 +1098,271 @@ fn a_password_in_the_url_is_used_and_never_logged() {
     assert!(s.bridge_log_has("redis=redis://***@127.0.0.1:"));
     let log = s.bridge_log.lock().unwrap();
     assert!(log.iter().all(|l| !l.contains(PASSWORD)), "{log:?}");
+}
+
+/// Result entries per plan id.
+fn results_per_plan(s: &Stack) -> HashMap<String, Vec<Fields>> {
+    let mut per_plan: HashMap<String, Vec<Fields>> = HashMap::new();
+    for (_, f) in s.entries(RESULTS) {
+        per_plan.entry(f["plan_id"].clone()).or_default().push(f);
+    }
+    per_plan
+}
+
+/// `calls` of `INFO commandstats` for `cmd`.
+fn command_calls(c: &mut redis::Connection, cmd: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(c)
+        .expect("INFO");
+    let prefix = format!("cmdstat_{cmd}:calls=");
+    info.lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .map_or(0, |rest| {
+            rest.split(',').next().unwrap().parse().expect("a count")
+        })
+}
+
+/// The bridge is frozen (SIGSTOP) for a second before each of five daemon kills (SIGKILL),
+/// while a publisher XADDs 3,000 plans (EXECUTE and HOLD) once each: plan entries pushed to a
+/// daemon that died before the bridge acknowledged them are pushed again to the next one, which
+/// answers them again (`duplicate` for an EXECUTE plan it remembers, a second decision for a
+/// HOLD plan). Every plan still gets exactly one result entry.
+#[test]
+fn one_result_entry_per_plan_across_bridge_pauses_and_daemon_kills() {
+    let mut s = Stack::start("redis-once", Opts::default());
+    let bridge_pid = s.bridge.as_ref().expect("a bridge").id();
+    let total = 3000u64;
+    let id = |i: u64| format!("{:016x}", 0x0ce0_0000_0000_0000u64 | i);
+    let url = s.url.clone();
+    let publisher = std::thread::spawn(move || {
+        let mut c = redis::Client::open(url.as_str())
+            .and_then(|c| c.get_connection())
+            .expect("connect");
+        for i in 0..total {
+            let decision = if i % 4 == 0 { "EXECUTE" } else { "HOLD" };
+            let _: String = c
+                .xadd(
+                    PLANS,
+                    "*",
+                    &[
+                        ("plan_id", id(i).as_str()),
+                        ("symbol", "BTCUSDT"),
+                        ("decision", decision),
+                        ("action", "PARTIAL_75"),
+                        ("kill_score", "0.5390"),
+                    ],
+                )
+                .expect("XADD");
+            std::thread::sleep(Duration::from_millis(3));
+        }
+    });
+    for kill in 1..=5 {
+        std::thread::sleep(Duration::from_millis(700));
+        common::signal(bridge_pid, "-STOP");
+        std::thread::sleep(Duration::from_secs(1));
+        s.kill_daemon();
+        s.daemon_pid = s.inst.start_daemon(&[], &[]);
+        common::signal(bridge_pid, "-CONT");
+        wait_for(
+            30,
+            &format!("the bridge to serve daemon {}", kill + 1),
+            || s.bridge_log_count("redis bridge attached") > kill,
+        );
+    }
+    publisher.join().expect("the publisher");
+    wait_for(120, "a result entry for every plan", || {
+        let per_plan = results_per_plan(&s);
+        (0..total).all(|i| per_plan.contains_key(&id(i)))
+    });
+    wait_for(30, "every entry acknowledged", || s.pending() == 0);
+    // Late second answers would come within a flush or two.
+    std::thread::sleep(Duration::from_millis(500));
+    let per_plan = results_per_plan(&s);
+    let twice: Vec<String> = per_plan
+        .iter()
+        .filter(|(_, v)| v.len() > 1)
+        .map(|(p, v)| {
+            let how: Vec<String> = v
+                .iter()
+                .map(|f| format!("{}/{}", f["decision"], f["error"]))
+                .collect();
+            format!("{p}: {}", how.join(" then "))
+        })
+        .collect();
+    assert!(
+        twice.is_empty(),
+        "{} of {total} plans have more than one result entry: {:?}",
+        twice.len(),
+        &twice[..twice.len().min(10)]
+    );
+    assert_eq!(per_plan.len() as u64, total);
+}
+
+/// A plan whose entry reaches the core again after its result entry was written (a publisher's
+/// retry here; a redelivered entry in the field) is answered again by the core (`duplicate` for
+/// an EXECUTE plan, a second decision for a HOLD plan, which the core does not remember), and
+/// the bridge writes no second result entry for it: not in the same session, not after the
+/// bridge and the daemon restarted. The second entries are acknowledged all the same.
+#[test]
+fn a_plan_answered_again_gets_no_second_result_entry() {
+    let mut s = Stack::start("redis-again", Opts::default());
+    let (hold, execute) = ("a9a0000000000001", "a9a0000000000002");
+    s.plan(hold, "HOLD");
+    s.plan(execute, "EXECUTE");
+    let first = s.wait_result(execute, 1);
+    s.wait_result(hold, 1);
+    s.plan(hold, "HOLD");
+    s.plan(execute, "EXECUTE");
+    wait_for(10, "the second entries answered", || {
+        s.bridge_stat("plans_acked") >= 4
+    });
+    s.kill_bridge();
+    s.kill_daemon();
+    s.daemon_pid = s.inst.start_daemon(&[], &[]);
+    s.start_bridge();
+    s.wait_bridge_log("redis bridge attached");
+    s.plan(hold, "HOLD");
+    s.plan(execute, "EXECUTE");
+    let marker = "a9a0000000000003";
+    s.plan(marker, "HOLD");
+    s.wait_result(marker, 1);
+    wait_for(10, "every entry acknowledged", || s.pending() == 0);
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.results_of(hold).len(), 1, "{:?}", s.results_of(hold));
+    assert_eq!(s.results_of(execute), vec![first]);
+}
+
+/// The bridge comes back after 3,000 events overran the results ring, and the first reads of
+/// the daemon's journal fail (the directory it was given is not there yet): the reads are
+/// retried, counted and logged, and once the journal can be read every plan gets its result
+/// entry; nothing is counted as missed.
+#[test]
+fn a_backfill_that_fails_is_retried_until_it_reads() {
+    let mut s = Stack::start(
+        "redis-bfretry",
+        Opts {
+            daemon_env: vec![("QUANTUM_RINGS_RESULTS_CAPACITY", "1024")],
+            ..Opts::default()
+        },
+    );
+    s.plan("2000000000000001", "HOLD");
+    s.wait_result("2000000000000001", 1);
+    s.kill_bridge();
+    let (ok, err) = s.inst.inject_generated(3000, 9, &["--decision", "HOLD"]);
+    assert!(ok, "{err}");
+    let journal = s.inst.journal_dir();
+    let link = journal.with_extension("later");
+    let _ = std::fs::remove_file(&link);
+    s.bridge_args
+        .extend(["--journal-dir".to_string(), link.display().to_string()]);
+    s.start_bridge();
+    s.wait_bridge_log("backfill read failed; retrying");
+    std::os::unix::fs::symlink(&journal, &link).expect("link the journal");
+    wait_for(60, "3,001 result entries", || {
+        s.entries(RESULTS).len() >= 3001
+    });
+    let per_plan = results_per_plan(&s);
+    for i in 0..3000u64 {
+        let id = format!("{:016x}", (9u64 << 32) | i);
+        assert_eq!(per_plan.get(&id).map(Vec::len), Some(1), "plan {id}");
+    }
+    wait_for(5, "the retries counted", || {
+        s.bridge_stat("backfill_retries") > 0 && s.bridge_stat("backfilled_events") > 1024
+    });
+    assert_eq!(s.bridge_stat("missed_events"), 0);
+    std::fs::remove_file(&link).expect("remove the link");
+}
+
+/// The core sets the ledger 5,000 times (commands injected while the bridge was stopped); the
+/// bridge mirrors each into `quantum:position:BTCUSDT`, and each of those writes comes back to
+/// it as a keyspace notification. It reads the hash back for almost none of them: the HGETs
+/// outside the bridge's own ledger script (two per write, counted by Redis too) stay far below
+/// the number of writes.
+#[test]
+fn the_bridges_own_position_writes_are_not_read_back() {
+    let mut s = Stack::start("redis-own", Opts::default());
+    wait_for(10, "keyspace notifications on", || {
+        let v: Vec<String> = redis::cmd("CONFIG")
+            .arg("GET")
+            .arg("notify-keyspace-events")
+            .query(&mut s.conn())
+            .unwrap();
+        v.get(1).is_some_and(|f| f.contains('K') && f.contains('h'))
+    });
+    signal_stop(&mut s);
+    let n = 5000u64;
+    let lines: String = (1..=n)
+        .map(|i| {
+            format!("{{\"cmd\":\"set_ledger\",\"symbol\":\"BTCUSDT\",\"amount\":\"0.{i:06}\"}}\n")
+        })
+        .collect();
+    s.inst.inject_ok(&lines);
+    let last = format!("0.{n:06}");
+    s.wait_ledger(&last);
+    let _: () = redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query(&mut s.conn())
+        .unwrap();
+    s.start_bridge();
+    s.wait_hash_field("quantum:position:BTCUSDT", "ledger_amount", &last);
+    s.wait_hash_field(
+        &format!("quantum:bridge:{}:ledger", s.name()),
+        "BTCUSDT",
+        &last,
+    );
+    // The notifications of the last writes are taken in the next rounds.
+    std::thread::sleep(Duration::from_millis(1000));
+    let mut c = s.conn();
+    let (hget, eval) = (command_calls(&mut c, "hget"), command_calls(&mut c, "eval"));
+    assert!(
+        eval >= n,
+        "every ledger set was mirrored by the script: {eval}"
+    );
+    let reads = hget.saturating_sub(2 * eval);
+    assert!(
+        reads < n / 10,
+        "{reads} HGETs besides the script's for {n} writes of the bridge's own (hget {hget}, eval {eval})"
+    );
+    assert_eq!(s.ledger(), q(&last), "no own write came back as a command");
+}
+
+/// Stops the bridge cleanly (SIGTERM: it lets go of the plans ring, so `ctl inject` may push).
+fn signal_stop(s: &mut Stack) {
+    let mut c = s.bridge.take().expect("a running bridge");
+    common::signal(c.id(), "-TERM");
+    c.wait().expect("wait for the bridge");
+}
+
+/// A legacy publisher writing `timestamp` as Python's `str(time.time())`, as integer seconds,
+/// as milliseconds or as ISO 8601 has its plans decided; an unreadable `timestamp` is a warning
+/// and a count, and the plan is decided all the same.
+#[test]
+fn legacy_timestamps_are_read_liberally() {
+    let s = Stack::start("redis-ts", Opts::default());
+    let stamps = [
+        ("f100000000000001", "1796511749.7101772"),
+        ("f100000000000002", "1796511749"),
+        ("f100000000000003", "1796511749710"),
+        ("f100000000000004", "2026-12-05T10:02:29.710Z"),
+        ("f100000000000005", "2026-12-05T12:02:29.710+02:00"),
+        ("f100000000000006", "last tuesday"),
+    ];
+    for (id, ts) in stamps {
+        s.xadd(&[
+            ("plan_id", id),
+            ("symbol", "BTCUSDT"),
+            ("decision", "HOLD"),
+            ("timestamp", ts),
+        ]);
+    }
+    for (id, _) in stamps {
+        let r = s.wait_result(id, 1);
+        assert_eq!(r["decision"], "HOLD", "{r:?}");
+    }
+    assert!(s.entries(DLQ).is_empty(), "{:?}", s.entries(DLQ));
+    wait_for(10, "the unreadable timestamp counted", || {
+        s.bridge_stat("plan_fields_unreadable") == 1
+    });
+    assert!(s.bridge_log_has("last tuesday"));
 }

@@ -6,7 +6,7 @@
 use std::time::Instant;
 
 use quantum_core::event::{Event, RefusedEvent};
-use quantum_core::{PlanId, SymbolId};
+use quantum_core::{Outcome, PlanId, SymbolId};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
@@ -128,6 +128,11 @@ impl Session<'_> {
             Event::PlanResult(r) => {
                 if answers_at_once(&r) {
                     self.answered(r.plan);
+                }
+                if r.outcome == Outcome::Duplicate && self.held.holds(r.plan) {
+                    // The plan's own result is held for its order id: that one is its entry.
+                    Stats::inc(&self.stats.results_repeated);
+                    return Ok(());
                 }
                 if let Some(p) = &mut self.permits {
                     p.ended(r.plan);

@@ -1,6 +1,7 @@
 //! What comes from Redis: plan entries (pushed, dead-lettered, or acknowledged when the core
 //! answered them before), keyspace notes, ledger syncs and legacy permits.
 
+use std::collections::BTreeSet;
 use std::time::Instant;
 
 use quantum_core::wire::{input_out, plan_out};
@@ -17,6 +18,9 @@ use crate::permits_in::{self, Take};
 use crate::plan_entry;
 use crate::stats::Stats;
 use crate::stream::{self, Read};
+
+/// Notes taken in one round at most (the loop's other inputs get their turn).
+const NOTES_PER_ROUND: usize = 4096;
 
 impl Session<'_> {
     pub(super) fn ack(&mut self, id: String) {
@@ -49,8 +53,20 @@ impl Session<'_> {
             self.ack(e.id);
             return;
         };
-        let plan = match plan_entry::read_plan(&fields, &self.link.symbols) {
-            Ok(p) => p,
+        let plan = match plan_entry::read_plan(&e.id, &fields, &self.link.symbols) {
+            Ok(read) => {
+                if let Some(why) = read.warning {
+                    Stats::inc(&self.stats.plan_fields_unreadable);
+                    let n = self
+                        .stats
+                        .plan_fields_unreadable
+                        .load(std::sync::atomic::Ordering::Relaxed);
+                    if noisy(n) {
+                        tracing::warn!(entry = %e.id, plan = %read.plan.id, count = n, "plan entry field set aside: {why}");
+                    }
+                }
+                read.plan
+            }
             Err(why) => {
                 let n = self
                     .stats
@@ -134,10 +150,28 @@ impl Session<'_> {
         }
     }
 
+    /// A note, and every other one already waiting: a burst of notifications for one
+    /// position hash costs one read of it, and those of the bridge's own writes none.
+    pub(super) async fn on_notes(&mut self, first: Note) {
+        self.on_note(first).await;
+        for _ in 0..NOTES_PER_ROUND {
+            match self.notes.try_recv() {
+                Ok(n) => self.on_note(n).await,
+                Err(_) => break,
+            }
+        }
+        if !self.positions_dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.positions_dirty);
+            self.sync_ledger(Some(&dirty), false).await;
+        }
+    }
+
     pub(super) async fn on_note(&mut self, n: Note) {
         match n {
             Note::Subscribed { enabled } => {
                 self.notifications = enabled;
+                // Notifications of writes made while unsubscribed never come.
+                self.own_writes.clear();
                 if self.barrier {
                     self.sync_ledger(None, false).await;
                     self.poll_permits().await;
@@ -145,14 +179,23 @@ impl Session<'_> {
             }
             Note::Lost => {
                 self.notifications = false;
+                self.own_writes.clear();
                 tracing::info!(
                     "keyspace subscription lost; re-reading periodically until it is back"
                 );
             }
             Note::Position(symbol) => {
+                if let Some(n) = self.own_writes.get_mut(&symbol) {
+                    *n -= 1;
+                    if *n == 0 {
+                        self.own_writes.remove(&symbol);
+                    }
+                    Stats::inc(&self.stats.own_notes_skipped);
+                    return;
+                }
                 if self.barrier {
                     if let Some(id) = self.link.symbols.id(&symbol) {
-                        self.sync_ledger(Some(id), false).await;
+                        self.positions_dirty.insert(id);
                     }
                 }
             }
@@ -164,20 +207,21 @@ impl Session<'_> {
         }
     }
 
-    /// Reads `ledger_amount` of one symbol (or all) and hands operators' values to the core.
-    pub(super) async fn sync_ledger(&mut self, only: Option<u16>, fresh_core: bool) {
+    /// Reads `ledger_amount` of some symbols (or all) and hands operators' values to the core.
+    pub(super) async fn sync_ledger(&mut self, only: Option<&BTreeSet<u16>>, fresh_core: bool) {
         let symbols: Vec<(u16, String)> = self
             .link
             .symbols
             .iter()
             .into_iter()
-            .filter(|(id, _)| only.is_none_or(|o| o == *id))
+            .filter(|(id, _)| only.is_none_or(|o| o.contains(id)))
             .map(|(id, n)| (id, n.to_owned()))
             .collect();
         let Ok(mut c) = self.redis.conn().await else {
             return;
         };
         let names: Vec<&str> = symbols.iter().map(|(_, n)| n.as_str()).collect();
+        Stats::add(&self.stats.ledger_reads, names.len() as u64);
         let seen = match Ledger::read(&mut c, &self.cfg.instance, &names).await {
             Ok(s) => s,
             Err(e) => {

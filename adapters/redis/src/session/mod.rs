@@ -12,7 +12,7 @@
 //!  end      daemon gone or stop: write the held results, flush, forget the in-flight entries
 //! ```
 
-use std::collections::VecDeque;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -103,6 +103,11 @@ pub struct Session<'a> {
     barrier: bool,
     initial_sync_due: bool,
     notifications: bool,
+    /// Per symbol, keyspace notifications the bridge's own writes to its position hash will
+    /// still cause ([`Session::own_writes_landed`]): they are skipped, not read back.
+    own_writes: HashMap<String, u64>,
+    /// Symbols whose position hash was written by someone else: read once per burst.
+    positions_dirty: BTreeSet<u16>,
     marker_base: String,
     flushes: u64,
     next_ledger_poll: Instant,
@@ -181,7 +186,7 @@ impl<'a> Session<'a> {
             ledger: Ledger::default(),
             permits: (cfg.permits_from == PermitsFrom::Redis)
                 .then(|| PermitsIn::new(cfg.max_held_permits)),
-            batch: Batch::new(cfg.maxlen, &cfg.group),
+            batch: Batch::new(&cfg.instance, cfg.maxlen, &cfg.group, cfg.answered_ttl_s),
             unpushed: VecDeque::new(),
             ring_full_counted: false,
             next_seq: 0,
@@ -190,6 +195,8 @@ impl<'a> Session<'a> {
             barrier: false,
             initial_sync_due: false,
             notifications: false,
+            own_writes: HashMap::new(),
+            positions_dirty: BTreeSet::new(),
             marker_base: format!("{nonce:016x}"),
             flushes: 0,
             next_ledger_poll: now,
@@ -229,13 +236,15 @@ impl<'a> Session<'a> {
             tokio::select! {
                 biased;
                 _ = self.stop.changed() => end = Some(End::Stop),
+                // Before the inputs: a flood of them must not starve the ticks (held
+                // results, heartbeats, the stats hash).
+                _ = tick.tick() => self.on_tick().await?,
                 evs = self.events.recv() => match evs {
                     Some(evs) => end = self.on_events(evs).await?,
                     None => end = Some(End::DaemonGone),
                 },
                 Some(r) = recv(&mut self.entries), if reading => self.on_read(r),
-                Some(n) = self.notes.recv() => self.on_note(n).await,
-                _ = tick.tick() => self.on_tick().await?,
+                Some(n) = self.notes.recv() => self.on_notes(n).await,
             }
             if end.is_none() {
                 while self.batch.len() < self.cfg.batch {
@@ -386,6 +395,9 @@ impl<'a> Session<'a> {
         // the marker is read before anything is written again.
         let mut unsure: Option<Error> = None;
         let mut retrying = false;
+        // Result entries the transaction did not write (their plan had one); unknown when
+        // the reply was lost.
+        let mut repeated = 0;
         loop {
             if retrying {
                 self.link.heartbeat();
@@ -414,7 +426,10 @@ impl<'a> Session<'a> {
                 }
             }
             match tx.query_async::<Value>(&mut c).await {
-                Ok(_) => break,
+                Ok(reply) => {
+                    repeated = batch::results_already_written(&reply);
+                    break;
+                }
                 Err(e) => {
                     let e = Error::from(e);
                     self.redis.failed(&e);
@@ -423,18 +438,36 @@ impl<'a> Session<'a> {
             }
         }
         self.redis.ok();
+        self.own_writes_landed();
         let c = self.batch.counts;
         let st = &self.stats;
         Stats::inc(&st.flushes);
-        Stats::add(&st.results_written, c.results);
+        Stats::add(&st.results_written, c.results.saturating_sub(repeated));
+        Stats::add(&st.results_repeated, repeated);
         Stats::add(&st.results_without_order_id, c.results_without_order_id);
         Stats::add(&st.permits_mirrored, c.permits);
         Stats::add(&st.positions_mirrored, c.positions);
         Stats::add(&st.plans_acked, c.acks);
         Stats::add(&st.plans_dlq, c.dead_letters);
         Stats::add(&st.permits_consumed, c.consumed);
-        self.batch = Batch::new(self.cfg.maxlen, &self.cfg.group);
+        self.batch = Batch::new(
+            &self.cfg.instance,
+            self.cfg.maxlen,
+            &self.cfg.group,
+            self.cfg.answered_ttl_s,
+        );
         Ok(true)
+    }
+
+    /// The batch landed: the notifications its position writes cause are the bridge's own.
+    /// Only while notifications come (else none would use the credit up).
+    fn own_writes_landed(&mut self) {
+        if !self.notifications {
+            return;
+        }
+        for symbol in self.batch.position_writes() {
+            *self.own_writes.entry(symbol.clone()).or_default() += 1;
+        }
     }
 
     /// Ends the session: held results are written now (with no order id), the batch is
