@@ -33,7 +33,7 @@ use quantum_core::{Clock, Engine, Input, PlanId, Runner, RunnerConfig, SymbolId}
 use quantum_ipc::broadcast::{self, Broadcast};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract::{self, RingDef};
-use quantum_ipc::journal::Journal;
+use quantum_ipc::journal::{Journal, JournalError};
 use quantum_ipc::liveness::{clock_ms, unix_ms};
 use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
 use quantum_ipc::{Consumer, Error as IpcError, PeerStatus, Producer, Ring, RingSpec};
@@ -50,6 +50,9 @@ type IntentStamps = Option<quantum_bench::live::Stamps>;
 
 /// Records taken from one ingress ring before looking at the others and at egress.
 const BATCH: usize = 256;
+
+/// How often an event the journal had no room for is tried again.
+const NO_SPACE_RETRY: Duration = Duration::from_millis(500);
 /// Invalid records logged one by one; after that one in every `INVALID_LOG_EVERY`.
 const INVALID_LOG_FIRST: u64 = 20;
 const INVALID_LOG_EVERY: u64 = 10_000;
@@ -203,6 +206,8 @@ pub struct Daemon {
     compactor: Compactor,
     /// `journal.fsync`: events appended but not yet synced, and for an intent its stamps.
     unsynced: Vec<(Record, Option<IntentStamps>)>,
+    /// An event the journal had no room for, and when to try again (intake is paused).
+    no_space: Option<(Event, Instant)>,
     /// Intents waiting for room on `orders`, oldest first, with their stamps.
     held_orders: VecDeque<(Record, IntentStamps)>,
     /// Live latency of each plan's stages.
@@ -418,6 +423,7 @@ impl Daemon {
             compactor,
             unsynced: Vec::new(),
             held_orders: VecDeque::new(),
+            no_space: None,
             live,
             order_counted: false,
             book,
@@ -464,6 +470,12 @@ impl Daemon {
             if self.cfg.spin && spins < 1 << 14 {
                 spins += 1;
                 std::hint::spin_loop();
+                continue;
+            }
+            if self.no_space.is_some() {
+                // Events wait in the engine's queue until the stalled one is journaled.
+                std::thread::sleep(idle_step);
+                idle_step = (idle_step * 2).min(MAX_IDLE);
                 continue;
             }
             if let Some(e) = self.runner().recv_timeout(idle_step) {
@@ -587,6 +599,16 @@ impl Daemon {
 
     /// Publishes held intents and new events; false when there was nothing to do.
     fn pump_egress(&mut self) -> Result<bool> {
+        if let Some((e, due)) = self.no_space.take() {
+            if Instant::now() < due {
+                self.no_space = Some((e, due));
+                return Ok(false);
+            }
+            self.append(e)?;
+            if self.no_space.is_some() {
+                return Ok(false);
+            }
+        }
         let mut worked = !self.held_orders.is_empty();
         if !self.flush_orders() {
             return Ok(worked);
@@ -597,7 +619,7 @@ impl Daemon {
             };
             worked = true;
             self.emit(e)?;
-            if !self.held_orders.is_empty() {
+            if !self.held_orders.is_empty() || self.no_space.is_some() {
                 break;
             }
         }
@@ -610,12 +632,34 @@ impl Daemon {
     fn emit(&mut self, e: Event) -> Result<()> {
         self.counters.event(&e);
         self.log(&e);
-        let msg = e.to_message();
-        let rec = msg.encode();
-        let (seq, sealed) = self
-            .journal
-            .append(&rec)
-            .map_err(|e| anyhow!("cannot append to the journal: {e}"))?;
+        self.append(e)
+    }
+
+    /// Journals `e`, then publishes it. When the journal's disk is full the event waits in
+    /// `no_space` (nothing of it left the process) and intake pauses until a retry appends it.
+    fn append(&mut self, e: Event) -> Result<()> {
+        let rec = e.to_message().encode();
+        let (seq, sealed) = match self.journal.append(&rec) {
+            Ok(done) => done,
+            Err(JournalError::NoSpace { path, source }) => {
+                debug_assert!(self.no_space.is_none(), "one event stalls at a time");
+                if self.counters.get(self.counters.journal_no_space) == 0 {
+                    tracing::error!(
+                        file = %path.display(),
+                        "journal: the disk is full ({source}): intake paused, every accepted plan kept; the daemon goes on once there is room (retried every {} ms)",
+                        NO_SPACE_RETRY.as_millis()
+                    );
+                    self.counters.set(self.counters.journal_no_space, 1);
+                }
+                self.no_space = Some((e, Instant::now() + NO_SPACE_RETRY));
+                return Ok(());
+            }
+            Err(err) => bail!("cannot append to the journal: {err}"),
+        };
+        if self.counters.get(self.counters.journal_no_space) != 0 {
+            tracing::warn!("journal: there is room again; intake resumed");
+            self.counters.set(self.counters.journal_no_space, 0);
+        }
         if sealed.is_some() {
             self.compactor.snapshot(seq - 1);
         }
@@ -762,6 +806,11 @@ impl Daemon {
 
     /// Moves ingress records into the engine; false when there was nothing to do.
     fn pump_ingress(&mut self) -> Result<bool> {
+        if self.no_space.is_some() {
+            // Nothing new is taken while an event cannot be journaled: what producers write
+            // waits in the rings.
+            return Ok(false);
+        }
         let mut worked = false;
         if let Some(held) = self.held_input.take() {
             if let Err(back) = self.send(held) {
@@ -899,10 +948,19 @@ impl Daemon {
         let runner = self.runner.take().expect("runner");
         self.flush_until(deadline);
         let mut failed = None;
+        let no_space = || {
+            anyhow!("the journal's disk is full: stopping without releasing what could not be journaled; the next start takes it over from the rings")
+        };
+        if self.no_space.is_some() {
+            failed = Some(no_space());
+        }
         let done = runner.shutdown(&mut |e| {
             self.tick_if_due();
             if failed.is_none() {
                 failed = self.emit(e).err();
+                if failed.is_none() && self.no_space.is_some() {
+                    failed = Some(no_space());
+                }
             }
             self.flush_until(deadline);
         });

@@ -23,7 +23,8 @@
 //! - journal: `journal.events` (appended), `journal.seq` (gauge: the last event's number),
 //!   `journal.syncs` (msync batches with `journal.fsync`), `journal.snapshot_seq` (gauge: the
 //!   newest snapshot's last event), `journal.snapshot_failures` (snapshots that failed, each
-//!   retried: an alarm, since replay and disk grow until one succeeds); recovery at start: `recovery.replayed`, `recovery.orders` (offered again, look-up
+//!   retried: an alarm, since replay and disk grow until one succeeds), `journal.no_space`
+//!   (gauge: 1 while the journal's disk is full and intake is paused); recovery at start: `recovery.replayed`, `recovery.orders` (offered again, look-up
 //!   first), `recovery.interrupted`, `recovery.executed`; `reconciling` (gauge: symbols
 //!   reconciling now);
 //! - `cursor_faults`: ring cursors found changed from outside (each also logged in one
@@ -137,6 +138,7 @@ pub struct Counters {
     pub journal_syncs: CounterId,
     pub snapshot_seq: CounterId,
     pub snapshot_failures: CounterId,
+    pub journal_no_space: CounterId,
     pub recovery_replayed: CounterId,
     pub recovery_orders: CounterId,
     pub recovery_interrupted: CounterId,
@@ -221,6 +223,7 @@ impl Counters {
             journal_syncs: reg("journal.syncs")?,
             snapshot_seq: reg("journal.snapshot_seq")?,
             snapshot_failures: reg("journal.snapshot_failures")?,
+            journal_no_space: reg("journal.no_space")?,
             recovery_replayed: reg("recovery.replayed")?,
             recovery_orders: reg("recovery.orders")?,
             recovery_interrupted: reg("recovery.interrupted")?,
