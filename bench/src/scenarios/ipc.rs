@@ -32,12 +32,14 @@ use crate::suite::variant::{Throughput, Variant};
 /// Environment of the daemon: warnings only in its log (every benchmark order ends in a reject,
 /// which the daemon logs at info level: a line per plan that production would not write), and
 /// dedupe sized for the closed-loop run (the horizon must stay above apply's 1200 ms wait, and
-/// the maximum plan age within the horizon).
-const DAEMON_ENV: [(&str, &str); 4] = [
+/// the maximum plan age within the horizon); positions are fed by hand, with no Binance bridge
+/// to report the exchange's order history, so the daemon does not wait for one.
+const DAEMON_ENV: [(&str, &str); 5] = [
     ("RUST_LOG", "warn"),
     ("QUANTUM_ENGINE_DEDUPE_HORIZON_MS", "1500"),
     ("QUANTUM_ENGINE_DEDUPE_CAPACITY", "2097152"),
     ("QUANTUM_ENGINE_MAX_PLAN_AGE_MS", "1500"),
+    ("QUANTUM_JOURNAL_RECOVER_FROM_EXCHANGE", "never"),
 ];
 
 /// Plans in flight in the closed-loop run.
