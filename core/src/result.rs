@@ -94,6 +94,21 @@ pub enum Outcome {
     NonExecute,
 }
 
+impl Outcome {
+    /// Whether this is an answer given at admission, before (and instead of) a `PlanAccepted`
+    /// event: the plan was never remembered or waited. A reader that acknowledges a plan on
+    /// its acceptance acknowledges these on their result.
+    pub fn at_admission(&self) -> bool {
+        matches!(
+            self,
+            Outcome::NonExecute
+                | Outcome::Duplicate
+                | Outcome::Blocked(Block::DedupeFull)
+                | Outcome::Blocked(Block::Stale)
+        )
+    }
+}
+
 /// One result per plan.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PlanResult {

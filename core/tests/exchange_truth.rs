@@ -253,6 +253,8 @@ fn a_plan_older_than_the_maximum_age_is_never_ordered() {
     };
     let (o, ev) = outcome(&mut e, aged(1, now_ms - max - 1));
     assert_eq!(o, Outcome::Blocked(Block::Stale));
+    assert!(o.at_admission(), "answered without a PlanAccepted");
+    assert!(!ev.iter().any(|x| matches!(x, Event::PlanAccepted { .. })));
     assert!(intents(&ev).is_empty());
     assert_eq!(Block::Stale.to_string(), "plan_stale");
     // A stale plan is not remembered: the same id, fresh, is not a duplicate.

@@ -135,6 +135,8 @@ struct Tally {
     left_in_ring: u64,
     reopens: u32,
     settled_checks: u32,
+    /// The changed-state-directory round: (refused, what the daemon said).
+    changed_dir: Option<(bool, String)>,
 }
 
 struct World {
@@ -577,6 +579,9 @@ impl World {
     /// or after the chunks; sometimes a chunk is sent while the daemon is down, and waits in
     /// the ring for the restarted daemon.
     fn round(&mut self, round: u32) -> Result<()> {
+        if round == 2 {
+            self.changed_state_dir()?;
+        }
         self.ensure_running(true)?;
         self.reopen()?;
         // Let the restarted core finish reconciling (up to a few seconds), so that this
@@ -650,6 +655,52 @@ impl World {
             sent - accepted
         );
         Ok(())
+    }
+
+    /// A daemon started with another journal directory (another `$HOME`, a mistyped path)
+    /// while the instance's rings belong to this one: it must refuse, name the journal it
+    /// expected, and create nothing; then the daemon starts on its own journal again.
+    fn changed_state_dir(&mut self) -> Result<()> {
+        self.ensure_running(false)?;
+        if let Some(mut d) = self.daemon.take() {
+            d.kill();
+        }
+        *self.tally.kills.entry("daemon").or_default() += 1;
+        let other = self.out.join("another-state-dir");
+        let log = self.out.join("daemon-other-dir.log");
+        let mut child = Command::new(&self.quantum)
+            .args(["run", "--instance", &self.instance, "--quiet"])
+            .env("QUANTUM_JOURNAL_DIR", &other)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(File::create(&log)?)
+            .spawn()
+            .context("cannot start quantum run")?;
+        let end = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(st) = child.try_wait()? {
+                break Some(st);
+            }
+            if Instant::now() > end {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let said = std::fs::read_to_string(&log).unwrap_or_default();
+        let created = other.join("identity").exists()
+            || std::fs::read_dir(&other).is_ok_and(|mut d| d.next().is_some());
+        let refused = status.is_some_and(|s| !s.success())
+            && said.contains(&format!("{}", self.journal.display()))
+            && !created;
+        let line = said
+            .lines()
+            .find(|l| l.contains("belongs to the journal"))
+            .unwrap_or("(no refusal)")
+            .to_string();
+        self.tally.changed_dir = Some((refused, line));
+        self.start_daemon(false)
     }
 
     /// Waits until every symbol is at rest (restarting whatever dies); the last book.
@@ -871,6 +922,23 @@ impl World {
         );
         if !verify.status.success() {
             fail(format!("journal verify failed:\n{verify_text}"));
+        }
+        match &t.changed_dir {
+            Some((refused, said)) => {
+                println!(
+                    "  another state directory: the daemon {} ({})",
+                    if *refused {
+                        "refused the rings and created nothing"
+                    } else {
+                        "DID NOT refuse"
+                    },
+                    said.trim()
+                );
+                if !refused {
+                    fail("a daemon on another journal directory did not refuse the rings".into());
+                }
+            }
+            None => println!("  another state directory: not tried (fewer than 2 rounds)"),
         }
         if let Some(r) = &redis {
             println!(

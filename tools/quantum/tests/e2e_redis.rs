@@ -13,9 +13,9 @@ use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{sim_url, wait_for, Instance};
+use common::{sim_http, sim_url, wait_for, Instance};
 use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::event::Event;
 use quantum_core::Qty;
@@ -786,7 +786,12 @@ fn restarts_of_the_bridge_and_of_redis_lose_nothing_and_repeat_nothing() {
         let client = s.redis.client();
         let ids = plan_ids.clone();
         std::thread::spawn(move || {
-            let base = 1_000_000_000_000u64;
+            // Entry ids carry the time Redis took the plan, which ages a plan without its own
+            // timestamp: today's, so the EXECUTE plans are not stale.
+            let base = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis() as u64;
             let mut written = 0usize;
             let mut conn: Option<redis::Connection> = None;
             while written < ids.len() {
@@ -1365,4 +1370,56 @@ fn legacy_timestamps_are_read_liberally() {
         s.bridge_stat("plan_fields_unreadable") == 1
     });
     assert!(s.bridge_log_has("last tuesday"));
+}
+
+/// An EXECUTE plan older than the maximum plan age, by its own timestamp or, without one, by
+/// the time Redis took its entry, is answered `plan_stale`, acknowledged, and never ordered.
+#[test]
+fn a_stale_plan_through_redis_is_blocked_plan_stale_and_acknowledged() {
+    let s = Stack::start(
+        "redis-stale",
+        Opts {
+            sim_position: Some("BTCUSDT=100"),
+            ..Opts::default()
+        },
+    );
+    let _: () = s
+        .conn()
+        .hset("quantum:position:BTCUSDT", "ledger_amount", "100")
+        .unwrap();
+    s.wait_ledger("100");
+    let two_days_ago = (SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        - 2 * 86_400_000)
+        .to_string();
+    // No timestamp: the entry's id says when Redis took it, here long ago (the
+    // stream is empty, so an old id is still a new entry).
+    let _: String = redis::cmd("XADD")
+        .arg(PLANS)
+        .arg("1000000000000-1")
+        .arg(&[
+            ("plan_id", "5a1e000000000002"),
+            ("symbol", "BTCUSDT"),
+            ("decision", "EXECUTE"),
+            ("action", "PARTIAL_25"),
+        ])
+        .query(&mut s.conn())
+        .unwrap();
+    s.xadd(&[
+        ("plan_id", "5a1e000000000001"),
+        ("symbol", "BTCUSDT"),
+        ("decision", "EXECUTE"),
+        ("action", "PARTIAL_25"),
+        ("timestamp", &two_days_ago),
+    ]);
+    for id in ["5a1e000000000001", "5a1e000000000002"] {
+        let r = s.wait_result(id, 1);
+        assert_eq!(r["executed"], "false", "{r:?}");
+        assert_eq!(r["error"], "plan_stale", "{r:?}");
+    }
+    wait_for(20, "both entries acknowledged", || s.pending() == 0);
+    let orders = sim_http(s.rest.as_ref().unwrap(), "GET", "/sim/orders", None);
+    assert_eq!(orders.as_array().map(Vec::len), Some(0), "{orders}");
 }

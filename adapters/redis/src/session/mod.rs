@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use hdrhistogram::Histogram;
 use quantum_core::engine::ExternalPermit;
 use quantum_core::wire::input_out;
-use quantum_core::{Block, Input, Outcome, PlanId, PlanResult};
+use quantum_core::{Input, PlanId, PlanResult};
 use quantum_ipc::liveness::unix_ms;
 use quantum_ipc::wire::Message;
 use redis::Value;
@@ -70,10 +70,7 @@ fn noisy(n: u64) -> bool {
 
 /// Whether `r` answers a plan at once (no `PlanAccepted` before it).
 fn answers_at_once(r: &PlanResult) -> bool {
-    matches!(
-        r.outcome,
-        Outcome::NonExecute | Outcome::Duplicate | Outcome::Blocked(Block::DedupeFull)
-    )
+    r.outcome.at_admission()
 }
 
 /// One session's state.
