@@ -114,6 +114,18 @@ impl World {
         self.ensure_running(false)?;
         let group = quantum_redis::config::BridgeConfig::new(&self.instance, &server.url).group;
         let mut bridge = self.start_redis_bridge(&server.url)?;
+        // The bridge makes its consumer group where the stream ends: a plan XADDed before
+        // that would never be read (as in production, where the group exists already).
+        let end = Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(self.out.join("redis-bridge.log"))
+            .unwrap_or_default()
+            .contains("redis bridge attached")
+        {
+            if Instant::now() > end || bridge.exited() {
+                bail!("quantum bridge redis did not attach within 30 s (see redis-bridge.log)");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let mut ids = Vec::new();
         for _ in 0..cycles {
             self.ensure_running(false)?;
@@ -194,9 +206,14 @@ impl World {
                 continue;
             }
             if Instant::now() > end {
-                let missing = ids.iter().filter(|id| !per_plan.contains_key(*id)).count();
+                let missing: Vec<&String> = ids
+                    .iter()
+                    .filter(|id| !per_plan.contains_key(*id))
+                    .collect();
                 bail!(
-                    "the Redis phase did not settle within 120 s: {missing} plan(s) without a result entry, {pending} pending (see redis-bridge.log)"
+                    "the Redis phase did not settle within 120 s: {} plan(s) without a result entry (e.g. {:?}), {pending} pending (see redis-bridge.log)",
+                    missing.len(),
+                    &missing[..missing.len().min(5)]
                 );
             }
             if bridge.exited() {
