@@ -8,8 +8,10 @@
 #   tools/crash-test.sh 100 --release   the long run
 #
 # Everything is a real process: `quantum sim binance` (latency, dropped connections, ambiguous
-# 503s, unknown-outcome timeouts), `quantum run`, `quantum bridge binance` (REST and WebSocket
-# API), `quantum ctl inject`. Logs, plan batches and the journal are left in --out
+# 503s, unknown-outcome timeouts, a gateway's 502/504 after placing), `quantum run`, `quantum
+# bridge binance` (REST and WebSocket API), `quantum ctl inject`, and for the Redis phase
+# redis-server (REDIS_SERVER=path picks the binary) with `quantum bridge redis`. It ends with a
+# lost journal: an empty start that must order no plan the exchange already holds. Logs, plan batches and the journal are left in --out
 # (default target/crash-test). Exit status 1 when a check fails; the summary says which.
 set -euo pipefail
 cd "$(dirname "$0")/.."
