@@ -21,7 +21,7 @@ pub struct RedisServer {
 }
 
 /// How the binary is found: `REDIS_SERVER` or `redis-server` on the `PATH`.
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     std::env::var_os("REDIS_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("redis-server"))

@@ -5,14 +5,13 @@
 //! pending.
 
 use std::collections::BTreeMap;
-use std::net::TcpListener;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use quantum_bench::feed::Next;
 use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
+use quantum_redis::testing::RedisServer;
 use rand::Rng;
 
 use crate::{log_file, Proc, World};
@@ -24,50 +23,6 @@ pub struct RedisReport {
     pub entries: u64,
     pub not_once: Vec<(String, usize)>,
     pub pending: u64,
-}
-
-/// A redis-server of the test's own, on a free loopback port, without persistence.
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(out: &Path) -> Result<Server> {
-    let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-    let exe = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
-    let child = Command::new(&exe)
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .arg("--dir")
-        .arg(out)
-        .stdout(log_file(out, "redis-server.log")?)
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| {
-            format!("cannot start {exe} (install redis-server, or set REDIS_SERVER)")
-        })?;
-    let url = format!("redis://127.0.0.1:{port}/0");
-    let end = Instant::now() + Duration::from_secs(10);
-    loop {
-        if redis::Client::open(url.as_str())?
-            .get_connection()
-            .and_then(|mut c| redis::cmd("PING").query::<String>(&mut c))
-            .is_ok()
-        {
-            return Ok(Server { child, url });
-        }
-        if Instant::now() > end {
-            bail!("redis-server did not answer on port {port} within 10 s");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn signal(p: &Proc, sig: i32) {
@@ -103,17 +58,20 @@ impl World {
     /// `cycles` times: `per` plans XADDed once each, then the Redis bridge paused for a
     /// second, the daemon killed and restarted, the bridge resumed.
     pub fn redis_phase(&mut self, cycles: u32, per: u32) -> Result<RedisReport> {
-        let server = start_server(&self.out)?;
+        // One launcher of redis-server for every test harness (REDIS_SERVER picks the binary).
+        let server = RedisServer::launch(&quantum_redis::testing::binary(), false, &[])
+            .map_err(|e| anyhow!("{e} (install redis-server, or set REDIS_SERVER)"))?;
+        let url = server.url();
         // The gateway fault answers 504 here (502 in the rounds).
         crate::http::post(
             &self.rest,
             "/sim/faults",
             &serde_json::json!({"gatewayStatus": 504}),
         )?;
-        let mut conn = redis::Client::open(server.url.as_str())?.get_connection()?;
+        let mut conn = redis::Client::open(url.as_str())?.get_connection()?;
         self.ensure_running(false)?;
-        let group = quantum_redis::config::BridgeConfig::new(&self.instance, &server.url).group;
-        let mut bridge = self.start_redis_bridge(&server.url)?;
+        let group = quantum_redis::config::BridgeConfig::new(&self.instance, &url).group;
+        let mut bridge = self.start_redis_bridge(&url)?;
         // The bridge makes its consumer group where the stream ends: a plan XADDed before
         // that would never be read (as in production, where the group exists already).
         let end = Instant::now() + Duration::from_secs(30);
