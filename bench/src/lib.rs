@@ -8,17 +8,13 @@
 //! - [`scenarios`]: the rows: `ring` (cache-line floor, crossbeam, shm rings), `chain`,
 //!   `ipc` (real processes around `quantum run`), `legacy` (a real redis-server), `bridge`
 //!   (the Redis bridge and the daemon), `journal` (the chain with the journal off, on, synced).
-//! - [`live`]: latency from a running core: stage stamps into interval histograms, the
-//!   standard interval log, and percentile gauges in the counters segment.
-//! - [`feed`]: the seeds' plan mix (EXECUTE/HOLD/REDUCE, partial closes, re-delivered ids).
-//! - [`report`]: percentiles and the `.hgrm` text.
+//!
+//! Percentiles and `.hgrm` files are written by `quantum_daemon::latency::report`, the same
+//! code that reports a running core's latency.
 //!
 //! Benchmarks measure; nothing here asserts a speed.
 #![deny(unsafe_code)]
 
 pub mod cli;
-pub mod feed;
-pub mod live;
-pub mod report;
 pub mod scenarios;
 pub mod suite;

@@ -135,7 +135,7 @@ impl Variant for PingPong {
             for i in 0..WARMUP {
                 rt(i);
             }
-            let mut h = crate::report::new_histogram();
+            let mut h = quantum_daemon::latency::report::new_histogram();
             let origin = clock.raw();
             let mut now = || clock.delta_as_nanos(origin, clock.raw());
             let mut send = |i: u64| {

@@ -31,9 +31,9 @@ use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::report::new_histogram;
 use crate::scenarios::{self, Ctx};
 use openloop::Schedule;
+use quantum_daemon::latency::report::new_histogram;
 use variant::{Throughput, Variant};
 
 /// Options shared by every scenario of `quantum bench`.

@@ -55,7 +55,7 @@ pub fn run_block(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::new_histogram;
+    use quantum_daemon::latency::report::new_histogram;
     use std::cell::Cell;
 
     /// A clock that only moves when the code under test makes it move.
@@ -88,7 +88,12 @@ mod tests {
         // was left of the stall: 900 samples (all after message 100) exceed 1 µs, a closed
         // loop would have recorded exactly one.
         let late = hist.len() - hist.count_between(0, 2_000);
-        assert_eq!(late, 900, "{}", crate::report::percentile_line(&hist));
+        assert_eq!(
+            late,
+            900,
+            "{}",
+            quantum_daemon::latency::report::percentile_line(&hist)
+        );
         assert!(hist.max() >= 10_000_000);
         // The second-slowest late message is one interval less late than the stalled one.
         assert!(hist.value_at_quantile(0.5) > 5_000_000);

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 use super::ratios::{ratio, short, sig, Ratio};
 use super::variant::Baseline;
 use super::{plot, RowResult, RunResult};
-use crate::report::{hgrm, PERCENTILES};
+use quantum_daemon::latency::report::{hgrm, PERCENTILES};
 
 /// Ops per second with a unit prefix: `5.21 M/s`.
 pub fn rate_text(per_sec: f64) -> String {

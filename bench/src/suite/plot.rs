@@ -178,7 +178,7 @@ mod tests {
 
     #[test]
     fn a_curve_rises_and_ends_at_the_maximum() {
-        let mut h = crate::report::new_histogram();
+        let mut h = quantum_daemon::latency::report::new_histogram();
         for v in 1..=10_000u64 {
             h.record(v).unwrap();
         }

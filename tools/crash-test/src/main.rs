@@ -39,12 +39,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
-use quantum_bench::feed::{Feed, Next};
 use quantum_core::event::Event;
 use quantum_core::{Decision, Outcome, Qty};
 use quantum_ipc::journal::Reader;
 use quantum_ipc::wire::{Limits, Message};
 use quantum_ipc::CountersReader;
+use quantum_plan_feed::{Feed, Next};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};

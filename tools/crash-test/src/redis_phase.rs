@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
-use quantum_bench::feed::Next;
+use quantum_plan_feed::Next;
 use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
 use quantum_redis::testing::RedisServer;
 use rand::Rng;

@@ -6,7 +6,6 @@ mod cmd_bench;
 mod cmd_bridge;
 mod cmd_sim;
 mod ctl;
-mod daemon;
 mod demo;
 mod logging;
 
@@ -33,7 +32,7 @@ enum Cmd {
     #[command(
         after_help = "Examples:\n  quantum run --instance prod1 --config /etc/quantum/prod1.toml\n  quantum run --instance prod1 --print-config --defaults   # every key, its default and variable"
     )]
-    Run(daemon::RunArgs),
+    Run(quantum_daemon::RunArgs),
     /// Inspect and drive a running instance: stats, rings, inject, tail, gc, doctor, metrics,
     /// top.
     #[command(subcommand)]
@@ -72,7 +71,7 @@ fn main() {
     closed_pipe::install_panic_hook();
     let prints = cli.cmd.prints();
     let res = match cli.cmd {
-        Cmd::Run(a) => daemon::run(a),
+        Cmd::Run(a) => quantum_daemon::run(a),
         Cmd::Ctl(c) => ctl::run(c),
         Cmd::Demo(a) => demo::run(a),
         Cmd::Bench(c) => cmd_bench::run(c),

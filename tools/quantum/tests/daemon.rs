@@ -811,7 +811,7 @@ fn a_running_daemon_reports_its_latency_per_stage() {
     wait_for(10, "the interval log", || {
         let bytes = std::fs::read(&log).unwrap_or_default();
         let mut per_tag = std::collections::BTreeMap::<String, u64>::new();
-        for i in quantum_bench::live::read::intervals(&bytes).unwrap_or_default() {
+        for i in quantum_daemon::latency::read::intervals(&bytes).unwrap_or_default() {
             *per_tag.entry(i.tag).or_default() += i.hist.len();
         }
         // Every plan's stages, and the four inside the chain for the sampled plans: one in

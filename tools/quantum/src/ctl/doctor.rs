@@ -11,8 +11,8 @@ use clap::Args;
 use super::doctor_checks::{run_all, Finding, Options, Status};
 use super::doctor_host::RootedHost;
 use super::Exit;
-use crate::daemon::config::DaemonConfig;
-use crate::daemon::host::parse_cpu_list;
+use quantum_daemon::config::DaemonConfig;
+use quantum_daemon::host::parse_cpu_list;
 
 /// Options of `ctl doctor`.
 #[derive(Args, Debug)]

@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use super::doctor_host::Host;
-use crate::daemon::host::{format_cpu_list, parse_cpu_list};
+use quantum_daemon::host::{format_cpu_list, parse_cpu_list};
 
 /// How bad a finding is. Ordered: the worst decides the exit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

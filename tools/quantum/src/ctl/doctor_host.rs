@@ -54,6 +54,6 @@ impl Host for RootedHost {
                 format!("{} is not a directory", p.display()),
             ));
         }
-        crate::daemon::host::sys::fs_space(&p)
+        quantum_daemon::host::sys::fs_space(&p)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use quantum_bench::live::gauges::{self, StageReading};
+use quantum_daemon::latency::gauges::{self, StageReading};
 
 use super::open_counters;
 
@@ -106,9 +106,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use quantum_bench::live::stages::{Stage, Stamps};
-    use quantum_bench::live::writer::{start, LiveConfig};
-    use quantum_bench::live::Gauges;
+    use quantum_daemon::latency::stages::{Stage, Stamps};
+    use quantum_daemon::latency::writer::{start, LiveConfig};
+    use quantum_daemon::latency::Gauges;
     use quantum_ipc::{CountersReader, CountersWriter};
 
     use super::*;

@@ -23,7 +23,7 @@ use std::time::Instant;
 use quantum_ipc::{CountersReader, PeerStatus};
 
 use super::stats::{ring_rows, RingRow};
-use crate::daemon::stats::amount;
+use quantum_daemon::stats::amount;
 
 /// Counter labels that are gauges (a level, not a total) without a naming convention saying
 /// so; the book amounts and `_ns`/`_us` labels are recognised by their form.

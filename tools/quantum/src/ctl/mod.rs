@@ -141,7 +141,7 @@ impl DaemonState {
         let pid = c.owner_pid();
         if !c.owner_alive() {
             DaemonState::Gone(pid)
-        } else if c.get(crate::daemon::stats::READY) == Some(1) {
+        } else if c.get(quantum_daemon::stats::READY) == Some(1) {
             DaemonState::Up(pid)
         } else {
             DaemonState::Starting(pid)

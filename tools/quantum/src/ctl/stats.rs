@@ -15,7 +15,7 @@ use quantum_ipc::contract::{self, Shape};
 use quantum_ipc::{list_segments, remove_stale_segments, PeerStatus, Ring, RingSpec, SegmentKind};
 
 use super::{open_counters, peer_text, peer_word, DaemonState, Exit};
-use crate::daemon::stats::{amount, AMOUNT_GAUGES};
+use quantum_daemon::stats::{amount, AMOUNT_GAUGES};
 
 /// Options of `ctl stats`.
 #[derive(Args, Debug)]

@@ -14,7 +14,7 @@ use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::{Frame, Terminal};
 
 use super::metrics_model::{is_gauge, peer_state, rates, series_of, Sample};
-use crate::daemon::stats::{amount, AMOUNT_GAUGES};
+use quantum_daemon::stats::{amount, AMOUNT_GAUGES};
 
 /// Counters shown first, in this order, whatever their value; the others follow when not 0.
 const FIRST: &[&str] = &[

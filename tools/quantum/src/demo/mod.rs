@@ -34,11 +34,11 @@ use quantum_ipc::contract;
 use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Producer, Ring, RingSpec};
 
-use crate::daemon::config::DaemonConfig;
-use crate::daemon::io::Daemon;
 use entry::{Entry, EntrySide};
-use quantum_bench::feed::{self, Feed};
-use quantum_bench::report;
+use quantum_daemon::config::DaemonConfig;
+use quantum_daemon::io::Daemon;
+use quantum_daemon::latency::report;
+use quantum_plan_feed::{self as feed, Feed};
 
 /// Options of `quantum demo`.
 #[derive(Args, Debug)]

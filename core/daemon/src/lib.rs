@@ -1,4 +1,4 @@
-//! `quantum run`: the core daemon of one instance.
+//! `quantum-daemon`: the core process of one instance (`quantum run`).
 //!
 //! ```text
 //!  plans ──┐                      ┌──────────────────────────┐     ┌─> orders  (OrderIntent)
@@ -23,9 +23,9 @@
 pub mod config;
 pub mod host;
 mod instance;
-pub(crate) mod io;
+pub mod io;
 mod journal;
-mod latency;
+pub mod latency;
 mod print_config;
 pub mod stats;
 mod trust;

@@ -1,4 +1,5 @@
-//! Live latency from a running core (`quantum run --hdr-log FILE`, `quantum ctl latency`).
+//! Latency of a running core (`quantum run --hdr-log FILE`, `quantum ctl latency`) and the
+//! HdrHistogram report every latency figure of the workspace is printed with ([`report`]).
 //!
 //! ```text
 //!  daemon I/O thread (hot path)             writer thread (once per interval)
@@ -13,11 +14,14 @@
 //!
 //! The hot path records into preallocated histograms and swaps buffers; it never allocates,
 //! formats or writes a file. [`stages`] owns the stage names and the counter labels (the
-//! reader in `quantum ctl latency` uses the same functions).
+//! reader in `quantum ctl latency` uses the same functions); [`probe`] is the I/O thread's
+//! side of it.
 
 pub mod gauges;
+pub(crate) mod probe;
 pub mod read;
 pub mod recorder;
+pub mod report;
 pub mod stages;
 pub mod writer;
 

@@ -4,8 +4,8 @@ use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 use hdrhistogram::Histogram;
 
+use super::report::new_histogram;
 use super::stages::{PerStage, Stage, Stamps};
-use crate::report::new_histogram;
 
 /// One interval's histograms, with when it started and ended (engine ns).
 #[derive(Debug, Clone)]

@@ -41,12 +41,12 @@ use quantum_ipc::{Consumer, Error as IpcError, PeerStatus, Producer, Ring, RingS
 use super::config::DaemonConfig;
 use super::instance;
 use super::journal::{self as djournal, Compactor};
-use super::latency::Live;
 use super::stats::{self, Counters};
 use super::trust;
+use crate::latency::probe::Live;
 
 /// An intent's latency stamps so far (`None`: not timed, e.g. offered again after a restart).
-type IntentStamps = Option<quantum_bench::live::Stamps>;
+type IntentStamps = Option<crate::latency::Stamps>;
 
 /// Records taken from one ingress ring before looking at the others and at egress.
 const BATCH: usize = 256;

@@ -1,7 +1,7 @@
 //! Live latency of the daemon: the I/O thread stamps each plan when it pops it from its ring
 //! and each intent when it puts it on `orders`; with the engine's own stamps (`t_in_ns`,
 //! `t_out_ns`, and for a sample of plans the moments inside the chain, `OrderIntent::marks`)
-//! they make the stages `quantum_bench::live` records. Recording is a few array
+//! they make the stages [`crate::latency`] records. Recording is a few array
 //! writes into preallocated histograms; a background thread publishes each interval's
 //! percentiles in the counters segment (`quantum ctl latency`) and appends it to the interval
 //! log (`latency.hdr_log`, `quantum run --hdr-log FILE`).
@@ -11,13 +11,13 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::writer::{self, LiveConfig};
+use super::{Gauges, Recorder, RxStamps, Stamps};
 use anyhow::Result;
-use quantum_bench::live::writer::{self, LiveConfig};
-use quantum_bench::live::{Gauges, Recorder, RxStamps, Stamps};
 use quantum_core::{Clock, OrderIntent};
 use quantum_ipc::CountersWriter;
 
-use super::config::LatencySection;
+use crate::config::LatencySection;
 
 /// The I/O thread's latency recording.
 pub struct Live {

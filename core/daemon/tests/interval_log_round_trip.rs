@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
-use quantum_bench::live::stages::{Stage, Stamps};
-use quantum_bench::live::writer::{start, LiveConfig};
-use quantum_bench::report::{new_histogram, PERCENTILES};
+use quantum_daemon::latency::report::{new_histogram, PERCENTILES};
+use quantum_daemon::latency::stages::{Stage, Stamps};
+use quantum_daemon::latency::writer::{start, LiveConfig};
 
 #[test]
 fn interval_logs_parse_back_to_the_same_percentiles() {
@@ -61,7 +61,7 @@ fn interval_logs_parse_back_to_the_same_percentiles() {
     let bytes = std::fs::read(&path).unwrap();
     let text = String::from_utf8_lossy(&bytes);
     assert!(text.contains("#[StartTime: "), "{text}");
-    let got: Vec<(String, f64, Histogram<u64>)> = quantum_bench::live::read::intervals(&bytes)
+    let got: Vec<(String, f64, Histogram<u64>)> = quantum_daemon::latency::read::intervals(&bytes)
         .unwrap()
         .into_iter()
         .map(|i| (i.tag, i.start_s, i.hist))

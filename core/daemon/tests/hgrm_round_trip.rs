@@ -1,7 +1,7 @@
 //! A `.hgrm` file parses back to the percentiles of the histogram it was written from, for
 //! shapes like the benchmarks': a tight body, a long tail, a few huge stalls.
 
-use quantum_bench::report::{hgrm, new_histogram, PERCENTILES};
+use quantum_daemon::latency::report::{hgrm, new_histogram, PERCENTILES};
 
 /// `(value, percentile, total count)` rows of a `.hgrm` text.
 fn parse(text: &str) -> Vec<(f64, f64, u64)> {
