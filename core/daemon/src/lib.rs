@@ -7,13 +7,17 @@
 //!              count              └──────────────────────────┘          broadcast)
 //! ```
 //!
-//! The main thread is the I/O thread ([`io`]): it owns the consumer side of the ingress rings
-//! and the producer side of the egress rings (names, directions and record kinds are the
-//! process contract, `quantum_ipc::contract`), turns records into engine inputs and events into
-//! records (`quantum_core::wire`), counts ([`stats`]), publishes the book's amounts as gauges,
-//! heartbeats and watches peers; the engine runs on the core's `Runner` threads (the
-//! `Placement` note in the log says where) and owns every plan's lifecycle. Start-up takes the
-//! instance lock ([`instance`]), removes segments a dead predecessor left, and creates the
+//! The main thread is the I/O thread ([`Daemon`]), made of three parts: [`ingress`] owns the
+//! consumer side of the ingress rings and turns records into engine inputs (validated,
+//! counted, released only once handled and journaled); [`egress`] journals every event and
+//! then publishes it on `results` (and an intent on `orders`); [`housekeeping`] heartbeats,
+//! watches peers and copies the book's amounts into the gauges ([`stats`]). Names,
+//! directions and record kinds of the rings are the process contract
+//! (`quantum_ipc::contract`); records and engine inputs convert through `quantum_core::wire`.
+//! The engine runs on the core's `Runner` threads (the `Placement` note in the log says
+//! where) and owns every plan's lifecycle; [`latency`] times its stages. Start-up takes the
+//! instance lock ([`instance`]), removes segments a dead predecessor left, recovers the
+//! journal ([`journal`], [`trust`]), and creates the
 //! counters segment and the rings. SIGINT/SIGTERM: stop reading ingress, let pending plans
 //! resolve, publish their events, wait (at most `rings.drain_timeout_ms`) for a live `orders`
 //! consumer to take the intents, and exit 0. Every segment is removed on a clean exit
@@ -21,14 +25,19 @@
 //! `quantum run` of the instance, or `quantum ctl gc`, removes them.
 
 pub mod config;
+mod egress;
 pub mod host;
+mod housekeeping;
+mod ingress;
 mod instance;
-pub mod io;
+mod io;
 mod journal;
 pub mod latency;
 mod print_config;
 pub mod stats;
 mod trust;
+
+pub use io::Daemon;
 
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
@@ -162,7 +171,7 @@ pub fn run(args: RunArgs) -> Result<()> {
         signal_hook::flag::register(sig, stop.clone()).context("cannot install signal handlers")?;
     }
     let source = journal_dir_source(&args, &cfg);
-    io::Daemon::start_from(&instance, cfg, source)?.run(&stop)
+    Daemon::start_from(&instance, cfg, source)?.run(&stop)
 }
 
 /// Where `journal.dir` was set, for the start log: `--journal-dir`, its environment variable,

@@ -36,8 +36,8 @@ use quantum_ipc::{Producer, Ring, RingSpec};
 
 use entry::{Entry, EntrySide};
 use quantum_daemon::config::DaemonConfig;
-use quantum_daemon::io::Daemon;
 use quantum_daemon::latency::report;
+use quantum_daemon::Daemon;
 use quantum_plan_feed::{self as feed, Feed};
 
 /// Options of `quantum demo`.
