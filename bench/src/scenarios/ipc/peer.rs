@@ -33,8 +33,8 @@ use quantum_ipc::contract;
 use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersReader, Producer, Ring, RingSpec};
 
-use super::chain::{book_commands, ids, reject};
 use crate::report::new_histogram;
+use crate::scenarios::chain::{book_commands, ids, reject};
 
 /// Which bridge a peer stands in for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
