@@ -1,7 +1,7 @@
 //! The `quantum bench` subcommands (the `quantum` binary and this crate's test peer both
 //! parse them from here).
 
-use crate::scenarios::ipc_peer::{self, IpcPeerArgs};
+use crate::scenarios::ipc::peer::{self as ipc_peer, IpcPeerArgs};
 use crate::scenarios::ring::{self, PeerArgs};
 use crate::suite::{self, SuiteArgs};
 

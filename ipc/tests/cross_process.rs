@@ -1,10 +1,13 @@
-//! Real processes over real shared memory. The parent spawns this test binary again
-//! (`current_exe() --exact <child test>`), with `QIPC_CHILD_*` variables saying what to do; the
-//! child tests return at once when those are not set.
+//! Real processes over real shared memory. A test spawns this binary again with a
+//! `QIPC_CHILD_*` variable naming the child's job (producer, consumer, open, abandon) and its
+//! instance; `main` then does that job instead of running the tests. The binary has its own
+//! small harness (`harness = false` in Cargo.toml) for that: under libtest a child's job could
+//! only be reached as a `#[test]`, one that passes whenever the variable is not set.
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{instance, Cleanup};
@@ -13,11 +16,119 @@ use quantum_ipc::{Error, Limits, Message, PeerStatus, Ring, RingSpec};
 
 const CAPACITY: usize = 256;
 
-fn spawn_child(test: &str, envs: &[(&str, String)]) -> Child {
+/// The tests, by name, in the order they run.
+const TESTS: &[(&str, fn())] = &[
+    (
+        "a_million_records_cross_processes_in_order",
+        a_million_records_cross_processes_in_order,
+    ),
+    (
+        "killed_producer_leaves_no_torn_record_and_a_new_one_carries_on",
+        killed_producer_leaves_no_torn_record_and_a_new_one_carries_on,
+    ),
+    (
+        "another_layout_is_refused_with_one_clear_sentence",
+        another_layout_is_refused_with_one_clear_sentence,
+    ),
+    (
+        "segments_of_dead_owners_are_removed",
+        segments_of_dead_owners_are_removed,
+    ),
+];
+
+/// What a child process does, given the instance.
+type ChildJob = fn(&str);
+
+/// The child jobs: the variable that asks for one (its value is the instance) and the job.
+const CHILD_JOBS: &[(&str, ChildJob)] = &[
+    ("QIPC_CHILD_PRODUCER", child_producer),
+    ("QIPC_CHILD_CONSUMER", child_consumer),
+    ("QIPC_CHILD_OPEN", child_open),
+    ("QIPC_CHILD_ABANDON", child_abandon),
+];
+
+fn main() -> ExitCode {
+    for (var, job) in CHILD_JOBS {
+        if let Ok(inst) = std::env::var(var) {
+            // A failing job panics, and the process exits with 101 for the test to see.
+            job(&inst);
+            return ExitCode::SUCCESS;
+        }
+    }
+    run_tests(std::env::args().skip(1).collect())
+}
+
+/// Runs the selected tests one after the other and reports like libtest. Understood: name
+/// filters, `--exact`, `--skip NAME`, `--list`, `--ignored` (there are none); libtest's other
+/// options are accepted and change nothing.
+fn run_tests(args: Vec<String>) -> ExitCode {
+    let mut filters = Vec::new();
+    let mut skips = Vec::new();
+    let (mut exact, mut list, mut ignored_only) = (false, false, false);
+    let mut args = args.into_iter();
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--exact" => exact = true,
+            "--list" => list = true,
+            "--ignored" => ignored_only = true,
+            "--skip" => skips.extend(args.next()),
+            "--test-threads" | "--format" | "--color" | "--logfile" | "--shuffle-seed" | "-Z" => {
+                args.next();
+            }
+            _ if a.starts_with('-') => {}
+            _ => filters.push(a),
+        }
+    }
+    let matches = |name: &str, pattern: &String| {
+        if exact {
+            name == pattern
+        } else {
+            name.contains(pattern.as_str())
+        }
+    };
+    let selected: Vec<_> = TESTS
+        .iter()
+        .filter(|_| !ignored_only)
+        .filter(|(name, _)| filters.is_empty() || filters.iter().any(|f| matches(name, f)))
+        .filter(|(name, _)| !skips.iter().any(|s| matches(name, s)))
+        .collect();
+    if list {
+        for (name, _) in &selected {
+            println!("{name}: test");
+        }
+        return ExitCode::SUCCESS;
+    }
+    let plural = if selected.len() == 1 { "" } else { "s" };
+    println!("\nrunning {} test{plural}", selected.len());
+    let mut failed = Vec::new();
+    for (name, test) in &selected {
+        let ok = catch_unwind(AssertUnwindSafe(test)).is_ok();
+        println!("test {name} ... {}", if ok { "ok" } else { "FAILED" });
+        if !ok {
+            failed.push(*name);
+        }
+    }
+    let passed = selected.len() - failed.len();
+    let filtered = TESTS.len() - selected.len();
+    if failed.is_empty() {
+        println!("\ntest result: ok. {passed} passed; 0 failed; {filtered} filtered out\n");
+        ExitCode::SUCCESS
+    } else {
+        println!("\nfailures:");
+        for name in &failed {
+            println!("    {name}");
+        }
+        println!(
+            "\ntest result: FAILED. {passed} passed; {} failed; {filtered} filtered out\n",
+            failed.len()
+        );
+        ExitCode::from(101)
+    }
+}
+
+fn spawn_child(envs: &[(&str, String)]) -> Child {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.args(["--exact", test, "--nocapture", "--test-threads=1"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     for (k, v) in envs {
         cmd.env(k, v);
     }
@@ -47,13 +158,9 @@ fn decode_raw(r: &[u8; RECORD_SIZE]) -> Raw {
 
 /// Child: attach as producer and push `Raw` records until `QIPC_CHILD_UNTIL` (exclusive),
 /// starting where the ring stands.
-#[test]
-fn child_producer() {
-    let Ok(inst) = std::env::var("QIPC_CHILD_PRODUCER") else {
-        return;
-    };
+fn child_producer(inst: &str) {
     let until: u64 = std::env::var("QIPC_CHILD_UNTIL").unwrap().parse().unwrap();
-    let ring = Ring::open(&spec(&inst)).unwrap();
+    let ring = Ring::open(&spec(inst)).unwrap();
     let mut producer = ring.producer::<RECORD_SIZE>().unwrap();
     let start = producer.position();
     println!("start {start}");
@@ -68,13 +175,9 @@ fn child_producer() {
 }
 
 /// Child: attach as consumer and check `QIPC_CHILD_COUNT` records arrive in order, valid.
-#[test]
-fn child_consumer() {
-    let Ok(inst) = std::env::var("QIPC_CHILD_CONSUMER") else {
-        return;
-    };
+fn child_consumer(inst: &str) {
     let count: u64 = std::env::var("QIPC_CHILD_COUNT").unwrap().parse().unwrap();
-    let ring = Ring::open(&spec(&inst)).unwrap();
+    let ring = Ring::open(&spec(inst)).unwrap();
     let mut consumer = ring.consumer::<RECORD_SIZE>().unwrap();
     let mut buf = [[0u8; RECORD_SIZE]; 32];
     let mut next = 0;
@@ -96,58 +199,43 @@ fn child_consumer() {
 }
 
 /// Child: try to open a ring and print the error.
-#[test]
-fn child_open() {
-    let Ok(inst) = std::env::var("QIPC_CHILD_OPEN") else {
-        return;
-    };
-    match Ring::open(&spec(&inst)) {
+fn child_open(inst: &str) {
+    match Ring::open(&spec(inst)) {
         Ok(_) => println!("opened"),
         Err(e) => println!("error: {e}"),
     }
 }
 
 /// Child: create a ring and die without cleaning up.
-#[test]
-fn child_abandon() {
-    let Ok(inst) = std::env::var("QIPC_CHILD_ABANDON") else {
-        return;
-    };
-    let ring = Ring::create(&spec(&inst)).unwrap();
+fn child_abandon(inst: &str) {
+    let ring = Ring::create(&spec(inst)).unwrap();
     // Also an ingress ring holding a record, and an empty one nobody writes to.
-    let plans = Ring::create_kept(&RingSpec::new(&inst, "plans", 8)).unwrap();
+    let plans = Ring::create_kept(&RingSpec::new(inst, "plans", 8)).unwrap();
     plans
         .producer::<RECORD_SIZE>()
         .unwrap()
         .try_push(&[0; RECORD_SIZE])
         .unwrap();
-    let ctl = Ring::create_kept(&RingSpec::new(&inst, "ctl", 8)).unwrap();
+    let ctl = Ring::create_kept(&RingSpec::new(inst, "ctl", 8)).unwrap();
     drop(ctl.producer::<RECORD_SIZE>().unwrap());
     std::mem::forget(ring);
     std::mem::forget(plans);
     std::process::exit(0);
 }
 
-#[test]
 fn a_million_records_cross_processes_in_order() {
     let count: u64 = if cfg!(miri) { 50 } else { 1_000_000 };
     let inst = instance("million");
     let _c = Cleanup(inst.clone());
     let ring = Ring::create(&spec(&inst)).unwrap();
-    let consumer = spawn_child(
-        "child_consumer",
-        &[
-            ("QIPC_CHILD_CONSUMER", inst.clone()),
-            ("QIPC_CHILD_COUNT", count.to_string()),
-        ],
-    );
-    let producer = spawn_child(
-        "child_producer",
-        &[
-            ("QIPC_CHILD_PRODUCER", inst.clone()),
-            ("QIPC_CHILD_UNTIL", count.to_string()),
-        ],
-    );
+    let consumer = spawn_child(&[
+        ("QIPC_CHILD_CONSUMER", inst.clone()),
+        ("QIPC_CHILD_COUNT", count.to_string()),
+    ]);
+    let producer = spawn_child(&[
+        ("QIPC_CHILD_PRODUCER", inst.clone()),
+        ("QIPC_CHILD_UNTIL", count.to_string()),
+    ]);
     finish(producer);
     let out = finish(consumer);
     assert!(out.contains(&format!("received {count}")), "{out}");
@@ -159,7 +247,6 @@ fn a_million_records_cross_processes_in_order() {
     ));
 }
 
-#[test]
 fn killed_producer_leaves_no_torn_record_and_a_new_one_carries_on() {
     const TOTAL: u64 = 400_000;
     let inst = instance("kill");
@@ -176,13 +263,10 @@ fn killed_producer_leaves_no_torn_record_and_a_new_one_carries_on() {
 
     // Three producers killed with SIGKILL mid-stream, then one that finishes.
     for round in 0..4 {
-        let mut child = spawn_child(
-            "child_producer",
-            &[
-                ("QIPC_CHILD_PRODUCER", inst.clone()),
-                ("QIPC_CHILD_UNTIL", TOTAL.to_string()),
-            ],
-        );
+        let mut child = spawn_child(&[
+            ("QIPC_CHILD_PRODUCER", inst.clone()),
+            ("QIPC_CHILD_UNTIL", TOTAL.to_string()),
+        ]);
         let pid = u64::from(child.id());
         if round == 3 {
             let deadline = Instant::now() + Duration::from_secs(120);
@@ -214,7 +298,6 @@ fn killed_producer_leaves_no_torn_record_and_a_new_one_carries_on() {
     assert!(consumer.try_pop().is_none());
 }
 
-#[test]
 fn another_layout_is_refused_with_one_clear_sentence() {
     let inst = instance("layout");
     let _c = Cleanup(inst.clone());
@@ -226,10 +309,7 @@ fn another_layout_is_refused_with_one_clear_sentence() {
     bytes[16..24].copy_from_slice(&0x1234_5678_9abc_def0u64.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
 
-    let out = finish(spawn_child(
-        "child_open",
-        &[("QIPC_CHILD_OPEN", inst.clone())],
-    ));
+    let out = finish(spawn_child(&[("QIPC_CHILD_OPEN", inst.clone())]));
     let expected = format!(
         "error: segment quantum.{inst}.stream has layout 0x123456789abcdef0 format v7 but this \
          binary expects layout {:#018x} format v{}",
@@ -243,14 +323,10 @@ fn another_layout_is_refused_with_one_clear_sentence() {
     ));
 }
 
-#[test]
 fn segments_of_dead_owners_are_removed() {
     let inst = instance("stale");
     let _c = Cleanup(inst.clone());
-    finish(spawn_child(
-        "child_abandon",
-        &[("QIPC_CHILD_ABANDON", inst.clone())],
-    ));
+    finish(spawn_child(&[("QIPC_CHILD_ABANDON", inst.clone())]));
     let segs = quantum_ipc::list_segments(Some(&inst)).unwrap();
     assert_eq!(segs.len(), 3);
     assert!(segs.iter().all(|s| !s.owner_alive));

@@ -7,7 +7,6 @@
 pub mod bridge;
 pub mod chain;
 pub mod ipc;
-pub mod ipc_peer;
 pub mod journal;
 pub mod legacy;
 pub mod legacy_redis;

@@ -2,9 +2,7 @@
 #![deny(unsafe_code)]
 
 mod closed_pipe;
-mod cmd_bench;
-mod cmd_bridge;
-mod cmd_sim;
+mod cmd;
 mod ctl;
 mod demo;
 mod logging;
@@ -44,13 +42,13 @@ enum Cmd {
     Demo(demo::DemoArgs),
     /// Latency benchmarks with HdrHistogram reports.
     #[command(subcommand)]
-    Bench(cmd_bench::BenchCmd),
+    Bench(cmd::bench::BenchCmd),
     /// Local simulators of the venues the adapters talk to.
     #[command(subcommand)]
-    Sim(cmd_sim::SimCmd),
+    Sim(cmd::sim::SimCmd),
     /// Adapter processes between an instance's rings and a venue.
     #[command(subcommand)]
-    Bridge(cmd_bridge::BridgeCmd),
+    Bridge(cmd::bridge::BridgeCmd),
 }
 
 impl Cmd {
@@ -74,9 +72,9 @@ fn main() {
         Cmd::Run(a) => quantum_daemon::run(a),
         Cmd::Ctl(c) => ctl::run(c),
         Cmd::Demo(a) => demo::run(a),
-        Cmd::Bench(c) => cmd_bench::run(c),
-        Cmd::Sim(c) => cmd_sim::run(c),
-        Cmd::Bridge(c) => cmd_bridge::run(c),
+        Cmd::Bench(c) => cmd::bench::run(c),
+        Cmd::Sim(c) => cmd::sim::run(c),
+        Cmd::Bridge(c) => cmd::bridge::run(c),
     };
     if let Err(e) = res {
         if prints && closed_pipe::is_closed_output(&e) {

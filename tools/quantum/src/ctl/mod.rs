@@ -2,18 +2,13 @@
 //! through its shared-memory segments only (the daemon is never asked anything).
 
 mod doctor;
-mod doctor_checks;
-mod doctor_host;
 mod inject;
 mod journal;
 mod latency;
 mod metrics;
-mod metrics_model;
-mod metrics_text;
 mod stats;
 mod tail;
 mod top;
-mod top_view;
 
 use anyhow::{Context, Result};
 use quantum_ipc::{CountersReader, PeerStatus};

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use quantum_ipc::{CountersReader, PeerStatus};
 
-use super::stats::{ring_rows, RingRow};
+use crate::ctl::stats::{ring_rows, RingRow};
 use quantum_daemon::stats::amount;
 
 /// Counter labels that are gauges (a level, not a total) without a naming convention saying
@@ -322,7 +322,7 @@ pub fn rates(prev: &Sample, cur: &Sample) -> BTreeMap<String, f64> {
 
 /// A peer status as one word and 1 when alive.
 pub fn peer_state(s: PeerStatus) -> (&'static str, u8) {
-    let (w, _) = super::peer_word(s);
+    let (w, _) = crate::ctl::peer_word(s);
     (w, u8::from(s.is_alive()))
 }
 

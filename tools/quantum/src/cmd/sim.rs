@@ -16,12 +16,6 @@ pub enum SimCmd {
 /// Runs a simulator on its own tokio runtime until it is told to stop.
 pub fn run(cmd: SimCmd) -> anyhow::Result<()> {
     match cmd {
-        SimCmd::Binance(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(quantum_binance_sim::cli::serve(args))
-        }
+        SimCmd::Binance(args) => super::block_on(quantum_binance_sim::cli::serve(args)),
     }
 }

@@ -2,6 +2,8 @@
 //! counters segment and the ring headers, like `ctl metrics` but for a person. `--once` prints
 //! one frame as text (after one interval, so rates are there) for scripts and tests.
 
+mod view;
+
 use std::io::{IsTerminal, Write};
 use std::time::{Duration, Instant};
 
@@ -9,8 +11,8 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use ratatui::crossterm::event::{self, Event, KeyCode, KeyEventKind, KeyModifiers};
 
-use super::metrics_model::Source;
-use super::top_view::{draw, render_text, View};
+use super::metrics::model::Source;
+use view::{draw, render_text, View};
 
 /// Options of `ctl top`.
 #[derive(Args, Debug)]

@@ -1,11 +1,14 @@
 //! `ctl metrics`: a Prometheus endpoint for one instance, read from its counters segment and
 //! ring headers in shared memory; the daemon is never asked anything and never waits for it.
 //!
-//! `GET /metrics` answers the text exposition ([`super::metrics_text`]) with fresh totals and
+//! `GET /metrics` answers the text exposition ([`text`]) with fresh totals and
 //! the rates of the last sampling interval; `GET /healthz` answers 200 `ok` while the daemon
 //! runs and 503 otherwise (for a load balancer or a systemd watchdog script); anything else is
 //! refused with its status and counted. A daemon that restarts is followed: the new counters
 //! segment is attached when it appears (rates restart with it).
+
+pub(super) mod model;
+mod text;
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,8 +19,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use super::metrics_model::{rates, Sample, Source};
-use super::metrics_text::{render, ExporterCounts, CONTENT_TYPE};
+use model::{rates, Sample, Source};
+use text::{render, ExporterCounts, CONTENT_TYPE};
 
 /// Options of `ctl metrics`.
 #[derive(Args, Debug)]

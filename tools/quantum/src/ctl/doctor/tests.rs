@@ -5,7 +5,7 @@ use std::io;
 use std::path::Path;
 
 use super::*;
-use crate::ctl::doctor_host::RootedHost;
+use crate::ctl::doctor::host::RootedHost;
 
 /// A fake machine: real files in a temporary directory, and a chosen /dev/shm size.
 struct Tree {

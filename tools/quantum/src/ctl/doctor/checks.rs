@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use super::doctor_host::Host;
+use super::host::Host;
 use quantum_daemon::host::{format_cpu_list, parse_cpu_list};
 
 /// How bad a finding is. Ordered: the worst decides the exit status.
@@ -801,5 +801,5 @@ fn remove_ipc(h: &dyn Host, o: &Options) -> Finding {
 }
 
 #[cfg(test)]
-#[path = "doctor_tests.rs"]
+#[path = "tests.rs"]
 mod tests;

@@ -23,19 +23,7 @@ pub enum BridgeCmd {
 /// Runs a bridge on its own tokio runtime until SIGINT or SIGTERM (either detaches it cleanly).
 pub fn run(cmd: BridgeCmd) -> anyhow::Result<()> {
     match cmd {
-        BridgeCmd::Binance(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(quantum_binance::cli::run(args))
-        }
-        BridgeCmd::Redis(args) => {
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()?;
-            rt.block_on(quantum_redis::cli::run(args))
-        }
+        BridgeCmd::Binance(args) => super::block_on(quantum_binance::cli::run(args)),
+        BridgeCmd::Redis(args) => super::block_on(quantum_redis::cli::run(args)),
     }
 }

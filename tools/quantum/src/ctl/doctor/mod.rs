@@ -2,14 +2,17 @@
 //! check (PASS / WARN / FAIL, what was found, the fix), or `--json`; the exit status is the
 //! worst: 0 all PASS, 1 a WARN, 2 a FAIL, 3 the doctor itself could not run (a bad option).
 
+mod checks;
+mod host;
+
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
 
-use super::doctor_checks::{run_all, Finding, Options, Status};
-use super::doctor_host::RootedHost;
+use self::checks::{run_all, Finding, Options, Status};
+use self::host::RootedHost;
 use super::Exit;
 use quantum_daemon::config::DaemonConfig;
 use quantum_daemon::host::parse_cpu_list;

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::metrics_model::{peer_state, series_of, Kind, Sample};
+use super::model::{peer_state, series_of, Kind, Sample};
 
 /// The content type of the format.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -250,7 +250,7 @@ pub fn render(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::metrics_model::{rates, Owner};
+    use crate::ctl::metrics::model::{rates, Owner};
     use std::time::{Duration, Instant};
 
     fn sample(at: Instant, plans: u64) -> Sample {

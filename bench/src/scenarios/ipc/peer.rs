@@ -33,7 +33,7 @@ use quantum_ipc::contract;
 use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersReader, Producer, Ring, RingSpec};
 
-use super::chain::{book_commands, ids, reject};
+use crate::scenarios::chain::{book_commands, ids, reject};
 use quantum_daemon::latency::report::new_histogram;
 
 /// Which bridge a peer stands in for.

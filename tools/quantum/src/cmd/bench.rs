@@ -1,5 +1,5 @@
 //! `quantum bench ...`: latency benchmarks (the `quantum-bench` crate owns the subcommands).
 //!
-//! `main.rs` declares `mod cmd_bench;` and calls [`run`] for the `bench` subcommand.
+//! `main.rs` calls [`run`] for the `bench` subcommand.
 
 pub use quantum_bench::cli::{run, BenchCmd};

@@ -7,11 +7,12 @@
 //! ```
 //!
 //! Three processes besides this one: the daemon as `quantum run` starts it (default
-//! configuration but for dedupe sized for the benchmark's rate), and two
-//! [`ipc_peer`](super::ipc_peer)s. The producer writes each plan at its due time; the consumer
-//! times each intent from that due time (open loop: several plans can be in flight). Both read
-//! the same raw clock (see `ipc_peer`). The closed-loop run floods plans with a window of
-//! unfinished ones.
+//! configuration but for dedupe sized for the benchmark's rate), and two [`peer`]s. The
+//! producer writes each plan at its due time; the consumer times each intent from that due time
+//! (open loop: several plans can be in flight). Both read the same raw clock (see [`peer`]).
+//! The closed-loop run floods plans with a window of unfinished ones.
+
+pub mod peer;
 
 use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};

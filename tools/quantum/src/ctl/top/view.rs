@@ -1,5 +1,5 @@
-//! What `ctl top` draws, from two samples ([`super::metrics_model`]): totals and rates, deny
-//! reasons, rings and their peers, the book per symbol, latency gauges when the daemon
+//! What `ctl top` draws, from two samples ([`crate::ctl::metrics::model`]): totals and rates,
+//! deny reasons, rings and their peers, the book per symbol, latency gauges when the daemon
 //! publishes them. Drawn into any ratatui backend: the terminal, or a text buffer
 //! ([`render_text`]) for `--once` and the tests.
 
@@ -13,7 +13,7 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Paragraph, Row, Table};
 use ratatui::{Frame, Terminal};
 
-use super::metrics_model::{is_gauge, peer_state, rates, series_of, Sample};
+use crate::ctl::metrics::model::{is_gauge, peer_state, rates, series_of, Sample};
 use quantum_daemon::stats::{amount, AMOUNT_GAUGES};
 
 /// Counters shown first, in this order, whatever their value; the others follow when not 0.
@@ -296,7 +296,7 @@ pub fn render_text(v: &View, width: u16, height: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctl::metrics_model::Owner;
+    use crate::ctl::metrics::model::Owner;
     use std::time::Instant;
 
     fn sample(at: Instant, plans: u64) -> Sample {
