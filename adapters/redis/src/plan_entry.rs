@@ -1,32 +1,23 @@
-//! One entry of the plan stream, read into a plan for the core, or the reason it cannot be.
+//! One entry of the plan stream, read into a plan for the core, or the reason it cannot be
+//! (then its dead-letter entry).
 
-use quantum_core::{Plan, SymbolId};
+use quantum_core::SymbolId;
 use serde_json::{Map, Value};
 
-use crate::legacy;
+use crate::legacy::{self, ReadPlan};
 use crate::rings::Symbols;
 
 /// A stream entry's fields, in order, as Redis returned them.
 pub type Fields = Vec<(String, Vec<u8>)>;
-
-/// A plan read from an entry, and what of it could not be read but was not needed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ReadPlan {
-    /// The plan, with its best created time: its own `timestamp`, else the entry id's time.
-    pub plan: Plan,
-    /// Why an optional field was set aside (a warning, counted; the plan goes on).
-    pub warning: Option<String>,
-}
 
 /// The time Redis gave stream entry `id` (`<ms>-<seq>`: the XADD's milliseconds).
 pub fn entry_time_ms(id: &str) -> Option<u64> {
     id.split_once('-')?.0.parse().ok()
 }
 
-/// The plan entry `id` holds (flat fields or one JSON `payload`/`data` field; extra fields are
-/// ignored), with its symbol numbered as the daemon numbers it. The error is one sentence
-/// for the dead-letter entry's `error` field. A plan without a readable `timestamp` is
-/// created when Redis added its entry.
+/// The plan entry `id` holds, read by [`legacy::parse_plan`] with its symbol numbered as the
+/// daemon numbers it; a plan without a readable `timestamp` is created when Redis added its
+/// entry. The error is one sentence for the dead-letter entry's `error` field.
 pub fn read_plan(id: &str, fields: &Fields, symbols: &Symbols) -> Result<ReadPlan, String> {
     if fields.is_empty() {
         return Err("entry has no fields".into());
@@ -37,33 +28,15 @@ pub fn read_plan(id: &str, fields: &Fields, symbols: &Symbols) -> Result<ReadPla
             .map_err(|e| format!("field {k:?} is not UTF-8 text (byte {})", e.valid_up_to()))?;
         o.insert(k.clone(), Value::String(text.to_owned()));
     }
-    let p = legacy::parse_plan(&o)?;
-    let symbol = symbols.id(&p.symbol).ok_or_else(|| {
-        format!(
-            "unknown symbol {:?} (the instance trades {})",
-            p.symbol,
-            symbols.list()
-        )
-    })?;
-    let created_at_ms = match p.created_at_ms {
-        0 => entry_time_ms(id).unwrap_or(0),
-        ms => ms,
+    let symbol = |name: &str| {
+        symbols.id(name).map(SymbolId).ok_or_else(|| {
+            format!(
+                "unknown symbol {name:?} (the instance trades {})",
+                symbols.list()
+            )
+        })
     };
-    Ok(ReadPlan {
-        plan: Plan {
-            id: p.id,
-            symbol: SymbolId(symbol),
-            decision: p.decision,
-            action: p.action,
-            kill_score: p.kill_score,
-            created_at_ms,
-            reduce_only: p.reduce_only,
-            qty: p.qty,
-        },
-        warning: p
-            .timestamp_unreadable
-            .map(|why| format!("{why}; the plan is dated by its entry id")),
-    })
+    legacy::parse_plan(&o, symbol, entry_time_ms(id).unwrap_or(0))
 }
 
 /// The dead-letter entry of an entry that could not be read: its fields as they were, then

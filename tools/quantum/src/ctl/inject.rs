@@ -641,7 +641,12 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
     legacy::unwrap_payload(&mut o).map_err(|e| anyhow!(e))?;
     let now = unix_ms();
     let Some(cmd) = o.get("cmd") else {
-        return parse_plan(&o, sym).map(|p| Message::Plan(plan_out(&p)));
+        let read = legacy::parse_plan(&o, |n| sym(n).map_err(|e| format!("{e:#}")), 0)
+            .map_err(|e| anyhow!(e))?;
+        if let Some(why) = read.warning {
+            eprintln!("inject: plan {}: {why}", read.plan.id);
+        }
+        return Ok(Message::Plan(plan_out(&read.plan)));
     };
     let cmd = cmd
         .as_str()
@@ -731,21 +736,6 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
             "unknown cmd {other:?} (set_ledger, position, kill_switch, trading_state, gov_permit, p33_permit, order_history)"
         ),
     }
-}
-
-/// A legacy plan entry (the Redis contract's reading of it) with its symbol interned.
-fn parse_plan(o: &Map<String, Value>, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Plan> {
-    let p = legacy::parse_plan(o).map_err(|e| anyhow!(e))?;
-    Ok(Plan {
-        id: p.id,
-        symbol: sym(&p.symbol)?,
-        decision: p.decision,
-        action: p.action,
-        kill_score: p.kill_score,
-        created_at_ms: p.created_at_ms,
-        reduce_only: p.reduce_only,
-        qty: p.qty,
-    })
 }
 
 #[cfg(test)]
