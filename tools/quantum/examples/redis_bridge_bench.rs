@@ -26,7 +26,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use quantum_redis::testing::RedisServer;
+use quantum_local_redis::RedisServer;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 

@@ -22,7 +22,7 @@ use quantum_core::Qty;
 use quantum_ipc::broadcast::{Broadcast, Next, Start};
 use quantum_ipc::wire::{Limits, Message};
 use quantum_ipc::RingSpec;
-use quantum_redis::testing::RedisServer;
+use quantum_local_redis::RedisServer;
 use redis::Commands;
 use serde_json::Value;
 
