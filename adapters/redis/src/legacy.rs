@@ -683,42 +683,6 @@ mod tests {
     }
 
     #[test]
-    fn plan_entries_read_flat_or_as_json_payload() {
-        let flat: Map<String, Value> = serde_json::from_str(
-            r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539","timestamp":"1769301008976","extra":"ignored"}"#,
-        )
-        .unwrap();
-        let btc = |name: &str| match name {
-            "BTCUSDT" => Ok(SymbolId(0)),
-            _ => Err(format!("unknown symbol {name:?}")),
-        };
-        let p = parse_plan(&flat, btc, 0).unwrap().plan;
-        assert_eq!(p.id, PlanId(0xf1a8_d7f4_8713_d5cf));
-        assert_eq!(
-            (p.decision, p.action),
-            (Decision::Execute, Action::Partial75)
-        );
-        assert_eq!(p.kill_score, "0.539".parse().unwrap());
-        assert_eq!(p.created_at_ms, 1_769_301_008_976);
-        assert!(p.reduce_only);
-        let payload: Map<String, Value> = serde_json::from_str(
-            r#"{"payload":"{\"plan_id\":\"f1a8d7f48713d5cf\",\"symbol\":\"BTCUSDT\",\"decision\":\"EXECUTE\",\"action\":\"PARTIAL_75\",\"kill_score\":0.539,\"timestamp\":1769301008976}"}"#,
-        )
-        .unwrap();
-        assert_eq!(parse_plan(&payload, btc, 0).unwrap().plan, p);
-        let bad = |s: &str| parse_plan(&serde_json::from_str(s).unwrap(), btc, 0).unwrap_err();
-        assert!(
-            bad(r#"{"plan_id":"x","symbol":"BTCUSDT","decision":"EXECUTE"}"#).contains("plan_id")
-        );
-        assert!(
-            bad(r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"BUY"}"#)
-                .contains("EXECUTE")
-        );
-        assert!(bad(r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","kill_score":"x"}"#).contains("kill_score"));
-        assert!(bad(r#"{"data":"{"}"#).contains("data"));
-    }
-
-    #[test]
     fn times_parse_back() {
         for ms in [0, T, 951_782_400_000, 4_102_444_799_999] {
             assert_eq!(parse_iso_ms(&iso_ms(ms)), Some(ms), "{}", iso_ms(ms));

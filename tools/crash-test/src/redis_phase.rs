@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use quantum_bench::feed::Next;
 use quantum_local_redis::RedisServer;
-use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
+use quantum_redis::legacy::{plan_entry_fields, PLAN_STREAM, RESULT_STREAM};
 use rand::Rng;
 
 use crate::{log_file, Proc, World};
@@ -100,13 +100,7 @@ impl World {
                 let _: String = redis::cmd("XADD")
                     .arg(PLAN_STREAM)
                     .arg("*")
-                    .arg(&[
-                        ("plan_id", id.as_str()),
-                        ("symbol", &symbol),
-                        ("decision", p.decision.as_str()),
-                        ("action", p.action.as_str()),
-                        ("kill_score", &p.kill_score.to_string()),
-                    ])
+                    .arg(plan_entry_fields(&p, &symbol))
                     .query(&mut conn)?;
                 let line = format!(
                     "{{\"plan_id\":\"{id}\",\"symbol\":\"{symbol}\",\"decision\":\"{}\",\"action\":\"{}\",\"kill_score\":\"{}\"}}\n",
