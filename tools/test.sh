@@ -9,7 +9,7 @@
 #
 # Services: REDIS. The Redis bridge's tests (tools/quantum/tests/e2e_redis.rs) start their own
 # real redis-server on a free loopback port in a temporary directory
-# (quantum_redis::testing::RedisServer; REDIS_SERVER=path picks the binary) and stop it after;
+# (quantum_local_redis::RedisServer; REDIS_SERVER=path picks the binary) and stop it after;
 # without redis-server they fail, saying how to install it. .ci/run installs it.
 set -euo pipefail
 cd "$(dirname "$0")/.."

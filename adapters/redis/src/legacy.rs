@@ -18,7 +18,7 @@ use quantum_core::event::{GovPermitEvent, P33PermitEvent};
 use quantum_core::governor::GovReason;
 use quantum_core::p33::P33Reason;
 use quantum_core::permit::P33Context;
-use quantum_core::{Action, Decision, PlanId, PlanResult, Price, Qty, Score, Side};
+use quantum_core::{Action, Decision, Plan, PlanId, PlanResult, Price, Qty, Score, Side, SymbolId};
 use serde_json::{Map, Value};
 
 /// The exit brain's plans.
@@ -314,27 +314,36 @@ pub fn result_fields(
     ]
 }
 
-/// A plan entry as read from the legacy stream or a JSON line, before symbol interning.
+/// The fields of a plan entry as the exit brain XADDs them: `plan_id`, `symbol`, `decision`,
+/// `action`, `kill_score`, and only when they differ from what an absent field reads as,
+/// `timestamp` (ms), `reduce_only` and `qty`. [`parse_plan`] reads them back into the same plan.
+pub fn plan_entry_fields(plan: &Plan, symbol: &str) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("plan_id", plan.id.to_string()),
+        ("symbol", symbol.to_string()),
+        ("decision", plan.decision.to_string()),
+        ("action", plan.action.to_string()),
+        ("kill_score", plan.kill_score.to_string()),
+    ];
+    if plan.created_at_ms != 0 {
+        f.push(("timestamp", plan.created_at_ms.to_string()));
+    }
+    if !plan.reduce_only {
+        f.push(("reduce_only", "false".into()));
+    }
+    if plan.qty != Qty::ZERO {
+        f.push(("qty", plan.qty.to_string()));
+    }
+    f
+}
+
+/// A plan entry read: the core's plan, and what of the entry was set aside.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LegacyPlan {
-    /// Plan id.
-    pub id: PlanId,
-    /// Symbol name.
-    pub symbol: String,
-    /// Decision.
-    pub decision: Decision,
-    /// Action (`NONE` when absent).
-    pub action: Action,
-    /// Kill score (0 when absent).
-    pub kill_score: Score,
-    /// `timestamp` (ms since the Unix epoch; 0 when absent or unreadable).
-    pub created_at_ms: u64,
-    /// Why `timestamp` could not be read (the plan goes on without it).
-    pub timestamp_unreadable: Option<String>,
-    /// `reduce_only` (true when absent: the exit brain's plans are exits).
-    pub reduce_only: bool,
-    /// `qty` of an opening plan (0 when absent).
-    pub qty: Qty,
+pub struct ReadPlan {
+    /// The plan. Its created time is its own `timestamp`, else the time of its entry.
+    pub plan: Plan,
+    /// Why an optional field was set aside (a warning: the plan goes on without it).
+    pub warning: Option<String>,
 }
 
 fn field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<&'a Value, String> {
@@ -408,9 +417,17 @@ pub fn unwrap_payload(o: &mut Map<String, Value>) -> Result<(), String> {
     Ok(())
 }
 
-/// Reads a plan entry (fields as strings or JSON values, or one `payload`/`data` JSON field);
-/// extra fields are ignored. The error says which field is wrong and why.
-pub fn parse_plan(fields: &Map<String, Value>) -> Result<LegacyPlan, String> {
+/// Reads a plan entry, from the plan stream or a JSON line, into the core's plan: fields as
+/// strings or JSON values, or one `payload`/`data` JSON field; numbers as JSON numbers or
+/// decimal strings; extra fields are ignored. `symbol` numbers the symbol's name (its error
+/// is the entry's). A plan without a readable `timestamp` is created at `entry_ms` (the time
+/// Redis added its entry; 0 when unknown), and an unreadable one is the warning. The error
+/// says which field is wrong and why.
+pub fn parse_plan(
+    fields: &Map<String, Value>,
+    symbol: impl FnOnce(&str) -> Result<SymbolId, String>,
+    entry_ms: u64,
+) -> Result<ReadPlan, String> {
     let mut o = fields.clone();
     unwrap_payload(&mut o)?;
     let decision: Decision = text(&o, "decision")?.trim().parse()?;
@@ -418,7 +435,7 @@ pub fn parse_plan(fields: &Map<String, Value>) -> Result<LegacyPlan, String> {
         Some(_) => text(&o, "action")?.trim().parse()?,
         None => Action::None,
     };
-    let (created_at_ms, timestamp_unreadable) = match o.get("timestamp") {
+    let (created_at_ms, warning) = match o.get("timestamp") {
         None | Some(Value::Null) => (0, None),
         Some(v) => match plan_time_ms(v) {
             Ok(ms) => (ms, None),
@@ -434,17 +451,27 @@ pub fn parse_plan(fields: &Map<String, Value>) -> Result<LegacyPlan, String> {
     if qty.units() < 0 {
         return Err("field \"qty\" must not be negative".into());
     }
-    Ok(LegacyPlan {
-        id: plan_id(&o)?,
-        symbol: text(&o, "symbol")?.trim().to_string(),
+    let id = plan_id(&o)?;
+    let name = text(&o, "symbol")?.trim();
+    let kill_score = decimal_or(&o, "kill_score", Score::ZERO)?;
+    let plan = Plan {
+        id,
+        symbol: symbol(name)?,
         decision,
         action,
-        kill_score: decimal_or(&o, "kill_score", Score::ZERO)?,
-        created_at_ms,
-        timestamp_unreadable,
+        kill_score,
+        created_at_ms: match created_at_ms {
+            0 => entry_ms,
+            ms => ms,
+        },
         reduce_only,
         qty,
-    })
+    };
+    let warning = warning.map(|why| match entry_ms {
+        0 => format!("{why}; the plan has no created time"),
+        _ => format!("{why}; the plan is dated by its entry id"),
+    });
+    Ok(ReadPlan { plan, warning })
 }
 
 /// A governor permit as a legacy Governor SETs it ([`gov_permit_json`] is the same shape).
@@ -653,38 +680,6 @@ mod tests {
         let v: Value = serde_json::from_str(&p33_permit_json(&allow, "BTCUSDT")).unwrap();
         assert_eq!(v["safe_qty"], 0.046);
         assert!(v.get("reason").is_none());
-    }
-
-    #[test]
-    fn plan_entries_read_flat_or_as_json_payload() {
-        let flat: Map<String, Value> = serde_json::from_str(
-            r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539","timestamp":"1769301008976","extra":"ignored"}"#,
-        )
-        .unwrap();
-        let p = parse_plan(&flat).unwrap();
-        assert_eq!(p.id, PlanId(0xf1a8_d7f4_8713_d5cf));
-        assert_eq!(
-            (p.decision, p.action),
-            (Decision::Execute, Action::Partial75)
-        );
-        assert_eq!(p.kill_score, "0.539".parse().unwrap());
-        assert_eq!(p.created_at_ms, 1_769_301_008_976);
-        assert!(p.reduce_only);
-        let payload: Map<String, Value> = serde_json::from_str(
-            r#"{"payload":"{\"plan_id\":\"f1a8d7f48713d5cf\",\"symbol\":\"BTCUSDT\",\"decision\":\"EXECUTE\",\"action\":\"PARTIAL_75\",\"kill_score\":0.539,\"timestamp\":1769301008976}"}"#,
-        )
-        .unwrap();
-        assert_eq!(parse_plan(&payload).unwrap(), p);
-        let bad = |s: &str| parse_plan(&serde_json::from_str(s).unwrap()).unwrap_err();
-        assert!(
-            bad(r#"{"plan_id":"x","symbol":"BTCUSDT","decision":"EXECUTE"}"#).contains("plan_id")
-        );
-        assert!(
-            bad(r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"BUY"}"#)
-                .contains("EXECUTE")
-        );
-        assert!(bad(r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","kill_score":"x"}"#).contains("kill_score"));
-        assert!(bad(r#"{"data":"{"}"#).contains("data"));
     }
 
     #[test]

@@ -70,8 +70,6 @@ pub mod session;
 pub mod state;
 pub mod stats;
 pub mod stream;
-#[cfg(feature = "test-support")]
-pub mod testing;
 
 pub use config::{BridgeConfig, PermitsFrom};
 pub use error::{Error, Result};

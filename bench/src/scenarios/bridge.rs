@@ -27,7 +27,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use hdrhistogram::Histogram;
-use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
+use quantum_core::{Action, Decision, Plan, PlanId, SymbolId};
+use quantum_redis::legacy::{self, PLAN_STREAM, RESULT_STREAM};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 
@@ -49,11 +50,11 @@ pub fn build(ctx: &Ctx) -> Result<super::Rows> {
     Ok(vec![
         Box::new(Row {
             stack: stack.clone(),
-            decision: "HOLD",
+            decision: Decision::Hold,
         }),
         Box::new(Row {
             stack,
-            decision: "EXECUTE",
+            decision: Decision::Execute,
         }),
     ])
 }
@@ -127,13 +128,13 @@ impl Stack {
         // The bridge is up once a plan comes back as a result entry.
         let id = s.ids(1);
         s.writer
-            .xadd::<_, _, _, _, String>(PLAN_STREAM, "*", &fields(id, "HOLD"))?;
+            .xadd::<_, _, _, _, String>(PLAN_STREAM, "*", &fields(id, Decision::Hold))?;
         s.read_until(&[id], Duration::from_secs(60))
             .context("the Redis bridge did not answer a first plan (see bridge-redis.log)")?;
         // EXECUTE plans must reach P3.3 and be denied there, or the row measures less.
         let id = s.ids(1);
         s.writer
-            .xadd::<_, _, _, _, String>(PLAN_STREAM, "*", &fields(id, "EXECUTE"))?;
+            .xadd::<_, _, _, _, String>(PLAN_STREAM, "*", &fields(id, Decision::Execute))?;
         let errors = s.read_until(&[id], Duration::from_secs(10))?;
         let error = errors.get(&id).cloned().unwrap_or_default();
         if !error.starts_with("p33") {
@@ -189,31 +190,28 @@ impl Drop for Stack {
     }
 }
 
-fn fields(id: u64, decision: &str) -> [(&'static str, String); 5] {
-    [
-        ("plan_id", format!("{id:016x}")),
-        ("symbol", "BTCUSDT".into()),
-        ("decision", decision.into()),
-        ("action", "PARTIAL_75".into()),
-        ("kill_score", "0.539".into()),
-    ]
+/// The legacy plan entry of BTCUSDT plan `id`.
+fn fields(id: u64, decision: Decision) -> Vec<(&'static str, String)> {
+    let mut p = Plan::exit(PlanId(id), SymbolId(0), decision, Action::Partial75);
+    p.kill_score = "0.539".parse().expect("constant");
+    legacy::plan_entry_fields(&p, "BTCUSDT")
 }
 
 struct Row {
     stack: Rc<RefCell<Stack>>,
-    decision: &'static str,
+    decision: Decision,
 }
 
 impl Variant for Row {
     fn key(&self) -> &'static str {
         match self.decision {
-            "HOLD" => "bridge.hold",
+            Decision::Hold => "bridge.hold",
             _ => "bridge.execute",
         }
     }
     fn name(&self) -> &'static str {
         match self.decision {
-            "HOLD" => "XADD → result entry, HOLD, via bridge + core",
+            Decision::Hold => "XADD → result entry, HOLD, via bridge + core",
             _ => "XADD → result entry, EXECUTE (P3.3 deny)",
         }
     }

@@ -27,7 +27,7 @@ use anyhow::{bail, Context, Result};
 use hdrhistogram::Histogram;
 use quantum_core::event::{GovPermitEvent, P33PermitEvent};
 use quantum_core::permit::P33Context;
-use quantum_core::{PlanId, Qty, Side, SymbolId};
+use quantum_core::{Action, Decision, Plan, PlanId, Qty, Side, SymbolId};
 use quantum_redis::legacy;
 
 use super::chain::ids;
@@ -69,6 +69,7 @@ pub fn build(ctx: &Ctx) -> Result<super::Rows> {
 /// What one plan writes: the stream entry's fields and the two permits.
 struct PlanWork {
     id: String,
+    entry: Vec<(&'static str, String)>,
     gov_key: String,
     p33_key: String,
     gov: String,
@@ -106,8 +107,11 @@ impl PlanWork {
             issued_at_ms: now_ms,
             ttl_ms: 15_000,
         };
+        let mut entry = Plan::exit(plan, symbol, Decision::Execute, Action::Partial75);
+        entry.kill_score = "0.539".parse().expect("constant");
         PlanWork {
             id: plan.to_string(),
+            entry: legacy::plan_entry_fields(&entry, SYMBOL),
             gov_key: legacy::permit_key(plan),
             p33_key: legacy::p33_permit_key(plan),
             gov: legacy::gov_permit_json(&gov, SYMBOL),
@@ -122,13 +126,7 @@ impl PlanWork {
             .arg("~")
             .arg(10_000)
             .arg("*")
-            .arg(&[
-                ("plan_id", self.id.as_str()),
-                ("symbol", SYMBOL),
-                ("decision", "EXECUTE"),
-                ("action", "PARTIAL_75"),
-                ("kill_score", "0.539"),
-            ])
+            .arg(&self.entry)
             .query::<String>(c)?;
         Ok(())
     }

@@ -1,16 +1,16 @@
-//! The redis-server of the `legacy` and `bridge` rows: `quantum_redis::testing::RedisServer`
-//! (the one launcher of a real redis-server, shared with the tests), with its version for the
-//! report.
+//! The redis-server the `legacy` and `bridge` rows start for themselves
+//! ([`quantum_local_redis`], the one launcher of a private redis-server, shared with the
+//! tests), with its version for the report.
 
 use std::path::Path;
 
 use anyhow::{anyhow, Result};
-use quantum_redis::testing;
+use quantum_local_redis as local;
 
 /// A redis-server started for this run, without persistence (no snapshot fork can land in the
 /// middle of a block); stopped on drop.
 pub struct RedisServer {
-    server: testing::RedisServer,
+    server: local::RedisServer,
     /// Its loopback port.
     pub port: u16,
     /// `redis-server --version`'s first words.
@@ -20,8 +20,8 @@ pub struct RedisServer {
 impl RedisServer {
     /// Starts `exe` on a free loopback port and waits until it answers PING.
     pub fn start(exe: &Path) -> Result<RedisServer> {
-        let version = testing::RedisServer::version_of(exe).map_err(|e| anyhow!(e))?;
-        let server = testing::RedisServer::launch(exe, false, &[]).map_err(|e| anyhow!(e))?;
+        let version = local::RedisServer::version_of(exe).map_err(|e| anyhow!(e))?;
+        let server = local::RedisServer::launch(exe, false, &[]).map_err(|e| anyhow!(e))?;
         Ok(RedisServer {
             port: server.port(),
             server,

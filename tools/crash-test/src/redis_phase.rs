@@ -9,9 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
+use quantum_local_redis::RedisServer;
 use quantum_plan_feed::Next;
-use quantum_redis::legacy::{PLAN_STREAM, RESULT_STREAM};
-use quantum_redis::testing::RedisServer;
+use quantum_redis::legacy::{plan_entry_fields, PLAN_STREAM, RESULT_STREAM};
 use rand::Rng;
 
 use crate::{log_file, Proc, World};
@@ -59,7 +59,7 @@ impl World {
     /// second, the daemon killed and restarted, the bridge resumed.
     pub fn redis_phase(&mut self, cycles: u32, per: u32) -> Result<RedisReport> {
         // One launcher of redis-server for every test harness (REDIS_SERVER picks the binary).
-        let server = RedisServer::launch(&quantum_redis::testing::binary(), false, &[])
+        let server = RedisServer::launch(&quantum_local_redis::binary(), false, &[])
             .map_err(|e| anyhow!("{e} (install redis-server, or set REDIS_SERVER)"))?;
         let url = server.url();
         // The gateway fault answers 504 here (502 in the rounds).
@@ -100,13 +100,7 @@ impl World {
                 let _: String = redis::cmd("XADD")
                     .arg(PLAN_STREAM)
                     .arg("*")
-                    .arg(&[
-                        ("plan_id", id.as_str()),
-                        ("symbol", &symbol),
-                        ("decision", p.decision.as_str()),
-                        ("action", p.action.as_str()),
-                        ("kill_score", &p.kill_score.to_string()),
-                    ])
+                    .arg(plan_entry_fields(&p, &symbol))
                     .query(&mut conn)?;
                 let line = format!(
                     "{{\"plan_id\":\"{id}\",\"symbol\":\"{symbol}\",\"decision\":\"{}\",\"action\":\"{}\",\"kill_score\":\"{}\"}}\n",

@@ -26,12 +26,14 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
-use quantum_redis::testing::RedisServer;
+use quantum_core::{Action, Plan, PlanId, SymbolId};
+use quantum_local_redis::RedisServer;
+use quantum_redis::legacy;
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 
-const PLANS: &str = "quantum:stream:apply.plan";
-const RESULTS: &str = "quantum:stream:apply.result";
+const PLANS: &str = legacy::PLAN_STREAM;
+const RESULTS: &str = legacy::RESULT_STREAM;
 
 struct Procs(Vec<Child>);
 
@@ -104,14 +106,12 @@ fn wait_line(rx: &mpsc::Receiver<String>, needle: &str) {
     panic!("timed out waiting for {needle:?}");
 }
 
+/// The legacy plan entry of BTCUSDT plan `id`.
 fn plan_fields(id: u64, decision: &str) -> Vec<(&'static str, String)> {
-    vec![
-        ("plan_id", format!("{id:016x}")),
-        ("symbol", "BTCUSDT".into()),
-        ("decision", decision.into()),
-        ("action", "PARTIAL_75".into()),
-        ("kill_score", "0.539".into()),
-    ]
+    let decision = decision.parse().expect("a decision");
+    let mut p = Plan::exit(PlanId(id), SymbolId(0), decision, Action::Partial75);
+    p.kill_score = "0.539".parse().expect("a score");
+    legacy::plan_entry_fields(&p, "BTCUSDT")
 }
 
 /// Closed-loop XADD → result entry latency of `n` plans of `decision`, in µs.

@@ -18,17 +18,18 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use common::{sim_http, sim_url, wait_for, Instance};
 use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::event::Event;
-use quantum_core::Qty;
+use quantum_core::{Plan, Qty, SymbolId};
 use quantum_ipc::broadcast::{Broadcast, Next, Start};
 use quantum_ipc::wire::{Limits, Message};
 use quantum_ipc::RingSpec;
-use quantum_redis::testing::RedisServer;
+use quantum_local_redis::RedisServer;
+use quantum_redis::legacy;
 use redis::Commands;
 use serde_json::Value;
 
-const PLANS: &str = "quantum:stream:apply.plan";
-const RESULTS: &str = "quantum:stream:apply.result";
-const DLQ: &str = "quantum:stream:apply.plan.dlq";
+const PLANS: &str = legacy::PLAN_STREAM;
+const RESULTS: &str = legacy::RESULT_STREAM;
+const DLQ: &str = legacy::DLQ_STREAM;
 
 /// Plan ids of the seeds' story.
 const DENIED: &str = "f1a8d7f48713d5cf";
@@ -40,6 +41,29 @@ fn q(s: &str) -> Qty {
 }
 
 type Fields = HashMap<String, String>;
+
+/// An exit plan of BTCUSDT.
+fn btc_plan(id: &str, decision: &str, action: &str) -> Plan {
+    Plan::exit(
+        id.parse().expect("a plan id"),
+        SymbolId(0),
+        decision.parse().expect("a decision"),
+        action.parse().expect("an action"),
+    )
+}
+
+/// [`btc_plan`] with the seeds' kill score.
+fn scored_plan(id: &str, decision: &str, action: &str) -> Plan {
+    Plan {
+        kill_score: "0.539".parse().expect("a score"),
+        ..btc_plan(id, decision, action)
+    }
+}
+
+/// The fields of a BTCUSDT plan's legacy entry.
+fn entry_fields(p: &Plan) -> Vec<(&'static str, String)> {
+    legacy::plan_entry_fields(p, "BTCUSDT")
+}
 
 /// What a test starts.
 #[derive(Default)]
@@ -248,14 +272,15 @@ impl Stack {
             .expect("XADD quantum:stream:apply.plan")
     }
 
+    /// XADD of `p`'s legacy plan entry; its id.
+    fn xadd_plan(&self, p: &Plan) -> String {
+        self.conn()
+            .xadd(PLANS, "*", &entry_fields(p))
+            .expect("XADD quantum:stream:apply.plan")
+    }
+
     fn plan(&self, id: &str, decision: &str) -> String {
-        self.xadd(&[
-            ("plan_id", id),
-            ("symbol", "BTCUSDT"),
-            ("decision", decision),
-            ("action", "PARTIAL_75"),
-            ("kill_score", "0.5390"),
-        ])
+        self.xadd_plan(&scored_plan(id, decision, "PARTIAL_75"))
     }
 
     /// Every entry of `stream`, in order.
@@ -811,14 +836,7 @@ fn restarts_of_the_bridge_and_of_redis_lose_nothing_and_repeat_nothing() {
                 let r: redis::RedisResult<String> = redis::cmd("XADD")
                     .arg(PLANS)
                     .arg(&entry)
-                    .arg("plan_id")
-                    .arg(&ids[i])
-                    .arg("symbol")
-                    .arg("BTCUSDT")
-                    .arg("decision")
-                    .arg(decision)
-                    .arg("action")
-                    .arg("PARTIAL_25")
+                    .arg(entry_fields(&btc_plan(&ids[i], decision, "PARTIAL_25")))
                     .query(c);
                 match r {
                     Ok(_) => written += 1,
@@ -1046,13 +1064,7 @@ fn dead_consumers_pending_entries_are_claimed_and_trimmed_ones_counted() {
             .arg("MKSTREAM")
             .query(c)
             .unwrap();
-        let fields = |id: &str| {
-            vec![
-                ("plan_id", id.to_string()),
-                ("symbol", "BTCUSDT".into()),
-                ("decision", "HOLD".into()),
-            ]
-        };
+        let fields = |id: &str| entry_fields(&btc_plan(id, "HOLD", "NONE"));
         let _: String = c.xadd(PLANS, "*", &fields("2000000000000001")).unwrap();
         let gone: String = c.xadd(PLANS, "*", &fields("2000000000000002")).unwrap();
         // Read by a consumer that then died, never acknowledged.
@@ -1150,13 +1162,7 @@ fn one_result_entry_per_plan_across_bridge_pauses_and_daemon_kills() {
                 .xadd(
                     PLANS,
                     "*",
-                    &[
-                        ("plan_id", id(i).as_str()),
-                        ("symbol", "BTCUSDT"),
-                        ("decision", decision),
-                        ("action", "PARTIAL_75"),
-                        ("kill_score", "0.5390"),
-                    ],
+                    &entry_fields(&scored_plan(&id(i), decision, "PARTIAL_75")),
                 )
                 .expect("XADD");
             std::thread::sleep(Duration::from_millis(3));
@@ -1388,32 +1394,27 @@ fn a_stale_plan_through_redis_is_blocked_plan_stale_and_acknowledged() {
         .hset("quantum:position:BTCUSDT", "ledger_amount", "100")
         .unwrap();
     s.wait_ledger("100");
-    let two_days_ago = (SystemTime::now()
+    let two_days_ago = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
-        .as_millis()
-        - 2 * 86_400_000)
-        .to_string();
+        .as_millis() as u64
+        - 2 * 86_400_000;
     // No timestamp: the entry's id says when Redis took it, here long ago (the
     // stream is empty, so an old id is still a new entry).
     let _: String = redis::cmd("XADD")
         .arg(PLANS)
         .arg("1000000000000-1")
-        .arg(&[
-            ("plan_id", "5a1e000000000002"),
-            ("symbol", "BTCUSDT"),
-            ("decision", "EXECUTE"),
-            ("action", "PARTIAL_25"),
-        ])
+        .arg(entry_fields(&btc_plan(
+            "5a1e000000000002",
+            "EXECUTE",
+            "PARTIAL_25",
+        )))
         .query(&mut s.conn())
         .unwrap();
-    s.xadd(&[
-        ("plan_id", "5a1e000000000001"),
-        ("symbol", "BTCUSDT"),
-        ("decision", "EXECUTE"),
-        ("action", "PARTIAL_25"),
-        ("timestamp", &two_days_ago),
-    ]);
+    s.xadd_plan(&Plan {
+        created_at_ms: two_days_ago,
+        ..btc_plan("5a1e000000000001", "EXECUTE", "PARTIAL_25")
+    });
     for id in ["5a1e000000000001", "5a1e000000000002"] {
         let r = s.wait_result(id, 1);
         assert_eq!(r["executed"], "false", "{r:?}");

@@ -27,20 +27,20 @@ impl Session<'_> {
             match ev {
                 Ev::Event(seq, e) => {
                     Stats::inc(&self.stats.events);
-                    if seq < self.resume.replay_until {
+                    if seq < self.progress.resume.replay_until {
                         self.replay(seq, &e);
                     } else {
                         self.live(seq, e).await?;
                     }
-                    self.next_seq = seq + 1;
+                    self.progress.next_seq = seq + 1;
                 }
                 Ev::Invalid(seq, why) => {
                     Stats::inc(&self.stats.events_invalid);
-                    self.invalid_events += 1;
-                    if noisy(self.invalid_events) {
+                    self.counters.invalid_events += 1;
+                    if noisy(self.counters.invalid_events) {
                         tracing::warn!(seq, "invalid event record skipped: {why}");
                     }
-                    self.next_seq = seq + 1;
+                    self.progress.next_seq = seq + 1;
                 }
                 Ev::WriterGone => {
                     tracing::warn!(
@@ -60,7 +60,7 @@ impl Session<'_> {
         match *e {
             Event::PlanResult(r) => {
                 // Held again if it was held; a result written before is dropped here.
-                let _ = self.held.result(r, seq, now);
+                let _ = self.writes.held.result(r, seq, now);
                 if let Some(p) = &mut self.permits {
                     p.ended(r.plan);
                 }
@@ -76,7 +76,7 @@ impl Session<'_> {
             | Event::OrderUnknown { .. }
             | Event::OrderResolved { .. } => {
                 // Its result was written when this event came the first time.
-                let _ = self.held.order_event(e);
+                let _ = self.writes.held.order_event(e);
             }
             _ => {}
         }
@@ -88,14 +88,14 @@ impl Session<'_> {
 
     pub(super) fn write_result(&mut self, r: Ready) {
         let name = self.name(r.result.symbol);
-        self.batch.result(&r.result, &name, r.order_id);
+        self.writes.batch.result(&r.result, &name, r.order_id);
     }
 
     /// The core answered plan `plan`: acknowledge the entry, or remember an orphan.
     pub(super) fn answered(&mut self, plan: PlanId) {
-        if let Some(p) = self.inflight.answer(plan) {
+        if let Some(p) = self.intake.inflight.answer(plan) {
             let us = p.read_at.elapsed().as_micros() as u64;
-            self.answer_us.saturating_record(us.max(1));
+            self.counters.answer_us.saturating_record(us.max(1));
             self.ack(p.entry);
         }
     }
@@ -112,24 +112,24 @@ impl Session<'_> {
             }
             Event::GovPermit(g) if self.permits.is_none() => {
                 let name = self.name(g.symbol);
-                if !self.batch.gov_permit(&g, &name, now_ms) {
+                if !self.writes.batch.gov_permit(&g, &name, now_ms) {
                     Stats::inc(&self.stats.permits_expired_unmirrored);
                 }
             }
             Event::P33Permit(p) if self.permits.is_none() => {
                 let name = self.name(p.symbol);
-                if !self.batch.p33_permit(&p, &name, now_ms) {
+                if !self.writes.batch.p33_permit(&p, &name, now_ms) {
                     Stats::inc(&self.stats.permits_expired_unmirrored);
                 }
             }
             Event::OrderIntent(i) if !i.lookup_first && self.permits.is_some() => {
-                self.batch.consume_permits(i.plan);
+                self.writes.batch.consume_permits(i.plan);
             }
             Event::PlanResult(r) => {
                 if answers_at_once(&r) {
                     self.answered(r.plan);
                 }
-                if r.outcome == Outcome::Duplicate && self.held.holds(r.plan) {
+                if r.outcome == Outcome::Duplicate && self.writes.held.holds(r.plan) {
                     // The plan's own result is held for its order id: that one is its entry.
                     Stats::inc(&self.stats.results_repeated);
                     return Ok(());
@@ -137,7 +137,7 @@ impl Session<'_> {
                 if let Some(p) = &mut self.permits {
                     p.ended(r.plan);
                 }
-                if let Some(ready) = self.held.result(r, seq, now) {
+                if let Some(ready) = self.writes.held.result(r, seq, now) {
                     self.write_result(ready);
                 }
             }
@@ -145,17 +145,18 @@ impl Session<'_> {
             | Event::OrderDone(_)
             | Event::OrderUnknown { .. }
             | Event::OrderResolved { .. } => {
-                if let Some(ready) = self.held.order_event(&e) {
+                if let Some(ready) = self.writes.held.order_event(&e) {
                     self.write_result(ready);
                 }
             }
             Event::Fill(f) => {
-                if let Some(ready) = self.held.order_event(&e) {
+                if let Some(ready) = self.writes.held.order_event(&e) {
                     self.write_result(ready);
                 }
                 self.ledger.filled(f.symbol.0);
                 let name = self.name(f.symbol);
-                self.batch
+                self.writes
+                    .batch
                     .ledger(&self.cfg.instance, &name, f.ledger_after, f.time_ms);
             }
             Event::LedgerSet {
@@ -165,7 +166,9 @@ impl Session<'_> {
             } => {
                 self.ledger.applied(symbol.0, amount);
                 let name = self.name(symbol);
-                self.batch.ledger(&self.cfg.instance, &name, amount, at_ms);
+                self.writes
+                    .batch
+                    .ledger(&self.cfg.instance, &name, amount, at_ms);
             }
             Event::Position {
                 symbol,
@@ -177,7 +180,7 @@ impl Session<'_> {
                     p.position(symbol, amount);
                 }
                 let name = self.name(symbol);
-                self.batch.exchange(&name, amount, mark, time_ms);
+                self.writes.batch.exchange(&name, amount, mark, time_ms);
             }
             Event::Refused(r) if r.ring == contract::PLANS.index => self.refused(r)?,
             _ => {}
@@ -187,14 +190,14 @@ impl Session<'_> {
 
     /// The core refused a record of ours.
     pub(super) fn refused(&mut self, r: RefusedEvent) -> Result<()> {
-        if r.plan.0 == self.probe && r.kind == Kind::GovPermit.tag() {
+        if r.plan.0 == self.progress.probe && r.kind == Kind::GovPermit.tag() {
             return self.barrier_reached(r.reason);
         }
         if r.plan.0 & !0xffff_ffff == PROBE_PREFIX {
             return Ok(()); // an earlier session's probe
         }
-        self.refusals += 1;
-        let n = self.refusals;
+        self.counters.refusals += 1;
+        let n = self.counters.refusals;
         if r.kind == Kind::LedgerSet.tag() {
             Stats::inc(&self.stats.ledger_refused);
             let text = self.ledger.refused(r.symbol.0);
@@ -224,13 +227,13 @@ impl Session<'_> {
             ),
             _ => {}
         }
-        self.barrier = true;
-        self.initial_sync_due = true;
+        self.progress.barrier = true;
+        self.watch.initial_sync_due = true;
         let (tx, rx) = mpsc::channel(16);
-        self.entries = Some(rx);
+        self.intake.entries = Some(rx);
         self.tasks.spawn(stream::Reader::new(self.cfg).run(
             self.redis.client().clone(),
-            self.slots.clone(),
+            self.intake.slots.clone(),
             tx,
             self.stats.clone(),
         ));

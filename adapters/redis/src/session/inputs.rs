@@ -24,8 +24,8 @@ const NOTES_PER_ROUND: usize = 4096;
 
 impl Session<'_> {
     pub(super) fn ack(&mut self, id: String) {
-        self.inflight.acked(&id);
-        self.batch.ack(id);
+        self.intake.inflight.acked(&id);
+        self.writes.batch.ack(id);
     }
 
     pub(super) fn on_read(&mut self, r: Read) {
@@ -43,7 +43,8 @@ impl Session<'_> {
     }
 
     pub(super) fn on_entry(&mut self, e: stream::Entry) {
-        if e.redelivered && (self.inflight.was_acked(&e.id) || self.inflight.contains_entry(&e.id))
+        if e.redelivered
+            && (self.intake.inflight.was_acked(&e.id) || self.intake.inflight.contains_entry(&e.id))
         {
             return; // handled by this process already (claimed again while its XACK was written)
         }
@@ -76,18 +77,20 @@ impl Session<'_> {
                 if noisy(n) {
                     tracing::warn!(entry = %e.id, count = n, "plan entry moved to {}: {why}", crate::legacy::DLQ_STREAM);
                 }
-                self.inflight.acked(&e.id);
-                self.batch
+                self.intake.inflight.acked(&e.id);
+                self.writes
+                    .batch
                     .dead_letter(e.id.clone(), &plan_entry::dead_letter(&e.id, &fields, &why));
                 return;
             }
         };
-        if e.redelivered && self.inflight.answered_before(plan.id) {
+        if e.redelivered && self.intake.inflight.answered_before(plan.id) {
             Stats::inc(&self.stats.plans_answered_before);
             self.ack(e.id);
             return;
         }
-        self.inflight
+        self.intake
+            .inflight
             .push(plan.id, Pushed::new(e.id, e.redelivered, e.read_at, e.slot));
         Stats::inc(&self.stats.plans_pushed);
         self.send(Message::Plan(plan_out(&plan)));
@@ -160,8 +163,8 @@ impl Session<'_> {
                 Err(_) => break,
             }
         }
-        if !self.positions_dirty.is_empty() {
-            let dirty = std::mem::take(&mut self.positions_dirty);
+        if !self.watch.positions_dirty.is_empty() {
+            let dirty = std::mem::take(&mut self.watch.positions_dirty);
             self.sync_ledger(Some(&dirty), false).await;
         }
     }
@@ -169,33 +172,26 @@ impl Session<'_> {
     pub(super) async fn on_note(&mut self, n: Note) {
         match n {
             Note::Subscribed { enabled } => {
-                self.notifications = enabled;
-                // Notifications of writes made while unsubscribed never come.
-                self.own_writes.clear();
-                if self.barrier {
+                self.watch.subscribed(enabled);
+                if self.progress.barrier {
                     self.sync_ledger(None, false).await;
                     self.poll_permits().await;
                 }
             }
             Note::Lost => {
-                self.notifications = false;
-                self.own_writes.clear();
+                self.watch.subscribed(false);
                 tracing::info!(
                     "keyspace subscription lost; re-reading periodically until it is back"
                 );
             }
             Note::Position(symbol) => {
-                if let Some(n) = self.own_writes.get_mut(&symbol) {
-                    *n -= 1;
-                    if *n == 0 {
-                        self.own_writes.remove(&symbol);
-                    }
+                if self.watch.own_write(&symbol) {
                     Stats::inc(&self.stats.own_notes_skipped);
                     return;
                 }
-                if self.barrier {
+                if self.progress.barrier {
                     if let Some(id) = self.link.symbols.id(&symbol) {
-                        self.positions_dirty.insert(id);
+                        self.watch.positions_dirty.insert(id);
                     }
                 }
             }

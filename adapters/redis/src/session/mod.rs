@@ -1,6 +1,8 @@
 //! One session with one core daemon: from attaching to its rings until it goes away (or the
 //! bridge stops). This file has the loop, the ticks and the writes; `events` what the core's
-//! events do, `inputs` what comes from Redis.
+//! events do, `inputs` what comes from Redis; `parts` the state of each concern (progress with
+//! the core, the plan stream's intake, the outbox to `plans`, the results side, what Redis
+//! says changed, the counters).
 //!
 //! ```text
 //!  start    read the saved state ─> resume at low_seq (replay up to next_seq) ─> push a probe
@@ -12,7 +14,7 @@
 //!  end      daemon gone or stop: write the held results, flush, forget the in-flight entries
 //! ```
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -27,7 +29,7 @@ use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 
 use crate::backfill;
-use crate::batch::{self, Batch};
+use crate::batch;
 use crate::config::{BridgeConfig, PermitsFrom};
 use crate::conn::Redis;
 use crate::error::{Error, Result};
@@ -37,12 +39,15 @@ use crate::notify::{self, Note};
 use crate::permits_in::PermitsIn;
 use crate::results::HeldResults;
 use crate::rings::{Ev, EventReader, Link};
-use crate::state::{self, Resume, Saved};
+use crate::state::{self, Saved};
 use crate::stats::Stats;
-use crate::stream::{self, Read};
+use crate::stream;
 
 mod events;
 mod inputs;
+mod parts;
+
+use parts::{Counters, Intake, Outbox, Progress, Watch, Writes};
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,48 +78,42 @@ fn answers_at_once(r: &PlanResult) -> bool {
     r.outcome.at_admission()
 }
 
-/// One session's state.
+/// One session's state: the bridge's context and the core's rings, then one part per concern.
 pub struct Session<'a> {
+    /// The bridge's options.
     cfg: &'a BridgeConfig,
+    /// The bridge's Redis (shared connection, back-off).
     redis: &'a mut Redis,
+    /// The bridge's counters.
     stats: Arc<Stats>,
+    /// Set when the bridge is asked to stop.
     stop: watch::Receiver<bool>,
+    /// The daemon's rings and symbols.
     link: Link,
-    resume: Resume,
+    /// The core's events, from the reader of `results` (and the journal when lapped).
     events: mpsc::Receiver<Vec<Ev>>,
+    /// That reader (nudged after each push).
     reader: EventReader,
-    entries: Option<mpsc::Receiver<Read>>,
+    /// Keyspace notifications.
     notes: mpsc::Receiver<Note>,
+    /// The stream reader and the notification listener, stopped with the session.
     tasks: JoinSet<()>,
-    slots: Arc<Semaphore>,
-    inflight: InFlight,
-    held: HeldResults,
+    /// Where the session stands with the core.
+    progress: Progress,
+    /// The plan stream's side.
+    intake: Intake,
+    /// Records for the `plans` ring.
+    outbox: Outbox,
+    /// The results side.
+    writes: Writes,
+    /// What Redis says changed, and the polls without it.
+    watch: Watch,
+    /// The ledger values handed to the core and seen from it, per symbol.
     ledger: Ledger,
+    /// Legacy permits read from Redis (`--permits-from redis`), held until their plan is in.
     permits: Option<PermitsIn>,
-    batch: Batch,
-    unpushed: VecDeque<Message>,
-    ring_full_counted: bool,
-    next_seq: u64,
-    probe: u64,
-    probe_sent: Instant,
-    barrier: bool,
-    initial_sync_due: bool,
-    notifications: bool,
-    /// Per symbol, keyspace notifications the bridge's own writes to its position hash will
-    /// still cause ([`Session::own_writes_landed`]): they are skipped, not read back.
-    own_writes: HashMap<String, u64>,
-    /// Symbols whose position hash was written by someone else: read once per burst.
-    positions_dirty: BTreeSet<u16>,
-    marker_base: String,
-    flushes: u64,
-    next_ledger_poll: Instant,
-    next_permit_poll: Instant,
-    next_stats: Instant,
-    invalid_events: u64,
-    refusals: u64,
-    /// Entry read from the stream → the core's answer seen on `results` (µs), since the start
-    /// of the session: the core's and the rings' share of the plans' way.
-    answer_us: Histogram<u64>,
+    /// What the session counts beyond the stats.
+    counters: Counters,
 }
 
 impl<'a> Session<'a> {
@@ -171,48 +170,57 @@ impl<'a> Session<'a> {
             cfg,
             redis,
             stop,
-            resume,
             events,
             reader,
-            entries: None,
             notes,
             tasks,
-            slots: Arc::new(Semaphore::new(cfg.max_in_flight)),
-            inflight: InFlight::default(),
-            held: HeldResults::new(cfg.order_id_wait, MAX_HELD_RESULTS),
+            progress: Progress {
+                resume,
+                next_seq: 0,
+                probe: PROBE_PREFIX | (nonce & 0xffff_ffff),
+                probe_sent: now,
+                barrier: false,
+            },
+            intake: Intake {
+                entries: None,
+                slots: Arc::new(Semaphore::new(cfg.max_in_flight)),
+                inflight: InFlight::default(),
+            },
+            outbox: Outbox::default(),
+            writes: Writes {
+                batch: Writes::empty_batch(cfg),
+                held: HeldResults::new(cfg.order_id_wait, MAX_HELD_RESULTS),
+                flushes: 0,
+                marker_base: format!("{nonce:016x}"),
+            },
+            watch: Watch {
+                notifications: false,
+                own_writes: HashMap::new(),
+                positions_dirty: BTreeSet::new(),
+                initial_sync_due: false,
+                next_ledger_poll: now,
+                next_permit_poll: now,
+            },
             ledger: Ledger::default(),
             permits: (cfg.permits_from == PermitsFrom::Redis)
                 .then(|| PermitsIn::new(cfg.max_held_permits)),
-            batch: Batch::new(&cfg.instance, cfg.maxlen, &cfg.group, cfg.answered_ttl_s),
-            unpushed: VecDeque::new(),
-            ring_full_counted: false,
-            next_seq: 0,
-            probe: PROBE_PREFIX | (nonce & 0xffff_ffff),
-            probe_sent: now,
-            barrier: false,
-            initial_sync_due: false,
-            notifications: false,
-            own_writes: HashMap::new(),
-            positions_dirty: BTreeSet::new(),
-            marker_base: format!("{nonce:016x}"),
-            flushes: 0,
-            next_ledger_poll: now,
-            next_permit_poll: now,
-            next_stats: now + cfg.stats_every,
-            invalid_events: 0,
-            refusals: 0,
-            answer_us: Histogram::new_with_bounds(1, 3_600_000_000, 2)
-                .expect("static histogram bounds"),
+            counters: Counters {
+                next_stats: now + cfg.stats_every,
+                invalid_events: 0,
+                refusals: 0,
+                answer_us: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                    .expect("static histogram bounds"),
+            },
             link,
             stats,
         };
-        s.next_seq = match s.resume.from {
+        s.progress.next_seq = match s.progress.resume.from {
             state::From::Seq(n) => n,
             state::From::Oldest => s.link.base_seq(),
         };
         // Behind everything an earlier process pushed: once its answer is back, so are theirs.
         let probe = input_out(&Input::Permit(ExternalPermit::Gov {
-            plan: PlanId(s.probe),
+            plan: PlanId(s.progress.probe),
             allow: false,
             reason: None,
             ttl_ms: 1,
@@ -227,8 +235,9 @@ impl<'a> Session<'a> {
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            self.push_waiting();
-            let reading = self.entries.is_some() && self.unpushed.len() < MAX_UNPUSHED;
+            self.outbox.push_waiting(&mut self.link, &self.reader);
+            let reading =
+                self.intake.entries.is_some() && self.outbox.unpushed.len() < MAX_UNPUSHED;
             let mut end = None;
             tokio::select! {
                 biased;
@@ -240,11 +249,11 @@ impl<'a> Session<'a> {
                     Some(evs) => end = self.on_events(evs).await?,
                     None => end = Some(End::DaemonGone),
                 },
-                Some(r) = recv(&mut self.entries), if reading => self.on_read(r),
+                Some(r) = recv(&mut self.intake.entries), if reading => self.on_read(r),
                 Some(n) = self.notes.recv() => self.on_notes(n).await,
             }
             if end.is_none() {
-                while self.batch.len() < self.cfg.batch {
+                while self.writes.batch.len() < self.cfg.batch {
                     match self.events.try_recv() {
                         Ok(evs) => {
                             end = self.on_events(evs).await?;
@@ -259,11 +268,12 @@ impl<'a> Session<'a> {
             if let Some(end) = end {
                 return self.finish(end).await;
             }
-            if self.initial_sync_due {
-                self.initial_sync_due = false;
-                self.sync_ledger(None, self.resume.fresh_core).await;
+            if self.watch.initial_sync_due {
+                self.watch.initial_sync_due = false;
+                self.sync_ledger(None, self.progress.resume.fresh_core)
+                    .await;
             }
-            if !self.batch.is_empty() && !self.flush().await? {
+            if !self.writes.batch.is_empty() && !self.flush().await? {
                 return Ok(End::Stop);
             }
         }
@@ -275,36 +285,19 @@ impl<'a> Session<'a> {
 
     /// Pushes `m` on `plans`, or keeps it (in order) until there is room.
     fn send(&mut self, m: Message) {
-        if self.unpushed.is_empty() && self.link.try_push(&m) {
-            self.reader.nudge();
-            return;
-        }
-        if !self.ring_full_counted {
-            self.ring_full_counted = true;
-            Stats::inc(&self.stats.plans_ring_full);
-            tracing::warn!("plans ring full: the core is not taking records; holding them");
-        }
-        self.unpushed.push_back(m);
-    }
-
-    fn push_waiting(&mut self) {
-        while let Some(m) = self.unpushed.front() {
-            if !self.link.try_push(m) {
-                return;
-            }
-            self.unpushed.pop_front();
-            self.reader.nudge();
-        }
-        self.ring_full_counted = false;
+        self.outbox
+            .send(&mut self.link, &self.reader, &self.stats, m);
     }
 
     async fn on_tick(&mut self) -> Result<()> {
         let now = Instant::now();
         self.link.heartbeat();
-        for r in self.held.expired(now) {
+        for r in self.writes.held.expired(now) {
             self.write_result(r);
         }
-        if !self.barrier && now.duration_since(self.probe_sent) > self.cfg.attach_timeout {
+        if !self.progress.barrier
+            && now.duration_since(self.progress.probe_sent) > self.cfg.attach_timeout
+        {
             return Err(Error::NoDaemon {
                 instance: self.cfg.instance.clone(),
                 what: format!(
@@ -321,17 +314,17 @@ impl<'a> Session<'a> {
                     tracing::info!(plan = %plan, kind = ?kind, "legacy permit expired before its plan reached the core; dropped");
                 }
             }
-            if !self.notifications && now >= self.next_permit_poll {
-                self.next_permit_poll = now + self.cfg.permit_poll;
+            if !self.watch.notifications && now >= self.watch.next_permit_poll {
+                self.watch.next_permit_poll = now + self.cfg.permit_poll;
                 self.poll_permits().await;
             }
         }
-        if self.barrier && now >= self.next_ledger_poll {
-            self.next_ledger_poll = now + self.cfg.ledger_poll;
+        if self.progress.barrier && now >= self.watch.next_ledger_poll {
+            self.watch.next_ledger_poll = now + self.cfg.ledger_poll;
             self.sync_ledger(None, false).await;
         }
-        if now >= self.next_stats {
-            self.next_stats = now + self.cfg.stats_every;
+        if now >= self.counters.next_stats {
+            self.counters.next_stats = now + self.cfg.stats_every;
             self.report().await;
         }
         Ok(())
@@ -339,15 +332,15 @@ impl<'a> Session<'a> {
 
     /// Logs the counts and writes them to the stats hash (best effort).
     async fn report(&mut self) {
-        let h = &self.answer_us;
+        let h = &self.counters.answer_us;
         let answer = [
             ("answer_us_p50", h.value_at_quantile(0.5)),
             ("answer_us_p99", h.value_at_quantile(0.99)),
             ("answer_us_max", h.max()),
         ];
         tracing::info!(
-            in_flight = self.inflight.len(),
-            held_results = self.held.len(),
+            in_flight = self.intake.inflight.len(),
+            held_results = self.writes.held.len(),
             held_permits = self.permits.as_ref().map_or(0, PermitsIn::held),
             answer_us_p50 = answer[0].1,
             answer_us_p99 = answer[1].1,
@@ -372,20 +365,20 @@ impl<'a> Session<'a> {
     /// earlier process: `next_seq` never goes back below it, and while the replay is still
     /// being read `low_seq` stays at the first event not re-read yet (results held there).
     fn saved(&self) -> Saved {
-        let pos = self.next_seq;
+        let pos = self.progress.next_seq;
         Saved {
             epoch: self.link.epoch.clone(),
-            next_seq: pos.max(self.resume.replay_until),
-            low_seq: self.held.low_seq().unwrap_or(pos).min(pos),
+            next_seq: pos.max(self.progress.resume.replay_until),
+            low_seq: self.writes.held.low_seq().unwrap_or(pos).min(pos),
         }
     }
 
     /// Writes the batch in one MULTI/EXEC, retrying with back-off until it has landed; false
     /// when the bridge was stopped first (nothing of it is then counted as written).
     async fn flush(&mut self) -> Result<bool> {
-        self.flushes += 1;
-        let marker = format!("{}-{}", self.marker_base, self.flushes);
+        let marker = self.writes.next_marker();
         let tx = self
+            .writes
             .batch
             .transaction(&self.cfg.instance, &self.saved(), &marker);
         // Set once an attempt failed: it may have landed all the same (its answer lost), so
@@ -435,8 +428,9 @@ impl<'a> Session<'a> {
             }
         }
         self.redis.ok();
-        self.own_writes_landed();
-        let c = self.batch.counts;
+        self.watch
+            .own_writes_landed(self.writes.batch.position_writes());
+        let c = self.writes.batch.counts;
         let st = &self.stats;
         Stats::inc(&st.flushes);
         Stats::add(&st.results_written, c.results.saturating_sub(repeated));
@@ -447,43 +441,27 @@ impl<'a> Session<'a> {
         Stats::add(&st.plans_acked, c.acks);
         Stats::add(&st.plans_dlq, c.dead_letters);
         Stats::add(&st.permits_consumed, c.consumed);
-        self.batch = Batch::new(
-            &self.cfg.instance,
-            self.cfg.maxlen,
-            &self.cfg.group,
-            self.cfg.answered_ttl_s,
-        );
+        self.writes.batch = Writes::empty_batch(self.cfg);
         Ok(true)
-    }
-
-    /// The batch landed: the notifications its position writes cause are the bridge's own.
-    /// Only while notifications come (else none would use the credit up).
-    fn own_writes_landed(&mut self) {
-        if !self.notifications {
-            return;
-        }
-        for symbol in self.batch.position_writes() {
-            *self.own_writes.entry(symbol.clone()).or_default() += 1;
-        }
     }
 
     /// Ends the session: held results are written now (with no order id), the batch is
     /// flushed, in-flight entries are forgotten (they stay pending in Redis).
     async fn finish(mut self, end: End) -> Result<End> {
         let now = Instant::now() + self.cfg.order_id_wait;
-        for r in self.held.expired(now) {
+        for r in self.writes.held.expired(now) {
             self.write_result(r);
         }
-        if !self.batch.is_empty() {
+        if !self.writes.batch.is_empty() {
             self.flush().await?;
         }
         self.tasks.abort_all();
-        let unanswered = self.inflight.len();
-        self.inflight.clear();
+        let unanswered = self.intake.inflight.len();
+        self.intake.inflight.clear();
         tracing::info!(
             ?end,
             unanswered,
-            unpushed = self.unpushed.len(),
+            unpushed = self.outbox.unpushed.len(),
             "session ended"
         );
         self.report().await;

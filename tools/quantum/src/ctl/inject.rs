@@ -25,11 +25,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use quantum_core::engine::History;
+use quantum_core::engine::{ExternalPermit, History};
 use quantum_core::event::Switch;
 use quantum_core::event::{Event, RefusedEvent};
 use quantum_core::governor::{GovReason, TradingState};
 use quantum_core::p33::P33Reason;
+use quantum_core::permit::P33Context;
 use quantum_core::wire::{input_out, plan_out};
 use quantum_core::{Action, Command, Decision, Input, Plan, PlanId, Price, Qty, SymbolId};
 use quantum_ipc::broadcast::{self, Broadcast, Start};
@@ -641,7 +642,12 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
     legacy::unwrap_payload(&mut o).map_err(|e| anyhow!(e))?;
     let now = unix_ms();
     let Some(cmd) = o.get("cmd") else {
-        return parse_plan(&o, sym).map(|p| Message::Plan(plan_out(&p)));
+        let read = legacy::parse_plan(&o, |n| sym(n).map_err(|e| format!("{e:#}")), 0)
+            .map_err(|e| anyhow!(e))?;
+        if let Some(why) = read.warning {
+            eprintln!("inject: plan {}: {why}", read.plan.id);
+        }
+        return Ok(Message::Plan(plan_out(&read.plan)));
     };
     let cmd = cmd
         .as_str()
@@ -651,6 +657,10 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
         input_out(&Input::Command(c)).ok_or_else(|| anyhow!("command {cmd:?} has no wire form"))
     };
     let boolean = |k: &str| boolean(&o, k).map_err(|e| anyhow!(e));
+    // A permit issued now: its record's issue time 0 is "when the daemon reads it".
+    let permit = |p: ExternalPermit| {
+        input_out(&Input::Permit(p)).ok_or_else(|| anyhow!("command {cmd:?} has no wire form"))
+    };
     match cmd {
         "set_ledger" => command(Command::SetLedger {
             symbol: symbol()?,
@@ -679,20 +689,25 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
             let state: TradingState = text(&o, "state")?.parse().map_err(|e: String| anyhow!(e))?;
             command(Command::Switch(Switch::TradingState(state)))
         }
-        "gov_permit" => Ok(Message::GovPermit(wire::GovPermit {
-            allow: boolean("allow")?,
-            symbol: symbol()?.0,
-            reason: match o.get("reason") {
+        "gov_permit" => {
+            let allow = boolean("allow")?;
+            // Required, and checked: the line names the plan's symbol. The permit's record
+            // carries only the plan (the engine knows its symbol).
+            symbol()?;
+            let reason = match o.get("reason") {
                 None => None,
                 Some(Value::String(s)) => {
                     Some(GovReason::parse(s).ok_or_else(|| anyhow!("unknown governor reason {s:?}"))?)
                 }
                 Some(_) => bail!("field \"reason\" must be a governor reason, e.g. \"cooldown\""),
-            },
-            plan_id: plan_id(&o).map_err(|e| anyhow!(e))?.0,
-            ttl_ms: decimal_or(&o, "ttl_ms", 15_000u32).map_err(|e| anyhow!(e))?,
-            issued_at_ms: now,
-        })),
+            };
+            permit(ExternalPermit::Gov {
+                plan: plan_id(&o).map_err(|e| anyhow!(e))?,
+                allow,
+                reason,
+                ttl_ms: decimal_or(&o, "ttl_ms", 15_000u32).map_err(|e| anyhow!(e))?.into(),
+            })
+        }
         "p33_permit" => {
             let reason = match o.get("reason") {
                 None => None,
@@ -701,24 +716,24 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
                 }
                 Some(_) => bail!("field \"reason\" must be a P3.3 reason, e.g. \"no_position\""),
             };
-            let q = |k| {
-                decimal_or::<Qty>(&o, k, Qty::ZERO)
-                    .map(Qty::units)
-                    .map_err(|e| anyhow!(e))
-            };
-            Ok(Message::P33Permit(wire::P33Permit {
-                allow: boolean("allow")?,
-                symbol: symbol()?.0,
+            let q = |k| decimal_or::<Qty>(&o, k, Qty::ZERO).map_err(|e| anyhow!(e));
+            let allow = boolean("allow")?;
+            symbol()?;
+            permit(ExternalPermit::P33 {
+                plan: plan_id(&o).map_err(|e| anyhow!(e))?,
+                allow,
                 reason,
-                side: None,
-                plan_id: plan_id(&o).map_err(|e| anyhow!(e))?.0,
                 safe_qty: q("safe_qty")?,
-                exchange_amt: q("exchange_amt")?,
-                ledger_amt: q("ledger_amt")?,
-                tolerance: q("tolerance")?,
-                issued_at_ms: now,
-                ttl_ms: decimal_or(&o, "ttl_ms", 0u32).map_err(|e| anyhow!(e))?,
-            }))
+                // None: the closing side is opposite to the exchange amount judged.
+                side: None,
+                context: P33Context {
+                    exchange: q("exchange_amt")?,
+                    ledger: q("ledger_amt")?,
+                    tolerance: q("tolerance")?,
+                },
+                // 0: the daemon's TTL for permits.
+                ttl_ms: decimal_or(&o, "ttl_ms", 0u32).map_err(|e| anyhow!(e))?.into(),
+            })
         }
         "order_history" => input_out(&Input::History(History {
             symbol: symbol()?,
@@ -731,21 +746,6 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
             "unknown cmd {other:?} (set_ledger, position, kill_switch, trading_state, gov_permit, p33_permit, order_history)"
         ),
     }
-}
-
-/// A legacy plan entry (the Redis contract's reading of it) with its symbol interned.
-fn parse_plan(o: &Map<String, Value>, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Plan> {
-    let p = legacy::parse_plan(o).map_err(|e| anyhow!(e))?;
-    Ok(Plan {
-        id: p.id,
-        symbol: sym(&p.symbol)?,
-        decision: p.decision,
-        action: p.action,
-        kill_score: p.kill_score,
-        created_at_ms: p.created_at_ms,
-        reduce_only: p.reduce_only,
-        qty: p.qty,
-    })
 }
 
 #[cfg(test)]
@@ -802,6 +802,49 @@ mod tests {
         ] {
             parse_line(line, &sym).unwrap();
         }
+    }
+
+    /// Permit lines are the core's permits in the core's wire encoding.
+    #[test]
+    fn permit_lines_read_back_as_the_core_permits() {
+        let input = |l: &str| {
+            quantum_core::wire::input(&parse_line(l, &sym).unwrap(), 1_000, 15_000).unwrap()
+        };
+        assert_eq!(
+            input(
+                r#"{"cmd":"gov_permit","plan_id":"0000000000000001","symbol":"BTCUSDT","allow":false,"reason":"cooldown","ttl_ms":"1500"}"#
+            ),
+            Input::Permit(ExternalPermit::Gov {
+                plan: PlanId(1),
+                allow: false,
+                reason: Some(GovReason::Cooldown),
+                ttl_ms: 1_500,
+            })
+        );
+        let q = |s: &str| s.parse::<Qty>().unwrap();
+        assert_eq!(
+            input(
+                r#"{"cmd":"p33_permit","plan_id":"0000000000000002","symbol":"BTCUSDT","allow":true,"safe_qty":"0.046","exchange_amt":0.062,"ledger_amt":"0.062","tolerance":"0.001"}"#
+            ),
+            Input::Permit(ExternalPermit::P33 {
+                plan: PlanId(2),
+                allow: true,
+                reason: None,
+                safe_qty: q("0.046"),
+                side: Some(quantum_core::Side::Sell),
+                context: P33Context {
+                    exchange: q("0.062"),
+                    ledger: q("0.062"),
+                    tolerance: q("0.001"),
+                },
+                ttl_ms: 15_000,
+            })
+        );
+        assert!(parse_line(
+            r#"{"cmd":"gov_permit","plan_id":"0000000000000001","symbol":"XYZ","allow":true}"#,
+            &sym
+        )
+        .is_err());
     }
 
     #[test]

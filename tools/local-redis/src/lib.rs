@@ -1,20 +1,32 @@
-//! Test and benchmark support (feature `test-support`): a real `redis-server` on a free
-//! loopback port in a temporary directory, stopped when dropped.
+//! `quantum-local-redis`: starts a private `redis-server` on a free loopback port in its own
+//! directory, and stops it (and removes the directory) when dropped.
 //!
-//! A machine without `redis-server` fails the test that asks for one, with a message saying how
-//! to install it; it never skips. `.ci/run` installs it. Benchmarks use [`RedisServer::launch`],
-//! which returns the error instead.
+//! Users: the tests of the Redis bridge and of the `quantum` CLI, the crash test's Redis phase,
+//! and `quantum bench`, whose `legacy` and `bridge` rows start their own redis-server: for the
+//! benchmark this is its process management, not test support, which is why the `quantum`
+//! binary links it (and only through `quantum-bench`).
+//!
+//! A machine without `redis-server` fails the test that asks for one ([`RedisServer::start`]
+//! panics with a message saying how to install it; it never skips). `.ci/run` installs it.
+//! The benchmark and the crash test use [`RedisServer::launch`], which returns the error
+//! instead.
+#![deny(unsafe_code)]
+#![warn(missing_docs)]
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// A `redis-server` child process.
+/// How long a started server may take to answer PING.
+const READY_WITHIN: Duration = Duration::from_secs(20);
+
+/// A `redis-server` child process and its directory.
 pub struct RedisServer {
     exe: PathBuf,
     port: u16,
-    dir: tempfile::TempDir,
+    dir: PrivateDir,
     child: Option<Child>,
     persistent: bool,
     extra: Vec<String>,
@@ -30,6 +42,39 @@ pub fn binary() -> PathBuf {
 fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
+}
+
+/// A directory of this process's own (`qpc-redis-<pid>-<n>`), removed with what is in it on
+/// drop.
+struct PrivateDir(PathBuf);
+
+impl PrivateDir {
+    fn new(parent: &Path) -> Result<PrivateDir, String> {
+        // Unique within the process; the pid makes it unique among processes alive together.
+        // Relaxed: the counter orders nothing else, only its values must differ.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        loop {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let path = parent.join(format!("qpc-redis-{}-{n}", std::process::id()));
+            match std::fs::create_dir(&path) {
+                Ok(()) => return Ok(PrivateDir(path)),
+                // Left by an earlier process that had the same pid: take the next name.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(format!(
+                        "cannot make a directory for redis-server in {}: {e}",
+                        parent.display()
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl Drop for PrivateDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl RedisServer {
@@ -55,16 +100,23 @@ impl RedisServer {
     }
 
     /// Starts `exe` (persistent: see [`RedisServer::start_persistent`]; `extra`: more
-    /// arguments) and waits until it answers; the error says what failed, in one sentence.
+    /// arguments) in a directory of its own under the system's temporary directory, and
+    /// waits until it answers; the error says what failed, in one sentence.
     pub fn launch(exe: &Path, persistent: bool, extra: &[&str]) -> Result<RedisServer, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("qpc-redis-")
-            .tempdir()
-            .map_err(|e| format!("cannot make a directory for redis-server: {e}"))?;
+        Self::launch_in(&std::env::temp_dir(), exe, persistent, extra)
+    }
+
+    /// [`RedisServer::launch`], with its directory made under `parent`.
+    pub fn launch_in(
+        parent: &Path,
+        exe: &Path,
+        persistent: bool,
+        extra: &[&str],
+    ) -> Result<RedisServer, String> {
         let mut s = RedisServer {
             exe: exe.to_path_buf(),
             port: free_port(),
-            dir,
+            dir: PrivateDir::new(parent)?,
             child: None,
             persistent,
             extra: extra.iter().map(|a| a.to_string()).collect(),
@@ -93,7 +145,7 @@ impl RedisServer {
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--dir")
-            .arg(self.dir.path())
+            .arg(&self.dir.0)
             .arg("--save")
             .arg("")
             .arg("--daemonize")
@@ -112,7 +164,7 @@ impl RedisServer {
     }
 
     fn wait_ready(&mut self) -> Result<(), String> {
-        let end = Instant::now() + Duration::from_secs(20);
+        let end = Instant::now() + READY_WITHIN;
         loop {
             if let Some(c) = &mut self.child {
                 if let Ok(Some(st)) = c.try_wait() {
@@ -125,15 +177,16 @@ impl RedisServer {
             if let Ok(mut c) = self.client().get_connection() {
                 match redis::cmd("PING").query::<String>(&mut c) {
                     Ok(_) => return Ok(()),
-                    // Up, and asking for the password the test gave it.
+                    // Up, and asking for the password the caller gave it.
                     Err(e) if e.code() == Some("NOAUTH") => return Ok(()),
                     Err(_) => {}
                 }
             }
             if Instant::now() >= end {
                 return Err(format!(
-                    "redis-server on port {} did not answer PING within 20 s",
-                    self.port
+                    "redis-server on port {} did not answer PING within {} s",
+                    self.port,
+                    READY_WITHIN.as_secs()
                 ));
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -150,14 +203,14 @@ impl RedisServer {
         self.port
     }
 
-    /// Its directory.
+    /// Its directory (removed when it is dropped).
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir.0
     }
 
     /// A client of it (`TCP_NODELAY`, as the bridge's and redis-py's connections).
     pub fn client(&self) -> redis::Client {
-        crate::conn::client_nodelay(&self.url()).expect("a redis URL")
+        quantum_redis::conn::client_nodelay(&self.url()).expect("a redis URL")
     }
 
     /// A connection to it (panics when it is down).
@@ -169,7 +222,7 @@ impl RedisServer {
 
     /// A connection to its database `db`.
     pub fn conn_db(&self, db: u8) -> redis::RedisResult<redis::Connection> {
-        crate::conn::client_nodelay(&format!("redis://127.0.0.1:{}/{db}", self.port))?
+        quantum_redis::conn::client_nodelay(&format!("redis://127.0.0.1:{}/{db}", self.port))?
             .get_connection()
     }
 
@@ -202,6 +255,31 @@ fn not_found(exe: &Path, e: &std::io::Error) -> String {
 
 impl Drop for RedisServer {
     fn drop(&mut self) {
+        // Stopped before its directory (a field, dropped after this) is removed.
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_answers_and_leaves_no_directory() {
+        let parent =
+            std::env::temp_dir().join(format!("qpc-local-redis-test-{}", std::process::id()));
+        std::fs::create_dir_all(&parent).unwrap();
+        let s = RedisServer::launch_in(&parent, &binary(), false, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let dir = s.dir().to_path_buf();
+        assert!(dir.starts_with(&parent) && dir.is_dir());
+        let other = RedisServer::launch_in(&parent, &binary(), false, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(other.dir(), dir);
+        let pong: String = redis::cmd("PING").query(&mut s.conn()).unwrap();
+        assert_eq!(pong, "PONG");
+        drop((s, other));
+        assert!(!dir.exists());
+        std::fs::remove_dir(&parent).unwrap();
     }
 }
