@@ -337,6 +337,16 @@ pub fn plan_entry_fields(plan: &Plan, symbol: &str) -> Vec<(&'static str, String
     f
 }
 
+/// [`plan_entry_fields`] as one JSON object on one line: the value of a `payload` field, and a
+/// plan line of `quantum ctl inject`.
+pub fn plan_entry_json(plan: &Plan, symbol: &str) -> String {
+    let o: Map<String, Value> = plan_entry_fields(plan, symbol)
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), Value::String(v)))
+        .collect();
+    Value::Object(o).to_string()
+}
+
 /// A plan entry read: the core's plan, and what of the entry was set aside.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReadPlan {

@@ -32,7 +32,7 @@ use quantum_redis::legacy::{self, PLAN_STREAM, RESULT_STREAM};
 use redis::streams::{StreamReadOptions, StreamReadReply};
 use redis::Commands;
 
-use super::legacy_redis::RedisServer;
+use super::legacy::server::RedisServer;
 use super::ring::ChildGuard;
 use super::Ctx;
 use crate::suite::openloop::Schedule;

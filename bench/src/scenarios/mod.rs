@@ -9,7 +9,6 @@ pub mod chain;
 pub mod ipc;
 pub mod journal;
 pub mod legacy;
-pub mod legacy_redis;
 pub mod ring;
 
 use std::path::PathBuf;

@@ -45,6 +45,7 @@ use quantum_ipc::journal::Reader;
 use quantum_ipc::wire::{Limits, Message};
 use quantum_ipc::CountersReader;
 use quantum_plan_feed::{Feed, Next};
+use quantum_redis::legacy::plan_entry_json;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
@@ -443,10 +444,7 @@ impl World {
             };
             made += 1;
             let symbol = self.symbols[usize::from(p.symbol.0)].clone();
-            let line = format!(
-                "{{\"plan_id\":\"{}\",\"symbol\":\"{symbol}\",\"decision\":\"{}\",\"action\":\"{}\",\"kill_score\":\"{}\"}}\n",
-                p.id, p.decision, p.action, p.kill_score
-            );
+            let line = format!("{}\n", plan_entry_json(&p, &symbol));
             self.fed
                 .entry(p.id.0)
                 .or_insert((symbol, p.decision, line.clone()));

@@ -13,10 +13,11 @@ use quantum_core::engine::STAGE_SAMPLE_EVERY;
 use quantum_core::event::Event;
 use quantum_core::p33::P33Reason;
 use quantum_core::result::Block;
-use quantum_core::{Outcome, PlanId, PlanResult};
+use quantum_core::{Action, Decision, Outcome, Plan, PlanId, PlanResult, SymbolId};
 use quantum_ipc::codes::{DoneCode, OrderStatus, ReportSource};
 use quantum_ipc::wire::{self, Message};
 use quantum_ipc::{PeerStatus, Ring, RingSpec};
+use quantum_redis::legacy::plan_entry_json;
 
 /// Plans streamed through the daemon between two other processes. 10^6 takes about 15 s with
 /// a debug build on two cores.
@@ -785,10 +786,17 @@ fn a_running_daemon_reports_its_latency_per_stage() {
 "#,
     );
     for i in 0..20u64 {
-        lines.push_str(&format!(
-            "{{\"plan_id\":\"{:016x}\",\"symbol\":\"BTCUSDT\",\"decision\":\"EXECUTE\",\"action\":\"PARTIAL_25\",\"kill_score\":\"0.5\"}}\n",
-            0x1a7e_0000_0000u64 + i
-        ));
+        let exit = Plan {
+            kill_score: "0.5".parse().unwrap(),
+            ..Plan::exit(
+                PlanId(0x1a7e_0000_0000 + i),
+                SymbolId(0),
+                Decision::Execute,
+                Action::Partial25,
+            )
+        };
+        lines.push_str(&plan_entry_json(&exit, "BTCUSDT"));
+        lines.push('\n');
     }
     inst.inject_ok(&lines);
     wait_for(10, "20 intents", || inst.counter("orders_out") >= 20);

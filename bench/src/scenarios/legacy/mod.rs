@@ -17,6 +17,8 @@
 //!   `APPLY_PERMIT_STEP_MS` (100 ms) before trying again, for at most `APPLY_PERMIT_WAIT_MS`
 //!   (1200 ms). Its 5-second stream re-read is not modelled (that would only add to it).
 
+pub mod server;
+
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::sync::Arc;
@@ -30,8 +32,8 @@ use quantum_core::permit::P33Context;
 use quantum_core::{Action, Decision, Plan, PlanId, Qty, Side, SymbolId};
 use quantum_redis::legacy;
 
+use self::server::RedisServer;
 use super::chain::ids;
-use super::legacy_redis::RedisServer;
 use super::Ctx;
 use crate::suite::openloop::{self, Schedule};
 use crate::suite::variant::{Throughput, Variant};
