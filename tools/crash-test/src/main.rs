@@ -41,9 +41,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use quantum_core::event::Event;
 use quantum_core::{Decision, Outcome, Qty};
+use quantum_ipc::contract;
 use quantum_ipc::journal::Reader;
 use quantum_ipc::wire::{Limits, Message};
-use quantum_ipc::CountersReader;
+use quantum_ipc::{CountersReader, PeerStatus, Ring, RingSpec};
 use quantum_plan_feed::{Feed, Next};
 use quantum_redis::legacy::plan_entry_json;
 use rand::rngs::StdRng;
@@ -665,6 +666,7 @@ impl World {
     /// expected, and create nothing; then the daemon starts on its own journal again.
     fn changed_state_dir(&mut self) -> Result<()> {
         self.ensure_running(false)?;
+        self.wait_bridge_attached(30)?;
         if let Some(mut d) = self.daemon.take() {
             d.kill();
         }
@@ -704,6 +706,26 @@ impl World {
             .to_string();
         self.tally.changed_dir = Some((refused, line));
         self.start_daemon(false)
+    }
+
+    /// Waits until the Binance bridge is the `exchange` ring's producer: one just restarted
+    /// attaches a moment later, and the operator's daemon restart this stands for meets running
+    /// bridges (an empty ingress ring nobody produces into is a dead predecessor's leftover,
+    /// which a new daemon may remove).
+    fn wait_bridge_attached(&self, secs: u64) -> Result<()> {
+        let spec = RingSpec::new(&self.instance, contract::EXCHANGE.name, 0);
+        let end = Instant::now() + Duration::from_secs(secs);
+        loop {
+            let attached = Ring::open(&spec)
+                .is_ok_and(|r| matches!(r.producer_status(u64::MAX), PeerStatus::Alive { .. }));
+            if attached {
+                return Ok(());
+            }
+            if Instant::now() > end {
+                bail!("the Binance bridge did not attach to the exchange ring within {secs} s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until every symbol is at rest (restarting whatever dies); the last book.
