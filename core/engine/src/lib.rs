@@ -27,6 +27,7 @@
 mod seqlock;
 mod sync;
 
+pub mod bounded;
 pub mod fixed;
 pub mod idmap;
 pub mod permit;

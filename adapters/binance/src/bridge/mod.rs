@@ -47,6 +47,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use quantum_core::bounded::{FifoMap, FifoSet};
 use quantum_core::fixed::{Price, Qty};
 use quantum_core::types::{ClientOrderId, PlanId};
 use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason, UnsentReason};
@@ -66,54 +67,6 @@ pub use io::{EXCHANGE_RING, ORDERS_RING};
 
 /// How many recently sent plans a bridge process remembers.
 const SENT_MEMORY: usize = 100_000;
-
-/// Plan ids, the most recent [`SENT_MEMORY`].
-#[derive(Default)]
-struct Recent {
-    set: HashSet<u64>,
-    order: std::collections::VecDeque<u64>,
-}
-
-impl Recent {
-    fn contains(&self, plan: u64) -> bool {
-        self.set.contains(&plan)
-    }
-
-    fn insert(&mut self, plan: u64) {
-        if self.set.insert(plan) {
-            self.order.push_back(plan);
-            if self.order.len() > SENT_MEMORY {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-}
-/// The last report of each plan whose order ended, as sent (the most recent [`SENT_MEMORY`]):
-/// an intent offered again for such a plan gets that report again, and nothing is sent.
-#[derive(Default)]
-struct Finals {
-    map: std::collections::HashMap<u64, Message>,
-    order: std::collections::VecDeque<u64>,
-}
-
-impl Finals {
-    fn get(&self, plan: u64) -> Option<Message> {
-        self.map.get(&plan).copied()
-    }
-
-    fn insert(&mut self, plan: u64, m: Message) {
-        if self.map.insert(plan, m).is_none() {
-            self.order.push_back(plan);
-            if self.order.len() > SENT_MEMORY {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
-            }
-        }
-    }
-}
 
 /// Whether `m` reports the end of an order.
 fn is_final(m: &Message) -> bool {
@@ -174,11 +127,13 @@ struct Ctx {
     /// Plans this process has sent an order for (the most recent [`SENT_MEMORY`]): a second
     /// intent for one is looked up, never sent blindly (Binance takes a client id again once
     /// the first order is filled).
-    sent: Mutex<Recent>,
+    sent: Mutex<FifoSet<u64>>,
     /// Trades counted per order id, so a fill reported by `TRADE_LITE` is not counted again.
     trades: Mutex<TradeTally>,
-    /// The end of each order this process reported.
-    finals: Mutex<Finals>,
+    /// The last report of each plan whose order ended, as sent (the most recent
+    /// [`SENT_MEMORY`]): an intent offered again for such a plan gets that report again, and
+    /// nothing is sent.
+    finals: Mutex<FifoMap<u64, Message>>,
     transport: Transport,
 }
 
@@ -236,9 +191,9 @@ pub async fn run(
         out,
         marks: Default::default(),
         busy: Default::default(),
-        sent: Default::default(),
+        sent: Mutex::new(FifoSet::new(SENT_MEMORY)),
         trades: Mutex::new(TradeTally::new(SENT_MEMORY)),
-        finals: Mutex::default(),
+        finals: Mutex::new(FifoMap::new(SENT_MEMORY)),
         transport: cfg.transport,
     });
     tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
@@ -699,7 +654,8 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
         .finals
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .get(i.plan_id);
+        .get(&i.plan_id)
+        .copied();
     if let Some(end) = ended {
         // Offered again (the core restarted, or had not heard the end yet): the end this
         // process already reported is the answer; sending again could only add an order.
@@ -730,7 +686,7 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
         .sent
         .lock()
         .unwrap_or_else(|e| e.into_inner())
-        .contains(i.plan_id);
+        .contains(&i.plan_id);
     if sent_before {
         tracing::warn!(%plan, "a second intent for a plan this bridge already sent: looking it up instead of sending");
     }
