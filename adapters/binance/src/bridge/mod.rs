@@ -68,15 +68,6 @@ pub use io::{EXCHANGE_RING, ORDERS_RING};
 /// How many recently sent plans a bridge process remembers.
 const SENT_MEMORY: usize = 100_000;
 
-/// Whether `m` reports the end of an order.
-fn is_final(m: &Message) -> bool {
-    match m {
-        Message::OrderReport(r) => r.status.is_final(),
-        Message::OrderFailed(f) => matches!(f.kind, FailKind::Rejected | FailKind::Unsent),
-        _ => false,
-    }
-}
-
 pub use symbols::SymbolDirectory;
 
 /// Bridge settings.
@@ -511,16 +502,12 @@ fn report(
 
 /// Sends a report about one of our orders, remembering it when it is the order's end.
 fn send_report(ctx: &Ctx, m: Message) {
-    if is_final(&m) {
-        let plan = match &m {
-            Message::OrderReport(r) => r.plan_id,
-            Message::OrderFailed(f) => f.plan_id,
-            _ => 0,
-        };
+    // The core's definition of an order's end: the same report ends the order there.
+    if let Some(end) = quantum_core::wire::order_input(&m).filter(|o| o.ends_order()) {
         ctx.finals
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(plan, m);
+            .insert(end.plan().0, m);
     }
     ctx.out.send(m);
 }
