@@ -16,7 +16,7 @@
 //! that publishes them (Release/Acquire). Values are Relaxed: a counter publishes nothing else.
 //! Symbol names may change, so each entry is a seqlock.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::liveness::{pid_alive, unix_ms};
@@ -199,7 +199,7 @@ impl CountersWriter {
                 max: MAX_LABEL,
             });
         }
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         let i = *next;
         if i >= self.map.capacity {
             return Err(Error::CountersFull {
@@ -260,7 +260,7 @@ impl CountersWriter {
             });
         }
         // One writer per directory: the `next` lock serialises symbol writes too.
-        let _guard = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.next.lock();
         let e = self.map.symbol(id as usize);
         // Relaxed: only this writer stores `seq`.
         let s = e.seq.load(Ordering::Relaxed);

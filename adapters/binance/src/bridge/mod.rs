@@ -44,9 +44,10 @@ mod io;
 mod symbols;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use quantum_core::bounded::{FifoMap, FifoSet};
 use quantum_core::fixed::{Price, Qty};
 use quantum_core::types::{ClientOrderId, PlanId};
@@ -239,7 +240,7 @@ fn send_filters(ctx: &Ctx) {
 
 fn snapshot(ctx: &Ctx, id: u16, amount: Qty, mark: Option<Price>, time_ms: u64) {
     let mark = {
-        let mut marks = ctx.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut marks = ctx.marks.lock();
         if let Some(m) = mark.filter(|m| m.units() > 0) {
             marks.insert(id, m);
         }
@@ -396,7 +397,7 @@ fn on_event(ctx: &Ctx, ev: UserEvent) {
         UserEvent::OrderTradeUpdate(o) => {
             if o.trade_id != 0 {
                 // Counted, so a TRADE_LITE arriving late for it reports nothing new.
-                let mut t = ctx.trades.lock().unwrap_or_else(|e| e.into_inner());
+                let mut t = ctx.trades.lock();
                 t.record(o.order_id, o.trade_id, o.last_qty);
                 if OrderStatus::parse(&o.status).is_some_and(OrderStatus::is_final) {
                     t.forget(o.order_id);
@@ -417,11 +418,7 @@ fn trade_lite(ctx: &Ctx, t: &TradeLite) {
     let Some(symbol) = ctx.symbols.id(&t.symbol) else {
         return;
     };
-    let cum = ctx
-        .trades
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .record(t.order_id, t.trade_id, t.last_qty);
+    let cum = ctx.trades.lock().record(t.order_id, t.trade_id, t.last_qty);
     if let Some(cum) = cum {
         report(
             ctx,
@@ -504,10 +501,7 @@ fn report(
 fn send_report(ctx: &Ctx, m: Message) {
     // The core's definition of an order's end: the same report ends the order there.
     if let Some(end) = quantum_core::wire::order_input(&m).filter(|o| o.ends_order()) {
-        ctx.finals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(end.plan().0, m);
+        ctx.finals.lock().insert(end.plan().0, m);
     }
     ctx.out.send(m);
 }
@@ -571,12 +565,7 @@ struct Busy<'a> {
 impl<'a> Busy<'a> {
     async fn take(ctx: &'a Ctx, plan: u64) -> Busy<'a> {
         loop {
-            if ctx
-                .busy
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(plan)
-            {
+            if ctx.busy.lock().insert(plan) {
                 return Busy { ctx, plan };
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -586,11 +575,7 @@ impl<'a> Busy<'a> {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.ctx
-            .busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.plan);
+        self.ctx.busy.lock().remove(&self.plan);
     }
 }
 
@@ -637,12 +622,7 @@ async fn settle(ctx: &Ctx, i: &wire::OrderIntent, pending: &Pending) -> Option<O
 async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     let _busy = Busy::take(ctx, i.plan_id).await;
     let plan = PlanId(i.plan_id);
-    let ended = ctx
-        .finals
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(&i.plan_id)
-        .copied();
+    let ended = ctx.finals.lock().get(&i.plan_id).copied();
     if let Some(end) = ended {
         // Offered again (the core restarted, or had not heard the end yet): the end this
         // process already reported is the answer; sending again could only add an order.
@@ -669,11 +649,7 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
         reduce_only: i.reduce_only,
         client_order_id: cid.clone(),
     };
-    let sent_before = ctx
-        .sent
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(&i.plan_id);
+    let sent_before = ctx.sent.lock().contains(&i.plan_id);
     if sent_before {
         tracing::warn!(%plan, "a second intent for a plan this bridge already sent: looking it up instead of sending");
     }
@@ -693,10 +669,7 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     }
     let max_sends = ctx.client.config().resolve.max_sends.max(1);
     for _ in 0..max_sends {
-        ctx.sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(i.plan_id);
+        ctx.sent.lock().insert(i.plan_id);
         ctx.out.send(Message::OrderSent(wire::OrderSent {
             symbol: i.symbol,
             plan_id: i.plan_id,

@@ -16,7 +16,9 @@
 //! reuse a client id for another order (the core derives one per plan). Bounded: past
 //! `capacity` ids the oldest are forgotten.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use quantum_core::bounded::FifoMap;
 use tokio::sync::Notify;
@@ -66,7 +68,7 @@ impl Confirmations {
     }
 
     fn book(&self) -> MutexGuard<'_, FifoMap<String, Confirmation>> {
-        self.inner.book.lock().unwrap_or_else(|e| e.into_inner())
+        self.inner.book.lock()
     }
 
     /// Records a confirmation; an older one for the same id (by event time) is kept instead.
