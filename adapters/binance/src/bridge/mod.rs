@@ -52,6 +52,7 @@ use quantum_core::bounded::{FifoMap, FifoSet};
 use quantum_core::fixed::{Price, Qty};
 use quantum_core::types::{ClientOrderId, PlanId};
 use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason, UnsentReason};
+use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::wire::{self, Message};
 use tokio::sync::mpsc;
 
@@ -675,10 +676,10 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
             plan_id: i.plan_id,
             at_ms: now_ms(ctx),
         }));
-        quantum_ipc::failpoint::hit("order_sending");
+        failpoint::hit(Point::OrderSending);
         match ctx.client.place(ctx.transport, &order).await {
             Placement::Placed(o) => {
-                quantum_ipc::failpoint::hit("order_placed");
+                failpoint::hit(Point::OrderPlaced);
                 return report_order(ctx, &i, &o, ReportSource::Answer);
             }
             Placement::Rejected(e) => {
