@@ -34,6 +34,7 @@ pub mod counters;
 pub mod error;
 #[cfg(not(loom))]
 pub mod failpoint;
+pub mod idle;
 #[cfg(not(loom))]
 pub mod journal;
 pub mod liveness;

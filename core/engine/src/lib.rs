@@ -60,8 +60,6 @@ pub mod result;
 #[cfg(not(loom))]
 pub mod runner;
 #[cfg(not(loom))]
-pub mod wait;
-#[cfg(not(loom))]
 pub mod wire;
 
 /// The seqlock for the loom model in `tests/loom.rs` (the book's publication protocol).

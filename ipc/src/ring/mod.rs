@@ -17,7 +17,6 @@
 //! Delivery is at-least-once across a consumer crash: a record read but not yet committed is
 //! read again by the next consumer.
 
-mod backoff;
 mod header;
 pub(crate) mod protocol;
 
@@ -25,10 +24,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CursorFault, Error, Full, Role};
+use crate::idle::{Idle, IdlePolicy};
 use crate::liveness::{clock_ms, PeerStatus};
 use crate::sync::Ordering;
 use crate::wire::{DecodeError, Limits, Message, FORMAT_VERSION, LAYOUT_HASH, RECORD_SIZE};
-use backoff::Backoff;
 use header::{stride_for, RingHeader, MAX_CAPACITY, STAMP_DIR_WORDS};
 use protocol::{ConsumerCore, ProducerCore};
 
@@ -602,8 +601,8 @@ impl<const N: usize> Producer<N> {
         Ok(())
     }
 
-    /// Pushes one record, backing off while the ring is full: spin, then yield, then sleep in
-    /// steps of 50 µs up to 1 ms. Gives up with [`Full`] after `timeout`; never drops silently.
+    /// Pushes one record, idling while the ring is full ([`IdlePolicy::RING`]: spin, then
+    /// yield, then sleep in doubling steps up to 1 ms). Gives up with [`Full`] after `timeout`; never drops silently.
     /// A push that had to wait counts one full event, and every backoff step.
     pub fn push(&mut self, record: &[u8; N], timeout: Duration) -> Result<(), Full> {
         if self.try_push(record).is_ok() {
@@ -614,9 +613,9 @@ impl<const N: usize> Producer<N> {
             return Err(Full);
         }
         let deadline = Instant::now() + timeout;
-        let mut backoff = Backoff::default();
+        let mut idle = Idle::new(IdlePolicy::RING);
         loop {
-            backoff.snooze();
+            idle.snooze(Some(deadline.saturating_duration_since(Instant::now())));
             // Relaxed: a statistic.
             self.mem
                 .header()
@@ -766,9 +765,9 @@ impl<const N: usize> Consumer<N> {
             return Some(r);
         }
         let deadline = Instant::now() + timeout;
-        let mut backoff = Backoff::default();
+        let mut idle = Idle::new(IdlePolicy::RING);
         loop {
-            backoff.snooze();
+            idle.snooze(Some(deadline.saturating_duration_since(Instant::now())));
             // Relaxed: a statistic.
             self.mem
                 .header()
