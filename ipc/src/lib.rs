@@ -27,6 +27,8 @@
 
 pub mod bigmem;
 pub mod broadcast;
+#[cfg(not(loom))]
+mod cleanup;
 pub mod codes;
 pub mod contract;
 #[cfg(not(loom))]
@@ -40,6 +42,7 @@ pub mod journal;
 pub mod liveness;
 mod names;
 pub mod ring;
+mod segment;
 #[cfg(not(loom))]
 pub mod shm;
 mod sync;
@@ -48,12 +51,12 @@ pub mod wire;
 #[cfg(not(loom))]
 pub use broadcast::Broadcast;
 #[cfg(not(loom))]
+pub use cleanup::{remove_stale_segments, Cleanup};
+#[cfg(not(loom))]
 pub use counters::{CounterId, CountersReader, CountersWriter};
 pub use error::{CursorFault, Error, Full, Role};
 pub use liveness::PeerStatus;
 pub use ring::{Consumer, Producer, Ring, RingSpec, RingStats};
 #[cfg(not(loom))]
-pub use shm::{
-    list_segments, remove_segment, remove_stale_segments, Cleanup, SegmentInfo, SegmentKind,
-};
+pub use shm::{list_segments, remove_segment, SegmentInfo, SegmentKind};
 pub use wire::{DecodeError, Limits, Message, LAYOUT_HASH};
