@@ -50,6 +50,8 @@ pub mod event;
 #[cfg(not(loom))]
 pub mod governor;
 #[cfg(not(loom))]
+pub mod input;
+#[cfg(not(loom))]
 pub mod orders;
 #[cfg(not(loom))]
 pub mod p33;
@@ -95,9 +97,10 @@ pub mod model {
 pub use {
     clock::Clock,
     config::{EngineConfig, PermitSource, SymbolSpec},
-    engine::{Command, Engine, Input},
+    engine::Engine,
     event::Event,
     fixed::{Price, Qty, Score},
+    input::{Command, Input},
     result::{Block, Outcome, PlanResult},
     runner::{Mode, Runner, RunnerConfig},
     types::{

@@ -11,11 +11,11 @@ use quantum_ipc::wire::{
 };
 
 use crate::book::{Filters, LotFilter};
-use crate::engine::{Command, ExternalPermit, History, Input};
 use crate::event::{
     DoneEvent, Event, FillEvent, GovPermitEvent, P33PermitEvent, RefusedEvent, Switch,
 };
 use crate::fixed::{Price, Qty, Score};
+use crate::input::{Command, ExternalPermit, History, Input};
 use crate::orders::{Failure, OrderInput, Report};
 use crate::permit::P33Context;
 use crate::result::{Block, Outcome, PlanResult};
