@@ -2,13 +2,13 @@
 //!
 //! Owns the domain types ([`types`], [`fixed`]), the lock-free [`permit`] table in which the
 //! governor's and P3.3's permits meet, the stages ([`governor`], [`p33`], [`apply`]), the
-//! per-symbol [`book`], the time-horizon [`dedupe`], the order lifecycle ([`orders`]), the
-//! [`event`]s every state change emits and their wire form ([`wire`]), [`recovery`] from them,
-//! and the wiring
-//! ([`engine`], [`runner`]).
+//! per-symbol [`book`], the time-horizon [`dedupe`], the order lifecycle ([`orders`]), what the
+//! engine consumes ([`input`]), the [`event`]s every state change emits and the wire form of
+//! both ([`wire`]), [`recovery`] from them, the wiring ([`engine`], [`runner`]), and the bounded
+//! memories of recent keys the adapters keep ([`bounded`]).
 //!
 //! Invariants the crate keeps:
-//! - **No I/O and no async runtime.** Adapters feed [`engine::Input`]s in and take
+//! - **No I/O and no async runtime.** Adapters feed [`Input`]s in and take
 //!   [`event::Event`]s out; logging is formatting into a caller's writer.
 //! - **One owner per fact.** The book, the dedupe set and the orders in flight change in one
 //!   place, on one thread (the [`engine::Front`]); everything that crosses a process boundary
