@@ -1,6 +1,6 @@
 //! Named shared-memory segments (`/dev/shm/quantum.<instance>.<name>`): creating, mapping,
 //! listing and removing them. What a segment is comes from its common preamble
-//! ([`crate::segment`]), read here without knowing the segment's version.
+//! (the `segment` module), read here without knowing the segment's version.
 
 use std::io::Read;
 use std::path::PathBuf;
