@@ -814,17 +814,14 @@ fn ends_order_is_what_the_engine_ends_on() {
         FailKind::NotFound,
         FailKind::Unsent,
     ];
-    let mut inputs: Vec<Box<dyn Fn(&quantum_core::OrderIntent) -> OrderInput>> = Vec::new();
-    for s in statuses {
-        inputs.push(Box::new(move |i| report(i, s, "0")));
-    }
-    for k in kinds {
-        inputs.push(Box::new(move |i| failed(i, k, 1)));
-    }
-    for make in inputs {
+    let cases = statuses.map(Ok).into_iter().chain(kinds.map(Err));
+    for case in cases {
         let mut e = stocked(EngineConfig::default(), Clock::new());
         let i = intents(&go(&mut e, 1, "BTCUSDT", Action::Partial25))[0];
-        let input = make(&i);
+        let input = match case {
+            Ok(status) => report(&i, status, "0"),
+            Err(kind) => failed(&i, kind, 1),
+        };
         let out = order(&mut e, input);
         let done = out.iter().any(|x| matches!(x, Event::OrderDone(_)));
         assert_eq!(input.ends_order(), done, "{input:?}: {out:?}");
