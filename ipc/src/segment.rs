@@ -15,8 +15,10 @@ use crate::wire::FORMAT_VERSION;
 /// Magic of a ring segment ("QNTMRING").
 pub(crate) const RING_MAGIC: u64 = u64::from_le_bytes(*b"QNTMRING");
 /// Magic of a broadcast segment ("QNTMBCST").
+#[cfg_attr(loom, allow(dead_code))] // broadcast segments are not built under loom
 pub(crate) const BROADCAST_MAGIC: u64 = u64::from_le_bytes(*b"QNTMBCST");
 /// Magic of a counters segment ("QNTMCTRS").
+#[cfg_attr(loom, allow(dead_code))] // the counters are not built under loom
 pub(crate) const COUNTERS_MAGIC: u64 = u64::from_le_bytes(*b"QNTMCTRS");
 
 /// The common preamble (40 bytes, `repr(C)`): the first field of every segment's header.
@@ -54,6 +56,7 @@ impl Preamble {
     /// Checks that the segment `os_id` is initialised, of kind `magic`, and of this binary's
     /// format version and `layout_hash`; returns its `aux` word. Every other header field
     /// written before [`Preamble::publish`] may then be read with Relaxed loads.
+    #[cfg_attr(loom, allow(dead_code))] // opening a segment is not built under loom
     pub(crate) fn check(&self, os_id: &str, magic: u64, layout_hash: u64) -> Result<u32, Error> {
         let os = || os_id.to_owned();
         // SYNC POINT: Acquire pairs with the creator's Release store in `publish`.
@@ -107,6 +110,7 @@ impl Geometry {
     /// [`Preamble::check`]: a capacity `capacity_ok` accepts (else corrupt with
     /// `capacity_says`), this binary's `stride` and `header_size`, and room for every slot.
     /// Returns the capacity.
+    #[cfg_attr(loom, allow(dead_code))] // opening a segment is not built under loom
     pub(crate) fn check(
         &self,
         os_id: &str,

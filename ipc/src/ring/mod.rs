@@ -372,7 +372,7 @@ impl Ring {
         let os_id = "loom".to_owned();
         check_shape(&os_id, capacity as u64, slot_size)?;
         let header = Box::<RingHeader>::default();
-        init_header(&header, 1, capacity as u64, slot_size);
+        init_header(&header, capacity as u64, slot_size);
         let mem = RingMem {
             header,
             slots: protocol::LoomSlots::new(capacity as u64, slot_size),
