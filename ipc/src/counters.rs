@@ -16,13 +16,14 @@
 //! that publishes them (Release/Acquire). Values are Relaxed: a counter publishes nothing else.
 //! Symbol names may change, so each entry is a seqlock.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use crate::error::Error;
 use crate::liveness::{pid_alive, unix_ms};
-use crate::shm::{os_id, Segment, COUNTERS_MAGIC};
-use crate::sync::{fence, AtomicU32, AtomicU64, Ordering};
-use crate::wire::{FORMAT_VERSION, MAX_SYMBOLS};
+use crate::segment::{Preamble, COUNTERS_MAGIC};
+use crate::shm::{os_id, Segment};
+use crate::sync::{fence, AtomicU64, Ordering};
+use crate::wire::MAX_SYMBOLS;
 
 /// Longest counter label, in bytes.
 pub const MAX_LABEL: usize = 48;
@@ -39,14 +40,11 @@ const COUNTERS_LAYOUT: u64 = {
     h ^ ((MAX_LABEL as u64) << 8) ^ ((MAX_SYMBOL_NAME as u64) << 16) ^ (MAX_SYMBOLS as u64)
 };
 
+/// The common preamble (its `aux` word is the capacity; `created_ms` is the writer's start
+/// time), then the registered count.
 #[repr(C, align(128))]
-struct Preamble {
-    magic: AtomicU64,
-    format_version: AtomicU32,
-    capacity: AtomicU32,
-    layout_hash: AtomicU64,
-    owner_pid: AtomicU64,
-    start_ms: AtomicU64,
+struct Header {
+    common: Preamble,
     /// Counters registered; entries below it have their label written.
     registered: AtomicU64,
 }
@@ -80,7 +78,7 @@ struct Layout {
 
 impl Layout {
     fn new(capacity: usize) -> Layout {
-        let labels = std::mem::size_of::<Preamble>();
+        let labels = std::mem::size_of::<Header>();
         let values = labels + capacity * std::mem::size_of::<Label>();
         let symbols = values + capacity * std::mem::size_of::<Value>();
         let size = symbols + MAX_SYMBOLS as usize * std::mem::size_of::<SymbolEntry>();
@@ -108,7 +106,7 @@ impl Mapped {
         // offset (page-aligned base, 64-byte multiples).
         unsafe { &*(self.seg.as_ptr().add(offset) as *const T) }
     }
-    fn preamble(&self) -> &Preamble {
+    fn preamble(&self) -> &Header {
         self.at(0)
     }
     fn label(&self, i: usize) -> &Label {
@@ -175,15 +173,8 @@ impl CountersWriter {
             layout,
         };
         let p = map.preamble();
-        // Relaxed: published by the Release store of `magic` below.
-        p.format_version.store(FORMAT_VERSION, Ordering::Relaxed);
-        p.capacity.store(capacity as u32, Ordering::Relaxed);
-        p.layout_hash.store(COUNTERS_LAYOUT, Ordering::Relaxed);
-        p.owner_pid
-            .store(u64::from(std::process::id()), Ordering::Relaxed);
-        p.start_ms.store(unix_ms(), Ordering::Relaxed);
-        // SYNC POINT: Release pairs with the Acquire load of `magic` in `CountersReader::open`.
-        p.magic.store(COUNTERS_MAGIC, Ordering::Release);
+        p.common.init(capacity as u32, COUNTERS_LAYOUT, unix_ms());
+        p.common.publish(COUNTERS_MAGIC);
         Ok(CountersWriter {
             map,
             os_id,
@@ -199,7 +190,7 @@ impl CountersWriter {
                 max: MAX_LABEL,
             });
         }
-        let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let mut next = self.next.lock();
         let i = *next;
         if i >= self.map.capacity {
             return Err(Error::CountersFull {
@@ -260,7 +251,7 @@ impl CountersWriter {
             });
         }
         // One writer per directory: the `next` lock serialises symbol writes too.
-        let _guard = self.next.lock().unwrap_or_else(|e| e.into_inner());
+        let _guard = self.next.lock();
         let e = self.map.symbol(id as usize);
         // Relaxed: only this writer stores `seq`.
         let s = e.seq.load(Ordering::Relaxed);
@@ -291,7 +282,7 @@ impl CountersReader {
     pub fn open(instance: &str) -> Result<CountersReader, Error> {
         let os_id = os_id(instance, COUNTERS_NAME)?;
         let seg = Segment::open(&os_id)?;
-        if seg.len() < std::mem::size_of::<Preamble>() {
+        if seg.len() < std::mem::size_of::<Header>() {
             return Err(Error::NotInitialised { os_id });
         }
         let probe = Mapped {
@@ -300,30 +291,7 @@ impl CountersReader {
             layout: Layout::new(0),
         };
         let p = probe.preamble();
-        // SYNC POINT: Acquire pairs with the Release store of `magic` in `create`.
-        let magic = p.magic.load(Ordering::Acquire);
-        if magic == 0 {
-            return Err(Error::NotInitialised { os_id });
-        }
-        if magic != COUNTERS_MAGIC {
-            return Err(Error::BadMagic {
-                os_id,
-                found: magic,
-            });
-        }
-        // Relaxed below: ordered after the magic's Acquire; never written again.
-        let version = p.format_version.load(Ordering::Relaxed);
-        let layout = p.layout_hash.load(Ordering::Relaxed);
-        if version != FORMAT_VERSION || layout != COUNTERS_LAYOUT {
-            return Err(Error::LayoutMismatch {
-                os_id,
-                found_layout: layout,
-                found_version: version,
-                expected_layout: COUNTERS_LAYOUT,
-                expected_version: FORMAT_VERSION,
-            });
-        }
-        let capacity = p.capacity.load(Ordering::Relaxed) as usize;
+        let capacity = p.common.check(&os_id, COUNTERS_MAGIC, COUNTERS_LAYOUT)? as usize;
         let layout = Layout::new(capacity);
         if capacity == 0 || capacity > MAX_COUNTERS || probe.seg.len() < layout.size {
             return Err(Error::Corrupt {
@@ -404,7 +372,7 @@ impl CountersReader {
     /// The writer's pid.
     pub fn owner_pid(&self) -> u64 {
         // Relaxed: written once before the magic.
-        self.map.preamble().owner_pid.load(Ordering::Relaxed)
+        self.map.preamble().common.owner_pid.load(Ordering::Relaxed)
     }
 
     /// Whether the writer process exists.
@@ -415,7 +383,11 @@ impl CountersReader {
     /// When the writer created the segment (ms since the Unix epoch).
     pub fn start_time_ms(&self) -> u64 {
         // Relaxed: written once before the magic.
-        self.map.preamble().start_ms.load(Ordering::Relaxed)
+        self.map
+            .preamble()
+            .common
+            .created_ms
+            .load(Ordering::Relaxed)
     }
 
     /// Segment id.

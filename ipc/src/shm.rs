@@ -1,10 +1,6 @@
-//! Named shared-memory segments (`/dev/shm/quantum.<instance>.<name>`), their common preamble,
-//! listing and clean-up.
-//!
-//! Every quantum segment starts with the same 48-byte preamble at fixed offsets, so tools can
-//! tell what a segment is and who owns it without knowing its version:
-//! `magic u64 @0, format_version u32 @8, aux u32 @12, layout_hash u64 @16, owner_pid u64 @24,
-//! created_ms u64 @32`.
+//! Named shared-memory segments (`/dev/shm/quantum.<instance>.<name>`): creating, mapping,
+//! listing and removing them. What a segment is comes from its common preamble
+//! (the `segment` module), read here without knowing the segment's version.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -13,16 +9,12 @@ use shared_memory::{Shmem, ShmemConf, ShmemError};
 
 use crate::error::Error;
 use crate::liveness::pid_alive;
+use crate::segment::{BROADCAST_MAGIC, COUNTERS_MAGIC, RING_MAGIC};
 
 /// Directory where Linux keeps POSIX shared memory.
 pub const SHM_DIR: &str = "/dev/shm";
 
 pub use crate::names::PREFIX;
-
-/// Magic of a ring segment ("QNTMRING").
-pub(crate) const RING_MAGIC: u64 = u64::from_le_bytes(*b"QNTMRING");
-/// Magic of a counters segment ("QNTMCTRS").
-pub(crate) const COUNTERS_MAGIC: u64 = u64::from_le_bytes(*b"QNTMCTRS");
 
 pub use crate::names::os_id;
 
@@ -193,7 +185,7 @@ pub fn list_segments(instance: Option<&str>) -> std::io::Result<Vec<SegmentInfo>
         let (magic, owner_pid) = read_preamble(&entry.path()).unwrap_or((0, 0));
         let kind = match magic {
             RING_MAGIC => SegmentKind::Ring,
-            crate::broadcast::BROADCAST_MAGIC => SegmentKind::Broadcast,
+            BROADCAST_MAGIC => SegmentKind::Broadcast,
             COUNTERS_MAGIC => SegmentKind::Counters,
             _ => SegmentKind::Unknown,
         };
@@ -214,60 +206,6 @@ pub fn list_segments(instance: Option<&str>) -> std::io::Result<Vec<SegmentInfo>
     }
     out.sort_by(|a, b| a.os_id.cmp(&b.os_id));
     Ok(out)
-}
-
-/// What [`remove_stale_segments`] did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Cleanup {
-    /// Segment ids removed.
-    pub removed: Vec<String>,
-    /// Ingress rings of a dead creator that were kept, with why: they hold records a
-    /// producer was told were sent, or a live producer still writes into them. A restarted
-    /// daemon takes them over.
-    pub kept: Vec<(String, String)>,
-}
-
-/// Why an ingress ring of a dead creator must stay, if it must.
-fn keep_reason(seg: &SegmentInfo) -> Option<String> {
-    if seg.kind != SegmentKind::Ring || !crate::contract::INGRESS.iter().any(|d| d.name == seg.name)
-    {
-        return None;
-    }
-    let spec = crate::ring::RingSpec::new(&seg.instance, &seg.name, 0);
-    let ring = crate::ring::Ring::open(&spec).ok()?;
-    let waiting = ring.len();
-    if waiting > 0 {
-        return Some(format!("{waiting} record(s) not yet taken by a daemon"));
-    }
-    match ring.producer_status(u64::MAX) {
-        crate::liveness::PeerStatus::Alive { pid, .. } => {
-            Some(format!("producer pid {pid} is attached"))
-        }
-        _ => None,
-    }
-}
-
-/// Removes the segments (of one instance or of all) whose creator is dead, except ingress
-/// rings that hold records or have a live producer (see [`Cleanup::kept`]). Segments that are
-/// not recognisably ours, or whose owner lives, are left alone.
-pub fn remove_stale_segments(instance: Option<&str>) -> std::io::Result<Cleanup> {
-    let mut done = Cleanup::default();
-    for seg in list_segments(instance)? {
-        if seg.kind != SegmentKind::Unknown && !seg.owner_alive {
-            if let Some(why) = keep_reason(&seg) {
-                done.kept.push((seg.os_id, why));
-                continue;
-            }
-            // Unlinking the /dev/shm file is `shm_unlink`; processes that still map it keep
-            // their mapping.
-            match std::fs::remove_file(path_of(&seg.os_id)) {
-                Ok(()) => done.removed.push(seg.os_id),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(done)
 }
 
 /// Removes one segment by id, whoever owns it. A missing segment is not an error.

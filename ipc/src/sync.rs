@@ -6,10 +6,10 @@
 
 #[cfg(loom)]
 #[allow(unused_imports)] // `fence` is used by the counters, which loom does not build
-pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 /// A busy-wait hint: `loom::hint::spin_loop` yields to the model's scheduler.
 #[inline]

@@ -20,9 +20,10 @@
 //! result; a daemon restarted meanwhile answers a redelivered entry again): its result entry is
 //! still written once, since [`crate::batch::RESULT_SCRIPT`] writes one per plan id.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
+use quantum_core::bounded::{FifoMap, FifoSet};
 use quantum_core::PlanId;
 use tokio::sync::OwnedSemaphorePermit;
 
@@ -62,14 +63,24 @@ const ANSWERED_BEFORE_MAX: usize = 100_000;
 const ACKED_MAX: usize = 65_536;
 
 /// Entries pushed and not yet answered.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct InFlight {
     by_plan: HashMap<PlanId, VecDeque<Pushed>>,
     len: usize,
-    answered: HashMap<PlanId, u32>,
-    answered_order: VecDeque<PlanId>,
-    acked: HashSet<String>,
-    acked_order: VecDeque<String>,
+    /// Orphan answers not used up, per plan; the plan answered longest ago forgotten first.
+    answered: FifoMap<PlanId, u32>,
+    acked: FifoSet<String>,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight {
+            by_plan: HashMap::new(),
+            len: 0,
+            answered: FifoMap::new(ANSWERED_BEFORE_MAX),
+            acked: FifoSet::new(ACKED_MAX),
+        }
+    }
 }
 
 impl InFlight {
@@ -109,13 +120,9 @@ impl InFlight {
                 return p;
             }
         }
-        *self.answered.entry(plan).or_default() += 1;
-        self.answered_order.push_back(plan);
-        if self.answered_order.len() > ANSWERED_BEFORE_MAX {
-            if let Some(old) = self.answered_order.pop_front() {
-                self.take_answered(old);
-            }
-        }
+        // The plan's latest orphan answer is the youngest: it is remembered from now on.
+        let before = self.answered.remove(&plan).unwrap_or(0);
+        self.answered.insert(plan, before + 1);
         None
     }
 
@@ -139,13 +146,8 @@ impl InFlight {
 
     /// Entry `id` is being acknowledged by this process (answered, dead-lettered, trimmed).
     pub fn acked(&mut self, id: &str) {
-        if self.acked.insert(id.to_owned()) {
-            self.acked_order.push_back(id.to_owned());
-            if self.acked_order.len() > ACKED_MAX {
-                if let Some(old) = self.acked_order.pop_front() {
-                    self.acked.remove(&old);
-                }
-            }
+        if !self.acked.contains(id) {
+            self.acked.insert(id.to_owned());
         }
     }
 

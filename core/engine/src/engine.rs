@@ -11,145 +11,23 @@
 use std::sync::Arc;
 
 use quantum_ipc::codes::{RefuseReason, ReportSource, UnknownReason};
-use quantum_ipc::wire::Kind;
 
 use crate::apply::{Apply, Effects};
-use crate::book::{Book, BookWriter, Filters, Overflow};
+use crate::book::{Book, BookWriter, Overflow};
 use crate::clock::{ms_to_ns, Clock};
 use crate::config::{ConfigError, EngineConfig, PermitSource};
 use crate::dedupe::Dedupe;
 use crate::event::{Event, RefusedEvent, Switch};
-use crate::fixed::{Price, Qty};
+use crate::fixed::Qty;
 use crate::governor::{GovMode, GovReason, Governor, GovernorState, Throttle};
 use crate::orders::{EndedOrder, OrderInput, OrderState, Orders, Report};
 use crate::p33::{P33Reason, P33};
-use crate::permit::{GovPermit, Issue, P33Context, P33Permit, PermitTable, SlotRef};
+use crate::permit::{GovPermit, Issue, P33Permit, PermitTable, SlotRef};
 use crate::recovery::{RestoreError, Restored, State, SymbolState};
 use crate::result::{Block, Outcome, PlanResult};
-use crate::types::{Decision, Plan, PlanId, Side, StageMarks, SymbolId, Symbols};
+use crate::types::{Decision, Plan, PlanId, StageMarks, SymbolId, Symbols};
 
-/// Operator and exchange commands, applied in order with plans.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Operator ledger sync (`HSET quantum:position:<S> ledger_amount <x>`).
-    SetLedger {
-        /// Symbol.
-        symbol: SymbolId,
-        /// New ledger amount.
-        amount: Qty,
-    },
-    /// Exchange position snapshot.
-    Position {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Signed position amount.
-        amount: Qty,
-        /// Mark price (zero: unchanged).
-        mark: Price,
-    },
-    /// New exchange filters.
-    SetFilters {
-        /// Symbol.
-        symbol: SymbolId,
-        /// Filters.
-        filters: Filters,
-    },
-    /// An operator switch.
-    Switch(Switch),
-}
-
-/// A permit issued outside the core (legacy governor or P3.3 via the Redis bridge).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ExternalPermit {
-    /// Legacy governor permit.
-    Gov {
-        /// Plan.
-        plan: PlanId,
-        /// Granted or not.
-        allow: bool,
-        /// Reason when denied.
-        reason: Option<GovReason>,
-        /// Time it has left.
-        ttl_ms: u64,
-    },
-    /// Legacy P3.3 permit.
-    P33 {
-        /// Plan.
-        plan: PlanId,
-        /// Allowed or not.
-        allow: bool,
-        /// Reason when denied.
-        reason: Option<P33Reason>,
-        /// Safe quantity when allowed.
-        safe_qty: Qty,
-        /// Closing side when allowed.
-        side: Option<Side>,
-        /// Amounts behind the decision.
-        context: P33Context,
-        /// Time it has left.
-        ttl_ms: u64,
-    },
-}
-
-impl ExternalPermit {
-    fn plan(&self) -> PlanId {
-        match self {
-            ExternalPermit::Gov { plan, .. } | ExternalPermit::P33 { plan, .. } => *plan,
-        }
-    }
-}
-
-/// What the engine consumes, in order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Input {
-    /// A plan.
-    Plan(Plan),
-    /// A command.
-    Command(Command),
-    /// An externally issued permit.
-    Permit(ExternalPermit),
-    /// What an exchange adapter reports about one of our orders.
-    Order(OrderInput),
-    /// An exchange adapter (re)attached: every order without a final outcome is offered to it
-    /// again, marked "look it up before sending anything".
-    Reoffer,
-    /// The exchange's order history of a symbol was all reported (each order of ours as an
-    /// [`OrderInput::Report`] with source `history` before this).
-    History(History),
-}
-
-/// The account's orders of one symbol from `since_ms` through `through_ms` were all reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct History {
-    /// Symbol.
-    pub symbol: SymbolId,
-    /// How many of our orders it held.
-    pub orders: u32,
-    /// Start of the history (ms since the Unix epoch).
-    pub since_ms: u64,
-    /// End of the history (ms since the Unix epoch).
-    pub through_ms: u64,
-}
-
-impl Input {
-    /// The wire kind this input arrived as (for refusals).
-    fn kind(&self) -> Kind {
-        match self {
-            Input::Plan(_) => Kind::Plan,
-            Input::Command(Command::SetLedger { .. }) => Kind::LedgerSet,
-            Input::Command(Command::Position { .. }) => Kind::PositionSnapshot,
-            Input::Command(Command::SetFilters { .. }) => Kind::SymbolFilters,
-            Input::Command(Command::Switch(_)) => Kind::Control,
-            Input::Permit(ExternalPermit::Gov { .. }) => Kind::GovPermit,
-            Input::Permit(ExternalPermit::P33 { .. }) => Kind::P33Permit,
-            Input::Order(OrderInput::Sent { .. }) => Kind::OrderSent,
-            Input::Order(OrderInput::Report(_)) => Kind::OrderReport,
-            Input::Order(OrderInput::Failed(_)) => Kind::OrderFailed,
-            Input::Reoffer => Kind::OrderIntent,
-            Input::History(_) => Kind::OrderHistory,
-        }
-    }
-}
+pub use crate::input::{Command, ExternalPermit, History, Input};
 
 /// What admitting a plan found.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

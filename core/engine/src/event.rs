@@ -25,9 +25,9 @@
 use quantum_ipc::codes::{DoneCode, RefuseReason, UnknownReason};
 
 use crate::book::Filters;
-use crate::engine::History;
 use crate::fixed::{Price, Qty};
 use crate::governor::{GovReason, TradingState};
+use crate::input::History;
 use crate::orders::Report;
 use crate::p33::P33Reason;
 use crate::permit::P33Context;

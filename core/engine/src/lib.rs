@@ -2,13 +2,13 @@
 //!
 //! Owns the domain types ([`types`], [`fixed`]), the lock-free [`permit`] table in which the
 //! governor's and P3.3's permits meet, the stages ([`governor`], [`p33`], [`apply`]), the
-//! per-symbol [`book`], the time-horizon [`dedupe`], the order lifecycle ([`orders`]), the
-//! [`event`]s every state change emits and their wire form ([`wire`]), [`recovery`] from them,
-//! and the wiring
-//! ([`engine`], [`runner`]).
+//! per-symbol [`book`], the time-horizon [`dedupe`], the order lifecycle ([`orders`]), what the
+//! engine consumes ([`input`]), the [`event`]s every state change emits and the wire form of
+//! both ([`wire`]), [`recovery`] from them, the wiring ([`engine`], [`runner`]), and the bounded
+//! memories of recent keys the adapters keep ([`bounded`]).
 //!
 //! Invariants the crate keeps:
-//! - **No I/O and no async runtime.** Adapters feed [`engine::Input`]s in and take
+//! - **No I/O and no async runtime.** Adapters feed [`Input`]s in and take
 //!   [`event::Event`]s out; logging is formatting into a caller's writer.
 //! - **One owner per fact.** The book, the dedupe set and the orders in flight change in one
 //!   place, on one thread (the [`engine::Front`]); everything that crosses a process boundary
@@ -27,6 +27,7 @@
 mod seqlock;
 mod sync;
 
+pub mod bounded;
 pub mod fixed;
 pub mod idmap;
 pub mod permit;
@@ -49,6 +50,8 @@ pub mod event;
 #[cfg(not(loom))]
 pub mod governor;
 #[cfg(not(loom))]
+pub mod input;
+#[cfg(not(loom))]
 pub mod orders;
 #[cfg(not(loom))]
 pub mod p33;
@@ -58,8 +61,6 @@ pub mod recovery;
 pub mod result;
 #[cfg(not(loom))]
 pub mod runner;
-#[cfg(not(loom))]
-pub mod wait;
 #[cfg(not(loom))]
 pub mod wire;
 
@@ -96,9 +97,10 @@ pub mod model {
 pub use {
     clock::Clock,
     config::{EngineConfig, PermitSource, SymbolSpec},
-    engine::{Command, Engine, Input},
+    engine::Engine,
     event::Event,
     fixed::{Price, Qty, Score},
+    input::{Command, Input},
     result::{Block, Outcome, PlanResult},
     runner::{Mode, Runner, RunnerConfig},
     types::{

@@ -182,6 +182,25 @@ impl OrderInput {
             OrderInput::Failed(f) => f.symbol,
         }
     }
+
+    /// Whether this ends the order it names: a report of a final status (nothing more fills),
+    /// or a failure proving nothing was placed (rejected, unsent). [`Orders::apply`] ends an
+    /// order exactly on these; adapters ask here too rather than keep a list of their own.
+    pub fn ends_order(&self) -> bool {
+        match self {
+            OrderInput::Sent { .. } => false,
+            OrderInput::Report(r) => r.status.is_final(),
+            OrderInput::Failed(f) => f.ends_order(),
+        }
+    }
+}
+
+impl Failure {
+    /// Whether this failure ends the order: rejected or unsent (nothing placed). Unknown and
+    /// not-found leave it in flight, to be looked up or sent again.
+    pub fn ends_order(&self) -> bool {
+        matches!(self.kind, FailKind::Rejected | FailKind::Unsent)
+    }
 }
 
 /// What is kept of an order after it ended.
@@ -561,7 +580,7 @@ impl Orders {
                 ledger_after,
             }));
         }
-        if r.status.is_final() {
+        if OrderInput::Report(*r).ends_order() {
             let code = match r.status {
                 OrderStatus::Filled => DoneCode::Filled,
                 OrderStatus::Rejected => DoneCode::Rejected,

@@ -19,7 +19,7 @@ use crate::engine::{Engine, Front, Input, Shared};
 use crate::event::Event;
 use crate::permit::SlotRef;
 use crate::types::{Plan, StageMarks};
-use crate::wait::{Idle, IdlePolicy, Wake};
+use quantum_ipc::idle::{Idle, IdlePolicy, Wake};
 
 /// Thread layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,11 +11,11 @@ use quantum_ipc::wire::{
 };
 
 use crate::book::{Filters, LotFilter};
-use crate::engine::{Command, ExternalPermit, History, Input};
 use crate::event::{
     DoneEvent, Event, FillEvent, GovPermitEvent, P33PermitEvent, RefusedEvent, Switch,
 };
 use crate::fixed::{Price, Qty, Score};
+use crate::input::{Command, ExternalPermit, History, Input};
 use crate::orders::{Failure, OrderInput, Report};
 use crate::permit::P33Context;
 use crate::result::{Block, Outcome, PlanResult};
@@ -226,12 +226,23 @@ pub fn input(m: &Message, now_ms: u64, default_ttl_ms: u64) -> Result<Input, Str
             symbol: SymbolId(f.symbol),
             filters: filters_in(f),
         }),
-        Message::OrderSent(s) => Ok(Input::Order(OrderInput::Sent {
+        Message::OrderHistory(h) => Ok(Input::History(history_in(h))),
+        other => order_input(other)
+            .map(Input::Order)
+            .ok_or_else(|| format!("{:?} is not an input record", other.kind())),
+    }
+}
+
+/// An exchange adapter's record about one of our orders (`OrderSent`, `OrderReport`,
+/// `OrderFailed`) as the engine's [`OrderInput`]; `None` for any other record.
+pub fn order_input(m: &Message) -> Option<OrderInput> {
+    match m {
+        Message::OrderSent(s) => Some(OrderInput::Sent {
             plan: PlanId(s.plan_id),
             symbol: SymbolId(s.symbol),
             at_ms: s.at_ms,
-        })),
-        Message::OrderReport(r) => Ok(Input::Order(OrderInput::Report(Report {
+        }),
+        Message::OrderReport(r) => Some(OrderInput::Report(Report {
             plan: PlanId(r.plan_id),
             symbol: SymbolId(r.symbol),
             side: r.side,
@@ -242,17 +253,16 @@ pub fn input(m: &Message, now_ms: u64, default_ttl_ms: u64) -> Result<Input, Str
             time_ms: r.time_ms,
             orig_qty: Qty::from_units(r.orig_qty),
             source: r.source,
-        }))),
-        Message::OrderHistory(h) => Ok(Input::History(history_in(h))),
-        Message::OrderFailed(f) => Ok(Input::Order(OrderInput::Failed(Failure {
+        })),
+        Message::OrderFailed(f) => Some(OrderInput::Failed(Failure {
             plan: PlanId(f.plan_id),
             symbol: SymbolId(f.symbol),
             kind: f.kind,
             reason: f.reason,
             exchange_code: f.exchange_code,
             at_ms: f.at_ms,
-        }))),
-        other => Err(format!("{:?} is not an input record", other.kind())),
+        })),
+        _ => None,
     }
 }
 

@@ -794,3 +794,36 @@ fn a_final_report_ends_the_order_with_its_own_code() {
         assert_eq!(code, Some(want), "{status:?}: {out:?}");
     }
 }
+
+/// `OrderInput::ends_order`, which adapters ask, says exactly when the engine ends an order:
+/// for every exchange status and every failure kind.
+#[test]
+fn ends_order_is_what_the_engine_ends_on() {
+    let statuses = [
+        OrderStatus::New,
+        OrderStatus::PartiallyFilled,
+        OrderStatus::Filled,
+        OrderStatus::Canceled,
+        OrderStatus::Expired,
+        OrderStatus::Rejected,
+        OrderStatus::ExpiredInMatch,
+    ];
+    let kinds = [
+        FailKind::Rejected,
+        FailKind::Unknown,
+        FailKind::NotFound,
+        FailKind::Unsent,
+    ];
+    let cases = statuses.map(Ok).into_iter().chain(kinds.map(Err));
+    for case in cases {
+        let mut e = stocked(EngineConfig::default(), Clock::new());
+        let i = intents(&go(&mut e, 1, "BTCUSDT", Action::Partial25))[0];
+        let input = match case {
+            Ok(status) => report(&i, status, "0"),
+            Err(kind) => failed(&i, kind, 1),
+        };
+        let out = order(&mut e, input);
+        let done = out.iter().any(|x| matches!(x, Event::OrderDone(_)));
+        assert_eq!(input.ends_order(), done, "{input:?}: {out:?}");
+    }
+}

@@ -6,11 +6,9 @@ use super::protocol::{self, BSlot, BSlots, Cursor, WORDS};
 use crate::error::{Error, Role};
 use crate::liveness::{clock_ms, PeerStatus, SideState};
 use crate::ring::RingSpec;
-use crate::sync::{AtomicU32, AtomicU64, Ordering, Padded};
-use crate::wire::{Record, FORMAT_VERSION, LAYOUT_HASH, RECORD_SIZE};
-
-/// Magic of a broadcast segment ("QNTMBCST").
-pub(crate) const BROADCAST_MAGIC: u64 = u64::from_le_bytes(*b"QNTMBCST");
+use crate::segment::{Geometry, Preamble, BROADCAST_MAGIC};
+use crate::sync::{AtomicU64, Ordering, Padded};
+use crate::wire::{Record, LAYOUT_HASH, RECORD_SIZE};
 
 /// Reader entries in the header.
 pub const MAX_READERS: usize = 8;
@@ -25,16 +23,9 @@ const MAX_CAPACITY: u64 = 1 << 24;
 #[repr(C)]
 #[derive(Debug, Default)]
 struct Meta {
-    // The first six fields are the common preamble of `crate::shm` and never move.
-    magic: AtomicU64,
-    format_version: AtomicU32,
-    slot_size: AtomicU32,
-    layout_hash: AtomicU64,
-    owner_pid: AtomicU64,
-    created_ms: AtomicU64,
-    capacity: AtomicU64,
-    stride: AtomicU64,
-    header_size: AtomicU64,
+    /// Its `aux` word is the payload bytes per slot ([`RECORD_SIZE`]).
+    preamble: Preamble,
+    geometry: Geometry,
     /// Sequence number of position 0.
     base_seq: AtomicU64,
 }
@@ -152,66 +143,31 @@ fn size_for(capacity: u64) -> usize {
 
 fn init_header(h: &Header, capacity: u64, base_seq: u64) {
     let m = &h.meta;
-    // Relaxed: published by the Release store of `magic` below.
-    m.format_version.store(FORMAT_VERSION, Ordering::Relaxed);
-    m.slot_size.store(RECORD_SIZE as u32, Ordering::Relaxed);
-    m.layout_hash.store(LAYOUT_HASH, Ordering::Relaxed);
-    m.owner_pid
-        .store(u64::from(std::process::id()), Ordering::Relaxed);
-    m.created_ms.store(clock_ms(), Ordering::Relaxed);
-    m.capacity.store(capacity, Ordering::Relaxed);
-    m.stride.store(STRIDE as u64, Ordering::Relaxed);
-    m.header_size
-        .store(std::mem::size_of::<Header>() as u64, Ordering::Relaxed);
+    m.geometry
+        .init(capacity, STRIDE, std::mem::size_of::<Header>());
+    // Relaxed: published by the Release store of the magic below.
     m.base_seq.store(base_seq, Ordering::Relaxed);
-    // SYNC POINT: Release pairs with the Acquire load of `magic` in `validate`.
-    m.magic.store(BROADCAST_MAGIC, Ordering::Release);
+    m.preamble.init(RECORD_SIZE as u32, LAYOUT_HASH, clock_ms());
+    m.preamble.publish(BROADCAST_MAGIC);
 }
 
 #[cfg(not(loom))]
 fn validate(h: &Header, len: usize, os_id: &str) -> Result<u64, Error> {
     let m = &h.meta;
-    let os = || os_id.to_owned();
-    // SYNC POINT: Acquire pairs with the Release store in `init_header`.
-    let magic = m.magic.load(Ordering::Acquire);
-    if magic == 0 {
-        return Err(Error::NotInitialised { os_id: os() });
-    }
-    if magic != BROADCAST_MAGIC {
-        return Err(Error::BadMagic {
-            os_id: os(),
-            found: magic,
+    if m.preamble.check(os_id, BROADCAST_MAGIC, LAYOUT_HASH)? != RECORD_SIZE as u32 {
+        return Err(Error::Corrupt {
+            os_id: os_id.to_owned(),
+            what: "slot size or stride does not match this binary",
         });
     }
-    // Relaxed below: ordered after the magic's Acquire; written once.
-    let version = m.format_version.load(Ordering::Relaxed);
-    let layout = m.layout_hash.load(Ordering::Relaxed);
-    if version != FORMAT_VERSION || layout != LAYOUT_HASH {
-        return Err(Error::LayoutMismatch {
-            os_id: os(),
-            found_layout: layout,
-            found_version: version,
-            expected_layout: LAYOUT_HASH,
-            expected_version: FORMAT_VERSION,
-        });
-    }
-    let capacity = m.capacity.load(Ordering::Relaxed);
-    let corrupt = |what| Error::Corrupt { os_id: os(), what };
-    if !capacity.is_power_of_two() || !(2..=MAX_CAPACITY).contains(&capacity) {
-        return Err(corrupt("capacity is not a power of two from 2 to 2^24"));
-    }
-    if m.stride.load(Ordering::Relaxed) != STRIDE as u64
-        || m.slot_size.load(Ordering::Relaxed) != RECORD_SIZE as u32
-    {
-        return Err(corrupt("slot size or stride does not match this binary"));
-    }
-    if m.header_size.load(Ordering::Relaxed) != std::mem::size_of::<Header>() as u64 {
-        return Err(corrupt("header size does not match this binary"));
-    }
-    if (len as u64) < size_for(capacity) as u64 {
-        return Err(corrupt("segment is shorter than its capacity needs"));
-    }
-    Ok(capacity)
+    m.geometry.check(
+        os_id,
+        len,
+        STRIDE,
+        std::mem::size_of::<Header>(),
+        |c| c.is_power_of_two() && (2..=MAX_CAPACITY).contains(&c),
+        "capacity is not a power of two from 2 to 2^24",
+    )
 }
 
 #[cfg(not(loom))]

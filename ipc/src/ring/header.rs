@@ -15,27 +15,16 @@
 //! are alone on their lines because they are the only fields written per record.
 
 use crate::liveness::SideState;
-use crate::sync::{AtomicU32, AtomicU64, Padded};
+use crate::segment::{Geometry, Preamble};
+use crate::sync::{AtomicU64, Padded};
 
-/// Written once by the creator; `magic` is stored last (Release) and read first (Acquire),
-/// so a reader that sees the magic sees every other field. The first six fields are the
-/// common preamble of `crate::shm` and never move.
+/// Written once by the creator and published by the preamble's magic (see
+/// [`crate::segment`]). The preamble's `aux` word is the payload bytes per slot: 64 or 128.
 #[repr(C)]
 #[derive(Debug, Default)]
 pub(crate) struct Meta {
-    pub(crate) magic: AtomicU64,
-    pub(crate) format_version: AtomicU32,
-    /// Payload bytes per slot: 64 or 128.
-    pub(crate) slot_size: AtomicU32,
-    pub(crate) layout_hash: AtomicU64,
-    pub(crate) owner_pid: AtomicU64,
-    pub(crate) created_ms: AtomicU64,
-    /// Slots, a power of two.
-    pub(crate) capacity: AtomicU64,
-    /// Bytes from one slot to the next.
-    pub(crate) stride: AtomicU64,
-    /// Bytes before the first slot (`size_of::<RingHeader>()`).
-    pub(crate) header_size: AtomicU64,
+    pub(crate) preamble: Preamble,
+    pub(crate) geometry: Geometry,
 }
 
 #[repr(C)]

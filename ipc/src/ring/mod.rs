@@ -17,7 +17,6 @@
 //! Delivery is at-least-once across a consumer crash: a record read but not yet committed is
 //! read again by the next consumer.
 
-mod backoff;
 mod header;
 pub(crate) mod protocol;
 
@@ -25,10 +24,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::error::{CursorFault, Error, Full, Role};
+use crate::idle::{Idle, IdlePolicy};
 use crate::liveness::{clock_ms, PeerStatus};
+use crate::segment::RING_MAGIC;
 use crate::sync::Ordering;
-use crate::wire::{DecodeError, Limits, Message, FORMAT_VERSION, LAYOUT_HASH, RECORD_SIZE};
-use backoff::Backoff;
+use crate::wire::{DecodeError, Limits, Message, LAYOUT_HASH, RECORD_SIZE};
 use header::{stride_for, RingHeader, MAX_CAPACITY, STAMP_DIR_WORDS};
 use protocol::{ConsumerCore, ProducerCore};
 
@@ -164,22 +164,16 @@ fn check_shape(os_id: &str, capacity: u64, slot_size: usize) -> Result<(), Error
 }
 
 /// Writes the creator's fields, then publishes them with the magic.
-fn init_header(h: &RingHeader, magic: u64, capacity: u64, slot_size: usize) {
-    let m = &h.meta;
-    // Relaxed: published by the Release store of `magic` below.
-    m.format_version.store(FORMAT_VERSION, Ordering::Relaxed);
-    m.slot_size.store(slot_size as u32, Ordering::Relaxed);
-    m.layout_hash.store(LAYOUT_HASH, Ordering::Relaxed);
-    m.owner_pid
-        .store(u64::from(std::process::id()), Ordering::Relaxed);
-    m.created_ms.store(clock_ms(), Ordering::Relaxed);
-    m.capacity.store(capacity, Ordering::Relaxed);
-    m.stride
-        .store(stride_for(slot_size) as u64, Ordering::Relaxed);
-    m.header_size
-        .store(std::mem::size_of::<RingHeader>() as u64, Ordering::Relaxed);
-    // SYNC POINT: Release pairs with the Acquire load of `magic` in `validate_header`.
-    m.magic.store(magic, Ordering::Release);
+fn init_header(h: &RingHeader, capacity: u64, slot_size: usize) {
+    h.meta.geometry.init(
+        capacity,
+        stride_for(slot_size),
+        std::mem::size_of::<RingHeader>(),
+    );
+    h.meta
+        .preamble
+        .init(slot_size as u32, LAYOUT_HASH, clock_ms());
+    h.meta.preamble.publish(RING_MAGIC);
 }
 
 /// Checks an existing header; returns `(capacity, slot_size)`.
@@ -190,50 +184,22 @@ fn validate_header(
     os_id: &str,
     spec: &RingSpec,
 ) -> Result<(u64, usize), Error> {
-    let m = &h.meta;
     let os = || os_id.to_owned();
-    let corrupt = |what| Error::Corrupt { os_id: os(), what };
-    // SYNC POINT: Acquire pairs with the creator's Release store in `init_header`.
-    let magic = m.magic.load(Ordering::Acquire);
-    if magic == 0 {
-        return Err(Error::NotInitialised { os_id: os() });
-    }
-    if magic != crate::shm::RING_MAGIC {
-        return Err(Error::BadMagic {
-            os_id: os(),
-            found: magic,
-        });
-    }
-    // Relaxed below: ordered after the magic's Acquire; never written again.
-    let version = m.format_version.load(Ordering::Relaxed);
-    let layout = m.layout_hash.load(Ordering::Relaxed);
-    if version != FORMAT_VERSION || layout != LAYOUT_HASH {
-        return Err(Error::LayoutMismatch {
-            os_id: os(),
-            found_layout: layout,
-            found_version: version,
-            expected_layout: LAYOUT_HASH,
-            expected_version: FORMAT_VERSION,
-        });
-    }
-    let slot_size = m.slot_size.load(Ordering::Relaxed) as usize;
-    let capacity = m.capacity.load(Ordering::Relaxed);
+    let slot_size = h.meta.preamble.check(os_id, RING_MAGIC, LAYOUT_HASH)? as usize;
     if slot_size != 64 && slot_size != 128 {
-        return Err(corrupt("slot size is not 64 or 128"));
+        return Err(Error::Corrupt {
+            os_id: os(),
+            what: "slot size is not 64 or 128",
+        });
     }
-    if !capacity.is_power_of_two() || capacity > MAX_CAPACITY {
-        return Err(corrupt("capacity is not a power of two up to 2^24"));
-    }
-    if m.stride.load(Ordering::Relaxed) != stride_for(slot_size) as u64 {
-        return Err(corrupt("slot stride does not match the slot size"));
-    }
-    let header_size = std::mem::size_of::<RingHeader>();
-    if m.header_size.load(Ordering::Relaxed) != header_size as u64 {
-        return Err(corrupt("header size does not match this binary"));
-    }
-    if (len as u64) < header_size as u64 + capacity * stride_for(slot_size) as u64 {
-        return Err(corrupt("segment is shorter than its capacity needs"));
-    }
+    let capacity = h.meta.geometry.check(
+        os_id,
+        len,
+        stride_for(slot_size),
+        std::mem::size_of::<RingHeader>(),
+        |c| c.is_power_of_two() && c <= MAX_CAPACITY,
+        "capacity is not a power of two up to 2^24",
+    )?;
     if slot_size != spec.slot_size {
         return Err(Error::Mismatch {
             os_id: os(),
@@ -370,7 +336,7 @@ impl Ring {
             slot_size,
         };
         if init {
-            init_header(mem.header(), crate::shm::RING_MAGIC, capacity, slot_size);
+            init_header(mem.header(), capacity, slot_size);
         }
         Ok(Ring { mem: Arc::new(mem) })
     }
@@ -406,7 +372,7 @@ impl Ring {
         let os_id = "loom".to_owned();
         check_shape(&os_id, capacity as u64, slot_size)?;
         let header = Box::<RingHeader>::default();
-        init_header(&header, 1, capacity as u64, slot_size);
+        init_header(&header, capacity as u64, slot_size);
         let mem = RingMem {
             header,
             slots: protocol::LoomSlots::new(capacity as u64, slot_size),
@@ -602,8 +568,8 @@ impl<const N: usize> Producer<N> {
         Ok(())
     }
 
-    /// Pushes one record, backing off while the ring is full: spin, then yield, then sleep in
-    /// steps of 50 µs up to 1 ms. Gives up with [`Full`] after `timeout`; never drops silently.
+    /// Pushes one record, idling while the ring is full ([`IdlePolicy::RING`]: spin, then
+    /// yield, then sleep in doubling steps up to 1 ms). Gives up with [`Full`] after `timeout`; never drops silently.
     /// A push that had to wait counts one full event, and every backoff step.
     pub fn push(&mut self, record: &[u8; N], timeout: Duration) -> Result<(), Full> {
         if self.try_push(record).is_ok() {
@@ -614,9 +580,9 @@ impl<const N: usize> Producer<N> {
             return Err(Full);
         }
         let deadline = Instant::now() + timeout;
-        let mut backoff = Backoff::default();
+        let mut idle = Idle::new(IdlePolicy::RING);
         loop {
-            backoff.snooze();
+            idle.snooze(Some(deadline.saturating_duration_since(Instant::now())));
             // Relaxed: a statistic.
             self.mem
                 .header()
@@ -766,9 +732,9 @@ impl<const N: usize> Consumer<N> {
             return Some(r);
         }
         let deadline = Instant::now() + timeout;
-        let mut backoff = Backoff::default();
+        let mut idle = Idle::new(IdlePolicy::RING);
         loop {
-            backoff.snooze();
+            idle.snooze(Some(deadline.saturating_duration_since(Instant::now())));
             // Relaxed: a statistic.
             self.mem
                 .header()

@@ -44,12 +44,15 @@ mod io;
 mod symbols;
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
+use quantum_core::bounded::{FifoMap, FifoSet};
 use quantum_core::fixed::{Price, Qty};
 use quantum_core::types::{ClientOrderId, PlanId};
 use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason, UnsentReason};
+use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::wire::{self, Message};
 use tokio::sync::mpsc;
 
@@ -66,63 +69,6 @@ pub use io::{EXCHANGE_RING, ORDERS_RING};
 
 /// How many recently sent plans a bridge process remembers.
 const SENT_MEMORY: usize = 100_000;
-
-/// Plan ids, the most recent [`SENT_MEMORY`].
-#[derive(Default)]
-struct Recent {
-    set: HashSet<u64>,
-    order: std::collections::VecDeque<u64>,
-}
-
-impl Recent {
-    fn contains(&self, plan: u64) -> bool {
-        self.set.contains(&plan)
-    }
-
-    fn insert(&mut self, plan: u64) {
-        if self.set.insert(plan) {
-            self.order.push_back(plan);
-            if self.order.len() > SENT_MEMORY {
-                if let Some(old) = self.order.pop_front() {
-                    self.set.remove(&old);
-                }
-            }
-        }
-    }
-}
-/// The last report of each plan whose order ended, as sent (the most recent [`SENT_MEMORY`]):
-/// an intent offered again for such a plan gets that report again, and nothing is sent.
-#[derive(Default)]
-struct Finals {
-    map: std::collections::HashMap<u64, Message>,
-    order: std::collections::VecDeque<u64>,
-}
-
-impl Finals {
-    fn get(&self, plan: u64) -> Option<Message> {
-        self.map.get(&plan).copied()
-    }
-
-    fn insert(&mut self, plan: u64, m: Message) {
-        if self.map.insert(plan, m).is_none() {
-            self.order.push_back(plan);
-            if self.order.len() > SENT_MEMORY {
-                if let Some(old) = self.order.pop_front() {
-                    self.map.remove(&old);
-                }
-            }
-        }
-    }
-}
-
-/// Whether `m` reports the end of an order.
-fn is_final(m: &Message) -> bool {
-    match m {
-        Message::OrderReport(r) => r.status.is_final(),
-        Message::OrderFailed(f) => matches!(f.kind, FailKind::Rejected | FailKind::Unsent),
-        _ => false,
-    }
-}
 
 pub use symbols::SymbolDirectory;
 
@@ -174,11 +120,13 @@ struct Ctx {
     /// Plans this process has sent an order for (the most recent [`SENT_MEMORY`]): a second
     /// intent for one is looked up, never sent blindly (Binance takes a client id again once
     /// the first order is filled).
-    sent: Mutex<Recent>,
+    sent: Mutex<FifoSet<u64>>,
     /// Trades counted per order id, so a fill reported by `TRADE_LITE` is not counted again.
     trades: Mutex<TradeTally>,
-    /// The end of each order this process reported.
-    finals: Mutex<Finals>,
+    /// The last report of each plan whose order ended, as sent (the most recent
+    /// [`SENT_MEMORY`]): an intent offered again for such a plan gets that report again, and
+    /// nothing is sent.
+    finals: Mutex<FifoMap<u64, Message>>,
     transport: Transport,
 }
 
@@ -236,9 +184,9 @@ pub async fn run(
         out,
         marks: Default::default(),
         busy: Default::default(),
-        sent: Default::default(),
+        sent: Mutex::new(FifoSet::new(SENT_MEMORY)),
         trades: Mutex::new(TradeTally::new(SENT_MEMORY)),
-        finals: Mutex::default(),
+        finals: Mutex::new(FifoMap::new(SENT_MEMORY)),
         transport: cfg.transport,
     });
     tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
@@ -293,7 +241,7 @@ fn send_filters(ctx: &Ctx) {
 
 fn snapshot(ctx: &Ctx, id: u16, amount: Qty, mark: Option<Price>, time_ms: u64) {
     let mark = {
-        let mut marks = ctx.marks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut marks = ctx.marks.lock();
         if let Some(m) = mark.filter(|m| m.units() > 0) {
             marks.insert(id, m);
         }
@@ -450,7 +398,7 @@ fn on_event(ctx: &Ctx, ev: UserEvent) {
         UserEvent::OrderTradeUpdate(o) => {
             if o.trade_id != 0 {
                 // Counted, so a TRADE_LITE arriving late for it reports nothing new.
-                let mut t = ctx.trades.lock().unwrap_or_else(|e| e.into_inner());
+                let mut t = ctx.trades.lock();
                 t.record(o.order_id, o.trade_id, o.last_qty);
                 if OrderStatus::parse(&o.status).is_some_and(OrderStatus::is_final) {
                     t.forget(o.order_id);
@@ -471,11 +419,7 @@ fn trade_lite(ctx: &Ctx, t: &TradeLite) {
     let Some(symbol) = ctx.symbols.id(&t.symbol) else {
         return;
     };
-    let cum = ctx
-        .trades
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .record(t.order_id, t.trade_id, t.last_qty);
+    let cum = ctx.trades.lock().record(t.order_id, t.trade_id, t.last_qty);
     if let Some(cum) = cum {
         report(
             ctx,
@@ -556,16 +500,9 @@ fn report(
 
 /// Sends a report about one of our orders, remembering it when it is the order's end.
 fn send_report(ctx: &Ctx, m: Message) {
-    if is_final(&m) {
-        let plan = match &m {
-            Message::OrderReport(r) => r.plan_id,
-            Message::OrderFailed(f) => f.plan_id,
-            _ => 0,
-        };
-        ctx.finals
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(plan, m);
+    // The core's definition of an order's end: the same report ends the order there.
+    if let Some(end) = quantum_core::wire::order_input(&m).filter(|o| o.ends_order()) {
+        ctx.finals.lock().insert(end.plan().0, m);
     }
     ctx.out.send(m);
 }
@@ -629,12 +566,7 @@ struct Busy<'a> {
 impl<'a> Busy<'a> {
     async fn take(ctx: &'a Ctx, plan: u64) -> Busy<'a> {
         loop {
-            if ctx
-                .busy
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(plan)
-            {
+            if ctx.busy.lock().insert(plan) {
                 return Busy { ctx, plan };
             }
             tokio::time::sleep(Duration::from_millis(5)).await;
@@ -644,11 +576,7 @@ impl<'a> Busy<'a> {
 
 impl Drop for Busy<'_> {
     fn drop(&mut self) {
-        self.ctx
-            .busy
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.plan);
+        self.ctx.busy.lock().remove(&self.plan);
     }
 }
 
@@ -695,11 +623,7 @@ async fn settle(ctx: &Ctx, i: &wire::OrderIntent, pending: &Pending) -> Option<O
 async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     let _busy = Busy::take(ctx, i.plan_id).await;
     let plan = PlanId(i.plan_id);
-    let ended = ctx
-        .finals
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .get(i.plan_id);
+    let ended = ctx.finals.lock().get(&i.plan_id).copied();
     if let Some(end) = ended {
         // Offered again (the core restarted, or had not heard the end yet): the end this
         // process already reported is the answer; sending again could only add an order.
@@ -726,11 +650,7 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
         reduce_only: i.reduce_only,
         client_order_id: cid.clone(),
     };
-    let sent_before = ctx
-        .sent
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .contains(i.plan_id);
+    let sent_before = ctx.sent.lock().contains(&i.plan_id);
     if sent_before {
         tracing::warn!(%plan, "a second intent for a plan this bridge already sent: looking it up instead of sending");
     }
@@ -750,19 +670,16 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
     }
     let max_sends = ctx.client.config().resolve.max_sends.max(1);
     for _ in 0..max_sends {
-        ctx.sent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(i.plan_id);
+        ctx.sent.lock().insert(i.plan_id);
         ctx.out.send(Message::OrderSent(wire::OrderSent {
             symbol: i.symbol,
             plan_id: i.plan_id,
             at_ms: now_ms(ctx),
         }));
-        quantum_ipc::failpoint::hit("order_sending");
+        failpoint::hit(Point::OrderSending);
         match ctx.client.place(ctx.transport, &order).await {
             Placement::Placed(o) => {
-                quantum_ipc::failpoint::hit("order_placed");
+                failpoint::hit(Point::OrderPlaced);
                 return report_order(ctx, &i, &o, ReportSource::Answer);
             }
             Placement::Rejected(e) => {

@@ -8,7 +8,7 @@
 //! minute); a 418 ban blocks until the ban's end. A refused admission tells the caller how long
 //! to wait; the caller sleeps if that is within its budget and otherwise fails without sending.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use super::filters::PublishedLimits;
@@ -106,14 +106,9 @@ impl RateLimiter {
         self.cfg
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
-        // Plain counters: a panic elsewhere cannot leave them inconsistent enough to matter.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     /// Replaces the limits with those `exchangeInfo` publishes (missing ones are kept).
     pub fn set_limits(&self, l: PublishedLimits) {
-        let mut s = self.state();
+        let mut s = self.state.lock();
         s.limits.weight_per_minute = l.weight_per_minute.or(s.limits.weight_per_minute);
         s.limits.orders_per_10s = l.orders_per_10s.or(s.limits.orders_per_10s);
         s.limits.orders_per_minute = l.orders_per_minute.or(s.limits.orders_per_minute);
@@ -122,7 +117,7 @@ impl RateLimiter {
     /// Reserves `weight` (and one order if `order`) at server time `now`, or says how long
     /// to wait.
     pub fn admit(&self, weight: u32, order: bool, now: i64) -> Result<(), Blocked> {
-        let mut s = self.state();
+        let mut s = self.state.lock();
         if s.blocked_until_ms > now {
             return Err(Blocked {
                 wait_ms: (s.blocked_until_ms - now) as u64,
@@ -171,7 +166,7 @@ impl RateLimiter {
         orders_1m: Option<u32>,
         now: i64,
     ) {
-        let mut guard = self.state();
+        let mut guard = self.state.lock();
         let s = &mut *guard;
         let minute = now.div_euclid(MINUTE);
         let ten = now.div_euclid(TEN_S);
@@ -210,7 +205,7 @@ impl RateLimiter {
             Some(cap) => wait_ms.min(cap.as_millis() as u64),
             None => wait_ms,
         };
-        let mut s = self.state();
+        let mut s = self.state.lock();
         let until = now + wait_ms as i64;
         if until > s.blocked_until_ms {
             s.blocked_until_ms = until;
@@ -220,7 +215,7 @@ impl RateLimiter {
 
     /// Weight used in the current minute as far as we know.
     pub fn used_weight(&self, now: i64) -> u32 {
-        *self.state().weight.used_in(now.div_euclid(MINUTE))
+        *self.state.lock().weight.used_in(now.div_euclid(MINUTE))
     }
 }
 

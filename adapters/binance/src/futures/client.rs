@@ -23,9 +23,10 @@
 //! caller, not re-sent here.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use parking_lot::RwLock;
 use quantum_core::fixed::{Price, Qty};
 
 use crate::common::filters::{ExchangeInfo, SymbolFilters};
@@ -125,7 +126,7 @@ impl FuturesClient {
     /// Loads `exchangeInfo` and keeps its filters and rate limits.
     pub async fn load_filters(&self) -> Result<ExchangeInfo> {
         let info = self.http.exchange_info().await?;
-        let mut f = self.filters.write().unwrap_or_else(|e| e.into_inner());
+        let mut f = self.filters.write();
         *f = info.symbols.clone();
         Ok(info)
     }
@@ -134,7 +135,6 @@ impl FuturesClient {
     pub fn filters(&self, symbol: &str) -> Result<SymbolFilters> {
         self.filters
             .read()
-            .unwrap_or_else(|e| e.into_inner())
             .get(symbol)
             .cloned()
             .ok_or_else(|| Error::UnknownSymbol(symbol.to_owned()))

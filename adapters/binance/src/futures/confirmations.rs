@@ -16,9 +16,11 @@
 //! reuse a client id for another order (the core derives one per plan). Bounded: past
 //! `capacity` ids the oldest are forgotten.
 
-use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 
+use parking_lot::{Mutex, MutexGuard};
+
+use quantum_core::bounded::FifoMap;
 use tokio::sync::Notify;
 
 use crate::futures::models::Order;
@@ -35,17 +37,11 @@ pub struct Confirmation {
     pub event_time: u64,
 }
 
-#[derive(Debug, Default)]
-struct Book {
-    by_cid: HashMap<String, Confirmation>,
-    arrival: VecDeque<String>,
-}
-
 #[derive(Debug)]
 struct Inner {
-    book: Mutex<Book>,
+    /// Client order id → its latest confirmation, the `capacity` most recent ids.
+    book: Mutex<FifoMap<String, Confirmation>>,
     changed: Notify,
-    capacity: usize,
 }
 
 /// Client order id → latest confirmation from the user data stream.
@@ -65,15 +61,14 @@ impl Confirmations {
     pub fn new(capacity: usize) -> Confirmations {
         Confirmations {
             inner: Arc::new(Inner {
-                book: Mutex::default(),
+                book: Mutex::new(FifoMap::new(capacity)),
                 changed: Notify::new(),
-                capacity: capacity.max(1),
             }),
         }
     }
 
-    fn book(&self) -> MutexGuard<'_, Book> {
-        self.inner.book.lock().unwrap_or_else(|e| e.into_inner())
+    fn book(&self) -> MutexGuard<'_, FifoMap<String, Confirmation>> {
+        self.inner.book.lock()
     }
 
     /// Records a confirmation; an older one for the same id (by event time) is kept instead.
@@ -81,20 +76,13 @@ impl Confirmations {
     pub fn confirm(&self, c: Confirmation) {
         {
             let mut book = self.book();
-            let cid = c.order.client_order_id.clone();
-            match book.by_cid.get(&cid) {
-                Some(old) if old.event_time > c.event_time => return,
-                Some(_) => {}
-                None => {
-                    book.arrival.push_back(cid.clone());
-                    while book.arrival.len() > self.inner.capacity {
-                        if let Some(gone) = book.arrival.pop_front() {
-                            book.by_cid.remove(&gone);
-                        }
-                    }
-                }
+            if book
+                .get(&c.order.client_order_id)
+                .is_some_and(|old| old.event_time > c.event_time)
+            {
+                return;
             }
-            book.by_cid.insert(cid, c);
+            book.insert(c.order.client_order_id.clone(), c);
         }
         self.inner.changed.notify_waiters();
     }
@@ -110,7 +98,7 @@ impl Confirmations {
 
     /// The latest confirmation of `cid`, if the stream has confirmed it.
     pub fn get(&self, cid: &str) -> Option<Confirmation> {
-        self.book().by_cid.get(cid).cloned()
+        self.book().get(cid).cloned()
     }
 
     /// Waits until `cid` is confirmed (at once if it already is).
@@ -130,15 +118,12 @@ impl Confirmations {
 
     /// Forgets `cid` (its order reached a final state and was booked).
     pub fn forget(&self, cid: &str) {
-        let mut book = self.book();
-        if book.by_cid.remove(cid).is_some() {
-            book.arrival.retain(|c| c != cid);
-        }
+        self.book().remove(cid);
     }
 
     /// Client ids remembered.
     pub fn len(&self) -> usize {
-        self.book().by_cid.len()
+        self.book().len()
     }
 
     /// True when nothing is remembered.

@@ -1,6 +1,7 @@
 //! Typed answers: orders, positions. Decimals arrive as JSON strings and are parsed exactly.
 
 use quantum_core::fixed::{Price, Qty};
+use quantum_ipc::codes::OrderStatus;
 use serde_json::Value;
 
 use crate::common::decimal::{parse_price, parse_qty};
@@ -106,12 +107,10 @@ impl Order {
         })
     }
 
-    /// FILLED, CANCELED, EXPIRED or REJECTED: nothing more will happen to it.
+    /// Nothing more will happen to it: its status is one [`OrderStatus::is_final`] calls final
+    /// (an unknown status is not).
     pub fn is_final(&self) -> bool {
-        matches!(
-            self.status.as_str(),
-            "FILLED" | "CANCELED" | "EXPIRED" | "REJECTED" | "EXPIRED_IN_MATCH"
-        )
+        OrderStatus::parse(&self.status).is_some_and(OrderStatus::is_final)
     }
 }
 

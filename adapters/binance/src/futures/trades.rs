@@ -4,8 +4,9 @@
 //! cumulative filled quantity the first time it sees the trade, so a reader can report a fill
 //! as soon as the lite arrives and ignore the update that repeats it.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::HashSet;
 
+use quantum_core::bounded::FifoMap;
 use quantum_core::fixed::Qty;
 
 #[derive(Debug, Default)]
@@ -18,18 +19,14 @@ struct Tally {
 /// orders the oldest are forgotten.
 #[derive(Debug)]
 pub struct TradeTally {
-    orders: HashMap<u64, Tally>,
-    arrival: VecDeque<u64>,
-    capacity: usize,
+    orders: FifoMap<u64, Tally>,
 }
 
 impl TradeTally {
     /// A tally remembering up to `capacity` orders.
     pub fn new(capacity: usize) -> TradeTally {
         TradeTally {
-            orders: HashMap::new(),
-            arrival: VecDeque::new(),
-            capacity: capacity.max(1),
+            orders: FifoMap::new(capacity),
         }
     }
 
@@ -39,15 +36,7 @@ impl TradeTally {
         if trade_id == 0 {
             return None;
         }
-        if !self.orders.contains_key(&order_id) {
-            self.arrival.push_back(order_id);
-            while self.arrival.len() > self.capacity {
-                if let Some(gone) = self.arrival.pop_front() {
-                    self.orders.remove(&gone);
-                }
-            }
-        }
-        let t = self.orders.entry(order_id).or_default();
+        let t = self.orders.get_or_insert_with(order_id, Tally::default);
         if !t.trades.insert(trade_id) {
             return None;
         }
@@ -57,9 +46,7 @@ impl TradeTally {
 
     /// Forgets an order that reached a final state.
     pub fn forget(&mut self, order_id: u64) {
-        if self.orders.remove(&order_id).is_some() {
-            self.arrival.retain(|o| *o != order_id);
-        }
+        self.orders.remove(&order_id);
     }
 }
 

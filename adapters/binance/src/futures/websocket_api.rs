@@ -12,10 +12,11 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use parking_lot::Mutex;
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
@@ -29,10 +30,6 @@ use crate::error::{Error, Result};
 use crate::futures::models::{NewOrder, Order};
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value>>>>>;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 #[derive(Debug)]
 struct Conn {
@@ -139,7 +136,7 @@ impl WsApiClient {
             }
             // Release pairs with the Acquire load in `link`.
             a2.store(false, Ordering::Release);
-            for (id, w) in lock(&w2).drain() {
+            for (id, w) in w2.lock().drain() {
                 let _ = w.send(Err(Error::WsClosed { id }));
             }
         });
@@ -196,16 +193,16 @@ impl WsApiClient {
         let req = serde_json::json!({"id": id, "method": method, "params": params});
         tracing::debug!(id, method, "WebSocket API request");
         let (wtx, wrx) = oneshot::channel();
-        lock(&link.waiters).insert(id, wtx);
+        link.waiters.lock().insert(id, wtx);
         if link.tx.send(Message::Text(req.to_string())).is_err() {
-            lock(&link.waiters).remove(&id);
+            link.waiters.lock().remove(&id);
             return Err(Error::WsClosed { id });
         }
         match tokio::time::timeout(self.timeout, wrx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(Error::WsClosed { id }),
             Err(_) => {
-                lock(&link.waiters).remove(&id);
+                link.waiters.lock().remove(&id);
                 Err(Error::Timeout {
                     what: "WebSocket API request",
                     after: self.timeout,
@@ -291,7 +288,7 @@ fn route(text: &str, waiters: &Waiters, limiter: &RateLimiter, clock: &ServerClo
     let Some(id) = v["id"].as_u64() else {
         return;
     };
-    let Some(w) = lock(waiters).remove(&id) else {
+    let Some(w) = waiters.lock().remove(&id) else {
         return;
     };
     let status = v["status"].as_u64().unwrap_or(0) as u16;
