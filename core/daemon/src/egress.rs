@@ -17,7 +17,7 @@ use quantum_core::types::Symbols;
 use quantum_ipc::broadcast::{self, Broadcast};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
-use quantum_ipc::failpoint;
+use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::journal::{Journal, JournalError};
 use quantum_ipc::wire::{Record, RECORD_SIZE};
 use quantum_ipc::{CursorFault, PeerStatus, Producer, Ring, RingSpec};
@@ -175,9 +175,9 @@ impl Egress {
             Event::OrderIntent(o) => Some(live.intent(o)),
             _ => None,
         };
-        failpoint::hit("event_journaled");
+        failpoint::hit(Point::EventJournaled);
         if intent.is_some() {
-            failpoint::hit("intent_journaled");
+            failpoint::hit(Point::IntentJournaled);
         }
         if self.fsync {
             self.unsynced.push((rec, intent));
@@ -203,7 +203,7 @@ impl Egress {
             }
             self.held_orders.push_back((*rec, stamps));
             self.flush_orders(counters, live);
-            failpoint::hit("intent_pushed");
+            failpoint::hit(Point::IntentPushed);
         }
     }
 

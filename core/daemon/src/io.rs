@@ -13,6 +13,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use quantum_core::event::Event;
 use quantum_core::{Clock, Engine, Runner, RunnerConfig};
+use quantum_ipc::failpoint::{self, Point};
+use quantum_ipc::idle::{Idle, IdlePolicy, Step};
 use quantum_ipc::journal::Journal;
 
 use crate::config::DaemonConfig;
@@ -85,7 +87,7 @@ impl Daemon {
         // Registered before the journal is recovered, with `ready` 0: until the rings exist,
         // `ctl stats` says "starting" and `ctl inject` waits.
         let counters = Counters::new(writer, &symbols)?;
-        quantum_ipc::failpoint::hit("daemon_starting");
+        failpoint::hit(Point::DaemonStarting);
         let opened = open_journal(instance, &cfg, dir_source, &mut engine, &counters, horizon)?;
         let book = engine.shared().book.clone();
         let engine_clock = engine.front.clock().clone();
@@ -155,39 +157,36 @@ impl Daemon {
         Ok(d)
     }
 
-    /// Runs until `stop` is set, then drains.
+    /// Runs until `stop` is set, then drains. Idle, the loop takes the shared idle steps
+    /// (`quantum_ipc::idle`); its parks wait on the engine's events, so an event ends them.
     pub fn run(mut self, stop: &AtomicBool) -> Result<()> {
-        let mut idle_step = Duration::from_micros(20);
-        let mut spins = 0u32;
+        let mut idle = Idle::new(IdlePolicy {
+            spin: self.spin,
+            max_park: MAX_IDLE,
+        });
         while !stop.load(Ordering::Relaxed) {
             self.tick_if_due();
             self.house.gauges_if_due(&mut self.counters);
             self.live.tick();
             let worked = self.pump_egress()? | self.pump_ingress()?;
             if worked {
-                idle_step = Duration::from_micros(20);
-                spins = 0;
+                idle.reset();
                 continue;
             }
-            if self.spin && spins < 1 << 14 {
-                spins += 1;
-                std::hint::spin_loop();
-                continue;
-            }
-            if self.egress.is_stalled() {
+            match idle.next_step(None) {
+                Step::Spin(n) => (0..n).for_each(|_| std::hint::spin_loop()),
+                Step::Yield => std::thread::yield_now(),
                 // Events wait in the engine's queue until the stalled one is journaled.
-                std::thread::sleep(idle_step);
-                idle_step = (idle_step * 2).min(MAX_IDLE);
-                continue;
+                Step::Park(d) if self.egress.is_stalled() => std::thread::sleep(d),
+                Step::Park(d) => {
+                    let runner = self.runner.as_ref().expect("runner runs until drain");
+                    if let Some(e) = runner.recv_timeout(d) {
+                        self.emit(e)?;
+                        idle.reset();
+                    }
+                    self.settle()?;
+                }
             }
-            let runner = self.runner.as_ref().expect("runner runs until drain");
-            if let Some(e) = runner.recv_timeout(idle_step) {
-                self.emit(e)?;
-                idle_step = Duration::from_micros(20);
-            } else {
-                idle_step = (idle_step * 2).min(MAX_IDLE);
-            }
-            self.settle()?;
         }
         self.drain()
     }

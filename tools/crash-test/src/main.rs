@@ -42,6 +42,7 @@ use clap::Parser;
 use quantum_core::event::Event;
 use quantum_core::{Decision, Outcome, Qty};
 use quantum_ipc::contract;
+use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::journal::Reader;
 use quantum_ipc::wire::{Limits, Message};
 use quantum_ipc::{CountersReader, PeerStatus, Ring, RingSpec};
@@ -87,8 +88,12 @@ const BOOK: [(&str, &str, &str); 3] = [
 ];
 
 /// Crash points of the daemon and of the bridge (see `quantum_ipc::failpoint`).
-const DAEMON_POINTS: [&str; 3] = ["event_journaled", "intent_journaled", "intent_pushed"];
-const BRIDGE_POINTS: [&str; 2] = ["order_sending", "order_placed"];
+const DAEMON_POINTS: [Point; 3] = [
+    Point::EventJournaled,
+    Point::IntentJournaled,
+    Point::IntentPushed,
+];
+const BRIDGE_POINTS: [Point; 2] = [Point::OrderSending, Point::OrderPlaced];
 
 fn q(s: &str) -> Result<Qty> {
     s.parse().map_err(|e| anyhow!("{s:?}: {e}"))
@@ -301,17 +306,17 @@ impl World {
             .stderr(log_file(&self.out, &format!("daemon-{n:03}.log"))?);
         let failpoint = if arm && self.rng.gen_bool(0.35) {
             let p = DAEMON_POINTS[self.rng.gen_range(0..DAEMON_POINTS.len())];
-            let at = if p == "event_journaled" {
+            let at = if p == Point::EventJournaled {
                 self.rng.gen_range(1..=300)
             } else {
                 self.rng.gen_range(1..=6)
             };
-            Some(format!("{p}:{at}"))
+            Some(p.kill_at(at))
         } else {
             None
         };
         if let Some(f) = &failpoint {
-            cmd.env("QUANTUM_FAILPOINT", f);
+            cmd.env(failpoint::ENV, f);
         }
         let child = cmd.spawn().context("cannot start quantum run")?;
         self.daemon = Some(Proc { child, failpoint });
@@ -368,12 +373,12 @@ impl World {
         let failpoint = if arm && self.rng.gen_bool(0.35) {
             let p = BRIDGE_POINTS[self.rng.gen_range(0..BRIDGE_POINTS.len())];
             let at = self.rng.gen_range(1..=6);
-            Some(format!("{p}:{at}"))
+            Some(p.kill_at(at))
         } else {
             None
         };
         if let Some(f) = &failpoint {
-            cmd.env("QUANTUM_FAILPOINT", f);
+            cmd.env(failpoint::ENV, f);
         }
         let child = cmd.spawn().context("cannot start quantum bridge binance")?;
         self.bridge = Some(Proc { child, failpoint });

@@ -11,6 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bin, signal, wait_for, Instance};
+use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::journal::Reader;
 use quantum_ipc::{CountersReader, Ring, RingSpec};
 
@@ -160,7 +161,7 @@ fn ctl_stats_says_starting_and_inject_waits_for_the_rings() {
     let child = inst
         .command(
             &["run", "--instance", &inst.name, "--quiet"],
-            &[("QUANTUM_FAILPOINT", "daemon_starting:1:stop")],
+            &[(failpoint::ENV, &Point::DaemonStarting.stop_at(1))],
         )
         .stderr(Stdio::null())
         .spawn()
@@ -226,7 +227,7 @@ fn ctl_inject_gives_up_on_a_daemon_that_stays_starting() {
     let child = inst
         .command(
             &["run", "--instance", &inst.name, "--quiet"],
-            &[("QUANTUM_FAILPOINT", "daemon_starting:1:stop")],
+            &[(failpoint::ENV, &Point::DaemonStarting.stop_at(1))],
         )
         .stderr(Stdio::null())
         .spawn()
