@@ -11,8 +11,9 @@
 use tracing_subscriber::EnvFilter;
 
 /// What is logged when `RUST_LOG` is unset: our crates at info, everything else at warn.
-pub const DEFAULT_FILTER: &str = "warn,quantum=info,quantum_core=info,quantum_ipc=info,\
-quantum_binance=info,quantum_binance_sim=info,quantum_redis=info,quantum_bench=info";
+pub const DEFAULT_FILTER: &str = "warn,quantum=info,quantum_core=info,quantum_daemon=info,\
+quantum_ipc=info,quantum_binance=info,quantum_binance_sim=info,quantum_redis=info,\
+quantum_bench=info";
 
 /// Installs the subscriber. Call once, first thing in `main`. Whatever `RUST_LOG` says, the
 /// libraries that would print raw WebSocket frames, handshake URLs or request URLs (which

@@ -226,7 +226,7 @@ fn run_locks_its_memory_and_keeps_to_its_cpus_or_says_why_not() {
     });
     // The log lines carry a level and a target.
     assert!(
-        inst.log_has(" INFO quantum::daemon: host:"),
+        inst.log_has(" INFO quantum_daemon: host:"),
         "{:?}",
         inst.daemon_log
     );
