@@ -230,6 +230,25 @@ impl CountersWriter {
             .store(value, Ordering::Relaxed);
     }
 
+    /// Writes a group of counters that a reader must see together (one interval's
+    /// percentiles): `seq`, a counter of its own, is odd while `write` runs and two more after
+    /// it. [`CountersReader::counters_consistent`] is the reader's side.
+    pub fn write_group(&self, seq: CounterId, write: impl FnOnce()) {
+        let word = self.map.value(seq.0 as usize);
+        // Relaxed: this process is the only writer of `seq`.
+        let s = word.load(Ordering::Relaxed);
+        // Relaxed: ordered before the group's stores by the Release fence below.
+        word.store(s | 1, Ordering::Relaxed);
+        // Release fence: a reader that sees any of the group's new values (Relaxed stores
+        // below) and then, after its Acquire fence, re-reads `seq` finds it changed.
+        fence(Ordering::Release);
+        write();
+        // SYNC POINT: Release pairs with the Acquire load of `seq` in
+        // `CountersReader::counters_consistent`: a reader that sees the even value sees the
+        // whole group written before it.
+        word.store((s | 1) + 1, Ordering::Release);
+    }
+
     /// Reads a counter back.
     pub fn get(&self, id: CounterId) -> u64 {
         // Relaxed: as in `add`.
@@ -324,6 +343,33 @@ impl CountersReader {
                 (unpack(&l.words, len), value)
             })
             .collect()
+    }
+
+    /// [`CountersReader::counters`], taken while no group guarded by the counter `seq` is
+    /// half written ([`CountersWriter::write_group`]); after a bounded number of tries (a
+    /// writer that publishes without pause must not hang a reader) the last reading. Without
+    /// a counter `seq`, the plain reading.
+    pub fn counters_consistent(&self, seq: &str) -> Vec<(String, u64)> {
+        let Some(i) = self.counters().iter().position(|(l, _)| l == seq) else {
+            return self.counters();
+        };
+        let word = self.map.value(i);
+        let mut all = Vec::new();
+        for _ in 0..1000 {
+            // SYNC POINT: Acquire pairs with the final Release store in `write_group`.
+            let s1 = word.load(Ordering::Acquire);
+            all = self.counters();
+            // Acquire fence: the value loads above happen before the re-check of `seq`; pairs
+            // with the writer's Release fence after it made `seq` odd.
+            fence(Ordering::Acquire);
+            // Relaxed: ordered by the fence.
+            let s2 = word.load(Ordering::Relaxed);
+            if s1 % 2 == 0 && s1 == s2 {
+                return all;
+            }
+            std::thread::yield_now();
+        }
+        all
     }
 
     /// The value of the counter with this label, if registered.

@@ -234,6 +234,58 @@ fn counters_and_symbols_are_readable_by_another_handle() {
     assert!(r.start_time_ms() > 0);
 }
 
+/// A group of counters written under a sequence counter is read whole: a reader racing a
+/// writer that sets eight gauges to the same value, again every few microseconds (the daemon
+/// does it once per interval), never sees two values.
+#[test]
+fn a_group_of_counters_is_read_whole_while_its_writer_rewrites_it() {
+    let inst = instance("group");
+    let _c = Cleanup(inst.clone());
+    let w = std::sync::Arc::new(CountersWriter::create(&inst, 16).unwrap());
+    let seq = w.register("group.seq").unwrap();
+    let ids: Vec<_> = (0..8)
+        .map(|i| w.register(&format!("group.{i}")).unwrap())
+        .collect();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (w, stop) = (w.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut k = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                k += 1;
+                w.write_group(seq, || {
+                    for id in &ids {
+                        w.set(*id, k);
+                        // As the daemon computes a percentile between two gauges.
+                        (0..200).for_each(|_| std::hint::spin_loop());
+                    }
+                });
+                std::thread::sleep(Duration::from_micros(20));
+            }
+            k
+        })
+    };
+    let r = CountersReader::open(&inst).unwrap();
+    let mut moved = std::collections::BTreeSet::new();
+    for _ in 0..20_000 {
+        let all = r.counters_consistent("group.seq");
+        let values: std::collections::BTreeSet<u64> = all
+            .iter()
+            .filter(|(l, _)| l.starts_with("group.") && l != "group.seq")
+            .map(|(_, v)| *v)
+            .collect();
+        assert_eq!(values.len(), 1, "a mixed group: {all:?}");
+        moved.extend(values);
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.join().unwrap();
+    assert!(
+        written > 1 && moved.len() > 1,
+        "the writer never raced the reader"
+    );
+    assert_eq!(r.get("group.seq"), Some(2 * written));
+}
+
 #[test]
 fn segments_are_listed_with_their_owner() {
     let inst = instance("list");

@@ -13,11 +13,19 @@ use super::stages::{label, parse_label, PerStage, Stage, PERCENTILES};
 pub struct Gauges {
     w: Arc<CountersWriter>,
     ids: PerStage<[CounterId; 6]>,
+    /// `latency.seq`: odd while an interval's gauges are being written (see
+    /// `CountersWriter::write_group`), so a reader never mixes two intervals.
+    seq: CounterId,
 }
 
+/// The label of the counter that guards the gauges of one interval.
+pub const SEQ_LABEL: &str = "latency.seq";
+
 impl Gauges {
-    /// Registers `latency.<stage>.<pct>_ns` for every stage and percentile (48 counters).
+    /// Registers `latency.<stage>.<pct>_ns` for every stage and percentile (48 counters) and
+    /// [`SEQ_LABEL`].
     pub fn register(w: Arc<CountersWriter>) -> Result<Gauges, quantum_ipc::Error> {
+        let seq = w.register(SEQ_LABEL)?;
         let mut ids = Vec::with_capacity(Stage::ALL.len());
         for s in Stage::ALL {
             let mut row = Vec::with_capacity(PERCENTILES.len());
@@ -31,11 +39,20 @@ impl Gauges {
                 .map_err(|_| ())
                 .expect("one row per stage"),
         );
-        Ok(Gauges { w, ids })
+        Ok(Gauges { w, ids, seq })
+    }
+
+    /// Sets every stage's gauges from its histogram of the last interval, as one group.
+    pub fn publish_interval(&self, hists: &PerStage<Histogram<u64>>) {
+        self.w.write_group(self.seq, || {
+            for s in Stage::ALL {
+                self.publish(s, hists.get(s));
+            }
+        });
     }
 
     /// Sets a stage's gauges from its histogram of the last interval (zeros when it is empty).
-    pub fn publish(&self, stage: Stage, h: &Histogram<u64>) {
+    fn publish(&self, stage: Stage, h: &Histogram<u64>) {
         for (i, (_, q)) in PERCENTILES.iter().enumerate() {
             let v = if h.is_empty() {
                 0
@@ -58,10 +75,10 @@ pub struct StageReading {
     pub values: Vec<(&'static str, u64)>,
 }
 
-/// Reads every published stage from another process's counters, in [`Stage::ALL`] order;
-/// empty when the daemon publishes no latency.
+/// Reads every published stage from another process's counters, in [`Stage::ALL`] order, all
+/// of one interval; empty when the daemon publishes no latency.
 pub fn read(r: &CountersReader) -> Vec<StageReading> {
-    let all = r.counters();
+    let all = r.counters_consistent(SEQ_LABEL);
     let mut out: Vec<StageReading> = Vec::new();
     for s in Stage::ALL {
         let mut values = Vec::new();

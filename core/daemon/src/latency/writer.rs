@@ -72,11 +72,11 @@ fn write_loop(
     while let Ok(mut interval) = full.recv() {
         let start = Duration::from_nanos(interval.start_ns.saturating_sub(origin_ns));
         let length = Duration::from_nanos(interval.end_ns.saturating_sub(interval.start_ns));
+        if let Some(g) = &gauges {
+            g.publish_interval(&interval.hists);
+        }
         for s in Stage::ALL {
             let h = interval.hists.get(s);
-            if let Some(g) = &gauges {
-                g.publish(s, h);
-            }
             if let (Some(log), false) = (log.as_mut(), h.is_empty()) {
                 log.write_histogram(h, start, length, Tag::new(s.name()))
                     .map_err(|e| anyhow::anyhow!("writing the interval log: {e}"))?;
