@@ -302,6 +302,36 @@ mod tests {
         assert!(m.arrival.len() <= 2 * m.capacity() + 1);
     }
 
+    /// Stale arrivals (of removed keys) are kept until there are more of them than the
+    /// capacity, then dropped in one sweep: amortised O(1) per operation.
+    #[test]
+    fn stale_arrivals_are_dropped_lazily_in_one_sweep() {
+        let mut m = FifoMap::new(4);
+        for k in 0..4u32 {
+            m.insert(k, ());
+        }
+        for k in 0..4u32 {
+            m.remove(&k);
+        }
+        assert_eq!((m.len(), m.arrival.len()), (0, 4));
+        m.insert(9, ());
+        m.remove(&9);
+        assert_eq!((m.len(), m.arrival.len()), (0, 0));
+    }
+
+    #[test]
+    fn a_set_reports_its_keys_oldest_first() {
+        let mut s = FifoSet::new(3);
+        assert!(s.is_empty());
+        assert_eq!((s.len(), s.capacity()), (0, 3));
+        for k in [5u8, 1, 7, 2] {
+            s.insert(k);
+        }
+        assert!(!s.is_empty());
+        assert_eq!(s.len(), 3);
+        assert_eq!(s.iter().copied().collect::<Vec<_>>(), [1, 7, 2]);
+    }
+
     #[derive(Clone, Debug)]
     enum Op {
         Insert(u8, u16),
@@ -357,6 +387,8 @@ mod tests {
                 let got: Vec<(u8, u16)> = m.iter().map(|(k, v)| (*k, *v)).collect();
                 prop_assert_eq!(&got, &model);
                 prop_assert_eq!(m.len(), model.len());
+                prop_assert_eq!(m.is_empty(), model.is_empty());
+                prop_assert_eq!(m.capacity(), cap);
                 for k in 0u8..12 {
                     prop_assert_eq!(m.get(&k), model.iter().find(|(mk, _)| *mk == k).map(|(_, v)| v));
                 }
