@@ -262,4 +262,37 @@ mod tests {
         wake.wake();
         assert!(t.join().unwrap() < Duration::from_secs(10));
     }
+
+    /// `snooze` and `idle` take their step: the stretch advances as with `next_step`.
+    #[test]
+    fn snooze_and_idle_take_the_steps_of_the_stretch() {
+        let wake = Wake::default();
+        wake.register();
+        let before_parks = (SPIN_BURSTS + YIELDS) as usize;
+        let mut a = Idle::new(PARKING);
+        let mut b = Idle::new(PARKING);
+        for _ in 0..before_parks {
+            a.snooze(None);
+            b.idle(&wake, None, || false);
+        }
+        assert_eq!(a.next_step(None), Step::Park(FIRST_PARK));
+        assert_eq!(b.next_step(None), Step::Park(FIRST_PARK));
+    }
+
+    /// Work that arrived before the park is announced is not slept through: at a park step
+    /// with work waiting, `idle` returns without parking.
+    #[test]
+    fn idle_does_not_park_when_work_is_waiting() {
+        let policy = IdlePolicy {
+            spin: false,
+            max_park: Duration::from_secs(5),
+        };
+        let wake = Wake::default();
+        wake.register();
+        let mut idle = Idle::new(policy);
+        while idle.next_step(None) != Step::Park(policy.max_park) {}
+        let start = Instant::now();
+        idle.idle(&wake, None, || true);
+        assert!(start.elapsed() < Duration::from_secs(2));
+    }
 }
