@@ -293,6 +293,8 @@ wire_enum! {
         ShuttingDown = 5 => "shutting_down",
         /// Sent, proven never placed, as many times as the adapter may send one order.
         GaveUp = 6 => "gave_up",
+        /// Failover: this host does not lead (a standby, or a leader past its lease deadline).
+        NotLeader = 7 => "not_leader",
     }
 }
 

@@ -10,7 +10,7 @@
 //! | `plans` | ingress | SPSC | Redis bridge | core | Plan, GovPermit, P33Permit, LedgerSet, Control |
 //! | `ctl` | ingress | SPSC | `quantum ctl inject` | core | the kinds of `plans` and of `exchange` |
 //! | `exchange` | ingress | SPSC | Binance bridge | core | PositionSnapshot, SymbolFilters, OrderSent, OrderReport, OrderFailed, OrderHistory |
-//! | `orders` | egress | SPSC | core | Binance bridge | OrderIntent |
+//! | `orders` | egress | SPSC | core | Binance bridge | OrderIntent, Leading |
 //! | `results` | egress | broadcast | core | Redis bridge, `ctl tail`, any observer | every event ([`EVENT_KINDS`]) |
 //!
 //! `results` carries the engine's events in the order it made them, each at position
@@ -120,6 +120,7 @@ pub const EVENT_KINDS: &[Kind] = &[
     Kind::Reconciling,
     Kind::OrderHistory,
     Kind::OrderRecovered,
+    Kind::Leading,
 ];
 
 /// Ingress: plans, legacy permits, ledger syncs and operator controls from the Redis bridge.
@@ -155,7 +156,8 @@ pub const EXCHANGE: RingDef = RingDef {
     kinds: EXCHANGE_KINDS,
 };
 
-/// Egress: order intents for the Binance bridge.
+/// Egress: order intents for the Binance bridge, and the core's request for the exchange's
+/// order history when it takes the lead (failover).
 pub const ORDERS: RingDef = RingDef {
     name: "orders",
     index: 3,
@@ -163,7 +165,7 @@ pub const ORDERS: RingDef = RingDef {
     shape: Shape::Spsc,
     producer: "quantum run",
     consumer: "quantum bridge binance",
-    kinds: &[Kind::OrderIntent],
+    kinds: &[Kind::OrderIntent, Kind::Leading],
 };
 
 /// Egress: every event of the engine, for the Redis bridge and observers.

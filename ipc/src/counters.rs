@@ -158,7 +158,17 @@ pub struct CountersWriter {
 impl CountersWriter {
     /// Creates `quantum.<instance>.counters` (mode 0600) with room for `capacity` counters.
     pub fn create(instance: &str, capacity: usize) -> Result<CountersWriter, Error> {
-        let os_id = os_id(instance, COUNTERS_NAME)?;
+        CountersWriter::create_named(instance, COUNTERS_NAME, capacity)
+    }
+
+    /// Creates a counters segment of another name, `quantum.<instance>.<name>`: a process
+    /// other than the daemon that publishes values of its own (the lease, [`crate::lease`]).
+    pub fn create_named(
+        instance: &str,
+        name: &str,
+        capacity: usize,
+    ) -> Result<CountersWriter, Error> {
+        let os_id = os_id(instance, name)?;
         if capacity == 0 || capacity > MAX_COUNTERS {
             return Err(Error::InvalidSpec {
                 os_id,
@@ -299,7 +309,12 @@ pub struct CountersReader {
 impl CountersReader {
     /// Maps `quantum.<instance>.counters`, refusing another layout or a corrupt header.
     pub fn open(instance: &str) -> Result<CountersReader, Error> {
-        let os_id = os_id(instance, COUNTERS_NAME)?;
+        CountersReader::open_named(instance, COUNTERS_NAME)
+    }
+
+    /// Maps the counters segment `quantum.<instance>.<name>` ([`CountersWriter::create_named`]).
+    pub fn open_named(instance: &str, name: &str) -> Result<CountersReader, Error> {
+        let os_id = os_id(instance, name)?;
         let seg = Segment::open(&os_id)?;
         if seg.len() < std::mem::size_of::<Header>() {
             return Err(Error::NotInitialised { os_id });
@@ -350,12 +365,33 @@ impl CountersReader {
     /// writer that publishes without pause must not hang a reader) the last reading. Without
     /// a counter `seq`, the plain reading.
     pub fn counters_consistent(&self, seq: &str) -> Vec<(String, u64)> {
+        match self.counters_whole(seq, 1000) {
+            Ok(all) | Err(all) => all,
+        }
+    }
+
+    /// Like [`CountersReader::counters_consistent`], but `None` when no whole reading was
+    /// taken in `tries` tries or `seq` is not registered: for values a decision depends on
+    /// (the lease), where a torn reading must never be used.
+    pub fn counters_strict(&self, seq: &str, tries: usize) -> Option<Vec<(String, u64)>> {
+        if !self.counters().iter().any(|(l, _)| l == seq) {
+            return None;
+        }
+        self.counters_whole(seq, tries).ok()
+    }
+
+    /// A whole reading of the group under `seq`, or the last (possibly torn) one.
+    fn counters_whole(
+        &self,
+        seq: &str,
+        tries: usize,
+    ) -> Result<Vec<(String, u64)>, Vec<(String, u64)>> {
         let Some(i) = self.counters().iter().position(|(l, _)| l == seq) else {
-            return self.counters();
+            return Ok(self.counters());
         };
         let word = self.map.value(i);
         let mut all = Vec::new();
-        for _ in 0..1000 {
+        for _ in 0..tries {
             // SYNC POINT: Acquire pairs with the final Release store in `write_group`.
             let s1 = word.load(Ordering::Acquire);
             all = self.counters();
@@ -365,11 +401,11 @@ impl CountersReader {
             // Relaxed: ordered by the fence.
             let s2 = word.load(Ordering::Relaxed);
             if s1 % 2 == 0 && s1 == s2 {
-                return all;
+                return Ok(all);
             }
             std::thread::yield_now();
         }
-        all
+        Err(all)
     }
 
     /// The value of the counter with this label, if registered.
@@ -413,6 +449,12 @@ impl CountersReader {
             .into_iter()
             .find(|(_, n)| n == name)
             .map(|(id, _)| id)
+    }
+
+    /// Device and inode of the file behind the segment when it was mapped: a reader whose
+    /// name now points at another file (the writer was replaced) maps the new one.
+    pub(crate) fn identity(&self) -> Option<(u64, u64)> {
+        self.map.seg.identity()
     }
 
     /// The writer's pid.

@@ -21,6 +21,8 @@
 //!   files, and the snapshots of the core's state; replaying it rebuilds the core.
 //! - [`counters`]: labelled `u64` counters and a symbol directory that `quantum ctl` reads
 //!   without disturbing the writer.
+//! - [`lease`]: the failover lease as this host's processes see it (role, epoch, the
+//!   deadline and the takeover fence on the shared boot clock), published by the lease holder.
 //! - [`liveness`]: pids and heartbeats of each ring's peers.
 //! - `segment`: the preamble every segment starts with (magic, format version, layout, owner)
 //!   and the one check of a segment's header, used by rings, broadcast rings and counters.
@@ -59,6 +61,8 @@ pub mod failpoint;
 pub mod idle;
 #[cfg(not(loom))]
 pub mod journal;
+#[cfg(not(loom))]
+pub mod lease;
 pub mod liveness;
 mod names;
 pub mod ring;

@@ -39,6 +39,8 @@
 //! | 20 | [`InputRefused`] | event |
 //! | 21 | [`Reconciling`] | event |
 //! | 22 | [`OrderHistory`] | ingress `exchange`, `ctl`; event |
+//! | 23 | [`OrderRecovered`] | event |
+//! | 24 | [`Leading`] | event; egress `orders` |
 //!
 //! "Event" means: the core's engine emitted it; it goes on the `results` ring (and into the
 //! journal) in the order the engine made it. Replaying the events rebuilds the core's state.

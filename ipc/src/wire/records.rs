@@ -623,6 +623,18 @@ records! {
         /// When the core took it (ms since the Unix epoch).
         at_ms @ 56: u64 = any,
     }
+
+    /// Event: this host took the lead under `epoch` (failover); every symbol waits for the
+    /// exchange's history of our orders since `since_ms` before it trades. Egress (`orders`):
+    /// the core asks the Binance bridge for that history.
+    Leading = 24 {
+        /// The lease's epoch (fencing number).
+        epoch @ 8: u64 = any,
+        /// Start of the history the core waits for (ms since the Unix epoch).
+        since_ms @ 16: u64 = any,
+        /// When the core took the lead (ms since the Unix epoch).
+        at_ms @ 24: u64 = any,
+    }
 }
 
 impl Raw {
