@@ -256,6 +256,10 @@ impl Front {
                 Ok(())
             }
             Input::History(h) => self.history(h, out),
+            Input::Lead { epoch } => {
+                self.lead(epoch, out);
+                Ok(())
+            }
         };
         if let Err(reason) = refused {
             let (symbol, plan) = match input {
@@ -486,6 +490,20 @@ impl Front {
         }
     }
 
+    /// Failover: this host takes the lead under `epoch`. Every symbol waits for the exchange's
+    /// history of our orders again ([`Front::require_history`]): the other host may have
+    /// ordered any plan while this one did not lead, and only the exchange knows. The
+    /// `Leading` event is journaled (a restart before the history arrived keeps waiting) and
+    /// asks the exchange adapter for that history.
+    fn lead(&mut self, epoch: u64, out: &mut impl FnMut(Event)) {
+        self.require_history(out);
+        out(Event::Leading {
+            epoch,
+            since_ms: self.history_since_ms,
+            at_ms: self.clock.wall_ms(self.clock.now_ns()),
+        });
+    }
+
     /// Symbols still waiting for the exchange's order history.
     pub fn awaiting_history(&self) -> usize {
         self.awaiting_history.iter().filter(|w| **w).count()
@@ -614,6 +632,15 @@ impl Front {
                 wait_ns: 0,
                 at_ms: now_ms,
             }));
+        }
+        // A lead whose exchange history had not all arrived keeps waiting for it.
+        if let Some((since, got)) = &state.lead_history {
+            self.history_since_ms = *since;
+            for (i, waiting) in self.awaiting_history.iter_mut().enumerate() {
+                if !got.contains(&(i as u16)) {
+                    *waiting = true;
+                }
+            }
         }
         for i in 0..self.awaiting_position.len() {
             let id = SymbolId(i as u16);

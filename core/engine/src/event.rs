@@ -270,6 +270,16 @@ pub enum Event {
     },
     /// The exchange's order history of a symbol was taken.
     OrderHistory(History),
+    /// Failover: this host took the lead under `epoch`; every symbol waits for the exchange's
+    /// history of our orders since `since_ms` (also the request to the exchange adapter).
+    Leading {
+        /// The lease's epoch.
+        epoch: u64,
+        /// Start of the history awaited (ms since the Unix epoch).
+        since_ms: u64,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
 }
 
 impl Event {

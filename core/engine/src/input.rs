@@ -101,6 +101,13 @@ pub enum Input {
     /// The exchange's order history of a symbol was all reported (each order of ours as an
     /// [`OrderInput::Report`] with source `history` before this).
     History(History),
+    /// Failover: this host takes the lead under `epoch`. What the other host did while this
+    /// one did not lead is known only to the exchange, so every symbol waits for its order
+    /// history again ([`crate::Engine::require_history`]).
+    Lead {
+        /// The lease's epoch.
+        epoch: u64,
+    },
 }
 
 /// The account's orders of one symbol from `since_ms` through `through_ms` were all reported.
@@ -132,6 +139,7 @@ impl Input {
             Input::Order(OrderInput::Failed(_)) => Kind::OrderFailed,
             Input::Reoffer => Kind::OrderIntent,
             Input::History(_) => Kind::OrderHistory,
+            Input::Lead { .. } => Kind::Leading,
         }
     }
 }

@@ -29,7 +29,7 @@
 //!
 //! A state also has a compact binary form ([`State::encode`]) for journal snapshots.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
 
@@ -99,6 +99,11 @@ pub struct State {
     pub horizon_ms: u64,
     /// How many ended orders are remembered.
     pub ended_capacity: usize,
+    /// Failover: the epoch of the last lead this core took (0: never led under a lease).
+    pub epoch: u64,
+    /// Failover: since the last lead, the start of the exchange history every symbol waits for
+    /// and the symbols whose history has arrived; `None` when nothing waits.
+    pub lead_history: Option<(u64, BTreeSet<u16>)>,
 }
 
 /// Where folding found something it cannot use.
@@ -128,6 +133,8 @@ impl State {
             ended: VecDeque::new(),
             horizon_ms,
             ended_capacity: ended_capacity.max(1),
+            epoch: 0,
+            lead_history: None,
         }
     }
 
@@ -195,7 +202,20 @@ impl State {
                 );
             }
             Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
-            Event::Reconciling { .. } | Event::OrderHistory(_) => {}
+            Event::Reconciling { .. } => {}
+            Event::OrderHistory(h) => {
+                if let Some((since, got)) = &mut self.lead_history {
+                    if h.since_ms <= *since {
+                        got.insert(h.symbol.0);
+                    }
+                }
+            }
+            Event::Leading {
+                epoch, since_ms, ..
+            } => {
+                self.epoch = epoch;
+                self.lead_history = Some((since_ms, BTreeSet::new()));
+            }
             Event::OrderRecovered { report: r, at_ms } => {
                 self.remember(r.plan.0, at_ms);
                 if !self.orders.contains_key(&r.plan.0)
@@ -390,6 +410,19 @@ impl State {
             w.i64(e.filled.units());
             w.u8(u8::from(e.may_fill_late));
         }
+        // The failover trailer (a snapshot without it reads as never led).
+        w.u64(self.epoch);
+        match &self.lead_history {
+            Some((since, got)) => {
+                w.u8(1);
+                w.u64(*since);
+                w.u64(got.len() as u64);
+                for id in got {
+                    w.u16(*id);
+                }
+            }
+            None => w.u8(0),
+        }
         w.0
     }
 
@@ -528,6 +561,20 @@ impl State {
                 },
             ));
         }
+        let mut epoch = 0;
+        let mut lead_history = None;
+        if r.at < b.len() {
+            epoch = r.u64()?;
+            if r.u8()? != 0 {
+                let since = r.u64()?;
+                let n = r.len()?;
+                let mut got = BTreeSet::new();
+                for _ in 0..n {
+                    got.insert(r.u16()?);
+                }
+                lead_history = Some((since, got));
+            }
+        }
         if r.at != b.len() {
             return Err(StateError(format!(
                 "snapshot: {} bytes left over after the state",
@@ -545,6 +592,8 @@ impl State {
             ended,
             horizon_ms,
             ended_capacity,
+            epoch,
+            lead_history,
         })
     }
 }

@@ -266,8 +266,8 @@ pub fn order_input(m: &Message) -> Option<OrderInput> {
     }
 }
 
-/// An input as its ingress record (`quantum ctl inject`, tests); `None` for [`Input::Reoffer`],
-/// which the daemon makes itself.
+/// An input as its ingress record (`quantum ctl inject`, tests); `None` for [`Input::Reoffer`]
+/// and [`Input::Lead`], which the daemon makes itself.
 pub fn input_out(i: &Input) -> Option<Message> {
     Some(match *i {
         Input::Plan(p) => Message::Plan(plan_out(&p)),
@@ -356,7 +356,7 @@ pub fn input_out(i: &Input) -> Option<Message> {
             at_ms: f.at_ms,
         }),
         Input::History(h) => Message::OrderHistory(history_out(&h)),
-        Input::Reoffer => return None,
+        Input::Reoffer | Input::Lead { .. } => return None,
     })
 }
 
@@ -604,6 +604,15 @@ impl Event {
                 })
             }
             Event::OrderHistory(h) => Message::OrderHistory(history_out(&h)),
+            Event::Leading {
+                epoch,
+                since_ms,
+                at_ms,
+            } => Message::Leading(wire::Leading {
+                epoch,
+                since_ms,
+                at_ms,
+            }),
         }
     }
 
@@ -741,6 +750,11 @@ impl Event {
                 at_ms: r.at_ms,
             },
             Message::OrderHistory(h) => Event::OrderHistory(history_in(h)),
+            Message::Leading(l) => Event::Leading {
+                epoch: l.epoch,
+                since_ms: l.since_ms,
+                at_ms: l.at_ms,
+            },
             other => return Err(format!("{:?} is not an event record", other.kind())),
         })
     }

@@ -297,3 +297,99 @@ fn a_horizon_shorter_than_the_maximum_age_is_refused() {
     };
     assert!(Engine::new(cfg, Clock::new()).is_ok());
 }
+
+/// Failover: a core that takes the lead trades nothing until the exchange's history of every
+/// symbol arrived (the other host may have ordered any plan meanwhile), asks for it with a
+/// journaled `Leading` event, and a restart before all of it arrived keeps waiting for the
+/// rest, through the journal and through a snapshot.
+#[test]
+fn taking_the_lead_waits_for_the_exchange_history_across_a_restart() {
+    let (clock, mock) = Clock::mock();
+    mock.increment(Duration::from_secs(48 * 3600));
+    let now_ms = clock.wall_ms(clock.now_ns());
+    let horizon = config().dedupe_horizon_ms;
+    let mut a = stocked(config(), clock.clone());
+    let (btc, eth) = (sym(&a, "BTCUSDT"), sym(&a, "ETHUSDT"));
+    // Trading before the lead.
+    let (o, _) = outcome(&mut a, plan(1, btc));
+    assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+
+    let mut journal = feed(&mut a, Input::Lead { epoch: 9 });
+    let leading: Vec<_> = journal
+        .iter()
+        .filter_map(|x| match x {
+            Event::Leading {
+                epoch, since_ms, ..
+            } => Some((*epoch, *since_ms)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(leading, vec![(9, now_ms - horizon)], "{journal:?}");
+    assert_eq!(a.front.awaiting_history(), 3);
+    let (o, ev) = outcome(&mut a, plan(2, btc));
+    assert!(
+        matches!(
+            o,
+            Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
+        ),
+        "{o:?}"
+    );
+    assert!(intents(&ev).is_empty());
+    // The other host ordered plan 3 on BTCUSDT while this one did not lead.
+    journal.extend(feed(
+        &mut a,
+        history_report(btc, 3, OrderStatus::Filled, "0.015"),
+    ));
+    journal.extend(feed(&mut a, history(btc, now_ms - horizon, 1)));
+
+    // A restart here: BTCUSDT has its history, ETHUSDT and SOLUSDT still wait.
+    let mut state = State::new(3, horizon, 1024);
+    for (n, x) in journal.iter().enumerate() {
+        state
+            .apply_record(n as u64 + 1, &x.to_message().encode())
+            .unwrap();
+    }
+    assert_eq!(state.epoch, 9);
+    let through_snapshot = State::decode(&state.encode()).unwrap();
+    assert_eq!(through_snapshot, state, "the lead survives a snapshot");
+    for st in [state, through_snapshot] {
+        let mut b = stocked(config(), clock.clone());
+        b.restore(&st, &mut |_| {}).unwrap();
+        assert_eq!(
+            b.front.awaiting_history(),
+            2,
+            "ETHUSDT and SOLUSDT still wait"
+        );
+        for name in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+            stock(&mut b, name, "0.062");
+        }
+        let (o, ev) = outcome(&mut b, plan(3, btc));
+        assert_eq!(o, Outcome::Duplicate, "the other host's order is known");
+        assert!(intents(&ev).is_empty());
+        let (o, _) = outcome(&mut b, plan(4, btc));
+        assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+        let (o, ev) = outcome(&mut b, plan(5, eth));
+        assert!(
+            matches!(
+                o,
+                Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
+            ),
+            "{o:?}"
+        );
+        assert!(intents(&ev).is_empty());
+        feed(&mut b, history(eth, now_ms - horizon, 0));
+        let (o, _) = outcome(&mut b, plan(6, eth));
+        assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+    }
+}
+
+/// A snapshot written before failover existed (no trailer) reads as never led.
+#[test]
+fn a_snapshot_without_the_failover_trailer_reads_as_never_led() {
+    let st = State::new(3, config().dedupe_horizon_ms, 16);
+    let mut bytes = st.encode();
+    // epoch (8 bytes) + "no lead" (1 byte).
+    bytes.truncate(bytes.len() - 9);
+    let back = State::decode(&bytes).unwrap();
+    assert_eq!((back.epoch, back.lead_history), (0, None));
+}
