@@ -342,6 +342,8 @@ wire_enum! {
         /// Dedupe is full of ids younger than its horizon: an order the exchange reported
         /// could not be remembered (the symbol stays reconciling).
         DedupeFull = 9 => "dedupe_full",
+        /// Failover: a plan reached a daemon whose host does not lead; the leader handles it.
+        Standby = 10 => "standby",
     }
 }
 

@@ -143,6 +143,9 @@ fn unpack(words: &[AtomicU64], len: usize) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
+/// Counters as `(label, value)`, in registration order.
+type Labelled = Vec<(String, u64)>;
+
 /// Index of a registered counter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct CounterId(u32);
@@ -381,11 +384,7 @@ impl CountersReader {
     }
 
     /// A whole reading of the group under `seq`, or the last (possibly torn) one.
-    fn counters_whole(
-        &self,
-        seq: &str,
-        tries: usize,
-    ) -> Result<Vec<(String, u64)>, Vec<(String, u64)>> {
+    fn counters_whole(&self, seq: &str, tries: usize) -> Result<Labelled, Labelled> {
         let Some(i) = self.counters().iter().position(|(l, _)| l == seq) else {
             return Ok(self.counters());
         };

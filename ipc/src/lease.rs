@@ -39,6 +39,10 @@ pub mod settings {
     pub const CLOCK_ERROR_MS: &str = "failover.clock_error_ms";
 }
 
+/// The signal that asks the lease holder for a planned hand-over (`quantum ctl lease release`):
+/// it stops claiming plans, waits for their results, steps down and gives the lease up.
+pub const RELEASE_SIGNAL: i32 = libc::SIGUSR1;
+
 /// Name of the lease segment: `quantum.<instance>.lease`.
 pub const LEASE_SEGMENT: &str = "lease";
 
@@ -357,6 +361,31 @@ impl LeaseReader {
             host: unpack_host(&words("host")?),
             other: unpack_host(&words("other")?),
         })
+    }
+
+    /// The pid of the lease holder process that wrote the segment mapped now (0: none).
+    pub fn holder_pid(&self) -> u64 {
+        self.reader.as_ref().map_or(0, CountersReader::owner_pid)
+    }
+
+    /// Asks the lease holder for a planned hand-over ([`RELEASE_SIGNAL`]); returns its pid.
+    pub fn request_release(&self) -> std::io::Result<u64> {
+        let pid = self.holder_pid();
+        let Ok(p) = libc::pid_t::try_from(pid) else {
+            return Err(std::io::Error::other(
+                "the lease segment names no holder process",
+            ));
+        };
+        if p <= 0 {
+            return Err(std::io::Error::other(
+                "the lease segment names no holder process",
+            ));
+        }
+        // SAFETY: kill(2) with a positive pid and a valid signal number touches no memory.
+        if unsafe { libc::kill(p, RELEASE_SIGNAL) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(pid)
     }
 
     /// Whether this host may act now ([`Lease::may_send`] of a fresh reading).

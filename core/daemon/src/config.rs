@@ -50,8 +50,43 @@ pub struct DaemonConfig {
     pub journal: JournalSection,
     /// Live latency: percentiles in the counters segment, the interval log.
     pub latency: LatencySection,
+    /// Active/standby on two hosts under a lease in Redis.
+    pub failover: FailoverSection,
     /// Symbols, in id order.
     pub symbols: Vec<SymbolSection>,
+}
+
+/// `[failover]`: the same instance on two hosts, one leading under a lease the Redis bridge
+/// holds in Redis (`quantum:leader:<lease name>`). The daemon publishes these values in its
+/// counters; both bridges read them there, so the two hosts' settings come from one place each.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FailoverSection {
+    /// On: this host acts only while it holds the lease.
+    pub enabled: bool,
+    /// The lease's time to live.
+    pub ttl_ms: u64,
+    /// How often the leader renews it.
+    pub renew_ms: u64,
+    /// Taken off the leader's own deadline for its clock running at another rate than Redis's.
+    pub drift_ms: u64,
+    /// The recvWindow every order is signed with.
+    pub recv_window_ms: u64,
+    /// The most the hosts' clocks and Binance's may differ.
+    pub clock_error_ms: u64,
+}
+
+impl Default for FailoverSection {
+    fn default() -> Self {
+        FailoverSection {
+            enabled: false,
+            ttl_ms: 3000,
+            renew_ms: 1000,
+            drift_ms: 200,
+            recv_window_ms: 1000,
+            clock_error_ms: 250,
+        }
+    }
 }
 
 /// `[engine]`.
@@ -277,6 +312,7 @@ impl Default for DaemonConfig {
             host: HostSection::default(),
             journal: JournalSection::default(),
             latency: LatencySection::default(),
+            failover: FailoverSection::default(),
             symbols: e.symbols.iter().map(SymbolSection::from).collect(),
         }
     }
@@ -403,6 +439,12 @@ pub const KEYS: &[Key] = &[
     key("journal.snapshot_after_replay", "a start that replayed more events than this after the newest snapshot writes a snapshot at once"),
     key("latency.hdr_log", "HdrHistogram interval log of each plan's stages (tags: stage names); empty: none"),
     key("latency.interval_ms", "length of one latency interval (gauges and log), ms"),
+    key("failover.enabled", "active/standby on two hosts: act only while this host holds the lease the Redis bridge keeps in Redis"),
+    key("failover.ttl_ms", "the lease's time to live, ms"),
+    key("failover.renew_ms", "how often the leader renews the lease, ms (well inside ttl_ms)"),
+    key("failover.drift_ms", "taken off the leader's deadline (last renewal + ttl) for clock-rate drift, ms"),
+    key("failover.recv_window_ms", "recvWindow every order is signed with, ms: a request delayed longer is refused by Binance (at most 1000 advised)"),
+    key("failover.clock_error_ms", "the most this host's, the other host's and Binance's clocks may differ, ms"),
 ];
 
 /// Legacy variables and the key each sets.
@@ -532,6 +574,12 @@ impl DaemonConfig {
             "journal.snapshot_after_replay" => j.snapshot_after_replay = num(var, v)?,
             "latency.hdr_log" => self.latency.hdr_log = v.trim().to_string(),
             "latency.interval_ms" => self.latency.interval_ms = num(var, v)?,
+            "failover.enabled" => self.failover.enabled = boolean(var, v)?,
+            "failover.ttl_ms" => self.failover.ttl_ms = num(var, v)?,
+            "failover.renew_ms" => self.failover.renew_ms = num(var, v)?,
+            "failover.drift_ms" => self.failover.drift_ms = num(var, v)?,
+            "failover.recv_window_ms" => self.failover.recv_window_ms = num(var, v)?,
+            "failover.clock_error_ms" => self.failover.clock_error_ms = num(var, v)?,
             _ => bail!("{var}: no such setting {key}"),
         }
         Ok(())
@@ -578,6 +626,27 @@ impl DaemonConfig {
             );
         }
         self.journal.exchange_recovery()?;
+        let f = &self.failover;
+        if f.ttl_ms < 100 || f.renew_ms == 0 || f.renew_ms.saturating_mul(2) > f.ttl_ms {
+            bail!(
+                "failover.renew_ms {} must be at least 1 and at most half of failover.ttl_ms {} (at least 100)",
+                f.renew_ms,
+                f.ttl_ms
+            );
+        }
+        if f.drift_ms >= f.ttl_ms - f.renew_ms {
+            bail!(
+                "failover.drift_ms {} must be less than ttl_ms - renew_ms ({}): the leader's deadline would pass before its next renewal",
+                f.drift_ms,
+                f.ttl_ms - f.renew_ms
+            );
+        }
+        if !(1..=60_000).contains(&f.recv_window_ms) {
+            bail!(
+                "failover.recv_window_ms {} must be from 1 to 60000 (Binance's own limit)",
+                f.recv_window_ms
+            );
+        }
         if !(1..=4096).contains(&self.journal.segment_mb) {
             bail!(
                 "journal.segment_mb {} must be from 1 to 4096",

@@ -171,8 +171,11 @@ impl Egress {
             self.compactor.snapshot(seq - 1);
         }
         counters.inc(counters.journal_events);
+        // What also goes on `orders`: an intent (with its latency stamps), and the history
+        // request a lead makes.
         let intent = match &e {
             Event::OrderIntent(o) => Some(live.intent(o)),
+            Event::Leading { .. } => Some(None),
             _ => None,
         };
         failpoint::hit(Point::EventJournaled);

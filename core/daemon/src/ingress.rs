@@ -169,13 +169,16 @@ impl Ingress {
     }
 
     /// Moves ingress records into the engine; false when there was nothing to do. A record
-    /// that cannot be read is answered (`invalid_record`) through `egress`.
+    /// that cannot be read is answered (`invalid_record`) through `egress`. Without `plans`
+    /// (failover: this host does not lead) the `plans` ring is not read and a plan on another
+    /// ring is refused `standby`.
     pub fn pump(
         &mut self,
         runner: &Runner,
         counters: &Counters,
         live: &mut Live,
         egress: &mut Egress,
+        plans: bool,
     ) -> Result<bool> {
         if egress.is_stalled() {
             // Nothing new is taken while an event cannot be journaled: what producers write
@@ -209,6 +212,9 @@ impl Ingress {
         }
         let now_ms = unix_ms();
         for i in 0..self.rings.len() {
+            if !plans && self.rings[i].def.name == contract::PLANS.name {
+                continue;
+            }
             for _ in 0..BATCH {
                 let Some(rec) = self.rings[i].consumer.try_pop_held() else {
                     break;
@@ -229,6 +235,20 @@ impl Ingress {
                     }
                 };
                 if let Input::Plan(p) = &input {
+                    if !plans {
+                        let refused = RefusedEvent {
+                            ring: self.rings[i].def.index,
+                            kind: rec[0],
+                            symbol: p.symbol,
+                            plan: p.id,
+                            reason: RefuseReason::Standby,
+                            at_ms: now_ms,
+                        };
+                        egress.emit(Event::Refused(refused), counters, live)?;
+                        let sent = self.sent;
+                        self.rings[i].unacked.push_back((sent, pos));
+                        continue;
+                    }
                     live.popped(p.id.0, popped_ns);
                 }
                 let ring = self.rings[i].def.index;
@@ -272,7 +292,9 @@ impl Ingress {
                     Input::Plan(_) => c.plans_in,
                     Input::Command(_) => c.commands_in,
                     Input::Permit(_) => c.permits_in,
-                    Input::Order(_) | Input::Reoffer | Input::History(_) => c.order_reports_in,
+                    Input::Order(_) | Input::Reoffer | Input::History(_) | Input::Lead { .. } => {
+                        c.order_reports_in
+                    }
                 });
                 Ok(input)
             }

@@ -12,13 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use quantum_core::event::Event;
-use quantum_core::{Clock, Engine, Runner, RunnerConfig};
+use quantum_core::{Clock, Engine, Input, Runner, RunnerConfig};
+use quantum_ipc::contract;
 use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::idle::{Idle, IdlePolicy, Step};
 use quantum_ipc::journal::Journal;
 
 use crate::config::DaemonConfig;
 use crate::egress::Egress;
+use crate::failover::{self, Failover};
 use crate::housekeeping::Housekeeping;
 use crate::ingress::{self, Ingress, JournalAt, BATCH};
 use crate::instance;
@@ -45,6 +47,10 @@ pub struct Daemon {
     live: Live,
     /// The engine's threads; taken at drain.
     runner: Option<Runner>,
+    /// Failover (`[failover] enabled`): the lease as this host sees it.
+    failover: Option<Failover>,
+    /// An epoch whose lead waits to be handed to the engine (plans wait until it is).
+    lead: Option<u64>,
 }
 
 /// The journal, opened and recovered into the engine.
@@ -59,6 +65,8 @@ struct Opened {
     in_flight: bool,
     /// What the recovery answered and offered again, to go out first.
     recovered: Vec<Event>,
+    /// The epoch of the journal's last lead (failover; 0: never led).
+    led_epoch: u64,
 }
 
 impl Daemon {
@@ -89,6 +97,7 @@ impl Daemon {
         let counters = Counters::new(writer, &symbols)?;
         failpoint::hit(Point::DaemonStarting);
         let opened = open_journal(instance, &cfg, dir_source, &mut engine, &counters, horizon)?;
+        let failover = Failover::start(instance, &cfg.failover, &counters, opened.led_epoch)?;
         let book = engine.shared().book.clone();
         let engine_clock = engine.front.clock().clone();
         let ingress = Ingress::open(
@@ -148,6 +157,8 @@ impl Daemon {
             ),
             live,
             runner: Some(runner),
+            failover,
+            lead: None,
         };
         for e in opened.recovered {
             d.emit(e)?;
@@ -168,6 +179,7 @@ impl Daemon {
             self.tick_if_due();
             self.house.gauges_if_due(&mut self.counters);
             self.live.tick();
+            self.follow_lease();
             let worked = self.pump_egress()? | self.pump_ingress()?;
             if worked {
                 idle.reset();
@@ -226,9 +238,44 @@ impl Daemon {
 
     /// Moves ingress records into the engine; false when there was nothing to do.
     fn pump_ingress(&mut self) -> Result<bool> {
+        // Plans are read only once the lead, if one is to be taken, is in the engine's queue
+        // before them.
+        let plans = match &self.failover {
+            Some(f) => f.plans_open() && self.lead.is_none(),
+            None => true,
+        };
         let runner = self.runner.as_ref().expect("runner runs until drain");
-        self.ingress
-            .pump(runner, &self.counters, &mut self.live, &mut self.egress)
+        self.ingress.pump(
+            runner,
+            &self.counters,
+            &mut self.live,
+            &mut self.egress,
+            plans,
+        )
+    }
+
+    /// Failover: reads the lease when due and hands the engine the lead when this host takes
+    /// it (after anything the ingress holds, before any plan).
+    fn follow_lease(&mut self) {
+        let Some(f) = &mut self.failover else {
+            return;
+        };
+        if let failover::Step::Lead(epoch) = f.poll(&self.counters) {
+            self.lead = Some(epoch);
+        }
+        if let Some(epoch) = self.lead {
+            if self.ingress.is_holding() {
+                return;
+            }
+            let runner = self.runner.as_ref().expect("runner runs until drain");
+            if let Err(back) = self.ingress.send(
+                runner,
+                (contract::ORDERS.index, Input::Lead { epoch }, None),
+            ) {
+                self.ingress.hold(back);
+            }
+            self.lead = None;
+        }
     }
 
     /// After a batch: syncs the journal (with `journal.fsync`), publishes what waited for it,
@@ -414,6 +461,7 @@ fn open_journal(
     }
     let replayed_many = rec.replayed > cfg.journal.snapshot_after_replay;
     let state_seq = rec.state.seq;
+    let led_epoch = rec.state.epoch;
     let compactor = Compactor::start(
         jdir.clone(),
         rec.state,
@@ -434,6 +482,7 @@ fn open_journal(
     counters.set(counters.recovery_interrupted, restored.interrupted as u64);
     counters.set(counters.recovery_executed, restored.executed as u64);
     Ok(Opened {
+        led_epoch,
         journal: rec.journal,
         compactor,
         identity: rec.identity,

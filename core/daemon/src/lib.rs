@@ -26,6 +26,7 @@
 
 pub mod config;
 mod egress;
+mod failover;
 pub mod host;
 mod housekeeping;
 mod ingress;

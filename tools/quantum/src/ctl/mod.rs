@@ -5,6 +5,7 @@ mod doctor;
 mod inject;
 mod journal;
 mod latency;
+mod lease;
 mod metrics;
 mod stats;
 mod tail;
@@ -58,6 +59,9 @@ pub enum CtlCmd {
         after_help = "Examples:\n  quantum ctl latency --instance prod1\n  quantum ctl latency --instance prod1 --json | jq .stages.end_to_end\n  quantum ctl latency --instance prod1 --watch 1"
     )]
     Latency(latency::LatencyArgs),
+    /// Failover: the lease as this host's lease holder published it (role, epoch, deadline,
+    /// fence, the other host), and `release` for a planned hand-over.
+    Lease(lease::LeaseArgs),
 }
 
 impl CtlCmd {
@@ -71,7 +75,8 @@ impl CtlCmd {
             | CtlCmd::Journal(_)
             | CtlCmd::Tail(_)
             | CtlCmd::Doctor(_)
-            | CtlCmd::Latency(_) => true,
+            | CtlCmd::Latency(_)
+            | CtlCmd::Lease(_) => true,
             // A server: a client hanging up is not our stdout closing.
             CtlCmd::Metrics(m) => m.once,
             CtlCmd::Top(t) => t.once,
@@ -110,6 +115,7 @@ pub fn run(cmd: CtlCmd) -> Result<()> {
         CtlCmd::Metrics(a) => metrics::run(a),
         CtlCmd::Top(a) => top::run(a),
         CtlCmd::Latency(a) => latency::run(a),
+        CtlCmd::Lease(a) => lease::run(a),
     }
 }
 

@@ -151,6 +151,8 @@ pub fn stats(a: StatsArgs) -> Result<()> {
     }
     // Written with `?`, so a reader that closed the pipe (`| head`) ends the loop quietly.
     let mut out = std::io::stdout().lock();
+    // Failover: the lease this host's lease holder publishes (none when failover is off).
+    let mut lease_reader = quantum_ipc::lease::LeaseReader::new(&a.instance);
     loop {
         let before: BTreeMap<String, u64> = c.counters().into_iter().collect();
         std::thread::sleep(Duration::from_millis(a.interval_ms.max(1)));
@@ -169,6 +171,8 @@ pub fn stats(a: StatsArgs) -> Result<()> {
             .map(|(q, l)| (l, q))
             .collect();
         let rows = ring_rows(&a.instance, a.peer_timeout_ms);
+        let lease = lease_reader.read();
+        let now_boot = quantum_ipc::lease::boot_ns();
         let state = DaemonState::of(&c);
         let running = matches!(state, DaemonState::Up(_));
         if a.json {
@@ -212,6 +216,7 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                     "state": state.word(),
                     "counters": counters, "rates": rates, "amounts": amounts,
                     "rings": rings,
+                    "lease": lease.as_ref().map(|l| super::lease::json(l, now_boot)),
                 })
             )?;
         } else {
@@ -227,6 +232,11 @@ pub fn stats(a: StatsArgs) -> Result<()> {
                 },
                 secs
             )?;
+            if let Some(l) = &lease {
+                for line in super::lease::text(&a.instance, l, now_boot).lines() {
+                    writeln!(out, "  {}", line.trim_start())?;
+                }
+            }
             let mut denies = Vec::new();
             for (label, v) in &after {
                 if label.starts_with("deny.") {

@@ -97,7 +97,9 @@ fn group(e: &Event) -> Option<Only> {
         | Event::OrderUnknown { .. }
         | Event::OrderResolved { .. }
         | Event::OrderRecovered { .. } => Only::Orders,
-        Event::Reconciling { .. } | Event::OrderHistory(_) => Only::Positions,
+        Event::Reconciling { .. } | Event::OrderHistory(_) | Event::Leading { .. } => {
+            Only::Positions
+        }
         _ => return None,
     })
 }
@@ -398,6 +400,14 @@ pub fn text_event<'n>(
             h.orders,
             h.since_ms,
             h.through_ms
+        ),
+        Event::Leading {
+            epoch,
+            since_ms,
+            at_ms,
+        } => writeln!(
+            out,
+            "leading epoch={epoch} history_since_ms={since_ms} at_ms={at_ms}"
         ),
     }
 }

@@ -262,6 +262,21 @@ impl Events {
         out
     }
 
+    /// The next event if one is there now.
+    #[allow(dead_code)] // not every test binary uses it
+    pub fn try_next(&mut self) -> Option<Event> {
+        match self.reader.read() {
+            broadcast::Next::Record { record, .. } => {
+                let m = Message::decode(&record, &Limits::default()).expect("valid record");
+                Some(Event::from_message(&m).expect("an event record"))
+            }
+            broadcast::Next::Missed { from_seq, to_seq } => {
+                panic!("the results ring lapped the test's reader: missed {from_seq}..{to_seq}")
+            }
+            broadcast::Next::Empty => None,
+        }
+    }
+
     /// Whether nothing new came within `ms`.
     pub fn quiet_for(&mut self, ms: u64) -> bool {
         let end = Instant::now() + Duration::from_millis(ms);

@@ -27,7 +27,62 @@ use quantum_daemon::stats::amount;
 
 /// Counter labels that are gauges (a level, not a total) without a naming convention saying
 /// so; the book amounts and `_ns`/`_us` labels are recognised by their form.
-pub const GAUGES: &[&str] = &["peers_alive", "ready", "journal.snapshot_seq"];
+pub const GAUGES: &[&str] = &[
+    "peers_alive",
+    "ready",
+    "journal.snapshot_seq",
+    "failover.enabled",
+    "failover.ttl_ms",
+    "failover.renew_ms",
+    "failover.drift_ms",
+    "failover.recv_window_ms",
+    "failover.clock_error_ms",
+    "failover.role",
+    "failover.epoch",
+    LEASE_ROLE,
+    LEASE_EPOCH,
+    LEASE_AGE_MS,
+    LEASE_DEADLINE_IN_MS,
+    LEASE_TAKEOVER_MS,
+];
+
+/// From the lease segment (failover), added to a sample: 1 while this host leads.
+const LEASE_ROLE: &str = "lease.leader";
+/// The lease's epoch.
+const LEASE_EPOCH: &str = "lease.epoch";
+/// How long this host has held the lease (ms; 0 when it does not).
+const LEASE_AGE_MS: &str = "lease.age_ms";
+/// Time left before the leader's own deadline (ms; 0 when it does not lead).
+const LEASE_DEADLINE_IN_MS: &str = "lease.deadline_in_ms";
+/// The last takeover this host measured (ms).
+const LEASE_TAKEOVER_MS: &str = "lease.takeover_ms";
+
+/// The lease's values as gauges of a sample.
+fn lease_gauges(l: &quantum_ipc::lease::Lease) -> Vec<(String, u64)> {
+    let now = quantum_ipc::lease::boot_ns();
+    let leads = l.leads(now);
+    vec![
+        (LEASE_ROLE.into(), u64::from(leads)),
+        (LEASE_EPOCH.into(), l.epoch),
+        (
+            LEASE_AGE_MS.into(),
+            if leads {
+                now.saturating_sub(l.acquired_ns) / 1_000_000
+            } else {
+                0
+            },
+        ),
+        (
+            LEASE_DEADLINE_IN_MS.into(),
+            if leads {
+                l.deadline_ns.saturating_sub(now) / 1_000_000
+            } else {
+                0
+            },
+        ),
+        (LEASE_TAKEOVER_MS.into(), l.takeover_ms),
+    ]
+}
 
 /// Prometheus metric type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -231,6 +286,8 @@ impl Sample {
 pub struct Source {
     instance: String,
     reader: Option<CountersReader>,
+    /// Failover's lease segment (nothing when failover is off).
+    lease: quantum_ipc::lease::LeaseReader,
     peer_timeout_ms: u64,
     /// Log each (re)attachment at info (not under `ctl top`, whose screen stderr would spoil).
     announce: bool,
@@ -243,6 +300,7 @@ impl Source {
         Source {
             instance: instance.to_string(),
             reader: None,
+            lease: quantum_ipc::lease::LeaseReader::new(instance),
             peer_timeout_ms,
             announce,
         }
@@ -274,6 +332,11 @@ impl Source {
             }
         }
         let at = Instant::now();
+        let lease = self
+            .lease
+            .read()
+            .map(|l| lease_gauges(&l))
+            .unwrap_or_default();
         match &self.reader {
             Some(r) => Sample {
                 at,
@@ -282,7 +345,7 @@ impl Source {
                     alive: r.owner_alive(),
                     start_ms: r.start_time_ms(),
                 }),
-                counters: r.counters(),
+                counters: r.counters().into_iter().chain(lease).collect(),
                 symbols: r.symbols(),
                 rings: ring_rows(&self.instance, self.peer_timeout_ms),
             },
