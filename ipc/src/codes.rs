@@ -344,6 +344,8 @@ wire_enum! {
         DedupeFull = 9 => "dedupe_full",
         /// Failover: a plan reached a daemon whose host does not lead; the leader handles it.
         Standby = 10 => "standby",
+        /// Failover: a `LedgerBase` for a symbol that does not wait for one under that epoch.
+        UnwantedBase = 11 => "ledger_base_unwanted",
     }
 }
 

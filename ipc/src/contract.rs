@@ -7,7 +7,7 @@
 //!
 //! | ring | direction | shape | producer | consumer(s) | records |
 //! |------|-----------|-------|----------|-------------|---------|
-//! | `plans` | ingress | SPSC | Redis bridge | core | Plan, GovPermit, P33Permit, LedgerSet, Control |
+//! | `plans` | ingress | SPSC | Redis bridge | core | Plan, GovPermit, P33Permit, LedgerSet, Control, LedgerBase |
 //! | `ctl` | ingress | SPSC | `quantum ctl inject` | core | the kinds of `plans` and of `exchange` |
 //! | `exchange` | ingress | SPSC | Binance bridge | core | PositionSnapshot, SymbolFilters, OrderSent, OrderReport, OrderFailed, OrderHistory |
 //! | `orders` | egress | SPSC | core | Binance bridge | OrderIntent, Leading |
@@ -74,6 +74,7 @@ const OPERATOR_KINDS: &[Kind] = &[
     Kind::P33Permit,
     Kind::LedgerSet,
     Kind::Control,
+    Kind::LedgerBase,
 ];
 
 const EXCHANGE_KINDS: &[Kind] = &[
@@ -97,6 +98,7 @@ const CTL_KINDS: &[Kind] = &[
     Kind::OrderReport,
     Kind::OrderFailed,
     Kind::OrderHistory,
+    Kind::LedgerBase,
 ];
 
 /// The record kinds that are events of the engine (what `results` and the journal carry).
@@ -121,6 +123,7 @@ pub const EVENT_KINDS: &[Kind] = &[
     Kind::OrderHistory,
     Kind::OrderRecovered,
     Kind::Leading,
+    Kind::LedgerWanted,
 ];
 
 /// Ingress: plans, legacy permits, ledger syncs and operator controls from the Redis bridge.

@@ -139,8 +139,28 @@ pub struct Front {
     awaiting_history: Vec<bool>,
     /// The oldest start an order history must have to end a symbol's wait for it.
     history_since_ms: u64,
+    /// Failover: the epoch of the last lead (0: never led).
+    lead_epoch: u64,
+    /// Failover, per symbol: where it is in waiting for its ledger after a lead.
+    ledger_wait: Vec<LedgerWait>,
+    /// Failover, per symbol: plans whose order the exchange's history reported open since the
+    /// lead (it may still fill); the ledger is asked for once none is left.
+    lead_open: Vec<Vec<PlanId>>,
     /// Plans offered for sampling so far ([`Front::sample`]).
     sampled: u32,
+}
+
+/// After a lead (failover), where a symbol is in getting its ledger: the shared ledger in
+/// Redis books every fill of ours once, whichever host saw it, so a new leader starts from it
+/// once no order of ours on the symbol can fill any more.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LedgerWait {
+    /// Not waiting.
+    No,
+    /// Waiting for the history and for every order of ours on it to be final.
+    Quiet,
+    /// `LedgerWanted` emitted; waiting for the `LedgerBase`.
+    Base,
 }
 
 /// One plan in this many carries [`StageMarks`] (the first one does).
@@ -243,11 +263,15 @@ impl Front {
             Input::Order(OrderInput::Report(r))
                 if r.source == ReportSource::History && !self.orders.knows(r.plan) =>
             {
-                self.recover_order(r, out)
+                let done = self.recover_order(r, out);
+                let now_ms = self.clock.wall_ms(self.clock.now_ns());
+                self.track_open(&OrderInput::Report(r), now_ms, out);
+                done
             }
             Input::Order(o) => {
                 let now_ms = self.clock.wall_ms(self.clock.now_ns());
                 let r = self.orders.apply(&o, now_ms, &mut self.book, out);
+                self.track_open(&o, now_ms, out);
                 self.settle_reconcile(o.symbol(), now_ms, out);
                 r
             }
@@ -265,6 +289,7 @@ impl Front {
             let (symbol, plan) = match input {
                 Input::Command(
                     Command::SetLedger { symbol, .. }
+                    | Command::LedgerBase { symbol, .. }
                     | Command::Position { symbol, .. }
                     | Command::SetFilters { symbol, .. },
                 ) => (symbol, PlanId(0)),
@@ -293,13 +318,40 @@ impl Front {
             None => Err(RefuseReason::UnknownSymbol),
         };
         match cmd {
-            Command::SetLedger { symbol, amount } => {
+            Command::LedgerBase {
+                symbol,
+                amount,
+                epoch,
+            } => {
+                if self.ledger_wait.get(symbol.index()) != Some(&LedgerWait::Base)
+                    || epoch != self.lead_epoch
+                {
+                    return Err(RefuseReason::UnwantedBase);
+                }
                 done(self.book.set_ledger(symbol, amount))?;
+                self.ledger_wait[symbol.index()] = LedgerWait::No;
                 out(Event::LedgerSet {
                     symbol,
                     amount,
                     at_ms,
                 });
+                self.settle_reconcile(symbol, at_ms, out);
+            }
+            Command::SetLedger { symbol, amount } => {
+                done(self.book.set_ledger(symbol, amount))?;
+                // Failover: once the symbol's ledger is quiet and asked for, an operator's
+                // sync is as good an answer as the shared ledger's.
+                if let Some(w) = self.ledger_wait.get_mut(symbol.index()) {
+                    if *w == LedgerWait::Base {
+                        *w = LedgerWait::No;
+                    }
+                }
+                out(Event::LedgerSet {
+                    symbol,
+                    amount,
+                    at_ms,
+                });
+                self.settle_reconcile(symbol, at_ms, out);
             }
             Command::Position {
                 symbol,
@@ -460,6 +512,7 @@ impl Front {
         *waiting = false;
         let at_ms = self.clock.wall_ms(self.clock.now_ns());
         out(Event::OrderHistory(h));
+        self.want_ledger(h.symbol, at_ms, out);
         self.settle_reconcile(h.symbol, at_ms, out);
         Ok(())
     }
@@ -497,10 +550,53 @@ impl Front {
     /// asks the exchange adapter for that history.
     fn lead(&mut self, epoch: u64, out: &mut impl FnMut(Event)) {
         self.require_history(out);
+        self.lead_epoch = epoch;
+        self.ledger_wait.fill(LedgerWait::Quiet);
+        self.lead_open.iter_mut().for_each(Vec::clear);
         out(Event::Leading {
             epoch,
             since_ms: self.history_since_ms,
             at_ms: self.clock.wall_ms(self.clock.now_ns()),
+        });
+    }
+
+    /// After a lead: keeps the plans whose order the exchange's history reported open, drops
+    /// those reported final, and asks for the symbol's ledger once it is quiet.
+    fn track_open(&mut self, o: &OrderInput, at_ms: u64, out: &mut impl FnMut(Event)) {
+        let symbol = o.symbol();
+        let Some(open) = self.lead_open.get_mut(symbol.index()) else {
+            return;
+        };
+        if self.ledger_wait[symbol.index()] == LedgerWait::No {
+            return;
+        }
+        if let OrderInput::Report(r) = o {
+            if r.status.is_final() {
+                open.retain(|p| *p != r.plan);
+            } else if r.source == ReportSource::History && !open.contains(&r.plan) {
+                open.push(r.plan);
+            }
+        }
+        self.want_ledger(symbol, at_ms, out);
+    }
+
+    /// Emits `LedgerWanted` for `symbol` once, after a lead, when its history is complete and
+    /// no order of ours on it can still fill: from then on its ledger moves no more until the
+    /// base arrives, so the shared ledger read for it is exact.
+    fn want_ledger(&mut self, symbol: SymbolId, at_ms: u64, out: &mut impl FnMut(Event)) {
+        let i = symbol.index();
+        if self.ledger_wait.get(i) != Some(&LedgerWait::Quiet)
+            || self.awaiting_history[i]
+            || !self.lead_open[i].is_empty()
+            || self.orders.iter().any(|o| o.symbol == symbol)
+        {
+            return;
+        }
+        self.ledger_wait[i] = LedgerWait::Base;
+        out(Event::LedgerWanted {
+            symbol,
+            epoch: self.lead_epoch,
+            at_ms,
         });
     }
 
@@ -515,6 +611,7 @@ impl Front {
         if !self.book.view(symbol).is_some_and(|v| v.reconciling)
             || self.awaiting_position.get(symbol.index()) != Some(&false)
             || self.awaiting_history.get(symbol.index()) != Some(&false)
+            || self.ledger_wait.get(symbol.index()) != Some(&LedgerWait::No)
             || self.orders.unknown_on(symbol)
         {
             return;
@@ -634,11 +731,19 @@ impl Front {
             }));
         }
         // A lead whose exchange history had not all arrived keeps waiting for it.
-        if let Some((since, got)) = &state.lead_history {
-            self.history_since_ms = *since;
-            for (i, waiting) in self.awaiting_history.iter_mut().enumerate() {
-                if !got.contains(&(i as u16)) {
-                    *waiting = true;
+        // A lead whose ledger has not all come keeps waiting for it; such a symbol reads the
+        // history again (the exchange adapter sends it to a restarted daemon), which says
+        // again which of our orders on it are open.
+        if let Some(lead) = &state.lead {
+            self.history_since_ms = lead.since_ms;
+            self.lead_epoch = state.epoch;
+            for i in 0..self.awaiting_history.len() {
+                let id = i as u16;
+                if !lead.ledger.contains(&id) {
+                    self.ledger_wait[i] = LedgerWait::Quiet;
+                    self.awaiting_history[i] = true;
+                } else if !lead.history.contains(&id) {
+                    self.awaiting_history[i] = true;
                 }
             }
         }
@@ -755,6 +860,9 @@ impl Engine {
             awaiting_position: vec![false; symbols.len()],
             awaiting_history: vec![false; symbols.len()],
             history_since_ms: 0,
+            lead_epoch: 0,
+            ledger_wait: vec![LedgerWait::No; symbols.len()],
+            lead_open: vec![Vec::new(); symbols.len()],
             sampled: 0,
         };
         Ok(Engine {

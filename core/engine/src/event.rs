@@ -270,6 +270,16 @@ pub enum Event {
     },
     /// The exchange's order history of a symbol was taken.
     OrderHistory(History),
+    /// Failover: `symbol`'s history is complete and no order of ours on it can fill any more;
+    /// it waits for its ledger from the shared ledger (an [`crate::Command::LedgerBase`]).
+    LedgerWanted {
+        /// Symbol.
+        symbol: SymbolId,
+        /// The lead's epoch.
+        epoch: u64,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
     /// Failover: this host took the lead under `epoch`; every symbol waits for the exchange's
     /// history of our orders since `since_ms` (also the request to the exchange adapter).
     Leading {

@@ -41,6 +41,16 @@ pub enum Command {
     },
     /// An operator switch.
     Switch(Switch),
+    /// Failover: the ledger a new leader starts from (the shared ledger, answering its
+    /// `LedgerWanted`).
+    LedgerBase {
+        /// Symbol.
+        symbol: SymbolId,
+        /// Ledger amount.
+        amount: Qty,
+        /// The lead it answers.
+        epoch: u64,
+    },
 }
 
 /// A permit issued outside the core (legacy governor or P3.3 via the Redis bridge).
@@ -132,6 +142,7 @@ impl Input {
             Input::Command(Command::Position { .. }) => Kind::PositionSnapshot,
             Input::Command(Command::SetFilters { .. }) => Kind::SymbolFilters,
             Input::Command(Command::Switch(_)) => Kind::Control,
+            Input::Command(Command::LedgerBase { .. }) => Kind::LedgerBase,
             Input::Permit(ExternalPermit::Gov { .. }) => Kind::GovPermit,
             Input::Permit(ExternalPermit::P33 { .. }) => Kind::P33Permit,
             Input::Order(OrderInput::Sent { .. }) => Kind::OrderSent,

@@ -101,9 +101,22 @@ pub struct State {
     pub ended_capacity: usize,
     /// Failover: the epoch of the last lead this core took (0: never led under a lease).
     pub epoch: u64,
-    /// Failover: since the last lead, the start of the exchange history every symbol waits for
-    /// and the symbols whose history has arrived; `None` when nothing waits.
-    pub lead_history: Option<(u64, BTreeSet<u16>)>,
+    /// Failover: what the last lead still waits for; `None` when this core never led.
+    pub lead: Option<LeadWait>,
+}
+
+/// After a lead (failover), what each symbol has received of what it waits for before it
+/// trades: the exchange's history of our orders, then its ledger from the shared ledger.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LeadWait {
+    /// Start of the exchange history awaited (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// Symbols whose history has arrived.
+    pub history: BTreeSet<u16>,
+    /// Symbols whose ledger was asked for (`LedgerWanted`).
+    pub wanted: BTreeSet<u16>,
+    /// Symbols whose ledger was set after it was asked for.
+    pub ledger: BTreeSet<u16>,
 }
 
 /// Where folding found something it cannot use.
@@ -134,7 +147,7 @@ impl State {
             horizon_ms,
             ended_capacity: ended_capacity.max(1),
             epoch: 0,
-            lead_history: None,
+            lead: None,
         }
     }
 
@@ -204,9 +217,9 @@ impl State {
             Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
             Event::Reconciling { .. } => {}
             Event::OrderHistory(h) => {
-                if let Some((since, got)) = &mut self.lead_history {
-                    if h.since_ms <= *since {
-                        got.insert(h.symbol.0);
+                if let Some(l) = &mut self.lead {
+                    if h.since_ms <= l.since_ms {
+                        l.history.insert(h.symbol.0);
                     }
                 }
             }
@@ -214,7 +227,15 @@ impl State {
                 epoch, since_ms, ..
             } => {
                 self.epoch = epoch;
-                self.lead_history = Some((since_ms, BTreeSet::new()));
+                self.lead = Some(LeadWait {
+                    since_ms,
+                    ..LeadWait::default()
+                });
+            }
+            Event::LedgerWanted { symbol, .. } => {
+                if let Some(l) = &mut self.lead {
+                    l.wanted.insert(symbol.0);
+                }
             }
             Event::OrderRecovered { report: r, at_ms } => {
                 self.remember(r.plan.0, at_ms);
@@ -305,7 +326,14 @@ impl State {
                     o.state = OrderState::Intent;
                 }
             }
-            Event::LedgerSet { symbol, amount, .. } => self.symbol(symbol.0).ledger = amount,
+            Event::LedgerSet { symbol, amount, .. } => {
+                self.symbol(symbol.0).ledger = amount;
+                if let Some(l) = &mut self.lead {
+                    if l.wanted.contains(&symbol.0) {
+                        l.ledger.insert(symbol.0);
+                    }
+                }
+            }
             Event::Position {
                 symbol,
                 amount,
@@ -412,13 +440,15 @@ impl State {
         }
         // The failover trailer (a snapshot without it reads as never led).
         w.u64(self.epoch);
-        match &self.lead_history {
-            Some((since, got)) => {
+        match &self.lead {
+            Some(l) => {
                 w.u8(1);
-                w.u64(*since);
-                w.u64(got.len() as u64);
-                for id in got {
-                    w.u16(*id);
+                w.u64(l.since_ms);
+                for set in [&l.history, &l.wanted, &l.ledger] {
+                    w.u64(set.len() as u64);
+                    for id in set {
+                        w.u16(*id);
+                    }
                 }
             }
             None => w.u8(0),
@@ -562,17 +592,25 @@ impl State {
             ));
         }
         let mut epoch = 0;
-        let mut lead_history = None;
+        let mut lead = None;
         if r.at < b.len() {
             epoch = r.u64()?;
             if r.u8()? != 0 {
-                let since = r.u64()?;
-                let n = r.len()?;
-                let mut got = BTreeSet::new();
-                for _ in 0..n {
-                    got.insert(r.u16()?);
+                let since_ms = r.u64()?;
+                let mut sets = [BTreeSet::new(), BTreeSet::new(), BTreeSet::new()];
+                for set in &mut sets {
+                    let n = r.len()?;
+                    for _ in 0..n {
+                        set.insert(r.u16()?);
+                    }
                 }
-                lead_history = Some((since, got));
+                let [history, wanted, ledger] = sets;
+                lead = Some(LeadWait {
+                    since_ms,
+                    history,
+                    wanted,
+                    ledger,
+                });
             }
         }
         if r.at != b.len() {
@@ -593,7 +631,7 @@ impl State {
             horizon_ms,
             ended_capacity,
             epoch,
-            lead_history,
+            lead,
         })
     }
 }
@@ -925,9 +963,14 @@ mod tests {
         assert_eq!(s.dedupe.iter().map(|d| d.0).collect::<Vec<_>>(), vec![3, 9]);
         let back = State::decode(&s.encode()).unwrap();
         assert_eq!(back, s);
-        // A damaged length or a cut is an error, never a panic.
+        // A damaged length or a cut is an error, never a panic; only a cut exactly before the
+        // failover trailer (epoch, no lead: 9 bytes) reads, as a snapshot written without it.
         let b = s.encode();
         for cut in 0..b.len() {
+            if cut == b.len() - 9 {
+                assert_eq!(State::decode(&b[..cut]).unwrap(), s);
+                continue;
+            }
             assert!(State::decode(&b[..cut]).is_err());
         }
     }

@@ -227,6 +227,11 @@ pub fn input(m: &Message, now_ms: u64, default_ttl_ms: u64) -> Result<Input, Str
             filters: filters_in(f),
         }),
         Message::OrderHistory(h) => Ok(Input::History(history_in(h))),
+        Message::LedgerBase(l) => cmd(Command::LedgerBase {
+            symbol: SymbolId(l.symbol),
+            amount: Qty::from_units(l.amount),
+            epoch: l.epoch,
+        }),
         other => order_input(other)
             .map(Input::Order)
             .ok_or_else(|| format!("{:?} is not an input record", other.kind())),
@@ -292,6 +297,15 @@ pub fn input_out(i: &Input) -> Option<Message> {
             Message::SymbolFilters(filters_out(symbol, &filters))
         }
         Input::Command(Command::Switch(s)) => Message::Control(switch_out(&s)),
+        Input::Command(Command::LedgerBase {
+            symbol,
+            amount,
+            epoch,
+        }) => Message::LedgerBase(wire::LedgerBase {
+            symbol: symbol.0,
+            amount: amount.units(),
+            epoch,
+        }),
         Input::Permit(ExternalPermit::Gov {
             plan,
             allow,
@@ -604,6 +618,15 @@ impl Event {
                 })
             }
             Event::OrderHistory(h) => Message::OrderHistory(history_out(&h)),
+            Event::LedgerWanted {
+                symbol,
+                epoch,
+                at_ms,
+            } => Message::LedgerWanted(wire::LedgerWanted {
+                symbol: symbol.0,
+                epoch,
+                at_ms,
+            }),
             Event::Leading {
                 epoch,
                 since_ms,
@@ -750,6 +773,11 @@ impl Event {
                 at_ms: r.at_ms,
             },
             Message::OrderHistory(h) => Event::OrderHistory(history_in(h)),
+            Message::LedgerWanted(l) => Event::LedgerWanted {
+                symbol: SymbolId(l.symbol),
+                epoch: l.epoch,
+                at_ms: l.at_ms,
+            },
             Message::Leading(l) => Event::Leading {
                 epoch: l.epoch,
                 since_ms: l.since_ms,

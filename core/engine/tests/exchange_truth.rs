@@ -18,10 +18,11 @@ use quantum_core::p33::P33Reason;
 use quantum_core::recovery::State;
 use quantum_core::result::Block;
 use quantum_core::{
-    Action, Clock, Decision, Engine, EngineConfig, Input, Outcome, Plan, PlanId, Side, SymbolId,
+    Action, Clock, Command, Decision, Engine, EngineConfig, Input, Outcome, Plan, PlanId, Side,
+    SymbolId,
 };
-use quantum_ipc::codes::{OrderStatus, RefuseReason, ReportSource};
-use support::{intents, p, q, results, stock, stocked, sym, RING};
+use quantum_ipc::codes::{FailKind, OrderStatus, RefuseReason, ReportSource, UnsentReason};
+use support::{failed, intents, p, q, results, stock, stocked, sym, RING};
 
 const HOUR_MS: u64 = 3_600_000;
 
@@ -298,21 +299,40 @@ fn a_horizon_shorter_than_the_maximum_age_is_refused() {
     assert!(Engine::new(cfg, Clock::new()).is_ok());
 }
 
-/// Failover: a core that takes the lead trades nothing until the exchange's history of every
-/// symbol arrived (the other host may have ordered any plan meanwhile), asks for it with a
-/// journaled `Leading` event, and a restart before all of it arrived keeps waiting for the
-/// rest, through the journal and through a snapshot.
+fn base(symbol: SymbolId, amount: &str, epoch: u64) -> Input {
+    Input::Command(Command::LedgerBase {
+        symbol,
+        amount: q(amount),
+        epoch,
+    })
+}
+
+fn wanted(ev: &[Event]) -> Vec<(SymbolId, u64)> {
+    ev.iter()
+        .filter_map(|x| match x {
+            Event::LedgerWanted { symbol, epoch, .. } => Some((*symbol, *epoch)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Failover: a core that takes the lead trades nothing until, per symbol, the exchange's
+/// history arrived (the other host may have ordered any plan meanwhile) and then its ledger
+/// from the shared ledger, asked for only once no order of ours on it can still fill. The
+/// `Leading` event asks for the history; a restart before all of it arrived keeps waiting for
+/// the rest, through the journal and through a snapshot.
 #[test]
-fn taking_the_lead_waits_for_the_exchange_history_across_a_restart() {
+fn taking_the_lead_waits_for_the_history_and_the_ledger_across_a_restart() {
     let (clock, mock) = Clock::mock();
     mock.increment(Duration::from_secs(48 * 3600));
     let now_ms = clock.wall_ms(clock.now_ns());
     let horizon = config().dedupe_horizon_ms;
     let mut a = stocked(config(), clock.clone());
-    let (btc, eth) = (sym(&a, "BTCUSDT"), sym(&a, "ETHUSDT"));
-    // Trading before the lead.
-    let (o, _) = outcome(&mut a, plan(1, btc));
+    let (btc, eth, sol) = (sym(&a, "BTCUSDT"), sym(&a, "ETHUSDT"), sym(&a, "SOLUSDT"));
+    // Trading before the lead: plan 1's order is still in flight when the lead is taken.
+    let (o, ev) = outcome(&mut a, plan(1, btc));
     assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+    let one = intents(&ev)[0];
 
     let mut journal = feed(&mut a, Input::Lead { epoch: 9 });
     let leading: Vec<_> = journal
@@ -335,14 +355,51 @@ fn taking_the_lead_waits_for_the_exchange_history_across_a_restart() {
         "{o:?}"
     );
     assert!(intents(&ev).is_empty());
-    // The other host ordered plan 3 on BTCUSDT while this one did not lead.
+    // A base before it is asked for is refused.
+    let early = feed(&mut a, base(btc, "0.062", 9));
+    assert!(
+        early
+            .iter()
+            .any(|x| matches!(x, Event::Refused(r) if r.reason == RefuseReason::UnwantedBase)),
+        "{early:?}"
+    );
+    // The other host ordered plan 3 on BTCUSDT (filled) and plan 8 on SOLUSDT (still open).
     journal.extend(feed(
         &mut a,
         history_report(btc, 3, OrderStatus::Filled, "0.015"),
     ));
-    journal.extend(feed(&mut a, history(btc, now_ms - horizon, 1)));
+    let ev = feed(&mut a, history(btc, now_ms - horizon, 1));
+    assert_eq!(
+        wanted(&ev),
+        vec![],
+        "plan 1's order is in flight: BTCUSDT may still fill"
+    );
+    journal.extend(ev);
+    // The bridge did not send it (this host did not lead when it came).
+    journal.extend(feed(
+        &mut a,
+        Input::Order(failed(
+            &one,
+            FailKind::Unsent,
+            UnsentReason::NotLeader.code(),
+        )),
+    ));
+    journal.extend(feed(&mut a, history_report(sol, 8, OrderStatus::New, "0")));
+    let ev = feed(&mut a, history(sol, now_ms - horizon, 1));
+    assert_eq!(
+        wanted(&ev),
+        vec![],
+        "SOLUSDT has an order that may still fill"
+    );
+    journal.extend(ev);
+    assert_eq!(
+        wanted(&journal),
+        vec![(btc, 9)],
+        "BTCUSDT is quiet: its ledger is asked for"
+    );
 
-    // A restart here: BTCUSDT has its history, ETHUSDT and SOLUSDT still wait.
+    // A restart here: BTCUSDT asked for its ledger, SOLUSDT waits for an open order, ETHUSDT
+    // for its history.
     let mut state = State::new(3, horizon, 1024);
     for (n, x) in journal.iter().enumerate() {
         state
@@ -357,27 +414,52 @@ fn taking_the_lead_waits_for_the_exchange_history_across_a_restart() {
         b.restore(&st, &mut |_| {}).unwrap();
         assert_eq!(
             b.front.awaiting_history(),
-            2,
-            "ETHUSDT and SOLUSDT still wait"
+            3,
+            "no symbol has its ledger: each reads the history again"
         );
         for name in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
             stock(&mut b, name, "0.062");
         }
-        let (o, ev) = outcome(&mut b, plan(3, btc));
-        assert_eq!(o, Outcome::Duplicate, "the other host's order is known");
-        assert!(intents(&ev).is_empty());
+        feed(&mut b, history_report(btc, 3, OrderStatus::Filled, "0.015"));
+        let ev = feed(&mut b, history(btc, now_ms - horizon, 1));
+        assert_eq!(wanted(&ev), vec![(btc, 9)]);
         let (o, _) = outcome(&mut b, plan(4, btc));
-        assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
-        let (o, ev) = outcome(&mut b, plan(5, eth));
         assert!(
             matches!(
                 o,
                 Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
             ),
-            "{o:?}"
+            "no trade before the ledger: {o:?}"
         );
+        let ev = feed(&mut b, base(btc, "0.047", 9));
+        assert!(
+            ev.iter().any(|x| matches!(x, Event::LedgerSet { symbol, amount, .. } if *symbol == btc && *amount == q("0.047"))),
+            "{ev:?}"
+        );
+        let (o, ev) = outcome(&mut b, plan(3, btc));
+        assert_eq!(o, Outcome::Duplicate, "the other host's order is known");
         assert!(intents(&ev).is_empty());
-        feed(&mut b, history(eth, now_ms - horizon, 0));
+        // The ledger the base set is the one P3.3 judges with: 0.047 against 0.062 exceeds
+        // the tolerance, so it is stocked again to match before trading.
+        stock(&mut b, "BTCUSDT", "0.047");
+        let (o, _) = outcome(&mut b, plan(5, btc));
+        assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+        // SOLUSDT: its open order ends, then it is quiet.
+        feed(&mut b, history_report(sol, 8, OrderStatus::New, "0"));
+        let ev = feed(&mut b, history(sol, now_ms - horizon, 1));
+        assert_eq!(wanted(&ev), vec![]);
+        let ev = feed(&mut b, history_report(sol, 8, OrderStatus::Filled, "0.5"));
+        assert_eq!(wanted(&ev), vec![(sol, 9)], "{ev:?}");
+        // ETHUSDT: history, then an operator's sync answers as well as the base.
+        let ev = feed(&mut b, history(eth, now_ms - horizon, 0));
+        assert_eq!(wanted(&ev), vec![(eth, 9)]);
+        feed(
+            &mut b,
+            Input::Command(Command::SetLedger {
+                symbol: eth,
+                amount: q("0.062"),
+            }),
+        );
         let (o, _) = outcome(&mut b, plan(6, eth));
         assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
     }
@@ -391,5 +473,5 @@ fn a_snapshot_without_the_failover_trailer_reads_as_never_led() {
     // epoch (8 bytes) + "no lead" (1 byte).
     bytes.truncate(bytes.len() - 9);
     let back = State::decode(&bytes).unwrap();
-    assert_eq!((back.epoch, back.lead_history), (0, None));
+    assert_eq!((back.epoch, back.lead), (0, None));
 }

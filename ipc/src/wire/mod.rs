@@ -41,6 +41,8 @@
 //! | 22 | [`OrderHistory`] | ingress `exchange`, `ctl`; event |
 //! | 23 | [`OrderRecovered`] | event |
 //! | 24 | [`Leading`] | event; egress `orders` |
+//! | 25 | [`LedgerWanted`] | event |
+//! | 26 | [`LedgerBase`] | ingress `plans`, `ctl` |
 //!
 //! "Event" means: the core's engine emitted it; it goes on the `results` ring (and into the
 //! journal) in the order the engine made it. Replaying the events rebuilds the core's state.

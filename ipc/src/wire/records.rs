@@ -635,6 +635,30 @@ records! {
         /// When the core took the lead (ms since the Unix epoch).
         at_ms @ 24: u64 = any,
     }
+
+    /// Event (failover): after taking the lead, the symbol's exchange history is complete and
+    /// no order of ours on it can fill any more; the core waits for its ledger as the shared
+    /// ledger in Redis holds it (a `LedgerBase`) before the symbol trades.
+    LedgerWanted = 25 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// The lead's epoch.
+        epoch @ 8: u64 = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 16: u64 = any,
+    }
+
+    /// Ingress (`plans`, `ctl`), failover: the ledger a new leader starts from, answering its
+    /// `LedgerWanted` (the Redis bridge reads it from the position hash, where every fill of
+    /// ours is booked once whichever host saw it).
+    LedgerBase = 26 {
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// Signed amount.
+        amount @ 8: i64 = amount,
+        /// The lead's epoch it answers.
+        epoch @ 16: u64 = any,
+    }
 }
 
 impl Raw {

@@ -97,9 +97,10 @@ fn group(e: &Event) -> Option<Only> {
         | Event::OrderUnknown { .. }
         | Event::OrderResolved { .. }
         | Event::OrderRecovered { .. } => Only::Orders,
-        Event::Reconciling { .. } | Event::OrderHistory(_) | Event::Leading { .. } => {
-            Only::Positions
-        }
+        Event::Reconciling { .. }
+        | Event::OrderHistory(_)
+        | Event::Leading { .. }
+        | Event::LedgerWanted { .. } => Only::Positions,
         _ => return None,
     })
 }
@@ -400,6 +401,15 @@ pub fn text_event<'n>(
             h.orders,
             h.since_ms,
             h.through_ms
+        ),
+        Event::LedgerWanted {
+            symbol,
+            epoch,
+            at_ms,
+        } => writeln!(
+            out,
+            "ledger_wanted {} epoch={epoch} at_ms={at_ms}",
+            name(symbol.0)
         ),
         Event::Leading {
             epoch,
