@@ -37,7 +37,7 @@
 //! learns from it which plans were already ordered.
 //!
 //! With failover on in the daemon (its counters' gauge `failover.enabled` = 1 when the bridge
-//! attaches; [`failover`]) the bridge also obeys the lease of its host
+//! attaches; [`Failover`]) the bridge also obeys the lease of its host
 //! ([`crate::futures::fence`]): every order is signed with recvWindow = min(`--recv-window-ms`,
 //! `failover.recv_window_ms`), its timestamp taken before the lease is checked, and sent only
 //! while this host may send (waiting out a takeover fence); an intent this host may not send is
