@@ -41,7 +41,10 @@ pub struct BinanceBridgeArgs {
     /// `BINANCE_PRIVATE_KEY_FILE` (Ed25519) or `BINANCE_API_SECRET` (HMAC).
     #[arg(long)]
     pub key_file: Option<PathBuf>,
-    /// recvWindow in ms.
+    /// recvWindow in ms, sent with every signed request (e.g. `--recv-window-ms 800`). With
+    /// failover on in the daemon (`[failover] enabled`), capped by its
+    /// `[failover] recv_window_ms` (1000 by default): orders are then signed with
+    /// min(this, that), so the default gives 1000.
     #[arg(long, default_value_t = 5000)]
     pub recv_window_ms: u64,
     /// positionRisk polling interval in ms (fallback to the user data stream).

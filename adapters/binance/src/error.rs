@@ -138,6 +138,13 @@ pub enum Error {
         #[source]
         last: Box<Error>,
     },
+    /// Not sent: with failover on, this host does not lead the instance (a standby, or a
+    /// leader whose lease deadline passed); see [`crate::futures::fence`].
+    #[error("not sent: this host does not lead (failover lease, last epoch seen {epoch})")]
+    NotLeader {
+        /// The epoch of the lease last read (0 when none could be read).
+        epoch: u64,
+    },
     /// A configuration mistake.
     #[error("{0}")]
     Config(String),

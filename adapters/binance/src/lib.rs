@@ -23,6 +23,8 @@
 //! - quantities are exact decimals on the symbol's step grid, never `f64`, never scientific
 //!   notation;
 //! - every `timestamp` carries the measured server-time offset;
+//! - with a failover fence ([`futures::fence`]), an order request leaves only while this host
+//!   may send by its lease, checked after its timestamp was taken and signed;
 //! - requests stay under the published weight and order limits; after a 429 or 418 nothing is
 //!   sent until the back-off or ban has passed;
 //! - the API key, secrets, private keys, signatures and listenKeys never appear in `Debug`

@@ -9,6 +9,10 @@
 //! - then one `OrderHistory {symbol, orders, since_ms, through_ms}`: the history of the symbol
 //!   from `since_ms` through `through_ms` was complete, and `orders` reports came before it.
 //!
+//! With failover, the same read is the answer to a `Leading {epoch, since_ms, at_ms}` record on
+//! `orders` (the core's host took the lead): every symbol's history from `since_ms` on, reported
+//! the same way ([`Since::At`]).
+//!
 //! Orders of other client ids (manual ones, the exchange's liquidations) are skipped and
 //! counted. A query that fails is tried again after a pause that doubles up to 30 s, from the
 //! page it failed on; `OrderHistory` is never sent for a symbol whose history was not read to
@@ -44,16 +48,26 @@ impl Default for HistoryConfig {
     }
 }
 
+/// Where a history read starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Since {
+    /// [`HistoryConfig::horizon`] back from the server's now (an attach).
+    Horizon,
+    /// At this instant (ms since the Unix epoch; the core's `Leading` request), never later
+    /// than the server's now; 0 (no instant given) reads as [`Since::Horizon`].
+    At(u64),
+}
+
 /// A task aborted when this is dropped: a recovery in progress ends with the task that owns
 /// it (a new attach, or the bridge stopping).
 pub(super) struct Recovery(tokio::task::JoinHandle<()>);
 
 impl Recovery {
-    /// Starts reading and reporting the history of every directory symbol.
-    pub(super) fn start(ctx: Arc<Ctx>, cfg: HistoryConfig) -> Recovery {
+    /// Starts reading and reporting the history of every directory symbol from `since`.
+    pub(super) fn start(ctx: Arc<Ctx>, cfg: HistoryConfig, since: Since) -> Recovery {
         Recovery(tokio::spawn(async move {
             for (id, name) in ctx.symbols.iter() {
-                recover_symbol(&ctx, cfg, id, name).await;
+                recover_symbol(&ctx, cfg, since, id, name).await;
             }
         }))
     }
@@ -73,9 +87,12 @@ struct Tally {
 }
 
 /// Reads `name`'s history to the end (retrying failed queries) and reports it.
-async fn recover_symbol(ctx: &Ctx, cfg: HistoryConfig, id: u16, name: &str) {
+async fn recover_symbol(ctx: &Ctx, cfg: HistoryConfig, since: Since, id: u16, name: &str) {
     let through = ctx.client.clock().now_ms();
-    let since = through.saturating_sub(cfg.horizon.as_millis() as i64);
+    let since = match since {
+        Since::Horizon | Since::At(0) => through.saturating_sub(cfg.horizon.as_millis() as i64),
+        Since::At(ms) => i64::try_from(ms).unwrap_or(i64::MAX).min(through),
+    };
     let mut fetch = HistoryFetch::new(name, since, through, cfg.page_limit);
     let mut pause = Duration::from_millis(200);
     while !fetch.is_done() {

@@ -1,6 +1,6 @@
 //! The ring ends of the bridge, each on its own thread (ring calls back off by spinning and
-//! sleeping, which must not block the async runtime): a reader taking `OrderIntent`s from
-//! `orders`, and a writer putting records on `exchange`. A full `exchange` ring is waited on,
+//! sleeping, which must not block the async runtime): a reader taking `OrderIntent`s and
+//! `Leading` requests from `orders`, and a writer putting records on `exchange`. A full `exchange` ring is waited on,
 //! never dropped from.
 //!
 //! Both ends follow the daemon across restarts: twice a second each checks whether the name of
@@ -203,11 +203,21 @@ impl Out {
     }
 }
 
+/// What the core asks of the bridge on `orders`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inbound {
+    /// Send this order.
+    Intent(wire::OrderIntent),
+    /// The core's host took the lead (failover): read every symbol's order history since
+    /// `since_ms` now.
+    Leading(wire::Leading),
+}
+
 /// Opens `orders`, claims its consumer side, and starts the reader thread feeding `tx`.
 pub async fn start_reader(
     instance: &str,
     timeout: Duration,
-    tx: mpsc::Sender<wire::OrderIntent>,
+    tx: mpsc::Sender<Inbound>,
     notify: Reattached,
 ) -> anyhow::Result<Worker> {
     let ring = open_ring(instance, ORDERS_RING, timeout).await?;
@@ -240,20 +250,22 @@ pub async fn start_reader(
                 let Some(rec) = consumer.pop(Duration::from_millis(50)) else {
                     continue;
                 };
-                match Message::decode(&rec, &limits) {
-                    Ok(Message::OrderIntent(i)) => {
-                        if tx.blocking_send(i).is_err() {
-                            break;
-                        }
-                    }
+                let inbound = match Message::decode(&rec, &limits) {
+                    Ok(Message::OrderIntent(i)) => Inbound::Intent(i),
+                    Ok(Message::Leading(l)) => Inbound::Leading(l),
                     Ok(other) => {
                         consumer.report_invalid();
-                        tracing::warn!(kind = ?other.kind(), "orders ring carried a record that is not an OrderIntent; skipped");
+                        tracing::warn!(kind = ?other.kind(), "orders ring carried a record that is neither an OrderIntent nor a Leading; skipped");
+                        continue;
                     }
                     Err(e) => {
                         consumer.report_invalid();
                         tracing::warn!(error = %e, "invalid record on the orders ring; skipped");
+                        continue;
                     }
+                };
+                if tx.blocking_send(inbound).is_err() {
+                    break;
                 }
             }
         })?;

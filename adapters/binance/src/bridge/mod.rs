@@ -36,9 +36,20 @@
 //! then an `OrderHistory` says the symbol's history is complete. A core that lost its journal
 //! learns from it which plans were already ordered.
 //!
+//! With failover on in the daemon (its counters' gauge `failover.enabled` = 1 when the bridge
+//! attaches; [`Failover`]) the bridge also obeys the lease of its host
+//! ([`crate::futures::fence`]): every order is signed with recvWindow = min(`--recv-window-ms`,
+//! `failover.recv_window_ms`), its timestamp taken before the lease is checked, and sent only
+//! while this host may send (waiting out a takeover fence); an intent this host may not send is
+//! answered `OrderFailed` kind `unsent` reason `not_leader`, and is not remembered as the
+//! plan's end (the same plan may be sent once this host leads). A `Leading` record on `orders`
+//! (the core's host took the lead) is answered with every symbol's order history since its
+//! `since_ms`, as at an attach. With failover off, none of this applies.
+//!
 //! The rings are created by the core daemon (`quantum run`); the bridge takes the consumer side
 //! of `orders` and the producer side of `exchange`.
 
+mod failover;
 mod history;
 mod io;
 mod symbols;
@@ -59,11 +70,13 @@ use tokio::sync::mpsc;
 use crate::common::sign::Credentials;
 use crate::config::ClientConfig;
 use crate::futures::client::{FuturesClient, Transport};
+use crate::futures::fence::{Fence, Verdict};
 use crate::futures::models::{NewOrder, Order, Side};
 use crate::futures::outcome::{FoundBy, Pending, Placement, Resolution, SentAt};
 use crate::futures::trades::TradeTally;
 use crate::futures::user_stream::{OrderUpdate, TradeLite, UserEvent, UserStream};
 
+pub use failover::Failover;
 pub use history::HistoryConfig;
 pub use io::{EXCHANGE_RING, ORDERS_RING};
 
@@ -165,7 +178,10 @@ pub async fn run(
     creds: Credentials,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
+    let mut cfg = cfg;
     let symbols = SymbolDirectory::attach(&cfg.instance, cfg.attach_timeout).await?;
+    let failover = Failover::read(&cfg.instance)?;
+    cfg.client.recv_window_ms = Failover::recv_window(failover.as_ref(), cfg.client.recv_window_ms);
     let reattached = io::Reattached::default();
     let (out, writer) =
         io::Out::start(&cfg.instance, cfg.attach_timeout, reattached.clone()).await?;
@@ -177,7 +193,10 @@ pub async fn run(
         reattached.clone(),
     )
     .await?;
-    let client = FuturesClient::connect(cfg.client.clone(), creds).await?;
+    let mut client = FuturesClient::connect(cfg.client.clone(), creds).await?;
+    if failover.is_some() {
+        client = client.with_fence(Arc::new(Fence::new(&cfg.instance)));
+    }
     let ctx = Arc::new(Ctx {
         client,
         symbols,
@@ -189,7 +208,18 @@ pub async fn run(
         finals: Mutex::new(FifoMap::new(SENT_MEMORY)),
         transport: cfg.transport,
     });
-    tracing::info!(instance = %cfg.instance, symbols = ctx.symbols.len(), "binance bridge attached");
+    tracing::info!(
+        instance = %cfg.instance, symbols = ctx.symbols.len(),
+        recv_window_ms = cfg.client.recv_window_ms, failover = failover.is_some(),
+        "binance bridge attached"
+    );
+    if failover.is_some() {
+        tracing::info!(
+            instance = %cfg.instance, recv_window_ms = cfg.client.recv_window_ms,
+            "failover on: every order is signed with this recvWindow and sent only while this host leads (lease {})",
+            quantum_ipc::lease::LEASE_SEGMENT
+        );
+    }
     send_filters(&ctx);
     if let Err(e) = poll_positions(&ctx).await {
         tracing::warn!(error = %e, "initial positionRisk failed; the poller will retry");
@@ -201,11 +231,34 @@ pub async fn run(
         cfg.poll_interval,
         cfg.time_sync_interval,
     ));
-    tasks.spawn(resync_on_reattach(ctx.clone(), reattached, cfg.history));
+    let (leading_tx, leading) = mpsc::unbounded_channel();
+    tasks.spawn(resync_on_reattach(
+        ctx.clone(),
+        reattached,
+        leading,
+        cfg.history,
+        failover,
+        cfg.instance.clone(),
+    ));
     let orders = async {
-        while let Some(intent) = intents.recv().await {
-            let ctx = ctx.clone();
-            tokio::spawn(async move { handle_intent(&ctx, intent).await });
+        while let Some(inbound) = intents.recv().await {
+            match inbound {
+                io::Inbound::Intent(intent) => {
+                    let ctx = ctx.clone();
+                    tokio::spawn(async move { handle_intent(&ctx, intent).await });
+                }
+                io::Inbound::Leading(l) => {
+                    tracing::info!(
+                        epoch = l.epoch, since_ms = l.since_ms, at_ms = l.at_ms,
+                        "the core's host took the lead: reading every symbol's order history since since_ms"
+                    );
+                    if leading_tx.send(l).is_err() {
+                        tracing::error!(
+                            "the history task stopped; the lead's history request is not answered"
+                        );
+                    }
+                }
+            }
         }
     };
     tokio::select! {
@@ -314,18 +367,45 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
 /// Reads the order history for the core that is attached now, and again for each restarted
 /// daemon. A restarted daemon knows nothing the bridge sent its predecessor: filters and
 /// positions go again at once (every symbol reconciles until a fresh position arrives), then
-/// the history, read anew (a read still running for the previous daemon is dropped).
-async fn resync_on_reattach(ctx: Arc<Ctx>, reattached: io::Reattached, h: HistoryConfig) {
-    let mut _recovery = history::Recovery::start(ctx.clone(), h);
+/// the history, read anew (a read still running for the previous daemon is dropped). Each
+/// `Leading` request of the core gets a read from its `since_ms` (a newer request replaces a
+/// read still running for an older one; an attach's read goes on beside it).
+async fn resync_on_reattach(
+    ctx: Arc<Ctx>,
+    reattached: io::Reattached,
+    mut leading: mpsc::UnboundedReceiver<wire::Leading>,
+    h: HistoryConfig,
+    failover: Option<Failover>,
+    instance: String,
+) {
+    use history::{Recovery, Since};
+    let mut _recovery = Recovery::start(ctx.clone(), h, Since::Horizon);
+    let mut _lead: Option<Recovery> = None;
     loop {
-        reattached.notified().await;
-        send_filters(&ctx);
-        if let Err(e) = poll_positions(&ctx).await {
-            tracing::warn!(error = %e, "positionRisk after re-attaching failed; the poller will retry");
+        tokio::select! {
+            _ = reattached.notified() => {
+                send_filters(&ctx);
+                if let Err(e) = poll_positions(&ctx).await {
+                    tracing::warn!(error = %e, "positionRisk after re-attaching failed; the poller will retry");
+                }
+                match Failover::read(&instance) {
+                    Ok(now) if now.is_some() != failover.is_some() => tracing::error!(
+                        started = failover.is_some(), now = now.is_some(),
+                        "the restarted daemon's failover setting differs from the one this bridge attached with: restart the bridge"
+                    ),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "cannot read the restarted daemon's failover settings"),
+                }
+                // The reads for the previous daemon end first; this daemon gets one of its own.
+                drop(_recovery);
+                _lead = None;
+                _recovery = Recovery::start(ctx.clone(), h, Since::Horizon);
+            }
+            Some(l) = leading.recv() => {
+                _lead = None;
+                _lead = Some(Recovery::start(ctx.clone(), h, Since::At(l.since_ms)));
+            }
         }
-        // The read for the previous daemon ends first; this daemon gets one of its own.
-        drop(_recovery);
-        _recovery = history::Recovery::start(ctx.clone(), h);
     }
 }
 
@@ -537,24 +617,45 @@ fn now_ms(ctx: &Ctx) -> u64 {
     ctx.client.clock().now_ms().max(0) as u64
 }
 
+fn failure(
+    ctx: &Ctx,
+    i: &wire::OrderIntent,
+    kind: FailKind,
+    reason: u16,
+    exchange_code: i64,
+) -> Message {
+    Message::OrderFailed(wire::OrderFailed {
+        kind,
+        symbol: i.symbol,
+        reason,
+        plan_id: i.plan_id,
+        exchange_code: exchange_code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
+        at_ms: now_ms(ctx),
+    })
+}
+
 /// Sends an `OrderFailed`.
 fn failed(ctx: &Ctx, i: &wire::OrderIntent, kind: FailKind, reason: u16, exchange_code: i64) {
-    send_report(
-        ctx,
-        Message::OrderFailed(wire::OrderFailed {
-            kind,
-            symbol: i.symbol,
-            reason,
-            plan_id: i.plan_id,
-            exchange_code: exchange_code.clamp(i32::MIN.into(), i32::MAX.into()) as i32,
-            at_ms: now_ms(ctx),
-        }),
-    );
+    send_report(ctx, failure(ctx, i, kind, reason, exchange_code));
 }
 
 fn unsent(ctx: &Ctx, i: &wire::OrderIntent, why: UnsentReason) {
     tracing::warn!(plan = %PlanId(i.plan_id), reason = %why, "intent not sent");
     failed(ctx, i, FailKind::Unsent, why.code(), 0);
+}
+
+/// This host may not send (failover): `unsent` / `not_leader`. Not remembered as the plan's
+/// end, since the refusal is about this host's role, not the plan: once the host leads, the
+/// plan offered again is sent. The fence logs one line per run of refusals; this one is debug.
+fn not_leader(ctx: &Ctx, i: &wire::OrderIntent) {
+    tracing::debug!(plan = %PlanId(i.plan_id), "intent not sent: this host does not lead");
+    ctx.out.send(failure(
+        ctx,
+        i,
+        FailKind::Unsent,
+        UnsentReason::NotLeader.code(),
+        0,
+    ));
 }
 
 /// Marks `plan` busy for the life of the guard; waits while another task has it.
@@ -668,8 +769,15 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
             return;
         }
     }
+    // Failover: an intent this host may not send gets no `OrderSent`. The fence itself is
+    // checked again after the order is signed, right before it leaves.
+    if let Some(f) = ctx.client.fence() {
+        if matches!(f.check_now(), Verdict::Refuse(_)) {
+            return not_leader(ctx, &i);
+        }
+    }
     let max_sends = ctx.client.config().resolve.max_sends.max(1);
-    for _ in 0..max_sends {
+    for attempt in 0..max_sends {
         ctx.sent.lock().insert(i.plan_id);
         ctx.out.send(Message::OrderSent(wire::OrderSent {
             symbol: i.symbol,
@@ -681,6 +789,13 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
             Placement::Placed(o) => {
                 failpoint::hit(Point::OrderPlaced);
                 return report_order(ctx, &i, &o, ReportSource::Answer);
+            }
+            Placement::Rejected(crate::Error::NotLeader { .. }) => {
+                // Refused by the fence before anything left: this attempt sent nothing.
+                if attempt == 0 && !sent_before {
+                    ctx.sent.lock().remove(&i.plan_id);
+                }
+                return not_leader(ctx, &i);
             }
             Placement::Rejected(e) => {
                 let reason = e.reject_reason();

@@ -37,6 +37,7 @@ use crate::common::time::ServerClock;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
 use crate::futures::confirmations::Confirmations;
+use crate::futures::fence::Fence;
 use crate::futures::http::HttpClient;
 use crate::futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion, Side};
 use crate::futures::outcome::{
@@ -64,6 +65,7 @@ pub struct FuturesClient {
     ws: WsApiClient,
     filters: Arc<RwLock<HashMap<String, SymbolFilters>>>,
     confirmations: Confirmations,
+    fence: Option<Arc<Fence>>,
 }
 
 impl FuturesClient {
@@ -81,6 +83,7 @@ impl FuturesClient {
             ws,
             filters: Arc::default(),
             confirmations: Confirmations::default(),
+            fence: None,
         })
     }
 
@@ -90,6 +93,21 @@ impl FuturesClient {
         c.http.sync_time().await?;
         c.load_filters().await?;
         Ok(c)
+    }
+
+    /// Fences every order this client sends, over REST and the WebSocket API alike, by the
+    /// failover lease ([`crate::futures::fence`]): an order leaves only while this host may
+    /// send. Lookups, positions and the history are not fenced.
+    pub fn with_fence(mut self, fence: Arc<Fence>) -> FuturesClient {
+        self.http.set_fence(fence.clone());
+        self.ws.set_fence(fence.clone());
+        self.fence = Some(fence);
+        self
+    }
+
+    /// The fence of [`FuturesClient::with_fence`], if any.
+    pub fn fence(&self) -> Option<&Arc<Fence>> {
+        self.fence.as_ref()
     }
 
     /// The REST client.

@@ -18,6 +18,7 @@ use crate::common::sign::{encode_params, encode_value, Credentials};
 use crate::common::time::{local_ms, ServerClock};
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::futures::fence::{self, Fence};
 use crate::futures::models::{MarkPrice, NewOrder, Order, PositionRisk, PositionRiskVersion};
 
 /// How a request is authenticated.
@@ -54,6 +55,8 @@ pub struct HttpClient {
     limiter: Arc<RateLimiter>,
     recv_window_ms: u64,
     stats: Arc<HttpStats>,
+    /// With failover on: every order request passes it ([`fence::stamped`]).
+    fence: Option<Arc<Fence>>,
 }
 
 fn header_u32(h: &HeaderMap, name: &str) -> Option<u32> {
@@ -85,6 +88,7 @@ impl HttpClient {
             limiter,
             recv_window_ms: cfg.recv_window_ms,
             stats: Arc::default(),
+            fence: None,
         })
     }
 
@@ -101,6 +105,11 @@ impl HttpClient {
     /// Counters.
     pub fn stats(&self) -> &HttpStats {
         &self.stats
+    }
+
+    /// Fences every order request of this client (and of its clones made after).
+    pub(crate) fn set_fence(&mut self, fence: Arc<Fence>) {
+        self.fence = Some(fence);
     }
 
     async fn admit(&self, weight: u32, order: bool) -> Result<()> {
@@ -128,26 +137,15 @@ impl HttpClient {
         &self,
         method: Method,
         path: &'static str,
-        mut params: Vec<(&'static str, String)>,
+        params: Vec<(&'static str, String)>,
         auth: Auth,
         weight: u32,
         order: bool,
     ) -> Result<Value> {
         self.admit(weight, order).await?;
-        if auth == Auth::Signed {
-            params.push(("recvWindow", self.recv_window_ms.to_string()));
-            params.push(("timestamp", self.clock.now_ms().to_string()));
-        }
-        let mut payload = encode_params(&params);
-        if auth == Auth::Signed {
-            // Hex (HMAC) needs no escaping; base64 (Ed25519) does: '+', '/', '='.
-            let sig = encode_value(&self.creds.sign(&payload));
-            if !payload.is_empty() {
-                payload.push('&');
-            }
-            payload.push_str("signature=");
-            payload.push_str(&sig);
-        }
+        // Order requests pass the failover fence after they are signed, right before they
+        // leave; the others (lookups, positions, history) go in any role.
+        let fence = if order { self.fence.as_deref() } else { None };
         let method_name: &'static str = match method {
             Method::GET => "GET",
             Method::POST => "POST",
@@ -155,21 +153,10 @@ impl HttpClient {
             Method::DELETE => "DELETE",
             _ => "OTHER",
         };
-        let url = format!("{}{path}", self.base);
-        let mut rb = if method == Method::POST && !payload.is_empty() {
-            self.http
-                .request(method, url)
-                .header("Content-Type", "application/x-www-form-urlencoded")
-                .body(payload)
-        } else if payload.is_empty() {
-            self.http.request(method, url)
-        } else {
-            self.http
-                .request(method, format!("{}{path}?{payload}", self.base))
-        };
-        if auth != Auth::None {
-            rb = rb.header("X-MBX-APIKEY", self.creds.api_key());
-        }
+        let rb = fence::stamped(fence, &self.clock, |timestamp| {
+            self.build(&method, path, &params, auth, timestamp)
+        })
+        .await?;
         self.stats.sent.fetch_add(1, Ordering::Relaxed);
         // The path only: the query and body carry the signature.
         tracing::debug!(method = method_name, path, "REST request");
@@ -224,6 +211,48 @@ impl HttpClient {
             _ => {}
         }
         Err(Error::Api(ApiError::new(status, code, msg)))
+    }
+
+    /// The request, signed with `timestamp` when `auth` says so.
+    fn build(
+        &self,
+        method: &Method,
+        path: &'static str,
+        params: &[(&'static str, String)],
+        auth: Auth,
+        timestamp: i64,
+    ) -> reqwest::RequestBuilder {
+        let mut params = params.to_vec();
+        if auth == Auth::Signed {
+            params.push(("recvWindow", self.recv_window_ms.to_string()));
+            params.push(("timestamp", timestamp.to_string()));
+        }
+        let mut payload = encode_params(&params);
+        if auth == Auth::Signed {
+            // Hex (HMAC) needs no escaping; base64 (Ed25519) does: '+', '/', '='.
+            let sig = encode_value(&self.creds.sign(&payload));
+            if !payload.is_empty() {
+                payload.push('&');
+            }
+            payload.push_str("signature=");
+            payload.push_str(&sig);
+        }
+        let url = format!("{}{path}", self.base);
+        let mut rb = if *method == Method::POST && !payload.is_empty() {
+            self.http
+                .request(method.clone(), url)
+                .header("Content-Type", "application/x-www-form-urlencoded")
+                .body(payload)
+        } else if payload.is_empty() {
+            self.http.request(method.clone(), url)
+        } else {
+            self.http
+                .request(method.clone(), format!("{url}?{payload}"))
+        };
+        if auth != Auth::None {
+            rb = rb.header("X-MBX-APIKEY", self.creds.api_key());
+        }
+        rb
     }
 
     /// `GET /fapi/v1/time`; sets the clock offset and returns it.

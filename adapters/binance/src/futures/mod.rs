@@ -2,10 +2,12 @@
 //! ([`user_stream`]) and its fills counted once ([`trades`]), their typed answers
 //! ([`models`]), who created an order ([`origin`]), the account's order history ([`history`]),
 //! and the order path that never sends an order twice ([`client`], in the vocabulary of
-//! [`outcome`], helped by the user stream's [`confirmations`]).
+//! [`outcome`], helped by the user stream's [`confirmations`]), fenced by the failover lease
+//! ([`fence`]).
 
 pub mod client;
 pub mod confirmations;
+pub mod fence;
 pub mod history;
 pub mod http;
 pub mod models;

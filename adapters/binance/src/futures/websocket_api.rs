@@ -27,6 +27,7 @@ use crate::common::sign::{ws_payload, Credentials, KeyKind};
 use crate::common::time::ServerClock;
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::futures::fence::{self, Fence};
 use crate::futures::models::{NewOrder, Order};
 
 type Waiters = Arc<Mutex<HashMap<u64, oneshot::Sender<Result<Value>>>>>;
@@ -59,6 +60,8 @@ pub struct WsApiClient {
     timeout: Duration,
     next_id: Arc<AtomicU64>,
     conn: Arc<tokio::sync::Mutex<Option<Conn>>>,
+    /// With failover on: every order request passes it ([`fence::stamped`]).
+    fence: Option<Arc<Fence>>,
 }
 
 impl WsApiClient {
@@ -79,7 +82,13 @@ impl WsApiClient {
             timeout: cfg.request_timeout,
             next_id: Arc::new(AtomicU64::new(1)),
             conn: Arc::default(),
+            fence: None,
         })
+    }
+
+    /// Fences every order request of this client (and of its clones made after).
+    pub(crate) fn set_fence(&mut self, fence: Arc<Fence>) {
+        self.fence = Some(fence);
     }
 
     /// Opens the connection (and logs the session on, with an Ed25519 key) now if it is not
@@ -147,7 +156,7 @@ impl WsApiClient {
         };
         if self.creds.kind() == KeyKind::Ed25519 {
             // Nothing else goes out on this connection before the session is logged on.
-            let params = self.signed(Vec::new(), false);
+            let params = self.signed(&[], false, self.clock.now_ms());
             if let Err(e) = self.send(&link, "session.logon", params).await {
                 let _ = tx.send(Message::Close(None));
                 return Err(Error::SessionLogon {
@@ -168,14 +177,21 @@ impl WsApiClient {
 
     /// `params` with `recvWindow` and `timestamp`, and unless the session is logged on,
     /// `apiKey` and the signature.
-    fn signed(&self, params: Vec<(&'static str, String)>, logged_on: bool) -> Map<String, Value> {
-        let mut p: Vec<(String, String)> =
-            params.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+    fn signed(
+        &self,
+        params: &[(&'static str, String)],
+        logged_on: bool,
+        timestamp: i64,
+    ) -> Map<String, Value> {
+        let mut p: Vec<(String, String)> = params
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), v.clone()))
+            .collect();
         if !logged_on {
             p.push(("apiKey".into(), self.creds.api_key().to_owned()));
         }
         p.push(("recvWindow".into(), self.recv_window_ms.to_string()));
-        p.push(("timestamp".into(), self.clock.now_ms().to_string()));
+        p.push(("timestamp".into(), timestamp.to_string()));
         let signature = (!logged_on).then(|| self.creds.sign(&ws_payload(&p)));
         let mut obj = Map::new();
         for (k, v) in p {
@@ -233,7 +249,13 @@ impl WsApiClient {
             }
         }
         let link = self.link().await?;
-        let params = self.signed(params, link.logged_on);
+        // Order requests pass the failover fence after they are signed (and after the
+        // connection is up), right before they leave; the others go in any role.
+        let fence = if order { self.fence.as_deref() } else { None };
+        let params = fence::stamped(fence, &self.clock, |timestamp| {
+            self.signed(&params, link.logged_on, timestamp)
+        })
+        .await?;
         self.send(&link, method, params).await
     }
 
