@@ -59,6 +59,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod inflight;
+pub mod lease;
 pub mod ledger;
 pub mod legacy;
 pub mod notify;

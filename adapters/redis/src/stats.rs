@@ -102,6 +102,18 @@ counters! {
     redis_connects,
     /// Sessions with a core daemon (1 + daemon restarts seen).
     sessions,
+    /// Failover: result and ledger writes refused by the fence (another host's epoch).
+    writes_fenced,
+    /// Failover: results of this host's core not written because this host did not lead
+    /// (the leader writes them; their entries stay pending for it).
+    results_not_leading,
+    /// Failover: entries read while this host could not act, left pending (not pushed).
+    plans_not_acting,
+    /// Failover: times this host stepped down (lost the lease, fenced, Redis unreachable).
+    lease_stepped_down,
+    /// Failover: the last takeover this host measured, from the old lease's end to its first
+    /// result entry (ms; a value, not a count).
+    takeover_ms,
 }
 
 impl Stats {
