@@ -341,14 +341,19 @@ impl LeaseHandle {
         l.leads(boot_ns()).then_some(l.epoch)
     }
 
+    /// The epoch this host may send under now ([`Lease::may_send`]).
+    pub fn may_send(&self) -> Option<u64> {
+        let l = self.rx.borrow();
+        l.may_send(boot_ns()).then_some(l.epoch)
+    }
+
     /// The epoch this host may claim plan entries under now: [`Lease::may_send`] and no
     /// planned hand-over draining.
     pub fn acting(&self) -> Option<u64> {
         if self.shared.draining.load(FLAG) {
             return None;
         }
-        let l = self.rx.borrow();
-        l.may_send(boot_ns()).then_some(l.epoch)
+        self.may_send()
     }
 
     /// Waits until this host may claim ([`LeaseHandle::acting`]); its epoch.

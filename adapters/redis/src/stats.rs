@@ -124,6 +124,13 @@ impl Stats {
         c.fetch_add(n, Ordering::Relaxed);
     }
 
+    /// Sets the value `c` (a gauge such as `takeover_ms`) to `v`.
+    #[inline]
+    pub fn set(c: &AtomicU64, v: u64) {
+        // Relaxed: see `snapshot`.
+        c.store(v, Ordering::Relaxed);
+    }
+
     /// Adds one to `c`.
     #[inline]
     pub fn inc(c: &AtomicU64) {
