@@ -10,7 +10,7 @@
 //! over (`quantum ctl lease --instance NAME release`).
 
 use std::future::Future;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
@@ -48,21 +48,10 @@ pub async fn run(
         permits_from = ?cfg.permits_from,
         "starting the Redis bridge"
     );
-    let lease_slot: Arc<OnceLock<LeaseHandle>> = Arc::default();
-    tokio::spawn(on_sigusr1(lease_slot.clone()));
     let mut running: Option<lease::Running> = None;
     // The lease task stops after the sessions (whether they stopped or failed).
     let (lease_stop_tx, lease_stop) = watch::channel(false);
-    let r = serve(
-        &cfg,
-        &mut redis,
-        &stats,
-        &stop,
-        &lease_stop,
-        &lease_slot,
-        &mut running,
-    )
-    .await;
+    let r = serve(&cfg, &mut redis, &stats, &stop, &lease_stop, &mut running).await;
     if let Some(run) = running {
         // It gives the lease up when it sees the stop; wait for that (bounded).
         let _ = lease_stop_tx.send(true);
@@ -77,7 +66,6 @@ async fn serve(
     stats: &Arc<Stats>,
     stop: &watch::Receiver<bool>,
     lease_stop: &watch::Receiver<bool>,
-    lease_slot: &OnceLock<LeaseHandle>,
     running: &mut Option<lease::Running>,
 ) -> Result<()> {
     let mut first = true;
@@ -102,7 +90,7 @@ async fn serve(
                     stats.clone(),
                     lease_stop.clone(),
                 )?;
-                let _ = lease_slot.set(run.handle.clone());
+                tokio::spawn(on_sigusr1(run.handle.clone()));
                 *running = Some(run);
             }
         } else if link.failover.is_some() != running.is_some() {
@@ -128,8 +116,8 @@ async fn serve(
     }
 }
 
-/// SIGUSR1: hands the failover lease over (the bridge keeps running as a standby).
-async fn on_sigusr1(lease: Arc<OnceLock<LeaseHandle>>) {
+/// SIGUSR1 (failover only): hands the lease over; the bridge keeps running as a standby.
+async fn on_sigusr1(lease: LeaseHandle) {
     use tokio::signal::unix::{signal, SignalKind};
     let mut usr1 = match signal(SignalKind::user_defined1()) {
         Ok(s) => s,
@@ -139,13 +127,8 @@ async fn on_sigusr1(lease: Arc<OnceLock<LeaseHandle>>) {
         }
     };
     while usr1.recv().await.is_some() {
-        match lease.get() {
-            Some(h) => {
-                tracing::info!("SIGUSR1: handing the lease over");
-                h.release();
-            }
-            None => tracing::info!("SIGUSR1: failover is off; nothing to release"),
-        }
+        tracing::info!("SIGUSR1: handing the lease over");
+        lease.release();
     }
 }
 
