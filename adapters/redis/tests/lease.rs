@@ -429,3 +429,109 @@ fn a_fenced_write_lands_nothing_and_an_entry_is_acknowledged_only_with_its_resul
     assert_eq!(pending(&mut c), 0);
     assert_eq!(c.xlen::<_, u64>(RESULT_STREAM).unwrap(), 1);
 }
+
+/// The plan stream reader of a host that may not act issues no read or claim (its consumer
+/// does not even exist in the group); once the host leads past its fence it claims every
+/// entry pending for the other consumers at once, and reads the new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_reads_nothing_and_a_new_leader_claims_everything_pending() {
+    use quantum_redis::stream::{Read, Reader};
+    use std::collections::BTreeSet;
+    use std::sync::Arc;
+
+    let server = RedisServer::start();
+    let mut c = server.conn();
+    let _: () = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(PLAN_STREAM)
+        .arg(GROUP)
+        .arg("0")
+        .arg("MKSTREAM")
+        .query(&mut c)
+        .unwrap();
+    let mut ids = BTreeSet::new();
+    for plan in 1..=2u64 {
+        ids.insert(read_one(&mut c, plan)); // pending for the other host's consumer
+    }
+    let fresh: String = c
+        .xadd(PLAN_STREAM, "*", &[("plan_id", "0000000000000003")])
+        .unwrap();
+    ids.insert(fresh);
+
+    let s = Settings {
+        ttl_ms: 400,
+        renew_ms: 100,
+        drift_ms: 50,
+        recv_window_ms: 100,
+        clock_error_ms: 50,
+    };
+    let lease_name = unique("reader");
+    // The other host holds the lease for a while.
+    let _: () = redis::cmd("SET")
+        .arg(lease::lease_key(&lease_name))
+        .arg("host-b 1")
+        .arg("PX")
+        .arg(800)
+        .query(&mut c)
+        .unwrap();
+    let _: () = c.set(lease::epoch_key(&lease_name), 1).unwrap();
+    let instance = unique("lease-reader");
+    let _daemon = Daemon::start(&instance, &s);
+    let (stop_tx, stop) = watch::channel(false);
+    let run = lease::start(
+        lease::Names {
+            instance: instance.clone(),
+            lease: lease_name.clone(),
+            host: "host-a".into(),
+        },
+        s,
+        server.client(),
+        Arc::new(Stats::default()),
+        stop,
+    )
+    .unwrap();
+    let consumer = "bridge-i@host-a";
+    let cfg = quantum_redis::BridgeConfig::new(&instance, &server.url());
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+    let reader = tokio::spawn(Reader::new(&cfg, consumer, Some(run.handle.clone())).run(
+        server.client(),
+        Arc::new(tokio::sync::Semaphore::new(64)),
+        tx,
+        Arc::new(Stats::default()),
+    ));
+
+    // Standing by: nothing read, no command as this consumer.
+    let r = tokio::time::timeout(Duration::from_millis(500), rx.recv()).await;
+    assert!(r.is_err(), "a standby read entries: {r:?}");
+    assert!(run.handle.acting().is_none());
+    let consumers: redis::streams::StreamInfoConsumersReply =
+        c.xinfo_consumers(PLAN_STREAM, GROUP).unwrap();
+    assert!(
+        consumers.consumers.iter().all(|x| x.name != consumer),
+        "the standby's consumer issued a command"
+    );
+
+    // The lease expires; this host acquires it, waits its fence, then claims everything.
+    let mut got = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while got != ids && Instant::now() < deadline {
+        if let Ok(Some(Read::Entries(es))) =
+            tokio::time::timeout(Duration::from_millis(100), rx.recv()).await
+        {
+            for e in es {
+                got.insert(e.id);
+            }
+        }
+    }
+    assert_eq!(got, ids, "every pending and new entry, once leading");
+    let lease_now = run.handle.lease();
+    assert_eq!(lease_now.role, LeaseRole::Leader);
+    assert_eq!(lease_now.epoch, 2, "the next epoch");
+    let owned: redis::streams::StreamPendingCountReply = c
+        .xpending_consumer_count(PLAN_STREAM, GROUP, "-", "+", 10, consumer)
+        .unwrap();
+    assert_eq!(owned.ids.len(), 3, "all pending for this host now");
+    reader.abort();
+    let _ = stop_tx.send(true);
+    let _ = run.task.await;
+}
