@@ -554,7 +554,8 @@ impl Task {
                 .min(Duration::from_millis(20))
                 .max(Duration::from_millis(1));
             tokio::select! {
-                _ = stop.changed() => {}
+                // A stop sender that went away stops the task too.
+                r = stop.changed() => if r.is_err() { break },
                 _ = self.shared.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
