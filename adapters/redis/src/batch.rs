@@ -14,12 +14,10 @@ use redis::{Pipeline, Value};
 use crate::legacy::{self, DLQ_STREAM, LEDGER_FIELD, PLAN_STREAM, RESULT_STREAM};
 use crate::state::{self, Saved};
 
-/// Writes a core's ledger into a position hash unless an operator's value is waiting there
-/// for the core: the value in the hash is written by the bridge only if it is the one the core
-/// had (the bridge's ledger hash says which), or already equals the new one. Returns 1 when
-/// written. `KEYS`: position hash, the bridge's ledger hash; `ARGV`: symbol, amount,
-/// `updated_at`.
-pub const LEDGER_SCRIPT: &str = r"
+/// The body of [`LEDGER_SCRIPT`], shared with [`FENCED_LEDGER_SCRIPT`].
+macro_rules! ledger_body {
+    () => {
+        r"
 local cur = redis.call('HGET', KEYS[1], 'ledger_amount')
 local synced = redis.call('HGET', KEYS[2], ARGV[1])
 if cur and cur ~= synced and tonumber(cur) ~= tonumber(ARGV[2]) then
@@ -28,7 +26,30 @@ end
 redis.call('HSET', KEYS[1], 'ledger_amount', ARGV[2], 'updated_at', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
-";
+"
+    };
+}
+
+/// Writes a core's ledger into a position hash unless an operator's value is waiting there
+/// for the core: the value in the hash is written by the bridge only if it is the one the core
+/// had (the bridge's ledger hash says which), or already equals the new one. Returns 1 when
+/// written. `KEYS`: position hash, the bridge's ledger hash; `ARGV`: symbol, amount,
+/// `updated_at`.
+pub const LEDGER_SCRIPT: &str = ledger_body!();
+
+/// [`LEDGER_SCRIPT`] in failover mode: writes nothing and returns [`FENCED`] unless the lease's
+/// epoch counter still holds the writer's epoch. `KEYS`: position hash, ledger hash, epoch key
+/// ([`crate::lease::epoch_key`]); `ARGV`: symbol, amount, `updated_at`, epoch.
+pub const FENCED_LEDGER_SCRIPT: &str = concat!(
+    r"
+if redis.call('GET', KEYS[3]) ~= ARGV[4] then
+  return -1
+end",
+    ledger_body!()
+);
+
+/// What a fenced script returns when another host holds a newer epoch (nothing was written).
+pub const FENCED: i64 = -1;
 
 /// Writes a plan's result entry unless the plan has one already: the plan's marker key
 /// ([`crate::state::answered_key`]) is set (`NX`, expiring) in the same step as the entry is
@@ -43,6 +64,63 @@ end
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 3))
 return 1
 ";
+
+/// [`RESULT_SCRIPT`] in failover mode, fenced and acknowledging: writes nothing and returns
+/// [`FENCED`] unless the lease's epoch counter still holds the writer's epoch; else writes the
+/// result entry unless the plan has one (1 written, 0 not) and, either way, acknowledges the
+/// plan entries given (a plan entry is acknowledged only in the call that finds or writes its
+/// result). `KEYS`: result stream, marker, epoch key ([`crate::lease::epoch_key`]), plan
+/// stream; `ARGV`: marker TTL (s), `MAXLEN ~`, epoch, group, n, n entry ids, then field,
+/// value, ….
+pub const FENCED_RESULT_SCRIPT: &str = r"
+if redis.call('GET', KEYS[3]) ~= ARGV[3] then
+  return -1
+end
+local n = tonumber(ARGV[5])
+local written = 0
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[1]) then
+  redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[2], '*', unpack(ARGV, 6 + n))
+  written = 1
+end
+if n > 0 then
+  redis.call('XACK', KEYS[4], ARGV[4], unpack(ARGV, 6, 5 + n))
+end
+return written
+";
+
+/// The fencing of a failover leader's writes: the lease's epoch key and the epoch it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Fence {
+    /// [`crate::lease::epoch_key`] of the lease.
+    pub epoch_key: String,
+    /// The epoch this host leads under.
+    pub epoch: u64,
+}
+
+/// Which script a kept reply of the transaction belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kept {
+    Result,
+    Ledger,
+}
+
+/// What the kept replies of a written transaction say.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Replies {
+    /// Result entries not written because their plan had one.
+    pub repeated: u64,
+    /// Result entries not written because the fence refused them.
+    pub fenced_results: u64,
+    /// Ledger writes the fence refused.
+    pub fenced_ledger: u64,
+}
+
+impl Replies {
+    /// Some write was fenced: another host leads under a newer epoch.
+    pub fn fenced(&self) -> bool {
+        self.fenced_results + self.fenced_ledger > 0
+    }
+}
 
 /// What a batch holds, counted for the stats once it is written.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -75,6 +153,10 @@ pub struct Batch {
     /// Position hashes written, by symbol: each write is one keyspace notification the
     /// bridge will see and must not take for an operator's.
     position_writes: Vec<String>,
+    /// Failover: the fence result and ledger writes are made under (none: unfenced).
+    fence: Option<Fence>,
+    /// The scripts whose replies the transaction keeps, in order.
+    kept: Vec<Kept>,
     /// What it holds.
     pub counts: Counts,
 }
@@ -102,8 +184,33 @@ impl Batch {
             instance: instance.to_owned(),
             answered_ttl_s: answered_ttl_s.max(1),
             position_writes: Vec::new(),
+            fence: None,
+            kept: Vec::new(),
             counts: Counts::default(),
         }
+    }
+
+    /// Result and ledger writes added from now on are fenced by `fence` (failover mode), or
+    /// not (`None`).
+    pub fn set_fence(&mut self, fence: Option<Fence>) {
+        self.fence = fence;
+    }
+
+    /// What the reply of this batch's transaction says about its scripts.
+    pub fn replies(&self, reply: &Value) -> Replies {
+        let mut r = Replies::default();
+        let Value::Array(v) = reply else {
+            return r;
+        };
+        for (kind, x) in self.kept.iter().zip(v) {
+            match (kind, x) {
+                (Kept::Result, Value::Int(0)) => r.repeated += 1,
+                (Kept::Result, Value::Int(FENCED)) => r.fenced_results += 1,
+                (Kept::Ledger, Value::Int(FENCED)) => r.fenced_ledger += 1,
+                _ => {}
+            }
+        }
+        r
     }
 
     /// Nothing to write.
@@ -135,19 +242,53 @@ impl Batch {
     /// A plan's result entry, unless the plan has one ([`RESULT_SCRIPT`]). Its reply (1
     /// written, 0 not) is the one reply of the transaction that is kept.
     pub fn result(&mut self, r: &PlanResult, symbol: &str, order_id: Option<u64>) {
-        let fields = legacy::result_fields(r, symbol, order_id);
-        let c = self
-            .pipe
-            .cmd("EVAL")
-            .arg(RESULT_SCRIPT)
-            .arg(2)
-            .arg(RESULT_STREAM)
-            .arg(state::answered_key(&self.instance, r.plan))
-            .arg(self.answered_ttl_s)
-            .arg(self.maxlen);
+        self.result_acking(r, symbol, order_id, &[]);
+    }
+
+    /// A plan's result entry; with a fence ([`Batch::set_fence`]) through
+    /// [`FENCED_RESULT_SCRIPT`], with the field `epoch`, acknowledging the plan entries `acks`
+    /// in the same call. Without a fence `acks` must be empty (acknowledged apart,
+    /// [`Batch::ack`]).
+    pub fn result_acking(
+        &mut self,
+        r: &PlanResult,
+        symbol: &str,
+        order_id: Option<u64>,
+        acks: &[String],
+    ) {
+        let mut fields = legacy::result_fields(r, symbol, order_id);
+        let c = self.pipe.cmd("EVAL");
+        match &self.fence {
+            None => {
+                debug_assert!(acks.is_empty(), "unfenced results acknowledge nothing");
+                c.arg(RESULT_SCRIPT)
+                    .arg(2)
+                    .arg(RESULT_STREAM)
+                    .arg(state::answered_key(&self.instance, r.plan))
+                    .arg(self.answered_ttl_s)
+                    .arg(self.maxlen);
+            }
+            Some(f) => {
+                fields.push((legacy::RESULT_EPOCH_FIELD, f.epoch.to_string()));
+                c.arg(FENCED_RESULT_SCRIPT)
+                    .arg(4)
+                    .arg(RESULT_STREAM)
+                    .arg(state::answered_key(&self.instance, r.plan))
+                    .arg(&f.epoch_key)
+                    .arg(PLAN_STREAM)
+                    .arg(self.answered_ttl_s)
+                    .arg(self.maxlen)
+                    .arg(f.epoch)
+                    .arg(&self.group)
+                    .arg(acks.len())
+                    .arg(acks);
+                self.counts.acks += acks.len() as u64;
+            }
+        }
         for (k, v) in &fields {
             c.arg(*k).arg(v.as_str());
         }
+        self.kept.push(Kept::Result);
         self.ops += 1;
         self.counts.results += 1;
         if r.executed() && order_id.is_none() {
@@ -226,19 +367,32 @@ impl Batch {
         &self.position_writes
     }
 
-    /// The core's ledger into `quantum:position:<symbol>` ([`LEDGER_SCRIPT`]).
+    /// The core's ledger into `quantum:position:<symbol>` ([`LEDGER_SCRIPT`]; with a fence,
+    /// [`FENCED_LEDGER_SCRIPT`], whose reply is kept).
     pub fn ledger(&mut self, instance: &str, symbol: &str, amount: Qty, at_ms: u64) {
         debug_assert_eq!(LEDGER_FIELD, "ledger_amount", "the script names the field");
-        self.pipe
-            .cmd("EVAL")
-            .arg(LEDGER_SCRIPT)
-            .arg(2)
-            .arg(legacy::position_key(symbol))
-            .arg(state::ledger_key(instance))
-            .arg(symbol)
+        let c = self.pipe.cmd("EVAL");
+        match &self.fence {
+            None => c.arg(LEDGER_SCRIPT).arg(2),
+            Some(_) => c.arg(FENCED_LEDGER_SCRIPT).arg(3),
+        };
+        c.arg(legacy::position_key(symbol))
+            .arg(state::ledger_key(instance));
+        if let Some(f) = &self.fence {
+            c.arg(&f.epoch_key);
+        }
+        c.arg(symbol)
             .arg(amount.to_string())
-            .arg(legacy::iso_ms(at_ms))
-            .ignore();
+            .arg(legacy::iso_ms(at_ms));
+        match &self.fence {
+            None => {
+                c.ignore();
+            }
+            Some(f) => {
+                c.arg(f.epoch);
+                self.kept.push(Kept::Ledger);
+            }
+        }
         self.ops += 1;
         self.counts.positions += 1;
         self.position_writes.push(symbol.to_owned());

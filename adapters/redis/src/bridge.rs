@@ -4,15 +4,21 @@
 //! for the next daemon of the instance and starts a new session, so a restarted core is served
 //! again without restarting the bridge. Plan entries the old daemon never answered are still
 //! in the pending list and are delivered to the new one.
+//!
+//! When the first daemon's counters say failover is on, the bridge starts the lease task
+//! ([`crate::lease`]) and keeps it for the life of the process; SIGUSR1 then hands the lease
+//! over (`quantum ctl lease --instance NAME release`).
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::watch;
 
 use crate::config::BridgeConfig;
 use crate::conn::Redis;
 use crate::error::{Error, Result};
+use crate::lease::{self, LeaseHandle};
 use crate::rings::Link;
 use crate::session::{End, Session};
 use crate::stats::Stats;
@@ -42,16 +48,61 @@ pub async fn run(
         permits_from = ?cfg.permits_from,
         "starting the Redis bridge"
     );
+    let mut running: Option<lease::Running> = None;
+    // The lease task stops after the sessions (whether they stopped or failed).
+    let (lease_stop_tx, lease_stop) = watch::channel(false);
+    let r = serve(&cfg, &mut redis, &stats, &stop, &lease_stop, &mut running).await;
+    if let Some(run) = running {
+        // It gives the lease up when it sees the stop; wait for that (bounded).
+        let _ = lease_stop_tx.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(3), run.task).await;
+    }
+    r
+}
+
+async fn serve(
+    cfg: &BridgeConfig,
+    redis: &mut Redis,
+    stats: &Arc<Stats>,
+    stop: &watch::Receiver<bool>,
+    lease_stop: &watch::Receiver<bool>,
+    running: &mut Option<lease::Running>,
+) -> Result<()> {
     let mut first = true;
     loop {
         let mut stop_wait = stop.clone();
         let link = tokio::select! {
-            r = attach(&cfg, first) => r?,
+            r = attach(cfg, first) => r?,
             _ = stop_wait.wait_for(|s| *s) => return Ok(()),
         };
+        if first {
+            if let Some(s) = link.failover {
+                cfg.check_lease_names().map_err(Error::Config)?;
+                let names = lease::Names {
+                    instance: cfg.instance.clone(),
+                    lease: cfg.lease.clone(),
+                    host: cfg.host.clone(),
+                };
+                let run = lease::start(
+                    names,
+                    s,
+                    redis.client().clone(),
+                    stats.clone(),
+                    lease_stop.clone(),
+                )?;
+                tokio::spawn(on_sigusr1(run.handle.clone()));
+                *running = Some(run);
+            }
+        } else if link.failover.is_some() != running.is_some() {
+            tracing::warn!(
+                failover = running.is_some(),
+                "the new daemon's failover setting differs from the first one's; this bridge keeps the first (restart it to follow)"
+            );
+        }
         first = false;
+        let handle = running.as_ref().map(|r| r.handle.clone());
         let Some(session) =
-            Session::start(&cfg, &mut redis, stats.clone(), link, stop.clone()).await?
+            Session::start(cfg, redis, stats.clone(), link, stop.clone(), handle).await?
         else {
             return Ok(());
         };
@@ -62,6 +113,22 @@ pub async fn run(
             }
             End::DaemonGone => continue,
         }
+    }
+}
+
+/// SIGUSR1 (failover only): hands the lease over; the bridge keeps running as a standby.
+async fn on_sigusr1(lease: LeaseHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut usr1 = match signal(SignalKind::user_defined1()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGUSR1; a planned release of the lease is not possible");
+            return;
+        }
+    };
+    while usr1.recv().await.is_some() {
+        tracing::info!("SIGUSR1: handing the lease over");
+        lease.release();
     }
 }
 

@@ -9,6 +9,7 @@ pub const EXAMPLES: &str = "Examples:
   quantum bridge redis --instance prod1 --redis redis://127.0.0.1:6379/0
   REDIS_URL=rediss://bridge:secret@cache.internal:6380/0 quantum bridge redis --instance prod1
   quantum bridge redis --instance prod1 --permits-from redis   # legacy Governor and P3.3 issue the permits
+  quantum bridge redis --instance prod1 --host db2 --lease prod   # failover ([failover] enabled in the daemon's config): both hosts run it with --lease prod
 
 The operators' commands keep working:
   redis-cli XADD quantum:stream:apply.plan '*' plan_id f1a8d7f48713d5cf symbol BTCUSDT decision EXECUTE action PARTIAL_75 kill_score 0.539
@@ -81,6 +82,17 @@ pub struct RedisBridgeArgs {
     /// daemon's `engine.dedupe_horizon_ms`.
     #[arg(long, default_value_t = crate::config::ANSWERED_TTL_S)]
     pub answered_ttl_s: u64,
+    /// This host's name in the failover lease (used only when the daemon runs with
+    /// `[failover] enabled`): written into `quantum:leader:<lease>` and into this bridge's
+    /// consumer name and state key, so two hosts never share them. Default: the kernel's host
+    /// name. Example: `--host db2`.
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The instance's name in Redis for failover: the lease key `quantum:leader:<NAME>` and
+    /// the keys both hosts share (answered markers, ledger hash). Both hosts of the pair give
+    /// the same one. Default: `--instance`. Example: `--lease prod`.
+    #[arg(long)]
+    pub lease: Option<String>,
 }
 
 impl RedisBridgeArgs {
@@ -108,6 +120,12 @@ impl RedisBridgeArgs {
         c.attach_timeout = Duration::from_millis(self.attach_timeout_ms);
         c.journal_dir = self.journal_dir.clone();
         c.answered_ttl_s = self.answered_ttl_s.max(1);
+        if let Some(h) = &self.host {
+            c.host = h.clone();
+        }
+        if let Some(l) = &self.lease {
+            c.lease = l.clone();
+        }
         c
     }
 }
@@ -168,5 +186,27 @@ mod tests {
         assert_eq!(c.group_start, GroupStart::Oldest);
         assert_eq!(c.order_id_wait, Duration::from_millis(500));
         assert_eq!(c.url, "redis://127.0.0.1:7000/2");
+        assert_eq!(c.lease, "p1");
+        assert!(!c.host.is_empty());
+        assert_eq!(c.names(false).consumer, "bridge-p1");
+        assert_eq!(c.names(false).own, "p1");
+    }
+
+    #[test]
+    fn with_failover_the_host_names_what_is_its_own() {
+        let t = T::parse_from(["t", "--instance", "p1", "--host", "db2", "--lease", "prod"]);
+        let c = t.a.config();
+        let n = c.names(true);
+        assert_eq!(n.consumer, "bridge-p1@db2");
+        assert_eq!(n.own, "p1@db2");
+        assert_eq!(n.shared, "prod");
+        assert!(c.check_lease_names().is_ok());
+        let t = T::parse_from(["t", "--host", "a b"]);
+        assert!(t
+            .a
+            .config()
+            .check_lease_names()
+            .unwrap_err()
+            .contains("--host"));
     }
 }

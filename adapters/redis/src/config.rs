@@ -77,6 +77,11 @@ pub struct BridgeConfig {
     /// How long a plan's result marker lives (s): at least the daemon's dedupe horizon, so a
     /// plan the core still answers `duplicate` never gets a second result entry.
     pub answered_ttl_s: u64,
+    /// This host's name in the failover lease (`--host`).
+    pub host: String,
+    /// The instance's name in Redis for the failover lease and the keys both hosts share
+    /// (`--lease`).
+    pub lease: String,
 }
 
 impl BridgeConfig {
@@ -102,6 +107,76 @@ impl BridgeConfig {
             batch: 512,
             journal_dir: None,
             answered_ttl_s: ANSWERED_TTL_S,
+            host: kernel_hostname(),
+            lease: instance.to_owned(),
         }
     }
+
+    /// The Redis names this bridge uses: as always without failover; with it, the consumer
+    /// name and the bridge's own state and stats hashes carry the host (two hosts of one
+    /// instance never share them) and what both hosts share is named after the lease.
+    pub fn names(&self, failover: bool) -> Names {
+        if failover {
+            Names {
+                own: format!("{}@{}", self.instance, self.host),
+                shared: self.lease.clone(),
+                consumer: format!("{}@{}", self.consumer, self.host),
+            }
+        } else {
+            Names {
+                own: self.instance.clone(),
+                shared: self.instance.clone(),
+                consumer: self.consumer.clone(),
+            }
+        }
+    }
+
+    /// Checks the names the lease is written with.
+    pub fn check_lease_names(&self) -> Result<(), String> {
+        let h = &self.host;
+        if h.is_empty() || h.len() > quantum_ipc::lease::MAX_HOST || h.contains(char::is_whitespace)
+        {
+            return Err(format!(
+                "--host {h:?}: a host name is 1 to {} bytes without spaces (pass a shorter one, e.g. --host db2)",
+                quantum_ipc::lease::MAX_HOST
+            ));
+        }
+        if self.lease.is_empty() || self.lease.contains(char::is_whitespace) {
+            return Err(format!(
+                "--lease {:?}: a lease name is not empty and has no spaces",
+                self.lease
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The Redis names a bridge uses in one mode ([`BridgeConfig::names`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Names {
+    /// Names the bridge's own state and stats hashes ([`crate::state::state_key`],
+    /// [`crate::state::stats_key`]): the instance, or `<instance>@<host>` with failover.
+    pub own: String,
+    /// Names what both hosts share: the answered markers ([`crate::state::answered_key`]),
+    /// the ledger hash ([`crate::state::ledger_key`]) and the lease
+    /// ([`crate::lease::lease_key`]): the instance, or the lease name with failover.
+    pub shared: String,
+    /// The consumer name in the plan group: `--consumer`, and `@<host>` with failover.
+    pub consumer: String,
+}
+
+/// The kernel's host name (`/proc/sys/kernel/hostname`, else `hostname`), `localhost` when
+/// neither says.
+pub fn kernel_hostname() -> String {
+    let from_proc = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+    let name = from_proc.or_else(|| {
+        std::process::Command::new("hostname")
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .and_then(|o| String::from_utf8(o.stdout).ok())
+    });
+    name.map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "localhost".into())
 }

@@ -20,7 +20,8 @@
 //! When a daemon with no journal behind it starts (the bridge's first start on this Redis, or
 //! a daemon that restarted its numbering), its ledger is only what it was configured with; the
 //! values in the position hashes are then offered to it once, for each symbol whose ledger it
-//! has not set by then.
+//! has not set by then. So is a core whose host takes the failover lead: the other host's
+//! core kept the ledger meanwhile, and the position hashes hold what it had.
 
 use std::collections::{HashMap, HashSet};
 
@@ -135,6 +136,12 @@ impl Ledger {
         let t = self.pending.remove(&sym)?;
         self.refused.insert(sym, t.clone());
         Some(t)
+    }
+
+    /// This host took the failover lead: every symbol's value is offered to its core once
+    /// more (as to a fresh core), whatever the core set while it stood by.
+    pub fn taking_lead(&mut self) {
+        self.touched.clear();
     }
 
     /// Forgets what was handed to a daemon that has gone.

@@ -36,6 +36,8 @@ pub const PERMIT_PREFIX: &str = "quantum:permit:";
 pub const P33_PERMIT_PREFIX: &str = "quantum:permit:p33:";
 /// The field of a position hash that operators set by hand.
 pub const LEDGER_FIELD: &str = "ledger_amount";
+/// The field of a result entry written in failover mode: the lease epoch it was written under.
+pub const RESULT_EPOCH_FIELD: &str = "epoch";
 
 /// `quantum:permit:<plan_id>`: the governor's permit.
 pub fn permit_key(plan: PlanId) -> String {

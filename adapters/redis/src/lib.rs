@@ -47,6 +47,11 @@
 //! - a gap in the events is filled from the journal a bounded chunk at a time, and a failed read
 //!   is retried, never skipped ([`backfill`]).
 //!
+//! With failover on (the daemon's `[failover]`), the bridge also holds the host's lease in
+//! Redis ([`lease`]): it claims plan entries only while its host may act, writes results and
+//! mirrors only while it leads, fenced by the lease's epoch, and acknowledges a plan entry only
+//! in the script that writes its result.
+//!
 //! This crate never depends on another adapter; it uses `quantum-core` for pure types only.
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
@@ -59,6 +64,7 @@ pub mod config;
 pub mod conn;
 pub mod error;
 pub mod inflight;
+pub mod lease;
 pub mod ledger;
 pub mod legacy;
 pub mod notify;

@@ -98,6 +98,8 @@ pub struct Link {
     pub epoch: String,
     /// The daemon's pid.
     pub daemon_pid: u64,
+    /// The daemon's failover settings (`None`: failover off).
+    pub failover: Option<crate::lease::Settings>,
     results: Broadcast,
     _plans: Ring,
     producer: Producer<RECORD_SIZE>,
@@ -127,7 +129,7 @@ impl Link {
         loop {
             match Self::try_attach(instance) {
                 Ok(link) => return Ok(link),
-                Err(e @ Error::Ipc { .. }) => return Err(e),
+                Err(e @ (Error::Ipc { .. } | Error::Config(_))) => return Err(e),
                 Err(e) if Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
             }
@@ -143,6 +145,8 @@ impl Link {
                 "its counters segment has no live owner",
             ));
         }
+        let failover = crate::lease::Settings::from_counters(&counters)
+            .map_err(|why| Error::Config(format!("instance {instance}: {why}")))?;
         let symbols = Symbols::new(counters.symbols());
         if symbols.is_empty() {
             return Err(no_daemon(instance, "its symbol directory is empty"));
@@ -165,6 +169,7 @@ impl Link {
             instance: instance.to_owned(),
             epoch: state::epoch(counters.start_time_ms(), counters.owner_pid()),
             daemon_pid: counters.owner_pid(),
+            failover,
             symbols,
             results,
             _plans: plans,

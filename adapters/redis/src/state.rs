@@ -8,6 +8,11 @@
 //! | [`stats_key`] `quantum:bridge:<instance>:stats` | hash | the bridge's counters ([`crate::stats`]) |
 //! | [`answered_key`] `quantum:bridge:<instance>:answered:<plan_id>` | string, TTL | `1`: the plan's result entry is written ([`crate::batch::RESULT_SCRIPT`]); expires after `--answered-ttl-s` |
 //!
+//! In failover mode ([`crate::config::Names`]) the state and stats hashes are the host's own,
+//! `quantum:bridge:<instance>@<host>` and `quantum:bridge:<instance>@<host>:stats`, and the
+//! keys both hosts share are named after the lease: `quantum:bridge:<lease>:ledger`,
+//! `quantum:bridge:<lease>:answered:<plan_id>` (and the lease's own keys, [`crate::lease`]).
+//!
 //! `next_seq` is the first event not yet mirrored; `low_seq` is the first event whose effect
 //! is not complete in Redis: the oldest executed plan's result held back for its order id
 //! (`low_seq == next_seq` when none is held). Both are written in the same MULTI/EXEC as the

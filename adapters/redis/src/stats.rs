@@ -102,6 +102,18 @@ counters! {
     redis_connects,
     /// Sessions with a core daemon (1 + daemon restarts seen).
     sessions,
+    /// Failover: result and ledger writes refused by the fence (another host's epoch).
+    writes_fenced,
+    /// Failover: results of this host's core not written because this host did not lead
+    /// (the leader writes them; their entries stay pending for it).
+    results_not_leading,
+    /// Failover: entries read while this host could not act, left pending (not pushed).
+    plans_not_acting,
+    /// Failover: times this host stepped down (lost the lease, fenced, Redis unreachable).
+    lease_stepped_down,
+    /// Failover: the last takeover this host measured, from the old lease's end to its first
+    /// result entry (ms; a value, not a count).
+    takeover_ms,
 }
 
 impl Stats {
@@ -110,6 +122,13 @@ impl Stats {
     pub fn add(c: &AtomicU64, n: u64) {
         // Relaxed: see `snapshot`.
         c.fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Sets the value `c` (a gauge such as `takeover_ms`) to `v`.
+    #[inline]
+    pub fn set(c: &AtomicU64, v: u64) {
+        // Relaxed: see `snapshot`.
+        c.store(v, Ordering::Relaxed);
     }
 
     /// Adds one to `c`.

@@ -14,6 +14,12 @@
 //! back without fields (own pending list) or in XAUTOCLAIM's deleted ids (Redis 7: it leaves
 //! the pending list there): either way it is reported, counted (`pending_trimmed`) and, in the
 //! first case, acknowledged.
+//!
+//! In failover mode ([`crate::lease`]) the reader issues no XREADGROUP or XAUTOCLAIM unless
+//! this host may act ([`LeaseHandle::acting`], checked right before each of them; a blocking
+//! read never blocks past the deadline). When it starts acting under a new epoch it reads its
+//! own pending entries again and claims every entry pending for the other consumers at once
+//! (`XAUTOCLAIM` with min-idle 0, through the whole cursor): the old leader's unfinished plans.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,6 +31,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use crate::config::BridgeConfig;
 use crate::conn::{Backoff, Redis};
 use crate::error::{Error, Result};
+use crate::lease::LeaseHandle;
 use crate::legacy::PLAN_STREAM;
 use crate::plan_entry::Fields;
 use crate::stats::Stats;
@@ -138,17 +145,27 @@ pub struct Reader {
     pub claim_idle: Duration,
     /// How often to look for them.
     pub claim_every: Duration,
+    /// Failover: this host's lease (no claim command unless it may act).
+    pub gate: Option<LeaseHandle>,
 }
 
 impl Reader {
-    /// From the bridge's settings.
-    pub fn new(cfg: &BridgeConfig) -> Reader {
+    /// From the bridge's settings, reading as `consumer`, gated by `gate` in failover mode.
+    pub fn new(cfg: &BridgeConfig, consumer: &str, gate: Option<LeaseHandle>) -> Reader {
         Reader {
             group: cfg.group.clone(),
-            consumer: cfg.consumer.clone(),
+            consumer: consumer.to_owned(),
             start_id: cfg.group_start.id(),
             claim_idle: cfg.claim_idle,
             claim_every: cfg.claim_every,
+            gate,
+        }
+    }
+
+    /// Waits until this host may claim (failover); at once otherwise.
+    async fn ready(&self) {
+        if let Some(g) = &self.gate {
+            g.wait_acting().await;
         }
     }
 
@@ -184,6 +201,8 @@ impl Reader {
         let mut own_done = false;
         let mut next_claim = Instant::now();
         let mut lost = false;
+        // The epoch this reader last started acting under (failover).
+        let mut acted_epoch = 0;
         loop {
             let res = async {
                 let mut c = Redis::dedicated(&client, BLOCK).await?;
@@ -195,13 +214,26 @@ impl Reader {
                     own_done = false;
                     tracing::info!("plan stream reader reconnected");
                 }
-                if !own_done {
-                    self.own_pending(&mut c, &slots, &tx, &stats).await?;
-                    own_done = true;
-                }
                 loop {
+                    if let Some(g) = &self.gate {
+                        let epoch = g.wait_acting().await;
+                        if epoch != acted_epoch {
+                            tracing::info!(epoch, consumer = %self.consumer, "acting under a new epoch: reading this consumer's pending entries and claiming every entry pending for the others");
+                            self.own_pending(&mut c, &slots, &tx, &stats).await?;
+                            self.claim(&mut c, &slots, &tx, &stats, Duration::ZERO)
+                                .await?;
+                            acted_epoch = epoch;
+                            own_done = true;
+                            next_claim = Instant::now() + self.claim_every;
+                        }
+                    }
+                    if !own_done {
+                        self.own_pending(&mut c, &slots, &tx, &stats).await?;
+                        own_done = true;
+                    }
                     if Instant::now() >= next_claim {
-                        self.claim(&mut c, &slots, &tx, &stats).await?;
+                        self.claim(&mut c, &slots, &tx, &stats, self.claim_idle)
+                            .await?;
                         next_claim = Instant::now() + self.claim_every;
                     }
                     if !self.read_new(&mut c, &slots, &tx, &stats).await? {
@@ -284,6 +316,7 @@ impl Reader {
             let Some(permits) = Self::take_slots(slots).await else {
                 return Ok(());
             };
+            self.ready().await;
             let v: Value = redis::cmd("XREADGROUP")
                 .arg("GROUP")
                 .arg(&self.group)
@@ -315,17 +348,19 @@ impl Reader {
         slots: &Arc<Semaphore>,
         tx: &mpsc::Sender<Read>,
         stats: &Stats,
+        min_idle: Duration,
     ) -> Result<()> {
         let mut cursor = "0-0".to_string();
         loop {
             let Some(permits) = Self::take_slots(slots).await else {
                 return Ok(());
             };
+            self.ready().await;
             let v: Value = redis::cmd("XAUTOCLAIM")
                 .arg(PLAN_STREAM)
                 .arg(&self.group)
                 .arg(&self.consumer)
-                .arg(self.claim_idle.as_millis() as u64)
+                .arg(min_idle.as_millis() as u64)
                 .arg(&cursor)
                 .arg("COUNT")
                 .arg(permits.len())
@@ -359,7 +394,7 @@ impl Reader {
             if !found.is_empty() {
                 tracing::info!(
                     entries = found.len(),
-                    idle_ms = self.claim_idle.as_millis() as u64,
+                    idle_ms = min_idle.as_millis() as u64,
                     "claimed pending entries left idle by other consumers"
                 );
             }
@@ -386,6 +421,8 @@ impl Reader {
         let Some(permits) = Self::take_slots(slots).await else {
             return Ok(false);
         };
+        self.ready().await;
+        let block = self.gate.as_ref().map_or(BLOCK, |g| g.block_for(BLOCK));
         let v: Value = redis::cmd("XREADGROUP")
             .arg("GROUP")
             .arg(&self.group)
@@ -393,7 +430,7 @@ impl Reader {
             .arg("COUNT")
             .arg(permits.len())
             .arg("BLOCK")
-            .arg(BLOCK.as_millis() as u64)
+            .arg(block.as_millis() as u64)
             .arg("STREAMS")
             .arg(PLAN_STREAM)
             .arg(">")

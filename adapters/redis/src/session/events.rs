@@ -86,17 +86,52 @@ impl Session<'_> {
         self.link.symbols.name(s.0).to_owned()
     }
 
+    /// Writes a plan's result entry. In failover mode only while this host leads, fenced,
+    /// acknowledging the plan's entries in the same script; a standby's result is left to the
+    /// leader (its entries stay pending).
     pub(super) fn write_result(&mut self, r: Ready) {
         let name = self.name(r.result.symbol);
-        self.writes.batch.result(&r.result, &name, r.order_id);
+        if self.lease.is_none() {
+            self.writes.batch.result(&r.result, &name, r.order_id);
+            return;
+        }
+        let acks = self.awaiting.take(r.result.plan);
+        match self.fence() {
+            Some(f) => {
+                self.writes.batch.set_fence(Some(f));
+                self.writes
+                    .batch
+                    .result_acking(&r.result, &name, r.order_id, &acks);
+            }
+            None => Stats::inc(&self.stats.results_not_leading),
+        }
     }
 
-    /// The core answered plan `plan`: acknowledge the entry, or remember an orphan.
+    /// A ledger value of the core into its position hash (fenced in failover mode); nothing
+    /// when this host does not lead.
+    fn write_ledger(&mut self, symbol: SymbolId, amount: quantum_core::Qty, at_ms: u64) {
+        if !self.mirrors() {
+            return;
+        }
+        let name = self.name(symbol);
+        let fence = self.fence();
+        self.writes.batch.set_fence(fence);
+        self.writes
+            .batch
+            .ledger(&self.names.shared, &name, amount, at_ms);
+    }
+
+    /// The core answered plan `plan`: acknowledge the entry (in failover mode: with its
+    /// result), or remember an orphan.
     pub(super) fn answered(&mut self, plan: PlanId) {
         if let Some(p) = self.intake.inflight.answer(plan) {
             let us = p.read_at.elapsed().as_micros() as u64;
             self.counters.answer_us.saturating_record(us.max(1));
-            self.ack(p.entry);
+            if self.lease.is_some() {
+                self.awaiting.add(plan, p.entry);
+            } else {
+                self.ack(p.entry);
+            }
         }
     }
 
@@ -110,19 +145,21 @@ impl Session<'_> {
                     self.plan_accepted(plan.id, plan.symbol).await;
                 }
             }
-            Event::GovPermit(g) if self.permits.is_none() => {
+            Event::GovPermit(g) if self.permits.is_none() && self.mirrors() => {
                 let name = self.name(g.symbol);
                 if !self.writes.batch.gov_permit(&g, &name, now_ms) {
                     Stats::inc(&self.stats.permits_expired_unmirrored);
                 }
             }
-            Event::P33Permit(p) if self.permits.is_none() => {
+            Event::P33Permit(p) if self.permits.is_none() && self.mirrors() => {
                 let name = self.name(p.symbol);
                 if !self.writes.batch.p33_permit(&p, &name, now_ms) {
                     Stats::inc(&self.stats.permits_expired_unmirrored);
                 }
             }
-            Event::OrderIntent(i) if !i.lookup_first && self.permits.is_some() => {
+            Event::OrderIntent(i)
+                if !i.lookup_first && self.permits.is_some() && self.mirrors() =>
+            {
                 self.writes.batch.consume_permits(i.plan);
             }
             Event::PlanResult(r) => {
@@ -154,10 +191,7 @@ impl Session<'_> {
                     self.write_result(ready);
                 }
                 self.ledger.filled(f.symbol.0);
-                let name = self.name(f.symbol);
-                self.writes
-                    .batch
-                    .ledger(&self.cfg.instance, &name, f.ledger_after, f.time_ms);
+                self.write_ledger(f.symbol, f.ledger_after, f.time_ms);
             }
             Event::LedgerSet {
                 symbol,
@@ -165,10 +199,7 @@ impl Session<'_> {
                 at_ms,
             } => {
                 self.ledger.applied(symbol.0, amount);
-                let name = self.name(symbol);
-                self.writes
-                    .batch
-                    .ledger(&self.cfg.instance, &name, amount, at_ms);
+                self.write_ledger(symbol, amount, at_ms);
             }
             Event::Position {
                 symbol,
@@ -179,8 +210,10 @@ impl Session<'_> {
                 if let Some(p) = &mut self.permits {
                     p.position(symbol, amount);
                 }
-                let name = self.name(symbol);
-                self.writes.batch.exchange(&name, amount, mark, time_ms);
+                if self.mirrors() {
+                    let name = self.name(symbol);
+                    self.writes.batch.exchange(&name, amount, mark, time_ms);
+                }
             }
             Event::Refused(r) if r.ring == contract::PLANS.index => self.refused(r)?,
             _ => {}
@@ -231,19 +264,22 @@ impl Session<'_> {
         self.watch.initial_sync_due = true;
         let (tx, rx) = mpsc::channel(16);
         self.intake.entries = Some(rx);
-        self.tasks.spawn(stream::Reader::new(self.cfg).run(
-            self.redis.client().clone(),
-            self.intake.slots.clone(),
-            tx,
-            self.stats.clone(),
-        ));
+        self.tasks.spawn(
+            stream::Reader::new(self.cfg, &self.names.consumer, self.lease.clone()).run(
+                self.redis.client().clone(),
+                self.intake.slots.clone(),
+                tx,
+                self.stats.clone(),
+            ),
+        );
         tracing::info!(
             instance = %self.cfg.instance,
             daemon_pid = self.link.daemon_pid,
             symbols = %self.link.symbols.list(),
             permits_from = ?self.cfg.permits_from,
             group = %self.cfg.group,
-            consumer = %self.cfg.consumer,
+            consumer = %self.names.consumer,
+            failover = self.lease.is_some(),
             "redis bridge attached"
         );
         Ok(())

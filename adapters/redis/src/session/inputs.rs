@@ -44,9 +44,17 @@ impl Session<'_> {
 
     pub(super) fn on_entry(&mut self, e: stream::Entry) {
         if e.redelivered
-            && (self.intake.inflight.was_acked(&e.id) || self.intake.inflight.contains_entry(&e.id))
+            && (self.intake.inflight.was_acked(&e.id)
+                || self.intake.inflight.contains_entry(&e.id)
+                || self.awaiting.contains(&e.id))
         {
             return; // handled by this process already (claimed again while its XACK was written)
+        }
+        if self.lease.as_ref().is_some_and(|h| h.acting().is_none()) {
+            // Read just as this host stopped acting: left pending (claimed again under the
+            // next epoch this host leads, or by the leader).
+            Stats::inc(&self.stats.plans_not_acting);
+            return;
         }
         let Some(fields) = e.fields else {
             Stats::inc(&self.stats.pending_trimmed);
@@ -84,7 +92,9 @@ impl Session<'_> {
                 return;
             }
         };
-        if e.redelivered && self.intake.inflight.answered_before(plan.id) {
+        // Failover: an entry is acknowledged only with its result; the core's answer to it
+        // (a duplicate, whose result finds or writes the plan's entry) does that.
+        if e.redelivered && self.lease.is_none() && self.intake.inflight.answered_before(plan.id) {
             Stats::inc(&self.stats.plans_answered_before);
             self.ack(e.id);
             return;
@@ -205,6 +215,9 @@ impl Session<'_> {
 
     /// Reads `ledger_amount` of some symbols (or all) and hands operators' values to the core.
     pub(super) async fn sync_ledger(&mut self, only: Option<&BTreeSet<u16>>, fresh_core: bool) {
+        if !self.mirrors() {
+            return; // failover: the leader's core is the one that takes the ledger
+        }
         let symbols: Vec<(u16, String)> = self
             .link
             .symbols
@@ -218,7 +231,7 @@ impl Session<'_> {
         };
         let names: Vec<&str> = symbols.iter().map(|(_, n)| n.as_str()).collect();
         Stats::add(&self.stats.ledger_reads, names.len() as u64);
-        let seen = match Ledger::read(&mut c, &self.cfg.instance, &names).await {
+        let seen = match Ledger::read(&mut c, &self.names.shared, &names).await {
             Ok(s) => s,
             Err(e) => {
                 self.redis.failed(&e.into());

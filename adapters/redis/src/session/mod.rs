@@ -13,6 +13,12 @@
 //!           notifications, ticks ─> ledger syncs, permits ┘
 //!  end      daemon gone or stop: write the held results, flush, forget the in-flight entries
 //! ```
+//!
+//! In failover mode (the daemon's `failover.enabled`, [`crate::lease`]) the session writes
+//! results, permits, positions and ledger values only while this host leads, through fenced
+//! scripts that acknowledge each plan entry with its result; a standby still reads its core's
+//! events so its state keeps up. Entries read while this host may not act are left pending.
+//! When it takes the lead, the ledger values are offered to its core once.
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -30,10 +36,12 @@ use tokio::task::JoinSet;
 
 use crate::backfill;
 use crate::batch;
-use crate::config::{BridgeConfig, PermitsFrom};
+use crate::batch::Fence;
+use crate::config::{BridgeConfig, Names, PermitsFrom};
 use crate::conn::Redis;
 use crate::error::{Error, Result};
 use crate::inflight::InFlight;
+use crate::lease::{self, LeaseHandle};
 use crate::ledger::Ledger;
 use crate::notify::{self, Note};
 use crate::permits_in::PermitsIn;
@@ -47,7 +55,7 @@ mod events;
 mod inputs;
 mod parts;
 
-use parts::{Counters, Intake, Outbox, Progress, Watch, Writes};
+use parts::{Awaiting, Counters, Intake, Outbox, Progress, Watch, Writes};
 
 /// How a session ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +90,14 @@ fn answers_at_once(r: &PlanResult) -> bool {
 pub struct Session<'a> {
     /// The bridge's options.
     cfg: &'a BridgeConfig,
+    /// Its names in Redis (with or without failover).
+    names: Names,
+    /// Failover: this host's lease (`None`: failover off).
+    lease: Option<LeaseHandle>,
+    /// Failover: the epoch this session last saw this host lead under.
+    led_epoch: Option<u64>,
+    /// Failover: answered entries waiting for their result entry.
+    awaiting: Awaiting,
     /// The bridge's Redis (shared connection, back-off).
     redis: &'a mut Redis,
     /// The bridge's counters.
@@ -117,15 +133,18 @@ pub struct Session<'a> {
 }
 
 impl<'a> Session<'a> {
-    /// Attaches: reads the saved state, starts reading events, pushes the probe.
+    /// Attaches: reads the saved state, starts reading events, pushes the probe. `lease`:
+    /// this host's lease in failover mode.
     pub async fn start(
         cfg: &'a BridgeConfig,
         redis: &'a mut Redis,
         stats: Arc<Stats>,
         link: Link,
         stop: watch::Receiver<bool>,
+        lease: Option<LeaseHandle>,
     ) -> Result<Option<Session<'a>>> {
-        let Some(saved) = prepare(redis, cfg, &stop, &link).await? else {
+        let names = cfg.names(lease.is_some());
+        let Some(saved) = prepare(redis, cfg, &names, &stop, &link).await? else {
             return Ok(None);
         };
         let resume = state::resume(
@@ -168,6 +187,9 @@ impl<'a> Session<'a> {
         let now = Instant::now();
         let mut s = Session {
             cfg,
+            lease,
+            led_epoch: None,
+            awaiting: Awaiting::default(),
             redis,
             stop,
             events,
@@ -188,7 +210,7 @@ impl<'a> Session<'a> {
             },
             outbox: Outbox::default(),
             writes: Writes {
-                batch: Writes::empty_batch(cfg),
+                batch: Writes::empty_batch(cfg, &names.shared),
                 held: HeldResults::new(cfg.order_id_wait, MAX_HELD_RESULTS),
                 flushes: 0,
                 marker_base: format!("{nonce:016x}"),
@@ -198,6 +220,7 @@ impl<'a> Session<'a> {
                 own_writes: HashMap::new(),
                 positions_dirty: BTreeSet::new(),
                 initial_sync_due: false,
+                lead_offer_due: false,
                 next_ledger_poll: now,
                 next_permit_poll: now,
             },
@@ -213,6 +236,7 @@ impl<'a> Session<'a> {
             },
             link,
             stats,
+            names,
         };
         s.progress.next_seq = match s.progress.resume.from {
             state::From::Seq(n) => n,
@@ -268,15 +292,75 @@ impl<'a> Session<'a> {
             if let Some(end) = end {
                 return self.finish(end).await;
             }
+            self.follow_lease();
             if self.watch.initial_sync_due {
                 self.watch.initial_sync_due = false;
                 self.sync_ledger(None, self.progress.resume.fresh_core)
                     .await;
             }
+            if self.watch.lead_offer_due && self.progress.barrier {
+                self.watch.lead_offer_due = false;
+                self.sync_ledger(None, true).await;
+            }
             if !self.writes.batch.is_empty() && !self.flush().await? {
                 return Ok(End::Stop);
             }
+            if let Some(h) = &self.lease {
+                h.set_outstanding(self.intake.inflight.len() + self.awaiting.len());
+            }
         }
+    }
+
+    /// Failover: the epoch this host leads under now (`None` also without failover).
+    fn leading(&self) -> Option<u64> {
+        self.lease.as_ref().and_then(LeaseHandle::leads)
+    }
+
+    /// Whether the core's events are written to Redis: always without failover; while this
+    /// host leads with it.
+    fn mirrors(&self) -> bool {
+        self.lease.is_none() || self.leading().is_some()
+    }
+
+    /// Failover: the fence of the writes made now (`None` when this host does not lead, or
+    /// without failover).
+    fn fence(&self) -> Option<Fence> {
+        self.leading().map(|epoch| Fence {
+            epoch_key: lease::epoch_key(&self.names.shared),
+            epoch,
+        })
+    }
+
+    /// Failover: follows this host's role. Taking the lead offers the ledger to the core;
+    /// losing it forgets the entries waiting for their result (pending for the leader).
+    fn follow_lease(&mut self) {
+        let Some(h) = &self.lease else {
+            return;
+        };
+        let now = h.leads();
+        if now == self.led_epoch {
+            return;
+        }
+        match now {
+            Some(epoch) if self.led_epoch.is_none() => {
+                tracing::info!(
+                    epoch,
+                    "leading: this bridge writes the results and mirrors the core's events; the ledger values are offered to the core"
+                );
+                self.ledger.taking_lead();
+                self.watch.lead_offer_due = true;
+            }
+            Some(_) => {}
+            None => {
+                tracing::info!(
+                    epoch = ?self.led_epoch,
+                    unwritten = self.awaiting.len(),
+                    "not leading: nothing of the core's events is written; their plan entries stay pending for the leader"
+                );
+                self.awaiting.clear();
+            }
+        }
+        self.led_epoch = now;
     }
 
     fn stopping(&self) -> bool {
@@ -294,6 +378,10 @@ impl<'a> Session<'a> {
         self.link.heartbeat();
         for r in self.writes.held.expired(now) {
             self.write_result(r);
+        }
+        if self.lease.as_ref().is_some_and(|h| h.may_send().is_none()) {
+            // A daemon that may not send takes no records: the probe waits for the lead.
+            self.progress.probe_sent = now;
         }
         if !self.progress.barrier
             && now.duration_since(self.progress.probe_sent) > self.cfg.attach_timeout
@@ -351,7 +439,7 @@ impl<'a> Session<'a> {
             return;
         };
         let mut cmd = redis::cmd("HSET");
-        cmd.arg(state::stats_key(&self.cfg.instance));
+        cmd.arg(state::stats_key(&self.names.own));
         for (k, v) in self.stats.snapshot().into_iter().chain(answer) {
             cmd.arg(k).arg(v);
         }
@@ -380,14 +468,14 @@ impl<'a> Session<'a> {
         let tx = self
             .writes
             .batch
-            .transaction(&self.cfg.instance, &self.saved(), &marker);
+            .transaction(&self.names.own, &self.saved(), &marker);
         // Set once an attempt failed: it may have landed all the same (its answer lost), so
         // the marker is read before anything is written again.
         let mut unsure: Option<Error> = None;
         let mut retrying = false;
         // Result entries the transaction did not write (their plan had one); unknown when
         // the reply was lost.
-        let mut repeated = 0;
+        let mut replies = batch::Replies::default();
         loop {
             if retrying {
                 self.link.heartbeat();
@@ -401,7 +489,7 @@ impl<'a> Session<'a> {
                 continue;
             };
             if let Some(err) = &unsure {
-                match batch::landed(&mut c, &self.cfg.instance, &marker).await {
+                match batch::landed(&mut c, &self.names.own, &marker).await {
                     Ok(true) => {
                         if !err.is_connection() {
                             tracing::error!(error = %err, "one write of a batch failed after the others landed (a key of the wrong type?); it is not retried");
@@ -417,7 +505,7 @@ impl<'a> Session<'a> {
             }
             match tx.query_async::<Value>(&mut c).await {
                 Ok(reply) => {
-                    repeated = batch::results_already_written(&reply);
+                    replies = self.writes.batch.replies(&reply);
                     break;
                 }
                 Err(e) => {
@@ -432,16 +520,33 @@ impl<'a> Session<'a> {
             .own_writes_landed(self.writes.batch.position_writes());
         let c = self.writes.batch.counts;
         let st = &self.stats;
+        let written = c
+            .results
+            .saturating_sub(replies.repeated + replies.fenced_results);
+        if let Some(h) = &self.lease {
+            if replies.fenced() {
+                h.fenced();
+            }
+            if written > 0 {
+                if let Some(ms) = h.results_written() {
+                    Stats::set(&st.takeover_ms, ms);
+                }
+            }
+        }
         Stats::inc(&st.flushes);
-        Stats::add(&st.results_written, c.results.saturating_sub(repeated));
-        Stats::add(&st.results_repeated, repeated);
+        Stats::add(&st.results_written, written);
+        Stats::add(&st.results_repeated, replies.repeated);
+        Stats::add(
+            &st.writes_fenced,
+            replies.fenced_results + replies.fenced_ledger,
+        );
         Stats::add(&st.results_without_order_id, c.results_without_order_id);
         Stats::add(&st.permits_mirrored, c.permits);
         Stats::add(&st.positions_mirrored, c.positions);
         Stats::add(&st.plans_acked, c.acks);
         Stats::add(&st.plans_dlq, c.dead_letters);
         Stats::add(&st.permits_consumed, c.consumed);
-        self.writes.batch = Writes::empty_batch(self.cfg);
+        self.writes.batch = Writes::empty_batch(self.cfg, &self.names.shared);
         Ok(true)
     }
 
@@ -458,6 +563,10 @@ impl<'a> Session<'a> {
         self.tasks.abort_all();
         let unanswered = self.intake.inflight.len();
         self.intake.inflight.clear();
+        self.awaiting.clear();
+        if let Some(h) = &self.lease {
+            h.set_outstanding(0);
+        }
         tracing::info!(
             ?end,
             unanswered,
@@ -482,11 +591,12 @@ async fn recv<T>(rx: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
 async fn prepare(
     redis: &mut Redis,
     cfg: &BridgeConfig,
+    names: &Names,
     stop: &watch::Receiver<bool>,
     link: &Link,
 ) -> Result<Option<Option<Saved>>> {
-    let instance = cfg.instance.as_str();
-    let group = stream::Reader::new(cfg);
+    let instance = names.own.as_str();
+    let group = stream::Reader::new(cfg, &names.consumer, None);
     loop {
         if *stop.borrow() {
             return Ok(None);

@@ -1,10 +1,11 @@
 //! The parts of a session's state, one per concern; [`super::Session`] is their composition.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
+use quantum_core::PlanId;
 use quantum_ipc::wire::Message;
 use tokio::sync::{mpsc, Semaphore};
 
@@ -100,9 +101,10 @@ pub(super) struct Writes {
 }
 
 impl Writes {
-    /// An empty batch of the bridge configured by `cfg`.
-    pub(super) fn empty_batch(cfg: &BridgeConfig) -> Batch {
-        Batch::new(&cfg.instance, cfg.maxlen, &cfg.group, cfg.answered_ttl_s)
+    /// An empty batch of the bridge configured by `cfg`, its answered markers named after
+    /// `shared` ([`crate::config::Names::shared`]).
+    pub(super) fn empty_batch(cfg: &BridgeConfig, shared: &str) -> Batch {
+        Batch::new(shared, cfg.maxlen, &cfg.group, cfg.answered_ttl_s)
     }
 
     /// The marker of the next batch.
@@ -124,6 +126,9 @@ pub(super) struct Watch {
     pub(super) positions_dirty: BTreeSet<u16>,
     /// The ledger is read at the end of the round (once, after the barrier).
     pub(super) initial_sync_due: bool,
+    /// Failover: this host took the lead; the ledger values are offered to the core (once
+    /// the barrier is reached).
+    pub(super) lead_offer_due: bool,
     /// When every position hash is read again.
     pub(super) next_ledger_poll: Instant,
     /// When the missing permits are read again (notifications off).
@@ -174,4 +179,45 @@ pub(super) struct Counters {
     /// Entry read from the stream → the core's answer seen on `results` (µs), since the start
     /// of the session: the core's and the rings' share of the plans' way.
     pub(super) answer_us: Histogram<u64>,
+}
+
+/// Failover: plan entries the core answered (accepted) whose result entry is not written yet;
+/// each is acknowledged by the script that writes (or finds) its plan's result.
+#[derive(Default)]
+pub(super) struct Awaiting {
+    by_plan: HashMap<PlanId, Vec<String>>,
+    ids: HashSet<String>,
+}
+
+impl Awaiting {
+    /// Entry `id` of `plan` waits for its result.
+    pub(super) fn add(&mut self, plan: PlanId, id: String) {
+        self.ids.insert(id.clone());
+        self.by_plan.entry(plan).or_default().push(id);
+    }
+
+    /// The entries of `plan`, to acknowledge with its result.
+    pub(super) fn take(&mut self, plan: PlanId) -> Vec<String> {
+        let ids = self.by_plan.remove(&plan).unwrap_or_default();
+        for id in &ids {
+            self.ids.remove(id);
+        }
+        ids
+    }
+
+    /// Whether entry `id` waits (a claim must not push it again).
+    pub(super) fn contains(&self, id: &str) -> bool {
+        self.ids.contains(id)
+    }
+
+    /// Entries waiting.
+    pub(super) fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Forgets them (this host stopped leading: they stay pending for the leader).
+    pub(super) fn clear(&mut self) {
+        self.by_plan.clear();
+        self.ids.clear();
+    }
 }
