@@ -119,7 +119,7 @@ async fn serve(
 /// SIGUSR1 (failover only): hands the lease over; the bridge keeps running as a standby.
 async fn on_sigusr1(lease: LeaseHandle) {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut usr1 = match signal(SignalKind::user_defined1()) {
+    let mut usr1 = match signal(SignalKind::from_raw(quantum_ipc::lease::RELEASE_SIGNAL)) {
         Ok(s) => s,
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch SIGUSR1; a planned release of the lease is not possible");

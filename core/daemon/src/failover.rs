@@ -16,7 +16,7 @@
 //!   then, so the history holds every order the other host could still land.
 
 use quantum_ipc::lease::{boot_ns, settings, LeaseReader, LeaseRole};
-use quantum_ipc::CounterId;
+use quantum_ipc::{CounterId, CountersWriter};
 
 use crate::config::FailoverSection;
 use crate::stats::Counters;
@@ -24,6 +24,27 @@ use crate::stats::Counters;
 /// How often the lease is read (ns): bounds how late plans stop on a host that lost the lease
 /// (the Binance bridge checks it again before every order) and how late a new leader starts.
 const POLL_NS: u64 = 1_000_000;
+
+/// Publishes the `[failover]` settings in a new counters segment, before anything else is in
+/// it: a bridge that finds the symbol directory finds these too, so it never attaches to a
+/// failover daemon believing failover is off.
+pub fn publish_settings(w: &CountersWriter, cfg: &FailoverSection) -> anyhow::Result<()> {
+    let enabled = w.register(settings::ENABLED)?;
+    w.set(enabled, u64::from(cfg.enabled));
+    if cfg.enabled {
+        for (label, v) in [
+            (settings::TTL_MS, cfg.ttl_ms),
+            (settings::RENEW_MS, cfg.renew_ms),
+            (settings::DRIFT_MS, cfg.drift_ms),
+            (settings::RECV_WINDOW_MS, cfg.recv_window_ms),
+            (settings::CLOCK_ERROR_MS, cfg.clock_error_ms),
+        ] {
+            let id = w.register(label)?;
+            w.set(id, v);
+        }
+    }
+    Ok(())
+}
 
 /// What the daemon does now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -49,30 +70,19 @@ pub struct Failover {
 }
 
 impl Failover {
-    /// With `[failover] enabled`: publishes the settings in the counters and starts reading
-    /// the lease. `led`: the epoch of the journal's last lead. `None` when failover is off.
+    /// With `[failover] enabled`: starts reading the lease ([`publish_settings`] published
+    /// the settings already). `led`: the epoch of the journal's last lead. `None` when
+    /// failover is off.
     pub fn start(
         instance: &str,
         cfg: &FailoverSection,
         counters: &Counters,
         led: u64,
     ) -> anyhow::Result<Option<Failover>> {
-        let w = counters.writer();
-        let enabled = w.register(settings::ENABLED)?;
-        w.set(enabled, u64::from(cfg.enabled));
         if !cfg.enabled {
             return Ok(None);
         }
-        for (label, v) in [
-            (settings::TTL_MS, cfg.ttl_ms),
-            (settings::RENEW_MS, cfg.renew_ms),
-            (settings::DRIFT_MS, cfg.drift_ms),
-            (settings::RECV_WINDOW_MS, cfg.recv_window_ms),
-            (settings::CLOCK_ERROR_MS, cfg.clock_error_ms),
-        ] {
-            let id = w.register(label)?;
-            w.set(id, v);
-        }
+        let w = counters.writer();
         let role = w.register("failover.role")?;
         let epoch = w.register("failover.epoch")?;
         w.set(epoch, led);

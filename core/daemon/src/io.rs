@@ -82,6 +82,7 @@ impl Daemon {
         dir_source: Option<String>,
     ) -> Result<Daemon> {
         let (writer, removed) = instance::claim(instance, stats::capacity(cfg.symbols.len()))?;
+        failover::publish_settings(&writer, &cfg.failover)?;
         if !removed.is_empty() {
             tracing::warn!(instance, segments = %removed.join(" "), "removed segments of a dead predecessor");
         }
