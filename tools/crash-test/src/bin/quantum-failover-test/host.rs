@@ -38,6 +38,11 @@ impl Kind {
     }
 }
 
+/// A process that exits this soon after its start …
+const QUICK_EXIT: Duration = Duration::from_secs(2);
+/// … this many times in a row cannot start (a refused option or configuration): the run ends.
+const QUICK_EXITS: u32 = 5;
+
 /// What every host is started with.
 pub struct Env {
     pub quantum: PathBuf,
@@ -72,6 +77,10 @@ pub struct Host {
     pub starts: [u32; 3],
     /// Exits nobody asked for, per kind.
     pub exits: [u32; 3],
+    /// When each process started.
+    started_at: [Option<Instant>; 3],
+    /// Exits in a row within [`QUICK_EXIT`] of the start, per kind.
+    quick: [u32; 3],
     /// Its processes are stopped (SIGSTOP): nothing of it is restarted meanwhile.
     pub stopped: bool,
     lease: LeaseReader,
@@ -110,6 +119,8 @@ impl Host {
             back_at: [None; 3],
             starts: [0; 3],
             exits: [0; 3],
+            started_at: [None; 3],
+            quick: [0; 3],
             stopped: false,
             lease: LeaseReader::new(&instance),
             instance,
@@ -192,6 +203,7 @@ impl Host {
             .with_context(|| format!("cannot start {log}"))?;
         self.procs[kind.idx()] = Some(Proc::new(child));
         self.back_at[kind.idx()] = None;
+        self.started_at[kind.idx()] = Some(Instant::now());
         if kind == Kind::Daemon {
             let end = Instant::now() + Duration::from_secs(60);
             while !procs::daemon_ready(&self.instance) {
@@ -221,6 +233,22 @@ impl Host {
                     self.procs[i] = None;
                     self.exits[i] += 1;
                     self.back_at[i] = Some(now + Duration::from_millis(300));
+                    let lived = self.started_at[i].map_or(Duration::ZERO, |t| now - t);
+                    if lived < QUICK_EXIT {
+                        self.quick[i] += 1;
+                    } else {
+                        self.quick[i] = 0;
+                    }
+                    if self.quick[i] >= QUICK_EXITS {
+                        let log = self.current_log(&env.out, kind);
+                        let text = std::fs::read_to_string(&log).unwrap_or_default();
+                        bail!(
+                            "{} exited {QUICK_EXITS} times in a row within {} ms of its start; the last said: {}",
+                            log.display(),
+                            QUICK_EXIT.as_millis(),
+                            text.lines().last().unwrap_or("(nothing)")
+                        );
+                    }
                 }
             }
             if self.procs[i].is_none() && self.back_at[i].is_none_or(|t| now >= t) {

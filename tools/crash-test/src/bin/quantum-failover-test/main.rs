@@ -669,6 +669,12 @@ impl World {
             stepped_down_ms,
             not_leader_lines,
         });
+        if !self.env.failover {
+            return Ok(format!(
+                "stopped {} ms (failover off: no takeover to wait for)",
+                resumed_wall - stopped_wall
+            ));
+        }
         Ok(format!(
             "stopped {} ms; host {} took over {}; stepped down {}",
             resumed_wall - stopped_wall,
@@ -1031,10 +1037,16 @@ impl World {
                 p.round,
                 self.hosts[p.host].name,
                 p.resumed_wall - p.stopped_wall,
-                p.took_over_wall
-                    .map_or("NEVER".into(), |w| format!("{} ms after the SIGSTOP", w - p.stopped_wall)),
-                p.stepped_down_ms
-                    .map_or("NOT within 5 s".into(), |ms| format!("{ms} ms after SIGCONT")),
+                match p.took_over_wall {
+                    Some(w) => format!("{} ms after the SIGSTOP", w - p.stopped_wall),
+                    None if self.env.failover => "NEVER".into(),
+                    None => "(failover off)".into(),
+                },
+                match p.stepped_down_ms {
+                    Some(ms) => format!("{ms} ms after SIGCONT"),
+                    None if self.env.failover => "NOT within 5 s".into(),
+                    None => "(failover off)".into(),
+                },
                 p.not_leader_lines
             );
             if self.env.failover && p.stepped_down_ms.is_none() {
