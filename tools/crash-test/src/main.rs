@@ -27,7 +27,6 @@
 //! has exactly one final result in the journal; ledger = simulator position and nothing in
 //! flight for every symbol; `quantum ctl journal verify` passes. Exit status 1 when any fails.
 
-mod http;
 mod redis_phase;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,11 +40,15 @@ use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use quantum_core::event::Event;
 use quantum_core::{Decision, Outcome, Qty};
+use quantum_crash_test::book::{self, q, Book};
+use quantum_crash_test::http;
+use quantum_crash_test::procs::{self, join, log_file, Proc};
+use quantum_crash_test::sim::{Sim, BOOK};
 use quantum_ipc::contract;
 use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::journal::Reader;
 use quantum_ipc::wire::{Limits, Message};
-use quantum_ipc::{CountersReader, PeerStatus, Ring, RingSpec};
+use quantum_ipc::{PeerStatus, Ring, RingSpec};
 use quantum_plan_feed::{Feed, Next};
 use quantum_redis::legacy::plan_entry_json;
 use rand::rngs::StdRng;
@@ -80,13 +83,6 @@ struct Args {
     out: PathBuf,
 }
 
-/// Starting positions and marks on the simulator (and the ledger, synced once at the start).
-const BOOK: [(&str, &str, &str); 3] = [
-    ("BTCUSDT", "60", "65000"),
-    ("ETHUSDT", "400", "3000"),
-    ("SOLUSDT", "-20000", "150"),
-];
-
 /// Crash points of the daemon and of the bridge (see `quantum_ipc::failpoint`).
 const DAEMON_POINTS: [Point; 3] = [
     Point::EventJournaled,
@@ -94,46 +90,6 @@ const DAEMON_POINTS: [Point; 3] = [
     Point::IntentPushed,
 ];
 const BRIDGE_POINTS: [Point; 2] = [Point::OrderSending, Point::OrderPlaced];
-
-fn q(s: &str) -> Result<Qty> {
-    s.parse().map_err(|e| anyhow!("{s:?}: {e}"))
-}
-
-/// Per symbol: the daemon's ledger and in-flight gauges.
-type Book = BTreeMap<String, (Qty, Qty)>;
-
-/// A child process and what it was started with.
-struct Proc {
-    child: Child,
-    failpoint: Option<String>,
-}
-
-impl Proc {
-    /// Whether it has exited (a crash point fired, or it failed).
-    fn exited(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(Some(_)))
-    }
-
-    fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    fn term(&mut self) {
-        // SAFETY: kill(2) with a pid we spawned and a valid signal.
-        unsafe {
-            libc::kill(self.child.id() as i32, libc::SIGTERM);
-        }
-        let end = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < end {
-            if self.exited() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        self.kill();
-    }
-}
 
 #[derive(Default)]
 struct Tally {
@@ -157,8 +113,7 @@ struct World {
     instance: String,
     out: PathBuf,
     journal: PathBuf,
-    rest: String,
-    sim: Child,
+    sim: Sim,
     daemon: Option<Proc>,
     bridge: Option<Proc>,
     rng: StdRng,
@@ -181,94 +136,35 @@ impl Drop for World {
         if let Some(mut d) = self.daemon.take() {
             d.kill();
         }
-        let _ = self.sim.kill();
-        let _ = self.sim.wait();
+        self.sim.stop();
         for seg in quantum_ipc::list_segments(Some(&self.instance)).unwrap_or_default() {
             let _ = quantum_ipc::remove_segment(&seg.os_id);
         }
     }
 }
 
-fn log_file(out: &Path, name: &str) -> Result<File> {
-    File::create(out.join(name)).with_context(|| format!("cannot create {name}"))
-}
-
 impl World {
     fn start(args: Args) -> Result<World> {
-        let quantum = match &args.quantum {
-            Some(p) => p.clone(),
-            None => std::env::current_exe()?
-                .parent()
-                .ok_or_else(|| anyhow!("no directory for this binary"))?
-                .join("quantum"),
-        };
-        if !quantum.exists() {
-            bail!(
-                "{} not found: build it first (cargo build -p quantum)",
-                quantum.display()
-            );
-        }
+        let quantum = procs::quantum_binary(args.quantum.as_deref())?;
         let out = args.out.clone();
-        if out.exists() {
-            std::fs::remove_dir_all(&out)
-                .with_context(|| format!("cannot empty {}", out.display()))?;
-        }
-        std::fs::create_dir_all(&out)?;
+        procs::fresh_dir(&out)?;
         let journal = out.join("journal");
         let instance = format!("crash{}", std::process::id());
         // The exchange, with faults on; never killed.
-        let mut sim_args: Vec<String> = [
-            "sim",
-            "binance",
-            "--listen",
-            "127.0.0.1:0",
-            "--latency-ms",
-            "100",
-            "--drop-rate",
-            "0.05",
-            "--ambiguous-503-rate",
-            "0.05",
-            "--timeout-1007-rate",
-            "0.03",
-            "--error-rate",
-            "0.02",
-            // A gateway in front of the exchange that forwards the order and answers 502 (504
-            // in the Redis phase) with its own page: placed, but nobody was told.
-            "--gateway-after-place-rate",
-            "0.04",
-            "--gateway-status",
-            "502",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        for (s, amt, mark) in BOOK {
-            sim_args.push("--position".into());
-            sim_args.push(format!("{s}={amt}"));
-            sim_args.push("--mark".into());
-            sim_args.push(format!("{s}={mark}"));
-        }
-        let mut sim = Command::new(&quantum)
-            .args(&sim_args)
-            .stdout(Stdio::piped())
-            .stderr(log_file(&out, "sim.log")?)
-            .spawn()
-            .context("cannot start quantum sim binance")?;
-        let rest = sim_url(sim.stdout.take().ok_or_else(|| anyhow!("sim stdout"))?)?;
+        let sim = Sim::start(&quantum, &out)?;
         let rng = StdRng::seed_from_u64(args.seed);
         let feed = Feed::new(u64::MAX, args.seed, BOOK.len() as u16);
         let mut w = World {
             quantum,
             instance,
             journal,
-            rest,
             sim,
             daemon: None,
             bridge: None,
             rng,
             feed,
             fed: BTreeMap::new(),
-            symbols: BOOK.iter().map(|b| b.0.to_string()).collect(),
+            symbols: quantum_crash_test::sim::symbols(),
             tally: Tally::default(),
             batch: 0,
             out,
@@ -288,10 +184,6 @@ impl World {
         }
         w.start_bridge(false)?;
         Ok(w)
-    }
-
-    fn counters(&self) -> Option<CountersReader> {
-        CountersReader::open(&self.instance).ok()
     }
 
     fn start_daemon(&mut self, arm: bool) -> Result<()> {
@@ -323,14 +215,7 @@ impl World {
         // Its counters and results ring mark the end of recovery.
         let end = Instant::now() + Duration::from_secs(60);
         loop {
-            let ok = self.counters().is_some_and(|c| c.owner_alive())
-                && quantum_ipc::Broadcast::open(&quantum_ipc::RingSpec::new(
-                    &self.instance,
-                    "results",
-                    0,
-                ))
-                .is_ok();
-            if ok {
+            if procs::daemon_ready(&self.instance) {
                 return Ok(());
             }
             if self.daemon.as_mut().is_some_and(Proc::exited) {
@@ -355,7 +240,7 @@ impl World {
             "--instance",
             &self.instance,
             "--rest-url",
-            &self.rest,
+            &self.sim.rest,
             "--recv-window-ms",
             "2000",
             "--poll-ms",
@@ -462,98 +347,21 @@ impl World {
 
     /// The simulator's position per symbol.
     fn sim_positions(&self) -> Result<BTreeMap<String, Qty>> {
-        let v = http::get(&self.rest, "/sim/positions")?;
-        let mut out: BTreeMap<String, Qty> = BTreeMap::new();
-        for row in v
-            .as_array()
-            .ok_or_else(|| anyhow!("/sim/positions: not a list"))?
-        {
-            let s = row["symbol"].as_str().unwrap_or("").to_string();
-            let amt = q(row["positionAmt"].as_str().unwrap_or("0"))?;
-            let e = out.entry(s).or_insert(Qty::ZERO);
-            *e = Qty::from_units(e.units() + amt.units());
-        }
-        Ok(out)
+        self.sim.positions()
     }
 
     fn sim_orders(&self) -> Result<Vec<Value>> {
-        let v = http::get(&self.rest, "/sim/orders")?;
-        Ok(v.as_array().cloned().unwrap_or_default())
+        self.sim.orders()
     }
 
     /// Per symbol: (ledger, in flight) from the daemon's gauges; `None` while it is down.
     fn book(&self) -> Option<(Book, u64)> {
-        let c = self.counters()?;
-        if !c.owner_alive() {
-            return None;
-        }
-        let amount = |l: &str| c.get(l).map(|v| Qty::from_units(v as i64));
-        let mut out = BTreeMap::new();
-        for s in &self.symbols {
-            out.insert(
-                s.clone(),
-                (
-                    amount(&format!("ledger.{s}"))?,
-                    amount(&format!("in_flight.{s}"))?,
-                ),
-            );
-        }
-        Some((out, c.get("reconciling").unwrap_or(0)))
+        book::book(&self.instance, &self.symbols)
     }
 
-    /// The daemon's pid and its last journaled event number: equal in two reads means the
-    /// same daemon did nothing in between.
-    fn activity(&self) -> Option<(u64, u64)> {
-        let c = self.counters()?;
-        c.owner_alive()
-            .then(|| (c.owner_pid(), c.get("journal.seq").unwrap_or(0)))
-    }
-
-    /// Whether `symbol` is at rest: nothing in flight, nothing reconciling, ledger equal to
-    /// the simulator's position, and the same daemon quiet over 100 ms (its gauges are copied
-    /// from the book every few ms, and a plan may be on its way through it). `Err` when at
-    /// rest but the ledger disagrees.
+    /// Whether `symbol` is at rest (see [`book::at_rest`]).
     fn at_rest(&self, symbol: &str) -> Result<bool> {
-        let before = self.activity();
-        if before.is_none() || !self.at_rest_now(symbol)? {
-            return Ok(false);
-        }
-        std::thread::sleep(Duration::from_millis(100));
-        Ok(self.activity() == before && self.at_rest_now(symbol)?)
-    }
-
-    /// [`Self::at_rest`] from one reading.
-    fn at_rest_now(&self, symbol: &str) -> Result<bool> {
-        let Some((book, reconciling)) = self.book() else {
-            return Ok(false);
-        };
-        let (ledger, in_flight) = book[symbol];
-        if reconciling != 0 || !in_flight.is_zero() {
-            return Ok(false);
-        }
-        let sim = self
-            .sim_positions()?
-            .get(symbol)
-            .copied()
-            .unwrap_or(Qty::ZERO);
-        // A fill may be on its way from the exchange: look again before calling it a mismatch.
-        if ledger != sim {
-            std::thread::sleep(Duration::from_millis(1500));
-            let Some((book, reconciling)) = self.book() else {
-                return Ok(false);
-            };
-            let (ledger, in_flight) = book[symbol];
-            let sim = self
-                .sim_positions()?
-                .get(symbol)
-                .copied()
-                .unwrap_or(Qty::ZERO);
-            if reconciling == 0 && in_flight.is_zero() && ledger != sim {
-                bail!("{symbol}: at rest, but ledger {ledger} != simulator position {sim}");
-            }
-            return Ok(false);
-        }
-        Ok(true)
+        book::at_rest(&self.instance, &self.symbols, symbol, &self.sim)
     }
 
     /// The entry side: a position closed down to under a quarter is opened again, only when
@@ -568,7 +376,7 @@ impl World {
             }
             self.tally.settled_checks += 1;
             http::post(
-                &self.rest,
+                &self.sim.rest,
                 "/sim/position",
                 &json!({"symbol": s, "positionAmt": amt}),
             )?;
@@ -827,8 +635,7 @@ impl World {
         if let Some(mut d) = self.daemon.take() {
             d.term();
         }
-        let _ = self.sim.kill();
-        let _ = self.sim.wait();
+        self.sim.stop();
 
         // Client ids on the exchange.
         let mut per_cid: BTreeMap<String, u32> = BTreeMap::new();
@@ -1121,29 +928,6 @@ struct Lost {
     /// Orders for plans the exchange had an order of already: must be 0.
     again: usize,
     twice: usize,
-}
-
-fn join<K: std::fmt::Display>(m: &BTreeMap<K, u32>) -> String {
-    m.iter()
-        .map(|(k, v)| format!("{k} {v}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-/// Reads the REST URL the simulator prints at start.
-fn sim_url(stdout: std::process::ChildStdout) -> Result<String> {
-    use std::io::BufRead;
-    let mut lines = std::io::BufReader::new(stdout).lines();
-    for line in lines.by_ref() {
-        let line = line?;
-        if let Some(url) = line.trim().strip_prefix("REST") {
-            let url = url.trim().to_string();
-            // Keep draining its stdout so it never blocks on a full pipe.
-            std::thread::spawn(move || for _ in lines {});
-            return Ok(url);
-        }
-    }
-    bail!("the simulator exited before printing its address")
 }
 
 /// Waits for an inject; (sent, durably accepted) from its report.

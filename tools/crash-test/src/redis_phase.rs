@@ -4,17 +4,19 @@
 //! At the end every plan must have exactly one entry in the result stream and none may be left
 //! pending.
 
-use std::collections::BTreeMap;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context, Result};
 use quantum_local_redis::RedisServer;
 use quantum_plan_feed::Next;
-use quantum_redis::legacy::{plan_entry_fields, PLAN_STREAM, RESULT_STREAM};
+use quantum_redis::legacy::{plan_entry_fields, PLAN_STREAM};
 use rand::Rng;
 
-use crate::{log_file, Proc, World};
+use quantum_crash_test::procs::{log_file, Proc};
+use quantum_crash_test::results;
+
+use crate::World;
 
 /// What the phase found.
 pub struct RedisReport {
@@ -23,13 +25,6 @@ pub struct RedisReport {
     pub entries: u64,
     pub not_once: Vec<(String, usize)>,
     pub pending: u64,
-}
-
-fn signal(p: &Proc, sig: i32) {
-    // SAFETY: kill(2) with a pid we spawned and a valid signal.
-    unsafe {
-        libc::kill(p.child.id() as i32, sig);
-    }
 }
 
 impl World {
@@ -49,10 +44,7 @@ impl World {
             .stderr(log_file(&self.out, "redis-bridge.log")?)
             .spawn()
             .context("cannot start quantum bridge redis")?;
-        Ok(Proc {
-            child,
-            failpoint: None,
-        })
+        Ok(Proc::new(child))
     }
 
     /// `cycles` times: `per` plans XADDed once each, then the Redis bridge paused for a
@@ -63,8 +55,8 @@ impl World {
             .map_err(|e| anyhow!("{e} (install redis-server, or set REDIS_SERVER)"))?;
         let url = server.url();
         // The gateway fault answers 504 here (502 in the rounds).
-        crate::http::post(
-            &self.rest,
+        quantum_crash_test::http::post(
+            &self.sim.rest,
             "/sim/faults",
             &serde_json::json!({"gatewayStatus": 504}),
         )?;
@@ -111,47 +103,26 @@ impl World {
                 self.tally.deliveries += 1;
             }
             std::thread::sleep(Duration::from_millis(self.rng.gen_range(0..300)));
-            signal(&bridge, libc::SIGSTOP);
+            bridge.signal(libc::SIGSTOP);
             std::thread::sleep(Duration::from_secs(1));
             if let Some(mut d) = self.daemon.take() {
                 d.kill();
             }
             *self.tally.kills.entry("daemon").or_default() += 1;
             self.start_daemon(false)?;
-            signal(&bridge, libc::SIGCONT);
+            bridge.signal(libc::SIGCONT);
         }
         // Every plan answered in Redis, nothing pending.
         let end = Instant::now() + Duration::from_secs(120);
         let (entries, per_plan, pending) = loop {
-            let entries: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
-                .arg(RESULT_STREAM)
-                .arg("-")
-                .arg("+")
-                .query(&mut conn)?;
-            let mut per_plan: BTreeMap<String, usize> = BTreeMap::new();
-            for (_, f) in &entries {
-                if let Some(id) = f.get("plan_id") {
-                    *per_plan.entry(id.clone()).or_default() += 1;
-                }
-            }
-            let pending: Vec<redis::Value> = redis::cmd("XPENDING")
-                .arg(PLAN_STREAM)
-                .arg(&group)
-                .query(&mut conn)
-                .unwrap_or_default();
-            let pending = match pending.first() {
-                Some(redis::Value::Int(n)) => *n as u64,
-                _ => 0,
-            };
+            let entries = results::result_entries(&mut conn)?;
+            let per_plan = results::per_plan(&entries);
+            let pending = results::pending(&mut conn, &group);
             let all = ids.iter().all(|id| per_plan.contains_key(id));
             if all && pending == 0 {
                 // Anything late would come within a second.
                 std::thread::sleep(Duration::from_secs(1));
-                let again: Vec<(String, BTreeMap<String, String>)> = redis::cmd("XRANGE")
-                    .arg(RESULT_STREAM)
-                    .arg("-")
-                    .arg("+")
-                    .query(&mut conn)?;
+                let again = results::result_entries(&mut conn)?;
                 if again.len() == entries.len() {
                     break (entries.len() as u64, per_plan, pending);
                 }

@@ -1,0 +1,132 @@
+//! `quantum sim binance` with the faults every test run has on, the starting book, and what
+//! the simulator says about positions and orders.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{anyhow, bail, Context, Result};
+use quantum_core::Qty;
+use serde_json::Value;
+
+use crate::book::q;
+use crate::http;
+use crate::procs::log_file;
+
+/// Starting positions and marks on the simulator (and the ledger, synced once at the start):
+/// (symbol, position, mark).
+pub const BOOK: [(&str, &str, &str); 3] = [
+    ("BTCUSDT", "60", "65000"),
+    ("ETHUSDT", "400", "3000"),
+    ("SOLUSDT", "-20000", "150"),
+];
+
+/// The symbols of [`BOOK`].
+pub fn symbols() -> Vec<String> {
+    BOOK.iter().map(|b| b.0.to_string()).collect()
+}
+
+/// The running simulator (killed when dropped).
+pub struct Sim {
+    child: Child,
+    /// Its REST base URL.
+    pub rest: String,
+}
+
+impl Sim {
+    /// The exchange, with faults on (latency, dropped connections, ambiguous 503s, -1007
+    /// timeouts, errors, and a gateway that places the order and answers 502 with its own
+    /// page), holding [`BOOK`]; its log is `sim.log` in `out`.
+    pub fn start(quantum: &Path, out: &Path) -> Result<Sim> {
+        let mut args: Vec<String> = [
+            "sim",
+            "binance",
+            "--listen",
+            "127.0.0.1:0",
+            "--latency-ms",
+            "100",
+            "--drop-rate",
+            "0.05",
+            "--ambiguous-503-rate",
+            "0.05",
+            "--timeout-1007-rate",
+            "0.03",
+            "--error-rate",
+            "0.02",
+            // A gateway in front of the exchange that forwards the order and answers 502 (the
+            // crash test's Redis phase makes it 504) with its own page: placed, but nobody
+            // was told.
+            "--gateway-after-place-rate",
+            "0.04",
+            "--gateway-status",
+            "502",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        for (s, amt, mark) in BOOK {
+            args.push("--position".into());
+            args.push(format!("{s}={amt}"));
+            args.push("--mark".into());
+            args.push(format!("{s}={mark}"));
+        }
+        let mut child = Command::new(quantum)
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(log_file(out, "sim.log")?)
+            .spawn()
+            .context("cannot start quantum sim binance")?;
+        let rest = sim_url(child.stdout.take().ok_or_else(|| anyhow!("sim stdout"))?)?;
+        Ok(Sim { child, rest })
+    }
+
+    /// The simulator's position per symbol.
+    pub fn positions(&self) -> Result<BTreeMap<String, Qty>> {
+        let v = http::get(&self.rest, "/sim/positions")?;
+        let mut out: BTreeMap<String, Qty> = BTreeMap::new();
+        for row in v
+            .as_array()
+            .ok_or_else(|| anyhow!("/sim/positions: not a list"))?
+        {
+            let s = row["symbol"].as_str().unwrap_or("").to_string();
+            let amt = q(row["positionAmt"].as_str().unwrap_or("0"))?;
+            let e = out.entry(s).or_insert(Qty::ZERO);
+            *e = Qty::from_units(e.units() + amt.units());
+        }
+        Ok(out)
+    }
+
+    /// The audit list of every accepted order (`GET /sim/orders`).
+    pub fn orders(&self) -> Result<Vec<Value>> {
+        let v = http::get(&self.rest, "/sim/orders")?;
+        Ok(v.as_array().cloned().unwrap_or_default())
+    }
+
+    /// Kills it (also on drop).
+    pub fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Reads the REST URL the simulator prints at start.
+fn sim_url(stdout: std::process::ChildStdout) -> Result<String> {
+    use std::io::BufRead;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    for line in lines.by_ref() {
+        let line = line?;
+        if let Some(url) = line.trim().strip_prefix("REST") {
+            let url = url.trim().to_string();
+            // Keep draining its stdout so it never blocks on a full pipe.
+            std::thread::spawn(move || for _ in lines {});
+            return Ok(url);
+        }
+    }
+    bail!("the simulator exited before printing its address")
+}
