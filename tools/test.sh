@@ -2,7 +2,8 @@
 # Runs every test of the workspace: the README's test command, and what CI runs.
 #
 #   tools/test.sh            all tests (debug build), the crash test (10 rounds, see
-#                            tools/crash-test.sh), then the loom models (release, cfg(loom))
+#                            tools/crash-test.sh), the failover test (4 rounds, see
+#                            tools/failover-test.sh), then the loom models (release, cfg(loom))
 #
 # The workspace tests include `systemd-analyze verify` of deploy/systemd/ and a tmux-driven
 # `quantum ctl top` test; each says SKIPPED and passes where its tool is not installed.
@@ -19,6 +20,9 @@ cargo test --workspace --all-targets
 
 echo "== crash test: kill -9 of the daemon and the bridge at random moments, 10 rounds"
 tools/crash-test.sh 10
+
+echo "== failover test: two hosts, one lease; pause, kill all, Redis restart, planned release"
+tools/failover-test.sh 4
 
 echo "== loom models (permit table, shm ring protocol)"
 # A separate target dir: cfg(loom) rebuilds the crates, and must not invalidate the main cache.
