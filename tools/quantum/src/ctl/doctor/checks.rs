@@ -803,3 +803,68 @@ fn remove_ipc(h: &dyn Host, o: &Options) -> Finding {
 #[cfg(test)]
 #[path = "tests.rs"]
 mod tests;
+
+/// Failover: what this host's lease holder published, for a configuration with `[failover]`
+/// on (`enabled`) or a running instance that has a lease segment. `None` when failover is
+/// neither configured nor running here.
+pub fn failover(
+    enabled: bool,
+    lease: Option<&quantum_ipc::lease::Lease>,
+    now_ns: u64,
+) -> Option<Finding> {
+    const CHECK: &str = "failover";
+    match lease {
+        None if enabled => Some(flag(
+            CHECK,
+            Status::Fail,
+            "failover is on but this host publishes no lease",
+            "start the Redis bridge of the instance (quantum bridge redis --instance …): it holds the lease; until then this host never leads",
+        )),
+        None => None,
+        Some(l) => {
+            let other = if l.other.is_empty() {
+                "nobody"
+            } else {
+                l.other.as_str()
+            };
+            Some(if l.may_send(now_ns) {
+                pass(
+                    CHECK,
+                    format!(
+                        "leader (epoch {}, host {}), lease held {} s, deadline in {} ms; ttl {} ms, recvWindow {} ms",
+                        l.epoch,
+                        l.host,
+                        now_ns.saturating_sub(l.acquired_ns) / 1_000_000_000,
+                        l.deadline_ns.saturating_sub(now_ns) / 1_000_000,
+                        l.ttl_ms,
+                        l.recv_window_ms
+                    ),
+                )
+            } else if l.leads(now_ns) {
+                pass(
+                    CHECK,
+                    format!(
+                        "leader (epoch {}), waiting out its takeover fence ({} ms left)",
+                        l.epoch,
+                        l.fence_left(now_ns).unwrap_or_default().as_millis()
+                    ),
+                )
+            } else if l.other.is_empty() {
+                flag(
+                    CHECK,
+                    Status::Warn,
+                    format!("standby (host {}), and no host holds the lease", l.host),
+                    "nobody leads: check the other host and this host's Redis bridge log (stepped down, Redis unreachable)",
+                )
+            } else {
+                pass(
+                    CHECK,
+                    format!(
+                        "standby (host {}); {other} leads under epoch {}",
+                        l.host, l.epoch
+                    ),
+                )
+            })
+        }
+    }
+}

@@ -97,7 +97,15 @@ pub fn run(a: DoctorArgs) -> Result<()> {
         shm_need: shm_need(cfg.rings.capacity),
         mlockall: cfg.host.mlockall,
     };
-    let findings = run_all(&RootedHost::new(&a.root), &opts);
+    let mut findings = run_all(&RootedHost::new(&a.root), &opts);
+    if let Some(name) = &a.instance {
+        let lease = quantum_ipc::lease::LeaseReader::new(name).read();
+        findings.extend(checks::failover(
+            cfg.failover.enabled,
+            lease.as_ref(),
+            quantum_ipc::lease::boot_ns(),
+        ));
+    }
     let worst = findings
         .iter()
         .map(|f| f.status)

@@ -488,3 +488,66 @@ fn the_real_host_is_read_without_panicking() {
     assert_eq!(f.len(), 13);
     assert!(f.iter().all(|f| !f.found.is_empty()));
 }
+
+/// The failover line: a leader, a fenced leader, a standby with a leader elsewhere, a standby
+/// with nobody leading, and failover configured with no lease published.
+#[test]
+fn failover_says_the_role_and_warns_when_nobody_leads() {
+    use quantum_ipc::lease::{Lease, LeaseRole};
+    let now = 1_000_000_000_000u64;
+    let l = Lease {
+        role: LeaseRole::Leader,
+        epoch: 4,
+        deadline_ns: now + 2_000_000_000,
+        trade_after_ns: now - 1,
+        acquired_ns: now - 60_000_000_000,
+        renewed_ns: now,
+        ttl_ms: 3000,
+        recv_window_ms: 1000,
+        host: "db1".into(),
+        other: String::new(),
+        takeover_ms: 0,
+        updated_ns: now,
+    };
+    let f = failover(true, Some(&l), now).unwrap();
+    assert_eq!(f.status, Status::Pass);
+    assert!(
+        f.found
+            .starts_with("leader (epoch 4, host db1), lease held 60 s"),
+        "{}",
+        f.found
+    );
+    let fenced = Lease {
+        trade_after_ns: now + 500_000_000,
+        ..l.clone()
+    };
+    let f = failover(true, Some(&fenced), now).unwrap();
+    assert!(f.found.contains("fence (500 ms left)"), "{}", f.found);
+    let standby = Lease {
+        role: LeaseRole::Standby,
+        other: "db2".into(),
+        ..l.clone()
+    };
+    let f = failover(true, Some(&standby), now).unwrap();
+    assert_eq!(f.status, Status::Pass);
+    assert!(f.found.contains("db2 leads under epoch 4"), "{}", f.found);
+    let alone = Lease {
+        role: LeaseRole::Standby,
+        ..l.clone()
+    };
+    assert_eq!(
+        failover(true, Some(&alone), now).unwrap().status,
+        Status::Warn
+    );
+    let past = Lease {
+        deadline_ns: now,
+        ..l
+    };
+    assert_eq!(
+        failover(true, Some(&past), now).unwrap().status,
+        Status::Warn,
+        "a leader past its deadline leads no more"
+    );
+    assert_eq!(failover(true, None, now).unwrap().status, Status::Fail);
+    assert!(failover(false, None, now).is_none());
+}
