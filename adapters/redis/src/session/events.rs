@@ -187,6 +187,7 @@ impl Session<'_> {
         };
         Stats::inc(&self.stats.ledger_bases);
         tracing::info!(symbol = %name, amount = %amount, epoch, "ledger base");
+        self.bases.insert(symbol.0, amount);
         let m = input_out(&Input::Command(Command::LedgerBase {
             symbol,
             amount,
@@ -288,7 +289,11 @@ impl Session<'_> {
                 at_ms,
             } => {
                 self.ledger.applied(symbol.0, amount);
-                self.write_ledger(symbol, amount, at_ms);
+                // The core took a base this bridge read from the shared ledger: Redis has it
+                // already, and writing it back whole could undo a fill booked since.
+                if self.bases.remove(&symbol.0) != Some(amount) {
+                    self.write_ledger(symbol, amount, at_ms);
+                }
             }
             Event::Position {
                 symbol,

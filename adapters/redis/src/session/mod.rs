@@ -131,6 +131,8 @@ pub struct Session<'a> {
     watch: Watch,
     /// The ledger values handed to the core and seen from it, per symbol.
     ledger: Ledger,
+    /// Failover: ledger bases handed to the core, per symbol, until its `LedgerSet` for them.
+    bases: HashMap<u16, quantum_core::Qty>,
     /// Legacy permits read from Redis (`--permits-from redis`), held until their plan is in.
     permits: Option<PermitsIn>,
     /// What the session counts beyond the stats.
@@ -229,6 +231,7 @@ impl<'a> Session<'a> {
                 next_permit_poll: now,
             },
             ledger: Ledger::default(),
+            bases: HashMap::new(),
             permits: (cfg.permits_from == PermitsFrom::Redis)
                 .then(|| PermitsIn::new(cfg.max_held_permits)),
             counters: Counters {
@@ -299,8 +302,11 @@ impl<'a> Session<'a> {
             self.follow_lease();
             if self.watch.initial_sync_due {
                 self.watch.initial_sync_due = false;
-                self.sync_ledger(None, self.progress.resume.fresh_core)
-                    .await;
+                // Failover: a core takes its ledger from the shared ledger when it leads
+                // (`LedgerWanted`), never as an offer of the bridge's own values, which a fill
+                // booked meanwhile would make stale.
+                let offer = self.progress.resume.fresh_core && self.lease.is_none();
+                self.sync_ledger(None, offer).await;
             }
             if !self.writes.batch.is_empty() && !self.flush().await? {
                 return Ok(End::Stop);
