@@ -328,6 +328,7 @@ impl Session<'_> {
         if r.kind == Kind::LedgerBase.tag() {
             // Answered already (by an earlier process of this bridge), or of a lead the core
             // left meanwhile: the core asks again when it needs one.
+            self.bases.remove(&r.symbol.0);
             tracing::info!(symbol = %self.name(r.symbol), reason = %r.reason, "the core did not take a ledger base");
         } else if r.kind == Kind::LedgerSet.tag() {
             Stats::inc(&self.stats.ledger_refused);
