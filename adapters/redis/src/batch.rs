@@ -8,7 +8,7 @@
 //! back before it tries again, so a batch that did land is never written twice.
 
 use quantum_core::event::{GovPermitEvent, P33PermitEvent};
-use quantum_core::{PlanId, PlanResult, Price, Qty};
+use quantum_core::{PlanId, PlanResult, Price, Qty, Side};
 use redis::{Pipeline, Value};
 
 use crate::legacy::{self, DLQ_STREAM, LEDGER_FIELD, PLAN_STREAM, RESULT_STREAM};
@@ -50,6 +50,123 @@ end",
 
 /// What a fenced script returns when another host holds a newer epoch (nothing was written).
 pub const FENCED: i64 = -1;
+
+/// Failover: books one fill of ours into the shared ledger by its increase, once per (plan,
+/// cumulative quantity), whichever host sees it and whatever its role (a fill is a fact, and
+/// booking it twice is impossible, so it needs no fence).
+///
+/// `KEYS`: the position hash, the plan's booked marker ([`crate::state::booked_key`]), the
+/// ledger hash ([`crate::state::ledger_key`]); `ARGV`: symbol, the plan's cumulative filled
+/// quantity, the sign a fill of the order's side moves the ledger by (`1` or `-1`,
+/// `Side::sign`), `updated_at`, the marker's TTL (s).
+///
+/// The marker holds the cumulative quantity booked so far (absent: none). When `cum` is not
+/// above it, nothing is written and 0 is returned. Else `ledger_amount` (absent: 0) moves by
+/// sign × (cum − booked), the marker becomes `cum` (expiring), `updated_at` is set, and
+/// when `ledger_amount` was the bridge's own value (absent, or equal to the ledger hash's
+/// value) the ledger hash takes the new value too, so the bridge never takes this write
+/// for an operator's; an operator's value still waiting for the core is moved by the fill
+/// and stays an operator's (the core is handed it). Returns 1. Returns [`BOOK_UNREADABLE`]
+/// (nothing written) when `ledger_amount` is not a decimal or the sum leaves the range of a
+/// quantity.
+///
+/// The arithmetic is exact: a decimal (at most 8 fraction digits, as the core's quantities)
+/// is held as whole units and 1e-8 units, each an exact Lua number, and written back as
+/// `quantum_core::fixed::write_units` writes it (`Qty`'s `Display`: shortest exact form,
+/// `0`, `-1.5`, `0.00000001`).
+pub const BOOK_FILL_SCRIPT: &str = r"
+local E8 = 100000000
+local function parse(t)
+  local s, w, f = string.match(t, '^%s*([+-]?)(%d*)%.?(%d*)%s*$')
+  if not s or (w == '' and f == '') then
+    return nil
+  end
+  if #f > 8 then
+    if not string.match(string.sub(f, 9), '^0*$') then
+      return nil
+    end
+    f = string.sub(f, 1, 8)
+  end
+  w = string.match(w, '^0*(%d*)$')
+  if #w > 12 then
+    return nil
+  end
+  local h = tonumber(w) or 0
+  local l = tonumber(f .. string.rep('0', 8 - #f))
+  if s == '-' then
+    h, l = 0 - h, 0 - l
+  end
+  return h, l
+end
+local function norm(h, l)
+  if l >= E8 then
+    h, l = h + 1, l - E8
+  elseif l <= -E8 then
+    h, l = h - 1, l + E8
+  end
+  if h > 0 and l < 0 then
+    h, l = h - 1, l + E8
+  elseif h < 0 and l > 0 then
+    h, l = h + 1, l - E8
+  end
+  return h, l
+end
+local function fits(h, l)
+  local a, b = math.abs(h), math.abs(l)
+  return a < 92233720368 or (a == 92233720368 and b <= 54775807)
+end
+local function text(h, l)
+  local s = string.format('%.0f', math.abs(h))
+  if l ~= 0 then
+    s = s .. '.' .. (string.gsub(string.format('%08.0f', math.abs(l)), '0+$', ''))
+  end
+  if h < 0 or l < 0 then
+    s = '-' .. s
+  end
+  return s
+end
+local ch, cl = parse(ARGV[2])
+local sign = tonumber(ARGV[3])
+if not ch or (sign ~= 1 and sign ~= -1) then
+  return redis.error_reply('BOOK_FILL: bad cumulative quantity or sign')
+end
+local ph, pl = 0, 0
+local prev = redis.call('GET', KEYS[2])
+if prev then
+  ph, pl = parse(prev)
+  if not ph then
+    ph, pl = 0, 0
+  end
+end
+local dh, dl = norm(ch - ph, cl - pl)
+if dh < 0 or (dh == 0 and dl <= 0) then
+  return 0
+end
+local cur = redis.call('HGET', KEYS[1], 'ledger_amount')
+local synced = redis.call('HGET', KEYS[3], ARGV[1])
+local h, l = 0, 0
+if cur then
+  h, l = parse(cur)
+  if not h then
+    return -2
+  end
+end
+h, l = norm(h + sign * dh, l + sign * dl)
+if not fits(h, l) then
+  return -2
+end
+local amount = text(h, l)
+redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5])
+redis.call('HSET', KEYS[1], 'ledger_amount', amount, 'updated_at', ARGV[4])
+if not cur or cur == synced then
+  redis.call('HSET', KEYS[3], ARGV[1], amount)
+end
+return 1
+";
+
+/// What [`BOOK_FILL_SCRIPT`] returns when it cannot book (`ledger_amount` is not a decimal,
+/// or the sum is out of range): nothing was written.
+pub const BOOK_UNREADABLE: i64 = -2;
 
 /// Writes a plan's result entry unless the plan has one already: the plan's marker key
 /// ([`crate::state::answered_key`]) is set (`NX`, expiring) in the same step as the entry is
@@ -102,6 +219,7 @@ pub struct Fence {
 enum Kept {
     Result,
     Ledger,
+    Booked,
 }
 
 /// What the kept replies of a written transaction say.
@@ -113,6 +231,12 @@ pub struct Replies {
     pub fenced_results: u64,
     /// Ledger writes the fence refused.
     pub fenced_ledger: u64,
+    /// Fills booked into the shared ledger ([`BOOK_FILL_SCRIPT`] returned 1).
+    pub fills_booked: u64,
+    /// Fills the shared ledger had booked already (0).
+    pub fills_repeated: u64,
+    /// Fills not booked because `ledger_amount` is not a decimal ([`BOOK_UNREADABLE`]).
+    pub fills_unbooked: u64,
 }
 
 impl Replies {
@@ -207,6 +331,9 @@ impl Batch {
                 (Kept::Result, Value::Int(0)) => r.repeated += 1,
                 (Kept::Result, Value::Int(FENCED)) => r.fenced_results += 1,
                 (Kept::Ledger, Value::Int(FENCED)) => r.fenced_ledger += 1,
+                (Kept::Booked, Value::Int(1)) => r.fills_booked += 1,
+                (Kept::Booked, Value::Int(0)) => r.fills_repeated += 1,
+                (Kept::Booked, Value::Int(BOOK_UNREADABLE)) => r.fills_unbooked += 1,
                 _ => {}
             }
         }
@@ -393,6 +520,29 @@ impl Batch {
                 self.kept.push(Kept::Ledger);
             }
         }
+        self.ops += 1;
+        self.counts.positions += 1;
+        self.position_writes.push(symbol.to_owned());
+    }
+
+    /// Failover: books a fill of `plan` (its order's side `side`, `cum_qty` filled so far)
+    /// into the shared ledger by its increase ([`BOOK_FILL_SCRIPT`], unfenced; its reply is
+    /// kept).
+    pub fn book_fill(&mut self, symbol: &str, plan: PlanId, side: Side, cum_qty: Qty, at_ms: u64) {
+        debug_assert_eq!(LEDGER_FIELD, "ledger_amount", "the script names the field");
+        self.pipe
+            .cmd("EVAL")
+            .arg(BOOK_FILL_SCRIPT)
+            .arg(3)
+            .arg(legacy::position_key(symbol))
+            .arg(state::booked_key(&self.instance, plan))
+            .arg(state::ledger_key(&self.instance))
+            .arg(symbol)
+            .arg(cum_qty.to_string())
+            .arg(side.sign())
+            .arg(legacy::iso_ms(at_ms))
+            .arg(self.answered_ttl_s);
+        self.kept.push(Kept::Booked);
         self.ops += 1;
         self.counts.positions += 1;
         self.position_writes.push(symbol.to_owned());

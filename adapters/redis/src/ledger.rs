@@ -20,8 +20,14 @@
 //! When a daemon with no journal behind it starts (the bridge's first start on this Redis, or
 //! a daemon that restarted its numbering), its ledger is only what it was configured with; the
 //! values in the position hashes are then offered to it once, for each symbol whose ledger it
-//! has not set by then. So is a core whose host takes the failover lead: the other host's
-//! core kept the ledger meanwhile, and the position hashes hold what it had.
+//! has not set by then.
+//!
+//! In failover mode the position hashes are the shared ledger: each fill of ours is booked
+//! there by its increase ([`crate::batch::BOOK_FILL_SCRIPT`], which keeps the ledger hash in
+//! step, so a booking of either host is never taken for an operator's value), and only ledger
+//! sets are written whole (fenced). A core whose host takes the lead asks for each symbol's
+//! value once no order of ours on it can fill, and is answered with it (a `LedgerBase`, see
+//! [`crate::session`]).
 
 use std::collections::{HashMap, HashSet};
 
@@ -136,12 +142,6 @@ impl Ledger {
         let t = self.pending.remove(&sym)?;
         self.refused.insert(sym, t.clone());
         Some(t)
-    }
-
-    /// This host took the failover lead: every symbol's value is offered to its core once
-    /// more (as to a fresh core), whatever the core set while it stood by.
-    pub fn taking_lead(&mut self) {
-        self.touched.clear();
     }
 
     /// Forgets what was handed to a daemon that has gone.

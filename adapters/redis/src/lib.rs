@@ -50,7 +50,9 @@
 //! With failover on (the daemon's `[failover]`), the bridge also holds the host's lease in
 //! Redis ([`lease`]): it claims plan entries only while its host may act, writes results and
 //! mirrors only while it leads, fenced by the lease's epoch, and acknowledges a plan entry only
-//! in the script that writes its result.
+//! in the script that writes its result. Fills it books in any role, by their increase, once
+//! per plan and cumulative quantity ([`batch::BOOK_FILL_SCRIPT`]); a core that took the lead
+//! is answered the shared ledger of each symbol it asks for ([`session`]).
 //!
 //! This crate never depends on another adapter; it uses `quantum-core` for pure types only.
 #![deny(unsafe_code)]

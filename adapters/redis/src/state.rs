@@ -7,11 +7,13 @@
 //! | [`ledger_key`] `quantum:bridge:<instance>:ledger` | hash | per symbol, the `ledger_amount` text the core has (what the bridge last wrote or handed over) |
 //! | [`stats_key`] `quantum:bridge:<instance>:stats` | hash | the bridge's counters ([`crate::stats`]) |
 //! | [`answered_key`] `quantum:bridge:<instance>:answered:<plan_id>` | string, TTL | `1`: the plan's result entry is written ([`crate::batch::RESULT_SCRIPT`]); expires after `--answered-ttl-s` |
+//! | [`booked_key`] `quantum:bridge:<lease>:booked:<plan_id>` | string, TTL | failover: the plan's cumulative filled quantity booked into the shared ledger ([`crate::batch::BOOK_FILL_SCRIPT`]); expires after `--answered-ttl-s` |
 //!
 //! In failover mode ([`crate::config::Names`]) the state and stats hashes are the host's own,
 //! `quantum:bridge:<instance>@<host>` and `quantum:bridge:<instance>@<host>:stats`, and the
 //! keys both hosts share are named after the lease: `quantum:bridge:<lease>:ledger`,
-//! `quantum:bridge:<lease>:answered:<plan_id>` (and the lease's own keys, [`crate::lease`]).
+//! `quantum:bridge:<lease>:answered:<plan_id>`, `quantum:bridge:<lease>:booked:<plan_id>` (and
+//! the lease's own keys, [`crate::lease`]).
 //!
 //! `next_seq` is the first event not yet mirrored; `low_seq` is the first event whose effect
 //! is not complete in Redis: the oldest executed plan's result held back for its order id
@@ -44,6 +46,11 @@ pub fn stats_key(instance: &str) -> String {
 /// Set with a plan's result entry: the plan has its entry (no second one is written).
 pub fn answered_key(instance: &str, plan: quantum_core::PlanId) -> String {
     format!("quantum:bridge:{instance}:answered:{plan}")
+}
+
+/// Failover: the cumulative filled quantity of a plan's order booked into the shared ledger.
+pub fn booked_key(shared: &str, plan: quantum_core::PlanId) -> String {
+    format!("quantum:bridge:{shared}:booked:{plan}")
 }
 
 /// The daemon an event numbering belongs to: `<start ms>-<pid>` of its counters segment.

@@ -114,6 +114,15 @@ counters! {
     /// Failover: the last takeover this host measured, from the old lease's end to its first
     /// result entry (ms; a value, not a count).
     takeover_ms,
+    /// Failover: fills booked into the shared ledger by this bridge.
+    fills_booked,
+    /// Failover: fills the shared ledger had booked already (seen again, or by the other
+    /// host first).
+    fills_repeated,
+    /// Failover: fills not booked because `ledger_amount` was not an amount.
+    fills_unbooked,
+    /// Failover: ledgers handed to the core as the base it asked for after a lead.
+    ledger_bases,
 }
 
 impl Stats {

@@ -6,7 +6,8 @@
 use std::time::Instant;
 
 use quantum_core::event::{Event, RefusedEvent};
-use quantum_core::{Outcome, PlanId, SymbolId};
+use quantum_core::wire::input_out;
+use quantum_core::{Command, Input, Outcome, PlanId, Qty, Side, SymbolId};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
@@ -16,6 +17,7 @@ use tokio::sync::mpsc;
 use super::{answers_at_once, noisy, End, Session, PROBE_PREFIX};
 use crate::config::PermitsFrom;
 use crate::error::{Error, Result};
+use crate::legacy;
 use crate::results::Ready;
 use crate::rings::Ev;
 use crate::stats::Stats;
@@ -29,6 +31,11 @@ impl Session<'_> {
                     Stats::inc(&self.stats.events);
                     if seq < self.progress.resume.replay_until {
                         self.replay(seq, &e);
+                        if let Event::LedgerWanted { symbol, epoch, .. } = e {
+                            // The earlier process may have died before it answered; a second
+                            // answer is refused by the core (`unwanted_base`), harmlessly.
+                            self.answer_ledger_wanted(symbol, epoch).await?;
+                        }
                     } else {
                         self.live(seq, e).await?;
                     }
@@ -121,6 +128,76 @@ impl Session<'_> {
             .ledger(&self.names.shared, &name, amount, at_ms);
     }
 
+    /// Failover: books a fill of `plan` into the shared ledger by its increase (any role: a
+    /// fill is a fact, and the script books each (plan, cumulative quantity) once).
+    fn book_fill(&mut self, symbol: SymbolId, plan: PlanId, side: Side, cum_qty: Qty, at_ms: u64) {
+        let name = self.name(symbol);
+        self.writes
+            .batch
+            .book_fill(&name, plan, side, cum_qty, at_ms);
+    }
+
+    /// Failover: the core asks for `symbol`'s ledger after its lead under `epoch`. When this
+    /// host leads under that epoch, every write before the question is put in Redis, then
+    /// the shared ledger's value (absent: 0) is handed to the core as a `LedgerBase`. A
+    /// standby (or a host that lost that lead) does not answer: the core stays waiting. Nor
+    /// does a bridge asked to stop meanwhile (the next one reads the question again).
+    pub(super) async fn answer_ledger_wanted(
+        &mut self,
+        symbol: SymbolId,
+        epoch: u64,
+    ) -> Result<()> {
+        if self.leading() != Some(epoch) {
+            tracing::info!(symbol = %self.name(symbol), epoch, leading = ?self.leading(), "the core asks for a ledger base of a lead this host does not hold; not answered");
+            return Ok(());
+        }
+        if !self.writes.batch.is_empty() && !self.flush().await? {
+            return Ok(());
+        }
+        let name = self.name(symbol);
+        let text = loop {
+            if self.stopping() {
+                return Ok(());
+            }
+            if let Ok(mut c) = self.redis.conn().await {
+                let r: redis::RedisResult<Option<String>> = redis::cmd("HGET")
+                    .arg(legacy::position_key(&name))
+                    .arg(legacy::LEDGER_FIELD)
+                    .query_async(&mut c)
+                    .await;
+                match r {
+                    Ok(t) => {
+                        self.redis.ok();
+                        break t;
+                    }
+                    Err(e) => self.redis.failed(&e.into()),
+                }
+            }
+            self.link.heartbeat();
+            self.redis.backoff().await;
+        };
+        let amount = match text.as_deref().map(|t| t.trim().parse::<Qty>()) {
+            None => Qty::ZERO,
+            Some(Ok(q)) => q,
+            Some(Err(e)) => {
+                Stats::inc(&self.stats.ledger_invalid);
+                tracing::warn!(symbol = %name, ledger_amount = ?text, epoch, "ledger_amount is not an amount ({e}): no ledger base for the core, which waits for an operator's sync (HSET {} ledger_amount <amount>)", legacy::position_key(&name));
+                return Ok(());
+            }
+        };
+        Stats::inc(&self.stats.ledger_bases);
+        tracing::info!(symbol = %name, amount = %amount, epoch, "ledger base");
+        self.bases.insert(symbol.0, amount);
+        let m = input_out(&Input::Command(Command::LedgerBase {
+            symbol,
+            amount,
+            epoch,
+        }))
+        .expect("a ledger base has a wire form");
+        self.send(m);
+        Ok(())
+    }
+
     /// The core answered plan `plan`: acknowledge the entry (in failover mode: with its
     /// result), or remember an orphan.
     pub(super) fn answered(&mut self, plan: PlanId) {
@@ -191,7 +268,20 @@ impl Session<'_> {
                     self.write_result(ready);
                 }
                 self.ledger.filled(f.symbol.0);
-                self.write_ledger(f.symbol, f.ledger_after, f.time_ms);
+                if self.lease.is_some() {
+                    self.book_fill(f.symbol, f.plan, f.side, f.cum_qty, f.time_ms);
+                } else {
+                    self.write_ledger(f.symbol, f.ledger_after, f.time_ms);
+                }
+            }
+            Event::OrderRecovered { report: r, .. }
+                if self.lease.is_some() && r.cum_qty > Qty::ZERO =>
+            {
+                // An order of ours the other host placed: its fills may not be booked yet.
+                self.book_fill(r.symbol, r.plan, r.side, r.cum_qty, r.time_ms);
+            }
+            Event::LedgerWanted { symbol, epoch, .. } => {
+                self.answer_ledger_wanted(symbol, epoch).await?;
             }
             Event::LedgerSet {
                 symbol,
@@ -199,7 +289,11 @@ impl Session<'_> {
                 at_ms,
             } => {
                 self.ledger.applied(symbol.0, amount);
-                self.write_ledger(symbol, amount, at_ms);
+                // The core took a base this bridge read from the shared ledger: Redis has it
+                // already, and writing it back whole could undo a fill booked since.
+                if self.bases.remove(&symbol.0) != Some(amount) {
+                    self.write_ledger(symbol, amount, at_ms);
+                }
             }
             Event::Position {
                 symbol,
@@ -231,7 +325,12 @@ impl Session<'_> {
         }
         self.counters.refusals += 1;
         let n = self.counters.refusals;
-        if r.kind == Kind::LedgerSet.tag() {
+        if r.kind == Kind::LedgerBase.tag() {
+            // Answered already (by an earlier process of this bridge), or of a lead the core
+            // left meanwhile: the core asks again when it needs one.
+            self.bases.remove(&r.symbol.0);
+            tracing::info!(symbol = %self.name(r.symbol), reason = %r.reason, "the core did not take a ledger base");
+        } else if r.kind == Kind::LedgerSet.tag() {
             Stats::inc(&self.stats.ledger_refused);
             let text = self.ledger.refused(r.symbol.0);
             tracing::warn!(symbol = %self.name(r.symbol), amount = ?text, reason = %r.reason, "the core refused a ledger sync");

@@ -15,10 +15,15 @@
 //! ```
 //!
 //! In failover mode (the daemon's `failover.enabled`, [`crate::lease`]) the session writes
-//! results, permits, positions and ledger values only while this host leads, through fenced
+//! results, permits, positions and ledger sets only while this host leads, through fenced
 //! scripts that acknowledge each plan entry with its result; a standby still reads its core's
 //! events so its state keeps up. Entries read while this host may not act are left pending.
-//! When it takes the lead, the ledger values are offered to its core once.
+//! Fills are the exception: in any role each fill of ours (and each order of ours the core
+//! recovers from the exchange's history with something filled) is booked into the shared
+//! ledger by its increase, once per plan and cumulative quantity
+//! ([`crate::batch::BOOK_FILL_SCRIPT`]). After a lead the core asks for each symbol's ledger
+//! once no order of ours on it can fill (`LedgerWanted`); the leading bridge flushes what it
+//! holds and answers with the shared ledger's value (`LedgerBase`, log line `ledger base`).
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
@@ -126,6 +131,8 @@ pub struct Session<'a> {
     watch: Watch,
     /// The ledger values handed to the core and seen from it, per symbol.
     ledger: Ledger,
+    /// Failover: ledger bases handed to the core, per symbol, until its `LedgerSet` for them.
+    bases: HashMap<u16, quantum_core::Qty>,
     /// Legacy permits read from Redis (`--permits-from redis`), held until their plan is in.
     permits: Option<PermitsIn>,
     /// What the session counts beyond the stats.
@@ -220,11 +227,11 @@ impl<'a> Session<'a> {
                 own_writes: HashMap::new(),
                 positions_dirty: BTreeSet::new(),
                 initial_sync_due: false,
-                lead_offer_due: false,
                 next_ledger_poll: now,
                 next_permit_poll: now,
             },
             ledger: Ledger::default(),
+            bases: HashMap::new(),
             permits: (cfg.permits_from == PermitsFrom::Redis)
                 .then(|| PermitsIn::new(cfg.max_held_permits)),
             counters: Counters {
@@ -295,12 +302,11 @@ impl<'a> Session<'a> {
             self.follow_lease();
             if self.watch.initial_sync_due {
                 self.watch.initial_sync_due = false;
-                self.sync_ledger(None, self.progress.resume.fresh_core)
-                    .await;
-            }
-            if self.watch.lead_offer_due && self.progress.barrier {
-                self.watch.lead_offer_due = false;
-                self.sync_ledger(None, true).await;
+                // Failover: a core takes its ledger from the shared ledger when it leads
+                // (`LedgerWanted`), never as an offer of the bridge's own values, which a fill
+                // booked meanwhile would make stale.
+                let offer = self.progress.resume.fresh_core && self.lease.is_none();
+                self.sync_ledger(None, offer).await;
             }
             if !self.writes.batch.is_empty() && !self.flush().await? {
                 return Ok(End::Stop);
@@ -331,8 +337,8 @@ impl<'a> Session<'a> {
         })
     }
 
-    /// Failover: follows this host's role. Taking the lead offers the ledger to the core;
-    /// losing it forgets the entries waiting for their result (pending for the leader).
+    /// Failover: follows this host's role. Losing the lead forgets the entries waiting for
+    /// their result (pending for the leader).
     fn follow_lease(&mut self) {
         let Some(h) = &self.lease else {
             return;
@@ -345,10 +351,8 @@ impl<'a> Session<'a> {
             Some(epoch) if self.led_epoch.is_none() => {
                 tracing::info!(
                     epoch,
-                    "leading: this bridge writes the results and mirrors the core's events; the ledger values are offered to the core"
+                    "leading: this bridge writes the results and mirrors the core's events; the core asks for each symbol's ledger once it is quiet"
                 );
-                self.ledger.taking_lead();
-                self.watch.lead_offer_due = true;
             }
             Some(_) => {}
             None => {
@@ -540,6 +544,15 @@ impl<'a> Session<'a> {
             &st.writes_fenced,
             replies.fenced_results + replies.fenced_ledger,
         );
+        Stats::add(&st.fills_booked, replies.fills_booked);
+        Stats::add(&st.fills_repeated, replies.fills_repeated);
+        if replies.fills_unbooked > 0 {
+            Stats::add(&st.fills_unbooked, replies.fills_unbooked);
+            tracing::warn!(
+                fills = replies.fills_unbooked,
+                "fills not booked into the shared ledger: ledger_amount is not an amount; an operator's sync must set it (HSET quantum:position:<SYMBOL> ledger_amount <amount>)"
+            );
+        }
         Stats::add(&st.results_without_order_id, c.results_without_order_id);
         Stats::add(&st.permits_mirrored, c.permits);
         Stats::add(&st.positions_mirrored, c.positions);

@@ -126,9 +126,6 @@ pub(super) struct Watch {
     pub(super) positions_dirty: BTreeSet<u16>,
     /// The ledger is read at the end of the round (once, after the barrier).
     pub(super) initial_sync_due: bool,
-    /// Failover: this host took the lead; the ledger values are offered to the core (once
-    /// the barrier is reached).
-    pub(super) lead_offer_due: bool,
     /// When every position hash is read again.
     pub(super) next_ledger_poll: Instant,
     /// When the missing permits are read again (notifications off).
