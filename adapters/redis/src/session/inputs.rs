@@ -28,10 +28,19 @@ impl Session<'_> {
         self.writes.batch.ack(id);
     }
 
-    pub(super) fn on_read(&mut self, r: Read) {
+    pub(super) async fn on_read(&mut self, r: Read) {
         match r {
             Read::Entries(entries) => {
+                let answered = self.answered_already(&entries).await;
                 for e in entries {
+                    if answered.contains(&e.id) {
+                        // Failover: the plan has its result entry, written by this host or the
+                        // other: this delivery is a repeat. The core is not asked again (the
+                        // other host's core may have decided it; this one would decide anew).
+                        Stats::inc(&self.stats.plans_answered_before);
+                        self.ack(e.id);
+                        continue;
+                    }
                     self.on_entry(e);
                 }
             }
@@ -40,6 +49,47 @@ impl Session<'_> {
                 tracing::warn!(entries = ids.len(), first = %ids[0], "pending plan entries were trimmed from the stream before the core saw them: those plans are lost");
             }
         }
+    }
+
+    /// Failover: the ids of `entries` whose plan already has its result entry (its shared
+    /// answered marker exists), read in one round trip. Empty with failover off (the core's
+    /// dedupe answers a repeat there) or when Redis cannot be asked (the core then decides,
+    /// and a plan the exchange holds an order of is still never ordered again).
+    async fn answered_already(&mut self, entries: &[stream::Entry]) -> BTreeSet<String> {
+        let mut found = BTreeSet::new();
+        if self.lease.is_none() {
+            return found;
+        }
+        let plans: Vec<(&str, PlanId)> = entries
+            .iter()
+            .filter_map(|e| {
+                let fields = e.fields.as_ref()?;
+                let read = plan_entry::read_plan(&e.id, fields, &self.link.symbols).ok()?;
+                Some((e.id.as_str(), read.plan.id))
+            })
+            .collect();
+        if plans.is_empty() {
+            return found;
+        }
+        let Ok(mut c) = self.redis.conn().await else {
+            return found;
+        };
+        let mut pipe = redis::pipe();
+        for (_, plan) in &plans {
+            pipe.cmd("EXISTS")
+                .arg(crate::state::answered_key(&self.names.shared, *plan));
+        }
+        match pipe.query_async::<Vec<i64>>(&mut c).await {
+            Ok(exists) => {
+                for ((id, _), n) in plans.iter().zip(exists) {
+                    if n > 0 {
+                        found.insert((*id).to_owned());
+                    }
+                }
+            }
+            Err(e) => self.redis.failed(&e.into()),
+        }
+        found
     }
 
     pub(super) fn on_entry(&mut self, e: stream::Entry) {

@@ -280,7 +280,7 @@ impl<'a> Session<'a> {
                     Some(evs) => end = self.on_events(evs).await?,
                     None => end = Some(End::DaemonGone),
                 },
-                Some(r) = recv(&mut self.intake.entries), if reading => self.on_read(r),
+                Some(r) = recv(&mut self.intake.entries), if reading => self.on_read(r).await,
                 Some(n) = self.notes.recv() => self.on_notes(n).await,
             }
             if end.is_none() {
