@@ -38,11 +38,11 @@ use std::time::Duration;
 use quantum_ipc::lease::{boot_ns, settings, Lease, LeaseRole, LeaseWriter};
 use quantum_ipc::CountersReader;
 use redis::aio::MultiplexedConnection;
-use redis::{Client, Value};
+use redis::Value;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::conn::Redis;
+use crate::conn::{Redis, Target};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
 
@@ -445,7 +445,7 @@ pub struct Running {
 pub fn start(
     names: Names,
     s: Settings,
-    client: Client,
+    target: impl Into<Target>,
     stats: Arc<Stats>,
     stop: watch::Receiver<bool>,
 ) -> Result<Running> {
@@ -485,7 +485,7 @@ pub fn start(
     let task = Task {
         names,
         s,
-        client,
+        target: target.into(),
         conn: None,
         writer,
         tx,
@@ -513,7 +513,7 @@ pub fn start(
 struct Task {
     names: Names,
     s: Settings,
-    client: Client,
+    target: Target,
     conn: Option<MultiplexedConnection>,
     writer: LeaseWriter,
     tx: watch::Sender<Lease>,
@@ -578,7 +578,7 @@ impl Task {
             return Some(c.clone());
         }
         let block = Duration::from_millis(self.s.ttl_ms);
-        match tokio::time::timeout(block, Redis::dedicated(&self.client, Duration::ZERO)).await {
+        match tokio::time::timeout(block, Redis::dedicated(&self.target, Duration::ZERO)).await {
             Ok(Ok(c)) => {
                 self.conn = Some(c.clone());
                 Some(c)
