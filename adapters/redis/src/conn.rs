@@ -90,6 +90,11 @@ pub const SENTINEL_PORT: u16 = 26379;
 /// How long asking the sentinels for the master (and checking it) may take in all.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How often the sentinels are asked for the master while a Sentinel target is in use, so
+/// connections made to a master that is one no more are dropped soon after a failover
+/// ([`Target::moved`]) rather than when Sentinel demotes it (seconds later, if it lives).
+pub const FOLLOW_EVERY: Duration = Duration::from_millis(500);
+
 /// A parsed `redis+sentinel://[user:password@]host:port[,host:port…]/<master>[/db][?…]` URL.
 ///
 /// The user and password before `@` are the master's (and its replicas'). Sentinels that
@@ -321,9 +326,45 @@ pub struct Sentinel {
     url: SentinelUrl,
     /// The library's client keeps one connection per sentinel; lookups take turns.
     client: tokio::sync::Mutex<SentinelClient>,
-    /// The master's address found last, to log when it changes.
+    /// The master's address found last: logged when it changes, compared by
+    /// [`Target::moved`].
     master_seen: std::sync::Mutex<Option<String>>,
+    /// The task that asks the sentinels every [`FOLLOW_EVERY`] runs (started at the first
+    /// connection, when a runtime is there; ends when the last [`Target`] is dropped).
+    following: std::sync::atomic::AtomicBool,
 }
+
+impl Sentinel {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Option<String>> {
+        self.master_seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the sentinels every [`FOLLOW_EVERY`] while a [`Target`] of this one lives.
+    fn follow(this: &Arc<Sentinel>) {
+        // Relaxed: only one caller may win the swap; it orders nothing else.
+        if this
+            .following
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
+            return;
+        }
+        let weak = Arc::downgrade(this);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(FOLLOW_EVERY).await;
+                let Some(s) = weak.upgrade() else { return };
+                // A failed lookup changes nothing: connections stay where they are.
+                let _ = Target::Sentinel(s).lookup().await;
+            }
+        });
+    }
+}
+
+/// The address a connection was made to, for [`Target::moved`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Made(String);
 
 /// Where the bridge's connections go: one Redis server, or the current master of a set the
 /// sentinels monitor. Every connection the bridge makes (the shared one, the stream reader's,
@@ -361,6 +402,7 @@ impl Target {
                 url: parsed,
                 client: tokio::sync::Mutex::new(client),
                 master_seen: std::sync::Mutex::new(None),
+                following: std::sync::atomic::AtomicBool::new(false),
             })));
         }
         if lower.contains("+sentinel://") {
@@ -397,8 +439,16 @@ impl Target {
     }
 
     /// A client for the Redis to use now: the URL's, or the master the sentinels name now
-    /// (checked with `ROLE` by the library before it is returned).
+    /// (checked with `ROLE` by the library before it is returned). From then on the sentinels
+    /// are asked every [`FOLLOW_EVERY`] (see [`Target::moved`]).
     pub async fn client(&self) -> redis::RedisResult<Client> {
+        if let Target::Sentinel(s) = self {
+            Sentinel::follow(s);
+        }
+        self.lookup().await
+    }
+
+    async fn lookup(&self) -> redis::RedisResult<Client> {
         let s = match self {
             Target::Direct(c) => return Ok(Client::clone(c)),
             Target::Sentinel(s) => s,
@@ -418,10 +468,7 @@ impl Target {
             }
         };
         let addr = client.get_connection_info().addr().to_string();
-        let mut seen = s
-            .master_seen
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut seen = s.seen();
         if seen.as_deref() != Some(addr.as_str()) {
             tracing::info!(redis = %s.url.shown(), master = %addr, "Redis Sentinel names the master");
             *seen = Some(addr);
@@ -429,22 +476,33 @@ impl Target {
         Ok(client)
     }
 
-    /// A multiplexed connection to the Redis to use now.
+    /// A multiplexed connection to the Redis to use now, and where it goes.
     pub async fn connect(
         &self,
         cfg: &AsyncConnectionConfig,
-    ) -> redis::RedisResult<MultiplexedConnection> {
-        self.client()
-            .await?
+    ) -> redis::RedisResult<(MultiplexedConnection, Made)> {
+        let client = self.client().await?;
+        let made = Made(client.get_connection_info().addr().to_string());
+        let c = client
             .get_multiplexed_async_connection_with_config(cfg)
-            .await
+            .await?;
+        Ok((c, made))
+    }
+
+    /// Whether the sentinels named another master than the one a connection was `made` to
+    /// since: the holder drops it and connects again. Always false for a direct URL.
+    pub fn moved(&self, made: &Made) -> bool {
+        match self {
+            Target::Direct(_) => false,
+            Target::Sentinel(s) => s.seen().as_ref().is_some_and(|m| *m != made.0),
+        }
     }
 }
 
 /// The bridge's Redis: where to connect and its shared multiplexed connection.
 pub struct Redis {
     target: Target,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<(MultiplexedConnection, Made)>,
     shown: String,
     stats: Arc<Stats>,
     backoff: Backoff,
@@ -494,17 +552,21 @@ impl Redis {
 
     /// The shared connection, made if there is none.
     pub async fn conn(&mut self) -> Result<MultiplexedConnection> {
-        if let Some(c) = &self.conn {
-            return Ok(c.clone());
+        if let Some((c, made)) = &self.conn {
+            if !self.target.moved(made) {
+                return Ok(c.clone());
+            }
+            tracing::info!(redis = %self.shown, "the sentinels name another master: connecting to it");
+            self.conn = None;
         }
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(RESPONSE_TIMEOUT));
         match self.target.connect(&cfg).await {
-            Ok(c) => {
+            Ok((c, made)) => {
                 Stats::inc(&self.stats.redis_connects);
                 tracing::info!(redis = %self.shown, "Redis connected");
-                self.conn = Some(c.clone());
+                self.conn = Some((c.clone(), made));
                 Ok(c)
             }
             Err(e) => {
@@ -515,8 +577,12 @@ impl Redis {
         }
     }
 
-    /// A connection of its own, for a command that blocks up to `block`.
-    pub async fn dedicated(target: &Target, block: Duration) -> Result<MultiplexedConnection> {
+    /// A connection of its own, for a command that blocks up to `block`, and where it goes
+    /// ([`Target::moved`]).
+    pub async fn dedicated(
+        target: &Target,
+        block: Duration,
+    ) -> Result<(MultiplexedConnection, Made)> {
         let cfg = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(block + RESPONSE_TIMEOUT));

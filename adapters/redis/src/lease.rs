@@ -42,7 +42,7 @@ use redis::Value;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::conn::{Redis, Target};
+use crate::conn::{Made, Redis, Target};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
 
@@ -514,7 +514,7 @@ struct Task {
     names: Names,
     s: Settings,
     target: Target,
-    conn: Option<MultiplexedConnection>,
+    conn: Option<(MultiplexedConnection, Made)>,
     writer: LeaseWriter,
     tx: watch::Sender<Lease>,
     shared: Arc<Shared>,
@@ -574,13 +574,18 @@ impl Task {
 
     /// A connection of the task's own: its requests never queue behind the bridge's writes.
     async fn conn(&mut self) -> Option<MultiplexedConnection> {
-        if let Some(c) = &self.conn {
-            return Some(c.clone());
+        if let Some((c, made)) = &self.conn {
+            // After a Redis failover the lease lives on the master the sentinels name now.
+            if !self.target.moved(made) {
+                return Some(c.clone());
+            }
+            tracing::info!(lease = %lease_key(&self.names.lease), redis = %self.target.shown(), "lease: the sentinels name another master; connecting to it");
+            self.conn = None;
         }
         let block = Duration::from_millis(self.s.ttl_ms);
         match tokio::time::timeout(block, Redis::dedicated(&self.target, Duration::ZERO)).await {
-            Ok(Ok(c)) => {
-                self.conn = Some(c.clone());
+            Ok(Ok((c, made))) => {
+                self.conn = Some((c.clone(), made));
                 Some(c)
             }
             Ok(Err(e)) => {

@@ -206,7 +206,7 @@ impl Reader {
         let mut acted_epoch = 0;
         loop {
             let res = async {
-                let mut c = Redis::dedicated(&target, BLOCK).await?;
+                let (mut c, _) = Redis::dedicated(&target, BLOCK).await?;
                 self.ensure_group(&mut c).await?;
                 if lost {
                     lost = false;
