@@ -27,8 +27,9 @@ pub struct RedisBridgeArgs {
     pub instance: String,
     /// Redis URL, one of:
     /// `redis://[user:password@]host:port/db`;
-    /// `rediss://[user:password@]host:port/db` for TLS (server certificate checked against
-    /// the webpki roots), `rediss://…/db#insecure` to accept any certificate;
+    /// `rediss://[user:password@]host:port/db` for TLS (the server's certificate checked
+    /// against the system's roots, /etc/ssl/certs, or the file SSL_CERT_FILE names),
+    /// `rediss://…/db#insecure` to accept any certificate;
     /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/db]` to
     /// connect to the master the sentinels name (asked again at every reconnection, so a
     /// Redis failover is followed), e.g.

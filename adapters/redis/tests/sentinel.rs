@@ -37,10 +37,7 @@ struct SentinelProc {
 impl SentinelProc {
     fn start(master_port: u16) -> SentinelProc {
         let port = free_port();
-        let dir = std::env::temp_dir().join(format!(
-            "qpc-sentinel-{}-{port}",
-            std::process::id()
-        ));
+        let dir = std::env::temp_dir().join(format!("qpc-sentinel-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("sentinel dir");
         let conf = dir.join("sentinel.conf");
         std::fs::write(
@@ -130,7 +127,11 @@ impl Cluster {
                     return false;
                 };
                 let replicas: Vec<std::collections::HashMap<String, String>> =
-                    match redis::cmd("SENTINEL").arg("REPLICAS").arg(MASTER).query(&mut c) {
+                    match redis::cmd("SENTINEL")
+                        .arg("REPLICAS")
+                        .arg(MASTER)
+                        .query(&mut c)
+                    {
                         Ok(r) => r,
                         Err(_) => return false,
                     };
@@ -247,7 +248,11 @@ async fn connections_reach_the_new_master_after_a_sentinel_failover() {
     let after: Option<u64> = new_master.get("after").unwrap();
     assert_eq!(after, Some(n), "the last write is on the new master");
     let before: Option<String> = new_master.get("before").unwrap();
-    assert_eq!(before.as_deref(), Some("1"), "replicated before the failover");
+    assert_eq!(
+        before.as_deref(),
+        Some("1"),
+        "replicated before the failover"
+    );
 
     // A connection made now goes to the new master too.
     let (mut d, _) = Redis::dedicated(redis.target(), Duration::ZERO)
@@ -306,7 +311,11 @@ async fn until_leading(h: &lease::LeaseHandle, within: Duration) -> u64 {
         if let Some(e) = h.leads() {
             return e;
         }
-        assert!(Instant::now() < end, "not leading within {within:?}: {:?}", h.lease());
+        assert!(
+            Instant::now() < end,
+            "not leading within {within:?}: {:?}",
+            h.lease()
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -342,7 +351,11 @@ async fn the_lease_follows_a_sentinel_failover() {
 
     let e1 = until_leading(&run.handle, Duration::from_secs(10)).await;
     let held: Option<String> = cl.master.conn().get(lease::lease_key(&lease_name)).unwrap();
-    assert_eq!(held, Some(lease::lease_value(host, e1)), "acquired on the master");
+    assert_eq!(
+        held,
+        Some(lease::lease_value(host, e1)),
+        "acquired on the master"
+    );
 
     cl.failover();
     let switched = Instant::now();
