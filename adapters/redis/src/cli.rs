@@ -31,8 +31,8 @@ pub struct RedisBridgeArgs {
     /// against the system's roots, /etc/ssl/certs, or the file SSL_CERT_FILE names),
     /// `rediss://…/db#insecure` to accept any certificate;
     /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/db]` to
-    /// connect to the master the sentinels name (asked again at every reconnection, so a
-    /// Redis failover is followed), e.g.
+    /// connect to the master the sentinels name (asked at every connection and every 0.5 s,
+    /// so the bridge follows a Redis failover), e.g.
     /// `redis+sentinel://:secret@10.0.0.1:26379,10.0.0.2:26379/mymaster/0`; the password is
     /// the master's; sentinels with a password of their own:
     /// `?sentinel_password=…` (and `sentinel_user=…`). Never logged with its credentials.
