@@ -86,7 +86,7 @@ async fn serve(
                 let run = lease::start(
                     names,
                     s,
-                    redis.client().clone(),
+                    redis.target().clone(),
                     stats.clone(),
                     lease_stop.clone(),
                 )?;

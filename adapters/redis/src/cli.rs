@@ -8,6 +8,7 @@ use crate::config::{BridgeConfig, GroupStart, PermitsFrom};
 pub const EXAMPLES: &str = "Examples:
   quantum bridge redis --instance prod1 --redis redis://127.0.0.1:6379/0
   REDIS_URL=rediss://bridge:secret@cache.internal:6380/0 quantum bridge redis --instance prod1
+  quantum bridge redis --instance prod1 --redis redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster/0
   quantum bridge redis --instance prod1 --permits-from redis   # legacy Governor and P3.3 issue the permits
   quantum bridge redis --instance prod1 --host db2 --lease prod   # failover ([failover] enabled in the daemon's config): both hosts run it with --lease prod
 
@@ -24,8 +25,17 @@ pub struct RedisBridgeArgs {
     /// The `quantum run` instance whose `plans` and `results` rings to attach.
     #[arg(long, default_value = "default")]
     pub instance: String,
-    /// Redis URL: `redis://[user:password@]host:port/db`, or `rediss://` for TLS. Never logged
-    /// with its credentials.
+    /// Redis URL, one of:
+    /// `redis://[user:password@]host:port/db`;
+    /// `rediss://[user:password@]host:port/db` for TLS (the server's certificate checked
+    /// against the system's roots, /etc/ssl/certs, or the file SSL_CERT_FILE names),
+    /// `rediss://…/db#insecure` to accept any certificate;
+    /// `redis+sentinel://[user:password@]host:port[,host:port…]/<master name>[/db]` to
+    /// connect to the master the sentinels name (asked at every connection and every 0.5 s,
+    /// so the bridge follows a Redis failover), e.g.
+    /// `redis+sentinel://:secret@10.0.0.1:26379,10.0.0.2:26379/mymaster/0`; the password is
+    /// the master's; sentinels with a password of their own:
+    /// `?sentinel_password=…` (and `sentinel_user=…`). Never logged with its credentials.
     #[arg(
         long,
         env = "REDIS_URL",

@@ -40,7 +40,8 @@ pub const ANSWERED_TTL_S: u64 = 25 * 3600;
 pub struct BridgeConfig {
     /// The `quantum run` instance whose rings to attach.
     pub instance: String,
-    /// `redis://` or `rediss://` URL (user and password may be in it; never logged).
+    /// `redis://`, `rediss://` or `redis+sentinel://` URL ([`crate::conn::URL_SHAPES`]; user
+    /// and password may be in it; never logged).
     pub url: String,
     /// Consumer group on the plan stream.
     pub group: String,

@@ -45,8 +45,8 @@ pub enum Error {
 }
 
 impl Error {
-    /// Whether the connection to Redis is the problem (lost, refused, timed out), as opposed
-    /// to a command Redis answered with an error.
+    /// Whether the connection to Redis is the problem (lost, refused, timed out, or to a
+    /// replica), as opposed to a command Redis answered with an error.
     pub fn is_connection(&self) -> bool {
         match self {
             Error::Redis(e) => {
@@ -54,9 +54,13 @@ impl Error {
                     || e.is_connection_dropped()
                     || e.is_connection_refusal()
                     || e.is_timeout()
+                    // A replica (a master demoted by a failover) answers writes READONLY:
+                    // connect again, through the sentinels when the URL names them.
                     || matches!(
                         e.kind(),
-                        redis::ErrorKind::Server(redis::ServerErrorKind::BusyLoading)
+                        redis::ErrorKind::Server(
+                            redis::ServerErrorKind::BusyLoading | redis::ServerErrorKind::ReadOnly
+                        )
                     )
             }
             _ => false,

@@ -38,11 +38,11 @@ use std::time::Duration;
 use quantum_ipc::lease::{boot_ns, settings, Lease, LeaseRole, LeaseWriter};
 use quantum_ipc::CountersReader;
 use redis::aio::MultiplexedConnection;
-use redis::{Client, Value};
+use redis::Value;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
-use crate::conn::Redis;
+use crate::conn::{Made, Redis, Target};
 use crate::error::{Error, Result};
 use crate::stats::Stats;
 
@@ -445,7 +445,7 @@ pub struct Running {
 pub fn start(
     names: Names,
     s: Settings,
-    client: Client,
+    target: impl Into<Target>,
     stats: Arc<Stats>,
     stop: watch::Receiver<bool>,
 ) -> Result<Running> {
@@ -485,7 +485,7 @@ pub fn start(
     let task = Task {
         names,
         s,
-        client,
+        target: target.into(),
         conn: None,
         writer,
         tx,
@@ -513,8 +513,8 @@ pub fn start(
 struct Task {
     names: Names,
     s: Settings,
-    client: Client,
-    conn: Option<MultiplexedConnection>,
+    target: Target,
+    conn: Option<(MultiplexedConnection, Made)>,
     writer: LeaseWriter,
     tx: watch::Sender<Lease>,
     shared: Arc<Shared>,
@@ -574,13 +574,18 @@ impl Task {
 
     /// A connection of the task's own: its requests never queue behind the bridge's writes.
     async fn conn(&mut self) -> Option<MultiplexedConnection> {
-        if let Some(c) = &self.conn {
-            return Some(c.clone());
+        if let Some((c, made)) = &self.conn {
+            // After a Redis failover the lease lives on the master the sentinels name now.
+            if !self.target.moved(made) {
+                return Some(c.clone());
+            }
+            tracing::info!(lease = %lease_key(&self.names.lease), redis = %self.target.shown(), "lease: the sentinels name another master; connecting to it");
+            self.conn = None;
         }
         let block = Duration::from_millis(self.s.ttl_ms);
-        match tokio::time::timeout(block, Redis::dedicated(&self.client, Duration::ZERO)).await {
-            Ok(Ok(c)) => {
-                self.conn = Some(c.clone());
+        match tokio::time::timeout(block, Redis::dedicated(&self.target, Duration::ZERO)).await {
+            Ok(Ok((c, made))) => {
+                self.conn = Some((c.clone(), made));
                 Some(c)
             }
             Ok(Err(e)) => {

@@ -13,10 +13,9 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use quantum_core::PlanId;
-use redis::Client;
 use tokio::sync::mpsc;
 
-use crate::conn::Backoff;
+use crate::conn::{Backoff, Target};
 use crate::legacy::{self, PermitKind, PERMIT_PREFIX, POSITION_PREFIX};
 use crate::stats::Stats;
 
@@ -57,7 +56,7 @@ pub fn note_of(channel: &str, event: &str) -> Option<Note> {
 }
 
 /// Turns the needed flags on; `Ok(false)` with the reason logged when Redis refuses.
-async fn enable(client: &Client, permits: bool) -> redis::RedisResult<bool> {
+async fn enable(client: &redis::Client, permits: bool) -> redis::RedisResult<bool> {
     let mut c = client.get_multiplexed_async_connection().await?;
     let current: Vec<String> = match redis::cmd("CONFIG")
         .arg("GET")
@@ -106,7 +105,7 @@ fn refused(why: &str, permits: bool) {
 
 /// Subscribes and forwards notes until the session drops the receiver.
 pub async fn run(
-    client: Client,
+    target: Target,
     db: i64,
     permits: bool,
     tx: mpsc::Sender<Note>,
@@ -119,6 +118,7 @@ pub async fn run(
     }
     loop {
         let attempt = async {
+            let client = target.client().await?;
             let enabled = enable(&client, permits).await?;
             let mut ps = client.get_async_pubsub().await?;
             for p in &patterns {

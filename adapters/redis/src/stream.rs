@@ -25,11 +25,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redis::aio::MultiplexedConnection;
-use redis::{Client, Value};
+use redis::Value;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 
 use crate::config::BridgeConfig;
-use crate::conn::{Backoff, Redis};
+use crate::conn::{Backoff, Redis, Target};
 use crate::error::{Error, Result};
 use crate::lease::LeaseHandle;
 use crate::legacy::PLAN_STREAM;
@@ -192,11 +192,12 @@ impl Reader {
     /// Runs until the session drops the receiver: own pending entries, claims, new entries.
     pub async fn run(
         self,
-        client: Client,
+        target: impl Into<Target>,
         slots: Arc<Semaphore>,
         tx: mpsc::Sender<Read>,
         stats: Arc<Stats>,
     ) {
+        let target = target.into();
         let mut backoff = Backoff::default();
         let mut own_done = false;
         let mut next_claim = Instant::now();
@@ -205,7 +206,7 @@ impl Reader {
         let mut acted_epoch = 0;
         loop {
             let res = async {
-                let mut c = Redis::dedicated(&client, BLOCK).await?;
+                let (mut c, _) = Redis::dedicated(&target, BLOCK).await?;
                 self.ensure_group(&mut c).await?;
                 if lost {
                     lost = false;

@@ -365,7 +365,7 @@ impl Session<'_> {
         self.intake.entries = Some(rx);
         self.tasks.spawn(
             stream::Reader::new(self.cfg, &self.names.consumer, self.lease.clone()).run(
-                self.redis.client().clone(),
+                self.redis.target().clone(),
                 self.intake.slots.clone(),
                 tx,
                 self.stats.clone(),

@@ -180,7 +180,7 @@ impl<'a> Session<'a> {
         let (note_tx, notes) = mpsc::channel(4096);
         let mut tasks = JoinSet::new();
         tasks.spawn(notify::run(
-            redis.client().clone(),
+            redis.target().clone(),
             redis.db(),
             cfg.permits_from == PermitsFrom::Redis,
             note_tx,
