@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use quantum_core::event::{Event, RefusedEvent};
 use quantum_core::wire::input_out;
-use quantum_core::{Command, Input, Outcome, PlanId, Qty, Side, SymbolId};
+use quantum_core::{Command, Input, Outcome, PlanId, PlanResult, Qty, Side, SymbolId};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
@@ -61,8 +61,31 @@ impl Session<'_> {
         Ok(None)
     }
 
+    /// Failover: remembers the plans with an order of ours (see `Session::ordered`).
+    pub(super) fn note_order(&mut self, e: &Event) {
+        if self.lease.is_none() {
+            return;
+        }
+        match *e {
+            Event::OrderIntent(i) if !i.lookup_first => {
+                self.ordered.insert(i.plan, (i.qty, None));
+            }
+            Event::OrderAccepted { plan, order_id, .. } => {
+                if let Some(o) = self.ordered.get_mut(&plan) {
+                    o.1 = Some(order_id);
+                }
+            }
+            Event::OrderRecovered { report: r, .. } => {
+                self.ordered
+                    .insert(r.plan, (r.orig_qty.max(r.cum_qty), Some(r.order_id)));
+            }
+            _ => {}
+        }
+    }
+
     /// An event mirrored before the restart: only what is still open is rebuilt.
     pub(super) fn replay(&mut self, seq: u64, e: &Event) {
+        self.note_order(e);
         let now = Instant::now();
         match *e {
             Event::PlanResult(r) => {
@@ -103,12 +126,21 @@ impl Session<'_> {
             return;
         }
         let acks = self.awaiting.take(r.result.plan);
+        // A `duplicate` of a plan with an order of ours (the other host placed it, or this
+        // core did before it lost the lead) is what its result entry says only if the plan
+        // has none yet: then the order is the plan's outcome, written as executed (the
+        // script writes nothing when the plan has its entry).
+        let (result, order_id) = first_result(
+            r.result,
+            r.order_id,
+            self.ordered.get(&r.result.plan).copied(),
+        );
         match self.fence() {
             Some(f) => {
                 self.writes.batch.set_fence(Some(f));
                 self.writes
                     .batch
-                    .result_acking(&r.result, &name, r.order_id, &acks);
+                    .result_acking(&result, &name, order_id, &acks);
             }
             None => Stats::inc(&self.stats.results_not_leading),
         }
@@ -213,6 +245,7 @@ impl Session<'_> {
     }
 
     pub(super) async fn live(&mut self, seq: u64, e: Event) -> Result<()> {
+        self.note_order(&e);
         let now = Instant::now();
         let now_ms = unix_ms();
         match e {
@@ -382,5 +415,58 @@ impl Session<'_> {
             "redis bridge attached"
         );
         Ok(())
+    }
+}
+
+/// The result entry to write for `result` (failover): a `duplicate` of a plan with an order of
+/// ours (`ordered`: its quantity and the exchange's order id) is written as executed with that
+/// order, because the entry is written only if the plan has none yet, and then the order is
+/// the plan's outcome. Anything else is written as the core gave it.
+fn first_result(
+    result: PlanResult,
+    order_id: Option<u64>,
+    ordered: Option<(Qty, Option<u64>)>,
+) -> (PlanResult, Option<u64>) {
+    match (result.outcome, ordered) {
+        (Outcome::Duplicate, Some((qty, id))) => (
+            PlanResult {
+                outcome: Outcome::Executed { qty },
+                ..result
+            },
+            id,
+        ),
+        _ => (result, order_id),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use quantum_core::{Decision, PlanId, SymbolId};
+
+    fn result(outcome: Outcome) -> PlanResult {
+        PlanResult {
+            plan: PlanId(7),
+            symbol: SymbolId(0),
+            decision: Decision::Execute,
+            outcome,
+            wait_ns: 0,
+            at_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_duplicate_of_an_ordered_plan_is_written_as_its_order() {
+        let qty: Qty = "0.015".parse().unwrap();
+        let (r, id) = first_result(result(Outcome::Duplicate), None, Some((qty, Some(42))));
+        assert_eq!(r.outcome, Outcome::Executed { qty });
+        assert_eq!(id, Some(42));
+        // A duplicate of a plan never ordered stays a duplicate.
+        let (r, id) = first_result(result(Outcome::Duplicate), None, None);
+        assert_eq!((r.outcome, id), (Outcome::Duplicate, None));
+        // Any other answer is written as given.
+        let blocked = result(Outcome::NonExecute);
+        let (r, id) = first_result(blocked, Some(3), Some((qty, Some(42))));
+        assert_eq!((r, id), (blocked, Some(3)));
     }
 }

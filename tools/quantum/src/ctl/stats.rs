@@ -253,6 +253,12 @@ pub fn stats(a: StatsArgs) -> Result<()> {
             for (label, v) in denies {
                 writeln!(out, "  {:<42} {v:>14} {:>12.1}/s", label, rate(label, v))?;
             }
+            if lease.as_ref().is_some_and(|l| !l.may_send(now_boot)) {
+                writeln!(
+                    out,
+                    "  book: as this host left it at its last lead (a standby keeps no ledger; the leader's is current)"
+                )?;
+            }
             for (_, symbol) in c.symbols() {
                 let row: Vec<String> = AMOUNT_GAUGES
                     .iter()

@@ -289,6 +289,20 @@ impl Host {
         self.lease().is_some_and(|l| l.leads(now))
     }
 
+    /// Whether it acts now: it may send, and its daemon has taken the lead under the lease's
+    /// epoch (before that its book is the one from its last lead: a standby's is not kept).
+    pub fn acting(&mut self) -> bool {
+        let now = boot_ns();
+        let Some(l) = self.lease().filter(|l| l.may_send(now)) else {
+            return false;
+        };
+        quantum_ipc::CountersReader::open(&self.instance).is_ok_and(|c| {
+            c.owner_alive()
+                && c.get("failover.role") == Some(1)
+                && c.get("failover.epoch") == Some(l.epoch)
+        })
+    }
+
     /// Kills everything (resumed first if stopped).
     pub fn shutdown(&mut self) {
         if self.stopped {
