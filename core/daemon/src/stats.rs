@@ -328,7 +328,7 @@ impl Counters {
         self.inc(self.results);
         let id = match &r.outcome {
             Outcome::Executed { .. } => Some(self.executed),
-            Outcome::Duplicate => Some(self.duplicate),
+            Outcome::Duplicate { .. } => Some(self.duplicate),
             Outcome::NonExecute => Some(self.non_execute),
             Outcome::Blocked(b) => {
                 self.inc(self.blocked);

@@ -264,7 +264,7 @@ impl Apply {
             // Only apply consumes or closes a slot, on this thread: these are a misuse of the
             // table by someone else, reported as the legacy system would see them.
             Close::AlreadyConsumed => {
-                self.emit_result(p, Outcome::Duplicate, now, out);
+                self.emit_result(p, Outcome::Duplicate { ordered: None }, now, out);
                 return true;
             }
             Close::AlreadyClosed | Close::Stale => {
@@ -369,7 +369,9 @@ impl Apply {
         };
         out(Event::PlanResult(result(outcome)));
         for _ in 0..p.duplicates {
-            out(Event::PlanResult(result(Outcome::Duplicate)));
+            out(Event::PlanResult(result(Outcome::Duplicate {
+                ordered: None,
+            })));
         }
     }
 }

@@ -201,7 +201,9 @@ impl Front {
             }
             Admit::Full => return Err(plan),
             Admit::Duplicate if self.apply.hold_duplicate(plan.id) => return Ok(None),
-            Admit::Duplicate => Outcome::Duplicate,
+            Admit::Duplicate => Outcome::Duplicate {
+                ordered: self.orders.ordered_qty(plan.id),
+            },
             Admit::NonExecute => Outcome::NonExecute,
             Admit::DedupeFull => Outcome::Blocked(Block::DedupeFull),
             Admit::Stale => Outcome::Blocked(Block::Stale),

@@ -338,6 +338,18 @@ impl Orders {
         self.ended.push(plan.0, o);
     }
 
+    /// The quantity of `plan`'s order when it has one that may have executed: in flight, or
+    /// ended having filled (an order that ended unfilled made nothing).
+    pub fn ordered_qty(&self, plan: PlanId) -> Option<Qty> {
+        if let Some(o) = self.map.get(plan.0) {
+            return Some(o.qty);
+        }
+        self.ended
+            .get(plan.0)
+            .filter(|e| !e.filled.is_zero())
+            .map(|e| e.qty)
+    }
+
     /// Whether `plan`'s order ended recently (a report about it now is late, not unknown).
     pub fn ended_recently(&self, plan: PlanId) -> bool {
         self.ended.get(plan.0).is_some()

@@ -279,7 +279,7 @@ impl State {
             }
             Event::OrderIntent(_) => {}
             Event::PlanResult(r) => {
-                if r.outcome != crate::result::Outcome::Duplicate {
+                if !r.outcome.is_duplicate() {
                     self.pending.remove(&r.plan.0);
                 }
             }

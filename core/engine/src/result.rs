@@ -88,13 +88,24 @@ pub enum Outcome {
     },
     /// Not executed, and why.
     Blocked(Block),
-    /// The plan id was seen before.
-    Duplicate,
+    /// The plan id was seen before. `ordered`: the quantity of the order of ours the plan
+    /// has, when the core knows one (in flight, or ended having filled; the exchange's history
+    /// may have told it of an order another host placed), so a reader whose record of the
+    /// plan's first answer was lost can still say it executed.
+    Duplicate {
+        /// The plan's order's quantity, when it has one the core knows.
+        ordered: Option<Qty>,
+    },
     /// Not an EXECUTE plan: published as not executed without error, as the legacy system does.
     NonExecute,
 }
 
 impl Outcome {
+    /// A duplicate, ordered or not.
+    pub fn is_duplicate(&self) -> bool {
+        matches!(self, Outcome::Duplicate { .. })
+    }
+
     /// Whether this is an answer given at admission, before (and instead of) a `PlanAccepted`
     /// event: the plan was never remembered or waited. A reader that acknowledges a plan on
     /// its acceptance acknowledges these on their result.
@@ -102,7 +113,7 @@ impl Outcome {
         matches!(
             self,
             Outcome::NonExecute
-                | Outcome::Duplicate
+                | Outcome::Duplicate { .. }
                 | Outcome::Blocked(Block::DedupeFull)
                 | Outcome::Blocked(Block::Stale)
         )
@@ -144,7 +155,7 @@ impl PlanResult {
     pub fn error(&self) -> Option<ResultError> {
         match self.outcome {
             Outcome::Blocked(b) => Some(b.codes().0),
-            Outcome::Duplicate => Some(ResultError::Duplicate),
+            Outcome::Duplicate { .. } => Some(ResultError::Duplicate),
             Outcome::Executed { .. } | Outcome::NonExecute => None,
         }
     }
@@ -154,7 +165,7 @@ impl PlanResult {
     pub fn error_text(&self) -> Option<String> {
         match self.outcome {
             Outcome::Blocked(b) => Some(b.to_string()),
-            Outcome::Duplicate => Some("duplicate".to_string()),
+            Outcome::Duplicate { .. } => Some("duplicate".to_string()),
             Outcome::Executed { .. } | Outcome::NonExecute => None,
         }
     }
@@ -165,7 +176,7 @@ impl PlanResult {
         let sym = symbols.name(self.symbol);
         let wait_us = self.wait_ns / 1_000;
         match &self.outcome {
-            Outcome::Duplicate => {
+            Outcome::Duplicate { .. } => {
                 return writeln!(f, "{sym}: Plan {} already executed (duplicate)", self.plan);
             }
             Outcome::NonExecute => {}

@@ -398,7 +398,7 @@ fn result_out(r: &PlanResult) -> wire::PlanResult {
             let (e, d) = b.codes();
             (Some(e), d)
         }
-        Outcome::Duplicate => (Some(quantum_ipc::codes::ResultError::Duplicate), 0),
+        Outcome::Duplicate { .. } => (Some(quantum_ipc::codes::ResultError::Duplicate), 0),
         Outcome::Executed { .. } | Outcome::NonExecute => (None, 0),
     };
     let ctx = match r.outcome {
@@ -413,7 +413,11 @@ fn result_out(r: &PlanResult) -> wire::PlanResult {
         plan_id: r.plan.0,
         detail,
         wait_us: u32::try_from(r.wait_ns / 1_000).unwrap_or(u32::MAX),
-        safe_qty: r.safe_qty().map_or(0, Qty::units),
+        // An executed plan's order; a duplicate's, when the plan has one the core knows.
+        safe_qty: match r.outcome {
+            Outcome::Executed { qty } | Outcome::Duplicate { ordered: Some(qty) } => qty.units(),
+            _ => 0,
+        },
         at_ms: r.at_ms,
         exchange_amt: ctx.exchange.units(),
         ledger_amt: ctx.ledger.units(),
@@ -435,7 +439,9 @@ fn result_in(r: &wire::PlanResult) -> Result<PlanResult, String> {
             return Err("an EXECUTE plan's result with neither an order nor an error".into())
         }
         (false, None) => Outcome::NonExecute,
-        (false, Some(quantum_ipc::codes::ResultError::Duplicate)) => Outcome::Duplicate,
+        (false, Some(quantum_ipc::codes::ResultError::Duplicate)) => Outcome::Duplicate {
+            ordered: (r.safe_qty > 0).then(|| Qty::from_units(r.safe_qty)),
+        },
         (false, Some(e)) => Outcome::Blocked(
             Block::from_codes(e, r.detail, ctx)
                 .ok_or_else(|| format!("result error {e} with unknown detail {}", r.detail))?,

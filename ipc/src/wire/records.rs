@@ -380,7 +380,8 @@ records! {
         detail @ 16: u16 = any,
         /// Time the plan waited for permits (µs).
         wait_us @ 20: u32 = any,
-        /// Quantity of the order, `0 ..= MAX_QTY` (0 when not executed).
+        /// Quantity of the order, `0 ..= MAX_QTY`: of an executed plan's, or of a duplicate's
+        /// when the plan has an order the core knows; else 0.
         safe_qty @ 24: i64 = qty,
         /// When the result was made (ms since the Unix epoch).
         at_ms @ 32: u64 = any,

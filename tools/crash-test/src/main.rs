@@ -613,13 +613,13 @@ impl World {
                     .map_err(|e| e.to_string())
                     .and_then(|m| Event::from_message(&m))
                 {
-                    if r.outcome != Outcome::Duplicate {
+                    if !r.outcome.is_duplicate() {
                         *results.entry(r.plan.0).or_default() += 1;
                         let k = match r.outcome {
                             Outcome::Executed { .. } => "executed".to_string(),
                             Outcome::Blocked(b) => b.to_string(),
                             Outcome::NonExecute => "non_execute".to_string(),
-                            Outcome::Duplicate => unreachable!(),
+                            Outcome::Duplicate { .. } => unreachable!(),
                         };
                         *outcomes.entry(k).or_default() += 1;
                     }
@@ -886,7 +886,7 @@ impl World {
                     .map_err(|e| e.to_string())
                     .and_then(|m| Event::from_message(&m))
                 {
-                    duplicates += u64::from(r.outcome == Outcome::Duplicate);
+                    duplicates += u64::from(r.outcome.is_duplicate());
                 }
                 Ok(())
             })

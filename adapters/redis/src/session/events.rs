@@ -61,31 +61,8 @@ impl Session<'_> {
         Ok(None)
     }
 
-    /// Failover: remembers the plans with an order of ours (see `Session::ordered`).
-    pub(super) fn note_order(&mut self, e: &Event) {
-        if self.lease.is_none() {
-            return;
-        }
-        match *e {
-            Event::OrderIntent(i) if !i.lookup_first => {
-                self.ordered.insert(i.plan, (i.qty, None));
-            }
-            Event::OrderAccepted { plan, order_id, .. } => {
-                if let Some(o) = self.ordered.get_mut(&plan) {
-                    o.1 = Some(order_id);
-                }
-            }
-            Event::OrderRecovered { report: r, .. } => {
-                self.ordered
-                    .insert(r.plan, (r.orig_qty.max(r.cum_qty), Some(r.order_id)));
-            }
-            _ => {}
-        }
-    }
-
     /// An event mirrored before the restart: only what is still open is rebuilt.
     pub(super) fn replay(&mut self, seq: u64, e: &Event) {
-        self.note_order(e);
         let now = Instant::now();
         match *e {
             Event::PlanResult(r) => {
@@ -126,15 +103,8 @@ impl Session<'_> {
             return;
         }
         let acks = self.awaiting.take(r.result.plan);
-        // A `duplicate` of a plan with an order of ours (the other host placed it, or this
-        // core did before it lost the lead) is what its result entry says only if the plan
-        // has none yet: then the order is the plan's outcome, written as executed (the
-        // script writes nothing when the plan has its entry).
-        let (result, order_id) = first_result(
-            r.result,
-            r.order_id,
-            self.ordered.get(&r.result.plan).copied(),
-        );
+        // A duplicate of a plan with an order is written as that order (`first_result`).
+        let (result, order_id) = first_result(r.result, r.order_id);
         match self.fence() {
             Some(f) => {
                 self.writes.batch.set_fence(Some(f));
@@ -245,7 +215,6 @@ impl Session<'_> {
     }
 
     pub(super) async fn live(&mut self, seq: u64, e: Event) -> Result<()> {
-        self.note_order(&e);
         let now = Instant::now();
         let now_ms = unix_ms();
         match e {
@@ -276,7 +245,7 @@ impl Session<'_> {
                 if answers_at_once(&r) {
                     self.answered(r.plan);
                 }
-                if r.outcome == Outcome::Duplicate && self.writes.held.holds(r.plan) {
+                if r.outcome.is_duplicate() && self.writes.held.holds(r.plan) {
                     // The plan's own result is held for its order id: that one is its entry.
                     Stats::inc(&self.stats.results_repeated);
                     return Ok(());
@@ -418,22 +387,19 @@ impl Session<'_> {
     }
 }
 
-/// The result entry to write for `result` (failover): a `duplicate` of a plan with an order of
-/// ours (`ordered`: its quantity and the exchange's order id) is written as executed with that
-/// order, because the entry is written only if the plan has none yet, and then the order is
-/// the plan's outcome. Anything else is written as the core gave it.
-fn first_result(
-    result: PlanResult,
-    order_id: Option<u64>,
-    ordered: Option<(Qty, Option<u64>)>,
-) -> (PlanResult, Option<u64>) {
-    match (result.outcome, ordered) {
-        (Outcome::Duplicate, Some((qty, id))) => (
+/// The result entry to write for `result` (failover): a `duplicate` of a plan with an order
+/// the core knows (its own, or one the exchange's history showed the other host placed) is
+/// written as executed with that order's quantity, because the entry is written only if the
+/// plan has none yet, and then the order is the plan's outcome (its first answer was lost
+/// with the host that gave it). Anything else is written as the core gave it.
+fn first_result(result: PlanResult, order_id: Option<u64>) -> (PlanResult, Option<u64>) {
+    match result.outcome {
+        Outcome::Duplicate { ordered: Some(qty) } => (
             PlanResult {
                 outcome: Outcome::Executed { qty },
                 ..result
             },
-            id,
+            order_id,
         ),
         _ => (result, order_id),
     }
@@ -458,15 +424,13 @@ mod tests {
     #[test]
     fn a_duplicate_of_an_ordered_plan_is_written_as_its_order() {
         let qty: Qty = "0.015".parse().unwrap();
-        let (r, id) = first_result(result(Outcome::Duplicate), None, Some((qty, Some(42))));
+        let (r, _) = first_result(result(Outcome::Duplicate { ordered: Some(qty) }), None);
         assert_eq!(r.outcome, Outcome::Executed { qty });
-        assert_eq!(id, Some(42));
         // A duplicate of a plan never ordered stays a duplicate.
-        let (r, id) = first_result(result(Outcome::Duplicate), None, None);
-        assert_eq!((r.outcome, id), (Outcome::Duplicate, None));
+        let plain = result(Outcome::Duplicate { ordered: None });
+        assert_eq!(first_result(plain, None).0, plain);
         // Any other answer is written as given.
-        let blocked = result(Outcome::NonExecute);
-        let (r, id) = first_result(blocked, Some(3), Some((qty, Some(42))));
-        assert_eq!((r, id), (blocked, Some(3)));
+        let other = result(Outcome::NonExecute);
+        assert_eq!(first_result(other, Some(3)), (other, Some(3)));
     }
 }

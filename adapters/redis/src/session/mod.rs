@@ -56,9 +56,6 @@ use crate::state::{self, Saved};
 use crate::stats::Stats;
 use crate::stream;
 
-/// Failover: how many plans with an order of ours a session remembers (see `Session::ordered`).
-const ORDERED_MEMORY: usize = 100_000;
-
 mod events;
 mod inputs;
 mod parts;
@@ -136,11 +133,6 @@ pub struct Session<'a> {
     ledger: Ledger,
     /// Failover: ledger bases handed to the core, per symbol, until its `LedgerSet` for them.
     bases: HashMap<u16, quantum_core::Qty>,
-    /// Failover: plans with an order of ours (this core's intent, or one the exchange's
-    /// history recovered), with its quantity and the exchange's order id once known: the
-    /// core's `duplicate` answer for such a plan is written as executed when its result entry
-    /// is the first (see `write_result`).
-    ordered: quantum_core::bounded::FifoMap<quantum_core::PlanId, (quantum_core::Qty, Option<u64>)>,
     /// Legacy permits read from Redis (`--permits-from redis`), held until their plan is in.
     permits: Option<PermitsIn>,
     /// What the session counts beyond the stats.
@@ -240,7 +232,6 @@ impl<'a> Session<'a> {
             },
             ledger: Ledger::default(),
             bases: HashMap::new(),
-            ordered: quantum_core::bounded::FifoMap::new(ORDERED_MEMORY),
             permits: (cfg.permits_from == PermitsFrom::Redis)
                 .then(|| PermitsIn::new(cfg.max_held_permits)),
             counters: Counters {

@@ -126,7 +126,7 @@ impl Tally {
                 self.blocked += 1;
                 *self.reasons.entry(b.to_string()).or_default() += 1;
             }
-            Outcome::Duplicate => self.duplicates += 1,
+            Outcome::Duplicate { .. } => self.duplicates += 1,
             Outcome::NonExecute => self.non_execute += 1,
         }
     }
