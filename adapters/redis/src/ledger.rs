@@ -120,8 +120,9 @@ impl Ledger {
         }
     }
 
-    /// The core set `sym`'s ledger to `amount` (a `LedgerSet` event).
-    pub fn applied(&mut self, sym: u16, amount: Qty) {
+    /// The core set `sym`'s ledger to `amount` (a `LedgerSet` event); true when that was the
+    /// value this bridge handed it from the position hash (an operator's sync).
+    pub fn applied(&mut self, sym: u16, amount: Qty) -> bool {
         self.touched.insert(sym);
         let done = self
             .pending
@@ -130,6 +131,7 @@ impl Ledger {
         if done {
             self.pending.remove(&sym);
         }
+        done
     }
 
     /// The core changed `sym`'s ledger by a fill.

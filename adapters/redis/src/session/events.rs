@@ -290,10 +290,19 @@ impl Session<'_> {
                 amount,
                 at_ms,
             } => {
-                self.ledger.applied(symbol.0, amount);
-                // The core took a base this bridge read from the shared ledger: Redis has it
-                // already, and writing it back whole could undo a fill booked since.
-                if self.bases.remove(&symbol.0) != Some(amount) {
+                let operators = self.ledger.applied(symbol.0, amount);
+                let base = self.bases.remove(&symbol.0) == Some(amount);
+                // Failover: the shared ledger moves by booked fills, and a whole value is
+                // written back only when the core took an operator's value this session
+                // handed it (the script then records it as the core's). A base came from
+                // Redis; any other set (a `ctl inject` sync, or an event of an older lead read
+                // late by a resumed session) could undo fills another host booked since.
+                let write = if self.lease.is_some() {
+                    operators && !base
+                } else {
+                    true
+                };
+                if write {
                     self.write_ledger(symbol, amount, at_ms);
                 }
             }
