@@ -71,19 +71,20 @@ fn a_replaced_writer_is_followed() {
 fn readings_are_never_torn() {
     let inst = instance("c");
     let w = LeaseWriter::create(&inst).unwrap();
-    let now = boot_ns();
-    w.publish(&leader(now, 1));
+    // Every field derived from the epoch: a torn reading mixes two epochs.
+    let derived = |e: u64| Lease {
+        deadline_ns: e * 3,
+        trade_after_ns: e * 5,
+        ..leader(e, e)
+    };
+    w.publish(&derived(1));
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let s2 = stop.clone();
     let writer = std::thread::spawn(move || {
         let mut e = 1;
         while !s2.load(std::sync::atomic::Ordering::Relaxed) {
             e += 1;
-            // Every field derived from the epoch: a torn reading mixes two epochs.
-            let mut l = leader(e, e);
-            l.deadline_ns = e * 3;
-            l.trade_after_ns = e * 5;
-            w.publish(&l);
+            w.publish(&derived(e));
         }
     });
     let mut r = LeaseReader::new(&inst);
