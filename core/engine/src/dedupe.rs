@@ -12,6 +12,9 @@
 //! left ([`Dedupe::tidy`], a few ids per plan), which takes a random access into a table of
 //! millions of ids off the path from plan to order.
 //!
+//! One exception (failover): a plan whose order was not sent because this host did not lead
+//! is forgotten ([`Dedupe::forget`]), so that a later delivery is decided again.
+//!
 //! When the capacity is taken by ids younger than the horizon, a new plan is refused
 //! ([`DedupeFull`]: the engine blocks it `dedupe_full`, counted and logged) instead of an id
 //! being forgotten early. The configuration sizes the capacity from the horizon and the
@@ -117,6 +120,14 @@ impl Dedupe {
     #[inline]
     pub fn contains(&self, id: u64, now_ms: u64) -> bool {
         self.ids.get(id).is_some_and(|expires| expires > now_ms)
+    }
+
+    /// Forgets `id` before its horizon: only for a plan the core knows was never ordered and
+    /// is not its to decide any more (failover: its order was not sent because this host did
+    /// not lead; the leader decides it). Its ring entry stays until it expires (tidying skips
+    /// it), so the room comes back only then.
+    pub fn forget(&mut self, id: u64) {
+        self.ids.remove(id);
     }
 
     /// Remembers `id`, accepted at `at_ms`, until `at_ms + horizon`. Forgets expired ids

@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 
-use quantum_ipc::codes::{RefuseReason, ReportSource, UnknownReason};
+use quantum_ipc::codes::{DoneCode, RefuseReason, ReportSource, UnknownReason, UnsentReason};
 
 use crate::apply::{Apply, Effects};
 use crate::book::{Book, BookWriter, Overflow};
@@ -150,6 +150,22 @@ pub struct Front {
     sampled: u32,
 }
 
+/// The plan of an order that ended unsent, unfilled, because this host did not lead
+/// (failover): it was never ordered, and the host that leads decides it, so dedupe forgets it
+/// (a later delivery here is decided again). The journal's recovery does the same.
+pub fn not_led(e: &Event) -> Option<PlanId> {
+    match e {
+        Event::OrderDone(d)
+            if d.code == DoneCode::Unsent
+                && d.filled.is_zero()
+                && d.reason == UnsentReason::NotLeader.code() =>
+        {
+            Some(d.plan)
+        }
+        _ => None,
+    }
+}
+
 /// After a lead (failover), where a symbol is in getting its ledger: the shared ledger in
 /// Redis books every fill of ours once, whichever host saw it, so a new leader starts from it
 /// once no order of ours on the symbol can fill any more.
@@ -272,7 +288,19 @@ impl Front {
             }
             Input::Order(o) => {
                 let now_ms = self.clock.wall_ms(self.clock.now_ns());
-                let r = self.orders.apply(&o, now_ms, &mut self.book, out);
+                let dedupe = self.ingest.dedupe_mut();
+                let r = self.orders.apply(&o, now_ms, &mut self.book, &mut |e| {
+                    if let Some(plan) = not_led(&e) {
+                        // Never sent: the leader decides this plan (failover).
+                        dedupe.forget(plan.0);
+                    }
+                    out(e)
+                });
+                if let OrderInput::Report(rep) = &o {
+                    // The exchange holds this order: its plan is remembered, whatever was
+                    // forgotten before.
+                    let _ = self.ingest.remember(rep.plan, now_ms);
+                }
                 self.track_open(&o, now_ms, out);
                 self.settle_reconcile(o.symbol(), now_ms, out);
                 r

@@ -103,6 +103,10 @@ pub struct State {
     pub epoch: u64,
     /// Failover: what the last lead still waits for; `None` when this core never led.
     pub lead: Option<LeadWait>,
+    /// Failover: plans forgotten as never sent for want of the lead, with when they were
+    /// accepted, in case the exchange shows an order for one after all (not in snapshots:
+    /// a fill after one then counts from its own time).
+    pub forgotten: BTreeMap<u64, u64>,
 }
 
 /// After a lead (failover), what each symbol has received of what it waits for before it
@@ -148,6 +152,7 @@ impl State {
             ended_capacity: ended_capacity.max(1),
             epoch: 0,
             lead: None,
+            forgotten: BTreeMap::new(),
         }
     }
 
@@ -302,12 +307,31 @@ impl State {
                 } else if let Some((_, e)) =
                     self.ended.iter_mut().rev().find(|(p, _)| *p == f.plan.0)
                 {
-                    // A late fill of an order that had ended.
+                    // A late fill of an order that had ended: the exchange holds the order,
+                    // so its plan is remembered, even one forgotten as never sent (as the
+                    // engine remembers the plan of any report of ours).
                     e.filled = f.cum_qty;
+                    if !self.dedupe.iter().any(|(id, _)| *id == f.plan.0) {
+                        // From when it was first accepted if that is known, else from the
+                        // fill's time or the newest time remembered, whichever is later.
+                        let newest = self.dedupe.back().map_or(0, |(_, t)| *t);
+                        let at = self
+                            .forgotten
+                            .remove(&f.plan.0)
+                            .unwrap_or(f.time_ms.max(newest));
+                        self.dedupe.push_back((f.plan.0, at));
+                    }
                 }
                 self.symbol(f.symbol.0).ledger = f.ledger_after;
             }
             Event::OrderDone(d) => {
+                if crate::engine::not_led(e).is_some() {
+                    // Never sent, the leader's to decide: forgotten, as the engine does.
+                    if let Some(at) = self.dedupe.iter().find(|(id, _)| *id == d.plan.0) {
+                        self.forgotten.insert(d.plan.0, at.1);
+                    }
+                    self.dedupe.retain(|(id, _)| *id != d.plan.0);
+                }
                 let Some(o) = self.orders.remove(&d.plan.0) else {
                     return;
                 };
@@ -632,6 +656,7 @@ impl State {
             ended_capacity,
             epoch,
             lead,
+            forgotten: BTreeMap::new(),
         })
     }
 }

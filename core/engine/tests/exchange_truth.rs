@@ -479,3 +479,70 @@ fn a_snapshot_without_the_failover_trailer_reads_as_never_led() {
     let back = State::decode(&bytes).unwrap();
     assert_eq!((back.epoch, back.lead), (0, None));
 }
+
+/// Failover: an order not sent because this host did not lead leaves its plan to the leader:
+/// dedupe forgets it, so a later delivery here is decided again (and ordered once), unless
+/// the exchange has since shown an order for it (the other host placed it), which makes the
+/// plan remembered again. The journal's recovery does the same.
+#[test]
+fn a_plan_whose_order_was_not_sent_for_want_of_the_lead_is_decided_again() {
+    let (clock, _mock) = Clock::mock();
+    let mut e = stocked(config(), clock.clone());
+    let btc = sym(&e, "BTCUSDT");
+    let not_led = |i| Input::Order(failed(i, FailKind::Unsent, UnsentReason::NotLeader.code()));
+    let mut journal = Vec::new();
+    // Plan 1: decided, its order not sent (this host lost the lead), delivered again.
+    let (o, ev) = outcome(&mut e, plan(1, btc));
+    assert!(matches!(o, Outcome::Executed { .. }), "{o:?}");
+    let first = intents(&ev)[0];
+    journal.extend(ev);
+    journal.extend(feed(&mut e, not_led(&first)));
+    // Plan 2: the same, but then the exchange reports an order for it (the other host's).
+    let (_, ev) = outcome(&mut e, plan(2, btc));
+    let second = intents(&ev)[0];
+    journal.extend(ev);
+    journal.extend(feed(&mut e, not_led(&second)));
+    journal.extend(feed(
+        &mut e,
+        history_report(btc, 2, OrderStatus::Filled, "0.015"),
+    ));
+    // Its fill moved the ledger: the exchange is synced to it.
+    stock(&mut e, "BTCUSDT", "0.047");
+    // An order that ended any other way keeps its plan remembered.
+    let (_, ev) = outcome(&mut e, plan(3, btc));
+    let third = intents(&ev)[0];
+    journal.extend(ev);
+    journal.extend(feed(
+        &mut e,
+        Input::Order(failed(&third, FailKind::Rejected, 1)),
+    ));
+
+    let mut state = State::new(3, config().dedupe_horizon_ms, 1024);
+    for (n, x) in journal.iter().enumerate() {
+        state
+            .apply_record(n as u64 + 1, &x.to_message().encode())
+            .unwrap();
+    }
+    let mut restored = stocked(config(), clock);
+    restored.restore(&state, &mut |_| {}).unwrap();
+    for name in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
+        stock(
+            &mut restored,
+            name,
+            if name == "BTCUSDT" { "0.047" } else { "0.062" },
+        );
+    }
+    for (which, engine) in [("live", &mut e), ("restored", &mut restored)] {
+        let (o, ev) = outcome(engine, plan(1, btc));
+        assert!(
+            matches!(o, Outcome::Executed { .. }),
+            "{which}: plan 1 is decided again: {o:?}"
+        );
+        assert_eq!(intents(&ev).len(), 1);
+        let (o, ev) = outcome(engine, plan(2, btc));
+        assert!(o.is_duplicate(), "{which}: plan 2's order exists: {o:?}");
+        assert!(intents(&ev).is_empty());
+        let (o, _) = outcome(engine, plan(3, btc));
+        assert!(o.is_duplicate(), "{which}: plan 3 stays remembered: {o:?}");
+    }
+}
