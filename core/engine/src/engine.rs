@@ -296,9 +296,9 @@ impl Front {
                     }
                     out(e)
                 });
-                if let OrderInput::Report(rep) = &o {
-                    // The exchange holds this order: its plan is remembered, whatever was
-                    // forgotten before.
+                if let (OrderInput::Report(rep), Ok(())) = (&o, &r) {
+                    // The exchange holds this order of a plan the core knows: its plan is
+                    // remembered, even one forgotten as never sent.
                     let _ = self.ingest.remember(rep.plan, now_ms);
                 }
                 self.track_open(&o, now_ms, out);
