@@ -360,12 +360,11 @@ fn taking_the_lead_waits_for_the_history_and_the_ledger_across_a_restart() {
     );
     assert!(intents(&ev).is_empty());
     // A base before it is asked for is refused.
-    let early = feed(&mut a, base(btc, "0.062", 9));
+    let early = feed(&mut a, base(eth, "0.062", 9));
     assert!(
-        early
-            .iter()
-            .any(|x| matches!(x, Event::Refused(r) if r.reason == RefuseReason::UnwantedBase)),
-        "{early:?}"
+        early.iter().any(|x| matches!(x, Event::Refused(r)
+            if r.reason == RefuseReason::UnwantedBase && r.symbol == eth)),
+        "refused, naming its symbol: {early:?}"
     );
     // The other host ordered plan 3 on BTCUSDT (filled) and plan 8 on SOLUSDT (still open).
     journal.extend(feed(
@@ -512,9 +511,14 @@ fn a_plan_whose_order_was_not_sent_for_want_of_the_lead_is_decided_again() {
     let (_, ev) = outcome(&mut e, plan(3, btc));
     let third = intents(&ev)[0];
     journal.extend(ev);
+    // (Rejected with the same reason number as `not_leader`: only an unsent end forgets.)
     journal.extend(feed(
         &mut e,
-        Input::Order(failed(&third, FailKind::Rejected, 1)),
+        Input::Order(failed(
+            &third,
+            FailKind::Rejected,
+            UnsentReason::NotLeader.code(),
+        )),
     ));
 
     let mut state = State::new(3, config().dedupe_horizon_ms, 1024);
