@@ -43,7 +43,7 @@ use quantum_core::{Decision, Outcome, Qty};
 use quantum_crash_test::book::{self, q, Book};
 use quantum_crash_test::http;
 use quantum_crash_test::procs::{self, join, log_file, Proc};
-use quantum_crash_test::sim::{Sim, BOOK};
+use quantum_crash_test::sim::{OrderAudit, Sim, BOOK};
 use quantum_ipc::contract;
 use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::journal::Reader;
@@ -638,25 +638,13 @@ impl World {
         self.sim.stop();
 
         // Client ids on the exchange.
-        let mut per_cid: BTreeMap<String, u32> = BTreeMap::new();
-        for o in &orders {
-            *per_cid
-                .entry(o["clientOrderId"].as_str().unwrap_or("").to_string())
-                .or_default() += 1;
-        }
-        let twice: Vec<_> = per_cid.iter().filter(|(_, n)| **n > 1).collect();
         let executes: BTreeSet<u64> = self
             .fed
             .iter()
             .filter(|(_, (_, d, _))| *d == Decision::Execute)
             .map(|(id, _)| *id)
             .collect();
-        let strangers: Vec<_> = per_cid
-            .keys()
-            .filter(|c| {
-                quantum_core::ClientOrderId::plan(c).is_none_or(|p| !executes.contains(&p.0))
-            })
-            .collect();
+        let OrderAudit { twice, strangers } = OrderAudit::of(&orders, &executes);
 
         let wrong: Vec<_> = executes
             .iter()

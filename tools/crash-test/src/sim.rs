@@ -1,7 +1,7 @@
 //! `quantum sim binance` with the faults every test run has on, the starting book, and what
 //! the simulator says about positions and orders.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
@@ -129,4 +129,41 @@ fn sim_url(stdout: std::process::ChildStdout) -> Result<String> {
         }
     }
     bail!("the simulator exited before printing its address")
+}
+
+/// The simulator's orders judged against the EXECUTE plans fed (the two harnesses' order
+/// checks): client ids used more than once, with their count, and client ids that are not
+/// of an EXECUTE plan fed.
+#[derive(Debug, Default)]
+pub struct OrderAudit {
+    /// Client ids on more than one order.
+    pub twice: Vec<(String, u32)>,
+    /// Client ids of no EXECUTE plan fed (or not ours).
+    pub strangers: Vec<String>,
+}
+
+impl OrderAudit {
+    /// Audits `orders` (the simulator's `/sim/orders`) against the ids of the EXECUTE plans fed.
+    pub fn of(orders: &[Value], executes: &BTreeSet<u64>) -> OrderAudit {
+        let mut per_cid: BTreeMap<&str, u32> = BTreeMap::new();
+        for o in orders {
+            *per_cid
+                .entry(o["clientOrderId"].as_str().unwrap_or(""))
+                .or_default() += 1;
+        }
+        OrderAudit {
+            twice: per_cid
+                .iter()
+                .filter(|(_, n)| **n > 1)
+                .map(|(c, n)| ((*c).to_owned(), *n))
+                .collect(),
+            strangers: per_cid
+                .keys()
+                .filter(|c| {
+                    quantum_core::ClientOrderId::plan(c).is_none_or(|p| !executes.contains(&p.0))
+                })
+                .map(|c| (*c).to_owned())
+                .collect(),
+        }
+    }
 }

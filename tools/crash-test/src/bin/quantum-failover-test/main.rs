@@ -36,7 +36,7 @@ use quantum_crash_test::book::{self, q, Book};
 use quantum_crash_test::http;
 use quantum_crash_test::procs::{self, join};
 use quantum_crash_test::results;
-use quantum_crash_test::sim::{self, Sim, BOOK};
+use quantum_crash_test::sim::{self, OrderAudit, Sim, BOOK};
 use quantum_ipc::lease::LeaseRole;
 use quantum_local_redis::RedisServer;
 use quantum_plan_feed::{Feed, Next};
@@ -797,25 +797,13 @@ impl World {
         }
 
         // Client ids on the exchange.
-        let mut per_cid: BTreeMap<&str, u32> = BTreeMap::new();
-        for o in &orders {
-            *per_cid
-                .entry(o["clientOrderId"].as_str().unwrap_or(""))
-                .or_default() += 1;
-        }
-        let twice: Vec<_> = per_cid.iter().filter(|(_, n)| **n > 1).collect();
         let executes: BTreeSet<u64> = self
             .fed
             .iter()
             .filter(|(_, (_, d, _))| *d == Decision::Execute)
             .map(|(id, _)| *id)
             .collect();
-        let strangers: Vec<_> = per_cid
-            .keys()
-            .filter(|c| {
-                quantum_core::ClientOrderId::plan(c).is_none_or(|p| !executes.contains(&p.0))
-            })
-            .collect();
+        let OrderAudit { twice, strangers } = OrderAudit::of(&orders, &executes);
 
         // Result entries: final ones (not a `duplicate` answer) and any second entry.
         let mut finals: BTreeMap<String, u32> = BTreeMap::new();
