@@ -195,6 +195,31 @@ impl CountersWriter {
         })
     }
 
+    /// [`CountersWriter::create_named`] for a process that owns `quantum.<instance>.<name>`
+    /// alone: a segment left by a writer that died (or half created) is replaced; one whose
+    /// writer lives is refused ([`Error::AlreadyExists`]).
+    pub fn take_named(
+        instance: &str,
+        name: &str,
+        capacity: usize,
+    ) -> Result<CountersWriter, Error> {
+        let id = os_id(instance, name)?;
+        if let Ok(old) = CountersReader::open_named(instance, name) {
+            if pid_alive(old.owner_pid()) && old.owner_pid() != u64::from(std::process::id()) {
+                return Err(Error::AlreadyExists { os_id: id });
+            }
+            drop(old);
+            crate::shm::remove_segment(&id).map_err(|source| Error::Io {
+                os_id: id.clone(),
+                source,
+            })?;
+        } else if crate::shm::path_of(&id).exists() {
+            // Not a readable counters segment (half created by a writer that died).
+            let _ = crate::shm::remove_segment(&id);
+        }
+        CountersWriter::create_named(instance, name, capacity)
+    }
+
     /// Adds a counter (value 0) and returns its id.
     pub fn register(&self, label: &str) -> Result<CounterId, Error> {
         if label.len() > MAX_LABEL {

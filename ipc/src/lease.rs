@@ -18,9 +18,8 @@ use std::time::Duration;
 
 use crate::counters::{CounterId, CountersReader, CountersWriter};
 use crate::error::Error;
-use crate::liveness::pid_alive;
 use crate::names::os_id;
-use crate::shm::{identity, path_of, remove_segment};
+use crate::shm::{identity, path_of};
 
 /// The daemon's failover settings, published as gauges in its counters segment: the one
 /// source both bridges read them from at attach (labels).
@@ -219,21 +218,7 @@ impl LeaseWriter {
     /// [`LeaseWriter::publish`]. A segment left by a writer that died is replaced; one whose
     /// writer lives is refused ([`Error::AlreadyExists`]): one lease holder per instance and host.
     pub fn create(instance: &str) -> Result<LeaseWriter, Error> {
-        let id = os_id(instance, LEASE_SEGMENT)?;
-        if let Ok(old) = CountersReader::open_named(instance, LEASE_SEGMENT) {
-            if pid_alive(old.owner_pid()) && old.owner_pid() != u64::from(std::process::id()) {
-                return Err(Error::AlreadyExists { os_id: id });
-            }
-            drop(old);
-            remove_segment(&id).map_err(|source| Error::Io {
-                os_id: id.clone(),
-                source,
-            })?;
-        } else if path_of(&id).exists() {
-            // Not a readable counters segment (half created by a writer that died).
-            let _ = remove_segment(&id);
-        }
-        let w = CountersWriter::create_named(instance, LEASE_SEGMENT, 64)?;
+        let w = CountersWriter::take_named(instance, LEASE_SEGMENT, 64)?;
         let seq = w.register(SEQ)?;
         let ids = LABELS
             .iter()

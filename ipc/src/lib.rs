@@ -23,6 +23,8 @@
 //!   without disturbing the writer.
 //! - [`lease`]: the failover lease as this host's processes see it (role, epoch, the
 //!   deadline and the takeover fence on the shared boot clock), published by the lease holder.
+//! - [`latency`]: live latency of a process: HdrHistograms per series, an interval log and
+//!   percentile gauges in a counters segment (the daemon and both bridges record with it).
 //! - [`liveness`]: pids and heartbeats of each ring's peers.
 //! - `segment`: the preamble every segment starts with (magic, format version, layout, owner)
 //!   and the one check of a segment's header, used by rings, broadcast rings and counters.
@@ -62,6 +64,8 @@ pub mod idle;
 #[cfg(not(loom))]
 pub mod journal;
 #[cfg(not(loom))]
+#[cfg(not(loom))]
+pub mod latency;
 pub mod lease;
 pub mod liveness;
 mod names;

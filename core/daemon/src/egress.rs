@@ -28,9 +28,18 @@ use crate::journal::Compactor;
 use crate::latency::probe::Live;
 use crate::latency::Stamps;
 use crate::stats::Counters;
+use quantum_core::result::OutcomeClass;
 
 /// An intent's latency stamps so far (`None`: not timed, e.g. offered again after a restart).
 type IntentStamps = Option<Stamps>;
+
+/// What the I/O thread times when an event goes out: an intent's stamps, a result's plan and
+/// outcome class.
+#[derive(Clone, Copy)]
+struct Timed {
+    intent: Option<IntentStamps>,
+    decision: Option<(u64, OutcomeClass)>,
+}
 
 /// How often an event the journal had no room for is tried again.
 pub(crate) const NO_SPACE_RETRY: Duration = Duration::from_millis(500);
@@ -42,7 +51,7 @@ pub(crate) struct Egress {
     /// `journal.fsync`: a batch is synced before any of it is published.
     fsync: bool,
     /// With `fsync`: events appended but not yet synced, and for an intent its stamps.
-    unsynced: Vec<(Record, Option<IntentStamps>)>,
+    unsynced: Vec<(Record, Timed)>,
     /// An event the journal had no room for, and when to try again (intake is paused).
     no_space: Option<(Event, Instant)>,
     results: Broadcast,
@@ -178,29 +187,31 @@ impl Egress {
             Event::Leading { .. } => Some(None),
             _ => None,
         };
+        let decision = match &e {
+            Event::PlanResult(r) => Some((r.plan.0, r.outcome.class())),
+            _ => None,
+        };
         failpoint::hit(Point::EventJournaled);
         if intent.is_some() {
             failpoint::hit(Point::IntentJournaled);
         }
+        let timed = Timed { intent, decision };
         if self.fsync {
-            self.unsynced.push((rec, intent));
+            self.unsynced.push((rec, timed));
         } else {
-            self.publish(&rec, intent, counters, live);
+            self.publish(&rec, timed, counters, live);
         }
         Ok(())
     }
 
     /// Puts a journaled event on `results` (and an intent on `orders`).
-    fn publish(
-        &mut self,
-        rec: &Record,
-        intent: Option<IntentStamps>,
-        counters: &Counters,
-        live: &mut Live,
-    ) {
+    fn publish(&mut self, rec: &Record, timed: Timed, counters: &Counters, live: &mut Live) {
         self.results_w.publish(rec);
         counters.inc(counters.events_out);
-        if let Some(stamps) = intent {
+        if let Some((plan, class)) = timed.decision {
+            live.decided(plan, class);
+        }
+        if let Some(stamps) = timed.intent {
             if rec[1] & quantum_ipc::wire::INTENT_FLAG_LOOKUP_FIRST != 0 {
                 counters.inc(counters.orders_reoffered);
             }
@@ -218,8 +229,8 @@ impl Egress {
                 .sync()
                 .map_err(|e| anyhow!("cannot sync the journal: {e}"))?;
             counters.inc(counters.journal_syncs);
-            for (rec, intent) in std::mem::take(&mut self.unsynced) {
-                self.publish(&rec, intent, counters, live);
+            for (rec, timed) in std::mem::take(&mut self.unsynced) {
+                self.publish(&rec, timed, counters, live);
             }
         }
         counters.set(counters.journal_seq, self.last_seq());

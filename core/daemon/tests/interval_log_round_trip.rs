@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use quantum_daemon::latency::report::{new_histogram, PERCENTILES};
-use quantum_daemon::latency::stages::{Stage, Stamps};
+use quantum_daemon::latency::stages::{self, Stage, Stamps};
 use quantum_daemon::latency::writer::{start, LiveConfig};
 
 #[test]
@@ -15,6 +15,8 @@ fn interval_logs_parse_back_to_the_same_percentiles() {
     let path = dir.path().join("live.hlog");
     let (mut rec, writer) = start(
         LiveConfig {
+            series: stages::series(),
+            comment: "test".into(),
             hdr_log: Some(path.clone()),
             gauges: None,
             interval: Duration::from_millis(1),
@@ -36,8 +38,8 @@ fn interval_logs_parse_back_to_the_same_percentiles() {
                 tx: Some(1_200 + 60 + 500 + i % 3_000),
                 ..Stamps::default()
             };
-            rec.record(&s);
             for (stage, ns) in s.spans() {
+                rec.record(stages::stage_index(stage), ns);
                 match stage {
                     Stage::Chain => chain.record(ns).unwrap(),
                     Stage::EndToEnd => e2e.record(ns).unwrap(),

@@ -77,6 +77,78 @@ impl fmt::Display for Block {
     }
 }
 
+/// The class of a plan's outcome that latency is tagged by (`outcome` label): few enough
+/// for a histogram each, fine enough to tell an executed plan from each kind of "no".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OutcomeClass {
+    /// An order was made.
+    Executed,
+    /// The governor denied.
+    DeniedGov,
+    /// P3.3 denied.
+    DeniedP33,
+    /// Apply gave up: a permit missing or expired, no room for the order, interrupted.
+    DeniedApply,
+    /// Refused at admission: stale, or dedupe full.
+    Refused,
+    /// Seen before.
+    Duplicate,
+    /// Not an EXECUTE plan.
+    NotExecute,
+}
+
+impl OutcomeClass {
+    /// Every class, in the order reports show them.
+    pub const ALL: [OutcomeClass; 7] = [
+        OutcomeClass::Executed,
+        OutcomeClass::DeniedGov,
+        OutcomeClass::DeniedP33,
+        OutcomeClass::DeniedApply,
+        OutcomeClass::Refused,
+        OutcomeClass::Duplicate,
+        OutcomeClass::NotExecute,
+    ];
+
+    /// Its name (the `outcome` label's value).
+    pub fn name(self) -> &'static str {
+        match self {
+            OutcomeClass::Executed => "executed",
+            OutcomeClass::DeniedGov => "denied_gov",
+            OutcomeClass::DeniedP33 => "denied_p33",
+            OutcomeClass::DeniedApply => "denied_apply",
+            OutcomeClass::Refused => "refused",
+            OutcomeClass::Duplicate => "duplicate",
+            OutcomeClass::NotExecute => "not_execute",
+        }
+    }
+
+    /// Its position in [`OutcomeClass::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl Outcome {
+    /// The outcome's class.
+    pub fn class(&self) -> OutcomeClass {
+        match self {
+            Outcome::Executed { .. } => OutcomeClass::Executed,
+            Outcome::Blocked(Block::GovDenied(_)) => OutcomeClass::DeniedGov,
+            Outcome::Blocked(Block::P33Denied(..)) => OutcomeClass::DeniedP33,
+            Outcome::Blocked(
+                Block::MissingGov
+                | Block::MissingP33
+                | Block::Expired
+                | Block::OrdersFull
+                | Block::Interrupted,
+            ) => OutcomeClass::DeniedApply,
+            Outcome::Blocked(Block::DedupeFull | Block::Stale) => OutcomeClass::Refused,
+            Outcome::Duplicate { .. } => OutcomeClass::Duplicate,
+            Outcome::NonExecute => OutcomeClass::NotExecute,
+        }
+    }
+}
+
 /// The end of one plan's way through the chain.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Outcome {

@@ -805,11 +805,11 @@ fn a_running_daemon_reports_its_latency_per_stage() {
             .output()
             .unwrap();
         seen = serde_json::from_slice(&o.stdout).unwrap_or_default();
-        seen["stages"]["end_to_end"]["p50"].as_u64().unwrap_or(0) > 0
+        seen["series"]["end_to_end"]["p50"].as_u64().unwrap_or(0) > 0
     });
     for stage in ["ingest", "chain", "egress", "end_to_end"] {
-        let p50 = seen["stages"][stage]["p50"].as_u64().unwrap_or(0);
-        let max = seen["stages"][stage]["max"].as_u64().unwrap_or(0);
+        let p50 = seen["series"][stage]["p50"].as_u64().unwrap_or(0);
+        let max = seen["series"][stage]["max"].as_u64().unwrap_or(0);
         assert!(p50 > 0 && max >= p50, "{stage}: {seen}");
     }
     // The same samples are in the interval log, tagged by stage.
@@ -828,6 +828,102 @@ fn a_running_daemon_reports_its_latency_per_stage() {
             && ["governor", "p33", "wait", "consume"]
                 .iter()
                 .all(|t| per_tag.get(*t) == Some(&sampled))
+            && per_tag.get("decision.outcome=executed") == Some(&20)
     });
+    let _ = std::fs::remove_file(&log);
+}
+
+/// Every decision is timed, not only executed plans: a daemon whose plans are all denied (no
+/// exchange position ever reported, so P3.3 denies each) writes one interval-log sample per
+/// plan under its outcome's tag, read back with HdrHistogram's own reader, and `ctl latency`
+/// shows the denied outcome.
+#[test]
+fn a_daemon_whose_plans_are_all_denied_times_every_decision() {
+    const PLANS: u64 = 2_000;
+    let mut inst = Instance::new("lat-denied");
+    let log = std::env::temp_dir().join(format!("{}.hlog", inst.name));
+    let log_arg = log.to_str().unwrap().to_string();
+    let pid = inst.start_daemon_fed_by_hand(
+        &["--quiet", "--hdr-log", &log_arg],
+        &[("QUANTUM_LATENCY_INTERVAL_MS", "200")],
+    );
+    let mut lines = String::new();
+    for i in 0..PLANS {
+        let exit = Plan::exit(
+            PlanId(0x0de1_0000_0000 + i),
+            SymbolId(0),
+            Decision::Execute,
+            Action::Partial25,
+        );
+        lines.push_str(&plan_entry_json(&exit, "BTCUSDT"));
+        lines.push('\n');
+    }
+    // Two that are not EXECUTE plans: their own outcome.
+    for i in 0..2u64 {
+        let hold = Plan::exit(
+            PlanId(0x0de2_0000_0000 + i),
+            SymbolId(0),
+            Decision::Hold,
+            Action::Partial25,
+        );
+        lines.push_str(&plan_entry_json(&hold, "BTCUSDT"));
+        lines.push('\n');
+    }
+    inst.inject_ok(&lines);
+    wait_for(20, "every plan answered", || {
+        inst.counter("results.blocked") + inst.counter("results.non_execute") >= PLANS + 2
+    });
+    assert_eq!(inst.counter("orders_out"), 0);
+    let mut seen = serde_json::Value::Null;
+    wait_for(10, "the denied outcome in ctl latency", || {
+        let o = inst
+            .command(&["ctl", "latency", "--instance", &inst.name, "--json"], &[])
+            .output()
+            .unwrap();
+        seen = serde_json::from_slice(&o.stdout).unwrap_or_default();
+        seen["series"]["decision.outcome=denied_p33"]["p50"]
+            .as_u64()
+            .unwrap_or(0)
+            > 0
+    });
+    assert!(
+        seen["series"]["end_to_end"]["p50"].is_null(),
+        "nothing executed: {seen}"
+    );
+    let o = inst
+        .command(&["ctl", "latency", "--instance", &inst.name], &[])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("decision.outcome=denied_p33"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        row.split_whitespace()
+            .skip(1)
+            .all(|c| c.parse::<u64>().is_ok()),
+        "{text}"
+    );
+    // Stopping writes the interval in progress: the log has one sample per plan.
+    signal(pid, "-TERM");
+    let daemon = inst.children.iter_mut().find(|c| c.id() == pid).unwrap();
+    assert!(daemon.wait().unwrap().success());
+    let bytes = std::fs::read(&log).unwrap();
+    let mut per_tag = std::collections::BTreeMap::<String, u64>::new();
+    for i in quantum_daemon::latency::read::intervals(&bytes).unwrap() {
+        *per_tag.entry(i.tag).or_default() += i.hist.len();
+    }
+    assert_eq!(
+        per_tag.get("decision.outcome=denied_p33"),
+        Some(&PLANS),
+        "{per_tag:?}"
+    );
+    assert_eq!(
+        per_tag.get("decision.outcome=not_execute"),
+        Some(&2),
+        "{per_tag:?}"
+    );
+    assert_eq!(per_tag.get("end_to_end"), None, "{per_tag:?}");
     let _ = std::fs::remove_file(&log);
 }

@@ -1,5 +1,5 @@
 //! The stages of a plan's way through a running core, the stamps that delimit them, and the
-//! counter labels their percentiles are published under.
+//! series the daemon records them in.
 //!
 //! ```text
 //!  rx ──ingest──> in ──governor──> gov
@@ -18,6 +18,13 @@
 //! governor's time; `wait` is then admitting the plan (dedupe, slot) and issuing both permits.
 //! With permit threads (pipelined mode) `gov` and `p33` are the permits' issue times and
 //! `wait` is the hand-over back to apply.
+//!
+//! Every plan that gets a result, executed or not, is also timed from `rx` to its result on
+//! the `results` ring, in the series of its outcome's class (`decision.outcome=denied_p33`,
+//! ...; [`series`]).
+
+use quantum_core::result::OutcomeClass;
+use quantum_ipc::latency;
 
 /// A stage of a plan's way through the core.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,34 +80,38 @@ impl Stage {
         Stage::ALL.into_iter().find(|s| s.name() == name)
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
 
-/// The published percentiles: label suffix and quantile. The suffixes are those `ctl metrics`
-/// reads as quantiles (`p99_9` is 0.999, `max` is 1).
-pub const PERCENTILES: [(&str, f64); 6] = [
-    ("p50", 0.5),
-    ("p90", 0.9),
-    ("p99", 0.99),
-    ("p99_9", 0.999),
-    ("p99_99", 0.9999),
-    ("max", 1.0),
-];
-
-/// `latency.<stage>.<pct>_ns`.
-pub fn label(stage: Stage, pct: &str) -> String {
-    format!("latency.{}.{pct}_ns", stage.name())
+/// The series the daemon records, in order: every [`Stage`] (for executed plans; the inner
+/// stages for a sample of them), then `decision.outcome=<class>` per
+/// [`OutcomeClass`]: ring pop to the plan's result on `results`, for every plan that gets one.
+pub fn series() -> Vec<String> {
+    Stage::ALL
+        .iter()
+        .map(|s| s.name().to_owned())
+        .chain(OutcomeClass::ALL.iter().map(|c| decision_series(*c)))
+        .collect()
 }
 
-/// The stage and percentile suffix of a label made by [`label`].
-pub fn parse_label(label: &str) -> Option<(Stage, &str)> {
-    let rest = label.strip_prefix("latency.")?;
-    let (stage, pct) = rest.split_once('.')?;
-    let pct = pct.strip_suffix("_ns")?;
-    PERCENTILES.iter().find(|(p, _)| *p == pct)?;
-    Some((Stage::from_name(stage)?, pct))
+/// The stage name of the per-outcome series.
+pub const DECISION: &str = "decision";
+
+/// `decision.outcome=<class>`.
+pub fn decision_series(c: OutcomeClass) -> String {
+    latency::tagged(DECISION, "outcome", c.name())
+}
+
+/// The position of a stage's series in [`series`].
+pub fn stage_index(s: Stage) -> usize {
+    s.index()
+}
+
+/// The position of an outcome's decision series in [`series`].
+pub fn decision_index(c: OutcomeClass) -> usize {
+    Stage::ALL.len() + c.index()
 }
 
 /// The stamps of one executed plan, ns on the engine's clock.
@@ -148,40 +159,24 @@ impl Stamps {
     }
 }
 
-/// Per-stage storage indexed by [`Stage`].
-#[derive(Debug, Clone)]
-pub struct PerStage<T>(pub [T; 8]);
-
-impl<T> PerStage<T> {
-    /// The entry of `s`.
-    pub fn get(&self, s: Stage) -> &T {
-        &self.0[s.index()]
-    }
-    /// The entry of `s`, mutably.
-    pub fn get_mut(&mut self, s: Stage) -> &mut T {
-        &mut self.0[s.index()]
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn labels_round_trip_and_read_as_metrics_quantiles() {
+    fn series_fit_the_counters_and_are_indexed_in_order() {
+        let all = series();
+        latency::check_series(&all).unwrap();
         for s in Stage::ALL {
-            for (p, _) in PERCENTILES {
-                let l = label(s, p);
-                assert!(l.len() <= quantum_ipc::counters::MAX_LABEL, "{l}");
-                assert_eq!(parse_label(&l), Some((s, p)));
-            }
+            assert_eq!(all[stage_index(s)], s.name());
         }
-        assert_eq!(
-            label(Stage::EndToEnd, "p99_9"),
-            "latency.end_to_end.p99_9_ns"
-        );
-        assert_eq!(parse_label("latency.chain.p42_ns"), None);
-        assert_eq!(parse_label("plans_in"), None);
+        for c in OutcomeClass::ALL {
+            assert_eq!(
+                all[decision_index(c)],
+                format!("decision.outcome={}", c.name())
+            );
+        }
+        assert_eq!(all.len(), Stage::ALL.len() + OutcomeClass::ALL.len());
     }
 
     #[test]

@@ -1,18 +1,24 @@
-//! `ctl latency`: the running core's latency per stage, as its live-latency writer last
-//! published it in the counters segment (percentiles of the last interval; the daemon is
-//! never asked and its hot path never touched).
+//! `ctl latency`: a running instance's latency per series, as each process's live-latency
+//! writer last published it in its counters segment (percentiles of the last interval): the
+//! daemon's stages and its per-outcome decision times, the Redis bridge's leg (stream entry →
+//! permits → result entry) and the Binance bridge's leg (intent → request → acknowledged →
+//! first fill, per transport). No process is asked anything and no hot path is touched.
 
 use std::io::Write;
 use std::time::Duration;
 
 use anyhow::{bail, Result};
 use clap::Args;
-use quantum_daemon::latency::gauges::{self, StageReading};
+use quantum_ipc::latency::{gauges, SeriesReading, BRIDGE_SEGMENTS};
+use quantum_ipc::CountersReader;
 
 use super::open_counters;
 
 /// Options of `ctl latency`.
 #[derive(Args, Debug)]
+#[command(
+    after_help = "Rows: the core's stages (executed plans), `decision.outcome=<class>` (ring pop to result, every plan, by outcome), then the bridges' legs when they run (`redis.*`, `exchange.*`).\n\nExamples:\n  quantum ctl latency --instance prod1\n  quantum ctl latency --instance prod1 --json | jq '.series[\"decision.outcome=denied_p33\"]'\n  quantum ctl latency --instance prod1 --watch 1"
+)]
 pub struct LatencyArgs {
     /// Instance name.
     #[arg(long)]
@@ -25,29 +31,68 @@ pub struct LatencyArgs {
     pub watch: Option<f64>,
 }
 
-/// The table: one line per stage, percentiles in ns, `-` where the interval had no sample.
-pub fn text(instance: &str, stages: &[StageReading]) -> String {
+/// One process's published series.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// `daemon`, or the bridge's segment name (`latency-redis`, `latency-binance`).
+    pub name: String,
+    /// Its series.
+    pub series: Vec<SeriesReading>,
+}
+
+/// The daemon's series and every running bridge's.
+pub fn read_all(instance: &str, daemon: &CountersReader) -> Vec<Source> {
+    let mut out = vec![Source {
+        name: "daemon".into(),
+        series: gauges::read(daemon),
+    }];
+    for seg in BRIDGE_SEGMENTS {
+        if let Ok(r) = CountersReader::open_named(instance, seg) {
+            if r.owner_alive() {
+                out.push(Source {
+                    name: seg.to_owned(),
+                    series: gauges::read(&r),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// The table: one line per series, percentiles in ns, `-` where the interval had no sample.
+pub fn text(instance: &str, sources: &[Source]) -> String {
     let mut out = format!("latency of {instance}, last interval (ns)\n");
-    out.push_str(&format!("{:<12}", "stage"));
-    if let Some(first) = stages.first() {
+    let width = sources
+        .iter()
+        .flat_map(|s| s.series.iter().map(|r| r.series.len()))
+        .max()
+        .unwrap_or(6)
+        .max(6);
+    out.push_str(&format!("{:<width$}", "series"));
+    if let Some(first) = sources.iter().flat_map(|s| s.series.first()).next() {
         for (p, _) in &first.values {
             out.push_str(&format!(" {:>10}", p.replace('_', ".")));
         }
     }
     out.push('\n');
     let mut any = false;
-    for s in stages {
-        out.push_str(&format!("{:<12}", s.stage.name()));
-        for (_, v) in &s.values {
-            any |= *v > 0;
-            let cell = if *v == 0 {
-                "-".to_owned()
-            } else {
-                v.to_string()
-            };
-            out.push_str(&format!(" {cell:>10}"));
+    for s in sources.iter().filter(|s| !s.series.is_empty()) {
+        if s.name != "daemon" {
+            out.push_str(&format!("# {}\n", s.name));
         }
-        out.push('\n');
+        for r in &s.series {
+            out.push_str(&format!("{:<width$}", r.series));
+            for (_, v) in &r.values {
+                any |= *v > 0;
+                let cell = if *v == 0 {
+                    "-".to_owned()
+                } else {
+                    v.to_string()
+                };
+                out.push_str(&format!(" {cell:>10}"));
+            }
+            out.push('\n');
+        }
     }
     if !any {
         out.push_str("(no plan went through in the last interval)\n");
@@ -55,13 +100,13 @@ pub fn text(instance: &str, stages: &[StageReading]) -> String {
     out
 }
 
-/// `{"instance": .., "unit": "ns", "stages": {"ingest": {"p50": .., ...}, ...}}`; stages without
-/// a sample in the interval have nulls.
-pub fn json(instance: &str, stages: &[StageReading]) -> serde_json::Value {
+/// `{"instance": .., "unit": "ns", "series": {"ingest": {"p50": .., ...}, "decision.outcome=executed":
+/// {..}, "redis.entry_result": {..}, ...}}`; series without a sample in the interval have nulls.
+pub fn json(instance: &str, sources: &[Source]) -> serde_json::Value {
     let mut map = serde_json::Map::new();
-    for s in stages {
+    for r in sources.iter().flat_map(|s| &s.series) {
         let mut m = serde_json::Map::new();
-        for (p, v) in &s.values {
+        for (p, v) in &r.values {
             m.insert(
                 p.replace('_', "."),
                 if *v == 0 {
@@ -71,17 +116,22 @@ pub fn json(instance: &str, stages: &[StageReading]) -> serde_json::Value {
                 },
             );
         }
-        map.insert(s.stage.name().to_owned(), m.into());
+        map.insert(r.series.clone(), m.into());
     }
-    serde_json::json!({"instance": instance, "unit": "ns", "window": "last interval", "stages": map})
+    let sources: Vec<&str> = sources
+        .iter()
+        .filter(|s| !s.series.is_empty())
+        .map(|s| s.name.as_str())
+        .collect();
+    serde_json::json!({"instance": instance, "unit": "ns", "window": "last interval", "sources": sources, "series": map})
 }
 
 /// Runs `ctl latency`.
 pub fn run(args: LatencyArgs) -> Result<()> {
     loop {
         let c = open_counters(&args.instance)?;
-        let stages = gauges::read(&c);
-        if stages.is_empty() {
+        let sources = read_all(&args.instance, &c);
+        if sources.iter().all(|s| s.series.is_empty()) {
             bail!(
                 "instance {:?} publishes no latency (its quantum run records no live latency)",
                 args.instance
@@ -89,9 +139,9 @@ pub fn run(args: LatencyArgs) -> Result<()> {
         }
         let mut out = std::io::stdout().lock();
         if args.json {
-            writeln!(out, "{}", json(&args.instance, &stages))?;
+            writeln!(out, "{}", json(&args.instance, &sources))?;
         } else {
-            write!(out, "{}", text(&args.instance, &stages))?;
+            write!(out, "{}", text(&args.instance, &sources))?;
         }
         out.flush()?;
         match args.watch {
@@ -106,9 +156,9 @@ mod tests {
     use std::sync::Arc;
     use std::time::Duration;
 
-    use quantum_daemon::latency::stages::{Stage, Stamps};
-    use quantum_daemon::latency::writer::{start, LiveConfig};
-    use quantum_daemon::latency::Gauges;
+    use quantum_daemon::latency::stages::{self, Stage, Stamps};
+    use quantum_ipc::latency::writer::{start, LiveConfig};
+    use quantum_ipc::latency::Gauges;
     use quantum_ipc::{CountersReader, CountersWriter};
 
     use super::*;
@@ -117,49 +167,67 @@ mod tests {
     /// interval's percentiles into a real counters segment, and `ctl latency` reading them
     /// back from another handle, as another process would.
     #[test]
-    fn published_percentiles_are_read_back_per_stage() {
+    fn published_percentiles_are_read_back_per_series() {
         let instance = format!("t{}-latency", std::process::id());
-        let w = Arc::new(CountersWriter::create(&instance, 128).unwrap());
-        let g = Gauges::register(w.clone()).unwrap();
+        let w = Arc::new(CountersWriter::create(&instance, 256).unwrap());
+        let series = stages::series();
+        let g = Gauges::register(w.clone(), &series).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("live.hlog");
         let (mut rec, writer) = start(
             LiveConfig {
+                series: series.clone(),
                 hdr_log: Some(log.clone()),
                 gauges: Some(g),
                 interval: Duration::from_millis(1),
+                comment: "test".into(),
             },
             0,
         )
         .unwrap();
         for i in 0..1_000u64 {
-            rec.record(&Stamps {
+            let s = Stamps {
                 rx: Some(0),
                 t_in: 100,
                 t_out: 100 + 50 + i % 100,
                 tx: Some(400),
                 ..Stamps::default()
-            });
+            };
+            for (stage, ns) in s.spans() {
+                rec.record(stages::stage_index(stage), ns);
+            }
         }
+        let denied = stages::decision_index(quantum_core::result::OutcomeClass::DeniedP33);
+        rec.record(denied, 2_000);
         rec.tick(1_000_000);
         drop(rec);
         writer.join().unwrap().unwrap();
 
         let r = CountersReader::open(&instance).unwrap();
-        let stages = gauges::read(&r);
-        let names: Vec<_> = stages.iter().map(|s| s.stage).collect();
-        assert_eq!(names, Stage::ALL);
-        let chain = stages.iter().find(|s| s.stage == Stage::Chain).unwrap();
+        let sources = read_all(&instance, &r);
+        let names: Vec<_> = sources[0].series.iter().map(|s| s.series.clone()).collect();
+        assert_eq!(names, series);
+        let chain = sources[0]
+            .series
+            .iter()
+            .find(|s| s.series == Stage::Chain.name())
+            .unwrap();
         let v = |p: &str| chain.values.iter().find(|(q, _)| *q == p).unwrap().1;
         assert!((99..=100).contains(&v("p50")), "{chain:?}");
         assert_eq!(v("max"), 149);
-        let t = text(&instance, &stages);
+        let t = text(&instance, &sources);
         assert!(t.contains("chain") && t.contains("p99.9"), "{t}");
         let governor = t.lines().find(|l| l.starts_with("governor")).unwrap();
         assert!(governor.split_whitespace().skip(1).all(|c| c == "-"), "{t}");
-        let j = json(&instance, &stages);
-        assert_eq!(j["stages"]["end_to_end"]["p50"], 400);
-        assert!(j["stages"]["wait"]["p50"].is_null());
+        let denied_line = t
+            .lines()
+            .find(|l| l.starts_with("decision.outcome=denied_p33"))
+            .unwrap();
+        assert!(denied_line.contains("2000"), "{t}");
+        let j = json(&instance, &sources);
+        assert_eq!(j["series"]["end_to_end"]["p50"], 400);
+        assert_eq!(j["series"]["decision.outcome=denied_p33"]["max"], 2000);
+        assert!(j["series"]["wait"]["p50"].is_null());
         assert!(std::fs::metadata(&log).unwrap().len() > 0);
     }
 }

@@ -12,6 +12,7 @@
 //! | `deny.<reason>` | `quantum_deny_total{stage="apply", reason}` | counter |
 //! | a `_ns`/`_us` label with a percentile segment (`p50`, `p99_9`, `max`, `min`) | `quantum_<rest>_seconds{quantile="0.5"}` | gauge |
 //! | another `_ns`/`_us` label | `quantum_<rest>_seconds` | gauge |
+//! | in either, a segment `outcome=X` or `transport=X` | that label, `{outcome="X"}` | |
 //! | `<name>.R` | `quantum_<name>_total{ring="R"}` | counter |
 //! | `<name>.S` | `quantum_<name>_total{symbol="S"}` | counter |
 //! | a gauge of [`GAUGES`] | `quantum_<label>` | gauge |
@@ -214,12 +215,25 @@ pub fn series_of(label: &str, raw: u64, symbols: &[String]) -> Series {
     counter(format!("quantum_{}_total", sanitise(label)), Vec::new())
 }
 
+/// The label keys a latency series may carry (`<stage>.<key>=<value>`): a Prometheus label
+/// name must be known here to become one (a series' labels are `&'static str`).
+const LABEL_KEYS: [&str; 2] = ["outcome", "transport"];
+
 /// A `_ns`/`_us` label as seconds, with its quantile when one segment names it.
 fn latency(segs: &[&str], raw: u64) -> Option<Series> {
     let mut scale = None;
     let mut q = None;
     let mut rest = Vec::new();
+    let mut tags: Vec<(&'static str, String)> = Vec::new();
     for seg in segs {
+        // A `key=value` segment (a latency series' label, `quantum_ipc::latency::tagged`)
+        // is a label of its own.
+        if let Some((k, v)) = seg.split_once('=') {
+            if let Some(k) = LABEL_KEYS.iter().find(|l| **l == k) {
+                tags.push((k, v.to_string()));
+                continue;
+            }
+        }
         let (base, unit) = if let Some(b) = seg.strip_suffix("_ns") {
             (b, Some(1e9))
         } else if let Some(b) = seg.strip_suffix("_us") {
@@ -234,9 +248,10 @@ fn latency(segs: &[&str], raw: u64) -> Option<Series> {
         }
     }
     let scale = scale?;
+    tags.extend(q.map(|q| ("quantile", q)));
     Some(Series {
         name: format!("quantum_{}_seconds", sanitise(&rest.join("_"))),
-        labels: q.map(|q| vec![("quantile", q)]).unwrap_or_default(),
+        labels: tags,
         kind: Kind::Gauge,
         value: format!("{}", raw as f64 / scale),
     })
@@ -288,6 +303,8 @@ pub struct Source {
     reader: Option<CountersReader>,
     /// Failover's lease segment (nothing when failover is off).
     lease: quantum_ipc::lease::LeaseReader,
+    /// The bridges' latency segments, attached when they appear.
+    bridges: Vec<(&'static str, Option<CountersReader>)>,
     peer_timeout_ms: u64,
     /// Log each (re)attachment at info (not under `ctl top`, whose screen stderr would spoil).
     announce: bool,
@@ -301,6 +318,10 @@ impl Source {
             instance: instance.to_string(),
             reader: None,
             lease: quantum_ipc::lease::LeaseReader::new(instance),
+            bridges: quantum_ipc::latency::BRIDGE_SEGMENTS
+                .iter()
+                .map(|s| (*s, None))
+                .collect(),
             peer_timeout_ms,
             announce,
         }
@@ -336,7 +357,9 @@ impl Source {
             .lease
             .read()
             .map(|l| lease_gauges(&l))
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .into_iter()
+            .chain(self.bridge_latency());
         match &self.reader {
             Some(r) => Sample {
                 at,
@@ -357,6 +380,27 @@ impl Source {
                 rings: ring_rows(&self.instance, self.peer_timeout_ms),
             },
         }
+    }
+}
+
+impl Source {
+    /// The latency gauges of every running bridge (re-attached when a bridge restarts).
+    fn bridge_latency(&mut self) -> Vec<(String, u64)> {
+        use quantum_ipc::latency::{parse_label, SEQ_LABEL};
+        let mut out = Vec::new();
+        for (seg, reader) in &mut self.bridges {
+            if reader.as_ref().is_none_or(|r| !r.owner_alive()) {
+                *reader = CountersReader::open_named(&self.instance, seg).ok();
+            }
+            if let Some(r) = reader.as_ref().filter(|r| r.owner_alive()) {
+                out.extend(
+                    r.counters_consistent(SEQ_LABEL)
+                        .into_iter()
+                        .filter(|(l, _)| parse_label(l).is_some()),
+                );
+            }
+        }
+        out
     }
 }
 
@@ -451,6 +495,16 @@ mod tests {
             "quantum_latency_chain_seconds"
         );
         assert_eq!(labels(&s("chain_ns.max", 1)), [("quantile", "1")]);
+        let x = s("latency.decision.outcome=denied_p33.p99_ns", 2_000);
+        assert_eq!(x.name, "quantum_latency_decision_seconds");
+        assert_eq!(
+            labels(&x),
+            [("outcome", "denied_p33"), ("quantile", "0.99")]
+        );
+        assert_eq!(x.value, "0.000002");
+        let x = s("latency.exchange.ack.transport=ws.p50_ns", 1);
+        assert_eq!(x.name, "quantum_latency_exchange_ack_seconds");
+        assert_eq!(labels(&x), [("transport", "ws"), ("quantile", "0.5")]);
         assert_eq!(labels(&s("chain_ns.p50", 1)), [("quantile", "0.5")]);
         let x = s("last_wait_us", 1_000);
         assert_eq!(
