@@ -28,7 +28,8 @@ use quantum_ipc::contract;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DaemonConfig {
-    /// `single` or `pipelined`.
+    /// `auto` (the default: `single` where the host has the cores for it, else `inline`),
+    /// `single`, `pipelined` or `inline`.
     pub mode: String,
     /// Busy-spin idle threads (burns a core each).
     pub spin: bool,
@@ -289,7 +290,7 @@ impl Default for DaemonConfig {
     fn default() -> Self {
         let e = EngineConfig::default();
         DaemonConfig {
-            mode: "single".into(),
+            mode: AUTO.into(),
             spin: false,
             pin: true,
             legacy_log: true,
@@ -399,9 +400,31 @@ const fn key(path: &'static str, doc: &'static str) -> Key {
     Key { path, doc }
 }
 
+/// `mode = "auto"`.
+pub const AUTO: &str = "auto";
+
+/// Usable cores the `single` layout needs to run as designed: its engine thread, the I/O
+/// thread, and one for the bridges and the OS.
+pub const SINGLE_NEEDS_CORES: usize = 3;
+
+/// What `auto` picks on a host with `cores` usable cores, and why.
+pub fn auto_mode(cores: usize) -> (Mode, Option<String>) {
+    if cores >= SINGLE_NEEDS_CORES {
+        (
+            Mode::Single,
+            Some(format!("auto: {cores} usable cores, single needs {SINGLE_NEEDS_CORES} (engine, I/O, bridges)")),
+        )
+    } else {
+        (
+            Mode::Inline,
+            Some(format!("auto: {cores} usable core(s), fewer than the {SINGLE_NEEDS_CORES} single needs (engine, I/O, bridges): the I/O thread runs the engine")),
+        )
+    }
+}
+
 /// Every key the file and the environment can set, in the order `--print-config` shows them.
 pub const KEYS: &[Key] = &[
-    key("mode", "thread layout: single (one engine thread) or pipelined (front, governor, p33)"),
+    key("mode", "thread layout: auto (single with 3+ usable cores, else inline), single (one engine thread), pipelined (front, governor, p33) or inline (the I/O thread runs the engine)"),
     key("spin", "busy-spin idle engine threads instead of backing off (burns a core each)"),
     key("pin", "pin engine threads to cores when there are more usable cores than threads"),
     key("legacy_log", "log the legacy [PERMIT_WAIT] and Result published lines"),
@@ -595,9 +618,21 @@ impl DaemonConfig {
         Some(at.to_string())
     }
 
-    /// The thread layout.
+    /// The thread layout (`auto` resolved on this host's usable cores).
     pub fn mode(&self) -> Result<Mode> {
-        self.mode.parse().map_err(|e: String| anyhow!("mode: {e}"))
+        Ok(self.mode_choice()?.0)
+    }
+
+    /// The thread layout and, for `auto`, why it was chosen (for the start line).
+    pub fn mode_choice(&self) -> Result<(Mode, Option<String>)> {
+        if self.mode.trim() == AUTO {
+            return Ok(auto_mode(quantum_core::runner::usable_cores()));
+        }
+        let m = self
+            .mode
+            .parse()
+            .map_err(|e: String| anyhow!("mode: {e} (or auto)"))?;
+        Ok((m, None))
     }
 
     /// Everything the engine needs, checked; errors name the key.

@@ -89,7 +89,7 @@ impl Daemon {
         let engine_cfg = cfg.engine_config()?;
         let gov_ttl_ms = engine_cfg.governor.permit_ttl_ms;
         let horizon = (engine_cfg.dedupe_horizon_ms, engine_cfg.max_orders);
-        let mode = cfg.mode()?;
+        let (mode, why) = cfg.mode_choice()?;
         let mut engine =
             Engine::new(engine_cfg, Clock::new()).context("invalid engine configuration")?;
         let symbols = engine.symbols().clone();
@@ -129,9 +129,12 @@ impl Daemon {
             },
         );
         runner.register_caller();
+        if let Some(why) = &why {
+            tracing::info!(mode = mode.name(), "thread layout {why}");
+        }
         tracing::info!(
             instance,
-            mode = cfg.mode,
+            mode = mode.name(),
             rings = cfg.rings.capacity,
             symbols = symbols.len(),
             placement = %runner.placement().note,

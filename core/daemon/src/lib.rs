@@ -46,7 +46,6 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use quantum_core::Mode;
 
 use config::DaemonConfig;
 
@@ -71,9 +70,9 @@ pub struct RunArgs {
     /// With --print-config: print the built-in defaults instead of the effective values.
     #[arg(long, requires = "print_config")]
     pub defaults: bool,
-    /// Thread layout (overrides `mode`).
-    #[arg(long)]
-    pub mode: Option<Mode>,
+    /// Thread layout (overrides `mode`): auto, single, pipelined or inline.
+    #[arg(long, value_parser = ["auto", "single", "pipelined", "inline"])]
+    pub mode: Option<String>,
     /// Busy-spin idle threads (overrides `spin`).
     #[arg(long)]
     pub spin: bool,
@@ -111,12 +110,8 @@ pub fn effective_config(args: &RunArgs) -> Result<DaemonConfig> {
         None => DaemonConfig::default(),
     };
     cfg.apply_env(|k| std::env::var(k).ok())?;
-    if let Some(m) = args.mode {
-        cfg.mode = match m {
-            Mode::Single => "single",
-            Mode::Pipelined => "pipelined",
-        }
-        .into();
+    if let Some(m) = &args.mode {
+        cfg.mode = m.clone();
     }
     cfg.spin |= args.spin;
     cfg.pin &= !args.no_pin;

@@ -288,3 +288,46 @@ impl PlanResult {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_outcome_has_its_class_and_every_class_a_distinct_name() {
+        let ctx = P33Context::default();
+        let cases = [
+            (Outcome::Executed { qty: Qty::ZERO }, "executed"),
+            (
+                Outcome::Blocked(Block::GovDenied(GovReason::Cooldown)),
+                "denied_gov",
+            ),
+            (
+                Outcome::Blocked(Block::P33Denied(
+                    P33Reason::ReconcileRequiredQtyMismatch,
+                    ctx,
+                )),
+                "denied_p33",
+            ),
+            (Outcome::Blocked(Block::MissingGov), "denied_apply"),
+            (Outcome::Blocked(Block::MissingP33), "denied_apply"),
+            (Outcome::Blocked(Block::Expired), "denied_apply"),
+            (Outcome::Blocked(Block::OrdersFull), "denied_apply"),
+            (Outcome::Blocked(Block::Interrupted), "denied_apply"),
+            (Outcome::Blocked(Block::DedupeFull), "refused"),
+            (Outcome::Blocked(Block::Stale), "refused"),
+            (Outcome::Duplicate { ordered: None }, "duplicate"),
+            (Outcome::NonExecute, "not_execute"),
+        ];
+        for (o, name) in cases {
+            assert_eq!(o.class().name(), name, "{o:?}");
+        }
+        for (i, c) in OutcomeClass::ALL.iter().enumerate() {
+            assert_eq!(c.index(), i);
+        }
+        let mut names: Vec<_> = OutcomeClass::ALL.iter().map(|c| c.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), OutcomeClass::ALL.len());
+    }
+}

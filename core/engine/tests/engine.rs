@@ -226,7 +226,7 @@ fn through_runner(mode: Mode, n: u64) -> (HashMap<u64, PlanResult>, Vec<OrderInt
 
 #[test]
 fn both_runner_modes_answer_every_plan_and_never_over_close() {
-    for mode in [Mode::Single, Mode::Pipelined] {
+    for mode in [Mode::Single, Mode::Pipelined, Mode::Inline] {
         let (results, made) = through_runner(mode, 3_000);
         let executed = made
             .iter()
@@ -455,4 +455,67 @@ fn expired_ids_are_tidied_as_plans_go() {
         results(&ev)[0]
     );
     assert_eq!(e.front.ingest.dedupe().len(), 2);
+}
+
+/// The inline layout runs the chain on the caller's thread: an input's events are there as
+/// soon as `try_send` returns, `inputs_done` counts an input only once its events are taken,
+/// waiting plans resolve when the caller looks for events (nobody else runs the engine), and
+/// shutdown resolves what still waits.
+#[test]
+fn the_inline_runner_answers_on_the_callers_thread() {
+    let cfg = EngineConfig {
+        permits: PermitSource::External,
+        apply_wait_ms: 30,
+        ..EngineConfig::default()
+    };
+    let e = stocked(cfg, Clock::new());
+    let sol = sym(&e, "SOLUSDT");
+    let runner = Runner::start(
+        e,
+        RunnerConfig {
+            mode: Mode::Inline,
+            pin: false,
+            ..RunnerConfig::default()
+        },
+    );
+    assert_eq!(runner.mode(), Mode::Inline);
+    assert_eq!(runner.inputs_done(), 0);
+    let hold = Plan::exit(PlanId(1), sol, Decision::Hold, Action::Partial25);
+    runner.try_send(Input::Plan(hold), RING).unwrap();
+    // Answered at once, but not done until its result is taken.
+    assert_eq!(runner.inputs_done(), 0);
+    let r = match runner.try_recv() {
+        Some(Event::PlanResult(r)) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(r.outcome, Outcome::NonExecute);
+    assert_eq!(runner.inputs_done(), 1);
+    // Two EXECUTE plans wait for permits from outside that never come: their apply wait ends
+    // while the caller waits for events, on this thread.
+    for id in [2, 3] {
+        let p = Plan::exit(PlanId(id), sol, Decision::Execute, Action::Partial25);
+        runner.try_send(Input::Plan(p), RING).unwrap();
+    }
+    let mut out = Vec::new();
+    while let Some(ev) = runner.try_recv() {
+        out.push(ev);
+    }
+    assert!(results(&out).is_empty(), "{out:?}");
+    assert_eq!(runner.inputs_done(), 3);
+    while results(&out).is_empty() {
+        let ev = runner
+            .recv_timeout(Duration::from_secs(5))
+            .expect("the apply wait ends");
+        out.push(ev);
+    }
+    let third = Plan::exit(PlanId(4), sol, Decision::Execute, Action::Partial25);
+    runner.try_send(Input::Plan(third), RING).unwrap();
+    let done = runner.shutdown(&mut |ev| out.push(ev));
+    assert_eq!(done, 4);
+    let r = results(&out);
+    assert_eq!(r.len(), 3, "{r:?}");
+    assert!(r.iter().all(|r| matches!(
+        r.outcome,
+        Outcome::Blocked(Block::MissingGov | Block::MissingP33)
+    )));
 }

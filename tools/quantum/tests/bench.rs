@@ -23,14 +23,18 @@ fn args(out: &std::path::Path) -> SuiteArgs {
 fn ipc_takes_every_plan_through_quantum_run_to_an_intent() {
     let dir = tempfile::tempdir().unwrap();
     let r = run("ipc", &args(dir.path())).unwrap();
-    assert_eq!(r.rows.len(), 1);
-    let row = &r.rows[0];
-    assert_eq!(row.key, "ipc");
-    // Each block's plans all came out as intents (a missing one fails the block).
-    let per_block = (row.rate * 0.3 / 2.0).round().max(1.0) as u64;
-    assert_eq!(row.hist.len(), 2 * per_block);
-    assert!(row.throughput.ops >= 1_000);
-    assert!(dir.path().join("ipc.hgrm").exists());
+    let keys: Vec<_> = r.rows.iter().map(|r| r.key).collect();
+    // The daemon's two layouts.
+    assert_eq!(keys, ["ipc", "ipc.inline"]);
+    for row in &r.rows {
+        // Each block's plans all came out as intents (a missing one fails the block).
+        let per_block = (row.rate * 0.3 / 2.0).round().max(1.0) as u64;
+        assert_eq!(row.hist.len(), 2 * per_block, "{}", row.key);
+        assert!(row.throughput.ops >= 1_000, "{}", row.key);
+        assert!(dir.path().join(format!("{}.hgrm", row.key)).exists());
+    }
+    let log = |m: &str| std::fs::read_to_string(dir.path().join(format!("ipc-{m}-daemon.log")));
+    assert!(log("single").is_ok() && log("inline").is_ok());
     // The daemon was stopped with SIGTERM and removed its segments.
     let left = quantum_ipc::list_segments(None)
         .unwrap()

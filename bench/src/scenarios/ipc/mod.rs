@@ -7,7 +7,10 @@
 //! ```
 //!
 //! Three processes besides this one: the daemon as `quantum run` starts it (default
-//! configuration but for dedupe sized for the benchmark's rate), and two [`peer`]s. The
+//! configuration but for dedupe sized for the benchmark's rate), and two [`peer`]s. Two rows:
+//! `ipc` with the daemon's `single` layout (its I/O thread hands each plan to an engine
+//! thread) and `ipc.inline` with the `inline` layout (the I/O thread runs the engine; what
+//! `mode = "auto"` picks on a host with fewer than three usable cores). The
 //! producer writes each plan at its due time; the consumer times each intent from that due time
 //! (open loop: several plans can be in flight). Both read the same raw clock (see [`peer`]).
 //! The closed-loop run floods plans with a window of unfinished ones.
@@ -50,7 +53,26 @@ const WINDOW: u64 = 16;
 pub fn build(ctx: &Ctx) -> Result<super::Rows> {
     debug_assert_eq!(DAEMON_ENV[1].1, HORIZON_MS.to_string());
     debug_assert_eq!(DAEMON_ENV[2].1, DEDUPE_CAPACITY.to_string());
-    Ok(vec![Box::new(Ipc::start(ctx)?)])
+    Ok(vec![
+        Box::new(Ipc::start(ctx, Layout::Single)?),
+        Box::new(Ipc::start(ctx, Layout::Inline)?),
+    ])
+}
+
+/// The daemon's thread layout a row runs.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Layout {
+    Single,
+    Inline,
+}
+
+impl Layout {
+    fn mode(self) -> &'static str {
+        match self {
+            Layout::Single => "single",
+            Layout::Inline => "inline",
+        }
+    }
 }
 
 /// A peer process and its pipes.
@@ -105,6 +127,7 @@ impl Peer {
 }
 
 struct Ipc {
+    layout: Layout,
     daemon: ChildGuard,
     instance: String,
     journal: std::path::PathBuf,
@@ -117,15 +140,23 @@ struct Ipc {
 }
 
 impl Ipc {
-    fn start(ctx: &Ctx) -> Result<Ipc> {
-        let instance = format!("{}-ipc", ctx.tag);
+    fn start(ctx: &Ctx, layout: Layout) -> Result<Ipc> {
+        let mode = layout.mode();
+        let instance = format!("{}-ipc-{mode}", ctx.tag);
         std::fs::create_dir_all(&ctx.out)?;
-        let journal = ctx.out.join("ipc-journal");
-        let daemon = start_daemon(ctx, &instance, &journal, "ipc-daemon.log")?;
+        let journal = ctx.out.join(format!("ipc-{mode}-journal"));
+        let daemon = start_daemon_with(
+            ctx,
+            &instance,
+            &journal,
+            &format!("ipc-{mode}-daemon.log"),
+            &["--mode", mode],
+        )?;
         let consumer = Peer::spawn(ctx, &instance, "consumer")?;
         let producer = Peer::spawn(ctx, &instance, "producer")?;
         let clock = quanta::Clock::new();
         Ok(Ipc {
+            layout,
             daemon,
             instance,
             journal,
@@ -154,10 +185,16 @@ fn ticks_per_ns(clock: &quanta::Clock) -> f64 {
 
 impl Variant for Ipc {
     fn key(&self) -> &'static str {
-        "ipc"
+        match self.layout {
+            Layout::Single => "ipc",
+            Layout::Inline => "ipc.inline",
+        }
     }
     fn name(&self) -> &'static str {
-        "plan → quantum run → intent, 3 processes"
+        match self.layout {
+            Layout::Single => "plan → quantum run (single) → intent, 3 processes",
+            Layout::Inline => "plan → quantum run (inline) → intent, 3 processes",
+        }
     }
     fn op(&self) -> &'static str {
         "plan"
@@ -221,7 +258,10 @@ impl Variant for Ipc {
 
     fn notes(&self) -> Vec<String> {
         vec![
-            "quantum run as started by default (idle threads park, engine pinned when cores allow), --quiet, RUST_LOG=warn; its log: ipc-daemon.log".to_owned(),
+            format!(
+                "quantum run --mode {m} (idle threads park, pinned when cores allow), --quiet, RUST_LOG=warn; its log: ipc-{m}-daemon.log",
+                m = self.layout.mode()
+            ),
             "consumer waits on orders as the Binance bridge does (spin, yield, short sleeps)".to_owned(),
             format!("closed loop keeps {WINDOW} plans unfinished"),
         ]
@@ -251,6 +291,17 @@ pub fn start_daemon(
     journal: &std::path::Path,
     log: &str,
 ) -> Result<ChildGuard> {
+    start_daemon_with(ctx, instance, journal, log, &[])
+}
+
+/// [`start_daemon`] with more arguments for `quantum run` (`--mode inline`, ...).
+pub fn start_daemon_with(
+    ctx: &Ctx,
+    instance: &str,
+    journal: &std::path::Path,
+    log: &str,
+    extra: &[&str],
+) -> Result<ChildGuard> {
     std::fs::create_dir_all(&ctx.out)?;
     let _ = std::fs::remove_dir_all(journal);
     let log_path = ctx.out.join(log);
@@ -258,6 +309,7 @@ pub fn start_daemon(
         .with_context(|| format!("creating {}", log_path.display()))?;
     let child = Command::new(&ctx.exe)
         .args(["run", "--instance", instance, "--quiet"])
+        .args(extra)
         .envs(DAEMON_ENV)
         .env("QUANTUM_JOURNAL_DIR", journal)
         .stdin(Stdio::null())

@@ -28,7 +28,7 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use quantum_core::event::Event;
 use quantum_core::wire::input_out;
-use quantum_core::{Command, Input, Mode, Outcome, PlanResult, Qty, SymbolId};
+use quantum_core::{Command, Input, Outcome, PlanResult, Qty, SymbolId};
 use quantum_ipc::broadcast::{self, Broadcast, Next};
 use quantum_ipc::contract;
 use quantum_ipc::wire::{Limits, Message, RECORD_SIZE};
@@ -46,10 +46,11 @@ pub struct DemoArgs {
     /// Number of plans to feed.
     #[arg(long, default_value_t = 20_000)]
     pub plans: u64,
-    /// Thread layout: `single` (one thread runs the chain) or `pipelined` (governor, P3.3 and
-    /// apply on their own threads).
-    #[arg(long, default_value = "single")]
-    pub mode: Mode,
+    /// Thread layout: `auto` (single where the host has 3+ usable cores, else inline),
+    /// `single` (one thread runs the chain), `pipelined` (governor, P3.3 and apply on their
+    /// own threads) or `inline` (the daemon's I/O thread runs the chain).
+    #[arg(long, default_value = "auto", value_parser = ["auto", "single", "pipelined", "inline"])]
+    pub mode: String,
     /// Plans per second, on an open-loop schedule.
     #[arg(long, default_value_t = 5_000)]
     pub rate: u64,
@@ -192,10 +193,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
             }
         }
     }
-    let mode = match args.mode {
-        Mode::Single => "single",
-        Mode::Pipelined => "pipelined",
-    };
+    let mode = args.mode.as_str();
 
     // The exchange, and the entry side's own client to it.
     let entry = EntrySide::start(&STARTS.map(|s| (s.name, s.position, s.mark)))?;

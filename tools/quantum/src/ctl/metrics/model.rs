@@ -32,6 +32,10 @@ pub const GAUGES: &[&str] = &[
     "peers_alive",
     "ready",
     "journal.snapshot_seq",
+    "journal.seq",
+    "journal.no_space",
+    "reconciling",
+    quantum_ipc::latency::SEQ_LABEL,
     "failover.enabled",
     "failover.ttl_ms",
     "failover.renew_ms",
@@ -242,9 +246,14 @@ fn latency(segs: &[&str], raw: u64) -> Option<Series> {
             (*seg, None)
         };
         scale = scale.or(unit);
-        match quantile(base) {
-            Some(quant) if q.is_none() => q = Some(quant),
-            _ => rest.push(base),
+        rest.push(base);
+    }
+    // The quantile is the last segment's (`latency.p33.p99_ns`: the stage `p33` is a name,
+    // `p99` the quantile), or a segment right after the unit (`chain_ns.p99`).
+    if let Some(last) = rest.last().copied() {
+        if let Some(quant) = quantile(last) {
+            q = Some(quant);
+            rest.pop();
         }
     }
     let scale = scale?;
@@ -495,6 +504,10 @@ mod tests {
             "quantum_latency_chain_seconds"
         );
         assert_eq!(labels(&s("chain_ns.max", 1)), [("quantile", "1")]);
+        // A stage named like a quantile stays a name.
+        let x = s("latency.p33.p99_ns", 1);
+        assert_eq!(x.name, "quantum_latency_p33_seconds");
+        assert_eq!(labels(&x), [("quantile", "0.99")]);
         let x = s("latency.decision.outcome=denied_p33.p99_ns", 2_000);
         assert_eq!(x.name, "quantum_latency_decision_seconds");
         assert_eq!(

@@ -1,12 +1,15 @@
-//! Places the stages on threads: `single` (one thread runs the chain per plan) or `pipelined`
+//! Places the stages on threads: `single` (one thread runs the chain per plan), `pipelined`
 //! (front = ingest + apply + commands, governor, P3.3, each on its own thread, meeting in the
-//! permit table).
+//! permit table) or `inline` (no engine thread: the caller's thread runs the chain, [`inline`]).
 //!
 //! Threads are pinned with `core_affinity` when there are more usable cores than engine threads
 //! (one core is left to the caller's feeder); otherwise they run unpinned and
 //! [`Placement::note`] says so. Inputs and events cross through bounded lock-free queues; a
 //! full event queue back-pressures the engine, nothing is dropped.
 
+mod inline;
+
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
@@ -28,6 +31,29 @@ pub enum Mode {
     Single,
     /// Governor, P3.3 and front on their own threads.
     Pipelined,
+    /// No engine thread: the caller's thread runs the chain when it sends an input and
+    /// re-checks waiting plans when it looks for events (the daemon's I/O thread does both).
+    Inline,
+}
+
+impl Mode {
+    /// Its name in configs and logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Single => "single",
+            Mode::Pipelined => "pipelined",
+            Mode::Inline => "inline",
+        }
+    }
+
+    /// Threads the layout runs beside the caller's.
+    pub fn engine_threads(self) -> usize {
+        match self {
+            Mode::Single => 1,
+            Mode::Pipelined => 3,
+            Mode::Inline => 0,
+        }
+    }
 }
 
 impl std::str::FromStr for Mode {
@@ -36,7 +62,10 @@ impl std::str::FromStr for Mode {
         match s {
             "single" => Ok(Mode::Single),
             "pipelined" => Ok(Mode::Pipelined),
-            _ => Err(format!("unknown mode {s:?} (expected single or pipelined)")),
+            "inline" => Ok(Mode::Inline),
+            _ => Err(format!(
+                "unknown mode {s:?} (expected single, pipelined or inline)"
+            )),
         }
     }
 }
@@ -128,6 +157,11 @@ impl Placement {
     }
 }
 
+/// Cores this process may run on (its affinity mask), at least 1.
+pub fn usable_cores() -> usize {
+    core_affinity::get_core_ids().map_or(1, |c| c.len().max(1))
+}
+
 /// Pins the calling thread to `core` (nothing when `None`); false if the OS refused.
 pub fn pin_current_thread(core: Option<usize>) -> bool {
     match core {
@@ -172,6 +206,8 @@ pub struct Runner {
     idle: IdlePolicy,
     /// The highest `Out::Done` taken so far (see [`Runner::inputs_done`]).
     done: std::sync::atomic::AtomicU64,
+    /// [`Mode::Inline`]: the engine, run by the caller's thread.
+    inline: Option<RefCell<inline::Inline>>,
 }
 
 impl std::fmt::Debug for Runner {
@@ -225,6 +261,9 @@ impl Runner {
             max_park: cfg.max_park,
         };
         let shared = engine.shared().clone();
+        if cfg.mode == Mode::Inline {
+            return Runner::start_inline(engine, cfg, ch, shared, idle);
+        }
         let (placement, threads) = match cfg.mode {
             Mode::Single => {
                 let placement = Placement::plan(&["engine"], cfg.pin);
@@ -240,6 +279,7 @@ impl Runner {
                 (placement, vec![t])
             }
             Mode::Pipelined => start_pipelined(engine, &ch, cfg, idle),
+            Mode::Inline => unreachable!("started above"),
         };
         Runner {
             ch,
@@ -248,6 +288,45 @@ impl Runner {
             shared,
             idle,
             done: std::sync::atomic::AtomicU64::new(0),
+            inline: None,
+        }
+    }
+
+    /// [`Mode::Inline`]: no thread; the calling thread, which will run the engine, is pinned
+    /// when the placement gives it a core.
+    fn start_inline(
+        engine: Engine,
+        cfg: RunnerConfig,
+        ch: Arc<Channels>,
+        shared: Shared,
+        idle: IdlePolicy,
+    ) -> Runner {
+        let mut placement = Placement::plan(&["io+engine"], cfg.pin);
+        let core = placement.threads[0].1;
+        if core.is_some() && pin_current_thread(core) {
+            placement.note = format!(
+                "inline: the calling thread runs the engine, pinned to core {}; core {} left to the others",
+                core.unwrap_or(0),
+                placement.caller.unwrap_or(0)
+            );
+        } else {
+            placement.threads[0].1 = None;
+            placement.note = format!(
+                "inline: the calling thread runs the engine; {}",
+                placement.note
+            );
+        }
+        Runner {
+            ch,
+            threads: Vec::new(),
+            placement,
+            shared,
+            idle,
+            done: std::sync::atomic::AtomicU64::new(0),
+            inline: Some(RefCell::new(inline::Inline::new(
+                engine,
+                cfg.output_capacity,
+            ))),
         }
     }
 
@@ -257,12 +336,27 @@ impl Runner {
     /// acknowledge an input before its events are safe (the daemon's journal) acknowledges up
     /// to this count.
     pub fn inputs_done(&self) -> u64 {
+        if let Some(i) = &self.inline {
+            return i.borrow().inputs_done();
+        }
         // Relaxed: written and read by the one caller thread that takes events.
         self.done.load(Ordering::Relaxed)
     }
 
+    /// The layout this runner runs.
+    pub fn mode(&self) -> Mode {
+        match (&self.inline, self.threads.len()) {
+            (Some(_), _) => Mode::Inline,
+            (None, 1) => Mode::Single,
+            (None, _) => Mode::Pipelined,
+        }
+    }
+
     /// Takes the next event, noting the markers passed on the way.
     fn take(&self) -> Option<Event> {
+        if let Some(i) = &self.inline {
+            return i.borrow_mut().take();
+        }
         loop {
             match self.ch.output.pop()? {
                 Out::Event(e) => return Some(e),
@@ -284,6 +378,9 @@ impl Runner {
     /// Offers an input that came on ring `ring` (named in a refusal); hands it back when the
     /// queue is full.
     pub fn try_send(&self, input: Input, ring: u8) -> Result<(), Input> {
+        if let Some(i) = &self.inline {
+            return i.borrow_mut().send(input, ring);
+        }
         let r = self.ch.input.push((ring, input)).map_err(|(_, i)| i);
         if r.is_ok() {
             self.ch.front_wake.wake();
@@ -298,6 +395,9 @@ impl Runner {
 
     /// Blocks (with bounded backoff) until an event is there or `timeout` passes.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Event> {
+        if let Some(i) = &self.inline {
+            return self.inline_wait(i, timeout, true);
+        }
         self.ch.caller_wake.register();
         let end = std::time::Instant::now() + timeout;
         let mut idle = Idle::new(self.idle);
@@ -322,6 +422,13 @@ impl Runner {
 
     /// Waits (bounded) until there is room in the input queue or a result to take.
     pub fn wait_for_room(&self, limit: Duration) {
+        if let Some(i) = &self.inline {
+            // The table frees slots only as waiting plans resolve: wait for the next one.
+            if let Some(e) = self.inline_wait(i, limit, false) {
+                unreachable!("inline_wait without taking returns no event: {e:?}");
+            }
+            return;
+        }
         self.ch.caller_wake.register();
         let mut idle = Idle::new(self.idle);
         let end = std::time::Instant::now() + limit;
@@ -341,9 +448,57 @@ impl Runner {
         self.ch.input.len()
     }
 
+    /// Inline: re-checks the waiting plans until an event is there (taken when `take`), idling
+    /// (by the runner's policy) until the earliest deadline, at most `timeout`.
+    fn inline_wait(
+        &self,
+        i: &RefCell<inline::Inline>,
+        timeout: Duration,
+        take: bool,
+    ) -> Option<Event> {
+        let end = std::time::Instant::now() + timeout;
+        let mut idle = Idle::new(self.idle);
+        let nobody = Wake::default();
+        loop {
+            {
+                let mut i = i.borrow_mut();
+                if take {
+                    if let Some(e) = i.take() {
+                        return Some(e);
+                    }
+                } else if i.poll() > 0 || i.has_events() {
+                    return None;
+                }
+            }
+            let left = end.saturating_duration_since(std::time::Instant::now());
+            if left.is_zero() {
+                return None;
+            }
+            let wait = i.borrow().next_wait().map_or(left, |d| d.min(left));
+            if wait.is_zero() {
+                continue;
+            }
+            // Nobody can wake this thread (it is the engine): the idle steps bound the wait.
+            idle.idle(&nobody, Some(wait), || false);
+        }
+    }
+
     /// Stops after the engine has taken every queued input and resolved every waiting plan,
     /// handing each remaining event to `out`. Returns [`Runner::inputs_done`] at the end.
     pub fn shutdown(mut self, out: &mut impl FnMut(Event)) -> u64 {
+        if let Some(i) = self.inline.take() {
+            let mut i = i.into_inner();
+            loop {
+                while let Some(e) = i.take() {
+                    out(e);
+                }
+                if i.pending() == 0 {
+                    return i.inputs_done();
+                }
+                let wait = i.next_wait().unwrap_or(Duration::from_millis(1));
+                thread::sleep(wait.min(Duration::from_millis(10)));
+            }
+        }
         self.ch.stop.store(true, Ordering::Release);
         self.ch.front_wake.wake();
         for t in std::mem::take(&mut self.threads) {
