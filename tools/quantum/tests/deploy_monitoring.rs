@@ -27,11 +27,6 @@ use yaml_rust2::{Yaml, YamlLoader};
 /// Each must be named by them, and none may be served by this test's daemon: when the daemon
 /// starts serving one, it must leave this list (and is then checked like every other).
 const NOT_FROM_A_BARE_DAEMON: &[(&str, &str)] = &[
-    // The daemon's time of every decision, by outcome (ring pop → result published).
-    (
-        "quantum_latency_decision_seconds",
-        "the daemon's decision latency by outcome, being added on issue 20",
-    ),
     // The Redis bridge's legs: from its own segment, only while a Redis bridge runs.
     (
         "quantum_latency_redis_entry_result_seconds",
@@ -65,12 +60,6 @@ const NOT_FROM_A_BARE_DAEMON: &[(&str, &str)] = &[
     (
         "quantum_latency_exchange_intent_ack_seconds",
         "the Binance bridge's segment",
-    ),
-    // The daemon publishes `latency.p33.<pct>_ns`, but the exporter's naming rule reads the
-    // stage name `p33` as a quantile (0.33) and serves `quantum_latency_<pct>_seconds`.
-    (
-        "quantum_latency_p33_seconds",
-        "ctl metrics names the p33 stage's gauges quantum_latency_<pct>_seconds{quantile=\"0.33\"}",
     ),
 ];
 
