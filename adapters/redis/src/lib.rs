@@ -69,6 +69,7 @@ pub mod inflight;
 pub mod lease;
 pub mod ledger;
 pub mod legacy;
+pub mod legs;
 pub mod notify;
 pub mod permits_in;
 pub mod plan_entry;
