@@ -24,8 +24,8 @@
 //!
 //! A wall-clock span compares this host's clock with Redis's (entry ids) or the producer's
 //! (`timestamp`): it is off by their offset, and by the resolution of the start, up to 1 ms
-//! for an entry id (Redis truncates to the ms; a second entry in the same ms, or an entry
-//! added while Redis's clock was behind the last id, carries the last id's ms) and whatever
+//! for an entry id (Redis truncates to the ms; an entry added while Redis's clock was behind
+//! the stream's last id carries that id's ms, later than the XADD) and whatever
 //! the producer wrote for a `timestamp` (whole seconds: up to 1 s). A span that comes out
 //! negative (a clock stepped back, or behind the other one) is recorded as 0 and counted
 //! (`latency_negative_spans` in the stats hash); one longer than the histograms' range (60 s,
