@@ -281,6 +281,10 @@ pub struct Batch {
     fence: Option<Fence>,
     /// The scripts whose replies the transaction keeps, in order.
     kept: Vec<Kept>,
+    /// The plan of each result entry, in the order of their [`Kept::Result`] replies.
+    result_plans: Vec<PlanId>,
+    /// The plans whose permit keys this batch sets.
+    permit_plans: Vec<PlanId>,
     /// What it holds.
     pub counts: Counts,
 }
@@ -310,6 +314,8 @@ impl Batch {
             position_writes: Vec::new(),
             fence: None,
             kept: Vec::new(),
+            result_plans: Vec::new(),
+            permit_plans: Vec::new(),
             counts: Counts::default(),
         }
     }
@@ -338,6 +344,32 @@ impl Batch {
             }
         }
         r
+    }
+
+    /// The plan of each result entry in this batch, in order, and whether the transaction's
+    /// `reply` says its script wrote it (false for a plan that had its entry, a fenced write,
+    /// and every one when the reply is unknown: `None`).
+    pub fn results_written(&self, reply: Option<&Value>) -> Vec<(PlanId, bool)> {
+        let replies: &[Value] = match reply {
+            Some(Value::Array(v)) => v,
+            _ => &[],
+        };
+        let mut written = self
+            .kept
+            .iter()
+            .zip(replies.iter().map(Some).chain(std::iter::repeat(None)))
+            .filter(|(k, _)| **k == Kept::Result)
+            .map(|(_, r)| matches!(r, Some(Value::Int(1))));
+        self.result_plans
+            .iter()
+            .map(|p| (*p, written.next().unwrap_or(false)))
+            .collect()
+    }
+
+    /// The plans whose permit keys this batch sets (a plan with both permits in it is named
+    /// twice).
+    pub fn permit_plans(&self) -> &[PlanId] {
+        &self.permit_plans
     }
 
     /// Nothing to write.
@@ -416,6 +448,7 @@ impl Batch {
             c.arg(*k).arg(v.as_str());
         }
         self.kept.push(Kept::Result);
+        self.result_plans.push(r.plan);
         self.ops += 1;
         self.counts.results += 1;
         if r.executed() && order_id.is_none() {
@@ -423,10 +456,11 @@ impl Batch {
         }
     }
 
-    /// A permit key with the time it has left at `now_ms`; false (nothing written) when it
-    /// has none left.
+    /// A permit key of `plan` with the time it has left at `now_ms`; false (nothing written)
+    /// when it has none left.
     fn permit(
         &mut self,
+        plan: PlanId,
         key: String,
         json: String,
         issued_at_ms: u64,
@@ -451,12 +485,14 @@ impl Batch {
             .ignore();
         self.ops += 1;
         self.counts.permits += 1;
+        self.permit_plans.push(plan);
         true
     }
 
     /// The governor's permit at `quantum:permit:<id>`, expiring with it.
     pub fn gov_permit(&mut self, p: &GovPermitEvent, symbol: &str, now_ms: u64) -> bool {
         self.permit(
+            p.plan,
             legacy::permit_key(p.plan),
             legacy::gov_permit_json(p, symbol),
             p.issued_at_ms,
@@ -468,6 +504,7 @@ impl Batch {
     /// P3.3's permit at `quantum:permit:p33:<id>`, expiring with it.
     pub fn p33_permit(&mut self, p: &P33PermitEvent, symbol: &str, now_ms: u64) -> bool {
         self.permit(
+            p.plan,
             legacy::p33_permit_key(p.plan),
             legacy::p33_permit_json(p, symbol),
             p.issued_at_ms,
@@ -668,5 +705,50 @@ mod tests {
         assert!(order.windows(2).all(|w| w[0] < w[1]), "{cmds}");
         assert!(cmds.contains("quantum:stream:apply.plan.dlq"));
         assert!(cmds.contains("m-1"));
+    }
+
+    #[test]
+    fn each_result_is_matched_with_its_own_reply() {
+        use quantum_core::{Decision, Outcome};
+        let result = |plan| PlanResult {
+            plan: PlanId(plan),
+            symbol: SymbolId(0),
+            decision: Decision::Hold,
+            outcome: Outcome::NonExecute,
+            wait_ns: 0,
+            at_ms: 1,
+        };
+        let mut b = Batch::new("i1", 1000, "g", 60);
+        b.result(&result(1), "BTCUSDT", None);
+        b.book_fill("BTCUSDT", PlanId(7), Side::Sell, Qty::ZERO, 1);
+        b.ack("1-0".into());
+        b.result(&result(2), "BTCUSDT", None);
+        // Kept replies only, in order: result 1 written, the fill booked, result 2 not.
+        let reply = Value::Array(vec![Value::Int(1), Value::Int(1), Value::Int(0)]);
+        assert_eq!(
+            b.results_written(Some(&reply)),
+            [(PlanId(1), true), (PlanId(2), false)]
+        );
+        assert_eq!(
+            b.results_written(None),
+            [(PlanId(1), false), (PlanId(2), false)],
+            "a lost reply says nothing was written"
+        );
+        let p = GovPermitEvent {
+            plan: PlanId(3),
+            symbol: SymbolId(0),
+            allow: true,
+            reason: None,
+            issued_at_ms: 10_000,
+            ttl_ms: 15_000,
+        };
+        assert!(b.gov_permit(&p, "BTCUSDT", 12_000));
+        let expired = GovPermitEvent {
+            plan: PlanId(4),
+            issued_at_ms: 1_000,
+            ..p
+        };
+        assert!(!b.gov_permit(&expired, "BTCUSDT", 17_000));
+        assert_eq!(b.permit_plans(), [PlanId(3)]);
     }
 }

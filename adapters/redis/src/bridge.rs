@@ -19,6 +19,7 @@ use crate::config::BridgeConfig;
 use crate::conn::Redis;
 use crate::error::{Error, Result};
 use crate::lease::{self, LeaseHandle};
+use crate::legs::Legs;
 use crate::rings::Link;
 use crate::session::{End, Session};
 use crate::stats::Stats;
@@ -51,7 +52,20 @@ pub async fn run(
     let mut running: Option<lease::Running> = None;
     // The lease task stops after the sessions (whether they stopped or failed).
     let (lease_stop_tx, lease_stop) = watch::channel(false);
-    let r = serve(&cfg, &mut redis, &stats, &stop, &lease_stop, &mut running).await;
+    let mut legs: Option<Legs> = None;
+    let r = serve(
+        &cfg,
+        &mut redis,
+        &stats,
+        &stop,
+        &lease_stop,
+        &mut running,
+        &mut legs,
+    )
+    .await;
+    if let Some(l) = legs {
+        l.stop();
+    }
     if let Some(run) = running {
         // It gives the lease up when it sees the stop; wait for that (bounded).
         let _ = lease_stop_tx.send(true);
@@ -67,6 +81,7 @@ async fn serve(
     stop: &watch::Receiver<bool>,
     lease_stop: &watch::Receiver<bool>,
     running: &mut Option<lease::Running>,
+    legs: &mut Option<Legs>,
 ) -> Result<()> {
     let mut first = true;
     loop {
@@ -76,6 +91,9 @@ async fn serve(
             _ = stop_wait.wait_for(|s| *s) => return Ok(()),
         };
         if first {
+            // Once attached (this bridge holds the instance's `plans` producer side, so no
+            // other bridge of it runs): the latency segment and log, for the process's life.
+            *legs = Some(Legs::start(cfg, stats.clone())?);
             if let Some(s) = link.failover {
                 cfg.check_lease_names().map_err(Error::Config)?;
                 let names = lease::Names {
@@ -101,8 +119,9 @@ async fn serve(
         }
         first = false;
         let handle = running.as_ref().map(|r| r.handle.clone());
+        let legs = legs.as_ref().expect("started at the first attach");
         let Some(session) =
-            Session::start(cfg, redis, stats.clone(), link, stop.clone(), handle).await?
+            Session::start(cfg, redis, stats.clone(), link, stop.clone(), handle, legs).await?
         else {
             return Ok(());
         };

@@ -11,6 +11,10 @@ pub const EXAMPLES: &str = "Examples:
   quantum bridge redis --instance prod1 --redis redis+sentinel://10.0.0.1:26379,10.0.0.2:26379,10.0.0.3:26379/mymaster/0
   quantum bridge redis --instance prod1 --permits-from redis   # legacy Governor and P3.3 issue the permits
   quantum bridge redis --instance prod1 --host db2 --lease prod   # failover ([failover] enabled in the daemon's config): both hosts run it with --lease prod
+  quantum bridge redis --instance prod1 --hdr-log /var/log/quantum/prod1-redis.hlog   # the legacy path's latency, interval by interval
+
+The legacy path's latency (XADD -> permit keys -> result entry), while it runs:
+  quantum ctl latency --instance prod1          # rows redis.entry_result, redis.entry_permits, redis.plan_result, redis.read_result
 
 The operators' commands keep working:
   redis-cli XADD quantum:stream:apply.plan '*' plan_id f1a8d7f48713d5cf symbol BTCUSDT decision EXECUTE action PARTIAL_75 kill_score 0.539
@@ -103,6 +107,24 @@ pub struct RedisBridgeArgs {
     /// the same one. Default: `--instance`. Example: `--lease prod`.
     #[arg(long)]
     pub lease: Option<String>,
+    /// Append each interval's latency histograms of the legacy path to FILE, in the
+    /// HdrHistogram interval log format, one per series (tag): `redis.entry_result` (stream
+    /// entry id → result entry written), `redis.entry_permits` (→ permit keys written),
+    /// `redis.plan_result` (the plan's `timestamp` → result entry written),
+    /// `redis.read_result` (entry read → result entry written). Example:
+    /// `--hdr-log /var/log/quantum/prod1-redis.hlog`.
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<std::path::PathBuf>,
+    /// Length of one live-latency interval (ms, 10 to 3600000): the percentiles `quantum ctl
+    /// latency` shows, and each histogram of --hdr-log, cover one. Example:
+    /// `--latency-interval-ms 5000`.
+    #[arg(
+        long,
+        value_name = "MS",
+        default_value_t = crate::legs::DEFAULT_INTERVAL_MS,
+        value_parser = clap::value_parser!(u64).range(10..=3_600_000)
+    )]
+    pub latency_interval_ms: u64,
 }
 
 impl RedisBridgeArgs {
@@ -136,6 +158,8 @@ impl RedisBridgeArgs {
         if let Some(l) = &self.lease {
             c.lease = l.clone();
         }
+        c.hdr_log = self.hdr_log.clone();
+        c.latency_interval = Duration::from_millis(self.latency_interval_ms);
         c
     }
 }
@@ -188,8 +212,30 @@ mod tests {
             "--from-start",
             "--order-id-wait-ms",
             "500",
+            "--hdr-log",
+            "/tmp/p1-redis.hlog",
+            "--latency-interval-ms",
+            "250",
         ]);
         let c = t.a.config();
+        assert_eq!(
+            c.hdr_log.as_deref(),
+            Some(std::path::Path::new("/tmp/p1-redis.hlog"))
+        );
+        assert_eq!(c.latency_interval, Duration::from_millis(250));
+        let d = T::parse_from(["t"]).a.config();
+        assert_eq!(
+            (d.hdr_log, d.latency_interval),
+            (
+                None,
+                Duration::from_millis(crate::legs::DEFAULT_INTERVAL_MS)
+            )
+        );
+        let err = T::try_parse_from(["t", "--latency-interval-ms", "5"])
+            .err()
+            .expect("too short an interval is refused")
+            .to_string();
+        assert!(err.contains("--latency-interval-ms"), "{err}");
         assert_eq!(c.instance, "p1");
         assert_eq!(c.consumer, "bridge-p1");
         assert_eq!(c.permits_from, PermitsFrom::Redis);

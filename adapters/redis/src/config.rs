@@ -83,6 +83,11 @@ pub struct BridgeConfig {
     /// The instance's name in Redis for the failover lease and the keys both hosts share
     /// (`--lease`).
     pub lease: String,
+    /// The live latency's interval log (`--hdr-log`), if any ([`crate::legs`]).
+    pub hdr_log: Option<std::path::PathBuf>,
+    /// The live latency's interval: gauges and log lines each cover one
+    /// (`--latency-interval-ms`).
+    pub latency_interval: Duration,
 }
 
 impl BridgeConfig {
@@ -110,6 +115,8 @@ impl BridgeConfig {
             answered_ttl_s: ANSWERED_TTL_S,
             host: kernel_hostname(),
             lease: instance.to_owned(),
+            hdr_log: None,
+            latency_interval: Duration::from_millis(crate::legs::DEFAULT_INTERVAL_MS),
         }
     }
 

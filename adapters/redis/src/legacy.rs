@@ -354,6 +354,9 @@ pub fn plan_entry_json(plan: &Plan, symbol: &str) -> String {
 pub struct ReadPlan {
     /// The plan. Its created time is its own `timestamp`, else the time of its entry.
     pub plan: Plan,
+    /// The plan's own `timestamp` (Unix ms), when it has a readable one (`None`: the plan is
+    /// dated by its entry, or undated).
+    pub timestamp_ms: Option<u64>,
     /// Why an optional field was set aside (a warning: the plan goes on without it).
     pub warning: Option<String>,
 }
@@ -483,7 +486,11 @@ pub fn parse_plan(
         0 => format!("{why}; the plan has no created time"),
         _ => format!("{why}; the plan is dated by its entry id"),
     });
-    Ok(ReadPlan { plan, warning })
+    Ok(ReadPlan {
+        plan,
+        timestamp_ms: (created_at_ms != 0).then_some(created_at_ms),
+        warning,
+    })
 }
 
 /// A governor permit as a legacy Governor SETs it ([`gov_permit_json`] is the same shape).

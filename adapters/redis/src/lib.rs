@@ -47,6 +47,11 @@
 //! - a gap in the events is filled from the journal a bounded chunk at a time, and a failed read
 //!   is retried, never skipped ([`backfill`]).
 //!
+//! The bridge also times the legacy path live ([`legs`]): stream entry → permit keys → result
+//! entry, per plan it answers, as HdrHistograms in its own counters segment
+//! (`quantum.<instance>.latency-redis`, read by `quantum ctl latency`) and, with `--hdr-log`,
+//! an interval log.
+//!
 //! With failover on (the daemon's `[failover]`), the bridge also holds the host's lease in
 //! Redis ([`lease`]): it claims plan entries only while its host may act, writes results and
 //! mirrors only while it leads, fenced by the lease's epoch, and acknowledges a plan entry only
@@ -69,6 +74,7 @@ pub mod inflight;
 pub mod lease;
 pub mod ledger;
 pub mod legacy;
+pub mod legs;
 pub mod notify;
 pub mod permits_in;
 pub mod plan_entry;

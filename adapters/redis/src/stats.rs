@@ -4,8 +4,10 @@
 //! same names, to the hash [`crate::state::stats_key`] (`HGETALL quantum:bridge:<instance>:stats`)
 //! so an operator with `redis-cli` sees them next to the streams they describe. The hash also
 //! has `answer_us_p50`, `answer_us_p99` and `answer_us_max`: from reading a plan entry to
-//! seeing the core's answer on `results`, over the current session. The daemon's
-//! counters segment stays the daemon's own: the bridge has no shared-memory segment of its own.
+//! seeing the core's answer on `results` (when the entry is acknowledged), over the current
+//! session. The daemon's counters segment stays the daemon's own; the bridge's latency of the
+//! legacy path (stream entry → permit keys → result entry) is in a segment of its own,
+//! `quantum.<instance>.latency-redis` ([`crate::legs`]), not in these counts.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -123,6 +125,10 @@ counters! {
     fills_unbooked,
     /// Failover: ledgers handed to the core as the base it asked for after a lead.
     ledger_bases,
+    /// Live latency ([`crate::legs`]): wall-clock spans (from a stream entry's id or a plan's
+    /// `timestamp` to a write) that came out negative, recorded as 0: this host's clock is
+    /// behind Redis's (or the producer's), or was stepped back.
+    latency_negative_spans,
 }
 
 impl Stats {

@@ -77,7 +77,7 @@ fn bad_entries_say_why() {
 /// whose `timestamp` is missing or unreadable.
 #[test]
 fn a_plan_carries_its_created_time_however_it_is_written() {
-    let at = |ts: Option<&str>| {
+    let read = |ts: Option<&str>| {
         let mut f = vec![
             ("plan_id", "f1a8d7f48713d5cf"),
             ("symbol", "BTCUSDT"),
@@ -86,10 +86,21 @@ fn a_plan_carries_its_created_time_however_it_is_written() {
         if let Some(ts) = ts {
             f.push(("timestamp", ts));
         }
-        let r = read_plan("1796511700000-3", &fields(&f), &symbols())
-            .unwrap_or_else(|e| panic!("{ts:?}: {e}"));
+        read_plan("1796511700000-3", &fields(&f), &symbols())
+            .unwrap_or_else(|e| panic!("{ts:?}: {e}"))
+    };
+    let at = |ts: Option<&str>| {
+        let r = read(ts);
         (r.plan.created_at_ms, r.warning.is_some())
     };
+    // The plan's own time is kept apart (the legacy path's `redis.plan_result` starts there):
+    // none when the plan is dated by its entry.
+    assert_eq!(
+        read(Some("1796511749.7101772")).timestamp_ms,
+        Some(1_796_511_749_710)
+    );
+    assert_eq!(read(None).timestamp_ms, None);
+    assert_eq!(read(Some("yesterday")).timestamp_ms, None);
     // Python's str(time.time()): seconds with a fraction.
     assert_eq!(at(Some("1796511749.7101772")), (1_796_511_749_710, false));
     assert_eq!(at(Some("1796511749")), (1_796_511_749_000, false));

@@ -13,6 +13,7 @@ use super::{noisy, Session};
 use crate::inflight::Pushed;
 use crate::ledger::{Ledger, Sync};
 use crate::legacy::PermitKind;
+use crate::legs::Stamp;
 use crate::notify::Note;
 use crate::permits_in::{self, Take};
 use crate::plan_entry;
@@ -112,7 +113,7 @@ impl Session<'_> {
             self.ack(e.id);
             return;
         };
-        let plan = match plan_entry::read_plan(&e.id, &fields, &self.link.symbols) {
+        let (plan, timestamp_ms) = match plan_entry::read_plan(&e.id, &fields, &self.link.symbols) {
             Ok(read) => {
                 if let Some(why) = read.warning {
                     Stats::inc(&self.stats.plan_fields_unreadable);
@@ -124,7 +125,7 @@ impl Session<'_> {
                         tracing::warn!(entry = %e.id, plan = %read.plan.id, count = n, "plan entry field set aside: {why}");
                     }
                 }
-                read.plan
+                (read.plan, read.timestamp_ms)
             }
             Err(why) => {
                 let n = self
@@ -149,6 +150,15 @@ impl Session<'_> {
             self.ack(e.id);
             return;
         }
+        self.stamps.pushed(
+            plan.id,
+            Stamp {
+                entry_ms: plan_entry::entry_time_ms(&e.id),
+                plan_ms: timestamp_ms,
+                read_at: e.read_at,
+                permits_ns: None,
+            },
+        );
         self.intake
             .inflight
             .push(plan.id, Pushed::new(e.id, e.redelivered, e.read_at, e.slot));

@@ -48,6 +48,7 @@ use crate::error::{Error, Result};
 use crate::inflight::InFlight;
 use crate::lease::{self, LeaseHandle};
 use crate::ledger::Ledger;
+use crate::legs::{self, Legs, Stamps};
 use crate::notify::{self, Note};
 use crate::permits_in::PermitsIn;
 use crate::results::HeldResults;
@@ -76,6 +77,9 @@ pub enum End {
 const PROBE_PREFIX: u64 = 0x7072_6f62 << 32;
 /// Results held for their order id, at most.
 const MAX_HELD_RESULTS: usize = 65_536;
+/// Plans between their push and their result entry whose times are kept, at most, beyond
+/// `--max-in-flight` (accepted plans waiting for their permits and their order id).
+const MAX_STAMPS: usize = MAX_HELD_RESULTS;
 /// Records waiting for room on `plans` before the bridge stops reading new entries.
 const MAX_UNPUSHED: usize = 1024;
 /// How often the loop wakes without input.
@@ -137,11 +141,15 @@ pub struct Session<'a> {
     permits: Option<PermitsIn>,
     /// What the session counts beyond the stats.
     counters: Counters,
+    /// The legacy path's live latency (the bridge's, for its life).
+    legs: &'a Legs,
+    /// The times of the plans pushed whose result entry is not written yet.
+    stamps: Stamps,
 }
 
 impl<'a> Session<'a> {
     /// Attaches: reads the saved state, starts reading events, pushes the probe. `lease`:
-    /// this host's lease in failover mode.
+    /// this host's lease in failover mode; `legs`: the bridge's live latency.
     pub async fn start(
         cfg: &'a BridgeConfig,
         redis: &'a mut Redis,
@@ -149,6 +157,7 @@ impl<'a> Session<'a> {
         link: Link,
         stop: watch::Receiver<bool>,
         lease: Option<LeaseHandle>,
+        legs: &'a Legs,
     ) -> Result<Option<Session<'a>>> {
         let names = cfg.names(lease.is_some());
         let Some(saved) = prepare(redis, cfg, &names, &stop, &link).await? else {
@@ -244,6 +253,8 @@ impl<'a> Session<'a> {
             link,
             stats,
             names,
+            legs,
+            stamps: Stamps::new(cfg.max_in_flight.saturating_add(MAX_STAMPS)),
         };
         s.progress.next_seq = match s.progress.resume.from {
             state::From::Seq(n) => n,
@@ -480,6 +491,7 @@ impl<'a> Session<'a> {
         // Result entries the transaction did not write (their plan had one); unknown when
         // the reply was lost.
         let mut replies = batch::Replies::default();
+        let mut reply_seen: Option<Value> = None;
         loop {
             if retrying {
                 self.link.heartbeat();
@@ -510,6 +522,7 @@ impl<'a> Session<'a> {
             match tx.query_async::<Value>(&mut c).await {
                 Ok(reply) => {
                     replies = self.writes.batch.replies(&reply);
+                    reply_seen = Some(reply);
                     break;
                 }
                 Err(e) => {
@@ -519,7 +532,10 @@ impl<'a> Session<'a> {
                 }
             }
         }
+        // When Redis answered: the moment every write of the batch is in (the latency's "written").
+        let (landed, landed_ns) = (Instant::now(), legs::wall_ns());
         self.redis.ok();
+        self.time_landed(reply_seen.as_ref(), landed, landed_ns);
         self.watch
             .own_writes_landed(self.writes.batch.position_writes());
         let c = self.writes.batch.counts;
@@ -563,6 +579,22 @@ impl<'a> Session<'a> {
         Ok(true)
     }
 
+    /// The batch landed at `at` (`wall_ns` on the wall clock) with `reply` (`None`: lost, found
+    /// landed by its marker): its permit keys are noted, and each result entry its reply says
+    /// was written gives its plan's samples ([`crate::legs`]). Every result of the batch ends
+    /// its plan's stamp, written or not: a plan answered again gets no second sample.
+    fn time_landed(&mut self, reply: Option<&Value>, at: Instant, wall_ns: u64) {
+        let batch = &self.writes.batch;
+        self.stamps.permits_written(batch.permit_plans(), wall_ns);
+        for (plan, written) in batch.results_written(reply) {
+            if let Some(stamp) = self.stamps.take(plan) {
+                if written {
+                    self.legs.result_written(&stamp, wall_ns, at);
+                }
+            }
+        }
+    }
+
     /// Ends the session: held results are written now (with no order id), the batch is
     /// flushed, in-flight entries are forgotten (they stay pending in Redis).
     async fn finish(mut self, end: End) -> Result<End> {
@@ -577,6 +609,7 @@ impl<'a> Session<'a> {
         let unanswered = self.intake.inflight.len();
         self.intake.inflight.clear();
         self.awaiting.clear();
+        self.stamps.clear();
         if let Some(h) = &self.lease {
             h.set_outstanding(0);
         }
