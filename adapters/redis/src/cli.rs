@@ -122,7 +122,8 @@ pub struct RedisBridgeArgs {
         long,
         value_name = "MS",
         default_value_t = crate::legs::DEFAULT_INTERVAL_MS,
-        value_parser = clap::value_parser!(u64).range(10..=3_600_000)
+        value_parser = clap::value_parser!(u64)
+            .range(quantum_ipc::latency::MIN_INTERVAL_MS..=quantum_ipc::latency::MAX_INTERVAL_MS)
     )]
     pub latency_interval_ms: u64,
 }

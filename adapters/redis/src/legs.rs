@@ -46,7 +46,7 @@ use crate::stats::Stats;
 
 /// `--latency-interval-ms` by default: the daemon's `latency.interval_ms` default, so the
 /// core's and the bridge's gauges cover intervals of one length.
-pub const DEFAULT_INTERVAL_MS: u64 = 1000;
+pub use quantum_ipc::latency::DEFAULT_INTERVAL_MS;
 
 /// One series of the legacy path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -196,7 +196,7 @@ impl Default for LatencySection {
     fn default() -> Self {
         LatencySection {
             hdr_log: String::new(),
-            interval_ms: 1000,
+            interval_ms: quantum_ipc::latency::DEFAULT_INTERVAL_MS,
         }
     }
 }
@@ -654,9 +654,10 @@ impl DaemonConfig {
         if r.heartbeat_ms == 0 || r.peer_timeout_ms == 0 {
             bail!("rings.heartbeat_ms and rings.peer_timeout_ms must be at least 1");
         }
-        if !(10..=3_600_000).contains(&self.latency.interval_ms) {
+        use quantum_ipc::latency::{MAX_INTERVAL_MS, MIN_INTERVAL_MS};
+        if !(MIN_INTERVAL_MS..=MAX_INTERVAL_MS).contains(&self.latency.interval_ms) {
             bail!(
-                "latency.interval_ms {} must be from 10 to 3600000",
+                "latency.interval_ms {} must be from {MIN_INTERVAL_MS} to {MAX_INTERVAL_MS}",
                 self.latency.interval_ms
             );
         }

@@ -71,6 +71,13 @@ pub fn segment_gauges(
     Gauges::register(std::sync::Arc::new(w), series)
 }
 
+/// Default length of one interval (ms): every process's gauges and interval log.
+pub const DEFAULT_INTERVAL_MS: u64 = 1000;
+/// The shortest interval a process accepts (ms).
+pub const MIN_INTERVAL_MS: u64 = 10;
+/// The longest interval a process accepts (ms).
+pub const MAX_INTERVAL_MS: u64 = 3_600_000;
+
 /// The counter that guards one interval's gauges (odd while they are being written).
 pub const SEQ_LABEL: &str = "latency.seq";
 
