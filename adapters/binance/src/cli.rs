@@ -215,7 +215,10 @@ mod tests {
     #[test]
     fn latency_log_is_off_and_the_interval_a_second_by_default() {
         let t = T::parse_from(["t"]);
-        assert_eq!((t.a.hdr_log.as_deref(), t.a.latency_interval_ms), (None, 1000));
+        assert_eq!(
+            (t.a.hdr_log.as_deref(), t.a.latency_interval_ms),
+            (None, 1000)
+        );
         let t = T::parse_from([
             "t",
             "--hdr-log",

@@ -292,11 +292,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
         got.iter().filter(move |i| i.tag == tag)
     };
     let count = |leg: Leg| of(leg).map(|i| i.hist.len()).sum::<u64>();
-    assert_eq!(
-        Leg::ALL.map(count),
-        [4, 3, 3, 3],
-        "send, ack, fill, intent"
-    );
+    assert_eq!(Leg::ALL.map(count), [4, 3, 3, 3], "send, ack, fill, intent");
     let slowest_send = of(Leg::Send).map(|i| i.hist.max()).max().unwrap();
     assert!(slowest_send >= 1_000 * MS, "{slowest_send} ns");
     std::fs::remove_file(&log).ok();

@@ -111,9 +111,13 @@ async fn exchange_leg(t: Transport) {
         },
     ));
     let mut seen = Vec::new();
-    wait_all(&mut rx, &mut seen, &[0], "initial snapshot", |m, _| {
-        matches!(m, Message::PositionSnapshot(p) if p.symbol == 0)
-    })
+    wait_all(
+        &mut rx,
+        &mut seen,
+        &[0],
+        "initial snapshot",
+        |m, _| matches!(m, Message::PositionSnapshot(p) if p.symbol == 0),
+    )
     .await;
 
     // N plain placements, answered FILLED.
@@ -175,9 +179,13 @@ async fn exchange_leg(t: Transport) {
     // for a symbol the directory lacks is never sent.
     to_bridge.try_push_message(&intent(0x300, 1)).unwrap();
     to_bridge.try_push_message(&intent(0x301, 7)).unwrap();
-    wait_all(&mut rx, &mut seen, &[0x300, 0x301], "failure", |m, p| {
-        matches!(m, Message::OrderFailed(f) if f.plan_id == p)
-    })
+    wait_all(
+        &mut rx,
+        &mut seen,
+        &[0x300, 0x301],
+        "failure",
+        |m, p| matches!(m, Message::OrderFailed(f) if f.plan_id == p),
+    )
     .await;
 
     stop_tx.send(()).unwrap();
@@ -191,7 +199,12 @@ async fn exchange_leg(t: Transport) {
         t.name()
     );
     assert_eq!(fill, placed, "every order was answered FILLED");
-    assert_eq!(sim.audit().len() as u64, placed, "each placed once: {:?}", sim.audit());
+    assert_eq!(
+        sim.audit().len() as u64,
+        placed,
+        "each placed once: {:?}",
+        sim.audit()
+    );
     for s in quantum_ipc::list_segments(Some(&instance)).unwrap() {
         let _ = quantum_ipc::remove_segment(&s.os_id);
     }

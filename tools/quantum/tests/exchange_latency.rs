@@ -70,7 +70,10 @@ impl Core {
 }
 
 fn ctl(args: &[&str]) -> String {
-    let out = Command::new(bin()).args(args).output().expect("run quantum ctl");
+    let out = Command::new(bin())
+        .args(args)
+        .output()
+        .expect("run quantum ctl");
     assert!(
         out.status.success(),
         "quantum {args:?}: {}",
@@ -157,18 +160,18 @@ fn exchange_leg(t: Transport, extra: &[&str]) {
         core.send_one();
         std::thread::sleep(Duration::from_millis(20));
         core.drain();
-        let v: Value = serde_json::from_str(&ctl(&[
-            "ctl",
-            "latency",
-            "--instance",
-            &name,
-            "--json",
-        ]))
-        .unwrap();
-        if series.iter().all(|s| v["series"][s]["p50"].as_u64() > Some(0)) {
+        let v: Value =
+            serde_json::from_str(&ctl(&["ctl", "latency", "--instance", &name, "--json"])).unwrap();
+        if series
+            .iter()
+            .all(|s| v["series"][s]["p50"].as_u64() > Some(0))
+        {
             break v;
         }
-        assert!(Instant::now() < deadline, "ctl latency never showed {series:?}: {v}");
+        assert!(
+            Instant::now() < deadline,
+            "ctl latency never showed {series:?}: {v}"
+        );
     };
     assert!(
         shown["sources"]
@@ -239,7 +242,10 @@ fn exchange_leg(t: Transport, extra: &[&str]) {
         if let Some(s) = bridge.try_wait().unwrap() {
             break s;
         }
-        assert!(Instant::now() < deadline, "the bridge did not stop on SIGTERM");
+        assert!(
+            Instant::now() < deadline,
+            "the bridge did not stop on SIGTERM"
+        );
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");

@@ -152,8 +152,8 @@ impl Timing {
         capacity: usize,
     ) -> anyhow::Result<Timing> {
         let series = series(transport);
-        let gauges = latency::segment_gauges(instance, latency::BINANCE_SEGMENT, &series)
-            .map_err(|e| {
+        let gauges =
+            latency::segment_gauges(instance, latency::BINANCE_SEGMENT, &series).map_err(|e| {
                 anyhow::anyhow!(
                     "cannot create the latency segment quantum.{instance}.{}: {e}",
                     latency::BINANCE_SEGMENT
@@ -181,8 +181,10 @@ impl Timing {
     }
 
     fn record(&self, leg: Leg, from: Instant, to: Instant) {
-        self.live
-            .record(leg.index(), to.saturating_duration_since(from).as_nanos() as u64);
+        self.live.record(
+            leg.index(),
+            to.saturating_duration_since(from).as_nanos() as u64,
+        );
     }
 
     /// A request of `plan`'s intent is about to be sent: a fill the stream reports from now on
@@ -278,7 +280,10 @@ mod tests {
                 ("exchange.intent".into(), vec![("transport", t.name())])
             );
         }
-        assert_eq!(Leg::Ack.series(Transport::WsApi), "exchange.ack.transport=ws");
+        assert_eq!(
+            Leg::Ack.series(Transport::WsApi),
+            "exchange.ack.transport=ws"
+        );
     }
 
     /// The first-fill bookkeeping on every path, read back from a real interval log.
@@ -312,7 +317,14 @@ mod tests {
         t.fill_seen(2);
         // 3: answered NEW, filled on the stream later, twice (ORDER_TRADE_UPDATE, TRADE_LITE).
         t.placing(3);
-        t.acked(3, read, Some(read + ms(1)), Instant::now(), Qty::ZERO, false);
+        t.acked(
+            3,
+            read,
+            Some(read + ms(1)),
+            Instant::now(),
+            Qty::ZERO,
+            false,
+        );
         std::thread::sleep(ms(20));
         t.fill_seen(3);
         t.fill_seen(3);
