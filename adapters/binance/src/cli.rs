@@ -55,10 +55,10 @@ pub struct BinanceBridgeArgs {
     /// `engine.dedupe_horizon_ms` (24 h by default).
     #[arg(long, default_value = "25h", value_parser = parse_span)]
     pub history_horizon: Duration,
-    /// Append the exchange leg's latency histograms, one per series (`exchange.send`, `.ack`,
-    /// `.fill`, `.intent`, tagged `transport=rest|ws`), to FILE in the HdrHistogram interval
-    /// log format, one interval every --latency-interval-ms (e.g. `--hdr-log
-    /// /var/log/quantum/binance.hlog`). The same percentiles are published in
+    /// Write the exchange leg's latency histograms, one per series (`exchange.send`, `.ack`,
+    /// `.fill`, `.intent`, tagged `transport=rest|ws`), to FILE (created anew at start) in the
+    /// HdrHistogram interval log format, one interval appended every --latency-interval-ms
+    /// (e.g. `--hdr-log /var/log/quantum/binance.hlog`). The same percentiles are published in
     /// `quantum.<instance>.latency-binance` with or without it (`quantum ctl latency`).
     #[arg(long, value_name = "FILE")]
     pub hdr_log: Option<PathBuf>,
