@@ -38,6 +38,10 @@ pub enum BenchCmd {
     /// The chain with each event published: no journal, journaled, journaled and synced.
     #[command(after_help = EXAMPLES)]
     Journal(SuiteArgs),
+    /// An order adapter → Binance simulator → adapter on loopback, REST and WebSocket API,
+    /// next to a loopback TCP echo of a request-sized message (the floor).
+    #[command(after_help = EXAMPLES)]
+    Exchange(SuiteArgs),
     /// The echo process of `bench ring` (started by it, not by hand).
     #[command(hide = true)]
     RingPeer(PeerArgs),
@@ -58,6 +62,7 @@ pub fn run(cmd: BenchCmd) -> anyhow::Result<()> {
         BenchCmd::Legacy(a) => ("legacy", a),
         BenchCmd::Bridge(a) => ("bridge", a),
         BenchCmd::Journal(a) => ("journal", a),
+        BenchCmd::Exchange(a) => ("exchange", a),
     };
     suite::run(name, &args).map(|_| ())
 }

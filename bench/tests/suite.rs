@@ -92,7 +92,7 @@ fn every_scenario_is_registered_and_an_unknown_one_is_refused() {
         .collect();
     assert_eq!(
         names,
-        ["ring", "chain", "ipc", "legacy", "bridge", "journal"]
+        ["ring", "chain", "ipc", "legacy", "bridge", "journal", "exchange"]
     );
     let one = quantum_bench::scenarios::select("journal").unwrap();
     assert_eq!(one.len(), 1);
@@ -105,4 +105,32 @@ fn every_scenario_is_registered_and_an_unknown_one_is_refused() {
         e.contains("unknown scenario") && e.contains("journal"),
         "{e}"
     );
+}
+
+#[test]
+fn exchange_rows_run_against_the_simulator_next_to_the_echo_floor() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = SuiteArgs {
+        no_baselines: true,
+        ..args(dir.path())
+    };
+    let r = run("exchange", &a).unwrap();
+    let keys: Vec<_> = r.rows.iter().map(|r| r.key).collect();
+    assert_eq!(keys, ["exchange.tcp_echo", "exchange.rest", "exchange.ws"]);
+    for row in &r.rows {
+        assert_eq!(row.block_p50.len(), 3, "{}", row.key);
+        assert!(row.hist.len() >= 3 && row.throughput.ops > 0, "{}", row.key);
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("summary.json")).unwrap())
+            .unwrap();
+    for row in json["rows"].as_array().unwrap() {
+        let echo = &row["ratios"]["echo"];
+        assert!(
+            echo["blocks_min"].as_f64().unwrap() <= echo["blocks_max"].as_f64().unwrap(),
+            "{row}"
+        );
+    }
+    let md = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(md.contains("/echo") && md.contains("exchange.ws"), "{md}");
 }

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::bridge::{self, BridgeConfig};
+use crate::bridge::{self, BridgeConfig, LatencyConfig};
 use crate::common::sign::Credentials;
 use crate::config::{ClientConfig, Network, StreamMode, PRIVATE_ROUTE};
 use crate::futures::client::Transport;
@@ -55,6 +55,17 @@ pub struct BinanceBridgeArgs {
     /// `engine.dedupe_horizon_ms` (24 h by default).
     #[arg(long, default_value = "25h", value_parser = parse_span)]
     pub history_horizon: Duration,
+    /// Write the exchange leg's latency histograms, one per series (`exchange.send`, `.ack`,
+    /// `.fill`, `.intent`, tagged `transport=rest|ws`), to FILE (created anew at start) in the
+    /// HdrHistogram interval log format, one interval appended every --latency-interval-ms
+    /// (e.g. `--hdr-log /var/log/quantum/binance.hlog`). The same percentiles are published in
+    /// `quantum.<instance>.latency-binance` with or without it (`quantum ctl latency`).
+    #[arg(long, value_name = "FILE")]
+    pub hdr_log: Option<PathBuf>,
+    /// Length of one latency interval in ms: the interval log's and the published
+    /// percentiles' (e.g. `--latency-interval-ms 10000` for 10 s windows).
+    #[arg(long, value_name = "MS", default_value_t = crate::bridge::latency::DEFAULT_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub latency_interval_ms: u64,
 }
 
 /// Parses a span with its unit: `90000ms`, `90s`, `90m`, `25h`, `2d`.
@@ -154,6 +165,10 @@ pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
     };
     cfg.poll_interval = Duration::from_millis(a.poll_ms.max(200));
     cfg.history.horizon = a.history_horizon;
+    cfg.latency = LatencyConfig {
+        hdr_log: a.hdr_log.clone(),
+        interval: Duration::from_millis(a.latency_interval_ms),
+    };
     tracing::info!(
         instance = %cfg.instance, rest = %cfg.client.endpoints.rest,
         transport = ?cfg.transport, key = ?creds.kind(), mainnet = a.mainnet,
@@ -195,6 +210,32 @@ mod tests {
             client_config(&t.a).unwrap().user_stream_mode,
             StreamMode::Stream
         );
+    }
+
+    #[test]
+    fn latency_log_is_off_and_the_interval_a_second_by_default() {
+        let t = T::parse_from(["t"]);
+        assert_eq!(
+            (t.a.hdr_log.as_deref(), t.a.latency_interval_ms),
+            (None, 1000)
+        );
+        let t = T::parse_from([
+            "t",
+            "--hdr-log",
+            "/tmp/b.hlog",
+            "--latency-interval-ms",
+            "250",
+        ]);
+        assert_eq!(
+            (t.a.hdr_log.as_deref(), t.a.latency_interval_ms),
+            (Some(std::path::Path::new("/tmp/b.hlog")), 250)
+        );
+        for bad in ["0", "-1", "1s"] {
+            assert!(
+                T::try_parse_from(["t", "--latency-interval-ms", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 use std::time::{Duration, Instant};
 
+use quantum_binance::bridge::latency::Leg;
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
 use quantum_binance::{ClientConfig, Credentials, FuturesClient, NewOrder, Side, Transport};
 use quantum_binance_sim::{
@@ -12,6 +13,7 @@ use quantum_binance_sim::{
 };
 use quantum_core::types::{ClientOrderId, PlanId};
 use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnsentReason};
+use quantum_ipc::latency::read::intervals;
 use quantum_ipc::lease::{boot_ns, settings, Lease, LeaseRole, LeaseWriter};
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersWriter, Producer, Ring, RingSpec};
@@ -162,6 +164,8 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
     client.recv_window_ms = 5000;
     let mut cfg = BridgeConfig::new(&instance, client);
     cfg.transport = transport;
+    let log = std::env::temp_dir().join(format!("{instance}.hlog"));
+    cfg.latency.hdr_log = Some(log.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let bridge = tokio::spawn(bridge::run(cfg, creds(), async {
         let _ = stop_rx.await;
@@ -278,6 +282,20 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
     assert!(!sent.contains(&4), "{seen:#?}");
     stop_tx.send(()).unwrap();
     bridge.await.unwrap().unwrap();
+
+    // Timed: the four placements sent (2, 3, 1 and 6), three acknowledged and filled (6 was
+    // refused); the two refusals for want of the lead, nothing. Plan 3's request waited out
+    // the takeover fence before it left: that wait is in its `send`.
+    let got = intervals(&std::fs::read(&log).unwrap()).unwrap();
+    let of = |leg: Leg| {
+        let tag = leg.series(transport);
+        got.iter().filter(move |i| i.tag == tag)
+    };
+    let count = |leg: Leg| of(leg).map(|i| i.hist.len()).sum::<u64>();
+    assert_eq!(Leg::ALL.map(count), [4, 3, 3, 3], "send, ack, fill, intent");
+    let slowest_send = of(Leg::Send).map(|i| i.hist.max()).max().unwrap();
+    assert!(slowest_send >= 1_000 * MS, "{slowest_send} ns");
+    std::fs::remove_file(&log).ok();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@
 
 pub mod bridge;
 pub mod chain;
+pub mod exchange;
 pub mod ipc;
 pub mod journal;
 pub mod legacy;
@@ -118,7 +119,7 @@ pub struct ScenarioDef {
 }
 
 /// Every scenario, in the order `all` runs them.
-pub const SCENARIOS: [ScenarioDef; 6] = [
+pub const SCENARIOS: [ScenarioDef; 7] = [
     ScenarioDef {
         name: "ring",
         build: ring::build,
@@ -142,6 +143,10 @@ pub const SCENARIOS: [ScenarioDef; 6] = [
     ScenarioDef {
         name: "journal",
         build: journal::build,
+    },
+    ScenarioDef {
+        name: "exchange",
+        build: exchange::build,
     },
 ];
 

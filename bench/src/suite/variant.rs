@@ -15,11 +15,19 @@ pub enum Baseline {
     Crossbeam,
     /// The legacy Redis + Lua permit path, bare round trips.
     Legacy,
+    /// A blocking TCP echo of a request-sized message on loopback: the floor of any request
+    /// to a local server (the `exchange` rows).
+    TcpEcho,
 }
 
 impl Baseline {
     /// Every baseline, in the table's column order.
-    pub const ALL: [Baseline; 3] = [Baseline::Floor, Baseline::Crossbeam, Baseline::Legacy];
+    pub const ALL: [Baseline; 4] = [
+        Baseline::Floor,
+        Baseline::Crossbeam,
+        Baseline::Legacy,
+        Baseline::TcpEcho,
+    ];
 
     /// The key of the row that is this baseline.
     pub fn key(self) -> &'static str {
@@ -27,6 +35,7 @@ impl Baseline {
             Baseline::Floor => "ring.cache_line",
             Baseline::Crossbeam => "ring.array_queue",
             Baseline::Legacy => "legacy.bare",
+            Baseline::TcpEcho => "exchange.tcp_echo",
         }
     }
 
@@ -36,6 +45,7 @@ impl Baseline {
             Baseline::Floor => "floor",
             Baseline::Crossbeam => "xbeam",
             Baseline::Legacy => "legacy",
+            Baseline::TcpEcho => "echo",
         }
     }
 }

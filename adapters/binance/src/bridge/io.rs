@@ -206,8 +206,9 @@ impl Out {
 /// What the core asks of the bridge on `orders`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Inbound {
-    /// Send this order.
-    Intent(wire::OrderIntent),
+    /// Send this order; read off the ring at this instant (the exchange leg's first stamp,
+    /// [`super::latency`]).
+    Intent(wire::OrderIntent, Instant),
     /// The core's host took the lead (failover): read every symbol's order history since
     /// `since_ms` now.
     Leading(wire::Leading),
@@ -251,7 +252,7 @@ pub async fn start_reader(
                     continue;
                 };
                 let inbound = match Message::decode(&rec, &limits) {
-                    Ok(Message::OrderIntent(i)) => Inbound::Intent(i),
+                    Ok(Message::OrderIntent(i)) => Inbound::Intent(i, Instant::now()),
                     Ok(Message::Leading(l)) => Inbound::Leading(l),
                     Ok(other) => {
                         consumer.report_invalid();

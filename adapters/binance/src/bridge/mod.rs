@@ -52,11 +52,12 @@
 mod failover;
 mod history;
 mod io;
+pub mod latency;
 mod symbols;
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use quantum_core::bounded::{FifoMap, FifoSet};
@@ -79,6 +80,7 @@ use crate::futures::user_stream::{OrderUpdate, TradeLite, UserEvent, UserStream}
 pub use failover::Failover;
 pub use history::HistoryConfig;
 pub use io::{EXCHANGE_RING, ORDERS_RING};
+pub use latency::LatencyConfig;
 
 /// How many recently sent plans a bridge process remembers.
 const SENT_MEMORY: usize = 100_000;
@@ -104,6 +106,8 @@ pub struct BridgeConfig {
     pub attach_timeout: Duration,
     /// The order history read at every attach.
     pub history: HistoryConfig,
+    /// The exchange leg's live latency ([`latency`]): its interval log and interval.
+    pub latency: LatencyConfig,
 }
 
 impl BridgeConfig {
@@ -118,6 +122,7 @@ impl BridgeConfig {
             time_sync_interval: Duration::from_secs(300),
             attach_timeout: Duration::from_secs(30),
             history: HistoryConfig::default(),
+            latency: LatencyConfig::default(),
         }
     }
 }
@@ -141,6 +146,8 @@ struct Ctx {
     /// nothing is sent.
     finals: Mutex<FifoMap<u64, Message>>,
     transport: Transport,
+    /// The exchange leg's live latency.
+    timing: latency::Timing,
 }
 
 /// Completes at the first SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `kill`): the
@@ -197,6 +204,14 @@ pub async fn run(
     if failover.is_some() {
         client = client.with_fence(Arc::new(Fence::new(&cfg.instance)));
     }
+    let timing = latency::Timing::start(&cfg.instance, cfg.transport, &cfg.latency, SENT_MEMORY)?;
+    let live = timing.live().clone();
+    if let Some(p) = &cfg.latency.hdr_log {
+        tracing::info!(
+            file = %p.display(), interval_ms = cfg.latency.interval.as_millis() as u64,
+            "exchange leg latency interval log"
+        );
+    }
     let ctx = Arc::new(Ctx {
         client,
         symbols,
@@ -207,6 +222,7 @@ pub async fn run(
         trades: Mutex::new(TradeTally::new(SENT_MEMORY)),
         finals: Mutex::new(FifoMap::new(SENT_MEMORY)),
         transport: cfg.transport,
+        timing,
     });
     tracing::info!(
         instance = %cfg.instance, symbols = ctx.symbols.len(),
@@ -243,9 +259,9 @@ pub async fn run(
     let orders = async {
         while let Some(inbound) = intents.recv().await {
             match inbound {
-                io::Inbound::Intent(intent) => {
+                io::Inbound::Intent(intent, read_at) => {
                     let ctx = ctx.clone();
-                    tokio::spawn(async move { handle_intent(&ctx, intent).await });
+                    tokio::spawn(async move { handle_intent(&ctx, intent, read_at).await });
                 }
                 io::Inbound::Leading(l) => {
                     tracing::info!(
@@ -266,9 +282,17 @@ pub async fn run(
         _ = orders => tracing::warn!("orders ring reader stopped"),
     }
     tasks.abort_all();
+    while tasks.join_next().await.is_some() {}
     reader.stop();
     drop(ctx);
     writer.stop();
+    // The last interval goes to the log now, unless an order task still runs: then when the
+    // last one ends (the recorder writes it when it is dropped).
+    if let Ok(mut live) = Arc::try_unwrap(live) {
+        if let Err(e) = live.stop() {
+            tracing::warn!(error = %e, "the exchange leg's latency log is incomplete");
+        }
+    }
     Ok(())
 }
 
@@ -501,6 +525,7 @@ fn trade_lite(ctx: &Ctx, t: &TradeLite) {
     };
     let cum = ctx.trades.lock().record(t.order_id, t.trade_id, t.last_qty);
     if let Some(cum) = cum {
+        ctx.timing.fill_seen(plan.0);
         report(
             ctx,
             plan,
@@ -531,6 +556,11 @@ fn stream_report(ctx: &Ctx, o: &OrderUpdate) {
         tracing::warn!(%plan, status = %o.status, "order status not known to the core; report skipped");
         return;
     };
+    if o.cum_qty > Qty::ZERO {
+        ctx.timing.fill_seen(plan.0);
+    } else if status.is_final() {
+        ctx.timing.ended_unfilled(plan.0);
+    }
     report(
         ctx,
         plan,
@@ -721,7 +751,9 @@ async fn settle(ctx: &Ctx, i: &wire::OrderIntent, pending: &Pending) -> Option<O
     }
 }
 
-async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
+/// Handles one intent, read off the ring at `read_at`; its placement is timed
+/// ([`latency`]): one sample per series for an intent this bridge sent.
+async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent, read_at: Instant) {
     let _busy = Busy::take(ctx, i.plan_id).await;
     let plan = PlanId(i.plan_id);
     let ended = ctx.finals.lock().get(&i.plan_id).copied();
@@ -777,6 +809,8 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
         }
     }
     let max_sends = ctx.client.config().resolve.max_sends.max(1);
+    // The instant the intent's first request left: `send` ends and `ack` starts there.
+    let mut first_sent: Option<Instant> = None;
     for attempt in 0..max_sends {
         ctx.sent.lock().insert(i.plan_id);
         ctx.out.send(Message::OrderSent(wire::OrderSent {
@@ -785,9 +819,17 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
             at_ms: now_ms(ctx),
         }));
         failpoint::hit(Point::OrderSending);
-        match ctx.client.place(ctx.transport, &order).await {
+        ctx.timing.placing(i.plan_id);
+        let (placement, sent) = ctx.client.place_stamped(ctx.transport, &order).await;
+        let answered_at = Instant::now();
+        if let (None, Some(s)) = (first_sent, sent) {
+            first_sent = Some(s);
+            ctx.timing.sent(read_at, s);
+        }
+        match placement {
             Placement::Placed(o) => {
                 failpoint::hit(Point::OrderPlaced);
+                acked(ctx, &i, read_at, first_sent, answered_at, &o);
                 return report_order(ctx, &i, &o, ReportSource::Answer);
             }
             Placement::Rejected(crate::Error::NotLeader { .. }) => {
@@ -795,9 +837,11 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
                 if attempt == 0 && !sent_before {
                     ctx.sent.lock().remove(&i.plan_id);
                 }
+                ctx.timing.unacked(i.plan_id);
                 return not_leader(ctx, &i);
             }
             Placement::Rejected(e) => {
+                ctx.timing.unacked(i.plan_id);
                 let reason = e.reject_reason();
                 let code = e.api_code().unwrap_or(0);
                 if i.reduce_only && code == -1008 {
@@ -818,12 +862,30 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent) {
                     why.code(),
                     u.cause.api_code().unwrap_or(0),
                 );
-                if settle(ctx, &i, &u.pending).await.is_some() {
+                if let Some(o) = settle(ctx, &i, &u.pending).await {
+                    // Found (by a look-up or the stream): acknowledged now.
+                    acked(ctx, &i, read_at, first_sent, Instant::now(), &o);
                     return;
                 }
                 // Proven never placed: sending it again (same client id) cannot make a second.
             }
         }
     }
+    ctx.timing.unacked(i.plan_id);
     unsent(ctx, &i, UnsentReason::GaveUp);
+}
+
+/// `i`'s order was acknowledged at `at` as `o`: the exchange leg's `ack` and `intent`
+/// samples, and its `fill` when `o` already reports one.
+fn acked(
+    ctx: &Ctx,
+    i: &wire::OrderIntent,
+    read_at: Instant,
+    first_sent: Option<Instant>,
+    at: Instant,
+    o: &Order,
+) {
+    let is_final = OrderStatus::parse(&o.status).is_some_and(OrderStatus::is_final);
+    ctx.timing
+        .acked(i.plan_id, read_at, first_sent, at, o.executed_qty, is_final);
 }

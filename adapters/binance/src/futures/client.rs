@@ -56,6 +56,19 @@ pub enum Transport {
     WsApi,
 }
 
+impl Transport {
+    /// Both transports.
+    pub const ALL: [Transport; 2] = [Transport::Rest, Transport::WsApi];
+
+    /// Its name in logs and in the bridge's latency series (`transport=rest|ws`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Rest => "rest",
+            Transport::WsApi => "ws",
+        }
+    }
+}
+
 /// REST and WebSocket API clients sharing one clock, one limiter, the symbol filters and the
 /// confirmations registry. Cheap to clone; clones share everything.
 #[derive(Clone, Debug)]
@@ -265,7 +278,24 @@ impl FuturesClient {
 
     /// One placement attempt, classified; no lookup, no re-send.
     pub async fn place(&self, transport: Transport, order: &NewOrder) -> Placement {
-        match self.place_raw(transport, order).await {
+        self.place_stamped(transport, order).await.0
+    }
+
+    /// [`FuturesClient::place`], with the instant (monotonic clock) its request was handed to
+    /// the connection (the HTTP client, or the WebSocket API connection's writer): after the
+    /// rate limiter admitted it, it was signed and it passed the failover fence. `None` when
+    /// nothing was handed over (refused by the limiter or the fence, no WebSocket connection).
+    pub async fn place_stamped(
+        &self,
+        transport: Transport,
+        order: &NewOrder,
+    ) -> (Placement, Option<Instant>) {
+        let mut sent = None;
+        let answer = match transport {
+            Transport::Rest => self.http.place_order_stamped(order, &mut sent).await,
+            Transport::WsApi => self.ws.place_order_stamped(order, &mut sent).await,
+        };
+        let placement = match answer {
             Ok(o) => Placement::Placed(o),
             Err(cause) if cause.needs_lookup() => Placement::Unknown(Unknown {
                 pending: Pending {
@@ -278,7 +308,8 @@ impl FuturesClient {
                 cause,
             }),
             Err(e) => Placement::Rejected(e),
-        }
+        };
+        (placement, sent)
     }
 
     /// One placement attempt, no classification, no resolution.

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use reqwest::header::HeaderMap;
 use reqwest::Method;
@@ -142,6 +142,23 @@ impl HttpClient {
         weight: u32,
         order: bool,
     ) -> Result<Value> {
+        self.request_stamped(method, path, params, auth, weight, order, &mut None)
+            .await
+    }
+
+    /// [`HttpClient::request`], setting `sent` to the instant the signed request was handed
+    /// to the HTTP client (after the limiter and the fence); left as it is when it was not.
+    #[allow(clippy::too_many_arguments)]
+    async fn request_stamped(
+        &self,
+        method: Method,
+        path: &'static str,
+        params: Vec<(&'static str, String)>,
+        auth: Auth,
+        weight: u32,
+        order: bool,
+        sent: &mut Option<Instant>,
+    ) -> Result<Value> {
         self.admit(weight, order).await?;
         // Order requests pass the failover fence after they are signed, right before they
         // leave; the others (lookups, positions, history) go in any role.
@@ -161,6 +178,7 @@ impl HttpClient {
         // The path only: the query and body carry the signature.
         tracing::debug!(method = method_name, path, "REST request");
         let http_err = |source| Error::http(method_name, path, source);
+        *sent = Some(Instant::now());
         let resp = rb.send().await.map_err(http_err)?;
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
@@ -288,14 +306,25 @@ impl HttpClient {
 
     /// `POST /fapi/v1/order` (one attempt).
     pub async fn place_order(&self, order: &NewOrder) -> Result<Order> {
+        self.place_order_stamped(order, &mut None).await
+    }
+
+    /// [`HttpClient::place_order`], setting `sent` to the instant the request was handed to
+    /// the HTTP client (left as it is when it was not).
+    pub async fn place_order_stamped(
+        &self,
+        order: &NewOrder,
+        sent: &mut Option<Instant>,
+    ) -> Result<Order> {
         let v = self
-            .request(
+            .request_stamped(
                 Method::POST,
                 "/fapi/v1/order",
                 order.params(),
                 Auth::Signed,
                 0,
                 true,
+                sent,
             )
             .await?;
         Order::from_json(&v)

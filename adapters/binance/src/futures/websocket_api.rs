@@ -13,7 +13,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
 use parking_lot::Mutex;
@@ -157,7 +157,7 @@ impl WsApiClient {
         if self.creds.kind() == KeyKind::Ed25519 {
             // Nothing else goes out on this connection before the session is logged on.
             let params = self.signed(&[], false, self.clock.now_ms());
-            if let Err(e) = self.send(&link, "session.logon", params).await {
+            if let Err(e) = self.send(&link, "session.logon", params, &mut None).await {
                 let _ = tx.send(Message::Close(None));
                 return Err(Error::SessionLogon {
                     source: Box::new(e),
@@ -203,8 +203,15 @@ impl WsApiClient {
         obj
     }
 
-    /// Sends one request on `link` and waits for its answer's `result`.
-    async fn send(&self, link: &Link, method: &str, params: Map<String, Value>) -> Result<Value> {
+    /// Sends one request on `link` and waits for its answer's `result`; `sent` is set to the
+    /// instant the request was handed to the connection's writer.
+    async fn send(
+        &self,
+        link: &Link,
+        method: &str,
+        params: Map<String, Value>,
+        sent: &mut Option<Instant>,
+    ) -> Result<Value> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let req = serde_json::json!({"id": id, "method": method, "params": params});
         tracing::debug!(id, method, "WebSocket API request");
@@ -214,6 +221,7 @@ impl WsApiClient {
             link.waiters.lock().remove(&id);
             return Err(Error::WsClosed { id });
         }
+        *sent = Some(Instant::now());
         match tokio::time::timeout(self.timeout, wrx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(Error::WsClosed { id }),
@@ -233,6 +241,19 @@ impl WsApiClient {
         method: &str,
         params: Vec<(&'static str, String)>,
         order: bool,
+    ) -> Result<Value> {
+        self.call_stamped(method, params, order, &mut None).await
+    }
+
+    /// [`WsApiClient::call`], setting `sent` to the instant the signed request was handed to
+    /// the connection's writer (after the limiter, the connection and the fence); left as it
+    /// is when it was not.
+    async fn call_stamped(
+        &self,
+        method: &str,
+        params: Vec<(&'static str, String)>,
+        order: bool,
+        sent: &mut Option<Instant>,
     ) -> Result<Value> {
         let max_wait = self.limiter.config().max_wait;
         loop {
@@ -256,12 +277,24 @@ impl WsApiClient {
             self.signed(&params, link.logged_on, timestamp)
         })
         .await?;
-        self.send(&link, method, params).await
+        self.send(&link, method, params, sent).await
     }
 
     /// `order.place` (one attempt), `newOrderRespType=RESULT`.
     pub async fn place_order(&self, order: &NewOrder) -> Result<Order> {
-        let v = self.call("order.place", order.params(), true).await?;
+        self.place_order_stamped(order, &mut None).await
+    }
+
+    /// [`WsApiClient::place_order`], setting `sent` to the instant the request was handed to
+    /// the connection's writer (left as it is when it was not).
+    pub async fn place_order_stamped(
+        &self,
+        order: &NewOrder,
+        sent: &mut Option<Instant>,
+    ) -> Result<Order> {
+        let v = self
+            .call_stamped("order.place", order.params(), true, sent)
+            .await?;
         Order::from_json(&v)
     }
 
