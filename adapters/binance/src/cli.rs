@@ -64,7 +64,7 @@ pub struct BinanceBridgeArgs {
     pub hdr_log: Option<PathBuf>,
     /// Length of one latency interval in ms: the interval log's and the published
     /// percentiles' (e.g. `--latency-interval-ms 10000` for 10 s windows).
-    #[arg(long, value_name = "MS", default_value_t = crate::bridge::latency::DEFAULT_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, value_name = "MS", default_value_t = crate::bridge::latency::DEFAULT_INTERVAL.as_millis() as u64, value_parser = clap::value_parser!(u64).range(quantum_ipc::latency::MIN_INTERVAL_MS..=quantum_ipc::latency::MAX_INTERVAL_MS))]
     pub latency_interval_ms: u64,
 }
 

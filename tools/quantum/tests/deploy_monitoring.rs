@@ -58,7 +58,7 @@ const NOT_FROM_A_BARE_DAEMON: &[(&str, &str)] = &[
         "the Binance bridge's segment",
     ),
     (
-        "quantum_latency_exchange_intent_ack_seconds",
+        "quantum_latency_exchange_intent_seconds",
         "the Binance bridge's segment",
     ),
 ];

@@ -60,7 +60,8 @@ pub const INTENT: &str = "exchange.intent";
 pub const TRANSPORT: &str = "transport";
 
 /// How long one interval lasts by default (`--latency-interval-ms`).
-pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(1000);
+pub const DEFAULT_INTERVAL: Duration =
+    Duration::from_millis(quantum_ipc::latency::DEFAULT_INTERVAL_MS);
 
 /// A span of an order's way to the exchange (see the module doc).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
