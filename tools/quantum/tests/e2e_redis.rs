@@ -76,6 +76,8 @@ struct Opts<'a> {
     sim_position: Option<&'a str>,
     daemon_env: Vec<(&'a str, &'a str)>,
     bridge_args: Vec<&'a str>,
+    /// More arguments of `quantum bridge binance`.
+    binance_args: Vec<&'a str>,
     persistent_redis: bool,
     redis_args: Vec<&'a str>,
 }
@@ -134,9 +136,11 @@ impl Stack {
         };
         if let Some(rest) = &rest {
             let name = inst.name.clone();
+            let mut args = vec!["bridge", "binance", "--instance", &name, "--rest-url", rest];
+            args.extend(o.binance_args.iter().copied());
             let b = inst
                 .command(
-                    &["bridge", "binance", "--instance", &name, "--rest-url", rest],
+                    &args,
                     &[
                         ("BINANCE_API_KEY", TEST_API_KEY),
                         ("BINANCE_API_SECRET", TEST_API_SECRET),
@@ -1423,4 +1427,164 @@ fn a_stale_plan_through_redis_is_blocked_plan_stale_and_acknowledged() {
     wait_for(20, "both entries acknowledged", || s.pending() == 0);
     let orders = sim_http(s.rest.as_ref().unwrap(), "GET", "/sim/orders", None);
     assert_eq!(orders.as_array().map(Vec::len), Some(0), "{orders}");
+}
+
+/// Every leg of the path a legacy user lives with, timed live with every process real:
+/// redis-server, the simulator, `quantum run` and both bridges. Each plan gets exactly one
+/// sample in the Redis bridge's legs and each order one in the Binance bridge's, read back from
+/// their interval logs with HdrHistogram's own reader; the daemon times every decision by
+/// outcome; and `ctl metrics` serves all of them, parsed with a Prometheus text parser.
+#[test]
+fn every_leg_is_timed_once_per_plan_and_served_as_metrics() {
+    const EXECUTED: u64 = 4;
+    const HOLDS: u64 = 3;
+    let dir = tempfile::tempdir().unwrap();
+    let redis_log = dir.path().join("redis.hlog");
+    let binance_log = dir.path().join("binance.hlog");
+    let s = Stack::start(
+        "legs",
+        Opts {
+            sim_position: Some("BTCUSDT=100"),
+            bridge_args: vec![
+                "--hdr-log",
+                redis_log.to_str().unwrap(),
+                "--latency-interval-ms",
+                "200",
+            ],
+            binance_args: vec![
+                "--hdr-log",
+                binance_log.to_str().unwrap(),
+                "--latency-interval-ms",
+                "200",
+            ],
+            daemon_env: vec![("QUANTUM_LATENCY_INTERVAL_MS", "200")],
+            ..Opts::default()
+        },
+    );
+    let mut c = s.conn();
+    let pos = "quantum:position:BTCUSDT";
+    let _: () = c.hset(pos, "ledger_amount", "100").unwrap();
+    s.wait_ledger("100");
+    // Exits one after another (each closes a quarter of what is left, once the ledger has
+    // followed the fill), and HOLD plans between them.
+    let mut left = q("100");
+    for i in 0..EXECUTED {
+        let id = format!("{:016x}", 0x1e65_0000_0000u64 + i);
+        s.xadd_plan(&scored_plan(&id, "EXECUTE", "PARTIAL_25"));
+        let r = s.wait_result(&id, 1);
+        assert_eq!(r["executed"], "true", "{r:?}");
+        let filled = q(&r["safe_qty"]);
+        left = left.checked_sub(filled).unwrap();
+        s.wait_hash_field(pos, "ledger_amount", &left.to_string());
+        if i < HOLDS {
+            let hold = format!("{:016x}", 0x401d_0000_0000u64 + i);
+            s.plan(&hold, "HOLD");
+            s.wait_result(&hold, 1);
+        }
+    }
+    assert_eq!(
+        s.wait_sim_orders(EXECUTED as usize).len(),
+        EXECUTED as usize
+    );
+
+    // The metrics endpoint, while the gauges of an interval with samples are up: one more
+    // plan at a time until the scrape shows every leg.
+    let want = [
+        ("quantum_latency_decision_seconds", ("outcome", "executed")),
+        (
+            "quantum_latency_decision_seconds",
+            ("outcome", "not_execute"),
+        ),
+        (
+            "quantum_latency_redis_entry_result_seconds",
+            ("quantile", "0.5"),
+        ),
+        (
+            "quantum_latency_redis_read_result_seconds",
+            ("quantile", "0.5"),
+        ),
+        ("quantum_latency_exchange_ack_seconds", ("quantile", "0.5")),
+        (
+            "quantum_latency_exchange_intent_seconds",
+            ("quantile", "0.5"),
+        ),
+    ];
+    let mut missing = Vec::new();
+    let mut extra = 0u64;
+    wait_for(30, "every leg in one scrape of ctl metrics", || {
+        // Keep every series busy: an exit of a quarter (the position is never closed) and a
+        // HOLD each round.
+        let id = format!("{:016x}", 0x1e66_0000_0000u64 + extra);
+        s.xadd_plan(&scored_plan(&id, "EXECUTE", "PARTIAL_25"));
+        let r = s.wait_result(&id, 1);
+        assert_eq!(r["executed"], "true", "{r:?}");
+        let filled = q(&r["safe_qty"]);
+        left = left.checked_sub(filled).unwrap();
+        s.wait_hash_field(pos, "ledger_amount", &left.to_string());
+        let hold = format!("{:016x}", 0x401e_0000_0000u64 + extra);
+        s.plan(&hold, "HOLD");
+        s.wait_result(&hold, 1);
+        extra += 1;
+        let out = s
+            .inst
+            .command(
+                &[
+                    "ctl",
+                    "metrics",
+                    "--instance",
+                    s.name(),
+                    "--once",
+                    "--rate-interval-ms",
+                    "10",
+                ],
+                &[],
+            )
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned())))
+            .expect("the exposition parses");
+        missing = want
+            .iter()
+            .filter(|(name, (k, v))| {
+                !scrape.samples.iter().any(|x| {
+                    x.metric == *name
+                        && x.labels.get(k) == Some(*v)
+                        && matches!(x.value, prometheus_parse::Value::Gauge(g) | prometheus_parse::Value::Untyped(g) if g > 0.0)
+                })
+            })
+            .map(|(n, l)| format!("{n}{l:?}"))
+            .collect();
+        missing.is_empty()
+    });
+    assert!(missing.is_empty(), "{missing:?}");
+
+    // The interval logs: exactly one sample per plan answered (Redis) and per order (exchange).
+    let plans = EXECUTED + HOLDS + 2 * extra;
+    let orders = EXECUTED + extra;
+    let count = |path: &std::path::Path, tag: &str| -> u64 {
+        let bytes = std::fs::read(path).unwrap_or_default();
+        quantum_ipc::latency::read::intervals(&bytes)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.tag == tag)
+            .map(|i| i.hist.len())
+            .sum()
+    };
+    let transport = |stage: &str| -> u64 {
+        ["rest", "ws"]
+            .iter()
+            .map(|t| count(&binance_log, &format!("exchange.{stage}.transport={t}")))
+            .sum()
+    };
+    wait_for(10, "every sample in the interval logs", || {
+        count(&redis_log, "redis.entry_result") == plans
+            && count(&redis_log, "redis.read_result") == plans
+            && transport("intent") == orders
+            && transport("ack") == orders
+            && transport("send") == orders
+            && transport("fill") == orders
+    });
+    assert_eq!(count(&redis_log, "redis.entry_result"), plans);
+    assert_eq!(transport("ack"), orders);
 }
