@@ -8,14 +8,27 @@
 //! the pipeline warm). [`Idle::reset`] when work arrives starts the next stretch from the
 //! cheapest step.
 //!
-//! A park ends early when another thread hands work over through a [`Wake`] (same process);
-//! without one (a peer in another process, e.g. across a ring) a park is a sleep that bounds
-//! how late the work is noticed.
+//! A park ends early when another thread hands work over through a [`Wake`] (same process),
+//! or when a producer in another process rings the doorbell of the ring the thread waits on
+//! ([`Idle::idle_on`], [`crate::doorbell`]); without either a park is a sleep that bounds how
+//! late the work is noticed.
+//!
+//! What each choice costs, for a thread that waits for a peer in another process:
+//!
+//! - `spin` (opt-in): a core per idle thread, always busy; the lowest latency (the record is
+//!   seen within a cache-line transfer, well under a microsecond).
+//! - parking on a doorbell (the default of the rings): no CPU while asleep; the producer pays
+//!   a fence per push, and a FUTEX_WAKE system call (about a microsecond) only when the
+//!   consumer sleeps; the sleeper runs again within the kernel's wake-up latency (tens of
+//!   microseconds). The park's length is only the safety net for a producer that never rings.
+//! - a blind park (what [`Idle::snooze`] does): no CPU and no cost to the producer, but work
+//!   is noticed only when the park ends, up to `max_park` (1 ms for a ring) late.
 
 use std::sync::OnceLock;
 use std::thread::{self, Thread};
 use std::time::Duration;
 
+use crate::doorbell::Bell;
 use crate::sync::{fence, AtomicBool, Ordering};
 
 /// Spin-hint bursts before yielding: `2^0 ..= 2^(SPIN_BURSTS - 1)` hints.
@@ -37,8 +50,10 @@ pub struct IdlePolicy {
 
 impl IdlePolicy {
     /// A ring's producer waiting for room or consumer waiting for records: the peer is another
-    /// process, so nobody wakes us; a stalled peer costs little CPU and is noticed within a
-    /// millisecond once it moves.
+    /// process. A consumer parks on the ring's doorbell, so a push ends its park at once; the
+    /// park's bound (1 ms) is the safety net for a producer that does not ring (a binary from
+    /// before the doorbell), and how late a producer waiting for room notices it (consumers do
+    /// not ring).
     pub const RING: IdlePolicy = IdlePolicy {
         spin: false,
         max_park: Duration::from_millis(1),
@@ -132,6 +147,28 @@ impl Idle {
                     thread::park_timeout(d);
                 }
                 wake.sleeping.store(false, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Idle {
+    /// Takes one step, parking on `bells` (the doorbells of rings whose producers are other
+    /// processes, see [`crate::doorbell::wait_any`]), so a producer's push ends the park at
+    /// once. `has_work` is re-checked after the park is announced on every bell, so a record
+    /// pushed between the caller's last look and the park is not slept through; `limit` as in
+    /// [`Idle::next_step`].
+    pub fn idle_on(
+        &mut self,
+        bells: &[Bell<'_>],
+        limit: Option<Duration>,
+        has_work: impl FnMut() -> bool,
+    ) {
+        match self.next_step(limit) {
+            Step::Spin(n) => spin(n),
+            Step::Yield => crate::sync::yield_now(),
+            Step::Park(d) => {
+                crate::doorbell::wait_any(bells, d, has_work);
             }
         }
     }
