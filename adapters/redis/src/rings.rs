@@ -335,8 +335,8 @@ impl ReaderLoop {
                             return;
                         }
                     }
-                    // Parked, not slept: a nudge (the bridge just pushed a plan) wakes it.
-                    std::thread::park_timeout(idle);
+                    // Asleep on the ring's doorbell: the daemon's next publish wakes it.
+                    self.reader.wait(idle);
                     idle = if self.nudged.swap(false, Ordering::Relaxed) {
                         Duration::from_micros(10)
                     } else {
