@@ -18,9 +18,9 @@
 //! - `spin` (opt-in): a core per idle thread, always busy; the lowest latency (the record is
 //!   seen within a cache-line transfer, well under a microsecond).
 //! - parking on a doorbell (the default of the rings): no CPU while asleep; the producer pays
-//!   a fence per push, and a FUTEX_WAKE system call (about a microsecond) only when the
-//!   consumer sleeps; the sleeper runs again within the kernel's wake-up latency (tens of
-//!   microseconds). The park's length is only the safety net for a producer that never rings.
+//!   a fence per push, and a FUTEX_WAKE system call (a few µs) only when the consumer sleeps;
+//!   the sleeper runs again within the kernel's wake-up latency (a few µs, tens in the tail).
+//!   The park's length is only the safety net for a producer that never rings.
 //! - a blind park (what [`Idle::snooze`] does): no CPU and no cost to the producer, but work
 //!   is noticed only when the park ends, up to `max_park` (1 ms for a ring) late.
 
