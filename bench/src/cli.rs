@@ -8,7 +8,8 @@ use crate::suite::{self, SuiteArgs};
 const EXAMPLES: &str = "Examples:
   quantum bench all                          # every scenario, interleaved; writes ./quantum-bench/
   quantum bench chain --duration 2 --out /tmp/chain
-  quantum bench ring --rate 50000 --blocks 20";
+  quantum bench ring --rate 50000 --blocks 20
+  quantum bench bridge --isolated-plans 40 --isolated-gap-ms 300   # plans alone vs loaded";
 
 /// Latency benchmarks: HdrHistogram per row, open loop with coordinated omission handled, a
 /// closed-loop throughput run, rows interleaved in blocks, ratios to baselines of the same run.
@@ -32,7 +33,7 @@ pub enum BenchCmd {
     #[command(after_help = EXAMPLES)]
     Legacy(SuiteArgs),
     /// XADD in Redis → result entry in Redis through `quantum bridge redis` and `quantum run`
-    /// (HOLD plans, and EXECUTE plans through the whole chain).
+    /// (HOLD plans, EXECUTE plans through the whole chain, and EXECUTE plans each alone).
     #[command(after_help = EXAMPLES)]
     Bridge(SuiteArgs),
     /// The chain with each event published: no journal, journaled, journaled and synced.

@@ -8,15 +8,26 @@
 //! the pipeline warm). [`Idle::reset`] when work arrives starts the next stretch from the
 //! cheapest step.
 //!
-//! A park ends early when another thread hands work over through a [`Wake`] (same process);
-//! without one (a peer in another process, e.g. across a ring) a park is a sleep that bounds
-//! how late the work is noticed.
+//! A park ends early when another thread hands work over through a [`Wake`] (same process),
+//! or when a producer in another process rings the doorbell of the ring the thread waits on
+//! ([`Idle::idle_on`], [`crate::doorbell`]); without either a park is a sleep that bounds how
+//! late the work is noticed.
+//!
+//! What each choice costs, for a thread that waits for a peer in another process:
+//!
+//! - `spin` (opt-in): a core per idle thread, always busy; the lowest latency (the record is
+//!   seen within a cache-line transfer, well under a microsecond).
+//! - parking on a doorbell (the default of the rings): no CPU while asleep; the producer pays
+//!   a fence per push, and a FUTEX_WAKE system call (a few µs) only when the consumer sleeps;
+//!   the sleeper runs again within the kernel's wake-up latency (a few µs, tens in the tail).
+//!   The park's length is only the safety net for a producer that never rings.
+//! - a blind park (what [`Idle::snooze`] does): no CPU and no cost to the producer, but work
+//!   is noticed only when the park ends, up to `max_park` (1 ms for a ring) late.
 
-use std::sync::OnceLock;
-use std::thread::{self, Thread};
+use std::thread;
 use std::time::Duration;
 
-use crate::sync::{fence, AtomicBool, Ordering};
+use crate::doorbell::{Bell, Doorbell};
 
 /// Spin-hint bursts before yielding: `2^0 ..= 2^(SPIN_BURSTS - 1)` hints.
 pub const SPIN_BURSTS: u32 = 7;
@@ -37,8 +48,10 @@ pub struct IdlePolicy {
 
 impl IdlePolicy {
     /// A ring's producer waiting for room or consumer waiting for records: the peer is another
-    /// process, so nobody wakes us; a stalled peer costs little CPU and is noticed within a
-    /// millisecond once it moves.
+    /// process. A consumer parks on the ring's doorbell, so a push ends its park at once; the
+    /// park's bound (1 ms) is the safety net for a producer that does not ring (a binary from
+    /// before the doorbell), and how late a producer waiting for room notices it (consumers do
+    /// not ring).
     pub const RING: IdlePolicy = IdlePolicy {
         spin: false,
         max_park: Duration::from_millis(1),
@@ -116,22 +129,31 @@ impl Idle {
         }
     }
 
-    /// Takes one step, parking on `wake` (registered by this thread) so a hand-over ends the
-    /// park at once. `has_work` is re-checked after announcing the park, so a hand-over
-    /// between the caller's last look and the park is not slept through; `limit` as in
-    /// [`Idle::next_step`].
+    /// Takes one step, parking on `wake` so a hand-over ends the park at once. `has_work` is
+    /// re-checked after announcing the park, so a hand-over between the caller's last look and
+    /// the park is not slept through; `limit` as in [`Idle::next_step`].
     pub fn idle(&mut self, wake: &Wake, limit: Option<Duration>, has_work: impl Fn() -> bool) {
+        self.idle_on(&[wake.bell()], limit, has_work);
+    }
+}
+
+impl Idle {
+    /// Takes one step, parking on `bells` (the doorbells of rings whose producers are other
+    /// processes, see [`crate::doorbell::wait_any`]), so a producer's push ends the park at
+    /// once. `has_work` is re-checked after the park is announced on every bell, so a record
+    /// pushed between the caller's last look and the park is not slept through; `limit` as in
+    /// [`Idle::next_step`].
+    pub fn idle_on(
+        &mut self,
+        bells: &[Bell<'_>],
+        limit: Option<Duration>,
+        has_work: impl FnMut() -> bool,
+    ) {
         match self.next_step(limit) {
             Step::Spin(n) => spin(n),
             Step::Yield => crate::sync::yield_now(),
             Step::Park(d) => {
-                wake.sleeping.store(true, Ordering::Relaxed);
-                // SeqCst fence: pairs with the one in `Wake::wake` (see there).
-                fence(Ordering::SeqCst);
-                if !has_work() {
-                    thread::park_timeout(d);
-                }
-                wake.sleeping.store(false, Ordering::Relaxed);
+                crate::doorbell::wait_any(bells, d, has_work);
             }
         }
     }
@@ -143,40 +165,36 @@ fn spin(hints: u32) {
     }
 }
 
-/// Parking side of a wake-up channel within one process: one thread parks, any thread wakes
-/// it.
+/// Parking side of a wake-up channel within one process: threads park on it ([`Idle::idle`]),
+/// any thread wakes them. It is a [`Doorbell`] on the heap, so a thread can also sleep on it
+/// and on rings' doorbells at once ([`Wake::bell`] in a [`crate::doorbell::wait_any`]).
 #[derive(Debug, Default)]
 pub struct Wake {
-    sleeping: AtomicBool,
-    thread: OnceLock<Thread>,
+    door: Doorbell,
 }
 
 impl Wake {
-    /// Registers the calling thread as the one that parks here (the first registration
-    /// stays).
-    pub fn register(&self) {
-        let _ = self.thread.set(thread::current());
-    }
+    /// Nothing to do: any thread may park here (kept for callers written for a wake that
+    /// named its one parking thread).
+    pub fn register(&self) {}
 
-    /// Wakes the parked thread, if it is parked. Call after making work visible.
+    /// Wakes the threads parked here, if any. Call after making work visible: one fence and
+    /// one load while nobody sleeps (see [`Doorbell::ring`]).
     #[inline]
     pub fn wake(&self) {
-        // SeqCst fence: orders the caller's hand-over (a queue push or a permit publish) before
-        // the `sleeping` load; pairs with the fence in `Idle::idle` (store sleeping, fence,
-        // re-check work), so either the sleeper sees the work or we see it sleeping.
-        fence(Ordering::SeqCst);
-        // Relaxed: ordered by the fence above.
-        if self.sleeping.load(Ordering::Relaxed) {
-            if let Some(t) = self.thread.get() {
-                t.unpark();
-            }
-        }
+        self.door.ring();
+    }
+
+    /// A bell to sleep on this wake and on other doorbells at once.
+    pub fn bell(&self) -> Bell<'_> {
+        self.door.bell()
     }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
+    use crate::sync::{AtomicBool, Ordering};
     use std::sync::Arc;
     use std::time::Instant;
 

@@ -31,6 +31,8 @@
 //! - [`shm`]: creating, mapping, listing and removing named segments; `cleanup`: removing the
 //!   segments of dead instances ([`remove_stale_segments`]).
 //! - `names`: segment ids (`quantum.<instance>.<name>`) and the names allowed in them.
+//! - [`doorbell`]: how a consumer sleeps until its producer in another process publishes (a
+//!   futex word in the ring's header, rung after each push; one ring or several at once).
 //! - [`idle`]: the one idle strategy (spin, yield, then bounded parks, with an early wake-up)
 //!   of the rings, the core's runner and the daemon's loop.
 //! - [`bigmem`]: fixed-length arrays for the core's large tables, in mappings advised for
@@ -57,6 +59,7 @@ pub mod codes;
 pub mod contract;
 #[cfg(not(loom))]
 pub mod counters;
+pub mod doorbell;
 pub mod error;
 #[cfg(not(loom))]
 pub mod failpoint;

@@ -8,6 +8,7 @@
 //! the rest. A segment of another kind, format version or layout is refused with one error
 //! naming both sides.
 
+use crate::doorbell::Doorbell;
 use crate::error::Error;
 use crate::sync::{AtomicU32, AtomicU64, Ordering};
 use crate::wire::FORMAT_VERSION;
@@ -141,6 +142,28 @@ impl Geometry {
         Ok(capacity)
     }
 }
+
+/// The producer's cursor line of a ring or broadcast ring: the cursor, and the doorbell its
+/// consumers sleep on, in 8 bytes the 128-byte line had spare. A segment made by a binary from
+/// before the doorbell holds zeros there, which is an idle doorbell: such a ring is opened as
+/// before (same header size, layout and format version); a peer of the older binary never
+/// rings or never sleeps on it, so a consumer waiting for it wakes by its timeout, as it did.
+#[repr(C)]
+#[derive(Debug, Default)]
+pub(crate) struct TailLine {
+    /// Records ever published. Written by the producer only.
+    pub(crate) pos: AtomicU64,
+    /// Rung by the producer after each publish; its `sleepers` word is the one thing in this
+    /// line a consumer writes, and only when it goes to sleep.
+    pub(crate) bell: Doorbell,
+}
+
+// The doorbell fits the spare bytes of the cursor's line: the header keeps its size.
+#[cfg(not(loom))]
+const _: () = {
+    assert!(std::mem::size_of::<crate::sync::Padded<TailLine>>() == 128);
+    assert!(std::mem::size_of::<Doorbell>() == 8);
+};
 
 // The preamble's offsets are read by `crate::shm` from the file without mapping it.
 #[cfg(not(loom))]

@@ -5,11 +5,14 @@
 //! memory. Nothing else in the crate may import `std::sync::atomic` directly.
 
 #[cfg(loom)]
-#[allow(unused_imports)] // `fence` is used by the counters, which loom does not build
-pub(crate) use loom::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub(crate) use loom::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 
 #[cfg(not(loom))]
-pub(crate) use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+pub(crate) use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
+
+/// Only the unit tests' flags use it.
+#[cfg(all(test, not(loom)))]
+pub(crate) use std::sync::atomic::AtomicBool;
 
 /// A busy-wait hint: `loom::hint::spin_loop` yields to the model's scheduler.
 #[inline]

@@ -11,6 +11,8 @@ use std::process::{Child, Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{instance, Cleanup};
+use quantum_ipc::doorbell::Wait;
+use quantum_ipc::liveness::clock_ms;
 use quantum_ipc::wire::{Raw, RECORD_SIZE};
 use quantum_ipc::{Error, Limits, Message, PeerStatus, Ring, RingSpec};
 
@@ -34,6 +36,10 @@ const TESTS: &[(&str, fn())] = &[
         "segments_of_dead_owners_are_removed",
         segments_of_dead_owners_are_removed,
     ),
+    (
+        "the_doorbell_wakes_a_consumer_in_another_process_every_time",
+        the_doorbell_wakes_a_consumer_in_another_process_every_time,
+    ),
 ];
 
 /// What a child process does, given the instance.
@@ -45,6 +51,7 @@ const CHILD_JOBS: &[(&str, ChildJob)] = &[
     ("QIPC_CHILD_CONSUMER", child_consumer),
     ("QIPC_CHILD_OPEN", child_open),
     ("QIPC_CHILD_ABANDON", child_abandon),
+    ("QIPC_CHILD_PACED", child_paced),
 ];
 
 fn main() -> ExitCode {
@@ -198,6 +205,26 @@ fn child_consumer(inst: &str) {
     println!("received {next}");
 }
 
+/// Child: attach as producer and push `QIPC_CHILD_COUNT` records one at a time, each stamped
+/// with the coarse clock at its push, pausing between them (none, or 50 µs to 0.75 ms) so the
+/// consumer falls asleep before most of them and races the push for some.
+fn child_paced(inst: &str) {
+    let count: u64 = std::env::var("QIPC_CHILD_COUNT").unwrap().parse().unwrap();
+    let ring = Ring::open(&spec(inst)).unwrap();
+    let mut producer = ring.producer::<RECORD_SIZE>().unwrap();
+    for seq in 0..count {
+        if seq % 4 != 0 {
+            std::thread::sleep(Duration::from_micros(50 + (seq * 7919) % 700));
+        }
+        producer
+            .push(
+                &Raw::for_seq(seq, clock_ms()).encode(),
+                Duration::from_secs(30),
+            )
+            .unwrap();
+    }
+}
+
 /// Child: try to open a ring and print the error.
 fn child_open(inst: &str) {
     match Ring::open(&spec(inst)) {
@@ -348,4 +375,59 @@ fn segments_of_dead_owners_are_removed() {
     );
     let left = quantum_ipc::list_segments(Some(&inst)).unwrap();
     assert_eq!(left.len(), 1);
+}
+
+/// The doorbell across processes: a consumer that sleeps on it (`Consumer::wait`, with a 2 s
+/// safety-net timeout) whenever the ring is empty, and a producer process pushing records one
+/// at a time with pauses. A lost wake-up is a wait that timed out although the record it waited
+/// for had been pushed well before the timeout ended: there must be none, and most records must
+/// have been waited for by a real sleep that a push ended.
+fn the_doorbell_wakes_a_consumer_in_another_process_every_time() {
+    const TIMEOUT: Duration = Duration::from_secs(2);
+    let count = common::n(3_000);
+    let inst = instance("bell");
+    let _c = Cleanup(inst.clone());
+    let ring = Ring::create(&spec(&inst)).unwrap();
+    let mut consumer = ring.consumer::<RECORD_SIZE>().unwrap();
+    let producer = spawn_child(&[
+        ("QIPC_CHILD_PACED", inst.clone()),
+        ("QIPC_CHILD_COUNT", count.to_string()),
+    ]);
+    let (mut next, mut rung, mut ready, mut timed_out, mut lost) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while next < count {
+        assert!(Instant::now() < deadline, "stream stalled at {next}");
+        if let Some(r) = consumer.try_pop() {
+            let raw = decode_raw(&r);
+            assert_eq!(raw.seq, next, "out of sequence");
+            next += 1;
+            continue;
+        }
+        match consumer.wait(TIMEOUT) {
+            Wait::Rung => rung += 1,
+            Wait::Ready => ready += 1,
+            Wait::TimedOut => {
+                timed_out += 1;
+                let ended_ms = clock_ms();
+                // The record waited for, if it is there: pushed long before the timeout ended
+                // means its ring did not wake us.
+                if let Some(r) = consumer.try_pop() {
+                    let raw = decode_raw(&r);
+                    assert_eq!(raw.seq, next, "out of sequence");
+                    next += 1;
+                    if raw.stamp + 500 < ended_ms {
+                        lost += 1;
+                    }
+                }
+            }
+        }
+    }
+    finish(producer);
+    println!("  {count} records: {rung} waits woken by a push, {ready} pushes seen at the re-check, {timed_out} timeouts, {lost} lost wake-ups");
+    assert_eq!(lost, 0, "wake-ups lost: {lost} of {rung} sleeps");
+    assert!(
+        rung >= count / 4,
+        "too few real sleeps to say anything: {rung} woken waits for {count} records"
+    );
+    assert_eq!(ring.stats().popped, count);
 }

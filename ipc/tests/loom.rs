@@ -1,4 +1,5 @@
-//! Loom model of the ring protocol: publish/consume, wrap-around, full and empty.
+//! Loom models of the ring protocol (publish/consume, wrap-around, full and empty), the
+//! broadcast protocol, role claims, and the doorbell (announce, re-check, sleep / publish, ring).
 //!
 //! Run with:
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=/work/target-ipc-loom cargo test -p quantum-ipc --release --test loom`
@@ -193,4 +194,120 @@ fn two_claimants_never_both_own_a_role() {
             assert_eq!(role.holder(), (if a { A } else { other }, true), "{start}");
         });
     }
+}
+
+/// The doorbell: a consumer that found the ring empty sleeps on it (`Consumer::wait`) while the
+/// producer pushes. Under loom a futex wait never times out, so a push whose wake-up is lost
+/// (the producer missing the announcement while the consumer's re-check misses the record)
+/// leaves the consumer asleep for ever: loom reports the deadlock.
+#[test]
+fn a_consumer_asleep_on_the_doorbell_is_woken_by_the_push() {
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let ring = Ring::heap(2, 64).unwrap();
+        let mut producer = ring.producer::<64>().unwrap();
+        let mut consumer = ring.consumer::<64>().unwrap();
+        let t = loom::thread::spawn(move || {
+            for i in 0..2u8 {
+                producer.try_push(&record(i)).unwrap();
+            }
+        });
+        let mut next = 0u8;
+        while next < 2 {
+            match consumer.try_pop() {
+                Some(r) => {
+                    assert_eq!(r, record(next));
+                    next += 1;
+                }
+                None => {
+                    consumer.wait(std::time::Duration::from_secs(1));
+                }
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(ring.len(), 0);
+    });
+}
+
+/// One consumer of two rings sleeps on both doorbells at once (`wait_any`, FUTEX_WAITV in
+/// production) while each ring's producer pushes one record: neither push is slept through.
+#[test]
+fn wait_any_on_two_rings_sleeps_through_neither_push() {
+    use quantum_ipc::doorbell::wait_any;
+
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(3);
+    builder.check(|| {
+        let a = Ring::heap(1, 64).unwrap();
+        let b = Ring::heap(1, 64).unwrap();
+        let mut pa = a.producer::<64>().unwrap();
+        let mut pb = b.producer::<64>().unwrap();
+        let mut ca = a.consumer::<64>().unwrap();
+        let mut cb = b.consumer::<64>().unwrap();
+        let ta = loom::thread::spawn(move || pa.try_push(&record(1)).unwrap());
+        let tb = loom::thread::spawn(move || pb.try_push(&record(2)).unwrap());
+        let (mut got_a, mut got_b) = (false, false);
+        while !(got_a && got_b) {
+            if let Some(r) = ca.try_pop() {
+                assert_eq!(r, record(1));
+                got_a = true;
+            }
+            if let Some(r) = cb.try_pop() {
+                assert_eq!(r, record(2));
+                got_b = true;
+            }
+            if !(got_a && got_b) {
+                wait_any(
+                    &[ca.bell(), cb.bell()],
+                    std::time::Duration::from_secs(1),
+                    || ca.ready() || cb.ready(),
+                );
+            }
+        }
+        ta.join().unwrap();
+        tb.join().unwrap();
+    });
+}
+
+/// The `results` doorbell: two readers (one with an entry of its own, one unlisted) sleep on
+/// the broadcast ring's doorbell while the writer publishes; each is woken and reads both
+/// records.
+#[test]
+fn broadcast_readers_asleep_on_the_doorbell_are_woken_by_the_writer() {
+    use quantum_ipc::broadcast::model::{Model, Next, WORDS};
+    use std::sync::Arc;
+
+    fn words(p: u64) -> [u64; WORDS] {
+        std::array::from_fn(|i| p * 10 + i as u64)
+    }
+    fn read_all(ring: &Model, slot: Option<usize>) {
+        let mut cursor = (0u64, 0u64);
+        while cursor.0 < 2 {
+            match ring.next(&mut cursor) {
+                Next::Record(p, got) => assert_eq!(got, words(p)),
+                Next::Missed(..) => panic!("a four-slot ring lapped by two records"),
+                Next::Empty => {
+                    ring.wait(&cursor, slot);
+                }
+            }
+        }
+    }
+
+    let mut builder = loom::model::Builder::new();
+    builder.preemption_bound = Some(2);
+    builder.check(|| {
+        let ring = Arc::new(Model::new(4));
+        let w = ring.clone();
+        let t = loom::thread::spawn(move || {
+            for p in 0..2 {
+                w.write(p, &words(p));
+            }
+        });
+        let r = ring.clone();
+        let unlisted = loom::thread::spawn(move || read_all(&r, None));
+        read_all(&ring, Some(0));
+        t.join().unwrap();
+        unlisted.join().unwrap();
+    });
 }

@@ -335,8 +335,8 @@ impl ReaderLoop {
                             return;
                         }
                     }
-                    // Parked, not slept: a nudge (the bridge just pushed a plan) wakes it.
-                    std::thread::park_timeout(idle);
+                    // Asleep on the ring's doorbell: the daemon's next publish wakes it.
+                    self.reader.wait(idle);
                     idle = if self.nudged.swap(false, Ordering::Relaxed) {
                         Duration::from_micros(10)
                     } else {
@@ -411,8 +411,8 @@ pub struct EventReader {
 }
 
 impl EventReader {
-    /// Events are coming (a plan was just pushed): the thread looks at once and starts its
-    /// back-off over, instead of finishing an idle sleep.
+    /// Events are coming (a plan was just pushed): the thread starts its back-off over (its
+    /// sleep on the ring's doorbell ends anyway at the daemon's next publish).
     pub fn nudge(&self) {
         // Relaxed: a hint; `unpark` orders the wake-up.
         self.nudged.store(true, Ordering::Relaxed);

@@ -14,9 +14,16 @@
 //! - `bridge.hold`: `HOLD` plans, answered at once by the core;
 //! - `bridge.execute`: `EXECUTE` plans through the whole permit chain (governor and P3.3
 //!   permits, both mirrored as legacy keys with their TTLs), denied by P3.3 because no
-//!   exchange is attached here (no position snapshot), so nothing is ordered.
+//!   exchange is attached here (no position snapshot), so nothing is ordered;
+//! - `bridge.isolated`: the same `EXECUTE` plans, but each one alone: one every
+//!   `--isolated-gap-ms` (250 ms), `--isolated-plans` (50) in the whole run, spread over the
+//!   blocks. Between two plans every thread of the path has gone idle (parked or asleep), so
+//!   this row measures what waking the path costs: the legacy system's own pace is one plan a
+//!   second. Its p50 is compared with `bridge.execute`'s (the loaded figure, in alternating
+//!   blocks of the same run) in the summary.
 //!
-//! The closed-loop run XADDs plans in pipelines of 100 and waits for every result entry.
+//! The closed-loop run XADDs plans in pipelines of 100 and waits for every result entry; for
+//! `bridge.isolated` it sends one plan at a time, each after the previous one's result entry.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -44,17 +51,32 @@ const MAX_RATE: f64 = 1000.0;
 /// Plans in flight in the closed-loop run.
 const WINDOW: u64 = 2000;
 
-/// The rows of `bridge` (one stack shared by both).
+/// Key of the row of plans that arrive alone.
+pub const ISOLATED: &str = "bridge.isolated";
+/// Key of the loaded row `bridge.isolated` is compared with (the same plans, 1,000 a second).
+pub const LOADED: &str = "bridge.execute";
+
+/// The rows of `bridge` (one stack shared by all three).
 pub fn build(ctx: &Ctx) -> Result<super::Rows> {
     let stack = Rc::new(RefCell::new(Stack::start(ctx)?));
     Ok(vec![
         Box::new(Row {
             stack: stack.clone(),
-            decision: Decision::Hold,
+            kind: Kind::Hold,
+        }),
+        Box::new(Row {
+            stack: stack.clone(),
+            kind: Kind::Execute,
         }),
         Box::new(Row {
             stack,
-            decision: Decision::Execute,
+            kind: Kind::Isolated {
+                per_block: ctx
+                    .isolated_plans
+                    .div_ceil(u64::from(ctx.blocks.max(1)))
+                    .max(1),
+                gap: ctx.isolated_gap,
+            },
         }),
     ])
 }
@@ -197,35 +219,68 @@ fn fields(id: u64, decision: Decision) -> Vec<(&'static str, String)> {
     legacy::plan_entry_fields(&p, "BTCUSDT")
 }
 
+/// What a row sends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Kind {
+    /// `HOLD` plans at the offered rate.
+    Hold,
+    /// `EXECUTE` plans at the offered rate.
+    Execute,
+    /// `EXECUTE` plans one at a time, `gap` apart, `per_block` per block.
+    Isolated { per_block: u64, gap: Duration },
+}
+
+impl Kind {
+    fn decision(self) -> Decision {
+        match self {
+            Kind::Hold => Decision::Hold,
+            Kind::Execute | Kind::Isolated { .. } => Decision::Execute,
+        }
+    }
+}
+
 struct Row {
     stack: Rc<RefCell<Stack>>,
-    decision: Decision,
+    kind: Kind,
 }
 
 impl Variant for Row {
     fn key(&self) -> &'static str {
-        match self.decision {
-            Decision::Hold => "bridge.hold",
-            _ => "bridge.execute",
+        match self.kind {
+            Kind::Hold => "bridge.hold",
+            Kind::Execute => LOADED,
+            Kind::Isolated { .. } => ISOLATED,
         }
     }
     fn name(&self) -> &'static str {
-        match self.decision {
-            Decision::Hold => "XADD → result entry, HOLD, via bridge + core",
-            _ => "XADD → result entry, EXECUTE (P3.3 deny)",
+        match self.kind {
+            Kind::Hold => "XADD → result entry, HOLD, via bridge + core",
+            Kind::Execute => "XADD → result entry, EXECUTE (P3.3 deny)",
+            Kind::Isolated { .. } => "XADD → result entry, EXECUTE (P3.3 deny), each plan alone",
         }
     }
     fn op(&self) -> &'static str {
         "plan"
     }
     fn max_rate(&self) -> Option<f64> {
-        // One XADD per plan, each a round trip to redis-server of about 100 µs on a small
-        // machine: offered faster, the writer itself would fall behind and its lateness would
-        // be counted as the bridge's.
-        Some(MAX_RATE)
+        match self.kind {
+            Kind::Isolated { gap, .. } => Some(1.0 / gap.as_secs_f64().max(1e-3)),
+            // One XADD per plan, each a round trip to redis-server of about 100 µs on a small
+            // machine: offered faster, the writer itself would fall behind and its lateness
+            // would be counted as the bridge's.
+            _ => Some(MAX_RATE),
+        }
     }
 
     fn block(&mut self, schedule: &Schedule, hist: &mut Histogram<u64>) -> Result<()> {
+        // Plans that arrive alone: their own count and gap, whatever the suite's rate.
+        let schedule = &match self.kind {
+            Kind::Isolated { per_block, gap } => Schedule {
+                rate: 1.0 / gap.as_secs_f64().max(1e-3),
+                count: per_block,
+            },
+            _ => *schedule,
+        };
         let mut s = self.stack.borrow_mut();
         let first = s.ids(schedule.count);
         let epoch = s.epoch;
@@ -290,7 +345,7 @@ impl Variant for Row {
             let r = s.writer.xadd::<_, _, _, _, String>(
                 PLAN_STREAM,
                 "*",
-                &fields(first + i, self.decision),
+                &fields(first + i, self.kind.decision()),
             );
             if let Err(e) = r {
                 stop.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -319,6 +374,24 @@ impl Variant for Row {
         let mut s = self.stack.borrow_mut();
         let t0 = Instant::now();
         let mut sent = 0u64;
+        if let Kind::Isolated { .. } = self.kind {
+            // One plan at a time: the next is sent when the previous one's result is in.
+            while t0.elapsed() < duration {
+                let id = s.ids(1);
+                s.writer.xadd::<_, _, _, _, String>(
+                    PLAN_STREAM,
+                    "*",
+                    &fields(id, Decision::Execute),
+                )?;
+                s.read_until(&[id], Duration::from_secs(10))?;
+                sent += 1;
+            }
+            return Ok(Throughput {
+                ops: sent,
+                elapsed: t0.elapsed(),
+            });
+        }
+        let decision = self.kind.decision();
         // Windows of plans XADDed in pipelines of 100, each window's result entries read
         // before the next (the result stream is trimmed, so nothing may fall far behind).
         while t0.elapsed() < duration {
@@ -326,7 +399,7 @@ impl Variant for Row {
             for chunk in (0..WINDOW).step_by(100) {
                 let mut p = redis::pipe();
                 for i in chunk..(chunk + 100).min(WINDOW) {
-                    p.xadd(PLAN_STREAM, "*", &fields(first + i, self.decision))
+                    p.xadd(PLAN_STREAM, "*", &fields(first + i, decision))
                         .ignore();
                 }
                 let () = p.query(&mut s.writer)?;
@@ -342,10 +415,17 @@ impl Variant for Row {
     }
 
     fn notes(&self) -> Vec<String> {
-        vec![format!(
+        let mut notes = vec![format!(
             "{} plans; redis-server {} without persistence; daemon and bridge with default settings (logs at warn)",
-            self.decision,
+            self.kind.decision(),
             self.stack.borrow().redis.version
-        )]
+        )];
+        if let Kind::Isolated { per_block, gap } = self.kind {
+            notes.push(format!(
+                "one plan every {} ms, {per_block} per block; closed loop: one plan at a time",
+                gap.as_millis()
+            ));
+        }
+        notes
     }
 }

@@ -35,6 +35,12 @@ pub struct Ctx {
     pub tag: String,
     /// The run's output directory (peers' logs go there).
     pub out: PathBuf,
+    /// Blocks per row (`--blocks`).
+    pub blocks: u32,
+    /// Plans of `bridge.isolated` in the whole run (`--isolated-plans`).
+    pub isolated_plans: u64,
+    /// Time between two plans of `bridge.isolated` (`--isolated-gap-ms`).
+    pub isolated_gap: std::time::Duration,
 }
 
 impl Ctx {
@@ -51,6 +57,9 @@ impl Ctx {
             redis_server: args.redis_server.clone(),
             tag: format!("qb{}", std::process::id()),
             out: args.out.clone(),
+            blocks: args.blocks,
+            isolated_plans: args.isolated_plans,
+            isolated_gap: std::time::Duration::from_millis(args.isolated_gap_ms),
         })
     }
 

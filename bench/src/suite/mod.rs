@@ -62,6 +62,13 @@ pub struct SuiteArgs {
     /// Do not pin threads.
     #[arg(long)]
     pub no_pin: bool,
+    /// Plans `bridge.isolated` sends in the whole run (spread over the blocks), each alone.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub isolated_plans: u64,
+    /// Milliseconds between two plans of `bridge.isolated` (every thread of the path idles
+    /// in between).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    pub isolated_gap_ms: u64,
     /// The redis-server executable of the `legacy` rows.
     #[arg(long, default_value = "redis-server")]
     pub redis_server: PathBuf,
@@ -80,6 +87,8 @@ impl Default for SuiteArgs {
             closed: 1.0,
             no_baselines: false,
             no_pin: false,
+            isolated_plans: 50,
+            isolated_gap_ms: 250,
             redis_server: PathBuf::from("redis-server"),
             exe: None,
         }

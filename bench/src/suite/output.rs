@@ -7,9 +7,10 @@ use std::path::Path;
 use anyhow::Context;
 use serde_json::{json, Map, Value};
 
-use super::ratios::{ratio, short, sig, Ratio};
+use super::ratios::{ratio, ratio_to, short, sig, Ratio};
 use super::variant::Baseline;
 use super::{plot, RowResult, RunResult};
+use crate::scenarios::bridge::{ISOLATED, LOADED};
 use quantum_daemon::latency::report::{hgrm, PERCENTILES};
 
 /// Ops per second with a unit prefix: `5.21 M/s`.
@@ -61,6 +62,16 @@ pub fn table(run: &RunResult) -> String {
         }
         out.push('\n');
     }
+    if let Some(x) = isolated_ratio(run) {
+        let _ = writeln!(
+            out,
+            "{ISOLATED} / {LOADED} p50: {} (blocks {} · {} · {}): a plan alone against a loaded stream",
+            short(x.whole),
+            short(x.min),
+            short(x.median),
+            short(x.max)
+        );
+    }
     let _ = write!(
         out,
         "load average {} before, {} after; /x = p50 ratio to that baseline in this run",
@@ -82,6 +93,12 @@ fn spread(r: &Ratio) -> String {
         short(r.median),
         short(r.max)
     )
+}
+
+/// `bridge.isolated` against the loaded `bridge.execute` of the same run, block by block.
+fn isolated_ratio(run: &RunResult) -> Option<Ratio> {
+    let row = run.rows.iter().find(|r| r.key == ISOLATED)?;
+    ratio_to(row, LOADED, &run.rows)
 }
 
 /// One goal set for the suite (the project's latency targets), checked against this run.
@@ -145,6 +162,13 @@ fn goals(run: &RunResult) -> Vec<Goal> {
             }
         }
     }
+    if let Some(x) = isolated_ratio(run) {
+        out.push(Goal {
+            what: "a plan that arrives alone answered within 1.5x of a loaded stream's p50 (bridge.isolated / bridge.execute)",
+            measured: format!("{}x (blocks {}–{}x)", sig(x.whole), sig(x.min), sig(x.max)),
+            met: x.whole <= 1.5,
+        });
+    }
     for k in ["ring.shm_threads", "ring.shm_processes"] {
         if let Some(r) = row(k) {
             if let Some(x) = ratio(r, Baseline::Crossbeam, &run.rows) {
@@ -179,6 +203,14 @@ pub fn summary_json(run: &RunResult) -> Value {
                 if let Some(x) = ratio(r, b, &run.rows) {
                     ratios.insert(
                         b.label().to_owned(),
+                        json!({"p50": x.whole, "blocks_min": x.min, "blocks_median": x.median, "blocks_max": x.max}),
+                    );
+                }
+            }
+            if r.key == ISOLATED {
+                if let Some(x) = ratio_to(r, LOADED, &run.rows) {
+                    ratios.insert(
+                        LOADED.to_owned(),
                         json!({"p50": x.whole, "blocks_min": x.min, "blocks_median": x.median, "blocks_max": x.max}),
                     );
                 }

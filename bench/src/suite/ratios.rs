@@ -19,7 +19,12 @@ pub struct Ratio {
 
 /// `row` against the baseline's row in `rows`, when it ran.
 pub fn ratio(row: &RowResult, base: Baseline, rows: &[RowResult]) -> Option<Ratio> {
-    let b = rows.iter().find(|r| r.key == base.key())?;
+    ratio_to(row, base.key(), rows)
+}
+
+/// `row` against the row `base_key` in `rows`, when it ran.
+pub fn ratio_to(row: &RowResult, base_key: &str, rows: &[RowResult]) -> Option<Ratio> {
+    let b = rows.iter().find(|r| r.key == base_key)?;
     let whole = div(
         row.hist.value_at_quantile(0.5),
         b.hist.value_at_quantile(0.5),

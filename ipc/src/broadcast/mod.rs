@@ -12,13 +12,15 @@
 //! `quantum ctl rings` and metrics can show who reads and how far behind; a reader that finds
 //! the table full still reads, unlisted.
 //!
-//! Header: five kinds of 128-byte lines, each written by one side only:
+//! Header: five kinds of 128-byte lines, each written by one side only (but for a reader's
+//! announcement in the doorbell as it goes to sleep):
 //!
 //! ```text
 //! line 0       Meta    magic "QNTMBCST", format version, slot size, layout hash, owner pid,
 //!                      created, capacity, stride, header size, base_seq   (written once)
 //! line 1       writer  pid, state, heartbeat, attaches
-//! line 2       tail    records ever published
+//! line 2       tail    records ever published, and the readers' doorbell
+//!                      (`crate::doorbell`: rung by every publish, slept on by `Reader::wait`)
 //! lines 3..11  readers pid, state, heartbeat, attaches, position, missed (one line each)
 //! ```
 
@@ -34,7 +36,8 @@ pub use segment::*;
 #[cfg(loom)]
 pub mod model {
     use super::protocol::{self, BSlot, BSlots, Cursor};
-    use crate::sync::AtomicU64;
+    use crate::doorbell::{Doorbell, Wait};
+    use crate::sync::{AtomicU64, Ordering};
 
     pub use super::protocol::WORDS;
 
@@ -43,6 +46,7 @@ pub mod model {
     pub struct Model {
         slots: Vec<BSlot>,
         tail: AtomicU64,
+        bell: Doorbell,
     }
 
     impl BSlots for Model {
@@ -71,12 +75,27 @@ pub mod model {
             Model {
                 slots: (0..capacity).map(|_| BSlot::default()).collect(),
                 tail: AtomicU64::new(0),
+                bell: Doorbell::default(),
             }
         }
 
-        /// Writes position `pos` (consecutive, one writer).
+        /// Writes position `pos` (consecutive, one writer) and rings the doorbell.
         pub fn write(&self, pos: u64, words: &[u64; WORDS]) {
             protocol::write(self, &self.tail, pos, words);
+            self.bell.ring();
+        }
+
+        /// Sleeps on the doorbell (reader entry `slot`, or anonymous) until the writer
+        /// publishes past `cursor`, as `Reader::wait` does.
+        pub fn wait(&self, cursor: &(u64, u64), slot: Option<usize>) -> Wait {
+            let bell = match slot {
+                Some(i) => self.bell.named(i),
+                None => self.bell.bell(),
+            };
+            bell.wait(std::time::Duration::from_millis(1), || {
+                // Acquire: as in `Reader::ready`.
+                self.tail.load(Ordering::Acquire) > cursor.0
+            })
         }
 
         /// Reads at `cursor` (position, missed), advancing it.

@@ -1,17 +1,22 @@
 //! The broadcast ring in a shared-memory segment or an aligned heap buffer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::protocol::{self, BSlot, BSlots, Cursor, WORDS};
+use crate::doorbell::{Bell, Wait, NAMED};
 use crate::error::{Error, Role};
 use crate::liveness::{clock_ms, PeerStatus, SideState};
 use crate::ring::RingSpec;
-use crate::segment::{Geometry, Preamble, BROADCAST_MAGIC};
+use crate::segment::{Geometry, Preamble, TailLine, BROADCAST_MAGIC};
 use crate::sync::{AtomicU64, Ordering, Padded};
 use crate::wire::{Record, LAYOUT_HASH, RECORD_SIZE};
 
 /// Reader entries in the header.
 pub const MAX_READERS: usize = 8;
+
+// Each reader entry has its own sleeper mark in the doorbell.
+const _: () = assert!(MAX_READERS <= NAMED as usize);
 
 /// Bytes from one slot to the next: the marker and 64 payload bytes, padded to 128 so a slot
 /// never straddles a pair of cache lines.
@@ -45,8 +50,8 @@ struct ReaderEntry {
 struct Header {
     meta: Padded<Meta>,
     writer: Padded<SideState>,
-    /// Records ever published. Written by the writer only.
-    tail: Padded<AtomicU64>,
+    /// Records ever published (`pos`, written by the writer only), and the readers' doorbell.
+    tail: Padded<TailLine>,
     readers: [Padded<ReaderEntry>; MAX_READERS],
 }
 
@@ -294,7 +299,7 @@ impl Broadcast {
     /// Sequence number the next published record will have.
     pub fn next_seq(&self) -> u64 {
         // Acquire: pairs with the writer's Release store of `tail`.
-        self.base_seq() + self.mem.header().tail.load(Ordering::Acquire)
+        self.base_seq() + self.mem.header().tail.pos.load(Ordering::Acquire)
     }
 
     /// The writer's liveness.
@@ -308,7 +313,7 @@ impl Broadcast {
         let h = self.mem.header();
         let pid = h.writer.claim(&self.mem.os_id, Role::Producer)?;
         // Acquire: pairs with the predecessor's Release store of `tail`.
-        let pos = h.tail.load(Ordering::Acquire);
+        let pos = h.tail.pos.load(Ordering::Acquire);
         Ok(Writer {
             mem: self.mem.clone(),
             pos,
@@ -320,9 +325,9 @@ impl Broadcast {
     pub fn reader(&self, start: Start) -> Reader {
         let h = self.mem.header();
         let base = self.base_seq();
-        let oldest = protocol::oldest_intact(&self.mem.slots, &h.tail);
+        let oldest = protocol::oldest_intact(&self.mem.slots, &h.tail.pos);
         // Acquire: pairs with the writer's Release store of `tail`.
-        let tail = h.tail.load(Ordering::Acquire);
+        let tail = h.tail.pos.load(Ordering::Acquire);
         let (pos, gap) = match start {
             Start::Oldest => (oldest, None),
             Start::Live => (tail, None),
@@ -333,6 +338,10 @@ impl Broadcast {
             !e.side.status(u64::MAX).is_alive()
                 && e.side.claim(&self.mem.os_id, Role::Consumer).is_ok()
         });
+        if let Some(i) = entry {
+            // A predecessor in this entry killed asleep left its mark: it sleeps no more.
+            h.tail.bell.clear_named(i);
+        }
         let r = Reader {
             mem: self.mem.clone(),
             cursor: Cursor { pos, missed: 0 },
@@ -392,7 +401,8 @@ impl Writer {
     #[inline]
     pub fn publish(&mut self, record: &Record) -> u64 {
         let h = self.mem.header();
-        protocol::write(&self.mem.slots, &h.tail, self.pos, &to_words(record));
+        protocol::write(&self.mem.slots, &h.tail.pos, self.pos, &to_words(record));
+        h.tail.bell.ring();
         let seq = self.next_seq();
         self.pos += 1;
         seq
@@ -459,7 +469,10 @@ impl Reader {
             return Next::Missed { from_seq, to_seq };
         }
         let base = self.base();
-        match self.cursor.next(&self.mem.slots, &self.mem.header().tail) {
+        match self
+            .cursor
+            .next(&self.mem.slots, &self.mem.header().tail.pos)
+        {
             protocol::Next::Record(p, w) => Next::Record {
                 seq: base + p,
                 record: from_words(&w),
@@ -475,6 +488,32 @@ impl Reader {
     fn base(&self) -> u64 {
         // Relaxed: written once before the magic was published.
         self.mem.header().meta.base_seq.load(Ordering::Relaxed)
+    }
+
+    /// Whether [`Reader::read`] has something to say (a record, or records missed), without
+    /// reading: the `has_work` of a [`crate::doorbell::wait_any`] on this ring.
+    #[inline]
+    pub fn ready(&self) -> bool {
+        // Acquire: pairs with the writer's Release store of `tail` in `protocol::write` (only
+        // the value is used; `read` loads the slot's marker itself).
+        self.gap.is_some() || self.mem.header().tail.pos.load(Ordering::Acquire) > self.cursor.pos
+    }
+
+    /// This reader's bell on the ring's doorbell, rung by every publish: a registered reader
+    /// has its entry's own mark, an unlisted one an anonymous one.
+    pub fn bell(&self) -> Bell<'_> {
+        let door = &self.mem.header().tail.bell;
+        match self.entry {
+            Some(i) => door.named(i),
+            None => door.bell(),
+        }
+    }
+
+    /// Sleeps until the writer publishes or `timeout` passes, unless there is something to
+    /// read already ([`Reader::ready`], checked after the sleep is announced, so a record
+    /// published meanwhile is never slept through).
+    pub fn wait(&self, timeout: Duration) -> Wait {
+        self.bell().wait(timeout, || self.ready())
     }
 
     /// The sequence number of the next record this reader will read.

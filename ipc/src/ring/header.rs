@@ -5,17 +5,20 @@
 //!                   capacity, stride, header size   (written once by the creator)
 //! line 1  producer  pid, state, heartbeat, attaches, full events, backoffs
 //! line 2  consumer  pid, state, heartbeat, attaches, invalid records, backoffs
-//! line 3  tail      the producer's cursor
+//! line 3  tail      the producer's cursor, and the consumer's doorbell (see `TailLine`)
 //! line 4  head      the consumer's cursor
 //! line 5-6 journal  the identity and directory of the journal the consumer (the core daemon)
 //!                   keeps the ring's records in  (written by the daemon that creates or adopts it)
 //! ```
 //!
 //! Each line is written by one side only, so the sides never false-share; the cursors
-//! are alone on their lines because they are the only fields written per record.
+//! are alone on their lines because they are the only fields written per record. One
+//! exception: a consumer going to sleep announces itself in the doorbell on the tail's line,
+//! which the producer reads after each publish (it just wrote that line, so while nobody
+//! sleeps the read hits its own cache).
 
 use crate::liveness::SideState;
-use crate::segment::{Geometry, Preamble};
+use crate::segment::{Geometry, Preamble, TailLine};
 use crate::sync::{AtomicU64, Padded};
 
 /// Written once by the creator and published by the preamble's magic (see
@@ -33,8 +36,9 @@ pub(crate) struct RingHeader {
     pub(crate) meta: Padded<Meta>,
     pub(crate) producer: Padded<SideState>,
     pub(crate) consumer: Padded<SideState>,
-    /// Producer cursor: records ever published. Invariant: `head <= tail <= head + capacity`.
-    pub(crate) tail: Padded<AtomicU64>,
+    /// Producer cursor (`pos`): records ever published. Invariant: `head <= tail <= head +
+    /// capacity`. With the consumer's doorbell.
+    pub(crate) tail: Padded<TailLine>,
     /// Consumer cursor: records ever consumed.
     pub(crate) head: Padded<AtomicU64>,
     /// Whose journal the records belong to (see [`JournalStamp`]).

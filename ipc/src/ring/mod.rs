@@ -12,6 +12,9 @@
 //!   mid-write never exposes a torn record;
 //! - a full ring is never overwritten: `try_push` returns [`Full`], `push` backs off (spin,
 //!   yield, then sleep in small steps) and counts it;
+//! - every push rings the consumer's doorbell ([`crate::doorbell`]): a consumer asleep on it
+//!   ([`Consumer::wait`], [`Consumer::pop`]) is woken at once, and while none sleeps a push
+//!   costs one fence and one load more;
 //! - a corrupt header is an [`Error`], never a panic or an out-of-bounds access.
 //!
 //! Delivery is at-least-once across a consumer crash: a record read but not yet committed is
@@ -23,6 +26,7 @@ pub(crate) mod protocol;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::doorbell::{Bell, Wait};
 use crate::error::{CursorFault, Error, Full, Role};
 use crate::idle::{Idle, IdlePolicy};
 use crate::liveness::{clock_ms, PeerStatus};
@@ -416,6 +420,8 @@ impl Ring {
         self.check_n::<N>()?;
         let h = self.mem.header();
         let pid = h.consumer.claim(&self.mem.os_id, Role::Consumer)?;
+        // A predecessor killed asleep left its mark: it sleeps no more.
+        h.tail.bell.clear_named(CONSUMER_SLOT);
         Ok(Consumer {
             mem: Arc::clone(&self.mem),
             core: ConsumerCore::attach(h, &self.mem.slots),
@@ -522,7 +528,7 @@ impl Ring {
             capacity: self.mem.capacity,
             slot_size: self.mem.slot_size as u64,
             depth: protocol::len(h),
-            pushed: r(&h.tail),
+            pushed: r(&h.tail.pos),
             popped: r(&h.head),
             full_events: r(&h.producer.events),
             producer_backoffs: r(&h.producer.backoffs),
@@ -533,6 +539,9 @@ impl Ring {
         }
     }
 }
+
+/// The consumer's slot in the ring's doorbell (its named sleeper bit).
+const CONSUMER_SLOT: usize = 0;
 
 /// The writing end. Dropping it lets go of the role.
 pub struct Producer<const N: usize> {
@@ -565,6 +574,7 @@ impl<const N: usize> Producer<N> {
         }
         self.core.publish(&self.mem.slots, record);
         self.core.commit(h);
+        h.tail.bell.ring();
         Ok(())
     }
 
@@ -622,6 +632,7 @@ impl<const N: usize> Producer<N> {
         }
         if n > 0 {
             self.core.commit(h);
+            h.tail.bell.ring();
         }
         if n < records.len() {
             // Relaxed: a statistic.
@@ -725,8 +736,9 @@ impl<const N: usize> Consumer<N> {
         })
     }
 
-    /// Takes the next record, backing off like [`Producer::push`] while the ring is empty, for
-    /// at most `timeout`.
+    /// Takes the next record, idling while the ring is empty, for at most `timeout`: spin,
+    /// yield, then parks on the ring's doorbell ([`IdlePolicy::RING`]), which the producer's
+    /// next push ends.
     pub fn pop(&mut self, timeout: Duration) -> Option<[u8; N]> {
         if let Some(r) = self.try_pop() {
             return Some(r);
@@ -734,7 +746,8 @@ impl<const N: usize> Consumer<N> {
         let deadline = Instant::now() + timeout;
         let mut idle = Idle::new(IdlePolicy::RING);
         loop {
-            idle.snooze(Some(deadline.saturating_duration_since(Instant::now())));
+            let left = deadline.saturating_duration_since(Instant::now());
+            idle.idle_on(&[self.bell()], Some(left), || self.ready());
             // Relaxed: a statistic.
             self.mem
                 .header()
@@ -748,6 +761,28 @@ impl<const N: usize> Consumer<N> {
                 return None;
             }
         }
+    }
+
+    /// Whether the next record is there to read (`try_pop` or `try_pop_held` would take it).
+    /// Looks at its slot only: the `has_work` of a [`crate::doorbell::wait_any`] on this ring.
+    #[inline]
+    pub fn ready(&self) -> bool {
+        self.core.ready(&self.mem.slots)
+    }
+
+    /// This consumer's bell on the ring's doorbell, rung by every push: to sleep on several
+    /// rings at once with [`crate::doorbell::wait_any`], with [`Consumer::ready`] of each in
+    /// its `has_work`.
+    pub fn bell(&self) -> Bell<'_> {
+        self.mem.header().tail.bell.named(CONSUMER_SLOT)
+    }
+
+    /// Sleeps until the producer pushes or `timeout` passes, unless a record is there already
+    /// ([`Consumer::ready`], checked after the sleep is announced, so a record pushed meanwhile
+    /// is never slept through). A producer of a binary from before the doorbell never rings:
+    /// keep `timeout` short (about a millisecond) where one may still run.
+    pub fn wait(&self, timeout: Duration) -> Wait {
+        self.bell().wait(timeout, || self.ready())
     }
 
     /// Fills `out` from the front with waiting records; returns how many. One `head` store for

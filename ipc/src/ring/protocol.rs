@@ -169,7 +169,7 @@ impl ProducerCore {
     pub(crate) fn attach(h: &RingHeader, s: &impl Slots) -> ProducerCore {
         let capacity = s.mask() + 1;
         // Acquire: pairs with the predecessor's Release store of `tail` in `commit`.
-        let mut tail = h.tail.load(Ordering::Acquire);
+        let mut tail = h.tail.pos.load(Ordering::Acquire);
         // A predecessor may have stored a marker and died before storing `tail`: skip those,
         // otherwise we would overwrite a record the consumer may not have read yet.
         for _ in 0..capacity {
@@ -194,7 +194,7 @@ impl ProducerCore {
             });
         }
         // Release: pairs with the Acquire in the next `attach`.
-        h.tail.store(tail, Ordering::Release);
+        h.tail.pos.store(tail, Ordering::Release);
         // Acquire: pairs with the consumer's Release store of `head` in `ConsumerCore::commit`.
         let head_cache = h.head.load(Ordering::Acquire);
         ProducerCore {
@@ -268,7 +268,7 @@ impl ProducerCore {
             return Some(f);
         }
         // Relaxed: compared with our own last store; the repair below is a Release store.
-        let found = h.tail.load(Ordering::Relaxed);
+        let found = h.tail.pos.load(Ordering::Relaxed);
         if found != self.tail {
             self.commit(h);
             return Some(Fault::Restored {
@@ -321,7 +321,7 @@ impl ProducerCore {
     pub(crate) fn commit(&self, h: &RingHeader) {
         // Release: pairs with the Acquire load of `tail` in `attach` (a restarted producer).
         // The consumer does not read `tail`; `len()` readers only need the value.
-        h.tail.store(self.tail, Ordering::Release);
+        h.tail.pos.store(self.tail, Ordering::Release);
     }
 }
 
@@ -353,7 +353,7 @@ impl ConsumerCore {
         let mut head = h.head.load(Ordering::Acquire);
         // Acquire: pairs with the producer's Release store of `tail` in `ProducerCore::commit`
         // (only the value is used: records are read through their markers).
-        let tail = h.tail.load(Ordering::Acquire);
+        let tail = h.tail.pos.load(Ordering::Acquire);
         let mut pending = None;
         if head > tail && contradicts_markers(s, head) == Some(Contradiction::Past) {
             let end = if contradicts_markers(s, tail).is_none() {
@@ -400,6 +400,17 @@ impl ConsumerCore {
         unsafe { s.read(index, out) };
         self.head += 1;
         true
+    }
+
+    /// Whether the record at the next position to read is published (what `pop` would find),
+    /// without reading it.
+    #[inline]
+    pub(crate) fn ready(&self, s: &impl Slots) -> bool {
+        // Acquire: pairs with the producer's Release store of the marker in
+        // `ProducerCore::publish` (as in `pop`; `pop` loads it again before reading).
+        s.seq((self.head & s.mask()) as usize)
+            .load(Ordering::Acquire)
+            == self.head + 1
     }
 
     /// Next position to read.
@@ -470,7 +481,7 @@ pub(crate) fn len(h: &RingHeader) -> u64 {
     // Relaxed: a depth gauge; nothing is read through these values. The two loads are not one
     // snapshot (head may move past the tail we read), hence the saturation.
     let head = h.head.load(Ordering::Relaxed);
-    let tail = h.tail.load(Ordering::Relaxed);
+    let tail = h.tail.pos.load(Ordering::Relaxed);
     tail.saturating_sub(head)
 }
 

@@ -93,10 +93,22 @@ fn bridge_rows_take_plans_from_redis_to_result_entries() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = args(dir.path());
     a.rate = 500.0;
+    a.isolated_plans = 3;
+    a.isolated_gap_ms = 50;
     let r = run("bridge", &a).unwrap();
     let keys: Vec<_> = r.rows.iter().map(|r| r.key).collect();
-    assert_eq!(keys, ["bridge.hold", "bridge.execute"]);
-    for row in &r.rows {
+    assert_eq!(keys, ["bridge.hold", "bridge.execute", "bridge.isolated"]);
+    let (isolated, loaded) = (&r.rows[2], &r.rows[..2]);
+    // 3 plans over 2 blocks: 2 a block, each alone; each got its result entry.
+    assert_eq!(isolated.hist.len(), 4);
+    assert_eq!(isolated.block_p50.len(), 2);
+    assert!(isolated.throughput.ops >= 1);
+    let summary = std::fs::read_to_string(dir.path().join("summary.md")).unwrap();
+    assert!(
+        summary.contains("bridge.isolated / bridge.execute"),
+        "{summary}"
+    );
+    for row in loaded {
         // Every plan of every block got its result entry (a missing one fails the block).
         let per_block = (row.rate * 0.3 / 2.0).round().max(1.0) as u64;
         assert_eq!(row.hist.len(), 2 * per_block, "{}", row.key);
