@@ -141,6 +141,23 @@ impl Ingress {
         self.held.is_some()
     }
 
+    /// The doorbells of the rings [`Ingress::pump`] reads (without `plans`, not the `plans`
+    /// ring), for the I/O thread to sleep on until a producer pushes.
+    pub fn bells(&self, plans: bool) -> Vec<quantum_ipc::doorbell::Bell<'_>> {
+        self.read_rings(plans).map(|r| r.consumer.bell()).collect()
+    }
+
+    /// A record waits in one of the rings [`Ingress::pump`] reads.
+    pub fn ready(&self, plans: bool) -> bool {
+        self.read_rings(plans).any(|r| r.consumer.ready())
+    }
+
+    fn read_rings(&self, plans: bool) -> impl Iterator<Item = &IngressRing> {
+        self.rings
+            .iter()
+            .filter(move |r| plans || r.def.name != contract::PLANS.name)
+    }
+
     /// Takes the waiting input, if any.
     pub fn take_held(&mut self) -> Option<Held> {
         self.held.take()

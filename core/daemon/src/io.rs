@@ -29,7 +29,9 @@ use crate::latency::probe::Live;
 use crate::stats::{self, Counters};
 use crate::trust;
 
-/// Longest idle step of the I/O thread when not spinning: bounds how late it notices ingress.
+/// Longest idle step of the I/O thread when not spinning. Its sleeps end at once when a ring it
+/// reads is pushed to or the engine hands over an event (doorbells); this bound is the safety
+/// net (a producer of an older binary never rings) and the pace of housekeeping while idle.
 const MAX_IDLE: Duration = Duration::from_millis(1);
 
 /// The running daemon: the I/O thread's parts and the engine's runner.
@@ -132,6 +134,9 @@ impl Daemon {
         if let Some(why) = &why {
             tracing::info!(mode = mode.name(), "thread layout {why}");
         }
+        if !quantum_ipc::doorbell::waitv_available() {
+            tracing::warn!("this kernel has no FUTEX_WAITV (Linux 5.16+): an idle daemon notices new records within 1 ms instead of at once");
+        }
         tracing::info!(
             instance,
             mode = mode.name(),
@@ -195,8 +200,9 @@ impl Daemon {
                 // Events wait in the engine's queue until the stalled one is journaled.
                 Step::Park(d) if self.egress.is_stalled() => std::thread::sleep(d),
                 Step::Park(d) => {
+                    self.sleep(d);
                     let runner = self.runner.as_ref().expect("runner runs until drain");
-                    if let Some(e) = runner.recv_timeout(d) {
+                    if let Some(e) = runner.try_recv() {
                         self.emit(e)?;
                         idle.reset();
                     }
@@ -205,6 +211,42 @@ impl Daemon {
             }
         }
         self.drain()
+    }
+
+    /// Sleeps at most `d` (and, inline, not past the earliest waiting plan's deadline) until
+    /// a producer pushes on a ring this thread reads or the engine hands over an event: the
+    /// rings' and the engine's doorbells, all at once (`quantum_ipc::doorbell::wait_any`).
+    fn sleep(&self, d: Duration) {
+        let runner = self.runner.as_ref().expect("runner runs until drain");
+        let limit = runner.due_in().map_or(d, |due| due.min(d));
+        if limit.is_zero() {
+            return;
+        }
+        let plans = self.plans_open();
+        // While the engine refuses an input, only the engine can make room: the rings wait.
+        let rings = !self.ingress.is_holding();
+        let mut bells = if rings {
+            self.ingress.bells(plans)
+        } else {
+            Vec::new()
+        };
+        bells.extend(runner.caller_bell());
+        if bells.is_empty() {
+            std::thread::sleep(limit);
+            return;
+        }
+        quantum_ipc::doorbell::wait_any(&bells, limit, || {
+            runner.has_output() || (rings && self.ingress.ready(plans))
+        });
+    }
+
+    /// Plans may be read: always without failover; with it, while this host may send and no
+    /// lead waits to be handed to the engine.
+    fn plans_open(&self) -> bool {
+        match &self.failover {
+            Some(f) => f.plans_open() && self.lead.is_none(),
+            None => true,
+        }
     }
 
     fn tick_if_due(&mut self) {
@@ -244,10 +286,7 @@ impl Daemon {
     fn pump_ingress(&mut self) -> Result<bool> {
         // Plans are read only once the lead, if one is to be taken, is in the engine's queue
         // before them.
-        let plans = match &self.failover {
-            Some(f) => f.plans_open() && self.lead.is_none(),
-            None => true,
-        };
+        let plans = self.plans_open();
         let runner = self.runner.as_ref().expect("runner runs until drain");
         self.ingress.pump(
             runner,

@@ -415,6 +415,27 @@ impl Runner {
         }
     }
 
+    /// The doorbell the engine rings when it hands the caller an event, for a caller that
+    /// sleeps on it together with other doorbells (`quantum_ipc::doorbell::wait_any`); `None`
+    /// inline, where the caller is the engine.
+    pub fn caller_bell(&self) -> Option<quantum_ipc::doorbell::Bell<'_>> {
+        self.inline.is_none().then(|| self.ch.caller_wake.bell())
+    }
+
+    /// An event waits to be taken.
+    pub fn has_output(&self) -> bool {
+        match &self.inline {
+            Some(i) => i.borrow().has_events(),
+            None => !self.ch.output.is_empty(),
+        }
+    }
+
+    /// Inline: how long until the engine must look at its waiting plans again (their
+    /// earliest deadline); `None` when nothing waits, or when engine threads keep the time.
+    pub fn due_in(&self) -> Option<Duration> {
+        self.inline.as_ref().and_then(|i| i.borrow().next_wait())
+    }
+
     /// Registers the calling thread as the one woken when results arrive.
     pub fn register_caller(&self) {
         self.ch.caller_wake.register();
