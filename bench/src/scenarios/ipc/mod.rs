@@ -262,7 +262,7 @@ impl Variant for Ipc {
                 "quantum run --mode {m} (idle threads park, pinned when cores allow), --quiet, RUST_LOG=warn; its log: ipc-{m}-daemon.log",
                 m = self.layout.mode()
             ),
-            "consumer waits on orders as the Binance bridge does (spin, yield, short sleeps)".to_owned(),
+            "consumer waits on orders as the Binance bridge does (spin, yield, then asleep on the ring's doorbell)".to_owned(),
             format!("closed loop keeps {WINDOW} plans unfinished"),
         ]
     }
