@@ -67,8 +67,8 @@ pub mod idle;
 #[cfg(not(loom))]
 pub mod journal;
 #[cfg(not(loom))]
-#[cfg(not(loom))]
 pub mod latency;
+#[cfg(not(loom))]
 pub mod lease;
 pub mod liveness;
 mod names;
