@@ -465,7 +465,7 @@ fn expired_ids_are_tidied_as_plans_go() {
 fn the_inline_runner_answers_on_the_callers_thread() {
     let cfg = EngineConfig {
         permits: PermitSource::External,
-        apply_wait_ms: 30,
+        apply_wait_ms: 300,
         ..EngineConfig::default()
     };
     let e = stocked(cfg, Clock::new());
@@ -479,16 +479,21 @@ fn the_inline_runner_answers_on_the_callers_thread() {
         },
     );
     assert_eq!(runner.mode(), Mode::Inline);
+    assert!(runner.caller_bell().is_none(), "the caller is the engine");
     assert_eq!(runner.inputs_done(), 0);
+    assert!(!runner.has_output());
+    assert_eq!(runner.due_in(), None, "nothing waits");
     let hold = Plan::exit(PlanId(1), sol, Decision::Hold, Action::Partial25);
     runner.try_send(Input::Plan(hold), RING).unwrap();
     // Answered at once, but not done until its result is taken.
+    assert!(runner.has_output());
     assert_eq!(runner.inputs_done(), 0);
     let r = match runner.try_recv() {
         Some(Event::PlanResult(r)) => r,
         other => panic!("{other:?}"),
     };
     assert_eq!(r.outcome, Outcome::NonExecute);
+    assert!(!runner.has_output());
     assert_eq!(runner.inputs_done(), 1);
     // Two EXECUTE plans wait for permits from outside that never come: their apply wait ends
     // while the caller waits for events, on this thread.
@@ -502,6 +507,12 @@ fn the_inline_runner_answers_on_the_callers_thread() {
     }
     assert!(results(&out).is_empty(), "{out:?}");
     assert_eq!(runner.inputs_done(), 3);
+    // The caller's sleep is bounded by the earliest waiting plan's deadline (the 300 ms wait).
+    let due = runner.due_in().expect("plans wait");
+    assert!(
+        due > Duration::ZERO && due <= Duration::from_millis(300),
+        "{due:?}"
+    );
     while results(&out).is_empty() {
         let ev = runner
             .recv_timeout(Duration::from_secs(5))
