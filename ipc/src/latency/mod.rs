@@ -95,6 +95,13 @@ pub fn parse_label(label: &str) -> Option<(&str, &'static str)> {
     (!series.is_empty()).then_some((series, *p))
 }
 
+/// The label key of a plan's outcome class (`decision.outcome=denied_p33`).
+pub const OUTCOME: &str = "outcome";
+/// The label key of the exchange transport (`exchange.ack.transport=ws`).
+pub const TRANSPORT: &str = "transport";
+/// Every label key a series may carry: `ctl metrics` makes each a Prometheus label.
+pub const LABEL_KEYS: [&str; 2] = [OUTCOME, TRANSPORT];
+
 /// `<stage>.<key>=<value>`: a series of `stage` labelled `key=value`.
 pub fn tagged(stage: &str, key: &str, value: &str) -> String {
     format!("{stage}.{key}={value}")

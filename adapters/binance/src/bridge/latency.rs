@@ -57,7 +57,7 @@ pub const FILL: &str = "exchange.fill";
 /// Intent read to order acknowledged.
 pub const INTENT: &str = "exchange.intent";
 /// The label key of the transport (`transport=rest|ws`, [`Transport::name`]).
-pub const TRANSPORT: &str = "transport";
+pub use quantum_ipc::latency::TRANSPORT;
 
 /// How long one interval lasts by default (`--latency-interval-ms`).
 pub const DEFAULT_INTERVAL: Duration =

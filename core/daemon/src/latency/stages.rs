@@ -101,7 +101,7 @@ pub const DECISION: &str = "decision";
 
 /// `decision.outcome=<class>`.
 pub fn decision_series(c: OutcomeClass) -> String {
-    latency::tagged(DECISION, "outcome", c.name())
+    latency::tagged(DECISION, latency::OUTCOME, c.name())
 }
 
 /// The position of a stage's series in [`series`].

@@ -219,10 +219,6 @@ pub fn series_of(label: &str, raw: u64, symbols: &[String]) -> Series {
     counter(format!("quantum_{}_total", sanitise(label)), Vec::new())
 }
 
-/// The label keys a latency series may carry (`<stage>.<key>=<value>`): a Prometheus label
-/// name must be known here to become one (a series' labels are `&'static str`).
-const LABEL_KEYS: [&str; 2] = ["outcome", "transport"];
-
 /// A `_ns`/`_us` label as seconds, with its quantile when one segment names it.
 fn latency(segs: &[&str], raw: u64) -> Option<Series> {
     let mut scale = None;
@@ -233,7 +229,7 @@ fn latency(segs: &[&str], raw: u64) -> Option<Series> {
         // A `key=value` segment (a latency series' label, `quantum_ipc::latency::tagged`)
         // is a label of its own.
         if let Some((k, v)) = seg.split_once('=') {
-            if let Some(k) = LABEL_KEYS.iter().find(|l| **l == k) {
+            if let Some(k) = quantum_ipc::latency::LABEL_KEYS.iter().find(|l| **l == k) {
                 tags.push((k, v.to_string()));
                 continue;
             }
