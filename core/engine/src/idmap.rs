@@ -147,6 +147,11 @@ impl<V: Copy + Default> IdMap<V> {
         self.max_len
     }
 
+    /// Bytes its buckets take (allocated at construction).
+    pub fn bytes(&self) -> usize {
+        self.buckets.len() * std::mem::size_of::<(u64, V)>()
+    }
+
     /// Every entry, in no particular order (off the hot path: snapshots, re-offers).
     pub fn iter(&self) -> impl Iterator<Item = (u64, V)> + '_ {
         self.buckets
