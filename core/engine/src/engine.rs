@@ -16,7 +16,7 @@ use crate::apply::{Apply, Effects};
 use crate::book::{Book, BookWriter, Overflow};
 use crate::clock::{ms_to_ns, Clock};
 use crate::config::{ConfigError, EngineConfig, PermitSource};
-use crate::dedupe::Dedupe;
+use crate::dedupe::{Dedupe, BACKLOG};
 use crate::event::{Event, RefusedEvent, Switch};
 use crate::fixed::Qty;
 use crate::governor::{GovMode, GovReason, Governor, GovernorState, Throttle};
@@ -92,10 +92,16 @@ impl Ingest {
     }
 
     /// Housekeeping after a plan's events have left: forgets a few expired ids (two per plan
-    /// keep pace with the intake; a full set forgets all of them when it needs room).
+    /// keep pace with the intake; a backlog goes [`BACKLOG`] at a time; a full set forgets all
+    /// of them when it needs room).
     #[inline]
     pub fn tidy(&mut self, now_ms: u64) {
-        self.dedupe.tidy(now_ms, 2);
+        let most = if self.dedupe.backlog(now_ms) {
+            BACKLOG
+        } else {
+            2
+        };
+        self.dedupe.tidy(now_ms, most);
     }
 
     /// The dedupe set.
@@ -952,11 +958,15 @@ impl Engine {
         t_in: u64,
         out: &mut impl FnMut(Event),
     ) -> Result<(), Plan> {
-        // The dedupe look-up is a memory access into a table of millions of ids: start it,
-        // and judge the plan meanwhile (both verdicts read state that admitting leaves as is),
-        // so the two overlap instead of the slot's CAS waiting for the look-up.
+        // A new plan id lands at a random line of the dedupe filter and of the orders' tables,
+        // which may have left the cache since the last plan: start loading them, and judge the
+        // plan meanwhile (both verdicts read state that admitting leaves as is), so the loads
+        // overlap with work instead of the slot's CAS waiting for them.
         self.front.ingest.dedupe().prefetch(plan.id.0);
         let execute = plan.decision == Decision::Execute;
+        if execute {
+            self.front.orders.prefetch(plan.id);
+        }
         let mut marks = (execute && self.front.sample()).then(StageMarks::default);
         let verdicts = (self.cfg.permits == PermitSource::Core && execute).then(|| {
             let gov = self.governor.evaluate(&plan, t_in);

@@ -201,6 +201,12 @@ impl<V: Copy + Default> IdSlab<V> {
         self.index.contains(key)
     }
 
+    /// Starts loading the index bucket where a look-up of `key` begins.
+    #[inline]
+    pub fn prefetch(&self, key: u64) {
+        self.index.prefetch(key);
+    }
+
     /// Inserts or replaces; fails only when a new key would exceed the maximum.
     pub fn insert(&mut self, key: u64, val: V) -> Result<Option<V>, MapFull> {
         if let Some(i) = self.index.get(key) {

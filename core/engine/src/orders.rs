@@ -309,6 +309,10 @@ impl Ended {
         // Cannot fail: the index holds the ring's ids, and the ring had room.
         let _ = self.index.insert(plan, tail as u32);
         self.len += 1;
+        if self.len == self.ring.len() {
+            // The next push forgets the oldest: its bucket starts loading now.
+            self.index.prefetch(self.ring[self.head].0);
+        }
     }
 }
 
@@ -326,6 +330,15 @@ impl Orders {
             map: IdSlab::with_max_len(capacity),
             ended: Ended::new(capacity),
         }
+    }
+
+    /// Starts loading the buckets an order of `plan` will use: where it is opened, and where
+    /// it is remembered once it ended. Plan ids are random, so each is a random line of its
+    /// table; the engine calls this as a plan arrives, so the lines come while it decides.
+    #[inline]
+    pub fn prefetch(&self, plan: PlanId) {
+        self.map.prefetch(plan.0);
+        self.ended.index.prefetch(plan.0);
     }
 
     /// Whether `plan` has an order in flight or one that ended recently.

@@ -19,10 +19,10 @@
 //!
 //! Sized to the ids held, not to the capacity: a filter line touched once a second is not in
 //! the cache when the next plan needs it, whatever its size, so the filter starts with
-//! [`MIN_BLOCKS`] lines in use and doubles them (the owner rebuilds it, [`Filter::reset`]) when
-//! it holds more than [`GROW_LOAD`] ids per line, up to the lines allocated for the capacity,
-//! and halves them when few are left. The memory is allocated at construction for the
-//! capacity; only its use changes.
+//! [`MIN_BLOCKS`] lines in use and the owner moves its ids into a filter of twice the lines
+//! ([`Filter::resize`], [`Filter::set_lines`]) when it holds more than [`GROW_LOAD`] ids per
+//! line, up to the lines allocated for the capacity, and into one of half the lines when few
+//! are left. The memory is allocated at construction for the capacity; only its use changes.
 
 use quantum_ipc::bigmem::BigSlice;
 
@@ -101,7 +101,9 @@ pub struct Filter {
     blocks: BigSlice<Block>,
     active: usize,
     /// Ids put in and not taken out.
-    pub(super) count: usize,
+    count: usize,
+    /// An overflow count saturated since the last [`Filter::set_lines`].
+    sticky: bool,
     /// Ids counted in overflow words, for statistics.
     overflowed: usize,
 }
@@ -139,6 +141,7 @@ impl Filter {
             blocks: BigSlice::new(blocks, Block([0; SLOTS])),
             active: active.clamp(1, blocks),
             count: 0,
+            sticky: false,
             overflowed: 0,
         }
     }
@@ -159,8 +162,8 @@ impl Filter {
         self.blocks.iter().all(|b| b.0 == [0; SLOTS])
     }
 
-    /// The lines the filter should be rebuilt on ([`Filter::reset`], then every id put in
-    /// again), if another size suits the ids it holds: twice as many (at most as many as
+    /// The lines the filter should be rebuilt on (ids moved into an empty filter of that
+    /// size), if another size suits the ids it holds: twice as many (at most as many as
     /// allocated) past [`GROW_LOAD`] ids per line; half as many (at least [`MIN_BLOCKS`]) below
     /// an eighth of that, so a burst that has expired leaves no large, cold filter behind.
     #[inline]
@@ -175,14 +178,23 @@ impl Filter {
         }
     }
 
-    /// Empties the filter and puts `active` lines in use (clamped to 1..=allocated); every id
-    /// must then be put in again.
-    pub fn reset(&mut self, active: usize) {
-        self.active = active.clamp(1, self.blocks.len());
-        for b in self.blocks[..self.active].iter_mut() {
-            *b = Block([0; SLOTS]);
+    /// True when nothing is in the filter.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Puts `active` lines in use (clamped to 1..=allocated), for an empty filter: every id
+    /// was taken out, which left every line zero, so nothing needs clearing (unless an
+    /// overflow count saturated, which is cleared here).
+    pub fn set_lines(&mut self, active: usize) {
+        debug_assert!(self.is_empty(), "only an empty filter changes size");
+        if self.sticky {
+            for b in self.blocks.iter_mut() {
+                *b = Block([0; SLOTS]);
+            }
+            self.sticky = false;
         }
-        self.count = 0;
+        self.active = active.clamp(1, self.blocks.len());
         self.overflowed = 0;
     }
 
@@ -237,6 +249,7 @@ impl Filter {
         if *count != STICKY {
             *count += 1;
         }
+        self.sticky |= *count == STICKY;
         self.overflowed += 1;
         false
     }
@@ -291,15 +304,17 @@ mod tests {
     #[test]
     fn grows_past_its_load_up_to_what_is_allocated() {
         let mut f = Filter::with_blocks(3, 1);
-        for id in 0..GROW_LOAD as u64 {
-            f.insert(id);
-        }
+        let mut held: Vec<(u64, bool)> =
+            (0..GROW_LOAD as u64).map(|id| (id, f.insert(id))).collect();
         assert_eq!(f.resize(), None);
-        f.insert(99);
+        held.push((99, f.insert(99)));
         assert_eq!(f.resize(), Some(2));
-        f.reset(2);
+        for (id, stored) in held.drain(..) {
+            f.remove(id, stored);
+        }
+        f.set_lines(2);
         assert!(f.resize().is_none() && !f.perhaps(99) && f.overflowed() == 0);
-        f.reset(10);
+        f.set_lines(10);
         assert_eq!(f.active, 3);
         for id in 0..100 {
             f.insert(id);
@@ -317,9 +332,12 @@ mod tests {
         assert_eq!(f.resize(), None);
         f.remove(0, stored[0]);
         assert_eq!(f.resize(), Some(2 * MIN_BLOCKS));
-        f.reset(2 * MIN_BLOCKS);
+        for (id, s) in stored.iter().enumerate().skip(1) {
+            f.remove(id as u64, *s);
+        }
+        f.set_lines(2 * MIN_BLOCKS);
         assert_eq!(f.resize(), Some(MIN_BLOCKS));
-        f.reset(MIN_BLOCKS);
+        f.set_lines(MIN_BLOCKS);
         assert_eq!(f.resize(), None);
     }
 
@@ -348,6 +366,9 @@ mod tests {
         }
         assert_eq!(f.blocks[0].0[0], STICKY);
         assert!(f.perhaps(u64::MAX - 7));
+        // Emptied and given a size again, it forgets the saturated count.
+        f.set_lines(1);
+        assert!(f.is_clear() && !f.perhaps(u64::MAX - 7));
     }
 
     proptest! {
