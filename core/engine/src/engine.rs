@@ -81,8 +81,9 @@ impl Ingest {
         for _ in 0..self.table.capacity() {
             match self.table.open(self.seq, plan.id) {
                 Ok(r) => {
-                    // Cannot fail: checked for room above, nothing expired in between.
-                    let _ = self.dedupe.insert(id, now_ms);
+                    // Cannot fail: checked for room above, nothing expired in between; and
+                    // not remembered, checked first.
+                    let _ = self.dedupe.insert_new(id, now_ms);
                     return Admit::Open(r);
                 }
                 Err(_) => self.seq = self.seq.wrapping_add(1),

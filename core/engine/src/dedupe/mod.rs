@@ -334,6 +334,14 @@ impl Dedupe {
         if self.contains(id, at_ms) {
             return Ok(());
         }
+        self.insert_new(id, at_ms)
+    }
+
+    /// [`Dedupe::insert`] for an id the caller just found not remembered at `at_ms` (the
+    /// plan path looks before it opens a slot): one look-up less.
+    #[inline]
+    pub fn insert_new(&mut self, id: u64, at_ms: u64) -> Result<(), DedupeFull> {
+        debug_assert!(!self.contains(id, at_ms), "insert_new of a remembered id");
         if self.is_full(at_ms) {
             return Err(DedupeFull);
         }
