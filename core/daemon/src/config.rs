@@ -431,7 +431,7 @@ pub const KEYS: &[Key] = &[
     key("engine.table_capacity", "permit table slots: plans in the chain at once"),
     key("engine.dedupe_horizon_ms", "how long an EXECUTE plan's id is remembered to refuse duplicates"),
     key("engine.max_plan_age_ms", "EXECUTE plans older than this (planner's timestamp) are blocked plan_stale; at most engine.dedupe_horizon_ms"),
-    key("engine.dedupe_capacity", "most plan ids remembered at once (at least table_capacity); full of young ids: new plans are blocked dedupe_full"),
+    key("engine.dedupe_capacity", "most plan ids remembered at once (at least table_capacity; about 53 bytes each, allocated at start); full of young ids: new plans are blocked dedupe_full"),
     key("engine.max_orders", "most orders in flight at once; one more is blocked orders_full"),
     key("engine.permits", "core (the core's governor and P3.3 issue permits) or external (legacy services, through the Redis bridge)"),
     key("engine.apply_wait_ms", "how long apply waits for both permits (legacy APPLY_PERMIT_WAIT_MS)"),
