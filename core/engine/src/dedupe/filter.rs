@@ -342,6 +342,17 @@ mod tests {
     }
 
     #[test]
+    fn two_choices_keep_lines_from_overflowing_at_the_load_of_a_full_capacity() {
+        // 24 ids per line on average, as at full capacity: with one choice per id, several
+        // of 64 lines would pass their 31 slots; the emptier of two keeps every one below.
+        let mut f = Filter::with_blocks(64, 64);
+        for i in 0..64 * IDS_PER_BLOCK as u64 {
+            f.insert(i.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        }
+        assert_eq!(f.overflowed(), 0);
+    }
+
+    #[test]
     fn a_full_pair_of_blocks_overflows_and_still_answers_perhaps() {
         let mut f = Filter::with_blocks(1, 1);
         let ids: Vec<u64> = (1..=100u64).collect();

@@ -466,6 +466,14 @@ mod tests {
     }
 
     #[test]
+    fn an_expiry_past_the_words_range_is_clamped_not_mixed_with_its_flags() {
+        let mut d = Dedupe::new(16, 1_000);
+        d.insert(7, u64::MAX - 5).unwrap();
+        assert!(d.contains(7, 1 << 61));
+        assert_eq!(expiry(d.ring[d.head].1), SECOND - 1);
+    }
+
+    #[test]
     fn overflowed_acceptances_are_undone_as_they_expire() {
         // One line of 31 slots for 50 ids: 19 overflow.
         let mut d = Dedupe::with_filter_blocks(200, 100, 1);
