@@ -359,6 +359,7 @@ mod tests {
         let stored: Vec<bool> = ids.iter().map(|i| f.insert(*i)).collect();
         assert_eq!(stored.iter().filter(|s| **s).count(), (SLOTS - 1));
         assert_eq!(f.overflowed(), 100 - (SLOTS - 1));
+        assert!(!f.sticky, "69 overflows are far from saturating a count");
         assert!(ids.iter().all(|i| f.perhaps(*i)));
         for (i, s) in ids.iter().zip(&stored) {
             f.remove(*i, *s);
