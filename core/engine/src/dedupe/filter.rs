@@ -12,9 +12,9 @@
 //! in common has the same two blocks: removing any copy of that fingerprint from either block
 //! leaves one copy per remaining id. This is the partial-key trick of cuckoo filters, without
 //! the kicking: when both blocks are full the id is not stored, and its first block counts it
-//! in an overflow word instead, which makes every look-up there answer "perhaps". The exact
-//! table records, per id, whether its fingerprint was stored, so the right thing is undone on
-//! removal. An overflow count that reaches its maximum stays there (the block is then always
+//! in an overflow word instead, which makes every look-up there answer "perhaps". The owner
+//! keeps [`Filter::insert`]'s answer for each id put in (dedupe: in the ring entry's word), so
+//! the right thing is undone on removal. An overflow count that reaches its maximum stays there (the block is then always
 //! "perhaps"): slower, never wrong.
 //!
 //! Sized to the ids held, not to the capacity: a filter line touched once a second is not in

@@ -320,8 +320,8 @@ impl Dedupe {
 
     /// Forgets `id` before its horizon: only for a plan the core knows was never ordered and
     /// is not its to decide any more (failover: its order was not sent because this host did
-    /// not lead; the leader decides it). Its ring entry stays until it expires (tidying skips
-    /// it), so the room comes back only then.
+    /// not lead; the leader decides it). Its ring entry stays until it expires (tidying then only
+    /// takes its fingerprint copy out), so the room comes back only then.
     pub fn forget(&mut self, id: u64) {
         self.flush_all();
         self.ids.remove(id);
