@@ -124,6 +124,8 @@ pub const EVENT_KINDS: &[Kind] = &[
     Kind::OrderRecovered,
     Kind::Leading,
     Kind::LedgerWanted,
+    Kind::PlanSeen,
+    Kind::Started,
 ];
 
 /// Ingress: plans, legacy permits, ledger syncs and operator controls from the Redis bridge.

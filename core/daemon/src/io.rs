@@ -489,13 +489,28 @@ fn open_journal(
         );
     }
     let recovery_mode = cfg.journal.exchange_recovery()?;
-    if let Some(why) = trust::untrusted(
+    let untrusted = trust::untrusted(
         recovery_mode,
         rec.state.is_empty(),
         cfg.journal.fsync,
         &jdir,
-    )? {
+    )?;
+    let clock = engine.front.clock().clone();
+    let at_ms = clock.wall_ms(clock.now_ns());
+    if untrusted.is_some() {
         engine.require_history(&mut |e| recovered.push(e));
+    }
+    // The start itself is journaled first, so a replay restarts where this process did, and
+    // a restart before the history arrived keeps waiting for it.
+    recovered.insert(
+        0,
+        Event::Started {
+            history: untrusted.is_some(),
+            at_ms,
+            since_ms: engine.front.history_since_ms(),
+        },
+    );
+    if let Some(why) = untrusted {
         tracing::warn!(
             symbols = names.len(),
             "recovering from the exchange: {why}; every symbol reconciles until the Binance bridge has reported the account's orders of the last {} h",

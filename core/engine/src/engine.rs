@@ -212,7 +212,15 @@ impl Front {
         out: &mut impl FnMut(Event),
     ) -> Result<Option<SlotRef>, Plan> {
         let now_ms = self.clock.wall_ms(t_in);
-        let outcome = match self.ingest.admit(&plan, now_ms) {
+        let admit = self.ingest.admit(&plan, now_ms);
+        if plan.decision == Decision::Execute && !matches!(admit, Admit::Open(_) | Admit::Full) {
+            // Answered without being accepted: the plan itself is journaled, for replay.
+            out(Event::PlanSeen {
+                plan,
+                at_ms: now_ms,
+            });
+        }
+        let outcome = match admit {
             Admit::Open(r) => {
                 let deadline = self.apply.deadline_of(t_in);
                 out(Event::PlanAccepted {
@@ -637,6 +645,12 @@ impl Front {
         });
     }
 
+    /// The oldest start an order history must have to end a symbol's wait for it (0 when
+    /// none was ever required).
+    pub fn history_since_ms(&self) -> u64 {
+        self.history_since_ms
+    }
+
     /// Symbols still waiting for the exchange's order history.
     pub fn awaiting_history(&self) -> usize {
         self.awaiting_history.iter().filter(|w| **w).count()
@@ -780,6 +794,19 @@ impl Front {
                     self.ledger_wait[i] = LedgerWait::Quiet;
                     self.awaiting_history[i] = true;
                 } else if !lead.history.contains(&id) {
+                    self.awaiting_history[i] = true;
+                }
+            }
+        }
+        // A start that could not trust its journal still waits for the history it asked for.
+        if let Some(w) = &state.history_wait {
+            self.history_since_ms = if state.lead.is_some() {
+                self.history_since_ms.min(w.since_ms)
+            } else {
+                w.since_ms
+            };
+            for i in 0..self.awaiting_history.len() {
+                if !w.done.contains(&(i as u16)) {
                     self.awaiting_history[i] = true;
                 }
             }

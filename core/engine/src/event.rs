@@ -280,6 +280,28 @@ pub enum Event {
         /// When (ms since the Unix epoch).
         at_ms: u64,
     },
+    /// An EXECUTE plan answered at admission without being accepted (duplicate, stale, dedupe
+    /// full), as it arrived; its [`Event::PlanResult`] follows (for a duplicate of a plan still
+    /// waiting, after the original's). With [`Event::PlanAccepted`] it puts every EXECUTE plan
+    /// into the journal, for replay ([`crate::replay`]).
+    PlanSeen {
+        /// The plan.
+        plan: Plan,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// The daemon started: it restored what the journal held before this event (see
+    /// [`crate::recovery`]) and, with `history`, made every symbol wait for the exchange's
+    /// order history since `since_ms` ([`crate::Engine::require_history`]); a restart before
+    /// that history arrived keeps waiting for it. The first event of every start.
+    Started {
+        /// Every symbol waits for the exchange's order history.
+        history: bool,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+        /// With `history`: the start of the history awaited (ms since the Unix epoch).
+        since_ms: u64,
+    },
     /// Failover: this host took the lead under `epoch`; every symbol waits for the exchange's
     /// history of our orders since `since_ms` (also the request to the exchange adapter).
     Leading {
@@ -296,7 +318,7 @@ impl Event {
     /// The plan this event is about, if any.
     pub fn plan(&self) -> Option<PlanId> {
         Some(match self {
-            Event::PlanAccepted { plan, .. } => plan.id,
+            Event::PlanAccepted { plan, .. } | Event::PlanSeen { plan, .. } => plan.id,
             Event::GovPermit(p) => p.plan,
             Event::P33Permit(p) => p.plan,
             Event::OrderIntent(i) => i.plan,

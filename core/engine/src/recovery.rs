@@ -107,6 +107,20 @@ pub struct State {
     /// accepted, in case the exchange shows an order for one after all (not in snapshots:
     /// a fill after one then counts from its own time).
     pub forgotten: BTreeMap<u64, u64>,
+    /// A start that could not trust its journal (`Started` with `history`) waits, per symbol,
+    /// for the exchange's history of our orders; `None` once every symbol's arrived (or when
+    /// no start required it). A restart before then keeps waiting.
+    pub history_wait: Option<HistoryWait>,
+}
+
+/// What a start that could not trust its journal still waits for: per symbol, the exchange's
+/// order history reaching back to `since_ms`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HistoryWait {
+    /// Start of the history awaited (ms since the Unix epoch).
+    pub since_ms: u64,
+    /// Symbols whose history has arrived.
+    pub done: BTreeSet<u16>,
 }
 
 /// After a lead (failover), what each symbol has received of what it waits for before it
@@ -153,6 +167,7 @@ impl State {
             epoch: 0,
             lead: None,
             forgotten: BTreeMap::new(),
+            history_wait: None,
         }
     }
 
@@ -219,12 +234,36 @@ impl State {
                     },
                 );
             }
-            Event::GovPermit(_) | Event::P33Permit(_) | Event::Refused(_) => {}
+            Event::GovPermit(_)
+            | Event::P33Permit(_)
+            | Event::Refused(_)
+            | Event::PlanSeen { .. } => {}
+            Event::Started {
+                history: true,
+                since_ms,
+                ..
+            } => {
+                self.history_wait = Some(HistoryWait {
+                    since_ms,
+                    done: BTreeSet::new(),
+                });
+            }
+            // A trusted start keeps what an earlier one still waits for.
+            Event::Started { history: false, .. } => {}
             Event::Reconciling { .. } => {}
             Event::OrderHistory(h) => {
                 if let Some(l) = &mut self.lead {
                     if h.since_ms <= l.since_ms {
                         l.history.insert(h.symbol.0);
+                    }
+                }
+                let symbols = self.symbols.len();
+                if let Some(w) = &mut self.history_wait {
+                    if h.since_ms <= w.since_ms {
+                        w.done.insert(h.symbol.0);
+                    }
+                    if (0..symbols).all(|i| w.done.contains(&(i as u16))) {
+                        self.history_wait = None;
                     }
                 }
             }
@@ -477,6 +516,18 @@ impl State {
             }
             None => w.u8(0),
         }
+        // The history trailer (a snapshot without it reads as waiting for no history).
+        match &self.history_wait {
+            Some(h) => {
+                w.u8(1);
+                w.u64(h.since_ms);
+                w.u64(h.done.len() as u64);
+                for id in &h.done {
+                    w.u16(*id);
+                }
+            }
+            None => w.u8(0),
+        }
         w.0
     }
 
@@ -637,6 +688,15 @@ impl State {
                 });
             }
         }
+        let mut history_wait = None;
+        if r.at < b.len() && r.u8()? != 0 {
+            let since_ms = r.u64()?;
+            let mut done = BTreeSet::new();
+            for _ in 0..r.len()? {
+                done.insert(r.u16()?);
+            }
+            history_wait = Some(HistoryWait { since_ms, done });
+        }
         if r.at != b.len() {
             return Err(StateError(format!(
                 "snapshot: {} bytes left over after the state",
@@ -657,6 +717,7 @@ impl State {
             epoch,
             lead,
             forgotten: BTreeMap::new(),
+            history_wait,
         })
     }
 }
@@ -989,10 +1050,11 @@ mod tests {
         let back = State::decode(&s.encode()).unwrap();
         assert_eq!(back, s);
         // A damaged length or a cut is an error, never a panic; only a cut exactly before the
-        // failover trailer (epoch, no lead: 9 bytes) reads, as a snapshot written without it.
+        // failover trailer (epoch, no lead: 9 bytes, then no history wait: 1 byte) or before
+        // the history trailer reads, as a snapshot written without them.
         let b = s.encode();
         for cut in 0..b.len() {
-            if cut == b.len() - 9 {
+            if cut == b.len() - 10 || cut == b.len() - 1 {
                 assert_eq!(State::decode(&b[..cut]).unwrap(), s);
                 continue;
             }

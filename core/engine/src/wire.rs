@@ -57,6 +57,41 @@ pub fn plan_out(p: &Plan) -> wire::Plan {
     }
 }
 
+/// A record carrying a plan (`PlanAccepted`, `PlanSeen`): the plan's fields as [`plan_out`]
+/// writes them, then the record's own.
+macro_rules! plan_record {
+    ($ty:path, $plan:expr, { $($f:ident $(: $v:expr)?),* }) => {{
+        let p = plan_out($plan);
+        $ty {
+            decision: p.decision,
+            symbol: p.symbol,
+            action: p.action,
+            flags: p.flags,
+            plan_id: p.plan_id,
+            kill_score: p.kill_score,
+            created_at_ms: p.created_at_ms,
+            qty: p.qty,
+            $($f $(: $v)?),*
+        }
+    }};
+}
+
+/// The plan fields of a record carrying a plan, as a [`wire::Plan`] for [`plan_in`].
+macro_rules! wire_plan {
+    ($r:expr) => {
+        wire::Plan {
+            decision: $r.decision,
+            symbol: $r.symbol,
+            action: $r.action,
+            flags: $r.flags,
+            plan_id: $r.plan_id,
+            kill_score: $r.kill_score,
+            created_at_ms: $r.created_at_ms,
+            qty: $r.qty,
+        }
+    };
+}
+
 /// An order intent as its wire record.
 pub fn intent_out(o: &OrderIntent) -> wire::OrderIntent {
     wire::OrderIntent {
@@ -466,18 +501,10 @@ impl Event {
                 plan,
                 at_ms,
                 deadline_ms,
-            } => Message::PlanAccepted(wire::PlanAccepted {
-                decision: plan.decision,
-                symbol: plan.symbol.0,
-                action: plan.action,
-                flags: plan_flags(&plan),
-                plan_id: plan.id.0,
-                kill_score: plan.kill_score.units(),
-                created_at_ms: plan.created_at_ms,
-                qty: plan.qty.units(),
+            } => Message::PlanAccepted(plan_record!(wire::PlanAccepted, &plan, {
                 at_ms,
-                deadline_ms,
-            }),
+                deadline_ms
+            })),
             Event::GovPermit(g) => Message::GovPermit(wire::GovPermit {
                 allow: g.allow,
                 symbol: g.symbol.0,
@@ -642,6 +669,18 @@ impl Event {
                 since_ms,
                 at_ms,
             }),
+            Event::PlanSeen { plan, at_ms } => {
+                Message::PlanSeen(plan_record!(wire::PlanSeen, &plan, { at_ms }))
+            }
+            Event::Started {
+                history,
+                at_ms,
+                since_ms,
+            } => Message::Started(wire::Started {
+                history,
+                at_ms,
+                since_ms,
+            }),
         }
     }
 
@@ -649,16 +688,7 @@ impl Event {
     pub fn from_message(m: &Message) -> Result<Event, String> {
         Ok(match m {
             Message::PlanAccepted(a) => Event::PlanAccepted {
-                plan: Plan {
-                    id: PlanId(a.plan_id),
-                    symbol: SymbolId(a.symbol),
-                    decision: a.decision,
-                    action: a.action,
-                    kill_score: Score::from_units(a.kill_score),
-                    created_at_ms: a.created_at_ms,
-                    reduce_only: a.flags & PLAN_FLAG_REDUCE_ONLY != 0,
-                    qty: Qty::from_units(a.qty),
-                },
+                plan: plan_in(&wire_plan!(a)),
                 at_ms: a.at_ms,
                 deadline_ms: a.deadline_ms,
             },
@@ -788,6 +818,15 @@ impl Event {
                 epoch: l.epoch,
                 since_ms: l.since_ms,
                 at_ms: l.at_ms,
+            },
+            Message::PlanSeen(a) => Event::PlanSeen {
+                plan: plan_in(&wire_plan!(a)),
+                at_ms: a.at_ms,
+            },
+            Message::Started(s) => Event::Started {
+                history: s.history,
+                at_ms: s.at_ms,
+                since_ms: s.since_ms,
             },
             other => return Err(format!("{:?} is not an event record", other.kind())),
         })

@@ -473,8 +473,8 @@ fn taking_the_lead_waits_for_the_history_and_the_ledger_across_a_restart() {
 fn a_snapshot_without_the_failover_trailer_reads_as_never_led() {
     let st = State::new(3, config().dedupe_horizon_ms, 16);
     let mut bytes = st.encode();
-    // epoch (8 bytes) + "no lead" (1 byte).
-    bytes.truncate(bytes.len() - 9);
+    // epoch (8 bytes) + "no lead" (1 byte), then the history trailer ("no wait": 1 byte).
+    bytes.truncate(bytes.len() - 10);
     let back = State::decode(&bytes).unwrap();
     assert_eq!((back.epoch, back.lead), (0, None));
 }
@@ -549,4 +549,95 @@ fn a_plan_whose_order_was_not_sent_for_want_of_the_lead_is_decided_again() {
         let (o, _) = outcome(engine, plan(3, btc));
         assert!(o.is_duplicate(), "{which}: plan 3 stays remembered: {o:?}");
     }
+}
+
+/// A start that could not trust its journal waits for the exchange's history; a restart
+/// before all of it arrived keeps waiting for the rest (the journaled `Started` says what it
+/// waits for), through the journal and through a snapshot, even though the journal is no
+/// longer empty and the restart trusts it.
+#[test]
+fn an_untrusted_start_keeps_waiting_for_its_history_across_a_restart() {
+    let (clock, mock) = Clock::mock();
+    mock.increment(Duration::from_secs(48 * 3600));
+    let now_ms = clock.wall_ms(clock.now_ns());
+    let horizon = config().dedupe_horizon_ms;
+    let (mut a, mut journal) = empty_start(clock.clone());
+    // As the daemon journals it: the start first, with the history it asked for.
+    journal.insert(
+        0,
+        Event::Started {
+            history: true,
+            at_ms: now_ms,
+            since_ms: a.front.history_since_ms(),
+        },
+    );
+    assert_eq!(a.front.history_since_ms(), now_ms - horizon);
+    let btc = sym(&a, "BTCUSDT");
+    journal.extend(feed(
+        &mut a,
+        history_report(btc, 1, OrderStatus::Filled, "0.015"),
+    ));
+    journal.extend(feed(&mut a, history(btc, now_ms - horizon, 1)));
+    assert_eq!(a.front.awaiting_history(), 2);
+
+    let fold = |events: &[Event]| {
+        let mut state = State::new(3, horizon, 1024);
+        for (n, x) in events.iter().enumerate() {
+            state
+                .apply_record(n as u64 + 1, &x.to_message().encode())
+                .unwrap();
+        }
+        state
+    };
+    let state = fold(&journal);
+    let through_snapshot = State::decode(&state.encode()).unwrap();
+    assert_eq!(through_snapshot, state, "the wait survives a snapshot");
+    for st in [&state, &through_snapshot] {
+        let mut b = stocked(config(), clock.clone());
+        b.restore(st, &mut |_| {}).unwrap();
+        assert_eq!(
+            b.front.awaiting_history(),
+            2,
+            "ETHUSDT and SOLUSDT still wait"
+        );
+        let eth = sym(&b, "ETHUSDT");
+        let (o, ev) = outcome(&mut b, plan(7, eth));
+        assert!(
+            matches!(
+                o,
+                Outcome::Blocked(Block::P33Denied(P33Reason::Reconciling, _))
+            ),
+            "{o:?}"
+        );
+        assert!(intents(&ev).is_empty());
+        // Plan 1's re-delivery is a duplicate: its order was recovered from the history.
+        let (o, _) = outcome(&mut b, plan(1, btc));
+        assert!(o.is_duplicate(), "{o:?}");
+    }
+
+    // The rest arrives after the restart: nothing is waited for any more.
+    let mut b = stocked(config(), clock.clone());
+    let mut after = journal.clone();
+    after.push(Event::Started {
+        history: false,
+        at_ms: now_ms,
+        since_ms: 0,
+    });
+    b.restore(&fold(&after), &mut |x| after.push(x)).unwrap();
+    for name in ["ETHUSDT", "SOLUSDT"] {
+        let s = sym(&b, name);
+        after.extend(feed(&mut b, history(s, now_ms - horizon, 0)));
+    }
+    assert_eq!(b.front.awaiting_history(), 0);
+    assert_eq!(
+        fold(&after).history_wait,
+        None,
+        "the wait is over once all arrived"
+    );
+    // A snapshot written before the history trailer existed reads as waiting for nothing.
+    let mut before = state.clone();
+    before.history_wait = None;
+    let mut bytes = before.encode();
+    assert_eq!(bytes.pop(), Some(0), "the trailer's last byte: no wait");
+    assert_eq!(State::decode(&bytes).unwrap(), before);
 }

@@ -43,6 +43,8 @@
 //! | 24 | [`Leading`] | event; egress `orders` |
 //! | 25 | [`LedgerWanted`] | event |
 //! | 26 | [`LedgerBase`] | ingress `plans`, `ctl` |
+//! | 27 | [`PlanSeen`] | event |
+//! | 28 | [`Started`] | event |
 //!
 //! "Event" means: the core's engine emitted it; it goes on the `results` ring (and into the
 //! journal) in the order the engine made it. Replaying the events rebuilds the core's state.

@@ -660,6 +660,45 @@ records! {
         /// The lead's epoch it answers.
         epoch @ 16: u64 = any,
     }
+
+    /// Event: an EXECUTE plan answered at admission without being accepted (a duplicate,
+    /// stale, or refused for a full dedupe set), as it arrived; its `PlanResult` follows, at
+    /// once or, for a duplicate of a plan still waiting, after the original's. With
+    /// `PlanAccepted` it puts every EXECUTE plan the core acted on into the journal, so a
+    /// replay under another configuration can decide it again.
+    PlanSeen = 27 {
+        /// What to do.
+        decision @ 1: Decision = any,
+        /// Symbol id.
+        symbol @ 2: u16 = symbol,
+        /// How much to close.
+        action @ 4: Action = any,
+        /// As in [`Plan`].
+        flags @ 5: u8 = plan_flags,
+        /// Plan id.
+        plan_id @ 8: u64 = any,
+        /// Planner kill score.
+        kill_score @ 16: i64 = any,
+        /// When the planner created the plan (ms since the Unix epoch).
+        created_at_ms @ 24: u64 = any,
+        /// Quantity for opening plans.
+        qty @ 32: i64 = qty,
+        /// When the core answered it (ms since the Unix epoch).
+        at_ms @ 40: u64 = any,
+    }
+
+    /// Event: the daemon started. It restored what the journal held before this event; with
+    /// `history`, every symbol then waits for the exchange's order history since `since_ms` (a
+    /// start that could not trust its own journal; a restart before it all arrived keeps
+    /// waiting). The first event of every start, so a replay restarts where the daemon did.
+    Started = 28 {
+        /// Every symbol waits for the exchange's order history.
+        history @ 1: bool = any,
+        /// When (ms since the Unix epoch).
+        at_ms @ 8: u64 = any,
+        /// With `history`: the start of the history awaited (ms since the Unix epoch), else 0.
+        since_ms @ 16: u64 = any,
+    }
 }
 
 impl Raw {

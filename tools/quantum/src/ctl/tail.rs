@@ -89,6 +89,7 @@ fn group(e: &Event) -> Option<Only> {
         Event::GovPermit(_) | Event::P33Permit(_) => Only::Permits,
         Event::Position { .. } | Event::LedgerSet { .. } => Only::Positions,
         Event::PlanAccepted { .. }
+        | Event::PlanSeen { .. }
         | Event::OrderIntent(_)
         | Event::OrderSent { .. }
         | Event::OrderAccepted { .. }
@@ -419,6 +420,25 @@ pub fn text_event<'n>(
             out,
             "leading epoch={epoch} history_since_ms={since_ms} at_ms={at_ms}"
         ),
+        Event::PlanSeen { plan, at_ms } => writeln!(
+            out,
+            "seen plan={} symbol={} decision={} action={} at_ms={at_ms}",
+            plan.id,
+            name(plan.symbol.0),
+            plan.decision,
+            plan.action
+        ),
+        Event::Started {
+            history,
+            at_ms,
+            since_ms,
+        } => {
+            write!(out, "started at_ms={at_ms}")?;
+            if *history {
+                write!(out, " history_since_ms={since_ms}")?;
+            }
+            writeln!(out)
+        }
     }
 }
 
