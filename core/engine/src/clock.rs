@@ -58,6 +58,14 @@ impl Clock {
         (clock, mock)
     }
 
+    /// A mocked clock whose engine time 0 is wall-clock `wall_origin_ms`, and the handle that
+    /// moves it: a replay sets it to each recorded event's time.
+    pub fn mock_at(wall_origin_ms: u64) -> (Self, Arc<quanta::Mock>) {
+        let (mut clock, mock) = Clock::mock();
+        clock.wall_origin_ms = wall_origin_ms;
+        (clock, mock)
+    }
+
     /// Wall-clock ms since the Unix epoch at engine time 0.
     pub fn wall_origin_ms(&self) -> u64 {
         self.wall_origin_ms

@@ -58,6 +58,8 @@ pub mod p33;
 #[cfg(not(loom))]
 pub mod recovery;
 #[cfg(not(loom))]
+pub mod replay;
+#[cfg(not(loom))]
 pub mod result;
 #[cfg(not(loom))]
 pub mod runner;

@@ -178,6 +178,16 @@ impl Outcome {
         matches!(self, Outcome::Duplicate { .. })
     }
 
+    /// The legacy `error` text of this outcome: `gov_denied:<reason>`, `duplicate`, ...;
+    /// `None` when there is no error (executed, or not an EXECUTE plan).
+    pub fn error_text(&self) -> Option<String> {
+        match self {
+            Outcome::Blocked(b) => Some(b.to_string()),
+            Outcome::Duplicate { .. } => Some("duplicate".to_string()),
+            Outcome::Executed { .. } | Outcome::NonExecute => None,
+        }
+    }
+
     /// Whether this is an answer given at admission, before (and instead of) a `PlanAccepted`
     /// event: the plan was never remembered or waited. A reader that acknowledges a plan on
     /// its acceptance acknowledges these on their result.
@@ -235,11 +245,7 @@ impl PlanResult {
     /// The legacy `error` text: `gov_denied:<reason>`, `duplicate`, ...; `None` when there is
     /// no error.
     pub fn error_text(&self) -> Option<String> {
-        match self.outcome {
-            Outcome::Blocked(b) => Some(b.to_string()),
-            Outcome::Duplicate { .. } => Some("duplicate".to_string()),
-            Outcome::Executed { .. } | Outcome::NonExecute => None,
-        }
+        self.outcome.error_text()
     }
 
     /// Writes the legacy log lines for this result (`[PERMIT_WAIT] OK|BLOCK ...`,
