@@ -221,13 +221,11 @@ fn story(seed: u64) -> Recorder {
                 let ev = r.plan(plan);
                 live.extend(support::intents(&ev));
             }
-            9 => {
-                // A re-delivery of an earlier plan.
-                if next_id > 1 {
-                    let id = 1 + rng.next(next_id - 1);
-                    let s = syms[(id % 3) as usize];
-                    r.plan(exit(id, s, Action::Partial50));
-                }
+            // A re-delivery of an earlier plan.
+            9 if next_id > 1 => {
+                let id = 1 + rng.next(next_id - 1);
+                let s = syms[(id % 3) as usize];
+                r.plan(exit(id, s, Action::Partial50));
             }
             10 => {
                 let s = syms[rng.next(3) as usize];
