@@ -727,7 +727,7 @@ fn done_input(d: &DoneEvent, side: crate::types::Side) -> Option<OrderInput> {
 
 /// The core's own time of an event (ms), when it carries one; exchange times (a fill's, a
 /// history's end) are not the core's clock.
-fn core_time(e: &Event) -> Option<u64> {
+pub fn core_time(e: &Event) -> Option<u64> {
     Some(match *e {
         Event::PlanAccepted { at_ms, .. }
         | Event::PlanSeen { at_ms, .. }

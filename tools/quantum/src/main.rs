@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
     version,
     about,
     long_about = None,
-    after_help = "Examples:\n  quantum demo\n  quantum run --instance prod1 --config /etc/quantum/prod1.toml\n  quantum ctl stats --instance prod1\n  quantum ctl doctor --cpus 2,3\n\nLogs go to stderr (time, level, target); RUST_LOG=debug shows more, RUST_LOG=warn less."
+    after_help = "Examples:\n  quantum demo\n  quantum replay --journal /var/lib/quantum/prod1 --config other.toml\n  quantum run --instance prod1 --config /etc/quantum/prod1.toml\n  quantum ctl stats --instance prod1\n  quantum ctl doctor --cpus 2,3\n\nLogs go to stderr (time, level, target); RUST_LOG=debug shows more, RUST_LOG=warn less."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -49,6 +49,9 @@ enum Cmd {
     /// Adapter processes between an instance's rings and a venue.
     #[command(subcommand)]
     Bridge(cmd::bridge::BridgeCmd),
+    /// Re-run a journal's recorded inputs through the engine under its own or another
+    /// configuration, sending nothing, and print the decisions that change.
+    Replay(cmd::replay::ReplayArgs),
 }
 
 impl Cmd {
@@ -57,7 +60,7 @@ impl Cmd {
     fn prints(&self) -> bool {
         match self {
             Cmd::Ctl(c) => c.prints(),
-            Cmd::Demo(_) | Cmd::Bench(_) => true,
+            Cmd::Demo(_) | Cmd::Bench(_) | Cmd::Replay(_) => true,
             Cmd::Run(_) | Cmd::Sim(_) | Cmd::Bridge(_) => false,
         }
     }
@@ -75,6 +78,7 @@ fn main() {
         Cmd::Bench(c) => cmd::bench::run(c),
         Cmd::Sim(c) => cmd::sim::run(c),
         Cmd::Bridge(c) => cmd::bridge::run(c),
+        Cmd::Replay(a) => cmd::replay::run(a),
     };
     if let Err(e) = res {
         if prints && closed_pipe::is_closed_output(&e) {

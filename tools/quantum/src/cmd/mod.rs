@@ -1,8 +1,10 @@
-//! `quantum bench`, `quantum sim` and `quantum bridge`: subcommands whose work is done by other
-//! workspace crates; each module here only names the subcommands and starts them.
+//! `quantum bench`, `quantum sim`, `quantum bridge` and `quantum replay`: subcommands whose
+//! work is done by other workspace crates; each module here names the subcommands, starts them
+//! and prints what they found.
 
 pub mod bench;
 pub mod bridge;
+pub mod replay;
 pub mod sim;
 
 /// Runs `job` to its end on a tokio runtime of its own: two worker threads, I/O and timers on.

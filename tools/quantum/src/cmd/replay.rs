@@ -1,0 +1,426 @@
+//! `quantum replay`: a journal's recorded inputs through the engine again, under the
+//! configuration the daemon ran with (its decisions come out the same) or another one (what
+//! would have changed), with nothing sent anywhere: no ring, no Redis, no exchange.
+//! The engine side is `quantum_core::replay`.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use clap::Args;
+use quantum_core::event::Event;
+use quantum_core::recovery::State;
+use quantum_core::replay::{Counts, Decision, Replay, Verdict};
+use quantum_core::EngineConfig;
+use quantum_daemon::config::DaemonConfig;
+use quantum_ipc::journal::{snapshot, Reader};
+use quantum_ipc::wire::{Limits, Message};
+use quantum_redis::legacy;
+use serde_json::Value;
+
+use crate::ctl::Exit;
+
+/// `quantum replay`.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:
+  quantum replay --journal /var/lib/quantum/prod1 --config /etc/quantum/prod1.toml --check
+  quantum replay --journal /var/lib/quantum/prod1 --config tight.toml
+  quantum replay --journal /var/lib/quantum/prod1 --config tight.toml --json > changed.jsonl
+  quantum replay --journal /var/lib/quantum/prod1 --config tight.toml --json --all \\
+      --from 2026-01-25T00:00:00Z --to 2026-01-26T00:00:00Z > day.jsonl
+
+Every plan's recorded answer is compared with the replayed one. Under the configuration the
+daemon ran with, nothing changes. Under another one, an order the replay would not send has its
+recorded exchange reports dropped; an order it would send that was never sent stays in flight
+with its fill unknown (nothing is invented for it).")]
+pub struct ReplayArgs {
+    /// The journal directory (what `quantum ctl journal verify --instance NAME` names; a copy
+    /// works as well). Read only: a running daemon's journal can be replayed.
+    #[arg(long)]
+    journal: PathBuf,
+    /// The configuration to decide under (TOML, as for `quantum run --config`, with the same
+    /// QUANTUM_* environment overrides); default: the built-in defaults. Its symbols must
+    /// start with the journal's, in the same order.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Report only decisions at or after this time: UTC (`2026-01-25T00:31:07.123Z`, an offset
+    /// such as `+02:00` works too) or ms since the Unix epoch. Everything before is replayed
+    /// all the same: state carries over.
+    #[arg(long)]
+    from: Option<String>,
+    /// Report only decisions before this time (same forms as --from); the replay stops there.
+    #[arg(long)]
+    to: Option<String>,
+    /// JSON lines on stdout: one per changed decision (nothing at all when nothing changed);
+    /// the summary goes to stderr.
+    #[arg(long)]
+    json: bool,
+    /// With --json: one line per decision, changed or not.
+    #[arg(long, requires = "json")]
+    all: bool,
+    /// Exit 1 when any decision changed: e.g. to check that the configuration the daemon ran
+    /// with reproduces its journal.
+    #[arg(long)]
+    check: bool,
+}
+
+/// A time as `--from`/`--to` take it: UTC (or with an offset), or ms since the Unix epoch.
+pub fn parse_time(s: &str) -> Result<u64> {
+    if let Ok(ms) = s.trim().parse::<u64>() {
+        return Ok(ms);
+    }
+    legacy::parse_iso_ms(s).ok_or_else(|| {
+        anyhow!(
+            "{s:?} is not a time: say 2026-01-25T00:31:07.123Z (UTC) or ms since the Unix epoch"
+        )
+    })
+}
+
+/// The engine configuration `--config` names (with the environment's overrides).
+fn engine_config(path: Option<&Path>) -> Result<EngineConfig> {
+    let mut cfg = match path {
+        Some(p) => DaemonConfig::from_file(p)?,
+        None => DaemonConfig::default(),
+    };
+    cfg.apply_env(|k| std::env::var(k).ok())?;
+    cfg.engine_config()
+}
+
+/// Per symbol and answer, how many plans got it, recorded and replayed.
+#[derive(Default)]
+struct Totals(BTreeMap<(String, String), (u64, u64)>);
+
+impl Totals {
+    fn add(&mut self, symbol: &str, v: Option<&Verdict>, replayed: bool) {
+        let Some(v) = v else { return };
+        let (class, reason) = v.label();
+        let key = (
+            symbol.to_string(),
+            reason.unwrap_or_else(|| class.to_string()),
+        );
+        let e = self.0.entry(key).or_default();
+        if replayed {
+            e.1 += 1;
+        } else {
+            e.0 += 1;
+        }
+    }
+}
+
+/// Runs `quantum replay`.
+pub fn run(a: ReplayArgs) -> Result<()> {
+    let cfg = engine_config(a.config.as_deref())?;
+    let from = a.from.as_deref().map(parse_time).transpose()?;
+    let to = a.to.as_deref().map(parse_time).transpose()?;
+    if let (Some(f), Some(t)) = (from, to) {
+        if f >= t {
+            bail!("--from must be before --to");
+        }
+    }
+    let dir = &a.journal;
+    let names: Vec<String> = std::fs::read_to_string(dir.join("symbols"))
+        .with_context(|| {
+            format!(
+                "{} holds no journal (no `symbols` file); say where the journal is with --journal",
+                dir.display()
+            )
+        })?
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let configured: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
+    if names.len() > configured.len() || names.iter().zip(&configured).any(|(a, b)| a != b) {
+        bail!(
+            "the journal's symbols ({}) are not the first symbols of the configuration ({}): its events would be read as other symbols",
+            names.join(","),
+            configured.join(",")
+        );
+    }
+    let reader = Reader::open(dir)
+        .map_err(|e| anyhow!("{e}"))
+        .with_context(|| format!("cannot read the journal in {}", dir.display()))?;
+    let first_kept = reader.first_seq().unwrap_or(1);
+    // Kept from a snapshot on: the replay starts from the snapshot the kept events follow.
+    let mut start = State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders);
+    let mut note = None;
+    if first_kept > 1 {
+        let snaps = snapshot::list(dir).map_err(|e| anyhow!("{e}"))?;
+        let Some((seq, path)) = snaps.iter().rev().find(|(s, _)| *s + 1 >= first_kept) else {
+            bail!(
+                "the journal's events start at {first_kept} and no snapshot covers the ones before"
+            );
+        };
+        let (_, bytes) = snapshot::read(path).map_err(|e| anyhow!("{e}"))?;
+        start = State::decode(&bytes).map_err(|e| anyhow!("snapshot {seq}: {e}"))?;
+        note = Some(format!(
+            "started from the snapshot at event {seq} (older events were pruned), as a restart would: until each symbol's next position snapshot its plans may be answered `reconciling`"
+        ));
+    }
+    let from_seq = start.seq + 1;
+
+    let name = |i: u16| names.get(usize::from(i)).map_or("?", String::as_str);
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut totals = Totals::default();
+    let (mut decided, mut changed, mut reported) = (0u64, 0u64, 0u64);
+    let mut failed: Option<anyhow::Error> = None;
+    let t0 = Instant::now();
+    let mut replay: Option<Replay> = None;
+    let mut cfg = Some(cfg);
+    let mut start = Some(start);
+    let mut range: Option<(u64, u64)> = None;
+    let mut on_decision = |d: Decision, out: &mut dyn Write| -> Result<()> {
+        let at = d.at_ms();
+        if from.is_some_and(|f| at < f) || to.is_some_and(|t| at >= t) {
+            return Ok(());
+        }
+        decided += 1;
+        let sym = name(d.plan.symbol.0);
+        totals.add(sym, d.recorded.as_ref(), false);
+        totals.add(sym, d.replayed.as_ref(), true);
+        let ch = d.changed();
+        changed += u64::from(ch);
+        if a.json && (ch || a.all) {
+            writeln!(out, "{}", decision_json(&d, sym))?;
+            reported += 1;
+        } else if !a.json && ch {
+            writeln!(out, "{}", decision_text(&d, sym))?;
+            reported += 1;
+        }
+        Ok(())
+    };
+    let result = reader.read_from(from_seq, |seq, rec| {
+        if failed.is_some() {
+            return Ok(());
+        }
+        let step = (|| -> Result<bool> {
+            let m = Message::decode(rec, &Limits::default())
+                .map_err(|e| anyhow!("event {seq}: {e}"))?;
+            let e = Event::from_message(&m).map_err(|e| anyhow!("event {seq}: {e}"))?;
+            let r = match &mut replay {
+                Some(r) => r,
+                None => {
+                    let first = event_time(&e).unwrap_or(0);
+                    let (Some(c), Some(s)) = (cfg.take(), start.take()) else {
+                        unreachable!("built once")
+                    };
+                    replay.insert(Replay::new(c, first, s).map_err(|e| anyhow!("{e}"))?)
+                }
+            };
+            if let (Some(t), Some(at)) = (to, event_time(&e)) {
+                if at >= t {
+                    return Ok(false);
+                }
+            }
+            range = Some((range.map_or(seq, |r| r.0), seq));
+            let mut ds = Vec::new();
+            r.feed(seq, &e, &mut |d| ds.push(d))
+                .map_err(|e| anyhow!("event {seq}: {e}"))?;
+            for d in ds {
+                on_decision(d, &mut out)?;
+            }
+            Ok(true)
+        })();
+        match step {
+            Ok(true) => {}
+            Ok(false) => failed = Some(anyhow!("stop")),
+            Err(e) => failed = Some(e),
+        }
+        Ok(())
+    });
+    result.map_err(|e| anyhow!("{e}"))?;
+    if let Some(e) = failed {
+        if e.to_string() != "stop" {
+            return Err(e);
+        }
+    }
+    let Some(replay) = replay else {
+        bail!("the journal in {} holds no event", dir.display());
+    };
+    let mut left = Vec::new();
+    let counts = replay.finish(&mut |d| left.push(d));
+    for d in left {
+        on_decision(d, &mut out)?;
+    }
+    out.flush()?;
+    drop(out);
+    let elapsed = t0.elapsed();
+    let summary = summary_text(
+        &SummaryIn {
+            dir,
+            config: a.config.as_deref(),
+            range,
+            decided,
+            changed,
+            counts,
+            elapsed_s: elapsed.as_secs_f64(),
+            note: note.as_deref(),
+        },
+        &totals,
+    );
+    if a.json {
+        eprint!("{summary}");
+    } else {
+        print!("{summary}");
+    }
+    if a.check && changed > 0 {
+        return Err(Exit {
+            code: 1,
+            message: format!("{changed} decision(s) changed"),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// An event's own time (ms) for the range checks; times that are not the core's are skipped.
+fn event_time(e: &Event) -> Option<u64> {
+    quantum_core::replay::core_time(e)
+}
+
+struct SummaryIn<'a> {
+    dir: &'a Path,
+    config: Option<&'a Path>,
+    range: Option<(u64, u64)>,
+    decided: u64,
+    changed: u64,
+    counts: Counts,
+    elapsed_s: f64,
+    note: Option<&'a str>,
+}
+
+fn summary_text(s: &SummaryIn<'_>, totals: &Totals) -> String {
+    let mut t = String::new();
+    let config = s.config.map_or("the built-in defaults".to_string(), |p| {
+        p.display().to_string()
+    });
+    let range = s
+        .range
+        .map_or("no event".to_string(), |(a, b)| format!("events {a}..={b}"));
+    t.push_str(&format!(
+        "replayed {} ({range}) under {config}: {} decision(s), {} changed; {} event(s) in {:.2} s ({:.0} events/s)\n",
+        s.dir.display(),
+        s.decided,
+        s.changed,
+        s.counts.events,
+        s.elapsed_s,
+        s.counts.events as f64 / s.elapsed_s.max(1e-9),
+    ));
+    t.push_str(&format!(
+        "  starts replayed {}, exchange reports dropped {} (orders the replay did not send as recorded), inputs refused {}\n",
+        s.counts.starts, s.counts.dropped_reports, s.counts.refused
+    ));
+    if s.counts.table_full > 0 {
+        t.push_str(&format!(
+            "  {} plan(s) found no permit slot (table_capacity) and got no answer\n",
+            s.counts.table_full
+        ));
+    }
+    if s.counts.legacy {
+        t.push_str("  note: this journal was written before starts and refused plans were journaled: restarts replay as one run, and an EXECUTE plan answered at admission is judged by its id, symbol and decision only\n");
+    }
+    if let Some(n) = s.note {
+        t.push_str(&format!("  note: {n}\n"));
+    }
+    let diff: Vec<_> = totals.0.iter().filter(|(_, (r, p))| r != p).collect();
+    if !diff.is_empty() {
+        t.push_str("  per symbol and answer (recorded -> replayed):\n");
+        for ((sym, answer), (r, p)) in diff {
+            t.push_str(&format!("    {sym:<10} {answer:<48} {r} -> {p}\n"));
+        }
+    }
+    t
+}
+
+fn verdict_text(v: Option<&Verdict>) -> String {
+    let Some(v) = v else {
+        return "(no answer)".to_string();
+    };
+    let (class, reason) = v.label();
+    match (v.order(), reason) {
+        (Some((side, qty)), _) => format!("executed {side} {qty}"),
+        (None, Some(r)) => r,
+        (None, None) => class.to_string(),
+    }
+}
+
+fn decision_text(d: &Decision, sym: &str) -> String {
+    format!(
+        "{} plan={} {sym} {} -> {} order={}",
+        legacy::iso_ms(d.at_ms()),
+        d.plan.id,
+        verdict_text(d.recorded.as_ref()),
+        verdict_text(d.replayed.as_ref()),
+        d.order_note().name()
+    )
+}
+
+/// One decision as a flat JSON object (one row for pandas or DuckDB).
+fn decision_json(d: &Decision, sym: &str) -> Value {
+    let mut o = serde_json::Map::new();
+    o.insert("time".into(), legacy::iso_ms(d.at_ms()).into());
+    o.insert("time_ms".into(), d.at_ms().into());
+    o.insert("seq".into(), d.seq.into());
+    o.insert("plan".into(), d.plan.id.to_string().into());
+    o.insert("symbol".into(), sym.into());
+    o.insert("decision".into(), d.plan.decision.to_string().into());
+    o.insert("action".into(), d.plan.action.to_string().into());
+    o.insert("changed".into(), d.changed().into());
+    o.insert("order".into(), d.order_note().name().into());
+    for (prefix, v) in [("recorded", d.recorded), ("replayed", d.replayed)] {
+        let (outcome, reason, side, qty) = match &v {
+            Some(v) => {
+                let (class, reason) = v.label();
+                let order = v.order();
+                (
+                    Value::from(class),
+                    reason.map_or(Value::Null, Value::from),
+                    order.map_or(Value::Null, |(s, _)| s.to_string().into()),
+                    order.map_or(Value::Null, |(_, q)| q.to_string().into()),
+                )
+            }
+            None => (Value::Null, Value::Null, Value::Null, Value::Null),
+        };
+        o.insert(format!("{prefix}_outcome"), outcome);
+        o.insert(format!("{prefix}_reason"), reason);
+        o.insert(format!("{prefix}_side"), side);
+        o.insert(format!("{prefix}_qty"), qty);
+    }
+    // The inputs of the replayed verdict (else the recorded one's): what P3.3 compared.
+    let p33 = d
+        .replayed
+        .and_then(|v| v.p33)
+        .or_else(|| d.recorded.and_then(|v| v.p33));
+    let ctx = p33.map(|p| p.context);
+    o.insert(
+        "exchange_amt".into(),
+        ctx.map_or(Value::Null, |c| c.exchange.to_string().into()),
+    );
+    o.insert(
+        "ledger_amt".into(),
+        ctx.map_or(Value::Null, |c| c.ledger.to_string().into()),
+    );
+    o.insert(
+        "tolerance".into(),
+        ctx.map_or(Value::Null, |c| c.tolerance.to_string().into()),
+    );
+    let gov = d
+        .replayed
+        .and_then(|v| v.gov)
+        .or_else(|| d.recorded.and_then(|v| v.gov));
+    o.insert(
+        "gov_allow".into(),
+        gov.map_or(Value::Null, |g| g.allow.into()),
+    );
+    o.insert("kill_score".into(), d.plan.kill_score.to_string().into());
+    o.insert(
+        "created_at_ms".into(),
+        match d.plan.created_at_ms {
+            0 => Value::Null,
+            ms => ms.into(),
+        },
+    );
+    Value::Object(o)
+}
