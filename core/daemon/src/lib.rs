@@ -34,7 +34,7 @@ mod instance;
 mod io;
 mod journal;
 pub mod latency;
-mod print_config;
+pub mod print_config;
 pub mod stats;
 mod trust;
 

@@ -628,6 +628,7 @@ impl World {
             })
             .map_err(|e| anyhow!("{e}"))?;
         let verify = self.verify_journal()?;
+        let replay = self.replay_journal()?;
         let lost = self.lose_the_journal()?;
         if let Some(mut b) = self.bridge.take() {
             b.term();
@@ -748,6 +749,19 @@ impl World {
         if !verify.status.success() {
             fail(format!("journal verify failed:\n{verify_text}"));
         }
+        // The journal, kills and restarts included, re-run through the engine under the
+        // configuration the daemon ran with: every decision comes out the same.
+        let replay_text = String::from_utf8_lossy(&replay.stdout).to_string();
+        println!(
+            "  journal replay under the daemon's configuration (`quantum replay --check`): {}",
+            replay_text.lines().next().unwrap_or("no output")
+        );
+        if !replay.status.success() {
+            fail(format!(
+                "the replay of the journal changed decisions:\n{replay_text}{}",
+                String::from_utf8_lossy(&replay.stderr)
+            ));
+        }
         match &t.changed_dir {
             Some((refused, said)) => {
                 println!(
@@ -807,6 +821,15 @@ impl World {
         Ok(Command::new(&self.quantum)
             .args(["ctl", "journal", "verify", "--instance", &self.instance])
             .arg("--dir")
+            .arg(&self.journal)
+            .output()?)
+    }
+
+    /// `quantum replay --check` of the journal under the daemon's configuration (the defaults
+    /// with the environment this harness gives the daemon, none of which the engine reads).
+    fn replay_journal(&self) -> Result<std::process::Output> {
+        Ok(Command::new(&self.quantum)
+            .args(["replay", "--check", "--journal"])
             .arg(&self.journal)
             .output()?)
     }

@@ -78,6 +78,26 @@ fn demo_replays_the_seeds_story_in_both_modes() {
         assert!(log.contains("reason=p33_denied:reconcile_required_qty_mismatch exchange_amt=0.062 ledger_amt=0.002 diff=0.06 tolerance=0.001"));
         assert!(log.contains("already executed (duplicate)"));
         assert!(log.contains("Result published (executed=False, error=None)"));
+        // The demo's journal, re-run through the engine under the configuration it ran with:
+        // every decision comes out the same.
+        let replay = Command::new(env!("CARGO_BIN_EXE_quantum"))
+            .args(["replay", "--check", "--journal"])
+            .arg(dir.join("journal"))
+            .arg("--config")
+            .arg(dir.join("config.toml"))
+            .output()
+            .expect("run quantum replay");
+        let text = String::from_utf8_lossy(&replay.stdout);
+        assert!(
+            replay.status.success(),
+            "{mode}: {text}{}",
+            String::from_utf8_lossy(&replay.stderr)
+        );
+        let first = text.lines().next().unwrap_or_default();
+        assert!(
+            first.contains(&format!("{plans} decision(s), 0 changed")),
+            "{mode}: {text}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

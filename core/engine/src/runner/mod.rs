@@ -10,7 +10,7 @@
 mod inline;
 
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
@@ -612,6 +612,9 @@ type Job = (SlotRef, Plan, u64);
 struct StageQueue {
     jobs: ArrayQueue<Job>,
     wake: Wake,
+    /// Jobs this stage has judged (its permit issued): the front waits for it to reach what
+    /// it dispatched before it changes the book ([`wait_judged`]).
+    judged: AtomicU64,
 }
 
 fn start_pipelined(
@@ -629,10 +632,12 @@ fn start_pipelined(
     let gov_q = Arc::new(StageQueue {
         jobs: ArrayQueue::new(cap),
         wake: Wake::default(),
+        judged: AtomicU64::new(0),
     });
     let p33_q = Arc::new(StageQueue {
         jobs: ArrayQueue::new(cap),
         wake: Wake::default(),
+        judged: AtomicU64::new(0),
     });
     let done = Arc::new(AtomicBool::new(false));
     let mut threads = Vec::new();
@@ -652,6 +657,10 @@ fn start_pipelined(
                 loop {
                     if let Some(job) = q.jobs.pop() {
                         f(&job);
+                        // Release: every read of the book and the governor's state this job
+                        // made happens before the front's Acquire load in `wait_judged` sees
+                        // the count, so no change the front makes after it is seen here.
+                        q.judged.fetch_add(1, Ordering::Release);
                         // The permit is published: let apply look at it now.
                         ch.front_wake.wake();
                         idle.reset();
@@ -717,6 +726,29 @@ fn dispatch(q: &StageQueue, job: Job, policy: IdlePolicy) {
     q.wake.wake();
 }
 
+/// Before the front applies anything but a plan (a command, an order report, a history, a
+/// re-attach, a lead), both stages have judged every plan it dispatched. So a verdict never
+/// sees a change journaled after its plan was accepted: the journal's order is the order the
+/// verdicts saw, and a replay in that order judges as the stages did ([`crate::replay`]).
+/// The wait is one pipeline's depth, and only when a plan is still being judged.
+fn wait_judged(
+    ch: &Channels,
+    gov_q: &StageQueue,
+    p33_q: &StageQueue,
+    dispatched: u64,
+    policy: IdlePolicy,
+) {
+    // Acquire: pairs with each stage's Release increment after its job (see the stage loop).
+    let judged = || {
+        gov_q.judged.load(Ordering::Acquire) >= dispatched
+            && p33_q.judged.load(Ordering::Acquire) >= dispatched
+    };
+    let mut idle = Idle::new(policy);
+    while !judged() {
+        idle.idle(&ch.front_wake, Some(Duration::from_micros(50)), judged);
+    }
+}
+
 fn front_loop(
     mut front: Front,
     ch: &Channels,
@@ -729,6 +761,7 @@ fn front_loop(
     let mut idle = Idle::new(policy);
     let mut held: Option<Plan> = None;
     let (mut handled, mut marked) = (0u64, 0u64);
+    let mut dispatched = 0u64;
     loop {
         let mut worked = false;
         loop {
@@ -753,6 +786,7 @@ fn front_loop(
                             if core_permits {
                                 dispatch(gov_q, (r, plan, t_in), policy);
                                 dispatch(p33_q, (r, plan, t_in), policy);
+                                dispatched += 1;
                             }
                             let marks = front.sample().then(StageMarks::default);
                             front.submit(r, plan, t_in, marks, &mut sink);
@@ -767,6 +801,7 @@ fn front_loop(
                     front.tidy(t_in);
                 }
                 other => {
+                    wait_judged(ch, gov_q, p33_q, dispatched, policy);
                     front.handle(other, ring, &mut sink);
                     handled += 1;
                 }

@@ -215,6 +215,13 @@ pub fn run(args: DemoArgs) -> Result<()> {
             .with_context(|| format!("cannot clear {}", journal.display()))?;
     }
     cfg.journal.dir = journal.display().to_string();
+    // The configuration beside the journal, so `quantum replay` can re-run it as it ran.
+    let cfg_path = args.out.join("config.toml");
+    fs::write(
+        &cfg_path,
+        quantum_daemon::print_config::annotated(&cfg, &DaemonConfig::default(), false),
+    )
+    .with_context(|| format!("cannot write {}", cfg_path.display()))?;
     let daemon = Daemon::start(&instance, cfg).context("cannot start the core")?;
     let stop = Arc::new(AtomicBool::new(false));
     let daemon = {
