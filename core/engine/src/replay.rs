@@ -26,7 +26,7 @@
 //! journal), and pairs each plan's recorded answer with the replayed one ([`Decision`]).
 //!
 //! Under another configuration the two histories part, and the replay keeps to what is known:
-//! - what the exchange reported of an order the replay did not send, or sent with another side
+//! - what the adapter reported of an order the replay did not send, or sent with another side
 //!   or quantity, is dropped ([`Counts::dropped_reports`]); such an order's fill is unknown;
 //! - an order the replay sends that was never sent stays in flight, its fill unknown
 //!   ([`OrderNote::WouldSend`]): nothing is invented for it, and P3.3 sizes later plans on
@@ -178,7 +178,8 @@ pub struct Counts {
     pub inputs: u64,
     /// Starts replayed (a new engine restored from the replay's own state).
     pub starts: u64,
-    /// Reports of orders the replay did not send as recorded, dropped.
+    /// Recorded order events (sent, accepted, fills, ends, unknown outcomes) of orders the
+    /// replay did not send as recorded, dropped: each stood for what the adapter reported.
     pub dropped_reports: u64,
     /// Inputs the replayed engine refused (e.g. a permit for a plan it no longer waits for).
     pub refused: u64,

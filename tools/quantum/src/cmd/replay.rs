@@ -309,7 +309,7 @@ fn summary_text(s: &SummaryIn<'_>, totals: &Totals) -> String {
         s.counts.events as f64 / s.elapsed_s.max(1e-9),
     ));
     t.push_str(&format!(
-        "  starts replayed {}, exchange reports dropped {} (orders the replay did not send as recorded), inputs refused {}\n",
+        "  starts replayed {}; recorded order events dropped {} (of orders the replay did not send as recorded: their fills are unknown); inputs refused {}\n",
         s.counts.starts, s.counts.dropped_reports, s.counts.refused
     ));
     if s.counts.table_full > 0 {
