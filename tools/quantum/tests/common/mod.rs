@@ -185,13 +185,21 @@ impl Instance {
             .unwrap_or_else(|| panic!("no counter {label}"))
     }
 
-    /// A reader of the `results` ring from the oldest event it holds.
+    /// A reader of the `results` ring from the oldest event it holds, past the daemon's
+    /// start: every daemon's first event is its `Started` (checked here), then what its
+    /// recovery made.
     pub fn events(&self) -> Events {
         let ring = Broadcast::open(&RingSpec::new(&self.name, "results", 0)).expect("open results");
-        Events {
+        let mut ev = Events {
             reader: ring.reader(Start::Oldest),
             _ring: ring,
-        }
+        };
+        let first = ev.next(30);
+        assert!(
+            matches!(first, Event::Started { .. }),
+            "a daemon's first event is its start, not {first:?}"
+        );
+        ev
     }
 
     /// Claims the consumer side of an egress ring.

@@ -77,7 +77,9 @@ fn tail_ends_quietly_and_detaches_when_its_reader_closes_the_pipe() {
             Stdio::null(),
         );
     };
-    let (ok, first, err) = first_line_then_close(&["ctl", "tail", "--instance", &name], || {
+    // Results only: the daemon's first event, its start, is there before any plan's.
+    let tail = ["ctl", "tail", "--instance", &name, "--only", "results"];
+    let (ok, first, err) = first_line_then_close(&tail, || {
         wait_for(30, "tail to attach", || {
             reader(&results).is_some_and(|s| s.is_alive())
         });
