@@ -387,8 +387,16 @@ impl Replay {
             self.input_of(seq, e)
         };
         self.reoffered = reoffer;
-        if let Some(input) = input {
-            self.run(input, out);
+        match (input, e) {
+            // A legacy permit is journaled when its plan's wait ends, after its issue: it is
+            // issued at its own time, as it was.
+            (Some(i @ Input::Permit(_)), Event::GovPermit(GovPermitEvent { issued_at_ms, .. }))
+            | (Some(i @ Input::Permit(_)), Event::P33Permit(P33PermitEvent { issued_at_ms, .. })) =>
+            {
+                self.issue_at(i, *issued_at_ms, out);
+            }
+            // Without an input, time still passed: a plan whose wait ended now is answered now.
+            (input, _) => self.run(input, out),
         }
         if let Event::PlanResult(r) = e {
             self.pair(r.plan.0, out);
@@ -580,14 +588,37 @@ impl Replay {
         Some(Input::Order(o))
     }
 
+    /// Issues a legacy permit as at wall-clock `ms` (earlier than the replay's clock: it is
+    /// journaled when its plan's wait ends), then puts the clock back.
+    fn issue_at(&mut self, input: Input, ms: u64, out: &mut impl FnMut(Decision)) {
+        let now = self.now_ns;
+        let at = ms_to_ns(ms.saturating_sub(self.clock.wall_origin_ms())).min(now);
+        self.mock.decrement(now - at);
+        let mut made = std::mem::take(&mut self.buf);
+        made.clear();
+        if let Some(engine) = self.engine.as_mut() {
+            self.counts.inputs += 1;
+            let _ = engine.handle(input, REPLAY_RING, &mut |e| made.push(e));
+        }
+        self.mock.increment(now - at);
+        self.absorb(&mut made, false, out);
+        self.buf = made;
+        self.run(None, out);
+    }
+
     /// Hands `input` to the engine, after the apply deadlines that passed by now.
-    fn run(&mut self, input: Input, out: &mut impl FnMut(Decision)) {
+    fn run(&mut self, input: Option<Input>, out: &mut impl FnMut(Decision)) {
         let mut made = std::mem::take(&mut self.buf);
         made.clear();
         let Some(engine) = self.engine.as_mut() else {
             return;
         };
         engine.poll(&mut |e| made.push(e));
+        let Some(input) = input else {
+            self.absorb(&mut made, false, out);
+            self.buf = made;
+            return;
+        };
         self.counts.inputs += 1;
         let order = matches!(input, Input::Order(_));
         if let Err(plan) = engine.handle(input, REPLAY_RING, &mut |e| made.push(e)) {

@@ -567,3 +567,137 @@ fn a_looser_tolerance_would_have_ordered_the_denied_plan_its_fill_unknown() {
         .unwrap();
     assert_eq!(next.order_note(), OrderNote::Differs, "{next:#?}");
 }
+
+/// Permits from the legacy services (`permits = external`) are inputs too: they arrive while
+/// plans wait, out of order, some never, some too late; the replay feeds them at their issue
+/// time and every plan is answered as it was, the waits that ran out included.
+#[test]
+fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
+    use quantum_core::config::PermitSource;
+    use quantum_core::engine::ExternalPermit;
+    use quantum_core::governor::GovReason;
+    use quantum_core::permit::P33Context;
+    let cfg = EngineConfig {
+        permits: PermitSource::External,
+        apply_wait_ms: 2_000,
+        ..production()
+    };
+    let mut r = Recorder::new(cfg.clone());
+    let syms: Vec<SymbolId> = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
+        .iter()
+        .map(|n| r.sym(n))
+        .collect();
+    for (s, amount) in syms.iter().zip(["0.9", "40", "-900"]) {
+        r.command(Command::Position {
+            symbol: *s,
+            amount: q(amount),
+            mark: p("100"),
+        });
+        r.command(Command::SetLedger {
+            symbol: *s,
+            amount: q(amount),
+        });
+    }
+    let mut rng = Lcg(11);
+    let mut waiting: Vec<Plan> = Vec::new();
+    for id in 1..=300u64 {
+        r.advance(rng.next(400));
+        let s = syms[rng.next(3) as usize];
+        let plan = exit(id, s, Action::Partial25);
+        r.plan(plan);
+        waiting.push(plan);
+        // Permits for some of the waiting plans, in any order.
+        while !waiting.is_empty() && rng.next(3) != 0 {
+            let k = rng.next(waiting.len() as u64) as usize;
+            let w = waiting.swap_remove(k);
+            r.advance(rng.next(300));
+            let allow = rng.next(5) != 0;
+            r.input(Input::Permit(ExternalPermit::Gov {
+                plan: w.id,
+                allow,
+                reason: (!allow).then_some(GovReason::Cooldown),
+                ttl_ms: 15_000,
+            }));
+            if rng.next(6) == 0 {
+                continue; // P3.3 never answers: the wait runs out
+            }
+            r.advance(rng.next(300));
+            let side = if w.symbol == syms[2] {
+                quantum_core::Side::Buy
+            } else {
+                quantum_core::Side::Sell
+            };
+            let p33_allow = rng.next(4) != 0;
+            r.input(Input::Permit(ExternalPermit::P33 {
+                plan: w.id,
+                allow: p33_allow,
+                reason: (!p33_allow).then_some(P33Reason::NoPosition),
+                safe_qty: if w.symbol == syms[2] {
+                    q("1")
+                } else {
+                    q("0.001")
+                },
+                side: Some(side),
+                context: P33Context::default(),
+                ttl_ms: 15_000,
+            }));
+        }
+        if rng.next(10) == 0 {
+            // Too late: a permit for a plan no longer waiting is refused.
+            r.input(Input::Permit(ExternalPermit::Gov {
+                plan: PlanId(1 + rng.next(id)),
+                allow: true,
+                reason: None,
+                ttl_ms: 15_000,
+            }));
+        }
+    }
+    r.advance(5_000);
+    let journal = r.journal.clone();
+    let expired = journal
+        .iter()
+        .filter(|e| matches!(e, Event::PlanResult(x) if matches!(x.outcome, Outcome::Blocked(Block::MissingGov | Block::MissingP33))))
+        .count();
+    let executed = journal
+        .iter()
+        .filter(|e| matches!(e, Event::PlanResult(x) if x.executed()))
+        .count();
+    assert!(
+        expired > 10 && executed > 10,
+        "{expired} waits ran out, {executed} executed"
+    );
+
+    let first = r.folded();
+    let mut replay = Replay::new(
+        cfg.clone(),
+        r.clock.wall_origin_ms() + 48 * 3_600_000,
+        State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders),
+    )
+    .unwrap();
+    replay.keep_events();
+    let mut decisions = Vec::new();
+    for (i, e) in journal.iter().enumerate() {
+        replay
+            .feed(i as u64 + 1, e, &mut |d| decisions.push(d))
+            .unwrap();
+    }
+    let recorded: Vec<Event> = journal
+        .iter()
+        .filter(|e| !matches!(e, Event::Refused(_)))
+        .copied()
+        .collect();
+    let made = replay.events();
+    if let Some(i) = (0..made.len().min(recorded.len())).find(|i| made[*i] != recorded[*i]) {
+        panic!(
+            "event {i} differs:\n recorded {:?}\n replayed {:?}",
+            recorded[i], made[i]
+        );
+    }
+    assert_eq!(made.len(), recorded.len());
+    let (mut mine, mut theirs) = (replay.state().clone(), first);
+    (mine.seq, theirs.seq) = (0, 0);
+    assert_eq!(mine, theirs);
+    replay.finish(&mut |d| decisions.push(d));
+    assert_eq!(decisions.len(), results(&journal));
+    assert!(decisions.iter().all(|d| !d.changed()));
+}

@@ -43,7 +43,14 @@ fn a_million_plans_stream_from_inject_through_the_daemon_to_tail_in_order() {
     let count = STREAM.to_string();
     let tail = inst.spawn(
         &[
-            "ctl", "tail", "--instance", &name, "--count", &count, "--only", "results",
+            "ctl",
+            "tail",
+            "--instance",
+            &name,
+            "--count",
+            &count,
+            "--only",
+            "results",
         ],
         Stdio::piped(),
     );
