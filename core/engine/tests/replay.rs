@@ -701,3 +701,29 @@ fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
     assert_eq!(decisions.len(), results(&journal));
     assert!(decisions.iter().all(|d| !d.changed()));
 }
+
+/// A shorter dedupe horizon forgets the denied plan before its re-delivery 5 s later: the
+/// replay judges it again (and denies it again, the ledger still out of sync) instead of
+/// answering it as a duplicate.
+#[test]
+fn a_shorter_dedupe_horizon_judges_a_redelivery_again() {
+    let r = seeds_story();
+    let cfg = EngineConfig {
+        dedupe_horizon_ms: 3_000,
+        max_plan_age_ms: 3_000,
+        ..EngineConfig::default()
+    };
+    let (short, _) = replay_all(cfg, &r.journal).unwrap();
+    let changed: Vec<&Decision> = short.iter().filter(|d| d.changed()).collect();
+    assert_eq!(changed.len(), 1, "{short:#?}");
+    let d = changed[0];
+    assert_eq!(d.plan.id, PlanId(0xf1a8_d7f4_8713_d5cf));
+    assert!(d.recorded.unwrap().result.outcome.is_duplicate());
+    assert!(
+        matches!(
+            d.replayed.unwrap().result.outcome,
+            Outcome::Blocked(Block::P33Denied(P33Reason::ReconcileRequiredQtyMismatch, _))
+        ),
+        "{d:?}"
+    );
+}

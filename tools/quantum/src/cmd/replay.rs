@@ -3,7 +3,6 @@
 //! would have changed), with nothing sent anywhere: no ring, no Redis, no exchange.
 //! The engine side is `quantum_core::replay`.
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -11,9 +10,11 @@ use std::time::Instant;
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
 use quantum_core::event::Event;
+use quantum_core::permit::P33Context;
 use quantum_core::recovery::State;
 use quantum_core::replay::{Counts, Decision, Replay, Verdict};
-use quantum_core::EngineConfig;
+use quantum_core::result::{Block, Outcome};
+use quantum_core::{EngineConfig, Qty};
 use quantum_daemon::config::DaemonConfig;
 use quantum_ipc::journal::{snapshot, Reader};
 use quantum_ipc::wire::{Limits, Message};
@@ -88,24 +89,53 @@ fn engine_config(path: Option<&Path>) -> Result<EngineConfig> {
     cfg.engine_config()
 }
 
-/// Per symbol and answer, how many plans got it, recorded and replayed.
+/// Per symbol and answer, how many plans got it, recorded and replayed. Few distinct answers
+/// exist, so a list searched in place (no allocation per decision); named at the end.
 #[derive(Default)]
-struct Totals(BTreeMap<(String, String), (u64, u64)>);
+struct Totals(Vec<(u16, Outcome, [u64; 2])>);
 
 impl Totals {
-    fn add(&mut self, symbol: &str, v: Option<&Verdict>, replayed: bool) {
+    fn add(&mut self, symbol: u16, v: Option<&Verdict>, replayed: bool) {
         let Some(v) = v else { return };
-        let (class, reason) = v.label();
-        let key = (
-            symbol.to_string(),
-            reason.unwrap_or_else(|| class.to_string()),
-        );
-        let e = self.0.entry(key).or_default();
-        if replayed {
-            e.1 += 1;
-        } else {
-            e.0 += 1;
-        }
+        // The answer without its quantities and amounts.
+        let answer = match v.result.outcome {
+            Outcome::Executed { .. } => Outcome::Executed { qty: Qty::ZERO },
+            Outcome::Blocked(Block::P33Denied(r, _)) => {
+                Outcome::Blocked(Block::P33Denied(r, P33Context::default()))
+            }
+            Outcome::Duplicate { .. } => Outcome::Duplicate { ordered: None },
+            other => other,
+        };
+        let i = match self
+            .0
+            .iter()
+            .position(|(s, a, _)| *s == symbol && *a == answer)
+        {
+            Some(i) => i,
+            None => {
+                self.0.push((symbol, answer, [0; 2]));
+                self.0.len() - 1
+            }
+        };
+        self.0[i].2[usize::from(replayed)] += 1;
+    }
+
+    /// (symbol, answer, recorded, replayed), sorted, where the two counts differ.
+    fn differing(&self, name: &dyn Fn(u16) -> String) -> Vec<(String, String, u64, u64)> {
+        let mut v: Vec<_> = self
+            .0
+            .iter()
+            .filter(|(_, _, [r, p])| r != p)
+            .map(|(s, a, [r, p])| {
+                let label = a.error_text().unwrap_or_else(|| match a {
+                    Outcome::Executed { .. } => "executed".to_string(),
+                    _ => "non_execute".to_string(),
+                });
+                (name(*s), label, *r, *p)
+            })
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -171,6 +201,7 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     let mut cfg = Some(cfg);
     let mut start = Some(start);
     let mut range: Option<(u64, u64)> = None;
+    let mut ds: Vec<Decision> = Vec::new();
     let mut on_decision = |d: Decision, out: &mut dyn Write| -> Result<()> {
         let at = d.at_ms();
         if from.is_some_and(|f| at < f) || to.is_some_and(|t| at >= t) {
@@ -178,8 +209,8 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         }
         decided += 1;
         let sym = name(d.plan.symbol.0);
-        totals.add(sym, d.recorded.as_ref(), false);
-        totals.add(sym, d.replayed.as_ref(), true);
+        totals.add(d.plan.symbol.0, d.recorded.as_ref(), false);
+        totals.add(d.plan.symbol.0, d.replayed.as_ref(), true);
         let ch = d.changed();
         changed += u64::from(ch);
         if a.json && (ch || a.all) {
@@ -215,10 +246,10 @@ pub fn run(a: ReplayArgs) -> Result<()> {
                 }
             }
             range = Some((range.map_or(seq, |r| r.0), seq));
-            let mut ds = Vec::new();
+            ds.clear();
             r.feed(seq, &e, &mut |d| ds.push(d))
                 .map_err(|e| anyhow!("event {seq}: {e}"))?;
-            for d in ds {
+            for d in ds.drain(..) {
                 on_decision(d, &mut out)?;
             }
             Ok(true)
@@ -258,7 +289,7 @@ pub fn run(a: ReplayArgs) -> Result<()> {
             elapsed_s: elapsed.as_secs_f64(),
             note: note.as_deref(),
         },
-        &totals,
+        &totals.differing(&|i| name(i).to_string()),
     );
     if a.json {
         eprint!("{summary}");
@@ -291,7 +322,7 @@ struct SummaryIn<'a> {
     note: Option<&'a str>,
 }
 
-fn summary_text(s: &SummaryIn<'_>, totals: &Totals) -> String {
+fn summary_text(s: &SummaryIn<'_>, diff: &[(String, String, u64, u64)]) -> String {
     let mut t = String::new();
     let config = s.config.map_or("the built-in defaults".to_string(), |p| {
         p.display().to_string()
@@ -324,10 +355,9 @@ fn summary_text(s: &SummaryIn<'_>, totals: &Totals) -> String {
     if let Some(n) = s.note {
         t.push_str(&format!("  note: {n}\n"));
     }
-    let diff: Vec<_> = totals.0.iter().filter(|(_, (r, p))| r != p).collect();
     if !diff.is_empty() {
         t.push_str("  per symbol and answer (recorded -> replayed):\n");
-        for ((sym, answer), (r, p)) in diff {
+        for (sym, answer, r, p) in diff {
             t.push_str(&format!("    {sym:<10} {answer:<48} {r} -> {p}\n"));
         }
     }
