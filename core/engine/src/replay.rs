@@ -37,8 +37,9 @@
 //! verdict that depended on a time within a millisecond of a limit (a cooldown's end, a
 //! permit's TTL) can go the other way; a journal written with the pipelined runner had the
 //! governor and P3.3 judge on their own threads, a few hundred ns away from the book's latest
-//! change, where the replay judges in order. A journal written before `Started` and `PlanSeen`
-//! existed replays its restarts as one run ([`Counts::legacy`]).
+//! change, where the replay judges in order. In a journal written before `Started` and
+//! `PlanSeen` existed ([`Counts::legacy`]), a start is recognised by every symbol starting to
+//! reconcile, and an EXECUTE plan answered at admission is judged by its result alone.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -185,7 +186,8 @@ pub struct Counts {
     pub refused: u64,
     /// Plans the replayed engine had no permit slot for (answered nothing).
     pub table_full: u64,
-    /// The journal has no `Started` event before its first: written by an older version.
+    /// The journal has no `Started` event before its first: written by an older version (or
+    /// kept from a snapshot on).
     pub legacy: bool,
 }
 
@@ -375,6 +377,26 @@ impl Replay {
             self.counts.legacy = true;
             let at = core_time(e).unwrap_or(0);
             self.start(false, at, out)?;
+        }
+        if let Event::Reconciling {
+            symbol,
+            on: true,
+            at_ms,
+            ..
+        } = *e
+        {
+            // Without `Started`, a start shows as every symbol starting to reconcile: the
+            // first one's, before any input, waited for the exchange's history (its journal
+            // was empty); a later one is a restart. A symbol already reconciling is no start.
+            let reconciling = self
+                .engine
+                .as_ref()
+                .and_then(|en| en.front.book().view(symbol))
+                .is_some_and(|v| v.reconciling);
+            if self.counts.legacy && symbol.0 == 0 && !reconciling {
+                let first = self.counts.inputs == 0;
+                return self.start(first, at_ms, out);
+            }
         }
         let reoffer = matches!(e, Event::OrderIntent(i) if i.lookup_first);
         if let Event::OrderIntent(i) = e {

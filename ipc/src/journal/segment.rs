@@ -32,7 +32,7 @@ use memmap2::{Mmap, MmapMut, MmapOptions};
 
 use super::{io_err, JournalError};
 use crate::sync::{AtomicU64, Ordering};
-use crate::wire::{Record, LAYOUT_HASH, RECORD_SIZE};
+use crate::wire::{layout_reads, Record, LAYOUT_HASH, RECORD_SIZE};
 
 /// Bytes of a segment's header.
 pub const SEGMENT_HEADER_BYTES: usize = 128;
@@ -147,9 +147,9 @@ fn check_header(path: &Path, b: &[u8]) -> Result<Header, JournalError> {
             le32(b, 12)
         )));
     }
-    if le64(b, 16) != LAYOUT_HASH {
+    if !layout_reads(le64(b, 16)) {
         return Err(bad(format!(
-            "written with record layout {:#018x}; this binary's is {LAYOUT_HASH:#018x}",
+            "written with record layout {:#018x}; this binary's is {LAYOUT_HASH:#018x} and reads only layouts it extends",
             le64(b, 16)
         )));
     }

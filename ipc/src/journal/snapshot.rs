@@ -14,7 +14,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{io_err, JournalError};
-use crate::wire::LAYOUT_HASH;
+use crate::wire::{layout_reads, LAYOUT_HASH};
 
 const MAGIC: u64 = u64::from_le_bytes(*b"QNTMSNAP");
 const VERSION: u32 = 1;
@@ -78,8 +78,10 @@ pub fn read(p: &Path) -> Result<(u64, Vec<u8>), JournalError> {
     if crc != crc32c::crc32c(&b[..HEAD + len]) {
         return Err(bad("snapshot checksum does not match"));
     }
-    if word(16) != LAYOUT_HASH {
-        return Err(bad("snapshot written with another record layout"));
+    if !layout_reads(word(16)) {
+        return Err(bad(
+            "snapshot written with a record layout this binary does not extend",
+        ));
     }
     Ok((word(24), b[HEAD..HEAD + len].to_vec()))
 }

@@ -204,6 +204,24 @@ macro_rules! records {
             h
         };
 
+        /// Whether data written under layout `h` (a journal segment, a snapshot) reads right
+        /// here: `h` is [`LAYOUT_HASH`], or the layout of an older binary whose records are
+        /// this one's first records, unchanged (records were only added at the end since), so
+        /// every record it wrote decodes the same way. Rings stay strict: their peers must
+        /// share one layout.
+        pub fn layout_reads(h: u64) -> bool {
+            let mut x = fnv1a(FNV_OFFSET, "quantum-ipc wire format v");
+            x = fnv1a_u64(x, FORMAT_VERSION as u64);
+            x = fnv1a_u64(x, RECORD_SIZE as u64);
+            for layout in [$($name::LAYOUT),*] {
+                x = fnv1a(x, layout);
+                if x == h {
+                    return true;
+                }
+            }
+            false
+        }
+
         /// The description [`LAYOUT_HASH`] is computed from, one record per line.
         pub fn layout_description() -> String {
             let mut s = format!("format v{FORMAT_VERSION}, {RECORD_SIZE}-byte records\n");

@@ -102,6 +102,37 @@ fn layout_hash_covers_offsets_and_names() {
     assert_eq!(h, LAYOUT_HASH);
 }
 
+/// Journals and snapshots of an older binary whose records are a prefix of this one's read
+/// here; any other layout does not.
+#[test]
+fn layouts_this_one_extends_read() {
+    assert!(layout_reads(LAYOUT_HASH));
+    let d = layout_description();
+    let lines: Vec<&str> = d.lines().skip(1).collect();
+    let prefix = |n: usize| {
+        let mut h = layout::fnv1a(layout::FNV_OFFSET, "quantum-ipc wire format v");
+        h = layout::fnv1a_u64(h, FORMAT_VERSION as u64);
+        h = layout::fnv1a_u64(h, RECORD_SIZE as u64);
+        for line in &lines[..n] {
+            h = layout::fnv1a(h, line);
+        }
+        h
+    };
+    // The layout before `PlanSeen` and `Started` were added (records 1 to 26).
+    let before = lines
+        .iter()
+        .position(|l| l.starts_with("PlanSeen="))
+        .expect("PlanSeen");
+    assert!(lines[before - 1].starts_with("LedgerBase="), "{d}");
+    assert!(layout_reads(prefix(before)));
+    assert_eq!(prefix(lines.len()), LAYOUT_HASH);
+    // A changed record is not an extension.
+    let mut h = prefix(before - 1);
+    h = layout::fnv1a(h, "LedgerBase=26{symbol:u16@2;amount:i64@16}");
+    assert!(!layout_reads(h));
+    assert!(!layout_reads(0));
+}
+
 #[test]
 fn raw_detects_torn_payloads() {
     let r = Raw::for_seq(42, 7);

@@ -350,7 +350,7 @@ fn summary_text(s: &SummaryIn<'_>, diff: &[(String, String, u64, u64)]) -> Strin
         ));
     }
     if s.counts.legacy {
-        t.push_str("  note: this journal was written before starts and refused plans were journaled: restarts replay as one run, and an EXECUTE plan answered at admission is judged by its id, symbol and decision only\n");
+        t.push_str("  note: this journal was written before starts and refused plans were journaled: a start is recognised by every symbol starting to reconcile, and an EXECUTE plan answered at admission is judged by its id, symbol and decision only\n");
     }
     if let Some(n) = s.note {
         t.push_str(&format!("  note: {n}\n"));
