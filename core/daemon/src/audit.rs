@@ -15,12 +15,14 @@
 //! time of each segment's first timed event, then that segment is read from its start.
 //!
 //! **Permits.** The engine journals a plan's permits ([`Event::GovPermit`],
-//! [`Event::P33Permit`]) when apply finishes the plan, right before its `PlanResult`, not when
-//! they are issued. The permits of a plan still waiting at event N are therefore later in the
-//! journal: [`Audit::permits_at`] looks ahead from N for them, up to each plan's result and
-//! at most [`PERMIT_LOOKAHEAD_MS`] past the latest of their apply deadlines (apply's wait is
-//! short), and keeps a permit only if it was issued at or before N's time (`issued_at_ms`,
-//! to the millisecond: a permit issued within N's millisecond counts as held).
+//! [`Event::P33Permit`]) when apply finishes the plan (just before its `OrderIntent`, if any,
+//! and its `PlanResult`), not when they are issued. The permits of a plan still waiting at
+//! event N are therefore usually later in the journal, or between its acceptance and N when N
+//! is its intent: [`Audit::permits_at`] reads from the waiting plans' acceptance (found by
+//! looking back from N) up to each plan's result, at most [`PERMIT_LOOKAHEAD_MS`] past the
+//! latest of their apply deadlines (apply's wait is short), and keeps a permit only if it was
+//! issued at or before N's time (`issued_at_ms`, to the millisecond: a permit issued within
+//! N's millisecond counts as held).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -424,9 +426,11 @@ impl Audit {
             return Ok(out);
         };
         let stop = deadline.saturating_add(PERMIT_LOOKAHEAD_MS);
+        let n = point.state.seq;
+        let from = self.accepted_since(n, &out)?;
         let mut open = out.len();
         let held = |issued: u64| point.at_ms.is_some_and(|t| issued <= t);
-        self.scan(point.state.seq + 1, |s, e| {
+        self.scan(from, |s, e| {
             match e {
                 Event::GovPermit(g) => {
                     if let Some(p) = out.get_mut(&g.plan.0).filter(|p| p.result_seq.is_none()) {
@@ -446,9 +450,32 @@ impl Audit {
                 }
                 _ => {}
             }
-            Ok(open > 0 && e.at_ms().is_none_or(|t| t <= stop))
+            Ok(s < n || open > 0 && e.at_ms().is_none_or(|t| t <= stop))
         })?;
         Ok(out)
+    }
+
+    /// An event at or before the acceptance of every plan in `waiting` (all accepted at or
+    /// before event `n`): looks back from `n` in growing windows, down to the oldest event held.
+    fn accepted_since(&self, n: u64, waiting: &BTreeMap<u64, Permits>) -> Result<u64, AuditError> {
+        let oldest = self.segments[0];
+        let mut width = 256u64;
+        loop {
+            let start = n.saturating_sub(width).max(oldest);
+            let mut found = std::collections::BTreeSet::new();
+            self.scan(start, |s, e| {
+                if let Event::PlanAccepted { plan, .. } = e {
+                    if waiting.contains_key(&plan.id.0) {
+                        found.insert(plan.id.0);
+                    }
+                }
+                Ok(s < n)
+            })?;
+            if found.len() == waiting.len() || start == oldest {
+                return Ok(start);
+            }
+            width = width.saturating_mul(4);
+        }
     }
 
     /// Every event of `plan`, in journal order, with its number and time (one read of the

@@ -372,6 +372,22 @@ fn state_points_by_seq_and_time_and_refuses_outside_the_journal() {
     assert!(p["gov_permit"]["granted"].is_boolean(), "{p}");
     assert!(p["p33_permit"]["allow"].is_boolean(), "{p}");
     assert!(p["intent_qty"].is_null());
+    // At its intent (its permits journaled just before it), it holds them and its quantity.
+    let intent = made
+        .events
+        .iter()
+        .find_map(|(s, e)| match e {
+            Event::OrderIntent(i) if *s > acc && !i.lookup_first => Some((*s, i.plan, i.qty)),
+            _ => None,
+        })
+        .unwrap();
+    let v = ok_json(&state(&["--seq", &intent.0.to_string(), "--json"]));
+    let p = &v["plans"][0];
+    assert_eq!(p["plan"], intent.1.to_string());
+    assert_eq!(p["gov_permit"]["granted"], true, "{p}");
+    assert_eq!(p["p33_permit"]["allow"], true, "{p}");
+    assert_eq!(p["p33_permit"]["safe_qty"], intent.2.to_string(), "{p}");
+    assert_eq!(p["intent_qty"], intent.2.to_string(), "{p}");
     let text = String::from_utf8(state(&["--seq", &acc.to_string()]).stdout).unwrap();
     assert!(
         text.starts_with(&format!("state after event {acc} at ")),
@@ -651,6 +667,22 @@ fn a_running_daemons_journal_answers_state_and_plan() {
         "--json",
     ]));
     assert!(v["plans"].as_array().unwrap().is_empty());
+    // Just before the result: the plan waits with its intent and both permits it consumed.
+    let w = ok_json(&run(&[
+        "ctl",
+        "journal",
+        "state",
+        "--instance",
+        &name,
+        "--seq",
+        &(seq - 1).to_string(),
+        "--json",
+    ]));
+    let p = &w["plans"][0];
+    assert_eq!(p["plan"], "84222f2c53d22b91");
+    assert_eq!(p["intent_qty"], "0.046");
+    assert_eq!(p["gov_permit"]["granted"], true, "{p}");
+    assert_eq!(p["p33_permit"]["safe_qty"], "0.046", "{p}");
     let btc = v["symbols"]
         .as_array()
         .unwrap()
