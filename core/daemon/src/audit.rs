@@ -190,7 +190,7 @@ impl Audit {
     }
 
     /// The first event the state can be rebuilt at: 1 while the journal holds its first
-    /// event, else the oldest snapshot's.
+    /// event, else the oldest snapshot's that the kept events follow (`u64::MAX`: none).
     pub fn first_point(&self) -> u64 {
         if self.segments[0] <= FIRST_SEQ {
             return FIRST_SEQ;
@@ -200,6 +200,17 @@ impl Audit {
             .map(|(s, _)| *s)
             .find(|s| *s + 1 >= self.segments[0])
             .unwrap_or(u64::MAX)
+    }
+
+    /// An error when no state can be rebuilt at all (`first`: [`Audit::first_point`]).
+    fn rebuildable(&self, first: u64) -> Result<(), AuditError> {
+        if first != u64::MAX {
+            return Ok(());
+        }
+        Err(AuditError::Read(format!(
+            "its events before {} were pruned and no snapshot they follow is left: no state can be rebuilt from it",
+            self.segments[0]
+        )))
     }
 
     /// Calls `f(seq, event)` for each event from `from` on, in order, until `f` returns
@@ -312,6 +323,7 @@ impl Audit {
     /// The state just after event `seq` (0: before the first, when the journal holds it).
     pub fn state_at(&self, seq: u64) -> Result<Point, AuditError> {
         let first = self.first_point();
+        self.rebuildable(first)?;
         if seq < first && !(seq == 0 && first == FIRST_SEQ) {
             return Err(AuditError::SeqOutOfRange {
                 seq,
@@ -367,6 +379,7 @@ impl Audit {
     /// the journal's time range.
     pub fn seq_at(&self, at_ms: u64) -> Result<u64, AuditError> {
         let first = self.first_point();
+        self.rebuildable(first)?;
         // Each segment's first timed event (from the first point on), oldest first.
         let mut starts: Vec<(u64, u64)> = Vec::with_capacity(self.segments.len());
         for (i, s) in self.segments.iter().enumerate() {
