@@ -200,7 +200,7 @@ fn replay(dir: &Path) -> anyhow::Result<(u64, u64, u64, f64)> {
                 let r = match &mut r {
                     Some(r) => r,
                     None => {
-                        let first = quantum_core::replay::core_time(&e).unwrap_or(0);
+                        let first = e.at_ms().unwrap_or(0);
                         let (Some(c), Some(s)) = (cfg.take(), start.take()) else {
                             unreachable!()
                         };

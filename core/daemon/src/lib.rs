@@ -24,6 +24,7 @@
 //! (consumers that still map a ring keep reading what is in it); after a crash the next
 //! `quantum run` of the instance, or `quantum ctl gc`, removes them.
 
+pub mod audit;
 pub mod config;
 mod egress;
 mod failover;

@@ -334,4 +334,43 @@ impl Event {
             _ => return None,
         })
     }
+
+    /// When the engine emitted this event (ms since the Unix epoch, on its clock), for the
+    /// events that carry that time. `None` for those that carry no time (`Filters`, `Switch`)
+    /// and for those whose time is another's: a fill's and an order history's are the
+    /// exchange's, a permit's is when it was issued, before apply finished its plan and
+    /// journaled it, and an intent offered again carries its first offer's. In journal order
+    /// these times do not decrease within one run of the engine; an event without one happened
+    /// at the time of the event before it (audits read the journal's time so: `quantum ctl
+    /// journal state --at`, and a replay sets its clock so: [`crate::replay`]).
+    pub fn at_ms(&self) -> Option<u64> {
+        Some(match self {
+            Event::PlanAccepted { at_ms, .. }
+            | Event::OrderSent { at_ms, .. }
+            | Event::OrderAccepted { at_ms, .. }
+            | Event::OrderUnknown { at_ms, .. }
+            | Event::OrderResolved { at_ms, .. }
+            | Event::LedgerSet { at_ms, .. }
+            | Event::Reconciling { at_ms, .. }
+            | Event::OrderRecovered { at_ms, .. }
+            | Event::LedgerWanted { at_ms, .. }
+            | Event::Leading { at_ms, .. }
+            | Event::PlanSeen { at_ms, .. }
+            | Event::Started { at_ms, .. } => *at_ms,
+            // An order offered again carries its first offer's time.
+            Event::OrderIntent(i) if !i.lookup_first => i.at_ms,
+            Event::PlanResult(r) => r.at_ms,
+            Event::OrderDone(d) => d.at_ms,
+            Event::Refused(r) => r.at_ms,
+            // The engine's time of the snapshot it applied.
+            Event::Position { time_ms, .. } => *time_ms,
+            Event::OrderIntent(_)
+            | Event::GovPermit(_)
+            | Event::P33Permit(_)
+            | Event::Fill(_)
+            | Event::OrderHistory(_)
+            | Event::Filters { .. }
+            | Event::Switch(_) => return None,
+        })
+    }
 }

@@ -93,6 +93,18 @@ impl Default for Order {
     }
 }
 
+impl OrderState {
+    /// Its name as operators read it: `intent`, `sent`, `accepted`, `unknown`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OrderState::Intent => "intent",
+            OrderState::Sent => "sent",
+            OrderState::Accepted => "accepted",
+            OrderState::Unknown => "unknown",
+        }
+    }
+}
+
 impl Order {
     /// What it may still fill.
     pub fn remaining(&self) -> Qty {

@@ -8,6 +8,7 @@
 //! |------|------|
 //! | ledger, exchange amount, mark, filters per symbol | `LedgerSet`, `Fill::ledger_after`, `Position`, `Filters` |
 //! | switches (kill, symbol kill, trading state) | `Switch` |
+//! | whether a symbol reconciles (for audits; a restart reconciles every symbol anyway) | `Reconciling` |
 //! | the governor's execution history (rate limit, cooldown, day notional) | `OrderIntent` |
 //! | the dedupe set, for its horizon | `PlanAccepted` |
 //! | plans accepted and not yet answered | `PlanAccepted` − `PlanResult` |
@@ -66,6 +67,10 @@ pub struct SymbolState {
     pub filters: Option<Filters>,
     /// The symbol's kill switch.
     pub kill: bool,
+    /// Reconciling (its EXECUTE plans denied `reconciling`), as the last `Reconciling` event
+    /// said. [`Engine::restore`](crate::engine::Engine::restore) does not read it: every
+    /// symbol of a restarted engine reconciles.
+    pub reconciling: bool,
     /// Times of its last executions (ms since the Unix epoch), oldest first, at most
     /// [`MAX_RATE_LIMIT`].
     pub executions: VecDeque<u64>,
@@ -250,7 +255,7 @@ impl State {
             }
             // A trusted start keeps what an earlier one still waits for.
             Event::Started { history: false, .. } => {}
-            Event::Reconciling { .. } => {}
+            Event::Reconciling { symbol, on, .. } => self.symbol(symbol.0).reconciling = on,
             Event::OrderHistory(h) => {
                 if let Some(l) = &mut self.lead {
                     if h.since_ms <= l.since_ms {
@@ -457,6 +462,7 @@ impl State {
                 None => w.u8(0),
             }
             w.u8(u8::from(s.kill));
+            w.u8(u8::from(s.reconciling));
             w.u64(s.executions.len() as u64);
             for t in &s.executions {
                 w.u64(*t);
@@ -535,9 +541,9 @@ impl State {
     pub fn decode(b: &[u8]) -> Result<State, StateError> {
         let mut r = Reader { b, at: 0 };
         let version = r.u32()?;
-        if version != STATE_VERSION {
+        if !(1..=STATE_VERSION).contains(&version) {
             return Err(StateError(format!(
-                "snapshot state version {version}, this binary reads {STATE_VERSION}"
+                "snapshot state version {version}, this binary reads 1 to {STATE_VERSION}"
             )));
         }
         let seq = r.u64()?;
@@ -575,6 +581,8 @@ impl State {
                 },
             };
             let kill = r.u8()? != 0;
+            // Version 1 did not keep it (its symbols read as not reconciling).
+            let reconciling = version >= 2 && r.u8()? != 0;
             let ne = r.len()?;
             let mut executions = VecDeque::with_capacity(ne.min(MAX_RATE_LIMIT as usize));
             for _ in 0..ne {
@@ -588,6 +596,7 @@ impl State {
                 mark,
                 filters,
                 kill,
+                reconciling,
                 executions,
                 day,
                 day_notional,
@@ -722,8 +731,10 @@ impl State {
     }
 }
 
-/// Version of [`State::encode`]'s form.
-const STATE_VERSION: u32 = 1;
+/// Version of [`State::encode`]'s form. 2: each symbol's `reconciling` (a byte after its kill
+/// switch). [`State::decode`] reads version 1 too (a daemon upgraded in place reads its last
+/// snapshot), its symbols as not reconciling.
+const STATE_VERSION: u32 = 2;
 
 fn state_code(s: OrderState) -> u8 {
     match s {
@@ -1087,6 +1098,149 @@ mod tests {
             exchange_code: 0,
             at_ms: 16,
         })
+    }
+
+    /// A state touching every part of the snapshot form (symbols with and without an
+    /// exchange position and filters, a switch, executions and day notional, dedupe, pending
+    /// plans with and without an intent, orders in flight, ended orders, a lead).
+    fn every_part() -> State {
+        let mut s = State::new(3, 1_000, 4);
+        let events = [
+            Event::LedgerSet {
+                symbol: SymbolId(1),
+                amount: Qty::from_units(1_000),
+                at_ms: 1,
+            },
+            Event::Position {
+                symbol: SymbolId(1),
+                amount: Qty::from_units(1_000),
+                mark: Price::from_units(7 * crate::fixed::SCALE),
+                time_ms: 2,
+            },
+            Event::Filters {
+                symbol: SymbolId(1),
+                filters: Filters {
+                    lot: crate::book::LotFilter {
+                        min: Qty::from_units(10),
+                        max: Qty::from_units(1_000_000),
+                        step: Qty::from_units(10),
+                    },
+                    market_lot: crate::book::LotFilter::default(),
+                    min_notional: Price::from_units(5),
+                },
+            },
+            Event::Switch(Switch::SymbolKillSwitch(SymbolId(2), true)),
+            Event::Switch(Switch::TradingState(TradingState::Reducing)),
+            Event::PlanAccepted {
+                plan: plan(1),
+                at_ms: 10,
+                deadline_ms: 15,
+            },
+            Event::PlanAccepted {
+                plan: plan(2),
+                at_ms: 11,
+                deadline_ms: 16,
+            },
+            Event::OrderIntent(intent(1, 12)),
+            Event::OrderIntent(OrderIntent {
+                reduce_only: false,
+                ..intent(3, 13)
+            }),
+            Event::OrderSent {
+                plan: PlanId(3),
+                symbol: SymbolId(1),
+                at_ms: 14,
+            },
+            fill(3, 100, 900),
+            Event::OrderIntent(intent(4, 14)),
+            done(4, DoneCode::Rejected),
+            Event::Leading {
+                epoch: 3,
+                since_ms: 5,
+                at_ms: 20,
+            },
+            Event::LedgerWanted {
+                symbol: SymbolId(1),
+                epoch: 3,
+                at_ms: 21,
+            },
+        ];
+        for (n, e) in events.iter().enumerate() {
+            s.apply(n as u64 + 1, e);
+        }
+        s
+    }
+
+    /// [`every_part`] as version 1 encoded it (the code before `reconciling` was kept).
+    const EVERY_PART_V1: &[&str] = &[
+        "010000000f00000000000000e80300000000000004000000000000000002030000000000000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000840300000000000001e80300000000",
+        "000002000000000000000027b92900000000010b000000000000000a0000000000000040420f00000000000a00000000",
+        "00000000000000000000000000000000000000000000000000000005000000000000000003000000000000000c000000",
+        "000000000d000000000000000e0000000000000000000000000000003408000000000000000000000000000000000000",
+        "00000000000001000000000000000000000000000000000000000000000000020000000000000001000000000000000a",
+        "0000000000000002000000000000000b0000000000000002000000000000000d01010002010000010000000000000000",
+        "00000000000000000000000000000000000000000000000a000000000000000f00000000000000000000000000000001",
+        "070201000101000001000000000000002c01000000000000010000000000000002000000000000000c00000000000000",
+        "000000000000000000000000000000000d01010002010000020000000000000000000000000000000000000000000000",
+        "00000000000000000b000000000000001000000000000000000000000000000000020000000000000007020100010100",
+        "0001000000000000002c01000000000000010000000000000002000000000000000c0000000000000000000000000000",
+        "0000000000000000000000000000000000000000000000000000070201000001000003000000000000002c0100000000",
+        "0000010000000000000002000000000000000d0000000000000000000000000000000000000000000000016400000000",
+        "0000000000000000000000010000000000000004000000000000000100022c0100000000000000000000000000000103",
+        "000000000000000105000000000000000000000000000000010000000000000001000000000000000000",
+    ];
+
+    fn unhex(parts: &[&str]) -> Vec<u8> {
+        let hex: String = parts.concat();
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A version 1 snapshot (a daemon upgraded in place) still reads, as the same state with
+    /// no symbol reconciling; written again, it is version 2 and reads back equal.
+    #[test]
+    fn a_version_1_snapshot_still_reads() {
+        let v1 = unhex(EVERY_PART_V1);
+        assert_eq!(v1[..4], 1u32.to_le_bytes());
+        let want = every_part();
+        assert!(!want.pending.is_empty() && !want.orders.is_empty() && !want.ended.is_empty());
+        assert!(want.lead.is_some() && want.symbols[1].filters.is_some());
+        let got = State::decode(&v1).unwrap();
+        assert_eq!(got, want);
+        assert!(got.symbols.iter().all(|s| !s.reconciling));
+        let v2 = got.encode();
+        assert_eq!(v2[..4], STATE_VERSION.to_le_bytes());
+        assert_eq!(
+            v2.len(),
+            v1.len() + got.symbols.len(),
+            "one byte per symbol"
+        );
+        assert_eq!(State::decode(&v2).unwrap(), got);
+        let mut v3 = v2.clone();
+        v3[..4].copy_from_slice(&3u32.to_le_bytes());
+        let e = State::decode(&v3).unwrap_err().to_string();
+        assert!(e.contains("version 3"), "{e}");
+    }
+
+    /// A symbol's reconciling follows its `Reconciling` events and survives a snapshot.
+    #[test]
+    fn reconciling_is_folded_and_kept() {
+        let mut s = State::new(3, 1_000, 4);
+        let rec = |symbol, on| Event::Reconciling {
+            symbol: SymbolId(symbol),
+            on,
+            unknown_orders: 0,
+            at_ms: 5,
+        };
+        s.apply(1, &rec(0, true));
+        s.apply(2, &rec(2, true));
+        s.apply(3, &rec(0, false));
+        let on: Vec<bool> = s.symbols.iter().map(|x| x.reconciling).collect();
+        assert_eq!(on, [false, false, true]);
+        assert_eq!(State::decode(&s.encode()).unwrap(), s);
     }
 
     /// Journal records fold exactly like the events they encode; a record that is not an

@@ -365,7 +365,7 @@ impl Replay {
         out: &mut impl FnMut(Decision),
     ) -> Result<(), ReplayError> {
         self.counts.events += 1;
-        if let Some(ms) = core_time(e) {
+        if let Some(ms) = e.at_ms() {
             self.set_time(ms);
         }
         if let Event::Started { history, at_ms, .. } = *e {
@@ -375,7 +375,7 @@ impl Replay {
         if self.engine.is_none() {
             // A journal from before `Started` existed, or kept from a snapshot on.
             self.counts.legacy = true;
-            let at = core_time(e).unwrap_or(0);
+            let at = e.at_ms().unwrap_or(0);
             self.start(false, at, out)?;
         }
         if let Event::Reconciling {
@@ -613,6 +613,8 @@ impl Replay {
     /// Issues a legacy permit as at wall-clock `ms` (earlier than the replay's clock: it is
     /// journaled when its plan's wait ends), then puts the clock back.
     fn issue_at(&mut self, input: Input, ms: u64, out: &mut impl FnMut(Decision)) {
+        // Issued after the last event with a time of its own: time moved on to it.
+        self.set_time(ms);
         let now = self.now_ns;
         let at = ms_to_ns(ms.saturating_sub(self.clock.wall_origin_ms())).min(now);
         self.mock.decrement(now - at);
@@ -779,42 +781,13 @@ fn done_input(d: &DoneEvent, side: crate::types::Side) -> Option<OrderInput> {
     })
 }
 
-/// The core's own time of an event (ms), when it carries one; exchange times (a fill's, a
-/// history's end) are not the core's clock.
-pub fn core_time(e: &Event) -> Option<u64> {
-    Some(match *e {
-        Event::PlanAccepted { at_ms, .. }
-        | Event::PlanSeen { at_ms, .. }
-        | Event::OrderSent { at_ms, .. }
-        | Event::OrderAccepted { at_ms, .. }
-        | Event::OrderUnknown { at_ms, .. }
-        | Event::OrderResolved { at_ms, .. }
-        | Event::LedgerSet { at_ms, .. }
-        | Event::Reconciling { at_ms, .. }
-        | Event::OrderRecovered { at_ms, .. }
-        | Event::LedgerWanted { at_ms, .. }
-        | Event::Leading { at_ms, .. }
-        | Event::Started { at_ms, .. } => at_ms,
-        Event::PlanResult(r) => r.at_ms,
-        Event::GovPermit(g) => g.issued_at_ms,
-        Event::P33Permit(p) => p.issued_at_ms,
-        Event::OrderIntent(i) => i.at_ms,
-        Event::OrderDone(d) => d.at_ms,
-        Event::Refused(r) => r.at_ms,
-        Event::Position { time_ms, .. } => time_ms,
-        Event::Fill(_) | Event::OrderHistory(_) | Event::Filters { .. } | Event::Switch(_) => {
-            return None
-        }
-    })
-}
-
 /// Replays `events` (numbered from 1) under `cfg` from an empty state: every decision, in the
 /// order they were paired, then the counts. For tests and small journals.
 pub fn replay_all(
     cfg: EngineConfig,
     events: &[Event],
 ) -> Result<(Vec<Decision>, Counts), ReplayError> {
-    let first = events.iter().find_map(core_time).unwrap_or(0);
+    let first = events.iter().find_map(Event::at_ms).unwrap_or(0);
     let symbols = cfg.symbols.len();
     let horizon = cfg.dedupe_horizon_ms;
     let ended = cfg.max_orders;

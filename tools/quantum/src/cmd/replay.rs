@@ -21,6 +21,7 @@ use quantum_ipc::wire::{Limits, Message};
 use quantum_redis::legacy;
 use serde_json::Value;
 
+use crate::ctl::journal_audit::parse_time;
 use crate::ctl::Exit;
 
 /// `quantum replay`.
@@ -65,18 +66,6 @@ pub struct ReplayArgs {
     /// with reproduces its journal.
     #[arg(long)]
     check: bool,
-}
-
-/// A time as `--from`/`--to` take it: UTC (or with an offset), or ms since the Unix epoch.
-pub fn parse_time(s: &str) -> Result<u64> {
-    if let Ok(ms) = s.trim().parse::<u64>() {
-        return Ok(ms);
-    }
-    legacy::parse_iso_ms(s).ok_or_else(|| {
-        anyhow!(
-            "{s:?} is not a time: say 2026-01-25T00:31:07.123Z (UTC) or ms since the Unix epoch"
-        )
-    })
 }
 
 /// The engine configuration `--config` names (with the environment's overrides).
@@ -142,8 +131,9 @@ impl Totals {
 /// Runs `quantum replay`.
 pub fn run(a: ReplayArgs) -> Result<()> {
     let cfg = engine_config(a.config.as_deref())?;
-    let from = a.from.as_deref().map(parse_time).transpose()?;
-    let to = a.to.as_deref().map(parse_time).transpose()?;
+    let time = |s: &str| parse_time(s).map_err(anyhow::Error::msg);
+    let from = a.from.as_deref().map(time).transpose()?;
+    let to = a.to.as_deref().map(time).transpose()?;
     if let (Some(f), Some(t)) = (from, to) {
         if f >= t {
             bail!("--from must be before --to");
@@ -233,14 +223,14 @@ pub fn run(a: ReplayArgs) -> Result<()> {
             let r = match &mut replay {
                 Some(r) => r,
                 None => {
-                    let first = event_time(&e).unwrap_or(0);
+                    let first = e.at_ms().unwrap_or(0);
                     let (Some(c), Some(s)) = (cfg.take(), start.take()) else {
                         unreachable!("built once")
                     };
                     replay.insert(Replay::new(c, first, s).map_err(|e| anyhow!("{e}"))?)
                 }
             };
-            if let (Some(t), Some(at)) = (to, event_time(&e)) {
+            if let (Some(t), Some(at)) = (to, e.at_ms()) {
                 if at >= t {
                     return Ok(false);
                 }
@@ -304,11 +294,6 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         .into());
     }
     Ok(())
-}
-
-/// An event's own time (ms) for the range checks; times that are not the core's are skipped.
-fn event_time(e: &Event) -> Option<u64> {
-    quantum_core::replay::core_time(e)
 }
 
 struct SummaryIn<'a> {

@@ -1,5 +1,6 @@
-//! `ctl journal verify|dump`: the journal of an instance, read from its files (the daemon may
-//! be running or not; nothing is changed).
+//! `ctl journal verify|dump|state|plan`: the journal of an instance, read from its files (the
+//! daemon may be running or not; nothing is changed). `state` and `plan` are in
+//! [`super::journal_audit`].
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use quantum_core::recovery::State;
 use quantum_ipc::journal::{self, snapshot, Reader};
 use quantum_ipc::wire::{Limits, Message};
 
+use super::journal_audit::{self, PlanArgs, StateArgs};
 use super::tail::{json_event, text_event};
 use super::Exit;
 
@@ -33,11 +35,67 @@ enum JournalCmd {
         after_help = "Examples:\n  quantum ctl journal dump --instance prod1 | less\n  quantum ctl journal dump --instance prod1 --json --from 1000 --count 50 | jq ."
     )]
     Dump(DumpArgs),
+    /// What the core held just after one event (--seq) or at a time (--at): per symbol the
+    /// ledger, the exchange position and its age, the quantity committed to orders in flight,
+    /// reconciling, the kill switch, the governor's execution times (rate limit, cooldown) and
+    /// the day's notional; the plans accepted and unanswered with the permits they held; the
+    /// orders in flight; the switches; the dedupe size. Rebuilt from the newest snapshot at
+    /// or before the point and the events after it.
+    #[command(after_help = STATE_HELP)]
+    State(StateArgs),
+    /// One plan's story: every event of it in order with its number and time, the state its
+    /// governor and P3.3 verdicts saw (just before its acceptance), the verdicts with the
+    /// amounts P3.3 judged, its order, fills and result. Exit 1 when the plan is not in the
+    /// journal.
+    #[command(after_help = PLAN_HELP)]
+    Plan(PlanArgs),
 }
+
+const STATE_HELP: &str = "Examples:
+  quantum ctl journal state --instance prod1 --at 2026-01-25T00:31:07.123Z
+  quantum ctl journal state --instance prod1 --at 1769301067123
+  quantum ctl journal state --instance prod1 --seq 1234 --json | jq '.symbols[0]'
+
+The point of --at is the last event at or before the time (an event that carries no time, such
+as a switch or a fill, takes the time of the event before it). A seq or a time outside the
+journal is an error naming the journal's range. A permit is shown with a waiting plan when it
+was issued at or before the point's time (the journal records permits when apply finishes the
+plan, so they are looked for after the point).
+
+--json prints one object:
+  journal, seq, time (UTC, ms), snapshot (the event of the snapshot it started from, or null),
+  events_folded, kill_switch, trading_state, dedupe_size (plan ids remembered),
+  symbols[]: symbol, ledger, exchange (null: none yet), exchange_at, exchange_age_ms (at the
+    point's time), mark, committed (what orders in flight may still fill), reconciling,
+    kill_switch, executions[] (times kept for rate limit and cooldown, oldest first),
+    last_execution, day (UTC), day_notional (opening orders, quote units),
+  plans[] (accepted, unanswered): plan, symbol, decision, action, accepted_at, deadline,
+    intent_qty (its order intent, when the permits were consumed), result_event,
+    gov_permit {granted, reason, issued_at, expires_at, expired} or null,
+    p33_permit {allow, reason, side, safe_qty, exchange_amt, ledger_amt, diff, tolerance,
+    issued_at, expires_at, expired} or null,
+  orders[] (in flight): plan, symbol, side, qty, filled, remaining, state (intent, sent,
+    accepted, unknown), order_id, intent_at.
+Quantities are exact decimals in strings.";
+
+const PLAN_HELP: &str = "Examples:
+  quantum ctl journal plan --instance prod1 f33effa0343becc4
+  quantum ctl journal plan --instance prod1 f33effa0343becc4 --json | jq .before
+
+--json prints one object:
+  plan, symbol, journal,
+  events[]: each event as `ctl journal dump --json` prints it, with seq and time,
+  before: the plan's symbol as `ctl journal state` prints one, at its acceptance (age and
+    all), with seq, time, global_kill_switch, trading_state, snapshot, events_folded
+    (or {error} when it cannot be rebuilt, or the plan was never accepted),
+  gov_permit, p33_permit: as `ctl journal state` prints them (expired: at its acceptance),
+  order: seq, side, qty, client_order_id, intent_at, fills[] {seq, qty, price, cum_qty,
+    ledger_after, exchange_time}, done {seq, time, code, filled} or null (or null: no order),
+  result: seq, time, executed, error, safe_qty, outcome (or null).";
 
 /// Which journal.
 #[derive(Args, Debug)]
-struct Where {
+pub(super) struct Where {
     /// Instance name.
     #[arg(long)]
     instance: String,
@@ -50,7 +108,7 @@ struct Where {
 impl Where {
     /// `--dir`, else where `quantum run` would put it from this environment, else the
     /// systemd unit's place (an operator's shell has no `$STATE_DIRECTORY`).
-    fn dir(&self) -> Result<PathBuf> {
+    pub(super) fn dir(&self) -> Result<PathBuf> {
         if let Some(d) = &self.dir {
             return Ok(d.clone());
         }
@@ -79,6 +137,8 @@ pub fn run(a: JournalArgs) -> Result<()> {
     match a.cmd {
         JournalCmd::Verify(w) => verify(&w),
         JournalCmd::Dump(d) => dump(&d),
+        JournalCmd::State(a) => journal_audit::state(&a),
+        JournalCmd::Plan(a) => journal_audit::plan(&a),
     }
 }
 
@@ -206,15 +266,10 @@ fn dump(d: &DumpArgs) -> Result<()> {
             .map_err(|e| e.to_string())
             .and_then(|m| Event::from_message(&m));
         let r = match line {
-            Ok(e) if d.json => {
-                let mut v = Vec::new();
-                json_event(&mut v, &e, &name).and_then(|()| {
-                    let mut obj: serde_json::Map<String, serde_json::Value> =
-                        serde_json::from_slice(&v).unwrap_or_default();
-                    obj.insert("seq".into(), seq.into());
-                    writeln!(out, "{}", serde_json::Value::Object(obj))
-                })
-            }
+            Ok(e) if d.json => event_json(&e, &name).and_then(|mut obj| {
+                obj.insert("seq".into(), seq.into());
+                writeln!(out, "{}", serde_json::Value::Object(obj))
+            }),
             Ok(e) => write!(out, "{seq} ").and_then(|()| text_event(&mut out, &e, &name)),
             Err(e) => writeln!(out, "{seq} undecodable record: {e}"),
         };
@@ -229,4 +284,14 @@ fn dump(d: &DumpArgs) -> Result<()> {
     result.map_err(|e| anyhow!("{e}"))?;
     out.flush()?;
     Ok(())
+}
+
+/// One event as the JSON object `dump --json` prints (without its `seq`).
+pub(super) fn event_json<'n>(
+    e: &Event,
+    name: &dyn Fn(u16) -> &'n str,
+) -> std::io::Result<serde_json::Map<String, serde_json::Value>> {
+    let mut v = Vec::new();
+    json_event(&mut v, e, name)?;
+    Ok(serde_json::from_slice(&v).unwrap_or_default())
 }

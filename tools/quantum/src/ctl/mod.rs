@@ -4,6 +4,7 @@
 mod doctor;
 mod inject;
 mod journal;
+pub(crate) mod journal_audit;
 mod latency;
 mod lease;
 mod metrics;
@@ -36,7 +37,8 @@ pub enum CtlCmd {
     /// applied).
     Inject(inject::InjectArgs),
     /// The instance's journal: `verify` (checksums, sequence, snapshots, the state a restart
-    /// would recover) or `dump` (every event, text or JSON lines).
+    /// would recover), `dump` (every event, text or JSON lines), `state` (what the core held
+    /// at any event or time) or `plan` (one plan's story and what its verdicts saw).
     Journal(journal::JournalArgs),
     /// Print plan results, the permits before them and the book's position records as they
     /// leave the core (consumer of the `results` ring).
