@@ -1215,8 +1215,8 @@ mod tests {
         assert_eq!(v2[..4], STATE_VERSION.to_le_bytes());
         assert_eq!(
             v2.len(),
-            v1.len() + got.symbols.len(),
-            "one byte per symbol"
+            v1.len() + got.symbols.len() + 1,
+            "one byte per symbol, and the history trailer's (no wait)"
         );
         assert_eq!(State::decode(&v2).unwrap(), got);
         let mut v3 = v2.clone();
