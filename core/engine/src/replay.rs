@@ -39,7 +39,8 @@
 //! governor and P3.3 judge on their own threads, a few hundred ns away from the book's latest
 //! change, where the replay judges in order. In a journal written before `Started` and
 //! `PlanSeen` existed ([`Counts::legacy`]), a start is recognised by every symbol starting to
-//! reconcile, and an EXECUTE plan answered at admission is judged by its result alone.
+//! reconcile, and an EXECUTE plan answered at admission is judged by its result alone (a
+//! stale one stays stale).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
@@ -53,7 +54,7 @@ use crate::event::{DoneEvent, Event, GovPermitEvent, P33PermitEvent};
 use crate::fixed::{Price, Qty};
 use crate::orders::{Failure, OrderInput, Report};
 use crate::recovery::{RestoreError, State};
-use crate::result::{Outcome, PlanResult};
+use crate::result::{Block, Outcome, PlanResult};
 use crate::types::{Action, Decision as PlanDecision, OrderIntent, Plan};
 
 /// The ring number replayed inputs are handed in with (they are not refused for it).
@@ -453,7 +454,12 @@ impl Replay {
                 // Its order, if the replay made one, is judged by now.
                 self.rep_orders.remove(&r.plan.0);
                 if input {
-                    let plan = Plan::exit(r.plan, r.symbol, r.decision, Action::None);
+                    let mut plan = Plan::exit(r.plan, r.symbol, r.decision, Action::None);
+                    if r.outcome == Outcome::Blocked(Block::Stale) {
+                        // Its age is not journaled, only that it passed the maximum: it
+                        // stays stale whatever the maximum (nothing is ordered for it).
+                        plan.created_at_ms = 1;
+                    }
                     a.plan = Some(plan);
                     Some(Input::Plan(plan))
                 } else {
@@ -773,10 +779,9 @@ fn done_input(d: &DoneEvent, side: crate::types::Side) -> Option<OrderInput> {
     Some(match d.code {
         DoneCode::Filled => report(OrderStatus::Filled),
         DoneCode::RemainderExpired | DoneCode::NotPlaced => report(OrderStatus::Expired),
-        // A refusal the adapter reported carries its codes; one the exchange's report said
-        // (status REJECTED) carries none.
-        DoneCode::Rejected if d.reason != 0 || d.exchange_code != 0 => failure(FailKind::Rejected),
-        DoneCode::Rejected => report(OrderStatus::Rejected),
+        // As the adapter's refusal, with its codes; a report of status REJECTED (no codes)
+        // ends the order the same way.
+        DoneCode::Rejected => failure(FailKind::Rejected),
         DoneCode::Unsent => failure(FailKind::Unsent),
     })
 }

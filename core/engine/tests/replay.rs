@@ -245,7 +245,7 @@ fn story(seed: u64) -> Recorder {
                     at_ms: r.now_ms(),
                 });
                 r.input(sent);
-                match rng.next(6) {
+                match rng.next(7) {
                     0 => {
                         let half = Qty::from_units(o.qty.units() / 2);
                         r.input(report(
@@ -271,6 +271,17 @@ fn story(seed: u64) -> Recorder {
                     }
                     3 => {
                         r.input(failure(o.plan, o.symbol, FailKind::NotFound, 0, r.now_ms()));
+                    }
+                    4 => {
+                        // The exchange's own REJECTED status (no adapter codes).
+                        r.input(report(
+                            o.plan,
+                            o.symbol,
+                            o.side,
+                            OrderStatus::Rejected,
+                            Qty::ZERO,
+                        ));
+                        live.remove(k);
                     }
                     _ => {
                         r.input(report(
@@ -418,8 +429,21 @@ fn the_same_configuration_reproduces_every_recorded_decision() {
                 recorded[i], made[i]
             );
         }
-        let counts = replay.finish(&mut |d| decisions.push(d));
+        // Each answer is paired as soon as both sides exist: nothing is left for the end.
         assert_eq!(decisions.len(), results(journal), "seed {seed}");
+        let so_far = replay.counts();
+        assert_eq!(so_far.events, journal.len() as u64, "seed {seed}");
+        assert!(so_far.inputs > results(journal) as u64, "seed {seed}");
+        assert!(replay.engine().is_some());
+        let counts = replay.finish(&mut |d| decisions.push(d));
+        assert_eq!(counts, so_far);
+        assert_eq!(decisions.len(), results(journal), "seed {seed}");
+        for d in &decisions {
+            // The recorded answer's time, which the replayed one shares.
+            let rec = d.recorded.unwrap().result;
+            assert_eq!(d.at_ms(), rec.at_ms);
+            assert_eq!(d.replayed.unwrap().result.at_ms, rec.at_ms);
+        }
         let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
         assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
         assert_eq!(counts.starts, 4, "seed {seed}");
@@ -538,8 +562,14 @@ fn a_tighter_tolerance_denies_the_executed_btcusdt_plans_and_says_so() {
                 Some("p33_denied:reconcile_required_qty_mismatch".to_string())
             )
         );
+        // What P3.3 compared, and the governor's verdict, come with the replayed answer.
+        let p33 = rep.p33.expect("the replayed P3.3 permit");
+        assert_eq!((p33.allow, p33.context), (false, ctx));
+        assert!(rep.gov.expect("the replayed governor permit").allow);
+        assert_eq!(rec.p33.unwrap().context.tolerance, q("0.001"));
         // The order was not sent: the exchange's reports of it are dropped.
         assert_eq!(d.order_note(), OrderNote::NotSent);
+        assert_eq!(d.order_note().name(), "not_sent");
     }
     assert!(counts.dropped_reports >= 2, "{counts:?}");
 }
@@ -566,6 +596,57 @@ fn a_looser_tolerance_would_have_ordered_the_denied_plan_its_fill_unknown() {
         .find(|d| d.plan.id == PlanId(0xf33e_ffa0_343b_ecc4))
         .unwrap();
     assert_eq!(next.order_note(), OrderNote::Differs, "{next:#?}");
+    assert!(next.changed(), "another quantity is a change: {next:#?}");
+    let names: std::collections::BTreeSet<&str> = [
+        OrderNote::None,
+        OrderNote::Same,
+        OrderNote::Differs,
+        OrderNote::NotSent,
+        OrderNote::WouldSend,
+    ]
+    .iter()
+    .map(|n| n.name())
+    .collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+}
+
+/// A journal of the version before `Started` and `PlanSeen` (the same story with those events
+/// taken out, as that version wrote it) replays unchanged: a start is recognised by every
+/// symbol starting to reconcile, and a plan answered at admission by its result.
+#[test]
+fn a_journal_without_start_events_still_replays_unchanged() {
+    for seed in [3, 9] {
+        let r = story(seed);
+        let old: Vec<Event> = r
+            .journal
+            .iter()
+            .filter(|e| !matches!(e, Event::Started { .. } | Event::PlanSeen { .. }))
+            .copied()
+            .collect();
+        let seen = r.journal.len() - old.len();
+        assert!(
+            seen > 4,
+            "seed {seed}: the story has refused plans and starts"
+        );
+        let (decisions, counts) = replay_all(production(), &old).unwrap();
+        assert!(counts.legacy);
+        assert_eq!(counts.starts, 4, "seed {seed}: every start recognised");
+        assert_eq!(decisions.len(), results(&old), "seed {seed}");
+        let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
+        assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
+    }
+}
+
+/// Bad configurations are refused with the reason, before anything is replayed.
+#[test]
+fn an_invalid_configuration_is_refused() {
+    let cfg = EngineConfig {
+        dedupe_horizon_ms: 1_000,
+        max_plan_age_ms: 60_000,
+        ..EngineConfig::default()
+    };
+    let e = replay_all(cfg, &seeds_story().journal).unwrap_err();
+    assert!(e.to_string().starts_with("configuration: "), "{e}");
 }
 
 /// Permits from the legacy services (`permits = external`) are inputs too: they arrive while
