@@ -17,12 +17,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use quantum_core::event::Event;
-use quantum_core::orders::{Failure, OrderInput};
 use quantum_core::recovery::State;
 use quantum_core::{
     Action, Clock, Command, Decision, Engine, EngineConfig, Input, Plan, PlanId, Qty, SymbolId,
 };
-use quantum_ipc::codes::FailKind;
 use quantum_ipc::journal::{snapshot, Journal, Options};
 use quantum_redis::legacy::iso_ms;
 
@@ -138,24 +136,8 @@ fn main() -> anyhow::Result<()> {
             Decision::Execute,
             Action::Partial25,
         );
-        let mut intent = None;
-        let _ = engine.process_plan(plan, &mut |e| {
-            if let Event::OrderIntent(o) = e {
-                intent = Some(o);
-            }
-            sink.push(e);
-        });
-        if let Some(o) = intent {
-            let reject = OrderInput::Failed(Failure {
-                plan: o.plan,
-                symbol: o.symbol,
-                kind: FailKind::Rejected,
-                reason: 0,
-                exchange_code: 0,
-                at_ms: clock.wall_ms(clock.now_ns()),
-            });
-            let _ = engine.handle(Input::Order(reject), 0, &mut |e| sink.push(e));
-        }
+        let at_ms = clock.wall_ms(clock.now_ns());
+        quantum_bench::feed::plan_then_reject(&mut engine, plan, at_ms, &mut |e| sink.push(e));
     }
     let Sink {
         written,

@@ -25,13 +25,11 @@ use std::time::Instant;
 
 use hdrhistogram::Histogram;
 use quantum_core::event::Event;
-use quantum_core::orders::{Failure, OrderInput};
 use quantum_core::recovery::State;
 use quantum_core::{
     Action, Clock, Command, Decision, Engine, EngineConfig, Input, Plan, PlanId, Qty,
 };
 use quantum_ipc::broadcast::Broadcast;
-use quantum_ipc::codes::FailKind;
 use quantum_ipc::journal::{snapshot, Journal, Options, Reader};
 use quantum_ipc::wire::Record;
 
@@ -86,24 +84,7 @@ fn one_plan(e: &mut Engine, id: u64, i: u64, sink: &mut impl FnMut(&Event)) {
         Decision::Execute,
         Action::Partial25,
     );
-    let mut intent = None;
-    let _ = e.process_plan(plan, &mut |ev| {
-        if let Event::OrderIntent(o) = ev {
-            intent = Some(o);
-        }
-        sink(&ev);
-    });
-    if let Some(o) = intent {
-        let reject = OrderInput::Failed(Failure {
-            plan: o.plan,
-            symbol: o.symbol,
-            kind: FailKind::Rejected,
-            reason: 0,
-            exchange_code: 0,
-            at_ms: 0,
-        });
-        let _ = e.handle(Input::Order(reject), 0, &mut |ev| sink(&ev));
-    }
+    quantum_bench::feed::plan_then_reject(e, plan, 0, &mut |ev| sink(&ev));
 }
 
 fn pct(h: &Histogram<u64>) -> String {

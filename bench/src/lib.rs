@@ -16,5 +16,6 @@
 #![deny(unsafe_code)]
 
 pub mod cli;
+pub mod feed;
 pub mod scenarios;
 pub mod suite;

@@ -364,6 +364,31 @@ fn story(seed: u64) -> Recorder {
     r
 }
 
+/// The replay made the recording's events one for one, times included (but the refusals: a
+/// refused input changes nothing and is not replayed), and its own events fold into the very
+/// state the recording's do.
+fn same_as_recorded(replay: &Replay, r: &Recorder, what: &str) {
+    let recorded: Vec<Event> = r
+        .journal
+        .iter()
+        .filter(|e| !matches!(e, Event::Refused(_)))
+        .copied()
+        .collect();
+    let made = replay.events();
+    if let Some(i) = (0..made.len().min(recorded.len())).find(|i| made[*i] != recorded[*i]) {
+        panic!(
+            "{what}: event {i} differs:\n recorded {:?}\n replayed {:?}",
+            recorded[i], made[i]
+        );
+    }
+    assert_eq!(made.len(), recorded.len(), "{what}");
+    let (mut mine, mut theirs) = (replay.state().clone(), r.folded());
+    let refused = (r.journal.len() - recorded.len()) as u64;
+    assert_eq!(mine.seq + refused, theirs.seq, "{what}");
+    (mine.seq, theirs.seq) = (0, 0);
+    assert_eq!(mine, theirs, "{what}");
+}
+
 fn results(events: &[Event]) -> usize {
     events
         .iter()
@@ -407,28 +432,7 @@ fn the_same_configuration_reproduces_every_recorded_decision() {
         }
         // The replay's own journal folds into the very state the recording's does (it has
         // fewer events: a refused input is journaled, changes nothing and is not replayed).
-        let (mut mine, mut theirs) = (replay.state().clone(), r.folded());
-        let refused = journal
-            .iter()
-            .filter(|e| matches!(e, Event::Refused(_)))
-            .count() as u64;
-        assert_eq!(mine.seq + refused, theirs.seq, "seed {seed}");
-        (mine.seq, theirs.seq) = (0, 0);
-        assert_eq!(mine, theirs, "seed {seed}");
-        // Event for event, times included.
-        let recorded: Vec<Event> = journal
-            .iter()
-            .filter(|e| !matches!(e, Event::Refused(_)))
-            .copied()
-            .collect();
-        let made = replay.events();
-        assert_eq!(made.len(), recorded.len(), "seed {seed}");
-        if let Some(i) = (0..made.len()).find(|i| made[*i] != recorded[*i]) {
-            panic!(
-                "seed {seed}: event {i} differs:\n recorded {:?}\n replayed {:?}",
-                recorded[i], made[i]
-            );
-        }
+        same_as_recorded(&replay, &r, &format!("seed {seed}"));
         // Each answer is paired as soon as both sides exist: nothing is left for the end.
         assert_eq!(decisions.len(), results(journal), "seed {seed}");
         let so_far = replay.counts();
@@ -748,7 +752,6 @@ fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
         "{expired} waits ran out, {executed} executed"
     );
 
-    let first = r.folded();
     let mut replay = Replay::new(
         cfg.clone(),
         r.clock.wall_origin_ms() + 48 * 3_600_000,
@@ -762,22 +765,7 @@ fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
             .feed(i as u64 + 1, e, &mut |d| decisions.push(d))
             .unwrap();
     }
-    let recorded: Vec<Event> = journal
-        .iter()
-        .filter(|e| !matches!(e, Event::Refused(_)))
-        .copied()
-        .collect();
-    let made = replay.events();
-    if let Some(i) = (0..made.len().min(recorded.len())).find(|i| made[*i] != recorded[*i]) {
-        panic!(
-            "event {i} differs:\n recorded {:?}\n replayed {:?}",
-            recorded[i], made[i]
-        );
-    }
-    assert_eq!(made.len(), recorded.len());
-    let (mut mine, mut theirs) = (replay.state().clone(), first);
-    (mine.seq, theirs.seq) = (0, 0);
-    assert_eq!(mine, theirs);
+    same_as_recorded(&replay, &r, "legacy permits");
     replay.finish(&mut |d| decisions.push(d));
     assert_eq!(decisions.len(), results(&journal));
     assert!(decisions.iter().all(|d| !d.changed()));
