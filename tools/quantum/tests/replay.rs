@@ -295,6 +295,23 @@ fn bad_input_gets_a_clear_error() {
         "{}",
         text(&bad_time)
     );
+    // A time outside the journal names what it covers.
+    let late = replay(&["--from", "2030-01-01T00:00:00Z"], &journal);
+    assert_eq!(late.status.code(), Some(1));
+    assert!(
+        text(&late).contains(
+            "--from 2030-01-01T00:00:00.000Z is after the journal's last event: the journal in"
+        ) && text(&late).contains(" covers 2026-01-25T00:30:00.000Z to "),
+        "{}",
+        text(&late)
+    );
+    let early = replay(&["--to", "2020-01-01T00:00:00Z"], &journal);
+    assert_eq!(early.status.code(), Some(1));
+    assert!(
+        text(&early).contains("is not after the journal's first event"),
+        "{}",
+        text(&early)
+    );
     let nothing = replay(&[], tmp.path());
     assert_eq!(nothing.status.code(), Some(1));
     assert!(

@@ -192,6 +192,8 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     let mut start = Some(start);
     let mut range: Option<(u64, u64)> = None;
     let mut ds: Vec<Decision> = Vec::new();
+    // The times of the first and the last event read.
+    let mut span: Option<(u64, u64)> = None;
     let mut on_decision = |d: Decision, out: &mut dyn Write| -> Result<()> {
         let at = d.at_ms();
         if from.is_some_and(|f| at < f) || to.is_some_and(|t| at >= t) {
@@ -230,6 +232,9 @@ pub fn run(a: ReplayArgs) -> Result<()> {
                     replay.insert(Replay::new(c, first, s).map_err(|e| anyhow!("{e}"))?)
                 }
             };
+            if let Some(at) = e.at_ms() {
+                span = Some((span.map_or(at, |s| s.0), at));
+            }
             if let (Some(t), Some(at)) = (to, e.at_ms()) {
                 if at >= t {
                     return Ok(false);
@@ -260,6 +265,30 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     let Some(replay) = replay else {
         bail!("the journal in {} holds no event", dir.display());
     };
+    if let Some((first, last)) = span {
+        let covers = || {
+            format!(
+                "the journal in {} covers {} to {}",
+                dir.display(),
+                legacy::iso_ms(first),
+                legacy::iso_ms(last)
+            )
+        };
+        if let Some(f) = from.filter(|f| *f > last) {
+            bail!(
+                "--from {} is after the journal's last event: {}",
+                legacy::iso_ms(f),
+                covers()
+            );
+        }
+        if let Some(t) = to.filter(|t| *t <= first) {
+            bail!(
+                "--to {} is not after the journal's first event: {}",
+                legacy::iso_ms(t),
+                covers()
+            );
+        }
+    }
     let mut left = Vec::new();
     let counts = replay.finish(&mut |d| left.push(d));
     for d in left {
