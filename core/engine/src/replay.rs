@@ -231,6 +231,9 @@ pub struct Replay {
     /// Plans whose replayed order differs from the recorded one: their reports are dropped.
     differing: HashSet<u64>,
     counts: Counts,
+    /// A journal without `Started`: a start seen (history or not, when), made at the first
+    /// event after its run of symbols starting to reconcile.
+    legacy_start: Option<(bool, u64)>,
     buf: Vec<Event>,
     /// Every event the replayed engines made, when asked for ([`Replay::keep_events`]).
     kept: Option<Vec<Event>>,
@@ -288,6 +291,7 @@ impl Replay {
             rep_orders: HashMap::new(),
             differing: HashSet::new(),
             counts: Counts::default(),
+            legacy_start: None,
             buf: Vec::new(),
             kept: None,
         })
@@ -366,6 +370,17 @@ impl Replay {
         out: &mut impl FnMut(Decision),
     ) -> Result<(), ReplayError> {
         self.counts.events += 1;
+        if let Some((history, at_ms)) = self.legacy_start {
+            match e {
+                Event::Reconciling { on: true, .. } => {}
+                // The run of symbols starting to reconcile was a lead's, not a start.
+                Event::Leading { .. } => self.legacy_start = None,
+                _ => {
+                    self.legacy_start = None;
+                    self.start(history, at_ms, out)?;
+                }
+            }
+        }
         if let Some(ms) = e.at_ms() {
             self.set_time(ms);
         }
@@ -388,15 +403,17 @@ impl Replay {
         {
             // Without `Started`, a start shows as every symbol starting to reconcile: the
             // first one's, before any input, waited for the exchange's history (its journal
-            // was empty); a later one is a restart. A symbol already reconciling is no start.
+            // was empty); a later one is a restart. A symbol already reconciling is no start,
+            // and a run followed by `Leading` was a lead's: the start is made at the first
+            // event after the run.
             let reconciling = self
                 .engine
                 .as_ref()
                 .and_then(|en| en.front.book().view(symbol))
                 .is_some_and(|v| v.reconciling);
             if self.counts.legacy && symbol.0 == 0 && !reconciling {
-                let first = self.counts.inputs == 0;
-                return self.start(first, at_ms, out);
+                self.legacy_start = Some((self.counts.inputs == 0, at_ms));
+                return Ok(());
             }
         }
         let reoffer = matches!(e, Event::OrderIntent(i) if i.lookup_first);
@@ -724,6 +741,10 @@ impl Replay {
     /// Ends the replay: every answer left without its other side is a decision too, in plan
     /// id order.
     pub fn finish(mut self, out: &mut impl FnMut(Decision)) -> Counts {
+        if let Some((history, at_ms)) = self.legacy_start.take() {
+            // A start the journal ends with: it answers what waited.
+            let _ = self.start(history, at_ms, out);
+        }
         let mut left: Vec<(u64, Answers)> = self.answers.drain().collect();
         left.sort_unstable_by_key(|(id, _)| *id);
         for (_, mut a) in left {

@@ -342,6 +342,37 @@ fn story(seed: u64) -> Recorder {
                 });
             }
         }
+        if step == 290 {
+            // Failover: this host takes the lead; every symbol waits for its history, then,
+            // once no order of ours on it can fill, for its ledger from the shared ledger.
+            let mut ev = r.input(Input::Lead { epoch: 5 });
+            let since = r.engine.front.history_since_ms();
+            for s in &syms {
+                ev.extend(r.input(Input::History(quantum_core::input::History {
+                    symbol: *s,
+                    orders: 0,
+                    since_ms: since,
+                    through_ms: r.now_ms(),
+                })));
+            }
+            for e in ev {
+                if let Event::LedgerWanted { symbol, epoch, .. } = e {
+                    let i = syms.iter().position(|s| *s == symbol).unwrap();
+                    r.command(Command::LedgerBase {
+                        symbol,
+                        amount: pos[i],
+                        epoch,
+                    });
+                }
+            }
+            for (i, s) in syms.iter().enumerate() {
+                r.command(Command::Position {
+                    symbol: *s,
+                    amount: pos[i],
+                    mark: p("100"),
+                });
+            }
+        }
         if step == 230 {
             // A start that cannot trust its journal: every symbol waits for its history.
             r.restart(true);
@@ -411,6 +442,13 @@ fn the_same_configuration_reproduces_every_recorded_decision() {
         assert!(
             classes.len() >= 4,
             "a story with many kinds of answers: {classes:?}"
+        );
+        assert!(
+            journal
+                .iter()
+                .any(|e| matches!(e, Event::LedgerWanted { .. }))
+                && journal.iter().any(|e| matches!(e, Event::Leading { .. })),
+            "seed {seed}: a lead, and a ledger asked for"
         );
         let first = journal.iter().find_map(|e| match e {
             Event::Started { at_ms, .. } => Some(*at_ms),
@@ -575,13 +613,22 @@ fn a_tighter_tolerance_denies_the_executed_btcusdt_plans_and_says_so() {
         assert_eq!(d.order_note(), OrderNote::NotSent);
         assert_eq!(d.order_note().name(), "not_sent");
     }
-    assert!(counts.dropped_reports >= 2, "{counts:?}");
+    // Sent, accepted, filled, done: four recorded events for each of the two orders.
+    assert_eq!(counts.dropped_reports, 8, "{counts:?}");
+    // Each decision names the journal's event of its recorded result.
+    for d in &tight {
+        let at = usize::try_from(d.seq).unwrap() - 1;
+        assert!(
+            matches!(r.journal[at], Event::PlanResult(x) if x.plan == d.plan.id),
+            "{d:?}"
+        );
+    }
 }
 
 #[test]
 fn a_looser_tolerance_would_have_ordered_the_denied_plan_its_fill_unknown() {
     let r = seeds_story();
-    let (loose, _) = replay_all(with_tolerance("0.1"), &r.journal).unwrap();
+    let (loose, counts) = replay_all(with_tolerance("0.1"), &r.journal).unwrap();
     let first = loose
         .iter()
         .find(|d| d.plan.id == PlanId(0xf1a8_d7f4_8713_d5cf))
@@ -601,6 +648,8 @@ fn a_looser_tolerance_would_have_ordered_the_denied_plan_its_fill_unknown() {
         .unwrap();
     assert_eq!(next.order_note(), OrderNote::Differs, "{next:#?}");
     assert!(next.changed(), "another quantity is a change: {next:#?}");
+    // Both recorded orders differ from the replayed ones: their four events each are dropped.
+    assert_eq!(counts.dropped_reports, 8, "{counts:?}");
     let names: std::collections::BTreeSet<&str> = [
         OrderNote::None,
         OrderNote::Same,
@@ -766,6 +815,22 @@ fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
             .unwrap();
     }
     same_as_recorded(&replay, &r, "legacy permits");
+    // With a shorter wait, plans whose permits came late run out of time: the permits that come
+    // after are refused (counted), and those plans change.
+    let short = EngineConfig {
+        apply_wait_ms: 200,
+        ..cfg.clone()
+    };
+    let (d, counts) = replay_all(short, &journal).unwrap();
+    assert!(counts.refused > 0, "{counts:?}");
+    assert!(
+        d.iter().any(|d| d.changed()
+            && matches!(
+                d.replayed.unwrap().result.outcome,
+                Outcome::Blocked(Block::MissingGov | Block::MissingP33)
+            )),
+        "a plan answered otherwise for want of a permit"
+    );
     replay.finish(&mut |d| decisions.push(d));
     assert_eq!(decisions.len(), results(&journal));
     assert!(decisions.iter().all(|d| !d.changed()));
