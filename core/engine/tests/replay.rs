@@ -831,6 +831,13 @@ fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
             )),
         "a plan answered otherwise for want of a permit"
     );
+    // A permit table of two slots: plans that waited three at a time find none, and say so.
+    let small = EngineConfig {
+        table_capacity: 2,
+        ..cfg.clone()
+    };
+    let (_, counts) = replay_all(small, &journal).unwrap();
+    assert!(counts.table_full > 0, "{counts:?}");
     replay.finish(&mut |d| decisions.push(d));
     assert_eq!(decisions.len(), results(&journal));
     assert!(decisions.iter().all(|d| !d.changed()));
