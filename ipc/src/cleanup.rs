@@ -22,7 +22,20 @@ fn keep_reason(seg: &SegmentInfo) -> Option<String> {
         return None;
     }
     let spec = RingSpec::new(&seg.instance, &seg.name, 0);
-    let ring = Ring::open(&spec).ok()?;
+    let ring = match Ring::open(&spec) {
+        Ok(r) => r,
+        // Written by a binary of another record layout (before an upgrade): its records cannot
+        // be read here, and they must not be lost either.
+        Err(crate::Error::LayoutMismatch { found_layout, .. }) => {
+            let waiting = Ring::waiting_any_layout(&spec).unwrap_or(0);
+            return (waiting > 0).then(|| {
+                format!(
+                    "{waiting} record(s) written under another record layout ({found_layout:#018x}) wait: let a daemon of the binary that wrote them take them, or remove the ring and lose them"
+                )
+            });
+        }
+        Err(_) => return None,
+    };
     let waiting = ring.len();
     if waiting > 0 {
         return Some(format!("{waiting} record(s) not yet taken by a daemon"));

@@ -37,6 +37,10 @@ const TESTS: &[(&str, fn())] = &[
         segments_of_dead_owners_are_removed,
     ),
     (
+        "an_ingress_ring_of_another_layout_holding_records_is_kept",
+        an_ingress_ring_of_another_layout_holding_records_is_kept,
+    ),
+    (
         "the_doorbell_wakes_a_consumer_in_another_process_every_time",
         the_doorbell_wakes_a_consumer_in_another_process_every_time,
     ),
@@ -375,6 +379,42 @@ fn segments_of_dead_owners_are_removed() {
     );
     let left = quantum_ipc::list_segments(Some(&inst)).unwrap();
     assert_eq!(left.len(), 1);
+}
+
+/// After an upgrade that changed the record layout, the old binary's ingress rings cannot be
+/// opened: an empty one is removed as before, but one holding records is kept (they were
+/// promised to a daemon), with the reason.
+fn an_ingress_ring_of_another_layout_holding_records_is_kept() {
+    let inst = instance("oldlayout");
+    let _c = Cleanup(inst.clone());
+    finish(spawn_child(&[("QIPC_CHILD_ABANDON", inst.clone())]));
+    for ring in ["plans", "ctl"] {
+        let path = quantum_ipc::shm::path_of(&format!("quantum.{inst}.{ring}"));
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[16..24].copy_from_slice(&0x0bad_1a70_0bad_1a70u64.to_le_bytes());
+        std::fs::write(&path, &bytes).unwrap();
+    }
+    assert!(matches!(
+        Ring::open(&RingSpec::new(&inst, "plans", 8)),
+        Err(Error::LayoutMismatch { .. })
+    ));
+    let done = quantum_ipc::remove_stale_segments(Some(&inst)).unwrap();
+    assert_eq!(
+        done.removed,
+        vec![
+            format!("quantum.{inst}.ctl"),
+            format!("quantum.{inst}.stream")
+        ]
+    );
+    assert_eq!(done.kept.len(), 1, "{:?}", done.kept);
+    assert_eq!(done.kept[0].0, format!("quantum.{inst}.plans"));
+    assert!(
+        done.kept[0]
+            .1
+            .contains("1 record(s) written under another record layout (0x0bad1a700bad1a70) wait"),
+        "{:?}",
+        done.kept
+    );
 }
 
 /// The doorbell across processes: a consumer that sleeps on it (`Consumer::wait`, with a 2 s

@@ -281,6 +281,23 @@ impl Ring {
         Ring::from_backing(Backing::Shm(segment), os_id, capacity, slot_size, false)
     }
 
+    /// Records waiting in the ring `spec` names, whichever record layout wrote it: for the
+    /// cleanup, which must not remove a ring holding records this binary cannot read (an older
+    /// or newer binary's). The cursors' place in the header does not depend on the records'
+    /// layout.
+    pub fn waiting_any_layout(spec: &RingSpec) -> Result<u64, Error> {
+        let os_id = spec.os_id()?;
+        let segment = crate::shm::Segment::open(&os_id)?;
+        if segment.len() < std::mem::size_of::<RingHeader>() {
+            return Err(Error::NotInitialised { os_id });
+        }
+        // SAFETY: as in `Ring::open`: the mapping is page-aligned and at least a header long,
+        // and the header is all atomics, valid for any bit pattern; `segment` outlives the
+        // reference.
+        let header = unsafe { &*(segment.as_ptr() as *const RingHeader) };
+        Ok(protocol::len(header))
+    }
+
     /// A ring in an aligned heap buffer with the same layout and protocol, for one process
     /// (threads) and for tests under Miri.
     pub fn heap(capacity: usize, slot_size: usize) -> Result<Ring, Error> {
