@@ -234,6 +234,8 @@ pub struct Replay {
     /// A journal without `Started`: a start seen (history or not, when), made at the first
     /// event after its run of symbols starting to reconcile.
     legacy_start: Option<(bool, u64)>,
+    /// An accepted plan and its permits, held until the next event ([`Replay::feed`]).
+    held: Vec<(u64, Event)>,
     buf: Vec<Event>,
     /// Every event the replayed engines made, when asked for ([`Replay::keep_events`]).
     kept: Option<Vec<Event>>,
@@ -292,6 +294,7 @@ impl Replay {
             differing: HashSet::new(),
             counts: Counts::default(),
             legacy_start: None,
+            held: Vec::new(),
             buf: Vec::new(),
             kept: None,
         })
@@ -363,6 +366,12 @@ impl Replay {
     }
 
     /// Feeds recorded event number `seq`; decisions paired by it go to `out`.
+    ///
+    /// An accepted plan is held, with its permits, until the next event: when that is a
+    /// `Started`, the process died before the plan was answered (a crash right after its
+    /// acceptance was journaled), and the replay takes the acceptance as it stands instead of
+    /// deciding the plan, so the replayed restart answers it `interrupted` as the recorded one
+    /// did.
     pub fn feed(
         &mut self,
         seq: u64,
@@ -370,6 +379,95 @@ impl Replay {
         out: &mut impl FnMut(Decision),
     ) -> Result<(), ReplayError> {
         self.counts.events += 1;
+        let held = match self.held.first() {
+            Some((_, Event::PlanAccepted { plan, .. })) => Some(plan.id),
+            _ => None,
+        };
+        match *e {
+            Event::GovPermit(GovPermitEvent { plan, .. })
+            | Event::P33Permit(P33PermitEvent { plan, .. })
+                if held == Some(plan) =>
+            {
+                self.held.push((seq, *e));
+                return Ok(());
+            }
+            Event::OrderIntent(i) if held == Some(i.plan) && !i.lookup_first => {
+                self.held.push((seq, *e));
+                return Ok(());
+            }
+            _ => {}
+        }
+        // The process died before answering the held plan: its start follows. In a journal
+        // without `Started`, what its restart did first follows instead: orders in flight made
+        // unknown, or the plan answered `interrupted`.
+        let cut = held.is_some()
+            && match e {
+                Event::Started { .. } => true,
+                Event::PlanResult(r) if self.counts.legacy => {
+                    held == Some(r.plan) && r.outcome == Outcome::Blocked(Block::Interrupted)
+                }
+                Event::OrderUnknown {
+                    reason: UnknownReason::Restart,
+                    ..
+                } => self.counts.legacy,
+                _ => false,
+            };
+        for (s, h) in std::mem::take(&mut self.held) {
+            if cut {
+                self.cut(s, &h);
+            } else {
+                self.step(s, &h, out)?;
+            }
+        }
+        if matches!(e, Event::PlanAccepted { .. }) && self.engine.is_some() {
+            self.held.push((seq, *e));
+            return Ok(());
+        }
+        self.step(seq, e, out)
+    }
+
+    /// A held event of a plan whose process died before answering it: taken into the
+    /// replay's own journal as it stands (the plan remembered and waiting, with its order
+    /// intent if that was journaled), so the replayed restart answers it as the recorded one
+    /// did: `interrupted`, or `executed` when its intent was journaled.
+    fn cut(&mut self, seq: u64, e: &Event) {
+        match *e {
+            Event::PlanAccepted { plan, .. } => {
+                self.answers.entry(plan.id.0).or_default().plan = Some(plan);
+            }
+            _ => {
+                // Both sides hold its permits and intent now (an intent's order may be
+                // reported on after the restart).
+                let _ = self.input_of(seq, e);
+                let before = self
+                    .rep_before
+                    .entry(e.plan().map_or(0, |p| p.0))
+                    .or_default();
+                match *e {
+                    Event::GovPermit(g) => before.gov = Some(g),
+                    Event::P33Permit(p) => before.p33 = Some(p),
+                    Event::OrderIntent(i) => {
+                        before.intent = Some(i);
+                        self.rep_orders.insert(i.plan.0, i);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        self.own_seq += 1;
+        self.state.apply(self.own_seq, e);
+        if let Some(k) = &mut self.kept {
+            k.push(*e);
+        }
+    }
+
+    /// One recorded event, in order.
+    fn step(
+        &mut self,
+        seq: u64,
+        e: &Event,
+        out: &mut impl FnMut(Decision),
+    ) -> Result<(), ReplayError> {
         if let Some((history, at_ms)) = self.legacy_start {
             match e {
                 Event::Reconciling { on: true, .. } => {}
@@ -403,15 +501,9 @@ impl Replay {
         {
             // Without `Started`, a start shows as every symbol starting to reconcile: the
             // first one's, before any input, waited for the exchange's history (its journal
-            // was empty); a later one is a restart. A symbol already reconciling is no start,
-            // and a run followed by `Leading` was a lead's: the start is made at the first
-            // event after the run.
-            let reconciling = self
-                .engine
-                .as_ref()
-                .and_then(|en| en.front.book().view(symbol))
-                .is_some_and(|v| v.reconciling);
-            if self.counts.legacy && symbol.0 == 0 && !reconciling {
+            // was empty); a later one is a restart. A run followed by `Leading` was a lead's:
+            // so the start is made at the first event after the run.
+            if self.counts.legacy && symbol.0 == 0 {
                 self.legacy_start = Some((self.counts.inputs == 0, at_ms));
                 return Ok(());
             }
@@ -741,6 +833,9 @@ impl Replay {
     /// Ends the replay: every answer left without its other side is a decision too, in plan
     /// id order.
     pub fn finish(mut self, out: &mut impl FnMut(Decision)) -> Counts {
+        for (s, h) in std::mem::take(&mut self.held) {
+            let _ = self.step(s, &h, out);
+        }
         if let Some((history, at_ms)) = self.legacy_start.take() {
             // A start the journal ends with: it answers what waited.
             let _ = self.start(history, at_ms, out);

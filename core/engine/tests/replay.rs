@@ -104,6 +104,17 @@ impl Recorder {
         self.input(Input::Plan(p))
     }
 
+    /// The daemon killed while it journaled `p`'s events: only the first `k` reach the
+    /// journal (the crash test's `event_journaled` crash point), then it restarts.
+    fn crash_during(&mut self, p: Plan, k: usize) {
+        let mut out = Vec::new();
+        self.engine
+            .handle(Input::Plan(p), RING, &mut |e| out.push(e))
+            .unwrap();
+        self.journal.extend(out.into_iter().take(k));
+        self.restart(false);
+    }
+
     fn command(&mut self, c: Command) {
         self.input(Input::Command(c));
     }
@@ -332,6 +343,18 @@ fn story(seed: u64) -> Recorder {
             }
             _ => {}
         }
+        if let Some(k) = match step {
+            60 => Some(1),
+            170 => Some(3),
+            260 => Some(4),
+            _ => None,
+        } {
+            // Killed after the first k events of an executed plan were journaled: its
+            // acceptance, its permits, its intent.
+            let s = syms[rng.next(3) as usize];
+            r.crash_during(exit(next_id, s, Action::Partial25), k);
+            next_id += 1;
+        }
         if step == 120 || step == 330 {
             r.restart(false);
             for (i, s) in syms.iter().enumerate() {
@@ -488,7 +511,20 @@ fn the_same_configuration_reproduces_every_recorded_decision() {
         }
         let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
         assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
-        assert_eq!(counts.starts, 4, "seed {seed}");
+        assert_eq!(counts.starts, 7, "seed {seed}");
+        let restored: Vec<&str> = journal
+            .iter()
+            .filter_map(|e| match e {
+                Event::PlanResult(x) if x.outcome == Outcome::Blocked(Block::Interrupted) => {
+                    Some("interrupted")
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(
+            restored.len() >= 2,
+            "seed {seed}: plans cut by a crash: {restored:?}"
+        );
         assert_eq!(
             (counts.dropped_reports, counts.refused),
             (0, 0),
@@ -683,7 +719,7 @@ fn a_journal_without_start_events_still_replays_unchanged() {
         );
         let (decisions, counts) = replay_all(production(), &old).unwrap();
         assert!(counts.legacy);
-        assert_eq!(counts.starts, 4, "seed {seed}: every start recognised");
+        assert_eq!(counts.starts, 7, "seed {seed}: every start recognised");
         assert_eq!(decisions.len(), results(&old), "seed {seed}");
         let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
         assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
