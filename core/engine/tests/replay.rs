@@ -505,9 +505,20 @@ fn the_same_configuration_reproduces_every_recorded_decision() {
         assert_eq!(decisions.len(), results(journal), "seed {seed}");
         for d in &decisions {
             // The recorded answer's time, which the replayed one shares.
-            let rec = d.recorded.unwrap().result;
-            assert_eq!(d.at_ms(), rec.at_ms);
-            assert_eq!(d.replayed.unwrap().result.at_ms, rec.at_ms);
+            let (rec, rep) = (d.recorded.unwrap(), d.replayed.unwrap());
+            assert_eq!(d.at_ms(), rec.result.at_ms);
+            assert_eq!(rep.result.at_ms, rec.result.at_ms);
+            // And what each verdict was judged with: the same permits, the same order, for
+            // plans a crash cut short too.
+            assert_eq!(
+                (rep.gov, rep.p33, rep.intent),
+                (rec.gov, rec.p33, rec.intent),
+                "seed {seed}: {d:?}"
+            );
+            // The plan as it arrived (an EXECUTE plan's action is journaled with it).
+            if d.plan.decision == PlanDecision::Execute {
+                assert_ne!(d.plan.action, Action::None, "seed {seed}: {d:?}");
+            }
         }
         let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
         assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
