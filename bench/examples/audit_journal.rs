@@ -93,7 +93,7 @@ fn main() -> anyhow::Result<()> {
     let mut engine = Engine::new(cfg.clone(), clock.clone())?;
     let names: Vec<String> = engine.symbols().names().map(str::to_owned).collect();
     std::fs::create_dir_all(&dir)?;
-    std::fs::write(dir.join("symbols"), names.join("\n") + "\n")?;
+    quantum_daemon::write_journal_symbols(&dir, &names)?;
     let (journal, _) =
         Journal::open(&dir, Options::default(), 1).map_err(|e| anyhow::anyhow!("{e}"))?;
     let mut sink = Sink {

@@ -29,16 +29,16 @@ use quantum_core::replay::Replay;
 use quantum_core::{
     Action, Clock, Command, Decision, Engine, EngineConfig, Input, Plan, PlanId, Qty, SymbolId,
 };
+use quantum_daemon::audit::Audit;
 use quantum_ipc::codes::{OrderStatus, ReportSource};
-use quantum_ipc::journal::{Journal, Options, Reader};
-use quantum_ipc::wire::{Limits, Message};
+use quantum_ipc::journal::{Journal, Options};
 
 /// Writes a journal of `events` events, or the few more that end the last plan's, into `dir`.
 fn write(dir: &Path, events: u64) -> anyhow::Result<u64> {
     std::fs::create_dir_all(dir)?;
     let cfg = EngineConfig::default();
     let names: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
-    std::fs::write(dir.join("symbols"), names.join("\n") + "\n")?;
+    quantum_daemon::write_journal_symbols(dir, &names)?;
     let (clock, mock) = Clock::mock();
     mock.increment(Duration::from_secs(48 * 3600));
     let mut e = Engine::new(cfg, clock.clone())?;
@@ -182,47 +182,16 @@ fn write(dir: &Path, events: u64) -> anyhow::Result<u64> {
 fn replay(dir: &Path) -> anyhow::Result<(u64, u64, u64, f64)> {
     let t0 = Instant::now();
     let cfg = EngineConfig::default();
-    let reader = Reader::open(dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let start = State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders);
-    let mut r: Option<Replay> = None;
-    let mut cfg = Some(cfg);
-    let mut start = Some(start);
+    let mut r = Replay::new(cfg, start)?;
     let (mut decisions, mut changed) = (0u64, 0u64);
-    let mut failed = None;
-    reader
-        .read_from(1, |seq, rec| {
-            if failed.is_some() {
-                return Ok(());
-            }
-            let step = (|| -> anyhow::Result<()> {
-                let m = Message::decode(rec, &Limits::default())?;
-                let e = Event::from_message(&m).map_err(anyhow::Error::msg)?;
-                let r = match &mut r {
-                    Some(r) => r,
-                    None => {
-                        let first = e.at_ms().unwrap_or(0);
-                        let (Some(c), Some(s)) = (cfg.take(), start.take()) else {
-                            unreachable!()
-                        };
-                        r.insert(Replay::new(c, first, s)?)
-                    }
-                };
-                r.feed(seq, &e, &mut |d| {
-                    decisions += 1;
-                    changed += u64::from(d.changed());
-                })?;
-                Ok(())
-            })();
-            if let Err(e) = step {
-                failed = Some(e);
-            }
-            Ok(())
-        })
-        .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(e) = failed {
-        return Err(e);
-    }
-    let r = r.ok_or_else(|| anyhow::anyhow!("empty journal"))?;
+    Audit::open(dir)?.scan(1, |seq, e| -> anyhow::Result<bool> {
+        r.feed(seq, &e, &mut |d| {
+            decisions += 1;
+            changed += u64::from(d.changed());
+        })?;
+        Ok(true)
+    })?;
     let counts = r.finish(&mut |d| {
         decisions += 1;
         changed += u64::from(d.changed());

@@ -168,8 +168,9 @@ impl Audit {
             reader: Reader::open(dir).map_err(read_err)?,
             segments,
             snapshots: snapshot::list(dir).map_err(read_err)?,
-            symbols: std::fs::read_to_string(dir.join("symbols"))
-                .map(|t| t.lines().map(str::to_owned).collect())
+            symbols: crate::journal_symbols(dir)
+                .ok()
+                .flatten()
                 .unwrap_or_default(),
         })
     }
@@ -214,12 +215,13 @@ impl Audit {
     }
 
     /// Calls `f(seq, event)` for each event from `from` on, in order, until `f` returns
-    /// `false` or the journal ends; returns the number after the last event read.
-    fn scan(
+    /// `false` or the journal ends; returns the number after the last event read. Read in
+    /// bounded batches; a record that does not decode is an error naming its event.
+    pub fn scan<E: From<AuditError>>(
         &self,
         from: u64,
-        mut f: impl FnMut(u64, Event) -> Result<bool, AuditError>,
-    ) -> Result<u64, AuditError> {
+        mut f: impl FnMut(u64, Event) -> Result<bool, E>,
+    ) -> Result<u64, E> {
         let mut buf = Vec::with_capacity(BATCH);
         let mut next = from;
         loop {

@@ -129,15 +129,40 @@ pub struct Recovered {
     pub identity_created: bool,
 }
 
-/// Checks `names` against the journal's `symbols` file (creating or extending it).
+/// The file of a journal's symbol names, in id order: how its events number symbols.
+const SYMBOLS_FILE: &str = "symbols";
+
+/// The symbol names the journal in `dir` numbers its events by, in id order; `None` when it
+/// has no symbols file (no journal there yet).
+pub fn journal_symbols(dir: &Path) -> Result<Option<Vec<String>>> {
+    let path = dir.join(SYMBOLS_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(t) => Ok(Some(t.lines().map(str::to_owned).collect())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Writes `names` as the journal's symbols (atomically: a temporary file, renamed).
+pub fn write_journal_symbols(dir: &Path, names: &[impl AsRef<str>]) -> Result<()> {
+    let path = dir.join(SYMBOLS_FILE);
+    let tmp = dir.join(format!(".{SYMBOLS_FILE}.tmp"));
+    let text: String = names.iter().map(|n| format!("{}\n", n.as_ref())).collect();
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, &path))
+        .with_context(|| format!("cannot write {}", path.display()))
+}
+
+/// Whether a configuration with symbols `names` reads a journal numbering `journal`: it keeps
+/// them, in the same order, and may add symbols at the end.
+pub fn symbols_extend(journal: &[String], names: &[impl AsRef<str>]) -> bool {
+    journal.len() <= names.len() && journal.iter().zip(names).all(|(a, b)| a == b.as_ref())
+}
+
+/// Checks `names` against the journal's symbols file (creating or extending it).
 fn check_symbols(dir: &Path, names: &[String]) -> Result<()> {
-    let path = dir.join("symbols");
-    let old: Vec<String> = match std::fs::read_to_string(&path) {
-        Ok(t) => t.lines().map(str::to_owned).collect(),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    if old.len() > names.len() || old.iter().zip(names).any(|(a, b)| a != b) {
+    let old = journal_symbols(dir)?.unwrap_or_default();
+    if !symbols_extend(&old, names) {
         bail!(
             "the journal in {} numbers its symbols {:?}, but the configuration has {:?}: symbols may only be added at the end. Restore the old list, or move the journal away to start afresh",
             dir.display(),
@@ -146,10 +171,7 @@ fn check_symbols(dir: &Path, names: &[String]) -> Result<()> {
         );
     }
     if old.len() < names.len() {
-        let tmp = dir.join(".symbols.tmp");
-        std::fs::write(&tmp, names.join("\n") + "\n")
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+        write_journal_symbols(dir, names)?;
     }
     Ok(())
 }

@@ -34,6 +34,7 @@ mod ingress;
 mod instance;
 mod io;
 mod journal;
+pub use journal::{journal_symbols, symbols_extend, write_journal_symbols};
 pub mod latency;
 pub mod print_config;
 pub mod stats;

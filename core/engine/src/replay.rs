@@ -226,9 +226,8 @@ pub struct Replay {
     rep_before: HashMap<u64, Before>,
     /// Recorded orders not ended: their side, for the reports.
     rec_orders: HashMap<u64, OrderIntent>,
-    /// Orders the replay made, until the recorded answer of their plan is read.
-    rep_orders: HashMap<u64, OrderIntent>,
-    /// Plans whose replayed order differs from the recorded one: their reports are dropped.
+    /// Plans whose replayed order differs from the recorded one (known once both answers are
+    /// paired, before the exchange reports on the order): their reports are dropped.
     differing: HashSet<u64>,
     counts: Counts,
     /// A journal without `Started`: a start seen (history or not, when), made at the first
@@ -270,13 +269,12 @@ impl std::fmt::Display for ReplayError {
 impl std::error::Error for ReplayError {}
 
 impl Replay {
-    /// A replay under `cfg` of a journal whose first event is at `first_ms`, starting from
-    /// `start` (the state of a snapshot the journal's kept events follow, or an empty state).
-    pub fn new(cfg: EngineConfig, first_ms: u64, start: State) -> Result<Replay, ReplayError> {
+    /// A replay under `cfg` of a journal, starting from `start` (the state of a snapshot the
+    /// journal's kept events follow, or an empty state).
+    pub fn new(cfg: EngineConfig, start: State) -> Result<Replay, ReplayError> {
         cfg.validate().map_err(ReplayError::Config)?;
-        // Engine time 0 lies HISTORY_MS before the first event, as the real clock's does
-        // before its start, so restored execution times stay engine times.
-        let (clock, mock) = Clock::mock_at(first_ms.saturating_sub(HISTORY_MS));
+        // Set again at the first event ([`Replay::feed`]).
+        let (clock, mock) = Clock::mock_at(0);
         Ok(Replay {
             cfg,
             clock,
@@ -290,7 +288,6 @@ impl Replay {
             rec_before: HashMap::new(),
             rep_before: HashMap::new(),
             rec_orders: HashMap::new(),
-            rep_orders: HashMap::new(),
             differing: HashSet::new(),
             counts: Counts::default(),
             legacy_start: None,
@@ -379,6 +376,12 @@ impl Replay {
         out: &mut impl FnMut(Decision),
     ) -> Result<(), ReplayError> {
         self.counts.events += 1;
+        if self.counts.events == 1 {
+            // Engine time 0 lies HISTORY_MS before the first event, as the real clock's does
+            // before its start, so restored execution times stay engine times.
+            let origin = e.at_ms().unwrap_or(0).saturating_sub(HISTORY_MS);
+            (self.clock, self.mock) = Clock::mock_at(origin);
+        }
         let held = match self.held.first() {
             Some((_, Event::PlanAccepted { plan, .. })) => Some(plan.id),
             _ => None,
@@ -446,10 +449,7 @@ impl Replay {
                 match *e {
                     Event::GovPermit(g) => before.gov = Some(g),
                     Event::P33Permit(p) => before.p33 = Some(p),
-                    Event::OrderIntent(i) => {
-                        before.intent = Some(i);
-                        self.rep_orders.insert(i.plan.0, i);
-                    }
+                    Event::OrderIntent(i) => before.intent = Some(i),
                     _ => {}
                 }
             }
@@ -560,8 +560,6 @@ impl Replay {
                 // EXECUTE plan answered at admission by a version without `PlanSeen`.
                 let input = r.decision != PlanDecision::Execute
                     || (self.counts.legacy && r.outcome.at_admission() && a.plan.is_none());
-                // Its order, if the replay made one, is judged by now.
-                self.rep_orders.remove(&r.plan.0);
                 if input {
                     let mut plan = Plan::exit(r.plan, r.symbol, r.decision, Action::None);
                     if r.outcome == Outcome::Blocked(Block::Stale) {
@@ -599,13 +597,6 @@ impl Replay {
             Event::OrderIntent(i) => {
                 self.rec_before.entry(i.plan.0).or_default().intent = Some(i);
                 self.rec_orders.insert(i.plan.0, i);
-                if self
-                    .rep_orders
-                    .get(&i.plan.0)
-                    .is_some_and(|r| !same_order(r, &i))
-                {
-                    self.differing.insert(i.plan.0);
-                }
                 None
             }
             Event::OrderSent {
@@ -787,7 +778,6 @@ impl Replay {
                 Event::P33Permit(p) => self.rep_before.entry(p.plan.0).or_default().p33 = Some(p),
                 Event::OrderIntent(i) if !i.lookup_first => {
                     self.rep_before.entry(i.plan.0).or_default().intent = Some(i);
-                    self.rep_orders.insert(i.plan.0, i);
                 }
                 Event::PlanResult(r) => {
                     let before = self.rep_before.remove(&r.plan.0).unwrap_or_default();
@@ -818,12 +808,17 @@ impl Replay {
             else {
                 break;
             };
-            out(Decision {
+            let d = Decision {
                 plan: a.plan.unwrap_or_else(|| plan_of(&rec.result)),
                 seq,
                 recorded: Some(rec),
                 replayed: Some(rep),
-            });
+            };
+            if d.order_note() == OrderNote::Differs {
+                // The exchange's reports of the recorded order are not about the replayed one.
+                self.differing.insert(plan);
+            }
+            out(d);
         }
         if a.recorded.is_empty() && a.replayed.is_empty() {
             self.answers.remove(&plan);
@@ -908,11 +903,8 @@ pub fn replay_all(
     cfg: EngineConfig,
     events: &[Event],
 ) -> Result<(Vec<Decision>, Counts), ReplayError> {
-    let first = events.iter().find_map(Event::at_ms).unwrap_or(0);
-    let symbols = cfg.symbols.len();
-    let horizon = cfg.dedupe_horizon_ms;
-    let ended = cfg.max_orders;
-    let mut r = Replay::new(cfg, first, State::new(symbols, horizon, ended))?;
+    let start = State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders);
+    let mut r = Replay::new(cfg, start)?;
     let mut out = Vec::new();
     for (i, e) in events.iter().enumerate() {
         r.feed(i as u64 + 1, e, &mut |d| out.push(d))?;

@@ -473,14 +473,9 @@ fn the_same_configuration_reproduces_every_recorded_decision() {
                 && journal.iter().any(|e| matches!(e, Event::Leading { .. })),
             "seed {seed}: a lead, and a ledger asked for"
         );
-        let first = journal.iter().find_map(|e| match e {
-            Event::Started { at_ms, .. } => Some(*at_ms),
-            _ => None,
-        });
         let cfg = production();
         let mut replay = Replay::new(
             cfg.clone(),
-            first.unwrap(),
             State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders),
         )
         .unwrap();
@@ -850,7 +845,6 @@ fn legacy_permits_and_waits_that_run_out_replay_as_they_ran() {
 
     let mut replay = Replay::new(
         cfg.clone(),
-        r.clock.wall_origin_ms() + 48 * 3_600_000,
         State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders),
     )
     .unwrap();

@@ -9,15 +9,14 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Args;
-use quantum_core::event::Event;
 use quantum_core::permit::P33Context;
 use quantum_core::recovery::State;
 use quantum_core::replay::{Counts, Decision, Replay, Verdict};
 use quantum_core::result::{Block, Outcome};
 use quantum_core::{EngineConfig, Qty};
+use quantum_daemon::audit::Audit;
 use quantum_daemon::config::DaemonConfig;
-use quantum_ipc::journal::{snapshot, Reader};
-use quantum_ipc::wire::{Limits, Message};
+use quantum_ipc::journal::snapshot;
 use quantum_redis::legacy;
 use serde_json::Value;
 
@@ -140,28 +139,23 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         }
     }
     let dir = &a.journal;
-    let names: Vec<String> = std::fs::read_to_string(dir.join("symbols"))
-        .with_context(|| {
-            format!(
-                "{} holds no journal (no `symbols` file); say where the journal is with --journal",
-                dir.display()
-            )
-        })?
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let Some(names) = quantum_daemon::journal_symbols(dir)? else {
+        bail!(
+            "{} holds no journal (no symbols file); say where the journal is with --journal",
+            dir.display()
+        );
+    };
     let configured: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
-    if names.len() > configured.len() || names.iter().zip(&configured).any(|(a, b)| a != b) {
+    if !quantum_daemon::symbols_extend(&names, &configured) {
         bail!(
             "the journal's symbols ({}) are not the first symbols of the configuration ({}): its events would be read as other symbols",
             names.join(","),
             configured.join(",")
         );
     }
-    let reader = Reader::open(dir)
-        .map_err(|e| anyhow!("{e}"))
+    let audit = Audit::open(dir)
         .with_context(|| format!("cannot read the journal in {}", dir.display()))?;
-    let first_kept = reader.first_seq().unwrap_or(1);
+    let first_kept = audit.first_seq();
     // Kept from a snapshot on: the replay starts from the snapshot the kept events follow.
     let mut start = State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders);
     let mut note = None;
@@ -185,11 +179,8 @@ pub fn run(a: ReplayArgs) -> Result<()> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let mut totals = Totals::default();
     let (mut decided, mut changed, mut reported) = (0u64, 0u64, 0u64);
-    let mut failed: Option<anyhow::Error> = None;
     let t0 = Instant::now();
-    let mut replay: Option<Replay> = None;
-    let mut cfg = Some(cfg);
-    let mut start = Some(start);
+    let mut replay = Replay::new(cfg, start).map_err(|e| anyhow!("{e}"))?;
     let mut range: Option<(u64, u64)> = None;
     let mut ds: Vec<Decision> = Vec::new();
     // The times of the first and the last event read.
@@ -214,80 +205,47 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         }
         Ok(())
     };
-    let result = reader.read_from(from_seq, |seq, rec| {
-        if failed.is_some() {
-            return Ok(());
-        }
-        let step = (|| -> Result<bool> {
-            let m = Message::decode(rec, &Limits::default())
-                .map_err(|e| anyhow!("event {seq}: {e}"))?;
-            let e = Event::from_message(&m).map_err(|e| anyhow!("event {seq}: {e}"))?;
-            let r = match &mut replay {
-                Some(r) => r,
-                None => {
-                    let first = e.at_ms().unwrap_or(0);
-                    let (Some(c), Some(s)) = (cfg.take(), start.take()) else {
-                        unreachable!("built once")
-                    };
-                    replay.insert(Replay::new(c, first, s).map_err(|e| anyhow!("{e}"))?)
-                }
-            };
-            if let Some(at) = e.at_ms() {
-                span = Some((span.map_or(at, |s| s.0), at));
+    audit.scan(from_seq, |seq, e| -> Result<bool> {
+        if let Some(at) = e.at_ms() {
+            span = Some((span.map_or(at, |s| s.0), at));
+            if to.is_some_and(|t| at >= t) {
+                return Ok(false);
             }
-            if let (Some(t), Some(at)) = (to, e.at_ms()) {
-                if at >= t {
-                    return Ok(false);
-                }
-            }
-            range = Some((range.map_or(seq, |r| r.0), seq));
-            ds.clear();
-            r.feed(seq, &e, &mut |d| ds.push(d))
-                .map_err(|e| anyhow!("event {seq}: {e}"))?;
-            for d in ds.drain(..) {
-                on_decision(d, &mut out)?;
-            }
-            Ok(true)
-        })();
-        match step {
-            Ok(true) => {}
-            Ok(false) => failed = Some(anyhow!("stop")),
-            Err(e) => failed = Some(e),
         }
-        Ok(())
-    });
-    result.map_err(|e| anyhow!("{e}"))?;
-    if let Some(e) = failed {
-        if e.to_string() != "stop" {
-            return Err(e);
+        range = Some((range.map_or(seq, |r| r.0), seq));
+        ds.clear();
+        replay
+            .feed(seq, &e, &mut |d| ds.push(d))
+            .map_err(|e| anyhow!("event {seq}: {e}"))?;
+        for d in ds.drain(..) {
+            on_decision(d, &mut out)?;
         }
-    }
-    let Some(replay) = replay else {
+        Ok(true)
+    })?;
+    let Some((first, last)) = span else {
         bail!("the journal in {} holds no event", dir.display());
     };
-    if let Some((first, last)) = span {
-        let covers = || {
-            format!(
-                "the journal in {} covers {} to {}",
-                dir.display(),
-                legacy::iso_ms(first),
-                legacy::iso_ms(last)
-            )
-        };
-        if let Some(f) = from.filter(|f| *f > last) {
-            bail!(
-                "--from {} is after the journal's last event: {}",
-                legacy::iso_ms(f),
-                covers()
-            );
-        }
-        if let Some(t) = to.filter(|t| *t <= first) {
-            bail!(
-                "--to {} is not after the journal's first event: {}",
-                legacy::iso_ms(t),
-                covers()
-            );
-        }
+    let covers = || {
+        format!(
+            "the journal in {} covers {} to {}",
+            dir.display(),
+            legacy::iso_ms(first),
+            legacy::iso_ms(last)
+        )
+    };
+    if let Some(f) = from.filter(|f| *f > last) {
+        bail!(
+            "--from {} is after the journal's last event: {}",
+            legacy::iso_ms(f),
+            covers()
+        );
+    }
+    if let Some(t) = to.filter(|t| *t <= first) {
+        bail!(
+            "--to {} is not after the journal's first event: {}",
+            legacy::iso_ms(t),
+            covers()
+        );
     }
     let mut left = Vec::new();
     let counts = replay.finish(&mut |d| left.push(d));

@@ -143,8 +143,9 @@ pub fn run(a: JournalArgs) -> Result<()> {
 }
 
 fn symbol_names(dir: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(dir.join("symbols"))
-        .map(|t| t.lines().map(str::to_owned).collect())
+    quantum_daemon::journal_symbols(dir)
+        .ok()
+        .flatten()
         .unwrap_or_default()
 }
 
