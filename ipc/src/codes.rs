@@ -16,6 +16,8 @@
 //! | [`FailKind`], [`UnknownReason`], [`UnsentReason`] | `OrderFailed` | an order the adapter could not place or cannot tell |
 //! | [`DoneCode`] | `OrderDone` | how an order of ours ended |
 //! | [`RefuseReason`] | `InputRefused` | why the core refused an input record |
+//! | [`PositionSide`] | `Plan::flags`, the symbol directory | which position a plan closes |
+//! | [`ContractStatus`] | `SymbolStatus` | whether the exchange trades a symbol |
 
 use crate::wire::field::wire_enum;
 
@@ -149,6 +151,137 @@ wire_enum! {
         /// The symbol is reconciling after a start: orders of unknown outcome are being
         /// resolved, or no fresh exchange position has arrived yet.
         Reconciling = 7 => "reconciling",
+        /// The symbol is configured in hedge mode and the plan names no `position_side`.
+        PositionSideRequired = 8 => "position_side_required",
+        /// The plan's `position_side` is not one the symbol is configured with (a `LONG` or
+        /// `SHORT` plan on a one-way symbol, or `BOTH` on a hedge-mode one).
+        PositionSideMismatch = 9 => "position_side_mismatch",
+        /// The exchange bridge has not told the account's position mode since the core
+        /// started: an order could be refused by the exchange, so none is made.
+        PositionModeUnknown = 10 => "position_mode_unknown",
+        /// The account's position mode is not the one the symbol is configured with.
+        PositionModeMismatch = 11 => "position_mode_mismatch",
+        /// The exchange does not trade the symbol now (its contract status is not `TRADING`).
+        SymbolNotTrading = 12 => "symbol_not_trading",
+    }
+}
+
+wire_enum! {
+    /// The position a leg of a symbol holds, in Binance's spelling (`positionSide`): `BOTH` in
+    /// one-way mode, `LONG` or `SHORT` in hedge (dual-side) mode. In a `Plan`'s flags it is
+    /// the side the plan names; each of the core's symbol ids is one leg.
+    PositionSide: u8 {
+        /// One-way mode: the symbol's one net position.
+        Both = 1 => "BOTH",
+        /// Hedge mode: the long position.
+        Long = 2 => "LONG",
+        /// Hedge mode: the short position.
+        Short = 3 => "SHORT",
+    }
+}
+
+impl PositionSide {
+    /// Whether this side exists in hedge mode (`LONG`, `SHORT`) rather than one-way (`BOTH`).
+    pub const fn is_hedge(self) -> bool {
+        !matches!(self, PositionSide::Both)
+    }
+
+    /// The label of `symbol`'s leg on this side, as the symbol directory, the journal's
+    /// symbols file, `ctl stats` and the metrics name it: `BTCUSDT` for `BOTH`,
+    /// `BTCUSDT:LONG` and `BTCUSDT:SHORT` for the legs of a hedge-mode symbol.
+    pub fn label(self, symbol: &str) -> String {
+        match self {
+            PositionSide::Both => symbol.to_owned(),
+            s => format!("{symbol}:{}", s.as_str()),
+        }
+    }
+
+    /// The exchange symbol and side a [`PositionSide::label`] names (a label without a known
+    /// `:SIDE` suffix is a `BOTH` leg).
+    pub fn split_label(label: &str) -> (&str, PositionSide) {
+        if let Some((symbol, side)) = label.rsplit_once(':') {
+            match PositionSide::parse(side) {
+                Some(s) if s.is_hedge() => return (symbol, s),
+                _ => {}
+            }
+        }
+        (label, PositionSide::Both)
+    }
+
+    /// The symbol id of `symbol`'s leg on exactly `side`, in a directory of `(id, label)`.
+    pub fn leg_id<'a>(
+        directory: impl IntoIterator<Item = (u16, &'a str)>,
+        symbol: &str,
+        side: PositionSide,
+    ) -> Option<u16> {
+        directory
+            .into_iter()
+            .find(|(_, label)| PositionSide::split_label(label) == (symbol, side))
+            .map(|(id, _)| id)
+    }
+
+    /// The symbol id a plan for `symbol` that names `side` (or none) goes to, in a directory
+    /// of `(id, label)`: its leg on that side (`BOTH` when none is named); when the symbol
+    /// has no such leg, its first leg, where the core denies the plan with the reason
+    /// (`position_side_required`, `position_side_mismatch`) rather than the bridge losing
+    /// it; `None` when the symbol is not in the directory at all.
+    pub fn plan_leg<'a>(
+        directory: impl IntoIterator<Item = (u16, &'a str)> + Clone,
+        symbol: &str,
+        side: Option<PositionSide>,
+    ) -> Option<u16> {
+        let want = side.unwrap_or(PositionSide::Both);
+        PositionSide::leg_id(directory.clone(), symbol, want).or_else(|| {
+            directory
+                .into_iter()
+                .find(|(_, label)| PositionSide::split_label(label).0 == symbol)
+                .map(|(id, _)| id)
+        })
+    }
+
+    /// A `position_side` as legacy producers may write it: Binance's names in any case, with
+    /// spaces around; an empty text names none.
+    pub fn parse_liberal(text: &str) -> Result<Option<PositionSide>, String> {
+        let t = text.trim();
+        if t.is_empty() {
+            return Ok(None);
+        }
+        PositionSide::parse(&t.to_ascii_uppercase())
+            .map(Some)
+            .ok_or_else(|| format!("position_side {t:?} is not LONG, SHORT or BOTH"))
+    }
+
+    /// The order side that closes (reduces) this leg's position; `None` for `BOTH`, where it
+    /// depends on the position's sign ([`Side::closing`]).
+    pub const fn closing_side(self) -> Option<Side> {
+        match self {
+            PositionSide::Both => None,
+            PositionSide::Long => Some(Side::Sell),
+            PositionSide::Short => Some(Side::Buy),
+        }
+    }
+}
+
+wire_enum! {
+    /// A symbol's contract status in Binance's `exchangeInfo` (and its contract info stream).
+    /// Only `TRADING` trades.
+    ContractStatus: u8 {
+        /// Listed, not trading yet.
+        PendingTrading = 1 => "PENDING_TRADING",
+        /// Trading.
+        Trading = 2 => "TRADING",
+        /// About to deliver.
+        PreDelivering = 3 => "PRE_DELIVERING",
+        /// Delivering.
+        Delivering = 4 => "DELIVERING",
+        /// Delivered.
+        Delivered = 5 => "DELIVERED",
+        /// About to settle.
+        PreSettle = 6 => "PRE_SETTLE",
+        /// Settling.
+        Settling = 7 => "SETTLING",
+        /// Closed (delisted).
+        Close = 8 => "CLOSE",
     }
 }
 

@@ -84,6 +84,8 @@ const EXCHANGE_KINDS: &[Kind] = &[
     Kind::OrderReport,
     Kind::OrderFailed,
     Kind::OrderHistory,
+    Kind::AccountMode,
+    Kind::SymbolStatus,
 ];
 
 const CTL_KINDS: &[Kind] = &[
@@ -99,6 +101,8 @@ const CTL_KINDS: &[Kind] = &[
     Kind::OrderFailed,
     Kind::OrderHistory,
     Kind::LedgerBase,
+    Kind::AccountMode,
+    Kind::SymbolStatus,
 ];
 
 /// The record kinds that are events of the engine (what `results` and the journal carry).
@@ -126,6 +130,8 @@ pub const EVENT_KINDS: &[Kind] = &[
     Kind::LedgerWanted,
     Kind::PlanSeen,
     Kind::Started,
+    Kind::AccountMode,
+    Kind::SymbolStatus,
 ];
 
 /// Ingress: plans, legacy permits, ledger syncs and operator controls from the Redis bridge.

@@ -8,7 +8,7 @@
 //! labels     capacity × 64 bytes: length word + 48 label bytes in 6 atomic words
 //! values     capacity × 64 bytes: one AtomicU64 per cache line (writers of different
 //!            counters never false-share)
-//! symbols    256 × 32 bytes: seqlock word + 16 name bytes in 2 atomic words
+//! symbols    256 × 32 bytes: seqlock word + 24 name bytes in 3 atomic words
 //! ```
 //!
 //! Every byte is read and written as an atomic word, so a reader racing the writer sees old or
@@ -27,8 +27,13 @@ use crate::wire::MAX_SYMBOLS;
 
 /// Longest counter label, in bytes.
 pub const MAX_LABEL: usize = 48;
-/// Longest symbol name, in bytes.
-pub const MAX_SYMBOL_NAME: usize = 16;
+/// Longest name of a directory entry, in bytes: a leg's label
+/// ([`crate::codes::PositionSide::label`]), an exchange symbol of up to
+/// [`MAX_EXCHANGE_SYMBOL`] bytes and its `:SHORT` suffix.
+pub const MAX_SYMBOL_NAME: usize = 24;
+
+/// Longest exchange symbol name, in bytes.
+pub const MAX_EXCHANGE_SYMBOL: usize = 16;
 /// Name of the counters segment within an instance.
 pub const COUNTERS_NAME: &str = "counters";
 /// Largest capacity accepted (keeps a corrupt header from asking for a huge mapping size).
@@ -64,7 +69,6 @@ struct SymbolEntry {
     /// Even: stable; odd: being written. 0: never set.
     seq: AtomicU64,
     name: [AtomicU64; MAX_SYMBOL_NAME / 8],
-    _pad: AtomicU64,
 }
 
 /// Byte offsets of the arrays for a capacity.
@@ -293,7 +297,8 @@ impl CountersWriter {
         self.map.value(id.0 as usize).load(Ordering::Relaxed)
     }
 
-    /// Names symbol `id` in the directory (ids `< 256`, names up to 16 bytes).
+    /// Names symbol `id` in the directory (ids `< 256`, names up to [`MAX_SYMBOL_NAME`] bytes:
+    /// a leg's label, see [`crate::codes::PositionSide::label`]).
     pub fn set_symbol(&self, id: u16, name: &str) -> Result<(), Error> {
         if name.len() > MAX_SYMBOL_NAME {
             return Err(Error::TooLong {

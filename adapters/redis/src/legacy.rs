@@ -18,7 +18,9 @@ use quantum_core::event::{GovPermitEvent, P33PermitEvent};
 use quantum_core::governor::GovReason;
 use quantum_core::p33::P33Reason;
 use quantum_core::permit::P33Context;
-use quantum_core::{Action, Decision, Plan, PlanId, PlanResult, Price, Qty, Score, Side, SymbolId};
+use quantum_core::{
+    Action, Decision, Plan, PlanId, PlanResult, PositionSide, Price, Qty, Score, Side, SymbolId,
+};
 use serde_json::{Map, Value};
 
 /// The exit brain's plans.
@@ -336,6 +338,9 @@ pub fn plan_entry_fields(plan: &Plan, symbol: &str) -> Vec<(&'static str, String
     if plan.qty != Qty::ZERO {
         f.push(("qty", plan.qty.to_string()));
     }
+    if let Some(side) = plan.position_side {
+        f.push(("position_side", side.as_str().into()));
+    }
     f
 }
 
@@ -434,13 +439,16 @@ pub fn unwrap_payload(o: &mut Map<String, Value>) -> Result<(), String> {
 
 /// Reads a plan entry, from the plan stream or a JSON line, into the core's plan: fields as
 /// strings or JSON values, or one `payload`/`data` JSON field; numbers as JSON numbers or
-/// decimal strings; extra fields are ignored. `symbol` numbers the symbol's name (its error
-/// is the entry's). A plan without a readable `timestamp` is created at `entry_ms` (the time
+/// decimal strings; extra fields are ignored. `symbol` numbers the symbol's name and the
+/// position side the plan names, if any (its error is the entry's; see
+/// [`quantum_ipc::codes::PositionSide::plan_leg`]). An unreadable `position_side` is a
+/// warning and names none: a hedge-mode symbol's core then denies the plan
+/// `position_side_required`, never guessing a side. A plan without a readable `timestamp` is created at `entry_ms` (the time
 /// Redis added its entry; 0 when unknown), and an unreadable one is the warning. The error
 /// says which field is wrong and why.
 pub fn parse_plan(
     fields: &Map<String, Value>,
-    symbol: impl FnOnce(&str) -> Result<SymbolId, String>,
+    symbol: impl FnOnce(&str, Option<PositionSide>) -> Result<SymbolId, String>,
     entry_ms: u64,
 ) -> Result<ReadPlan, String> {
     let mut o = fields.clone();
@@ -469,9 +477,20 @@ pub fn parse_plan(
     let id = plan_id(&o)?;
     let name = text(&o, "symbol")?.trim();
     let kill_score = decimal_or(&o, "kill_score", Score::ZERO)?;
+    let (position_side, side_warning) = match o.get("position_side") {
+        None | Some(Value::Null) => (None, None),
+        Some(Value::String(t)) => match PositionSide::parse_liberal(t) {
+            Ok(s) => (s, None),
+            Err(why) => (None, Some(why)),
+        },
+        Some(v) => (
+            None,
+            Some(format!("position_side {v} is not LONG, SHORT or BOTH")),
+        ),
+    };
     let plan = Plan {
         id,
-        symbol: symbol(name)?,
+        symbol: symbol(name, position_side)?,
         decision,
         action,
         kill_score,
@@ -481,11 +500,17 @@ pub fn parse_plan(
         },
         reduce_only,
         qty,
+        position_side,
     };
     let warning = warning.map(|why| match entry_ms {
         0 => format!("{why}; the plan has no created time"),
         _ => format!("{why}; the plan is dated by its entry id"),
     });
+    let side_warning = side_warning.map(|why| format!("{why}; the plan names no position side"));
+    let warning = match (warning, side_warning) {
+        (Some(a), Some(b)) => Some(format!("{a}; {b}")),
+        (a, b) => a.or(b),
+    };
     Ok(ReadPlan {
         plan,
         timestamp_ms: (created_at_ms != 0).then_some(created_at_ms),

@@ -28,8 +28,8 @@ pub fn read_plan(id: &str, fields: &Fields, symbols: &Symbols) -> Result<ReadPla
             .map_err(|e| format!("field {k:?} is not UTF-8 text (byte {})", e.valid_up_to()))?;
         o.insert(k.clone(), Value::String(text.to_owned()));
     }
-    let symbol = |name: &str| {
-        symbols.id(name).map(SymbolId).ok_or_else(|| {
+    let symbol = |name: &str, side| {
+        symbols.plan_leg(name, side).map(SymbolId).ok_or_else(|| {
             format!(
                 "unknown symbol {name:?} (the instance trades {})",
                 symbols.list()

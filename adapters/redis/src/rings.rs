@@ -50,6 +50,12 @@ impl Symbols {
         self.ids.get(name).copied()
     }
 
+    /// The leg a plan for `symbol` naming `side` goes to
+    /// ([`quantum_core::PositionSide::plan_leg`]).
+    pub fn plan_leg(&self, symbol: &str, side: Option<quantum_core::PositionSide>) -> Option<u16> {
+        quantum_core::PositionSide::plan_leg(self.iter(), symbol, side)
+    }
+
     /// `(id, name)`, in id order.
     pub fn iter(&self) -> Vec<(u16, &str)> {
         let mut v: Vec<(u16, &str)> = self.names.iter().map(|(i, n)| (*i, n.as_str())).collect();

@@ -147,7 +147,7 @@ fn plan_entries_read_flat_or_as_json_payload() {
         r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539","timestamp":"1769301008976","extra":"ignored"}"#,
     )
     .unwrap();
-    let btc = |name: &str| match name {
+    let btc = |name: &str, _side| match name {
         "BTCUSDT" => Ok(SymbolId(0)),
         _ => Err(format!("unknown symbol {name:?}")),
     };
@@ -292,7 +292,12 @@ fn the_writer_round_trips_through_the_parser() {
         let o: Map<String, Value> = serde_json::from_str(&line).unwrap();
         assert_eq!(o.len(), written.len(), "{line}");
         let symbols = symbols();
-        let by_name = |n: &str| symbols.id(n).map(SymbolId).ok_or_else(|| n.to_string());
+        let by_name = |n: &str, side| {
+            symbols
+                .plan_leg(n, side)
+                .map(SymbolId)
+                .ok_or_else(|| n.to_string())
+        };
         assert_eq!(parse_plan(&o, by_name, 0).unwrap().plan, p);
     }
 }

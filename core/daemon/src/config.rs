@@ -19,7 +19,7 @@ use anyhow::{anyhow, bail, Result};
 use quantum_core::book::{Filters, LotFilter};
 use quantum_core::governor::{GovMode, GovernorConfig};
 use quantum_core::p33::P33Config;
-use quantum_core::{EngineConfig, Mode, PermitSource, Price, Qty, Score, SymbolSpec};
+use quantum_core::{EngineConfig, Mode, PermitSource, PositionSide, Price, Qty, Score, SymbolSpec};
 use serde::{Deserialize, Serialize};
 
 use quantum_ipc::contract;
@@ -284,6 +284,12 @@ pub struct SymbolSection {
     pub market_step: Option<String>,
     /// MIN_NOTIONAL.
     pub min_notional: String,
+    /// The account's position mode this symbol is traded in: `one_way` (the default: one
+    /// net position, orders reduce-only) or `hedge` (a `LONG` and a `SHORT` position, each its
+    /// own leg with its own ledger; plans name the side they close with `position_side`). The
+    /// core trades a symbol only while the exchange says the account is in this mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_mode: Option<String>,
 }
 
 impl Default for DaemonConfig {
@@ -384,9 +390,15 @@ impl From<&SymbolSpec> for SymbolSection {
             market_max_qty: Some(f.market_lot.max.to_string()),
             market_step: Some(f.market_lot.step.to_string()),
             min_notional: Qty::from_units(f.min_notional.units()).to_string(),
+            position_mode: s.side.is_hedge().then(|| HEDGE.to_owned()),
         }
     }
 }
+
+/// `position_mode` of a hedge-mode symbol.
+const HEDGE: &str = "hedge";
+/// `position_mode` of a one-way symbol (the default).
+const ONE_WAY: &str = "one_way";
 
 /// A settable key: its `section.key` path and what it does, in one line.
 pub struct Key {
@@ -725,12 +737,16 @@ impl DaemonConfig {
             .permits
             .parse()
             .map_err(|e: String| anyhow!("engine.permits: {e}"))?;
-        let symbols = self
-            .symbols
-            .iter()
-            .enumerate()
-            .map(|(i, s)| s.spec(i))
-            .collect::<Result<Vec<_>>>()?;
+        let mut symbols = Vec::new();
+        for (i, s) in self.symbols.iter().enumerate() {
+            symbols.extend(s.legs(i)?);
+        }
+        if symbols.len() > usize::from(quantum_ipc::wire::MAX_SYMBOLS) {
+            bail!(
+                "symbols: {} symbol ids (a hedge-mode symbol takes two); at most 256",
+                symbols.len()
+            );
+        }
         let cfg = EngineConfig {
             table_capacity: self.engine.table_capacity,
             dedupe_horizon_ms: self.engine.dedupe_horizon_ms,
@@ -763,9 +779,26 @@ impl DaemonConfig {
 }
 
 impl SymbolSection {
+    /// The symbol ids (legs) this entry makes, in id order: one for a one-way symbol, `LONG`
+    /// then `SHORT` for a hedge-mode one.
+    fn legs(&self, i: usize) -> Result<Vec<SymbolSpec>> {
+        let spec = self.spec(i)?;
+        Ok(match self.position_mode.as_deref().map(str::trim) {
+            None | Some(ONE_WAY) => vec![spec],
+            Some(HEDGE) => vec![
+                spec.on_side(PositionSide::Long),
+                spec.on_side(PositionSide::Short),
+            ],
+            Some(m) => bail!(
+                "symbols[{i}] ({}).position_mode {m:?} must be {ONE_WAY} or {HEDGE}",
+                self.name
+            ),
+        })
+    }
+
     fn spec(&self, i: usize) -> Result<SymbolSpec> {
         let name = &self.name;
-        if name.is_empty() || name.len() > quantum_ipc::counters::MAX_SYMBOL_NAME {
+        if name.is_empty() || name.len() > quantum_ipc::counters::MAX_EXCHANGE_SYMBOL {
             bail!("symbols[{i}].name {name:?} must be 1 to 16 bytes");
         }
         let q = |key: &str, v: &str| -> Result<Qty> {
@@ -785,6 +818,7 @@ impl SymbolSection {
         };
         Ok(SymbolSpec {
             name: name.clone(),
+            side: PositionSide::Both,
             tolerance: q("tolerance", &self.tolerance)?,
             filters: Filters {
                 lot,

@@ -101,12 +101,7 @@ impl Egress {
             orders,
             held_orders: VecDeque::new(),
             order_counted: false,
-            log: EventLog {
-                legacy: cfg.legacy_log,
-                buf: String::new(),
-                refusals: 0,
-                symbols,
-            },
+            log: EventLog::new(cfg.legacy_log, symbols),
         })
     }
 
@@ -307,9 +302,46 @@ struct EventLog {
     /// Refusals logged so far (for the rate limit).
     refusals: u64,
     symbols: Symbols,
+    /// The account's position mode last logged (told again at every bridge reconnect: one
+    /// line per change, not per telling).
+    account_hedge: Option<bool>,
+    /// Legs last logged as not trading.
+    not_trading: std::collections::BTreeSet<u16>,
 }
 
 impl EventLog {
+    fn new(legacy: bool, symbols: Symbols) -> EventLog {
+        EventLog {
+            legacy,
+            buf: String::new(),
+            refusals: 0,
+            symbols,
+            account_hedge: None,
+            not_trading: Default::default(),
+        }
+    }
+
+    /// One line for the account's mode: which symbols it stops, if any.
+    fn account_mode(&self, hedge: bool) {
+        let mode = if hedge { "hedge" } else { "one_way" };
+        let other: Vec<&str> = self
+            .symbols
+            .names()
+            .enumerate()
+            .filter(|&(i, _)| {
+                self.symbols
+                    .leg(quantum_core::SymbolId(i as u16))
+                    .is_some_and(|(_, side)| side.is_hedge() != hedge)
+            })
+            .map(|(_, n)| n)
+            .collect();
+        if other.is_empty() {
+            tracing::info!(mode, "the exchange says the account's position mode is {mode}, as every symbol is configured");
+        } else {
+            tracing::error!(mode, symbols = %other.join(","), "the exchange says the account's position mode is {mode}, but these symbols are configured in the other mode: their EXECUTE plans are denied position_mode_mismatch (set symbols.position_mode to match the account, or change the account's mode while it holds no position)");
+        }
+    }
+
     fn event(&mut self, e: &Event) {
         match e {
             Event::PlanResult(r) if self.legacy => {
@@ -335,6 +367,23 @@ impl EventLog {
             }
             Event::OrderDone(d) if d.released.units() > 0 => {
                 tracing::info!(plan = %d.plan, code = %d.code, released = %d.released, "order ended; unfilled quantity released")
+            }
+            Event::AccountMode { hedge, .. } if self.account_hedge != Some(*hedge) => {
+                self.account_hedge = Some(*hedge);
+                self.account_mode(*hedge);
+            }
+            Event::SymbolStatus { symbol, status, .. } => {
+                let trading = *status == quantum_ipc::codes::ContractStatus::Trading;
+                let changed = if trading {
+                    self.not_trading.remove(&symbol.0)
+                } else {
+                    self.not_trading.insert(symbol.0)
+                };
+                if changed && trading {
+                    tracing::info!(symbol = self.symbols.name(*symbol), %status, "the exchange trades the symbol again");
+                } else if changed {
+                    tracing::warn!(symbol = self.symbols.name(*symbol), %status, "the exchange does not trade the symbol: its EXECUTE plans are denied symbol_not_trading");
+                }
             }
             _ => {}
         }

@@ -180,10 +180,27 @@ impl Apply {
         let mut refused: Option<Block> = None;
         // A sampled plan's consume starts now (one clock read, for the sample only).
         let ready_ns = p.marks.map(|_| self.clock.now_ns());
-        let consumed = self.table.try_consume(p.slot, now, |qty, _side| {
+        let consumed = self.table.try_consume(p.slot, now, |qty, side| {
             if fx.orders.is_full() {
                 refused = Some(Block::OrdersFull);
                 return false;
+            }
+            // The account's state again, as it is now (P3.3 judged it earlier, or a legacy
+            // P3.3 knew nothing of it): never an order the exchange would refuse, and on a
+            // hedge leg never more than the leg's position.
+            if let Some(v) = fx.book.view(p.plan.symbol) {
+                let gate = v
+                    .account_gate(p.plan.position_side)
+                    .and_then(|()| v.order_gate(side, qty));
+                if let Err(r) = gate {
+                    let context = crate::permit::P33Context {
+                        exchange: v.exchange.map_or(crate::Qty::ZERO, |(q, _)| q),
+                        ledger: v.ledger,
+                        tolerance: v.tolerance,
+                    };
+                    refused = Some(Block::P33Denied(r, context));
+                    return false;
+                }
             }
             match fx.throttle.admit(&p.plan, qty, now) {
                 Ok(()) => true,

@@ -30,6 +30,7 @@ use crate::fixed::{Price, Qty};
 use crate::seqlock::SeqLock;
 use crate::sync::{AtomicI64, Ordering};
 use crate::types::{Side, SymbolId};
+use quantum_ipc::codes::{P33Reason, PositionSide};
 
 /// A LOT_SIZE or MARKET_LOT_SIZE filter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -72,12 +73,65 @@ pub struct BookView {
     pub filters: Filters,
     /// The symbol is reconciling after a start: EXECUTE plans are denied `reconciling`.
     pub reconciling: bool,
+    /// The position this book entry (leg) holds: `BOTH` for a one-way symbol, `LONG` or
+    /// `SHORT` for a leg of a hedge-mode one (configured, never changes).
+    pub side: PositionSide,
+    /// The account's position mode as the exchange last told it since the start: `Some(true)`
+    /// hedge, `Some(false)` one-way, `None` not told yet.
+    pub account_hedge: Option<bool>,
+    /// The exchange trades the symbol (its contract status is `TRADING`, or was never said
+    /// to be anything else).
+    pub trading: bool,
 }
 
 impl BookView {
     /// Everything held back from new plans: `in_flight + pending`.
     pub fn committed(&self) -> Qty {
         Qty::from_units(self.in_flight.units().saturating_add(self.pending.units()))
+    }
+
+    /// Whether the account lets this leg trade a plan that names `plan_side`: the one owner of
+    /// the checks P3.3 makes before sizing and apply makes again at consume, so an order the
+    /// exchange would refuse for the account's state is never made. In order:
+    /// `symbol_not_trading`, `position_mode_unknown`, `position_mode_mismatch`, then the
+    /// plan's side against the leg's (`position_side_required` for a hedge leg and a plan
+    /// naming none, `position_side_mismatch` for any other difference).
+    pub fn account_gate(&self, plan_side: Option<PositionSide>) -> Result<(), P33Reason> {
+        if !self.trading {
+            return Err(P33Reason::SymbolNotTrading);
+        }
+        match self.account_hedge {
+            None => return Err(P33Reason::PositionModeUnknown),
+            Some(hedge) if hedge != self.side.is_hedge() => {
+                return Err(P33Reason::PositionModeMismatch)
+            }
+            Some(_) => {}
+        }
+        match plan_side {
+            None if self.side.is_hedge() => Err(P33Reason::PositionSideRequired),
+            Some(s) if s != self.side => Err(P33Reason::PositionSideMismatch),
+            _ => Ok(()),
+        }
+    }
+
+    /// What an order of ours of `qty` on `side` may do to this leg at consume, beyond
+    /// [`BookView::account_gate`]: on a hedge leg, where the exchange takes no `reduceOnly`,
+    /// it must be the leg's closing side and no larger than the position the orders already
+    /// in flight leave (`no_position` otherwise). A one-way leg's orders are reduce-only at
+    /// the exchange.
+    pub fn order_gate(&self, side: Side, qty: Qty) -> Result<(), P33Reason> {
+        let Some(closing) = self.side.closing_side() else {
+            return Ok(());
+        };
+        if side != closing {
+            return Err(P33Reason::PositionSideMismatch);
+        }
+        let held = self.exchange.map_or(0, |(q, _)| q.units().saturating_abs());
+        let left = held.saturating_sub(self.in_flight.units().max(0));
+        if qty.units() > left {
+            return Err(P33Reason::NoPosition);
+        }
+        Ok(())
     }
 }
 
@@ -97,8 +151,16 @@ const LOT: usize = 7;
 const MARKET_LOT: usize = 10;
 const MIN_NOTIONAL: usize = 13;
 const FLAGS: usize = 14;
-const WORDS: usize = 15;
+/// The leg's [`PositionSide`] code (configured at start).
+const SIDE: usize = 15;
+const WORDS: usize = 16;
 const FLAG_RECONCILING: i64 = 1;
+/// The account's position mode was told since the start.
+const FLAG_MODE_KNOWN: i64 = 2;
+/// ... and it is hedge mode.
+const FLAG_ACCOUNT_HEDGE: i64 = 4;
+/// The exchange said the symbol does not trade.
+const FLAG_NOT_TRADING: i64 = 8;
 
 type Words = [i64; WORDS];
 
@@ -136,7 +198,19 @@ fn view_of(w: &Words, reserved: i64) -> BookView {
             min_notional: Price::from_units(w[MIN_NOTIONAL]),
         },
         reconciling: w[FLAGS] & FLAG_RECONCILING != 0,
+        side: PositionSide::from_code(w[SIDE] as u8).unwrap_or(PositionSide::Both),
+        account_hedge: (w[FLAGS] & FLAG_MODE_KNOWN != 0)
+            .then_some(w[FLAGS] & FLAG_ACCOUNT_HEDGE != 0),
+        trading: w[FLAGS] & FLAG_NOT_TRADING == 0,
     }
+}
+
+fn set_flag(w: &mut Words, flag: i64, on: bool) {
+    w[FLAGS] = if on {
+        w[FLAGS] | flag
+    } else {
+        w[FLAGS] & !flag
+    };
 }
 
 #[derive(Debug)]
@@ -153,13 +227,26 @@ pub struct Book {
 }
 
 impl Book {
-    /// A book per symbol with the given tolerance and filters, no ledger amount and no
-    /// exchange snapshot; the one writer and P3.3's reservations.
+    /// A book per one-way symbol ([`PositionSide::Both`]): see [`Book::with_sides`].
     pub fn new(specs: &[(Qty, Filters)]) -> (Arc<Book>, BookWriter, Reservations) {
+        let legs: Vec<_> = specs
+            .iter()
+            .map(|&(t, f)| (t, f, PositionSide::Both))
+            .collect();
+        Book::with_sides(&legs)
+    }
+
+    /// A book per leg with the given tolerance, filters and position side, no ledger amount,
+    /// no exchange snapshot and the account's mode not known; the one writer and P3.3's
+    /// reservations.
+    pub fn with_sides(
+        specs: &[(Qty, Filters, PositionSide)],
+    ) -> (Arc<Book>, BookWriter, Reservations) {
         let init: Vec<Words> = specs
             .iter()
-            .map(|(tol, f)| {
+            .map(|(tol, f, side)| {
                 let mut w = [0i64; WORDS];
+                w[SIDE] = i64::from(side.code());
                 w[TOLERANCE] = tol.units();
                 put_lot(&mut w, LOT, f.lot);
                 put_lot(&mut w, MARKET_LOT, f.market_lot);
@@ -332,11 +419,26 @@ impl BookWriter {
     /// Marks `s` reconciling or not.
     pub fn set_reconciling(&mut self, s: SymbolId, on: bool) -> Option<Result<(), Overflow>> {
         self.change(s, |w| {
-            w[FLAGS] = if on {
-                w[FLAGS] | FLAG_RECONCILING
-            } else {
-                w[FLAGS] & !FLAG_RECONCILING
-            };
+            set_flag(w, FLAG_RECONCILING, on);
+            Ok(())
+        })
+    }
+
+    /// The account's position mode, as the exchange told it: every leg learns it.
+    pub fn set_account_mode(&mut self, hedge: bool) {
+        for i in 0..self.cur.len() {
+            let _ = self.change(SymbolId(i as u16), |w| {
+                set_flag(w, FLAG_MODE_KNOWN, true);
+                set_flag(w, FLAG_ACCOUNT_HEDGE, hedge);
+                Ok(())
+            });
+        }
+    }
+
+    /// Whether the exchange trades `s`.
+    pub fn set_trading(&mut self, s: SymbolId, trading: bool) -> Option<Result<(), Overflow>> {
+        self.change(s, |w| {
+            set_flag(w, FLAG_NOT_TRADING, !trading);
             Ok(())
         })
     }

@@ -4,8 +4,10 @@ use crate::book::{Filters, LotFilter};
 use crate::fixed::{Price, Qty};
 use crate::governor::{GovernorConfig, MAX_RATE_LIMIT};
 use crate::p33::P33Config;
+use crate::types::PositionSide;
 
-/// One symbol: name, reconcile tolerance and exchange filters (until exchangeInfo updates them).
+/// One symbol id (a leg): name, position side, reconcile tolerance and exchange filters (until
+/// exchangeInfo updates them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SymbolSpec {
     /// Exchange symbol, e.g. `BTCUSDT`.
@@ -14,6 +16,9 @@ pub struct SymbolSpec {
     pub tolerance: Qty,
     /// LOT_SIZE, MARKET_LOT_SIZE, MIN_NOTIONAL.
     pub filters: Filters,
+    /// The position this leg holds: `BOTH` (a one-way symbol), or `LONG` / `SHORT` (one of a
+    /// hedge-mode symbol's two legs, each its own symbol id).
+    pub side: PositionSide,
 }
 
 fn q(s: &str) -> Qty {
@@ -43,7 +48,21 @@ impl SymbolSpec {
                 market_lot: lot,
                 min_notional: Price::from_units(q(notional).units()),
             },
+            side: PositionSide::Both,
         }
+    }
+
+    /// This spec's leg on `side`.
+    pub fn on_side(&self, side: PositionSide) -> Self {
+        SymbolSpec {
+            side,
+            ..self.clone()
+        }
+    }
+
+    /// The leg's label, the name its symbol id is interned under ([`PositionSide::label`]).
+    pub fn label(&self) -> String {
+        self.side.label(&self.name)
     }
 
     /// BTCUSDT, ETHUSDT and SOLUSDT with USD-M futures' published grids; BTCUSDT's tolerance is

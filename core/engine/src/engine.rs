@@ -10,12 +10,14 @@
 
 use std::sync::Arc;
 
-use quantum_ipc::codes::{DoneCode, RefuseReason, ReportSource, UnknownReason, UnsentReason};
+use quantum_ipc::codes::{
+    ContractStatus, DoneCode, RefuseReason, ReportSource, UnknownReason, UnsentReason,
+};
 
 use crate::apply::{Apply, Effects};
 use crate::book::{Book, BookWriter, Overflow};
 use crate::clock::{ms_to_ns, Clock};
-use crate::config::{ConfigError, EngineConfig, PermitSource};
+use crate::config::{ConfigError, EngineConfig, PermitSource, SymbolSpec};
 use crate::dedupe::{Dedupe, BACKLOG};
 use crate::event::{Event, RefusedEvent, Switch};
 use crate::fixed::Qty;
@@ -336,6 +338,7 @@ impl Front {
                     Command::SetLedger { symbol, .. }
                     | Command::LedgerBase { symbol, .. }
                     | Command::Position { symbol, .. }
+                    | Command::SymbolStatus { symbol, .. }
                     | Command::SetFilters { symbol, .. },
                 ) => (symbol, PlanId(0)),
                 Input::Order(o) => (o.symbol(), o.plan()),
@@ -419,6 +422,19 @@ impl Front {
             Command::SetFilters { symbol, filters } => {
                 done(self.book.set_filters(symbol, filters))?;
                 out(Event::Filters { symbol, filters });
+            }
+            Command::AccountMode { hedge } => {
+                self.book.set_account_mode(hedge);
+                out(Event::AccountMode { hedge, at_ms });
+            }
+            Command::SymbolStatus { symbol, status } => {
+                let trading = status == ContractStatus::Trading;
+                done(self.book.set_trading(symbol, trading))?;
+                out(Event::SymbolStatus {
+                    symbol,
+                    status,
+                    at_ms,
+                });
             }
             Command::Switch(s) => {
                 self.switch(s)?;
@@ -888,13 +904,13 @@ impl Engine {
     pub fn new(cfg: EngineConfig, clock: Clock) -> Result<Self, ConfigError> {
         cfg.validate()?;
         let symbols =
-            Symbols::new(cfg.symbols.iter().map(|s| s.name.clone())).map_err(ConfigError)?;
+            Symbols::new(cfg.symbols.iter().map(SymbolSpec::label)).map_err(ConfigError)?;
         let specs: Vec<_> = cfg
             .symbols
             .iter()
-            .map(|s| (s.tolerance, s.filters))
+            .map(|s| (s.tolerance, s.filters, s.side))
             .collect();
-        let (book, writer, reservations) = Book::new(&specs);
+        let (book, writer, reservations) = Book::with_sides(&specs);
         let table = Arc::new(PermitTable::new(cfg.table_capacity));
         let gov_state = Arc::new(GovernorState::new(symbols.len()));
         let governor = Governor::new(cfg.governor.clone(), gov_state.clone());

@@ -22,7 +22,7 @@
 //! An [`Event::OrderIntent`] is the "permits consumed" event: both permits were taken by the one
 //! CAS and this order is to go out; the same record is what the adapter receives.
 
-use quantum_ipc::codes::{DoneCode, RefuseReason, UnknownReason};
+use quantum_ipc::codes::{ContractStatus, DoneCode, RefuseReason, UnknownReason};
 
 use crate::book::Filters;
 use crate::fixed::{Price, Qty};
@@ -302,6 +302,25 @@ pub enum Event {
         /// With `history`: the start of the history awaited (ms since the Unix epoch).
         since_ms: u64,
     },
+    /// The account's position mode, as the exchange told it: every leg configured in the
+    /// other mode is denied `position_mode_mismatch` from now on (see
+    /// [`crate::book::BookView::account_gate`]).
+    AccountMode {
+        /// Hedge mode; false: one-way.
+        hedge: bool,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
+    /// A leg's contract status on the exchange: a leg not `TRADING` is denied
+    /// `symbol_not_trading`.
+    SymbolStatus {
+        /// Symbol (the leg).
+        symbol: SymbolId,
+        /// The status.
+        status: ContractStatus,
+        /// When (ms since the Unix epoch).
+        at_ms: u64,
+    },
     /// Failover: this host took the lead under `epoch`; every symbol waits for the exchange's
     /// history of our orders since `since_ms` (also the request to the exchange adapter).
     Leading {
@@ -356,6 +375,8 @@ impl Event {
             | Event::LedgerWanted { at_ms, .. }
             | Event::Leading { at_ms, .. }
             | Event::PlanSeen { at_ms, .. }
+            | Event::AccountMode { at_ms, .. }
+            | Event::SymbolStatus { at_ms, .. }
             | Event::Started { at_ms, .. } => *at_ms,
             // An order offered again carries its first offer's time.
             Event::OrderIntent(i) if !i.lookup_first => i.at_ms,

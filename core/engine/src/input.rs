@@ -2,6 +2,7 @@
 //! adapters report, in the order they arrive ([`Input`]). The wire form of each is
 //! [`crate::wire`]'s; the engine that applies them is [`crate::engine`].
 
+use quantum_ipc::codes::ContractStatus;
 use quantum_ipc::wire::Kind;
 
 use crate::book::Filters;
@@ -41,6 +42,18 @@ pub enum Command {
     },
     /// An operator switch.
     Switch(Switch),
+    /// The account's position mode, as the exchange told it (hedge: true).
+    AccountMode {
+        /// Hedge (dual-side) mode.
+        hedge: bool,
+    },
+    /// A leg's contract status on the exchange.
+    SymbolStatus {
+        /// Symbol (the leg).
+        symbol: SymbolId,
+        /// The status.
+        status: ContractStatus,
+    },
     /// Failover: the ledger a new leader starts from (the shared ledger, answering its
     /// `LedgerWanted`).
     LedgerBase {
@@ -143,6 +156,8 @@ impl Input {
             Input::Command(Command::SetFilters { .. }) => Kind::SymbolFilters,
             Input::Command(Command::Switch(_)) => Kind::Control,
             Input::Command(Command::LedgerBase { .. }) => Kind::LedgerBase,
+            Input::Command(Command::AccountMode { .. }) => Kind::AccountMode,
+            Input::Command(Command::SymbolStatus { .. }) => Kind::SymbolStatus,
             Input::Permit(ExternalPermit::Gov { .. }) => Kind::GovPermit,
             Input::Permit(ExternalPermit::P33 { .. }) => Kind::P33Permit,
             Input::Order(OrderInput::Sent { .. }) => Kind::OrderSent,

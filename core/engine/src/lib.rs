@@ -106,6 +106,7 @@ pub use {
     result::{Block, Outcome, PlanResult},
     runner::{Mode, Runner, RunnerConfig},
     types::{
-        Action, ClientOrderId, Decision, OrderIntent, Plan, PlanId, Side, StageMarks, SymbolId,
+        Action, ClientOrderId, Decision, OrderIntent, Plan, PlanId, PositionSide, Side, StageMarks,
+        SymbolId,
     },
 };

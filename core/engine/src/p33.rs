@@ -12,6 +12,12 @@
 //! The symbol is also denied `reconciling` (after `unknown_symbol`) while the core reconciles
 //! it after a start.
 //!
+//! Before all of these but `unknown_symbol`, the account's state
+//! ([`BookView::account_gate`]): `symbol_not_trading`, `position_mode_unknown`,
+//! `position_mode_mismatch`, `position_side_required`, `position_side_mismatch`. Each symbol id
+//! is one leg: a one-way symbol's net position, or the `LONG` or `SHORT` position of a
+//! hedge-mode symbol, so everything below compares, sizes and reserves per side.
+//!
 //! Sizing: `available = min(|exchange|, |ledger|) - committed`, where `committed` is what our
 //! orders still hold in flight plus what P3.3 allowed for plans not yet consumed or closed;
 //! `safe_qty = floor_to_step(fraction(action) * available)` on the coarser of LOT_SIZE and
@@ -32,6 +38,7 @@ use crate::permit::{Issue, P33Context, P33Permit, PermitTable, SlotRef};
 use crate::types::{Plan, Side};
 
 pub use quantum_ipc::codes::P33Reason;
+use quantum_ipc::codes::PositionSide;
 
 /// P3.3 configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,9 +67,11 @@ pub struct Sized {
     pub side: Side,
 }
 
-/// The decision as a pure function of a book, the action's percent and the time.
+/// The decision as a pure function of a book, the plan's named position side, the action's
+/// percent and the time.
 pub fn decide(
     book: Option<&BookView>,
+    plan_side: Option<PositionSide>,
     percent: u32,
     now_ns: u64,
     max_age_ns: u64,
@@ -70,6 +79,14 @@ pub fn decide(
     let Some(b) = book else {
         return (Err(P33Reason::UnknownSymbol), P33Context::default());
     };
+    if let Err(r) = b.account_gate(plan_side) {
+        let ctx = P33Context {
+            exchange: b.exchange.map_or(Qty::ZERO, |(q, _)| q),
+            ledger: b.ledger,
+            tolerance: b.tolerance,
+        };
+        return (Err(r), ctx);
+    }
     if b.reconciling {
         let ctx = P33Context {
             exchange: b.exchange.map_or(Qty::ZERO, |(q, _)| q),
@@ -169,6 +186,7 @@ impl P33 {
         let book = self.reservations.view(plan.symbol);
         let (verdict, context) = decide(
             book.as_ref(),
+            plan.position_side,
             plan.action.percent(),
             now_ns,
             self.max_age_ns,

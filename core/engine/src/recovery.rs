@@ -239,10 +239,14 @@ impl State {
                     },
                 );
             }
+            // The account's mode and a symbol's status are told again by the exchange bridge
+            // at every start (a restarted core assumes neither: see `BookView::account_gate`).
             Event::GovPermit(_)
             | Event::P33Permit(_)
             | Event::Refused(_)
-            | Event::PlanSeen { .. } => {}
+            | Event::PlanSeen { .. }
+            | Event::AccountMode { .. }
+            | Event::SymbolStatus { .. } => {}
             Event::Started {
                 history: true,
                 since_ms,

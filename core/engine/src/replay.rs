@@ -699,6 +699,12 @@ impl Replay {
                 Some(Input::Command(Command::SetFilters { symbol, filters }))
             }
             Event::Switch(s) => Some(Input::Command(Command::Switch(s))),
+            Event::AccountMode { hedge, .. } => {
+                Some(Input::Command(Command::AccountMode { hedge }))
+            }
+            Event::SymbolStatus { symbol, status, .. } => {
+                Some(Input::Command(Command::SymbolStatus { symbol, status }))
+            }
             Event::Leading { epoch, .. } => Some(Input::Lead { epoch }),
             Event::Refused(_)
             | Event::Reconciling { .. }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::fixed::{Qty, Score};
-pub use quantum_ipc::codes::{Action, Decision, Side};
+pub use quantum_ipc::codes::{Action, Decision, PositionSide, Side};
 
 /// The legacy plan id: exactly 16 lowercase hex digits (`f1a8d7f48713d5cf`), held as a `u64`.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -95,15 +95,20 @@ pub struct Symbols {
 }
 
 impl Symbols {
-    /// Interns `names` in order; ids are their positions. Refuses duplicates and more than
-    /// [`MAX_SYMBOLS`] names.
+    /// Interns `names` in order; ids are their positions. A name is a leg's label
+    /// ([`PositionSide::label`]: `BTCUSDT`, or `BTCUSDT:LONG` and `BTCUSDT:SHORT` for a
+    /// hedge-mode symbol). Refuses duplicates and more than [`MAX_SYMBOLS`] names.
     pub fn new<I: IntoIterator<Item = S>, S: Into<String>>(names: I) -> Result<Self, String> {
         let mut out = Symbols::default();
         for n in names {
             let n = n.into();
-            if n.is_empty() || n.len() > 16 || !n.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            let (symbol, _) = PositionSide::split_label(&n);
+            if symbol.is_empty()
+                || symbol.len() > quantum_ipc::counters::MAX_EXCHANGE_SYMBOL
+                || !symbol.bytes().all(|b| b.is_ascii_alphanumeric())
+            {
                 return Err(format!(
-                    "symbol {n:?} must be 1 to 16 ASCII letters or digits"
+                    "symbol {symbol:?} must be 1 to 16 ASCII letters or digits"
                 ));
             }
             if out.id(&n).is_some() {
@@ -125,7 +130,14 @@ impl Symbols {
             .map(|i| SymbolId(i as u16))
     }
 
-    /// The name of `id`; `"?"` for an id this table never handed out.
+    /// The exchange symbol and position side of leg `id`.
+    pub fn leg(&self, id: SymbolId) -> Option<(&str, PositionSide)> {
+        self.names
+            .get(id.index())
+            .map(|n| PositionSide::split_label(n))
+    }
+
+    /// The name (label) of `id`; `"?"` for an id this table never handed out.
     pub fn name(&self, id: SymbolId) -> &str {
         self.names.get(id.index()).map_or("?", String::as_str)
     }
@@ -166,6 +178,10 @@ pub struct Plan {
     pub reduce_only: bool,
     /// Requested quantity of an opening plan; zero for exits (P3.3 sizes those).
     pub qty: Qty,
+    /// The position side the plan names (`position_side`): `LONG` or `SHORT` for a leg of a
+    /// hedge-mode symbol, `BOTH` or none for a one-way symbol. P3.3 denies a plan whose side
+    /// is not its symbol id's leg ([`crate::book::BookView::account_gate`]).
+    pub position_side: Option<PositionSide>,
 }
 
 impl Plan {
@@ -180,6 +196,7 @@ impl Plan {
             created_at_ms: 0,
             reduce_only: true,
             qty: Qty::ZERO,
+            position_side: None,
         }
     }
 }

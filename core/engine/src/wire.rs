@@ -32,15 +32,17 @@ pub fn plan_in(p: &wire::Plan) -> Plan {
         created_at_ms: p.created_at_ms,
         reduce_only: p.flags & PLAN_FLAG_REDUCE_ONLY != 0,
         qty: Qty::from_units(p.qty),
+        position_side: wire::plan_side(p.flags),
     }
 }
 
 fn plan_flags(p: &Plan) -> u8 {
-    if p.reduce_only {
+    let reduce_only = if p.reduce_only {
         PLAN_FLAG_REDUCE_ONLY
     } else {
         0
-    }
+    };
+    wire::with_plan_side(reduce_only, p.position_side)
 }
 
 /// The core's plan as a wire plan.
@@ -262,6 +264,11 @@ pub fn input(m: &Message, now_ms: u64, default_ttl_ms: u64) -> Result<Input, Str
             filters: filters_in(f),
         }),
         Message::OrderHistory(h) => Ok(Input::History(history_in(h))),
+        Message::AccountMode(m) => cmd(Command::AccountMode { hedge: m.hedge }),
+        Message::SymbolStatus(st) => cmd(Command::SymbolStatus {
+            symbol: SymbolId(st.symbol),
+            status: st.status,
+        }),
         Message::LedgerBase(l) => cmd(Command::LedgerBase {
             symbol: SymbolId(l.symbol),
             amount: Qty::from_units(l.amount),
@@ -332,6 +339,16 @@ pub fn input_out(i: &Input) -> Option<Message> {
             Message::SymbolFilters(filters_out(symbol, &filters))
         }
         Input::Command(Command::Switch(s)) => Message::Control(switch_out(&s)),
+        Input::Command(Command::AccountMode { hedge }) => {
+            Message::AccountMode(wire::AccountMode { hedge, at_ms: 0 })
+        }
+        Input::Command(Command::SymbolStatus { symbol, status }) => {
+            Message::SymbolStatus(wire::SymbolStatus {
+                status,
+                symbol: symbol.0,
+                at_ms: 0,
+            })
+        }
         Input::Command(Command::LedgerBase {
             symbol,
             amount,
@@ -681,6 +698,18 @@ impl Event {
                 at_ms,
                 since_ms,
             }),
+            Event::AccountMode { hedge, at_ms } => {
+                Message::AccountMode(wire::AccountMode { hedge, at_ms })
+            }
+            Event::SymbolStatus {
+                symbol,
+                status,
+                at_ms,
+            } => Message::SymbolStatus(wire::SymbolStatus {
+                status,
+                symbol: symbol.0,
+                at_ms,
+            }),
         }
     }
 
@@ -827,6 +856,15 @@ impl Event {
                 history: s.history,
                 at_ms: s.at_ms,
                 since_ms: s.since_ms,
+            },
+            Message::AccountMode(m) => Event::AccountMode {
+                hedge: m.hedge,
+                at_ms: m.at_ms,
+            },
+            Message::SymbolStatus(st) => Event::SymbolStatus {
+                symbol: SymbolId(st.symbol),
+                status: st.status,
+                at_ms: st.at_ms,
             },
             other => return Err(format!("{:?} is not an event record", other.kind())),
         })

@@ -4,7 +4,7 @@ use proptest::prelude::*;
 use quantum_core::book::{BookView, Filters, LotFilter};
 use quantum_core::fixed::{floor_to_step, Qty, SCALE};
 use quantum_core::p33::{decide, P33Reason};
-use quantum_core::types::Side;
+use quantum_core::types::{PositionSide, Side};
 use quantum_core::Price;
 
 proptest! {
@@ -41,7 +41,30 @@ proptest! {
 }
 
 /// P3.3 written out the plain way, with i128 and no shortcuts.
-fn reference(b: &BookView, pct: u32, now: u64, max_age: u64) -> Result<(i64, Side), P33Reason> {
+fn reference(
+    b: &BookView,
+    plan_side: Option<PositionSide>,
+    pct: u32,
+    now: u64,
+    max_age: u64,
+) -> Result<(i64, Side), P33Reason> {
+    // The account's state: the exchange must trade the symbol, in the mode the leg is for,
+    // and the plan must name the leg's side (none names BOTH).
+    if !b.trading {
+        return Err(P33Reason::SymbolNotTrading);
+    }
+    let leg_hedge = b.side != PositionSide::Both;
+    match b.account_hedge {
+        None => return Err(P33Reason::PositionModeUnknown),
+        Some(h) if h != leg_hedge => return Err(P33Reason::PositionModeMismatch),
+        _ => {}
+    }
+    match (plan_side, leg_hedge) {
+        (None, true) => return Err(P33Reason::PositionSideRequired),
+        (None, false) => {}
+        (Some(s), _) if s != b.side => return Err(P33Reason::PositionSideMismatch),
+        _ => {}
+    }
     let (ex, at) = b.exchange.ok_or(P33Reason::ExchangeStateStale)?;
     if now - at > max_age {
         return Err(P33Reason::ExchangeStateStale);
@@ -86,6 +109,10 @@ proptest! {
         step_exp in 0u32..6,
         age in 0u64..2_000,
         stale in any::<bool>(),
+        side in prop::sample::select(vec![PositionSide::Both, PositionSide::Long, PositionSide::Short]),
+        plan_side in prop::sample::select(vec![None, Some(PositionSide::Both), Some(PositionSide::Long), Some(PositionSide::Short)]),
+        account in prop::sample::select(vec![None, Some(false), Some(true)]),
+        trading in prop::bool::weighted(0.9),
     ) {
         let step = 10i64.pow(step_exp + 2);
         let lot = LotFilter { min: Qty::from_units(step), max: Qty::from_units(150_000_000), step: Qty::from_units(step) };
@@ -98,9 +125,12 @@ proptest! {
             tolerance: Qty::from_units(tol),
             filters: Filters { lot, market_lot: lot, min_notional: Price::ZERO },
             reconciling: false,
+            side,
+            account_hedge: account,
+            trading,
         };
         let now = 10_000 + age;
-        let got = decide(Some(&book), pct, now, 1_000).0.map(|s| (s.qty.units(), s.side));
-        prop_assert_eq!(got, reference(&book, pct, now, 1_000));
+        let got = decide(Some(&book), plan_side, pct, now, 1_000).0.map(|s| (s.qty.units(), s.side));
+        prop_assert_eq!(got, reference(&book, plan_side, pct, now, 1_000));
     }
 }

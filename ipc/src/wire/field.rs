@@ -152,7 +152,10 @@ pub(crate) mod check {
     }
 
     pub(crate) fn plan_flags(v: &u8, _: &Limits) -> Result<(), Invalid> {
-        flags(*v, super::super::PLAN_FLAG_REDUCE_ONLY)
+        flags(
+            *v,
+            super::super::PLAN_FLAG_REDUCE_ONLY | super::super::PLAN_FLAG_SIDE_MASK,
+        )
     }
 
     pub(crate) fn intent_flags(v: &u8, _: &Limits) -> Result<(), Invalid> {
@@ -192,7 +195,7 @@ pub(crate) mod sample {
         }
     }
     pub(crate) fn plan_flags(r: u64, _: &Limits) -> u8 {
-        (r as u8) & super::super::PLAN_FLAG_REDUCE_ONLY
+        (r as u8) & (super::super::PLAN_FLAG_REDUCE_ONLY | super::super::PLAN_FLAG_SIDE_MASK)
     }
     pub(crate) fn intent_flags(r: u64, _: &Limits) -> u8 {
         (r as u8) & super::super::INTENT_FLAG_LOOKUP_FIRST

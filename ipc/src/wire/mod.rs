@@ -81,6 +81,26 @@ pub const ALL_SYMBOLS: u16 = 0xFFFF;
 /// `Plan::flags` bit 0: the plan may only reduce a position.
 pub const PLAN_FLAG_REDUCE_ONLY: u8 = 1;
 
+/// `Plan::flags` bits 1 and 2: the position side the plan names, as its
+/// [`crate::codes::PositionSide`] code (1 `BOTH`, 2 `LONG`, 3 `SHORT`); 0 = none named (every
+/// plan of a journal older than hedge mode). Read and written only through [`plan_side`] and
+/// [`with_plan_side`].
+pub const PLAN_FLAG_SIDE_MASK: u8 = 0b110;
+
+/// The position side a plan's flags name, if any.
+pub const fn plan_side(flags: u8) -> Option<crate::codes::PositionSide> {
+    crate::codes::PositionSide::from_code((flags & PLAN_FLAG_SIDE_MASK) >> 1)
+}
+
+/// `flags` with the named position side set to `side`.
+pub const fn with_plan_side(flags: u8, side: Option<crate::codes::PositionSide>) -> u8 {
+    let code = match side {
+        Some(s) => s.code(),
+        None => 0,
+    };
+    (flags & !PLAN_FLAG_SIDE_MASK) | ((code << 1) & PLAN_FLAG_SIDE_MASK)
+}
+
 /// `OrderIntent::flags` bit 0: the intent is offered again (after a restart or an adapter's
 /// re-attach) and its outcome is not known: the adapter must look the order up by client order
 /// id before it may send anything.

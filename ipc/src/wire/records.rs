@@ -8,8 +8,8 @@ use super::field::{check, sample, splitmix, WireField};
 use super::layout::{fnv1a, fnv1a_u64, FNV_OFFSET};
 use super::{DecodeError, Limits, Record, FORMAT_VERSION, RECORD_SIZE};
 use crate::codes::{
-    Action, ControlCommand, Decision, DoneCode, FailKind, GovReason, OrderStatus, OrderType,
-    P33Reason, RefuseReason, ReportSource, ResultError, Side,
+    Action, ContractStatus, ControlCommand, Decision, DoneCode, FailKind, GovReason, OrderStatus,
+    OrderType, P33Reason, RefuseReason, ReportSource, ResultError, Side,
 };
 
 /// Marks fields as covered, asserting (at compile time, where it is called) that every field
@@ -240,7 +240,8 @@ records! {
         symbol @ 2: u16 = symbol,
         /// How much to close.
         action @ 4: Action = any,
-        /// Bit 0: reduce-only ([`super::PLAN_FLAG_REDUCE_ONLY`]); other bits must be zero.
+        /// Bit 0: reduce-only ([`super::PLAN_FLAG_REDUCE_ONLY`]); bits 1-2: the position side
+        /// the plan names ([`super::plan_side`]); other bits must be zero.
         flags @ 5: u8 = plan_flags,
         /// Plan id, unique per planner.
         plan_id @ 8: u64 = any,
@@ -716,6 +717,30 @@ records! {
         at_ms @ 8: u64 = any,
         /// With `history`: the start of the history awaited (ms since the Unix epoch), else 0.
         since_ms @ 16: u64 = any,
+    }
+
+    /// The account's position mode, as the exchange told it (Binance `GET
+    /// /fapi/v1/positionSide/dual`, read at every start and reconnect of the bridge). Ingress
+    /// (`exchange`, `ctl`) and event. Until it arrives after a start, no symbol trades
+    /// (`position_mode_unknown`); a symbol configured in the other mode is denied
+    /// `position_mode_mismatch`.
+    AccountMode = 29 {
+        /// Hedge (dual-side) mode; false: one-way mode.
+        hedge @ 1: bool = any,
+        /// When the exchange was asked (ms since the Unix epoch; 0 on ingress).
+        at_ms @ 8: u64 = any,
+    }
+
+    /// A symbol's contract status on the exchange, for one leg (Binance `exchangeInfo`
+    /// `status`, or its contract info stream). Ingress (`exchange`, `ctl`) and event. A leg
+    /// whose status is not `TRADING` is denied `symbol_not_trading`.
+    SymbolStatus = 30 {
+        /// The status.
+        status @ 1: ContractStatus = any,
+        /// Symbol id (the leg).
+        symbol @ 2: u16 = symbol,
+        /// When (ms since the Unix epoch; 0 on ingress).
+        at_ms @ 8: u64 = any,
     }
 }
 

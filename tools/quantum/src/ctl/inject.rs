@@ -32,9 +32,11 @@ use quantum_core::governor::{GovReason, TradingState};
 use quantum_core::p33::P33Reason;
 use quantum_core::permit::P33Context;
 use quantum_core::wire::{input_out, plan_out};
-use quantum_core::{Action, Command, Decision, Input, Plan, PlanId, Price, Qty, SymbolId};
+use quantum_core::{
+    Action, Command, Decision, Input, Plan, PlanId, PositionSide, Price, Qty, SymbolId,
+};
 use quantum_ipc::broadcast::{self, Broadcast, Start};
-use quantum_ipc::codes::RefuseReason;
+use quantum_ipc::codes::{ContractStatus, RefuseReason};
 use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
@@ -57,13 +59,25 @@ pub const LINES_HELP: &str = r#"Lines of --file (JSON objects, one per line; bla
       timestamp    ms since the Unix epoch (default 0: unknown)
       reduce_only  true (default: an exit) or false (an opening plan, with qty)
       qty          decimal, quantity of an opening plan (default 0)
+      position_side  LONG or SHORT: the position a plan on a hedge-mode symbol closes
+                   (required there: a plan without it is denied position_side_required)
     The same fields may instead sit in a JSON string field "payload" or "data".
 
   A command, with a "cmd" field:
     {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
       the operator's ledger sync (legacy: HSET quantum:position:BTCUSDT ledger_amount 0.062)
+    {"cmd":"set_ledger","symbol":"ETHUSDT","position_side":"SHORT","amount":"-1.5"}
+      a hedge-mode symbol's commands name their leg: position_side LONG or SHORT (a SHORT
+      amount is negative, as Binance shows it); this holds for set_ledger, position,
+      symbol_status and kill_switch
     {"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
       an exchange position snapshot: signed amount and a mark price above zero
+    {"cmd":"position_mode","hedge":false}
+      the account's position mode as the exchange says it (what the Binance bridge sends at
+      start): until it is told, no symbol trades (position_mode_unknown)
+    {"cmd":"symbol_status","symbol":"BTCUSDT","status":"SETTLING"}
+      the symbol's contract status on the exchange; anything but TRADING denies its plans
+      symbol_not_trading
     {"cmd":"kill_switch","on":true}  or  {"cmd":"kill_switch","symbol":"BTCUSDT","on":true}
       the global kill switch, or one symbol's (production governor)
     {"cmd":"trading_state","state":"REDUCING"}
@@ -187,20 +201,9 @@ pub fn run(a: InjectArgs) -> Result<()> {
         sent: 0,
         ring: ring.clone(),
     };
-    let sym = |name: &str| -> Result<SymbolId> {
-        symbols
-            .iter()
-            .find(|(_, n)| n == name)
-            .map(|(id, _)| SymbolId(*id))
-            .ok_or_else(|| {
-                anyhow!(
-                    "unknown symbol {name:?} (the instance has {})",
-                    names(&symbols)
-                )
-            })
-    };
+    let sym = |name: &str, side: Leg| -> Result<SymbolId> { resolve(&symbols, name, side) };
     if let Some(n) = a.generate {
-        let symbol = sym(&a.symbol)?;
+        let symbol = sym(&a.symbol, Leg::Plan(None))?;
         let mut plan = Plan::exit(PlanId(0), symbol, a.decision, a.action);
         let mut failed = None;
         for i in 0..n {
@@ -633,8 +636,47 @@ where
     decimal(o, k).map_err(|e| anyhow!(e))
 }
 
+/// Which leg of a symbol a line names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Leg {
+    /// A plan's: where [`PositionSide::plan_leg`] sends it (the core denies a wrong side).
+    Plan(Option<PositionSide>),
+    /// A command's: exactly this side, `BOTH` when the line names none; a hedge-mode symbol's
+    /// command must name `LONG` or `SHORT`.
+    Exact(Option<PositionSide>),
+}
+
+/// The symbol id `name`'s leg `leg` has in `symbols` (the directory's `(id, label)`).
+fn resolve(symbols: &[(u16, String)], name: &str, leg: Leg) -> Result<SymbolId> {
+    let dir = symbols.iter().map(|(id, n)| (*id, n.as_str()));
+    let known = || {
+        dir.clone()
+            .any(|(_, n)| PositionSide::split_label(n).0 == name)
+    };
+    let id = match leg {
+        Leg::Plan(side) => PositionSide::plan_leg(dir.clone(), name, side),
+        Leg::Exact(side) => {
+            let side = side.unwrap_or(PositionSide::Both);
+            let id = PositionSide::leg_id(dir.clone(), name, side);
+            if id.is_none() && known() {
+                bail!(
+                    "{name} has no {side} position here (its symbol ids: {}); name the leg with \"position_side\"",
+                    names(symbols)
+                );
+            }
+            id
+        }
+    };
+    id.map(SymbolId).ok_or_else(|| {
+        anyhow!(
+            "unknown symbol {name:?} (the instance has {})",
+            names(symbols)
+        )
+    })
+}
+
 /// One JSON line as a wire record.
-fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Message> {
+fn parse_line(line: &str, sym: &dyn Fn(&str, Leg) -> Result<SymbolId>) -> Result<Message> {
     let v: Value = serde_json::from_str(line).map_err(|e| anyhow!("not JSON: {e}"))?;
     let Value::Object(mut o) = v else {
         bail!("not a JSON object");
@@ -642,8 +684,12 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
     legacy::unwrap_payload(&mut o).map_err(|e| anyhow!(e))?;
     let now = unix_ms();
     let Some(cmd) = o.get("cmd") else {
-        let read = legacy::parse_plan(&o, |n| sym(n).map_err(|e| format!("{e:#}")), 0)
-            .map_err(|e| anyhow!(e))?;
+        let read = legacy::parse_plan(
+            &o,
+            |n, side| sym(n, Leg::Plan(side)).map_err(|e| format!("{e:#}")),
+            0,
+        )
+        .map_err(|e| anyhow!(e))?;
         if let Some(why) = read.warning {
             eprintln!("inject: plan {}: {why}", read.plan.id);
         }
@@ -652,7 +698,14 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
     let cmd = cmd
         .as_str()
         .ok_or_else(|| anyhow!("field \"cmd\" must be a string"))?;
-    let symbol = || sym(text(&o, "symbol")?);
+    let symbol = || {
+        let side = match o.get("position_side") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(t)) => PositionSide::parse_liberal(t).map_err(|e| anyhow!(e))?,
+            Some(_) => bail!("field \"position_side\" must be LONG, SHORT or BOTH"),
+        };
+        sym(text(&o, "symbol")?, Leg::Exact(side))
+    };
     let command = |c: Command| {
         input_out(&Input::Command(c)).ok_or_else(|| anyhow!("command {cmd:?} has no wire form"))
     };
@@ -735,6 +788,19 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
                 ttl_ms: decimal_or(&o, "ttl_ms", 0u32).map_err(|e| anyhow!(e))?.into(),
             })
         }
+        "position_mode" => command(Command::AccountMode {
+            hedge: boolean("hedge")?,
+        }),
+        "symbol_status" => {
+            let status: ContractStatus = text(&o, "status")?
+                .trim()
+                .parse()
+                .map_err(|e: String| anyhow!(e))?;
+            command(Command::SymbolStatus {
+                symbol: symbol()?,
+                status,
+            })
+        }
         "order_history" => input_out(&Input::History(History {
             symbol: symbol()?,
             orders: decimal_or(&o, "orders", 0u32).map_err(|e| anyhow!(e))?,
@@ -743,7 +809,7 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
         }))
         .ok_or_else(|| anyhow!("order_history has no wire form")),
         other => bail!(
-            "unknown cmd {other:?} (set_ledger, position, kill_switch, trading_state, gov_permit, p33_permit, order_history)"
+            "unknown cmd {other:?} (set_ledger, position, position_mode, symbol_status, kill_switch, trading_state, gov_permit, p33_permit, order_history)"
         ),
     }
 }
@@ -752,11 +818,13 @@ fn parse_line(line: &str, sym: &dyn Fn(&str) -> Result<SymbolId>) -> Result<Mess
 mod tests {
     use super::*;
 
-    fn sym(name: &str) -> Result<SymbolId> {
-        match name {
-            "BTCUSDT" => Ok(SymbolId(0)),
-            _ => bail!("unknown symbol {name:?}"),
-        }
+    fn sym(name: &str, leg: Leg) -> Result<SymbolId> {
+        let dir = [
+            (0, "BTCUSDT".to_owned()),
+            (1, "ETHUSDT:LONG".to_owned()),
+            (2, "ETHUSDT:SHORT".to_owned()),
+        ];
+        resolve(&dir, name, leg)
     }
 
     #[test]

@@ -439,6 +439,20 @@ pub fn text_event<'n>(
             }
             writeln!(out)
         }
+        Event::AccountMode { hedge, at_ms } => writeln!(
+            out,
+            "account position_mode={} at_ms={at_ms}",
+            if *hedge { "hedge" } else { "one_way" }
+        ),
+        Event::SymbolStatus {
+            symbol,
+            status,
+            at_ms,
+        } => writeln!(
+            out,
+            "symbol_status symbol={} status={status} at_ms={at_ms}",
+            name(symbol.0)
+        ),
     }
 }
 
