@@ -12,7 +12,7 @@
 //! The symbol is also denied `reconciling` (after `unknown_symbol`) while the core reconciles
 //! it after a start.
 //!
-//! Before all of these but `unknown_symbol`, the account's state
+//! After `reconciling` and before the checks 2 to 5, the account's state
 //! ([`BookView::account_gate`]): `symbol_not_trading`, `position_mode_unknown`,
 //! `position_mode_mismatch`, `position_side_required`, `position_side_mismatch`. Each symbol id
 //! is one leg: a one-way symbol's net position, or the `LONG` or `SHORT` position of a
@@ -79,21 +79,18 @@ pub fn decide(
     let Some(b) = book else {
         return (Err(P33Reason::UnknownSymbol), P33Context::default());
     };
-    if let Err(r) = b.account_gate(plan_side) {
+    let gate = if b.reconciling {
+        Err(P33Reason::Reconciling)
+    } else {
+        b.account_gate(plan_side)
+    };
+    if let Err(r) = gate {
         let ctx = P33Context {
             exchange: b.exchange.map_or(Qty::ZERO, |(q, _)| q),
             ledger: b.ledger,
             tolerance: b.tolerance,
         };
         return (Err(r), ctx);
-    }
-    if b.reconciling {
-        let ctx = P33Context {
-            exchange: b.exchange.map_or(Qty::ZERO, |(q, _)| q),
-            ledger: b.ledger,
-            tolerance: b.tolerance,
-        };
-        return (Err(P33Reason::Reconciling), ctx);
     }
     let Some((exchange, at)) = b.exchange else {
         let ctx = P33Context {

@@ -31,7 +31,10 @@ fn book() -> (Arc<Book>, BookWriter, Reservations) {
         .iter()
         .map(|s| (s.tolerance, s.filters))
         .collect();
-    Book::new(&specs)
+    let (book, mut writer, reservations) = Book::new(&specs);
+    // The exchange told the account's mode: one-way, as these symbols are.
+    writer.set_account_mode(false);
+    (book, writer, reservations)
 }
 
 fn exit_plan() -> Plan {

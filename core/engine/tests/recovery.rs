@@ -285,6 +285,8 @@ fn a_symbol_trades_again_only_after_a_fresh_position_and_every_lookup() {
     b.restore(&state, &mut |e| after.push(e)).unwrap();
     let btc = sym(&b, "BTCUSDT");
     assert!(after.iter().any(|e| matches!(e, Event::Reconciling { symbol, on: true, unknown_orders: 1, .. } if *symbol == btc)));
+    // The exchange bridge tells the account's mode at every start (a restart assumes none).
+    support::one_way(&mut b);
 
     let denied = |b: &mut Engine, id: u64| {
         let mut ev = Vec::new();

@@ -90,6 +90,9 @@ impl Recorder {
         );
         self.journal.extend(out);
         self.input(Input::Reoffer);
+        // The bridge tells the account's mode at every (re)attach: the configuration's.
+        let hedge = self.cfg.symbols.iter().any(|s| s.side.is_hedge());
+        self.command(Command::AccountMode { hedge });
     }
 
     fn input(&mut self, i: Input) -> Vec<Event> {

@@ -29,6 +29,7 @@ fn seeds_scenario() {
     mock.increment(1_000_000);
     let btc = e.symbols().id("BTCUSDT").unwrap();
     let eth = e.symbols().id("ETHUSDT").unwrap();
+    support::one_way(&mut e);
     cmd(
         &mut e,
         Command::Position {

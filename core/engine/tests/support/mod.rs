@@ -32,8 +32,10 @@ pub fn cmd(e: &mut Engine, c: Command) -> Vec<Event> {
     out
 }
 
-/// Sets both the exchange position (mark 100) and the ledger of `name` to `amount`.
+/// Sets both the exchange position (mark 100) and the ledger of `name` to `amount`, as the
+/// exchange bridge tells them, after the account's mode (one-way).
 pub fn stock(e: &mut Engine, name: &str, amount: &str) {
+    one_way(e);
     let s = sym(e, name);
     cmd(
         e,
@@ -52,7 +54,14 @@ pub fn stock(e: &mut Engine, name: &str, amount: &str) {
     );
 }
 
-/// An engine with BTCUSDT 0.062, ETHUSDT 2.5 and SOLUSDT -120 on both sides.
+/// The exchange says the account is in one-way mode (what the Binance bridge tells first at
+/// every start; until then nothing trades).
+pub fn one_way(e: &mut Engine) {
+    cmd(e, Command::AccountMode { hedge: false });
+}
+
+/// An engine with BTCUSDT 0.062, ETHUSDT 2.5 and SOLUSDT -120 on both sides, in a one-way
+/// account.
 pub fn stocked(cfg: EngineConfig, clock: quantum_core::Clock) -> Engine {
     let mut e = Engine::new(cfg, clock).unwrap();
     stock(&mut e, "BTCUSDT", "0.062");
