@@ -112,6 +112,8 @@ fn main() -> anyhow::Result<()> {
             anyhow::bail!("{e}");
         }
         if i % 10_000 == 0 {
+            let mode = Command::AccountMode { hedge: false };
+            let _ = engine.handle(Input::Command(mode), 0, &mut |e| sink.push(e));
             for s in 0..names.len() as u16 {
                 for c in [
                     Command::Position {

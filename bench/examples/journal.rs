@@ -42,6 +42,11 @@ fn engine(plans: u64) -> anyhow::Result<Engine> {
     };
     let mut e = Engine::new(cfg, Clock::new())?;
     let big: Qty = "1000000".parse()?;
+    let _ = e.handle(
+        Input::Command(Command::AccountMode { hedge: false }),
+        0,
+        &mut |_| {},
+    );
     for name in ["BTCUSDT", "ETHUSDT", "SOLUSDT"] {
         let s = e.symbols().id(name).expect("default symbol");
         for c in [

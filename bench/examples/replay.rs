@@ -66,6 +66,11 @@ fn write(dir: &Path, events: u64) -> anyhow::Result<u64> {
     let feed = |e: &mut Engine, i: Input, out: &mut Vec<Event>| {
         let _ = e.handle(i, 0, &mut |ev| out.push(ev));
     };
+    feed(
+        &mut e,
+        Input::Command(Command::AccountMode { hedge: false }),
+        &mut out,
+    );
     for s in 0..3u16 {
         feed(
             &mut e,

@@ -82,13 +82,14 @@ pub fn engine(single: bool) -> Result<(Engine, Vec<SymbolId>)> {
     Ok((e, syms))
 }
 
-/// The position and the ledger that let every exit execute: 10,000,000 on each symbol, mark
-/// 100. Each order is capped at the symbol's maxQty (120 BTC, 2000 ETH, 5000 SOL), so
+/// The account's mode (one-way, as the default symbols are: the exchange bridge tells it
+/// first), then the position and the ledger that let every exit execute: 10,000,000 on each
+/// symbol, mark 100. Each order is capped at the symbol's maxQty (120 BTC, 2000 ETH, 5000 SOL), so
 /// thousands of orders can be in flight (a stall of the open loop) before P3.3 runs out of
 /// quantity.
 pub fn book_commands(syms: &[SymbolId]) -> Result<Vec<Command>> {
     let big: Qty = "10000000".parse()?;
-    let mut out = Vec::new();
+    let mut out = vec![Command::AccountMode { hedge: false }];
     for s in syms {
         out.push(Command::Position {
             symbol: *s,
@@ -103,11 +104,12 @@ pub fn book_commands(syms: &[SymbolId]) -> Result<Vec<Command>> {
     Ok(out)
 }
 
-/// A fresh exchange snapshot of every symbol (P3.3 refuses stale ones).
+/// A fresh exchange snapshot of every symbol (P3.3 refuses stale ones), with the account's
+/// mode, as the exchange bridge tells them.
 pub fn refresh(syms: &[SymbolId]) -> Result<Vec<Command>> {
     Ok(book_commands(syms)?
         .into_iter()
-        .filter(|c| matches!(c, Command::Position { .. }))
+        .filter(|c| matches!(c, Command::Position { .. } | Command::AccountMode { .. }))
         .collect())
 }
 

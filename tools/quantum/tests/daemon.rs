@@ -233,7 +233,8 @@ fn the_seeds_reconcile_story_runs_through_the_daemon() {
     let mut f = std::fs::File::create(&dir).unwrap();
     writeln!(
         f,
-        r#"{{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}}
+        r#"{{"cmd":"position_mode","hedge":false}}
+{{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}}
 {{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.002"}}
 {{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}}
 this line is not JSON
@@ -332,7 +333,8 @@ fn the_seeds_story_emits_every_event_in_order() {
     let t0 = quantum_ipc::liveness::unix_ms();
     inject(
         &inst,
-        r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
+        r#"{"cmd":"position_mode","hedge":false}
+{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
 {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.002"}
 {"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}
 {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
@@ -788,7 +790,8 @@ fn a_running_daemon_reports_its_latency_per_stage() {
     // A position and a ledger that let exits execute, then 20 exits (each takes a quarter of
     // what is left; nobody answers the orders, so each stays in flight).
     let mut lines = String::from(
-        r#"{"cmd":"position","symbol":"BTCUSDT","amount":"100","mark":"104000"}
+        r#"{"cmd":"position_mode","hedge":false}
+{"cmd":"position","symbol":"BTCUSDT","amount":"100","mark":"104000"}
 {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"100"}
 "#,
     );

@@ -939,8 +939,10 @@ fn a_result_held_for_its_order_id_is_written_once_across_a_kill() {
             ..Opts::default()
         },
     );
-    s.inst
-        .inject_ok(r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}"#);
+    s.inst.inject_ok(
+        r#"{"cmd":"position_mode","hedge":false}
+{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}"#,
+    );
     let _: () = s
         .conn()
         .hset("quantum:position:BTCUSDT", "ledger_amount", "0.062")

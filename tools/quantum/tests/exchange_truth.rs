@@ -12,7 +12,8 @@ use quantum_core::result::Block;
 use quantum_core::{Outcome, PlanId};
 use quantum_ipc::liveness::unix_ms;
 
-const POSITION: &str = r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
+const POSITION: &str = r#"{"cmd":"position_mode","hedge":false}
+{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
 {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}
 "#;
 

@@ -240,7 +240,7 @@ fn a_new_leader_starts_from_the_shared_ledger_with_every_fill_of_ours_booked() {
     // A plan of this core, ordered and filled: the fill moves the shared ledger as it moves
     // the core's ledger.
     inst.inject_ok(
-        "{\"cmd\":\"position\",\"symbol\":\"BTCUSDT\",\"amount\":\"0.15\",\"mark\":\"104000\"}\n",
+        "{\"cmd\":\"position_mode\",\"hedge\":false}\n{\"cmd\":\"position\",\"symbol\":\"BTCUSDT\",\"amount\":\"0.15\",\"mark\":\"104000\"}\n",
     );
     inst.inject_ok(
         "{\"plan_id\":\"00000000000000f1\",\"symbol\":\"BTCUSDT\",\"decision\":\"EXECUTE\",\"action\":\"PARTIAL_50\"}\n",

@@ -591,7 +591,8 @@ fn a_running_daemons_journal_answers_state_and_plan() {
     inst.start_daemon_fed_by_hand(&["--quiet"], &[]);
     let mut events = inst.events();
     inst.inject_ok(
-        r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
+        r#"{"cmd":"position_mode","hedge":false}
+{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}
 {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.002"}
 {"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":"0.539"}
 {"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.062"}

@@ -276,7 +276,7 @@ impl OrderSide {
     /// A fresh exchange position for every symbol (P3.3 refuses snapshots older than 30 s).
     fn refresh(&mut self) -> Result<()> {
         for c in book_commands(&self.syms)? {
-            if let Command::Position { .. } = c {
+            if let Command::Position { .. } | Command::AccountMode { .. } = c {
                 push(&mut self.exchange, &record(&Input::Command(c))?);
             }
         }

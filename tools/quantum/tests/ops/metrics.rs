@@ -126,6 +126,8 @@ fn a_running_daemon_is_scraped_parsed_and_its_values_move() {
     inject(
         &inst,
         concat!(
+            r#"{"cmd":"position_mode","hedge":false}"#,
+            "\n",
             r#"{"cmd":"position","symbol":"BTCUSDT","amount":"0.062","mark":"104000"}"#,
             "\n",
             r#"{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"0.002"}"#,

@@ -15,6 +15,9 @@
 //! | in either, a segment `outcome=X` or `transport=X` | that label, `{outcome="X"}` | |
 //! | `<name>.R` | `quantum_<name>_total{ring="R"}` | counter |
 //! | `<name>.S` | `quantum_<name>_total{symbol="S"}` | counter |
+//!
+//! A leg of a hedge-mode symbol (`S` = `BTCUSDT:LONG`) is labelled
+//! `{symbol="BTCUSDT",position_side="LONG"}`.
 //! | a gauge of [`GAUGES`] | `quantum_<label>` | gauge |
 //! | anything else | `quantum_<label>_total`, every character but `[A-Za-z0-9_]` as `_` | counter |
 
@@ -162,6 +165,17 @@ pub fn is_gauge(label: &str, raw: u64) -> bool {
             .any(|s| s.ends_with("_ns") || s.ends_with("_us"))
 }
 
+/// The labels naming a symbol id: `symbol`, and for a leg of a hedge-mode symbol (directory
+/// label `BTCUSDT:LONG`) also `position_side`.
+pub fn symbol_labels(label: &str) -> Vec<(&'static str, String)> {
+    let (symbol, side) = quantum_core::PositionSide::split_label(label);
+    let mut out = vec![("symbol", symbol.to_owned())];
+    if side.is_hedge() {
+        out.push(("position_side", side.as_str().to_owned()));
+    }
+    out
+}
+
 /// The series of one counter label; `symbols` are the directory's names.
 pub fn series_of(label: &str, raw: u64, symbols: &[String]) -> Series {
     let counter = |name: String, labels: Vec<(&'static str, String)>| Series {
@@ -174,7 +188,7 @@ pub fn series_of(label: &str, raw: u64, symbols: &[String]) -> Series {
     if let Some(q) = amount(label, raw) {
         return Series {
             name: format!("quantum_book_{}", sanitise(segs[0])),
-            labels: vec![("symbol", segs[1..].join("."))],
+            labels: symbol_labels(&segs[1..].join(".")),
             kind: Kind::Gauge,
             value: q.to_string(),
         };
@@ -204,7 +218,7 @@ pub fn series_of(label: &str, raw: u64, symbols: &[String]) -> Series {
                 return counter(name, vec![("ring", last.to_string())]);
             }
             if symbols.iter().any(|s| s == last) {
-                return counter(name, vec![("symbol", last.to_string())]);
+                return counter(name, symbol_labels(last));
             }
         }
     }
@@ -443,7 +457,8 @@ mod tests {
     use super::*;
 
     fn s(label: &str, raw: u64) -> Series {
-        series_of(label, raw, &["BTCUSDT".to_string(), "ETHUSDT".to_string()])
+        let names = ["BTCUSDT", "ETHUSDT", "BTCUSDT:LONG", "BTCUSDT:SHORT"];
+        series_of(label, raw, &names.map(String::from))
     }
 
     fn labels(x: &Series) -> Vec<(&str, &str)> {
@@ -483,6 +498,22 @@ mod tests {
         assert_eq!(labels(&x), [("symbol", "BTCUSDT")]);
         let x = s("exchange.ETHUSDT", (-150_000_000i64) as u64);
         assert_eq!(x.value, "-1.5");
+    }
+
+    #[test]
+    fn a_hedge_leg_is_labelled_with_its_symbol_and_side() {
+        let x = s("ledger.BTCUSDT:SHORT", (-10_000_000i64) as u64);
+        assert_eq!(x.value, "-0.1");
+        assert_eq!(
+            labels(&x),
+            [("symbol", "BTCUSDT"), ("position_side", "SHORT")]
+        );
+        let x = s("fills.BTCUSDT:LONG", 3);
+        assert_eq!(x.name, "quantum_fills_total");
+        assert_eq!(
+            labels(&x),
+            [("symbol", "BTCUSDT"), ("position_side", "LONG")]
+        );
     }
 
     #[test]

@@ -100,7 +100,11 @@ pub fn render(
             "quantum_symbol_info",
             Kind::Gauge,
             "the symbol directory: id of each symbol",
-            vec![("symbol", name.clone()), ("id", id.to_string())],
+            {
+                let mut l = super::model::symbol_labels(name);
+                l.push(("id", id.to_string()));
+                l
+            },
             "1".into(),
         );
     }
