@@ -261,7 +261,7 @@ this line is not JSON
     let err = String::from_utf8_lossy(&out.stderr);
     // The bad line is skipped and named, the others are sent, and inject exits 1.
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("line 4: not JSON"), "{err}");
+    assert!(err.contains("line 5: not JSON"), "{err}");
     assert!(err.contains("1 line(s) could not be parsed"), "{err}");
 
     let rs = events.results(2, 30);
@@ -341,11 +341,12 @@ fn the_seeds_story_emits_every_event_in_order() {
 {"plan_id":"84222f2c53d22b91","symbol":"BTCUSDT","decision":"EXECUTE","action":"PARTIAL_75","kill_score":0.539}
 "#,
     );
-    let es = events.take(12, 30);
+    let es = events.take(13, 30);
     let t1 = quantum_ipc::liveness::unix_ms();
     let names: Vec<&str> = es
         .iter()
         .map(|e| match e {
+            Event::AccountMode { .. } => "account",
             Event::Position { .. } => "position",
             Event::LedgerSet { .. } => "ledger",
             Event::PlanAccepted { .. } => "accepted",
@@ -359,11 +360,13 @@ fn the_seeds_story_emits_every_event_in_order() {
     assert_eq!(
         names,
         [
-            "position", "ledger", "accepted", "gov", "p33", "result", "ledger", "accepted", "gov",
-            "p33", "intent", "result"
+            "account", "position", "ledger", "accepted", "gov", "p33", "result", "ledger",
+            "accepted", "gov", "p33", "intent", "result"
         ],
         "{es:#?}"
     );
+    assert!(matches!(es[0], Event::AccountMode { hedge: false, at_ms } if (t0..=t1).contains(&at_ms)));
+    let es = &es[1..];
     let Event::Position {
         symbol,
         amount,

@@ -117,6 +117,7 @@ fn make_journal(plans: u64, snap_every: u64) -> Made {
     let big: Qty = "1000000".parse().unwrap();
     let mark = "100".parse().unwrap();
     let mut amount = [big; 3];
+    feed!(Input::Command(Command::AccountMode { hedge: false }));
     for s in 0..3u16 {
         feed!(Input::Command(Command::Position {
             symbol: SymbolId(s),
@@ -146,6 +147,8 @@ fn make_journal(plans: u64, snap_every: u64) -> Made {
                 sink(e, &mut made, &mut state);
             }
             feed!(Input::Reoffer);
+            // The exchange bridge tells the account's mode at every attach.
+            feed!(Input::Command(Command::AccountMode { hedge: false }));
         }
         if i % 97 == 13 {
             feed!(Input::Command(Command::Switch(Switch::KillSwitch(true))));

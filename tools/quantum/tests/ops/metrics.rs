@@ -171,7 +171,7 @@ fn a_running_daemon_is_scraped_parsed_and_its_values_move() {
     assert_eq!(value(&s, "quantum_ring_depth", &[("ring", "orders")]), 1.0);
     assert_eq!(
         value(&s, "quantum_records_in_total", &[("ring", "ctl")]),
-        5.0
+        6.0
     );
 
     // Rates: a burst of plans shows up as a rate above zero in some sampling interval.
