@@ -365,7 +365,9 @@ fn the_seeds_story_emits_every_event_in_order() {
         ],
         "{es:#?}"
     );
-    assert!(matches!(es[0], Event::AccountMode { hedge: false, at_ms } if (t0..=t1).contains(&at_ms)));
+    assert!(
+        matches!(es[0], Event::AccountMode { hedge: false, at_ms } if (t0..=t1).contains(&at_ms))
+    );
     let es = &es[1..];
     let Event::Position {
         symbol,
