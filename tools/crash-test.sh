@@ -2,10 +2,20 @@
 # The crash test: kill -9 the core daemon and the Binance bridge at random moments while plans
 # flow and orders are in flight; then check that no plan was ordered twice and nothing was lost.
 #
-#   tools/crash-test.sh [ROUNDS] [--release] [--seed N] [--plans N] [--out DIR]
+#   tools/crash-test.sh [ROUNDS] [--release] [--seed N] [--plans N] [--redis-cycles N]
+#                       [--hedge] [--out DIR]
 #
 #   tools/crash-test.sh 10              what the test command runs (debug build, ~2 minutes)
+#   tools/crash-test.sh 5 --hedge --redis-cycles 0
+#                                       the hedge run the test command runs after it
 #   tools/crash-test.sh 100 --release   the long run
+#
+# --hedge: the account in hedge mode (the simulator's --hedge-mode) and every symbol configured
+# in hedge mode (hedge.toml in --out): each is two legs, LONG and SHORT, BTCUSDT holding both;
+# plans name the leg they close with position_side, a few name none and must never be ordered;
+# every check is made per leg, and every order must be its leg's (positionSide, no reduceOnly).
+# After every round (both modes) the core is brought to rest and its ledger must equal the
+# simulator's position on every leg.
 #
 # Everything is a real process: `quantum sim binance` (latency, dropped connections, ambiguous
 # 503s, unknown-outcome timeouts, a gateway's 502/504 after placing), `quantum run`, `quantum

@@ -26,6 +26,17 @@
 //! order id twice on `/sim/orders`; the last re-delivery created no order; every EXECUTE plan
 //! has exactly one final result in the journal; ledger = simulator position and nothing in
 //! flight for every symbol; `quantum ctl journal verify` passes. Exit status 1 when any fails.
+//! After every round the core is brought to rest and its ledger must equal the simulator's
+//! position on every leg.
+//!
+//! `--hedge` runs the account in hedge mode: the simulator with `--hedge-mode`, the daemon with
+//! a configuration file (in the output directory) that puts BTCUSDT, ETHUSDT and SOLUSDT in
+//! hedge mode, so every symbol is two legs (`BTCUSDT:LONG`, `BTCUSDT:SHORT`, ...), BTCUSDT
+//! holding both a LONG and a SHORT position ([`sim::HEDGE_BOOK`]). Every plan goes to a leg and
+//! names its `position_side`, except a few (one id in 16) that name none: those must be
+//! denied `position_side_required` and never ordered. Every check above is made per leg, and
+//! every order must be on its plan's leg: `positionSide` LONG with SELL or SHORT with BUY, no
+//! `reduceOnly`.
 
 mod redis_phase;
 
@@ -39,16 +50,17 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::Parser;
 use quantum_core::event::Event;
-use quantum_core::{Decision, Outcome, Qty};
+use quantum_core::p33::P33Reason;
+use quantum_core::{Block, Decision, Outcome, Plan, PositionSide, Qty};
 use quantum_crash_test::book::{self, q, Book};
 use quantum_crash_test::http;
 use quantum_crash_test::procs::{self, join, log_file, Proc};
-use quantum_crash_test::sim::{OrderAudit, Sim, BOOK};
+use quantum_crash_test::sim::{self, Leg, OrderAudit, Sim};
 use quantum_ipc::contract;
 use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::journal::Reader;
 use quantum_ipc::wire::{Limits, Message};
-use quantum_ipc::{PeerStatus, Ring, RingSpec};
+use quantum_ipc::{CountersReader, PeerStatus, Ring, RingSpec};
 use quantum_plan_feed::{Feed, Next};
 use quantum_redis::legacy::plan_entry_json;
 use rand::rngs::StdRng;
@@ -59,7 +71,7 @@ use serde_json::{json, Value};
 #[derive(Parser, Debug)]
 #[command(
     about = "Kill -9 the core daemon and the Binance bridge at random moments; check that no plan is ordered twice and nothing is lost.",
-    after_help = "Examples:\n  tools/crash-test.sh 10\n  quantum-crash-test 100 --seed 7 --out target/crash-test"
+    after_help = "Examples:\n  tools/crash-test.sh 10\n  tools/crash-test.sh 5 --hedge --redis-cycles 0\n  quantum-crash-test 100 --seed 7 --out target/crash-test"
 )]
 struct Args {
     /// Rounds: each feeds a batch of plans and kills something at a random moment.
@@ -81,6 +93,11 @@ struct Args {
     /// Output directory: logs, the journal (emptied first).
     #[arg(long, default_value = "target/crash-test")]
     out: PathBuf,
+    /// Hedge mode: the simulator's account in hedge mode (`--hedge-mode`), every symbol
+    /// configured in hedge mode (two legs, LONG and SHORT; the daemon's configuration file is
+    /// `hedge.toml` in the output directory), plans naming the leg they close.
+    #[arg(long)]
+    hedge: bool,
 }
 
 /// Crash points of the daemon and of the bridge (see `quantum_ipc::failpoint`).
@@ -103,6 +120,12 @@ struct Tally {
     left_in_ring: u64,
     reopens: u32,
     settled_checks: u32,
+    /// Rounds after which the core came to rest with ledger = simulator on every leg, and the
+    /// longest wait for that rest.
+    rounds_at_rest: u32,
+    longest_rest: Duration,
+    /// Rounds where a leg's ledger differed from the simulator at rest: what differed.
+    round_mismatches: Vec<String>,
     /// The changed-state-directory round: (refused, what the daemon said).
     changed_dir: Option<(bool, String)>,
 }
@@ -118,9 +141,17 @@ struct World {
     bridge: Option<Proc>,
     rng: StdRng,
     feed: Feed,
-    /// Every plan fed: id → (symbol, decision, its JSON line).
+    /// Every plan fed: id → (its leg's label, decision, its JSON line).
     fed: BTreeMap<u64, (String, Decision, String)>,
+    /// The starting book's legs ([`sim::legs`]), in the daemon's symbol id order.
+    legs: Vec<Leg>,
+    /// Their labels (`BTCUSDT`, or `BTCUSDT:LONG` in hedge mode): the daemon's gauges are
+    /// `ledger.<label>`, `in_flight.<label>`.
     symbols: Vec<String>,
+    /// The daemon's configuration file (`--config`), in hedge mode.
+    config: Option<PathBuf>,
+    /// Plans of a hedge leg fed without `position_side` (never to be ordered).
+    sideless: BTreeSet<u64>,
     tally: Tally,
     batch: u32,
 }
@@ -151,9 +182,19 @@ impl World {
         let journal = out.join("journal");
         let instance = format!("crash{}", std::process::id());
         // The exchange, with faults on; never killed.
-        let sim = Sim::start(&quantum, &out)?;
+        let sim = Sim::start_mode(&quantum, &out, args.hedge)?;
         let rng = StdRng::seed_from_u64(args.seed);
-        let feed = Feed::new(u64::MAX, args.seed, BOOK.len() as u16);
+        let legs = sim::legs(args.hedge);
+        let symbols: Vec<String> = legs.iter().map(Leg::label).collect();
+        let config = if args.hedge {
+            let path = out.join("hedge.toml");
+            std::fs::write(&path, sim::hedge_config())?;
+            Some(path)
+        } else {
+            None
+        };
+        // Plans go to legs: symbol id i is the leg symbols[i].
+        let feed = Feed::new(u64::MAX, args.seed, legs.len() as u16);
         let mut w = World {
             quantum,
             instance,
@@ -164,19 +205,22 @@ impl World {
             rng,
             feed,
             fed: BTreeMap::new(),
-            symbols: quantum_crash_test::sim::symbols(),
+            legs,
+            symbols,
+            config,
+            sideless: BTreeSet::new(),
             tally: Tally::default(),
             batch: 0,
             out,
             args,
         };
         w.start_daemon(false)?;
+        w.check_directory()?;
         // The entry side's ledger sync, once, before anything trades.
-        let lines: String = BOOK
+        let lines: String = w
+            .legs
             .iter()
-            .map(|(s, amt, _)| {
-                format!("{{\"cmd\":\"set_ledger\",\"symbol\":\"{s}\",\"amount\":\"{amt}\"}}\n")
-            })
+            .map(|l| set_ledger_line(&l.label(), l.start))
             .collect();
         let (sent, accepted) = w.inject(&lines)?;
         if accepted != sent {
@@ -191,6 +235,7 @@ impl World {
         self.tally.daemon_starts += 1;
         let mut cmd = Command::new(&self.quantum);
         cmd.args(["run", "--instance", &self.instance, "--quiet"])
+            .args(self.config_args())
             .env("QUANTUM_JOURNAL_DIR", &self.journal)
             .env("QUANTUM_JOURNAL_KEEP_SEGMENTS", "1000")
             .env("RUST_LOG", "info")
@@ -227,6 +272,47 @@ impl World {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// `--config FILE` when the daemon has a configuration file (hedge mode), else nothing.
+    fn config_args(&self) -> Vec<&std::ffi::OsStr> {
+        match &self.config {
+            Some(p) => vec!["--config".as_ref(), p.as_os_str()],
+            None => Vec::new(),
+        }
+    }
+
+    /// The daemon's symbol directory must be the book's legs, in order: symbol id i of a plan
+    /// is leg i here.
+    fn check_directory(&self) -> Result<()> {
+        let c = CountersReader::open(&self.instance)
+            .map_err(|e| anyhow!("the daemon's counters: {e}"))?;
+        let mut dir = c.symbols();
+        dir.sort();
+        let labels: Vec<String> = dir.into_iter().map(|(_, l)| l).collect();
+        if labels != self.symbols {
+            bail!(
+                "the daemon's symbols are {labels:?}, the crash test's book is {:?}",
+                self.symbols
+            );
+        }
+        Ok(())
+    }
+
+    /// The leg `p` goes to (its symbol id is a leg's index): names that leg's side on `p` and
+    /// returns the exchange symbol; a hedge leg's plan whose id is a multiple of 16 names no
+    /// side (it must be denied `position_side_required`, never ordered).
+    fn to_leg(&mut self, p: &mut Plan) -> String {
+        let label = self.symbols[usize::from(p.symbol.0)].clone();
+        let (symbol, side) = PositionSide::split_label(&label);
+        if side.is_hedge() {
+            if p.id.0 % 16 == 0 {
+                self.sideless.insert(p.id.0);
+            } else {
+                p.position_side = Some(side);
+            }
+        }
+        symbol.to_owned()
     }
 
     fn start_bridge(&mut self, arm: bool) -> Result<()> {
@@ -334,18 +420,20 @@ impl World {
                 continue;
             };
             made += 1;
-            let symbol = self.symbols[usize::from(p.symbol.0)].clone();
+            let mut p = p;
+            let symbol = self.to_leg(&mut p);
             let line = format!("{}\n", plan_entry_json(&p, &symbol));
+            let label = self.symbols[usize::from(p.symbol.0)].clone();
             self.fed
                 .entry(p.id.0)
-                .or_insert((symbol, p.decision, line.clone()));
+                .or_insert((label, p.decision, line.clone()));
             lines.push_str(&line);
         }
         self.tally.deliveries += u64::from(n);
         lines
     }
 
-    /// The simulator's position per symbol.
+    /// The simulator's position per leg.
     fn sim_positions(&self) -> Result<BTreeMap<String, Qty>> {
         self.sim.positions()
     }
@@ -364,25 +452,25 @@ impl World {
         book::at_rest(&self.instance, &self.symbols, symbol, &self.sim)
     }
 
-    /// The entry side: a position closed down to under a quarter is opened again, only when
-    /// the core is at rest on it and its ledger equals the simulator's position.
+    /// The entry side: a leg's position closed down to under a quarter is opened again, only
+    /// when the core is at rest on it and its ledger equals the simulator's position (a leg
+    /// that starts flat stays flat).
     fn reopen(&mut self) -> Result<()> {
         let sim = self.sim_positions()?;
-        for (s, amt, _) in BOOK {
-            let full = q(amt)?;
-            let now = sim.get(s).copied().unwrap_or(Qty::ZERO);
-            if now.units().abs() * 4 >= full.units().abs() || !self.at_rest(s)? {
+        for leg in self.legs.clone() {
+            let full = q(leg.start)?;
+            let s = leg.label();
+            let now = sim.get(&s).copied().unwrap_or(Qty::ZERO);
+            if full.is_zero() || now.units().abs() * 4 >= full.units().abs() || !self.at_rest(&s)? {
                 continue;
             }
             self.tally.settled_checks += 1;
-            http::post(
-                &self.sim.rest,
-                "/sim/position",
-                &json!({"symbol": s, "positionAmt": amt}),
-            )?;
-            let (sent, accepted) = self.inject(&format!(
-                "{{\"cmd\":\"set_ledger\",\"symbol\":\"{s}\",\"amount\":\"{amt}\"}}\n"
-            ))?;
+            let mut body = json!({"symbol": leg.symbol, "positionAmt": leg.start});
+            if leg.side.is_hedge() {
+                body["positionSide"] = json!(leg.side.as_str());
+            }
+            http::post(&self.sim.rest, "/sim/position", &body)?;
+            let (sent, accepted) = self.inject(&set_ledger_line(&s, leg.start))?;
             if accepted != sent {
                 bail!("the entry side's ledger sync of {s} was not accepted");
             }
@@ -471,6 +559,45 @@ impl World {
             down_for.as_millis(),
             sent - accepted
         );
+        self.rest_after_round(round)
+    }
+
+    /// The check after every round: the core comes to rest (restarting whatever died) and
+    /// then its ledger equals the simulator's position on every leg, nothing in flight.
+    fn rest_after_round(&mut self, round: u32) -> Result<()> {
+        let t = Instant::now();
+        let book = self
+            .settle(120)
+            .with_context(|| format!("after round {round}"))?;
+        let waited = t.elapsed();
+        let sim = self.sim_positions()?;
+        let wrong: Vec<String> = book
+            .iter()
+            .filter_map(|(s, (ledger, in_flight))| {
+                let pos = sim.get(s).copied().unwrap_or(Qty::ZERO);
+                (*ledger != pos || !in_flight.is_zero()).then(|| {
+                    format!("{s}: ledger {ledger}, simulator {pos}, in flight {in_flight}")
+                })
+            })
+            .collect();
+        self.tally.longest_rest = self.tally.longest_rest.max(waited);
+        let legs: Vec<String> = book
+            .iter()
+            .map(|(s, (ledger, _))| format!("{s} {ledger}"))
+            .collect();
+        eprintln!(
+            "round {round}: at rest after {} ms; ledger = simulator on every leg: {} ({})",
+            waited.as_millis(),
+            if wrong.is_empty() { "yes" } else { "NO" },
+            legs.join(", ")
+        );
+        if wrong.is_empty() {
+            self.tally.rounds_at_rest += 1;
+        } else {
+            self.tally
+                .round_mismatches
+                .push(format!("round {round}: {}", wrong.join("; ")));
+        }
         Ok(())
     }
 
@@ -488,6 +615,7 @@ impl World {
         let log = self.out.join("daemon-other-dir.log");
         let mut child = Command::new(&self.quantum)
             .args(["run", "--instance", &self.instance, "--quiet"])
+            .args(self.config_args())
             .env("QUANTUM_JOURNAL_DIR", &other)
             .env("RUST_LOG", "info")
             .stdout(Stdio::null())
@@ -603,6 +731,8 @@ impl World {
         // Results in the journal.
         let mut results: BTreeMap<u64, u32> = BTreeMap::new();
         let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
+        // The first answer of each plan fed without its position_side.
+        let mut sideless_answers: BTreeMap<u64, (bool, String)> = BTreeMap::new();
         let mut events = 0u64;
         let reader = Reader::open(&self.journal).map_err(|e| anyhow!("{e}"))?;
         let first = reader.first_seq().unwrap_or(1);
@@ -621,6 +751,18 @@ impl World {
                             Outcome::NonExecute => "non_execute".to_string(),
                             Outcome::Duplicate { .. } => unreachable!(),
                         };
+                        if self.sideless.contains(&r.plan.0) {
+                            let required = matches!(
+                                r.outcome,
+                                Outcome::Blocked(Block::P33Denied(
+                                    P33Reason::PositionSideRequired,
+                                    _
+                                ))
+                            );
+                            sideless_answers
+                                .entry(r.plan.0)
+                                .or_insert_with(|| (required, k.clone()));
+                        }
                         *outcomes.entry(k).or_default() += 1;
                     }
                 }
@@ -646,6 +788,31 @@ impl World {
             .map(|(id, _)| *id)
             .collect();
         let OrderAudit { twice, strangers } = OrderAudit::of(&orders, &executes);
+        // Every order, the lost journal's included, on its plan's leg.
+        let off_leg = off_leg(&lost.orders, &self.fed);
+        let sideless_exec: Vec<u64> = self
+            .sideless
+            .iter()
+            .copied()
+            .filter(|id| executes.contains(id))
+            .collect();
+        let sideless_ordered: Vec<String> = lost
+            .orders
+            .iter()
+            .filter_map(|o| o["clientOrderId"].as_str())
+            .filter(|c| {
+                quantum_core::ClientOrderId::plan(c).is_some_and(|p| self.sideless.contains(&p.0))
+            })
+            .map(str::to_owned)
+            .collect();
+        let sideless_other: Vec<(String, String)> = sideless_exec
+            .iter()
+            .filter_map(|id| match sideless_answers.get(id) {
+                Some((true, _)) => None,
+                Some((false, a)) => Some((format!("{id:016x}"), a.clone())),
+                None => Some((format!("{id:016x}"), "no answer".to_owned())),
+            })
+            .collect();
 
         let wrong: Vec<_> = executes
             .iter()
@@ -707,6 +874,54 @@ impl World {
             fail(format!(
                 "the final re-delivery created {} order(s)",
                 after - before
+            ));
+        }
+        println!(
+            "  every order on its plan's leg ({}): {} of {}",
+            if self.args.hedge {
+                "positionSide LONG with SELL or SHORT with BUY, no reduceOnly"
+            } else {
+                "positionSide BOTH, reduceOnly"
+            },
+            lost.orders.len() - off_leg.len(),
+            lost.orders.len()
+        );
+        if !off_leg.is_empty() {
+            fail(format!(
+                "orders not on their plan's leg: {:?}",
+                &off_leg[..off_leg.len().min(20)]
+            ));
+        }
+        if self.args.hedge {
+            println!(
+                "  plans of a hedge leg without position_side: {} ({} EXECUTE): {} ordered; EXECUTE ones answered position_side_required: {} of {}",
+                self.sideless.len(),
+                sideless_exec.len(),
+                sideless_ordered.len(),
+                sideless_exec.len() - sideless_other.len(),
+                sideless_exec.len()
+            );
+            if !sideless_ordered.is_empty() {
+                fail(format!(
+                    "plans without position_side were ordered: {sideless_ordered:?}"
+                ));
+            }
+            if !sideless_other.is_empty() {
+                fail(format!(
+                    "plans without position_side answered otherwise (id, answer): {sideless_other:?}"
+                ));
+            }
+        }
+        println!(
+            "  after every round: at rest, ledger = simulator on every leg: {} of {} rounds (longest wait for rest {} ms)",
+            t.rounds_at_rest,
+            self.args.rounds,
+            t.longest_rest.as_millis()
+        );
+        if t.rounds_at_rest != self.args.rounds || !t.round_mismatches.is_empty() {
+            fail(format!(
+                "ledger != simulator after a round: {:?}",
+                t.round_mismatches
             ));
         }
         println!(
@@ -831,6 +1046,7 @@ impl World {
         Ok(Command::new(&self.quantum)
             .args(["replay", "--check", "--journal"])
             .arg(&self.journal)
+            .args(self.config_args())
             .output()?)
     }
 
@@ -869,7 +1085,7 @@ impl World {
             .iter()
             .map(|s| {
                 let amt = sim.get(s).copied().unwrap_or(Qty::ZERO);
-                format!("{{\"cmd\":\"set_ledger\",\"symbol\":\"{s}\",\"amount\":\"{amt}\"}}\n")
+                set_ledger_line(s, &amt.to_string())
             })
             .collect();
         let (sent, accepted) = self.inject(&lines)?;
@@ -922,6 +1138,7 @@ impl World {
             first_orders: new.len(),
             again: orders.len() - before - new.len(),
             twice: per_cid.values().filter(|n| **n > 1).count(),
+            orders,
         })
     }
 }
@@ -939,6 +1156,46 @@ struct Lost {
     /// Orders for plans the exchange had an order of already: must be 0.
     again: usize,
     twice: usize,
+    /// Every order on the simulator at the end.
+    orders: Vec<Value>,
+}
+
+/// The operator's (or the entry side's) ledger sync of the leg `label`: a hedge leg's names
+/// its `position_side`.
+fn set_ledger_line(label: &str, amount: &str) -> String {
+    let (symbol, side) = PositionSide::split_label(label);
+    let mut o = json!({"cmd": "set_ledger", "symbol": symbol, "amount": amount});
+    if side.is_hedge() {
+        o["position_side"] = json!(side.as_str());
+    }
+    format!("{o}\n")
+}
+
+/// Orders that are not on their plan's leg, or not as an order of that leg must be: a `BOTH`
+/// leg's `reduceOnly`, a hedge leg's closing side (`LONG` with `SELL`, `SHORT` with `BUY`)
+/// without `reduceOnly`. Orders of no plan fed are the order audit's strangers.
+fn off_leg(orders: &[Value], fed: &BTreeMap<u64, (String, Decision, String)>) -> Vec<String> {
+    orders
+        .iter()
+        .filter_map(|o| {
+            let cid = o["clientOrderId"].as_str().unwrap_or("");
+            let (label, _, _) = fed.get(&quantum_core::ClientOrderId::plan(cid)?.0)?;
+            let (symbol, side) = PositionSide::split_label(label);
+            let reduce_only = o["reduceOnly"].as_bool() == Some(true);
+            let good = o["symbol"].as_str() == Some(symbol)
+                && o["positionSide"].as_str() == Some(side.as_str())
+                && match side.closing_side() {
+                    None => reduce_only,
+                    Some(close) => !reduce_only && o["side"].as_str() == Some(close.as_str()),
+                };
+            (!good).then(|| {
+                format!(
+                    "{cid} for {label}: {} {} positionSide {} reduceOnly {}",
+                    o["symbol"], o["side"], o["positionSide"], o["reduceOnly"]
+                )
+            })
+        })
+        .collect()
 }
 
 /// Waits for an inject; (sent, durably accepted) from its report.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use quantum_local_redis::RedisServer;
 use quantum_plan_feed::Next;
-use quantum_redis::legacy::{plan_entry_fields, PLAN_STREAM};
+use quantum_redis::legacy::{plan_entry_fields, plan_entry_json, PLAN_STREAM};
 use rand::Rng;
 
 use quantum_crash_test::procs::{log_file, Proc};
@@ -81,24 +81,23 @@ impl World {
             self.ensure_running(false)?;
             for _ in 0..per {
                 // Each plan once: the feed's re-deliveries of old ids are left out here.
-                let Some(Next::Plan(p)) = self.feed.next(&|_| false) else {
+                let Some(Next::Plan(mut p)) = self.feed.next(&|_| false) else {
                     continue;
                 };
                 if self.fed.contains_key(&p.id.0) {
                     continue;
                 }
-                let symbol = self.symbols[usize::from(p.symbol.0)].clone();
+                // Its leg's symbol, the plan naming the leg's side (see `World::to_leg`).
+                let symbol = self.to_leg(&mut p);
+                let label = self.symbols[usize::from(p.symbol.0)].clone();
                 let id = p.id.to_string();
                 let _: String = redis::cmd("XADD")
                     .arg(PLAN_STREAM)
                     .arg("*")
                     .arg(plan_entry_fields(&p, &symbol))
                     .query(&mut conn)?;
-                let line = format!(
-                    "{{\"plan_id\":\"{id}\",\"symbol\":\"{symbol}\",\"decision\":\"{}\",\"action\":\"{}\",\"kill_score\":\"{}\"}}\n",
-                    p.decision, p.action, p.kill_score
-                );
-                self.fed.entry(p.id.0).or_insert((symbol, p.decision, line));
+                let line = format!("{}\n", plan_entry_json(&p, &symbol));
+                self.fed.entry(p.id.0).or_insert((label, p.decision, line));
                 ids.push(id);
                 self.tally.deliveries += 1;
             }
