@@ -50,6 +50,13 @@ pub struct BinanceBridgeArgs {
     /// positionRisk polling interval in ms (fallback to the user data stream).
     #[arg(long, default_value_t = 5000)]
     pub poll_ms: u64,
+    /// How often, in seconds, exchangeInfo is read again for each symbol's contract status
+    /// (and filters), and the account's position mode checked, besides Binance's contract info
+    /// stream (`!contractInfo`), which tells a status change at once (e.g.
+    /// `--exchange-info-secs 30`). A symbol that is not `TRADING` is denied
+    /// `symbol_not_trading` by the core.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub exchange_info_secs: u64,
     /// How far back the account's order history is read at each attach to the core, with a
     /// unit: `ms`, `s`, `m`, `h` or `d` (e.g. `25h`, `2d`). It must cover the core's
     /// `engine.dedupe_horizon_ms` (24 h by default).
@@ -165,6 +172,7 @@ pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
     };
     cfg.poll_interval = Duration::from_millis(a.poll_ms.max(200));
     cfg.history.horizon = a.history_horizon;
+    cfg.exchange_info_interval = Duration::from_secs(a.exchange_info_secs);
     cfg.latency = LatencyConfig {
         hdr_log: a.hdr_log.clone(),
         interval: Duration::from_millis(a.latency_interval_ms),
@@ -233,6 +241,19 @@ mod tests {
         for bad in ["0", "-1", "1s"] {
             assert!(
                 T::try_parse_from(["t", "--latency-interval-ms", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn exchange_info_is_read_every_minute_by_default() {
+        assert_eq!(T::parse_from(["t"]).a.exchange_info_secs, 60);
+        let t = T::parse_from(["t", "--exchange-info-secs", "30"]);
+        assert_eq!(t.a.exchange_info_secs, 30);
+        for bad in ["0", "-1", "1m", "86401"] {
+            assert!(
+                T::try_parse_from(["t", "--exchange-info-secs", bad]).is_err(),
                 "{bad}"
             );
         }

@@ -47,6 +47,10 @@ pub enum StreamMode {
 /// stream URL that does not end in this path would silently never deliver a fill.
 pub const PRIVATE_ROUTE: &str = "/private";
 
+/// The route of regular market data (the contract info stream, `!contractInfo`), on the same
+/// host as [`PRIVATE_ROUTE`].
+pub const MARKET_ROUTE: &str = "/market";
+
 impl Endpoints {
     /// Binance's published URLs for `network`. Testnet: REST and WebSocket API on
     /// `testnet.binancefuture.com`; the streams on `fstream.binancefuture.com`, routed like
@@ -64,6 +68,15 @@ impl Endpoints {
                 user_stream: "wss://fstream.binance.com/private".into(),
             },
         }
+    }
+
+    /// The market data base: the user stream URL with its private route replaced by
+    /// [`MARKET_ROUTE`] (Binance routes both on one host), e.g.
+    /// `wss://fstream.binance.com/market`.
+    pub fn market_stream(&self) -> String {
+        let base = self.user_stream.trim_end_matches('/');
+        let host = base.strip_suffix(PRIVATE_ROUTE).unwrap_or(base);
+        format!("{host}{MARKET_ROUTE}")
     }
 
     /// Checks every URL against the mainnet guard ([`url_guard`]) and the user stream URL
@@ -212,6 +225,16 @@ mod tests {
                 assert!(matches!(err, Error::UrlRefused { .. }), "{bad}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn market_data_is_on_the_user_streams_host() {
+        assert_eq!(
+            Endpoints::for_network(Network::Mainnet).market_stream(),
+            "wss://fstream.binance.com/market"
+        );
+        let local = with("http://127.0.0.1:1", "", "ws://127.0.0.1:1/private/");
+        assert_eq!(local.market_stream(), "ws://127.0.0.1:1/market");
     }
 
     #[test]
