@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::bridge::{self, BridgeConfig, LatencyConfig};
 use crate::common::sign::Credentials;
-use crate::config::{ClientConfig, Network, StreamMode, PRIVATE_ROUTE};
+use crate::config::{ClientConfig, Endpoints, Network, StreamMode, PRIVATE_ROUTE};
 use crate::futures::client::Transport;
 
 /// Arguments of `quantum bridge binance`.
@@ -24,6 +24,11 @@ pub struct BinanceBridgeArgs {
     /// and the events are added as query parameters.
     #[arg(long)]
     pub user_stream_url: Option<String>,
+    /// Market data URL: the routed market endpoint (`wss://…/market`), where the contract
+    /// info stream (`!contractInfo`) is read (default: the market route of the user data
+    /// stream's host, e.g. `--market-stream-url wss://fstream.binance.com/market`).
+    #[arg(long)]
+    pub market_stream_url: Option<String>,
     /// How the user data stream is addressed on the private route: `ws` (raw events) or
     /// `stream` (events in a `stream`/`data` envelope).
     #[arg(long, value_enum, default_value_t = UserStreamMode::Ws)]
@@ -131,6 +136,10 @@ pub fn client_config(a: &BinanceBridgeArgs) -> anyhow::Result<ClientConfig> {
     if let Some(u) = &a.user_stream_url {
         cfg.endpoints.user_stream = u.clone();
     }
+    cfg.endpoints.market_stream = match &a.market_stream_url {
+        Some(u) => u.clone(),
+        None => Endpoints::market_of(&cfg.endpoints.user_stream),
+    };
     cfg.recv_window_ms = a.recv_window_ms;
     cfg.user_stream_mode = match a.user_stream_mode {
         UserStreamMode::Ws => StreamMode::Ws,
@@ -209,10 +218,15 @@ mod tests {
         let c = client_config(&t.a).unwrap();
         assert_eq!(c.endpoints.ws_api, "ws://127.0.0.1:8089/ws-fapi/v1");
         assert_eq!(c.endpoints.user_stream, "ws://127.0.0.1:8089/private");
+        assert_eq!(c.endpoints.market_stream, "ws://127.0.0.1:8089/market");
         let t = T::parse_from(["t", "--mainnet"]);
         let c = client_config(&t.a).unwrap();
         assert_eq!(c.endpoints.rest, "https://fapi.binance.com");
         assert_eq!(c.endpoints.user_stream, "wss://fstream.binance.com/private");
+        assert_eq!(
+            c.endpoints.market_stream,
+            "wss://fstream.binance.com/market"
+        );
         let t = T::parse_from(["t", "--user-stream-mode", "stream"]);
         assert_eq!(
             client_config(&t.a).unwrap().user_stream_mode,
@@ -285,7 +299,12 @@ mod tests {
             "https://fapi1.binance.com",
             "https://fapi2.binance.com",
         ] {
-            for flag in ["--rest-url", "--ws-api-url", "--user-stream-url"] {
+            for flag in [
+                "--rest-url",
+                "--ws-api-url",
+                "--user-stream-url",
+                "--market-stream-url",
+            ] {
                 let t = T::parse_from(["t", flag, url]);
                 let e = client_config(&t.a).unwrap_err().to_string();
                 assert!(e.contains("URL refused"), "{flag} {url}: {e}");

@@ -56,7 +56,7 @@ pub fn parse_contract_info(text: &str) -> Result<Option<ContractInfo>> {
 pub fn contract_info_url(cfg: &ClientConfig) -> String {
     format!(
         "{}/ws/{CONTRACT_INFO_STREAM}",
-        cfg.endpoints.market_stream()
+        cfg.endpoints.market_stream.trim_end_matches('/')
     )
 }
 
