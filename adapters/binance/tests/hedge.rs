@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
-use quantum_binance::{ClientConfig, Credentials, RejectReason, Transport};
+use quantum_binance::{ClientConfig, Credentials, PositionSide, RejectReason, Transport};
 use quantum_binance_sim::symbols::ContractStatus as SimStatus;
 use quantum_binance_sim::{
     AuditEntry, Dec, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
@@ -313,6 +313,83 @@ async fn hedge_legs(transport: Transport, name: &str) {
         .iter()
         .any(|m| matches!(m, Message::OrderSent(s) if s.plan_id == 0xa3)));
     assert_eq!(sim.audit().len(), before);
+
+    // An order of ours placed elsewhere (the stream reports it), then offered as an intent to
+    // look up first (as after a restart): found by client id (or its stream confirmation),
+    // reported on the leg its positionSide names, never sent.
+    let client = quantum_binance::FuturesClient::connect(
+        ClientConfig::local(&sim.rest_url(), &sim.ws_api_url(), &sim.stream_base_url()),
+        Credentials::new(TEST_API_KEY, TEST_API_SECRET),
+    )
+    .await
+    .unwrap();
+    let cid = quantum_core::types::ClientOrderId::for_plan(quantum_core::types::PlanId(0xa4));
+    client
+        .place_market_close(
+            transport,
+            "BTCUSDT",
+            PositionSide::Short,
+            quantum_binance::Side::Buy,
+            quantum_core::fixed::Qty::from_units(q("0.001")),
+            cid.as_str(),
+        )
+        .await
+        .unwrap();
+    let mut again = intent(0xa4, 1, wire::Side::Buy, q("0.001"));
+    if let Message::OrderIntent(i) = &mut again {
+        i.flags |= wire::INTENT_FLAG_LOOKUP_FIRST;
+    }
+    rig.seen_or_wait("the stream's report of it", |m| {
+        matches!(m, Message::OrderReport(r) if r.plan_id == 0xa4 && r.status == OrderStatus::Filled)
+    })
+    .await;
+    drain(&mut rig.rx, &mut rig.seen, Duration::from_millis(200)).await;
+    rig.send(again);
+    let m = rig
+        .wait("the lookup's answer", |m| {
+            matches!(m, Message::OrderReport(r) if r.plan_id == 0xa4 && matches!(r.source, ReportSource::Lookup | ReportSource::Stream))
+        })
+        .await;
+    assert!(
+        matches!(m, Message::OrderReport(r) if r.symbol == 1 && r.status == OrderStatus::Filled),
+        "{m:?}"
+    );
+    assert!(rig
+        .seen
+        .iter()
+        .all(|m| !matches!(m, Message::OrderReport(r) if r.plan_id == 0xa4 && r.symbol != 1)));
+    assert_eq!(audit_of(&sim, 0xa4).position_side, "SHORT");
+    assert!(!rig
+        .seen
+        .iter()
+        .any(|m| matches!(m, Message::OrderSent(s) if s.plan_id == 0xa4)));
+
+    // A restarted daemon reads the history again: each order on its leg, then every leg's
+    // OrderHistory.
+    drain(&mut rig.rx, &mut rig.seen, Duration::from_millis(200)).await;
+    let mark = rig.seen.len();
+    rig.restart_daemon();
+    for id in 0..4u16 {
+        rig.wait(
+            "the leg's history again",
+            |m| matches!(m, Message::OrderHistory(h) if h.symbol == id),
+        )
+        .await;
+    }
+    let mut reports = Vec::new();
+    let mut counts = Vec::new();
+    for m in &rig.seen[mark..] {
+        match m {
+            Message::OrderReport(r) if r.source == ReportSource::History => {
+                reports.push((r.plan_id, r.symbol))
+            }
+            Message::OrderHistory(h) => counts.push((h.symbol, h.orders)),
+            _ => {}
+        }
+    }
+    reports.sort();
+    assert_eq!(reports, [(0xa1, 0), (0xa2, 1), (0xa4, 1)]);
+    assert_eq!(counts, [(0, 1), (1, 2), (2, 0), (3, 0)]);
 
     // A settlement (the exchange's own orders) closes each leg: each snapshot on its leg.
     sim.set_symbol_status("BTCUSDT", SimStatus::Settling, true)
