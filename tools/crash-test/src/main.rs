@@ -732,7 +732,7 @@ impl World {
         let mut results: BTreeMap<u64, u32> = BTreeMap::new();
         let mut outcomes: BTreeMap<String, u32> = BTreeMap::new();
         // The first answer of each plan fed without its position_side.
-        let mut sideless_answers: BTreeMap<u64, (bool, String)> = BTreeMap::new();
+        let mut sideless_answers: BTreeMap<u64, Outcome> = BTreeMap::new();
         let mut events = 0u64;
         let reader = Reader::open(&self.journal).map_err(|e| anyhow!("{e}"))?;
         let first = reader.first_seq().unwrap_or(1);
@@ -752,16 +752,7 @@ impl World {
                             Outcome::Duplicate { .. } => unreachable!(),
                         };
                         if self.sideless.contains(&r.plan.0) {
-                            let required = matches!(
-                                r.outcome,
-                                Outcome::Blocked(Block::P33Denied(
-                                    P33Reason::PositionSideRequired,
-                                    _
-                                ))
-                            );
-                            sideless_answers
-                                .entry(r.plan.0)
-                                .or_insert_with(|| (required, k.clone()));
+                            sideless_answers.entry(r.plan.0).or_insert(r.outcome);
                         }
                         *outcomes.entry(k).or_default() += 1;
                     }
@@ -805,14 +796,29 @@ impl World {
             })
             .map(str::to_owned)
             .collect();
-        let sideless_other: Vec<(String, String)> = sideless_exec
-            .iter()
-            .filter_map(|id| match sideless_answers.get(id) {
-                Some((true, _)) => None,
-                Some((false, a)) => Some((format!("{id:016x}"), a.clone())),
-                None => Some((format!("{id:016x}"), "no answer".to_owned())),
-            })
-            .collect();
+        // Their EXECUTE ones: denied position_side_required, or by a check the core makes
+        // before that one (the account's mode not known yet after a start, reconciling); never
+        // anything else.
+        let mut sideless_denied: BTreeMap<String, u32> = BTreeMap::new();
+        let mut sideless_other: Vec<(String, String)> = Vec::new();
+        for id in &sideless_exec {
+            match sideless_answers.get(id) {
+                Some(Outcome::Blocked(b @ Block::P33Denied(r, _)))
+                    if matches!(
+                        r,
+                        P33Reason::PositionSideRequired
+                            | P33Reason::PositionModeUnknown
+                            | P33Reason::Reconciling
+                    ) =>
+                {
+                    *sideless_denied.entry(b.to_string()).or_default() += 1;
+                }
+                other => sideless_other.push((
+                    format!("{id:016x}"),
+                    other.map_or("no answer".to_owned(), |o| format!("{o:?}")),
+                )),
+            }
+        }
 
         let wrong: Vec<_> = executes
             .iter()
@@ -894,12 +900,15 @@ impl World {
         }
         if self.args.hedge {
             println!(
-                "  plans of a hedge leg without position_side: {} ({} EXECUTE): {} ordered; EXECUTE ones answered position_side_required: {} of {}",
+                "  plans of a hedge leg without position_side: {} ({} EXECUTE): {} ordered; the EXECUTE ones denied: {}",
                 self.sideless.len(),
                 sideless_exec.len(),
                 sideless_ordered.len(),
-                sideless_exec.len() - sideless_other.len(),
-                sideless_exec.len()
+                if sideless_denied.is_empty() {
+                    "none".to_owned()
+                } else {
+                    join(&sideless_denied)
+                }
             );
             if !sideless_ordered.is_empty() {
                 fail(format!(
