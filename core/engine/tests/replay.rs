@@ -718,7 +718,12 @@ fn a_journal_without_start_events_still_replays_unchanged() {
         let old: Vec<Event> = r
             .journal
             .iter()
-            .filter(|e| !matches!(e, Event::Started { .. } | Event::PlanSeen { .. }))
+            .filter(|e| {
+                !matches!(
+                    e,
+                    Event::Started { .. } | Event::PlanSeen { .. } | Event::AccountMode { .. }
+                )
+            })
             .copied()
             .collect();
         let seen = r.journal.len() - old.len();
@@ -733,6 +738,53 @@ fn a_journal_without_start_events_still_replays_unchanged() {
         let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
         assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
     }
+}
+
+/// A journal of the version before the account's mode was journaled (it has `Started` and
+/// `PlanSeen`, and no `AccountMode`): told so, the replay makes every start's account
+/// one-way, as that version traded, and changes nothing; not told, every plan after a start
+/// is denied `position_mode_unknown`.
+#[test]
+fn a_journal_without_account_modes_replays_as_one_way() {
+    let r = story(5);
+    let old: Vec<Event> = r
+        .journal
+        .iter()
+        .filter(|e| !matches!(e, Event::AccountMode { .. }))
+        .copied()
+        .collect();
+    assert!(old.len() < r.journal.len());
+    let cfg = production();
+    let run = |journaled: bool| {
+        let mut replay = Replay::new(
+            cfg.clone(),
+            State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders),
+        )
+        .unwrap();
+        replay.account_journaled(journaled);
+        let mut out = Vec::new();
+        for (i, e) in old.iter().enumerate() {
+            replay.feed(i as u64 + 1, e, &mut |d| out.push(d)).unwrap();
+        }
+        let counts = replay.finish(&mut |d| out.push(d));
+        assert!(!counts.legacy);
+        out
+    };
+    let told = run(false);
+    assert_eq!(told.len(), results(&old));
+    assert!(told.iter().all(|d| !d.changed()), "{told:#?}");
+    let unknown = run(true)
+        .into_iter()
+        .filter(|d| {
+            d.replayed.is_some_and(|v| {
+                matches!(
+                    v.result.outcome,
+                    Outcome::Blocked(Block::P33Denied(P33Reason::PositionModeUnknown, _))
+                )
+            })
+        })
+        .count();
+    assert!(unknown > 10, "{unknown} plans denied position_mode_unknown");
 }
 
 /// Bad configurations are refused with the reason, before anything is replayed.
