@@ -190,6 +190,10 @@ pub async fn serve(args: BinanceArgs) -> anyhow::Result<()> {
         "  user stream  {}/ws?listenKey=<listenKey>&events=…",
         handle.stream_base_url()
     );
+    println!(
+        "  market       {}",
+        handle.market_stream_url(crate::exchange::CONTRACT_INFO_STREAM)
+    );
     println!("  audit        {}/sim/orders", handle.rest_url());
     wait_for_signal().await?;
     println!("shutting down");

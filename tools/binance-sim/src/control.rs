@@ -1,8 +1,10 @@
 //! Test controls under `/sim` (no signature): the audit list, positions, marks, the
-//! exchange's own orders, faults, limits and the clock.
+//! exchange's own orders, symbols' contract status (and settlement), faults, limits and the
+//! clock. Bad input is answered 400 `{"error": "<what is wrong>"}`.
 
 use std::sync::Arc;
 
+use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +17,7 @@ use crate::config::{Faults, Limits};
 use crate::decimal::Dec;
 use crate::exchange::{ExchangeOrderKind, PosSide};
 use crate::server::Shared;
+use crate::symbols::ContractStatus;
 
 type Sh = Arc<Shared>;
 
@@ -26,6 +29,10 @@ pub fn router() -> Router<Sh> {
         .route("/position", post(set_position))
         .route("/mark", post(set_mark))
         .route("/liquidate", post(liquidate))
+        .route(
+            "/symbol-status",
+            get(symbol_statuses).post(set_symbol_status),
+        )
         .route("/faults", get(get_faults).post(set_faults))
         .route("/limits", get(get_limits).post(set_limits))
         .route("/limits/reset", post(reset_limits))
@@ -66,20 +73,22 @@ async fn set_position(State(sh): State<Sh>, Json(b): Json<SetPosition>) -> Respo
     if !ex.specs.contains_key(&b.symbol) {
         return bad(format!("unknown symbol '{}'", b.symbol));
     }
-    let side = match b.position_side.as_deref() {
-        None if ex.hedge_mode => {
-            if amt.is_neg() {
-                PosSide::Short
-            } else {
-                PosSide::Long
-            }
-        }
-        None => PosSide::Both,
-        Some(s) => match PosSide::parse(s) {
-            Some(p) => p,
-            None => return bad(format!("positionSide '{s}' is not BOTH, LONG or SHORT")),
-        },
+    let by_sign = if amt.is_neg() {
+        PosSide::Short
+    } else {
+        PosSide::Long
     };
+    let side = match ex.control_side(b.position_side.as_deref(), Some(by_sign)) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
+    };
+    if (side == PosSide::Long && amt.is_neg()) || (side == PosSide::Short && amt.is_pos()) {
+        return bad(format!(
+            "positionAmt {amt} does not fit positionSide {}: LONG is never negative, SHORT \
+             never positive",
+            side.as_str()
+        ));
+    }
     let entry = match b.entry_price.as_deref().map(Dec::parse) {
         None => ex.mark(&b.symbol),
         Some(Ok(p)) => p,
@@ -142,12 +151,9 @@ async fn liquidate(State(sh): State<Sh>, Json(b): Json<Liquidate>) -> Response {
     if !ex.specs.contains_key(&b.symbol) {
         return bad(format!("unknown symbol '{}'", b.symbol));
     }
-    let side = match b.position_side.as_deref() {
-        None => PosSide::Both,
-        Some(s) => match PosSide::parse(s) {
-            Some(p) => p,
-            None => return bad(format!("positionSide '{s}' is not BOTH, LONG or SHORT")),
-        },
+    let side = match ex.control_side(b.position_side.as_deref(), None) {
+        Ok(s) => s,
+        Err(e) => return bad(e),
     };
     match ex.exchange_close(&b.symbol, side, kind, qty, now) {
         Ok(order_id) => Json(json!({
@@ -155,6 +161,53 @@ async fn liquidate(State(sh): State<Sh>, Json(b): Json<Liquidate>) -> Response {
             "clientOrderId": kind.client_order_id(now),
         }))
         .into_response(),
+        Err(e) => bad(e),
+    }
+}
+
+async fn symbol_statuses(State(sh): State<Sh>) -> Json<Value> {
+    let ex = sh.ex();
+    let rows: Vec<Value> = ex
+        .specs
+        .keys()
+        .map(|s| json!({ "symbol": s, "status": ex.status(s).as_str() }))
+        .collect();
+    Json(Value::Array(rows))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetSymbolStatus {
+    symbol: String,
+    status: String,
+    #[serde(default)]
+    settle: bool,
+}
+
+/// `POST /sim/symbol-status {symbol, status, settle?}`: sets the contract status (pushed on
+/// `!contractInfo`); `settle: true` with `DELIVERING` or `SETTLING` also closes the symbol's
+/// positions with settlement orders.
+async fn set_symbol_status(State(sh): State<Sh>, body: Bytes) -> Response {
+    let b: SetSymbolStatus = match serde_json::from_slice(&body) {
+        Ok(b) => b,
+        Err(e) => {
+            return bad(format!(
+                "expected {{\"symbol\": \"BTCUSDT\", \"status\": \"SETTLING\", \"settle\": \
+                 true}} (settle optional): {e}"
+            ))
+        }
+    };
+    let Some(status) = ContractStatus::parse(&b.status) else {
+        let all: Vec<&str> = ContractStatus::ALL.iter().map(|c| c.as_str()).collect();
+        return bad(format!(
+            "status '{}' is not one of {}",
+            b.status,
+            all.join(", ")
+        ));
+    };
+    let now = sh.clock.now_ms();
+    match sh.ex().set_status(&b.symbol, status, b.settle, now) {
+        Ok(change) => Json(json!(change)).into_response(),
         Err(e) => bad(e),
     }
 }

@@ -20,7 +20,7 @@ use tokio::sync::broadcast;
 
 use crate::config::{QtyPrecision, ReduceOnlyExcess, SimConfig};
 use crate::decimal::Dec;
-use crate::symbols::SymbolSpec;
+use crate::symbols::{ContractStatus, SymbolSpec};
 
 /// First order id handed out; real ids are large, clients must not assume small ones.
 pub const FIRST_ORDER_ID: u64 = 4_000_000_001;
@@ -197,6 +197,35 @@ pub struct StreamEvent {
     pub json: Value,
 }
 
+/// A market stream event on its way to the open market connections: the stream it belongs to
+/// (`!contractInfo`), and the event.
+#[derive(Clone, Debug)]
+pub struct MarketEvent {
+    /// Stream name, as subscribed.
+    pub stream: &'static str,
+    /// The event JSON.
+    pub json: Value,
+}
+
+/// The stream of contract info events, `!contractInfo`.
+pub const CONTRACT_INFO_STREAM: &str = "!contractInfo";
+
+/// What a change of a symbol's contract status did.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct StatusChange {
+    /// Symbol.
+    pub symbol: String,
+    /// Status before.
+    pub previous: String,
+    /// Status now.
+    pub status: String,
+    /// Open orders the settlement cancelled (order ids).
+    pub canceled: Vec<u64>,
+    /// Settlement orders that closed the position legs (order ids), one per non-flat leg.
+    pub settled: Vec<u64>,
+}
+
 /// A row of `GET /sim/orders`: what the exchange accepted.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -271,6 +300,10 @@ pub struct Exchange {
     pub reduce_only_excess: ReduceOnlyExcess,
     /// User-data events to every open stream.
     pub events: broadcast::Sender<StreamEvent>,
+    /// Contract status per symbol (absent: `TRADING`).
+    pub statuses: BTreeMap<String, ContractStatus>,
+    /// Market stream events to every open market connection.
+    pub market: broadcast::Sender<MarketEvent>,
     next_trade_id: u64,
 }
 
@@ -302,6 +335,8 @@ impl Exchange {
             qty_precision: cfg.qty_precision,
             reduce_only_excess: cfg.reduce_only_excess,
             events: broadcast::channel(1024).0,
+            statuses: BTreeMap::new(),
+            market: broadcast::channel(256).0,
             next_trade_id: 1_000_001,
         };
         for (s, amt) in &cfg.positions {
@@ -321,6 +356,107 @@ impl Exchange {
     /// Mark price of `symbol` (zero if unknown).
     pub fn mark(&self, symbol: &str) -> Dec {
         self.marks.get(symbol).copied().unwrap_or_default()
+    }
+
+    /// Contract status of `symbol`.
+    pub fn status(&self, symbol: &str) -> ContractStatus {
+        self.statuses
+            .get(symbol)
+            .copied()
+            .unwrap_or(ContractStatus::Trading)
+    }
+
+    /// Every symbol with its contract status, in symbol order.
+    pub fn specs_with_status(&self) -> Vec<(SymbolSpec, ContractStatus)> {
+        self.specs
+            .values()
+            .map(|s| (s.clone(), self.status(&s.symbol)))
+            .collect()
+    }
+
+    /// Sets the contract status of `symbol`; a change is pushed on `!contractInfo`. With
+    /// `settle` (only at `DELIVERING` or `SETTLING`) the exchange then cancels the symbol's
+    /// open orders and closes every non-flat position leg with a settlement order of its own
+    /// (`settlement_autoclose-…`, at the mark), reported on the user stream as fills are.
+    pub fn set_status(
+        &mut self,
+        symbol: &str,
+        status: ContractStatus,
+        settle: bool,
+        now: i64,
+    ) -> Result<StatusChange, String> {
+        let Some(spec) = self.specs.get(symbol) else {
+            return Err(format!("unknown symbol '{symbol}'"));
+        };
+        if settle && !status.settles() {
+            return Err(format!(
+                "settle needs status DELIVERING or SETTLING, not {}",
+                status.as_str()
+            ));
+        }
+        let previous = self.status(symbol);
+        if previous != status {
+            let ev = spec.contract_info_event(status, now);
+            self.statuses.insert(symbol.to_string(), status);
+            let _ = self.market.send(MarketEvent {
+                stream: CONTRACT_INFO_STREAM,
+                json: ev,
+            });
+        }
+        let mut change = StatusChange {
+            symbol: symbol.to_string(),
+            previous: previous.as_str().into(),
+            status: status.as_str().into(),
+            canceled: vec![],
+            settled: vec![],
+        };
+        if settle {
+            let open: Vec<usize> = (0..self.orders.len())
+                .filter(|i| self.orders[*i].symbol == symbol && self.orders[*i].is_open())
+                .collect();
+            for i in open {
+                self.close_order(i, "CANCELED", now);
+                change.canceled.push(self.orders[i].order_id);
+            }
+            let legs: Vec<PosSide> = self
+                .positions
+                .iter()
+                .filter(|((s, _), p)| s == symbol && p.amt != Dec::ZERO)
+                .map(|((_, ps), _)| *ps)
+                .collect();
+            for ps in legs {
+                let id =
+                    self.exchange_close(symbol, ps, ExchangeOrderKind::Settlement, None, now)?;
+                change.settled.push(id);
+            }
+        }
+        Ok(change)
+    }
+
+    /// The position side a control names for `symbol` in the current mode: `BOTH` (or none)
+    /// in one-way mode, `LONG` or `SHORT` in hedge mode; `None` given in hedge mode takes
+    /// `default`, when there is one.
+    pub fn control_side(
+        &self,
+        given: Option<&str>,
+        default: Option<PosSide>,
+    ) -> Result<PosSide, String> {
+        let side = match given {
+            None if !self.hedge_mode => PosSide::Both,
+            None => default.ok_or("positionSide LONG or SHORT is required in hedge mode")?,
+            Some(s) => PosSide::parse(s)
+                .ok_or_else(|| format!("positionSide '{s}' is not BOTH, LONG or SHORT"))?,
+        };
+        match (self.hedge_mode, side) {
+            (true, PosSide::Both) => {
+                Err("positionSide BOTH is one-way mode; the account is in hedge mode".into())
+            }
+            (false, PosSide::Long | PosSide::Short) => Err(format!(
+                "positionSide {} is hedge mode; the account is in one-way mode",
+                side.as_str()
+            )),
+            _ => Ok(side),
+        }
     }
 
     /// Position leg (flat if none).

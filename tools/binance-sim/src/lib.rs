@@ -24,7 +24,13 @@
 //! - `GET /sim/positions`, `POST /sim/position {symbol, positionAmt, positionSide?, entryPrice?}`;
 //! - `POST /sim/mark {symbol, markPrice}` (resting limits the new mark crosses fill);
 //! - `POST /sim/liquidate {symbol, kind: liquidation|adl|settlement, quantity?, positionSide?}`:
-//!   the exchange closes (part of) a position by an order of its own;
+//!   the exchange closes (part of) a position leg by an order of its own (`positionSide`
+//!   required in hedge mode);
+//! - `GET /sim/symbol-status`, `POST /sim/symbol-status {symbol, status, settle?}`: a
+//!   symbol's contract status (exchangeInfo `status`; orders refused unless `TRADING`),
+//!   pushed as a `contractInfo` event on the market stream `!contractInfo`; `settle: true`
+//!   (with `DELIVERING` or `SETTLING`) cancels the symbol's open orders and closes its
+//!   position legs with `settlement_autoclose-` orders;
 //! - `GET|POST /sim/faults` (partial update of [`Faults`]: latency, error rate, dropped
 //!   connections before or after placing, the ambiguous 503, -1007 / -1006 with or without
 //!   the order placed, a lagging order query, -1008 throttling, forced 429/418, failing
@@ -46,6 +52,7 @@ pub mod decimal;
 mod error;
 pub mod exchange;
 mod limits;
+mod market_stream;
 mod orders;
 mod params;
 mod placement;
@@ -62,5 +69,8 @@ pub use config::{
 };
 pub use decimal::Dec;
 pub use error::ApiError;
-pub use exchange::{AuditEntry, ExchangeOrderKind, PosSide, PositionView};
+pub use exchange::{
+    AuditEntry, ExchangeOrderKind, PosSide, PositionView, StatusChange, CONTRACT_INFO_STREAM,
+};
 pub use server::{SimHandle, Simulator, StartError};
+pub use symbols::ContractStatus;

@@ -168,6 +168,12 @@ pub fn place(
             Some(_) => return Err(ApiError::invalid_value("reduceOnly")),
         }
     };
+    // Reducing: reduceOnly in one-way mode, the closing side of a leg in hedge mode.
+    let closing = matches!(
+        (ex.hedge_mode, side, ps),
+        (true, Side::Sell, PosSide::Long) | (true, Side::Buy, PosSide::Short)
+    );
+    ex.status(&symbol).admits(reduce_only || closing)?;
     let resp_type = match p.get("newOrderRespType") {
         None | Some("ACK") => RespType::Ack,
         Some("RESULT") => RespType::Result,
@@ -213,11 +219,10 @@ pub fn place(
         return Err(ApiError::bad(-4116, "ClientOrderId is duplicated."));
     }
 
-    // Reducing: reduceOnly in one-way mode, the closing side of a leg in hedge mode.
-    let closing = matches!(
-        (ex.hedge_mode, side, ps),
-        (true, Side::Sell, PosSide::Long) | (true, Side::Buy, PosSide::Short)
-    );
+    // A hedge-mode close is reduce-only by nature: closing a flat leg, or more than the leg
+    // holds, is -2022 as a reduceOnly order would be (Binance documents no code of its own;
+    // clients report -2022 for hedge-mode closes, *unverified* for the excess case). It never
+    // opens the other side.
     let reducible = ex.reducible(&symbol, side, ps);
     let mut fill_cap = qty;
     if reduce_only || closing {

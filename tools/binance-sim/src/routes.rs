@@ -53,6 +53,7 @@ pub fn router(shared: Sh) -> Router {
         .merge(fapi)
         .merge(crate::ws_api::router())
         .merge(crate::user_stream::router())
+        .merge(crate::market_stream::router())
         .nest("/sim", crate::control::router())
         .with_state(shared)
 }
@@ -217,8 +218,7 @@ async fn premium_index(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
 
 async fn exchange_info(State(sh): State<Sh>) -> Json<Value> {
     let limits = sh.limiter().limits.clone();
-    let ex = sh.ex();
-    let specs: Vec<_> = ex.specs.values().cloned().collect();
+    let specs = sh.ex().specs_with_status();
     Json(crate::symbols::exchange_info(
         &specs,
         &limits,
@@ -512,15 +512,21 @@ async fn post_dual(State(sh): State<Sh>, req: ApiReq) -> ApiResult {
     if ex.hedge_mode == want {
         return Err(ApiError::bad(-4059, "No need to change position side."));
     }
-    let busy = ex
+    // Binance documents both refusals, not which comes first when both apply (*unverified*).
+    if ex
         .positions
         .values()
         .any(|p| p.amt != crate::decimal::Dec::ZERO)
-        || ex.orders.iter().any(|o| o.is_open());
-    if busy {
+    {
         return Err(ApiError::bad(
             -4068,
             "Position side cannot be changed if there exists position.",
+        ));
+    }
+    if ex.orders.iter().any(|o| o.is_open()) {
+        return Err(ApiError::bad(
+            -4067,
+            "Position side cannot be changed if there exists open orders.",
         ));
     }
     ex.hedge_mode = want;

@@ -17,8 +17,11 @@ use tower::ServiceExt;
 use crate::clock::Clock;
 use crate::config::{ApiKey, Faults, SimConfig};
 use crate::decimal::Dec;
-use crate::exchange::{AuditEntry, Exchange, ExchangeOrderKind, PosSide, PositionView};
+use crate::exchange::{
+    AuditEntry, Exchange, ExchangeOrderKind, PosSide, PositionView, StatusChange,
+};
 use crate::limits::RateLimiter;
+use crate::symbols::ContractStatus;
 
 /// State shared by every connection.
 #[derive(Debug)]
@@ -294,6 +297,11 @@ impl SimHandle {
         format!("{}/ws?listenKey={listen_key}", self.stream_base_url())
     }
 
+    /// A market stream on the `/market` route, ws mode (e.g. `ws://…/market/ws/!contractInfo`).
+    pub fn market_stream_url(&self, stream: &str) -> String {
+        format!("ws://{}/market/ws/{stream}", self.addr)
+    }
+
     /// The legacy, unrouted URL (`ws://…/ws/<listenKey>`): it connects, and delivers nothing.
     pub fn legacy_stream_url(&self, listen_key: &str) -> String {
         format!("ws://{}/ws/{listen_key}", self.addr)
@@ -329,7 +337,21 @@ impl SimHandle {
         if !ex.specs.contains_key(symbol) {
             return Err(format!("unknown symbol {symbol}"));
         }
+        let side = ex.control_side(Some(side.as_str()), None)?;
         ex.exchange_close(symbol, side, kind, qty, now)
+    }
+
+    /// Sets a symbol's contract status, as `POST /sim/symbol-status` does (pushed on
+    /// `!contractInfo`; with `settle`, at `DELIVERING` or `SETTLING`, the positions are
+    /// closed by settlement orders).
+    pub fn set_symbol_status(
+        &self,
+        symbol: &str,
+        status: ContractStatus,
+        settle: bool,
+    ) -> Result<StatusChange, String> {
+        let now = self.shared.clock.now_ms();
+        self.shared.ex().set_status(symbol, status, settle, now)
     }
 
     /// Every order accepted so far, in order.

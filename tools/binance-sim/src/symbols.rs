@@ -7,6 +7,98 @@ use serde_json::{json, Value};
 
 use crate::config::Limits;
 use crate::decimal::Dec;
+use crate::error::ApiError;
+
+/// `deliveryDate` of a perpetual (exchangeInfo) and `dt` of its contractInfo event.
+pub const PERPETUAL_DELIVERY_DATE: i64 = 4_133_404_800_000;
+
+/// `onboardDate` (exchangeInfo) and `ot` (contractInfo) of every simulated symbol.
+pub const ONBOARD_DATE: i64 = 1_569_398_400_000;
+
+/// A contract's status: `status` in USD-M exchangeInfo (COIN-M calls it `contractStatus`;
+/// USD-M does not have that field), `cs` in the contractInfo stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ContractStatus {
+    /// Listed, not trading yet.
+    PendingTrading,
+    /// Trading.
+    Trading,
+    /// Before delivery (delivery contracts): no new positions.
+    PreDelivering,
+    /// Delivering.
+    Delivering,
+    /// Delivered.
+    Delivered,
+    /// Before a settlement (delisting of a perpetual): no new positions.
+    PreSettle,
+    /// Settling.
+    Settling,
+    /// Closed.
+    Close,
+}
+
+impl ContractStatus {
+    /// Every status, in Binance's documented order.
+    pub const ALL: [ContractStatus; 8] = [
+        ContractStatus::PendingTrading,
+        ContractStatus::Trading,
+        ContractStatus::PreDelivering,
+        ContractStatus::Delivering,
+        ContractStatus::Delivered,
+        ContractStatus::PreSettle,
+        ContractStatus::Settling,
+        ContractStatus::Close,
+    ];
+
+    /// Binance spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContractStatus::PendingTrading => "PENDING_TRADING",
+            ContractStatus::Trading => "TRADING",
+            ContractStatus::PreDelivering => "PRE_DELIVERING",
+            ContractStatus::Delivering => "DELIVERING",
+            ContractStatus::Delivered => "DELIVERED",
+            ContractStatus::PreSettle => "PRE_SETTLE",
+            ContractStatus::Settling => "SETTLING",
+            ContractStatus::Close => "CLOSE",
+        }
+    }
+
+    /// Parses Binance's spelling.
+    pub fn parse(s: &str) -> Option<ContractStatus> {
+        ContractStatus::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+
+    /// True for the statuses at which the exchange settles the contract and closes its
+    /// positions (`DELIVERING`, `SETTLING`).
+    pub fn settles(self) -> bool {
+        matches!(self, ContractStatus::Delivering | ContractStatus::Settling)
+    }
+
+    /// Whether a new order may be placed at this status; `reduces` when it only reduces a
+    /// position (reduceOnly in one-way mode, the closing side of a leg in hedge mode).
+    ///
+    /// Binance documents the codes, not which status gives which (*unverified*): `TRADING`
+    /// takes every order; `PRE_DELIVERING` and `PRE_SETTLE` take only reducing orders and
+    /// answer the others -4140 ("Invalid symbol status for opening position."); `CLOSE`
+    /// answers -4141 ("Symbol is closed."); `PENDING_TRADING`, `DELIVERING`, `DELIVERED`
+    /// and `SETTLING` answer -1122 ("Invalid symbol status.").
+    pub fn admits(self, reduces: bool) -> Result<(), ApiError> {
+        match self {
+            ContractStatus::Trading => Ok(()),
+            ContractStatus::PreDelivering | ContractStatus::PreSettle if reduces => Ok(()),
+            ContractStatus::PreDelivering | ContractStatus::PreSettle => Err(ApiError::bad(
+                -4140,
+                "Invalid symbol status for opening position.",
+            )),
+            ContractStatus::Close => Err(ApiError::bad(-4141, "Symbol is closed.")),
+            ContractStatus::PendingTrading
+            | ContractStatus::Delivering
+            | ContractStatus::Delivered
+            | ContractStatus::Settling => Err(ApiError::bad(-1122, "Invalid symbol status.")),
+        }
+    }
+}
 
 /// One tradable symbol and the rules orders on it must satisfy.
 #[derive(Clone, Debug)]
@@ -140,17 +232,17 @@ impl SymbolSpec {
         ]
     }
 
-    /// The symbol's entry in `exchangeInfo.symbols`.
-    pub fn exchange_info(&self) -> Value {
+    /// The symbol's entry in `exchangeInfo.symbols`, at contract status `status`.
+    pub fn exchange_info(&self, status: ContractStatus) -> Value {
         let pp = self.price_precision;
         let qp = self.quantity_precision;
         json!({
             "symbol": self.symbol,
             "pair": self.symbol,
             "contractType": "PERPETUAL",
-            "deliveryDate": 4_133_404_800_000i64,
-            "onboardDate": 1_569_398_400_000i64,
-            "status": "TRADING",
+            "deliveryDate": PERPETUAL_DELIVERY_DATE,
+            "onboardDate": ONBOARD_DATE,
+            "status": status.as_str(),
             "maintMarginPercent": "2.5000",
             "requiredMarginPercent": "5.0000",
             "baseAsset": self.base_asset,
@@ -186,6 +278,18 @@ impl SymbolSpec {
         })
     }
 
+    /// The Contract Info Stream event (`!contractInfo` on the `/market` route) Binance pushes
+    /// when the contract's status changes. `bks` is left out: Binance sends it only when the
+    /// brackets change. `ps` (the pair) is in COIN-M's example and older USD-M pages; the
+    /// current USD-M page lists `e E s ct dt ot cs bks` (*unverified* which is sent).
+    pub fn contract_info_event(&self, status: ContractStatus, now: i64) -> Value {
+        json!({
+            "e": "contractInfo", "E": now, "s": self.symbol, "ps": self.symbol,
+            "ct": "PERPETUAL", "dt": PERPETUAL_DELIVERY_DATE, "ot": ONBOARD_DATE,
+            "cs": status.as_str(),
+        })
+    }
+
     /// The symbol's entry in `leverageBracket`.
     pub fn leverage_brackets(&self) -> Value {
         let brackets: Vec<Value> = self
@@ -215,8 +319,12 @@ impl SymbolSpec {
     }
 }
 
-/// The whole `GET /fapi/v1/exchangeInfo` document.
-pub fn exchange_info(symbols: &[SymbolSpec], limits: &Limits, server_time: i64) -> Value {
+/// The whole `GET /fapi/v1/exchangeInfo` document: every symbol with its contract status.
+pub fn exchange_info(
+    symbols: &[(SymbolSpec, ContractStatus)],
+    limits: &Limits,
+    server_time: i64,
+) -> Value {
     json!({
         "timezone": "UTC",
         "serverTime": server_time,
@@ -233,6 +341,9 @@ pub fn exchange_info(symbols: &[SymbolSpec], limits: &Limits, server_time: i64) 
         "assets": [
             {"asset": "USDT", "marginAvailable": true, "autoAssetExchange": "-10000"},
         ],
-        "symbols": symbols.iter().map(SymbolSpec::exchange_info).collect::<Vec<_>>(),
+        "symbols": symbols
+            .iter()
+            .map(|(spec, status)| spec.exchange_info(*status))
+            .collect::<Vec<_>>(),
     })
 }

@@ -16,7 +16,8 @@
 //!
 //! Connections without the private route (`/ws/<key>`, `/stream`, `/public/…`, `/market/…`)
 //! are accepted and kept alive, and receive no user data at all, as on Binance: the legacy
-//! user stream URL fails silently, which is exactly what a client must not fall into.
+//! user stream URL fails silently, which is exactly what a client must not fall into. The
+//! legacy base and `/market` carry market streams ([`crate::market_stream`]).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -43,17 +44,8 @@ pub fn router() -> Router<Sh> {
         .route("/private/ws", get(private_ws))
         .route("/private/ws/{listen_key}", get(private_ws_path))
         .route("/private/stream", get(private_stream));
-    for path in [
-        "/ws",
-        "/ws/{name}",
-        "/stream",
-        "/public/ws",
-        "/public/ws/{name}",
-        "/public/stream",
-        "/market/ws",
-        "/market/ws/{name}",
-        "/market/stream",
-    ] {
+    // The legacy base and `/market` are market routes ([`crate::market_stream`]).
+    for path in ["/public/ws", "/public/ws/{name}", "/public/stream"] {
         r = r.route(path, get(unrouted));
     }
     r

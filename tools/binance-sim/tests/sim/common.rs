@@ -179,6 +179,19 @@ impl Sim {
         resp.json().await.unwrap()
     }
 
+    /// POST JSON to a /sim control endpoint, any outcome: the status and the body.
+    pub async fn control_answer(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn audit(&self) -> Vec<Value> {
         self.public("/sim/orders")
             .await
@@ -215,6 +228,32 @@ pub async fn next_json(ws: &mut Ws) -> Value {
             Message::Text(t) => return serde_json::from_str(&t).unwrap(),
             Message::Close(_) => panic!("closed"),
             _ => continue,
+        }
+    }
+}
+
+/// Reads frames until `last` matches; returns all of them.
+pub async fn until(ws: &mut Ws, last: impl Fn(&Value) -> bool) -> Vec<Value> {
+    let mut seen = Vec::new();
+    loop {
+        let v = next_json(ws).await;
+        let done = last(&v);
+        seen.push(v);
+        if done {
+            return seen;
+        }
+    }
+}
+
+/// `Ok` when no text frame arrives within `wait`; the frame otherwise.
+pub async fn silent(ws: &mut Ws, wait: Duration) -> Result<(), String> {
+    let end = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(end, ws.next()).await {
+            Err(_) => return Ok(()),
+            Ok(Some(Ok(Message::Text(t)))) => return Err(t.to_string()),
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => return Err(format!("{other:?}")),
         }
     }
 }

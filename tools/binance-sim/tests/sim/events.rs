@@ -60,19 +60,6 @@ async fn market_result_returns_filled() {
     assert_eq!(sim.handle.positions()[0].position_amt, "0.01");
 }
 
-/// Reads events until one matches `pred`; returns all read so far.
-async fn read_until(ws: &mut Ws, pred: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut seen = vec![];
-    loop {
-        let v = next_json(ws).await;
-        let done = pred(&v);
-        seen.push(v);
-        if done {
-            return seen;
-        }
-    }
-}
-
 #[tokio::test]
 async fn market_ack_returns_new_then_stream_sends_updates() {
     let mut c = SimConfig::ephemeral();
@@ -96,7 +83,7 @@ async fn market_ack_returns_new_then_stream_sends_updates() {
     assert_eq!(o["executedQty"], "0.000");
     let id = o["orderId"].as_u64().unwrap();
 
-    let evs = read_until(&mut ws, |v| v["e"] == "ACCOUNT_UPDATE").await;
+    let evs = until(&mut ws, |v| v["e"] == "ACCOUNT_UPDATE").await;
     let updates: Vec<&Value> = evs
         .iter()
         .filter(|v| v["e"] == "ORDER_TRADE_UPDATE")

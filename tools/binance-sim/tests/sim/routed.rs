@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use quantum_binance_sim::SimConfig;
 use serde_json::{json, Value};
 use tokio_tungstenite::tungstenite::Message;
@@ -31,32 +31,6 @@ async fn long_sim(amt: &str) -> Sim {
     let mut c = SimConfig::ephemeral();
     c.positions.push(("BTCUSDT".into(), amt.parse().unwrap()));
     Sim::with(c).await
-}
-
-/// Reads frames until `last` matches; returns all of them.
-async fn until(ws: &mut Ws, last: impl Fn(&Value) -> bool) -> Vec<Value> {
-    let mut seen = Vec::new();
-    loop {
-        let v = next_json(ws).await;
-        let done = last(&v);
-        seen.push(v);
-        if done {
-            return seen;
-        }
-    }
-}
-
-/// True when no text frame arrives within `wait`.
-async fn silent(ws: &mut Ws, wait: Duration) -> Result<(), String> {
-    let end = tokio::time::Instant::now() + wait;
-    loop {
-        match tokio::time::timeout_at(end, ws.next()).await {
-            Err(_) => return Ok(()),
-            Ok(Some(Ok(Message::Text(t)))) => return Err(t.to_string()),
-            Ok(Some(Ok(_))) => {}
-            Ok(other) => return Err(format!("{other:?}")),
-        }
-    }
 }
 
 #[tokio::test]
