@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use crate::bridge::{self, BridgeConfig, LatencyConfig};
 use crate::common::sign::Credentials;
-use crate::config::{ClientConfig, Network, StreamMode, PRIVATE_ROUTE};
+use crate::config::{ClientConfig, Endpoints, Network, StreamMode, PRIVATE_ROUTE};
 use crate::futures::client::Transport;
 
 /// Arguments of `quantum bridge binance`.
@@ -24,6 +24,11 @@ pub struct BinanceBridgeArgs {
     /// and the events are added as query parameters.
     #[arg(long)]
     pub user_stream_url: Option<String>,
+    /// Market data URL: the routed market endpoint (`wss://…/market`), where the contract
+    /// info stream (`!contractInfo`) is read (default: the market route of the user data
+    /// stream's host, e.g. `--market-stream-url wss://fstream.binance.com/market`).
+    #[arg(long)]
+    pub market_stream_url: Option<String>,
     /// How the user data stream is addressed on the private route: `ws` (raw events) or
     /// `stream` (events in a `stream`/`data` envelope).
     #[arg(long, value_enum, default_value_t = UserStreamMode::Ws)]
@@ -50,6 +55,13 @@ pub struct BinanceBridgeArgs {
     /// positionRisk polling interval in ms (fallback to the user data stream).
     #[arg(long, default_value_t = 5000)]
     pub poll_ms: u64,
+    /// How often, in seconds, exchangeInfo is read again for each symbol's contract status
+    /// (and filters), and the account's position mode checked, besides Binance's contract info
+    /// stream (`!contractInfo`), which tells a status change at once (e.g.
+    /// `--exchange-info-secs 30`). A symbol that is not `TRADING` is denied
+    /// `symbol_not_trading` by the core.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub exchange_info_secs: u64,
     /// How far back the account's order history is read at each attach to the core, with a
     /// unit: `ms`, `s`, `m`, `h` or `d` (e.g. `25h`, `2d`). It must cover the core's
     /// `engine.dedupe_horizon_ms` (24 h by default).
@@ -124,6 +136,10 @@ pub fn client_config(a: &BinanceBridgeArgs) -> anyhow::Result<ClientConfig> {
     if let Some(u) = &a.user_stream_url {
         cfg.endpoints.user_stream = u.clone();
     }
+    cfg.endpoints.market_stream = match &a.market_stream_url {
+        Some(u) => u.clone(),
+        None => Endpoints::market_of(&cfg.endpoints.user_stream),
+    };
     cfg.recv_window_ms = a.recv_window_ms;
     cfg.user_stream_mode = match a.user_stream_mode {
         UserStreamMode::Ws => StreamMode::Ws,
@@ -165,6 +181,7 @@ pub async fn run(a: BinanceBridgeArgs) -> anyhow::Result<()> {
     };
     cfg.poll_interval = Duration::from_millis(a.poll_ms.max(200));
     cfg.history.horizon = a.history_horizon;
+    cfg.exchange_info_interval = Duration::from_secs(a.exchange_info_secs);
     cfg.latency = LatencyConfig {
         hdr_log: a.hdr_log.clone(),
         interval: Duration::from_millis(a.latency_interval_ms),
@@ -201,10 +218,15 @@ mod tests {
         let c = client_config(&t.a).unwrap();
         assert_eq!(c.endpoints.ws_api, "ws://127.0.0.1:8089/ws-fapi/v1");
         assert_eq!(c.endpoints.user_stream, "ws://127.0.0.1:8089/private");
+        assert_eq!(c.endpoints.market_stream, "ws://127.0.0.1:8089/market");
         let t = T::parse_from(["t", "--mainnet"]);
         let c = client_config(&t.a).unwrap();
         assert_eq!(c.endpoints.rest, "https://fapi.binance.com");
         assert_eq!(c.endpoints.user_stream, "wss://fstream.binance.com/private");
+        assert_eq!(
+            c.endpoints.market_stream,
+            "wss://fstream.binance.com/market"
+        );
         let t = T::parse_from(["t", "--user-stream-mode", "stream"]);
         assert_eq!(
             client_config(&t.a).unwrap().user_stream_mode,
@@ -239,6 +261,19 @@ mod tests {
     }
 
     #[test]
+    fn exchange_info_is_read_every_minute_by_default() {
+        assert_eq!(T::parse_from(["t"]).a.exchange_info_secs, 60);
+        let t = T::parse_from(["t", "--exchange-info-secs", "30"]);
+        assert_eq!(t.a.exchange_info_secs, 30);
+        for bad in ["0", "-1", "1m", "86401"] {
+            assert!(
+                T::try_parse_from(["t", "--exchange-info-secs", bad]).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
     fn history_horizon_takes_a_unit_and_defaults_to_25_hours() {
         let t = T::parse_from(["t"]);
         assert_eq!(t.a.history_horizon, Duration::from_secs(25 * 3600));
@@ -264,7 +299,12 @@ mod tests {
             "https://fapi1.binance.com",
             "https://fapi2.binance.com",
         ] {
-            for flag in ["--rest-url", "--ws-api-url", "--user-stream-url"] {
+            for flag in [
+                "--rest-url",
+                "--ws-api-url",
+                "--user-stream-url",
+                "--market-stream-url",
+            ] {
                 let t = T::parse_from(["t", flag, url]);
                 let e = client_config(&t.a).unwrap_err().to_string();
                 assert!(e.contains("URL refused"), "{flag} {url}: {e}");

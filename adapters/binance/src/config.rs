@@ -29,6 +29,10 @@ pub struct Endpoints {
     /// `wss://fstream.binance.com/private`; the client adds `/ws?listenKey=…&events=…` or
     /// `/stream?…` ([`StreamMode`]).
     pub user_stream: String,
+    /// Market data base: the routed market endpoint ([`MARKET_ROUTE`]), e.g.
+    /// `wss://fstream.binance.com/market`; the contract info stream is
+    /// `<market_stream>/ws/!contractInfo`.
+    pub market_stream: String,
 }
 
 /// How the user data stream is addressed on the private route. Both deliver the same events;
@@ -47,6 +51,10 @@ pub enum StreamMode {
 /// stream URL that does not end in this path would silently never deliver a fill.
 pub const PRIVATE_ROUTE: &str = "/private";
 
+/// The route of regular market data (the contract info stream, `!contractInfo`), on the same
+/// host as [`PRIVATE_ROUTE`].
+pub const MARKET_ROUTE: &str = "/market";
+
 impl Endpoints {
     /// Binance's published URLs for `network`. Testnet: REST and WebSocket API on
     /// `testnet.binancefuture.com`; the streams on `fstream.binancefuture.com`, routed like
@@ -57,13 +65,24 @@ impl Endpoints {
                 rest: "https://testnet.binancefuture.com".into(),
                 ws_api: "wss://testnet.binancefuture.com/ws-fapi/v1".into(),
                 user_stream: "wss://fstream.binancefuture.com/private".into(),
+                market_stream: "wss://fstream.binancefuture.com/market".into(),
             },
             Network::Mainnet => Endpoints {
                 rest: "https://fapi.binance.com".into(),
                 ws_api: "wss://ws-fapi.binance.com/ws-fapi/v1".into(),
                 user_stream: "wss://fstream.binance.com/private".into(),
+                market_stream: "wss://fstream.binance.com/market".into(),
             },
         }
+    }
+
+    /// The market route on the host of a user stream URL: its private route replaced by
+    /// [`MARKET_ROUTE`] (Binance routes both on one host), e.g.
+    /// `ws://127.0.0.1:8089/private` → `ws://127.0.0.1:8089/market`.
+    pub fn market_of(user_stream: &str) -> String {
+        let base = user_stream.trim_end_matches('/');
+        let host = base.strip_suffix(PRIVATE_ROUTE).unwrap_or(base);
+        format!("{host}{MARKET_ROUTE}")
     }
 
     /// Checks every URL against the mainnet guard ([`url_guard`]) and the user stream URL
@@ -76,6 +95,7 @@ impl Endpoints {
         };
         check("REST", &self.rest)?;
         check("WebSocket API", &self.ws_api)?;
+        check("market stream", &self.market_stream)?;
         let stream = check("user data stream", &self.user_stream)?;
         if !stream.path().trim_end_matches('/').ends_with(PRIVATE_ROUTE) {
             return Err(Error::Config(format!(
@@ -150,13 +170,15 @@ impl ClientConfig {
     }
 
     /// Testnet defaults with every URL pointing at one local server (a simulator);
-    /// `user_stream` is its private route (`ws://127.0.0.1:<port>/private`).
+    /// `user_stream` is its private route (`ws://127.0.0.1:<port>/private`), the market
+    /// stream the market route of the same host.
     pub fn local(rest: &str, ws_api: &str, user_stream: &str) -> ClientConfig {
         ClientConfig {
             endpoints: Endpoints {
                 rest: rest.into(),
                 ws_api: ws_api.into(),
                 user_stream: user_stream.into(),
+                market_stream: Endpoints::market_of(user_stream),
             },
             ..ClientConfig::new(Network::Testnet)
         }
@@ -172,6 +194,7 @@ mod tests {
             rest: rest.into(),
             ws_api: ws_api.into(),
             user_stream: user_stream.into(),
+            market_stream: Endpoints::market_of(user_stream),
         }
     }
 
@@ -212,6 +235,16 @@ mod tests {
                 assert!(matches!(err, Error::UrlRefused { .. }), "{bad}: {err}");
             }
         }
+    }
+
+    #[test]
+    fn market_data_is_on_the_user_streams_host() {
+        assert_eq!(
+            Endpoints::for_network(Network::Mainnet).market_stream,
+            "wss://fstream.binance.com/market"
+        );
+        let local = with("http://127.0.0.1:1", "", "ws://127.0.0.1:1/private/");
+        assert_eq!(local.market_stream, "ws://127.0.0.1:1/market");
     }
 
     #[test]

@@ -112,6 +112,18 @@ pub enum Error {
     /// `exchangeInfo` unusable.
     #[error(transparent)]
     Info(#[from] InfoError),
+    /// A closing order whose side would open or add to its hedge leg (BUY on `LONG`, SELL on
+    /// `SHORT`): without `reduceOnly` (refused in hedge mode) only the side makes an order
+    /// close, so such an order is never sent.
+    #[error("{symbol}: {side} on the {position_side} leg would add to the position, not close it; the {position_side} leg closes with the other side")]
+    OpensLeg {
+        /// Symbol.
+        symbol: String,
+        /// The leg.
+        position_side: quantum_ipc::codes::PositionSide,
+        /// The side asked for.
+        side: quantum_ipc::codes::Side,
+    },
     /// The symbol is not in `exchangeInfo`.
     #[error("unknown symbol {0}: not in exchangeInfo")]
     UnknownSymbol(String),
@@ -213,6 +225,7 @@ impl Error {
             Error::Banned { .. } => RejectReason::IpBanned,
             Error::UnknownSymbol(_) => RejectReason::LocalUnknownSymbol,
             Error::Quantity { .. } => RejectReason::LocalQuantity,
+            Error::OpensLeg { .. } => RejectReason::LocalPositionSide,
             Error::Unresolved { .. } => RejectReason::LocalUnresolved,
             _ if self.outcome_unknown() => RejectReason::LocalUnresolved,
             _ => RejectReason::Other,

@@ -50,7 +50,7 @@ pub use error::{Error, Result};
 pub use futures::client::{FuturesClient, Transport};
 pub use futures::confirmations::{Confirmation, Confirmations};
 pub use futures::history::{History, HistoryFetch, HistoryOrder};
-pub use futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion, Side};
+pub use futures::models::{NewOrder, Order, PositionRisk, PositionRiskVersion, PositionSide, Side};
 pub use futures::origin::OrderOrigin;
 pub use futures::outcome::{
     FoundBy, OrderEvent, Pending, Placement, Resolution, SentAt, Unknown, MIN_SETTLE_MARGIN,

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use quantum_binance::bridge::latency::Leg;
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
+use quantum_binance::PositionSide;
 use quantum_binance::{ClientConfig, Credentials, FuturesClient, NewOrder, Side, Transport};
 use quantum_binance_sim::{
     Dec, Faults, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
@@ -343,6 +344,7 @@ async fn a_leading_record_is_answered_with_the_history_since_its_instant() {
         symbol: "BTCUSDT".into(),
         side: Side::Sell,
         quantity: "0.001".into(),
+        position_side: PositionSide::Both,
         reduce_only: true,
         client_order_id: cid(plan),
     };

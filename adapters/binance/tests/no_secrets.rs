@@ -19,6 +19,7 @@ use ed25519_dalek::SigningKey;
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
 use quantum_binance::common::logging;
 use quantum_binance::config::ResolveConfig;
+use quantum_binance::PositionSide;
 use quantum_binance::{ClientConfig, Credentials, FuturesClient, Pending, SentAt, Side, Transport};
 use quantum_binance_sim::{
     ApiKey, Dec, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
@@ -156,9 +157,10 @@ async fn client_paths(w: &mut World, round: &str) {
         for t in [Transport::Rest, Transport::WsApi] {
             let cid = format!("{round}-{tag}-{t:?}");
             client
-                .place_market_reduce_only_via(
+                .place_market_close(
                     t,
                     "BTCUSDT",
+                    PositionSide::Both,
                     Side::Sell,
                     "0.001".parse().unwrap(),
                     &cid,

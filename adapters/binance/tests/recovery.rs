@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use quantum_binance::bridge::{self, BridgeConfig, HistoryConfig, EXCHANGE_RING, ORDERS_RING};
+use quantum_binance::PositionSide;
 use quantum_binance::{ClientConfig, Credentials, FuturesClient, NewOrder, Side, Transport};
 use quantum_binance_sim::{
     Dec, ExchangeOrderKind, Faults, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY,
@@ -49,6 +50,7 @@ async fn place(
         symbol: symbol.into(),
         side,
         quantity: qty.into(),
+        position_side: PositionSide::Both,
         reduce_only: ro,
         client_order_id: id.into(),
     };

@@ -6,8 +6,13 @@
 //! account's orders created over the last [`HistoryConfig::horizon`] and sends
 //! - one `OrderReport` (source `history`) per order whose client id carries our prefix: status,
 //!   side, cumulative filled quantity, average price, order id, last update, ordered quantity;
-//! - then one `OrderHistory {symbol, orders, since_ms, through_ms}`: the history of the symbol
-//!   from `since_ms` through `through_ms` was complete, and `orders` reports came before it.
+//! - then one `OrderHistory {symbol, orders, since_ms, through_ms}` for every leg of the
+//!   symbol: its history from `since_ms` through `through_ms` was complete, and `orders`
+//!   reports came before it.
+//!
+//! The history is read once per exchange symbol; each order is reported on the leg of its
+//! `positionSide` (`BOTH`, or `LONG` / `SHORT` in hedge mode; see `order_leg` in the bridge
+//! for an order on a side the directory has no leg for).
 //!
 //! With failover, the same read is the answer to a `Leading {epoch, since_ms, at_ms}` record on
 //! `orders` (the core's host took the lead): every symbol's history from `since_ms` on, reported
@@ -26,7 +31,7 @@ use quantum_core::types::ClientOrderId;
 use quantum_ipc::codes::{OrderStatus, ReportSource};
 use quantum_ipc::wire::{self, Message};
 
-use super::{report, Ctx};
+use super::{order_leg, report, Ctx};
 use crate::futures::history::{HistoryFetch, HistoryOrder, DEFAULT_PAGE_LIMIT};
 
 /// How far back the bridge reads the order history at each attach.
@@ -66,8 +71,8 @@ impl Recovery {
     /// Starts reading and reporting the history of every directory symbol from `since`.
     pub(super) fn start(ctx: Arc<Ctx>, cfg: HistoryConfig, since: Since) -> Recovery {
         Recovery(tokio::spawn(async move {
-            for (id, name) in ctx.symbols.iter() {
-                recover_symbol(&ctx, cfg, since, id, name).await;
+            for name in ctx.symbols.symbols() {
+                recover_symbol(&ctx, cfg, since, name).await;
             }
         }))
     }
@@ -82,12 +87,13 @@ impl Drop for Recovery {
 /// What the reports of one symbol's history came to.
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Tally {
-    ours: u32,
+    /// Our orders reported, per leg.
+    ours: std::collections::BTreeMap<u16, u32>,
     others: u32,
 }
 
 /// Reads `name`'s history to the end (retrying failed queries) and reports it.
-async fn recover_symbol(ctx: &Ctx, cfg: HistoryConfig, since: Since, id: u16, name: &str) {
+async fn recover_symbol(ctx: &Ctx, cfg: HistoryConfig, since: Since, name: &str) {
     let through = ctx.client.clock().now_ms();
     let since = match since {
         Since::Horizon | Since::At(0) => through.saturating_sub(cfg.horizon.as_millis() as i64),
@@ -118,25 +124,27 @@ async fn recover_symbol(ctx: &Ctx, cfg: HistoryConfig, since: Since, id: u16, na
     let Some(h) = fetch.finish() else {
         return;
     };
-    let Some(tally) = send(ctx, id, &h.orders) else {
+    let Some(tally) = send(ctx, &h.orders) else {
         return;
     };
-    ctx.out.send(Message::OrderHistory(wire::OrderHistory {
-        symbol: id,
-        orders: tally.ours,
-        since_ms: since.max(0) as u64,
-        through_ms: through.max(0) as u64,
-    }));
+    for id in ctx.symbols.legs_of(name) {
+        ctx.out.send(Message::OrderHistory(wire::OrderHistory {
+            symbol: id,
+            orders: tally.ours.get(&id).copied().unwrap_or(0),
+            since_ms: since.max(0) as u64,
+            through_ms: through.max(0) as u64,
+        }));
+    }
     tracing::info!(
-        symbol = %name, orders = tally.ours, skipped = tally.others, pages = h.pages,
+        symbol = %name, orders = tally.ours.values().sum::<u32>(), skipped = tally.others, pages = h.pages,
         requests = h.requests, weight = h.weight, seconds,
         "order history reported"
     );
 }
 
-/// Reports our orders of `orders`; `None` (nothing sent) when one of ours has a status the
-/// core does not know, since the history would then be incomplete.
-fn send(ctx: &Ctx, symbol: u16, orders: &[HistoryOrder]) -> Option<Tally> {
+/// Reports our orders of `orders`, each on its leg; `None` (nothing sent) when one of ours has
+/// a status the core does not know, since the history would then be incomplete.
+fn send(ctx: &Ctx, orders: &[HistoryOrder]) -> Option<Tally> {
     let mut tally = Tally::default();
     let mut ours = Vec::new();
     for h in orders {
@@ -152,9 +160,13 @@ fn send(ctx: &Ctx, symbol: u16, orders: &[HistoryOrder]) -> Option<Tally> {
             );
             return None;
         };
-        ours.push((plan, status, h));
+        let Some(leg) = order_leg(ctx, plan, &o.symbol, o.position_side) else {
+            tally.others += 1;
+            continue;
+        };
+        ours.push((plan, status, leg, h));
     }
-    for (plan, status, h) in ours {
+    for (plan, status, leg, h) in ours {
         let o = &h.order;
         let time = if o.update_time > 0 {
             o.update_time
@@ -164,7 +176,7 @@ fn send(ctx: &Ctx, symbol: u16, orders: &[HistoryOrder]) -> Option<Tally> {
         report(
             ctx,
             plan,
-            symbol,
+            leg,
             o.side,
             status,
             o.executed_qty,
@@ -174,7 +186,7 @@ fn send(ctx: &Ctx, symbol: u16, orders: &[HistoryOrder]) -> Option<Tally> {
             o.orig_qty,
             ReportSource::History,
         );
-        tally.ours += 1;
+        *tally.ours.entry(leg).or_default() += 1;
     }
     Some(tally)
 }

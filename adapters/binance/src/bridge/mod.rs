@@ -4,9 +4,10 @@
 //!  quantum.<instance>.orders ──OrderIntent──> [ring thread] ──> order tasks ──REST/WS API──> Binance
 //!  quantum.<instance>.exchange <──[writer thread]<── OrderSent, OrderReport, OrderFailed,
 //!                                                    PositionSnapshot, SymbolFilters,
-//!                                                    OrderHistory
+//!                                                    SymbolStatus, AccountMode, OrderHistory
 //!                                                     ^ user data stream, positionRisk polling,
-//!                                                       allOrders at each attach
+//!                                                       positionSide/dual, exchangeInfo and
+//!                                                       !contractInfo, allOrders at each attach
 //! ```
 //!
 //! The bridge interprets nothing about an order's lifecycle: the core's engine owns it. The
@@ -24,11 +25,24 @@
 //! up by client order id before anything is sent: found, its state is reported; not found
 //! after the recvWindow has passed, it is sent. Intents for one plan are handled one at a time.
 //!
-//! At start: the symbol directory (`quantum.<instance>.counters`) gives id ↔ name; each
-//! symbol's filters go out as `SymbolFilters` and its position as a `PositionSnapshot`. Then
-//! every `ACCOUNT_UPDATE` sends snapshots of the positions it lists, and positionRisk is polled
-//! as a fallback. Fills of orders that are not ours (client ids without our prefix) reach the
-//! core only as position changes.
+//! Each id of the symbol directory (`quantum.<instance>.counters`) is one *leg*
+//! ([`SymbolDirectory`]): a one-way symbol's `BOTH` position (`BTCUSDT`), or the `LONG` or
+//! `SHORT` position of a hedge-mode symbol (`BTCUSDT:LONG`, `BTCUSDT:SHORT`). Whatever Binance
+//! says about a symbol goes to the leg its `positionSide` / `ps` names; an intent for a hedge
+//! leg is sent with that `positionSide` and without `reduceOnly` (Binance refuses it in hedge
+//! mode), a `BOTH` leg's reduce-only ([`NewOrder::market_close`]).
+//!
+//! At start, in this order: each leg's filters (`SymbolFilters`) and its symbol's contract
+//! status (`SymbolStatus`, [`account`]); the account's position mode (`AccountMode`, read from
+//! `GET /fapi/v1/positionSide/dual` until Binance answers: never assumed); each leg's position
+//! (`PositionSnapshot`; a leg positionRisk does not list is flat); then the order history.
+//! The mode and the positions are read again, in that order, at every reconnect of the user
+//! data stream and every re-attach to a restarted daemon. Every `ACCOUNT_UPDATE` sends
+//! snapshots of the legs it lists, and positionRisk is polled as a fallback. Fills of orders
+//! that are not ours (client ids without our prefix, the exchange's liquidations) reach the
+//! core only as position changes, on the leg they moved. Contract statuses are read again
+//! every [`BridgeConfig::exchange_info_interval`] and followed on the contract info stream
+//! (`!contractInfo`); a change goes to the core for every leg of the symbol.
 //!
 //! At start and at every re-attach to a restarted daemon the bridge also reads each symbol's
 //! order history from Binance ([`history`]): every order of ours created over the last
@@ -49,6 +63,7 @@
 //! The rings are created by the core daemon (`quantum run`); the bridge takes the consumer side
 //! of `orders` and the producer side of `exchange`.
 
+mod account;
 mod failover;
 mod history;
 mod io;
@@ -63,7 +78,9 @@ use parking_lot::Mutex;
 use quantum_core::bounded::{FifoMap, FifoSet};
 use quantum_core::fixed::{Price, Qty};
 use quantum_core::types::{ClientOrderId, PlanId};
-use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason, UnsentReason};
+use quantum_ipc::codes::{
+    FailKind, OrderStatus, PositionSide, ReportSource, UnknownReason, UnsentReason,
+};
 use quantum_ipc::failpoint::{self, Point};
 use quantum_ipc::wire::{self, Message};
 use tokio::sync::mpsc;
@@ -108,6 +125,9 @@ pub struct BridgeConfig {
     pub history: HistoryConfig,
     /// The exchange leg's live latency ([`latency`]): its interval log and interval.
     pub latency: LatencyConfig,
+    /// How often `exchangeInfo` is read again for the symbols' contract statuses (and
+    /// filters), besides the contract info stream.
+    pub exchange_info_interval: Duration,
 }
 
 impl BridgeConfig {
@@ -123,6 +143,7 @@ impl BridgeConfig {
             attach_timeout: Duration::from_secs(30),
             history: HistoryConfig::default(),
             latency: LatencyConfig::default(),
+            exchange_info_interval: Duration::from_secs(60),
         }
     }
 }
@@ -148,6 +169,12 @@ struct Ctx {
     transport: Transport,
     /// The exchange leg's live latency.
     timing: latency::Timing,
+    /// The account's position mode and the symbols' contract statuses as last told to the
+    /// core ([`account`]).
+    account: account::Account,
+    /// The leg each plan this process sent went to (the most recent [`SENT_MEMORY`]): a
+    /// `TRADE_LITE`, which carries no position side, is reported there.
+    plan_legs: Mutex<FifoMap<u64, u16>>,
 }
 
 /// Completes at the first SIGINT (Ctrl-C) or SIGTERM (`systemctl stop`, `kill`): the
@@ -223,6 +250,8 @@ pub async fn run(
         finals: Mutex::new(FifoMap::new(SENT_MEMORY)),
         transport: cfg.transport,
         timing,
+        account: account::Account::default(),
+        plan_legs: Mutex::new(FifoMap::new(SENT_MEMORY)),
     });
     tracing::info!(
         instance = %cfg.instance, symbols = ctx.symbols.len(),
@@ -237,10 +266,17 @@ pub async fn run(
         );
     }
     send_filters(&ctx);
-    if let Err(e) = poll_positions(&ctx).await {
-        tracing::warn!(error = %e, "initial positionRisk failed; the poller will retry");
-    }
+    account::send_statuses(&ctx, true);
+    account::sync(&ctx, "start").await;
     let mut tasks = tokio::task::JoinSet::new();
+    tasks.spawn(account::refresh_loop(
+        ctx.clone(),
+        cfg.exchange_info_interval,
+    ));
+    tasks.spawn(account::contract_info_loop(
+        ctx.clone(),
+        cfg.exchange_info_interval,
+    ));
     tasks.spawn(user_stream_loop(ctx.clone(), cfg.keepalive_interval));
     tasks.spawn(poll_loop(
         ctx.clone(),
@@ -296,8 +332,9 @@ pub async fn run(
     Ok(())
 }
 
+/// Every leg's filters (its symbol's).
 fn send_filters(ctx: &Ctx) {
-    for (id, name) in ctx.symbols.iter() {
+    for (id, name, _) in ctx.symbols.legs() {
         match ctx.client.filters(name) {
             Ok(f) => ctx.out.send(Message::SymbolFilters(wire::SymbolFilters {
                 symbol: id,
@@ -340,29 +377,32 @@ fn snapshot(ctx: &Ctx, id: u16, amount: Qty, mark: Option<Price>, time_ms: u64) 
         }));
 }
 
-/// positionRisk (v3, flat symbols added) → one snapshot per directory symbol.
+/// positionRisk (v3, flat symbols added) → one snapshot per leg: the row of the leg's
+/// `positionSide` (a `SHORT` leg's amount negative, as Binance gives it); a leg without a row
+/// is flat. Call it with the account's lock held ([`account::Account::mode`]): positions go to
+/// the core after the mode they belong to.
 async fn poll_positions(ctx: &Ctx) -> crate::Result<()> {
     // issue-12: positionRisk v3 (v2 is deprecated); `positions` adds the flat symbols v3
     // leaves out.
-    let names: Vec<&str> = ctx.symbols.iter().map(|(_, n)| n).collect();
-    let rows = ctx.client.positions(&names).await?;
-    let now = ctx.client.clock().now_ms() as u64;
-    for (id, name) in ctx.symbols.iter() {
-        // One-way mode: the BOTH leg. Hedge legs are summed (the core tracks a net position).
-        let legs: Vec<_> = rows.iter().filter(|r| r.symbol == name).collect();
-        if legs.is_empty() {
+    let rows = ctx.client.positions(&ctx.symbols.symbols()).await?;
+    let now = ctx.client.clock().now_ms().max(1) as u64;
+    for (id, name, side) in ctx.symbols.legs() {
+        let of_symbol: Vec<_> = rows.iter().filter(|r| r.symbol == name).collect();
+        if of_symbol.is_empty() {
             continue;
         }
-        let amount = legs
+        let row = of_symbol
             .iter()
-            .fold(Qty::ZERO, |a, r| a.checked_add(r.position_amt).unwrap_or(a));
-        let time = legs
-            .iter()
-            .map(|r| r.update_time)
-            .max()
-            .unwrap_or(now)
-            .max(1);
-        snapshot(ctx, id, amount, Some(legs[0].mark_price), time);
+            .find(|r| PositionSide::parse(&r.position_side) == Some(side));
+        let mark = row
+            .map(|r| r.mark_price)
+            .into_iter()
+            .chain(of_symbol.iter().map(|r| r.mark_price))
+            .find(|m| m.units() > 0);
+        match row {
+            Some(r) => snapshot(ctx, id, r.position_amt, mark, r.update_time.max(1)),
+            None => snapshot(ctx, id, Qty::ZERO, mark, now),
+        }
     }
     Ok(())
 }
@@ -375,8 +415,12 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
     loop {
         tokio::select! {
             _ = poll.tick() => {
-                if let Err(e) = poll_positions(&ctx).await {
-                    tracing::warn!(error = %e, "positionRisk poll failed");
+                // Not before the account's mode went out (it is being read again meanwhile).
+                let mode = ctx.account.mode.lock().await;
+                if mode.is_some() {
+                    if let Err(e) = poll_positions(&ctx).await {
+                        tracing::warn!(error = %e, "positionRisk poll failed");
+                    }
                 }
             }
             _ = sync.tick() => {
@@ -389,9 +433,9 @@ async fn poll_loop(ctx: Arc<Ctx>, every: Duration, time_sync: Duration) {
 }
 
 /// Reads the order history for the core that is attached now, and again for each restarted
-/// daemon. A restarted daemon knows nothing the bridge sent its predecessor: filters and
-/// positions go again at once (every symbol reconciles until a fresh position arrives), then
-/// the history, read anew (a read still running for the previous daemon is dropped). Each
+/// daemon. A restarted daemon knows nothing the bridge sent its predecessor: filters, contract
+/// statuses, the account's position mode and the positions go again at once (every symbol
+/// reconciles until a fresh position arrives), then the history, read anew (a read still running for the previous daemon is dropped). Each
 /// `Leading` request of the core gets a read from its `since_ms` (a newer request replaces a
 /// read still running for an older one; an attach's read goes on beside it).
 async fn resync_on_reattach(
@@ -409,9 +453,8 @@ async fn resync_on_reattach(
         tokio::select! {
             _ = reattached.notified() => {
                 send_filters(&ctx);
-                if let Err(e) = poll_positions(&ctx).await {
-                    tracing::warn!(error = %e, "positionRisk after re-attaching failed; the poller will retry");
-                }
+                account::send_statuses(&ctx, true);
+                account::sync(&ctx, "re-attached to a restarted daemon").await;
                 match Failover::read(&instance) {
                     Ok(now) if now.is_some() != failover.is_some() => tracing::error!(
                         started = failover.is_some(), now = now.is_some(),
@@ -435,6 +478,7 @@ async fn resync_on_reattach(
 
 async fn user_stream_loop(ctx: Arc<Ctx>, keepalive: Duration) {
     let mut pause = Duration::from_millis(200);
+    let mut connected_before = false;
     loop {
         let stream = async {
             let key = ctx.client.http().listen_key_create().await?;
@@ -445,10 +489,18 @@ async fn user_stream_loop(ctx: Arc<Ctx>, keepalive: Duration) {
         match stream.await {
             Ok(mut s) => {
                 pause = Duration::from_millis(200);
-                // Positions may have moved while the stream was down.
-                if let Err(e) = poll_positions(&ctx).await {
-                    tracing::warn!(error = %e, "positionRisk after (re)connect failed");
+                if connected_before {
+                    // The account may have changed while the stream was down: its mode (read
+                    // again, never assumed), then the positions.
+                    account::sync(&ctx, "user data stream reconnected").await;
+                } else {
+                    // The mode went out at start; positions may have moved since.
+                    let _mode = ctx.account.mode.lock().await;
+                    if let Err(e) = poll_positions(&ctx).await {
+                        tracing::warn!(error = %e, "positionRisk after connecting failed");
+                    }
                 }
+                connected_before = true;
                 read_stream(&ctx, &mut s, keepalive).await;
             }
             Err(e) => {
@@ -492,9 +544,10 @@ async fn read_stream(ctx: &Ctx, s: &mut UserStream, keepalive: Duration) {
 fn on_event(ctx: &Ctx, ev: UserEvent) {
     match ev {
         UserEvent::AccountUpdate(a) => {
-            // Hedge legs of one symbol would each overwrite the net amount; one-way mode only.
+            // Each position on its leg (symbol, ps); exchange-generated closes (liquidation,
+            // ADL, settlement) included, on the leg they moved.
             for p in a.positions {
-                if let Some(id) = ctx.symbols.id(&p.symbol) {
+                if let Some(id) = ctx.symbols.leg_id(&p.symbol, p.position_side) {
                     snapshot(ctx, id, p.amount, None, a.event_time.max(1));
                 }
             }
@@ -520,7 +573,14 @@ fn trade_lite(ctx: &Ctx, t: &TradeLite) {
     let Some(plan) = ClientOrderId::plan(&t.client_order_id) else {
         return;
     };
-    let Some(symbol) = ctx.symbols.id(&t.symbol) else {
+    // No `ps` in a TRADE_LITE: the leg this process sent the plan on, or the symbol's only
+    // leg; otherwise its ORDER_TRADE_UPDATE (which names the leg) reports the fill.
+    let sent_on = ctx.plan_legs.lock().get(&plan.0).copied();
+    let symbol = sent_on.or_else(|| {
+        let mut legs = ctx.symbols.legs_of(&t.symbol);
+        legs.next().filter(|_| legs.next().is_none())
+    });
+    let Some(symbol) = symbol else {
         return;
     };
     let cum = ctx.trades.lock().record(t.order_id, t.trade_id, t.last_qty);
@@ -549,7 +609,7 @@ fn stream_report(ctx: &Ctx, o: &OrderUpdate) {
     let Some(plan) = ClientOrderId::plan(&o.client_order_id) else {
         return;
     };
-    let Some(symbol) = ctx.symbols.id(&o.symbol) else {
+    let Some(symbol) = order_leg(ctx, plan, &o.symbol, o.position_side) else {
         return;
     };
     let Some(status) = OrderStatus::parse(&o.status) else {
@@ -574,6 +634,25 @@ fn stream_report(ctx: &Ctx, o: &OrderUpdate) {
         o.orig_qty,
         ReportSource::Stream,
     );
+}
+
+/// The leg an order of ours is reported on: the directory's leg of (`symbol`,
+/// `position_side`); when the directory has no such leg (the account's mode changed since the
+/// order), the leg this process sent the plan on, else the leg a plan for the symbol goes to
+/// ([`PositionSide::plan_leg`]), with a warning. `None` when the symbol is not in the
+/// directory.
+fn order_leg(ctx: &Ctx, plan: PlanId, symbol: &str, position_side: PositionSide) -> Option<u16> {
+    if let Some(id) = ctx.symbols.leg_id(symbol, position_side) {
+        return Some(id);
+    }
+    let sent_on = ctx.plan_legs.lock().get(&plan.0).copied();
+    let leg = sent_on
+        .or_else(|| PositionSide::plan_leg(ctx.symbols.iter(), symbol, Some(position_side)))?;
+    tracing::warn!(
+        %plan, symbol, position_side = %position_side, leg,
+        "an order of ours on a position side this directory has no leg for; reported on the plan's leg"
+    );
+    Some(leg)
 }
 
 /// Sends an `OrderReport`.
@@ -628,10 +707,12 @@ fn report_order(ctx: &Ctx, i: &wire::OrderIntent, o: &Order, source: ReportSourc
     } else {
         ctx.client.clock().now_ms() as u64
     };
+    let plan = PlanId(i.plan_id);
+    let symbol = order_leg(ctx, plan, &o.symbol, o.position_side).unwrap_or(i.symbol);
     report(
         ctx,
-        PlanId(i.plan_id),
-        i.symbol,
+        plan,
+        symbol,
         o.side,
         status,
         o.executed_qty,
@@ -764,9 +845,10 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent, read_at: Instant) {
         ctx.out.send(end);
         return;
     }
-    let Some(symbol) = ctx.symbols.name(i.symbol) else {
+    let Some((symbol, leg)) = ctx.symbols.leg(i.symbol) else {
         return unsent(ctx, &i, UnsentReason::UnknownSymbol);
     };
+    let symbol = symbol.to_owned();
     let filters = match ctx.client.filters(&symbol) {
         Ok(f) => f,
         Err(_) => return unsent(ctx, &i, UnsentReason::UnknownSymbol),
@@ -776,13 +858,28 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent, read_at: Instant) {
         Err(_) => return unsent(ctx, &i, UnsentReason::Quantity),
     };
     let cid = ClientOrderId::for_plan(plan).as_str().to_owned();
-    let order = NewOrder {
-        symbol: symbol.clone(),
-        side: i.side,
-        quantity,
-        reduce_only: i.reduce_only,
-        client_order_id: cid.clone(),
+    let order = if i.reduce_only {
+        // A `BOTH` leg's exit is reduce-only; a hedge leg's carries its positionSide and no
+        // reduceOnly (refused in hedge mode), and only the leg's closing side is sent.
+        match NewOrder::market_close(&symbol, leg, i.side, quantity, &cid) {
+            Ok(o) => o,
+            Err(e) => {
+                let reason = e.reject_reason();
+                tracing::error!(%plan, error = %e, "intent not sent: it would not reduce its leg");
+                return failed(ctx, &i, FailKind::Rejected, reason.code(), 0);
+            }
+        }
+    } else {
+        NewOrder {
+            symbol: symbol.clone(),
+            side: i.side,
+            quantity,
+            position_side: leg,
+            reduce_only: false,
+            client_order_id: cid.clone(),
+        }
     };
+    ctx.plan_legs.lock().insert(i.plan_id, i.symbol);
     let sent_before = ctx.sent.lock().contains(&i.plan_id);
     if sent_before {
         tracing::warn!(%plan, "a second intent for a plan this bridge already sent: looking it up instead of sending");
@@ -844,7 +941,7 @@ async fn handle_intent(ctx: &Ctx, i: wire::OrderIntent, read_at: Instant) {
                 ctx.timing.unacked(i.plan_id);
                 let reason = e.reject_reason();
                 let code = e.api_code().unwrap_or(0);
-                if i.reduce_only && code == -1008 {
+                if order.reduce_only && code == -1008 {
                     // Binance exempts reduce-only orders from -1008 throttling: seeing one is
                     // worth a look, but nothing was placed either way.
                     tracing::warn!(%plan, "-1008 (system throttled) on a reduce-only order, which Binance exempts");

@@ -115,6 +115,9 @@ pub enum RejectReason {
     LocalRateLimited = 102,
     /// Local: the transport failed and the order could not be resolved by client id.
     LocalUnresolved = 103,
+    /// Local: a closing order's side would add to its hedge leg (BUY on `LONG`, SELL on
+    /// `SHORT`); not sent.
+    LocalPositionSide = 104,
 }
 
 impl RejectReason {
@@ -205,6 +208,7 @@ impl RejectReason {
             LocalUnknownSymbol => "local_unknown_symbol",
             LocalRateLimited => "local_rate_limited",
             LocalUnresolved => "local_unresolved",
+            LocalPositionSide => "local_position_side",
         }
     }
 

@@ -1,5 +1,6 @@
 //! Symbol rules from `GET /fapi/v1/exchangeInfo`: LOT_SIZE, MARKET_LOT_SIZE, MIN_NOTIONAL,
-//! PRICE_FILTER, `quantityPrecision`, and the account's published rate limits.
+//! PRICE_FILTER, `quantityPrecision`, each symbol's contract `status`, and the account's
+//! published rate limits.
 
 use std::collections::HashMap;
 
@@ -96,6 +97,9 @@ pub struct PublishedLimits {
 pub struct ExchangeInfo {
     /// Filters by symbol name.
     pub symbols: HashMap<String, SymbolFilters>,
+    /// Contract status by symbol name, as Binance wrote it (`TRADING`, `SETTLING`, ...;
+    /// [`quantum_ipc::codes::ContractStatus`] names the known ones).
+    pub statuses: HashMap<String, String>,
     /// Rate limits.
     pub limits: PublishedLimits,
 }
@@ -127,6 +131,8 @@ fn one() -> u32 {
 #[serde(rename_all = "camelCase")]
 struct RawSymbol {
     symbol: String,
+    #[serde(default)]
+    status: String,
     #[serde(default)]
     quantity_precision: u32,
     #[serde(default)]
@@ -177,11 +183,19 @@ impl ExchangeInfo {
             }
         }
         let mut symbols = HashMap::new();
+        let mut statuses = HashMap::new();
         for s in raw.symbols {
             let f = parse_symbol(&s)?;
             symbols.insert(s.symbol.clone(), f);
+            if !s.status.is_empty() {
+                statuses.insert(s.symbol, s.status);
+            }
         }
-        Ok(ExchangeInfo { symbols, limits })
+        Ok(ExchangeInfo {
+            symbols,
+            statuses,
+            limits,
+        })
     }
 }
 
@@ -245,7 +259,7 @@ mod tests {
         {"rateLimitType":"REQUEST_WEIGHT","interval":"MINUTE","intervalNum":1,"limit":2400},
         {"rateLimitType":"ORDERS","interval":"MINUTE","intervalNum":1,"limit":1200},
         {"rateLimitType":"ORDERS","interval":"SECOND","intervalNum":10,"limit":300}],
-      "symbols":[{"symbol":"BTCUSDT","quantityPrecision":3,"filters":[
+      "symbols":[{"symbol":"BTCUSDT","status":"TRADING","quantityPrecision":3,"filters":[
         {"filterType":"PRICE_FILTER","minPrice":"261.10","maxPrice":"809484","tickSize":"0.10"},
         {"filterType":"LOT_SIZE","minQty":"0.001","maxQty":"1000","stepSize":"0.001"},
         {"filterType":"MARKET_LOT_SIZE","minQty":"0.001","maxQty":"120","stepSize":"0.001"},
@@ -261,6 +275,7 @@ mod tests {
         assert_eq!(f.min_notional, Qty::from_int(100));
         assert_eq!(f.tick_size.to_string(), "0.1");
         assert_eq!(f.quantity_precision, 3);
+        assert_eq!(info.statuses["BTCUSDT"], "TRADING");
     }
 
     #[test]

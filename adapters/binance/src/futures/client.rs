@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 use quantum_core::fixed::{Price, Qty};
+use quantum_ipc::codes::PositionSide;
 
 use crate::common::filters::{ExchangeInfo, SymbolFilters};
 use crate::common::rate_limit::RateLimiter;
@@ -77,6 +78,7 @@ pub struct FuturesClient {
     http: HttpClient,
     ws: WsApiClient,
     filters: Arc<RwLock<HashMap<String, SymbolFilters>>>,
+    statuses: Arc<RwLock<HashMap<String, String>>>,
     confirmations: Confirmations,
     fence: Option<Arc<Fence>>,
 }
@@ -95,6 +97,7 @@ impl FuturesClient {
             http,
             ws,
             filters: Arc::default(),
+            statuses: Arc::default(),
             confirmations: Confirmations::default(),
             fence: None,
         })
@@ -154,12 +157,17 @@ impl FuturesClient {
         self.http.sync_time().await
     }
 
-    /// Loads `exchangeInfo` and keeps its filters and rate limits.
+    /// Loads `exchangeInfo` and keeps its filters, contract statuses and rate limits.
     pub async fn load_filters(&self) -> Result<ExchangeInfo> {
         let info = self.http.exchange_info().await?;
-        let mut f = self.filters.write();
-        *f = info.symbols.clone();
+        *self.filters.write() = info.symbols.clone();
+        *self.statuses.write() = info.statuses.clone();
         Ok(info)
+    }
+
+    /// The contract status of `symbol` in the last `exchangeInfo` read, as Binance wrote it.
+    pub fn status(&self, symbol: &str) -> Option<String> {
+        self.statuses.read().get(symbol).cloned()
     }
 
     /// The filters of `symbol`.
@@ -177,24 +185,15 @@ impl FuturesClient {
         UserStream::connect(&self.cfg, key, Some(self.confirmations.clone())).await
     }
 
-    /// A reduce-only MARKET order for `qty` rounded down to the symbol's step, sent by REST,
+    /// The MARKET order that closes `qty` (rounded down to the symbol's step) of the leg
+    /// `position_side` of `symbol` ([`NewOrder::market_close`]: reduce-only on a `BOTH` leg,
+    /// `positionSide=LONG|SHORT` without `reduceOnly` on a hedge leg), sent over `transport`,
     /// never twice (see the module doc).
-    pub async fn place_market_reduce_only(
-        &self,
-        symbol: &str,
-        side: Side,
-        qty: Qty,
-        client_order_id: &str,
-    ) -> Result<Order> {
-        self.place_market_reduce_only_via(Transport::Rest, symbol, side, qty, client_order_id)
-            .await
-    }
-
-    /// [`FuturesClient::place_market_reduce_only`] over the chosen transport.
-    pub async fn place_market_reduce_only_via(
+    pub async fn place_market_close(
         &self,
         transport: Transport,
         symbol: &str,
+        position_side: PositionSide,
         side: Side,
         qty: Qty,
         client_order_id: &str,
@@ -204,13 +203,7 @@ impl FuturesClient {
             symbol: symbol.to_owned(),
             source,
         })?;
-        let order = NewOrder {
-            symbol: symbol.to_owned(),
-            side,
-            quantity,
-            reduce_only: true,
-            client_order_id: client_order_id.to_owned(),
-        };
+        let order = NewOrder::market_close(symbol, position_side, side, quantity, client_order_id)?;
         self.place_once_only(transport, &order).await
     }
 

@@ -147,6 +147,7 @@ mod tests {
                 client_order_id: cid.into(),
                 status: status.into(),
                 side: Side::Sell,
+                position_side: quantum_ipc::codes::PositionSide::Both,
                 orig_qty: Qty::from_int(1),
                 executed_qty: Qty::ZERO,
                 avg_price: None,

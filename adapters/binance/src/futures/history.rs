@@ -38,12 +38,10 @@ pub const MAX_WINDOW_MS: i64 = 7 * 86_400_000 - 3_600_000;
 /// One order of the history.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HistoryOrder {
-    /// The order: status, side, quantities, average price, update time.
+    /// The order: status, side, position side, quantities, average price, update time.
     pub order: Order,
     /// Creation time (ms).
     pub time: u64,
-    /// BOTH, LONG or SHORT.
-    pub position_side: String,
     /// MARKET, LIMIT, ...
     pub order_type: String,
 }
@@ -58,7 +56,6 @@ impl HistoryOrder {
                 what: W,
                 field: "time",
             })?,
-            position_side: v["positionSide"].as_str().unwrap_or("BOTH").to_owned(),
             order_type: v["type"].as_str().unwrap_or("").to_owned(),
         })
     }

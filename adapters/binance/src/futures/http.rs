@@ -45,6 +45,9 @@ pub struct HttpStats {
     pub held_back: AtomicU64,
 }
 
+/// Request weight of `GET /fapi/v1/positionSide/dual`.
+pub const DUAL_SIDE_WEIGHT: u32 = 30;
+
 /// REST client. Cheap to clone; clones share the clock, limiter and connection pool.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
@@ -378,6 +381,25 @@ impl HttpClient {
             .iter()
             .map(PositionRisk::from_json)
             .collect()
+    }
+
+    /// `GET /fapi/v1/positionSide/dual` (signed, weight 30): the account's position mode,
+    /// `true` for hedge (dual-side) mode, `false` for one-way mode.
+    pub async fn dual_side_position(&self) -> Result<bool> {
+        let v = self
+            .request(
+                Method::GET,
+                "/fapi/v1/positionSide/dual",
+                vec![],
+                Auth::Signed,
+                DUAL_SIDE_WEIGHT,
+                false,
+            )
+            .await?;
+        v["dualSidePosition"].as_bool().ok_or(Error::Field {
+            what: "positionSide/dual",
+            field: "dualSidePosition",
+        })
     }
 
     /// `GET /fapi/v1/premiumIndex`: mark prices of every symbol (weight 10), or of one (1).

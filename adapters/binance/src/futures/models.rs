@@ -10,8 +10,14 @@ use crate::error::Error;
 /// Order side: the process contract's own, so the bridge needs no mapping.
 pub use quantum_ipc::codes::Side;
 
+/// Position side (`BOTH`, `LONG`, `SHORT`): the process contract's own, the one owner of leg
+/// naming.
+pub use quantum_ipc::codes::PositionSide;
+
 /// A new order as sent. `quantity` is sent verbatim: build it with
 /// [`crate::common::filters::SymbolFilters::market_qty`] unless a test wants a raw string.
+/// Every field is sent as it is ([`NewOrder::params`]); [`NewOrder::market_close`] builds the
+/// order that closes one leg, as Binance wants it in the account's position mode.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NewOrder {
     /// Symbol.
@@ -20,6 +26,9 @@ pub struct NewOrder {
     pub side: Side,
     /// Exact decimal string.
     pub quantity: String,
+    /// `positionSide`: sent when `LONG` or `SHORT` (hedge mode); `BOTH` is Binance's default
+    /// and is not sent.
+    pub position_side: PositionSide,
     /// `reduceOnly=true`.
     pub reduce_only: bool,
     /// `newClientOrderId`.
@@ -27,6 +36,36 @@ pub struct NewOrder {
 }
 
 impl NewOrder {
+    /// The MARKET order that closes (part of) the leg `position_side` of `symbol`: on a
+    /// one-way (`BOTH`) leg reduce-only; on a hedge leg (`LONG`, `SHORT`) with that
+    /// `positionSide` and without `reduceOnly`, which Binance refuses in hedge mode (-1106):
+    /// there the closing side (SELL for LONG, BUY for SHORT,
+    /// [`PositionSide::closing_side`]) is what reduces, so any other `side` is
+    /// [`Error::OpensLeg`].
+    pub fn market_close(
+        symbol: &str,
+        position_side: PositionSide,
+        side: Side,
+        quantity: String,
+        client_order_id: &str,
+    ) -> Result<NewOrder, Error> {
+        if position_side.closing_side().is_some_and(|c| c != side) {
+            return Err(Error::OpensLeg {
+                symbol: symbol.to_owned(),
+                position_side,
+                side,
+            });
+        }
+        Ok(NewOrder {
+            symbol: symbol.to_owned(),
+            side,
+            quantity,
+            position_side,
+            reduce_only: !position_side.is_hedge(),
+            client_order_id: client_order_id.to_owned(),
+        })
+    }
+
     /// The parameters of a MARKET order with `newOrderRespType=RESULT`, in sending order.
     pub fn params(&self) -> Vec<(&'static str, String)> {
         let mut p = vec![
@@ -35,6 +74,9 @@ impl NewOrder {
             ("type", "MARKET".to_owned()),
             ("quantity", self.quantity.clone()),
         ];
+        if self.position_side.is_hedge() {
+            p.push(("positionSide", self.position_side.as_str().to_owned()));
+        }
         if self.reduce_only {
             p.push(("reduceOnly", "true".to_owned()));
         }
@@ -57,6 +99,9 @@ pub struct Order {
     pub status: String,
     /// Side.
     pub side: Side,
+    /// `positionSide`: `BOTH` in one-way mode (and when Binance leaves it out), `LONG` or
+    /// `SHORT` in hedge mode.
+    pub position_side: PositionSide,
     /// Ordered quantity.
     pub orig_qty: Qty,
     /// Filled quantity.
@@ -81,6 +126,18 @@ fn price_field(v: &Value, what: &'static str, field: &'static str) -> Result<Pri
     parse_price(str_field(v, what, field)?).ok_or(Error::Field { what, field })
 }
 
+/// A `positionSide` field (`BOTH` when absent).
+pub(crate) fn position_side_field(
+    v: &Value,
+    what: &'static str,
+    field: &'static str,
+) -> Result<PositionSide, Error> {
+    match v[field].as_str() {
+        None => Ok(PositionSide::Both),
+        Some(s) => PositionSide::parse(s).ok_or(Error::Field { what, field }),
+    }
+}
+
 fn u64_field(v: &Value, what: &'static str, field: &'static str) -> Result<u64, Error> {
     v[field].as_u64().ok_or(Error::Field { what, field })
 }
@@ -99,6 +156,7 @@ impl Order {
                 what: W,
                 field: "side",
             })?,
+            position_side: position_side_field(v, W, "positionSide")?,
             orig_qty: qty_field(v, W, "origQty")?,
             executed_qty: qty_field(v, W, "executedQty")?,
             avg_price: avg,
@@ -203,16 +261,32 @@ mod tests {
 
     #[test]
     fn new_order_params_are_market_result() {
-        let o = NewOrder {
-            symbol: "BTCUSDT".into(),
-            side: Side::Sell,
-            quantity: "0.002".into(),
-            reduce_only: true,
-            client_order_id: "qpc-1".into(),
-        };
+        let o = NewOrder::market_close(
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            "0.002".into(),
+            "qpc-1",
+        )
+        .unwrap();
         let p = o.params();
         assert!(p.contains(&("type", "MARKET".into())));
         assert!(p.contains(&("reduceOnly", "true".into())));
         assert!(p.contains(&("newOrderRespType", "RESULT".into())));
+        assert!(!p.iter().any(|(k, _)| *k == "positionSide"));
+        for (leg, side, opening) in [
+            (PositionSide::Long, Side::Sell, Side::Buy),
+            (PositionSide::Short, Side::Buy, Side::Sell),
+        ] {
+            let p = NewOrder::market_close("BTCUSDT", leg, side, "0.002".into(), "qpc-2")
+                .unwrap()
+                .params();
+            assert!(p.contains(&("positionSide", leg.as_str().into())), "{p:?}");
+            assert!(!p.iter().any(|(k, _)| *k == "reduceOnly"), "{p:?}");
+            assert!(matches!(
+                NewOrder::market_close("BTCUSDT", leg, opening, "0.002".into(), "qpc-3"),
+                Err(Error::OpensLeg { .. })
+            ));
+        }
     }
 }

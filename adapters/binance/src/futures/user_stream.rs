@@ -22,6 +22,7 @@ use std::sync::Arc;
 
 use futures_util::{SinkExt, StreamExt};
 use quantum_core::fixed::{Price, Qty};
+use quantum_ipc::codes::PositionSide;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -30,7 +31,7 @@ use crate::common::secret::ListenKey;
 use crate::config::{ClientConfig, StreamMode};
 use crate::error::{Error, Result};
 use crate::futures::confirmations::Confirmations;
-use crate::futures::models::{Order, Side};
+use crate::futures::models::{position_side_field, Order, Side};
 use crate::futures::origin::OrderOrigin;
 
 /// The events subscribed to (the `events` parameter, joined by `/`).
@@ -54,6 +55,8 @@ pub struct OrderUpdate {
     pub origin: OrderOrigin,
     /// Side `S`.
     pub side: Side,
+    /// Position side `ps`: `BOTH` in one-way mode, `LONG` or `SHORT` in hedge mode.
+    pub position_side: PositionSide,
     /// Execution type `x`: NEW, TRADE, CANCELED, EXPIRED, ...
     pub exec_type: String,
     /// Order status `X`.
@@ -85,6 +88,7 @@ impl OrderUpdate {
             client_order_id: self.client_order_id.clone(),
             status: self.status.clone(),
             side: self.side,
+            position_side: self.position_side,
             orig_qty: self.orig_qty,
             executed_qty: self.cum_qty,
             avg_price: self.avg_price,
@@ -132,8 +136,9 @@ pub struct PositionUpdate {
     pub amount: Qty,
     /// Entry price `ep`.
     pub entry_price: Price,
-    /// Position side `ps`.
-    pub position_side: String,
+    /// Position side `ps`: `BOTH` in one-way mode, `LONG` or `SHORT` in hedge mode (a
+    /// `SHORT` leg's amount is negative).
+    pub position_side: PositionSide,
 }
 
 /// `ACCOUNT_UPDATE` (only changed positions are listed).
@@ -213,6 +218,7 @@ pub fn parse_event(text: &str) -> Result<UserEvent> {
                 origin: OrderOrigin::of(&cid),
                 client_order_id: cid,
                 side: side(o)?,
+                position_side: position_side_field(o, "user data event", "ps")?,
                 exec_type: field(o, "x")?.to_owned(),
                 status: field(o, "X")?.to_owned(),
                 order_id: o["i"].as_u64().unwrap_or(0),
@@ -253,7 +259,7 @@ pub fn parse_event(text: &str) -> Result<UserEvent> {
                         symbol: field(p, "s")?.to_owned(),
                         amount: qty(p, "pa")?,
                         entry_price: price(p, "ep").unwrap_or(Price::ZERO),
-                        position_side: p["ps"].as_str().unwrap_or("BOTH").to_owned(),
+                        position_side: position_side_field(p, "user data event", "ps")?,
                     })
                 })
                 .collect::<Result<Vec<_>>>()?;
@@ -444,6 +450,17 @@ mod tests {
             panic!()
         };
         assert_eq!(a.positions[0].amount.to_string(), "-0.01");
+        let hedge = au.replace(r#""ps":"BOTH""#, r#""ps":"SHORT""#);
+        let UserEvent::AccountUpdate(a) = parse_event(&hedge).unwrap() else {
+            panic!()
+        };
+        assert_eq!(a.positions[0].position_side, PositionSide::Short);
+        let long = otu.replace(r#""ps":"BOTH""#, r#""ps":"LONG""#);
+        let UserEvent::OrderTradeUpdate(o) = parse_event(&long).unwrap() else {
+            panic!()
+        };
+        assert_eq!(o.position_side, PositionSide::Long);
+        assert_eq!(o.to_order().position_side, PositionSide::Long);
         assert_eq!(
             parse_event(r#"{"e":"listenKeyExpired","E":7,"listenKey":"k"}"#).unwrap(),
             UserEvent::ListenKeyExpired { event_time: 7 }

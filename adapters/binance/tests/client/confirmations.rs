@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use quantum_binance::futures::user_stream::UserEvent;
+use quantum_binance::PositionSide;
 use quantum_binance::{
     Confirmation, FoundBy, NewOrder, Order, Pending, Resolution, SentAt, Side, Transport,
 };
@@ -39,6 +40,7 @@ async fn a_stream_confirmation_answers_before_the_lookup_can_misread_2013() {
             symbol: "BTCUSDT".into(),
             side: Side::Sell,
             quantity: "0.001".into(),
+            position_side: PositionSide::Both,
             reduce_only: true,
             client_order_id: cid.into(),
         };
@@ -87,6 +89,7 @@ async fn a_confirmation_cancels_a_pending_lookup() {
             client_order_id: "cf-manual".into(),
             status: "NEW".into(),
             side: Side::Sell,
+            position_side: quantum_ipc::codes::PositionSide::Both,
             orig_qty: Qty::from_int(1),
             executed_qty: Qty::ZERO,
             avg_price: None,

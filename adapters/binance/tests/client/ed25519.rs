@@ -4,6 +4,7 @@
 use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use ed25519_dalek::SigningKey;
 use quantum_binance::futures::user_stream::UserEvent;
+use quantum_binance::PositionSide;
 use quantum_binance::{Credentials, FuturesClient, KeyKind, Side, Transport};
 use quantum_binance_sim::{ApiKey, SimConfig, Simulator};
 
@@ -39,7 +40,14 @@ async fn orders_by_rest_and_by_a_logged_on_websocket_session() {
     let mut stream = env.client.user_stream(&key).await.unwrap();
     let o = env
         .client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.002"), "ed-rest")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.002"),
+            "ed-rest",
+        )
         .await
         .unwrap();
     assert_eq!(o.status, "FILLED");
@@ -47,9 +55,10 @@ async fn orders_by_rest_and_by_a_logged_on_websocket_session() {
     for cid in ["ed-ws-1", "ed-ws-2"] {
         let o = env
             .client
-            .place_market_reduce_only_via(
+            .place_market_close(
                 Transport::WsApi,
                 "BTCUSDT",
+                PositionSide::Both,
                 Side::Sell,
                 qty("0.001"),
                 cid,
@@ -91,14 +100,22 @@ async fn a_wrong_private_key_is_refused_with_1022_and_the_session_is_not_logged_
     client.sync_time().await.unwrap();
     client.load_filters().await.unwrap();
     let e = client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.001"), "bad-rest")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.001"),
+            "bad-rest",
+        )
         .await
         .unwrap_err();
     assert_eq!(e.api_code(), Some(-1022));
     let e = client
-        .place_market_reduce_only_via(
+        .place_market_close(
             Transport::WsApi,
             "BTCUSDT",
+            PositionSide::Both,
             Side::Sell,
             qty("0.001"),
             "bad-ws",
@@ -116,9 +133,10 @@ async fn hmac_keys_sign_each_websocket_request() {
     let env = start().await;
     env.long("BTCUSDT", "0.010");
     env.client
-        .place_market_reduce_only_via(
+        .place_market_close(
             Transport::WsApi,
             "BTCUSDT",
+            PositionSide::Both,
             Side::Sell,
             qty("0.001"),
             "hm-ws",
@@ -142,9 +160,10 @@ async fn a_new_websocket_connection_logs_on_again() {
     .await;
     let o = env
         .client
-        .place_market_reduce_only_via(
+        .place_market_close(
             Transport::WsApi,
             "BTCUSDT",
+            PositionSide::Both,
             Side::Sell,
             qty("0.001"),
             "re-ws-1",
@@ -155,9 +174,10 @@ async fn a_new_websocket_connection_logs_on_again() {
     env.control("/sim/faults", serde_json::json!({"dropRate": 0.0}))
         .await;
     env.client
-        .place_market_reduce_only_via(
+        .place_market_close(
             Transport::WsApi,
             "BTCUSDT",
+            PositionSide::Both,
             Side::Sell,
             qty("0.001"),
             "re-ws-2",

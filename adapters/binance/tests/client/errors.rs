@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Mutex};
 
+use quantum_binance::PositionSide;
 use quantum_binance::{
     Credentials, FuturesClient, NewOrder, Placement, RejectReason, Side, Transport,
 };
@@ -16,6 +17,7 @@ fn raw(symbol: &str, side: Side, quantity: &str, cid: &str) -> NewOrder {
         symbol: symbol.into(),
         side,
         quantity: quantity.into(),
+        position_side: PositionSide::Both,
         reduce_only: true,
         client_order_id: cid.into(),
     }
@@ -55,13 +57,27 @@ async fn local_quantity_checks_never_reach_the_exchange() {
     env.long("BTCUSDT", "0.010");
     let e = env
         .client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.0009"), "e-local")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.0009"),
+            "e-local",
+        )
         .await
         .unwrap_err();
     assert_eq!(e.reject_reason(), RejectReason::LocalQuantity);
     let e = env
         .client
-        .place_market_reduce_only("DOGEUSDT", Side::Sell, qty("1"), "e-sym")
+        .place_market_close(
+            Transport::Rest,
+            "DOGEUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("1"),
+            "e-sym",
+        )
         .await
         .unwrap_err();
     assert_eq!(e.reject_reason(), RejectReason::LocalUnknownSymbol);
@@ -79,7 +95,14 @@ async fn unknown_key_is_2015_and_the_secret_stays_hidden() {
         .unwrap();
     for t in [Transport::Rest, Transport::WsApi] {
         let e = client
-            .place_market_reduce_only_via(t, "BTCUSDT", Side::Sell, qty("0.001"), "e-2015")
+            .place_market_close(
+                t,
+                "BTCUSDT",
+                PositionSide::Both,
+                Side::Sell,
+                qty("0.001"),
+                "e-2015",
+            )
             .await
             .unwrap_err();
         assert_eq!(e.reject_reason(), RejectReason::ApiKeyRejected, "{t:?}");
@@ -98,7 +121,14 @@ async fn clock_ahead_is_1021_and_a_resync_cures_it() {
     for t in [Transport::Rest, Transport::WsApi] {
         let e = env
             .client
-            .place_market_reduce_only_via(t, "BTCUSDT", Side::Sell, qty("0.001"), "e-1021")
+            .place_market_close(
+                t,
+                "BTCUSDT",
+                PositionSide::Both,
+                Side::Sell,
+                qty("0.001"),
+                "e-1021",
+            )
             .await
             .unwrap_err();
         assert_eq!(
@@ -110,7 +140,14 @@ async fn clock_ahead_is_1021_and_a_resync_cures_it() {
     assert!(env.sim.audit().is_empty());
     env.client.sync_time().await.unwrap();
     env.client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.001"), "e-1021")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.001"),
+            "e-1021",
+        )
         .await
         .unwrap();
     env.assert_exactly_once(&["e-1021"]);
@@ -205,6 +242,7 @@ async fn every_answer_that_does_not_prove_a_refusal_is_unknown() {
         symbol: "BTCUSDT".into(),
         side: Side::Sell,
         quantity: "0.001".into(),
+        position_side: PositionSide::Both,
         reduce_only: true,
         client_order_id: "gw-1".into(),
     };

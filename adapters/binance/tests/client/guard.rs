@@ -2,6 +2,7 @@
 //! spelling of a non-testnet host reaches the network, and a user stream URL without the
 //! private route is refused; and no redirect is followed, whatever it points at.
 
+use quantum_binance::PositionSide;
 use quantum_binance::{Error, FuturesClient, Network, NewOrder, Placement, Side, Transport};
 use quantum_binance_sim::TEST_API_KEY;
 
@@ -111,6 +112,7 @@ async fn a_redirect_is_never_followed_and_names_its_target_only() {
         symbol: "BTCUSDT".into(),
         side: Side::Sell,
         quantity: "0.001".into(),
+        position_side: PositionSide::Both,
         reduce_only: true,
         client_order_id: "rd-post".into(),
     };

@@ -1,5 +1,6 @@
 //! Orders that go through, by REST and by the WebSocket API.
 
+use quantum_binance::PositionSide;
 use quantum_binance::{PositionRiskVersion, Side, Transport};
 
 use crate::common::*;
@@ -11,7 +12,14 @@ async fn reduce_only_market_by_rest_fills_once() {
     // 0.0049 rounds down to the 0.001 step: "0.004" is what goes out.
     let o = env
         .client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.0049"), "qpc-00000000000000a1")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.0049"),
+            "qpc-00000000000000a1",
+        )
         .await
         .unwrap();
     assert_eq!(o.status, "FILLED");
@@ -39,9 +47,10 @@ async fn reduce_only_market_by_ws_api_fills_once() {
     env.long("ETHUSDT", "-0.5");
     let o = env
         .client
-        .place_market_reduce_only_via(
+        .place_market_close(
             Transport::WsApi,
             "ETHUSDT",
+            PositionSide::Both,
             Side::Buy,
             qty("0.2"),
             "qpc-00000000000000a2",
@@ -99,7 +108,14 @@ async fn cancel_of_a_filled_order_is_2011() {
     let env = start().await;
     env.long("BTCUSDT", "0.01");
     env.client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.002"), "qpc-c1")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.002"),
+            "qpc-c1",
+        )
         .await
         .unwrap();
     let e = env.client.cancel("BTCUSDT", "qpc-c1").await.unwrap_err();

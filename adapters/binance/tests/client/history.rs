@@ -3,6 +3,7 @@
 //! window (each under 7 days), with its fills.
 
 use quantum_binance::futures::history::ALL_ORDERS_WEIGHT;
+use quantum_binance::PositionSide;
 use quantum_binance::{NewOrder, Side, Transport};
 use quantum_binance_sim::{Limits, SimConfig};
 
@@ -15,6 +16,7 @@ fn order(symbol: &str, side: Side, quantity: &str, reduce_only: bool, cid: &str)
         symbol: symbol.into(),
         side,
         quantity: quantity.into(),
+        position_side: PositionSide::Both,
         reduce_only,
         client_order_id: cid.into(),
     }
@@ -106,7 +108,10 @@ async fn pages_by_order_id_through_rest_and_ws_api_orders_with_their_fills() {
     );
     assert_eq!(first.order.avg_price.unwrap().to_string(), "65000");
     assert_eq!(
-        (first.position_side.as_str(), first.order_type.as_str()),
+        (
+            first.order.position_side.as_str(),
+            first.order_type.as_str()
+        ),
         ("BOTH", "MARKET")
     );
     assert!(first.time > 0 && first.order.update_time >= first.time);

@@ -5,6 +5,8 @@
 
 use std::time::{Duration, Instant};
 
+use quantum_binance::PositionSide;
+use quantum_binance::Transport;
 use quantum_binance::{FoundBy, Pending, Resolution, SentAt, Side, MIN_SETTLE_MARGIN};
 
 use crate::common::*;
@@ -22,7 +24,14 @@ async fn an_order_that_exists_is_found_at_once() {
     let env = start().await;
     env.long("BTCUSDT", "0.010");
     env.client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.002"), "re-1")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.002"),
+            "re-1",
+        )
         .await
         .unwrap();
     let mut steps = Vec::new();

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use quantum_binance::PositionSide;
 use quantum_binance::{Side, Transport};
 use serde_json::json;
 
@@ -16,7 +17,14 @@ async fn ambiguous_503_is_resolved_by_lookup_on_both_transports() {
     for (t, cid) in [(Transport::Rest, "amb-rest"), (Transport::WsApi, "amb-ws")] {
         let o = env
             .client
-            .place_market_reduce_only_via(t, "BTCUSDT", Side::Sell, qty("0.002"), cid)
+            .place_market_close(
+                t,
+                "BTCUSDT",
+                PositionSide::Both,
+                Side::Sell,
+                qty("0.002"),
+                cid,
+            )
             .await
             .unwrap();
         assert_eq!(
@@ -44,7 +52,14 @@ async fn connection_dropped_after_placing_is_found_by_lookup() {
     ] {
         let o = env
             .client
-            .place_market_reduce_only_via(t, "BTCUSDT", Side::Sell, qty("0.001"), cid)
+            .place_market_close(
+                t,
+                "BTCUSDT",
+                PositionSide::Both,
+                Side::Sell,
+                qty("0.001"),
+                cid,
+            )
             .await
             .unwrap();
         assert_eq!(o.status, "FILLED", "{t:?}");
@@ -79,7 +94,14 @@ async fn connection_dropped_before_placing_is_sent_again_once() {
         };
         let o = env
             .client
-            .place_market_reduce_only_via(t, "BTCUSDT", Side::Sell, qty("0.001"), cid)
+            .place_market_close(
+                t,
+                "BTCUSDT",
+                PositionSide::Both,
+                Side::Sell,
+                qty("0.001"),
+                cid,
+            )
             .await
             .unwrap();
         lift.await.unwrap();
@@ -99,7 +121,14 @@ async fn a_drop_that_never_clears_sends_at_most_max_sends_and_places_nothing() {
     .await;
     let e = env
         .client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.001"), "never")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.001"),
+            "never",
+        )
         .await
         .unwrap_err();
     assert!(e.outcome_unknown(), "{e}");

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use quantum_binance::PositionSide;
 use quantum_binance::{FoundBy, NewOrder, Placement, RejectReason, Resolution, Side, Transport};
 use serde_json::json;
 
@@ -15,6 +16,7 @@ fn exit(cid: &str) -> NewOrder {
         symbol: "BTCUSDT".into(),
         side: Side::Sell,
         quantity: "0.001".into(),
+        position_side: PositionSide::Both,
         reduce_only: true,
         client_order_id: cid.into(),
     }
@@ -205,6 +207,7 @@ async fn throttling_1008_is_a_rejection_and_reduce_only_orders_are_exempt() {
         let opening = NewOrder {
             side: Side::Buy,
             quantity: "0.002".into(),
+            position_side: PositionSide::Both,
             reduce_only: false,
             ..exit(open)
         };

@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use quantum_binance::futures::trades::TradeTally;
 use quantum_binance::futures::user_stream::{UserEvent, UserStream};
+use quantum_binance::PositionSide;
+use quantum_binance::Transport;
 use quantum_binance::{FuturesClient, OrderOrigin, RejectReason, Side, StreamMode};
 use quantum_binance_sim::ExchangeOrderKind;
 
@@ -28,7 +30,14 @@ async fn order_and_account_updates_arrive_typed() {
     let mut stream = env.client.user_stream(&key).await.unwrap();
     env.client.http().listen_key_keepalive().await.unwrap();
     env.client
-        .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.003"), "qpc-s1")
+        .place_market_close(
+            Transport::Rest,
+            "BTCUSDT",
+            PositionSide::Both,
+            Side::Sell,
+            qty("0.003"),
+            "qpc-s1",
+        )
         .await
         .unwrap();
     let (mut filled, mut account) = (None, None);
@@ -67,7 +76,14 @@ async fn both_modes_deliver_trade_lite_first_and_confirm_orders() {
         let key = client.http().listen_key_create().await.unwrap();
         let mut stream = client.user_stream(&key).await.unwrap();
         client
-            .place_market_reduce_only("BTCUSDT", Side::Sell, qty("0.001"), cid)
+            .place_market_close(
+                Transport::Rest,
+                "BTCUSDT",
+                PositionSide::Both,
+                Side::Sell,
+                qty("0.001"),
+                cid,
+            )
             .await
             .unwrap();
         let (mut lite, mut trade) = (None, None);
