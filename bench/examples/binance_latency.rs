@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use hdrhistogram::Histogram;
-use quantum_binance::{ClientConfig, Credentials, FuturesClient, Side, Transport};
+use quantum_binance::{ClientConfig, Credentials, FuturesClient, PositionSide, Side, Transport};
 use quantum_binance_sim::{
     Dec, Limits, PosSide, SimConfig, Simulator, TEST_API_KEY, TEST_API_SECRET,
 };
@@ -52,9 +52,10 @@ async fn run(n: usize) -> anyhow::Result<()> {
         // Warm-up: connections, caches.
         for i in 0..50 {
             client
-                .place_market_reduce_only_via(
+                .place_market_close(
                     t,
                     "BTCUSDT",
+                    PositionSide::Both,
                     Side::Sell,
                     q,
                     &format!("w-{name}-{i}").replace(' ', ""),
@@ -65,7 +66,7 @@ async fn run(n: usize) -> anyhow::Result<()> {
             let cid = format!("b-{}-{i}", if t == Transport::Rest { "r" } else { "w" });
             let start = Instant::now();
             let o = client
-                .place_market_reduce_only_via(t, "BTCUSDT", Side::Sell, q, &cid)
+                .place_market_close(t, "BTCUSDT", PositionSide::Both, Side::Sell, q, &cid)
                 .await?;
             h.record(start.elapsed().as_micros() as u64)?;
             assert_eq!(o.status, "FILLED");

@@ -8,41 +8,48 @@
 //! back before it tries again, so a batch that did land is never written twice.
 
 use quantum_core::event::{GovPermitEvent, P33PermitEvent};
-use quantum_core::{PlanId, PlanResult, Price, Qty, Side};
+use quantum_core::{PlanId, PlanResult, PositionSide, Price, Qty, Side};
 use redis::{Pipeline, Value};
 
-use crate::legacy::{self, DLQ_STREAM, LEDGER_FIELD, PLAN_STREAM, RESULT_STREAM};
+use crate::legacy::{self, DLQ_STREAM, PLAN_STREAM, RESULT_STREAM};
 use crate::state::{self, Saved};
 
 /// The body of [`LEDGER_SCRIPT`], shared with [`FENCED_LEDGER_SCRIPT`].
 macro_rules! ledger_body {
     () => {
         r"
-local cur = redis.call('HGET', KEYS[1], 'ledger_amount')
+local cur = redis.call('HGET', KEYS[1], ARGV[4])
 local synced = redis.call('HGET', KEYS[2], ARGV[1])
-if cur and cur ~= synced and tonumber(cur) ~= tonumber(ARGV[2]) then
+local v = cur and tonumber(cur)
+if v and ARGV[5] == '1' and v > 0 then
+  v = 0 - v
+end
+if cur and cur ~= synced and v ~= tonumber(ARGV[2]) then
   return 0
 end
-redis.call('HSET', KEYS[1], 'ledger_amount', ARGV[2], 'updated_at', ARGV[3])
+redis.call('HSET', KEYS[1], ARGV[4], ARGV[2], 'updated_at', ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 return 1
 "
     };
 }
 
-/// Writes a core's ledger into a position hash unless an operator's value is waiting there
-/// for the core: the value in the hash is written by the bridge only if it is the one the core
-/// had (the bridge's ledger hash says which), or already equals the new one. Returns 1 when
-/// written. `KEYS`: position hash, the bridge's ledger hash; `ARGV`: symbol, amount,
-/// `updated_at`.
+/// Writes a core's ledger of one leg into its field of the position hash unless an operator's
+/// value is waiting there for the core: the value in the field is written by the bridge only
+/// if it is the one the core had (the bridge's ledger hash says which), or already equals the
+/// new one (a positive value of a never-positive leg read as its negative,
+/// [`legacy::read_ledger_amount`]). Returns 1 when written. `KEYS`: position hash, the
+/// bridge's ledger hash; `ARGV`: the leg's label (its field in the ledger hash), amount,
+/// `updated_at`, the leg's field of the position hash ([`legacy::ledger_field`]), `1` when
+/// the leg is never positive ([`legacy::never_positive`]) else `0`.
 pub const LEDGER_SCRIPT: &str = ledger_body!();
 
 /// [`LEDGER_SCRIPT`] in failover mode: writes nothing and returns [`FENCED`] unless the lease's
 /// epoch counter still holds the writer's epoch. `KEYS`: position hash, ledger hash, epoch key
-/// ([`crate::lease::epoch_key`]); `ARGV`: symbol, amount, `updated_at`, epoch.
+/// ([`crate::lease::epoch_key`]); `ARGV`: those of [`LEDGER_SCRIPT`], then the epoch.
 pub const FENCED_LEDGER_SCRIPT: &str = concat!(
     r"
-if redis.call('GET', KEYS[3]) ~= ARGV[4] then
+if redis.call('GET', KEYS[3]) ~= ARGV[6] then
   return -1
 end",
     ledger_body!()
@@ -56,18 +63,22 @@ pub const FENCED: i64 = -1;
 /// booking it twice is impossible, so it needs no fence).
 ///
 /// `KEYS`: the position hash, the plan's booked marker ([`crate::state::booked_key`]), the
-/// ledger hash ([`crate::state::ledger_key`]); `ARGV`: symbol, the plan's cumulative filled
-/// quantity, the sign a fill of the order's side moves the ledger by (`1` or `-1`,
-/// `Side::sign`), `updated_at`, the marker's TTL (s).
+/// ledger hash ([`crate::state::ledger_key`]); `ARGV`: the leg's label (its field in the
+/// ledger hash), the plan's cumulative filled quantity, the sign a fill of the order's side
+/// moves the ledger by (`1` or `-1`, `Side::sign`), `updated_at`, the marker's TTL (s), the
+/// leg's field of the position hash ([`legacy::ledger_field`]: `ledger_amount`, or a hedge
+/// leg's `ledger_amount_long` / `ledger_amount_short`), `1` when the leg is never positive
+/// ([`legacy::never_positive`]) else `0`.
 ///
 /// The marker holds the cumulative quantity booked so far (absent: none). When `cum` is not
-/// above it, nothing is written and 0 is returned. Else `ledger_amount` (absent: 0) moves by
+/// above it, nothing is written and 0 is returned. Else the leg's field (absent: 0; a
+/// positive value of a never-positive leg read as its negative) moves by
 /// sign × (cum − booked), the marker becomes `cum` (expiring), `updated_at` is set, and
-/// when `ledger_amount` was the bridge's own value (absent, or equal to the ledger hash's
+/// when the field was the bridge's own value (absent, or equal to the ledger hash's
 /// value) the ledger hash takes the new value too, so the bridge never takes this write
 /// for an operator's; an operator's value still waiting for the core is moved by the fill
 /// and stays an operator's (the core is handed it). Returns 1. Returns [`BOOK_UNREADABLE`]
-/// (nothing written) when `ledger_amount` is not a decimal or the sum leaves the range of a
+/// (nothing written) when the field is not a decimal or the sum leaves the range of a
 /// quantity.
 ///
 /// The arithmetic is exact: a decimal (at most 8 fraction digits, as the core's quantities)
@@ -142,13 +153,16 @@ local dh, dl = norm(ch - ph, cl - pl)
 if dh < 0 or (dh == 0 and dl <= 0) then
   return 0
 end
-local cur = redis.call('HGET', KEYS[1], 'ledger_amount')
+local cur = redis.call('HGET', KEYS[1], ARGV[6])
 local synced = redis.call('HGET', KEYS[3], ARGV[1])
 local h, l = 0, 0
 if cur then
   h, l = parse(cur)
   if not h then
     return -2
+  end
+  if ARGV[7] == '1' and (h > 0 or l > 0) then
+    h, l = 0 - h, 0 - l
   end
 end
 h, l = norm(h + sign * dh, l + sign * dl)
@@ -157,15 +171,15 @@ if not fits(h, l) then
 end
 local amount = text(h, l)
 redis.call('SET', KEYS[2], ARGV[2], 'EX', ARGV[5])
-redis.call('HSET', KEYS[1], 'ledger_amount', amount, 'updated_at', ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[6], amount, 'updated_at', ARGV[4])
 if not cur or cur == synced then
   redis.call('HSET', KEYS[3], ARGV[1], amount)
 end
 return 1
 ";
 
-/// What [`BOOK_FILL_SCRIPT`] returns when it cannot book (`ledger_amount` is not a decimal,
-/// or the sum is out of range): nothing was written.
+/// What [`BOOK_FILL_SCRIPT`] returns when it cannot book (the leg's ledger field is not a
+/// decimal, or the sum is out of range): nothing was written.
 pub const BOOK_UNREADABLE: i64 = -2;
 
 /// Writes a plan's result entry unless the plan has one already: the plan's marker key
@@ -235,7 +249,7 @@ pub struct Replies {
     pub fills_booked: u64,
     /// Fills the shared ledger had booked already (0).
     pub fills_repeated: u64,
-    /// Fills not booked because `ledger_amount` is not a decimal ([`BOOK_UNREADABLE`]).
+    /// Fills not booked because the leg's ledger field is not a decimal ([`BOOK_UNREADABLE`]).
     pub fills_unbooked: u64,
 }
 
@@ -274,8 +288,8 @@ pub struct Batch {
     group: String,
     instance: String,
     answered_ttl_s: u64,
-    /// Position hashes written, by symbol: each write is one keyspace notification the
-    /// bridge will see and must not take for an operator's.
+    /// Position hashes written, by (exchange) symbol: each write is one keyspace notification
+    /// the bridge will see and must not take for an operator's.
     position_writes: Vec<String>,
     /// Failover: the fence result and ledger writes are made under (none: unfenced).
     fence: Option<Fence>,
@@ -398,10 +412,11 @@ impl Batch {
         self.ops += 1;
     }
 
-    /// A plan's result entry, unless the plan has one ([`RESULT_SCRIPT`]). Its reply (1
+    /// A plan's result entry, unless the plan has one ([`RESULT_SCRIPT`]); `leg`: the label of
+    /// the plan's leg ([`legacy::result_fields`] writes its symbol and side). Its reply (1
     /// written, 0 not) is the one reply of the transaction that is kept.
-    pub fn result(&mut self, r: &PlanResult, symbol: &str, order_id: Option<u64>) {
-        self.result_acking(r, symbol, order_id, &[]);
+    pub fn result(&mut self, r: &PlanResult, leg: &str, order_id: Option<u64>) {
+        self.result_acking(r, leg, order_id, &[]);
     }
 
     /// A plan's result entry; with a fence ([`Batch::set_fence`]) through
@@ -411,11 +426,11 @@ impl Batch {
     pub fn result_acking(
         &mut self,
         r: &PlanResult,
-        symbol: &str,
+        leg: &str,
         order_id: Option<u64>,
         acks: &[String],
     ) {
-        let mut fields = legacy::result_fields(r, symbol, order_id);
+        let mut fields = legacy::result_fields(r, leg, order_id);
         let c = self.pipe.cmd("EVAL");
         match &self.fence {
             None => {
@@ -489,34 +504,38 @@ impl Batch {
         true
     }
 
-    /// The governor's permit at `quantum:permit:<id>`, expiring with it.
-    pub fn gov_permit(&mut self, p: &GovPermitEvent, symbol: &str, now_ms: u64) -> bool {
+    /// The governor's permit at `quantum:permit:<id>`, expiring with it; `leg`: the label of
+    /// the plan's leg (its symbol is written).
+    pub fn gov_permit(&mut self, p: &GovPermitEvent, leg: &str, now_ms: u64) -> bool {
         self.permit(
             p.plan,
             legacy::permit_key(p.plan),
-            legacy::gov_permit_json(p, symbol),
+            legacy::gov_permit_json(p, leg),
             p.issued_at_ms,
             p.ttl_ms,
             now_ms,
         )
     }
 
-    /// P3.3's permit at `quantum:permit:p33:<id>`, expiring with it.
-    pub fn p33_permit(&mut self, p: &P33PermitEvent, symbol: &str, now_ms: u64) -> bool {
+    /// P3.3's permit at `quantum:permit:p33:<id>`, expiring with it; `leg`: the label of the
+    /// plan's leg (its symbol is written).
+    pub fn p33_permit(&mut self, p: &P33PermitEvent, leg: &str, now_ms: u64) -> bool {
         self.permit(
             p.plan,
             legacy::p33_permit_key(p.plan),
-            legacy::p33_permit_json(p, symbol),
+            legacy::p33_permit_json(p, leg),
             p.issued_at_ms,
             p.ttl_ms,
             now_ms,
         )
     }
 
-    /// The exchange side of `quantum:position:<symbol>`.
-    pub fn exchange(&mut self, symbol: &str, amount: Qty, mark: Price, time_ms: u64) {
+    /// The exchange side of leg `leg` (its label) in its symbol's `quantum:position:<SYMBOL>`
+    /// ([`legacy::exchange_fields`]).
+    pub fn exchange(&mut self, leg: &str, amount: Qty, mark: Price, time_ms: u64) {
+        let (symbol, side) = PositionSide::split_label(leg);
         let c = self.pipe.cmd("HSET").arg(legacy::position_key(symbol));
-        for (k, v) in legacy::exchange_fields(amount, mark, time_ms) {
+        for (k, v) in legacy::exchange_fields(side, amount, mark, time_ms) {
             c.arg(k).arg(v);
         }
         c.ignore();
@@ -525,16 +544,17 @@ impl Batch {
         self.position_writes.push(symbol.to_owned());
     }
 
-    /// The symbols whose position hash this batch writes, once per write (a ledger write the
-    /// script declines is counted too: see [`crate::ledger`] for why that is safe).
+    /// The (exchange) symbols whose position hash this batch writes, once per write (a ledger
+    /// write the script declines is counted too: see [`crate::ledger`] for why that is safe).
     pub fn position_writes(&self) -> &[String] {
         &self.position_writes
     }
 
-    /// The core's ledger into `quantum:position:<symbol>` ([`LEDGER_SCRIPT`]; with a fence,
-    /// [`FENCED_LEDGER_SCRIPT`], whose reply is kept).
-    pub fn ledger(&mut self, instance: &str, symbol: &str, amount: Qty, at_ms: u64) {
-        debug_assert_eq!(LEDGER_FIELD, "ledger_amount", "the script names the field");
+    /// The core's ledger of leg `leg` (its label) into the leg's field of its symbol's
+    /// `quantum:position:<SYMBOL>` ([`LEDGER_SCRIPT`]; with a fence, [`FENCED_LEDGER_SCRIPT`],
+    /// whose reply is kept). `instance` names the ledger hash ([`state::ledger_key`]).
+    pub fn ledger(&mut self, instance: &str, leg: &str, amount: Qty, at_ms: u64) {
+        let (symbol, side) = PositionSide::split_label(leg);
         let c = self.pipe.cmd("EVAL");
         match &self.fence {
             None => c.arg(LEDGER_SCRIPT).arg(2),
@@ -545,9 +565,11 @@ impl Batch {
         if let Some(f) = &self.fence {
             c.arg(&f.epoch_key);
         }
-        c.arg(symbol)
+        c.arg(leg)
             .arg(amount.to_string())
-            .arg(legacy::iso_ms(at_ms));
+            .arg(legacy::iso_ms(at_ms))
+            .arg(legacy::ledger_field(side))
+            .arg(u8::from(legacy::never_positive(side)));
         match &self.fence {
             None => {
                 c.ignore();
@@ -562,11 +584,11 @@ impl Batch {
         self.position_writes.push(symbol.to_owned());
     }
 
-    /// Failover: books a fill of `plan` (its order's side `side`, `cum_qty` filled so far)
-    /// into the shared ledger by its increase ([`BOOK_FILL_SCRIPT`], unfenced; its reply is
-    /// kept).
-    pub fn book_fill(&mut self, symbol: &str, plan: PlanId, side: Side, cum_qty: Qty, at_ms: u64) {
-        debug_assert_eq!(LEDGER_FIELD, "ledger_amount", "the script names the field");
+    /// Failover: books a fill of `plan` on leg `leg` (its label; its order's side `side`,
+    /// `cum_qty` filled so far) into the leg's field of the shared ledger by its increase
+    /// ([`BOOK_FILL_SCRIPT`], unfenced; its reply is kept).
+    pub fn book_fill(&mut self, leg: &str, plan: PlanId, side: Side, cum_qty: Qty, at_ms: u64) {
+        let (symbol, position_side) = PositionSide::split_label(leg);
         self.pipe
             .cmd("EVAL")
             .arg(BOOK_FILL_SCRIPT)
@@ -574,11 +596,13 @@ impl Batch {
             .arg(legacy::position_key(symbol))
             .arg(state::booked_key(&self.instance, plan))
             .arg(state::ledger_key(&self.instance))
-            .arg(symbol)
+            .arg(leg)
             .arg(cum_qty.to_string())
             .arg(side.sign())
             .arg(legacy::iso_ms(at_ms))
-            .arg(self.answered_ttl_s);
+            .arg(self.answered_ttl_s)
+            .arg(legacy::ledger_field(position_side))
+            .arg(u8::from(legacy::never_positive(position_side)));
         self.kept.push(Kept::Booked);
         self.ops += 1;
         self.counts.positions += 1;

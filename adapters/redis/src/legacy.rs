@@ -6,9 +6,14 @@
 //! | [`PLAN_STREAM`] | stream | one entry per plan: `plan_id`, `symbol`, `decision`, `action`, `kill_score`, `timestamp` (optional), or the same as JSON in one `payload` / `data` field |
 //! | [`permit_key`] `quantum:permit:<plan_id>` | string, TTL | governor permit [`gov_permit_json`] |
 //! | [`p33_permit_key`] `quantum:permit:p33:<plan_id>` | string, TTL | P3.3 permit [`p33_permit_json`] |
-//! | [`position_key`] `quantum:position:<SYMBOL>` | hash | `ledger_amount` (operators set it), `exchange_amount`, `updated_at` |
+//! | [`position_key`] `quantum:position:<SYMBOL>` | hash | [`ledger_field`] per leg: `ledger_amount` (one-way), `ledger_amount_long`, `ledger_amount_short` (hedge mode; operators set them); [`exchange_field`] likewise, `mark_price`, `updated_at` |
 //! | [`RESULT_STREAM`] | stream | one entry per plan, [`result_fields`] (new here) |
 //! | [`DLQ_STREAM`] | stream | entries that could not be read, with the original fields and `error` (new here) |
+//!
+//! Every symbol written is the exchange's (`BTCUSDT`), never a leg's label (`BTCUSDT:LONG`):
+//! the functions here take a leg's label ([`PositionSide::label`]) or a symbol and write the
+//! symbol; a hedge-mode leg's side goes into fields of its own (`position_side` of a result
+//! entry, the per-side fields of the position hash).
 //!
 //! Amounts in JSON are numbers written exactly (`0.062`, never `0.06199999`); in hash and
 //! stream fields they are decimal strings. Times are UTC ISO 8601 with milliseconds
@@ -36,8 +41,48 @@ pub const POSITION_PREFIX: &str = "quantum:position:";
 pub const PERMIT_PREFIX: &str = "quantum:permit:";
 /// Prefix of P3.3's permit keys.
 pub const P33_PERMIT_PREFIX: &str = "quantum:permit:p33:";
-/// The field of a position hash that operators set by hand.
+/// The field of a position hash that operators set by hand: the ledger of a one-way symbol
+/// ([`ledger_field`] names those of a hedge-mode symbol's legs).
 pub const LEDGER_FIELD: &str = "ledger_amount";
+
+/// The field of a position hash holding the ledger of the leg on `side`: `ledger_amount` for a
+/// one-way symbol (`BOTH`), `ledger_amount_long` and `ledger_amount_short` for the legs of a
+/// hedge-mode symbol. The one owner of these names: the bridge's scripts are handed the field.
+pub fn ledger_field(side: PositionSide) -> &'static str {
+    match side {
+        PositionSide::Both => LEDGER_FIELD,
+        PositionSide::Long => "ledger_amount_long",
+        PositionSide::Short => "ledger_amount_short",
+    }
+}
+
+/// The field of a position hash holding the exchange's amount of the leg on `side`:
+/// `exchange_amount` (one-way), `exchange_amount_long`, `exchange_amount_short` (hedge mode).
+pub fn exchange_field(side: PositionSide) -> &'static str {
+    match side {
+        PositionSide::Both => "exchange_amount",
+        PositionSide::Long => "exchange_amount_long",
+        PositionSide::Short => "exchange_amount_short",
+    }
+}
+
+/// Whether a leg's amount is never positive: a hedge-mode `SHORT` leg, whose amounts are
+/// negative as Binance shows `positionAmt` in hedge mode.
+pub const fn never_positive(side: PositionSide) -> bool {
+    matches!(side, PositionSide::Short)
+}
+
+/// A ledger amount read from the position hash field of the leg on `side`
+/// ([`ledger_field`]): the decimal, except that a positive amount in a `SHORT` leg's field
+/// reads as its negative (a short is never positive; operators may write it unsigned). The
+/// second value says it was so read (for a warning). The error is the parse error's text.
+pub fn read_ledger_amount(side: PositionSide, text: &str) -> Result<(Qty, bool), String> {
+    let q: Qty = text.trim().parse().map_err(|e| format!("{e}"))?;
+    if never_positive(side) && q.units() > 0 {
+        return Ok((Qty::from_units(-q.units()), true));
+    }
+    Ok((q, false))
+}
 /// The field of a result entry written in failover mode: the lease epoch it was written under.
 pub const RESULT_EPOCH_FIELD: &str = "epoch";
 
@@ -51,9 +96,10 @@ pub fn p33_permit_key(plan: PlanId) -> String {
     format!("{P33_PERMIT_PREFIX}{plan}")
 }
 
-/// `quantum:position:<SYMBOL>`.
-pub fn position_key(symbol: &str) -> String {
-    format!("{POSITION_PREFIX}{symbol}")
+/// `quantum:position:<SYMBOL>` of a symbol or of a leg's label (its symbol's hash: the legs of
+/// a hedge-mode symbol share it, each with its own fields).
+pub fn position_key(leg: &str) -> String {
+    format!("{POSITION_PREFIX}{}", PositionSide::split_label(leg).0)
 }
 
 /// The symbol a position key names (`None` for any other key).
@@ -87,11 +133,17 @@ pub fn permit_key_of(kind: PermitKind, plan: PlanId) -> String {
     }
 }
 
-/// The exchange side of a position hash, as the bridge writes it: `exchange_amount`,
-/// `mark_price`, `updated_at`.
-pub fn exchange_fields(amount: Qty, mark: Price, time_ms: u64) -> [(&'static str, String); 3] {
+/// The exchange side of a position hash for the leg on `side`, as the bridge writes it:
+/// [`exchange_field`] (`exchange_amount`, or a hedge leg's `exchange_amount_long` /
+/// `exchange_amount_short`), `mark_price`, `updated_at`.
+pub fn exchange_fields(
+    side: PositionSide,
+    amount: Qty,
+    mark: Price,
+    time_ms: u64,
+) -> [(&'static str, String); 3] {
     [
-        ("exchange_amount", amount.to_string()),
+        (exchange_field(side), amount.to_string()),
         ("mark_price", mark.to_string()),
         ("updated_at", iso_ms(time_ms)),
     ]
@@ -250,8 +302,10 @@ fn js(s: &str) -> String {
     Value::from(s).to_string()
 }
 
-/// The governor's permit as the legacy Governor SETs it. New here: a deny adds `"reason"`.
-pub fn gov_permit_json(p: &GovPermitEvent, symbol: &str) -> String {
+/// The governor's permit as the legacy Governor SETs it, for the leg `leg` (its symbol is
+/// written). New here: a deny adds `"reason"`.
+pub fn gov_permit_json(p: &GovPermitEvent, leg: &str) -> String {
+    let symbol = PositionSide::split_label(leg).0;
     let mut s = format!(
         "{{\"granted\":{},\"symbol\":{},\"decision\":\"EXECUTE\",\"created_at\":\"{}\",\"ttl\":{}",
         p.allow,
@@ -266,9 +320,10 @@ pub fn gov_permit_json(p: &GovPermitEvent, symbol: &str) -> String {
     s
 }
 
-/// P3.3's permit as the legacy P3.3 SETs it: the amounts it judged in `context`, a deny's
-/// `reason`, an allow's `safe_qty`.
-pub fn p33_permit_json(p: &P33PermitEvent, symbol: &str) -> String {
+/// P3.3's permit as the legacy P3.3 SETs it, for the leg `leg` (its symbol is written): the
+/// amounts it judged in `context`, a deny's `reason`, an allow's `safe_qty`.
+pub fn p33_permit_json(p: &P33PermitEvent, leg: &str) -> String {
+    let symbol = PositionSide::split_label(leg).0;
     let c = &p.context;
     let mut s = format!("{{\"allow\":{},\"symbol\":{}", p.allow, js(symbol));
     if let Some(r) = p.reason.filter(|_| !p.allow) {
@@ -288,14 +343,17 @@ pub fn p33_permit_json(p: &P33PermitEvent, symbol: &str) -> String {
     s
 }
 
-/// The fields of a result entry (new here). `order_id` is the exchange's, once known.
+/// The fields of a result entry (new here) of a plan on the leg `leg` (a leg's label or a
+/// symbol: `symbol` is the exchange's; a hedge-mode leg adds `position_side`, `LONG` or
+/// `SHORT`, after the others). `order_id` is the exchange's, once known.
 pub fn result_fields(
     r: &PlanResult,
-    symbol: &str,
+    leg: &str,
     order_id: Option<u64>,
 ) -> Vec<(&'static str, String)> {
     let executed = r.executed();
-    vec![
+    let (symbol, side) = PositionSide::split_label(leg);
+    let mut f = vec![
         ("plan_id", r.plan.to_string()),
         ("symbol", symbol.to_string()),
         ("decision", r.decision.to_string()),
@@ -315,16 +373,21 @@ pub fn result_fields(
             order_id.map_or(String::new(), |o| o.to_string()),
         ),
         ("wait_us", (r.wait_ns / 1_000).to_string()),
-    ]
+    ];
+    if side.is_hedge() {
+        f.push(("position_side", side.as_str().to_owned()));
+    }
+    f
 }
 
 /// The fields of a plan entry as the exit brain XADDs them: `plan_id`, `symbol`, `decision`,
 /// `action`, `kill_score`, and only when they differ from what an absent field reads as,
-/// `timestamp` (ms), `reduce_only` and `qty`. [`parse_plan`] reads them back into the same plan.
-pub fn plan_entry_fields(plan: &Plan, symbol: &str) -> Vec<(&'static str, String)> {
+/// `timestamp` (ms), `reduce_only`, `qty` and `position_side`. `leg` is the plan's symbol or its
+/// leg's label (the symbol is written). [`parse_plan`] reads them back into the same plan.
+pub fn plan_entry_fields(plan: &Plan, leg: &str) -> Vec<(&'static str, String)> {
     let mut f = vec![
         ("plan_id", plan.id.to_string()),
-        ("symbol", symbol.to_string()),
+        ("symbol", PositionSide::split_label(leg).0.to_string()),
         ("decision", plan.decision.to_string()),
         ("action", plan.action.to_string()),
         ("kill_score", plan.kill_score.to_string()),

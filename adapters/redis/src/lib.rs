@@ -14,7 +14,7 @@
 //!                          ▲ XACK once the core answered                               │ stream
 //!                          │ (it made the plan durable)                                 ▼
 //!  quantum:stream:apply.plan.dlq <── entries that cannot be read ──────────── [session loop] ─ plan_entry
-//!  HSET quantum:position:S ledger_amount ─keyspace notification / re-read─> ledger ─> │
+//!  HSET quantum:position:S ledger_amount[_long|_short] ─notification / re-read─> ledger ─> │
 //!  SET quantum:permit:… (legacy issuers, --permits-from redis) ──────────> permits_in ─> │
 //!                                                                    quantum.<i>.plans ring
 //!                                                                             ▼
@@ -26,7 +26,7 @@
 //!  quantum:permit:<id>, quantum:permit:p33:<id> (SET … PX ttl)      <── [session loop]
 //!  quantum:stream:apply.result (one entry per plan; results)        <── one MULTI/EXEC per
 //!  quantum:position:S (exchange_amount, mark_price, updated_at,     <── round (batch), with
-//!                      ledger_amount)                                   the bridge's state
+//!                      ledger_amount; per side in hedge mode)           the bridge's state
 //! ```
 //!
 //! Invariants:
@@ -58,6 +58,10 @@
 //! in the script that writes its result. Fills it books in any role, by their increase, once
 //! per plan and cumulative quantity ([`batch::BOOK_FILL_SCRIPT`]); a core that took the lead
 //! is answered the shared ledger of each symbol it asks for ([`session`]).
+//!
+//! The core's symbol ids are legs ([`rings::Symbols`]): a one-way symbol is one (`BTCUSDT`), a
+//! hedge-mode one two (`ETHUSDT:LONG`, `ETHUSDT:SHORT`). Everything written names the
+//! exchange symbol; a hedge leg's side has fields of its own ([`legacy`]).
 //!
 //! This crate never depends on another adapter; it uses `quantum-core` for pure types only.
 #![deny(unsafe_code)]

@@ -1,4 +1,6 @@
-//! Keyspace notifications: the operators' `HSET quantum:position:<SYMBOL> ledger_amount …`
+//! Keyspace notifications: the operators' `HSET quantum:position:<SYMBOL> ledger_amount …` (or
+//! a hedge leg's `ledger_amount_long` / `ledger_amount_short`: a note names the hash, and the
+//! session reads every leg of its symbol)
 //! and, with `--permits-from redis`, the legacy issuers' `SET quantum:permit:…`, as they
 //! happen.
 //!

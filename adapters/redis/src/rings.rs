@@ -14,6 +14,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use quantum_core::event::Event;
+use quantum_core::PositionSide;
 use quantum_ipc::broadcast::{Broadcast, Next, Start};
 use quantum_ipc::contract;
 use quantum_ipc::wire::{Limits, Message, Record, RECORD_SIZE};
@@ -25,61 +26,91 @@ use crate::error::{Error, Result};
 use crate::state::{self, From};
 use crate::stats::Stats;
 
-/// Symbol ids and names as the daemon numbered them.
+/// Symbol ids and their legs' labels as the daemon numbered them: `BTCUSDT` for a one-way
+/// symbol, `ETHUSDT:LONG` and `ETHUSDT:SHORT` for the two legs of a hedge-mode one
+/// ([`PositionSide::label`]). What the bridge writes names the exchange symbol
+/// ([`Symbols::name`]) and, where the contract has a place for it, the leg's side
+/// ([`Symbols::side`]).
 #[derive(Clone, Debug, Default)]
 pub struct Symbols {
-    names: HashMap<u16, String>,
-    ids: HashMap<String, u16>,
+    labels: HashMap<u16, String>,
 }
 
 impl Symbols {
-    /// From `(id, name)` pairs.
+    /// From `(id, label)` pairs (the counters segment's symbol directory).
     pub fn new(pairs: impl IntoIterator<Item = (u16, String)>) -> Symbols {
-        let names: HashMap<u16, String> = pairs.into_iter().collect();
-        let ids = names.iter().map(|(i, n)| (n.clone(), *i)).collect();
-        Symbols { names, ids }
+        Symbols {
+            labels: pairs.into_iter().collect(),
+        }
     }
 
-    /// The name of `id` (`?` for an id the directory does not have).
+    /// The label of leg `id` (`?` for an id the directory does not have): the key of the
+    /// bridge's own per-leg state ([`crate::state::ledger_key`]), never written as a symbol.
+    pub fn label(&self, id: u16) -> &str {
+        self.labels.get(&id).map_or("?", String::as_str)
+    }
+
+    /// The exchange symbol of leg `id` (`?` for an id the directory does not have): the
+    /// `symbol` of everything the bridge writes.
     pub fn name(&self, id: u16) -> &str {
-        self.names.get(&id).map_or("?", String::as_str)
+        PositionSide::split_label(self.label(id)).0
     }
 
-    /// The id of `name`.
-    pub fn id(&self, name: &str) -> Option<u16> {
-        self.ids.get(name).copied()
+    /// The position side of leg `id` (`BOTH` for a one-way symbol).
+    pub fn side(&self, id: u16) -> PositionSide {
+        PositionSide::split_label(self.label(id)).1
+    }
+
+    /// The legs of exchange symbol `symbol` (one for a one-way symbol, two for a hedge-mode
+    /// one, none for a symbol the instance does not trade), in id order.
+    pub fn legs(&self, symbol: &str) -> Vec<u16> {
+        self.iter()
+            .into_iter()
+            .filter(|(_, label)| PositionSide::split_label(label).0 == symbol)
+            .map(|(id, _)| id)
+            .collect()
     }
 
     /// The leg a plan for `symbol` naming `side` goes to
     /// ([`quantum_core::PositionSide::plan_leg`]).
-    pub fn plan_leg(&self, symbol: &str, side: Option<quantum_core::PositionSide>) -> Option<u16> {
-        quantum_core::PositionSide::plan_leg(self.iter(), symbol, side)
+    pub fn plan_leg(&self, symbol: &str, side: Option<PositionSide>) -> Option<u16> {
+        PositionSide::plan_leg(self.iter(), symbol, side)
     }
 
-    /// `(id, name)`, in id order.
+    /// `(id, label)`, in id order.
     pub fn iter(&self) -> Vec<(u16, &str)> {
-        let mut v: Vec<(u16, &str)> = self.names.iter().map(|(i, n)| (*i, n.as_str())).collect();
+        let mut v: Vec<(u16, &str)> = self.labels.iter().map(|(i, n)| (*i, n.as_str())).collect();
         v.sort_unstable();
         v
     }
 
-    /// Number of symbols.
+    /// Number of legs (symbol ids).
     pub fn len(&self) -> usize {
-        self.names.len()
+        self.labels.len()
     }
 
     /// No symbols.
     pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.labels.is_empty()
     }
 
-    /// The names, comma-separated (for error messages).
+    /// The exchange symbols, comma-separated, a hedge-mode one marked `(hedge)` (for error
+    /// messages and the log): `BTCUSDT, ETHUSDT (hedge)`.
     pub fn list(&self) -> String {
-        self.iter()
-            .into_iter()
-            .map(|(_, n)| n)
-            .collect::<Vec<_>>()
-            .join(", ")
+        let mut out: Vec<String> = Vec::new();
+        let mut seen: Vec<&str> = Vec::new();
+        for (id, _) in self.iter() {
+            let name = self.name(id);
+            if seen.contains(&name) {
+                continue;
+            }
+            seen.push(name);
+            out.push(match self.side(id).is_hedge() {
+                true => format!("{name} (hedge)"),
+                false => name.to_owned(),
+            });
+        }
+        out.join(", ")
     }
 }
 

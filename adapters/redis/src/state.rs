@@ -4,7 +4,7 @@
 //! | key | type | content |
 //! |---|---|---|
 //! | [`state_key`] `quantum:bridge:<instance>` | hash | `epoch`, `next_seq`, `low_seq` (below) |
-//! | [`ledger_key`] `quantum:bridge:<instance>:ledger` | hash | per symbol, the `ledger_amount` text the core has (what the bridge last wrote or handed over) |
+//! | [`ledger_key`] `quantum:bridge:<instance>:ledger` | hash | per leg (field: its label, `BTCUSDT`, `ETHUSDT:LONG`, `ETHUSDT:SHORT`), the text of the leg's ledger field the core has (what the bridge last wrote or handed over) |
 //! | [`stats_key`] `quantum:bridge:<instance>:stats` | hash | the bridge's counters ([`crate::stats`]) |
 //! | [`answered_key`] `quantum:bridge:<instance>:answered:<plan_id>` | string, TTL | `1`: the plan's result entry is written ([`crate::batch::RESULT_SCRIPT`]); expires after `--answered-ttl-s` |
 //! | [`booked_key`] `quantum:bridge:<lease>:booked:<plan_id>` | string, TTL | failover: the plan's cumulative filled quantity booked into the shared ledger ([`crate::batch::BOOK_FILL_SCRIPT`]); expires after `--answered-ttl-s` |
@@ -33,7 +33,8 @@ pub fn state_key(instance: &str) -> String {
     format!("quantum:bridge:{instance}")
 }
 
-/// Per symbol, the `ledger_amount` the core has.
+/// Per leg, keyed by its label ([`quantum_core::PositionSide::label`]), the ledger text the
+/// core has ([`crate::legacy::ledger_field`] names the leg's field of the position hash).
 pub fn ledger_key(instance: &str) -> String {
     format!("quantum:bridge:{instance}:ledger")
 }

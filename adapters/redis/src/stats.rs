@@ -72,10 +72,14 @@ counters! {
     permits_expired_unmirrored,
     /// Position hashes updated from the core's book.
     positions_mirrored,
-    /// Operator `ledger_amount` values handed to the core.
+    /// Operator ledger values (`ledger_amount`, or a hedge leg's `ledger_amount_long` /
+    /// `ledger_amount_short`) handed to the core.
     ledger_syncs,
-    /// `ledger_amount` values that are not decimals.
+    /// Ledger values that are not decimals.
     ledger_invalid,
+    /// Positive values in a `SHORT` leg's `ledger_amount_short`, read as their negative (a
+    /// short is never positive).
+    ledger_short_negated,
     /// Ledger syncs the core refused.
     ledger_refused,
     /// Position hashes read for a ledger sync (by notification, re-read or start).
@@ -121,7 +125,7 @@ counters! {
     /// Failover: fills the shared ledger had booked already (seen again, or by the other
     /// host first).
     fills_repeated,
-    /// Failover: fills not booked because `ledger_amount` was not an amount.
+    /// Failover: fills not booked because the leg's ledger field was not an amount.
     fills_unbooked,
     /// Failover: ledgers handed to the core as the base it asked for after a lead.
     ledger_bases,

@@ -324,6 +324,8 @@ fn invoke(c: &mut redis::Connection, cum: &str, sign: i64) -> redis::RedisResult
         .arg(sign)
         .arg("t")
         .arg(60)
+        .arg(LEDGER_FIELD)
+        .arg(0)
         .invoke(c)
 }
 

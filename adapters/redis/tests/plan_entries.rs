@@ -1,7 +1,7 @@
 //! Reading plan entries (the one parser, [`legacy::parse_plan`], behind the stream's
 //! [`read_plan`]) and writing them ([`legacy::plan_entry_fields`]).
 
-use quantum_core::{Action, Decision, Plan, PlanId, Qty, Score, SymbolId};
+use quantum_core::{Action, Decision, Plan, PlanId, PositionSide, Qty, Score, SymbolId};
 use quantum_redis::legacy::{self, parse_plan};
 use quantum_redis::plan_entry::{dead_letter, read_plan, Fields};
 use quantum_redis::rings::Symbols;
@@ -300,4 +300,118 @@ fn the_writer_round_trips_through_the_parser() {
         };
         assert_eq!(parse_plan(&o, by_name, 0).unwrap().plan, p);
     }
+}
+
+/// A directory with a hedge-mode symbol: `ETHUSDT` is two legs.
+fn hedge_symbols() -> Symbols {
+    Symbols::new([
+        (0, "BTCUSDT".to_string()),
+        (1, "ETHUSDT:LONG".to_string()),
+        (2, "ETHUSDT:SHORT".to_string()),
+    ])
+}
+
+/// A plan names its leg with `position_side`; a plan for a hedge-mode symbol without one (or
+/// with one that cannot be read, a warning) still reaches the core, which denies it
+/// `position_side_required`: never a dead letter, never a guessed side.
+#[test]
+fn plans_for_a_hedge_mode_symbol_go_to_the_leg_they_name() {
+    let s = hedge_symbols();
+    let read = |side: Option<&str>| {
+        let mut f = vec![
+            ("plan_id", "00000000000000c1"),
+            ("symbol", "ETHUSDT"),
+            ("decision", "EXECUTE"),
+            ("action", "FULL_CLOSE"),
+        ];
+        if let Some(side) = side {
+            f.push(("position_side", side));
+        }
+        read_plan("1769301008976-0", &fields(&f), &s)
+    };
+    let short = read(Some("SHORT")).unwrap();
+    assert_eq!(
+        (short.plan.symbol, short.plan.position_side),
+        (SymbolId(2), Some(PositionSide::Short))
+    );
+    assert_eq!(short.warning, None);
+    // Binance's names in any case, with spaces.
+    let long = read(Some(" long ")).unwrap();
+    assert_eq!(
+        (long.plan.symbol, long.plan.position_side),
+        (SymbolId(1), Some(PositionSide::Long))
+    );
+    // None named: the symbol's first leg, where the core denies it.
+    let none = read(None).unwrap();
+    assert_eq!(
+        (none.plan.symbol, none.plan.position_side),
+        (SymbolId(1), None)
+    );
+    assert_eq!(none.warning, None);
+    // Unreadable: a warning (logged and counted as `plan_fields_unreadable`), no side.
+    let odd = read(Some("UP")).unwrap();
+    assert_eq!(
+        (odd.plan.symbol, odd.plan.position_side),
+        (SymbolId(1), None)
+    );
+    let why = odd.warning.unwrap();
+    assert!(
+        why.contains("\"UP\"") && why.contains("no position side"),
+        "{why}"
+    );
+    // A one-way symbol with a side goes to its one leg (the core denies a mismatch).
+    let btc = read_plan(
+        "1-0",
+        &fields(&[
+            ("plan_id", "00000000000000c2"),
+            ("symbol", "BTCUSDT"),
+            ("decision", "EXECUTE"),
+            ("position_side", "SHORT"),
+        ]),
+        &s,
+    )
+    .unwrap();
+    assert_eq!(btc.plan.symbol, SymbolId(0));
+    // A leg's label is no symbol of the contract.
+    let e = read_plan(
+        "1-0",
+        &fields(&[
+            ("plan_id", "00000000000000c3"),
+            ("symbol", "ETHUSDT:SHORT"),
+            ("decision", "EXECUTE"),
+        ]),
+        &s,
+    )
+    .unwrap_err();
+    assert!(e.contains("BTCUSDT, ETHUSDT (hedge)"), "{e}");
+}
+
+/// The writer names the exchange symbol and the side, never the leg's label.
+#[test]
+fn a_hedge_legs_plan_is_written_with_its_symbol_and_side() {
+    let s = hedge_symbols();
+    let p = Plan {
+        position_side: Some(PositionSide::Short),
+        ..Plan::exit(
+            PlanId(0xc4),
+            SymbolId(2),
+            Decision::Execute,
+            Action::Partial50,
+        )
+    };
+    let written = legacy::plan_entry_fields(&p, s.label(2));
+    assert!(written.contains(&("symbol", "ETHUSDT".to_string())));
+    assert!(written.contains(&("position_side", "SHORT".to_string())));
+    let f: Fields = written
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+        .collect();
+    let read = read_plan("5-0", &f, &s).unwrap();
+    assert_eq!(
+        read.plan,
+        Plan {
+            created_at_ms: 5,
+            ..p
+        }
+    );
 }

@@ -219,6 +219,7 @@ impl Stack {
             symbol: SYMBOL.into(),
             side: Side::Sell,
             quantity: QTY.into(),
+            position_side: quantum_binance::PositionSide::Both,
             reduce_only: true,
             client_order_id: ClientOrderId::for_plan(PlanId(self.next_plan))
                 .as_str()

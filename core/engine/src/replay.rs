@@ -233,6 +233,9 @@ pub struct Replay {
     /// A journal without `Started`: a start seen (history or not, when), made at the first
     /// event after its run of symbols starting to reconcile.
     legacy_start: Option<(bool, u64)>,
+    /// The events fed now were written by a version that journals the account's mode
+    /// ([`Replay::account_journaled`]).
+    account_journaled: bool,
     /// An accepted plan and its permits, held until the next event ([`Replay::feed`]).
     held: Vec<(u64, Event)>,
     buf: Vec<Event>,
@@ -291,6 +294,7 @@ impl Replay {
             differing: HashSet::new(),
             counts: Counts::default(),
             legacy_start: None,
+            account_journaled: true,
             held: Vec::new(),
             buf: Vec::new(),
             kept: None,
@@ -349,6 +353,12 @@ impl Replay {
         if history {
             engine.require_history(&mut |e| made.push(e));
         }
+        if self.counts.legacy || !self.account_journaled {
+            // Written before the account's mode was journaled: that version traded every
+            // symbol one-way without asking, so the replayed start is told so.
+            let mode = Input::Command(Command::AccountMode { hedge: false });
+            let _ = engine.handle(mode, REPLAY_RING, &mut |e| made.push(e));
+        }
         let started = Event::Started {
             history,
             at_ms,
@@ -360,6 +370,16 @@ impl Replay {
         self.absorb(&mut made, false, out);
         self.buf = made;
         Ok(())
+    }
+
+    /// Whether the events fed from now on were written by a version that journals the
+    /// account's position mode (`AccountMode`; the default). A journal segment's wire layout
+    /// says it: [`quantum_ipc::wire::layout_has`] with [`quantum_ipc::wire::Kind::AccountMode`].
+    /// Versions before it traded every symbol one-way without asking the exchange, so each
+    /// start of theirs is replayed with the account told one-way (so is every start of a
+    /// journal without `Started`, which is older still).
+    pub fn account_journaled(&mut self, yes: bool) {
+        self.account_journaled = yes;
     }
 
     /// Feeds recorded event number `seq`; decisions paired by it go to `out`.

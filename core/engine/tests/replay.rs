@@ -16,9 +16,9 @@ use quantum_core::replay::{replay_all, Decision, OrderNote, Replay};
 use quantum_core::result::Block;
 use quantum_core::{
     Action, Clock, Command, Decision as PlanDecision, Engine, EngineConfig, Input, Outcome, Plan,
-    PlanId, SymbolId,
+    PlanId, PositionSide, SymbolId,
 };
-use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason};
+use quantum_ipc::codes::{ContractStatus, FailKind, OrderStatus, ReportSource, UnknownReason};
 use support::{p, q, RING};
 
 /// A daemon as the journal sees it: an engine on a mocked clock, every event it makes
@@ -718,7 +718,12 @@ fn a_journal_without_start_events_still_replays_unchanged() {
         let old: Vec<Event> = r
             .journal
             .iter()
-            .filter(|e| !matches!(e, Event::Started { .. } | Event::PlanSeen { .. }))
+            .filter(|e| {
+                !matches!(
+                    e,
+                    Event::Started { .. } | Event::PlanSeen { .. } | Event::AccountMode { .. }
+                )
+            })
             .copied()
             .collect();
         let seen = r.journal.len() - old.len();
@@ -733,6 +738,53 @@ fn a_journal_without_start_events_still_replays_unchanged() {
         let changed: Vec<_> = decisions.iter().filter(|d| d.changed()).collect();
         assert!(changed.is_empty(), "seed {seed}: {changed:#?}");
     }
+}
+
+/// A journal of the version before the account's mode was journaled (it has `Started` and
+/// `PlanSeen`, and no `AccountMode`): told so, the replay makes every start's account
+/// one-way, as that version traded, and changes nothing; not told, every plan after a start
+/// is denied `position_mode_unknown`.
+#[test]
+fn a_journal_without_account_modes_replays_as_one_way() {
+    let r = story(5);
+    let old: Vec<Event> = r
+        .journal
+        .iter()
+        .filter(|e| !matches!(e, Event::AccountMode { .. }))
+        .copied()
+        .collect();
+    assert!(old.len() < r.journal.len());
+    let cfg = production();
+    let run = |journaled: bool| {
+        let mut replay = Replay::new(
+            cfg.clone(),
+            State::new(cfg.symbols.len(), cfg.dedupe_horizon_ms, cfg.max_orders),
+        )
+        .unwrap();
+        replay.account_journaled(journaled);
+        let mut out = Vec::new();
+        for (i, e) in old.iter().enumerate() {
+            replay.feed(i as u64 + 1, e, &mut |d| out.push(d)).unwrap();
+        }
+        let counts = replay.finish(&mut |d| out.push(d));
+        assert!(!counts.legacy);
+        out
+    };
+    let told = run(false);
+    assert_eq!(told.len(), results(&old));
+    assert!(told.iter().all(|d| !d.changed()), "{told:#?}");
+    let unknown = run(true)
+        .into_iter()
+        .filter(|d| {
+            d.replayed.is_some_and(|v| {
+                matches!(
+                    v.result.outcome,
+                    Outcome::Blocked(Block::P33Denied(P33Reason::PositionModeUnknown, _))
+                )
+            })
+        })
+        .count();
+    assert!(unknown > 10, "{unknown} plans denied position_mode_unknown");
 }
 
 /// Bad configurations are refused with the reason, before anything is replayed.
@@ -911,4 +963,138 @@ fn a_shorter_dedupe_horizon_judges_a_redelivery_again() {
         ),
         "{d:?}"
     );
+}
+
+/// A hedge-mode story: BTCUSDT's LONG and SHORT sides closed by their own plans, a mismatch on
+/// one side, a plan naming no side, a symbol that stopped trading and traded again, and a
+/// restart (after which the account's mode is told again). Replayed under the same
+/// configuration it makes the recorded events one for one.
+#[test]
+fn a_hedge_mode_story_replays_side_by_side() {
+    let d = quantum_core::SymbolSpec::defaults();
+    let hedge = EngineConfig {
+        symbols: vec![
+            d[0].on_side(PositionSide::Long),
+            d[0].on_side(PositionSide::Short),
+            d[1].on_side(PositionSide::Long),
+            d[1].on_side(PositionSide::Short),
+        ],
+        ..EngineConfig::default()
+    };
+    let mut r = Recorder::new(hedge.clone());
+    let (long, short) = (r.sym("BTCUSDT:LONG"), r.sym("BTCUSDT:SHORT"));
+    let eth = r.sym("ETHUSDT:LONG");
+    let stock = |r: &mut Recorder, s, amount: &str| {
+        r.command(Command::Position {
+            symbol: s,
+            amount: q(amount),
+            mark: p("100"),
+        });
+        r.command(Command::SetLedger {
+            symbol: s,
+            amount: q(amount),
+        });
+    };
+    stock(&mut r, long, "0.2");
+    stock(&mut r, short, "-0.1");
+    stock(&mut r, eth, "3");
+    let named = |id, s, side| Plan {
+        position_side: Some(side),
+        ..exit(id, s, Action::Partial50)
+    };
+    let ev = r.plan(named(1, long, PositionSide::Long));
+    let i1 = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::OrderIntent(i) => Some(*i),
+            _ => None,
+        })
+        .expect("the long side's order");
+    r.input(report(
+        i1.plan,
+        i1.symbol,
+        i1.side,
+        OrderStatus::Filled,
+        i1.qty,
+    ));
+    r.command(Command::Position {
+        symbol: long,
+        amount: q("0.1"),
+        mark: p("100"),
+    });
+    r.command(Command::SetLedger {
+        symbol: short,
+        amount: q("-0.2"),
+    });
+    r.plan(named(2, short, PositionSide::Short));
+    r.plan(exit(3, short, Action::FullClose));
+    r.command(Command::SymbolStatus {
+        symbol: eth,
+        status: ContractStatus::Settling,
+    });
+    r.plan(named(4, eth, PositionSide::Long));
+    r.advance(50);
+    r.restart(false);
+    stock(&mut r, long, "0.1");
+    stock(&mut r, short, "-0.1");
+    stock(&mut r, eth, "3");
+    r.command(Command::SymbolStatus {
+        symbol: eth,
+        status: ContractStatus::Trading,
+    });
+    r.plan(named(5, eth, PositionSide::Long));
+    r.plan(named(6, short, PositionSide::Short));
+    let reasons: Vec<Outcome> = r
+        .journal
+        .iter()
+        .filter_map(|e| match e {
+            Event::PlanResult(x) => Some(x.outcome),
+            _ => None,
+        })
+        .collect();
+    let denied = |why| Outcome::Blocked(Block::P33Denied(why, Default::default()));
+    let same_kind = |a: &Outcome, b: &Outcome| match (a, b) {
+        (Outcome::Blocked(Block::P33Denied(x, _)), Outcome::Blocked(Block::P33Denied(y, _))) => {
+            x == y
+        }
+        (Outcome::Executed { .. }, Outcome::Executed { .. }) => true,
+        _ => a == b,
+    };
+    let want = [
+        Outcome::Executed { qty: q("0.1") },
+        denied(P33Reason::ReconcileRequiredQtyMismatch),
+        denied(P33Reason::PositionSideRequired),
+        denied(P33Reason::SymbolNotTrading),
+        Outcome::Executed { qty: q("1.5") },
+        Outcome::Executed { qty: q("0.05") },
+    ];
+    assert_eq!(reasons.len(), want.len(), "{reasons:?}");
+    for (got, want) in reasons.iter().zip(&want) {
+        assert!(same_kind(got, want), "{got:?} is not {want:?}");
+    }
+    assert!(r
+        .journal
+        .iter()
+        .any(|e| matches!(e, Event::AccountMode { hedge: true, .. })));
+
+    let mut replay = Replay::new(
+        hedge.clone(),
+        State::new(
+            hedge.symbols.len(),
+            hedge.dedupe_horizon_ms,
+            hedge.max_orders,
+        ),
+    )
+    .unwrap();
+    replay.keep_events();
+    let mut decisions = Vec::new();
+    for (i, e) in r.journal.iter().enumerate() {
+        replay
+            .feed(i as u64 + 1, e, &mut |d| decisions.push(d))
+            .unwrap();
+    }
+    same_as_recorded(&replay, &r, "hedge");
+    replay.finish(&mut |d| decisions.push(d));
+    assert_eq!(decisions.len(), 6);
+    assert!(decisions.iter().all(|d| !d.changed()), "{decisions:#?}");
 }

@@ -196,6 +196,18 @@ pub fn segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
     numbered_files(dir, "journal-", ".qj")
 }
 
+/// The wire layout each segment in `dir` was written with, oldest first, as `(first_seq,
+/// layout hash)` (see [`crate::wire::layout_has`]); a segment with no header yet is left out.
+pub fn segment_layouts(dir: &Path) -> Result<Vec<(u64, u64)>, JournalError> {
+    let mut out = Vec::new();
+    for (first, path) in segments(dir)? {
+        if let Some(h) = segment::layout_of(&path)? {
+            out.push((first, h));
+        }
+    }
+    Ok(out)
+}
+
 /// The files of `dir` named `<prefix><number><suffix>`, by number, as `(number, path)`
 /// (segments and snapshots); a missing directory has none.
 fn numbered_files(
@@ -326,8 +338,9 @@ impl Journal {
                 next,
             ),
             Some((first, path, next, false)) => {
-                // An older format's segment is read, never appended to: a new one follows
-                // it (one holding no record would share the new one's name, and goes).
+                // An older format's or record layout's segment is read, never appended to: a
+                // new one follows it (one holding no record would share the new one's name,
+                // and goes).
                 if next == first {
                     std::fs::remove_file(&path).map_err(io_err(&path))?;
                     report.removed.push(path);

@@ -120,6 +120,27 @@ unsafe fn word<'a>(base: *const u8, at: usize) -> &'a AtomicU64 {
 pub(super) struct Header {
     pub(super) first_seq: u64,
     pub(super) version: u32,
+    /// The wire layout hash the segment's records were written with.
+    pub(super) layout: u64,
+}
+
+/// The wire layout hash segment `path` was written with (its header checked as a reader
+/// checks it); `None` for a segment whose header was never written (a crash at creation).
+pub(super) fn layout_of(path: &Path) -> Result<Option<u64>, JournalError> {
+    use std::io::Read;
+    let mut b = [0u8; SEGMENT_HEADER_BYTES];
+    let mut f = File::open(path).map_err(io_err(path))?;
+    let mut n = 0;
+    while n < b.len() {
+        match f.read(&mut b[n..]).map_err(io_err(path))? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    if blank_header(&b) {
+        return Ok(None);
+    }
+    check_header(path, &b).map(|h| Some(h.layout))
 }
 
 fn check_header(path: &Path, b: &[u8]) -> Result<Header, JournalError> {
@@ -156,6 +177,7 @@ fn check_header(path: &Path, b: &[u8]) -> Result<Header, JournalError> {
     Ok(Header {
         first_seq: le64(b, 24),
         version,
+        layout: le64(b, 16),
     })
 }
 
@@ -396,9 +418,11 @@ impl SegmentReader {
         self.header.first_seq
     }
 
-    /// Whether the writer appends to segments of this version (else it starts a new one).
+    /// Whether the writer appends to this segment: one of this version and of this binary's
+    /// record layout (else it starts a new one, so a segment's header always names the layout
+    /// of every record in it: [`crate::wire::layout_has`] reads it).
     pub(super) fn appendable(&self) -> bool {
-        self.header.version == VERSION
+        self.header.version == VERSION && self.header.layout == LAYOUT_HASH
     }
 
     /// Records the writer has published (`None`: a version 1 segment, read by scanning).

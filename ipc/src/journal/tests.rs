@@ -628,3 +628,50 @@ fn full_disk_child() {
     }
     assert_eq!(files(&dir), vec!["LOCK"]);
 }
+
+/// A segment written under an older record layout (one this binary extends) is read, never
+/// appended to: the next start begins a new segment, so each segment's header names the layout
+/// of every record in it ([`segment_layouts`]).
+#[test]
+fn a_segment_of_an_older_layout_is_read_and_followed_by_a_new_one() {
+    use crate::wire::layout::{fnv1a, fnv1a_u64, FNV_OFFSET};
+    use crate::wire::{layout_description, layout_has, Kind, FORMAT_VERSION, LAYOUT_HASH};
+    let dir = tmp("older-layout");
+    let (mut j, _) = Journal::open(&dir, small(), 0).unwrap();
+    for s in 1..=5 {
+        j.append(&rec(s)).unwrap();
+    }
+    drop(j);
+    // The layout of the version before `AccountMode`: this one's records up to `Started`.
+    let d = layout_description();
+    let mut older = fnv1a(FNV_OFFSET, "quantum-ipc wire format v");
+    older = fnv1a_u64(older, FORMAT_VERSION as u64);
+    older = fnv1a_u64(older, crate::wire::RECORD_SIZE as u64);
+    for line in d
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with("AccountMode="))
+    {
+        older = fnv1a(older, line);
+    }
+    assert!(!layout_has(older, Kind::AccountMode) && layout_has(older, Kind::Raw));
+    let path = segment_path(&dir, 1);
+    let mut b = std::fs::read(&path).unwrap();
+    b[16..24].copy_from_slice(&older.to_le_bytes());
+    let crc = crc32c::crc32c(&b[..60]);
+    b[60..64].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&path, &b).unwrap();
+
+    let (mut j, r) = Journal::open(&dir, small(), 0).unwrap();
+    assert_eq!((r.next_seq, r.segments), (6, 1));
+    for s in 6..=8 {
+        j.append(&rec(s)).unwrap();
+    }
+    drop(j);
+    assert_eq!(
+        segment_layouts(&dir).unwrap(),
+        vec![(1, older), (6, LAYOUT_HASH)]
+    );
+    assert_eq!(all(&dir), (1..=8).collect::<Vec<_>>());
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -55,7 +55,7 @@
 
 mod error;
 pub(crate) mod field;
-mod layout;
+pub(crate) mod layout;
 mod records;
 
 pub use crate::codes::{Action, Decision, OrderType, Side};

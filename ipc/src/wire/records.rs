@@ -222,6 +222,24 @@ macro_rules! records {
             false
         }
 
+        /// Whether data written under layout `h` can hold records of `kind`: `h` is this
+        /// binary's layout, or one it extends ([`layout_reads`]) that already had `kind`.
+        /// False for a layout this binary does not read.
+        pub fn layout_has(h: u64, kind: Kind) -> bool {
+            let mut x = fnv1a(FNV_OFFSET, "quantum-ipc wire format v");
+            x = fnv1a_u64(x, FORMAT_VERSION as u64);
+            x = fnv1a_u64(x, RECORD_SIZE as u64);
+            let mut has = false;
+            for (k, layout) in [$((Kind::$name, $name::LAYOUT)),*] {
+                x = fnv1a(x, layout);
+                has |= k == kind;
+                if x == h {
+                    return has;
+                }
+            }
+            false
+        }
+
         /// The description [`LAYOUT_HASH`] is computed from, one record per line.
         pub fn layout_description() -> String {
             let mut s = format!("format v{FORMAT_VERSION}, {RECORD_SIZE}-byte records\n");

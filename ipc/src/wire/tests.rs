@@ -131,6 +131,21 @@ fn layouts_this_one_extends_read() {
     h = layout::fnv1a(h, "LedgerBase=26{symbol:u16@2;amount:i64@16}");
     assert!(!layout_reads(h));
     assert!(!layout_reads(0));
+    // What each layout can hold: the previous version's (up to `Started`) has no account
+    // records; this one has every kind.
+    let account = lines
+        .iter()
+        .position(|l| l.starts_with("AccountMode="))
+        .expect("AccountMode");
+    assert!(lines[account - 1].starts_with("Started="), "{d}");
+    let previous = prefix(account);
+    assert!(layout_reads(previous));
+    assert!(layout_has(previous, Kind::Started));
+    assert!(!layout_has(previous, Kind::AccountMode));
+    assert!(!layout_has(previous, Kind::SymbolStatus));
+    assert!(!layout_has(prefix(before), Kind::PlanSeen));
+    assert!(Kind::ALL.iter().all(|k| layout_has(LAYOUT_HASH, *k)));
+    assert!(!layout_has(0, Kind::Plan));
 }
 
 #[test]

@@ -167,7 +167,7 @@ fn p33_denied(r: &PlanResult) -> Option<P33Reason> {
 fn check_orders(orders: &[Value], mut long: Qty, mut short: Qty) {
     for o in orders {
         assert_ne!(o["reduceOnly"], true, "reduceOnly in hedge mode: {o}");
-        let qty = q(o["origQty"].as_str().expect("origQty"));
+        let qty = q(o["qty"].as_str().expect("qty"));
         let left = match (o["positionSide"].as_str(), o["side"].as_str()) {
             (Some("LONG"), Some("SELL")) => &mut long,
             (Some("SHORT"), Some("BUY")) => &mut short,
@@ -276,15 +276,17 @@ fn a_one_way_configuration_against_a_hedge_account_is_refused_with_its_reason() 
         &config("one_way"),
     );
     let mut events = s.inst.events();
-    // The account's mode arrives (from the bridge) before anything is judged.
-    let end = Instant::now() + Duration::from_secs(30);
-    loop {
-        assert!(Instant::now() < end, "no AccountMode event");
-        if let Event::AccountMode { hedge, .. } = events.next(30) {
-            assert!(hedge);
-            break;
+    // The account's mode arrives from the bridge, then the symbol's (empty) history and its
+    // position, which end its reconciling after the empty start.
+    let (mut mode, mut reconciled) = (None, false);
+    while mode.is_none() || !reconciled {
+        match events.next(30) {
+            Event::AccountMode { hedge, .. } => mode = Some(hedge),
+            Event::Reconciling { on: false, .. } => reconciled = true,
+            _ => {}
         }
     }
+    assert_eq!(mode, Some(true));
     s.inject(&format!(
         "{}\n",
         plan("2000000000000001", "BTCUSDT", None, "FULL_CLOSE")

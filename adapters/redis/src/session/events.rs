@@ -7,7 +7,9 @@ use std::time::Instant;
 
 use quantum_core::event::{Event, RefusedEvent};
 use quantum_core::wire::input_out;
-use quantum_core::{Command, Input, Outcome, PlanId, PlanResult, Qty, Side, SymbolId};
+use quantum_core::{
+    Command, Input, Outcome, PlanId, PlanResult, PositionSide, Qty, Side, SymbolId,
+};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
 use quantum_ipc::liveness::unix_ms;
@@ -89,15 +91,26 @@ impl Session<'_> {
         }
     }
 
+    /// The exchange symbol of leg `s` (what logs and the legacy keys name).
     pub(super) fn name(&self, s: SymbolId) -> String {
         self.link.symbols.name(s.0).to_owned()
+    }
+
+    /// The label of leg `s` (the batch's writes take it: they write its symbol and side).
+    pub(super) fn label(&self, s: SymbolId) -> String {
+        self.link.symbols.label(s.0).to_owned()
+    }
+
+    /// The position side of leg `s` (`BOTH` for a one-way symbol).
+    pub(super) fn side(&self, s: SymbolId) -> PositionSide {
+        self.link.symbols.side(s.0)
     }
 
     /// Writes a plan's result entry. In failover mode only while this host leads, fenced,
     /// acknowledging the plan's entries in the same script; a standby's result is left to the
     /// leader (its entries stay pending).
     pub(super) fn write_result(&mut self, r: Ready) {
-        let name = self.name(r.result.symbol);
+        let name = self.label(r.result.symbol);
         if self.lease.is_none() {
             self.writes.batch.result(&r.result, &name, r.order_id);
             return;
@@ -122,7 +135,7 @@ impl Session<'_> {
         if !self.mirrors() {
             return;
         }
-        let name = self.name(symbol);
+        let name = self.label(symbol);
         let fence = self.fence();
         self.writes.batch.set_fence(fence);
         self.writes
@@ -133,15 +146,17 @@ impl Session<'_> {
     /// Failover: books a fill of `plan` into the shared ledger by its increase (any role: a
     /// fill is a fact, and the script books each (plan, cumulative quantity) once).
     fn book_fill(&mut self, symbol: SymbolId, plan: PlanId, side: Side, cum_qty: Qty, at_ms: u64) {
-        let name = self.name(symbol);
+        let name = self.label(symbol);
         self.writes
             .batch
             .book_fill(&name, plan, side, cum_qty, at_ms);
     }
 
-    /// Failover: the core asks for `symbol`'s ledger after its lead under `epoch`. When this
-    /// host leads under that epoch, every write before the question is put in Redis, then
-    /// the shared ledger's value (absent: 0) is handed to the core as a `LedgerBase`. A
+    /// Failover: the core asks for leg `symbol`'s ledger after its lead under `epoch`. When
+    /// this host leads under that epoch, every write before the question is put in Redis, then
+    /// the shared ledger's value of that leg (its field of the position hash,
+    /// [`legacy::ledger_field`]; absent: 0; a positive `SHORT` value read as its negative) is
+    /// handed to the core as a `LedgerBase`. A
     /// standby (or a host that lost that lead) does not answer: the core stays waiting. Nor
     /// does a bridge asked to stop meanwhile (the next one reads the question again).
     pub(super) async fn answer_ledger_wanted(
@@ -150,13 +165,15 @@ impl Session<'_> {
         epoch: u64,
     ) -> Result<()> {
         if self.leading() != Some(epoch) {
-            tracing::info!(symbol = %self.name(symbol), epoch, leading = ?self.leading(), "the core asks for a ledger base of a lead this host does not hold; not answered");
+            tracing::info!(symbol = %self.name(symbol), position_side = %self.side(symbol), epoch, leading = ?self.leading(), "the core asks for a ledger base of a lead this host does not hold; not answered");
             return Ok(());
         }
         if !self.writes.batch.is_empty() && !self.flush().await? {
             return Ok(());
         }
         let name = self.name(symbol);
+        let side = self.side(symbol);
+        let field = legacy::ledger_field(side);
         let text = loop {
             if self.stopping() {
                 return Ok(());
@@ -164,7 +181,7 @@ impl Session<'_> {
             if let Ok(mut c) = self.redis.conn().await {
                 let r: redis::RedisResult<Option<String>> = redis::cmd("HGET")
                     .arg(legacy::position_key(&name))
-                    .arg(legacy::LEDGER_FIELD)
+                    .arg(field)
                     .query_async(&mut c)
                     .await;
                 match r {
@@ -178,17 +195,23 @@ impl Session<'_> {
             self.link.heartbeat();
             self.redis.backoff().await;
         };
-        let amount = match text.as_deref().map(|t| t.trim().parse::<Qty>()) {
+        let amount = match text.as_deref().map(|t| legacy::read_ledger_amount(side, t)) {
             None => Qty::ZERO,
-            Some(Ok(q)) => q,
+            Some(Ok((q, negated))) => {
+                if negated {
+                    Stats::inc(&self.stats.ledger_short_negated);
+                    tracing::warn!(symbol = %name, position_side = %side, field, ledger_amount = ?text, amount = %q, "a SHORT leg's ledger is never positive: the value is read as its negative");
+                }
+                q
+            }
             Some(Err(e)) => {
                 Stats::inc(&self.stats.ledger_invalid);
-                tracing::warn!(symbol = %name, ledger_amount = ?text, epoch, "ledger_amount is not an amount ({e}): no ledger base for the core, which waits for an operator's sync (HSET {} ledger_amount <amount>)", legacy::position_key(&name));
+                tracing::warn!(symbol = %name, position_side = %side, field, ledger_amount = ?text, epoch, "{field} is not an amount ({e}): no ledger base for the core, which waits for an operator's sync (HSET {} {field} <amount>)", legacy::position_key(&name));
                 return Ok(());
             }
         };
         Stats::inc(&self.stats.ledger_bases);
-        tracing::info!(symbol = %name, amount = %amount, epoch, "ledger base");
+        tracing::info!(symbol = %name, position_side = %side, amount = %amount, epoch, "ledger base");
         self.bases.insert(symbol.0, amount);
         let m = input_out(&Input::Command(Command::LedgerBase {
             symbol,
@@ -225,13 +248,13 @@ impl Session<'_> {
                 }
             }
             Event::GovPermit(g) if self.permits.is_none() && self.mirrors() => {
-                let name = self.name(g.symbol);
+                let name = self.label(g.symbol);
                 if !self.writes.batch.gov_permit(&g, &name, now_ms) {
                     Stats::inc(&self.stats.permits_expired_unmirrored);
                 }
             }
             Event::P33Permit(p) if self.permits.is_none() && self.mirrors() => {
-                let name = self.name(p.symbol);
+                let name = self.label(p.symbol);
                 if !self.writes.batch.p33_permit(&p, &name, now_ms) {
                     Stats::inc(&self.stats.permits_expired_unmirrored);
                 }
@@ -316,7 +339,7 @@ impl Session<'_> {
                     p.position(symbol, amount);
                 }
                 if self.mirrors() {
-                    let name = self.name(symbol);
+                    let name = self.label(symbol);
                     self.writes.batch.exchange(&name, amount, mark, time_ms);
                 }
             }
@@ -340,11 +363,11 @@ impl Session<'_> {
             // Answered already (by an earlier process of this bridge), or of a lead the core
             // left meanwhile: the core asks again when it needs one.
             self.bases.remove(&r.symbol.0);
-            tracing::info!(symbol = %self.name(r.symbol), reason = %r.reason, "the core did not take a ledger base");
+            tracing::info!(symbol = %self.name(r.symbol), position_side = %self.side(r.symbol), reason = %r.reason, "the core did not take a ledger base");
         } else if r.kind == Kind::LedgerSet.tag() {
             Stats::inc(&self.stats.ledger_refused);
             let text = self.ledger.refused(r.symbol.0);
-            tracing::warn!(symbol = %self.name(r.symbol), amount = ?text, reason = %r.reason, "the core refused a ledger sync");
+            tracing::warn!(symbol = %self.name(r.symbol), position_side = %self.side(r.symbol), amount = ?text, reason = %r.reason, "the core refused a ledger sync");
         } else if r.kind == Kind::GovPermit.tag() || r.kind == Kind::P33Permit.tag() {
             Stats::inc(&self.stats.permits_refused);
             if noisy(n) {

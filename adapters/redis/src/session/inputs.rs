@@ -5,14 +5,14 @@ use std::collections::BTreeSet;
 use std::time::Instant;
 
 use quantum_core::wire::{input_out, plan_out};
-use quantum_core::{Command, Input, PlanId, SymbolId};
+use quantum_core::{Command, Input, PlanId, PositionSide, SymbolId};
 use quantum_ipc::liveness::unix_ms;
 use quantum_ipc::wire::Message;
 
 use super::{noisy, Session};
 use crate::inflight::Pushed;
 use crate::ledger::{Ledger, Sync};
-use crate::legacy::PermitKind;
+use crate::legacy::{self, PermitKind};
 use crate::legs::Stamp;
 use crate::notify::Note;
 use crate::permits_in::{self, Take};
@@ -260,9 +260,10 @@ impl Session<'_> {
                     return;
                 }
                 if self.progress.barrier {
-                    if let Some(id) = self.link.symbols.id(&symbol) {
-                        self.watch.positions_dirty.insert(id);
-                    }
+                    // The hash is the symbol's: each of its legs has a field there.
+                    self.watch
+                        .positions_dirty
+                        .extend(self.link.symbols.legs(&symbol));
                 }
             }
             Note::Permit(kind, plan) => {
@@ -273,12 +274,13 @@ impl Session<'_> {
         }
     }
 
-    /// Reads `ledger_amount` of some symbols (or all) and hands operators' values to the core.
+    /// Reads the ledger field of some legs (or all; [`crate::legacy::ledger_field`]) and hands
+    /// operators' values to the core.
     pub(super) async fn sync_ledger(&mut self, only: Option<&BTreeSet<u16>>, fresh_core: bool) {
         if !self.mirrors() {
             return; // failover: the leader's core is the one that takes the ledger
         }
-        let symbols: Vec<(u16, String)> = self
+        let legs: Vec<(u16, String)> = self
             .link
             .symbols
             .iter()
@@ -289,21 +291,27 @@ impl Session<'_> {
         let Ok(mut c) = self.redis.conn().await else {
             return;
         };
-        let names: Vec<&str> = symbols.iter().map(|(_, n)| n.as_str()).collect();
-        Stats::add(&self.stats.ledger_reads, names.len() as u64);
-        let seen = match Ledger::read(&mut c, &self.names.shared, &names).await {
+        let labels: Vec<&str> = legs.iter().map(|(_, n)| n.as_str()).collect();
+        Stats::add(&self.stats.ledger_reads, labels.len() as u64);
+        let seen = match Ledger::read(&mut c, &self.names.shared, &labels).await {
             Ok(s) => s,
             Err(e) => {
                 self.redis.failed(&e.into());
                 return;
             }
         };
-        for ((id, name), seen) in symbols.iter().zip(seen) {
-            match self.ledger.decide(*id, &seen, fresh_core) {
+        for ((id, label), seen) in legs.iter().zip(seen) {
+            let (name, side) = PositionSide::split_label(label);
+            let field = legacy::ledger_field(side);
+            match self.ledger.decide(*id, side, &seen, fresh_core) {
                 Sync::Nothing => {}
-                Sync::Set(amount) => {
+                Sync::Set { amount, negated } => {
                     Stats::inc(&self.stats.ledger_syncs);
-                    tracing::info!(symbol = %name, ledger_amount = %amount, fresh_core, "ledger sync from Redis handed to the core");
+                    if negated {
+                        Stats::inc(&self.stats.ledger_short_negated);
+                        tracing::warn!(symbol = %name, position_side = %side, field, ledger_amount = ?seen.current, amount = %amount, "a SHORT leg's ledger is never positive: the value is read as its negative");
+                    }
+                    tracing::info!(symbol = %name, position_side = %side, field, ledger_amount = %amount, fresh_core, "ledger sync from Redis handed to the core");
                     let m = input_out(&Input::Command(Command::SetLedger {
                         symbol: SymbolId(*id),
                         amount,
@@ -313,7 +321,7 @@ impl Session<'_> {
                 }
                 Sync::Invalid(text, why) => {
                     Stats::inc(&self.stats.ledger_invalid);
-                    tracing::warn!(symbol = %name, ledger_amount = %text, "ledger_amount is not an amount ({why}); not handed to the core");
+                    tracing::warn!(symbol = %name, position_side = %side, field, ledger_amount = %text, "{field} is not an amount ({why}); not handed to the core");
                 }
             }
         }

@@ -17,6 +17,7 @@ use quantum_core::{EngineConfig, Qty};
 use quantum_daemon::audit::Audit;
 use quantum_daemon::config::DaemonConfig;
 use quantum_ipc::journal::snapshot;
+use quantum_ipc::wire;
 use quantum_redis::legacy;
 use serde_json::Value;
 
@@ -205,7 +206,18 @@ pub fn run(a: ReplayArgs) -> Result<()> {
         }
         Ok(())
     };
+    // Where each segment starts and whether its version journaled the account's mode.
+    let mut layouts: std::collections::VecDeque<(u64, bool)> =
+        quantum_ipc::journal::segment_layouts(dir)
+            .map_err(|e| anyhow!("{e}"))?
+            .into_iter()
+            .map(|(first, h)| (first, wire::layout_has(h, wire::Kind::AccountMode)))
+            .collect();
     audit.scan(from_seq, |seq, e| -> Result<bool> {
+        while layouts.front().is_some_and(|(first, _)| *first <= seq) {
+            let (_, journaled) = layouts.pop_front().expect("checked");
+            replay.account_journaled(journaled);
+        }
         if let Some(at) = e.at_ms() {
             span = Some((span.map_or(at, |s| s.0), at));
             if to.is_some_and(|t| at >= t) {

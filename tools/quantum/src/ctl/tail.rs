@@ -16,6 +16,7 @@
 //! done plan=f33effa0343becc4 symbol=BTCUSDT code=filled filled=0.046 released=0
 //! position BTCUSDT exchange_amount=0.016 mark=104000 updated_at=2026-01-25T00:30:08.977Z
 //! position BTCUSDT ledger_amount=0.062
+//! position ETHUSDT ledger_amount_short=-1.5      (a hedge-mode symbol's side)
 //! ```
 //!
 //! With `--json`, permits, positions and results are what the Redis bridge writes, in the
@@ -32,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use quantum_core::event::Event;
-use quantum_core::{ClientOrderId, PlanResult, Qty};
+use quantum_core::{ClientOrderId, PlanResult, PositionSide, Qty};
 use quantum_ipc::broadcast::{Broadcast, Next, Start};
 use quantum_ipc::contract;
 use quantum_ipc::wire::{Limits, Message};
@@ -338,19 +339,27 @@ pub fn text_event<'n>(
             name(symbol.0)
         ),
         Event::LedgerSet { symbol, amount, .. } => {
-            writeln!(out, "position {} ledger_amount={amount}", name(symbol.0))
+            let (sym, side) = PositionSide::split_label(name(symbol.0));
+            writeln!(
+                out,
+                "position {sym} {}={amount}",
+                legacy::ledger_field(side)
+            )
         }
         Event::Position {
             symbol,
             amount,
             mark,
             time_ms,
-        } => writeln!(
-            out,
-            "position {} exchange_amount={amount} mark={mark} updated_at={}",
-            name(symbol.0),
-            legacy::iso_ms(*time_ms)
-        ),
+        } => {
+            let (sym, side) = PositionSide::split_label(name(symbol.0));
+            writeln!(
+                out,
+                "position {sym} {}={amount} mark={mark} updated_at={}",
+                legacy::exchange_field(side),
+                legacy::iso_ms(*time_ms)
+            )
+        }
         Event::Filters { symbol, filters } => writeln!(
             out,
             "filters {} lot_min={} lot_step={} market_max={}",
@@ -486,20 +495,28 @@ pub fn json_event<'n>(
                 serde_json::Value::Object(fields)
             )
         }
-        Event::LedgerSet { symbol, amount, .. } => format!(
-            "{{\"key\":{},\"fields\":{{\"ledger_amount\":\"{amount}\"}}}}",
-            key(legacy::position_key(name(symbol.0)))
-        ),
+        Event::LedgerSet { symbol, amount, .. } => {
+            let side = PositionSide::split_label(name(symbol.0)).1;
+            format!(
+                "{{\"key\":{},\"fields\":{{\"{}\":\"{amount}\"}}}}",
+                key(legacy::position_key(name(symbol.0))),
+                legacy::ledger_field(side)
+            )
+        }
         Event::Position {
             symbol,
             amount,
             time_ms,
             ..
-        } => format!(
-            "{{\"key\":{},\"fields\":{{\"exchange_amount\":\"{amount}\",\"updated_at\":\"{}\"}}}}",
-            key(legacy::position_key(name(symbol.0))),
-            legacy::iso_ms(*time_ms)
-        ),
+        } => {
+            let side = PositionSide::split_label(name(symbol.0)).1;
+            format!(
+                "{{\"key\":{},\"fields\":{{\"{}\":\"{amount}\",\"updated_at\":\"{}\"}}}}",
+                key(legacy::position_key(name(symbol.0))),
+                legacy::exchange_field(side),
+                legacy::iso_ms(*time_ms)
+            )
+        }
         other => {
             let mut v = Vec::new();
             text_event(&mut v, other, name)?;

@@ -248,6 +248,7 @@ async fn open(client: &FuturesClient, symbol: &str, add: Qty, n: u64) -> Result<
         symbol: symbol.to_string(),
         side,
         quantity,
+        position_side: quantum_binance::PositionSide::Both,
         reduce_only: false,
         client_order_id: format!("entry-{n}"),
     };
