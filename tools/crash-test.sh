@@ -6,7 +6,7 @@
 #                       [--hedge] [--out DIR]
 #
 #   tools/crash-test.sh 10              what the test command runs (debug build, ~2 minutes)
-#   tools/crash-test.sh 5 --hedge --redis-cycles 0
+#   tools/crash-test.sh 8 --hedge --redis-cycles 2
 #                                       the hedge run the test command runs after it
 #   tools/crash-test.sh 100 --release   the long run
 #

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: the README's test command, and what CI runs.
 #
-#   tools/test.sh            all tests (debug build), the crash test (10 rounds, see
-#                            tools/crash-test.sh), the failover test (4 rounds, see
-#                            tools/failover-test.sh), then the loom models (release, cfg(loom))
+#   tools/test.sh            all tests (debug build), the crash test (10 rounds, then 8 in
+#                            hedge mode; see tools/crash-test.sh), the failover test (4 rounds,
+#                            see tools/failover-test.sh), then the loom models (release,
+#                            cfg(loom))
 #
 # The workspace tests include `systemd-analyze verify` of deploy/systemd/ and a tmux-driven
 # `quantum ctl top` test; each says SKIPPED and passes where its tool is not installed.
@@ -20,6 +21,9 @@ cargo test --workspace --all-targets
 
 echo "== crash test: kill -9 of the daemon and the bridge at random moments, 10 rounds"
 tools/crash-test.sh 10
+
+echo "== crash test in hedge mode: every symbol two legs (LONG, SHORT), 8 rounds, 2 Redis cycles"
+tools/crash-test.sh 8 --hedge --redis-cycles 2 --out target/crash-test-hedge
 
 echo "== failover test: two hosts, one lease; pause, kill all, Redis restart, planned release"
 tools/failover-test.sh 4

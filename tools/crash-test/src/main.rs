@@ -71,7 +71,7 @@ use serde_json::{json, Value};
 #[derive(Parser, Debug)]
 #[command(
     about = "Kill -9 the core daemon and the Binance bridge at random moments; check that no plan is ordered twice and nothing is lost.",
-    after_help = "Examples:\n  tools/crash-test.sh 10\n  tools/crash-test.sh 5 --hedge --redis-cycles 0\n  quantum-crash-test 100 --seed 7 --out target/crash-test"
+    after_help = "Examples:\n  tools/crash-test.sh 10\n  tools/crash-test.sh 8 --hedge --redis-cycles 2\n  quantum-crash-test 100 --seed 7 --out target/crash-test"
 )]
 struct Args {
     /// Rounds: each feeds a batch of plans and kills something at a random moment.
@@ -302,7 +302,7 @@ impl World {
     /// The leg `p` goes to (its symbol id is a leg's index): names that leg's side on `p` and
     /// returns the exchange symbol; a hedge leg's plan whose id is a multiple of 16 names no
     /// side (it must be denied `position_side_required`, never ordered).
-    fn to_leg(&mut self, p: &mut Plan) -> String {
+    fn leg_of(&mut self, p: &mut Plan) -> String {
         let label = self.symbols[usize::from(p.symbol.0)].clone();
         let (symbol, side) = PositionSide::split_label(&label);
         if side.is_hedge() {
@@ -421,7 +421,7 @@ impl World {
             };
             made += 1;
             let mut p = p;
-            let symbol = self.to_leg(&mut p);
+            let symbol = self.leg_of(&mut p);
             let line = format!("{}\n", plan_entry_json(&p, &symbol));
             let label = self.symbols[usize::from(p.symbol.0)].clone();
             self.fed
@@ -803,14 +803,14 @@ impl World {
         let mut sideless_other: Vec<(String, String)> = Vec::new();
         for id in &sideless_exec {
             match sideless_answers.get(id) {
-                Some(Outcome::Blocked(b @ Block::P33Denied(r, _)))
-                    if matches!(
-                        r,
+                Some(Outcome::Blocked(
+                    b @ Block::P33Denied(
                         P33Reason::PositionSideRequired
-                            | P33Reason::PositionModeUnknown
-                            | P33Reason::Reconciling
-                    ) =>
-                {
+                        | P33Reason::PositionModeUnknown
+                        | P33Reason::Reconciling,
+                        _,
+                    ),
+                )) => {
                     *sideless_denied.entry(b.to_string()).or_default() += 1;
                 }
                 other => sideless_other.push((

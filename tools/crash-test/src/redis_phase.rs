@@ -87,8 +87,8 @@ impl World {
                 if self.fed.contains_key(&p.id.0) {
                     continue;
                 }
-                // Its leg's symbol, the plan naming the leg's side (see `World::to_leg`).
-                let symbol = self.to_leg(&mut p);
+                // Its leg's symbol, the plan naming the leg's side (see `World::leg_of`).
+                let symbol = self.leg_of(&mut p);
                 let label = self.symbols[usize::from(p.symbol.0)].clone();
                 let id = p.id.to_string();
                 let _: String = redis::cmd("XADD")
