@@ -1,5 +1,5 @@
-//! A daemon's book as its gauges show it (`ledger.<SYMBOL>`, `in_flight.<SYMBOL>`,
-//! `reconciling`), and when a symbol is at rest.
+//! A daemon's book as its gauges show it (`ledger.<LEG>`, `in_flight.<LEG>`, `reconciling`;
+//! a leg's label is `BTCUSDT`, or `BTCUSDT:LONG` in hedge mode), and when a leg is at rest.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -10,7 +10,7 @@ use quantum_ipc::CountersReader;
 
 use crate::sim::Sim;
 
-/// Per symbol: the daemon's ledger and in-flight gauges.
+/// Per leg (by label): the daemon's ledger and in-flight gauges.
 pub type Book = BTreeMap<String, (Qty, Qty)>;
 
 /// A decimal quantity.

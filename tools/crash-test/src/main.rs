@@ -27,7 +27,7 @@
 //! has exactly one final result in the journal; ledger = simulator position and nothing in
 //! flight for every symbol; `quantum ctl journal verify` passes. Exit status 1 when any fails.
 //! After every round the core is brought to rest and its ledger must equal the simulator's
-//! position on every leg.
+//! position on every leg (a hedge leg's never across zero).
 //!
 //! `--hedge` runs the account in hedge mode: the simulator with `--hedge-mode`, the daemon with
 //! a configuration file (in the output directory) that puts BTCUSDT, ETHUSDT and SOLUSDT in
@@ -575,7 +575,13 @@ impl World {
             .iter()
             .filter_map(|(s, (ledger, in_flight))| {
                 let pos = sim.get(s).copied().unwrap_or(Qty::ZERO);
-                (*ledger != pos || !in_flight.is_zero()).then(|| {
+                // A hedge leg never crosses zero: its orders close it, never more.
+                let crossed = match PositionSide::split_label(s).1 {
+                    PositionSide::Long => pos.units() < 0,
+                    PositionSide::Short => pos.units() > 0,
+                    PositionSide::Both => false,
+                };
+                (*ledger != pos || !in_flight.is_zero() || crossed).then(|| {
                     format!("{s}: ledger {ledger}, simulator {pos}, in flight {in_flight}")
                 })
             })
