@@ -282,6 +282,9 @@ wire_enum! {
         Settling = 7 => "SETTLING",
         /// Closed (delisted).
         Close = 8 => "CLOSE",
+        /// A status text the exchange gave that is none of the documented ones (not
+        /// trading: only `TRADING` trades).
+        Undocumented = 9 => "UNDOCUMENTED",
     }
 }
 

@@ -48,6 +48,12 @@ fn seeds_journal(dir: &Path) {
             mark: "104000".parse().unwrap(),
         })
     };
+    // The exchange bridge tells the account's mode first.
+    feed(
+        &mut e,
+        Input::Command(Cmd::AccountMode { hedge: false }),
+        &mut events,
+    );
     feed(&mut e, position("0.062"), &mut events);
     let ledger = |amount: &str| {
         Input::Command(Cmd::SetLedger {

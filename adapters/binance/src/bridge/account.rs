@@ -80,14 +80,15 @@ fn push_mode(ctx: &Ctx, hedge: bool, why: &str) {
 }
 
 /// The status the core is told for Binance's `text`: the documented ones as they are, any
-/// other as not trading ([`ContractStatus::PendingTrading`]; `TRADING` is documented).
+/// other as [`ContractStatus::Undocumented`] (not trading; `TRADING` is documented).
 fn contract_status(symbol: &str, text: &str) -> ContractStatus {
     ContractStatus::parse(text).unwrap_or_else(|| {
         tracing::warn!(
-            symbol, status = text,
-            "a contract status Binance has not documented: the symbol is treated as not trading (told to the core as PENDING_TRADING)"
+            symbol,
+            status = text,
+            "a contract status Binance has not documented: the symbol is treated as not trading"
         );
-        ContractStatus::PendingTrading
+        ContractStatus::Undocumented
     })
 }
 
@@ -116,7 +117,7 @@ pub(super) fn status_seen(
     let status = if changed {
         contract_status(symbol, text)
     } else {
-        ContractStatus::parse(text).unwrap_or(ContractStatus::PendingTrading)
+        ContractStatus::parse(text).unwrap_or(ContractStatus::Undocumented)
     };
     for id in ctx.symbols.legs_of(symbol) {
         ctx.out.send(Message::SymbolStatus(wire::SymbolStatus {
