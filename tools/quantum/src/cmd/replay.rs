@@ -146,7 +146,9 @@ pub fn run(a: ReplayArgs) -> Result<()> {
             dir.display()
         );
     };
-    let configured: Vec<&str> = cfg.symbols.iter().map(|s| s.name.as_str()).collect();
+    // Symbol ids are positions: a hedge-mode symbol's two sides are labelled `S:LONG`, `S:SHORT`.
+    let labels: Vec<String> = cfg.symbols.iter().map(|s| s.label()).collect();
+    let configured: Vec<&str> = labels.iter().map(String::as_str).collect();
     if !quantum_daemon::symbols_extend(&names, &configured) {
         bail!(
             "the journal's symbols ({}) are not the first symbols of the configuration ({}): its events would be read as other symbols",
