@@ -81,6 +81,32 @@ fn plan(id: u64, symbol: SymbolId, side: Option<PositionSide>, action: Action) -
     }
 }
 
+/// A legacy governor's and a legacy P3.3's allows for plan `id` (`qty` on `side`), then a
+/// poll: apply consumes them or says why not.
+fn outside_permits(e: &mut Engine, id: u64, qty: &str, side: Side, ev: &mut Vec<Event>) {
+    for permit in [
+        ExternalPermit::Gov {
+            plan: PlanId(id),
+            allow: true,
+            reason: None,
+            ttl_ms: 10_000,
+        },
+        ExternalPermit::P33 {
+            plan: PlanId(id),
+            allow: true,
+            reason: None,
+            safe_qty: q(qty),
+            side: Some(side),
+            context: P33Context::default(),
+            ttl_ms: 10_000,
+        },
+    ] {
+        e.handle(Input::Permit(permit), RING, &mut |x| ev.push(x))
+            .unwrap();
+    }
+    e.poll(&mut |x| ev.push(x));
+}
+
 fn run(e: &mut Engine, p: Plan) -> (Outcome, Vec<Event>) {
     let ev = support::run(e, p);
     (result(&ev).outcome, ev)
@@ -272,27 +298,7 @@ fn outside_permits_never_order_more_than_the_leg_holds() {
         let p = plan(id, s, Some(PositionSide::Long), Action::FullClose);
         let mut ev = Vec::new();
         e.handle(Input::Plan(p), RING, &mut |x| ev.push(x)).unwrap();
-        for permit in [
-            ExternalPermit::Gov {
-                plan: PlanId(id),
-                allow: true,
-                reason: None,
-                ttl_ms: 10_000,
-            },
-            ExternalPermit::P33 {
-                plan: PlanId(id),
-                allow: true,
-                reason: None,
-                safe_qty: q(qty),
-                side: Some(side),
-                context: P33Context::default(),
-                ttl_ms: 10_000,
-            },
-        ] {
-            e.handle(Input::Permit(permit), RING, &mut |x| ev.push(x))
-                .unwrap();
-        }
-        e.poll(&mut |x| ev.push(x));
+        outside_permits(e, id, qty, side, &mut ev);
         (result(&ev).outcome, intents(&ev))
     };
     let (o, i) = permit(&mut e, 1, l.long, "0.3", Side::Sell);
@@ -335,27 +341,7 @@ fn a_status_change_while_a_plan_waits_stops_its_order() {
         &mut |x| ev.push(x),
     )
     .unwrap();
-    for permit in [
-        ExternalPermit::Gov {
-            plan: PlanId(1),
-            allow: true,
-            reason: None,
-            ttl_ms: 10_000,
-        },
-        ExternalPermit::P33 {
-            plan: PlanId(1),
-            allow: true,
-            reason: None,
-            safe_qty: q("0.1"),
-            side: Some(Side::Buy),
-            context: P33Context::default(),
-            ttl_ms: 10_000,
-        },
-    ] {
-        e.handle(Input::Permit(permit), RING, &mut |x| ev.push(x))
-            .unwrap();
-    }
-    e.poll(&mut |x| ev.push(x));
+    outside_permits(&mut e, 1, "0.1", Side::Buy, &mut ev);
     assert_eq!(
         denied(result(&ev).outcome),
         Some(P33Reason::SymbolNotTrading)

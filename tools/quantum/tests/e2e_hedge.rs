@@ -154,6 +154,20 @@ fn ledger(symbol: &str, side: &str, amount: &str) -> String {
     )
 }
 
+/// Waits (at most 90 s: the bridge's periodic read covers a lost stream) for the core's
+/// `SymbolStatus` event with `status`.
+fn wait_status(events: &mut common::Events, status: &str) {
+    let end = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(Instant::now() < end, "no SymbolStatus {status} event");
+        if let Event::SymbolStatus { status: s, .. } = events.next(90) {
+            if s.as_str() == status {
+                return;
+            }
+        }
+    }
+}
+
 fn p33_denied(r: &PlanResult) -> Option<P33Reason> {
     match r.outcome {
         Outcome::Blocked(Block::P33Denied(reason, _)) => Some(reason),
@@ -316,15 +330,7 @@ fn a_symbol_switched_to_settling_stops_executing() {
         Some(r#"{"symbol":"ETHUSDT","status":"SETTLING"}"#),
     );
     // The bridge tells the core (contract info stream, or its periodic exchangeInfo read).
-    let end = Instant::now() + Duration::from_secs(90);
-    loop {
-        assert!(Instant::now() < end, "no SymbolStatus SETTLING event");
-        if let Event::SymbolStatus { status, .. } = events.next(90) {
-            if status.as_str() == "SETTLING" {
-                break;
-            }
-        }
-    }
+    wait_status(&mut events, "SETTLING");
     s.inject(&format!(
         "{}\n",
         plan("3000000000000001", "ETHUSDT", None, "PARTIAL_50")
@@ -339,15 +345,7 @@ fn a_symbol_switched_to_settling_stops_executing() {
         "/sim/symbol-status",
         Some(r#"{"symbol":"ETHUSDT","status":"TRADING"}"#),
     );
-    let end = Instant::now() + Duration::from_secs(90);
-    loop {
-        assert!(Instant::now() < end, "no SymbolStatus TRADING event");
-        if let Event::SymbolStatus { status, .. } = events.next(90) {
-            if status.as_str() == "TRADING" {
-                break;
-            }
-        }
-    }
+    wait_status(&mut events, "TRADING");
     s.inject(&format!(
         "{}\n",
         plan("3000000000000002", "ETHUSDT", None, "PARTIAL_50")

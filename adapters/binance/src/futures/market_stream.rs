@@ -5,12 +5,11 @@
 //! Frames that are not `contractInfo` events (subscription answers) are skipped; a
 //! `contractInfo` event without `s` or `cs` is an error for that frame only.
 
-use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
-use tokio_tungstenite::tungstenite::Message;
 
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
+use crate::futures::user_stream::{next_text, StreamSocket};
 
 /// The stream's name.
 pub const CONTRACT_INFO_STREAM: &str = "!contractInfo";
@@ -62,9 +61,7 @@ pub fn contract_info_url(cfg: &ClientConfig) -> String {
 
 /// A connected contract info stream.
 pub struct ContractInfoStream {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: StreamSocket,
 }
 
 impl std::fmt::Debug for ContractInfoStream {
@@ -94,20 +91,13 @@ impl ContractInfoStream {
     /// other frames skipped.
     pub async fn next(&mut self) -> Option<Result<ContractInfo>> {
         loop {
-            match self.ws.next().await? {
-                Ok(Message::Text(t)) => match parse_contract_info(&t) {
+            match next_text(&mut self.ws).await? {
+                Ok(t) => match parse_contract_info(&t) {
                     Ok(None) => {}
                     Ok(Some(ev)) => return Some(Ok(ev)),
                     Err(e) => return Some(Err(e)),
                 },
-                Ok(Message::Ping(p)) => {
-                    if let Err(e) = self.ws.send(Message::Pong(p)).await {
-                        return Some(Err(Error::ws("pong", e)));
-                    }
-                }
-                Ok(Message::Close(_)) => return None,
-                Ok(_) => {}
-                Err(e) => return Some(Err(Error::ws("read", e))),
+                Err(e) => return Some(Err(e)),
             }
         }
     }

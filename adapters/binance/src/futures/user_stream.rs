@@ -314,11 +314,31 @@ impl UserStreamStats {
     }
 }
 
+/// A WebSocket connection to one of Binance's streams.
+pub(crate) type StreamSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame of a stream; `None` when it closed. Pings are answered, other frames
+/// skipped (the one reading loop of the user data stream and the market streams).
+pub(crate) async fn next_text(ws: &mut StreamSocket) -> Option<Result<String>> {
+    loop {
+        match ws.next().await? {
+            Ok(Message::Text(t)) => return Some(Ok(t)),
+            Ok(Message::Ping(p)) => {
+                if let Err(e) = ws.send(Message::Pong(p)).await {
+                    return Some(Err(Error::ws("pong", e)));
+                }
+            }
+            Ok(Message::Close(_)) => return None,
+            Ok(_) => {}
+            Err(e) => return Some(Err(Error::ws("read", e))),
+        }
+    }
+}
+
 /// A connected user data stream.
 pub struct UserStream {
-    ws: tokio_tungstenite::WebSocketStream<
-        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
-    >,
+    ws: StreamSocket,
     confirmations: Option<Confirmations>,
     stats: Arc<UserStreamStats>,
 }
@@ -364,18 +384,9 @@ impl UserStream {
 
     /// The next event; `None` when the stream closed. Pings are answered here.
     pub async fn next(&mut self) -> Option<Result<UserEvent>> {
-        loop {
-            match self.ws.next().await? {
-                Ok(Message::Text(t)) => return Some(self.note(parse_event(&t))),
-                Ok(Message::Ping(p)) => {
-                    if let Err(e) = self.ws.send(Message::Pong(p)).await {
-                        return Some(Err(Error::ws("pong", e)));
-                    }
-                }
-                Ok(Message::Close(_)) => return None,
-                Ok(_) => {}
-                Err(e) => return Some(Err(Error::ws("read", e))),
-            }
+        match next_text(&mut self.ws).await? {
+            Ok(t) => Some(self.note(parse_event(&t))),
+            Err(e) => Some(Err(e)),
         }
     }
 
