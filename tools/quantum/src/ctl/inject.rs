@@ -929,4 +929,74 @@ mod tests {
         assert!(e(r#"{"cmd":"set_ledger","symbol":"BTCUSDT","amount":"abc"}"#).contains("amount"));
         assert!(e(r#"{"cmd":"nope"}"#).contains("unknown cmd"));
     }
+
+    /// Plans go to the leg they name (a hedge plan naming none goes to the symbol's first
+    /// leg, where the core denies it with its reason); commands must name a hedge symbol's
+    /// side exactly, and the account's lines are read.
+    #[test]
+    fn hedge_lines_name_their_side() {
+        let plan = |line: &str| {
+            let Message::Plan(w) = parse_line(line, &sym).unwrap() else {
+                panic!("{line}")
+            };
+            quantum_core::wire::plan_in(&w)
+        };
+        let p = plan(
+            r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"ETHUSDT","position_side":"short","decision":"EXECUTE","action":"FULL_CLOSE"}"#,
+        );
+        assert_eq!(
+            (p.symbol, p.position_side),
+            (SymbolId(2), Some(PositionSide::Short))
+        );
+        let p = plan(
+            r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"ETHUSDT","decision":"EXECUTE","action":"FULL_CLOSE"}"#,
+        );
+        assert_eq!((p.symbol, p.position_side), (SymbolId(1), None));
+        let p = plan(
+            r#"{"plan_id":"f1a8d7f48713d5cf","symbol":"BTCUSDT","position_side":"LONG","decision":"EXECUTE"}"#,
+        );
+        assert_eq!(
+            (p.symbol, p.position_side),
+            (SymbolId(0), Some(PositionSide::Long))
+        );
+
+        let m = parse_line(
+            r#"{"cmd":"set_ledger","symbol":"ETHUSDT","position_side":"SHORT","amount":"-1.5"}"#,
+            &sym,
+        )
+        .unwrap();
+        let Message::LedgerSet(l) = m else { panic!() };
+        assert_eq!((l.symbol, l.amount), (2, -150_000_000));
+        let e = parse_line(
+            r#"{"cmd":"set_ledger","symbol":"ETHUSDT","amount":"1"}"#,
+            &sym,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("no BOTH position") && e.contains("position_side"),
+            "{e}"
+        );
+        assert!(parse_line(
+            r#"{"cmd":"position","symbol":"ETHUSDT","position_side":"SIDEWAYS","amount":"1","mark":"1"}"#,
+            &sym
+        )
+        .is_err());
+
+        let m = parse_line(r#"{"cmd":"position_mode","hedge":true}"#, &sym).unwrap();
+        assert!(matches!(m, Message::AccountMode(a) if a.hedge));
+        let m = parse_line(
+            r#"{"cmd":"symbol_status","symbol":"BTCUSDT","status":"SETTLING"}"#,
+            &sym,
+        )
+        .unwrap();
+        assert!(
+            matches!(m, Message::SymbolStatus(st) if st.symbol == 0 && st.status == ContractStatus::Settling)
+        );
+        assert!(parse_line(
+            r#"{"cmd":"symbol_status","symbol":"BTCUSDT","status":"HALTED"}"#,
+            &sym
+        )
+        .is_err());
+    }
 }
