@@ -29,11 +29,8 @@ use crate::wire::MAX_SYMBOLS;
 pub const MAX_LABEL: usize = 48;
 /// Longest name of a directory entry, in bytes: a leg's label
 /// ([`crate::codes::PositionSide::label`]), an exchange symbol of up to
-/// [`MAX_EXCHANGE_SYMBOL`] bytes and its `:SHORT` suffix.
+/// [`crate::wire::MAX_EXCHANGE_SYMBOL`] bytes and its `:SHORT` suffix.
 pub const MAX_SYMBOL_NAME: usize = 24;
-
-/// Longest exchange symbol name, in bytes.
-pub const MAX_EXCHANGE_SYMBOL: usize = 16;
 /// Name of the counters segment within an instance.
 pub const COUNTERS_NAME: &str = "counters";
 /// Largest capacity accepted (keeps a corrupt header from asking for a huge mapping size).

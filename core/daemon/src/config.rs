@@ -798,7 +798,7 @@ impl SymbolSection {
 
     fn spec(&self, i: usize) -> Result<SymbolSpec> {
         let name = &self.name;
-        if name.is_empty() || name.len() > quantum_ipc::counters::MAX_EXCHANGE_SYMBOL {
+        if name.is_empty() || name.len() > quantum_ipc::wire::MAX_EXCHANGE_SYMBOL {
             bail!("symbols[{i}].name {name:?} must be 1 to 16 bytes");
         }
         let q = |key: &str, v: &str| -> Result<Qty> {

@@ -104,7 +104,7 @@ impl Symbols {
             let n = n.into();
             let (symbol, _) = PositionSide::split_label(&n);
             if symbol.is_empty()
-                || symbol.len() > quantum_ipc::counters::MAX_EXCHANGE_SYMBOL
+                || symbol.len() > quantum_ipc::wire::MAX_EXCHANGE_SYMBOL
                 || !symbol.bytes().all(|b| b.is_ascii_alphanumeric())
             {
                 return Err(format!(

@@ -75,6 +75,9 @@ pub const FORMAT_VERSION: u32 = 2;
 /// The most symbols a deployment may have (ids `0 .. 256`).
 pub const MAX_SYMBOLS: u16 = 256;
 
+/// Longest exchange symbol name, in bytes (a symbol id's label adds its position side).
+pub const MAX_EXCHANGE_SYMBOL: usize = 16;
+
 /// `Control::symbol` value meaning "every symbol".
 pub const ALL_SYMBOLS: u16 = 0xFFFF;
 
