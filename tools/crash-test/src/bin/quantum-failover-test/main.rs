@@ -474,7 +474,19 @@ impl World {
     fn round(&mut self, round: u32) -> Result<()> {
         self.tick()?;
         self.reopen()?;
-        let l = self.wait_leader(30)?;
+        let mut l = self.wait_leader(30)?;
+        // Let the leader finish reconciling (up to a few seconds: a new lead waits for the
+        // exchange's history and the shared ledger), so that this round's plans become orders
+        // and the action finds some in flight; plans that arrive while it reconciles are denied
+        // `reconciling` and order nothing.
+        let end = Instant::now() + Duration::from_secs(8);
+        while Instant::now() < end
+            && book::book(&self.hosts[l].instance, &self.symbols).is_none_or(|(_, r)| r > 0)
+        {
+            self.tick()?;
+            std::thread::sleep(Duration::from_millis(50));
+            l = self.wait_leader(30)?;
+        }
         let action = self.pick(round);
         *self.tally.actions.entry(action.name()).or_default() += 1;
         let chunks = self.rng.gen_range(1..=4);
