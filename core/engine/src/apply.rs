@@ -188,19 +188,20 @@ impl Apply {
             // The account's state again, as it is now (P3.3 judged it earlier, or a legacy
             // P3.3 knew nothing of it): never an order the exchange would refuse, and on a
             // hedge leg never more than the leg's position.
-            if let Some(v) = fx.book.view(p.plan.symbol) {
-                let gate = v
-                    .account_gate(p.plan.position_side)
-                    .and_then(|()| v.order_gate(side, qty));
-                if let Err(r) = gate {
-                    let context = crate::permit::P33Context {
+            let gate = fx
+                .book
+                .consume_gate(p.plan.symbol, p.plan.position_side, side, qty);
+            if let Some(Err(r)) = gate {
+                let v = fx.book.view(p.plan.symbol);
+                let context = v.map_or(crate::permit::P33Context::default(), |v| {
+                    crate::permit::P33Context {
                         exchange: v.exchange.map_or(crate::Qty::ZERO, |(q, _)| q),
                         ledger: v.ledger,
                         tolerance: v.tolerance,
-                    };
-                    refused = Some(Block::P33Denied(r, context));
-                    return false;
-                }
+                    }
+                });
+                refused = Some(Block::P33Denied(r, context));
+                return false;
             }
             match fx.throttle.admit(&p.plan, qty, now) {
                 Ok(()) => true,

@@ -97,21 +97,7 @@ impl BookView {
     /// plan's side against the leg's (`position_side_required` for a hedge leg and a plan
     /// naming none, `position_side_mismatch` for any other difference).
     pub fn account_gate(&self, plan_side: Option<PositionSide>) -> Result<(), P33Reason> {
-        if !self.trading {
-            return Err(P33Reason::SymbolNotTrading);
-        }
-        match self.account_hedge {
-            None => return Err(P33Reason::PositionModeUnknown),
-            Some(hedge) if hedge != self.side.is_hedge() => {
-                return Err(P33Reason::PositionModeMismatch)
-            }
-            Some(_) => {}
-        }
-        match plan_side {
-            None if self.side.is_hedge() => Err(P33Reason::PositionSideRequired),
-            Some(s) if s != self.side => Err(P33Reason::PositionSideMismatch),
-            _ => Ok(()),
-        }
+        account_gate(self.side, self.account_hedge, self.trading, plan_side)
     }
 
     /// What an order of ours of `qty` on `side` may do to this leg at consume, beyond
@@ -120,19 +106,52 @@ impl BookView {
     /// in flight leave (`no_position` otherwise). A one-way leg's orders are reduce-only at
     /// the exchange.
     pub fn order_gate(&self, side: Side, qty: Qty) -> Result<(), P33Reason> {
-        let Some(closing) = self.side.closing_side() else {
-            return Ok(());
-        };
-        if side != closing {
-            return Err(P33Reason::PositionSideMismatch);
-        }
-        let held = self.exchange.map_or(0, |(q, _)| q.units().saturating_abs());
-        let left = held.saturating_sub(self.in_flight.units().max(0));
-        if qty.units() > left {
-            return Err(P33Reason::NoPosition);
-        }
-        Ok(())
+        let held = self.exchange.map_or(0, |(q, _)| q.units());
+        order_gate(self.side, held, self.in_flight.units(), side, qty)
     }
+}
+
+/// [`BookView::account_gate`] on the facts it reads.
+fn account_gate(
+    leg: PositionSide,
+    account_hedge: Option<bool>,
+    trading: bool,
+    plan_side: Option<PositionSide>,
+) -> Result<(), P33Reason> {
+    if !trading {
+        return Err(P33Reason::SymbolNotTrading);
+    }
+    match account_hedge {
+        None => return Err(P33Reason::PositionModeUnknown),
+        Some(hedge) if hedge != leg.is_hedge() => return Err(P33Reason::PositionModeMismatch),
+        Some(_) => {}
+    }
+    match plan_side {
+        None if leg.is_hedge() => Err(P33Reason::PositionSideRequired),
+        Some(s) if s != leg => Err(P33Reason::PositionSideMismatch),
+        _ => Ok(()),
+    }
+}
+
+/// [`BookView::order_gate`] on the facts it reads (`exchange`, `in_flight`: units).
+fn order_gate(
+    leg: PositionSide,
+    exchange: i64,
+    in_flight: i64,
+    side: Side,
+    qty: Qty,
+) -> Result<(), P33Reason> {
+    let Some(closing) = leg.closing_side() else {
+        return Ok(());
+    };
+    if side != closing {
+        return Err(P33Reason::PositionSideMismatch);
+    }
+    let left = exchange.saturating_abs().saturating_sub(in_flight.max(0));
+    if qty.units() > left {
+        return Err(P33Reason::NoPosition);
+    }
+    Ok(())
 }
 
 /// A change refused because a quantity would leave `-MAX_QTY ..= MAX_QTY`.
@@ -320,6 +339,26 @@ impl BookWriter {
         let w = self.cur.get(s.index())?;
         let reserved = self.book.books[s.index()].reserved.load(Ordering::Relaxed);
         Some(view_of(w, reserved))
+    }
+
+    /// [`BookView::account_gate`] then [`BookView::order_gate`] of `s` as this writer holds it,
+    /// for apply's consume: reads only the words they need (`None` for an unknown symbol).
+    pub fn consume_gate(
+        &self,
+        s: SymbolId,
+        plan_side: Option<PositionSide>,
+        side: Side,
+        qty: Qty,
+    ) -> Option<Result<(), P33Reason>> {
+        let w = self.cur.get(s.index())?;
+        let leg = PositionSide::from_code(w[SIDE] as u8).unwrap_or(PositionSide::Both);
+        let flags = w[FLAGS];
+        let hedge = (flags & FLAG_MODE_KNOWN != 0).then_some(flags & FLAG_ACCOUNT_HEDGE != 0);
+        let trading = flags & FLAG_NOT_TRADING == 0;
+        Some(
+            account_gate(leg, hedge, trading, plan_side)
+                .and_then(|()| order_gate(leg, w[EXCHANGE], w[IN_FLIGHT], side, qty)),
+        )
     }
 
     /// Applies `f` to `s`'s words and publishes them; nothing changes when `f` fails.
