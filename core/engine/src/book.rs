@@ -99,16 +99,6 @@ impl BookView {
     pub fn account_gate(&self, plan_side: Option<PositionSide>) -> Result<(), P33Reason> {
         account_gate(self.side, self.account_hedge, self.trading, plan_side)
     }
-
-    /// What an order of ours of `qty` on `side` may do to this leg at consume, beyond
-    /// [`BookView::account_gate`]: on a hedge leg, where the exchange takes no `reduceOnly`,
-    /// it must be the leg's closing side and no larger than the position the orders already
-    /// in flight leave (`no_position` otherwise). A one-way leg's orders are reduce-only at
-    /// the exchange.
-    pub fn order_gate(&self, side: Side, qty: Qty) -> Result<(), P33Reason> {
-        let held = self.exchange.map_or(0, |(q, _)| q.units());
-        order_gate(self.side, held, self.in_flight.units(), side, qty)
-    }
 }
 
 /// [`BookView::account_gate`] on the facts it reads.
@@ -133,7 +123,11 @@ fn account_gate(
     }
 }
 
-/// [`BookView::order_gate`] on the facts it reads (`exchange`, `in_flight`: units).
+/// What an order of ours of `qty` on `side` may do to a leg at consume, beyond
+/// [`BookView::account_gate`]: on a hedge leg, where the exchange takes no `reduceOnly`, it
+/// must be the leg's closing side and no larger than the position the orders already in
+/// flight leave (`no_position` otherwise); a one-way leg's orders are reduce-only at the
+/// exchange (`exchange`, `in_flight`: units).
 fn order_gate(
     leg: PositionSide,
     exchange: i64,
@@ -341,7 +335,9 @@ impl BookWriter {
         Some(view_of(w, reserved))
     }
 
-    /// [`BookView::account_gate`] then [`BookView::order_gate`] of `s` as this writer holds it,
+    /// [`BookView::account_gate`], then the order's own check (on a hedge leg: the closing
+    /// side, and no more than the leg holds beyond what is in flight), of `s` as this writer
+    /// holds it,
     /// for apply's consume: reads only the words they need (`None` for an unknown symbol).
     pub fn consume_gate(
         &self,

@@ -394,3 +394,49 @@ fn hedge_records_cross_the_wire() {
         assert_eq!(Event::from_message(&ev.to_message()).unwrap(), ev);
     }
 }
+
+/// With a legacy P3.3 (which knows nothing of the account) apply's consume is the only check:
+/// an account not told yet, or told the other mode, orders nothing.
+#[test]
+fn outside_permits_in_an_account_not_told_or_of_the_other_mode_order_nothing() {
+    let cfg = EngineConfig {
+        permits: PermitSource::External,
+        ..config()
+    };
+    let (clock, _) = Clock::mock();
+    let mut e = Engine::new(cfg, clock).unwrap();
+    let l = legs(&e);
+    stock(&mut e, l.long, "0.2", "0.2");
+    stock(&mut e, l.eth, "2.5", "2.5");
+    let consume = |e: &mut Engine, id: u64, s: SymbolId, side_named, side| {
+        let mut ev = Vec::new();
+        let p = plan(id, s, side_named, Action::FullClose);
+        e.handle(Input::Plan(p), RING, &mut |x| ev.push(x)).unwrap();
+        outside_permits(e, id, "0.1", side, &mut ev);
+        assert!(intents(&ev).is_empty(), "{ev:?}");
+        denied(result(&ev).outcome)
+    };
+    let long = Some(PositionSide::Long);
+    assert_eq!(
+        consume(&mut e, 1, l.long, long, Side::Sell),
+        Some(P33Reason::PositionModeUnknown)
+    );
+    assert_eq!(
+        consume(&mut e, 2, l.eth, None, Side::Sell),
+        Some(P33Reason::PositionModeUnknown)
+    );
+    cmd(&mut e, Command::AccountMode { hedge: false });
+    assert_eq!(
+        consume(&mut e, 3, l.long, long, Side::Sell),
+        Some(P33Reason::PositionModeMismatch)
+    );
+    cmd(&mut e, Command::AccountMode { hedge: true });
+    assert_eq!(
+        consume(&mut e, 4, l.eth, None, Side::Sell),
+        Some(P33Reason::PositionModeMismatch)
+    );
+    assert_eq!(
+        consume(&mut e, 5, l.long, None, Side::Sell),
+        Some(P33Reason::PositionSideRequired)
+    );
+}
