@@ -75,6 +75,10 @@ struct Opts<'a> {
     /// `--position` of the simulator; no simulator and no Binance bridge when `None`.
     sim_position: Option<&'a str>,
     daemon_env: Vec<(&'a str, &'a str)>,
+    /// More arguments of `quantum run` (e.g. `--config FILE`).
+    daemon_args: Vec<&'a str>,
+    /// More arguments of `quantum sim binance` (e.g. `--hedge-mode`).
+    sim_args: Vec<&'a str>,
     bridge_args: Vec<&'a str>,
     /// More arguments of `quantum bridge binance`.
     binance_args: Vec<&'a str>,
@@ -113,26 +117,25 @@ impl Stack {
         };
         let mut inst = Instance::new(test);
         let rest = o.sim_position.map(|pos| {
-            let sim = inst.spawn(
-                &[
-                    "sim",
-                    "binance",
-                    "--listen",
-                    "127.0.0.1:0",
-                    "--position",
-                    pos,
-                    "--mark",
-                    "BTCUSDT=104000",
-                ],
-                Stdio::piped(),
-            );
+            let mut args = vec![
+                "sim",
+                "binance",
+                "--listen",
+                "127.0.0.1:0",
+                "--position",
+                pos,
+                "--mark",
+                "BTCUSDT=104000",
+            ];
+            args.extend(o.sim_args.iter().copied());
+            let sim = inst.spawn(&args, Stdio::piped());
             sim_url(sim.stdout.take().expect("sim stdout"))
         });
         // Without the Binance bridge the test feeds positions by hand.
         let daemon_pid = if rest.is_some() {
-            inst.start_daemon(&[], &o.daemon_env)
+            inst.start_daemon(&o.daemon_args, &o.daemon_env)
         } else {
-            inst.start_daemon_fed_by_hand(&[], &o.daemon_env)
+            inst.start_daemon_fed_by_hand(&o.daemon_args, &o.daemon_env)
         };
         if let Some(rest) = &rest {
             let name = inst.name.clone();
@@ -189,7 +192,10 @@ impl Stack {
                 .unwrap()
                 .1
                 .to_string();
-            s.wait_hash_field("quantum:position:BTCUSDT", "exchange_amount", &pos);
+            // A hedge-mode account's sides have their own fields: the test waits for them.
+            if !o.sim_args.contains(&"--hedge-mode") {
+                s.wait_hash_field("quantum:position:BTCUSDT", "exchange_amount", &pos);
+            }
         }
         s
     }
@@ -1589,4 +1595,92 @@ fn every_leg_is_timed_once_per_plan_and_served_as_metrics() {
     });
     assert_eq!(count(&redis_log, "redis.entry_result"), plans);
     assert_eq!(transport("ack"), orders);
+}
+
+/// A hedge-mode symbol through Redis alone, with every process real: the bridge writes each
+/// side's exchange amount to its own field, the operator syncs each side's ledger with `HSET`
+/// (a positive short read as its negative), a plan naming SHORT closes only the short side
+/// (its result entry names the side) and its fill lands in `ledger_amount_short`, while the
+/// long side's fields stay as they were; a plan naming no side is answered
+/// `p33_denied:position_side_required` and orders nothing.
+#[test]
+fn a_hedge_mode_symbol_runs_through_redis_side_by_side() {
+    let config = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        config.path(),
+        r#"[[symbols]]
+name = "BTCUSDT"
+position_mode = "hedge"
+tolerance = "0.001"
+min_qty = "0.001"
+max_qty = "1000"
+step = "0.001"
+min_notional = "100"
+"#,
+    )
+    .unwrap();
+    let s = Stack::start(
+        "redis-hedge",
+        Opts {
+            sim_position: Some("BTCUSDT=0.062"),
+            sim_args: vec!["--hedge-mode", "--position", "BTCUSDT=-0.040"],
+            daemon_args: vec!["--config", config.path().to_str().unwrap()],
+            ..Opts::default()
+        },
+    );
+    let pos = "quantum:position:BTCUSDT";
+    s.wait_hash_field(pos, "exchange_amount_long", "0.062");
+    s.wait_hash_field(pos, "exchange_amount_short", "-0.04");
+    let _: () = redis::cmd("HSET")
+        .arg(pos)
+        .arg("ledger_amount_long")
+        .arg("0.062")
+        .arg("ledger_amount_short")
+        .arg("0.04")
+        .query(&mut s.conn())
+        .unwrap();
+    let gauge = |label: &str| Qty::from_units(s.inst.counter(label) as i64);
+    wait_for(20, "both sides' ledgers in the core", || {
+        gauge("ledger.BTCUSDT:LONG") == q("0.062") && gauge("ledger.BTCUSDT:SHORT") == q("-0.04")
+    });
+
+    let plan = |id: &str, side: Option<&str>| {
+        let mut f = vec![
+            ("plan_id", id),
+            ("symbol", "BTCUSDT"),
+            ("decision", "EXECUTE"),
+            ("action", "FULL_CLOSE"),
+            ("kill_score", "0.5"),
+        ];
+        if let Some(side) = side {
+            f.push(("position_side", side));
+        }
+        s.xadd(&f);
+    };
+    plan("5e00000000000001", Some("SHORT"));
+    let r = s.wait_result("5e00000000000001", 1);
+    assert_eq!(r["executed"], "true", "{r:?}");
+    assert_eq!(r["symbol"], "BTCUSDT", "{r:?}");
+    assert_eq!(r["position_side"], "SHORT", "{r:?}");
+    assert_eq!(q(&r["safe_qty"]), q("0.04"), "{r:?}");
+    // The fill closes the short side: its ledger field follows, the long side's does not move.
+    s.wait_hash_field(pos, "ledger_amount_short", "0");
+    s.wait_hash_field(pos, "exchange_amount_short", "0");
+    let h = s.hash(pos);
+    assert_eq!(q(&h["ledger_amount_long"]), q("0.062"), "{h:?}");
+    assert_eq!(q(&h["exchange_amount_long"]), q("0.062"), "{h:?}");
+    assert!(!h.contains_key("ledger_amount"), "no one-way field: {h:?}");
+
+    plan("5e00000000000002", None);
+    let r = s.wait_result("5e00000000000002", 1);
+    assert_eq!(r["executed"], "false", "{r:?}");
+    assert_eq!(r["error"], "p33_denied:position_side_required", "{r:?}");
+    let orders = match sim_http(s.rest.as_deref().unwrap(), "GET", "/sim/orders", None) {
+        Value::Array(v) => v,
+        v => panic!("/sim/orders: {v}"),
+    };
+    assert_eq!(orders.len(), 1, "{orders:?}");
+    assert_eq!(orders[0]["positionSide"], "SHORT");
+    assert_eq!(orders[0]["side"], "BUY");
+    assert_eq!(orders[0]["reduceOnly"], false);
 }
