@@ -192,15 +192,8 @@ impl Apply {
                 .book
                 .consume_gate(p.plan.symbol, p.plan.position_side, side, qty);
             if let Some(Err(r)) = gate {
-                let v = fx.book.view(p.plan.symbol);
-                let context = v.map_or(crate::permit::P33Context::default(), |v| {
-                    crate::permit::P33Context {
-                        exchange: v.exchange.map_or(crate::Qty::ZERO, |(q, _)| q),
-                        ledger: v.ledger,
-                        tolerance: v.tolerance,
-                    }
-                });
-                refused = Some(Block::P33Denied(r, context));
+                let context = fx.book.view(p.plan.symbol).map(|v| v.context());
+                refused = Some(Block::P33Denied(r, context.unwrap_or_default()));
                 return false;
             }
             match fx.throttle.admit(&p.plan, qty, now) {

@@ -90,6 +90,16 @@ impl BookView {
         Qty::from_units(self.in_flight.units().saturating_add(self.pending.units()))
     }
 
+    /// The amounts a P3.3 verdict on this book is judged with (the exchange's zero when no
+    /// snapshot arrived): what a deny carries, whichever check made it.
+    pub fn context(&self) -> crate::permit::P33Context {
+        crate::permit::P33Context {
+            exchange: self.exchange.map_or(Qty::ZERO, |(q, _)| q),
+            ledger: self.ledger,
+            tolerance: self.tolerance,
+        }
+    }
+
     /// Whether the account lets this leg trade a plan that names `plan_side`: the one owner of
     /// the checks P3.3 makes before sizing and apply makes again at consume, so an order the
     /// exchange would refuse for the account's state is never made. In order:

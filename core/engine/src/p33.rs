@@ -84,26 +84,12 @@ pub fn decide(
     } else {
         b.account_gate(plan_side)
     };
+    let ctx = b.context();
     if let Err(r) = gate {
-        let ctx = P33Context {
-            exchange: b.exchange.map_or(Qty::ZERO, |(q, _)| q),
-            ledger: b.ledger,
-            tolerance: b.tolerance,
-        };
         return (Err(r), ctx);
     }
     let Some((exchange, at)) = b.exchange else {
-        let ctx = P33Context {
-            exchange: Qty::ZERO,
-            ledger: b.ledger,
-            tolerance: b.tolerance,
-        };
         return (Err(P33Reason::ExchangeStateStale), ctx);
-    };
-    let ctx = P33Context {
-        exchange,
-        ledger: b.ledger,
-        tolerance: b.tolerance,
     };
     if now_ns.saturating_sub(at) > max_age_ns {
         return (Err(P33Reason::ExchangeStateStale), ctx);

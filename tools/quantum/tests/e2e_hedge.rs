@@ -154,6 +154,16 @@ fn ledger(symbol: &str, side: &str, amount: &str) -> String {
     )
 }
 
+/// ETHUSDT switched to `status` on the simulator; once the core has it, an ETHUSDT exit plan
+/// `id`; its result.
+fn status_then_plan(s: &Stack, events: &mut common::Events, status: &str, id: &str) -> PlanResult {
+    let body = format!(r#"{{"symbol":"ETHUSDT","status":"{status}"}}"#);
+    http(&s.rest, "POST", "/sim/symbol-status", Some(&body));
+    wait_status(events, status);
+    s.inject(&format!("{}\n", plan(id, "ETHUSDT", None, "PARTIAL_50")));
+    events.results(1, 30)[0]
+}
+
 /// Waits (at most 90 s: the bridge's periodic read covers a lost stream) for the core's
 /// `SymbolStatus` event with `status`.
 fn wait_status(events: &mut common::Events, status: &str) {
@@ -364,34 +374,12 @@ fn a_symbol_switched_to_settling_stops_executing() {
     let mut events = s.inst.events();
     s.wait_gauge("exchange.ETHUSDT", "2");
     s.inject(r#"{"cmd":"set_ledger","symbol":"ETHUSDT","amount":"2"}"#);
-    http(
-        &s.rest,
-        "POST",
-        "/sim/symbol-status",
-        Some(r#"{"symbol":"ETHUSDT","status":"SETTLING"}"#),
-    );
     // The bridge tells the core (contract info stream, or its periodic exchangeInfo read).
-    wait_status(&mut events, "SETTLING");
-    s.inject(&format!(
-        "{}\n",
-        plan("3000000000000001", "ETHUSDT", None, "PARTIAL_50")
-    ));
-    let rs = events.results(1, 30);
-    assert_eq!(p33_denied(&rs[0]), Some(P33Reason::SymbolNotTrading));
+    let r = status_then_plan(&s, &mut events, "SETTLING", "3000000000000001");
+    assert_eq!(p33_denied(&r), Some(P33Reason::SymbolNotTrading));
     assert!(s.sim_orders().is_empty());
     // Trading again: the next plan executes.
-    http(
-        &s.rest,
-        "POST",
-        "/sim/symbol-status",
-        Some(r#"{"symbol":"ETHUSDT","status":"TRADING"}"#),
-    );
-    wait_status(&mut events, "TRADING");
-    s.inject(&format!(
-        "{}\n",
-        plan("3000000000000002", "ETHUSDT", None, "PARTIAL_50")
-    ));
-    let rs = events.results(1, 30);
-    assert!(rs[0].executed(), "{rs:?}");
+    let r = status_then_plan(&s, &mut events, "TRADING", "3000000000000002");
+    assert!(r.executed(), "{r:?}");
     wait_for(20, "one order", || s.sim_orders().len() == 1);
 }
