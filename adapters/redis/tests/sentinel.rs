@@ -3,7 +3,6 @@
 //! connections (the shared one, dedicated ones) reach the new master, and the lease task keeps
 //! (or takes again) the lease there.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use quantum_ipc::lease::settings;
 use quantum_ipc::{remove_segment, CountersWriter};
-use quantum_local_redis::RedisServer;
+use quantum_local_redis::{free_port, RedisServer};
 use quantum_redis::conn::{Redis, Target};
 use quantum_redis::error::Error;
 use quantum_redis::lease::{self, Acquired, Settings};
@@ -20,11 +19,6 @@ use redis::Commands;
 use tokio::sync::watch;
 
 const MASTER: &str = "qpcmaster";
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// `redis-server <conf> --sentinel` on a free loopback port, its config in a directory of its
 /// own (Sentinel rewrites it); killed and removed on drop.

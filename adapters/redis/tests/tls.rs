@@ -4,19 +4,13 @@
 //! them), and accepted once `SSL_CERT_FILE` names the test CA. Says SKIPPED when `openssl` is
 //! missing or redis-server was built without TLS.
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use quantum_local_redis::RedisServer;
+use quantum_local_redis::{free_port, RedisServer};
 use quantum_redis::conn::Redis;
 use quantum_redis::stats::Stats;
-
-fn free_port() -> u16 {
-    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
-    l.local_addr().expect("local addr").port()
-}
 
 /// Runs `openssl <args>` in `dir`; `None` when openssl is not installed.
 fn openssl(dir: &Path, args: &[&str]) -> Option<()> {

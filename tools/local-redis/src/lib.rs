@@ -22,6 +22,38 @@ use std::time::{Duration, Instant};
 /// How long a started server may take to answer PING.
 const READY_WITHIN: Duration = Duration::from_secs(20);
 
+/// How many ports a fresh start tries. The port is free when it is picked but nothing holds
+/// it until redis-server binds it, so another process (a parallel test's server, an outgoing
+/// connection's local port) can take it in between: redis-server then exits at once, and the
+/// next free port is tried.
+const PORT_ATTEMPTS: usize = 5;
+
+/// Why a start failed.
+enum StartError {
+    /// The process exited before answering (typically: its port was taken meanwhile).
+    Exited(String),
+    /// Anything else (not found, never answered): trying another port would not help.
+    Other(String),
+}
+
+/// What answered a readiness probe.
+enum Probe {
+    /// Our child.
+    Ours,
+    /// Another redis-server, with this pid.
+    Other(u32),
+    /// Nothing yet (not listening, not answering, or loading).
+    NotYet,
+}
+
+impl StartError {
+    fn message(self) -> String {
+        match self {
+            StartError::Exited(m) | StartError::Other(m) => m,
+        }
+    }
+}
+
 /// A `redis-server` child process and its directory.
 pub struct RedisServer {
     exe: PathBuf,
@@ -39,7 +71,9 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
-fn free_port() -> u16 {
+/// A loopback port nothing listens on now (the system's choice). Nothing holds it afterwards:
+/// a server started on it must handle finding it taken.
+pub fn free_port() -> u16 {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
 }
@@ -113,16 +147,37 @@ impl RedisServer {
         persistent: bool,
         extra: &[&str],
     ) -> Result<RedisServer, String> {
+        Self::launch_on(free_port(), parent, exe, persistent, extra)
+    }
+
+    /// [`RedisServer::launch_in`], trying `port` first.
+    fn launch_on(
+        port: u16,
+        parent: &Path,
+        exe: &Path,
+        persistent: bool,
+        extra: &[&str],
+    ) -> Result<RedisServer, String> {
         let mut s = RedisServer {
             exe: exe.to_path_buf(),
-            port: free_port(),
+            port,
             dir: PrivateDir::new(parent)?,
             child: None,
             persistent,
             extra: extra.iter().map(|a| a.to_string()).collect(),
         };
-        s.spawn()?;
-        Ok(s)
+        let mut attempt = 1;
+        loop {
+            match s.spawn() {
+                Ok(()) => return Ok(s),
+                Err(StartError::Exited(m)) if attempt < PORT_ATTEMPTS => {
+                    eprintln!("{m}; trying another port");
+                    attempt += 1;
+                    s.port = free_port();
+                }
+                Err(e) => return Err(e.message()),
+            }
+        }
     }
 
     /// `<exe> --version`'s first three words (e.g. `Redis server v=7.0.15`).
@@ -138,7 +193,7 @@ impl RedisServer {
             .join(" "))
     }
 
-    fn spawn(&mut self) -> Result<(), String> {
+    fn spawn(&mut self) -> Result<(), StartError> {
         let mut cmd = Command::new(&self.exe);
         cmd.arg("--port")
             .arg(self.port.to_string())
@@ -158,38 +213,77 @@ impl RedisServer {
             cmd.args(["--appendonly", "no"]);
         }
         cmd.args(&self.extra);
-        let child = cmd.spawn().map_err(|e| not_found(&self.exe, &e))?;
+        let child = cmd
+            .spawn()
+            .map_err(|e| StartError::Other(not_found(&self.exe, &e)))?;
         self.child = Some(child);
         self.wait_ready()
     }
 
-    fn wait_ready(&mut self) -> Result<(), String> {
+    fn wait_ready(&mut self) -> Result<(), StartError> {
         let end = Instant::now() + READY_WITHIN;
         loop {
             if let Some(c) = &mut self.child {
                 if let Ok(Some(st)) = c.try_wait() {
-                    return Err(format!(
+                    self.child = None;
+                    return Err(StartError::Exited(format!(
                         "redis-server on port {} exited at start: {st}",
                         self.port
-                    ));
+                    )));
                 }
             }
-            if let Ok(mut c) = self.client().get_connection() {
-                match redis::cmd("PING").query::<String>(&mut c) {
-                    Ok(_) => return Ok(()),
-                    // Up, and asking for the password the caller gave it.
-                    Err(e) if e.code() == Some("NOAUTH") => return Ok(()),
-                    Err(_) => {}
+            match self.probe() {
+                Probe::Ours => return Ok(()),
+                Probe::Other(pid) => {
+                    // Ours lost the port to another server (pid): it will exit, if it has not.
+                    self.kill();
+                    return Err(StartError::Exited(format!(
+                        "redis-server on port {} lost the port to another server (pid {pid})",
+                        self.port
+                    )));
                 }
+                Probe::NotYet => {}
             }
             if Instant::now() >= end {
-                return Err(format!(
+                return Err(StartError::Other(format!(
                     "redis-server on port {} did not answer PING within {} s",
                     self.port,
                     READY_WITHIN.as_secs()
-                ));
+                )));
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Who answers on the port. A reply is ours only if it comes from our child's pid: a
+    /// parallel test's server that took the port answers PING too. Every wait is bounded, so a
+    /// process that accepts and never answers cannot hang the start.
+    fn probe(&mut self) -> Probe {
+        const PROBE_WAIT: Duration = Duration::from_secs(1);
+        let Ok(mut c) = self.client().get_connection_with_timeout(PROBE_WAIT) else {
+            return Probe::NotYet;
+        };
+        if c.set_read_timeout(Some(PROBE_WAIT)).is_err()
+            || c.set_write_timeout(Some(PROBE_WAIT)).is_err()
+        {
+            return Probe::NotYet;
+        }
+        match redis::cmd("INFO").arg("server").query::<String>(&mut c) {
+            Ok(info) => {
+                let pid = info
+                    .lines()
+                    .find_map(|l| l.strip_prefix("process_id:"))
+                    .and_then(|v| v.trim().parse::<u32>().ok());
+                match (pid, self.pid()) {
+                    (Some(theirs), Some(ours)) if theirs == ours => Probe::Ours,
+                    (Some(theirs), _) => Probe::Other(theirs),
+                    (None, _) => Probe::NotYet,
+                }
+            }
+            // Up and asking for the password the caller gave it: INFO cannot name its pid, so
+            // it counts as ours while our child runs (the exit check comes first each turn).
+            Err(e) if e.code() == Some("NOAUTH") => Probe::Ours,
+            Err(_) => Probe::NotYet,
         }
     }
 
@@ -242,7 +336,7 @@ impl RedisServer {
     /// Starts it again on the same port and directory (what it persisted comes back).
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+        self.spawn().unwrap_or_else(|e| panic!("{}", e.message()));
     }
 }
 
@@ -281,5 +375,35 @@ mod tests {
         drop((s, other));
         assert!(!dir.exists());
         std::fs::remove_dir(&parent).unwrap();
+    }
+
+    /// The CI failure this answers: the picked port was taken before redis-server bound it.
+    /// Here it is taken on purpose; the start moves on to another port and the server answers.
+    #[test]
+    fn a_port_taken_before_the_server_binds_it_is_replaced_by_another() {
+        let taken = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
+        let port = taken.local_addr().expect("local addr").port();
+        let s = RedisServer::launch_on(port, &std::env::temp_dir(), &binary(), false, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(s.port(), port);
+        let pong: String = redis::cmd("PING").query(&mut s.conn()).expect("PING");
+        assert_eq!(pong, "PONG");
+    }
+
+    /// The port was taken by another redis-server, which answers PING as well as ours would:
+    /// the start is not fooled by it and ends on a port its own server answers.
+    #[test]
+    fn another_servers_answer_on_the_port_is_not_taken_for_ours() {
+        let first = RedisServer::launch_in(&std::env::temp_dir(), &binary(), false, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let s = RedisServer::launch_on(first.port(), &std::env::temp_dir(), &binary(), false, &[])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_ne!(s.port(), first.port());
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut s.conn())
+            .expect("INFO");
+        let pid = format!("process_id:{}", s.pid().expect("running"));
+        assert!(info.lines().any(|l| l.trim() == pid), "{info}");
     }
 }
