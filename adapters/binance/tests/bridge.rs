@@ -1,54 +1,17 @@
 //! The bridge between rings and the simulator, without the daemon: the test creates the
 //! `orders` and `exchange` rings and the symbol directory itself, as `quantum run` would.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
-use quantum_binance::{ClientConfig, Credentials, RejectReason};
-use quantum_binance_sim::{Dec, PosSide, SimConfig, Simulator, TEST_API_KEY, TEST_API_SECRET};
+use quantum_binance::{ClientConfig, RejectReason};
+use quantum_binance_sim::{Dec, PosSide, SimConfig, Simulator};
 use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnknownReason};
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
-use quantum_ipc::{Consumer, CountersWriter, Ring, RingSpec};
+use quantum_ipc::{CountersWriter, Ring, RingSpec};
 
-fn q(s: &str) -> i64 {
-    s.parse::<quantum_core::fixed::Qty>().unwrap().units()
-}
-
-/// Reads `exchange` until `want` matches a record, or panics after 10 s.
-async fn wait_for(
-    rx: &mut Consumer<RECORD_SIZE>,
-    seen: &mut Vec<Message>,
-    what: &str,
-    want: impl Fn(&Message) -> bool,
-) -> Message {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        while let Some(m) = rx.try_pop_message(&Limits::default()) {
-            let m = m.unwrap();
-            seen.push(m);
-            if want(&m) {
-                return m;
-            }
-        }
-        assert!(Instant::now() < deadline, "no {what}; saw {seen:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn intent(plan_id: u64, symbol: u16, side: wire::Side, qty: i64) -> Message {
-    Message::OrderIntent(wire::OrderIntent {
-        side,
-        symbol,
-        reduce_only: true,
-        order_type: wire::OrderType::Market,
-        plan_id,
-        qty,
-        flags: 0,
-        t_in_ns: 0,
-        t_out_ns: 0,
-        at_ms: 0,
-    })
-}
+mod support;
+use support::{creds, intent, q, wait_for};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn intents_become_orders_fills_rejects_and_snapshots() {
@@ -69,13 +32,9 @@ async fn intents_become_orders_fills_rejects_and_snapshots() {
     client.recv_window_ms = 1000;
     let cfg = BridgeConfig::new(&instance, client);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(bridge::run(
-        cfg,
-        Credentials::new(TEST_API_KEY, TEST_API_SECRET),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let bridge = tokio::spawn(bridge::run(cfg, creds(), async {
+        let _ = stop_rx.await;
+    }));
 
     let mut seen = Vec::new();
     let rx = &mut from_bridge;
@@ -233,13 +192,9 @@ async fn a_gateway_502_after_placing_is_resolved_by_client_id_and_sent_once() {
     client.recv_window_ms = 1000;
     let cfg = BridgeConfig::new(&instance, client);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(bridge::run(
-        cfg,
-        Credentials::new(TEST_API_KEY, TEST_API_SECRET),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let bridge = tokio::spawn(bridge::run(cfg, creds(), async {
+        let _ = stop_rx.await;
+    }));
 
     let mut seen = Vec::new();
     let rx = &mut from_bridge;

@@ -3,46 +3,24 @@
 //! test creates the rings, the counters (symbol directory and failover gauges) and the lease
 //! segment itself, as `quantum run` and `quantum bridge redis` would.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quantum_binance::bridge::latency::Leg;
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
 use quantum_binance::PositionSide;
-use quantum_binance::{ClientConfig, Credentials, FuturesClient, NewOrder, Side, Transport};
-use quantum_binance_sim::{
-    Dec, Faults, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
-};
+use quantum_binance::{ClientConfig, FuturesClient, NewOrder, Side, Transport};
+use quantum_binance_sim::{Dec, Faults, PosSide, SimConfig, SimHandle, Simulator};
 use quantum_core::types::{ClientOrderId, PlanId};
 use quantum_ipc::codes::{FailKind, OrderStatus, ReportSource, UnsentReason};
 use quantum_ipc::latency::read::intervals;
 use quantum_ipc::lease::{boot_ns, settings, Lease, LeaseRole, LeaseWriter};
-use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
+use quantum_ipc::wire::{self, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersWriter, Producer, Ring, RingSpec};
 
+mod support;
+use support::{creds, intent, q, wait_for};
+
 const MS: u64 = 1_000_000;
-
-fn q(s: &str) -> i64 {
-    s.parse::<quantum_core::fixed::Qty>().unwrap().units()
-}
-
-fn creds() -> Credentials {
-    Credentials::new(TEST_API_KEY, TEST_API_SECRET)
-}
-
-fn intent(plan_id: u64, symbol: u16, qty: &str) -> Message {
-    Message::OrderIntent(wire::OrderIntent {
-        side: wire::Side::Sell,
-        symbol,
-        reduce_only: true,
-        order_type: wire::OrderType::Market,
-        plan_id,
-        qty: q(qty),
-        flags: 0,
-        t_in_ns: 0,
-        t_out_ns: 0,
-        at_ms: 0,
-    })
-}
 
 fn lease(role: LeaseRole, deadline_ns: u64, trade_after_ns: u64) -> Lease {
     let now = boot_ns();
@@ -66,27 +44,6 @@ fn lease(role: LeaseRole, deadline_ns: u64, trade_after_ns: u64) -> Lease {
 fn leading() -> Lease {
     let now = boot_ns();
     lease(LeaseRole::Leader, now + 60_000 * MS, now)
-}
-
-/// Reads `exchange` until `want` matches a record, or panics after 15 s.
-async fn wait_for(
-    rx: &mut Consumer<RECORD_SIZE>,
-    seen: &mut Vec<Message>,
-    what: &str,
-    want: impl Fn(&Message) -> bool,
-) -> Message {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        while let Some(m) = rx.try_pop_message(&Limits::default()) {
-            let m = m.unwrap();
-            seen.push(m);
-            if want(&m) {
-                return m;
-            }
-        }
-        assert!(Instant::now() < deadline, "no {what}; saw {seen:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// Orders the simulator accepted, from its `GET /sim/orders`.
@@ -183,7 +140,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
 
     // Standby: refused, nothing sent, no `OrderSent`.
     d.to_bridge
-        .try_push_message(&intent(1, 0, "0.001"))
+        .try_push_message(&intent(1, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     wait_for(rx, &mut seen, "not_leader for plan 1", |m| {
         is_not_leader(m, 1)
@@ -200,7 +157,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
     // Leader, fence passed: sent.
     d.lease.publish(&leading());
     d.to_bridge
-        .try_push_message(&intent(2, 0, "0.001"))
+        .try_push_message(&intent(2, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     wait_for(rx, &mut seen, "plan 2 filled", |m| filled(m, 2)).await;
     assert_eq!(sim_order_count(&sim).await, 1);
@@ -211,7 +168,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
     d.lease
         .publish(&lease(LeaseRole::Leader, now + 60_000 * MS, trade_after));
     d.to_bridge
-        .try_push_message(&intent(3, 0, "0.001"))
+        .try_push_message(&intent(3, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(
@@ -230,7 +187,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
     d.lease
         .publish(&lease(LeaseRole::Leader, now - 1, now - 10 * MS));
     d.to_bridge
-        .try_push_message(&intent(4, 0, "0.001"))
+        .try_push_message(&intent(4, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     wait_for(rx, &mut seen, "not_leader for plan 4", |m| {
         is_not_leader(m, 4)
@@ -241,7 +198,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
     // Leading again: plan 1, refused before, is sent now (the refusal was not its end).
     d.lease.publish(&leading());
     d.to_bridge
-        .try_push_message(&intent(1, 0, "0.001"))
+        .try_push_message(&intent(1, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     wait_for(rx, &mut seen, "plan 1 filled", |m| filled(m, 1)).await;
     assert_eq!(sim_order_count(&sim).await, 3);
@@ -253,7 +210,7 @@ async fn obeys_the_lease(transport: Transport, tag: &str) {
         ..Default::default()
     });
     d.to_bridge
-        .try_push_message(&intent(6, 0, "0.001"))
+        .try_push_message(&intent(6, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     let m = wait_for(
         rx,
@@ -418,7 +375,7 @@ async fn a_leading_record_is_answered_with_the_history_since_its_instant() {
     );
     // The bridge is still reading `orders` after the Leading record: an intent goes through.
     d.to_bridge
-        .try_push_message(&intent(0x88, 0, "0.001"))
+        .try_push_message(&intent(0x88, 0, wire::Side::Sell, q("0.001")))
         .unwrap();
     wait_for(rx, &mut seen, "plan 0x88 filled", |m| filled(m, 0x88)).await;
 

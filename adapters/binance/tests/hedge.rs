@@ -3,65 +3,18 @@
 //! `exchange` rings and the symbol directory itself, as `quantum run` would: a hedge-mode
 //! symbol is two legs, `BTCUSDT:LONG` and `BTCUSDT:SHORT`, each its own id.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use quantum_binance::bridge::{self, BridgeConfig, EXCHANGE_RING, ORDERS_RING};
-use quantum_binance::{ClientConfig, Credentials, PositionSide, RejectReason, Transport};
+use quantum_binance::{ClientConfig, PositionSide, RejectReason, Transport};
 use quantum_binance_sim::symbols::ContractStatus as SimStatus;
-use quantum_binance_sim::{
-    AuditEntry, Dec, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY, TEST_API_SECRET,
-};
+use quantum_binance_sim::{AuditEntry, Dec, PosSide, SimConfig, SimHandle, Simulator};
 use quantum_ipc::codes::{ContractStatus, FailKind, OrderStatus, ReportSource};
-use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
+use quantum_ipc::wire::{self, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersWriter, Producer, Ring, RingSpec};
 
-fn q(s: &str) -> i64 {
-    s.parse::<quantum_core::fixed::Qty>().unwrap().units()
-}
-
-/// Reads `exchange` until `want` matches a record, or panics after 15 s.
-async fn wait_for(
-    rx: &mut Consumer<RECORD_SIZE>,
-    seen: &mut Vec<Message>,
-    what: &str,
-    want: impl Fn(&Message) -> bool,
-) -> Message {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        while let Some(m) = rx.try_pop_message(&Limits::default()) {
-            let m = m.unwrap();
-            seen.push(m);
-            if want(&m) {
-                return m;
-            }
-        }
-        assert!(Instant::now() < deadline, "no {what}; saw {seen:#?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-/// Everything on `exchange` for `d`.
-async fn drain(rx: &mut Consumer<RECORD_SIZE>, seen: &mut Vec<Message>, d: Duration) {
-    tokio::time::sleep(d).await;
-    while let Some(m) = rx.try_pop_message(&Limits::default()) {
-        seen.push(m.unwrap());
-    }
-}
-
-fn intent(plan_id: u64, symbol: u16, side: wire::Side, qty: i64) -> Message {
-    Message::OrderIntent(wire::OrderIntent {
-        side,
-        symbol,
-        reduce_only: true,
-        order_type: wire::OrderType::Market,
-        plan_id,
-        qty,
-        flags: 0,
-        t_in_ns: 0,
-        t_out_ns: 0,
-        at_ms: 0,
-    })
-}
+mod support;
+use support::{creds, drain, intent, q, wait_for};
 
 /// The rings and directory of a `quantum run` with these legs, a bridge attached to them.
 struct Rig {
@@ -99,13 +52,9 @@ impl Rig {
         let mut cfg = BridgeConfig::new(&instance, client);
         tweak(&mut cfg);
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let bridge = tokio::spawn(bridge::run(
-            cfg,
-            Credentials::new(TEST_API_KEY, TEST_API_SECRET),
-            async {
-                let _ = stop_rx.await;
-            },
-        ));
+        let bridge = tokio::spawn(bridge::run(cfg, creds(), async {
+            let _ = stop_rx.await;
+        }));
         Rig {
             _counters: counters,
             orders_spec,
@@ -319,7 +268,7 @@ async fn hedge_legs(transport: Transport, name: &str) {
     // reported on the leg its positionSide names, never sent.
     let client = quantum_binance::FuturesClient::connect(
         ClientConfig::local(&sim.rest_url(), &sim.ws_api_url(), &sim.stream_base_url()),
-        Credentials::new(TEST_API_KEY, TEST_API_SECRET),
+        creds(),
     )
     .await
     .unwrap();

@@ -10,34 +10,16 @@ use std::time::{Duration, Instant};
 
 use quantum_binance::bridge::latency::{self, Leg};
 use quantum_binance::bridge::{self, BridgeConfig, LatencyConfig, EXCHANGE_RING, ORDERS_RING};
-use quantum_binance::{ClientConfig, Credentials, Transport};
-use quantum_binance_sim::{
-    Dec, Faults, PosSide, SimConfig, Simulator, TEST_API_KEY, TEST_API_SECRET,
-};
+use quantum_binance::{ClientConfig, Transport};
+use quantum_binance_sim::{Dec, Faults, PosSide, SimConfig, Simulator};
 use quantum_ipc::codes::{FailKind, OrderStatus};
 use quantum_ipc::latency::read::intervals;
 use quantum_ipc::latency::{gauges, BINANCE_SEGMENT};
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersReader, CountersWriter, Ring, RingSpec};
 
-fn q(s: &str) -> i64 {
-    s.parse::<quantum_core::fixed::Qty>().unwrap().units()
-}
-
-fn intent(plan_id: u64, symbol: u16) -> Message {
-    Message::OrderIntent(wire::OrderIntent {
-        side: wire::Side::Sell,
-        symbol,
-        reduce_only: true,
-        order_type: wire::OrderType::Market,
-        plan_id,
-        qty: q("0.001"),
-        flags: 0,
-        t_in_ns: 0,
-        t_out_ns: 0,
-        at_ms: 0,
-    })
-}
+mod support;
+use support::{creds, intent, q};
 
 /// Reads `exchange` until every plan of `plans` has a record `done` accepts, or panics after
 /// 20 s.
@@ -103,13 +85,9 @@ async fn exchange_leg(t: Transport) {
         interval: Duration::from_millis(200),
     };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let bridge = tokio::spawn(bridge::run(
-        cfg,
-        Credentials::new(TEST_API_KEY, TEST_API_SECRET),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let bridge = tokio::spawn(bridge::run(cfg, creds(), async {
+        let _ = stop_rx.await;
+    }));
     let mut seen = Vec::new();
     wait_all(
         &mut rx,
@@ -124,7 +102,9 @@ async fn exchange_leg(t: Transport) {
     const N: u64 = 20;
     let plain: Vec<u64> = (0x100..0x100 + N).collect();
     for p in &plain {
-        to_bridge.try_push_message(&intent(*p, 0)).unwrap();
+        to_bridge
+            .try_push_message(&intent(*p, 0, wire::Side::Sell, q("0.001")))
+            .unwrap();
     }
     wait_all(&mut rx, &mut seen, &plain, "fill", filled).await;
 
@@ -164,7 +144,9 @@ async fn exchange_leg(t: Transport) {
     });
     let unknown: Vec<u64> = (0x200..0x200 + M).collect();
     for p in &unknown {
-        to_bridge.try_push_message(&intent(*p, 0)).unwrap();
+        to_bridge
+            .try_push_message(&intent(*p, 0, wire::Side::Sell, q("0.001")))
+            .unwrap();
     }
     wait_all(&mut rx, &mut seen, &unknown, "found fill", filled).await;
     assert!(
@@ -177,8 +159,12 @@ async fn exchange_leg(t: Transport) {
 
     // A refusal (ETH is flat: reduce-only -2022) is sent and never acknowledged; an intent
     // for a symbol the directory lacks is never sent.
-    to_bridge.try_push_message(&intent(0x300, 1)).unwrap();
-    to_bridge.try_push_message(&intent(0x301, 7)).unwrap();
+    to_bridge
+        .try_push_message(&intent(0x300, 1, wire::Side::Sell, q("0.001")))
+        .unwrap();
+    to_bridge
+        .try_push_message(&intent(0x301, 7, wire::Side::Sell, q("0.001")))
+        .unwrap();
     wait_all(
         &mut rx,
         &mut seen,

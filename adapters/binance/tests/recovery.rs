@@ -7,28 +7,22 @@ use std::time::{Duration, Instant};
 
 use quantum_binance::bridge::{self, BridgeConfig, HistoryConfig, EXCHANGE_RING, ORDERS_RING};
 use quantum_binance::PositionSide;
-use quantum_binance::{ClientConfig, Credentials, FuturesClient, NewOrder, Side, Transport};
+use quantum_binance::{ClientConfig, FuturesClient, NewOrder, Side, Transport};
 use quantum_binance_sim::{
-    Dec, ExchangeOrderKind, Faults, PosSide, SimConfig, SimHandle, Simulator, TEST_API_KEY,
-    TEST_API_SECRET,
+    Dec, ExchangeOrderKind, Faults, PosSide, SimConfig, SimHandle, Simulator,
 };
 use quantum_core::types::{ClientOrderId, PlanId};
 use quantum_ipc::codes::{OrderStatus, ReportSource};
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
 use quantum_ipc::{Consumer, CountersWriter, Ring, RingSpec};
 
-const HOUR: i64 = 3_600_000;
+mod support;
+use support::{creds, q};
 
-fn q(s: &str) -> i64 {
-    s.parse::<quantum_core::fixed::Qty>().unwrap().units()
-}
+const HOUR: i64 = 3_600_000;
 
 fn cid(plan: u64) -> String {
     ClientOrderId::for_plan(PlanId(plan)).as_str().to_owned()
-}
-
-fn creds() -> Credentials {
-    Credentials::new(TEST_API_KEY, TEST_API_SECRET)
 }
 
 fn client_config(sim: &SimHandle) -> ClientConfig {

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use quantum_core::{Decision, Outcome, PlanId, PlanResult, PositionSide, Qty, Side, SymbolId};
+use quantum_core::{Decision, Outcome, PlanId, PlanResult, PositionSide, Side, SymbolId};
 use quantum_local_redis::RedisServer;
 use quantum_redis::batch::Batch;
 use quantum_redis::ledger::{Ledger, Sync};
@@ -17,12 +17,11 @@ use quantum_redis::state::{self, Saved};
 use redis::streams::StreamRangeReply;
 use redis::Commands;
 
+mod support;
+use support::q;
+
 const INSTANCE: &str = "hedge-test";
 const AT_MS: u64 = 1_769_301_008_977;
-
-fn q(s: &str) -> Qty {
-    s.parse().unwrap()
-}
 
 /// The directory a daemon with `BTCUSDT` one-way and `ETHUSDT` in hedge mode publishes.
 fn symbols() -> Symbols {

@@ -15,7 +15,6 @@ use quantum_core::{Command, Decision, Input, Outcome, PlanId, PlanResult, Qty, S
 use quantum_ipc::broadcast::{Broadcast, Writer};
 use quantum_ipc::codes::RefuseReason;
 use quantum_ipc::contract;
-use quantum_ipc::lease::settings;
 use quantum_ipc::wire::{Kind, Limits, RECORD_SIZE};
 use quantum_ipc::{remove_segment, Consumer, CountersWriter, Ring, RingSpec};
 use quantum_local_redis::RedisServer;
@@ -25,6 +24,9 @@ use quantum_redis::state;
 use quantum_redis::BridgeConfig;
 use redis::streams::StreamRangeReply;
 use redis::Commands;
+
+mod support;
+use support::{publish_failover, q};
 
 const LEGS: [&str; 3] = ["BTCUSDT", "ETHUSDT:LONG", "ETHUSDT:SHORT"];
 
@@ -46,17 +48,7 @@ impl Daemon {
             counters.set_symbol(id as u16, label).unwrap();
         }
         if let Some(s) = failover {
-            for (label, v) in [
-                (settings::ENABLED, 1),
-                (settings::TTL_MS, s.ttl_ms),
-                (settings::RENEW_MS, s.renew_ms),
-                (settings::DRIFT_MS, s.drift_ms),
-                (settings::RECV_WINDOW_MS, s.recv_window_ms),
-                (settings::CLOCK_ERROR_MS, s.clock_error_ms),
-            ] {
-                let id = counters.register(label).unwrap();
-                counters.set(id, v);
-            }
+            publish_failover(&counters, s);
         }
         let results = Broadcast::create(&RingSpec::new(instance, contract::RESULTS.name, 1024), 0)
             .expect("results ring");
@@ -128,10 +120,6 @@ impl Drop for Daemon {
             let _ = remove_segment(&format!("quantum.{}.{name}", self.instance));
         }
     }
-}
-
-fn q(s: &str) -> Qty {
-    s.parse().unwrap()
 }
 
 fn eth(c: &mut redis::Connection) -> BTreeMap<String, String> {

@@ -18,43 +18,10 @@ use redis::streams::StreamRangeReply;
 use redis::Commands;
 use tokio::sync::watch;
 
+mod support;
+use support::LeaseDaemon;
+
 const GROUP: &str = "quantum-core";
-
-/// A daemon stand-in: the instance's counters segment, owned (alive) by this process, with
-/// the failover gauges; removed with the lease segment on drop.
-struct Daemon {
-    instance: String,
-    _w: CountersWriter,
-}
-
-impl Daemon {
-    fn start(instance: &str, s: &Settings) -> Daemon {
-        let w = CountersWriter::create(instance, 64).expect("counters segment");
-        for (label, v) in [
-            (settings::ENABLED, 1),
-            (settings::TTL_MS, s.ttl_ms),
-            (settings::RENEW_MS, s.renew_ms),
-            (settings::DRIFT_MS, s.drift_ms),
-            (settings::RECV_WINDOW_MS, s.recv_window_ms),
-            (settings::CLOCK_ERROR_MS, s.clock_error_ms),
-        ] {
-            let id = w.register(label).unwrap();
-            w.set(id, v);
-        }
-        Daemon {
-            instance: instance.to_owned(),
-            _w: w,
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        for name in ["counters", "lease"] {
-            let _ = remove_segment(&format!("quantum.{}.{name}", self.instance));
-        }
-    }
-}
 
 fn unique(name: &str) -> String {
     format!("{name}-{}", std::process::id())
@@ -146,7 +113,7 @@ fn the_settings_come_from_the_daemons_gauges() {
         clock_error_ms: 250,
     };
     let instance = unique("lease-gauges");
-    let d = Daemon::start(&instance, &s);
+    let d = LeaseDaemon::start(&instance, &s);
     let r = quantum_ipc::CountersReader::open(&d.instance).unwrap();
     assert_eq!(Settings::from_counters(&r), Ok(Some(s)));
     let off = unique("lease-off");
@@ -181,7 +148,10 @@ async fn two_hosts_never_both_lead_and_each_new_holder_has_a_higher_epoch() {
     let lease_name = unique("pair");
     let hosts = ["host-a", "host-b"];
     let instances = [unique("lease-a"), unique("lease-b")];
-    let _daemons: Vec<Daemon> = instances.iter().map(|i| Daemon::start(i, &s)).collect();
+    let _daemons: Vec<LeaseDaemon> = instances
+        .iter()
+        .map(|i| LeaseDaemon::start(i, &s))
+        .collect();
     let start = |k: usize| {
         let (tx, rx) = watch::channel(false);
         let run = lease::start(
@@ -476,7 +446,7 @@ async fn a_standby_reads_nothing_and_a_new_leader_claims_everything_pending() {
         .unwrap();
     let _: () = c.set(lease::epoch_key(&lease_name), 1).unwrap();
     let instance = unique("lease-reader");
-    let _daemon = Daemon::start(&instance, &s);
+    let _daemon = LeaseDaemon::start(&instance, &s);
     let (stop_tx, stop) = watch::channel(false);
     let run = lease::start(
         lease::Names {

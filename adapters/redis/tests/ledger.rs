@@ -11,15 +11,13 @@ use quantum_redis::legacy::{self, LEDGER_FIELD};
 use quantum_redis::state::{self, Saved};
 use redis::Commands;
 
+mod support;
+use support::q;
+
 const SHARED: &str = "lease-l";
 const SYMBOL: &str = "BTCUSDT";
 const TTL_S: u64 = 600;
 const AT_MS: u64 = 1_700_000_000_000;
-
-fn q(s: &str) -> Qty {
-    s.parse()
-        .unwrap_or_else(|e| panic!("{s:?} is not a quantity: {e}"))
-}
 
 fn saved() -> Saved {
     Saved {

@@ -8,8 +8,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use quantum_ipc::lease::settings;
-use quantum_ipc::{remove_segment, CountersWriter};
 use quantum_local_redis::{free_port, RedisServer};
 use quantum_redis::conn::{Redis, Target};
 use quantum_redis::error::Error;
@@ -17,6 +15,9 @@ use quantum_redis::lease::{self, Acquired, Settings};
 use quantum_redis::stats::Stats;
 use redis::Commands;
 use tokio::sync::watch;
+
+mod support;
+use support::LeaseDaemon;
 
 const MASTER: &str = "qpcmaster";
 
@@ -263,42 +264,6 @@ async fn connections_reach_the_new_master_after_a_sentinel_failover() {
     assert_eq!(v.as_deref(), Some("1"));
 }
 
-/// A daemon stand-in: the instance's counters segment with the failover gauges, owned (alive)
-/// by this process; removed with the lease segment on drop.
-struct Daemon {
-    instance: String,
-    _w: CountersWriter,
-}
-
-impl Daemon {
-    fn start(instance: &str, s: &Settings) -> Daemon {
-        let w = CountersWriter::create(instance, 64).expect("counters segment");
-        for (label, v) in [
-            (settings::ENABLED, 1),
-            (settings::TTL_MS, s.ttl_ms),
-            (settings::RENEW_MS, s.renew_ms),
-            (settings::DRIFT_MS, s.drift_ms),
-            (settings::RECV_WINDOW_MS, s.recv_window_ms),
-            (settings::CLOCK_ERROR_MS, s.clock_error_ms),
-        ] {
-            let id = w.register(label).unwrap();
-            w.set(id, v);
-        }
-        Daemon {
-            instance: instance.to_owned(),
-            _w: w,
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        for name in ["counters", "lease"] {
-            let _ = remove_segment(&format!("quantum.{}.{name}", self.instance));
-        }
-    }
-}
-
 async fn until_leading(h: &lease::LeaseHandle, within: Duration) -> u64 {
     let end = Instant::now() + within;
     loop {
@@ -325,7 +290,7 @@ async fn the_lease_follows_a_sentinel_failover() {
         clock_error_ms: 50,
     };
     let instance = format!("sentinel-lease-{}", std::process::id());
-    let _daemon = Daemon::start(&instance, &s);
+    let _daemon = LeaseDaemon::start(&instance, &s);
     let lease_name = format!("sent-{}", std::process::id());
     let host = "host-a";
     let target = Target::parse(&cl.sentinel.url(0)).unwrap();

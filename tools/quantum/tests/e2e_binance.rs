@@ -14,7 +14,6 @@ use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{signal, sim_http as http, sim_url, wait_for, Instance};
-use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::Qty;
 use serde_json::Value;
 
@@ -56,28 +55,7 @@ impl Stack {
         );
         let rest = sim_url(sim.stdout.take().expect("sim stdout"));
         inst.start_daemon(&[], &[]);
-        let name = inst.name.clone();
-        let mut args = vec![
-            "bridge",
-            "binance",
-            "--instance",
-            &name,
-            "--rest-url",
-            &rest,
-        ];
-        args.extend_from_slice(bridge_extra);
-        let bridge = inst
-            .command(
-                &args,
-                &[
-                    ("BINANCE_API_KEY", TEST_API_KEY),
-                    ("BINANCE_API_SECRET", TEST_API_SECRET),
-                ],
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn quantum bridge binance");
-        inst.children.push(bridge);
+        inst.spawn_binance_bridge(&rest, bridge_extra);
         let s = Stack {
             inst,
             rest,

@@ -12,7 +12,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use common::{sim_http as http, sim_url, wait_for, Instance};
-use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::event::Event;
 use quantum_core::p33::P33Reason;
 use quantum_core::{Block, Outcome, PlanResult, Qty};
@@ -64,26 +63,7 @@ impl Stack {
         let file = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(file.path(), config).unwrap();
         inst.start_daemon(&["--config", file.path().to_str().unwrap()], &[]);
-        let name = inst.name.clone();
-        let bridge = inst
-            .command(
-                &[
-                    "bridge",
-                    "binance",
-                    "--instance",
-                    &name,
-                    "--rest-url",
-                    &rest,
-                ],
-                &[
-                    ("BINANCE_API_KEY", TEST_API_KEY),
-                    ("BINANCE_API_SECRET", TEST_API_SECRET),
-                ],
-            )
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("spawn quantum bridge binance");
-        inst.children.push(bridge);
+        inst.spawn_binance_bridge(&rest, &[]);
         Stack {
             inst,
             rest,

@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{sim_http, sim_url, wait_for, Instance};
-use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_core::event::Event;
 use quantum_core::{Plan, Qty, SymbolId};
 use quantum_ipc::broadcast::{Broadcast, Next, Start};
@@ -138,21 +137,7 @@ impl Stack {
             inst.start_daemon_fed_by_hand(&o.daemon_args, &o.daemon_env)
         };
         if let Some(rest) = &rest {
-            let name = inst.name.clone();
-            let mut args = vec!["bridge", "binance", "--instance", &name, "--rest-url", rest];
-            args.extend(o.binance_args.iter().copied());
-            let b = inst
-                .command(
-                    &args,
-                    &[
-                        ("BINANCE_API_KEY", TEST_API_KEY),
-                        ("BINANCE_API_SECRET", TEST_API_SECRET),
-                    ],
-                )
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("spawn quantum bridge binance");
-            inst.children.push(b);
+            inst.spawn_binance_bridge(rest, &o.binance_args);
         }
         if let Some(setup) = o.before_bridge {
             setup(&mut redis.conn());

@@ -18,7 +18,6 @@ use prometheus_parse::{Scrape, Value as PromValue};
 use quantum_binance::bridge::latency::{self, Leg};
 use quantum_binance::bridge::{EXCHANGE_RING, ORDERS_RING};
 use quantum_binance::Transport;
-use quantum_binance_sim::{TEST_API_KEY, TEST_API_SECRET};
 use quantum_ipc::codes::OrderStatus;
 use quantum_ipc::latency::read::intervals;
 use quantum_ipc::wire::{self, Limits, Message, RECORD_SIZE};
@@ -114,12 +113,6 @@ fn exchange_leg(t: Transport, extra: &[&str]) {
     let rest = sim_url(sim.stdout.take().expect("sim stdout"));
     let log_arg = log.display().to_string();
     let mut args = vec![
-        "bridge",
-        "binance",
-        "--instance",
-        &name,
-        "--rest-url",
-        &rest,
         "--recv-window-ms",
         "1000",
         "--hdr-log",
@@ -128,19 +121,7 @@ fn exchange_leg(t: Transport, extra: &[&str]) {
         "200",
     ];
     args.extend_from_slice(extra);
-    let bridge = inst
-        .command(
-            &args,
-            &[
-                ("BINANCE_API_KEY", TEST_API_KEY),
-                ("BINANCE_API_SECRET", TEST_API_SECRET),
-            ],
-        )
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn quantum bridge binance");
-    let pid = bridge.id();
-    inst.children.push(bridge);
+    let pid = inst.spawn_binance_bridge(&rest, &args).id();
     let deadline = Instant::now() + Duration::from_secs(30);
     while !core
         .seen

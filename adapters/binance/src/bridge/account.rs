@@ -164,22 +164,18 @@ pub(super) async fn refresh_loop(ctx: Arc<Ctx>, every: Duration) {
     tick.tick().await;
     loop {
         tick.tick().await;
-        let before: Vec<_> = ctx
-            .symbols
-            .symbols()
-            .iter()
-            .map(|s| ctx.client.filters(s).ok())
-            .collect();
+        let filters = || -> Vec<_> {
+            ctx.symbols
+                .symbols()
+                .iter()
+                .map(|s| ctx.client.filters(s).ok())
+                .collect()
+        };
+        let before = filters();
         match ctx.client.load_filters().await {
             Ok(_) => {
                 send_statuses(&ctx, false);
-                let after: Vec<_> = ctx
-                    .symbols
-                    .symbols()
-                    .iter()
-                    .map(|s| ctx.client.filters(s).ok())
-                    .collect();
-                if after != before {
+                if filters() != before {
                     tracing::info!("exchangeInfo: a symbol's filters changed; sent again");
                     send_filters(&ctx);
                 }

@@ -5,11 +5,9 @@
 //! Frames that are not `contractInfo` events (subscription answers) are skipped; a
 //! `contractInfo` event without `s` or `cs` is an error for that frame only.
 
-use serde_json::Value;
-
 use crate::config::ClientConfig;
 use crate::error::{Error, Result};
-use crate::futures::user_stream::{next_text, StreamSocket};
+use crate::futures::user_stream::{event_object, next_text, StreamSocket};
 
 /// The stream's name.
 pub const CONTRACT_INFO_STREAM: &str = "!contractInfo";
@@ -28,13 +26,7 @@ pub struct ContractInfo {
 /// Parses one frame, raw or in a stream-mode envelope: `Ok(None)` when it is not a
 /// `contractInfo` event.
 pub fn parse_contract_info(text: &str) -> Result<Option<ContractInfo>> {
-    let mut v: Value = serde_json::from_str(text).map_err(|source| Error::Decode {
-        what: "contractInfo event",
-        source,
-    })?;
-    if v.get("stream").is_some() && v["data"].is_object() {
-        v = v["data"].take();
-    }
+    let v = event_object(text, "contractInfo event")?;
     if v["e"].as_str() != Some("contractInfo") {
         return Ok(None);
     }

@@ -198,15 +198,21 @@ fn side(v: &Value) -> Result<Side> {
     })
 }
 
-/// Parses one event frame, raw or in a stream-mode `{"stream":…,"data":…}` envelope.
-pub fn parse_event(text: &str) -> Result<UserEvent> {
-    let mut v: Value = serde_json::from_str(text).map_err(|source| Error::Decode {
-        what: "user data event",
-        source,
-    })?;
+/// One frame's event object, raw or taken out of a stream-mode `{"stream":…,"data":…}`
+/// envelope (the user stream and the market stream both send either); `what` names the
+/// frame in a decode error.
+pub(crate) fn event_object(text: &str, what: &'static str) -> Result<Value> {
+    let mut v: Value =
+        serde_json::from_str(text).map_err(|source| Error::Decode { what, source })?;
     if v.get("stream").is_some() && v["data"].is_object() {
         v = v["data"].take();
     }
+    Ok(v)
+}
+
+/// Parses one event frame, raw or in a stream-mode `{"stream":…,"data":…}` envelope.
+pub fn parse_event(text: &str) -> Result<UserEvent> {
+    let v = event_object(text, "user data event")?;
     let event_time = v["E"].as_u64().unwrap_or(0);
     match v["e"].as_str().unwrap_or("") {
         "ORDER_TRADE_UPDATE" => {

@@ -168,15 +168,9 @@ impl Sim {
 
     /// POST JSON to a /sim control endpoint.
     pub async fn control(&self, path: &str, body: Value) -> Value {
-        let resp = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert!(resp.status().is_success(), "{path}: {}", resp.status());
-        resp.json().await.unwrap()
+        let (status, answer) = self.control_answer(path, body).await;
+        assert!((200..300).contains(&status), "{path}: {status} {answer}");
+        answer
     }
 
     /// POST JSON to a /sim control endpoint, any outcome: the status and the body.

@@ -167,6 +167,28 @@ impl Instance {
         self.children.last_mut().unwrap()
     }
 
+    /// Spawns `quantum bridge binance --instance <this> --rest-url <rest> <extra…>` with the
+    /// simulator's test keys in its environment (its stdout discarded), a child owned by this
+    /// guard.
+    pub fn spawn_binance_bridge(&mut self, rest: &str, extra: &[&str]) -> &mut Child {
+        let name = self.name.clone();
+        let mut args = vec!["bridge", "binance", "--instance", &name, "--rest-url", rest];
+        args.extend_from_slice(extra);
+        let child = self
+            .command(
+                &args,
+                &[
+                    ("BINANCE_API_KEY", quantum_binance_sim::TEST_API_KEY),
+                    ("BINANCE_API_SECRET", quantum_binance_sim::TEST_API_SECRET),
+                ],
+            )
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn quantum bridge binance");
+        self.children.push(child);
+        self.children.last_mut().unwrap()
+    }
+
     pub fn log_has(&self, needle: &str) -> bool {
         self.daemon_log
             .lock()
