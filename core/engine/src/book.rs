@@ -221,11 +221,25 @@ fn view_of(w: &Words, reserved: i64) -> BookView {
             min_notional: Price::from_units(w[MIN_NOTIONAL]),
         },
         reconciling: w[FLAGS] & FLAG_RECONCILING != 0,
-        side: PositionSide::from_code(w[SIDE] as u8).unwrap_or(PositionSide::Both),
-        account_hedge: (w[FLAGS] & FLAG_MODE_KNOWN != 0)
-            .then_some(w[FLAGS] & FLAG_ACCOUNT_HEDGE != 0),
-        trading: w[FLAGS] & FLAG_NOT_TRADING == 0,
+        side: leg_of(w),
+        account_hedge: account_hedge_of(w),
+        trading: trading_of(w),
     }
+}
+
+/// The leg's configured position side.
+fn leg_of(w: &Words) -> PositionSide {
+    PositionSide::from_code(w[SIDE] as u8).unwrap_or(PositionSide::Both)
+}
+
+/// The account's mode as told since the start (`None`: not told).
+fn account_hedge_of(w: &Words) -> Option<bool> {
+    (w[FLAGS] & FLAG_MODE_KNOWN != 0).then_some(w[FLAGS] & FLAG_ACCOUNT_HEDGE != 0)
+}
+
+/// Whether the exchange trades the symbol (never said otherwise).
+fn trading_of(w: &Words) -> bool {
+    w[FLAGS] & FLAG_NOT_TRADING == 0
 }
 
 fn set_flag(w: &mut Words, flag: i64, on: bool) {
@@ -347,8 +361,8 @@ impl BookWriter {
 
     /// [`BookView::account_gate`], then the order's own check (on a hedge leg: the closing
     /// side, and no more than the leg holds beyond what is in flight), of `s` as this writer
-    /// holds it,
-    /// for apply's consume: reads only the words they need (`None` for an unknown symbol).
+    /// holds it, for apply's consume: reads only the words they need (`None` for an unknown
+    /// symbol).
     pub fn consume_gate(
         &self,
         s: SymbolId,
@@ -357,12 +371,9 @@ impl BookWriter {
         qty: Qty,
     ) -> Option<Result<(), P33Reason>> {
         let w = self.cur.get(s.index())?;
-        let leg = PositionSide::from_code(w[SIDE] as u8).unwrap_or(PositionSide::Both);
-        let flags = w[FLAGS];
-        let hedge = (flags & FLAG_MODE_KNOWN != 0).then_some(flags & FLAG_ACCOUNT_HEDGE != 0);
-        let trading = flags & FLAG_NOT_TRADING == 0;
+        let leg = leg_of(w);
         Some(
-            account_gate(leg, hedge, trading, plan_side)
+            account_gate(leg, account_hedge_of(w), trading_of(w), plan_side)
                 .and_then(|()| order_gate(leg, w[EXCHANGE], w[IN_FLIGHT], side, qty)),
         )
     }

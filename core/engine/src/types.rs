@@ -108,7 +108,8 @@ impl Symbols {
                 || !symbol.bytes().all(|b| b.is_ascii_alphanumeric())
             {
                 return Err(format!(
-                    "symbol {symbol:?} must be 1 to 16 ASCII letters or digits"
+                    "symbol {symbol:?} must be 1 to {} ASCII letters or digits",
+                    quantum_ipc::wire::MAX_EXCHANGE_SYMBOL
                 ));
             }
             if out.id(&n).is_some() {
