@@ -28,6 +28,9 @@ const READY_WITHIN: Duration = Duration::from_secs(20);
 /// next free port is tried.
 const PORT_ATTEMPTS: usize = 5;
 
+/// How long [`RedisServer::restart`] keeps trying to get its port back.
+const RESTART_WITHIN: Duration = Duration::from_secs(10);
+
 /// Why a start failed.
 enum StartError {
     /// The process exited before answering (typically: its port was taken meanwhile).
@@ -71,11 +74,52 @@ pub fn binary() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("redis-server"))
 }
 
-/// A loopback port nothing listens on now (the system's choice). Nothing holds it afterwards:
-/// a server started on it must handle finding it taken.
+/// A loopback port for a server: free now, never handed out before by this process, and, where
+/// the system leaves room, below its ephemeral range.
+///
+/// Below the ephemeral range because a server that is killed and restarted must get its port
+/// back: a port in that range can meanwhile become the local end of any outgoing connection,
+/// and a client reconnecting to a stopped server on such a port can even be given that port
+/// as its own and connect to itself (TCP's simultaneous open), holding it for as long as it
+/// lives. Never handed out twice because a parallel test must not pick the port of a server
+/// that is down for a moment. Nothing holds the port afterwards: a server started on it must
+/// still handle finding it taken (by another process).
 pub fn free_port() -> u16 {
+    // Where the walk through the candidate ports is; starts at a point that differs between
+    // processes, so two test binaries running together seldom try the same ports. Relaxed:
+    // only the values must differ between calls, nothing else is ordered by it.
+    static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+    let (lo, hi) = below_ephemeral();
+    if hi > lo {
+        let span = u64::from(hi - lo);
+        let _ = NEXT.compare_exchange(
+            u64::MAX,
+            u64::from(std::process::id()).wrapping_mul(7919) % span,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
+        for _ in 0..span {
+            let n = NEXT.fetch_add(1, Ordering::Relaxed);
+            let port = lo + (n % span) as u16;
+            if TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok() {
+                return port;
+            }
+        }
+    }
+    // No room below the ephemeral range (or every port there is taken): the system's choice.
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a loopback port");
     l.local_addr().expect("local addr").port()
+}
+
+/// The ports [`free_port`] picks from: from 10000 up to the start of the system's ephemeral
+/// range (Linux's `ip_local_port_range`, 32768 by default), empty when that range starts lower.
+fn below_ephemeral() -> (u16, u16) {
+    const LOWEST: u16 = 10_000;
+    let first_ephemeral = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    (LOWEST, first_ephemeral.max(LOWEST))
 }
 
 /// A directory of this process's own (`qpc-redis-<pid>-<n>`), removed with what is in it on
@@ -333,10 +377,22 @@ impl RedisServer {
         }
     }
 
-    /// Starts it again on the same port and directory (what it persisted comes back).
+    /// Starts it again on the same port and directory (what it persisted comes back). The
+    /// port can be held for a moment by another process (a test checking it is free): the start
+    /// is tried again for up to [`RESTART_WITHIN`] before it panics.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn().unwrap_or_else(|e| panic!("{}", e.message()));
+        let end = Instant::now() + RESTART_WITHIN;
+        loop {
+            match self.spawn() {
+                Ok(()) => return,
+                Err(StartError::Exited(m)) if Instant::now() < end => {
+                    eprintln!("{m}; trying the same port again");
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => panic!("{} (restarting it on its port)", e.message()),
+            }
+        }
     }
 }
 
@@ -399,6 +455,53 @@ mod tests {
         let s = RedisServer::launch_on(first.port(), &std::env::temp_dir(), &binary(), false, &[])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(s.port(), first.port());
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut s.conn())
+            .expect("INFO");
+        let pid = format!("process_id:{}", s.pid().expect("running"));
+        assert!(info.lines().any(|l| l.trim() == pid), "{info}");
+    }
+
+    /// Ports handed out are all different and, with Linux's default ranges, below the
+    /// ephemeral range, where no outgoing connection can take them.
+    #[test]
+    fn ports_are_never_handed_out_twice_and_stay_below_the_ephemeral_range() {
+        let (lo, hi) = below_ephemeral();
+        let ports: Vec<u16> = (0..200).map(|_| free_port()).collect();
+        let distinct: std::collections::HashSet<&u16> = ports.iter().collect();
+        assert_eq!(distinct.len(), ports.len(), "{ports:?}");
+        if hi > lo {
+            assert!(ports.iter().all(|p| (lo..hi).contains(p)), "{ports:?}");
+        }
+    }
+
+    /// The CI failure this answers: the port of a killed server was held by another process
+    /// when the test restarted it, and the restart gave up at once. Here it is held on purpose
+    /// for half a second; the restart waits it out and the server is back on its own port.
+    #[test]
+    fn a_restart_gets_its_port_back_once_it_is_free() {
+        let mut s = RedisServer::launch(&binary(), true, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let _: () = redis::cmd("SET")
+            .arg("k")
+            .arg("v")
+            .query(&mut s.conn())
+            .expect("SET");
+        let port = s.port();
+        s.kill();
+        let holder = TcpListener::bind((Ipv4Addr::LOCALHOST, port)).expect("hold the port");
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(500));
+            drop(holder);
+        });
+        s.restart();
+        release.join().expect("the holder");
+        assert_eq!(s.port(), port);
+        let v: String = redis::cmd("GET")
+            .arg("k")
+            .query(&mut s.conn())
+            .expect("GET");
+        assert_eq!(v, "v", "what it persisted came back");
         let info: String = redis::cmd("INFO")
             .arg("server")
             .query(&mut s.conn())
