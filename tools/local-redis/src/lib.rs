@@ -414,6 +414,16 @@ impl Drop for RedisServer {
 mod tests {
     use super::*;
 
+    /// The server on `s`'s port is `s`'s child (its pid answers `INFO server`).
+    fn assert_answered_by_its_own_child(s: &RedisServer) {
+        let info: String = redis::cmd("INFO")
+            .arg("server")
+            .query(&mut s.conn())
+            .expect("INFO");
+        let pid = format!("process_id:{}", s.pid().expect("running"));
+        assert!(info.lines().any(|l| l.trim() == pid), "{info}");
+    }
+
     #[test]
     fn a_server_answers_and_leaves_no_directory() {
         let parent =
@@ -455,12 +465,7 @@ mod tests {
         let s = RedisServer::launch_on(first.port(), &std::env::temp_dir(), &binary(), false, &[])
             .unwrap_or_else(|e| panic!("{e}"));
         assert_ne!(s.port(), first.port());
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut s.conn())
-            .expect("INFO");
-        let pid = format!("process_id:{}", s.pid().expect("running"));
-        assert!(info.lines().any(|l| l.trim() == pid), "{info}");
+        assert_answered_by_its_own_child(&s);
     }
 
     /// Ports handed out are all different and, with Linux's default ranges, below the
@@ -502,11 +507,6 @@ mod tests {
             .query(&mut s.conn())
             .expect("GET");
         assert_eq!(v, "v", "what it persisted came back");
-        let info: String = redis::cmd("INFO")
-            .arg("server")
-            .query(&mut s.conn())
-            .expect("INFO");
-        let pid = format!("process_id:{}", s.pid().expect("running"));
-        assert!(info.lines().any(|l| l.trim() == pid), "{info}");
+        assert_answered_by_its_own_child(&s);
     }
 }
