@@ -18,7 +18,7 @@ use redis::streams::StreamRangeReply;
 use redis::Commands;
 
 mod support;
-use support::q;
+use support::{operator_hset, q};
 
 const INSTANCE: &str = "hedge-test";
 const AT_MS: u64 = 1_769_301_008_977;
@@ -163,13 +163,7 @@ async fn each_legs_ledger_syncs_both_ways_through_its_own_field() {
 
     // An operator's HSET of the short leg is a ledger set of the SHORT leg (id 2) only; its
     // positive value is read as the negative (a short is never positive).
-    let _: () = c
-        .hset(
-            legacy::position_key("ETHUSDT"),
-            "ledger_amount_short",
-            "0.2",
-        )
-        .unwrap();
+    operator_hset(&mut c, "ETHUSDT", "ledger_amount_short", "0.2");
     assert_eq!(
         sync(&mut a, &mut ledger, &s).await,
         [(
@@ -194,16 +188,8 @@ async fn each_legs_ledger_syncs_both_ways_through_its_own_field() {
     assert_eq!(sync(&mut a, &mut ledger, &s).await, []);
 
     // The long leg's own field, likewise, and the one-way symbol's `ledger_amount`.
-    let _: () = c
-        .hset(
-            legacy::position_key("ETHUSDT"),
-            "ledger_amount_long",
-            "0.75",
-        )
-        .unwrap();
-    let _: () = c
-        .hset(legacy::position_key("BTCUSDT"), "ledger_amount", "0.016")
-        .unwrap();
+    operator_hset(&mut c, "ETHUSDT", "ledger_amount_long", "0.75");
+    operator_hset(&mut c, "BTCUSDT", "ledger_amount", "0.016");
     assert_eq!(
         sync(&mut a, &mut ledger, &s).await,
         [

@@ -26,7 +26,7 @@ use redis::streams::StreamRangeReply;
 use redis::Commands;
 
 mod support;
-use support::{publish_failover, q};
+use support::{operator_hset, publish_failover, q};
 
 const LEGS: [&str; 3] = ["BTCUSDT", "ETHUSDT:LONG", "ETHUSDT:SHORT"];
 
@@ -100,6 +100,30 @@ impl Daemon {
         got
     }
 
+    /// The core's `LedgerSet` of ETHUSDT's leg `leg` to `amount`, and the bridge's write of it
+    /// in `field` of the symbol's hash, signed as the core keeps it (within 3 s).
+    fn core_sets_ledger(
+        &mut self,
+        c: &mut redis::Connection,
+        leg: u16,
+        amount: &str,
+        at_ms: u64,
+        field: &str,
+    ) {
+        self.publish(Event::LedgerSet {
+            symbol: SymbolId(leg),
+            amount: q(amount),
+            at_ms,
+        });
+        assert!(
+            self.wait(Duration::from_secs(3), || eth(c)
+                .get(field)
+                .is_some_and(|v| v == amount)),
+            "{field} is not {amount}: {:?}",
+            eth(c)
+        );
+    }
+
     /// Keeps the segments alive (heartbeats) while `cond` is false, for at most `within`.
     fn wait(&mut self, within: Duration, mut cond: impl FnMut() -> bool) -> bool {
         let end = Instant::now() + within;
@@ -119,6 +143,40 @@ impl Drop for Daemon {
         for name in ["counters", "results", "plans", "latency-redis", "lease"] {
             let _ = remove_segment(&format!("quantum.{}.{name}", self.instance));
         }
+    }
+}
+
+/// The bridge (`quantum_redis::bridge::run`) on a runtime of its own, as its binary runs it.
+struct Bridge {
+    rt: tokio::runtime::Runtime,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<quantum_redis::Result<()>>,
+}
+
+impl Bridge {
+    fn start(cfg: BridgeConfig) -> Bridge {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = rt.spawn(quantum_redis::bridge::run(cfg, async {
+            let _ = stopped.await;
+        }));
+        Bridge { rt, stop, task }
+    }
+
+    /// Asks it to stop; it must end without an error within `within`.
+    fn stop(self, within: Duration) {
+        let _ = self.stop.send(());
+        self.rt.block_on(async {
+            tokio::time::timeout(within, self.task)
+                .await
+                .expect("the bridge stops")
+                .unwrap()
+                .unwrap();
+        });
     }
 }
 
@@ -145,15 +203,7 @@ fn a_hedge_symbols_legs_sync_through_their_own_fields() {
     let mut cfg = BridgeConfig::new(&instance, &server.url());
     cfg.ledger_poll = Duration::from_millis(200);
     cfg.order_id_wait = Duration::from_millis(100);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let bridge = rt.spawn(quantum_redis::bridge::run(cfg, async {
-        let _ = stop_rx.await;
-    }));
+    let bridge = Bridge::start(cfg);
 
     // Attached: the probe answered; a first start offers nothing (no field is set).
     let first = d.inputs(Duration::from_millis(1500));
@@ -161,52 +211,22 @@ fn a_hedge_symbols_legs_sync_through_their_own_fields() {
 
     // The operator syncs the short side with an unsigned amount: a ledger set of the SHORT
     // leg (id 2) with the negative amount, and of no other leg.
-    let _: () = c
-        .hset(
-            legacy::position_key("ETHUSDT"),
-            "ledger_amount_short",
-            "0.2",
-        )
-        .unwrap();
+    operator_hset(&mut c, "ETHUSDT", "ledger_amount_short", "0.2");
     let got = d.inputs(Duration::from_millis(1000));
     assert_eq!(ledger_sets(&got), [(SymbolId(2), q("-0.2"))], "{got:?}");
 
     // The core applies it; the bridge writes it back in the short side's field, signed.
-    d.publish(Event::LedgerSet {
-        symbol: SymbolId(2),
-        amount: q("-0.2"),
-        at_ms: 1_769_301_008_977,
-    });
-    assert!(
-        d.wait(Duration::from_secs(3), || eth(&mut c)
-            .get("ledger_amount_short")
-            .is_some_and(|v| v == "-0.2")),
-        "{:?}",
-        eth(&mut c)
-    );
+    d.core_sets_ledger(&mut c, 2, "-0.2", 1_769_301_008_977, "ledger_amount_short");
 
     // The core's own ledger of the LONG leg (a `ctl inject` sync): written in
     // `ledger_amount_long`, never back as a command (through notifications and re-reads).
-    d.publish(Event::LedgerSet {
-        symbol: SymbolId(1),
-        amount: q("0.5"),
-        at_ms: 1_769_301_008_978,
-    });
-    assert!(
-        d.wait(Duration::from_secs(3), || eth(&mut c)
-            .get("ledger_amount_long")
-            .is_some_and(|v| v == "0.5")),
-        "{:?}",
-        eth(&mut c)
-    );
+    d.core_sets_ledger(&mut c, 1, "0.5", 1_769_301_008_978, "ledger_amount_long");
     let after = d.inputs(Duration::from_millis(800));
     assert_eq!(ledger_sets(&after), [], "{after:?}");
     assert!(!eth(&mut c).contains_key("ledger_amount"));
 
     // A one-way symbol keeps `ledger_amount`.
-    let _: () = c
-        .hset(legacy::position_key("BTCUSDT"), "ledger_amount", "0.062")
-        .unwrap();
+    operator_hset(&mut c, "BTCUSDT", "ledger_amount", "0.062");
     let got = d.inputs(Duration::from_millis(1000));
     assert_eq!(ledger_sets(&got), [(SymbolId(0), q("0.062"))], "{got:?}");
 
@@ -235,14 +255,7 @@ fn a_hedge_symbols_legs_sync_through_their_own_fields() {
     assert_eq!(entry["position_side"], "SHORT");
     assert_eq!(entry["plan_id"], "00000000000000c5");
 
-    let _ = stop_tx.send(());
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(5), bridge)
-            .await
-            .expect("the bridge stops")
-            .unwrap()
-            .unwrap();
-    });
+    bridge.stop(Duration::from_secs(5));
 }
 
 /// Failover: a core taking the lead asks for each leg's ledger, and the leading bridge answers
@@ -279,15 +292,7 @@ fn a_new_leaders_core_gets_each_legs_ledger_base() {
         )
         .unwrap();
     let epoch_key = lease::epoch_key(&cfg.lease);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let bridge = rt.spawn(quantum_redis::bridge::run(cfg, async {
-        let _ = stop_rx.await;
-    }));
+    let bridge = Bridge::start(cfg);
     let mut epoch = None;
     let mut first = Vec::new();
     let end = Instant::now() + Duration::from_secs(10);
@@ -327,12 +332,5 @@ fn a_new_leaders_core_gets_each_legs_ledger_base() {
         ],
         "{got:?}"
     );
-    let _ = stop_tx.send(());
-    rt.block_on(async {
-        tokio::time::timeout(Duration::from_secs(8), bridge)
-            .await
-            .expect("the bridge stops")
-            .unwrap()
-            .unwrap();
-    });
+    bridge.stop(Duration::from_secs(8));
 }

@@ -9,11 +9,10 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{signal, sim_http as http, sim_url, wait_for, Instance};
+use common::{finish_within, signal, sim_http as http, sim_url, wait_for, Instance};
 use quantum_core::Qty;
 use serde_json::Value;
 
@@ -143,49 +142,12 @@ impl Stack {
 
     /// `quantum ctl stats --json`.
     fn stats(&self) -> Value {
-        let child = self
-            .inst
-            .command(
-                &[
-                    "ctl",
-                    "stats",
-                    "--instance",
-                    self.name(),
-                    "--json",
-                    "--interval-ms",
-                    "20",
-                ],
-                &[],
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn ctl stats");
-        let out = finish_within(child, 20, "ctl stats");
-        assert!(out.status.success(), "ctl stats failed");
-        serde_json::from_slice(&out.stdout).expect("stats JSON")
+        serde_json::from_str(&self.inst.ctl_stats(true)).expect("stats JSON")
     }
 
     /// `quantum ctl stats` as text.
     fn stats_text(&self) -> String {
-        let child = self
-            .inst
-            .command(
-                &[
-                    "ctl",
-                    "stats",
-                    "--instance",
-                    self.name(),
-                    "--interval-ms",
-                    "20",
-                ],
-                &[],
-            )
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("spawn ctl stats");
-        let out = finish_within(child, 20, "ctl stats");
-        assert!(out.status.success(), "ctl stats failed");
-        String::from_utf8(out.stdout).expect("UTF-8")
+        self.inst.ctl_stats(false)
     }
 
     /// `GET /sim/orders`: every order the simulator accepted.
@@ -217,50 +179,6 @@ impl Stack {
             orders.len() >= n
         });
         orders
-    }
-}
-
-/// Waits for `child` to exit (at most `secs`, else kills it and panics) and collects stdout
-/// and stderr (whichever are piped).
-fn finish_within(mut child: std::process::Child, secs: u64, what: &str) -> Output {
-    let end = Instant::now() + Duration::from_secs(secs);
-    let readers: Vec<_> = [
-        child
-            .stdout
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-        child
-            .stderr
-            .take()
-            .map(|s| Box::new(s) as Box<dyn Read + Send>),
-    ]
-    .into_iter()
-    .map(|r| {
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            if let Some(mut r) = r {
-                let _ = r.read_to_end(&mut buf);
-            }
-            buf
-        })
-    })
-    .collect();
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
-        }
-        if Instant::now() >= end {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("{what} did not finish within {secs} s");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
-    let mut bufs = readers.into_iter().map(|t| t.join().unwrap());
-    Output {
-        status,
-        stdout: bufs.next().unwrap(),
-        stderr: bufs.next().unwrap(),
     }
 }
 

@@ -256,42 +256,10 @@ fn long_and_short_of_one_symbol_close_by_separate_plans_each_on_its_side() {
     s.wait_gauge("exchange.BTCUSDT:LONG", "0.05");
     assert_eq!(s.gauge("exchange.BTCUSDT:SHORT"), Qty::ZERO);
     // `ctl stats` shows each side on its own line and key.
-    let out = s
-        .inst
-        .command(
-            &[
-                "ctl",
-                "stats",
-                "--instance",
-                &s.inst.name,
-                "--json",
-                "--interval-ms",
-                "20",
-            ],
-            &[],
-        )
-        .output()
-        .unwrap();
-    assert!(out.status.success());
-    let st: Value = serde_json::from_slice(&out.stdout).expect("stats JSON");
+    let st: Value = serde_json::from_str(&s.inst.ctl_stats(true)).expect("stats JSON");
     assert_eq!(st["amounts"]["ledger.BTCUSDT:LONG"], "0.05", "{st}");
     assert_eq!(st["amounts"]["ledger.BTCUSDT:SHORT"], "0", "{st}");
-    let out = s
-        .inst
-        .command(
-            &[
-                "ctl",
-                "stats",
-                "--instance",
-                &s.inst.name,
-                "--interval-ms",
-                "20",
-            ],
-            &[],
-        )
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = s.inst.ctl_stats(false);
     assert!(
         text.contains("book BTCUSDT:LONG") && text.contains("book BTCUSDT:SHORT"),
         "{text}"

@@ -13,6 +13,16 @@ pub fn q(s: &str) -> Qty {
         .unwrap_or_else(|e| panic!("{s:?} is not a quantity: {e}"))
 }
 
+/// An operator's `HSET quantum:position:<symbol> <field> <value>`, as `redis-cli` sends it.
+pub fn operator_hset(c: &mut redis::Connection, symbol: &str, field: &str, value: &str) {
+    redis::cmd("HSET")
+        .arg(quantum_redis::legacy::position_key(symbol))
+        .arg(field)
+        .arg(value)
+        .query::<()>(c)
+        .unwrap_or_else(|e| panic!("HSET {symbol} {field} {value}: {e}"));
+}
+
 /// Writes `s` as a failover daemon publishes it: the gauges the bridge reads back with
 /// [`Settings::from_counters`].
 pub fn publish_failover(w: &CountersWriter, s: &Settings) {

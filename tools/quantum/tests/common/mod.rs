@@ -5,7 +5,7 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -26,6 +26,50 @@ pub fn wait_for(secs: u64, what: &str, mut f: impl FnMut() -> bool) {
     while !f() {
         assert!(Instant::now() < end, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Waits for `child` to exit (at most `secs`, else kills it and panics) and collects stdout
+/// and stderr (whichever are piped).
+pub fn finish_within(mut child: Child, secs: u64, what: &str) -> Output {
+    let end = Instant::now() + Duration::from_secs(secs);
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .map(|r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            buf
+        })
+    })
+    .collect();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() >= end {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {secs} s");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let mut bufs = readers.into_iter().map(|t| t.join().unwrap());
+    Output {
+        status,
+        stdout: bufs.next().unwrap(),
+        stderr: bufs.next().unwrap(),
     }
 }
 
@@ -59,6 +103,30 @@ impl Instance {
         c.env("QUANTUM_JOURNAL_DIR", self.journal_dir());
         c.args(args).envs(envs.iter().copied());
         c
+    }
+
+    /// `quantum ctl stats` of this instance (`--json` when `json`), sampled over 20 ms; its
+    /// stdout. Panics when it fails or takes more than 20 s.
+    pub fn ctl_stats(&self, json: bool) -> String {
+        let mut args = vec![
+            "ctl",
+            "stats",
+            "--instance",
+            &self.name,
+            "--interval-ms",
+            "20",
+        ];
+        if json {
+            args.push("--json");
+        }
+        let child = self
+            .command(&args, &[])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn ctl stats");
+        let out = finish_within(child, 20, "ctl stats");
+        assert!(out.status.success(), "ctl stats failed");
+        String::from_utf8(out.stdout).expect("UTF-8")
     }
 
     /// `quantum ctl inject --file -` with `lines` on its stdin: its exit status and stderr.
